@@ -1,0 +1,264 @@
+//! Everything one case creates on the host, with one owner that removes it in every outcome: the
+//! case directory (the rootfs in pivot/chroot modes), the host's IPC sentinels, the listening
+//! sockets, the per-case cgroup, and whatever a probe that died half-way left in the host's
+//! namespaces (its own mount, its own IPC objects).
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use isoprobe_probes::sys::{self, SysvKind};
+use isoprobe_probes::wire::{
+    IpcNames, IpcSentinel, MntSentinel, NetSentinel, PidSentinel, Sentinels, UserSentinel, UtsSentinel,
+};
+use nix::errno::Errno;
+
+use crate::cgroup::CaseCgroup;
+use crate::error::{Context, HarnessError};
+use crate::mounts::unmount_all_under;
+use crate::names::{PREFIX, sysv_key, token};
+use crate::run_env::RunEnv;
+use crate::spec::{CaseSpec, IdMaps, RootfsMode};
+
+/// Sub-directories of a case directory, named as the probe sees them in pivot/chroot modes.
+pub mod dirs {
+    pub const SENTINEL_MOUNT: &str = "mnt-sentinel";
+    pub const OWN_MOUNT: &str = "own-mnt";
+    pub const ESCAPE: &str = "escape";
+    pub const SCRATCH: &str = "scratch";
+    pub const PROC: &str = "proc";
+    pub const SYS: &str = "sys";
+    pub const OLD_ROOT: &str = "oldroot";
+}
+
+/// The host side of one case.
+#[derive(Debug)]
+pub struct CaseEnv {
+    pub id: u64,
+    /// The case directory; in pivot/chroot modes it is the container's rootfs.
+    pub dir: PathBuf,
+    pub rootfs: RootfsMode,
+    /// Host objects for the probe to look for (created here, removed on drop).
+    pub host_ipc: IpcNames,
+    host_ipc_ids: Vec<(SysvKind, i32)>,
+    /// Names handed to probes for their own objects (removed on drop if a probe left them).
+    own_ipc: Mutex<Vec<IpcNames>>,
+    abstract_name: String,
+    _abstract_listener: UnixListener,
+    tcp_port: u16,
+    _tcp_listener: TcpListener,
+    pub cgroup: Option<CaseCgroup>,
+}
+
+/// The per-probe names: each probe of a case (container, joiner) gets its own.
+#[derive(Debug, Clone)]
+pub struct ProbeNames {
+    pub own_ipc: IpcNames,
+    pub domainname_token: String,
+}
+
+impl CaseEnv {
+    /// Creates the case directory and the sentinels. `spec` must be resolved (id maps filled in).
+    pub fn create(run: &RunEnv, spec: &CaseSpec, id: u64, cgroup_root: Option<&Path>) -> Result<CaseEnv, HarnessError> {
+        let dir = run.dir.join(format!("case-{id}"));
+        let abstract_name = format!("{PREFIX}-{}-{id}", run.run_token);
+        let abstract_listener = bind_abstract(&abstract_name)?;
+        let tcp_listener = TcpListener::bind("127.0.0.1:0").ctx(|| "listen on 127.0.0.1".into())?;
+        let tcp_port = tcp_listener.local_addr().ctx(|| "read the TCP listener's port".into())?.port();
+        fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        // From here on, a partly built case is torn down by Drop.
+        let mut env = CaseEnv {
+            id,
+            dir,
+            rootfs: spec.rootfs,
+            host_ipc: IpcNames { shm_key: 0, sem_key: 0, msg_key: 0, mq_name: String::new() },
+            host_ipc_ids: Vec::new(),
+            own_ipc: Mutex::new(Vec::new()),
+            abstract_name,
+            _abstract_listener: abstract_listener,
+            tcp_port,
+            _tcp_listener: tcp_listener,
+            cgroup: None,
+        };
+        env.populate(run, spec)?;
+        env.create_host_ipc()?;
+        if let Some(root) = cgroup_root {
+            env.cgroup = Some(CaseCgroup::create(root, &format!("{PREFIX}-{}-{id}", run.run_token))?);
+        }
+        Ok(env)
+    }
+
+    fn populate(&self, run: &RunEnv, spec: &CaseSpec) -> Result<(), HarnessError> {
+        let mk = |name: &str, mode: u32| -> Result<PathBuf, HarnessError> {
+            let p = self.dir.join(name);
+            fs::create_dir(&p).ctx(|| format!("create {}", p.display()))?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", p.display()))?;
+            Ok(p)
+        };
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755)).ctx(|| "chmod the case dir".into())?;
+        for d in [dirs::SENTINEL_MOUNT, dirs::OWN_MOUNT, dirs::ESCAPE] {
+            mk(d, 0o755)?;
+        }
+        let scratch = mk(dirs::SCRATCH, 0o755)?;
+        // The probe runs as root of its user namespace: the scratch dir belongs to the id that
+        // maps to (only root may chown; anyone else maps root to themselves anyway).
+        if run.runner.is_root()
+            && let Some(maps) = &spec.id_maps
+            && spec.has(isoprobe_probes::ns::NsKind::User)
+        {
+            let uid = IdMaps::outside(&maps.uid, 0).map(nix::unistd::Uid::from_raw);
+            let gid = IdMaps::outside(&maps.gid, 0).map(nix::unistd::Gid::from_raw);
+            nix::unistd::chown(&scratch, uid, gid).ctx(|| format!("chown {}", scratch.display()))?;
+        }
+        if self.rootfs != RootfsMode::Host {
+            for d in [dirs::PROC, dirs::SYS, dirs::OLD_ROOT] {
+                mk(d, 0o555)?;
+            }
+            let probe = self.dir.join(isoprobe_probes::PROBE_NAME);
+            // A hard link costs nothing; a copy is the fallback across filesystems.
+            if fs::hard_link(&run.probe_exe, &probe).is_err() {
+                fs::copy(&run.probe_exe, &probe).ctx(|| format!("copy the probe to {}", probe.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_host_ipc(&mut self) -> Result<(), HarnessError> {
+        // Mode 0666 so that a probe in a user namespace finds them, and is not merely refused.
+        for kind in [SysvKind::Shm, SysvKind::Sem, SysvKind::Msg] {
+            let (key, id) = loop {
+                let key = sysv_key();
+                match sys::sysv_create(kind, key, 0o666) {
+                    Ok(id) => break (key, id),
+                    Err(Errno::EEXIST) => continue,
+                    Err(e) => {
+                        return Err(HarnessError::Sys { what: format!("create a host SysV {kind:?}"), source: e });
+                    }
+                }
+            };
+            self.host_ipc_ids.push((kind, id));
+            match kind {
+                SysvKind::Shm => self.host_ipc.shm_key = key,
+                SysvKind::Sem => self.host_ipc.sem_key = key,
+                SysvKind::Msg => self.host_ipc.msg_key = key,
+            }
+        }
+        let mq = format!("/{PREFIX}-{}", token());
+        sys::mq_create(&mq, 0o666).ctx(|| format!("create the host message queue {mq}"))?;
+        self.host_ipc.mq_name = mq;
+        Ok(())
+    }
+
+    /// Fresh names for one probe of this case. Keys already in use on the host are skipped so
+    /// that cleanup can never remove someone else's object.
+    pub fn new_probe_names(&self) -> ProbeNames {
+        let free_key = |kind| loop {
+            let k = sysv_key();
+            if sys::sysv_get(kind, k) == Err(Errno::ENOENT) {
+                return k;
+            }
+        };
+        let own_ipc = IpcNames {
+            shm_key: free_key(SysvKind::Shm),
+            sem_key: free_key(SysvKind::Sem),
+            msg_key: free_key(SysvKind::Msg),
+            mq_name: format!("/{PREFIX}-{}", token()),
+        };
+        self.own_ipc.lock().unwrap_or_else(|e| e.into_inner()).push(own_ipc.clone());
+        ProbeNames { own_ipc, domainname_token: format!("{PREFIX}-{}", token()) }
+    }
+
+    /// A host path inside the case directory.
+    pub fn host_path(&self, sub: &str) -> PathBuf {
+        self.dir.join(sub)
+    }
+
+    /// The same place as the probe sees it after its root change.
+    pub fn probe_path(&self, sub: &str) -> String {
+        match self.rootfs {
+            RootfsMode::Host => self.dir.join(sub).to_string_lossy().into_owned(),
+            RootfsMode::PivotRoot | RootfsMode::Chroot => format!("/{sub}"),
+        }
+    }
+
+    /// The probe executable as the launcher starts it (on the host, before any root change).
+    pub fn probe_exe(&self, run: &RunEnv) -> PathBuf {
+        match self.rootfs {
+            RootfsMode::Host => run.probe_exe.clone(),
+            RootfsMode::PivotRoot | RootfsMode::Chroot => self.dir.join(isoprobe_probes::PROBE_NAME),
+        }
+    }
+
+    /// The sentinel descriptions for one probe.
+    pub fn sentinels(&self, run: &RunEnv, names: &ProbeNames) -> Sentinels {
+        Sentinels {
+            pid: PidSentinel { pid: run.pid_sentinel.pid, tag: run.pid_sentinel.tag.clone() },
+            uts: UtsSentinel { domainname_token: names.domainname_token.clone() },
+            mnt: MntSentinel {
+                host_marker: run.marker_path.to_string_lossy().into_owned(),
+                marker_token: run.marker_token.clone(),
+                sentinel_mount: self.probe_path(dirs::SENTINEL_MOUNT),
+                own_mount: self.probe_path(dirs::OWN_MOUNT),
+                escape_dir: self.probe_path(dirs::ESCAPE),
+            },
+            ipc: IpcSentinel { host: self.host_ipc.clone(), own: names.own_ipc.clone() },
+            net: NetSentinel { abstract_name: self.abstract_name.clone(), tcp_port: self.tcp_port },
+            user: UserSentinel { scratch_dir: self.probe_path(dirs::SCRATCH) },
+        }
+    }
+
+    /// Removes what a probe may have left in the host's namespaces: only objects under names this
+    /// case handed out.
+    fn remove_leftovers(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = unmount_all_under(&self.dir) {
+            problems.push(e.to_string());
+        }
+        for names in self.own_ipc.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (kind, key) in
+                [(SysvKind::Shm, names.shm_key), (SysvKind::Sem, names.sem_key), (SysvKind::Msg, names.msg_key)]
+            {
+                if let Err(e) = sys::sysv_remove_key(kind, key) {
+                    problems.push(format!("failed to remove {kind:?} {key:#x}: {e}"));
+                }
+            }
+            if let Err(e) = sys::mq_remove(&names.mq_name) {
+                problems.push(format!("failed to remove {}: {e}", names.mq_name));
+            }
+        }
+        for (kind, id) in &self.host_ipc_ids {
+            if let Err(e) = sys::sysv_remove(*kind, *id) {
+                problems.push(format!("failed to remove host {kind:?} id {id}: {e}"));
+            }
+        }
+        if !self.host_ipc.mq_name.is_empty()
+            && let Err(e) = sys::mq_remove(&self.host_ipc.mq_name)
+        {
+            problems.push(format!("failed to remove {}: {e}", self.host_ipc.mq_name));
+        }
+        problems
+    }
+}
+
+fn bind_abstract(name: &str) -> Result<UnixListener, HarnessError> {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).ctx(|| format!("build @{name}"))?;
+    UnixListener::bind_addr(&addr).ctx(|| format!("listen on @{name}"))
+}
+
+impl Drop for CaseEnv {
+    fn drop(&mut self) {
+        for p in self.remove_leftovers() {
+            eprintln!("isoprobe: case {}: {p}", self.id);
+        }
+        // The cgroup goes before the directory: it is independent of it, but keep the order of
+        // creation reversed.
+        self.cgroup = None;
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            eprintln!("isoprobe: failed to remove {}: {e}", self.dir.display());
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The checks: every property isoprobe judges, each named, described and tied to the namespaces it
+//! depends on.
+//!
+//! A check's name reads `<kind>/<property>` (`pid/signal-host-process`). [`CheckId::kinds`] lists
+//! every namespace whose presence changes the expected outcome: the oracle may only look at those
+//! (a property test holds it to that), and the sensitivity tests use it to say which checks must
+//! fail when one namespace is dropped.
+
+use std::fmt;
+use std::str::FromStr;
+
+use isoprobe_probes::ns::NsKind;
+use isoprobe_probes::wire::{ClockKind, ClockSource};
+use serde::{Deserialize, Serialize};
+
+/// The three SysV object types and POSIX message queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IpcObject {
+    Shm,
+    Sem,
+    Msg,
+    Mqueue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CheckId {
+    /// /proc/self/ns/<kind> differs from the host's.
+    NsInode(NsKind),
+    /// getppid() is 0: the parent is outside the pid namespace.
+    PidParentOutside,
+    /// getpid() is 1 (the first process of a new pid namespace; a joiner is not).
+    PidSelfIsInit,
+    /// kill(host sentinel, 0) finds the host process.
+    PidSignalHostProcess,
+    /// /proc lists the host sentinel (with its start time).
+    PidProcListsHostProcess,
+    /// The hostname is the spec's, not the host's.
+    UtsHostname,
+    /// A domainname set inside is seen by the host.
+    UtsDomainnameReachesHost,
+    /// A mount the host makes after the container started is visible inside.
+    MntHostMountVisible,
+    /// A tmpfs mounted inside appears in the host's mount table.
+    MntOwnMountReachesHost,
+    /// A file on the host's root filesystem is reachable by its host path.
+    MntHostRootReachable,
+    /// The classic chroot escape reaches the host's root.
+    MntChrootEscape,
+    /// A host IPC object is visible by its key or name.
+    IpcHostObject(IpcObject),
+    /// IPC objects created inside are seen by the host.
+    IpcOwnObjectsReachHost,
+    /// The host's abstract unix socket accepts a connection.
+    NetHostAbstractSocket,
+    /// The host's TCP listener on 127.0.0.1 accepts a connection.
+    NetHostTcpLoopback,
+    /// The links netlink reports: only `lo`, down, in a new network namespace.
+    NetLinks,
+    /// /sys/class/net shows the host's links.
+    NetSysfsClassNet,
+    /// /proc/self/uid_map.
+    UserUidMap,
+    /// /proc/self/gid_map.
+    UserGidMap,
+    /// The owner of a file created inside, as the host sees it.
+    UserFileOwnerOnHost,
+    /// sethostname on the uts namespace the probe is in is permitted.
+    UserCapsReachUts,
+    /// /proc/self/cgroup shows the namespace root.
+    CgroupProcSelfCgroup,
+    /// A clock's offset from the host's.
+    TimeOffset(ClockKind, ClockSource),
+}
+
+impl CheckId {
+    /// Every check, in report order.
+    pub fn all() -> Vec<CheckId> {
+        use CheckId::*;
+        let mut v: Vec<CheckId> = NsKind::ALL.into_iter().map(NsInode).collect();
+        v.extend([PidParentOutside, PidSelfIsInit, PidSignalHostProcess, PidProcListsHostProcess]);
+        v.extend([UtsHostname, UtsDomainnameReachesHost]);
+        v.extend([MntHostMountVisible, MntOwnMountReachesHost, MntHostRootReachable, MntChrootEscape]);
+        v.extend([IpcObject::Shm, IpcObject::Sem, IpcObject::Msg, IpcObject::Mqueue].map(IpcHostObject));
+        v.push(IpcOwnObjectsReachHost);
+        v.extend([NetHostAbstractSocket, NetHostTcpLoopback, NetLinks, NetSysfsClassNet]);
+        v.extend([UserUidMap, UserGidMap, UserFileOwnerOnHost, UserCapsReachUts]);
+        v.push(CgroupProcSelfCgroup);
+        for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
+            for source in [ClockSource::Vdso, ClockSource::Syscall] {
+                v.push(TimeOffset(clock, source));
+            }
+        }
+        v.push(TimeOffset(ClockKind::Boottime, ClockSource::ProcUptime));
+        v
+    }
+
+    /// The namespace the check is filed under.
+    pub fn kind(self) -> NsKind {
+        self.kinds()[0]
+    }
+
+    /// Every namespace whose presence can change the expected outcome; the first is the one the
+    /// check is filed under.
+    pub fn kinds(self) -> &'static [NsKind] {
+        use CheckId::*;
+        use NsKind as K;
+        match self {
+            NsInode(k) => match k {
+                K::Pid => &[K::Pid],
+                K::Uts => &[K::Uts],
+                K::Mnt => &[K::Mnt],
+                K::Ipc => &[K::Ipc],
+                K::Net => &[K::Net],
+                K::User => &[K::User],
+                K::Cgroup => &[K::Cgroup],
+                K::Time => &[K::Time],
+            },
+            PidParentOutside | PidSelfIsInit | PidSignalHostProcess => &[K::Pid],
+            // A new pid namespace only hides host processes from /proc once /proc is remounted,
+            // which needs a new mount namespace.
+            PidProcListsHostProcess => &[K::Pid, K::Mnt],
+            UtsHostname => &[K::Uts],
+            // Without a new uts namespace, a new user namespace lacks CAP_SYS_ADMIN over the host's.
+            UtsDomainnameReachesHost => &[K::Uts, K::User],
+            MntHostMountVisible | MntHostRootReachable | MntChrootEscape => &[K::Mnt],
+            MntOwnMountReachesHost => &[K::Mnt, K::User],
+            IpcHostObject(_) | IpcOwnObjectsReachHost => &[K::Ipc],
+            NetHostAbstractSocket | NetHostTcpLoopback | NetLinks => &[K::Net],
+            // sysfs shows the network namespace of whoever mounted it.
+            NetSysfsClassNet => &[K::Net, K::Mnt],
+            UserUidMap | UserGidMap | UserFileOwnerOnHost => &[K::User],
+            UserCapsReachUts => &[K::User, K::Uts],
+            CgroupProcSelfCgroup => &[K::Cgroup],
+            TimeOffset(..) => &[K::Time],
+        }
+    }
+
+    pub fn name(self) -> String {
+        use CheckId::*;
+        let p = match self {
+            NsInode(k) => return format!("{k}/ns-inode"),
+            PidParentOutside => "parent-outside",
+            PidSelfIsInit => "self-is-init",
+            PidSignalHostProcess => "signal-host-process",
+            PidProcListsHostProcess => "proc-lists-host-process",
+            UtsHostname => "hostname",
+            UtsDomainnameReachesHost => "domainname-reaches-host",
+            MntHostMountVisible => "host-mount-visible",
+            MntOwnMountReachesHost => "own-mount-reaches-host",
+            MntHostRootReachable => "host-root-reachable",
+            MntChrootEscape => "chroot-escape",
+            IpcHostObject(o) => match o {
+                IpcObject::Shm => "host-shm",
+                IpcObject::Sem => "host-sem",
+                IpcObject::Msg => "host-msg",
+                IpcObject::Mqueue => "host-mqueue",
+            },
+            IpcOwnObjectsReachHost => "own-objects-reach-host",
+            NetHostAbstractSocket => "host-abstract-socket",
+            NetHostTcpLoopback => "host-tcp-loopback",
+            NetLinks => "links",
+            NetSysfsClassNet => "sysfs-class-net",
+            UserUidMap => "uid-map",
+            UserGidMap => "gid-map",
+            UserFileOwnerOnHost => "file-owner-on-host",
+            UserCapsReachUts => "caps-reach-uts",
+            CgroupProcSelfCgroup => "proc-self-cgroup",
+            TimeOffset(c, s) => {
+                let c = match c {
+                    ClockKind::Monotonic => "monotonic",
+                    ClockKind::Boottime => "boottime",
+                };
+                return match s {
+                    ClockSource::Vdso => format!("time/{c}-vdso"),
+                    ClockSource::Syscall => format!("time/{c}-syscall"),
+                    ClockSource::ProcUptime => "time/proc-uptime".into(),
+                };
+            }
+        };
+        format!("{}/{p}", self.kind())
+    }
+
+    /// One sentence on what the check shows, for reports and `isoprobe list`.
+    pub fn description(self) -> &'static str {
+        use CheckId::*;
+        match self {
+            NsInode(_) => "st_dev/st_ino of /proc/self/ns/<kind> differ from the host's",
+            PidParentOutside => "getppid() returns 0: the parent lives outside the pid namespace",
+            PidSelfIsInit => "getpid() returns 1 for the first process of a new pid namespace",
+            PidSignalHostProcess => "kill(host process, 0) gives ESRCH when the pid namespace is new",
+            PidProcListsHostProcess => "/proc lists a host process (same pid and start time)",
+            UtsHostname => "the hostname is the one the spec set, not the host's",
+            UtsDomainnameReachesHost => "a NIS domainname set inside shows on the host",
+            MntHostMountVisible => "a mount the host makes after the start is visible inside",
+            MntOwnMountReachesHost => "a tmpfs mounted inside appears in the host's mount table",
+            MntHostRootReachable => "a file on the host's root is reachable by its host path",
+            MntChrootEscape => "nested chroot + fchdir + chdir(\"..\") reaches the host's root",
+            IpcHostObject(_) => "a host IPC object is found by its key or name",
+            IpcOwnObjectsReachHost => "SysV and POSIX IPC objects created inside are seen by the host",
+            NetHostAbstractSocket => "connect() to the host's abstract unix socket succeeds",
+            NetHostTcpLoopback => "connect() to the host's 127.0.0.1 TCP listener succeeds",
+            NetLinks => "the links netlink reports are the host's (shared) or only lo, down (new)",
+            NetSysfsClassNet => "/sys/class/net lists the host's links",
+            UserUidMap => "/proc/self/uid_map is the spec's map (identity when shared)",
+            UserGidMap => "/proc/self/gid_map is the spec's map (identity when shared)",
+            UserFileOwnerOnHost => "a file created as root inside is owned by the mapped id on the host",
+            UserCapsReachUts => "sethostname on the probe's uts namespace is permitted",
+            CgroupProcSelfCgroup => "/proc/self/cgroup shows `/` (the namespace root) for every hierarchy",
+            TimeOffset(..) => "the clock reads the host's plus the requested offset",
+        }
+    }
+}
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown check `{0}` (`isoprobe list --checks` prints them all)")]
+pub struct UnknownCheck(pub String);
+
+impl FromStr for CheckId {
+    type Err = UnknownCheck;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CheckId::all().into_iter().find(|c| c.name() == s).ok_or_else(|| UnknownCheck(s.into()))
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_parse_back() {
+        let all = CheckId::all();
+        let names: std::collections::BTreeSet<String> = all.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), all.len());
+        for c in all {
+            assert_eq!(c.name().parse::<CheckId>().unwrap(), c);
+            assert!(c.name().starts_with(c.kind().name()), "{c} is filed under {}", c.kind());
+        }
+    }
+
+    #[test]
+    fn every_kind_has_an_identity_check_and_a_behavioural_one() {
+        for k in NsKind::ALL {
+            let behavioural =
+                CheckId::all().into_iter().filter(|c| c.kind() == k && !matches!(c, CheckId::NsInode(_))).count();
+            assert!(behavioural >= 1, "{k} has no behavioural check");
+        }
+    }
+}

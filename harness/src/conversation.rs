@@ -1,0 +1,187 @@
+//! The harness's end of the wire: send the hello, collect facts, answer questions, until the probe
+//! says it is done. Everything has a deadline; a probe that prints garbage, stops talking or dies
+//! ends the conversation with an error that names the line and carries the probe's stderr.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+use isoprobe_probes::wire::{self, Fact, FromProbe, ToProbe};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::error::HarnessError;
+use crate::host::HostSide;
+use crate::judge::Facts;
+use crate::launcher::process::{ProbeProcess, describe};
+
+/// The most stderr kept per probe.
+const STDERR_CAP: usize = 64 * 1024;
+/// The longest line accepted from a probe (a guard against a probe that never prints a newline).
+const LINE_CAP: usize = 1024 * 1024;
+
+/// What a probe said.
+#[derive(Debug, Default)]
+pub struct Transcript {
+    pub facts: Facts,
+    pub init: Vec<String>,
+}
+
+/// Reads a probe's stdout and stderr without blocking on either.
+#[derive(Debug, Default)]
+pub struct Streams {
+    out: Vec<u8>,
+    pub err: Vec<u8>,
+    out_eof: bool,
+    err_eof: bool,
+    lines: usize,
+}
+
+impl Streams {
+    /// Waits for output until `deadline`; returns false at the deadline.
+    fn pump(&mut self, p: &ProbeProcess, deadline: Instant) -> Result<bool, HarnessError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = Vec::new();
+        if !self.out_eof {
+            fds.push(PollFd::new(p.stdout.as_fd(), PollFlags::POLLIN));
+        }
+        if !self.err_eof {
+            fds.push(PollFd::new(p.stderr.as_fd(), PollFlags::POLLIN));
+        }
+        if fds.is_empty() {
+            return Ok(true);
+        }
+        match poll(&mut fds, timeout) {
+            Ok(0) => return Ok(false),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(HarnessError::Sys { what: "poll the probe's output".into(), source: e }),
+        }
+        if !self.out_eof {
+            self.out_eof = drain(&p.stdout, &mut self.out, usize::MAX)?;
+        }
+        if !self.err_eof {
+            self.err_eof = drain(&p.stderr, &mut self.err, STDERR_CAP)?;
+        }
+        Ok(true)
+    }
+
+    /// The next complete stdout line, if one is buffered.
+    fn next_line(&mut self) -> Result<Option<String>, HarnessError> {
+        let Some(nl) = self.out.iter().position(|b| *b == b'\n') else {
+            if self.out.len() > LINE_CAP {
+                return Err(HarnessError::Probe(format!("line {} is longer than {LINE_CAP} bytes", self.lines + 1)));
+            }
+            return Ok(None);
+        };
+        let line: Vec<u8> = self.out.drain(..=nl).collect();
+        self.lines += 1;
+        String::from_utf8(line)
+            .map(Some)
+            .map_err(|_| HarnessError::Probe(format!("line {} of the probe's output is not UTF-8", self.lines)))
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.err).trim().to_owned()
+    }
+
+    /// Reads the rest of stderr until end of file or `deadline`.
+    pub fn finish(&mut self, p: &ProbeProcess, deadline: Instant) {
+        while !(self.err_eof && self.out_eof) {
+            match self.pump(p, deadline) {
+                Ok(true) => {}
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Appends what `fd` holds to `buf` (up to `cap` bytes kept); true at end of file.
+fn drain(fd: &OwnedFd, buf: &mut Vec<u8>, cap: usize) -> Result<bool, HarnessError> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match nix::unistd::read(fd, &mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                let keep = n.min(cap.saturating_sub(buf.len()));
+                buf.extend_from_slice(&chunk[..keep]);
+            }
+            Err(Errno::EAGAIN) => return Ok(false),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(HarnessError::Sys { what: "read the probe's output".into(), source: e }),
+        }
+    }
+}
+
+fn send(p: &mut ProbeProcess, msg: &ToProbe) -> Result<(), HarnessError> {
+    let stdin = p.stdin.as_mut().ok_or_else(|| HarnessError::Probe("stdin already closed".into()))?;
+    stdin
+        .write_all(wire::encode(msg).as_bytes())
+        .map_err(|e| HarnessError::Probe(format!("failed to write to the probe's stdin: {e}")))
+}
+
+/// Runs one conversation to the probe's `done`.
+pub fn converse(
+    p: &mut ProbeProcess,
+    streams: &mut Streams,
+    hello: &ToProbe,
+    host: &mut HostSide<'_>,
+    deadline: Instant,
+    started: Instant,
+) -> Result<Transcript, HarnessError> {
+    let with_stderr = |e: HarnessError, s: &Streams| {
+        let err = s.stderr_text();
+        if err.is_empty() { e } else { HarnessError::Probe(format!("{e}; probe stderr: {err}")) }
+    };
+    send(p, hello).map_err(|e| with_stderr(e, streams))?;
+    let mut t = Transcript::default();
+    loop {
+        while let Some(line) = streams.next_line().map_err(|e| with_stderr(e, streams))? {
+            let msg: FromProbe = wire::decode("probe message", streams.lines, &line)
+                .map_err(|e| with_stderr(HarnessError::Probe(e.to_string()), streams))?;
+            match msg {
+                FromProbe::Fact { fact: Fact::Init { steps } } => {
+                    t.init = steps.clone();
+                    t.facts.insert(Fact::Init { steps }).map_err(HarnessError::Probe)?;
+                }
+                FromProbe::Fact { fact } => t.facts.insert(fact).map_err(HarnessError::Probe)?,
+                FromProbe::Ask { id, question } => {
+                    let answer = host.answer(&question);
+                    send(p, &ToProbe::Answer { id, answer }).map_err(|e| with_stderr(e, streams))?;
+                }
+                FromProbe::Done { facts } => {
+                    if facts as usize != t.facts.len() {
+                        return Err(HarnessError::Probe(format!(
+                            "the probe says it sent {facts} facts, {} arrived",
+                            t.facts.len()
+                        )));
+                    }
+                    return Ok(t);
+                }
+                FromProbe::Fatal { stage, error } => {
+                    return Err(with_stderr(HarnessError::Probe(format!("{stage} failed: {error}")), streams));
+                }
+            }
+        }
+        if streams.out_eof {
+            let status = p.wait_until(deadline).map(describe).unwrap_or_else(|e| e.to_string());
+            streams.finish(p, deadline);
+            return Err(with_stderr(
+                HarnessError::Probe(format!("the probe ended ({status}) after {} lines, before `done`", streams.lines)),
+                streams,
+            ));
+        }
+        if !streams.pump(p, deadline)? {
+            return Err(with_stderr(
+                HarnessError::Timeout {
+                    after: started.elapsed(),
+                    during: format!("waiting for the probe (after {} lines)", streams.lines),
+                },
+                streams,
+            ));
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The host's half of "host, check now": answers to the probe's questions, made while the probe
+//! waits, and the undoing of whatever the host did for them.
+//!
+//! The domainname is host-wide state that several concurrent cases may touch (every case with a
+//! shared uts namespace and no user namespace really sets the host's domainname), so it is guarded
+//! by one process-wide lock, held from [`HostQuestion::LockDomainname`] until the host has looked
+//! and restored its own value. Dropping a [`HostSide`] restores and unlocks in every outcome.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use isoprobe_probes::sys::{self, SysvKind};
+use isoprobe_probes::wire::{ClockKind, HostAnswer, HostQuestion, IpcSeen};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::case_env::{CaseEnv, ProbeNames, dirs};
+use crate::mounts::is_mount_point;
+use crate::run_env::RunEnv;
+
+const DOMAINNAME: &str = "/proc/sys/kernel/domainname";
+static DOMAIN_LOCK: Mutex<()> = Mutex::new(());
+
+/// The held domainname lock and the value to restore.
+#[derive(Debug)]
+struct DomainGuard {
+    _lock: MutexGuard<'static, ()>,
+    original: String,
+}
+
+impl DomainGuard {
+    /// Puts the original domainname back if it changed; returns what the host saw before.
+    fn restore(&self) -> Result<String, String> {
+        let now = read_domainname()?;
+        if now != self.original {
+            fs::write(DOMAINNAME, &self.original)
+                .map_err(|e| format!("failed to restore the domainname {:?} (it is {now:?}): {e}", self.original))?;
+        }
+        Ok(now)
+    }
+}
+
+impl Drop for DomainGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            eprintln!("isoprobe: {e}");
+        }
+    }
+}
+
+fn read_domainname() -> Result<String, String> {
+    fs::read_to_string(DOMAINNAME)
+        .map(|s| s.trim_end_matches('\n').to_owned())
+        .map_err(|e| format!("failed to read {DOMAINNAME}: {e}"))
+}
+
+/// Answers one probe's questions.
+#[derive(Debug)]
+pub struct HostSide<'a> {
+    run: &'a RunEnv,
+    case: &'a CaseEnv,
+    names: &'a ProbeNames,
+    deadline: Instant,
+    domain: Option<DomainGuard>,
+    sentinel_mounted: bool,
+}
+
+impl<'a> HostSide<'a> {
+    pub fn new(run: &'a RunEnv, case: &'a CaseEnv, names: &'a ProbeNames, deadline: Instant) -> Self {
+        HostSide { run, case, names, deadline, domain: None, sentinel_mounted: false }
+    }
+
+    pub fn answer(&mut self, q: &HostQuestion) -> HostAnswer {
+        let r = match q {
+            HostQuestion::LockDomainname => self.lock_domainname(),
+            HostQuestion::CheckDomainname { token } => self.check_domainname(token),
+            HostQuestion::MountSentinel => self.mount_sentinel(),
+            HostQuestion::UnmountSentinel => self.unmount_sentinel(),
+            HostQuestion::OwnMountVisible => is_mount_point(&self.case.host_path(dirs::OWN_MOUNT))
+                .map(|seen| HostAnswer::Seen { seen })
+                .map_err(|e| e.to_string()),
+            HostQuestion::OwnIpcVisible => Ok(self.own_ipc_visible()),
+            HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
+            HostQuestion::Clock { clock } => self.clock(*clock),
+        };
+        r.unwrap_or_else(|error| HostAnswer::Failed { error })
+    }
+
+    fn lock_domainname(&mut self) -> Result<HostAnswer, String> {
+        if self.domain.is_some() {
+            return Err("the domainname lock is already held by this probe".into());
+        }
+        let lock = loop {
+            match DOMAIN_LOCK.try_lock() {
+                Ok(g) => break g,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) if Instant::now() < self.deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(TryLockError::WouldBlock) => return Err("timed out waiting for the domainname lock".into()),
+            }
+        };
+        self.domain = Some(DomainGuard { _lock: lock, original: read_domainname()? });
+        Ok(HostAnswer::Ack)
+    }
+
+    fn check_domainname(&mut self, token: &str) -> Result<HostAnswer, String> {
+        if token != self.names.domainname_token {
+            return Err(format!("the probe asked about {token:?}, not the token it was given"));
+        }
+        let guard = self.domain.take().ok_or("check without holding the domainname lock")?;
+        let seen = guard.restore()? == token;
+        drop(guard);
+        Ok(HostAnswer::Seen { seen })
+    }
+
+    fn mount_sentinel(&mut self) -> Result<HostAnswer, String> {
+        if !self.run.runner.is_root() {
+            return Ok(HostAnswer::Unavailable {
+                reason: "needs root on the host: mounting the sentinel tmpfs (running unprivileged)".into(),
+            });
+        }
+        let target = self.case.host_path(dirs::SENTINEL_MOUNT);
+        mount(Some("isoprobe-sentinel"), &target, Some("tmpfs"), MsFlags::empty(), Some("size=64k,mode=0755"))
+            .map_err(|e| format!("failed to mount the sentinel tmpfs on {}: {e}", target.display()))?;
+        self.sentinel_mounted = true;
+        fs::write(target.join("marker"), &self.run.marker_token)
+            .map_err(|e| format!("failed to write the sentinel marker: {e}"))?;
+        Ok(HostAnswer::Ack)
+    }
+
+    fn unmount_sentinel(&mut self) -> Result<HostAnswer, String> {
+        if self.sentinel_mounted {
+            let target = self.case.host_path(dirs::SENTINEL_MOUNT);
+            umount2(&target, MntFlags::MNT_DETACH)
+                .map_err(|e| format!("failed to unmount {}: {e}", target.display()))?;
+            self.sentinel_mounted = false;
+        }
+        Ok(HostAnswer::Ack)
+    }
+
+    fn own_ipc_visible(&self) -> HostAnswer {
+        let n = &self.names.own_ipc;
+        let seen = |r: nix::Result<i32>| sys::lookup(r).visible() == Some(true);
+        HostAnswer::Ipc {
+            seen: IpcSeen {
+                shm: seen(sys::sysv_get(SysvKind::Shm, n.shm_key)),
+                sem: seen(sys::sysv_get(SysvKind::Sem, n.sem_key)),
+                msg: seen(sys::sysv_get(SysvKind::Msg, n.msg_key)),
+                mq: sys::lookup(sys::mq_lookup(&n.mq_name)).visible() == Some(true),
+            },
+        }
+    }
+
+    fn scratch_owner(&self, name: &str) -> Result<HostAnswer, String> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!("refusing to stat {name:?}: not a plain file name"));
+        }
+        let path = self.case.host_path(dirs::SCRATCH).join(name);
+        let md = fs::symlink_metadata(&path).map_err(|e| format!("failed to stat {}: {e}", path.display()))?;
+        Ok(HostAnswer::Owner { uid: md.uid(), gid: md.gid() })
+    }
+
+    fn clock(&self, clock: ClockKind) -> Result<HostAnswer, String> {
+        let id = match clock {
+            ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
+            ClockKind::Boottime => libc::CLOCK_BOOTTIME,
+        };
+        sys::clock_gettime_vdso(id).map(|ns| HostAnswer::ClockNs { ns }).map_err(|e| format!("clock_gettime: {e}"))
+    }
+}
+
+impl Drop for HostSide<'_> {
+    fn drop(&mut self) {
+        // The domain guard restores on its own drop.
+        if self.sentinel_mounted {
+            let _ = self.unmount_sentinel();
+        }
+    }
+}

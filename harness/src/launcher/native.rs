@@ -1,0 +1,132 @@
+//! The native launcher: a [`CaseSpec`] turned into clone3/clone flags, an unshare-mode or a
+//! join-mode probe, and the init plan for what is left to the probe.
+//!
+//! Who does what, per path:
+//!
+//! | step                  | clone3 / clone            | unshare                        | setns (join)             |
+//! |-----------------------|---------------------------|--------------------------------|--------------------------|
+//! | create namespaces     | the clone flags           | the unsharer's unshare(2)      | the container (clone3)   |
+//! | uid/gid maps          | harness, before GO        | harness, after the unsharer's U | — (joins as root inside) |
+//! | time offsets          | probe init (re-exec)      | the unsharer, before its fork  | the container            |
+//! | hostname, mounts, root| probe init                | probe init                     | the container (the joiner enters its root) |
+//! | cgroup                | CLONE_INTO_CGROUP (clone3)| CLONE_INTO_CGROUP of the unsharer | CLONE_INTO_CGROUP of the joiner |
+
+use std::time::Instant;
+
+use isoprobe_probes::ns::NsKind;
+use isoprobe_probes::probe::{JoinVia, Mode};
+use isoprobe_probes::wire::{InitPlan, RootPlan};
+
+use super::clone::CloneCall;
+use super::process::{ProbeProcess, SpawnRequest, spawn_probe};
+use crate::case_env::{CaseEnv, dirs};
+use crate::error::HarnessError;
+use crate::run_env::RunEnv;
+use crate::spec::{CaseSpec, LauncherKind, RootfsMode};
+
+/// Whether the probe's init creates the time namespace (to write offsets before anyone enters it;
+/// clone(2) cannot even express CLONE_NEWTIME).
+fn time_in_probe(spec: &CaseSpec) -> bool {
+    spec.has(NsKind::Time)
+        && match spec.launcher {
+            LauncherKind::Clone => true,
+            LauncherKind::Unshare => false,
+            _ => spec.time_offsets.is_some_and(|t| !t.is_zero()),
+        }
+}
+
+/// The steps left to the probe of a container's first process.
+pub fn init_plan(spec: &CaseSpec, case: &CaseEnv) -> InitPlan {
+    let mnt = spec.has(NsKind::Mnt);
+    let on_host = |sub: &str| case.host_path(sub).to_string_lossy().into_owned();
+    let (mount_proc, mount_sys, root) = match spec.rootfs {
+        // On the host's filesystem, remount only what a new namespace makes stale.
+        RootfsMode::Host => (
+            (mnt && spec.has(NsKind::Pid)).then(|| "/proc".to_owned()),
+            (mnt && spec.has(NsKind::Net)).then(|| "/sys".to_owned()),
+            RootPlan::Keep,
+        ),
+        RootfsMode::PivotRoot => (
+            Some(on_host(dirs::PROC)),
+            Some(on_host(dirs::SYS)),
+            RootPlan::PivotRoot { new_root: case.dir.to_string_lossy().into_owned(), put_old: dirs::OLD_ROOT.into() },
+        ),
+        // Without a mount namespace a chroot must not mount anything: it would be the host's.
+        RootfsMode::Chroot => (
+            mnt.then(|| on_host(dirs::PROC)),
+            mnt.then(|| on_host(dirs::SYS)),
+            RootPlan::Chroot { new_root: case.dir.to_string_lossy().into_owned() },
+        ),
+    };
+    InitPlan {
+        hostname: spec.hostname.clone().filter(|_| spec.has(NsKind::Uts)),
+        time_offsets: time_in_probe(spec).then(|| spec.time_offsets.unwrap_or_default()),
+        private_mounts: mnt,
+        mount_proc,
+        mount_sys,
+        root,
+    }
+}
+
+/// Starts the container's first probe (clone3, clone or unshare path). `spec` is resolved.
+pub fn start_container(
+    spec: &CaseSpec,
+    case: &CaseEnv,
+    run: &RunEnv,
+    deadline: Instant,
+) -> Result<ProbeProcess, HarnessError> {
+    let exe = case.probe_exe(run);
+    let mut flags = spec.namespaces.clone_flags();
+    if time_in_probe(spec) || spec.launcher == LauncherKind::Unshare {
+        flags &= !NsKind::Time.clone_flag();
+    }
+    let (call, ns_flags, mode) = match spec.launcher {
+        LauncherKind::Clone3 | LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd => {
+            (CloneCall::Clone3, flags, Mode::Observe)
+        }
+        LauncherKind::Clone => (CloneCall::Clone, flags, Mode::Observe),
+        LauncherKind::Unshare => (
+            CloneCall::Clone3,
+            0,
+            Mode::Unshare { kinds: spec.namespaces, sync_fd: 3, time_offsets: spec.time_offsets },
+        ),
+    };
+    // clone(2) has no CLONE_INTO_CGROUP; the probe then stays in the harness's cgroup.
+    let cgroup = case.cgroup.as_ref().filter(|_| call == CloneCall::Clone3).map(|c| c.fd());
+    spawn_probe(SpawnRequest {
+        call,
+        ns_flags,
+        cgroup,
+        exe: &exe,
+        mode,
+        id_maps: spec.id_maps.as_ref(),
+        runner: run.runner,
+        deadline,
+    })
+}
+
+/// Starts a probe that joins the running container `target` (a pid in the harness's namespace).
+pub fn start_joiner(
+    spec: &CaseSpec,
+    case: &CaseEnv,
+    run: &RunEnv,
+    target: i32,
+    deadline: Instant,
+) -> Result<ProbeProcess, HarnessError> {
+    let via = match spec.launcher {
+        LauncherKind::SetnsPidfd => JoinVia::Pidfd,
+        _ => JoinVia::NsFiles,
+    };
+    // The joiner runs the host's copy of the probe: it execs before entering the container, and
+    // re-executes itself through an fd after.
+    spawn_probe(SpawnRequest {
+        call: CloneCall::Clone3,
+        ns_flags: 0,
+        cgroup: case.cgroup.as_ref().map(|c| c.fd()),
+        exe: &run.probe_exe,
+        mode: Mode::Join { target, via, kinds: spec.namespaces },
+        id_maps: None,
+        runner: run.runner,
+        deadline,
+    })
+}

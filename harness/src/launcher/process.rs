@@ -1,0 +1,304 @@
+//! The parent's side of the spawn pipeline, and the handle of a running probe.
+//!
+//! In order: prepare pipes and the sync socket, clone (see [`super::clone`]), close the child's
+//! ends, write the id maps when the child is ready for them, signal the child to go on, and learn
+//! whether its exec succeeded. A [`ProbeProcess`] owns the child from the moment it exists: if
+//! anything fails, or the caller panics, dropping it kills and reaps the child.
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, pipe2};
+
+use isoprobe_probes::probe::{Mode, PROBE_NAME, sync_bytes};
+use isoprobe_probes::sys::pidfd_send_signal;
+
+use super::clone::{self, ChildFds, ChildHandshake, CloneCall, ExecImage};
+use crate::error::{Context, HarnessError};
+use crate::spec::{IdMaps, Runner};
+
+/// What to start.
+#[derive(Debug)]
+pub struct SpawnRequest<'a> {
+    pub call: CloneCall,
+    /// CLONE_NEW* flags for the clone itself.
+    pub ns_flags: u64,
+    /// A cgroup2 directory to start the child in (CLONE_INTO_CGROUP).
+    pub cgroup: Option<BorrowedFd<'a>>,
+    /// The probe executable on the host.
+    pub exe: &'a Path,
+    pub mode: Mode,
+    /// Written to /proc/<child>/{uid,gid}_map when the child has a new user namespace (from the
+    /// clone, or from its own unshare in [`Mode::Unshare`]).
+    pub id_maps: Option<&'a IdMaps>,
+    pub runner: Runner,
+    pub deadline: Instant,
+}
+
+/// A running (or exited but not yet reaped) probe process and its stdio.
+#[derive(Debug)]
+pub struct ProbeProcess {
+    pub pid: Pid,
+    pidfd: OwnedFd,
+    pub stdin: Option<File>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    status: Option<WaitStatus>,
+    /// The call that created it (clone3 may have fallen back to clone).
+    pub call: CloneCall,
+}
+
+/// Starts a probe process as `req` says.
+pub fn spawn_probe(req: SpawnRequest<'_>) -> Result<ProbeProcess, HarnessError> {
+    let (stdin_r, stdin_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdin pipe".into())?;
+    let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdout pipe".into())?;
+    let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stderr pipe".into())?;
+    let (sync, sync_child) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .ctx(|| "create the sync socket".into())?;
+
+    let new_user = req.ns_flags & libc::CLONE_NEWUSER as u64 != 0;
+    let handshake = match req.mode {
+        Mode::Unshare { .. } => ChildHandshake::ExecWithSyncFd3,
+        _ => ChildHandshake::GoThenExec { become_root: new_user },
+    };
+    let mut argv = vec![CString::new(PROBE_NAME).expect("no NUL")];
+    argv.extend(req.mode.to_args().into_iter().map(|a| CString::new(a).expect("mode args have no NUL")));
+    let envp = vec![CString::new("RUST_BACKTRACE=1").expect("no NUL")];
+    let path = CString::new(req.exe.as_os_str().as_bytes())
+        .map_err(|_| HarnessError::Probe(format!("probe path {} has a NUL byte", req.exe.display())))?;
+    let image = ExecImage::new(path, argv, envp);
+    let fds = ChildFds {
+        stdin: stdin_r.as_fd(),
+        stdout: stdout_w.as_fd(),
+        stderr: stderr_w.as_fd(),
+        sync: sync_child.as_fd(),
+    };
+
+    let cloned = clone::spawn(req.call, req.ns_flags, req.cgroup, &image, &fds, handshake)
+        .ctx(|| format!("{} with flags {:#x}", call_name(req.call), req.ns_flags))?;
+    drop((stdin_r, stdout_w, stderr_w, sync_child));
+    for fd in [&stdout_r, &stderr_r] {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ctx(|| "make the probe's output non-blocking".into())?;
+    }
+    let mut child = ProbeProcess {
+        pid: cloned.pid,
+        pidfd: cloned.pidfd,
+        stdin: Some(File::from(stdin_w)),
+        stdout: stdout_r,
+        stderr: stderr_r,
+        status: None,
+        call: cloned.call,
+    };
+
+    match handshake {
+        ChildHandshake::GoThenExec { .. } => {
+            if new_user {
+                write_id_maps(child.pid, req.id_maps, req.runner)?;
+            }
+            signal_child_go(&sync)?;
+            wait_for_exec(&sync, &mut child, req.deadline)?;
+        }
+        ChildHandshake::ExecWithSyncFd3 => {
+            wait_for_unshared(&sync, &mut child, req.deadline)?;
+            if let Mode::Unshare { kinds, .. } = req.mode
+                && kinds.contains(isoprobe_probes::ns::NsKind::User)
+            {
+                write_id_maps(child.pid, req.id_maps, req.runner)?;
+            }
+            signal_child_go(&sync)?;
+        }
+    }
+    Ok(child)
+}
+
+fn call_name(call: CloneCall) -> &'static str {
+    match call {
+        CloneCall::Clone3 => "clone3",
+        CloneCall::Clone => "clone",
+    }
+}
+
+/// Writes /proc/<pid>/{setgroups,uid_map,gid_map} for a child in a new user namespace.
+///
+/// An unprivileged writer must deny setgroups before it may write gid_map (user_namespaces(7)).
+fn write_id_maps(pid: Pid, maps: Option<&IdMaps>, runner: Runner) -> Result<(), HarnessError> {
+    let maps =
+        maps.ok_or_else(|| HarnessError::Probe("a user namespace without id maps (spec not resolved)".into()))?;
+    let proc = format!("/proc/{pid}");
+    if !runner.is_root() {
+        fs::write(format!("{proc}/setgroups"), "deny").ctx(|| format!("write {proc}/setgroups"))?;
+    }
+    let uid = IdMaps::to_proc_text(&maps.uid);
+    fs::write(format!("{proc}/uid_map"), &uid).ctx(|| format!("write {uid:?} to {proc}/uid_map"))?;
+    let gid = IdMaps::to_proc_text(&maps.gid);
+    fs::write(format!("{proc}/gid_map"), &gid).ctx(|| format!("write {gid:?} to {proc}/gid_map"))?;
+    Ok(())
+}
+
+fn signal_child_go(sync: &OwnedFd) -> Result<(), HarnessError> {
+    send(sync.as_raw_fd(), &[sync_bytes::GO], MsgFlags::MSG_NOSIGNAL)
+        .ctx(|| "signal the child to go on".into())
+        .map(drop)
+}
+
+/// Reads one packet from the sync socket before `deadline`; empty means end of file.
+fn recv_packet(sync: &OwnedFd, deadline: Instant, during: &str) -> Result<Vec<u8>, HarnessError> {
+    wait_readable(sync.as_fd(), deadline, during)?;
+    let mut buf = [0u8; 16];
+    let n = recv(sync.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| format!("read the sync socket {during}"))?;
+    Ok(buf[..n].to_vec())
+}
+
+/// Waits for the sync socket to close on the child's successful exec, or for its failure report.
+fn wait_for_exec(sync: &OwnedFd, child: &mut ProbeProcess, deadline: Instant) -> Result<(), HarnessError> {
+    let msg = recv_packet(sync, deadline, "waiting for the probe's exec")?;
+    if msg.is_empty() {
+        return Ok(());
+    }
+    Err(child_failed(&msg, child, deadline))
+}
+
+/// Waits for an unshare-mode probe to report its namespaces exist.
+fn wait_for_unshared(sync: &OwnedFd, child: &mut ProbeProcess, deadline: Instant) -> Result<(), HarnessError> {
+    let msg = recv_packet(sync, deadline, "waiting for the unshare")?;
+    if msg == [sync_bytes::UNSHARED] {
+        return Ok(());
+    }
+    if msg.is_empty() {
+        let status = child.wait_until(deadline)?;
+        let stderr = child.read_stderr_now();
+        return Err(HarnessError::Probe(format!(
+            "the unsharer ended ({}) before unsharing: {stderr}",
+            describe(status)
+        )));
+    }
+    Err(child_failed(&msg, child, deadline))
+}
+
+fn child_failed(msg: &[u8], child: &mut ProbeProcess, deadline: Instant) -> HarnessError {
+    let _ = child.wait_until(deadline);
+    match clone::decode_child_failure(msg) {
+        Some((step, errno)) => HarnessError::Probe(format!("the child failed at {step}: {errno} ({})", errno.desc())),
+        None => HarnessError::Probe(format!("unexpected bytes on the sync socket: {msg:?}")),
+    }
+}
+
+/// Polls `fd` for input until `deadline`.
+pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant, during: &str) -> Result<(), HarnessError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                return Err(HarnessError::Timeout { after: left, during: during.into() });
+            }
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(HarnessError::Sys { what: format!("poll {during}"), source: e }),
+        }
+    }
+}
+
+/// "exit 0", "killed by SIGKILL".
+pub fn describe(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exit {code}"),
+        WaitStatus::Signaled(_, sig, core) => {
+            format!("killed by {sig}{}", if core { " (core dumped)" } else { "" })
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+impl ProbeProcess {
+    /// Sends SIGKILL through the pidfd (never to a recycled pid).
+    pub fn kill(&self) {
+        if self.status.is_none() {
+            let _ = pidfd_send_signal(&self.pidfd, Signal::SIGKILL as i32);
+        }
+    }
+
+    /// Waits for the process to exit before `deadline`, then reaps it.
+    pub fn wait_until(&mut self, deadline: Instant) -> Result<WaitStatus, HarnessError> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        // A pidfd becomes readable when the process exits.
+        wait_readable(self.pidfd.as_fd(), deadline, &format!("waiting for process {} to exit", self.pid))?;
+        self.reap_blocking()
+    }
+
+    /// Kills the process unless it already exited, and reaps it.
+    pub fn kill_and_reap(&mut self) -> Result<WaitStatus, HarnessError> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        if let Ok(Some(s)) = self.try_reap() {
+            return Ok(s);
+        }
+        self.kill();
+        self.reap_blocking()
+    }
+
+    fn try_reap(&mut self) -> Result<Option<WaitStatus>, HarnessError> {
+        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).ctx(|| format!("waitpid({})", self.pid))? {
+            WaitStatus::StillAlive => Ok(None),
+            s => {
+                self.status = Some(s);
+                Ok(Some(s))
+            }
+        }
+    }
+
+    fn reap_blocking(&mut self) -> Result<WaitStatus, HarnessError> {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    self.status = Some(s);
+                    return Ok(s);
+                }
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(HarnessError::Sys { what: format!("waitpid({})", self.pid), source: e }),
+            }
+        }
+    }
+
+    /// Whatever stderr holds right now (non-blocking), lossily decoded.
+    pub fn read_stderr_now(&self) -> String {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = nix::unistd::read(&self.stderr, &mut buf) {
+            if n == 0 || out.len() > 64 * 1024 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).trim().to_owned()
+    }
+
+    pub fn status(&self) -> Option<WaitStatus> {
+        self.status
+    }
+}
+
+impl Drop for ProbeProcess {
+    /// The owner of last resort: a probe is never left running or unreaped.
+    fn drop(&mut self) {
+        self.stdin = None;
+        let _ = self.kill_and_reap();
+    }
+}
+
+/// A timeout used where a deadline is only a safety net.
+pub const GRACE: Duration = Duration::from_secs(10);

@@ -1,0 +1,37 @@
+//! The harness: case specs, the oracle, the native launcher, sentinels, and the run loop that
+//! turns a spec into verdicts.
+//!
+//! ```text
+//!  CaseSpec ──► launcher ──► container ──► probe ──► facts
+//!     │                                                │
+//!     └────────► oracle: expect(spec, check) ──────────┴──► verdict per check
+//! ```
+//!
+//! Unsafe code lives only in `launcher::clone` (the clone3/clone system calls and the child's
+//! side up to exec); everything else is safe Rust over nix and the probe crate's wrappers.
+
+pub mod case_env;
+pub mod cgroup;
+pub mod check;
+pub mod conversation;
+pub mod error;
+pub mod host;
+pub mod judge;
+pub mod launcher;
+pub mod matrix;
+pub mod mounts;
+pub mod names;
+pub mod oracle;
+pub mod requirement;
+pub mod run;
+pub mod run_env;
+pub mod snapshot;
+pub mod spec;
+pub mod verdict;
+
+pub use check::CheckId;
+pub use error::HarnessError;
+pub use isoprobe_probes::ns::{NsKind, NsSet};
+pub use run::{Harness, HarnessOptions};
+pub use spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
+pub use verdict::{CaseOutcome, Verdict};

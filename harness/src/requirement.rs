@@ -1,0 +1,136 @@
+//! Skips are data: a [`Requirement`] a case needs, checked against this machine and user, with a
+//! precise reason when it is not met. `ISOPROBE_EXPECT` lists requirements the machine is known to
+//! meet, turning their skips into failures so that CI cannot quietly skip everything.
+
+use std::fmt;
+use std::fs;
+
+use isoprobe_probes::ns::{NsKind, NsSet};
+
+use crate::spec::{CaseSpec, IdMaps, RootfsMode, Runner};
+use crate::verdict::Skip;
+
+/// Something a case needs from the machine or the user running it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Requirement {
+    /// euid 0 (CAP_SYS_ADMIN and friends in the initial user namespace).
+    Root,
+    /// Unprivileged processes may create user namespaces.
+    UnprivilegedUserNs,
+    /// The kernel has this namespace type.
+    Namespace(NsKind),
+}
+
+impl Requirement {
+    /// The name used in skips, reports and `ISOPROBE_EXPECT`.
+    pub fn name(&self) -> String {
+        match self {
+            Requirement::Root => "root".into(),
+            Requirement::UnprivilegedUserNs => "userns".into(),
+            Requirement::Namespace(k) => format!("ns-{k}"),
+        }
+    }
+
+    fn skip(&self, reason: String) -> Skip {
+        Skip { requirement: self.name(), reason }
+    }
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Whether `runner` can run `spec` on a kernel with namespace kinds `supported`.
+pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet) -> Result<(), Skip> {
+    for k in spec.namespaces.iter() {
+        if !supported.contains(k) {
+            return Err(Requirement::Namespace(k)
+                .skip(format!("this kernel has no {k} namespaces (/proc/self/ns/{k} is missing)")));
+        }
+    }
+    if runner.is_root() {
+        return Ok(());
+    }
+    let others = spec.namespaces.without(NsKind::User);
+    if !spec.has(NsKind::User) {
+        if !others.is_empty() {
+            return Err(Requirement::Root.skip(format!(
+                "needs root: creating {others} namespaces without a user namespace needs CAP_SYS_ADMIN in the initial user namespace"
+            )));
+        }
+        if spec.rootfs == RootfsMode::Chroot {
+            return Err(
+                Requirement::Root.skip("needs root: chroot without a user namespace needs CAP_SYS_CHROOT".into())
+            );
+        }
+        return Ok(());
+    }
+    if let Some(reason) = unprivileged_userns_blocked() {
+        return Err(Requirement::UnprivilegedUserNs.skip(reason));
+    }
+    if let Some(maps) = &spec.id_maps {
+        let own = IdMaps::range(runner.uid, runner.gid, 1);
+        if *maps != own {
+            return Err(Requirement::Root
+                .skip("needs root: an unprivileged process may only map its own uid and gid, one id each".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Why unprivileged user namespaces are unavailable, if they are.
+pub fn unprivileged_userns_blocked() -> Option<String> {
+    let read = |p: &str| fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Some("kernel.unprivileged_userns_clone is 0 (Debian's switch for unprivileged user namespaces)".into());
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Some("user.max_user_namespaces is 0".into());
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return Some(
+            "kernel.apparmor_restrict_unprivileged_userns is 1 (AppArmor confines unprivileged user namespaces)".into(),
+        );
+    }
+    None
+}
+
+/// The requirements `ISOPROBE_EXPECT` (comma-separated names, e.g. `root,userns`) says this
+/// machine meets.
+pub fn expected_from_env() -> Vec<String> {
+    std::env::var("ISOPROBE_EXPECT")
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USER: Runner = Runner { uid: 1000, gid: 1000 };
+
+    #[test]
+    fn rootless_skips_namespaces_without_a_user_namespace_with_the_reason() {
+        let s = CaseSpec::new("pid+net".parse().unwrap());
+        let skip = check_case(&s, USER, NsSet::ALL).unwrap_err();
+        assert_eq!(skip.requirement, "root");
+        assert!(skip.reason.contains("pid+net"), "{}", skip.reason);
+    }
+
+    #[test]
+    fn rootless_runs_with_a_user_namespace() {
+        let s = CaseSpec::new("pid+net+user".parse().unwrap());
+        if unprivileged_userns_blocked().is_none() {
+            assert_eq!(check_case(&s, USER, NsSet::ALL), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_missing_kind_is_named() {
+        let s = CaseSpec::new("time".parse().unwrap());
+        let skip = check_case(&s, Runner { uid: 0, gid: 0 }, NsSet::ALL.without(NsKind::Time)).unwrap_err();
+        assert_eq!(skip.requirement, "ns-time");
+    }
+}

@@ -1,0 +1,267 @@
+//! The run loop: one [`Harness`] per run, [`Harness::run_case`] per case.
+//!
+//! A case goes: validate → requirements (or skip) → resolve → create the case's host objects →
+//! launch → converse (facts, host checks) → reap → judge every check against the oracle → remove
+//! everything. Cases may run on many threads at once; each owns its objects, and the only shared
+//! host state they touch (the domainname) is locked.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use isoprobe_probes::sys;
+use isoprobe_probes::wire::{Fact, InitPlan, ProbeCase, ToProbe, WIRE_VERSION};
+
+use crate::case_env::CaseEnv;
+use crate::cgroup::writable_cgroup2_root;
+use crate::check::CheckId;
+use crate::conversation::{Streams, Transcript, converse};
+use crate::error::{Context, HarnessError};
+use crate::host::HostSide;
+use crate::judge::{self, HostView, Seen};
+use crate::launcher::native;
+use crate::launcher::process::{ProbeProcess, describe};
+use crate::oracle::expect;
+use crate::requirement;
+use crate::run_env::RunEnv;
+use crate::spec::{CaseSpec, LauncherKind, Runner};
+use crate::verdict::{CaseOutcome, CheckResult, ProbeRun, Role, Skip};
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct HarnessOptions {
+    /// Per case, from launch to the last probe reaped.
+    pub case_timeout: Duration,
+}
+
+impl Default for HarnessOptions {
+    /// 30 s per case, or `ISOPROBE_CASE_TIMEOUT_SECS`. A case takes tens of milliseconds; the
+    /// timeout only bounds a hung probe.
+    fn default() -> Self {
+        let secs = std::env::var("ISOPROBE_CASE_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+        HarnessOptions { case_timeout: Duration::from_secs(secs) }
+    }
+}
+
+/// One run: its host objects and its cases.
+#[derive(Debug)]
+pub struct Harness {
+    run: RunEnv,
+    opts: HarnessOptions,
+    next_case: AtomicU64,
+    cgroup_root: Option<PathBuf>,
+}
+
+/// One probe process's raw results before judging.
+struct RawRun {
+    role: Role,
+    transcript: Transcript,
+    host: HostView,
+    exit: String,
+    stderr: String,
+}
+
+impl Harness {
+    /// Sets up a run. Create it on a thread that outlives every case (see [`RunEnv::new`]).
+    pub fn new(opts: HarnessOptions) -> Result<Harness, HarnessError> {
+        let run = RunEnv::new(Runner::current())?;
+        Ok(Harness { run, opts, next_case: AtomicU64::new(0), cgroup_root: writable_cgroup2_root() })
+    }
+
+    pub fn runner(&self) -> Runner {
+        self.run.runner
+    }
+
+    pub fn run_env(&self) -> &RunEnv {
+        &self.run
+    }
+
+    /// Whether this machine and user can run `spec`; the skip names what is missing.
+    pub fn requirement(&self, spec: &CaseSpec) -> Result<(), Skip> {
+        requirement::check_case(spec, self.run.runner, self.run.supported_kinds())
+    }
+
+    pub fn run_case(&self, spec: &CaseSpec) -> CaseOutcome {
+        self.run_case_against(spec, spec)
+    }
+
+    /// Launches `launched` but judges the observations against `oracle`: with `launched` lacking
+    /// one of `oracle`'s namespaces, this is the sensitivity test of that namespace's checks.
+    pub fn run_case_against(&self, launched: &CaseSpec, oracle: &CaseSpec) -> CaseOutcome {
+        let started = Instant::now();
+        let mut out = CaseOutcome {
+            name: oracle.name(),
+            spec: oracle.clone(),
+            skipped: None,
+            error: None,
+            runs: Vec::new(),
+            join_mismatches: Vec::new(),
+            duration: Duration::ZERO,
+        };
+        if let Err(e) = launched.validate().and_then(|()| oracle.validate()) {
+            out.error = Some(format!("invalid spec: {e}"));
+            return out;
+        }
+        if let Err(skip) = self.requirement(launched) {
+            out.skipped = Some(skip);
+            return out;
+        }
+        let runner = self.run.runner;
+        let (launched, oracle) = (launched.resolve(runner), oracle.resolve(runner));
+        match self.execute(&launched, started) {
+            Ok(raw) => {
+                out.runs = raw.iter().map(|r| judge_run(r, &oracle, runner)).collect();
+                if let [container, joiner] = raw.as_slice() {
+                    out.join_mismatches = join_mismatches(container, joiner, &oracle);
+                }
+            }
+            Err(e) => out.error = Some(e.to_string()),
+        }
+        out.duration = started.elapsed();
+        out
+    }
+
+    fn execute(&self, spec: &CaseSpec, started: Instant) -> Result<Vec<RawRun>, HarnessError> {
+        let deadline = started + self.opts.case_timeout;
+        let id = self.next_case.fetch_add(1, Ordering::Relaxed);
+        let case = CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref())?;
+        if !spec.launcher.joins() {
+            let mut p = native::start_container(spec, &case, &self.run, deadline)?;
+            let plan = native::init_plan(spec, &case);
+            let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, started)?;
+            return Ok(vec![finish(Role::Container, p, transcript, host, streams, deadline)?]);
+        }
+        // setns: a container (clone3) that holds its namespaces, then a probe that joins it.
+        let container_spec = CaseSpec { launcher: LauncherKind::Clone3, ..spec.clone() };
+        let mut holder = native::start_container(&container_spec, &case, &self.run, deadline)?;
+        let plan = native::init_plan(&container_spec, &case);
+        let (ht, hhost, mut hstreams) =
+            self.talk(&container_spec, &case, &mut holder, plan, true, deadline, started)?;
+        let joined = (|| {
+            let mut j = native::start_joiner(spec, &case, &self.run, holder.pid.as_raw(), deadline)?;
+            let (t, host, streams) = self.talk(spec, &case, &mut j, InitPlan::default(), false, deadline, started)?;
+            finish(Role::Joiner, j, t, host, streams, deadline)
+        })();
+        // Release the holder in every outcome (closing stdin releases it too).
+        if let Some(stdin) = holder.stdin.as_mut() {
+            let _ = std::io::Write::write_all(stdin, isoprobe_probes::wire::encode(&ToProbe::Release).as_bytes());
+        }
+        let container = finish(Role::Container, holder, ht, hhost, std::mem::take(&mut hstreams), deadline)?;
+        Ok(vec![container, joined?])
+    }
+
+    /// Sends the hello and runs the conversation of one probe.
+    #[allow(clippy::too_many_arguments)]
+    fn talk(
+        &self,
+        spec: &CaseSpec,
+        case: &CaseEnv,
+        p: &mut ProbeProcess,
+        init: InitPlan,
+        hold: bool,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<(Transcript, HostView, Streams), HarnessError> {
+        let host_view = self.host_view(p)?;
+        let names = case.new_probe_names();
+        let hello = ToProbe::Hello {
+            version: WIRE_VERSION,
+            case: Box::new(ProbeCase { name: spec.name(), init, sentinels: case.sentinels(&self.run, &names), hold }),
+        };
+        let mut streams = Streams::default();
+        let mut host = HostSide::new(&self.run, case, &names, deadline);
+        let t = converse(p, &mut streams, &hello, &mut host, deadline, started)?;
+        Ok((t, host_view, streams))
+    }
+
+    /// The host's side of the comparison, taken while the probe runs.
+    fn host_view(&self, p: &ProbeProcess) -> Result<HostView, HarnessError> {
+        let cgroup = format!("/proc/{}/cgroup", p.pid);
+        let probe_cgroup = fs::read_to_string(&cgroup).ctx(|| format!("read {cgroup}"))?;
+        let mut sys_class_net: Vec<String> = fs::read_dir("/sys/class/net")
+            .ctx(|| "list /sys/class/net".into())?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        sys_class_net.sort();
+        Ok(HostView {
+            hostname: self.run.hostname.clone(),
+            ns: self.run.host_ns.clone(),
+            links: sys::netlink_links().ctx(|| "list the host's links".into())?,
+            sys_class_net,
+            probe_cgroup: probe_cgroup.lines().map(str::to_owned).collect(),
+        })
+    }
+}
+
+/// Closes the probe's stdin, waits for it to exit and collects the rest of its stderr.
+fn finish(
+    role: Role,
+    mut p: ProbeProcess,
+    transcript: Transcript,
+    host: HostView,
+    mut streams: Streams,
+    deadline: Instant,
+) -> Result<RawRun, HarnessError> {
+    p.stdin = None;
+    let status = p.wait_until(deadline)?;
+    streams.finish(&p, deadline);
+    Ok(RawRun { role, transcript, host, exit: describe(status), stderr: streams.stderr_text() })
+}
+
+fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
+    // The container of a setns case was started by clone3: judge it as such.
+    let spec = match r.role {
+        Role::Container if oracle.launcher.joins() => CaseSpec { launcher: LauncherKind::Clone3, ..oracle.clone() },
+        _ => oracle.clone(),
+    };
+    let checks = CheckId::all()
+        .into_iter()
+        .map(|check| {
+            let expected = expect(&spec, runner, check);
+            CheckResult { check, verdict: judge::verdict(check, &expected, &r.transcript.facts, &r.host, &spec) }
+        })
+        .collect();
+    ProbeRun { role: r.role, init: r.transcript.init.clone(), checks, exit: r.exit.clone(), stderr: r.stderr.clone() }
+}
+
+/// Every check on which the joiner saw something other than the container's own probe. Identity
+/// is compared by inode (the joiner must be in the very same namespaces), clocks by overlapping
+/// offset brackets, the rest by the classified observation.
+fn join_mismatches(container: &RawRun, joiner: &RawRun, spec: &CaseSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    for check in CheckId::all() {
+        if check == CheckId::PidSelfIsInit {
+            continue; // a joiner is never the namespace's init
+        }
+        if let CheckId::NsInode(kind) = check {
+            let key = isoprobe_probes::wire::fact_key::ns_identity(kind);
+            let id = |r: &RawRun| match r.transcript.facts.get(&key) {
+                Some(Fact::NsIdentity { dev, ino, .. }) => Some((*dev, *ino)),
+                _ => None,
+            };
+            if id(container) != id(joiner) {
+                out.push(format!("{check}: container {:?}, joiner {:?}", id(container), id(joiner)));
+            }
+            continue;
+        }
+        let c = judge::observe(check, &container.transcript.facts, &container.host, spec);
+        let j = judge::observe(check, &joiner.transcript.facts, &joiner.host, spec);
+        let same = match (&c, &j) {
+            (Ok(a), Ok(b)) => match (&a.seen, &b.seen) {
+                (Seen::OffsetRange(l1, h1), Seen::OffsetRange(l2, h2)) => l1 <= h2 && l2 <= h1,
+                (x, y) => x == y,
+            },
+            (Err(a), Err(b)) => a.label() == b.label(),
+            _ => false,
+        };
+        if !same {
+            let show = |r: &Result<judge::Observed, crate::verdict::Verdict>| match r {
+                Ok(o) => format!("{} ({})", o.seen, o.evidence),
+                Err(v) => v.label().to_owned(),
+            };
+            out.push(format!("{check}: container {}, joiner {}", show(&c), show(&j)));
+        }
+    }
+    out
+}

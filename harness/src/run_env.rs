@@ -1,0 +1,156 @@
+//! What one harness run sets up once and shares among all its cases: a run directory under /tmp,
+//! the probe executable copied into it, the host marker file, the host's pid sentinel, and the
+//! host facts that do not change during a run.
+//!
+//! Everything here is removed when the [`RunEnv`] is dropped.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::probe::Mode;
+use isoprobe_probes::sys::stat_start_time;
+
+use crate::error::{Context, HarnessError};
+use crate::launcher::clone::CloneCall;
+use crate::launcher::process::{GRACE, ProbeProcess, SpawnRequest, spawn_probe};
+use crate::mounts::unmount_all_under;
+use crate::names::{PREFIX, token};
+use crate::spec::Runner;
+
+/// The run directory and what lives in it.
+#[derive(Debug)]
+pub struct RunEnv {
+    pub dir: PathBuf,
+    /// The probe executable, copied into the run directory so every user namespace can run it.
+    pub probe_exe: PathBuf,
+    /// A file on the host's root filesystem whose content only the host knows.
+    pub marker_path: PathBuf,
+    pub marker_token: String,
+    pub pid_sentinel: PidSentinel,
+    pub runner: Runner,
+    /// A token naming this run in every host object it creates.
+    pub run_token: String,
+    /// The host's hostname when the run started.
+    pub hostname: String,
+    /// st_dev/st_ino of the harness's own namespaces, for the kinds this kernel has.
+    pub host_ns: BTreeMap<NsKind, (u64, u64)>,
+}
+
+/// A sleeping host process, a copy of the probe in hold mode.
+#[derive(Debug)]
+pub struct PidSentinel {
+    pub pid: i32,
+    /// Its start time (field 22 of /proc/<pid>/stat), to tell it from a recycled pid.
+    pub start_time: u64,
+    /// The argument that marks its command line.
+    pub tag: String,
+    process: ProbeProcess,
+}
+
+/// Where the probe binary comes from: `ISOPROBE_PROBE` if set, else the running executable
+/// (every isoprobe binary is also the probe, see `isoprobe_probes::multicall`).
+pub fn probe_source() -> Result<PathBuf, HarnessError> {
+    match std::env::var_os("ISOPROBE_PROBE") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => std::env::current_exe().ctx(|| "find the running executable".into()),
+    }
+}
+
+impl RunEnv {
+    /// Sets up a run. Call it from a thread that outlives the run: the pid sentinel is tied to the
+    /// creating thread (PR_SET_PDEATHSIG), as every spawned child is.
+    pub fn new(runner: Runner) -> Result<RunEnv, HarnessError> {
+        let run_token = token();
+        let dir = std::env::temp_dir().join(format!("{PREFIX}-{}-{run_token}", std::process::id()));
+        fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let env = (|| {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", dir.display()))?;
+            let src = probe_source()?;
+            let probe_exe = dir.join(isoprobe_probes::PROBE_NAME);
+            fs::copy(&src, &probe_exe).ctx(|| format!("copy the probe {} into {}", src.display(), dir.display()))?;
+            fs::set_permissions(&probe_exe, fs::Permissions::from_mode(0o755)).ctx(|| "chmod the probe".into())?;
+            let marker_token = format!("{PREFIX}-marker-{}", token());
+            let marker_path = dir.join("host-marker");
+            fs::write(&marker_path, &marker_token).ctx(|| format!("write {}", marker_path.display()))?;
+            fs::set_permissions(&marker_path, fs::Permissions::from_mode(0o644)).ctx(|| "chmod the marker".into())?;
+            let pid_sentinel = PidSentinel::spawn(&probe_exe, runner, format!("{PREFIX}-sentinel-{run_token}"))?;
+            let hostname =
+                nix::unistd::gethostname().ctx(|| "read the hostname".into())?.to_string_lossy().into_owned();
+            Ok(RunEnv {
+                dir: dir.clone(),
+                probe_exe,
+                marker_path,
+                marker_token,
+                pid_sentinel,
+                runner,
+                run_token: run_token.clone(),
+                hostname,
+                host_ns: host_namespaces(),
+            })
+        })();
+        if env.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        env
+    }
+
+    /// The namespace kinds this kernel supports (those with a /proc/self/ns entry).
+    pub fn supported_kinds(&self) -> NsSet {
+        self.host_ns.keys().copied().collect()
+    }
+}
+
+/// st_dev/st_ino of /proc/self/ns/<kind> for every kind this kernel has.
+pub fn host_namespaces() -> BTreeMap<NsKind, (u64, u64)> {
+    NsKind::ALL
+        .into_iter()
+        .filter_map(|k| {
+            let st = nix::sys::stat::stat(format!("/proc/self/ns/{k}").as_str()).ok()?;
+            Some((k, (st.st_dev, st.st_ino)))
+        })
+        .collect()
+}
+
+impl PidSentinel {
+    fn spawn(probe: &Path, runner: Runner, tag: String) -> Result<PidSentinel, HarnessError> {
+        let process = spawn_probe(SpawnRequest {
+            call: CloneCall::Clone3,
+            ns_flags: 0,
+            cgroup: None,
+            exe: probe,
+            mode: Mode::Hold { tag: tag.clone() },
+            id_maps: None,
+            runner,
+            deadline: Instant::now() + GRACE,
+        })?;
+        let pid = process.pid.as_raw();
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ctx(|| format!("read /proc/{pid}/stat"))?;
+        let start_time = stat_start_time(&stat)
+            .ok_or_else(|| HarnessError::Probe(format!("unparsable /proc/{pid}/stat: {stat:?}")))?;
+        Ok(PidSentinel { pid, start_time, tag, process })
+    }
+
+    /// Whether the sentinel is still the process it was (same pid, same start time).
+    pub fn alive(&self) -> bool {
+        fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok().and_then(|s| stat_start_time(&s))
+            == Some(self.start_time)
+    }
+}
+
+impl Drop for RunEnv {
+    fn drop(&mut self) {
+        // The pid sentinel ends when its stdin closes; the process handle reaps it.
+        self.pid_sentinel.process.stdin = None;
+        let _ = self.pid_sentinel.process.wait_until(Instant::now() + GRACE);
+        if let Err(e) = unmount_all_under(&self.dir) {
+            eprintln!("isoprobe: {e}");
+        }
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            eprintln!("isoprobe: failed to remove {}: {e}", self.dir.display());
+        }
+    }
+}

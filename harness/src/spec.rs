@@ -1,0 +1,420 @@
+//! What a container should be: the [`CaseSpec`].
+//!
+//! A spec is plain data (serde), validated by [`CaseSpec::validate`] before anything is launched,
+//! and *resolved* by [`CaseSpec::resolve`] (defaults that depend on who runs the harness, such as
+//! the id maps, are filled in) so that the oracle sees every value it reasons about.
+
+use std::fmt;
+
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::wire::{ClockKind, IdMapLine, TimeOffsets};
+use serde::{Deserialize, Serialize};
+
+/// Where the probe's root is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "kebab-case")]
+pub enum RootfsMode {
+    /// The host's filesystem.
+    #[default]
+    Host,
+    /// pivot_root(2) into a minimal rootfs that holds only the probe (needs a mount namespace).
+    PivotRoot,
+    /// chroot(2) into the same minimal rootfs, nothing else.
+    Chroot,
+}
+
+impl RootfsMode {
+    pub const ALL: [RootfsMode; 3] = [RootfsMode::Host, RootfsMode::PivotRoot, RootfsMode::Chroot];
+    pub fn name(self) -> &'static str {
+        match self {
+            RootfsMode::Host => "host",
+            RootfsMode::PivotRoot => "pivot",
+            RootfsMode::Chroot => "chroot",
+        }
+    }
+}
+
+/// Which path of the native launcher creates the container (external launchers come with their own
+/// variants, see issue 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "kebab-case")]
+pub enum LauncherKind {
+    /// clone3(2) with the namespace flags (falling back to clone(2) on ENOSYS).
+    #[default]
+    Clone3,
+    /// clone(2) with the namespace flags (the fallback path, forced).
+    Clone,
+    /// A child unshare(2)s the namespaces, then forks the probe.
+    Unshare,
+    /// A container is started with clone3; the probe then joins it with one setns(2) per
+    /// /proc/<pid>/ns file.
+    SetnsNsFiles,
+    /// As `SetnsNsFiles`, with one setns(2) on a pidfd.
+    SetnsPidfd,
+}
+
+impl LauncherKind {
+    pub const ALL: [LauncherKind; 5] = [
+        LauncherKind::Clone3,
+        LauncherKind::Clone,
+        LauncherKind::Unshare,
+        LauncherKind::SetnsNsFiles,
+        LauncherKind::SetnsPidfd,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            LauncherKind::Clone3 => "clone3",
+            LauncherKind::Clone => "clone",
+            LauncherKind::Unshare => "unshare",
+            LauncherKind::SetnsNsFiles => "setns-nsfs",
+            LauncherKind::SetnsPidfd => "setns-pidfd",
+        }
+    }
+    /// Whether the probe joins an existing container rather than being its first process.
+    pub fn joins(self) -> bool {
+        matches!(self, LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd)
+    }
+}
+
+/// uid_map and gid_map of a user namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct IdMaps {
+    pub uid: Vec<IdMapLine>,
+    pub gid: Vec<IdMapLine>,
+}
+
+impl IdMaps {
+    /// Maps inside id 0.. onto `outside`.. for `count` ids, for both uids and gids.
+    pub fn range(outside_uid: u32, outside_gid: u32, count: u32) -> IdMaps {
+        IdMaps {
+            uid: vec![IdMapLine { inside: 0, outside: outside_uid, count }],
+            gid: vec![IdMapLine { inside: 0, outside: outside_gid, count }],
+        }
+    }
+
+    /// The map of a process outside any new user namespace (/proc/self/uid_map of init).
+    pub fn identity() -> IdMaps {
+        IdMaps::range(0, 0, u32::MAX)
+    }
+
+    /// The id outside that `inside` maps to, if any.
+    pub fn outside(lines: &[IdMapLine], inside: u32) -> Option<u32> {
+        lines
+            .iter()
+            .find(|l| inside >= l.inside && u64::from(inside) < u64::from(l.inside) + u64::from(l.count))
+            .map(|l| l.outside + (inside - l.inside))
+    }
+
+    /// The text the kernel takes in (and prints back from) /proc/<pid>/uid_map.
+    pub fn to_proc_text(lines: &[IdMapLine]) -> String {
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+/// Who runs the harness; decides the default id maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Runner {
+    pub fn current() -> Runner {
+        Runner { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }
+    }
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// What a container should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields)]
+pub struct CaseSpec {
+    /// The namespaces the container gets new instances of; the rest it shares with the host.
+    pub namespaces: NsSet,
+    #[serde(default)]
+    pub rootfs: RootfsMode,
+    #[serde(default)]
+    pub launcher: LauncherKind,
+    /// uid_map/gid_map of the new user namespace; `None` takes the default for the runner (see
+    /// [`CaseSpec::resolve`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_maps: Option<IdMaps>,
+    /// The hostname set in the new uts namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Clock offsets of the new time namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_offsets: Option<TimeOffsets>,
+}
+
+/// A spec that cannot be run, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("time offsets need a time namespace (add `time` to the namespaces)")]
+    TimeOffsetsWithoutTimeNs,
+    #[error("a hostname needs a uts namespace: without one it would rename the host")]
+    HostnameWithoutUtsNs,
+    #[error("id maps need a user namespace (add `user` to the namespaces)")]
+    IdMapsWithoutUserNs,
+    #[error("pivot_root needs a mount namespace: without one it would move the host's root")]
+    PivotRootWithoutMntNs,
+    #[error("joining a container with setns needs at least one namespace to join")]
+    JoinWithoutNamespaces,
+    #[error("invalid hostname {0:?}: 1 to 64 bytes, no NUL or `/`")]
+    BadHostname(String),
+    #[error("invalid {ids} map: {why}")]
+    BadIdMap { ids: &'static str, why: String },
+    #[error("time offset for {clock} is {secs} s, beyond the ±{max} s this harness accepts")]
+    TimeOffsetTooLarge { clock: &'static str, secs: i64, max: i64 },
+}
+
+/// Offsets are limited so that clocks stay far from overflow; the kernel itself rejects offsets
+/// that would make a clock negative or exceed KTIME_SEC_MAX / 2.
+pub const MAX_TIME_OFFSET_SECS: i64 = 10 * 365 * 24 * 3600;
+
+impl CaseSpec {
+    pub fn new(namespaces: NsSet) -> CaseSpec {
+        CaseSpec {
+            namespaces,
+            rootfs: RootfsMode::Host,
+            launcher: LauncherKind::Clone3,
+            id_maps: None,
+            hostname: None,
+            time_offsets: None,
+        }
+    }
+
+    pub fn has(&self, kind: NsKind) -> bool {
+        self.namespaces.contains(kind)
+    }
+
+    /// Checks every rule that makes a spec unrunnable or dangerous for the host.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.time_offsets.is_some() && !self.has(NsKind::Time) {
+            return Err(SpecError::TimeOffsetsWithoutTimeNs);
+        }
+        if let Some(h) = &self.hostname {
+            if !self.has(NsKind::Uts) {
+                return Err(SpecError::HostnameWithoutUtsNs);
+            }
+            if h.is_empty() || h.len() > 64 || h.contains(['\0', '/']) {
+                return Err(SpecError::BadHostname(h.clone()));
+            }
+        }
+        if let Some(maps) = &self.id_maps {
+            if !self.has(NsKind::User) {
+                return Err(SpecError::IdMapsWithoutUserNs);
+            }
+            check_id_map("uid", &maps.uid)?;
+            check_id_map("gid", &maps.gid)?;
+        }
+        if self.rootfs == RootfsMode::PivotRoot && !self.has(NsKind::Mnt) {
+            return Err(SpecError::PivotRootWithoutMntNs);
+        }
+        if self.launcher.joins() && self.namespaces.is_empty() {
+            return Err(SpecError::JoinWithoutNamespaces);
+        }
+        if let Some(t) = self.time_offsets {
+            for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
+                let secs = t.get(clock) / 1_000_000_000;
+                if secs.abs() > MAX_TIME_OFFSET_SECS {
+                    let clock = if clock == ClockKind::Monotonic { "monotonic" } else { "boottime" };
+                    return Err(SpecError::TimeOffsetTooLarge { clock, secs, max: MAX_TIME_OFFSET_SECS });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills in what depends on the runner: with a user namespace and no maps given, root maps
+    /// 65536 ids from 100000 (as /etc/subuid would give), anyone else maps root to themselves
+    /// (the only map an unprivileged process may write).
+    pub fn resolve(&self, runner: Runner) -> CaseSpec {
+        let mut s = self.clone();
+        if s.has(NsKind::User) && s.id_maps.is_none() {
+            s.id_maps = Some(if runner.is_root() {
+                IdMaps::range(100_000, 100_000, 65_536)
+            } else {
+                IdMaps::range(runner.uid, runner.gid, 1)
+            });
+        }
+        s
+    }
+
+    /// The same spec without `kind`, and without the settings that only make sense with it.
+    pub fn without(&self, kind: NsKind) -> CaseSpec {
+        let mut s = self.clone();
+        s.namespaces = s.namespaces.without(kind);
+        match kind {
+            NsKind::Uts => s.hostname = None,
+            NsKind::Time => s.time_offsets = None,
+            NsKind::User => s.id_maps = None,
+            NsKind::Mnt if s.rootfs == RootfsMode::PivotRoot => s.rootfs = RootfsMode::Chroot,
+            _ => {}
+        }
+        s
+    }
+
+    /// `launcher/rootfs/namespaces`, e.g. `clone3/pivot/pid+mnt+user`.
+    pub fn name(&self) -> String {
+        format!("{}/{}/{}", self.launcher.name(), self.rootfs.name(), self.namespaces)
+    }
+}
+
+impl fmt::Display for CaseSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// The kernel's rules for a map (user_namespaces(7)): 1 to 340 lines, non-zero counts, no range
+/// overflowing u32, no two ranges overlapping inside or outside. The harness also needs id 0
+/// mapped: the probe runs as root in its user namespace.
+fn check_id_map(ids: &'static str, lines: &[IdMapLine]) -> Result<(), SpecError> {
+    let bad = |why: String| Err(SpecError::BadIdMap { ids, why });
+    if lines.is_empty() || lines.len() > 340 {
+        return bad(format!("{} lines, the kernel takes 1 to 340", lines.len()));
+    }
+    for l in lines {
+        if l.count == 0 {
+            return bad(format!("`{l}` has a count of 0"));
+        }
+        if l.inside.checked_add(l.count - 1).is_none() || l.outside.checked_add(l.count - 1).is_none() {
+            return bad(format!("`{l}` runs past 4294967295"));
+        }
+    }
+    for (i, a) in lines.iter().enumerate() {
+        for b in &lines[i + 1..] {
+            let overlap = |x: u32, y: u32| {
+                u64::from(x) < u64::from(y) + u64::from(b.count) && u64::from(y) < u64::from(x) + u64::from(a.count)
+            };
+            if overlap(a.inside, b.inside) || overlap(a.outside, b.outside) {
+                return bad(format!("`{a}` and `{b}` overlap"));
+            }
+        }
+    }
+    if IdMaps::outside(lines, 0).is_none() {
+        return bad("id 0 is not mapped, and the probe runs as root in its user namespace".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    fn spec(ns: &str) -> CaseSpec {
+        CaseSpec::new(ns.parse().unwrap())
+    }
+
+    #[rstest]
+    #[case::time_offsets(CaseSpec { time_offsets: Some(TimeOffsets { monotonic_ns: 1, boottime_ns: 0 }), ..spec("pid") }, SpecError::TimeOffsetsWithoutTimeNs)]
+    #[case::hostname(CaseSpec { hostname: Some("x".into()), ..spec("pid") }, SpecError::HostnameWithoutUtsNs)]
+    #[case::id_maps(CaseSpec { id_maps: Some(IdMaps::range(1000, 1000, 1)), ..spec("pid") }, SpecError::IdMapsWithoutUserNs)]
+    #[case::pivot(CaseSpec { rootfs: RootfsMode::PivotRoot, ..spec("pid") }, SpecError::PivotRootWithoutMntNs)]
+    #[case::join(CaseSpec { launcher: LauncherKind::SetnsPidfd, ..spec("none") }, SpecError::JoinWithoutNamespaces)]
+    fn invalid_combinations_are_rejected(#[case] s: CaseSpec, #[case] want: SpecError) {
+        assert_eq!(s.validate(), Err(want));
+    }
+
+    #[rstest]
+    #[case::overlap_inside("0 1000 10\n5 5000 10")]
+    #[case::overlap_outside("0 1000 10\n100 1005 10")]
+    #[case::zero_count("0 1000 0")]
+    #[case::overflow("0 4294967290 10")]
+    #[case::root_unmapped("1 1000 10")]
+    fn bad_id_maps_are_rejected(#[case] text: &str) {
+        let lines = isoprobe_probes::sys::parse_id_map(text).unwrap();
+        let s = CaseSpec { id_maps: Some(IdMaps { uid: lines.clone(), gid: lines }), ..spec("user") };
+        assert!(matches!(s.validate(), Err(SpecError::BadIdMap { .. })), "{text}");
+    }
+
+    #[test]
+    fn a_spec_parses_from_json_and_unknown_fields_are_errors() {
+        let s: CaseSpec = serde_json::from_str(r#"{"namespaces":["pid","mnt"],"rootfs":"pivot-root"}"#).unwrap();
+        assert_eq!(s.name(), "clone3/pivot/pid+mnt");
+        let err = serde_json::from_str::<CaseSpec>(r#"{"namespaces":[],"hostnme":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("hostnme"), "{err}");
+    }
+
+    #[test]
+    fn default_maps_depend_on_the_runner() {
+        let s = spec("user");
+        let root = s.resolve(Runner { uid: 0, gid: 0 }).id_maps.unwrap();
+        assert_eq!(IdMaps::outside(&root.uid, 0), Some(100_000));
+        let user = s.resolve(Runner { uid: 1000, gid: 1001 }).id_maps.unwrap();
+        assert_eq!(IdMaps::to_proc_text(&user.gid), "0 1001 1\n");
+    }
+
+    proptest! {
+        #[test]
+        fn serde_round_trip(s in any::<CaseSpec>()) {
+            let json = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(serde_json::from_str::<CaseSpec>(&json).unwrap(), s);
+        }
+
+        /// Dropping a namespace never turns a valid spec into an invalid one (what the sensitivity
+        /// tests rely on), except joining with nothing left to join.
+        #[test]
+        fn generated_specs_are_valid(s in strategies::valid_spec()) {
+            prop_assert_eq!(s.validate(), Ok(()));
+        }
+
+        #[test]
+        fn without_keeps_a_spec_valid(s in strategies::valid_spec(), k in any::<NsKind>()) {
+            let d = s.without(k);
+            prop_assert!(!d.has(k));
+            if !(d.launcher.joins() && d.namespaces.is_empty()) {
+                prop_assert_eq!(d.validate(), Ok(()));
+            }
+        }
+    }
+}
+
+/// proptest strategies for specs, shared by the crate's property tests.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Valid specs only: the settings a namespace allows are generated only with it.
+    pub fn valid_spec() -> impl Strategy<Value = CaseSpec> {
+        (
+            any::<u8>(),
+            any::<RootfsMode>(),
+            any::<LauncherKind>(),
+            proptest::option::of("[a-z][a-z0-9-]{0,20}"),
+            proptest::option::of((1u32..1_000_000, 1u32..65_536)),
+            proptest::option::of((-1_000_000_000i64..1_000_000_000_000_000, -1_000_000_000i64..1_000_000_000_000_000)),
+        )
+            .prop_map(|(bits, rootfs, launcher, hostname, maps, offsets)| {
+                let mut ns = NsSet::from_bits(bits);
+                if launcher.joins() && ns.is_empty() {
+                    ns = ns.with(NsKind::Pid);
+                }
+                let rootfs = if rootfs == RootfsMode::PivotRoot && !ns.contains(NsKind::Mnt) {
+                    RootfsMode::Chroot
+                } else {
+                    rootfs
+                };
+                CaseSpec {
+                    namespaces: ns,
+                    rootfs,
+                    launcher,
+                    hostname: hostname.filter(|_| ns.contains(NsKind::Uts)),
+                    id_maps: maps.filter(|_| ns.contains(NsKind::User)).map(|(o, c)| IdMaps::range(o, o, c)),
+                    time_offsets: offsets
+                        .filter(|_| ns.contains(NsKind::Time))
+                        .map(|(m, b)| TimeOffsets { monotonic_ns: m, boottime_ns: b }),
+                }
+            })
+    }
+}

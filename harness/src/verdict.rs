@@ -1,0 +1,171 @@
+//! Verdicts and case outcomes: what a run produces, and what reports render.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::CheckId;
+use crate::spec::CaseSpec;
+
+/// The judgement of one check in one case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass {
+        expected: String,
+        observed: String,
+        evidence: String,
+    },
+    Fail {
+        expected: String,
+        observed: String,
+        evidence: String,
+    },
+    /// Not judged, for a stated reason; `requirement` names what was missing.
+    Skip {
+        requirement: String,
+        reason: String,
+    },
+    /// The observation could not be made; `cause` is the error chain.
+    Error {
+        cause: String,
+    },
+}
+
+impl Verdict {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Verdict::Pass { .. })
+    }
+    pub fn is_skip(&self) -> bool {
+        matches!(self, Verdict::Skip { .. })
+    }
+    /// Fail or error.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Verdict::Fail { .. } | Verdict::Error { .. })
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Pass { .. } => "pass",
+            Verdict::Fail { .. } => "fail",
+            Verdict::Skip { .. } => "skip",
+            Verdict::Error { .. } => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub check: CheckId,
+    pub verdict: Verdict,
+}
+
+/// Which process of a case the verdicts are about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The container's own first process.
+    Container,
+    /// A probe that joined the running container with setns.
+    Joiner,
+}
+
+/// What one probe process of a case observed and how it was judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRun {
+    pub role: Role,
+    /// What the probe's init step did.
+    pub init: Vec<String>,
+    pub checks: Vec<CheckResult>,
+    /// How the probe process ended ("exit 0", "killed by SIGKILL after the 30 s timeout").
+    pub exit: String,
+    /// The probe's stderr, truncated.
+    pub stderr: String,
+}
+
+/// Everything a case produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseOutcome {
+    pub name: String,
+    pub spec: CaseSpec,
+    /// The whole case was skipped before launch (a requirement was not met).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Skip>,
+    /// The case could not be carried out (launch failed, protocol broken, timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub runs: Vec<ProbeRun>,
+    /// A joiner must observe what the container's own probe observes: every check whose observed
+    /// value differed between the two (a joiner is not pid 1, so that check is left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub join_mismatches: Vec<String>,
+    #[serde(with = "duration_ms")]
+    pub duration: Duration,
+}
+
+/// A requirement that was not met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skip {
+    pub requirement: String,
+    pub reason: String,
+}
+
+impl CaseOutcome {
+    /// True when nothing failed (skips are not failures).
+    pub fn passed(&self) -> bool {
+        self.error.is_none()
+            && self.join_mismatches.is_empty()
+            && self.runs.iter().all(|r| r.checks.iter().all(|c| !c.verdict.is_failure()))
+    }
+
+    /// One line per failure: the case, the check, expected and observed, and the evidence.
+    pub fn failure_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.error {
+            out.push(format!("{}: {e}", self.name));
+        }
+        for run in &self.runs {
+            let who = match run.role {
+                Role::Container => String::new(),
+                Role::Joiner => " (joiner)".into(),
+            };
+            for c in &run.checks {
+                match &c.verdict {
+                    Verdict::Fail { expected, observed, evidence } => out.push(format!(
+                        "{}{who}: {}: expected {expected}, observed {observed} ({evidence})",
+                        self.name, c.check
+                    )),
+                    Verdict::Error { cause } => {
+                        out.push(format!("{}{who}: {}: could not observe: {cause}", self.name, c.check))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for m in &self.join_mismatches {
+            out.push(format!("{}: joiner and container disagree: {m}", self.name));
+        }
+        out
+    }
+
+    /// Every verdict of every run.
+    pub fn verdicts(&self) -> impl Iterator<Item = &CheckResult> {
+        self.runs.iter().flat_map(|r| r.checks.iter())
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1e3)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(serde::de::Error::custom(format!("bad duration {ms} ms")));
+        }
+        Ok(Duration::from_secs_f64(ms / 1e3))
+    }
+}

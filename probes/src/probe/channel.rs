@@ -1,0 +1,81 @@
+//! The probe's end of the wire: JSON lines in on fd 0, out on fd 1.
+//!
+//! Reads are unbuffered (one byte at a time) on purpose: before the probe re-executes itself into a
+//! new time namespace nothing may sit in a user-space buffer that the new image would lose, and the
+//! messages are a few hundred bytes per case.
+
+use std::io::{self, Read, Write};
+
+use crate::wire::{self, Fact, FromProbe, HostAnswer, HostQuestion, ToProbe};
+
+use super::error::ProbeError;
+
+/// Reads one line from stdin without reading past its newline; `None` at end of file.
+pub fn read_line_unbuffered() -> io::Result<Option<String>> {
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match stdin.read(&mut byte) {
+            Ok(0) if line.is_empty() => return Ok(None),
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(line).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Writes one message and flushes it, so the harness sees it before the probe blocks.
+pub fn send(msg: &FromProbe) -> Result<(), ProbeError> {
+    let mut out = io::stdout().lock();
+    out.write_all(wire::encode(msg).as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| ProbeError::Io { what: "write to stdout".into(), source })
+}
+
+/// The conversation after the hello: facts out, questions out and answers in.
+#[derive(Debug, Default)]
+pub struct Channel {
+    next_id: u32,
+    facts: u32,
+    lines_in: usize,
+}
+
+impl Channel {
+    /// `lines_in` is how many lines were already read (the hello), for error positions.
+    pub fn new(lines_in: usize) -> Self {
+        Channel { next_id: 1, facts: 0, lines_in }
+    }
+
+    pub fn fact(&mut self, fact: Fact) -> Result<(), ProbeError> {
+        self.facts += 1;
+        send(&FromProbe::Fact { fact })
+    }
+
+    pub fn facts_sent(&self) -> u32 {
+        self.facts
+    }
+
+    /// Asks the host and waits for its answer.
+    pub fn ask(&mut self, question: HostQuestion) -> Result<HostAnswer, ProbeError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        send(&FromProbe::Ask { id, question })?;
+        match self.receive()? {
+            ToProbe::Answer { id: got, answer } if got == id => Ok(answer),
+            other => Err(ProbeError::Protocol(format!("expected the answer to question {id}, got {other:?}"))),
+        }
+    }
+
+    /// The next message from the harness.
+    pub fn receive(&mut self) -> Result<ToProbe, ProbeError> {
+        let line = read_line_unbuffered()
+            .map_err(|source| ProbeError::Io { what: "read stdin".into(), source })?
+            .ok_or_else(|| ProbeError::Protocol("stdin closed by the harness".into()))?;
+        self.lines_in += 1;
+        wire::decode("harness message", self.lines_in, &line).map_err(|e| ProbeError::Protocol(e.to_string()))
+    }
+}

@@ -1,0 +1,238 @@
+//! The three probe modes and their entry point.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::fcntl::{OFlag, open};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode as FileMode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{
+    ForkResult, Gid, Uid, chdir, chroot, fchdir, fexecve, fork, read, setgroups, setresgid, setresuid, write,
+};
+
+use crate::ns::{NsKind, NsSet};
+use crate::sys;
+use crate::wire::{self, Fact, FromProbe, TimeOffsets, ToProbe, WIRE_VERSION};
+
+use super::args::{JoinVia, Mode, PROBE_NAME};
+use super::channel::{Channel, read_line_unbuffered, send};
+use super::error::{Context, ProbeError};
+use super::init::{self, HELLO_ENV};
+use super::observe::Observer;
+
+/// Runs the probe with `args` (without argv[0]); returns the exit code.
+pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    let mode = match Mode::parse(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{PROBE_NAME}: {e}");
+            return 2;
+        }
+    };
+    let r = match mode {
+        Mode::Observe => observe_main(),
+        Mode::Unshare { kinds, sync_fd, time_offsets } => unshare_main(kinds, sync_fd, time_offsets),
+        Mode::Join { target, via, kinds } => join_main(target, via, kinds),
+        Mode::Hold { .. } => hold_main(),
+    };
+    r.unwrap_or_else(|e| {
+        eprintln!("{PROBE_NAME}: {e}");
+        1
+    })
+}
+
+/// Observe mode: hello, init, facts, done (and hold if asked).
+fn observe_main() -> Result<i32, ProbeError> {
+    let hello_line = match std::env::var(HELLO_ENV) {
+        Ok(line) => line,
+        Err(_) => read_line_unbuffered()
+            .ctx(|| "read the hello".into())?
+            .ok_or_else(|| ProbeError::Protocol("stdin closed before the hello".into()))?,
+    };
+    let case = match wire::decode::<ToProbe>("harness message", 1, &hello_line) {
+        Ok(ToProbe::Hello { version, case }) if version == WIRE_VERSION => *case,
+        Ok(ToProbe::Hello { version, .. }) => {
+            return fatal("hello", format!("wire version {version}, this probe speaks {WIRE_VERSION}"));
+        }
+        Ok(other) => return fatal("hello", format!("expected a hello, got {other:?}")),
+        Err(e) => return fatal("hello", e.to_string()),
+    };
+
+    let mut steps = Vec::new();
+    let dirs =
+        match init::enter_time_namespace(&case.init, &hello_line).and_then(|()| init::run(&case.init, &mut steps)) {
+            Ok(d) => d,
+            Err(e) => {
+                let done = if steps.is_empty() { String::new() } else { format!(" (after: {})", steps.join("; ")) };
+                return fatal("init", format!("{e}{done}"));
+            }
+        };
+
+    let mut ch = Channel::new(1);
+    ch.fact(Fact::Init { steps })?;
+    Observer { ch: &mut ch, case: &case, dirs: &dirs }.run_all()?;
+    send(&FromProbe::Done { facts: ch.facts_sent() })?;
+
+    if case.hold {
+        // A holder keeps its namespaces alive for a joiner until the harness releases it; the
+        // harness closing stdin (e.g. on a panic) releases it as well.
+        loop {
+            match ch.receive() {
+                Ok(ToProbe::Release) | Err(ProbeError::Protocol(_)) => break,
+                Ok(other) => eprintln!("{PROBE_NAME}: holder ignores {other:?}"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Hold mode: sleep in read(2) until the harness closes stdin.
+fn hold_main() -> Result<i32, ProbeError> {
+    let mut buf = [0u8; 64];
+    loop {
+        match std::io::Read::read(&mut std::io::stdin().lock(), &mut buf) {
+            Ok(0) => return Ok(0),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ProbeError::Io { what: "read stdin".into(), source: e }),
+        }
+    }
+}
+
+fn fatal(stage: &str, error: String) -> Result<i32, ProbeError> {
+    send(&FromProbe::Fatal { stage: stage.into(), error })?;
+    Ok(1)
+}
+
+/// Bytes on the native launcher's sync socket (see the harness's `launcher::native`).
+pub mod sync_bytes {
+    /// unshare mode → harness: the namespaces exist, write the id maps now.
+    pub const UNSHARED: u8 = b'U';
+    /// harness → child: go on (maps written).
+    pub const GO: u8 = b'G';
+}
+
+/// Unshare mode: the "unshare then fork" path of util-linux unshare(1) and of LXC's
+/// `lxc-unshare`.
+fn unshare_main(kinds: NsSet, sync_fd: i32, time_offsets: Option<TimeOffsets>) -> Result<i32, ProbeError> {
+    // SAFETY: the harness dup2()ed its end of the sync socket to this number for us alone.
+    let sync = unsafe { OwnedFd::from_raw_fd(sync_fd) };
+    let exe = open("/proc/self/exe", OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
+        .ctx(|| "open /proc/self/exe".into())?;
+    unshare(CloneFlags::from_bits_retain(kinds.clone_flags() as i32)).ctx(|| format!("unshare({kinds})"))?;
+    write(&sync, &[sync_bytes::UNSHARED]).ctx(|| "report the unshare to the harness".into())?;
+    let mut go = [0u8; 1];
+    match read(&sync, &mut go).ctx(|| "wait for the id maps".into())? {
+        1 if go[0] == sync_bytes::GO => {}
+        _ => return Err(ProbeError::Protocol("the harness closed the sync socket before GO".into())),
+    }
+    if kinds.contains(NsKind::Time)
+        && let Some(offsets) = time_offsets
+    {
+        // Writable until the first process enters the namespace: the child forked below. Written
+        // before become_root: changing uids makes the process non-dumpable, and its /proc files
+        // then belong to the host's root, out of reach from inside.
+        init::write_time_offsets(offsets)?;
+    }
+    if kinds.contains(NsKind::User) {
+        become_root()?;
+    }
+    fork_exec_observe(&exe, Some(sync))
+}
+
+/// Join mode: enter a running container the way nsenter(1) and lxc-attach do.
+fn join_main(target: i32, via: JoinVia, kinds: NsSet) -> Result<i32, ProbeError> {
+    let exe = open("/proc/self/exe", OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
+        .ctx(|| "open /proc/self/exe".into())?;
+    // Opened before any setns: once in the container's mount namespace, /proc/<target> may not
+    // resolve any more.
+    let root = open(
+        format!("/proc/{target}/root").as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        FileMode::empty(),
+    )
+    .ctx(|| format!("open /proc/{target}/root"))?;
+    match via {
+        JoinVia::Pidfd => {
+            let pidfd = sys::pidfd_open(target).ctx(|| format!("pidfd_open({target})"))?;
+            setns(&pidfd, CloneFlags::from_bits_retain(kinds.clone_flags() as i32))
+                .ctx(|| format!("setns(pidfd of {target}, {kinds})"))?;
+        }
+        JoinVia::NsFiles => {
+            // The user namespace first: the caps it grants are what the other setns calls need when
+            // the joiner is not root on the host.
+            let order = kinds.iter().filter(|k| *k == NsKind::User).chain(kinds.iter().filter(|k| *k != NsKind::User));
+            let mut fds = Vec::new();
+            for kind in order {
+                let path = format!("/proc/{target}/ns/{kind}");
+                let fd = open(path.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
+                    .ctx(|| format!("open {path}"))?;
+                fds.push((kind, fd));
+            }
+            for (kind, fd) in fds {
+                setns(&fd, CloneFlags::from_bits_retain(kind.clone_flag() as i32))
+                    .ctx(|| format!("setns(/proc/{target}/ns/{kind})"))?;
+            }
+        }
+    }
+    if kinds.contains(NsKind::User) {
+        // Become the container's root, as nsenter and lxc-attach do.
+        become_root()?;
+    }
+    fchdir(&root).ctx(|| "fchdir to the container's root".into())?;
+    chroot(".").ctx(|| "chroot into the container's root".into())?;
+    chdir("/").ctx(|| "chdir /".into())?;
+    fork_exec_observe(&exe, None)
+}
+
+/// Switches to uid/gid 0 of the user namespace just entered, so that the exec that follows keeps
+/// the capabilities (the kernel grants them on exec only to the namespace's root). setgroups
+/// fails where the map's writer denied it (an unprivileged map), which leaves nothing to drop.
+fn become_root() -> Result<(), ProbeError> {
+    let _ = setgroups(&[]);
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .ctx(|| "setresgid(0) in the user namespace".into())?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx(|| "setresuid(0) in the user namespace".into())
+}
+
+/// Forks; the child executes the probe in observe mode (a new pid or time namespace only takes
+/// effect for children); the parent waits and exits with the child's status.
+fn fork_exec_observe(exe: &OwnedFd, sync: Option<OwnedFd>) -> Result<i32, ProbeError> {
+    let args = [CString::new(PROBE_NAME).expect("no NUL")];
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).expect("environment has no NUL")
+        })
+        .collect();
+    // SAFETY: this mode runs single-threaded; the child only makes system calls and execs.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop(sync);
+            // If this parent dies (killed by the harness on a timeout), so does the probe. In a
+            // new pid namespace getppid() is 0, so the usual re-check cannot tell a lost parent;
+            // the probe then ends anyway when the harness closes its stdin.
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            let err = fexecve(exe, &args, &env).unwrap_err();
+            eprintln!("{PROBE_NAME}: failed to exec the probe: {err}");
+            // SAFETY: _exit skips atexit handlers that belong to the parent.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => {
+            drop(sync);
+            loop {
+                match waitpid(child, None).ctx(|| "wait for the probe".into())? {
+                    WaitStatus::Exited(_, code) => return Ok(code),
+                    WaitStatus::Signaled(_, sig, _) => return Ok(128 + sig as i32),
+                    _ => continue,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Thin wrappers over the system calls that nix does not cover (SysV IPC, pidfd_open, raw
+//! clock_gettime, setdomainname) and small parsers of kernel text and netlink data.
+//!
+//! Shared by the probe (inside the container) and the harness (on the host), which is why they live
+//! in the bottom crate. Each wrapper names the call it wraps and links its man page. Nothing here
+//! allocates between fork and exec or keeps state.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+use crate::wire::{IdMapLine, Link, Lookup, SysResult};
+
+impl<T> From<nix::Result<T>> for SysResult {
+    fn from(r: nix::Result<T>) -> Self {
+        match r {
+            Ok(_) => SysResult::Ok,
+            Err(e) => SysResult::Err { errno: e as i32, name: format!("{e:?}") },
+        }
+    }
+}
+
+/// Classifies the result of a lookup by name or key.
+pub fn lookup<T>(r: nix::Result<T>) -> Lookup {
+    match r {
+        Ok(_) => Lookup::Found,
+        Err(Errno::EACCES | Errno::EPERM) => Lookup::Denied,
+        Err(Errno::ENOENT) => Lookup::Absent,
+        Err(e) => Lookup::Failed { error: format!("{e:?}: {}", e.desc()) },
+    }
+}
+
+/// The three SysV IPC object types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysvKind {
+    Shm,
+    Sem,
+    Msg,
+}
+
+/// shmget(2)/semget(2)/msgget(2) of an existing object by key: the id, or the errno.
+pub fn sysv_get(kind: SysvKind, key: i32) -> nix::Result<i32> {
+    sysv_call(kind, key, 0)
+}
+
+/// Creates a new object with `key` (IPC_CREAT | IPC_EXCL) and the given permission bits.
+pub fn sysv_create(kind: SysvKind, key: i32, mode: i32) -> nix::Result<i32> {
+    sysv_call(kind, key, libc::IPC_CREAT | libc::IPC_EXCL | mode)
+}
+
+fn sysv_call(kind: SysvKind, key: i32, flags: i32) -> nix::Result<i32> {
+    // SAFETY: plain system calls on integer arguments; no memory is passed.
+    let id = unsafe {
+        match kind {
+            // A lookup of an existing segment passes size 0; a new one gets one page.
+            SysvKind::Shm => libc::shmget(key, if flags & libc::IPC_CREAT != 0 { 4096 } else { 0 }, flags),
+            SysvKind::Sem => libc::semget(key, if flags & libc::IPC_CREAT != 0 { 1 } else { 0 }, flags),
+            SysvKind::Msg => libc::msgget(key, flags),
+        }
+    };
+    Errno::result(id)
+}
+
+/// shmctl(2)/semctl(2)/msgctl(2) with IPC_RMID.
+pub fn sysv_remove(kind: SysvKind, id: i32) -> nix::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer (NULL is documented as allowed for shmctl and msgctl; semctl
+    // takes no fourth argument for IPC_RMID).
+    let r = unsafe {
+        match kind {
+            SysvKind::Shm => libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+            SysvKind::Sem => libc::semctl(id, 0, libc::IPC_RMID),
+            SysvKind::Msg => libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()),
+        }
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Removes the object with `key` if it exists; `Ok(true)` if one was removed.
+pub fn sysv_remove_key(kind: SysvKind, key: i32) -> nix::Result<bool> {
+    match sysv_get(kind, key) {
+        Ok(id) => sysv_remove(kind, id).map(|()| true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// mq_open(3) of an existing queue, read-only (the fd is closed again).
+pub fn mq_lookup(name: &str) -> nix::Result<()> {
+    use nix::mqueue::{MQ_OFlag, mq_close, mq_open};
+    use nix::sys::stat::Mode;
+    let mq = mq_open(name, MQ_OFlag::O_RDONLY | MQ_OFlag::O_CLOEXEC, Mode::empty(), None)?;
+    mq_close(mq)
+}
+
+/// Creates a new POSIX message queue (O_CREAT | O_EXCL).
+pub fn mq_create(name: &str, mode: u32) -> nix::Result<()> {
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open};
+    use nix::sys::stat::Mode;
+    let flags = MQ_OFlag::O_RDONLY | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_CLOEXEC;
+    // Always pass attributes with O_CREAT: nix's mq_open leaves the variadic attr argument out
+    // when given None, and the kernel then reads garbage (EINVAL).
+    let attr = MqAttr::new(0, 1, 64, 0);
+    let mq = mq_open(name, flags, Mode::from_bits_truncate(mode), Some(&attr))?;
+    mq_close(mq)
+}
+
+/// mq_unlink(3); `Ok(false)` if there was no such queue.
+pub fn mq_remove(name: &str) -> nix::Result<bool> {
+    match nix::mqueue::mq_unlink(name) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// pidfd_open(2).
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// pidfd_send_signal(2).
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> nix::Result<()> {
+    // SAFETY: integer arguments and a NULL siginfo, which the man page allows.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0) };
+    Errno::result(r).map(drop)
+}
+
+/// The raw clock_gettime(2) system call, bypassing the vDSO.
+pub fn clock_gettime_syscall(clock: libc::clockid_t) -> nix::Result<i64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec) };
+    Errno::result(r)?;
+    Ok(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
+}
+
+/// clock_gettime(3) through libc, which goes through the vDSO where the kernel provides one.
+pub fn clock_gettime_vdso(clock: libc::clockid_t) -> nix::Result<i64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    Errno::result(r)?;
+    Ok(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
+}
+
+/// setdomainname(2).
+pub fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which live across the call.
+    let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(r).map(drop)
+}
+
+/// Field 22 (starttime, in clock ticks since boot) of a /proc/<pid>/stat line.
+///
+/// The command name (field 2) is in parentheses and may itself contain spaces and parentheses, so
+/// fields are counted after the *last* `)`.
+pub fn stat_start_time(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After ")" come field 3 (state) onwards; starttime is field 22, the 20th of these.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Parses /proc/<pid>/uid_map or gid_map.
+pub fn parse_id_map(text: &str) -> Option<Vec<IdMapLine>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut it = l.split_ascii_whitespace().map(str::parse::<u32>);
+            let line = IdMapLine { inside: it.next()?.ok()?, outside: it.next()?.ok()?, count: it.next()?.ok()? };
+            it.next().is_none().then_some(line)
+        })
+        .collect()
+}
+
+/// Lists network interfaces with an RTM_GETLINK dump over NETLINK_ROUTE (see rtnetlink(7)),
+/// sorted by name.
+pub fn netlink_links() -> io::Result<Vec<Link>> {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, send, socket,
+    };
+    let sock = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)?;
+    bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+
+    // struct nlmsghdr (16 bytes) followed by struct ifinfomsg (16 bytes), all zero but the family.
+    const HDR: usize = 16;
+    const IFINFO: usize = 16;
+    let mut req = [0u8; HDR + IFINFO];
+    req[0..4].copy_from_slice(&((HDR + IFINFO) as u32).to_ne_bytes());
+    req[4..6].copy_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes()); // sequence number
+    req[HDR] = libc::AF_UNSPEC as u8;
+    send(sock.as_raw_fd(), &req, MsgFlags::empty())?;
+
+    let mut links = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "netlink socket closed mid-dump"));
+        }
+        match parse_link_dump(&buf[..n], &mut links)? {
+            DumpState::More => continue,
+            DumpState::Done => break,
+        }
+    }
+    links.sort();
+    Ok(links)
+}
+
+/// Whether a netlink dump continues after this datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DumpState {
+    More,
+    Done,
+}
+
+/// Parses one datagram of an RTM_GETLINK dump, appending the links it describes.
+pub fn parse_link_dump(mut data: &[u8], out: &mut Vec<Link>) -> io::Result<DumpState> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {what}"));
+    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let align = |n: usize| (n + 3) & !3;
+    while data.len() >= 16 {
+        let len = u32_at(data, 0) as usize;
+        let ty = u16_at(data, 4);
+        if len < 16 || len > data.len() {
+            return Err(bad("message length out of bounds"));
+        }
+        let msg = &data[16..len];
+        match i32::from(ty) {
+            libc::NLMSG_DONE => return Ok(DumpState::Done),
+            libc::NLMSG_ERROR => {
+                let errno = if msg.len() >= 4 { -(u32_at(msg, 0) as i32) } else { 0 };
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            t if t == i32::from(libc::RTM_NEWLINK) => {
+                if msg.len() < 16 {
+                    return Err(bad("short ifinfomsg"));
+                }
+                let flags = u32_at(msg, 8);
+                let mut attrs = &msg[16..];
+                let mut name = None;
+                while attrs.len() >= 4 {
+                    let alen = u16_at(attrs, 0) as usize;
+                    let aty = u16_at(attrs, 2);
+                    if alen < 4 || alen > attrs.len() {
+                        return Err(bad("attribute length out of bounds"));
+                    }
+                    if aty == libc::IFLA_IFNAME {
+                        let raw = &attrs[4..alen];
+                        let raw = raw.split(|b| *b == 0).next().unwrap_or(raw);
+                        name = Some(String::from_utf8_lossy(raw).into_owned());
+                    }
+                    attrs = &attrs[align(alen).min(attrs.len())..];
+                }
+                let name = name.ok_or_else(|| bad("link without IFLA_IFNAME"))?;
+                out.push(Link { name, up: flags & libc::IFF_UP as u32 != 0 });
+            }
+            _ => {}
+        }
+        data = &data[align(len).min(data.len())..];
+    }
+    Ok(DumpState::More)
+}
+
+/// A path as a C string, with a clear error for an interior NUL.
+pub fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("NUL byte in {s:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_skips_a_comm_with_spaces_and_parens() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(stat_start_time(stat), Some(98765));
+    }
+
+    #[test]
+    fn id_map_parses_and_rejects_garbage() {
+        let lines = parse_id_map("         0     100000      65536\n").unwrap();
+        assert_eq!(lines, vec![IdMapLine { inside: 0, outside: 100000, count: 65536 }]);
+        assert_eq!(parse_id_map("0 1\n"), None);
+        assert_eq!(parse_id_map("0 1 2 3\n"), None);
+        assert_eq!(parse_id_map("a b c\n"), None);
+    }
+
+    #[test]
+    fn link_dump_parser_rejects_truncated_messages() {
+        let mut out = Vec::new();
+        // A header that claims 64 bytes in a 20-byte datagram.
+        let mut data = vec![0u8; 20];
+        data[0..4].copy_from_slice(&64u32.to_ne_bytes());
+        data[4..6].copy_from_slice(&libc::RTM_NEWLINK.to_ne_bytes());
+        assert!(parse_link_dump(&data, &mut out).is_err());
+    }
+
+    /// The real dump on this machine includes loopback (every network namespace has `lo`).
+    #[test]
+    fn netlink_dump_lists_loopback() {
+        let links = netlink_links().unwrap();
+        assert!(links.iter().any(|l| l.name == "lo"), "{links:?}");
+    }
+
+    #[test]
+    fn raw_and_vdso_clocks_agree_in_order() {
+        let a = clock_gettime_vdso(libc::CLOCK_MONOTONIC).unwrap();
+        let b = clock_gettime_syscall(libc::CLOCK_MONOTONIC).unwrap();
+        let c = clock_gettime_vdso(libc::CLOCK_MONOTONIC).unwrap();
+        assert!(a <= b && b <= c, "{a} {b} {c}");
+    }
+}

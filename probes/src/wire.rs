@@ -1,0 +1,627 @@
+//! The wire format between the harness and the probe: JSON lines on the probe's stdin and stdout.
+//!
+//! stdio is the one channel every launcher passes through (a native clone, `unshare`, bubblewrap,
+//! LXC, runc, ...), so it is the only channel the probe relies on. stderr carries diagnostics only
+//! and is never parsed.
+//!
+//! The conversation:
+//! 1. harness → probe: [`ToProbe::Hello`] with the init plan and the sentinel descriptions;
+//! 2. probe → harness: [`FromProbe::Fact`] lines, and [`FromProbe::Ask`] when the probe needs the
+//!    host to look at something *now* (the harness replies with [`ToProbe::Answer`]);
+//! 3. probe → harness: [`FromProbe::Done`]; a holder (a container that another probe will join)
+//!    then waits for [`ToProbe::Release`].
+//!
+//! The probe reports facts, never verdicts: "kill(4242, 0) failed with ESRCH", not "pid isolated".
+//!
+//! Every message carries its variant in a `msg`/`fact`/`question`/`answer` tag (no untagged enums,
+//! no flatten); the hello carries [`WIRE_VERSION`]. This module must stay free of I/O and of
+//! anything Linux-specific beyond plain data.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ns::NsKind;
+
+/// Bumped on every incompatible change of the types below.
+pub const WIRE_VERSION: u32 = 1;
+
+/// A message from the harness to the probe (one JSON document per line on the probe's stdin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "msg", rename_all = "kebab-case")]
+pub enum ToProbe {
+    Hello {
+        version: u32,
+        case: Box<ProbeCase>,
+    },
+    Answer {
+        id: u32,
+        answer: HostAnswer,
+    },
+    /// A holder may exit now.
+    Release,
+}
+
+/// What the probe needs to know: how to finish setting up its container, and where the sentinels are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct ProbeCase {
+    /// The case name, for diagnostics on stderr.
+    pub name: String,
+    pub init: InitPlan,
+    pub sentinels: Sentinels,
+    /// Stay alive after [`FromProbe::Done`] until [`ToProbe::Release`] (a container to be joined).
+    pub hold: bool,
+}
+
+/// The steps that need a fresh process inside the namespaces, run by the probe before it observes.
+///
+/// The launcher decides them (a launcher that already did a step leaves it out); the probe records
+/// what it did in [`Fact::Init`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct InitPlan {
+    /// sethostname(2) (only ever asked for in a new uts namespace).
+    pub hostname: Option<String>,
+    /// unshare(CLONE_NEWTIME), write /proc/self/timens_offsets, re-exec into the new namespace.
+    pub time_offsets: Option<TimeOffsets>,
+    /// Make every mount private (`mount --make-rprivate /`) so nothing propagates either way; only
+    /// ever asked for in a new mount namespace.
+    pub private_mounts: bool,
+    /// Mount a new procfs here (falling back to a recursive bind of the old /proc when the kernel
+    /// refuses a new instance, e.g. a user namespace that does not own the pid namespace).
+    pub mount_proc: Option<String>,
+    /// Mount a new sysfs here (same fallback as `mount_proc`).
+    pub mount_sys: Option<String>,
+    pub root: RootPlan,
+}
+
+/// How the probe changes its root before observing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum RootPlan {
+    /// Keep the root it was started with.
+    #[default]
+    Keep,
+    /// pivot_root(2) into `new_root` (a bind mount of itself), old root put under `put_old`
+    /// (relative to the new root) and detached.
+    PivotRoot { new_root: String, put_old: String },
+    /// chroot(2) into `new_root`, nothing else.
+    Chroot { new_root: String },
+}
+
+/// Time namespace clock offsets in nanoseconds (see time_namespaces(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct TimeOffsets {
+    pub monotonic_ns: i64,
+    pub boottime_ns: i64,
+}
+
+impl TimeOffsets {
+    pub fn is_zero(&self) -> bool {
+        self.monotonic_ns == 0 && self.boottime_ns == 0
+    }
+    pub fn get(&self, clock: ClockKind) -> i64 {
+        match clock {
+            ClockKind::Monotonic => self.monotonic_ns,
+            ClockKind::Boottime => self.boottime_ns,
+        }
+    }
+}
+
+/// The host-side objects the probe looks for, and the names it uses for objects of its own.
+///
+/// Paths are as the probe sees them after its root change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct Sentinels {
+    pub pid: PidSentinel,
+    pub uts: UtsSentinel,
+    pub mnt: MntSentinel,
+    pub ipc: IpcSentinel,
+    pub net: NetSentinel,
+    pub user: UserSentinel,
+}
+
+/// A sleeping host process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct PidSentinel {
+    /// Its pid in the harness's pid namespace.
+    pub pid: i32,
+    /// An argument of the sentinel's command line, unique to the run, so that another process
+    /// with the same pid number (in another pid namespace) is not taken for the sentinel. (Its
+    /// start time would not do: /proc shifts start times by the reader's time namespace offset.)
+    pub tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct UtsSentinel {
+    /// The NIS domain name the probe sets; the host checks whether it sees it, then restores its own.
+    pub domainname_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct MntSentinel {
+    /// A file on the host filesystem, by its host path, holding `marker_token`.
+    pub host_marker: String,
+    pub marker_token: String,
+    /// An empty directory on which the host mounts a tmpfs holding `marker_token` when asked.
+    pub sentinel_mount: String,
+    /// An empty directory on which the probe mounts a tmpfs of its own.
+    pub own_mount: String,
+    /// A directory to chroot into during the chroot-escape attempt.
+    pub escape_dir: String,
+}
+
+/// SysV IPC keys and a POSIX message queue name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct IpcNames {
+    pub shm_key: i32,
+    pub sem_key: i32,
+    pub msg_key: i32,
+    /// With its leading slash, as mq_open(3) takes it.
+    pub mq_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct IpcSentinel {
+    /// Objects the host created before the probe started.
+    pub host: IpcNames,
+    /// Names for the objects the probe creates (and removes) itself.
+    pub own: IpcNames,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct NetSentinel {
+    /// An abstract unix socket the host listens on, without the leading NUL.
+    pub abstract_name: String,
+    /// A TCP port the host listens on at 127.0.0.1.
+    pub tcp_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct UserSentinel {
+    /// A directory the probe may create files in; the host stats them.
+    pub scratch_dir: String,
+}
+
+/// A message from the probe to the harness (one JSON document per line on the probe's stdout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "msg", rename_all = "kebab-case")]
+pub enum FromProbe {
+    /// "Host, check now": the probe waits for the [`ToProbe::Answer`] with the same id.
+    Ask {
+        id: u32,
+        question: HostQuestion,
+    },
+    Fact {
+        fact: Fact,
+    },
+    /// All facts are out; `facts` is how many, so a lost line is noticed.
+    Done {
+        facts: u32,
+    },
+    /// Init failed; no facts follow.
+    Fatal {
+        stage: String,
+        error: String,
+    },
+}
+
+/// What the probe asks the host to do or look at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "question", rename_all = "kebab-case")]
+pub enum HostQuestion {
+    /// Take the host-wide domainname lock (several probes may share the host's uts namespace).
+    LockDomainname,
+    /// Does the host see this domainname? The host then restores its own and releases the lock.
+    CheckDomainname { token: String },
+    /// Mount the sentinel tmpfs now (after the probe's namespaces exist).
+    MountSentinel,
+    /// Unmount it again.
+    UnmountSentinel,
+    /// Does the host's mount table hold the probe's own tmpfs?
+    OwnMountVisible,
+    /// Which of the probe's own IPC objects does the host see?
+    OwnIpcVisible,
+    /// Owner of a file the probe created in the scratch directory, as the host stats it.
+    ScratchFileOwner { name: String },
+    /// The host's reading of a clock.
+    Clock { clock: ClockKind },
+}
+
+/// The host's reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "answer", rename_all = "kebab-case")]
+pub enum HostAnswer {
+    Ack,
+    Seen {
+        seen: bool,
+    },
+    Ipc {
+        seen: IpcSeen,
+    },
+    Owner {
+        uid: u32,
+        gid: u32,
+    },
+    ClockNs {
+        ns: i64,
+    },
+    /// The host cannot do this here (e.g. mounting needs root); the reason says why.
+    Unavailable {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// Which of four IPC objects were seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct IpcSeen {
+    pub shm: bool,
+    pub sem: bool,
+    pub msg: bool,
+    pub mq: bool,
+}
+
+impl IpcSeen {
+    pub fn all(&self) -> bool {
+        self.shm && self.sem && self.msg && self.mq
+    }
+    pub fn none(&self) -> bool {
+        !(self.shm || self.sem || self.msg || self.mq)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockKind {
+    Monotonic,
+    Boottime,
+}
+
+/// Where a clock reading came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockSource {
+    /// clock_gettime(3) through libc, which uses the vDSO.
+    Vdso,
+    /// The raw clock_gettime system call.
+    Syscall,
+    /// The first field of /proc/uptime (boottime only, centisecond resolution).
+    ProcUptime,
+}
+
+/// The outcome of a system call, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum SysResult {
+    Ok,
+    Err { errno: i32, name: String },
+}
+
+impl SysResult {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, SysResult::Ok)
+    }
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            SysResult::Ok => None,
+            SysResult::Err { errno, .. } => Some(*errno),
+        }
+    }
+}
+
+impl fmt::Display for SysResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysResult::Ok => f.write_str("ok"),
+            SysResult::Err { name, errno } => write!(f, "{name} ({errno})"),
+        }
+    }
+}
+
+/// The outcome of looking an object up by name or key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "lookup", rename_all = "kebab-case")]
+pub enum Lookup {
+    /// Opened.
+    Found,
+    /// It exists, but access was refused (EACCES/EPERM): it is visible all the same.
+    Denied,
+    /// ENOENT: not in this namespace.
+    Absent,
+    /// Any other error.
+    Failed { error: String },
+}
+
+impl Lookup {
+    /// Whether the lookup proves the object exists in the probe's view.
+    pub fn visible(&self) -> Option<bool> {
+        match self {
+            Lookup::Found | Lookup::Denied => Some(true),
+            Lookup::Absent => Some(false),
+            Lookup::Failed { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lookup::Found => f.write_str("found"),
+            Lookup::Denied => f.write_str("exists, access denied"),
+            Lookup::Absent => f.write_str("absent"),
+            Lookup::Failed { error } => write!(f, "lookup failed: {error}"),
+        }
+    }
+}
+
+/// A network interface as netlink (RTM_GETLINK) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct Link {
+    pub name: String,
+    /// IFF_UP.
+    pub up: bool,
+}
+
+/// One line of /proc/<pid>/uid_map or gid_map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct IdMapLine {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+impl fmt::Display for IdMapLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.inside, self.outside, self.count)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "kebab-case")]
+pub enum IdKind {
+    Uid,
+    Gid,
+}
+
+/// One observation. Each variant is an observation the probe made, with the raw evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "fact", rename_all = "kebab-case")]
+pub enum Fact {
+    /// What the init step did, in order ("mount proc on /proc", "pivot_root into ...").
+    Init { steps: Vec<String> },
+    /// stat(2) of /proc/self/ns/<kind>.
+    NsIdentity { kind: NsKind, dev: u64, ino: u64 },
+    /// getpid(2) and getppid(2).
+    Pids { pid: i32, ppid: i32 },
+    /// kill(sentinel, 0).
+    SignalSentinel { result: SysResult },
+    /// Whether /proc lists the sentinel's pid, and whether that process's command line carries the
+    /// sentinel's tag.
+    ProcSentinel { listed: bool, tagged: bool },
+    /// uname(2) nodename.
+    Hostname { hostname: String },
+    /// setdomainname(2) of the token, and whether the host then saw it.
+    Domainname { set: SysResult, host_saw_token: bool },
+    /// sethostname(2) to the value it already has: does the probe hold CAP_SYS_ADMIN over the uts
+    /// namespace it is in?
+    SethostnameSame { result: SysResult },
+    /// Whether the file the host mounted after the probe started is visible. `None` when the host
+    /// could not mount (`detail` says why).
+    SentinelMount { visible: Option<bool>, detail: String },
+    /// mount(2) of a tmpfs by the probe, and whether the host's mount table then held it.
+    OwnMount { mount: SysResult, host_saw: bool },
+    /// Whether the host marker file is reachable by its host path.
+    HostMarker { reachable: bool, detail: String },
+    /// The classic chroot escape (nested chroot, fchdir to the old root, chdir("..") up, chroot(".")).
+    ChrootEscape { reached_host: bool, detail: String },
+    /// Lookups of the host's SysV and POSIX IPC objects.
+    HostIpc { shm: Lookup, sem: Lookup, msg: Lookup, mq: Lookup },
+    /// Creation of the probe's own IPC objects, and what the host saw of them.
+    OwnIpc { created: IpcSeen, host_saw: IpcSeen },
+    /// connect(2) to the host's abstract unix socket.
+    AbstractSocket { connect: SysResult },
+    /// connect(2) to the host's TCP listener on 127.0.0.1.
+    TcpLoopback { connect: SysResult },
+    /// Links as a RTM_GETLINK dump reports them, sorted by name.
+    Links { links: Vec<Link> },
+    /// Entries of /sys/class/net, sorted.
+    SysfsNet { entries: Vec<String> },
+    /// /proc/self/uid_map or gid_map.
+    IdMap { ids: IdKind, lines: Vec<IdMapLine> },
+    /// Owner of a file the probe created, as the host stats it.
+    FileOwner { uid: u32, gid: u32 },
+    /// The lines of /proc/self/cgroup.
+    Cgroup { lines: Vec<String> },
+    /// The probe's clock minus the host's, bracketed: the true offset lies in `[lo_ns, hi_ns]`
+    /// (the probe read its clock before and after asking the host).
+    ClockOffset { clock: ClockKind, source: ClockSource, lo_ns: i64, hi_ns: i64 },
+    /// An observation could not be made; `about` is the [`Fact::key`] it would have had.
+    Unobservable { about: String, error: String },
+}
+
+impl Fact {
+    /// A key naming the observation: the fact tag, plus the kind, id or clock it is about.
+    pub fn key(&self) -> String {
+        match self {
+            Fact::Init { .. } => "init".into(),
+            Fact::NsIdentity { kind, .. } => fact_key::ns_identity(*kind),
+            Fact::Pids { .. } => "pids".into(),
+            Fact::SignalSentinel { .. } => "signal-sentinel".into(),
+            Fact::ProcSentinel { .. } => "proc-sentinel".into(),
+            Fact::Hostname { .. } => "hostname".into(),
+            Fact::Domainname { .. } => "domainname".into(),
+            Fact::SethostnameSame { .. } => "sethostname-same".into(),
+            Fact::SentinelMount { .. } => "sentinel-mount".into(),
+            Fact::OwnMount { .. } => "own-mount".into(),
+            Fact::HostMarker { .. } => "host-marker".into(),
+            Fact::ChrootEscape { .. } => "chroot-escape".into(),
+            Fact::HostIpc { .. } => "host-ipc".into(),
+            Fact::OwnIpc { .. } => "own-ipc".into(),
+            Fact::AbstractSocket { .. } => "abstract-socket".into(),
+            Fact::TcpLoopback { .. } => "tcp-loopback".into(),
+            Fact::Links { .. } => "links".into(),
+            Fact::SysfsNet { .. } => "sysfs-net".into(),
+            Fact::IdMap { ids, .. } => fact_key::id_map(*ids),
+            Fact::FileOwner { .. } => "file-owner".into(),
+            Fact::Cgroup { .. } => "cgroup".into(),
+            Fact::ClockOffset { clock, source, .. } => fact_key::clock(*clock, *source),
+            Fact::Unobservable { about, .. } => about.clone(),
+        }
+    }
+}
+
+/// Keys of facts that carry a parameter, shared by the probe (when it reports an
+/// [`Fact::Unobservable`]) and the harness (when it looks a fact up).
+pub mod fact_key {
+    use super::{ClockKind, ClockSource, IdKind};
+    use crate::ns::NsKind;
+
+    pub fn ns_identity(kind: NsKind) -> String {
+        format!("ns-identity/{kind}")
+    }
+    pub fn id_map(ids: IdKind) -> String {
+        match ids {
+            IdKind::Uid => "id-map/uid".into(),
+            IdKind::Gid => "id-map/gid".into(),
+        }
+    }
+    pub fn clock(clock: ClockKind, source: ClockSource) -> String {
+        let c = match clock {
+            ClockKind::Monotonic => "monotonic",
+            ClockKind::Boottime => "boottime",
+        };
+        let s = match source {
+            ClockSource::Vdso => "vdso",
+            ClockSource::Syscall => "syscall",
+            ClockSource::ProcUptime => "proc-uptime",
+        };
+        format!("clock-offset/{c}/{s}")
+    }
+}
+
+/// A line that is not a valid message, with enough context to find it.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed {what} at line {line}: {source} (line was: {excerpt:?})")]
+pub struct DecodeError {
+    pub what: &'static str,
+    pub line: usize,
+    pub excerpt: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Encodes one message as a single line, with its trailing newline.
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    // Serialising these plain-data types cannot fail: no maps with non-string keys, no I/O.
+    let mut line = serde_json::to_string(msg).expect("wire types always serialise");
+    line.push('\n');
+    line
+}
+
+/// Decodes one line (with or without its newline). `line_no` is 1-based, for the error.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    line_no: usize,
+    line: &str,
+) -> Result<T, DecodeError> {
+    serde_json::from_str(line.trim_end_matches(['\n', '\r'])).map_err(|source| DecodeError {
+        what,
+        line: line_no,
+        excerpt: line.chars().take(160).collect(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_single_lines_tagged_in_kebab_case() {
+        let line = encode(&FromProbe::Fact {
+            fact: Fact::SignalSentinel { result: SysResult::Err { errno: 3, name: "ESRCH".into() } },
+        });
+        assert_eq!(line.matches('\n').count(), 1);
+        assert!(line.contains(r#""msg":"fact""#), "{line}");
+        assert!(line.contains(r#""fact":"signal-sentinel""#), "{line}");
+        assert!(line.contains(r#""result":"err""#), "{line}");
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_the_line() {
+        let err = decode::<FromProbe>("probe message", 7, "{\"msg\":\"fact\",\"fact\":").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 7"), "{text}");
+        assert!(text.contains("probe message"), "{text}");
+    }
+
+    #[test]
+    fn unknown_variant_is_an_error_not_a_default() {
+        assert!(decode::<FromProbe>("probe message", 1, r#"{"msg":"verdict","pass":true}"#).is_err());
+    }
+
+    // Arbitrary is derived for tests and for dependants that enable the `arbitrary` feature.
+    mod round_trip {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn to_probe(msg in any::<ToProbe>()) {
+                let back: ToProbe = decode("harness message", 1, &encode(&msg)).unwrap();
+                prop_assert_eq!(back, msg);
+            }
+
+            #[test]
+            fn from_probe(msg in any::<FromProbe>()) {
+                let back: FromProbe = decode("probe message", 1, &encode(&msg)).unwrap();
+                prop_assert_eq!(back, msg);
+            }
+
+            /// Arbitrary bytes never panic the decoder.
+            #[test]
+            fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let text = String::from_utf8_lossy(&bytes);
+                let _ = decode::<FromProbe>("probe message", 1, &text);
+            }
+
+            /// A valid message cut short is an error, not a panic or a different message.
+            #[test]
+            fn truncated_is_an_error(msg in any::<FromProbe>(), cut in 0.0f64..1.0) {
+                let line = encode(&msg);
+                let body = line.trim_end();
+                let at = ((body.len() as f64) * cut) as usize;
+                if let Some(prefix) = body.get(..at) {
+                    prop_assert!(decode::<FromProbe>("probe message", 1, prefix).is_err());
+                }
+            }
+        }
+    }
+}
