@@ -7,6 +7,8 @@
 //! and restored its own value. Dropping a [`HostSide`] restores and unlocks in every outcome.
 
 use std::fs;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -20,12 +22,19 @@ use crate::mounts::is_mount_point;
 use crate::run_env::RunEnv;
 
 const DOMAINNAME: &str = "/proc/sys/kernel/domainname";
+/// Serialises the cases of this process.
 static DOMAIN_LOCK: Mutex<()> = Mutex::new(());
+/// Serialises isoprobe processes: an abstract unix socket can be bound by one socket at a time,
+/// and the kernel releases it when its holder dies, so a killed run never leaves the lock held
+/// (and no file is left behind). Abstract names belong to the network namespace, which every
+/// harness on a host shares.
+const DOMAIN_LOCK_NAME: &str = "isoprobe-domainname-lock";
 
 /// The held domainname lock and the value to restore.
 #[derive(Debug)]
 struct DomainGuard {
     _lock: MutexGuard<'static, ()>,
+    _host_lock: UnixListener,
     original: String,
 }
 
@@ -91,6 +100,7 @@ impl<'a> HostSide<'a> {
         if self.domain.is_some() {
             return Err("the domainname lock is already held by this probe".into());
         }
+        let timed_out = || "timed out waiting for the domainname lock".to_owned();
         let lock = loop {
             match DOMAIN_LOCK.try_lock() {
                 Ok(g) => break g,
@@ -98,10 +108,21 @@ impl<'a> HostSide<'a> {
                 Err(TryLockError::WouldBlock) if Instant::now() < self.deadline => {
                     std::thread::sleep(Duration::from_millis(1))
                 }
-                Err(TryLockError::WouldBlock) => return Err("timed out waiting for the domainname lock".into()),
+                Err(TryLockError::WouldBlock) => return Err(timed_out()),
             }
         };
-        self.domain = Some(DomainGuard { _lock: lock, original: read_domainname()? });
+        let addr = SocketAddr::from_abstract_name(DOMAIN_LOCK_NAME.as_bytes()).map_err(|e| e.to_string())?;
+        let host_lock = loop {
+            match UnixListener::bind_addr(&addr) {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < self.deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(timed_out()),
+                Err(e) => return Err(format!("failed to take @{DOMAIN_LOCK_NAME}: {e}")),
+            }
+        };
+        self.domain = Some(DomainGuard { _lock: lock, _host_lock: host_lock, original: read_domainname()? });
         Ok(HostAnswer::Ack)
     }
 
