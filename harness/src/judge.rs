@@ -187,7 +187,13 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             obs(shared_if(*host_saw), format!("mount tmpfs: {mount}; host saw it: {host_saw}"))
         }
         (MntHostRootReachable, Fact::HostMarker { reachable, detail }) => obs(shared_if(*reachable), detail.clone()),
-        (MntChrootEscape, Fact::ChrootEscape { reached_host, detail }) => obs(shared_if(*reached_host), detail.clone()),
+        (MntChrootEscape, Fact::ChrootEscape { reached_host, detail }) => match reached_host {
+            Some(r) => obs(shared_if(*r), detail.clone()),
+            None => Err(Verdict::Skip {
+                requirement: "root".into(),
+                reason: format!("the chroot escape takes CAP_SYS_CHROOT in the probe's user namespace: {detail}"),
+            }),
+        },
         (IpcHostObject(o), Fact::HostIpc { shm, sem, msg, mq }) => {
             let l = match o {
                 IpcObject::Shm => shm,
