@@ -40,13 +40,15 @@ fn main() -> ExitCode {
     let before = HostSnapshot::take();
     let dir = std::env::temp_dir().join(format!("isoprobe-protocol-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("create the scripts dir");
-    let trials = CASES
+    let trials: Vec<Trial> = CASES
         .iter()
         .map(|&(name, body, want)| {
             let script = dir.join(name);
             Trial::test(format!("bad-probe/{name}"), move || bad_probe(script, body, want))
         })
         .collect();
+    let mut trials: Vec<Trial> = trials;
+    trials.push(Trial::test("panic-mid-case/leaves-nothing", panic_mid_case));
     let conclusion = libtest_mimic::run(&args, trials);
     let _ = fs::remove_dir_all(&dir);
     let diff = before.diff(&HostSnapshot::take());
@@ -69,6 +71,46 @@ fn bad_probe(script: PathBuf, body: &str, want: &str) -> Result<(), Failed> {
     let err = outcome.error.ok_or_else(|| format!("the case did not fail: {:?}", outcome.runs))?;
     if !err.contains(want) {
         return Err(format!("the error does not mention {want:?}: {err}").into());
+    }
+    Ok(())
+}
+
+/// A panic in the harness while a container is running: unwinding kills and reaps the probe and
+/// removes the case directory (the rootfs) and the case's cgroup.
+fn panic_mid_case() -> Result<(), Failed> {
+    use isoprobe_harness::case_env::CaseEnv;
+    use isoprobe_harness::cgroup::writable_cgroup2_root;
+    use isoprobe_harness::launcher::native;
+    use isoprobe_harness::matrix::spec_for;
+    use isoprobe_harness::{LauncherKind, RootfsMode};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Mutex;
+
+    let h = Harness::new(HarnessOptions::default()).map_err(|e| e.to_string())?;
+    let spec = spec_for(NsSet::ALL, RootfsMode::PivotRoot, LauncherKind::Clone3).resolve(h.runner());
+    let seen = Mutex::new(None);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let case = CaseEnv::create(h.run_env(), &spec, 9999, writable_cgroup2_root().as_deref()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let p = native::start_container(&spec, &case, h.run_env(), deadline).unwrap();
+        let cgroup = case.cgroup.as_ref().map(|c| c.path().to_owned());
+        *seen.lock().unwrap() = Some((p.pid.as_raw(), case.dir.clone(), cgroup));
+        panic!("injected panic while the container runs");
+    }));
+    if r.is_ok() {
+        return Err("the injected panic did not happen".into());
+    }
+    let (pid, dir, cgroup) = seen.into_inner().unwrap().ok_or("the container never started")?;
+    // Reaped: the pid no longer names our child (waitpid on it fails with ECHILD).
+    match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        Err(nix::errno::Errno::ECHILD) => {}
+        other => return Err(format!("probe {pid} was not reaped: {other:?}").into()),
+    }
+    if dir.exists() {
+        return Err(format!("{} was left behind", dir.display()).into());
+    }
+    if let Some(cg) = cgroup.filter(|c| c.exists()) {
+        return Err(format!("cgroup {} was left behind", cg.display()).into());
     }
     Ok(())
 }
