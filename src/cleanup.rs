@@ -5,10 +5,10 @@
 //! byte (0x15), and POSIX message queues `/isoprobe-*`. A run is alive while its pid runs; what a
 //! live run may own is kept:
 //! - a run directory whose pid runs;
-//! - a cgroup carrying a live run's token (`isoprobe-<token>-<case>`), or, without a token,
-//!   changed since the oldest live run started;
-//! - a SysV object or message queue changed since the oldest live run started (they carry no
-//!   run token; their ctime is when they were created).
+//! - a cgroup carrying a live run's token (`isoprobe-<token>-<case>`);
+//! - a cgroup, SysV object or message queue changed since the oldest live run started, or since
+//!   the cleanup started (SysV objects and queues carry no run token; their ctime is when they
+//!   were created).
 //!
 //! It must never remove anything without the isoprobe name, and never follow a run directory's
 //! contents across a mount point (every mount under it is detached first, and removal is refused
@@ -61,15 +61,17 @@ impl Tally {
 pub fn cleanup(dry_run: bool) -> Result<u8> {
     let runs = run_dirs(&std::env::temp_dir())?;
     let (live, dead): (Vec<&RunDir>, Vec<&RunDir>) = runs.iter().partition(|r| pid_runs(r.pid));
-    // Objects without a run token are kept when they changed after the oldest live run started
-    // (one second of slack: ctimes are whole seconds).
-    let oldest_live: Option<i64> = live.iter().filter_map(|r| process_start_epoch(r.pid)).min().map(|s| s - 1);
+    // Objects are kept when they changed after the oldest live run started, or after this
+    // cleanup started (a run may start while it looks); one second of slack: ctimes are whole
+    // seconds.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let bound = live.iter().filter_map(|r| process_start_epoch(r.pid)).chain([now]).min().unwrap_or(now) - 1;
     let live_tokens: Vec<&str> = live.iter().map(|r| r.token.as_str()).collect();
     let mut t = Tally::default();
     for r in &live {
         t.kept(&r.path.display().to_string(), &format!("its run (pid {}) is still running", r.pid));
     }
-    let unowned = |ctime: i64| oldest_live.is_none_or(|start| ctime < start);
+    let unowned = |ctime: i64| ctime < bound;
 
     for r in &dead {
         remove_run_dir(r, dry_run, &mut t);
@@ -79,7 +81,7 @@ pub fn cleanup(dry_run: bool) -> Result<u8> {
         let name = cg.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let token = run_token_of(&name);
         let ctime = fs::metadata(&cg).map(|m| m.ctime()).unwrap_or(i64::MAX);
-        if token.is_some_and(|tk| live_tokens.contains(&tk)) || (token.is_none() && !unowned(ctime)) {
+        if token.is_some_and(|tk| live_tokens.contains(&tk)) || !unowned(ctime) {
             t.kept(&what, "a live run may own it");
         } else if dry_run {
             t.removed(true, &what);
@@ -180,13 +182,8 @@ fn process_start_epoch(pid: i32) -> Option<i64> {
     // Field 22 counts from after the command, which is in parentheses and may contain spaces.
     let after_comm = &stat[stat.rfind(')')? + 2..];
     let ticks: i64 = after_comm.split(' ').nth(19)?.parse().ok()?;
-    let boot: i64 = fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
+    let boot: i64 =
+        fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
     Some(boot + ticks / hz)
 }
@@ -267,7 +264,8 @@ fn remove_cgroup(cg: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc_ebusy()) && attempt < 199 => {
                 if attempt == 0 && cg.join("cgroup.kill").exists() {
-                    fs::write(cg.join("cgroup.kill"), "1").with_context(|| format!("kill the processes in {}", cg.display()))?;
+                    fs::write(cg.join("cgroup.kill"), "1")
+                        .with_context(|| format!("kill the processes in {}", cg.display()))?;
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -313,7 +311,12 @@ fn parse_sysvipc(kind: SysvKind, text: &str, id_col: &str) -> Vec<SysvObject> {
     lines
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            Some(SysvObject { kind, key: f.get(k)?.parse().ok()?, id: f.get(i)?.parse().ok()?, ctime: f.get(c)?.parse().ok()? })
+            Some(SysvObject {
+                kind,
+                key: f.get(k)?.parse().ok()?,
+                id: f.get(i)?.parse().ok()?,
+                ctime: f.get(c)?.parse().ok()?,
+            })
         })
         .collect()
 }
