@@ -5,10 +5,12 @@
 //! byte (0x15), and POSIX message queues `/isoprobe-*`. A run is alive while its pid runs; what a
 //! live run may own is kept:
 //! - a run directory whose pid runs;
-//! - a cgroup carrying a live run's token (`isoprobe-<token>-<case>`);
-//! - a cgroup, SysV object or message queue changed since the oldest live run started, or since
-//!   the cleanup started (SysV objects and queues carry no run token; their ctime is when they
-//!   were created).
+//! - a cgroup carrying a live run's token (`isoprobe-<token>-<case>`); one carrying no known
+//!   run's token is kept while processes run in it or within seconds of its creation (a run in
+//!   another temporary directory may own it);
+//! - a SysV object or message queue created since the oldest live run started, or in the second
+//!   before the cleanup started (they carry no run token; their ctime is when they were
+//!   created), except shared memory whose creator was a dead run.
 //!
 //! It must never remove anything without the isoprobe name, and never follow a run directory's
 //! contents across a mount point (every mount under it is detached first, and removal is refused
@@ -24,6 +26,10 @@ use anyhow::{Context, Result};
 use isoprobe_harness::mounts::{mounts, unmount_all_under};
 use isoprobe_harness::names::{PREFIX, is_isoprobe_key};
 use isoprobe_probes::sys::{SysvKind, mq_remove, sysv_remove};
+
+/// A cgroup no visible run owns is left alone this long after its creation: a run this cleanup
+/// cannot see may be about to start a case's processes in it.
+const UNKNOWN_CGROUP_GRACE_SECS: i64 = 5;
 
 /// A run directory found under the temporary directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +73,8 @@ pub fn cleanup(dry_run: bool) -> Result<u8> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let bound = live.iter().filter_map(|r| process_start_epoch(r.pid)).chain([now]).min().unwrap_or(now) - 1;
     let live_tokens: Vec<&str> = live.iter().map(|r| r.token.as_str()).collect();
+    let dead_tokens: Vec<&str> = dead.iter().map(|r| r.token.as_str()).collect();
+    let dead_pids: Vec<i32> = dead.iter().map(|r| r.pid).collect();
     let mut t = Tally::default();
     for r in &live {
         t.kept(&r.path.display().to_string(), &format!("its run (pid {}) is still running", r.pid));
@@ -81,8 +89,20 @@ pub fn cleanup(dry_run: bool) -> Result<u8> {
         let name = cg.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let token = run_token_of(&name);
         let ctime = fs::metadata(&cg).map(|m| m.ctime()).unwrap_or(i64::MAX);
-        if token.is_some_and(|tk| live_tokens.contains(&tk)) || !unowned(ctime) {
-            t.kept(&what, "a live run may own it");
+        let keep = if token.is_some_and(|tk| live_tokens.contains(&tk)) {
+            Some("its run is still running")
+        } else if token.is_some_and(|tk| dead_tokens.contains(&tk)) {
+            None
+        } else if populated(&cg) {
+            // A run this cleanup cannot see (another temporary directory) may own it.
+            Some("processes run in it and no dead run owns it")
+        } else if ctime >= bound - UNKNOWN_CGROUP_GRACE_SECS {
+            Some("created moments ago and no dead run owns it: a run may be setting it up")
+        } else {
+            None
+        };
+        if let Some(why) = keep {
+            t.kept(&what, why);
         } else if dry_run {
             t.removed(true, &what);
         } else {
@@ -94,7 +114,10 @@ pub fn cleanup(dry_run: bool) -> Result<u8> {
     }
     for obj in isoprobe_sysv_objects()? {
         let what = format!("SysV {:?} id {} key {:#x}", obj.kind, obj.id, obj.key);
-        if !unowned(obj.ctime) {
+        // A run creates its host objects itself: a shared-memory segment whose creator was a
+        // dead run is that run's, whenever it was made.
+        let of_dead_run = obj.kind == SysvKind::Shm && obj.cpid.is_some_and(|p| dead_pids.contains(&p));
+        if !of_dead_run && !unowned(obj.ctime) {
             t.kept(&what, "created after a live run started");
         } else if dry_run {
             t.removed(true, &what);
@@ -160,11 +183,12 @@ fn parse_run_dir_name(name: &str) -> Option<(i32, &str)> {
     is_token(token).then_some((pid, token))
 }
 
-/// The run token of a cgroup named `isoprobe-<token>-<case>`.
+/// The run token of a cgroup named `isoprobe-<token>-<rest>` (`<rest>` is the case number, and
+/// whatever a launcher appends).
 fn run_token_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(PREFIX)?.strip_prefix('-')?;
     let (token, case) = rest.split_once('-')?;
-    (is_token(token) && !case.is_empty() && case.bytes().all(|b| b.is_ascii_digit())).then_some(token)
+    (is_token(token) && !case.is_empty()).then_some(token)
 }
 
 /// Run tokens are 12 lowercase hex digits (`names::token`).
@@ -275,6 +299,17 @@ fn remove_cgroup(cg: &Path) -> Result<()> {
     unreachable!("the last attempt returns")
 }
 
+/// Whether a process runs in `cg` or any cgroup below it (unreadable counts as populated).
+fn populated(cg: &Path) -> bool {
+    match fs::read_to_string(cg.join("cgroup.procs")) {
+        Ok(p) if !p.trim().is_empty() => return true,
+        Ok(_) => {}
+        Err(_) => return true,
+    }
+    let Ok(entries) = fs::read_dir(cg) else { return true };
+    entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).any(|e| populated(&e.path()))
+}
+
 fn libc_ebusy() -> i32 {
     nix::errno::Errno::EBUSY as i32
 }
@@ -286,6 +321,8 @@ struct SysvObject {
     key: i32,
     id: i32,
     ctime: i64,
+    /// The creator's pid (shared memory only).
+    cpid: Option<i32>,
 }
 
 fn isoprobe_sysv_objects() -> Result<Vec<SysvObject>> {
@@ -316,6 +353,7 @@ fn parse_sysvipc(kind: SysvKind, text: &str, id_col: &str) -> Vec<SysvObject> {
                 key: f.get(k)?.parse().ok()?,
                 id: f.get(i)?.parse().ok()?,
                 ctime: f.get(c)?.parse().ok()?,
+                cpid: cols.get("cpid").and_then(|&p| f.get(p)?.parse().ok()),
             })
         })
         .collect()
@@ -379,6 +417,7 @@ mod tests {
     #[test]
     fn cgroup_tokens() {
         assert_eq!(run_token_of("isoprobe-0123456789ab-17"), Some("0123456789ab"));
+        assert_eq!(run_token_of("isoprobe-0123456789ab-17-lxc"), Some("0123456789ab"));
         assert_eq!(run_token_of("isoprobe-0123456789ab-"), None);
         assert_eq!(run_token_of("isoprobe-limit-memory"), None);
     }
@@ -388,7 +427,10 @@ mod tests {
         let shm = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n\
                    352321537          5   666                     1  4242     0      0     0     0     0     0          0          0 1764390000                     0                     0\n";
         let objs = parse_sysvipc(SysvKind::Shm, shm, "shmid");
-        assert_eq!(objs, vec![SysvObject { kind: SysvKind::Shm, key: 0x1500_0001, id: 5, ctime: 1_764_390_000 }]);
+        assert_eq!(
+            objs,
+            vec![SysvObject { kind: SysvKind::Shm, key: 0x1500_0001, id: 5, ctime: 1_764_390_000, cpid: Some(4242) }]
+        );
         assert!(is_isoprobe_key(objs[0].key));
         assert!(parse_sysvipc(SysvKind::Shm, "", "shmid").is_empty());
     }
