@@ -17,7 +17,7 @@ use isoprobe_harness::LauncherKind;
 use isoprobe_harness::NsKind;
 use isoprobe_harness::fingerprint::{Fingerprint, LAUNCHER_TOOLS};
 use isoprobe_reports::compare::{Basis, CompareOptions, EXIT_INCOMPARABLE, compare};
-use isoprobe_reports::load::load;
+use isoprobe_reports::load::{Document, load};
 use isoprobe_reports::render::{Format, render};
 
 const EXIT_CODES: &str = "\
@@ -71,6 +71,10 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Attach this benchmark summary (`cargo bench` writes target/isoprobe/bench-summary.json)
+        /// to the run report, for its charts and tables.
+        #[arg(long)]
+        bench: Option<PathBuf>,
     },
     /// Compare two reports (or two benchmark summaries): the regression gate.
     #[command(after_help = EXIT_CODES)]
@@ -224,8 +228,18 @@ fn real_main() -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Report { file, format, output } => {
-            let doc = load(&file)?;
+        Command::Report { file, format, output, bench } => {
+            let mut doc = load(&file)?;
+            if let Some(b) = bench {
+                match (&mut doc, load(&b)?) {
+                    (Document::Run(r), Document::Bench(s)) => r.bench = Some(*s),
+                    _ => anyhow::bail!(
+                        "attach {} to {}: --bench takes a benchmark summary, and FILE must be a run report",
+                        b.display(),
+                        file.display()
+                    ),
+                }
+            }
             let text = render(&doc, format.into()).with_context(|| format!("render {}", file.display()))?;
             write_out(output.as_deref(), &text)?;
             Ok(0)
