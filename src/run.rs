@@ -135,8 +135,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let failures = report.failures();
     let shown = if args.verbose { failures.len() } else { SHOWN_FAILURES.min(failures.len()) };
     for f in &failures[..shown] {
-        let role = f.role.filter(|r| *r == isoprobe_harness::verdict::Role::Joiner).map_or("", |_| " (joiner)");
-        println!("{} {}/{}{role}: {}: {}", f.label.to_uppercase(), f.suite, f.case, f.check, f.detail);
+        println!("{} {}/{}{}: {}: {}", f.label.to_uppercase(), f.suite, f.case, f.role_suffix(), f.check, f.detail);
     }
     if shown < failures.len() {
         println!("... and {} more failures (--verbose shows all; the report has them)", failures.len() - shown);

@@ -288,6 +288,16 @@ pub struct Failure {
     pub detail: String,
 }
 
+impl Failure {
+    /// ` (joiner)` when the joining probe saw it, else nothing.
+    pub fn role_suffix(&self) -> &'static str {
+        match self.role {
+            Some(Role::Joiner) => " (joiner)",
+            _ => "",
+        }
+    }
+}
+
 impl Report {
     /// Every failure of every case, in report order.
     pub fn failures(&self) -> Vec<Failure> {

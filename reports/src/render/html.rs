@@ -129,10 +129,7 @@ fn failures(out: &mut String, r: &Report) {
     } else {
         out.push_str("<table>\n<tr><th>case</th><th>check</th><th>verdict</th><th>detail</th></tr>\n");
         for x in &f {
-            let role = match x.role {
-                Some(isoprobe_harness::verdict::Role::Joiner) => " (joiner)",
-                _ => "",
-            };
+            let role = x.role_suffix();
             let _ = writeln!(
                 out,
                 "<tr><td><code>{}</code></td><td><code>{}</code>{role}</td><td>{}</td><td>{}</td></tr>",

@@ -68,10 +68,7 @@ fn run_section(out: &mut String, r: &Report) {
         let _ = writeln!(out, "\n### Failures ({})\n", failures.len());
         out.push_str("| case | check | verdict | detail |\n|---|---|---|---|\n");
         for f in failures.iter().take(MAX_FAILURES) {
-            let role = match f.role {
-                Some(isoprobe_harness::verdict::Role::Joiner) => " (joiner)",
-                _ => "",
-            };
+            let role = f.role_suffix();
             let _ = writeln!(
                 out,
                 "| `{}` | `{}`{role} | {} | {} |",
