@@ -234,3 +234,60 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isoprobe_harness::{LauncherKind, NsKind};
+
+    fn selection() -> Selection {
+        Selection { namespaces: Vec::new(), launchers: Vec::new(), filter: None, case_file: None }
+    }
+
+    #[test]
+    fn the_default_plan_is_the_namespace_matrix() {
+        let plan = plan(&selection()).unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].cases, namespace_matrix());
+    }
+
+    #[test]
+    fn namespaces_launchers_and_filter_narrow_the_plan() {
+        let sel = Selection {
+            namespaces: vec![NsKind::Pid, NsKind::Net],
+            launchers: vec![LauncherKind::Clone3, LauncherKind::SetnsPidfd],
+            ..selection()
+        };
+        let cases = &plan(&sel).unwrap()[0].cases;
+        assert!(!cases.is_empty());
+        for c in cases {
+            assert!(c.namespaces.iter().all(|k| k == NsKind::Pid || k == NsKind::Net), "{}", c.name());
+            assert!(matches!(c.launcher, LauncherKind::Clone3 | LauncherKind::SetnsPidfd), "{}", c.name());
+        }
+        assert!(cases.iter().any(|c| c.namespaces.is_empty()), "the host-only case stays");
+        let sel = Selection { filter: Some("nothing-is-named-so".into()), ..selection() };
+        assert!(plan(&sel).unwrap_err().to_string().contains("no case matches"));
+    }
+
+    #[test]
+    fn a_case_file_is_read_and_each_entry_validated() {
+        let dir = std::env::temp_dir().join(format!("run-plan-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            Selection { case_file: Some(p), ..selection() }
+        };
+        let ok = write("ok.json", r#"[{"namespaces": ["pid", "mnt"], "rootfs": "pivot-root", "launcher": "clone"}]"#);
+        let cases = &plan(&ok).unwrap()[0].cases;
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].launcher, LauncherKind::Clone);
+        let bad = write("bad.json", "[{\"namespaces\": [\"pid\"],\n \"rootfs\": 7}]");
+        let e = plan(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad.json: line 2, column"), "{e}");
+        let invalid = write("invalid.json", r#"[{"namespaces": []}, {"namespaces": ["pid"], "rootfs": "pivot-root"}]"#);
+        let e = plan(&invalid).unwrap_err().to_string();
+        assert!(e.contains("invalid.json: case [1]"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
