@@ -284,3 +284,21 @@ fn bad_input_names_the_file_and_the_position() {
     let missing = load(Path::new("/nonexistent/isoprobe-report.json")).unwrap_err().to_string();
     assert!(missing.contains("/nonexistent/isoprobe-report.json"), "{missing}");
 }
+
+#[test]
+fn new_skips_are_reported_and_fatal_on_request() {
+    let Document::Run(mut skipped) = report() else { unreachable!() };
+    let case = skipped.suites[0].cases.iter_mut().find(|c| c.name == "clone3/chroot/pid").unwrap();
+    case.runs.clear();
+    case.skipped = Some(isoprobe_harness::verdict::Skip {
+        requirement: "root".into(),
+        reason: "chroot(2) takes CAP_SYS_CHROOT (running unprivileged)".into(),
+    });
+    let new = Document::Run(skipped);
+    let lenient = compare(&report(), "base", &new, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(lenient.exit_code(), 0);
+    assert!(lenient.to_text().contains("clone3/chroot/pid"), "{}", lenient.to_text());
+    let strict = CompareOptions { fail_on_skip: true, ..Default::default() };
+    let strict = compare(&report(), "base", &new, "new", &strict).unwrap();
+    assert_eq!(strict.exit_code(), 1, "{}", strict.to_text());
+}
