@@ -64,7 +64,7 @@ impl Tally {
 
 /// `isoprobe cleanup`; exit status 0 when nothing removable is left, 1 when something could not
 /// be removed.
-pub fn cleanup(dry_run: bool) -> Result<u8> {
+pub fn cleanup(dry_run: bool, only_known_runs: bool) -> Result<u8> {
     let runs = run_dirs(&std::env::temp_dir())?;
     let (live, dead): (Vec<&RunDir>, Vec<&RunDir>) = runs.iter().partition(|r| pid_runs(r.pid));
     // Objects are kept when they changed after the oldest live run started, or after this
@@ -93,6 +93,8 @@ pub fn cleanup(dry_run: bool) -> Result<u8> {
             Some("its run is still running")
         } else if token.is_some_and(|tk| dead_tokens.contains(&tk)) {
             None
+        } else if only_known_runs {
+            Some("no dead run in the temporary directory owns it (--only-known-runs)")
         } else if populated(&cg) {
             // A run this cleanup cannot see (another temporary directory) may own it.
             Some("processes run in it and no dead run owns it")

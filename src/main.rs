@@ -86,6 +86,10 @@ enum Command {
         /// Only list what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Remove a cgroup only when its name carries the token of a dead run found in the
+        /// temporary directory (leave cgroups of runs this cleanup cannot place alone).
+        #[arg(long)]
+        only_known_runs: bool,
     },
 }
 
@@ -280,7 +284,7 @@ fn real_main() -> Result<u8> {
             write_out(None, &text)?;
             Ok(c.exit_code())
         }
-        Command::Cleanup { dry_run } => cleanup::cleanup(dry_run),
+        Command::Cleanup { dry_run, only_known_runs } => cleanup::cleanup(dry_run, only_known_runs),
     }
 }
 
