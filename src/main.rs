@@ -23,7 +23,9 @@ use isoprobe_reports::render::{Format, render};
 const EXIT_CODES: &str = "\
 Exit status:
   run      0 every case passed or was skipped; 1 a case failed or errored (or was skipped for a
-           requirement ISOPROBE_EXPECT declares); 2 the run could not be carried out
+           requirement ISOPROBE_EXPECT declares); 2 the run could not be carried out or was
+           interrupted (SIGINT/SIGTERM: running cases finish and clean up; a second signal exits
+           at once with 130, and `isoprobe cleanup` removes what is left)
   list     0; 2 on bad options or an unreadable case file
   env      0
   report   0; 2 the report could not be read or rendered in that format

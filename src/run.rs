@@ -6,8 +6,8 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -122,15 +122,24 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let harness = Harness::new(HarnessOptions::default()).context("set up the run")?;
     let mut report = Report::new(fingerprint, started_at, std::env::args().collect(), expected_from_env());
 
+    let stop = interrupt_flag()?;
     let total: usize = suites.iter().map(|s| s.cases.len()).sum();
     let progress = Progress::new(total);
     for suite in &suites {
-        let cases = run_parallel(&harness, &suite.cases, jobs, &progress);
+        let cases = run_parallel(&harness, &suite.cases, jobs, &progress, &stop);
         report.suites.push(Suite { name: suite.name.clone(), cases });
     }
     progress.finish();
+    // Every case's objects are gone with its outcome; the run's own go here.
     drop(harness);
     report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    if stop.load(Ordering::SeqCst) {
+        let done = report.counts().cases;
+        eprintln!(
+            "isoprobe: interrupted after {done} of {total} cases; the cases that ran were cleaned up, no report written"
+        );
+        return Ok(2);
+    }
 
     let failures = report.failures();
     let shown = if args.verbose { failures.len() } else { SHOWN_FAILURES.min(failures.len()) };
@@ -153,8 +162,28 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     Ok(if report.passed() { 0 } else { 1 })
 }
 
-/// Runs `cases` on `jobs` worker threads; outcomes come back in the order of `cases`.
-fn run_parallel(harness: &Harness, cases: &[CaseSpec], jobs: usize, progress: &Progress) -> Vec<CaseOutcome> {
+/// Set on SIGINT or SIGTERM: no new case starts, the ones running finish and clean up after
+/// themselves. A second signal ends the process at once (`isoprobe cleanup` then removes what it
+/// left).
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&flag)))
+            .context("install the interrupt handler")?;
+    }
+    Ok(flag)
+}
+
+/// Runs `cases` on `jobs` worker threads until `stop` is set; outcomes come back in the order of
+/// `cases` (those not started are left out).
+fn run_parallel(
+    harness: &Harness,
+    cases: &[CaseSpec],
+    jobs: usize,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Vec<CaseOutcome> {
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, CaseOutcome)>();
     let mut slots: Vec<Option<CaseOutcome>> = vec![None; cases.len()];
@@ -162,7 +191,7 @@ fn run_parallel(harness: &Harness, cases: &[CaseSpec], jobs: usize, progress: &P
         for _ in 0..jobs.min(cases.len()) {
             let (tx, next) = (tx.clone(), &next);
             s.spawn(move || {
-                loop {
+                while !stop.load(Ordering::SeqCst) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = cases.get(i) else { break };
                     if tx.send((i, harness.run_case(spec))).is_err() {
@@ -177,8 +206,8 @@ fn run_parallel(harness: &Harness, cases: &[CaseSpec], jobs: usize, progress: &P
             slots[i] = Some(outcome);
         }
     });
-    // Every index below cases.len() was handed to exactly one worker, which sent its outcome.
-    slots.into_iter().map(|o| o.expect("every case reports an outcome")).collect()
+    // Every case handed to a worker came back; only an interruption leaves some out.
+    slots.into_iter().flatten().collect()
 }
 
 /// A progress bar on a terminal; plain lines (every failure, and a count every tenth) otherwise.

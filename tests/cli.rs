@@ -195,3 +195,37 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     // Message queues are checked by cleanup itself (it lists them in a private mount of the
     // mqueue filesystem); the second cleanup found none.
 }
+
+#[test]
+fn an_interrupted_run_finishes_its_cases_and_leaves_nothing() {
+    let child = isoprobe()
+        .args(["run", "--no-report", "-j", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start isoprobe run");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run_dir = loop {
+        assert!(Instant::now() < deadline, "the run never started a case");
+        let found = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("isoprobe-{pid}-")));
+        if let Some(d) = found
+            && d.join("case-3").exists()
+        {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted after") && err.contains("of 684 cases"), "{err}");
+    assert!(!run_dir.exists(), "the interrupted run left {}", run_dir.display());
+    let token = run_dir.file_name().unwrap().to_string_lossy().rsplit('-').next().unwrap().to_owned();
+    assert!(cgroups_of(&token).is_empty(), "{:?}", cgroups_of(&token));
+}
