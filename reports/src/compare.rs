@@ -218,10 +218,21 @@ pub fn verdict_incompatibilities(b: &Fingerprint, n: &Fingerprint) -> Vec<String
         ));
     }
     if b.user.cap_eff != n.user.cap_eff {
+        let only = |x: &Fingerprint, y: &Fingerprint| -> String {
+            let names: Vec<&str> =
+                x.user.capabilities.iter().filter(|c| !y.user.capabilities.contains(c)).map(String::as_str).collect();
+            match names.len() {
+                0 => "none".into(),
+                n if n > 6 => format!("{} and {} more", names[..6].join(","), n - 6),
+                _ => names.join(","),
+            }
+        };
         out.push(format!(
-            "effective capabilities differ (BASE {}, NEW {})",
-            b.user.capabilities.join(","),
-            n.user.capabilities.join(",")
+            "effective capabilities differ (CapEff BASE {}, NEW {}; only in BASE: {}; only in NEW: {})",
+            b.user.cap_eff,
+            n.user.cap_eff,
+            only(b, n),
+            only(n, b)
         ));
     }
     if b.namespaces != n.namespaces {
