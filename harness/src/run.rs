@@ -53,6 +53,7 @@ pub struct Harness {
     opts: HarnessOptions,
     next_case: AtomicU64,
     cgroup_root: Option<PathBuf>,
+    kernel: requirement::KernelRelease,
 }
 
 /// One probe process's raw results before judging.
@@ -72,7 +73,13 @@ impl Harness {
             None => crate::run_env::probe_source()?,
         };
         let run = RunEnv::new(Runner::current(), &probe)?;
-        Ok(Harness { run, opts, next_case: AtomicU64::new(0), cgroup_root: writable_cgroup2_root() })
+        Ok(Harness {
+            run,
+            opts,
+            next_case: AtomicU64::new(0),
+            cgroup_root: writable_cgroup2_root(),
+            kernel: requirement::KernelRelease::running(),
+        })
     }
 
     pub fn runner(&self) -> Runner {
@@ -85,7 +92,7 @@ impl Harness {
 
     /// Whether this machine and user can run `spec`; the skip names what is missing.
     pub fn requirement(&self, spec: &CaseSpec) -> Result<(), Skip> {
-        requirement::check_case(spec, self.run.runner, self.run.supported_kinds())
+        requirement::check_case(spec, self.run.runner, self.run.supported_kinds(), &self.kernel)
     }
 
     pub fn run_case(&self, spec: &CaseSpec) -> CaseOutcome {
