@@ -18,6 +18,7 @@ pub mod error;
 pub mod host;
 pub mod judge;
 pub mod launcher;
+pub mod limits;
 pub mod matrix;
 pub mod mounts;
 pub mod names;

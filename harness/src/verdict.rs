@@ -80,6 +80,16 @@ pub struct ProbeRun {
     pub exit: String,
     /// The probe's stderr, truncated.
     pub stderr: String,
+    /// The verdicts of a limit case's checks (its `checks` are then empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitResult>,
+}
+
+/// The judgement of one limit check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitResult {
+    pub check: crate::limits::LimitCheck,
+    pub verdict: Verdict,
 }
 
 /// Everything a case produced.
@@ -115,6 +125,7 @@ impl CaseOutcome {
         self.error.is_none()
             && self.join_mismatches.is_empty()
             && self.runs.iter().all(|r| r.checks.iter().all(|c| !c.verdict.is_failure()))
+            && self.runs.iter().all(|r| r.limits.iter().all(|c| !c.verdict.is_failure()))
     }
 
     /// One line per failure: the case, the check, expected and observed, and the evidence.
@@ -137,6 +148,18 @@ impl CaseOutcome {
                     Verdict::Error { cause } => {
                         out.push(format!("{}{who}: {}: could not observe: {cause}", self.name, c.check))
                     }
+                    _ => {}
+                }
+            }
+        }
+        for run in &self.runs {
+            for c in &run.limits {
+                match &c.verdict {
+                    Verdict::Fail { expected, observed, evidence } => out.push(format!(
+                        "{}: {}: expected {expected}, observed {observed} ({evidence})",
+                        self.name, c.check
+                    )),
+                    Verdict::Error { cause } => out.push(format!("{}: {}: could not observe: {cause}", self.name, c.check)),
                     _ => {}
                 }
             }
