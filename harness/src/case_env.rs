@@ -20,8 +20,8 @@ use nix::errno::Errno;
 use std::os::fd::BorrowedFd;
 
 use crate::cgroup::CaseCgroup;
-use crate::limits::CaseLimits;
 use crate::error::{Context, HarnessError};
+use crate::limits::CaseLimits;
 use crate::mounts::unmount_all_under;
 use crate::names::{PREFIX, sysv_key, token};
 use crate::run_env::RunEnv;

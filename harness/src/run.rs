@@ -241,7 +241,10 @@ fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
                 .into_iter()
                 .map(|check| {
                     let expected = expect(&spec, runner, check);
-                    CheckResult { check, verdict: judge::verdict(check, &expected, &r.transcript.facts, &r.host, &spec) }
+                    CheckResult {
+                        check,
+                        verdict: judge::verdict(check, &expected, &r.transcript.facts, &r.host, &spec),
+                    }
                 })
                 .collect(),
             Vec::new(),

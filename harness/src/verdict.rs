@@ -159,7 +159,9 @@ impl CaseOutcome {
                         "{}: {}: expected {expected}, observed {observed} ({evidence})",
                         self.name, c.check
                     )),
-                    Verdict::Error { cause } => out.push(format!("{}: {}: could not observe: {cause}", self.name, c.check)),
+                    Verdict::Error { cause } => {
+                        out.push(format!("{}: {}: could not observe: {cause}", self.name, c.check))
+                    }
                     _ => {}
                 }
             }

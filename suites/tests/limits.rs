@@ -26,7 +26,10 @@ fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
     vec![
         (
             "memory",
-            l(Limits { memory_max: Some(64 * MIB), ..Default::default() }, Exercise::Memory { target: 192 * MIB, step: MIB }),
+            l(
+                Limits { memory_max: Some(64 * MIB), ..Default::default() },
+                Exercise::Memory { target: 192 * MIB, step: MIB },
+            ),
         ),
         (
             "memory-swap",
@@ -59,7 +62,10 @@ fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
         ),
         (
             "cpuset-cpus",
-            l(Limits { cpuset_cpus: Some(vec![cpu]), ..Default::default() }, Exercise::Affinity { cpus: cpus.to_vec() }),
+            l(
+                Limits { cpuset_cpus: Some(vec![cpu]), ..Default::default() },
+                Exercise::Affinity { cpus: cpus.to_vec() },
+            ),
         ),
         (
             "cpuset-mems",
@@ -106,7 +112,10 @@ fn report(o: &CaseOutcome) -> String {
     for r in &o.runs {
         for c in &r.limits {
             if let Verdict::Pass { expected, observed, evidence } = &c.verdict {
-                lines.push(format!("{}: {}: pass: expected {expected}, observed {observed} ({evidence})", o.name, c.check));
+                lines.push(format!(
+                    "{}: {}: pass: expected {expected}, observed {observed} ({evidence})",
+                    o.name, c.check
+                ));
             }
         }
         if !r.stderr.is_empty() && !o.passed() {
@@ -155,7 +164,11 @@ fn sensitivity_trial(h: &Arc<Harness>, what: &str, spec: CaseSpec, checks: &'sta
             let v = o.runs.iter().flat_map(|r| &r.limits).find(|c| c.check == *check).map(|c| &c.verdict);
             match v {
                 Some(Verdict::Fail { .. }) => {}
-                other => return Err(format!("{check} should fail with the limit doubled, got {other:?}\n{}", report(&o)).into()),
+                other => {
+                    return Err(
+                        format!("{check} should fail with the limit doubled, got {other:?}\n{}", report(&o)).into()
+                    );
+                }
             }
         }
         Ok(Completion::Completed)
@@ -227,7 +240,8 @@ fn main() -> ExitCode {
         }
         // The cgroup namespace's view: with `all` the probe must see itself at the root, with the
         // others the host's paths (each set is the other's control).
-        let view = LimitSpec { settings: Limits::default(), sibling: None, exercise: Exercise::CgroupView { mount_at: None } };
+        let view =
+            LimitSpec { settings: Limits::default(), sibling: None, exercise: Exercise::CgroupView { mount_at: None } };
         trials.push(run_trial(&harness, format!("cgroup-ns-view/{ns_name}"), case(ns, view)));
     }
     let cases = limit_cases(cpu, &cpus);

@@ -14,7 +14,6 @@ use nix::sys::stat::Mode;
 use crate::error::{Context, HarnessError};
 use crate::mounts::mounts;
 
-
 /// Where cgroup2 is mounted, if it is and this process may create cgroups there.
 pub fn writable_cgroup2_root() -> Option<PathBuf> {
     let root = mounts().ok()?.into_iter().find(|m| m.fs_type == "cgroup2")?.mount_point;

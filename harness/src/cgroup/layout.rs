@@ -160,7 +160,12 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(PathBuf, String, String, String)> {
             }
             let _source = r.next()?;
             let opts = r.next().unwrap_or("");
-            Some((PathBuf::from(unescape_mountinfo(l.get(4)?)), unescape_mountinfo(l.get(3)?), fs_type.into(), opts.into()))
+            Some((
+                PathBuf::from(unescape_mountinfo(l.get(4)?)),
+                unescape_mountinfo(l.get(3)?),
+                fs_type.into(),
+                opts.into(),
+            ))
         })
         .collect()
 }
@@ -301,8 +306,11 @@ impl CgroupLayout {
         if !line.enabled {
             return Placement::Unusable(format!("the {controller} controller is disabled (/proc/cgroups says 0)"));
         }
-        if let Some((index, h)) =
-            self.hierarchies.iter().enumerate().find(|(_, h)| h.version == Version::V1 && h.controllers.iter().any(|c| c == controller))
+        if let Some((index, h)) = self
+            .hierarchies
+            .iter()
+            .enumerate()
+            .find(|(_, h)| h.version == Version::V1 && h.controllers.iter().any(|c| c == controller))
         {
             return match &h.parent {
                 Ok(_) => Placement::V1 { index },
@@ -411,7 +419,11 @@ rdma\t0\t1\t0
         assert_eq!(mem.parent, Ok(PathBuf::from("/sys/fs/cgroup/memory/process_api/abc")));
         assert_eq!(l.placement("net_cls"), Placement::Unmounted);
         assert_eq!(l.placement("perf_event"), Placement::V2 { index: 5 });
-        assert!(matches!(l.placement("hugetlb"), Placement::Unusable(r) if r.contains("subtree_control")), "{:?}", l.placement("hugetlb"));
+        assert!(
+            matches!(l.placement("hugetlb"), Placement::Unusable(r) if r.contains("subtree_control")),
+            "{:?}",
+            l.placement("hugetlb")
+        );
         assert!(matches!(l.placement("rdma"), Placement::Unusable(r) if r.contains("disabled")));
         assert!(matches!(l.placement("misc"), Placement::Unusable(r) if r.contains("no misc")));
         // The named systemd hierarchy has no controllers: cases do not join it.

@@ -114,7 +114,9 @@ impl CaseCgroups {
                     return Err(HarnessError::Probe(format!("the hierarchy of {controller} is not writable here")));
                 }
                 // cgroup2 freezes every cgroup with a core file, no controller needed.
-                Placement::Unusable(_) if controller == "freezer" && layout.v2().is_some_and(|(_, h)| h.parent.is_ok()) => {
+                Placement::Unusable(_)
+                    if controller == "freezer" && layout.v2().is_some_and(|(_, h)| h.parent.is_ok()) =>
+                {
                     Target::Joined
                 }
                 Placement::Unmounted => Target::Private(controller.clone()),
@@ -318,7 +320,9 @@ fn drain_and_remove(version: Version, id: u32, dir: &CgroupDir) -> Result<(), Ha
         match dir.rmdir() {
             Ok(()) => return Ok(()),
             Err(Errno::EBUSY) => {}
-            Err(e) => return Err(HarnessError::Sys { what: format!("remove cgroup {}", dir.shown().display()), source: e }),
+            Err(e) => {
+                return Err(HarnessError::Sys { what: format!("remove cgroup {}", dir.shown().display()), source: e });
+            }
         }
         if Instant::now() >= deadline {
             if killed {
@@ -358,4 +362,47 @@ fn kill_listed(id: u32, dir: &CgroupDir) -> Result<(), HarnessError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup2-only host whose cgroupfs is a temp dir: the case's cgroup and its sibling are
+    /// made under the mount root, a v1-only knob is refused with the reason, and dropping the set
+    /// removes every directory it made.
+    #[test]
+    fn a_v2_case_is_created_and_removed_on_a_fake_cgroupfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "memory pids\n").unwrap();
+        let mountinfo = format!("41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n", root.display());
+        let layout = CgroupLayout::from_texts(
+            &mountinfo,
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t0\t1\t1\nnet_prio\t0\t1\t1\n",
+            "0::/\n",
+            |p| fs::read_to_string(p).ok(),
+            |_| true,
+        );
+        assert_eq!(layout.mode(), crate::cgroup::LayoutMode::V2);
+        let req = CgroupRequest { name: "isoprobe-test-1".into(), sibling: Some(Vec::new()), ..Default::default() };
+        let set = CaseCgroups::create(&layout, &req).unwrap();
+        assert!(root.join("isoprobe-test-1").is_dir());
+        assert!(root.join("isoprobe-test-1-sib").is_dir());
+        assert!(set.v2_dir().is_some());
+        drop(set);
+        assert!(!root.join("isoprobe-test-1").exists());
+        assert!(!root.join("isoprobe-test-1-sib").exists());
+
+        // cpu is on cgroup2 but not delegated: the setting is refused before anything is made.
+        let req = CgroupRequest {
+            name: "isoprobe-test-2".into(),
+            settings: vec![Setting::new("cpu.max", "20000 100000")],
+            ..Default::default()
+        };
+        let e = CaseCgroups::create(&layout, &req).unwrap_err().to_string();
+        assert!(e.contains("cpu.max"), "{e}");
+        assert!(!root.join("isoprobe-test-2").exists());
+    }
 }

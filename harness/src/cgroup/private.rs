@@ -44,34 +44,25 @@ impl PrivateHierarchy {
         let was_unbound = proc_cgroups(controller).is_some_and(|(h, _)| h == 0);
         let fstype = c"cgroup";
         // SAFETY: fsopen takes a NUL-terminated string and flags; it returns a new fd or -1.
-        let fc = fs_syscall(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) }, &ctx)?;
+        let r = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) };
+        let fc = fs_syscall(r, &ctx)?;
         // SAFETY: fsopen just returned this fd; nothing else owns it.
         let fc = unsafe { OwnedFd::from_raw_fd(fc) };
-        let key = std::ffi::CString::new(controller).map_err(|_| HarnessError::Probe(format!("bad controller {controller:?}")))?;
+        let key = std::ffi::CString::new(controller)
+            .map_err(|_| HarnessError::Probe(format!("bad controller {controller:?}")))?;
+        let none = std::ptr::null::<u8>();
         // SAFETY: FSCONFIG_SET_FLAG with a NUL-terminated key and no value, on our fs context fd.
-        fs_syscall(
-            unsafe {
-                libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), libc::FSCONFIG_SET_FLAG, key.as_ptr(), std::ptr::null::<u8>(), 0)
-            },
-            &ctx,
-        )?;
+        let r = unsafe {
+            libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), libc::FSCONFIG_SET_FLAG, key.as_ptr(), none, 0)
+        };
+        fs_syscall(r, &ctx)?;
         // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
-        fs_syscall(
-            unsafe {
-                libc::syscall(
-                    libc::SYS_fsconfig,
-                    fc.as_raw_fd(),
-                    libc::FSCONFIG_CMD_CREATE,
-                    std::ptr::null::<u8>(),
-                    std::ptr::null::<u8>(),
-                    0,
-                )
-            },
-            &ctx,
-        )?;
+        let r = unsafe { libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), libc::FSCONFIG_CMD_CREATE, none, none, 0) };
+        fs_syscall(r, &ctx)?;
         let flags = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
         // SAFETY: fsmount on our configured context; returns a new fd or -1.
-        let m = fs_syscall(unsafe { libc::syscall(libc::SYS_fsmount, fc.as_raw_fd(), libc::FSMOUNT_CLOEXEC, flags) }, &ctx)?;
+        let r = unsafe { libc::syscall(libc::SYS_fsmount, fc.as_raw_fd(), libc::FSMOUNT_CLOEXEC, flags) };
+        let m = fs_syscall(r, &ctx)?;
         // SAFETY: fsmount just returned this fd; nothing else owns it.
         let root = unsafe { OwnedFd::from_raw_fd(m) };
         Ok(PrivateHierarchy { controller: controller.to_owned(), root: Some(Arc::new(root)), was_unbound })

@@ -67,19 +67,44 @@ pub struct Mapping {
 
 /// The table.
 pub const TABLE: &[Mapping] = &[
-    Mapping { key: "memory.max", v1_controller: "memory", v2_controller: Some("memory"), v1: Conversion::MaxAsMinusOne("memory.limit_in_bytes") },
+    Mapping {
+        key: "memory.max",
+        v1_controller: "memory",
+        v2_controller: Some("memory"),
+        v1: Conversion::MaxAsMinusOne("memory.limit_in_bytes"),
+    },
     Mapping { key: "memory.swap.max", v1_controller: "memory", v2_controller: Some("memory"), v1: Conversion::MemSwap },
     Mapping { key: "pids.max", v1_controller: "pids", v2_controller: Some("pids"), v1: Conversion::Same("pids.max") },
     Mapping { key: "cpu.max", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::CpuMax },
     Mapping { key: "cpu.weight", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::CpuWeight },
-    Mapping { key: "cpuset.cpus", v1_controller: "cpuset", v2_controller: Some("cpuset"), v1: Conversion::Same("cpuset.cpus") },
-    Mapping { key: "cpuset.mems", v1_controller: "cpuset", v2_controller: Some("cpuset"), v1: Conversion::Same("cpuset.mems") },
+    Mapping {
+        key: "cpuset.cpus",
+        v1_controller: "cpuset",
+        v2_controller: Some("cpuset"),
+        v1: Conversion::Same("cpuset.cpus"),
+    },
+    Mapping {
+        key: "cpuset.mems",
+        v1_controller: "cpuset",
+        v2_controller: Some("cpuset"),
+        v1: Conversion::Same("cpuset.mems"),
+    },
     Mapping { key: "io.max", v1_controller: "blkio", v2_controller: Some("io"), v1: Conversion::IoMax },
     Mapping { key: "hugetlb.*.max", v1_controller: "hugetlb", v2_controller: Some("hugetlb"), v1: Conversion::Hugetlb },
     Mapping { key: "cgroup.freeze", v1_controller: "freezer", v2_controller: None, v1: Conversion::Freeze },
     Mapping { key: "devices", v1_controller: "devices", v2_controller: None, v1: Conversion::Devices },
-    Mapping { key: "net_cls.classid", v1_controller: "net_cls", v2_controller: None, v1: Conversion::Same("net_cls.classid") },
-    Mapping { key: "net_prio.ifpriomap", v1_controller: "net_prio", v2_controller: None, v1: Conversion::Same("net_prio.ifpriomap") },
+    Mapping {
+        key: "net_cls.classid",
+        v1_controller: "net_cls",
+        v2_controller: None,
+        v1: Conversion::Same("net_cls.classid"),
+    },
+    Mapping {
+        key: "net_prio.ifpriomap",
+        v1_controller: "net_prio",
+        v2_controller: None,
+        v1: Conversion::Same("net_prio.ifpriomap"),
+    },
 ];
 
 /// A setting the table cannot take.
@@ -168,7 +193,12 @@ pub fn to_v1(s: &Setting, all: &[Setting]) -> Result<Vec<(String, String)>, Tabl
         },
         Conversion::Devices => {
             let mut out = vec![("devices.deny".to_owned(), "a".to_owned())];
-            out.extend(s.value.lines().filter(|l| !l.trim().is_empty()).map(|l| ("devices.allow".to_owned(), l.trim().to_owned())));
+            out.extend(
+                s.value
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| ("devices.allow".to_owned(), l.trim().to_owned())),
+            );
             out
         }
     })

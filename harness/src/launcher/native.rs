@@ -108,7 +108,16 @@ pub fn start_container(
     let cloned_into_v2 = cgroup.is_some();
     let attach = |pid| case.attach_after_clone(pid, cloned_into_v2);
     spawn_probe_attached(
-        SpawnRequest { call, ns_flags, cgroup, exe: &exe, mode, id_maps: spec.id_maps.as_ref(), runner: run.runner, deadline },
+        SpawnRequest {
+            call,
+            ns_flags,
+            cgroup,
+            exe: &exe,
+            mode,
+            id_maps: spec.id_maps.as_ref(),
+            runner: run.runner,
+            deadline,
+        },
         case.limits.is_some().then_some(&attach as _),
     )
 }

@@ -68,7 +68,10 @@ pub fn spawn_probe(req: SpawnRequest<'_>) -> Result<ProbeProcess, HarnessError> 
 
 /// [`spawn_probe`], with `attach` run between the clone and the child's GO (the cgroup v1 attach
 /// through cgroup.procs; CLONE_INTO_CGROUP covers cgroup2).
-pub fn spawn_probe_attached(req: SpawnRequest<'_>, attach: Option<AttachHook<'_>>) -> Result<ProbeProcess, HarnessError> {
+pub fn spawn_probe_attached(
+    req: SpawnRequest<'_>,
+    attach: Option<AttachHook<'_>>,
+) -> Result<ProbeProcess, HarnessError> {
     let (stdin_r, stdin_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdin pipe".into())?;
     let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdout pipe".into())?;
     let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stderr pipe".into())?;

@@ -73,7 +73,11 @@ impl Drop for LoopDevice {
     fn drop(&mut self) {
         match Command::new("losetup").arg("--detach").arg(&self.path).output() {
             Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("isoprobe: losetup --detach {}: {}", self.path.display(), String::from_utf8_lossy(&o.stderr).trim()),
+            Ok(o) => eprintln!(
+                "isoprobe: losetup --detach {}: {}",
+                self.path.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
             Err(e) => eprintln!("isoprobe: failed to run losetup --detach {}: {e}", self.path.display()),
         }
     }
@@ -107,7 +111,11 @@ impl CaseLimits {
     ) -> Result<CaseLimits, HarnessError> {
         let exclusive = matches!(
             limits.exercise,
-            Exercise::CpuBurn { .. } | Exercise::CpuShare { .. } | Exercise::Freezer { .. } | Exercise::IoRead { .. } | Exercise::PerfCount { .. }
+            Exercise::CpuBurn { .. }
+                | Exercise::CpuShare { .. }
+                | Exercise::Freezer { .. }
+                | Exercise::IoRead { .. }
+                | Exercise::PerfCount { .. }
         )
         .then(|| EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner()));
         let layout = CgroupLayout::detect()?;

@@ -49,7 +49,10 @@ fn host_pid_of(l: &CaseLimits, ns_pid: i32) -> Result<i32, String> {
     let candidates = l.cgroups.procs().map_err(|e| e.to_string())?;
     for pid in candidates {
         let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
-        let inner = status.lines().find_map(|l| l.strip_prefix("NSpid:")).and_then(|v| v.split_whitespace().last()?.parse::<i32>().ok());
+        let inner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|v| v.split_whitespace().last()?.parse::<i32>().ok());
         if inner == Some(ns_pid) {
             return Ok(pid);
         }

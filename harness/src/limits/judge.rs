@@ -1,7 +1,7 @@
 //! From an exercise report to a verdict per limit check. Every tolerance is a named constant with
 //! the reasoning that gives its value; none is widened to make a run pass.
 
-use isoprobe_probes::wire::{ChildEnd, CgroupReading, ExerciseReport, Fact, SysResult, fact_key};
+use isoprobe_probes::wire::{CgroupReading, ChildEnd, ExerciseReport, Fact, SysResult, fact_key};
 
 use super::oracle::{LimitCheck, LimitExpect};
 use crate::judge::Facts;
@@ -54,11 +54,14 @@ pub const CPU_SHARE_TOL: f64 = 0.05;
 /// than that, the share cannot be judged (an error, which fails the case).
 pub const CPU_SHARE_MIN_PAIR: f64 = 0.6;
 
-/// io.max: blk-throttle lets a new slice start with one slice's allowance (throtl_slice, 100 ms
-/// on a device without rotational flag: HZ/10), and one block in flight when the window ends:
-/// bytes ≤ bps × (window + slice) + block. Below, the device keeps the reader fed (a loop device
-/// over page cache is far faster than the limit), so bytes ≥ bps × (window − slice) − block.
+/// io.max: blk-throttle lets a new slice start with one slice's allowance (throtl_slice, 100 ms:
+/// HZ/10), and each of the probe's readers (IO_READERS = 4) has one block in flight when the
+/// window ends: bytes ≤ bps × (window + slice) + 4 blocks. Below: the readers keep bios queued at
+/// the throttle all along (a loop device over page cache serves far faster than the limit), so a
+/// late dispatch is caught up on the next one and bytes ≥ bps × (window − slice) − 4 blocks.
 pub const IO_SLICE_NS: u64 = 100 * MS;
+/// The reads in flight at once (the probe's `IO_READERS`), each of the exercise's block size.
+pub const IO_IN_FLIGHT: u64 = 4;
 /// io.max control: without a limit a loop device over page cache reads at hundreds of MiB/s; the
 /// suites' limit is 4 MiB/s, so 32 MiB/s (8× the limit) separates the two with room to spare.
 pub const IO_CONTROL_MIN_BPS: u64 = 32 * MIB;
@@ -170,8 +173,17 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                     mib(*limit),
                     mib(MEMORY_PEAK_SLACK)
                 ),
-                format!("{child} after touching {}, peak {}, OOM kills {oom:?}", mib(*touched), peak.map(mib).unwrap_or("unknown".into())),
-                format!("baseline before the fork {}; before: {}; after: {}", mib(base), reading_text(before), reading_text(after)),
+                format!(
+                    "{child} after touching {}, peak {}, OOM kills {oom:?}",
+                    mib(*touched),
+                    peak.map(mib).unwrap_or("unknown".into())
+                ),
+                format!(
+                    "baseline before the fork {}; before: {}; after: {}",
+                    mib(base),
+                    reading_text(before),
+                    reading_text(after)
+                ),
             )
         }
         (E::MemoryReaches { target }, ExerciseReport::Memory { touched, child, before, after }) => {
@@ -205,7 +217,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             format!("{forks} forks, {}", refused.as_ref().map(|r| format!("then {r}")).unwrap_or("no failure".into())),
             format!("at the stop: {}", reading_text(at_stop)),
         ),
-        (E::CpuQuota { quota_us, period_us }, ExerciseReport::CpuBurn { pinned, wall_ns, cpu_ns, before, after, .. }) => {
+        (
+            E::CpuQuota { quota_us, period_us },
+            ExerciseReport::CpuBurn { pinned, wall_ns, cpu_ns, before, after, .. },
+        ) => {
             let q = quota_us * 1000;
             let p = period_us * 1000;
             let expected = (*wall_ns as u128 * q as u128 / p as u128) as u64;
@@ -217,8 +232,18 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 && throttled.is_some_and(|t| t + CPU_EDGE_PERIODS >= periods);
             verdict(
                 ok,
-                format!("{} ± {} of CPU in {}, throttled in ≥ {} periods", ms(expected), ms(tol), ms(*wall_ns), periods.saturating_sub(CPU_EDGE_PERIODS)),
-                format!("{} of CPU ({:.3} of the window), throttled in {throttled:?} periods", ms(*cpu_ns), *cpu_ns as f64 / *wall_ns as f64),
+                format!(
+                    "{} ± {} of CPU in {}, throttled in ≥ {} periods",
+                    ms(expected),
+                    ms(tol),
+                    ms(*wall_ns),
+                    periods.saturating_sub(CPU_EDGE_PERIODS)
+                ),
+                format!(
+                    "{} of CPU ({:.3} of the window), throttled in {throttled:?} periods",
+                    ms(*cpu_ns),
+                    *cpu_ns as f64 / *wall_ns as f64
+                ),
                 format!("pinned: {pinned}; before: {}; after: {}", reading_text(before), reading_text(after)),
             )
         }
@@ -228,7 +253,11 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             verdict(
                 pinned.is_ok() && fraction >= CPU_CONTROL_MIN_FRACTION && throttled.unwrap_or(0) == 0,
                 format!("≥ {CPU_CONTROL_MIN_FRACTION} of a CPU, never throttled"),
-                format!("{fraction:.3} of a CPU ({} in {}), throttled in {throttled:?} periods", ms(*cpu_ns), ms(*wall_ns)),
+                format!(
+                    "{fraction:.3} of a CPU ({} in {}), throttled in {throttled:?} periods",
+                    ms(*cpu_ns),
+                    ms(*wall_ns)
+                ),
                 format!("pinned: {pinned}; after: {}", reading_text(after)),
             )
         }
@@ -241,11 +270,15 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                     .filter_map(|(n, v)| Some((n, v?)))
                     .collect();
             if sources.is_empty() {
-                return Verdict::Error { cause: "the host read no cpu usage (neither cpuacct.usage nor cpu.stat)".into() };
+                return Verdict::Error {
+                    cause: "the host read no cpu usage (neither cpuacct.usage nor cpu.stat)".into(),
+                };
             }
             let ok = sources.iter().all(|(_, u)| u.abs_diff(*rusage_ns) <= CPU_USAGE_TOL_NS + 1000);
-            let seen: Vec<String> =
-                sources.iter().map(|(n, u)| format!("{n} {} (off by {})", ms(*u), ms(u.abs_diff(*rusage_ns)))).collect();
+            let seen: Vec<String> = sources
+                .iter()
+                .map(|(n, u)| format!("{n} {} (off by {})", ms(*u), ms(u.abs_diff(*rusage_ns))))
+                .collect();
             verdict(
                 ok,
                 format!("every cgroup usage within {} of the probe's rusage", ms(CPU_USAGE_TOL_NS)),
@@ -258,10 +291,17 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             let pair_fraction = pair as f64 / *wall_ns as f64;
             let share = *mine_ns as f64 / pair.max(1) as f64;
             let want_share = f64::from(*mine) / f64::from(mine + other);
-            let evidence = format!("pinned: {pinned}; probe {} and competitor {} of CPU in {}", ms(*mine_ns), ms(*competitor_ns), ms(*wall_ns));
+            let evidence = format!(
+                "pinned: {pinned}; probe {} and competitor {} of CPU in {}",
+                ms(*mine_ns),
+                ms(*competitor_ns),
+                ms(*wall_ns)
+            );
             if pinned.is_ok() && pair_fraction < CPU_SHARE_MIN_PAIR {
                 return Verdict::Error {
-                    cause: format!("the pair got only {pair_fraction:.2} of the CPU (needs {CPU_SHARE_MIN_PAIR} to judge); {evidence}"),
+                    cause: format!(
+                        "the pair got only {pair_fraction:.2} of the CPU (needs {CPU_SHARE_MIN_PAIR} to judge); {evidence}"
+                    ),
                 };
             }
             verdict(
@@ -272,9 +312,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             )
         }
         (E::Affinity { cpus }, ExerciseReport::Affinity { allowed, set }) => {
-            let pin_ok = set.iter().all(|a| {
-                if cpus.contains(&a.cpu) { a.result.is_ok() } else { a.result.errno() == Some(libc::EINVAL) }
-            });
+            let pin_ok = set
+                .iter()
+                .all(|a| if cpus.contains(&a.cpu) { a.result.is_ok() } else { a.result.errno() == Some(libc::EINVAL) });
             let attempts: Vec<String> = set.iter().map(|a| format!("cpu {}: {}", a.cpu, a.result)).collect();
             verdict(
                 allowed == cpus && pin_ok,
@@ -285,32 +325,47 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
         }
         (E::Devices { allowed, denied }, ExerciseReport::Devices { opens }) => {
             let ok = opens.iter().all(|o| {
-                if denied.contains(&o.path) { o.result.errno() == Some(libc::EPERM) } else { allowed.contains(&o.path) && o.result.is_ok() }
+                if denied.contains(&o.path) {
+                    o.result.errno() == Some(libc::EPERM)
+                } else {
+                    allowed.contains(&o.path) && o.result.is_ok()
+                }
             }) && opens.len() == allowed.len() + denied.len();
             let seen: Vec<String> = opens.iter().map(|o| format!("{}: {}", o.path, o.result)).collect();
-            verdict(ok, format!("open ok: {allowed:?}; EPERM: {denied:?}"), seen.join(", "), "open(2) with O_RDWR".into())
+            verdict(
+                ok,
+                format!("open ok: {allowed:?}; EPERM: {denied:?}"),
+                seen.join(", "),
+                "open(2) with O_RDWR".into(),
+            )
         }
-        (E::Frozen { hold_ms }, ExerciseReport::Freezer { beats, max_gap_ns, beats_after_gap, frozen, held_ns }) => verdict(
-            *frozen && *max_gap_ns >= u64::from(*hold_ms) * MS && *beats_after_gap >= 1,
-            format!("the heartbeat stops for ≥ {hold_ms} ms while frozen, then resumes"),
-            format!("longest gap {}, {beats_after_gap} beats after it", ms(*max_gap_ns)),
-            format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
-        ),
+        (E::Frozen { hold_ms }, ExerciseReport::Freezer { beats, max_gap_ns, beats_after_gap, frozen, held_ns }) => {
+            verdict(
+                *frozen && *max_gap_ns >= u64::from(*hold_ms) * MS && *beats_after_gap >= 1,
+                format!("the heartbeat stops for ≥ {hold_ms} ms while frozen, then resumes"),
+                format!("longest gap {}, {beats_after_gap} beats after it", ms(*max_gap_ns)),
+                format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
+            )
+        }
         (E::NotFrozen { hold_ms }, ExerciseReport::Freezer { beats, max_gap_ns, frozen, held_ns, .. }) => verdict(
             !*frozen && *max_gap_ns < u64::from(*hold_ms) * MS,
             format!("no heartbeat gap as long as the {hold_ms} ms hold"),
             format!("longest gap {}", ms(*max_gap_ns)),
             format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
         ),
-        (E::IoRate { bps }, ExerciseReport::IoRead { bytes, wall_ns, error }) => {
+        (E::IoRate { bps, block }, ExerciseReport::IoRead { bytes, wall_ns, error }) => {
             let allow = |ns: u64| (*bps as u128 * ns as u128 / 1_000_000_000u128) as u64;
-            let block = 64 << 10;
+            let block = IO_IN_FLIGHT * u64::from(*block);
             let hi = allow(wall_ns + IO_SLICE_NS) + block;
             let lo = allow(wall_ns.saturating_sub(IO_SLICE_NS)).saturating_sub(block);
             verdict(
                 error.is_none() && (lo..=hi).contains(bytes),
                 format!("{} to {} read in {} ({} /s)", mib(lo), mib(hi), ms(*wall_ns), mib(*bps)),
-                format!("{} read ({} /s)", mib(*bytes), mib((*bytes as u128 * 1_000_000_000 / (*wall_ns).max(1) as u128) as u64)),
+                format!(
+                    "{} read ({} /s)",
+                    mib(*bytes),
+                    mib((*bytes as u128 * 1_000_000_000 / (*wall_ns).max(1) as u128) as u64)
+                ),
                 error.as_ref().map(|e| format!("read failed: {e}")).unwrap_or_default(),
             )
         }
@@ -327,7 +382,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
             let all_root = lines.iter().all(|l| path(l) == "/");
             let (ok, want) = match want {
-                E::CgroupNsRoot => (all_root && *mount_root_holds_self != Some(false), "every path `/`; a cgroup2 mount's root holds the probe"),
+                E::CgroupNsRoot => (
+                    all_root && *mount_root_holds_self != Some(false),
+                    "every path `/`; a cgroup2 mount's root holds the probe",
+                ),
                 _ => (
                     lines == host_cgroup && !all_root && *mount_root_holds_self != Some(true),
                     "the host's view of the probe's cgroups; a cgroup2 mount's root does not hold the probe",
@@ -337,7 +395,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 ok,
                 want.into(),
                 format!("{lines:?}; mount root holds the probe: {mount_root_holds_self:?}"),
-                format!("host's view: {host_cgroup:?}; mount: {}", mount.as_ref().map(|m| m.to_string()).unwrap_or("not tried".into())),
+                format!(
+                    "host's view: {host_cgroup:?}; mount: {}",
+                    mount.as_ref().map(|m| m.to_string()).unwrap_or("not tried".into())
+                ),
             )
         }
         (E::Classid { classid }, ExerciseReport::NetClassid { classid: seen }) => verdict(
@@ -359,7 +420,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             "perf_event_open(PERF_FLAG_PID_CGROUP) on every CPU".into(),
         ),
         (E::HugetlbStopsAt { pages }, ExerciseReport::Hugetlb { touched_pages, child, mapped }) => verdict(
-            mapped.is_ok() && u64::from(*touched_pages) == *pages && matches!(child, ChildEnd::Killed { signal, .. } if *signal == libc::SIGBUS),
+            mapped.is_ok()
+                && u64::from(*touched_pages) == *pages
+                && matches!(child, ChildEnd::Killed { signal, .. } if *signal == libc::SIGBUS),
             format!("SIGBUS after {pages} huge pages"),
             format!("{child} after {touched_pages} pages"),
             format!("mmap: {mapped}"),
@@ -433,14 +496,24 @@ mod tests {
 
     #[test]
     fn a_starved_weight_pair_is_an_error_not_a_pass() {
-        let r = ExerciseReport::CpuShare { pinned: SysResult::Ok, wall_ns: 1500 * MS, mine_ns: 100 * MS, competitor_ns: 300 * MS };
+        let r = ExerciseReport::CpuShare {
+            pinned: SysResult::Ok,
+            wall_ns: 1500 * MS,
+            mine_ns: 100 * MS,
+            competitor_ns: 300 * MS,
+        };
         let v = judge(LimitCheck::CpuWeight, &LimitExpect::CpuSplit { mine: 1000, other: 3000 }, &r, &[]);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
     }
 
     #[test]
     fn a_report_of_another_exercise_is_an_error() {
-        let v = judge(LimitCheck::Pids, &LimitExpect::PidsReach { target: 3 }, &ExerciseReport::NetClassid { classid: 0 }, &[]);
+        let v = judge(
+            LimitCheck::Pids,
+            &LimitExpect::PidsReach { target: 3 },
+            &ExerciseReport::NetClassid { classid: 0 },
+            &[],
+        );
         assert!(matches!(v, Verdict::Error { .. }));
     }
 }

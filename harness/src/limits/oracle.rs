@@ -94,8 +94,8 @@ pub enum LimitExpect {
     Frozen { hold_ms: u32 },
     /// No gap as long as `hold_ms`.
     NotFrozen { hold_ms: u32 },
-    /// Read throughput equals `bps`.
-    IoRate { bps: u64 },
+    /// Read throughput equals `bps` (reads of `block` bytes).
+    IoRate { bps: u64, block: u32 },
     /// Read throughput at the device's own speed, far above any limit the suites set.
     IoUnthrottled,
     /// Every /proc/self/cgroup path is `/`; a cgroup2 mount's root holds the probe.
@@ -163,12 +163,16 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
         }
         Exercise::Freezer { hold_ms, .. } => vec![(
             LimitCheck::Freezer,
-            if l.freeze { LimitExpect::Frozen { hold_ms: *hold_ms } } else { LimitExpect::NotFrozen { hold_ms: *hold_ms } },
+            if l.freeze {
+                LimitExpect::Frozen { hold_ms: *hold_ms }
+            } else {
+                LimitExpect::NotFrozen { hold_ms: *hold_ms }
+            },
         )],
-        Exercise::IoRead { .. } => vec![(
+        Exercise::IoRead { block, .. } => vec![(
             LimitCheck::Io,
             match l.io_rbps {
-                Some(bps) => LimitExpect::IoRate { bps },
+                Some(bps) => LimitExpect::IoRate { bps, block: *block },
                 None => LimitExpect::IoUnthrottled,
             },
         )],
@@ -207,7 +211,10 @@ mod tests {
 
     #[test]
     fn a_control_expects_the_exercise_to_run_past_the_limit() {
-        let s = spec(Limits { memory_max: Some(64 << 20), ..Default::default() }, Exercise::Memory { target: 192 << 20, step: 1 << 20 });
+        let s = spec(
+            Limits { memory_max: Some(64 << 20), ..Default::default() },
+            Exercise::Memory { target: 192 << 20, step: 1 << 20 },
+        );
         assert_eq!(expect(&s), vec![(LimitCheck::Memory, LimitExpect::MemoryStopsAt { limit: 64 << 20 })]);
         assert_eq!(expect(&s.control()), vec![(LimitCheck::Memory, LimitExpect::MemoryReaches { target: 192 << 20 })]);
     }
@@ -215,7 +222,11 @@ mod tests {
     #[test]
     fn a_cpu_control_keeps_its_weight_and_drops_the_quota() {
         let s = spec(
-            Limits { cpu_max: Some(CpuMax { quota_us: 20_000, period_us: 100_000 }), cpu_weight: Some(10_000), ..Default::default() },
+            Limits {
+                cpu_max: Some(CpuMax { quota_us: 20_000, period_us: 100_000 }),
+                cpu_weight: Some(10_000),
+                ..Default::default()
+            },
             Exercise::CpuBurn { cpu: 1, window_ms: 1000 },
         );
         let c = s.control();

@@ -48,7 +48,9 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             Placement::Unusable(why) if c == "devices" && layout.v2().is_some() => {
                 return Err(skip(
                     "cgroup:devices",
-                    format!("{why}; on cgroup2 a device list needs a BPF_CGROUP_DEVICE program, which isoprobe does not load"),
+                    format!(
+                        "{why}; on cgroup2 a device list needs a BPF_CGROUP_DEVICE program, which isoprobe does not load"
+                    ),
                 ));
             }
             Placement::Unusable(why) => return Err(skip(&format!("cgroup:{c}"), why)),
@@ -57,7 +59,10 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     if limits.settings.memory_swap_max.is_some() {
         let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
         if swaps.lines().skip(1).all(|l| l.trim().is_empty()) {
-            return Err(skip("swap", "no swap device is active (/proc/swaps lists none): a swap limit has nothing to limit"));
+            return Err(skip(
+                "swap",
+                "no swap device is active (/proc/swaps lists none): a swap limit has nothing to limit",
+            ));
         }
     }
     if limits.settings.cpuset_mems.is_some() {
@@ -104,5 +109,7 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
 
 fn tool_in_path(name: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path).chain([Path::new("/usr/sbin").to_path_buf(), Path::new("/sbin").to_path_buf()]).any(|d| d.join(name).is_file())
+    std::env::split_paths(&path)
+        .chain([Path::new("/usr/sbin").to_path_buf(), Path::new("/sbin").to_path_buf()])
+        .any(|d| d.join(name).is_file())
 }

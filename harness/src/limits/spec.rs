@@ -109,7 +109,10 @@ impl Limits {
             v.push(Setting::new("io.max", format!("{maj}:{min} rbps={bps}")));
         }
         if let Some(h) = self.hugetlb_max {
-            v.push(Setting::new(format!("hugetlb.{}.max", hugetlb_size_name(h.page_size)), (h.page_size * h.pages).to_string()));
+            v.push(Setting::new(
+                format!("hugetlb.{}.max", hugetlb_size_name(h.page_size)),
+                (h.page_size * h.pages).to_string(),
+            ));
         }
         if let Some(d) = &self.devices {
             v.push(Setting::new("devices", d.join("\n")));
@@ -137,18 +140,15 @@ impl Limits {
 
 impl fmt::Display for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts: Vec<String> = self.settings(Some((0, 0))).iter().map(|s| s.to_string().replace('\n', ";")).collect();
+        let mut parts: Vec<String> =
+            self.settings(Some((0, 0))).iter().map(|s| s.to_string().replace('\n', ";")).collect();
         if self.freeze {
             parts.push("cgroup.freeze".into());
         }
         if self.perf_event {
             parts.push("perf_event".into());
         }
-        if parts.is_empty() {
-            f.write_str("no limits")
-        } else {
-            f.write_str(&parts.join(","))
-        }
+        if parts.is_empty() { f.write_str("no limits") } else { f.write_str(&parts.join(",")) }
     }
 }
 

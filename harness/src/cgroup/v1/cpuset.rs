@@ -18,8 +18,9 @@ impl Controller for Cpuset {
                 continue;
             }
             // The parent is reached through the fd the cgroup was created in.
-            let parent = openat(dir.parent_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-                .ctx(|| format!("open the parent of {}", dir.shown().display()))?;
+            let parent =
+                openat(dir.parent_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx(|| format!("open the parent of {}", dir.shown().display()))?;
             let value = read_at(std::os::fd::AsFd::as_fd(&parent), file)
                 .ctx(|| format!("read {file} of the parent of {}", dir.shown().display()))?;
             dir.write(file, value.trim())?;

@@ -24,7 +24,11 @@ pub fn set_frozen_within(dir: &CgroupDir, frozen: bool, wait: Duration) -> Resul
         if Instant::now() >= deadline {
             return Err(HarnessError::Timeout {
                 after: wait,
-                during: format!("waiting for cgroup.events of {} to say frozen {}", dir.shown().display(), u8::from(frozen)),
+                during: format!(
+                    "waiting for cgroup.events of {} to say frozen {}",
+                    dir.shown().display(),
+                    u8::from(frozen)
+                ),
             });
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -115,7 +115,10 @@ mod tests {
         put("memory.events", "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n");
         put("pids.current", "16\n");
         put("pids.events", "max 3\n");
-        put("cpu.stat", "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\nnr_periods 10\nnr_throttled 9\nthrottled_usec 70\n");
+        put(
+            "cpu.stat",
+            "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\nnr_periods 10\nnr_throttled 9\nthrottled_usec 70\n",
+        );
         let mut r = CgroupReading::default();
         read(&["memory".into(), "pids".into()], &dir, &mut r);
         assert_eq!(r.memory_peak, Some(1 << 20));
@@ -135,6 +138,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(tmp.path().join("isoprobe-fake/cgroup.freeze")).unwrap(), "1");
         assert!(is_frozen(&dir));
         // The fake kernel never reports thawed: the wait must end in a timeout, not hang.
-        assert!(matches!(freezer::set_frozen_within(&dir, false, std::time::Duration::from_millis(20)), Err(HarnessError::Timeout { .. })));
+        assert!(matches!(
+            freezer::set_frozen_within(&dir, false, std::time::Duration::from_millis(20)),
+            Err(HarnessError::Timeout { .. })
+        ));
     }
 }
