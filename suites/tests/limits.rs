@@ -160,6 +160,9 @@ fn sensitivity_trial(h: &Arc<Harness>, what: &str, spec: CaseSpec, checks: &'sta
         if let Some(e) = &o.error {
             return Err(format!("{}: {e}", o.name).into());
         }
+        if std::env::var_os("ISOPROBE_LIMITS_VERBOSE").is_some() {
+            eprintln!("sensitivity, launched {}:\n{}", launched.name(), report(&o));
+        }
         for check in checks {
             let v = o.runs.iter().flat_map(|r| &r.limits).find(|c| c.check == *check).map(|c| &c.verdict);
             match v {
@@ -244,7 +247,18 @@ fn main() -> ExitCode {
             LimitSpec { settings: Limits::default(), sibling: None, exercise: Exercise::CgroupView { mount_at: None } };
         trials.push(run_trial(&harness, format!("cgroup-ns-view/{ns_name}"), case(ns, view)));
     }
+    // The clone(2) path has no CLONE_INTO_CGROUP: cgroup2 is attached through cgroup.procs too.
+    let clone = |limits: LimitSpec| CaseSpec {
+        limits: Some(limits),
+        ..spec_for(NsSet::ALL, RootfsMode::Host, LauncherKind::Clone)
+    };
     let cases = limit_cases(cpu, &cpus);
+    let memory = cases.iter().find(|(n, _)| *n == "memory").expect("a listed case").1.clone();
+    trials.push(run_trial(&harness, "memory/all-clone/limited".into(), clone(memory.clone())));
+    trials.push(run_trial(&harness, "memory/all-clone/control".into(), clone(memory.control())));
+    let view =
+        LimitSpec { settings: Limits::default(), sibling: None, exercise: Exercise::CgroupView { mount_at: None } };
+    trials.push(run_trial(&harness, "cgroup-ns-view/all-clone".into(), clone(view)));
     let find = |w: &str| cases.iter().find(|(n, _)| *n == w).expect("a listed case").1.clone();
     trials.push(sensitivity_trial(&harness, "memory", case(NsSet::ALL, find("memory")), &[LimitCheck::Memory]));
     trials.push(sensitivity_trial(&harness, "pids", case(NsSet::ALL, find("pids")), &[LimitCheck::Pids]));

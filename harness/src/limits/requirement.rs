@@ -79,9 +79,10 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     if limits.settings.net_prio_ifpriomap.is_some() {
         return Err(skip(
             "net_prio-observer",
-            "net_prio sets skb->priority at transmit; seeing it needs a priority-aware qdisc (this kernel has no \
-             CONFIG_NET_SCH_PRIO) or an nft egress rule in a network namespace of the probe's own, which isoprobe \
-             does not install yet",
+            "net_prio.ifpriomap maps a device named in the writer's network namespace: for the probe's own lo \
+             it would have to be written from inside the probe's network namespace, and for the host's lo it \
+             changes a host device (its priomap outlives the cgroup); isoprobe does neither, so no packet of \
+             the probe gets a priority to observe",
         ));
     }
     match &limits.exercise {
