@@ -139,28 +139,16 @@ impl CaseOutcome {
                 Role::Container => String::new(),
                 Role::Joiner => " (joiner)".into(),
             };
-            for c in &run.checks {
-                match &c.verdict {
+            let checks = run.checks.iter().map(|c| (c.check.to_string(), &c.verdict));
+            let limits = run.limits.iter().map(|c| (c.check.to_string(), &c.verdict));
+            for (check, verdict) in checks.chain(limits) {
+                match verdict {
                     Verdict::Fail { expected, observed, evidence } => out.push(format!(
-                        "{}{who}: {}: expected {expected}, observed {observed} ({evidence})",
-                        self.name, c.check
+                        "{}{who}: {check}: expected {expected}, observed {observed} ({evidence})",
+                        self.name
                     )),
                     Verdict::Error { cause } => {
-                        out.push(format!("{}{who}: {}: could not observe: {cause}", self.name, c.check))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for run in &self.runs {
-            for c in &run.limits {
-                match &c.verdict {
-                    Verdict::Fail { expected, observed, evidence } => out.push(format!(
-                        "{}: {}: expected {expected}, observed {observed} ({evidence})",
-                        self.name, c.check
-                    )),
-                    Verdict::Error { cause } => {
-                        out.push(format!("{}: {}: could not observe: {cause}", self.name, c.check))
+                        out.push(format!("{}{who}: {check}: could not observe: {cause}", self.name))
                     }
                     _ => {}
                 }

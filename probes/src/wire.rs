@@ -762,8 +762,10 @@ pub enum ExerciseReport {
         classid: u32,
     },
     PerfCount {
-        /// CLOCK_PROCESS_CPUTIME_ID from the host's start answer to the stop question.
+        /// CLOCK_PROCESS_CPUTIME_ID and CLOCK_MONOTONIC from the host's start answer to the stop
+        /// question.
         cpu_ns: u64,
+        wall_ns: u64,
         counted_ns: u64,
     },
     Hugetlb {

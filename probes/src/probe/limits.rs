@@ -583,13 +583,13 @@ fn perf_count(ch: &mut Channel, burn_ms: u32) -> Result<ExerciseReport, ProbeErr
         LimitAnswer::Started => {}
         other => return Err(ProbeError::Protocol(format!("expected the count to start, got {other:?}"))),
     }
-    let c0 = process_cpu();
+    let (t0, c0) = (mono(), process_cpu());
     while process_cpu() - c0 < u64::from(burn_ms) * 1_000_000 {
         std::hint::spin_loop();
     }
-    let cpu_ns = process_cpu() - c0;
+    let (cpu_ns, wall_ns) = (process_cpu() - c0, mono() - t0);
     match ask(ch, LimitQuestion::PerfStop)? {
-        LimitAnswer::PerfCount { ns } => Ok(ExerciseReport::PerfCount { cpu_ns, counted_ns: ns }),
+        LimitAnswer::PerfCount { ns } => Ok(ExerciseReport::PerfCount { cpu_ns, wall_ns, counted_ns: ns }),
         other => Err(ProbeError::Protocol(format!("expected a perf count, got {other:?}"))),
     }
 }
