@@ -25,9 +25,10 @@ fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
     let l = |settings: Limits, exercise: Exercise| LimitSpec { settings, sibling: None, exercise };
     vec![
         (
+            // memory.swap.max 0: on a host with swap, the limit must not be met by swapping out.
             "memory",
             l(
-                Limits { memory_max: Some(64 * MIB), ..Default::default() },
+                Limits { memory_max: Some(64 * MIB), memory_swap_max: Some(0), ..Default::default() },
                 Exercise::Memory { target: 192 * MIB, step: MIB },
             ),
         ),

@@ -56,7 +56,8 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             Placement::Unusable(why) => return Err(skip(&format!("cgroup:{c}"), why)),
         }
     }
-    if limits.settings.memory_swap_max.is_some() {
+    // A swap limit of 0 only forbids swapping; a larger one has something to limit only with swap.
+    if limits.settings.memory_swap_max.is_some_and(|s| s > 0) {
         let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
         if swaps.lines().skip(1).all(|l| l.trim().is_empty()) {
             return Err(skip(
