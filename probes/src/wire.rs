@@ -647,6 +647,9 @@ pub struct CgroupReading {
     pub cpu_throttled_ns: Option<u64>,
     /// The hugetlb usage peak of the exercised page size, bytes (v1 max_usage_in_bytes).
     pub hugetlb_peak: Option<u64>,
+    /// The probe's CPU time when the harness had attached it through cgroup.procs (read from
+    /// /proc/<pid>/schedstat right after): cgroups joined that way did not see that much of it.
+    pub attached_after_ns: Option<u64>,
 }
 
 /// A question about the case's cgroups.
@@ -716,6 +719,9 @@ pub enum ExerciseReport {
         cpu_ns: u64,
         /// getrusage(RUSAGE_SELF) user + system at the end, nanoseconds.
         rusage_ns: u64,
+        /// The same, taken again once the host's `after` reading arrived: the host read the
+        /// cgroup between the two.
+        rusage_after_ns: u64,
         before: CgroupReading,
         after: CgroupReading,
     },

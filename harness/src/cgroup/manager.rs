@@ -66,6 +66,9 @@ pub struct CaseCgroups {
     members: Vec<Member>,
     /// Dropped after the members: their cgroups must be gone before a private unmount.
     private: Vec<PrivateHierarchy>,
+    /// The probe's own CPU time read right after its attach through cgroup.procs: an upper bound
+    /// of what it spent before, which the cgroups it joined then did not see.
+    attached_after_ns: std::sync::Mutex<Option<u64>>,
 }
 
 /// The controller of `key` a hierarchy of `version` implements it with; `None`: that version has
@@ -87,7 +90,12 @@ enum Target {
 impl CaseCgroups {
     /// Creates the case's cgroups and writes its settings. A partly built set is removed on error.
     pub fn create(layout: &CgroupLayout, req: &CgroupRequest) -> Result<CaseCgroups, HarnessError> {
-        let mut set = CaseCgroups { name: req.name.clone(), members: Vec::new(), private: Vec::new() };
+        let mut set = CaseCgroups {
+            name: req.name.clone(),
+            members: Vec::new(),
+            private: Vec::new(),
+            attached_after_ns: std::sync::Mutex::new(None),
+        };
         // Which layout hierarchy each member came from.
         let mut from: Vec<usize> = Vec::new();
         for (index, h) in layout.joinable() {
@@ -204,6 +212,12 @@ impl CaseCgroups {
             }
             m.main.write("cgroup.procs", &pid.to_string())?;
         }
+        // The first field of /proc/<pid>/schedstat is the task's runtime in nanoseconds (absent
+        // without CONFIG_SCHED_INFO: then the reading has no such bound).
+        let ran = fs::read_to_string(format!("/proc/{pid}/schedstat"))
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()));
+        *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner()) = ran;
         Ok(())
     }
 
@@ -216,6 +230,7 @@ impl CaseCgroups {
                 Version::V2 => v2::read(&m.controllers, &m.main, &mut r),
             }
         }
+        r.attached_after_ns = *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner());
         r
     }
 

@@ -246,11 +246,17 @@ fn cpu_burn(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseReport
     let (t0, c0) = (mono(), process_cpu());
     spin_until(t0 + u64::from(window_ms) * 1_000_000);
     let (t1, c1) = (mono(), process_cpu());
+    let rusage_ns = rusage_self_ns()?;
+    let after = reading(ch)?;
+    let rusage_after_ns = rusage_self_ns()?;
+    Ok(ExerciseReport::CpuBurn { pinned, wall_ns: t1 - t0, cpu_ns: c1 - c0, rusage_ns, rusage_after_ns, before, after })
+}
+
+/// getrusage(RUSAGE_SELF) user + system time in nanoseconds (microsecond resolution).
+fn rusage_self_ns() -> Result<u64, ProbeError> {
     let ru = getrusage(UsageWho::RUSAGE_SELF).ctx(|| "getrusage".into())?;
     let tv_ns = |tv: nix::sys::time::TimeVal| tv.tv_sec() as u64 * 1_000_000_000 + tv.tv_usec() as u64 * 1000;
-    let rusage_ns = tv_ns(ru.user_time()) + tv_ns(ru.system_time());
-    let after = reading(ch)?;
-    Ok(ExerciseReport::CpuBurn { pinned, wall_ns: t1 - t0, cpu_ns: c1 - c0, rusage_ns, before, after })
+    Ok(tv_ns(ru.user_time()) + tv_ns(ru.system_time()))
 }
 
 fn cpu_share(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseReport, ProbeError> {
