@@ -17,8 +17,11 @@ use isoprobe_probes::wire::{
 };
 use nix::errno::Errno;
 
+use std::os::fd::BorrowedFd;
+
 use crate::cgroup::CaseCgroup;
 use crate::error::{Context, HarnessError};
+use crate::limits::CaseLimits;
 use crate::mounts::unmount_all_under;
 use crate::names::{PREFIX, sysv_key, token};
 use crate::run_env::RunEnv;
@@ -52,6 +55,8 @@ pub struct CaseEnv {
     tcp_port: u16,
     _tcp_listener: TcpListener,
     pub cgroup: Option<CaseCgroup>,
+    /// A limit case's cgroups and host objects (then `cgroup` is None).
+    pub limits: Option<CaseLimits>,
 }
 
 /// The per-probe names: each probe of a case (container, joiner) gets its own.
@@ -83,13 +88,35 @@ impl CaseEnv {
             tcp_port,
             _tcp_listener: tcp_listener,
             cgroup: None,
+            limits: None,
         };
         env.populate(run, spec)?;
         env.create_host_ipc()?;
-        if let Some(root) = cgroup_root {
-            env.cgroup = Some(CaseCgroup::create(root, &format!("{PREFIX}-{}-{id}", run.run_token))?);
+        let cgroup_name = format!("{PREFIX}-{}-{id}", run.run_token);
+        if let Some(l) = &spec.limits {
+            let limits = CaseLimits::create(spec, l, &cgroup_name, &env.dir, |sub| env.probe_path(sub))?;
+            env.limits = Some(limits);
+        } else if let Some(root) = cgroup_root {
+            env.cgroup = Some(CaseCgroup::create(root, &cgroup_name)?);
         }
         Ok(env)
+    }
+
+    /// The cgroup2 directory a clone3 starts the probe in (CLONE_INTO_CGROUP).
+    pub fn clone_into_cgroup(&self) -> Option<BorrowedFd<'_>> {
+        match &self.limits {
+            Some(l) => l.cgroups.v2_dir(),
+            None => self.cgroup.as_ref().map(|c| c.fd()),
+        }
+    }
+
+    /// A limit case's attach between clone and the child's GO: cgroup.procs of every hierarchy
+    /// the clone did not already place the child in.
+    pub fn attach_after_clone(&self, pid: nix::unistd::Pid, cloned_into_v2: bool) -> Result<(), HarnessError> {
+        match &self.limits {
+            Some(l) => l.cgroups.attach(pid, cloned_into_v2),
+            None => Ok(()),
+        }
     }
 
     fn populate(&self, run: &RunEnv, spec: &CaseSpec) -> Result<(), HarnessError> {
@@ -254,8 +281,9 @@ impl Drop for CaseEnv {
         for p in self.remove_leftovers() {
             eprintln!("isoprobe: case {}: {p}", self.id);
         }
-        // The cgroup goes before the directory: it is independent of it, but keep the order of
-        // creation reversed.
+        // The cgroups go before the directory (a limit case's loop device has its backing file
+        // there): reverse order of creation.
+        self.limits = None;
         self.cgroup = None;
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             eprintln!("isoprobe: failed to remove {}: {e}", self.dir.display());

@@ -92,6 +92,7 @@ impl<'a> HostSide<'a> {
             HostQuestion::OwnIpcVisible => Ok(self.own_ipc_visible()),
             HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
             HostQuestion::Clock { clock } => self.clock(*clock),
+            HostQuestion::Limit { ask } => crate::limits::host::answer(self.case.limits.as_ref(), ask),
         };
         r.unwrap_or_else(|error| HostAnswer::Failed { error })
     }

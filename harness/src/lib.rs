@@ -19,6 +19,7 @@ pub mod fingerprint;
 pub mod host;
 pub mod judge;
 pub mod launcher;
+pub mod limits;
 pub mod matrix;
 pub mod mounts;
 pub mod names;

@@ -23,6 +23,7 @@ pub fn spec_for(namespaces: NsSet, rootfs: RootfsMode, launcher: LauncherKind) -
         id_maps: None,
         hostname: namespaces.contains(NsKind::Uts).then(|| format!("isoprobe-{:02x}", namespaces.bits())),
         time_offsets: namespaces.contains(NsKind::Time).then_some(DEFAULT_TIME_OFFSETS),
+        limits: None,
     }
 }
 

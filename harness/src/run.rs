@@ -120,6 +120,19 @@ impl Harness {
             out.skipped = Some(skip);
             return out;
         }
+        if let Some(l) = &launched.limits {
+            let layout = match crate::cgroup::CgroupLayout::detect() {
+                Ok(layout) => layout,
+                Err(e) => {
+                    out.error = Some(e.to_string());
+                    return out;
+                }
+            };
+            if let Err(skip) = crate::limits::requirement::check(launched, l, self.run.runner, &layout) {
+                out.skipped = Some(skip);
+                return out;
+            }
+        }
         let runner = self.run.runner;
         let (launched, oracle) = (launched.resolve(runner), oracle.resolve(runner));
         match self.execute(&launched, started) {
@@ -180,7 +193,13 @@ impl Harness {
         let names = case.new_probe_names();
         let hello = ToProbe::Hello {
             version: WIRE_VERSION,
-            case: Box::new(ProbeCase { name: spec.name(), init, sentinels: case.sentinels(&self.run, &names), hold }),
+            case: Box::new(ProbeCase {
+                name: spec.name(),
+                init,
+                sentinels: case.sentinels(&self.run, &names),
+                hold,
+                exercise: case.limits.as_ref().map(|l| l.exercise.clone()),
+            }),
         };
         let mut streams = Streams::default();
         let mut host = HostSide::new(&self.run, case, &names, deadline);
@@ -228,14 +247,30 @@ fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
         Role::Container if oracle.launcher.joins() => CaseSpec { launcher: LauncherKind::Clone3, ..oracle.clone() },
         _ => oracle.clone(),
     };
-    let checks = CheckId::all()
-        .into_iter()
-        .map(|check| {
-            let expected = expect(&spec, runner, check);
-            CheckResult { check, verdict: judge::verdict(check, &expected, &r.transcript.facts, &r.host, &spec) }
-        })
-        .collect();
-    ProbeRun { role: r.role, init: r.transcript.init.clone(), checks, exit: r.exit.clone(), stderr: r.stderr.clone() }
+    let (checks, limits) = match &spec.limits {
+        Some(l) => (Vec::new(), crate::limits::judge::judge_all(l, &spec, &r.transcript.facts, &r.host.probe_cgroup)),
+        None => (
+            CheckId::all()
+                .into_iter()
+                .map(|check| {
+                    let expected = expect(&spec, runner, check);
+                    CheckResult {
+                        check,
+                        verdict: judge::verdict(check, &expected, &r.transcript.facts, &r.host, &spec),
+                    }
+                })
+                .collect(),
+            Vec::new(),
+        ),
+    };
+    ProbeRun {
+        role: r.role,
+        init: r.transcript.init.clone(),
+        checks,
+        exit: r.exit.clone(),
+        stderr: r.stderr.clone(),
+        limits,
+    }
 }
 
 /// Every check on which the joiner saw something other than the container's own probe. Identity

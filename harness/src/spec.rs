@@ -11,6 +11,8 @@ use isoprobe_probes::wire::{ClockKind, IdMapLine, TimeOffsets};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::LimitSpec;
+
 /// Where the probe's root is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
@@ -156,6 +158,9 @@ pub struct CaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::time_offsets")]
     pub time_offsets: Option<TimeOffsets>,
+    /// Cgroup limits and the exercise that runs into them (a limit case; see [`crate::limits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitSpec>,
 }
 
 /// A spec that cannot be run, with the reason.
@@ -192,6 +197,7 @@ impl CaseSpec {
             id_maps: None,
             hostname: None,
             time_offsets: None,
+            limits: None,
         }
     }
 
@@ -266,9 +272,14 @@ impl CaseSpec {
         s
     }
 
-    /// `launcher/rootfs/namespaces`, e.g. `clone3/pivot/pid+mnt+user`.
+    /// `launcher/rootfs/namespaces`, e.g. `clone3/pivot/pid+mnt+user`, and for a limit case the
+    /// exercise and its limits after a space.
     pub fn name(&self) -> String {
-        format!("{}/{}/{}", self.launcher.name(), self.rootfs.name(), self.namespaces)
+        let base = format!("{}/{}/{}", self.launcher.name(), self.rootfs.name(), self.namespaces);
+        match &self.limits {
+            Some(l) => format!("{base} {}", l.name()),
+            None => base,
+        }
     }
 }
 
@@ -462,6 +473,7 @@ pub(crate) mod strategies {
                     time_offsets: offsets
                         .filter(|_| ns.contains(NsKind::Time))
                         .map(|(m, b)| TimeOffsets { monotonic_ns: m, boottime_ns: b }),
+                    limits: None,
                 }
             })
     }

@@ -81,6 +81,16 @@ pub struct ProbeRun {
     pub exit: String,
     /// The probe's stderr, truncated.
     pub stderr: String,
+    /// The verdicts of a limit case's checks (its `checks` are then empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitResult>,
+}
+
+/// The judgement of one limit check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitResult {
+    pub check: crate::limits::LimitCheck,
+    pub verdict: Verdict,
 }
 
 /// Everything a case produced.
@@ -118,6 +128,7 @@ impl CaseOutcome {
         self.error.is_none()
             && self.join_mismatches.is_empty()
             && self.runs.iter().all(|r| r.checks.iter().all(|c| !c.verdict.is_failure()))
+            && self.runs.iter().all(|r| r.limits.iter().all(|c| !c.verdict.is_failure()))
     }
 
     /// One line per failure: the case, the check, expected and observed, and the evidence.
@@ -131,14 +142,16 @@ impl CaseOutcome {
                 Role::Container => String::new(),
                 Role::Joiner => " (joiner)".into(),
             };
-            for c in &run.checks {
-                match &c.verdict {
+            let checks = run.checks.iter().map(|c| (c.check.to_string(), &c.verdict));
+            let limits = run.limits.iter().map(|c| (c.check.to_string(), &c.verdict));
+            for (check, verdict) in checks.chain(limits) {
+                match verdict {
                     Verdict::Fail { expected, observed, evidence } => out.push(format!(
-                        "{}{who}: {}: expected {expected}, observed {observed} ({evidence})",
-                        self.name, c.check
+                        "{}{who}: {check}: expected {expected}, observed {observed} ({evidence})",
+                        self.name
                     )),
                     Verdict::Error { cause } => {
-                        out.push(format!("{}{who}: {}: could not observe: {cause}", self.name, c.check))
+                        out.push(format!("{}{who}: {check}: could not observe: {cause}", self.name))
                     }
                     _ => {}
                 }

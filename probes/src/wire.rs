@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::ns::NsKind;
 
 /// Bumped on every incompatible change of the types below.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// A message from the harness to the probe (one JSON document per line on the probe's stdin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +53,10 @@ pub struct ProbeCase {
     pub sentinels: Sentinels,
     /// Stay alive after [`FromProbe::Done`] until [`ToProbe::Release`] (a container to be joined).
     pub hold: bool,
+    /// A cgroup-limit case: run this exercise instead of the namespace observations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(value = "None"))]
+    pub exercise: Option<Exercise>,
 }
 
 /// The steps that need a fresh process inside the namespaces, run by the probe before it observes.
@@ -75,6 +79,11 @@ pub struct InitPlan {
     /// Mount a new sysfs here (same fallback as `mount_proc`).
     pub mount_sys: Option<String>,
     pub root: RootPlan,
+    /// unshare(CLONE_NEWCGROUP) in init, after the harness attached the probe to its cgroups (a
+    /// cgroup namespace made by the clone would be rooted where the probe was *before* a v1
+    /// attach through cgroup.procs; runtimes unshare it last for the same reason).
+    #[serde(default)]
+    pub unshare_cgroup: bool,
 }
 
 /// How the probe changes its root before observing.
@@ -240,6 +249,9 @@ pub enum HostQuestion {
     ScratchFileOwner { name: String },
     /// The host's reading of a clock.
     Clock { clock: ClockKind },
+    /// A question about the case's cgroups (limit cases only).
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    Limit { ask: LimitQuestion },
 }
 
 /// The host's reply.
@@ -260,6 +272,11 @@ pub enum HostAnswer {
     },
     ClockNs {
         ns: i64,
+    },
+    /// The answer to a [`HostQuestion::Limit`].
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    Limit {
+        reply: LimitAnswer,
     },
     /// The host cannot do this here (e.g. mounting needs root); the reason says why.
     Unavailable {
@@ -463,6 +480,11 @@ pub enum Fact {
     /// The probe's clock minus the host's, bracketed: the true offset lies in `[lo_ns, hi_ns]`
     /// (the probe read its clock before and after asking the host).
     ClockOffset { clock: ClockKind, source: ClockSource, lo_ns: i64, hi_ns: i64 },
+    /// What a limit exercise met (see [`Exercise`]). Left out of the generated messages (the
+    /// strategy of the whole tree would overflow a test thread's stack); its own round trip is
+    /// tested below.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    Exercise { report: Box<ExerciseReport> },
     /// An observation could not be made; `about` is the [`Fact::key`] it would have had.
     Unobservable { about: String, error: String },
 }
@@ -493,6 +515,7 @@ impl Fact {
             Fact::FileOwner { .. } => "file-owner".into(),
             Fact::Cgroup { .. } => "cgroup".into(),
             Fact::ClockOffset { clock, source, .. } => fact_key::clock(*clock, *source),
+            Fact::Exercise { .. } => fact_key::EXERCISE.into(),
             Fact::Unobservable { about, .. } => about.clone(),
         }
     }
@@ -503,6 +526,9 @@ impl Fact {
 pub mod fact_key {
     use super::{ClockKind, ClockSource, IdKind};
     use crate::ns::NsKind;
+
+    /// The one fact of a limit case.
+    pub const EXERCISE: &str = "exercise";
 
     pub fn ns_identity(kind: NsKind) -> String {
         format!("ns-identity/{kind}")
@@ -525,6 +551,249 @@ pub mod fact_key {
         };
         format!("clock-offset/{c}/{s}")
     }
+}
+
+// ---- cgroup limits (wire version 2) ----
+
+/// What the probe does in a limit case to run into its cgroup's limits. Every exercise is the
+/// same with and without the limit (the control); only what the kernel lets it do differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "exercise", rename_all = "kebab-case")]
+pub enum Exercise {
+    /// A child maps and touches `step` bytes at a time up to `target`, reporting each step.
+    Memory { target: u64, step: u64 },
+    /// Fork children that wait, until fork fails or `target` children exist.
+    Pids { target: u32 },
+    /// Burn CPU on `cpu` for `window_ms` of wall-clock time.
+    CpuBurn { cpu: u32, window_ms: u32 },
+    /// Burn CPU on `cpu` for `window_ms` together with a forked competitor that the host moves
+    /// into the case's sibling cgroup.
+    CpuShare { cpu: u32, window_ms: u32 },
+    /// sched_getaffinity(2), then sched_setaffinity(2) to each of `cpus` alone.
+    Affinity { cpus: Vec<u32> },
+    /// open(2) each path for reading and writing.
+    Devices { paths: Vec<String> },
+    /// A child writes a heartbeat every `beat_ms`; meanwhile the host holds the cgroup (frozen,
+    /// or not in the control) for `hold_ms`.
+    Freezer { beat_ms: u32, hold_ms: u32 },
+    /// O_DIRECT reads of `block` bytes from the block device `device` for `window_ms`.
+    IoRead { device: String, block: u32, window_ms: u32 },
+    /// /proc/self/cgroup, and with a mount namespace a cgroup2 mount of its own at `mount_at`.
+    CgroupView { mount_at: Option<String> },
+    /// The class id of a TCP socket of its own, as sock_diag reports it.
+    NetClassid,
+    /// Burn `burn_ms` of CPU while the host counts cpu-clock for a cgroup with perf_event.
+    PerfCount { burn_ms: u32 },
+    /// A child maps `pages` huge pages of `page_size` bytes and touches them one by one.
+    Hugetlb { page_size: u64, pages: u32 },
+}
+
+impl Exercise {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Exercise::Memory { .. } => "memory",
+            Exercise::Pids { .. } => "pids",
+            Exercise::CpuBurn { .. } => "cpu-burn",
+            Exercise::CpuShare { .. } => "cpu-share",
+            Exercise::Affinity { .. } => "affinity",
+            Exercise::Devices { .. } => "devices",
+            Exercise::Freezer { .. } => "freezer",
+            Exercise::IoRead { .. } => "io-read",
+            Exercise::CgroupView { .. } => "cgroup-view",
+            Exercise::NetClassid => "net-classid",
+            Exercise::PerfCount { .. } => "perf-count",
+            Exercise::Hugetlb { .. } => "hugetlb",
+        }
+    }
+}
+
+/// How a child of the probe ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "end", rename_all = "kebab-case")]
+pub enum ChildEnd {
+    Exited { code: i32 },
+    Killed { signal: i32, name: String },
+}
+
+impl fmt::Display for ChildEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildEnd::Exited { code } => write!(f, "exit {code}"),
+            ChildEnd::Killed { name, .. } => write!(f, "killed by {name}"),
+        }
+    }
+}
+
+/// The counters of the case's cgroups as the host read them (absent: not kept by this layout).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct CgroupReading {
+    /// memory.peak (v2) or memory.max_usage_in_bytes (v1), bytes.
+    pub memory_peak: Option<u64>,
+    /// memory.events oom_kill (v2) or memory.oom_control oom_kill (v1).
+    pub memory_oom_kills: Option<u64>,
+    /// pids.current.
+    pub pids_current: Option<u64>,
+    /// pids.events max: forks refused at pids.max.
+    pub pids_refused: Option<u64>,
+    /// cpuacct.usage (v1), or cpu.stat usage_usec on a v2-only host, nanoseconds.
+    pub cpu_usage_ns: Option<u64>,
+    /// cgroup2's core cpu.stat usage_usec in nanoseconds (every cgroup2 cgroup has it).
+    pub v2_usage_ns: Option<u64>,
+    /// cpu.stat nr_periods, nr_throttled, throttled time (ns).
+    pub cpu_periods: Option<u64>,
+    pub cpu_throttled: Option<u64>,
+    pub cpu_throttled_ns: Option<u64>,
+    /// The hugetlb usage peak of the exercised page size, bytes (v1 max_usage_in_bytes).
+    pub hugetlb_peak: Option<u64>,
+    /// The probe's CPU time when the harness had attached it through cgroup.procs (read from
+    /// /proc/<pid>/schedstat right after): cgroups joined that way did not see that much of it.
+    pub attached_after_ns: Option<u64>,
+}
+
+/// A question about the case's cgroups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "ask", rename_all = "kebab-case")]
+pub enum LimitQuestion {
+    /// Read the case cgroups' counters now.
+    Read,
+    /// Hold the case cgroup for `hold_ms`: frozen when the case freezes it, running otherwise.
+    Hold { hold_ms: u32 },
+    /// Move the process that is `pid` in the probe's pid namespace into the sibling cgroup.
+    MoveToSibling { pid: i32 },
+    /// Start counting cpu-clock for the cgroup the case names (perf_event, cgroup mode).
+    PerfStart,
+    /// Stop counting and report.
+    PerfStop,
+}
+
+/// The host's answer to a [`LimitQuestion`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "limit", rename_all = "kebab-case")]
+pub enum LimitAnswer {
+    Reading {
+        reading: CgroupReading,
+    },
+    /// `frozen`: whether the cgroup was frozen (the kernel confirmed it) during the hold.
+    Held {
+        frozen: bool,
+        held_ns: u64,
+    },
+    Moved,
+    /// Counting started.
+    Started,
+    PerfCount {
+        ns: u64,
+    },
+}
+
+/// What a limit exercise met: raw evidence, no verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "exercise", rename_all = "kebab-case")]
+pub enum ExerciseReport {
+    Memory {
+        /// Bytes touched when the child last reported a finished step.
+        touched: u64,
+        child: ChildEnd,
+        before: CgroupReading,
+        after: CgroupReading,
+    },
+    Pids {
+        /// pids.current before the first fork.
+        before: CgroupReading,
+        forks: u32,
+        /// The failed fork, if one failed.
+        refused: Option<SysResult>,
+        /// Read by the host while every child was alive.
+        at_stop: CgroupReading,
+    },
+    CpuBurn {
+        /// Pinning to the exercise's cpu.
+        pinned: SysResult,
+        wall_ns: u64,
+        /// CLOCK_PROCESS_CPUTIME_ID over the window.
+        cpu_ns: u64,
+        /// getrusage(RUSAGE_SELF) user + system at the end, nanoseconds.
+        rusage_ns: u64,
+        /// The same, taken again once the host's `after` reading arrived: the host read the
+        /// cgroup between the two.
+        rusage_after_ns: u64,
+        before: CgroupReading,
+        after: CgroupReading,
+    },
+    CpuShare {
+        pinned: SysResult,
+        wall_ns: u64,
+        /// CPU time of the probe and of the competitor over the common window.
+        mine_ns: u64,
+        competitor_ns: u64,
+    },
+    Affinity {
+        /// sched_getaffinity(2) at the start.
+        allowed: Vec<u32>,
+        /// sched_setaffinity(2) to each cpu alone.
+        set: Vec<CpuAttempt>,
+    },
+    Devices {
+        opens: Vec<OpenAttempt>,
+    },
+    Freezer {
+        beats: u32,
+        /// The longest gap between two heartbeats, and how many came after it.
+        max_gap_ns: u64,
+        beats_after_gap: u32,
+        /// The host's account of the hold.
+        frozen: bool,
+        held_ns: u64,
+    },
+    IoRead {
+        bytes: u64,
+        wall_ns: u64,
+        /// The read that ended the window early, if one failed.
+        error: Option<SysResult>,
+    },
+    CgroupView {
+        /// /proc/self/cgroup.
+        lines: Vec<String>,
+        /// With a mount of its own: whether the mount's root cgroup.procs lists the probe itself.
+        mount_root_holds_self: Option<bool>,
+        /// What mounting cgroup2 gave (`ok` or the errno), when it was tried.
+        mount: Option<SysResult>,
+    },
+    NetClassid {
+        classid: u32,
+    },
+    PerfCount {
+        /// CLOCK_PROCESS_CPUTIME_ID and CLOCK_MONOTONIC from the host's start answer to the stop
+        /// question.
+        cpu_ns: u64,
+        wall_ns: u64,
+        counted_ns: u64,
+    },
+    Hugetlb {
+        touched_pages: u32,
+        child: ChildEnd,
+        mapped: SysResult,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct CpuAttempt {
+    pub cpu: u32,
+    pub result: SysResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct OpenAttempt {
+    pub path: String,
+    pub result: SysResult,
 }
 
 /// A line that is not a valid message, with enough context to find it.
@@ -604,6 +873,27 @@ mod tests {
             fn from_probe(msg in any::<FromProbe>()) {
                 let back: FromProbe = decode("probe message", 1, &encode(&msg)).unwrap();
                 prop_assert_eq!(back, msg);
+            }
+
+            #[test]
+            fn exercise(e in any::<Exercise>()) {
+                let back: Exercise = decode("exercise", 1, &encode(&e)).unwrap();
+                prop_assert_eq!(back, e);
+            }
+
+            #[test]
+            fn exercise_report(r in any::<ExerciseReport>()) {
+                let fact = FromProbe::Fact { fact: Fact::Exercise { report: Box::new(r) } };
+                let back: FromProbe = decode("probe message", 1, &encode(&fact)).unwrap();
+                prop_assert_eq!(back, fact);
+            }
+
+            #[test]
+            fn limit_question_and_answer(q in any::<LimitQuestion>(), a in any::<LimitAnswer>()) {
+                let ask = FromProbe::Ask { id: 1, question: HostQuestion::Limit { ask: q } };
+                prop_assert_eq!(decode::<FromProbe>("probe message", 1, &encode(&ask)).unwrap(), ask);
+                let answer = ToProbe::Answer { id: 1, answer: HostAnswer::Limit { reply: a } };
+                prop_assert_eq!(decode::<ToProbe>("harness message", 1, &encode(&answer)).unwrap(), answer);
             }
 
             /// Arbitrary bytes never panic the decoder.

@@ -18,7 +18,7 @@ use isoprobe_probes::probe::{JoinVia, Mode};
 use isoprobe_probes::wire::{InitPlan, RootPlan};
 
 use super::clone::CloneCall;
-use super::process::{ProbeProcess, SpawnRequest, spawn_probe};
+use super::process::{ProbeProcess, SpawnRequest, spawn_probe, spawn_probe_attached};
 use crate::case_env::{CaseEnv, dirs};
 use crate::error::HarnessError;
 use crate::run_env::RunEnv;
@@ -33,6 +33,13 @@ pub(crate) fn time_in_probe(spec: &CaseSpec) -> bool {
             LauncherKind::Unshare => false,
             _ => spec.time_offsets.is_some_and(|t| !t.is_zero()),
         }
+}
+
+/// Whether the probe unshares its cgroup namespace itself, after the harness attached it: a limit
+/// case attaches through cgroup.procs after the clone, and a namespace made by the clone would be
+/// rooted at the harness's cgroups instead of the case's.
+fn cgroup_ns_in_probe(spec: &CaseSpec, case: &CaseEnv) -> bool {
+    spec.has(NsKind::Cgroup) && case.limits.is_some()
 }
 
 /// The steps left to the probe of a container's first process.
@@ -65,6 +72,7 @@ pub fn init_plan(spec: &CaseSpec, case: &CaseEnv) -> InitPlan {
         mount_proc,
         mount_sys,
         root,
+        unshare_cgroup: cgroup_ns_in_probe(spec, case),
     }
 }
 
@@ -80,6 +88,9 @@ pub fn start_container(
     if time_in_probe(spec) || spec.launcher == LauncherKind::Unshare {
         flags &= !NsKind::Time.clone_flag();
     }
+    if cgroup_ns_in_probe(spec, case) {
+        flags &= !NsKind::Cgroup.clone_flag();
+    }
     let (call, ns_flags, mode) = match spec.launcher {
         LauncherKind::Clone3 | LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd => {
             (CloneCall::Clone3, flags, Mode::Observe)
@@ -91,18 +102,24 @@ pub fn start_container(
             Mode::Unshare { kinds: spec.namespaces, sync_fd: 3, time_offsets: spec.time_offsets },
         ),
     };
-    // clone(2) has no CLONE_INTO_CGROUP; the probe then stays in the harness's cgroup.
-    let cgroup = case.cgroup.as_ref().filter(|_| call == CloneCall::Clone3).map(|c| c.fd());
-    spawn_probe(SpawnRequest {
-        call,
-        ns_flags,
-        cgroup,
-        exe: &exe,
-        mode,
-        id_maps: spec.id_maps.as_ref(),
-        runner: run.runner,
-        deadline,
-    })
+    // clone(2) has no CLONE_INTO_CGROUP; the probe then stays in the harness's cgroup, or for a
+    // limit case is attached through cgroup.procs like on v1.
+    let cgroup = case.clone_into_cgroup().filter(|_| call == CloneCall::Clone3);
+    let cloned_into_v2 = cgroup.is_some();
+    let attach = |pid| case.attach_after_clone(pid, cloned_into_v2);
+    spawn_probe_attached(
+        SpawnRequest {
+            call,
+            ns_flags,
+            cgroup,
+            exe: &exe,
+            mode,
+            id_maps: spec.id_maps.as_ref(),
+            runner: run.runner,
+            deadline,
+        },
+        case.limits.is_some().then_some(&attach as _),
+    )
 }
 
 /// Starts a probe that joins the running container `target` (a pid in the harness's namespace).

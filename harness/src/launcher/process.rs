@@ -58,8 +58,20 @@ pub struct ProbeProcess {
     pub call: CloneCall,
 }
 
+/// Attaches a freshly cloned child (its pid) to cgroups, before it is told to go on.
+pub type AttachHook<'a> = &'a dyn Fn(Pid) -> Result<(), HarnessError>;
+
 /// Starts a probe process as `req` says.
 pub fn spawn_probe(req: SpawnRequest<'_>) -> Result<ProbeProcess, HarnessError> {
+    spawn_probe_attached(req, None)
+}
+
+/// [`spawn_probe`], with `attach` run between the clone and the child's GO (the cgroup v1 attach
+/// through cgroup.procs; CLONE_INTO_CGROUP covers cgroup2).
+pub fn spawn_probe_attached(
+    req: SpawnRequest<'_>,
+    attach: Option<AttachHook<'_>>,
+) -> Result<ProbeProcess, HarnessError> {
     let (stdin_r, stdin_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdin pipe".into())?;
     let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdout pipe".into())?;
     let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stderr pipe".into())?;
@@ -100,6 +112,11 @@ pub fn spawn_probe(req: SpawnRequest<'_>) -> Result<ProbeProcess, HarnessError> 
         call: cloned.call,
     };
 
+    // The child is blocked before exec (or, in unshare mode, before its fork): nothing of the
+    // probe has run yet.
+    if let Some(attach) = attach {
+        attach(child.pid)?;
+    }
     match handshake {
         ChildHandshake::GoThenExec { .. } => {
             if new_user {

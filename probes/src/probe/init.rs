@@ -87,6 +87,11 @@ pub fn run(plan: &InitPlan, steps: &mut Vec<String>) -> Result<Dirs, ProbeError>
         sethostname(name).ctx(|| format!("sethostname({name:?})"))?;
         steps.push(format!("sethostname {name}"));
     }
+    if plan.unshare_cgroup {
+        // After the harness attached the probe: the new namespace is rooted at its cgroups.
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare(CLONE_NEWCGROUP)".into())?;
+        steps.push("unshared the cgroup namespace after the cgroup attach".into());
+    }
     if plan.private_mounts {
         mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
             .ctx(|| "make / recursively private".into())?;

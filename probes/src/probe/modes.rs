@@ -73,7 +73,10 @@ fn observe_main() -> Result<i32, ProbeError> {
 
     let mut ch = Channel::new(1);
     ch.fact(Fact::Init { steps })?;
-    Observer { ch: &mut ch, case: &case, dirs: &dirs }.run_all()?;
+    match &case.exercise {
+        Some(exercise) => super::limits::run(&mut ch, &dirs, exercise)?,
+        None => Observer { ch: &mut ch, case: &case, dirs: &dirs }.run_all()?,
+    }
     send(&FromProbe::Done { facts: ch.facts_sent() })?;
 
     if case.hold {

@@ -1,8 +1,6 @@
-//! Per-case cgroups on cgroup2, created before a container starts (CLONE_INTO_CGROUP needs one)
-//! and removed after it ends, in every outcome.
-//!
-//! This is the seam the cgroup-limits work (issue 3) builds on: layouts (v1, v2, hybrid), limits
-//! and their v1 mapping belong there. This module must never touch a cgroup it did not create.
+//! The plain per-case cgroup2 directory of the namespace matrix: created before a container starts
+//! (CLONE_INTO_CGROUP needs one) and removed after it ends, in every outcome. Limit cases use
+//! [`super::CaseCgroups`] instead. This module must never touch a cgroup it did not create.
 
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

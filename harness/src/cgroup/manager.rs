@@ -1,0 +1,423 @@
+//! The cgroups of one limit case, across every hierarchy: created before the container starts,
+//! attached before the probe runs, read and frozen on the host's behalf, removed in every outcome.
+//!
+//! A case joins cgroup2 and every v1 hierarchy with controllers (as a container runtime does), so
+//! its counters are there to read in the control run too; controllers mounted nowhere join only
+//! when a setting needs them, through a [`PrivateHierarchy`]. A case may ask for a *sibling*
+//! cgroup beside its own (the competitor of a weight test).
+//!
+//! Removal drains first: on v2 through cgroup.kill; on v1 by killing only the processes listed in
+//! this case's own cgroup.procs (through a pidfd, after checking /proc/<pid>/cgroup still names
+//! this cgroup). It never touches, moves into or removes a cgroup it did not create.
+
+use std::fs;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use isoprobe_probes::sys::{pidfd_open, pidfd_send_signal};
+use isoprobe_probes::wire::CgroupReading;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+
+use super::dir::CgroupDir;
+use super::layout::{CgroupLayout, Placement, Version};
+use super::private::PrivateHierarchy;
+use super::table::{Setting, controllers};
+use super::{v1, v2};
+use crate::error::{Context, HarnessError};
+
+/// How long removal waits for exited tasks to leave before it kills what is left, and then for
+/// the killed ones to go.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// One hierarchy's share of a case.
+#[derive(Debug)]
+struct Member {
+    version: Version,
+    /// v1: the controllers bound to the hierarchy; v2: those enabled for isoprobe's cgroups.
+    controllers: Vec<String>,
+    /// The v1 hierarchy id (0 for v2 and for private hierarchies, which /proc/<pid>/cgroup does
+    /// show, but under an id isoprobe does not track).
+    id: u32,
+    main: CgroupDir,
+    sibling: Option<CgroupDir>,
+}
+
+/// What a case asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CgroupRequest {
+    /// `isoprobe-<run token>-<case>`.
+    pub name: String,
+    pub settings: Vec<Setting>,
+    /// Settings of a sibling cgroup, created when present.
+    pub sibling: Option<Vec<Setting>>,
+    /// Controllers (by /proc/cgroups name) the case needs even without a setting (perf_event).
+    pub extra: Vec<String>,
+}
+
+/// The cgroups of one case.
+#[derive(Debug)]
+pub struct CaseCgroups {
+    name: String,
+    members: Vec<Member>,
+    /// Dropped after the members: their cgroups must be gone before a private unmount.
+    private: Vec<PrivateHierarchy>,
+    /// The probe's own CPU time read right after its attach through cgroup.procs: an upper bound
+    /// of what it spent before, which the cgroups it joined then did not see.
+    attached_after_ns: std::sync::Mutex<Option<u64>>,
+}
+
+/// The controller of `key` a hierarchy of `version` implements it with; `None`: that version has
+/// no file for it.
+fn controller_for(key: &str, version: Version) -> Result<Option<&'static str>, HarnessError> {
+    let (v1c, v2c) = controllers(key).map_err(|e| HarnessError::Probe(e.to_string()))?;
+    Ok(match version {
+        Version::V1 => Some(v1c),
+        Version::V2 => v2c,
+    })
+}
+
+/// Where a controller is used: a hierarchy the case joined already, or one to mount privately.
+enum Target {
+    Joined,
+    Private(String),
+}
+
+impl CaseCgroups {
+    /// Creates the case's cgroups and writes its settings. A partly built set is removed on error.
+    pub fn create(layout: &CgroupLayout, req: &CgroupRequest) -> Result<CaseCgroups, HarnessError> {
+        let mut set = CaseCgroups {
+            name: req.name.clone(),
+            members: Vec::new(),
+            private: Vec::new(),
+            attached_after_ns: std::sync::Mutex::new(None),
+        };
+        // Which layout hierarchy each member came from.
+        let mut from: Vec<usize> = Vec::new();
+        for (index, h) in layout.joinable() {
+            let parent_path = h.parent.as_ref().expect("joinable hierarchies have a parent").clone();
+            let parent = open(&parent_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .ctx(|| format!("open {}", parent_path.display()))?;
+            let controllers = match h.version {
+                Version::V1 => h.controllers.clone(),
+                Version::V2 => h.delegated.clone(),
+            };
+            set.add_member(h.version, controllers, h.id, Arc::new(parent), &parent_path, req.sibling.is_some())?;
+            from.push(index);
+        }
+        // Place every setting and extra controller.
+        let mut needs: Vec<(String, Option<&Setting>)> = req.extra.iter().map(|c| (c.clone(), None)).collect();
+        for s in &req.settings {
+            let (v1c, _) = controllers(&s.key).map_err(|e| HarnessError::Probe(e.to_string()))?;
+            needs.push((v1c.to_owned(), Some(s)));
+        }
+        for (controller, setting) in &needs {
+            let target = match layout.placement(controller) {
+                Placement::V1 { index } | Placement::V2 { index } if from.contains(&index) => Target::Joined,
+                Placement::V1 { .. } | Placement::V2 { .. } => {
+                    return Err(HarnessError::Probe(format!("the hierarchy of {controller} is not writable here")));
+                }
+                // cgroup2 freezes every cgroup with a core file, no controller needed.
+                Placement::Unusable(_)
+                    if controller == "freezer" && layout.v2().is_some_and(|(_, h)| h.parent.is_ok()) =>
+                {
+                    Target::Joined
+                }
+                Placement::Unmounted => Target::Private(controller.clone()),
+                Placement::Unusable(why) => {
+                    let what = setting.map(|s| s.key.clone()).unwrap_or_else(|| controller.clone());
+                    return Err(HarnessError::Probe(format!("{what} cannot be set here: {why}")));
+                }
+            };
+            if let Target::Private(c) = target
+                && !set.private.iter().any(|p| p.controller == c)
+            {
+                let p = PrivateHierarchy::mount(&c)?;
+                let root = p.root();
+                set.private.push(p);
+                let shown = PathBuf::from(format!("{c}:(private)"));
+                set.add_member(Version::V1, vec![c.clone()], 0, root, &shown, req.sibling.is_some())?;
+            }
+        }
+        for m in &set.members {
+            let apply = |dir: &CgroupDir, settings: &[Setting]| match m.version {
+                Version::V1 => v1::apply(&m.controllers, dir, settings),
+                Version::V2 => v2::apply(&m.controllers, dir, settings),
+            };
+            apply(&m.main, &req.settings)?;
+            if let (Some(sib), Some(settings)) = (&m.sibling, &req.sibling) {
+                apply(sib, settings)?;
+            }
+        }
+        // Every setting must have landed somewhere: a v2 hierarchy without the controller skips it.
+        for s in &req.settings {
+            let landed = set.members.iter().any(|m| {
+                controller_for(&s.key, m.version).ok().flatten().is_some_and(|c| m.controllers.iter().any(|mc| mc == c))
+            });
+            if !landed {
+                return Err(HarnessError::Probe(format!("no hierarchy here takes {} ({})", s.key, layout.describe())));
+            }
+        }
+        Ok(set)
+    }
+
+    fn add_member(
+        &mut self,
+        version: Version,
+        controllers: Vec<String>,
+        id: u32,
+        parent: Arc<OwnedFd>,
+        parent_shown: &Path,
+        sibling: bool,
+    ) -> Result<(), HarnessError> {
+        let main = CgroupDir::create(Arc::clone(&parent), parent_shown, &self.name)?;
+        if version == Version::V1 {
+            // From here the member owns `main`; a failure below removes it with the rest.
+            self.members.push(Member { version, controllers, id, main, sibling: None });
+            let m = self.members.last_mut().expect("just pushed");
+            v1::prepare(&m.controllers, &m.main)?;
+            if sibling {
+                m.sibling = Some(CgroupDir::create(parent, parent_shown, &format!("{}-sib", self.name))?);
+                v1::prepare(&m.controllers, m.sibling.as_ref().expect("just set"))?;
+            }
+        } else {
+            self.members.push(Member { version, controllers, id, main, sibling: None });
+            if sibling {
+                let sib = CgroupDir::create(parent, parent_shown, &format!("{}-sib", self.name))?;
+                self.members.last_mut().expect("just pushed").sibling = Some(sib);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cgroup2 directory to start the probe in with CLONE_INTO_CGROUP.
+    pub fn v2_dir(&self) -> Option<BorrowedFd<'_>> {
+        self.members.iter().find(|m| m.version == Version::V2).map(|m| m.main.fd())
+    }
+
+    /// Writes `pid` to cgroup.procs of every member but those the clone already placed it in:
+    /// the v1 attach, between clone and the child's GO.
+    pub fn attach(&self, pid: Pid, cloned_into_v2: bool) -> Result<(), HarnessError> {
+        for m in &self.members {
+            if m.version == Version::V2 && cloned_into_v2 {
+                continue;
+            }
+            m.main.write("cgroup.procs", &pid.to_string())?;
+        }
+        // The first field of /proc/<pid>/schedstat is the task's runtime in nanoseconds (absent
+        // without CONFIG_SCHED_INFO: then the reading has no such bound).
+        let ran = fs::read_to_string(format!("/proc/{pid}/schedstat"))
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()));
+        *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner()) = ran;
+        Ok(())
+    }
+
+    /// The counters of every member's own cgroup.
+    pub fn read(&self) -> CgroupReading {
+        let mut r = CgroupReading::default();
+        for m in &self.members {
+            match m.version {
+                Version::V1 => v1::read(&m.controllers, &m.main, &mut r),
+                Version::V2 => v2::read(&m.controllers, &m.main, &mut r),
+            }
+        }
+        r.attached_after_ns = *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner());
+        r
+    }
+
+    /// The member that freezes: the v1 freezer hierarchy, else cgroup2 (core).
+    fn freezer(&self) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.version == Version::V1 && m.controllers.iter().any(|c| c == "freezer"))
+            .or_else(|| self.members.iter().find(|m| m.version == Version::V2))
+    }
+
+    /// Freezes or thaws the case's cgroup; returns whether the kernel confirmed it.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), HarnessError> {
+        let m = self.freezer().ok_or_else(|| HarnessError::Probe("no hierarchy here can freeze".into()))?;
+        match m.version {
+            Version::V1 => v1::set_frozen(&m.main, frozen),
+            Version::V2 => v2::set_frozen(&m.main, frozen),
+        }
+    }
+
+    /// Whether the freezing hierarchy is v1 (for reports).
+    pub fn freezer_version(&self) -> Option<Version> {
+        self.freezer().map(|m| m.version)
+    }
+
+    /// Moves `pid` (a host pid) into the sibling cgroup of every member that has one, after
+    /// checking it is in this case's own cgroup: only the case's processes move, and only
+    /// between the case's cgroups.
+    pub fn move_to_sibling(&self, pid: i32) -> Result<(), HarnessError> {
+        for m in &self.members {
+            let Some(sib) = &m.sibling else { continue };
+            if !m.main.procs()?.contains(&pid) {
+                return Err(HarnessError::Probe(format!("process {pid} is not in {}", m.main.shown().display())));
+            }
+            sib.write("cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The processes in the case's own cgroup (host pids), read from its first hierarchy.
+    pub fn procs(&self) -> Result<Vec<i32>, HarnessError> {
+        match self.members.first() {
+            Some(m) => m.main.procs(),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The directory fd of the case's cgroup (or its sibling) in the hierarchy of `controller`.
+    pub fn dir_of(&self, controller: &str, sibling: bool) -> Option<BorrowedFd<'_>> {
+        let m = self.members.iter().find(|m| m.controllers.iter().any(|c| c == controller)).or_else(|| {
+            // Implicit cgroup2 controllers (perf_event) are on every cgroup2 cgroup.
+            (controller == "perf_event").then(|| self.members.iter().find(|m| m.version == Version::V2)).flatten()
+        })?;
+        if sibling { m.sibling.as_ref().map(|s| s.fd()) } else { Some(m.main.fd()) }
+    }
+
+    /// Host paths of the members' own cgroups (private ones shown as such), for reports.
+    pub fn shown(&self) -> Vec<PathBuf> {
+        self.members.iter().map(|m| m.main.shown().to_path_buf()).collect()
+    }
+
+    /// Removes every cgroup, draining each first; returns what went wrong.
+    pub fn remove(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        // Thaw first: frozen tasks cannot die.
+        if let Some(m) = self.freezer() {
+            let frozen = match m.version {
+                Version::V1 => v1::is_frozen(&m.main),
+                Version::V2 => v2::is_frozen(&m.main),
+            };
+            if frozen && let Err(e) = self.set_frozen(false) {
+                problems.push(e.to_string());
+            }
+        }
+        for m in self.members.drain(..).rev() {
+            for dir in m.sibling.iter().chain(std::iter::once(&m.main)) {
+                if let Err(e) = drain_and_remove(m.version, m.id, dir) {
+                    problems.push(e.to_string());
+                }
+            }
+        }
+        // Private hierarchies unmount on drop, after waiting for their cgroups to be released.
+        self.private.clear();
+        problems
+    }
+}
+
+impl Drop for CaseCgroups {
+    fn drop(&mut self) {
+        for p in self.remove() {
+            eprintln!("isoprobe: {p}");
+        }
+    }
+}
+
+/// rmdir with the drain: wait for exited tasks to leave, then kill what is left (cgroup.kill on
+/// v2; on v1 the processes in this cgroup's own cgroup.procs), then wait again.
+fn drain_and_remove(version: Version, id: u32, dir: &CgroupDir) -> Result<(), HarnessError> {
+    let mut killed = false;
+    let mut deadline = Instant::now() + DRAIN_WAIT;
+    loop {
+        match dir.rmdir() {
+            Ok(()) => return Ok(()),
+            Err(Errno::EBUSY) => {}
+            Err(e) => {
+                return Err(HarnessError::Sys { what: format!("remove cgroup {}", dir.shown().display()), source: e });
+            }
+        }
+        if Instant::now() >= deadline {
+            if killed {
+                return Err(HarnessError::Probe(format!(
+                    "cgroup {} is still busy after its processes were killed",
+                    dir.shown().display()
+                )));
+            }
+            match version {
+                Version::V2 => v2::kill_all(dir)?,
+                Version::V1 => kill_listed(id, dir)?,
+            }
+            killed = true;
+            deadline = Instant::now() + DRAIN_WAIT;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGKILLs the processes listed in `dir`'s cgroup.procs. Each is reached through a pidfd taken
+/// first, and killed only if /proc/<pid>/cgroup still places it in `dir` (a pid recycled in the
+/// meantime is someone else's). On a private hierarchy (id 0) the listing is the proof: a pid
+/// read from our own cgroup.procs was ours when read, and the pidfd pins it.
+fn kill_listed(id: u32, dir: &CgroupDir) -> Result<(), HarnessError> {
+    for pid in dir.procs()? {
+        let Ok(pidfd) = pidfd_open(pid) else { continue };
+        let ours = id == 0
+            || fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
+                t.lines().any(|l| {
+                    let mut f = l.splitn(3, ':');
+                    f.next().and_then(|i| i.parse::<u32>().ok()) == Some(id)
+                        && f.nth(1).is_some_and(|p| p.rsplit('/').next() == Some(dir.name()))
+                })
+            });
+        if ours {
+            let _ = pidfd_send_signal(&pidfd, libc::SIGKILL);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup2-only host whose cgroupfs is a temp dir: the case's cgroup and its sibling are
+    /// made under the mount root, a v1-only knob is refused with the reason, and dropping the set
+    /// removes every directory it made.
+    #[test]
+    fn a_v2_case_is_created_and_removed_on_a_fake_cgroupfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "memory pids\n").unwrap();
+        let mountinfo = format!("41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n", root.display());
+        let layout = CgroupLayout::from_texts(
+            &mountinfo,
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t0\t1\t1\nnet_prio\t0\t1\t1\n",
+            "0::/\n",
+            |p| fs::read_to_string(p).ok(),
+            |_| true,
+        );
+        assert_eq!(layout.mode(), crate::cgroup::LayoutMode::V2);
+        let req = CgroupRequest { name: "isoprobe-test-1".into(), sibling: Some(Vec::new()), ..Default::default() };
+        let set = CaseCgroups::create(&layout, &req).unwrap();
+        assert!(root.join("isoprobe-test-1").is_dir());
+        assert!(root.join("isoprobe-test-1-sib").is_dir());
+        assert!(set.v2_dir().is_some());
+        drop(set);
+        assert!(!root.join("isoprobe-test-1").exists());
+        assert!(!root.join("isoprobe-test-1-sib").exists());
+
+        // cpu is on cgroup2 but not delegated: the setting is refused before anything is made.
+        let req = CgroupRequest {
+            name: "isoprobe-test-2".into(),
+            settings: vec![Setting::new("cpu.max", "20000 100000")],
+            ..Default::default()
+        };
+        let e = CaseCgroups::create(&layout, &req).unwrap_err().to_string();
+        assert!(e.contains("cpu.max"), "{e}");
+        assert!(!root.join("isoprobe-test-2").exists());
+    }
+}

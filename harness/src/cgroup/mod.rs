@@ -1,0 +1,26 @@
+//! cgroups: the host's layout (v1, v2 or hybrid), the cgroups of a case across every hierarchy,
+//! and the v1 and v2 backends behind one vocabulary (cgroup v2 file names, mapped to v1 files by
+//! [`table`]).
+//!
+//! ```text
+//!  layout ──► manager (CaseCgroups) ──► v1/<controller>.rs  (through table)
+//!                  │                └──► v2/<controller>.rs
+//!                  └──► private (v1 hierarchies mounted detached, for unmounted controllers)
+//! ```
+//!
+//! What this module must never do: touch, move into, or remove a cgroup it did not create, or
+//! kill a process that is not in one of its own cgroups.
+
+mod case;
+pub mod dir;
+pub mod layout;
+mod manager;
+pub mod private;
+pub mod table;
+pub mod v1;
+pub mod v2;
+
+pub use case::{CaseCgroup, writable_cgroup2_root};
+pub use layout::{CgroupLayout, Hierarchy, LayoutMode, Placement, Version};
+pub use manager::{CaseCgroups, CgroupRequest};
+pub use table::Setting;

@@ -1,0 +1,273 @@
+//! The host side of one limit case: its cgroups, the loop device of an io case, the perf counters
+//! of a perf case, and the lock that keeps timing-sensitive cases from running at once. One owner
+//! ([`CaseLimits`]) removes everything in every outcome.
+
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+use isoprobe_probes::ns::NsKind;
+use isoprobe_probes::wire::Exercise;
+use nix::errno::Errno;
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+
+use super::spec::LimitSpec;
+use crate::cgroup::{CaseCgroups, CgroupLayout, CgroupRequest};
+use crate::error::{Context, HarnessError};
+use crate::spec::CaseSpec;
+
+/// Cases whose verdict depends on timing (CPU shares, throughput, a heartbeat) run one at a time
+/// within a harness process; the others run alongside them.
+static EXCLUSIVE: Mutex<()> = Mutex::new(());
+
+/// The loop device's backing file size: larger than any window reads at the limit, small enough
+/// to stay in page cache; sparse, so it costs no disk.
+const LOOP_BYTES: u64 = 64 << 20;
+
+/// The name of the loop device node in the case directory (the probe opens it).
+pub const LOOP_NODE: &str = "isoprobe-loopdev";
+
+/// A loop device isoprobe attached, detached on drop.
+#[derive(Debug)]
+pub struct LoopDevice {
+    pub path: PathBuf,
+    pub rdev: (u64, u64),
+}
+
+impl LoopDevice {
+    /// Attaches a sparse file in `dir` with util-linux losetup(8), read-only.
+    fn attach(dir: &Path) -> Result<LoopDevice, HarnessError> {
+        let file = dir.join("isoprobe-loop.img");
+        let f = fs::File::create(&file).ctx(|| format!("create {}", file.display()))?;
+        f.set_len(LOOP_BYTES).ctx(|| format!("size {}", file.display()))?;
+        drop(f);
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--read-only"])
+            .arg(&file)
+            .output()
+            .ctx(|| "run losetup --find --show".into())?;
+        if !out.status.success() {
+            return Err(HarnessError::Probe(format!(
+                "losetup --find --show {} failed: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        // Owned from here: an error below detaches it.
+        let mut dev = LoopDevice { path, rdev: (0, 0) };
+        let md = fs::metadata(&dev.path).ctx(|| format!("stat {}", dev.path.display()))?;
+        if !md.file_type().is_block_device() {
+            return Err(HarnessError::Probe(format!("{} is not a block device", dev.path.display())));
+        }
+        let rdev = md.rdev();
+        dev.rdev = (libc::major(rdev) as u64, libc::minor(rdev) as u64);
+        Ok(dev)
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        match Command::new("losetup").arg("--detach").arg(&self.path).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "isoprobe: losetup --detach {}: {}",
+                self.path.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => eprintln!("isoprobe: failed to run losetup --detach {}: {e}", self.path.display()),
+        }
+    }
+}
+
+/// Everything a limit case holds on the host.
+#[derive(Debug)]
+pub struct CaseLimits {
+    pub spec: LimitSpec,
+    /// Whether the case has a cgroup namespace (the probe then unshares it after the attach).
+    pub cgroup_ns: bool,
+    pub cgroups: CaseCgroups,
+    /// Declared after `cgroups`: detached only once the cgroups (and their I/O) are gone.
+    pub loopdev: Option<LoopDevice>,
+    /// Open perf counters between a probe's start and stop questions.
+    pub perf: Mutex<Vec<OwnedFd>>,
+    /// The exercise as the probe receives it.
+    pub exercise: Exercise,
+    _exclusive: Option<MutexGuard<'static, ()>>,
+}
+
+impl CaseLimits {
+    /// Sets a limit case up: the loop device first (io.max names it), then the cgroups.
+    /// `dir` is the case directory, `probe_path` maps a name in it to the probe's view.
+    pub fn create(
+        spec: &CaseSpec,
+        limits: &LimitSpec,
+        name: &str,
+        dir: &Path,
+        probe_path: impl Fn(&str) -> String,
+    ) -> Result<CaseLimits, HarnessError> {
+        let exclusive = matches!(
+            limits.exercise,
+            Exercise::CpuBurn { .. }
+                | Exercise::CpuShare { .. }
+                | Exercise::Freezer { .. }
+                | Exercise::IoRead { .. }
+                | Exercise::PerfCount { .. }
+        )
+        .then(|| EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner()));
+        let layout = CgroupLayout::detect()?;
+        let mut exercise = limits.exercise.clone();
+        let loopdev = match &mut exercise {
+            Exercise::IoRead { device, .. } => {
+                let l = LoopDevice::attach(dir)?;
+                let node = dir.join(LOOP_NODE);
+                mknod(&node, SFlag::S_IFBLK, Mode::from_bits_truncate(0o666), makedev(l.rdev.0, l.rdev.1))
+                    .ctx(|| format!("create the block device node {}", node.display()))?;
+                // mknod applies the umask; the probe (any user) must be able to read it.
+                fs::set_permissions(&node, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                    .ctx(|| format!("chmod {}", node.display()))?;
+                *device = probe_path(LOOP_NODE);
+                Some(l)
+            }
+            _ => None,
+        };
+        if let Exercise::CgroupView { mount_at } = &mut exercise {
+            // A cgroup2 mount of the probe's own, only where it cannot reach the host's table.
+            *mount_at = spec.has(NsKind::Mnt).then(|| probe_path(crate::case_env::dirs::OWN_MOUNT));
+        }
+        let req = CgroupRequest {
+            name: name.to_owned(),
+            settings: limits.settings.settings(loopdev.as_ref().map(|l| l.rdev)),
+            sibling: limits.sibling.as_ref().map(|s| s.settings(loopdev.as_ref().map(|l| l.rdev))).or_else(|| {
+                // A perf case counts its sibling in the control: it must exist in both.
+                matches!(limits.exercise, Exercise::PerfCount { .. } | Exercise::CpuShare { .. }).then(Vec::new)
+            }),
+            extra: match limits.exercise {
+                Exercise::PerfCount { .. } => vec!["perf_event".into()],
+                _ => Vec::new(),
+            },
+        };
+        let cgroups = CaseCgroups::create(&layout, &req)?;
+        Ok(CaseLimits {
+            spec: limits.clone(),
+            cgroup_ns: spec.has(NsKind::Cgroup),
+            cgroups,
+            loopdev,
+            perf: Mutex::new(Vec::new()),
+            exercise,
+            _exclusive: exclusive,
+        })
+    }
+
+    /// Starts cpu-clock counters for the case's cgroup (or, in the control, its empty sibling) on
+    /// every online CPU: perf_event_open(2) in cgroup mode.
+    pub fn perf_start(&self) -> Result<(), HarnessError> {
+        let own = self.spec.settings.perf_event;
+        let dir = self
+            .cgroups
+            .dir_of("perf_event", !own)
+            .ok_or_else(|| HarnessError::Probe("the case has no perf_event cgroup".into()))?;
+        let mut fds = self.perf.lock().unwrap_or_else(|e| e.into_inner());
+        fds.clear();
+        for cpu in online_cpus()? {
+            fds.push(perf_event_open_cgroup(dir.as_raw_fd(), cpu)?);
+        }
+        Ok(())
+    }
+
+    /// Stops and sums the counters, in nanoseconds.
+    pub fn perf_stop(&self) -> Result<u64, HarnessError> {
+        let mut fds = self.perf.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = 0u64;
+        for fd in fds.iter() {
+            let mut buf = [0u8; 8];
+            let n = nix::unistd::read(fd, &mut buf).ctx(|| "read a perf counter".into())?;
+            if n != 8 {
+                return Err(HarnessError::Probe(format!("a perf counter read gave {n} bytes")));
+            }
+            total += u64::from_ne_bytes(buf);
+        }
+        fds.clear();
+        Ok(total)
+    }
+}
+
+/// The online CPUs (/sys/devices/system/cpu/online, e.g. `0-1`).
+pub fn online_cpus() -> Result<Vec<u32>, HarnessError> {
+    let p = "/sys/devices/system/cpu/online";
+    let text = fs::read_to_string(p).ctx(|| format!("read {p}"))?;
+    parse_cpu_list(&text).ok_or_else(|| HarnessError::Probe(format!("unparsable {p}: {text:?}")))
+}
+
+/// Parses a kernel cpu list (`0-3,5`).
+pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut v = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => v.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
+            None => v.push(part.parse().ok()?),
+        }
+    }
+    Some(v)
+}
+
+/// struct perf_event_attr, PERF_ATTR_SIZE_VER0 (64 bytes): the fields a counting event needs.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+}
+
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
+const PERF_FLAG_PID_CGROUP: libc::c_ulong = 1 << 2;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+/// perf_event_open(2) counting cpu-clock for the cgroup `cgroup_fd` on `cpu`.
+fn perf_event_open_cgroup(cgroup_fd: i32, cpu: u32) -> Result<OwnedFd, HarnessError> {
+    let attr = PerfEventAttr {
+        kind: PERF_TYPE_SOFTWARE,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config: PERF_COUNT_SW_CPU_CLOCK,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid PERF_ATTR_SIZE_VER0 attribute for the duration of the call; the
+    // other arguments are integers. The kernel returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            cgroup_fd,
+            cpu as i32,
+            -1,
+            PERF_FLAG_PID_CGROUP | PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    let fd = Errno::result(fd).ctx(|| format!("perf_event_open a cgroup cpu-clock counter on cpu {cpu}"))?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0,2-4"), Some(vec![0, 2, 3, 4]));
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+}

@@ -1,0 +1,541 @@
+//! From an exercise report to a verdict per limit check. Every tolerance is a named constant with
+//! the reasoning that gives its value; none is widened to make a run pass.
+
+use isoprobe_probes::wire::{CgroupReading, ChildEnd, ExerciseReport, Fact, SysResult, fact_key};
+
+use super::oracle::{LimitCheck, LimitExpect};
+use crate::judge::Facts;
+use crate::verdict::Verdict;
+
+const MIB: u64 = 1 << 20;
+const MS: u64 = 1_000_000;
+
+/// memory: how far the cgroup's peak may pass memory.max. The page counter refuses every
+/// ordinary charge past the limit (mm/page_counter.c); only forced charges pass it: allocations
+/// that may not fail (__GFP_NOFAIL, __GFP_HIGH) and those made while reclaiming (PF_MEMALLOC),
+/// which for one allocating process are a few pages of page tables and slab. One memcg charge
+/// batch (MEMCG_CHARGE_BATCH = 64 pages = 256 KiB) bounds them.
+pub const MEMORY_PEAK_SLACK: u64 = 256 << 10;
+/// memory: what the cgroup holds besides the touched bytes when the child is killed: the probe
+/// and the child themselves (two copies of a static binary's data, stacks, the pipe), and page
+/// tables for the touched memory (8 bytes per 4 KiB page: 1/512 of it, 128 KiB at 64 MiB). The
+/// cgroup's usage before the fork is measured (the baseline) and subtracted; this bounds the
+/// child's own share on top of it: its page tables plus a copy-on-write copy of the parent's
+/// dirty pages (well under 4 MiB for a static probe).
+pub const MEMORY_CHILD_OVERHEAD: u64 = 4 * MIB;
+
+/// cpu.max: the window's two edges each fall somewhere inside a period, so the window holds up
+/// to one period's quota more or less than wall × quota / period; and the throttle bites at the
+/// next scheduler tick after the quota runs out (an overrun the kernel repays from the next
+/// period, so overruns do not add up). A tick is at most 10 ms (HZ ≥ 100).
+pub const CPU_TICK_NS: u64 = 10 * MS;
+/// cpu.max control: the case runs with cpu.weight 10000 (cpu.shares 102400) pinned to one CPU, so
+/// against n nice-0 tasks there (weight 1024 each) it gets 102400 / (102400 + 1024 n) of it:
+/// at least 0.8 up to n = 25 competing busy tasks on that CPU.
+pub const CPU_CONTROL_MIN_FRACTION: f64 = 0.8;
+/// cpu.max: periods in which the throttle must have fired, out of those the window spans, less
+/// the two edge periods.
+pub const CPU_EDGE_PERIODS: u64 = 2;
+/// cpuacct: the cgroup's usage and the probe's rusage sum the same scheduler runtime. The probe
+/// takes getrusage(2) just before asking and again once the answer arrived, so the host's read
+/// lies between the two: usage ∈ [before − attached, after], where `attached` is the probe's CPU
+/// time when the harness attached it through cgroup.procs (the clone child's return into a copy
+/// of the harness, its copy-on-write faults and first system calls: tens of µs, charged to the
+/// harness's cgroup; the harness reads it from /proc/<pid>/schedstat). Around that only
+/// truncation remains: struct timeval's two fields (< 1 µs each) and cgroup2's microseconds
+/// (< 1 µs); 5 µs bounds it.
+pub const CPU_USAGE_TOL_NS: u64 = 5_000;
+
+/// cpu.weight: two always-runnable entities on one runqueue receive service in proportion to
+/// their weights, each within a lag bound of about one slice plus one tick (EEVDF: base slice
+/// 3 ms, tick 4 ms at HZ=250, 10 ms at HZ=100); the window's start adds the competitor's wakeup
+/// latency (another slice and tick). Each share can thus be off by 2 × (3 + 10) ms = 26 ms of the
+/// pair's CPU time; with that at least [`CPU_SHARE_MIN_PAIR`] of a 1.5 s window (0.9 s) the
+/// share is off by at most 0.03; 0.05 leaves room for the measurement's own edges.
+pub const CPU_SHARE_TOL: f64 = 0.05;
+/// cpu.weight: the pair (weights 1000+3000 or 3000+3000) against n nice-0 tasks (weight 100
+/// each in v2 terms) gets at least 4000 / (4000 + 100 n) of the CPU: 0.6 up to n = 26. Less
+/// than that, the share cannot be judged (an error, which fails the case).
+pub const CPU_SHARE_MIN_PAIR: f64 = 0.6;
+
+/// io.max: blk-throttle lets a new slice start with one slice's allowance (throtl_slice, 100 ms:
+/// HZ/10), and each of the probe's readers (IO_READERS = 4) has one block in flight when the
+/// window ends: bytes ≤ bps × (window + slice) + 4 blocks. Below: the readers keep bios queued at
+/// the throttle all along (a loop device over page cache serves far faster than the limit), so a
+/// late dispatch is caught up on the next one and bytes ≥ bps × (window − slice) − 4 blocks.
+pub const IO_SLICE_NS: u64 = 100 * MS;
+/// The reads in flight at once (the probe's `IO_READERS`), each of the exercise's block size.
+pub const IO_IN_FLIGHT: u64 = 4;
+/// io.max control: without a limit a loop device over page cache reads at hundreds of MiB/s; the
+/// suites' limit is 4 MiB/s, so 32 MiB/s (8× the limit) separates the two with room to spare.
+pub const IO_CONTROL_MIN_BPS: u64 = 32 * MIB;
+
+/// perf_event: cpu-clock in cgroup mode advances with local_clock while a task of the cgroup is on
+/// a CPU. That is at least the probe's CPU time (the same clock, except that with
+/// PARAVIRT_TIME_ACCOUNTING the task's time leaves out what the hypervisor stole, and a shared VM
+/// steals a few ms per 200 ms under load) and at most the wall time of its burn (one
+/// single-threaded task is never on two CPUs). Around that bracket, the counter runs from the
+/// host's enable to its disable, the probe's clocks from after it read the start answer to
+/// before it asked to stop: reading the answer (a read(2) per byte, ~100 bytes) and writing the
+/// question take well under a millisecond each; 2 ms bounds both. The same bound caps what the
+/// empty sibling may count (nothing runs there; any count would be misattribution).
+pub const PERF_TOL_NS: u64 = 2 * MS;
+
+fn pass(expected: String, observed: String, evidence: String) -> Verdict {
+    Verdict::Pass { expected, observed, evidence }
+}
+
+fn fail(expected: String, observed: String, evidence: String) -> Verdict {
+    Verdict::Fail { expected, observed, evidence }
+}
+
+fn verdict(ok: bool, expected: String, observed: String, evidence: String) -> Verdict {
+    if ok { pass(expected, observed, evidence) } else { fail(expected, observed, evidence) }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.2} MiB", b as f64 / MIB as f64)
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.1} ms", ns as f64 / MS as f64)
+}
+
+fn delta(after: Option<u64>, before: Option<u64>) -> Option<u64> {
+    Some(after?.saturating_sub(before.unwrap_or(0)))
+}
+
+fn reading_text(r: &CgroupReading) -> String {
+    let mut v = Vec::new();
+    let mut put = |k: &str, x: Option<u64>| {
+        if let Some(x) = x {
+            v.push(format!("{k}={x}"));
+        }
+    };
+    put("peak", r.memory_peak);
+    put("oom_kills", r.memory_oom_kills);
+    put("pids", r.pids_current);
+    put("pids_refused", r.pids_refused);
+    put("usage_ns", r.cpu_usage_ns);
+    put("periods", r.cpu_periods);
+    put("throttled", r.cpu_throttled);
+    v.join(" ")
+}
+
+/// The exercise report in the facts, or the verdict that says why there is none.
+pub fn report(facts: &Facts) -> Result<&ExerciseReport, Verdict> {
+    match facts.get(fact_key::EXERCISE) {
+        Some(Fact::Exercise { report }) => Ok(report),
+        Some(Fact::Unobservable { error, .. }) => Err(Verdict::Error { cause: error.clone() }),
+        Some(other) => Err(Verdict::Error { cause: format!("unexpected exercise fact {other:?}") }),
+        None => Err(Verdict::Error { cause: "the probe sent no exercise report".into() }),
+    }
+}
+
+/// Judges every check of a limit case: the oracle's expectations against the probe's report.
+/// `spec` is the case (its cgroup namespace decides the expected view).
+pub fn judge_all(
+    limits: &super::LimitSpec,
+    spec: &crate::spec::CaseSpec,
+    facts: &Facts,
+    host_cgroup: &[String],
+) -> Vec<crate::verdict::LimitResult> {
+    super::oracle::expect(limits)
+        .into_iter()
+        .map(|(check, want)| {
+            let want = match check {
+                LimitCheck::CgroupNsView => super::oracle::expect_view(spec.has(isoprobe_probes::ns::NsKind::Cgroup)),
+                _ => want,
+            };
+            let verdict = match report(facts) {
+                Ok(r) => judge(check, &want, r, host_cgroup),
+                Err(v) => v,
+            };
+            crate::verdict::LimitResult { check, verdict }
+        })
+        .collect()
+}
+
+/// Judges one check. `host_cgroup` is /proc/<probe>/cgroup as the host read it.
+pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgroup: &[String]) -> Verdict {
+    use LimitExpect as E;
+    let wrong = || Verdict::Error { cause: format!("{check} cannot be judged from a {r:?} report") };
+    match (want, r) {
+        (E::MemoryStopsAt { limit }, ExerciseReport::Memory { touched, child, before, after }) => {
+            let base = before.memory_peak.unwrap_or(0);
+            let low = limit.saturating_sub(base + MEMORY_CHILD_OVERHEAD + touched / 512);
+            let oom = delta(after.memory_oom_kills, before.memory_oom_kills);
+            let peak = after.memory_peak;
+            let killed = matches!(child, ChildEnd::Killed { signal, .. } if *signal == libc::SIGKILL);
+            let ok = killed
+                && oom.is_some_and(|n| n >= 1)
+                && peak.is_some_and(|p| p <= limit + MEMORY_PEAK_SLACK)
+                && *touched <= *limit
+                && *touched >= low;
+            verdict(
+                ok,
+                format!(
+                    "OOM kill with {} ≤ touched ≤ {}, peak ≤ {} + {}, an OOM kill counted",
+                    mib(low),
+                    mib(*limit),
+                    mib(*limit),
+                    mib(MEMORY_PEAK_SLACK)
+                ),
+                format!(
+                    "{child} after touching {}, peak {}, OOM kills {oom:?}",
+                    mib(*touched),
+                    peak.map(mib).unwrap_or("unknown".into())
+                ),
+                format!(
+                    "baseline before the fork {}; before: {}; after: {}",
+                    mib(base),
+                    reading_text(before),
+                    reading_text(after)
+                ),
+            )
+        }
+        (E::MemoryReaches { target }, ExerciseReport::Memory { touched, child, before, after }) => {
+            let oom = delta(after.memory_oom_kills, before.memory_oom_kills);
+            let ok = *child == ChildEnd::Exited { code: 0 } && touched == target && oom.unwrap_or(0) == 0;
+            verdict(
+                ok,
+                format!("all {} touched, no OOM kill", mib(*target)),
+                format!("{child} after touching {}, OOM kills {oom:?}", mib(*touched)),
+                format!("before: {}; after: {}", reading_text(before), reading_text(after)),
+            )
+        }
+        (E::PidsStopAt { max }, ExerciseReport::Pids { before, forks, refused, at_stop }) => {
+            let base = before.pids_current.unwrap_or(0);
+            let eagain = refused.as_ref().and_then(SysResult::errno) == Some(libc::EAGAIN);
+            let ok = eagain && base + u64::from(*forks) == *max && at_stop.pids_current == Some(*max);
+            verdict(
+                ok,
+                format!("fork fails with EAGAIN once the cgroup holds {max} tasks"),
+                format!(
+                    "{forks} forks then {} with {base} tasks before; {:?} tasks at the stop",
+                    refused.as_ref().map(|r| r.to_string()).unwrap_or("no failure".into()),
+                    at_stop.pids_current
+                ),
+                format!("at the stop: {}", reading_text(at_stop)),
+            )
+        }
+        (E::PidsReach { target }, ExerciseReport::Pids { forks, refused, at_stop, .. }) => verdict(
+            forks == target && refused.is_none(),
+            format!("{target} forks succeed"),
+            format!("{forks} forks, {}", refused.as_ref().map(|r| format!("then {r}")).unwrap_or("no failure".into())),
+            format!("at the stop: {}", reading_text(at_stop)),
+        ),
+        (
+            E::CpuQuota { quota_us, period_us },
+            ExerciseReport::CpuBurn { pinned, wall_ns, cpu_ns, before, after, .. },
+        ) => {
+            let q = quota_us * 1000;
+            let p = period_us * 1000;
+            let expected = (*wall_ns as u128 * q as u128 / p as u128) as u64;
+            let tol = q + CPU_TICK_NS;
+            let periods = wall_ns / p;
+            let throttled = delta(after.cpu_throttled, before.cpu_throttled);
+            let ok = pinned.is_ok()
+                && cpu_ns.abs_diff(expected) <= tol
+                && throttled.is_some_and(|t| t + CPU_EDGE_PERIODS >= periods);
+            verdict(
+                ok,
+                format!(
+                    "{} ± {} of CPU in {}, throttled in ≥ {} periods",
+                    ms(expected),
+                    ms(tol),
+                    ms(*wall_ns),
+                    periods.saturating_sub(CPU_EDGE_PERIODS)
+                ),
+                format!(
+                    "{} of CPU ({:.3} of the window), throttled in {throttled:?} periods",
+                    ms(*cpu_ns),
+                    *cpu_ns as f64 / *wall_ns as f64
+                ),
+                format!("pinned: {pinned}; before: {}; after: {}", reading_text(before), reading_text(after)),
+            )
+        }
+        (E::CpuUnthrottled, ExerciseReport::CpuBurn { pinned, wall_ns, cpu_ns, before, after, .. }) => {
+            let fraction = *cpu_ns as f64 / *wall_ns as f64;
+            let throttled = delta(after.cpu_throttled, before.cpu_throttled);
+            verdict(
+                pinned.is_ok() && fraction >= CPU_CONTROL_MIN_FRACTION && throttled.unwrap_or(0) == 0,
+                format!("≥ {CPU_CONTROL_MIN_FRACTION} of a CPU, never throttled"),
+                format!(
+                    "{fraction:.3} of a CPU ({} in {}), throttled in {throttled:?} periods",
+                    ms(*cpu_ns),
+                    ms(*wall_ns)
+                ),
+                format!("pinned: {pinned}; after: {}", reading_text(after)),
+            )
+        }
+        (E::UsageMatchesRusage, ExerciseReport::CpuBurn { rusage_ns, rusage_after_ns, after, .. }) => {
+            // Both accountings this host keeps must agree with the probe: v1 cpuacct and the
+            // core cpu.stat of cgroup2.
+            let sources: Vec<(&str, u64)> =
+                [("cpu usage", after.cpu_usage_ns), ("cgroup2 cpu.stat usage", after.v2_usage_ns)]
+                    .into_iter()
+                    .filter_map(|(n, v)| Some((n, v?)))
+                    .collect();
+            if sources.is_empty() {
+                return Verdict::Error {
+                    cause: "the host read no cpu usage (neither cpuacct.usage nor cpu.stat)".into(),
+                };
+            }
+            let attached = after.attached_after_ns.unwrap_or(0);
+            let (lo, hi) = (rusage_ns.saturating_sub(attached + CPU_USAGE_TOL_NS), rusage_after_ns + CPU_USAGE_TOL_NS);
+            let ok = sources.iter().all(|(_, u)| (lo..=hi).contains(u));
+            let us = |ns: u64| format!("{:.3} ms", ns as f64 / MS as f64);
+            let seen: Vec<String> = sources.iter().map(|(n, u)| format!("{n} {}", us(*u))).collect();
+            verdict(
+                ok,
+                format!("every cgroup usage between {} and {}", us(lo), us(hi)),
+                seen.join(", "),
+                format!(
+                    "rusage {} before asking, {} after the answer, {} when attached; {}",
+                    us(*rusage_ns),
+                    us(*rusage_after_ns),
+                    us(attached),
+                    reading_text(after)
+                ),
+            )
+        }
+        (E::CpuSplit { mine, other }, ExerciseReport::CpuShare { pinned, wall_ns, mine_ns, competitor_ns }) => {
+            let pair = mine_ns + competitor_ns;
+            let pair_fraction = pair as f64 / *wall_ns as f64;
+            let share = *mine_ns as f64 / pair.max(1) as f64;
+            let want_share = f64::from(*mine) / f64::from(mine + other);
+            let evidence = format!(
+                "pinned: {pinned}; probe {} and competitor {} of CPU in {}",
+                ms(*mine_ns),
+                ms(*competitor_ns),
+                ms(*wall_ns)
+            );
+            if pinned.is_ok() && pair_fraction < CPU_SHARE_MIN_PAIR {
+                return Verdict::Error {
+                    cause: format!(
+                        "the pair got only {pair_fraction:.2} of the CPU (needs {CPU_SHARE_MIN_PAIR} to judge); {evidence}"
+                    ),
+                };
+            }
+            verdict(
+                pinned.is_ok() && (share - want_share).abs() <= CPU_SHARE_TOL,
+                format!("a share of {want_share:.3} ± {CPU_SHARE_TOL} (weights {mine}:{other})"),
+                format!("a share of {share:.3}"),
+                evidence,
+            )
+        }
+        (E::Affinity { cpus }, ExerciseReport::Affinity { allowed, set }) => {
+            let pin_ok = set
+                .iter()
+                .all(|a| if cpus.contains(&a.cpu) { a.result.is_ok() } else { a.result.errno() == Some(libc::EINVAL) });
+            let attempts: Vec<String> = set.iter().map(|a| format!("cpu {}: {}", a.cpu, a.result)).collect();
+            verdict(
+                allowed == cpus && pin_ok,
+                format!("affinity {cpus:?}; pinning outside it fails with EINVAL"),
+                format!("affinity {allowed:?}"),
+                attempts.join(", "),
+            )
+        }
+        (E::Devices { allowed, denied }, ExerciseReport::Devices { opens }) => {
+            let ok = opens.iter().all(|o| {
+                if denied.contains(&o.path) {
+                    o.result.errno() == Some(libc::EPERM)
+                } else {
+                    allowed.contains(&o.path) && o.result.is_ok()
+                }
+            }) && opens.len() == allowed.len() + denied.len();
+            let seen: Vec<String> = opens.iter().map(|o| format!("{}: {}", o.path, o.result)).collect();
+            verdict(
+                ok,
+                format!("open ok: {allowed:?}; EPERM: {denied:?}"),
+                seen.join(", "),
+                "open(2) with O_RDWR".into(),
+            )
+        }
+        (E::Frozen { hold_ms }, ExerciseReport::Freezer { beats, max_gap_ns, beats_after_gap, frozen, held_ns }) => {
+            verdict(
+                *frozen && *max_gap_ns >= u64::from(*hold_ms) * MS && *beats_after_gap >= 1,
+                format!("the heartbeat stops for ≥ {hold_ms} ms while frozen, then resumes"),
+                format!("longest gap {}, {beats_after_gap} beats after it", ms(*max_gap_ns)),
+                format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
+            )
+        }
+        (E::NotFrozen { hold_ms }, ExerciseReport::Freezer { beats, max_gap_ns, frozen, held_ns, .. }) => verdict(
+            !*frozen && *max_gap_ns < u64::from(*hold_ms) * MS,
+            format!("no heartbeat gap as long as the {hold_ms} ms hold"),
+            format!("longest gap {}", ms(*max_gap_ns)),
+            format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
+        ),
+        (E::IoRate { bps, block }, ExerciseReport::IoRead { bytes, wall_ns, error }) => {
+            let allow = |ns: u64| (*bps as u128 * ns as u128 / 1_000_000_000u128) as u64;
+            let block = IO_IN_FLIGHT * u64::from(*block);
+            let hi = allow(wall_ns + IO_SLICE_NS) + block;
+            let lo = allow(wall_ns.saturating_sub(IO_SLICE_NS)).saturating_sub(block);
+            verdict(
+                error.is_none() && (lo..=hi).contains(bytes),
+                format!("{} to {} read in {} ({} /s)", mib(lo), mib(hi), ms(*wall_ns), mib(*bps)),
+                format!(
+                    "{} read ({} /s)",
+                    mib(*bytes),
+                    mib((*bytes as u128 * 1_000_000_000 / (*wall_ns).max(1) as u128) as u64)
+                ),
+                error.as_ref().map(|e| format!("read failed: {e}")).unwrap_or_default(),
+            )
+        }
+        (E::IoUnthrottled, ExerciseReport::IoRead { bytes, wall_ns, error }) => {
+            let rate = (*bytes as u128 * 1_000_000_000 / (*wall_ns).max(1) as u128) as u64;
+            verdict(
+                error.is_none() && rate >= IO_CONTROL_MIN_BPS,
+                format!("≥ {} /s", mib(IO_CONTROL_MIN_BPS)),
+                format!("{} /s", mib(rate)),
+                format!("{} in {}", mib(*bytes), ms(*wall_ns)),
+            )
+        }
+        (E::CgroupNsRoot | E::CgroupHostView, ExerciseReport::CgroupView { lines, mount_root_holds_self, mount }) => {
+            let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
+            let all_root = lines.iter().all(|l| path(l) == "/");
+            let (ok, want) = match want {
+                E::CgroupNsRoot => (
+                    all_root && *mount_root_holds_self != Some(false),
+                    "every path `/`; a cgroup2 mount's root holds the probe",
+                ),
+                _ => (
+                    lines == host_cgroup && !all_root && *mount_root_holds_self != Some(true),
+                    "the host's view of the probe's cgroups; a cgroup2 mount's root does not hold the probe",
+                ),
+            };
+            verdict(
+                ok,
+                want.into(),
+                format!("{lines:?}; mount root holds the probe: {mount_root_holds_self:?}"),
+                format!(
+                    "host's view: {host_cgroup:?}; mount: {}",
+                    mount.as_ref().map(|m| m.to_string()).unwrap_or("not tried".into())
+                ),
+            )
+        }
+        (E::Classid { classid }, ExerciseReport::NetClassid { classid: seen }) => verdict(
+            seen == classid,
+            format!("class id {classid:#x}"),
+            format!("class id {seen:#x}"),
+            "sock_diag INET_DIAG_CLASS_ID of a TCP listener the probe created".into(),
+        ),
+        (E::PerfCountsProbe, ExerciseReport::PerfCount { cpu_ns, wall_ns, counted_ns }) => {
+            let (lo, hi) = (cpu_ns.saturating_sub(PERF_TOL_NS), wall_ns + PERF_TOL_NS);
+            verdict(
+                (lo..=hi).contains(counted_ns),
+                format!("cpu-clock for the probe's cgroup between {} and {}", ms(lo), ms(hi)),
+                format!("counted {}", ms(*counted_ns)),
+                format!(
+                    "the probe burnt {} of CPU in {} of wall time; perf_event_open(PERF_FLAG_PID_CGROUP) on every CPU",
+                    ms(*cpu_ns),
+                    ms(*wall_ns)
+                ),
+            )
+        }
+        (E::PerfCountsNothing, ExerciseReport::PerfCount { cpu_ns, counted_ns, .. }) => verdict(
+            *counted_ns <= PERF_TOL_NS,
+            format!("≤ {} counted for the empty sibling", ms(PERF_TOL_NS)),
+            format!("counted {} while the probe burnt {}", ms(*counted_ns), ms(*cpu_ns)),
+            "perf_event_open(PERF_FLAG_PID_CGROUP) on every CPU".into(),
+        ),
+        (E::HugetlbStopsAt { pages }, ExerciseReport::Hugetlb { touched_pages, child, mapped }) => verdict(
+            mapped.is_ok()
+                && u64::from(*touched_pages) == *pages
+                && matches!(child, ChildEnd::Killed { signal, .. } if *signal == libc::SIGBUS),
+            format!("SIGBUS after {pages} huge pages"),
+            format!("{child} after {touched_pages} pages"),
+            format!("mmap: {mapped}"),
+        ),
+        (E::HugetlbReaches { pages }, ExerciseReport::Hugetlb { touched_pages, child, mapped }) => verdict(
+            mapped.is_ok() && touched_pages == pages && *child == ChildEnd::Exited { code: 0 },
+            format!("all {pages} huge pages touched"),
+            format!("{child} after {touched_pages} pages"),
+            format!("mmap: {mapped}"),
+        ),
+        _ => wrong(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem(touched: u64, child: ChildEnd, peak: u64, kills: u64) -> ExerciseReport {
+        ExerciseReport::Memory {
+            touched,
+            child,
+            before: CgroupReading { memory_peak: Some(2 * MIB), memory_oom_kills: Some(0), ..Default::default() },
+            after: CgroupReading { memory_peak: Some(peak), memory_oom_kills: Some(kills), ..Default::default() },
+        }
+    }
+
+    fn killed() -> ChildEnd {
+        ChildEnd::Killed { signal: libc::SIGKILL, name: "SIGKILL".into() }
+    }
+
+    #[test]
+    fn memory_passes_only_at_the_limit_with_an_oom_kill() {
+        let want = LimitExpect::MemoryStopsAt { limit: 64 * MIB };
+        assert!(judge(LimitCheck::Memory, &want, &mem(60 * MIB, killed(), 64 * MIB, 1), &[]).is_pass());
+        // Killed at twice the limit: a limit twice as large as expected.
+        assert!(!judge(LimitCheck::Memory, &want, &mem(124 * MIB, killed(), 128 * MIB, 1), &[]).is_pass());
+        // Stopped far below the limit.
+        assert!(!judge(LimitCheck::Memory, &want, &mem(20 * MIB, killed(), 64 * MIB, 1), &[]).is_pass());
+        // No OOM kill counted.
+        assert!(!judge(LimitCheck::Memory, &want, &mem(60 * MIB, killed(), 64 * MIB, 0), &[]).is_pass());
+    }
+
+    #[test]
+    fn pids_must_stop_exactly_at_max() {
+        let r = |forks: u32, cur: u64| ExerciseReport::Pids {
+            before: CgroupReading { pids_current: Some(1), ..Default::default() },
+            forks,
+            refused: Some(SysResult::Err { errno: libc::EAGAIN, name: "EAGAIN".into() }),
+            at_stop: CgroupReading { pids_current: Some(cur), ..Default::default() },
+        };
+        let want = LimitExpect::PidsStopAt { max: 16 };
+        assert!(judge(LimitCheck::Pids, &want, &r(15, 16), &[]).is_pass());
+        assert!(!judge(LimitCheck::Pids, &want, &r(31, 32), &[]).is_pass());
+    }
+
+    #[test]
+    fn a_quota_twice_as_large_fails() {
+        let r = |cpu_ns: u64| ExerciseReport::CpuBurn {
+            pinned: SysResult::Ok,
+            wall_ns: 1500 * MS,
+            cpu_ns,
+            rusage_ns: cpu_ns,
+            rusage_after_ns: cpu_ns,
+            before: CgroupReading { cpu_throttled: Some(0), ..Default::default() },
+            after: CgroupReading { cpu_throttled: Some(15), ..Default::default() },
+        };
+        let want = LimitExpect::CpuQuota { quota_us: 20_000, period_us: 100_000 };
+        assert!(judge(LimitCheck::CpuMax, &want, &r(300 * MS), &[]).is_pass());
+        assert!(!judge(LimitCheck::CpuMax, &want, &r(600 * MS), &[]).is_pass());
+    }
+
+    #[test]
+    fn a_starved_weight_pair_is_an_error_not_a_pass() {
+        let r = ExerciseReport::CpuShare {
+            pinned: SysResult::Ok,
+            wall_ns: 1500 * MS,
+            mine_ns: 100 * MS,
+            competitor_ns: 300 * MS,
+        };
+        let v = judge(LimitCheck::CpuWeight, &LimitExpect::CpuSplit { mine: 1000, other: 3000 }, &r, &[]);
+        assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_report_of_another_exercise_is_an_error() {
+        let v = judge(
+            LimitCheck::Pids,
+            &LimitExpect::PidsReach { target: 3 },
+            &ExerciseReport::NetClassid { classid: 0 },
+            &[],
+        );
+        assert!(matches!(v, Verdict::Error { .. }));
+    }
+}

@@ -1,0 +1,254 @@
+//! The limit oracle: a pure function from a [`LimitSpec`] to what each of its checks must see.
+//! No I/O, no privilege.
+
+use std::fmt;
+
+use isoprobe_probes::wire::Exercise;
+use serde::{Deserialize, Serialize};
+
+use super::spec::LimitSpec;
+
+/// The limit checks, one per controller behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitCheck {
+    /// memory.max: the allocating child is OOM-killed at the limit.
+    Memory,
+    /// pids.max: fork fails with EAGAIN when the cgroup holds pids.max tasks.
+    Pids,
+    /// cpu.max: CPU time over a window is the quota's share of it.
+    CpuMax,
+    /// cpu.weight: two busy cgroups on one CPU split it in the ratio of their weights.
+    CpuWeight,
+    /// cpuacct / cpu.stat usage equals the probe's own rusage.
+    CpuUsage,
+    /// cpuset.cpus: the affinity inside is the cpuset, and leaving it fails.
+    Cpuset,
+    /// devices: an allowed device opens, a denied one fails with EPERM.
+    Devices,
+    /// freezer: a heartbeat stops while frozen and resumes after thaw.
+    Freezer,
+    /// io.max: read throughput on the case's loop device is the limit.
+    Io,
+    /// The cgroup namespace's view of /proc/self/cgroup and of a cgroupfs mount.
+    CgroupNsView,
+    /// net_cls.classid: the class id the kernel stamps on the probe's sockets.
+    NetCls,
+    /// perf_event: counting cpu-clock per cgroup sees the probe's CPU time.
+    PerfEvent,
+    /// hugetlb.<size>.max: touching a huge page past the limit raises SIGBUS.
+    Hugetlb,
+}
+
+impl LimitCheck {
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitCheck::Memory => "memory/oom-at-max",
+            LimitCheck::Pids => "pids/fork-eagain-at-max",
+            LimitCheck::CpuMax => "cpu/quota",
+            LimitCheck::CpuWeight => "cpu/weight-split",
+            LimitCheck::CpuUsage => "cpuacct/usage-matches-rusage",
+            LimitCheck::Cpuset => "cpuset/affinity",
+            LimitCheck::Devices => "devices/open",
+            LimitCheck::Freezer => "freezer/heartbeat",
+            LimitCheck::Io => "io/read-throughput",
+            LimitCheck::CgroupNsView => "cgroup-ns/view",
+            LimitCheck::NetCls => "net_cls/classid",
+            LimitCheck::PerfEvent => "perf_event/cgroup-count",
+            LimitCheck::Hugetlb => "hugetlb/sigbus-at-max",
+        }
+    }
+}
+
+impl fmt::Display for LimitCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a limit check must see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "expect", rename_all = "kebab-case")]
+pub enum LimitExpect {
+    /// OOM-killed with usage at `limit` bytes.
+    MemoryStopsAt { limit: u64 },
+    /// All of `target` bytes touched, nothing killed.
+    MemoryReaches { target: u64 },
+    /// EAGAIN with `max` tasks in the cgroup.
+    PidsStopAt { max: u64 },
+    /// `target` children forked.
+    PidsReach { target: u32 },
+    /// CPU time = wall × quota / period.
+    CpuQuota { quota_us: u64, period_us: u64 },
+    /// Not throttled: close to a whole CPU.
+    CpuUnthrottled,
+    /// The probe's share of the pinned CPU is `mine / (mine + other)`.
+    CpuSplit { mine: u32, other: u32 },
+    /// The cgroup's usage equals the probe's rusage.
+    UsageMatchesRusage,
+    /// sched_getaffinity gives exactly `cpus`, and pinning to any other fails with EINVAL.
+    Affinity { cpus: Vec<u32> },
+    /// `allowed` paths open; `denied` ones fail with EPERM.
+    Devices { allowed: Vec<String>, denied: Vec<String> },
+    /// The heartbeat stops for at least `hold_ms` and resumes.
+    Frozen { hold_ms: u32 },
+    /// No gap as long as `hold_ms`.
+    NotFrozen { hold_ms: u32 },
+    /// Read throughput equals `bps` (reads of `block` bytes).
+    IoRate { bps: u64, block: u32 },
+    /// Read throughput at the device's own speed, far above any limit the suites set.
+    IoUnthrottled,
+    /// Every /proc/self/cgroup path is `/`; a cgroup2 mount's root holds the probe.
+    CgroupNsRoot,
+    /// /proc/self/cgroup as the host sees the probe's; a cgroup2 mount's root does not hold it.
+    CgroupHostView,
+    /// The socket's class id.
+    Classid { classid: u32 },
+    /// cpu-clock counted for the probe's cgroup equals its CPU time.
+    PerfCountsProbe,
+    /// cpu-clock counted for the empty sibling is (close to) zero.
+    PerfCountsNothing,
+    /// SIGBUS on touching page `pages + 1`.
+    HugetlbStopsAt { pages: u64 },
+    /// Every page touched.
+    HugetlbReaches { pages: u32 },
+}
+
+/// The checks of `spec` and what each must see.
+pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
+    let l = &spec.settings;
+    match &spec.exercise {
+        Exercise::Memory { target, .. } => vec![(
+            LimitCheck::Memory,
+            match l.memory_max {
+                Some(limit) => LimitExpect::MemoryStopsAt { limit },
+                None => LimitExpect::MemoryReaches { target: *target },
+            },
+        )],
+        Exercise::Pids { target } => vec![(
+            LimitCheck::Pids,
+            match l.pids_max {
+                Some(max) => LimitExpect::PidsStopAt { max },
+                None => LimitExpect::PidsReach { target: *target },
+            },
+        )],
+        Exercise::CpuBurn { .. } => vec![
+            (
+                LimitCheck::CpuMax,
+                match l.cpu_max {
+                    Some(c) => LimitExpect::CpuQuota { quota_us: c.quota_us, period_us: c.period_us },
+                    None => LimitExpect::CpuUnthrottled,
+                },
+            ),
+            (LimitCheck::CpuUsage, LimitExpect::UsageMatchesRusage),
+        ],
+        Exercise::CpuShare { .. } => {
+            // Unset weights are the default, 100.
+            let mine = l.cpu_weight.unwrap_or(100);
+            let other = spec.sibling.as_ref().and_then(|s| s.cpu_weight).unwrap_or(100);
+            vec![(LimitCheck::CpuWeight, LimitExpect::CpuSplit { mine, other })]
+        }
+        Exercise::Affinity { cpus } => vec![(
+            LimitCheck::Cpuset,
+            LimitExpect::Affinity { cpus: l.cpuset_cpus.clone().unwrap_or_else(|| cpus.clone()) },
+        )],
+        Exercise::Devices { paths } => {
+            // The exercise lists the allowed path first; with a device list everything not on it
+            // is denied.
+            let (allowed, denied) = match &l.devices {
+                Some(_) => (paths.iter().take(1).cloned().collect(), paths.iter().skip(1).cloned().collect()),
+                None => (paths.clone(), Vec::new()),
+            };
+            vec![(LimitCheck::Devices, LimitExpect::Devices { allowed, denied })]
+        }
+        Exercise::Freezer { hold_ms, .. } => vec![(
+            LimitCheck::Freezer,
+            if l.freeze {
+                LimitExpect::Frozen { hold_ms: *hold_ms }
+            } else {
+                LimitExpect::NotFrozen { hold_ms: *hold_ms }
+            },
+        )],
+        Exercise::IoRead { block, .. } => vec![(
+            LimitCheck::Io,
+            match l.io_rbps {
+                Some(bps) => LimitExpect::IoRate { bps, block: *block },
+                None => LimitExpect::IoUnthrottled,
+            },
+        )],
+        Exercise::CgroupView { .. } => vec![(LimitCheck::CgroupNsView, LimitExpect::CgroupHostView)],
+        Exercise::NetClassid => {
+            vec![(LimitCheck::NetCls, LimitExpect::Classid { classid: l.net_cls_classid.unwrap_or(0) })]
+        }
+        Exercise::PerfCount { .. } => vec![(
+            LimitCheck::PerfEvent,
+            if l.perf_event { LimitExpect::PerfCountsProbe } else { LimitExpect::PerfCountsNothing },
+        )],
+        Exercise::Hugetlb { pages, .. } => vec![(
+            LimitCheck::Hugetlb,
+            match l.hugetlb_max {
+                Some(h) => LimitExpect::HugetlbStopsAt { pages: h.pages },
+                None => LimitExpect::HugetlbReaches { pages: *pages },
+            },
+        )],
+    }
+}
+
+/// The cgroup-namespace view depends on the case's namespaces, which the limit spec does not
+/// hold: the caller passes whether the case has a cgroup namespace.
+pub fn expect_view(cgroup_ns: bool) -> LimitExpect {
+    if cgroup_ns { LimitExpect::CgroupNsRoot } else { LimitExpect::CgroupHostView }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::spec::{CpuMax, Limits};
+
+    fn spec(settings: Limits, exercise: Exercise) -> LimitSpec {
+        LimitSpec { settings, sibling: None, exercise }
+    }
+
+    #[test]
+    fn a_control_expects_the_exercise_to_run_past_the_limit() {
+        let s = spec(
+            Limits { memory_max: Some(64 << 20), ..Default::default() },
+            Exercise::Memory { target: 192 << 20, step: 1 << 20 },
+        );
+        assert_eq!(expect(&s), vec![(LimitCheck::Memory, LimitExpect::MemoryStopsAt { limit: 64 << 20 })]);
+        assert_eq!(expect(&s.control()), vec![(LimitCheck::Memory, LimitExpect::MemoryReaches { target: 192 << 20 })]);
+    }
+
+    #[test]
+    fn a_cpu_control_keeps_its_weight_and_drops_the_quota() {
+        let s = spec(
+            Limits {
+                cpu_max: Some(CpuMax { quota_us: 20_000, period_us: 100_000 }),
+                cpu_weight: Some(10_000),
+                ..Default::default()
+            },
+            Exercise::CpuBurn { cpu: 1, window_ms: 1000 },
+        );
+        let c = s.control();
+        assert_eq!(c.settings.cpu_max, None);
+        assert_eq!(c.settings.cpu_weight, Some(10_000));
+        assert_eq!(expect(&c)[0].1, LimitExpect::CpuUnthrottled);
+    }
+
+    #[test]
+    fn a_weight_control_gives_both_the_reference_weight() {
+        let s = LimitSpec {
+            settings: Limits { cpu_weight: Some(1000), ..Default::default() },
+            sibling: Some(Limits { cpu_weight: Some(3000), ..Default::default() }),
+            exercise: Exercise::CpuShare { cpu: 1, window_ms: 1000 },
+        };
+        assert_eq!(expect(&s)[0].1, LimitExpect::CpuSplit { mine: 1000, other: 3000 });
+        assert_eq!(expect(&s.control())[0].1, LimitExpect::CpuSplit { mine: 3000, other: 3000 });
+    }
+
+    #[test]
+    fn scaling_doubles_quantities_only() {
+        let l = Limits { memory_max: Some(10), pids_max: Some(3), cpu_weight: Some(7), ..Default::default() }.scaled(2);
+        assert_eq!((l.memory_max, l.pids_max, l.cpu_weight), (Some(20), Some(6), Some(7)));
+    }
+}

@@ -1,0 +1,117 @@
+//! What a limit case needs from this machine, checked before launch; an unmet need is a skip
+//! whose reason names what is missing.
+
+use std::fs;
+use std::path::Path;
+
+use isoprobe_probes::wire::Exercise;
+
+use super::spec::LimitSpec;
+use crate::cgroup::table::controllers;
+use crate::cgroup::{CgroupLayout, Placement};
+use crate::spec::{CaseSpec, LauncherKind, Runner};
+use crate::verdict::Skip;
+
+fn skip(requirement: &str, reason: impl Into<String>) -> Skip {
+    Skip { requirement: requirement.to_owned(), reason: reason.into() }
+}
+
+/// Whether `runner` can run the limit case `spec` (whose `limits` is `limits`) on a host with
+/// `layout`.
+pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &CgroupLayout) -> Result<(), Skip> {
+    if !runner.is_root() {
+        return Err(skip("root", "needs root: creating cgroups outside a delegated subtree"));
+    }
+    if !matches!(spec.launcher, LauncherKind::Clone3 | LauncherKind::Clone) {
+        return Err(skip(
+            "launcher",
+            format!("limits are attached by the clone3 and clone paths; {} is not one", spec.launcher.name()),
+        ));
+    }
+    let mut needed: Vec<String> = Vec::new();
+    for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {
+        for s in side.settings(Some((0, 0))) {
+            let (v1, _) = controllers(&s.key).map_err(|e| skip("setting", e.to_string()))?;
+            needed.push(v1.to_owned());
+        }
+    }
+    match &limits.exercise {
+        Exercise::PerfCount { .. } => needed.push("perf_event".into()),
+        Exercise::Freezer { .. } if limits.settings.freeze => needed.push("freezer".into()),
+        _ => {}
+    }
+    for c in &needed {
+        match layout.placement(c) {
+            Placement::V1 { .. } | Placement::V2 { .. } | Placement::Unmounted => {}
+            // cgroup2 freezes with its core cgroup.freeze file.
+            Placement::Unusable(_) if c == "freezer" && layout.v2().is_some_and(|(_, h)| h.parent.is_ok()) => {}
+            Placement::Unusable(why) if c == "devices" && layout.v2().is_some() => {
+                return Err(skip(
+                    "cgroup:devices",
+                    format!(
+                        "{why}; on cgroup2 a device list needs a BPF_CGROUP_DEVICE program, which isoprobe does not load"
+                    ),
+                ));
+            }
+            Placement::Unusable(why) => return Err(skip(&format!("cgroup:{c}"), why)),
+        }
+    }
+    // A swap limit of 0 only forbids swapping; a larger one has something to limit only with swap.
+    if limits.settings.memory_swap_max.is_some_and(|s| s > 0) {
+        let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
+        if swaps.lines().skip(1).all(|l| l.trim().is_empty()) {
+            return Err(skip(
+                "swap",
+                "no swap device is active (/proc/swaps lists none): a swap limit has nothing to limit",
+            ));
+        }
+    }
+    if limits.settings.cpuset_mems.is_some() {
+        let nodes = fs::read_dir("/sys/devices/system/node")
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("node")).count())
+            .unwrap_or(0);
+        if nodes < 2 {
+            return Err(skip(
+                "numa",
+                format!("{nodes} NUMA node(s) in /sys/devices/system/node: cpuset.mems cannot exclude any memory"),
+            ));
+        }
+    }
+    if limits.settings.net_prio_ifpriomap.is_some() {
+        return Err(skip(
+            "net_prio-observer",
+            "net_prio.ifpriomap maps a device named in the writer's network namespace: for the probe's own lo \
+             it would have to be written from inside the probe's network namespace, and for the host's lo it \
+             changes a host device (its priomap outlives the cgroup); isoprobe does neither, so no packet of \
+             the probe gets a priority to observe",
+        ));
+    }
+    match &limits.exercise {
+        Exercise::IoRead { .. } if !tool_in_path("losetup") => {
+            return Err(skip("tool:losetup", "losetup (util-linux) is not in PATH: the io case needs a loop device"));
+        }
+        Exercise::Hugetlb { page_size, pages } => {
+            let kb = page_size / 1024;
+            let p = format!("/sys/kernel/mm/hugepages/hugepages-{kb}kB/free_hugepages");
+            let free: u64 = fs::read_to_string(&p).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+            if free < u64::from(*pages) {
+                return Err(skip(
+                    "hugepages",
+                    format!(
+                        "{free} free {kb} kB huge pages ({p}), the exercise needs {pages}: the pool is sized with \
+                         vm.nr_hugepages, a host-wide setting isoprobe does not change"
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn tool_in_path(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .chain([Path::new("/usr/sbin").to_path_buf(), Path::new("/sbin").to_path_buf()])
+        .any(|d| d.join(name).is_file())
+}

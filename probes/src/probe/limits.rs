@@ -1,0 +1,665 @@
+//! The limit exercisers: in a limit case the probe runs one [`Exercise`] in place of the
+//! namespace observations, and reports what the kernel let it do as one [`Fact::Exercise`].
+//!
+//! Each exercise does the same thing with and without the limit (the control): allocate, fork,
+//! burn CPU, read a device. Counters only the host can read (cgroup files) are asked for through
+//! [`HostQuestion::Limit`] at the moments that matter (before, at the limit, after).
+//!
+//! What this module must never do: judge. It also never leaves a child behind: every child it
+//! forks is killed or waited for before the report is sent.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::io::Read;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, listen, socket};
+use nix::sys::stat::Mode as FileMode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::time::{ClockId, clock_gettime};
+use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, write};
+
+use crate::wire::{
+    CgroupReading, ChildEnd, CpuAttempt, Exercise, ExerciseReport, Fact, HostAnswer, HostQuestion, LimitAnswer,
+    LimitQuestion, OpenAttempt, SysResult, fact_key,
+};
+
+use super::channel::Channel;
+use super::error::{Context, ProbeError};
+use super::init::Dirs;
+
+const PAGE: usize = 4096;
+
+/// Runs `ex` and reports it (or why it could not be run).
+pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise) -> Result<(), ProbeError> {
+    let r = match ex {
+        Exercise::Memory { target, step } => memory(ch, *target, *step),
+        Exercise::Pids { target } => pids(ch, *target),
+        Exercise::CpuBurn { cpu, window_ms } => cpu_burn(ch, *cpu, *window_ms),
+        Exercise::CpuShare { cpu, window_ms } => cpu_share(ch, *cpu, *window_ms),
+        Exercise::Affinity { cpus } => affinity(cpus),
+        Exercise::Devices { paths } => Ok(ExerciseReport::Devices {
+            opens: paths
+                .iter()
+                .map(|p| OpenAttempt {
+                    path: p.clone(),
+                    result: open(p.as_str(), OFlag::O_RDWR | OFlag::O_CLOEXEC, FileMode::empty()).into(),
+                })
+                .collect(),
+        }),
+        Exercise::Freezer { beat_ms, hold_ms } => freezer(ch, *beat_ms, *hold_ms),
+        Exercise::IoRead { device, block, window_ms } => io_read(device, *block, *window_ms),
+        Exercise::CgroupView { mount_at } => cgroup_view(dirs, mount_at.as_deref()),
+        Exercise::NetClassid => net_classid(),
+        Exercise::PerfCount { burn_ms } => perf_count(ch, *burn_ms),
+        Exercise::Hugetlb { page_size, pages } => hugetlb(*page_size, *pages),
+    };
+    match r {
+        Ok(report) => ch.fact(Fact::Exercise { report: Box::new(report) }),
+        Err(e @ ProbeError::Protocol(_)) => Err(e),
+        Err(e) => ch.fact(Fact::Unobservable { about: fact_key::EXERCISE.into(), error: e.to_string() }),
+    }
+}
+
+fn ask(ch: &mut Channel, ask: LimitQuestion) -> Result<LimitAnswer, ProbeError> {
+    let what = format!("{ask:?}");
+    match ch.ask(HostQuestion::Limit { ask })? {
+        HostAnswer::Limit { reply } => Ok(reply),
+        HostAnswer::Failed { error } => Err(ProbeError::Protocol(format!("the host failed to answer {what}: {error}"))),
+        other => Err(ProbeError::Protocol(format!("unexpected answer to {what}: {other:?}"))),
+    }
+}
+
+fn reading(ch: &mut Channel) -> Result<CgroupReading, ProbeError> {
+    match ask(ch, LimitQuestion::Read)? {
+        LimitAnswer::Reading { reading } => Ok(reading),
+        other => Err(ProbeError::Protocol(format!("expected a cgroup reading, got {other:?}"))),
+    }
+}
+
+fn now(clock: ClockId) -> u64 {
+    // These clocks cannot fail for the calling process.
+    let t = clock_gettime(clock).expect("clock_gettime on a process clock");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+fn mono() -> u64 {
+    now(ClockId::CLOCK_MONOTONIC)
+}
+
+fn process_cpu() -> u64 {
+    now(ClockId::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn child_end(s: WaitStatus) -> ChildEnd {
+    match s {
+        WaitStatus::Signaled(_, sig, _) => ChildEnd::Killed { signal: sig as i32, name: sig.as_str().to_owned() },
+        WaitStatus::Exited(_, code) => ChildEnd::Exited { code },
+        other => ChildEnd::Exited { code: -1 - (format!("{other:?}").len() as i32) },
+    }
+}
+
+fn wait_end(child: Pid) -> Result<ChildEnd, ProbeError> {
+    loop {
+        match waitpid(child, None) {
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Ok(child_end(s)),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(ProbeError::Sys { what: format!("wait for child {child}"), source: e }),
+        }
+    }
+}
+
+/// Forks; the child runs `f` and exits with its return value without unwinding or flushing
+/// anything of the parent's.
+fn fork_child(f: impl FnOnce() -> i32) -> Result<Pid, ProbeError> {
+    // SAFETY: the probe is single-threaded, so the child may do anything the parent could.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            let code = f();
+            // SAFETY: _exit ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => Ok(child),
+    }
+}
+
+/// Reads u64 values (native endian) from `fd` until end of file.
+fn read_u64s(fd: OwnedFd) -> Vec<u64> {
+    let mut f = std::fs::File::from(fd);
+    let mut all = Vec::new();
+    let _ = f.read_to_end(&mut all);
+    all.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect()
+}
+
+fn write_u64(fd: &OwnedFd, v: u64) -> bool {
+    write(fd, &v.to_ne_bytes()) == Ok(8)
+}
+
+fn pin(cpu: u32) -> SysResult {
+    let mut set = CpuSet::new();
+    match set.set(cpu as usize) {
+        Ok(()) => sched_setaffinity(Pid::from_raw(0), &set).into(),
+        Err(e) => Err::<(), _>(e).into(),
+    }
+}
+
+// ---- memory ----
+
+fn memory(ch: &mut Channel, target: u64, step: u64) -> Result<ExerciseReport, ProbeError> {
+    let before = reading(ch)?;
+    let (r, w) = pipe().ctx(|| "create the progress pipe".into())?;
+    let child = fork_child(|| touch_memory(target, step.max(PAGE as u64), &w))?;
+    drop(w);
+    let touched = read_u64s(r).last().copied().unwrap_or(0);
+    let child = wait_end(child)?;
+    let after = reading(ch)?;
+    Ok(ExerciseReport::Memory { touched, child, before, after })
+}
+
+/// Maps and touches memory a step at a time, writing the running total after each step.
+fn touch_memory(target: u64, step: u64, progress: &OwnedFd) -> i32 {
+    let mut done = 0u64;
+    while done < target {
+        let len = step.min(target - done) as usize;
+        // SAFETY: an anonymous private mapping of `len` bytes, not aliased by anything.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return 3;
+        }
+        for off in (0..len).step_by(PAGE) {
+            // SAFETY: `off` < `len`, inside the mapping just made; a volatile write so the page
+            // is really faulted in.
+            unsafe { p.cast::<u8>().add(off).write_volatile(1) };
+        }
+        done += len as u64;
+        if !write_u64(progress, done) {
+            return 4;
+        }
+    }
+    0
+}
+
+// ---- pids ----
+
+fn pids(ch: &mut Channel, target: u32) -> Result<ExerciseReport, ProbeError> {
+    let before = reading(ch)?;
+    // Children wait for end of file on this pipe; dropping the write end releases them all.
+    let (r, w) = pipe().ctx(|| "create the release pipe".into())?;
+    let (r_raw, w_raw) = (r.as_raw_fd(), w.as_raw_fd());
+    let mut kids = Vec::new();
+    let mut refused = None;
+    for _ in 0..target {
+        // SAFETY: single-threaded probe; the child only closes, reads and exits.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let mut b = [0u8; 1];
+                // SAFETY: plain system calls on fds this process owns; _exit does not unwind.
+                unsafe {
+                    libc::close(w_raw);
+                    libc::read(r_raw, b.as_mut_ptr().cast(), 1);
+                    libc::_exit(0)
+                }
+            }
+            Ok(ForkResult::Parent { child }) => kids.push(child),
+            Err(e) => {
+                refused = Some(SysResult::from(Err::<(), _>(e)));
+                break;
+            }
+        }
+    }
+    let at_stop = reading(ch);
+    drop(w);
+    drop(r);
+    for k in &kids {
+        wait_end(*k)?;
+    }
+    Ok(ExerciseReport::Pids { before, forks: kids.len() as u32, refused, at_stop: at_stop? })
+}
+
+// ---- cpu ----
+
+fn spin_until(deadline_mono: u64) {
+    while mono() < deadline_mono {
+        std::hint::spin_loop();
+    }
+}
+
+fn cpu_burn(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseReport, ProbeError> {
+    let pinned = pin(cpu);
+    let before = reading(ch)?;
+    let (t0, c0) = (mono(), process_cpu());
+    spin_until(t0 + u64::from(window_ms) * 1_000_000);
+    let (t1, c1) = (mono(), process_cpu());
+    let rusage_ns = rusage_self_ns()?;
+    let after = reading(ch)?;
+    let rusage_after_ns = rusage_self_ns()?;
+    Ok(ExerciseReport::CpuBurn { pinned, wall_ns: t1 - t0, cpu_ns: c1 - c0, rusage_ns, rusage_after_ns, before, after })
+}
+
+/// getrusage(RUSAGE_SELF) user + system time in nanoseconds (microsecond resolution).
+fn rusage_self_ns() -> Result<u64, ProbeError> {
+    let ru = getrusage(UsageWho::RUSAGE_SELF).ctx(|| "getrusage".into())?;
+    let tv_ns = |tv: nix::sys::time::TimeVal| tv.tv_sec() as u64 * 1_000_000_000 + tv.tv_usec() as u64 * 1000;
+    Ok(tv_ns(ru.user_time()) + tv_ns(ru.system_time()))
+}
+
+fn cpu_share(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseReport, ProbeError> {
+    let pinned = pin(cpu);
+    let (go_r, go_w) = pipe().ctx(|| "create the start pipe".into())?;
+    let (res_r, res_w) = pipe().ctx(|| "create the result pipe".into())?;
+    let child = fork_child(|| {
+        let mut b = [0u8; 8];
+        if nix::unistd::read(&go_r, &mut b) != Ok(8) {
+            return 2;
+        }
+        let c0 = process_cpu();
+        spin_until(u64::from_ne_bytes(b));
+        if write_u64(&res_w, process_cpu() - c0) { 0 } else { 3 }
+    })?;
+    drop((go_r, res_w));
+    let moved = ask(ch, LimitQuestion::MoveToSibling { pid: child.as_raw() });
+    if let Err(e) = moved {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = wait_end(child);
+        return Err(e);
+    }
+    let t0 = mono();
+    let end = t0 + u64::from(window_ms) * 1_000_000;
+    let started = write_u64(&go_w, end);
+    let c0 = process_cpu();
+    spin_until(end);
+    let mine_ns = process_cpu() - c0;
+    let wall_ns = mono() - t0;
+    drop(go_w);
+    let competitor = read_u64s(res_r);
+    let end_state = wait_end(child)?;
+    match (started, competitor.as_slice()) {
+        (true, [competitor_ns]) => {
+            Ok(ExerciseReport::CpuShare { pinned, wall_ns, mine_ns, competitor_ns: *competitor_ns })
+        }
+        _ => Err(ProbeError::Protocol(format!("the competitor reported nothing ({end_state})"))),
+    }
+}
+
+fn affinity(cpus: &[u32]) -> Result<ExerciseReport, ProbeError> {
+    let set = sched_getaffinity(Pid::from_raw(0)).ctx(|| "sched_getaffinity".into())?;
+    let allowed = (0..CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false)).map(|c| c as u32).collect();
+    let set = cpus.iter().map(|&cpu| CpuAttempt { cpu, result: pin(cpu) }).collect();
+    Ok(ExerciseReport::Affinity { allowed, set })
+}
+
+// ---- freezer ----
+
+fn freezer(ch: &mut Channel, beat_ms: u32, hold_ms: u32) -> Result<ExerciseReport, ProbeError> {
+    let (r, w) = pipe().ctx(|| "create the heartbeat pipe".into())?;
+    let child = fork_child(|| {
+        loop {
+            if !write_u64(&w, mono()) {
+                return 3;
+            }
+            std::thread::sleep(Duration::from_millis(u64::from(beat_ms)));
+        }
+    })?;
+    drop(w);
+    // Beats before and after the hold, so that a stop and a resumption can both be seen.
+    let margin = Duration::from_millis(u64::from(hold_ms / 4).max(50));
+    std::thread::sleep(margin);
+    let held = ask(ch, LimitQuestion::Hold { hold_ms });
+    std::thread::sleep(margin);
+    let _ = kill(child, Signal::SIGKILL);
+    wait_end(child)?;
+    let beats = read_u64s(r);
+    let (frozen, held_ns) = match held? {
+        LimitAnswer::Held { frozen, held_ns } => (frozen, held_ns),
+        other => return Err(ProbeError::Protocol(format!("expected a hold, got {other:?}"))),
+    };
+    let (mut max_gap_ns, mut at) = (0, 0);
+    for (i, pair) in beats.windows(2).enumerate() {
+        if pair[1] - pair[0] > max_gap_ns {
+            max_gap_ns = pair[1] - pair[0];
+            at = i + 1;
+        }
+    }
+    let beats_after_gap = beats.len().saturating_sub(at) as u32;
+    Ok(ExerciseReport::Freezer { beats: beats.len() as u32, max_gap_ns, beats_after_gap, frozen, held_ns })
+}
+
+// ---- io ----
+
+/// Readers in flight at once: with one, every late dispatch of the throttle (a timer and a
+/// workqueue, both delayed on a busy machine) is throughput lost for good; with several, bios are
+/// always queued and the throttle catches up on its next dispatch, so the limit is what shows.
+pub const IO_READERS: u32 = 4;
+
+fn io_read(device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, ProbeError> {
+    let (r, w) = pipe().ctx(|| "create the reader pipe".into())?;
+    let t0 = mono();
+    let end = t0 + u64::from(window_ms) * 1_000_000;
+    let mut kids = Vec::new();
+    for i in 0..IO_READERS {
+        kids.push(fork_child(|| {
+            let (bytes, errno) = match io_read_one(device, block, end, i) {
+                Ok(b) => (b, 0),
+                Err((b, e)) => (b, e as u64),
+            };
+            // One write of 24 bytes: atomic on a pipe (under PIPE_BUF), so the readers' reports
+            // do not interleave.
+            let mut rec = [0u8; 24];
+            rec[..8].copy_from_slice(&bytes.to_ne_bytes());
+            rec[8..16].copy_from_slice(&mono().to_ne_bytes());
+            rec[16..].copy_from_slice(&errno.to_ne_bytes());
+            if write(&w, &rec) == Ok(24) { 0 } else { 3 }
+        })?);
+    }
+    drop(w);
+    let vals = read_u64s(r);
+    for k in kids {
+        wait_end(k)?;
+    }
+    if vals.len() != 3 * IO_READERS as usize {
+        return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / 3)));
+    }
+    let (mut bytes, mut last, mut error) = (0, t0, None);
+    for c in vals.chunks_exact(3) {
+        bytes += c[0];
+        last = last.max(c[1]);
+        if c[2] != 0 {
+            error = Some(SysResult::from(Err::<(), _>(Errno::from_raw(c[2] as i32))));
+        }
+    }
+    Ok(ExerciseReport::IoRead { bytes, wall_ns: last - t0, error })
+}
+
+/// One reader: O_DIRECT reads of `block` bytes until `end`, from its own quarter of the device.
+/// Returns the bytes read, or those and the errno that stopped it.
+fn io_read_one(device: &str, block: u32, end: u64, index: u32) -> Result<u64, (u64, Errno)> {
+    let fd =
+        open(device, OFlag::O_RDONLY | OFlag::O_DIRECT | OFlag::O_CLOEXEC, FileMode::empty()).map_err(|e| (0, e))?;
+    // SAFETY: lseek on an fd this function owns.
+    let size = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_END) };
+    let size = Errno::result(size).map_err(|e| (0, e))? as u64;
+    let block = block.max(PAGE as u32) as u64;
+    let region = (size / u64::from(IO_READERS)) / block * block;
+    if region < block {
+        return Err((0, Errno::ENOSPC));
+    }
+    let layout = Layout::from_size_align(block as usize, PAGE).expect("a valid layout");
+    // SAFETY: a non-zero size with a valid alignment; freed below with the same layout.
+    let buf = unsafe { alloc_zeroed(layout) };
+    if buf.is_null() {
+        return Err((0, Errno::ENOMEM));
+    }
+    let (mut bytes, mut off, mut error) = (0u64, 0u64, None);
+    let base = region * u64::from(index);
+    while mono() < end {
+        // SAFETY: `buf` holds `block` bytes, aligned to a page as O_DIRECT needs.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.cast(), block as usize, (base + off) as i64) };
+        match Errno::result(n) {
+            Ok(n) if n > 0 => {
+                bytes += n as u64;
+                off = (off + n as u64) % region;
+            }
+            Ok(_) => off = 0,
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    // SAFETY: allocated above with this layout, not used after.
+    unsafe { dealloc(buf, layout) };
+    match error {
+        Some(e) => Err((bytes, e)),
+        None => Ok(bytes),
+    }
+}
+
+// ---- cgroup namespace view ----
+
+fn cgroup_view(dirs: &Dirs, mount_at: Option<&str>) -> Result<ExerciseReport, ProbeError> {
+    let fd = nix::fcntl::openat(&dirs.proc, "self/cgroup", OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
+        .ctx(|| "open /proc/self/cgroup".into())?;
+    let mut text = String::new();
+    std::fs::File::from(fd).read_to_string(&mut text).ctx(|| "read /proc/self/cgroup".into())?;
+    let lines = text.lines().map(str::to_owned).collect();
+    let (mut mount_result, mut holds_self) = (None, None);
+    if let Some(dir) = mount_at {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let r = mount(Some("cgroup2"), dir, Some("cgroup2"), flags, None::<&str>);
+        if r.is_ok() {
+            let procs = std::fs::read_to_string(format!("{dir}/cgroup.procs"));
+            let _ = umount2(dir, MntFlags::MNT_DETACH);
+            let me = getpid().as_raw().to_string();
+            holds_self = Some(procs.ctx(|| format!("read {dir}/cgroup.procs"))?.lines().any(|l| l == me));
+        }
+        mount_result = Some(r.into());
+    }
+    Ok(ExerciseReport::CgroupView { lines, mount_root_holds_self: holds_self, mount: mount_result })
+}
+
+// ---- net_cls: the class id sock_diag reports for a socket of our own ----
+
+/// linux/inet_diag.h. CLASS_ID (17) does not fit the request's 8-bit extension mask; the kernel
+/// also sends it when TCLASS (6) is asked for (net/ipv4/inet_diag.c, inet_sk_diag_fill).
+const INET_DIAG_CLASS_ID: u16 = 17;
+const INET_DIAG_TCLASS: u8 = 6;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct InetDiagSockId {
+    sport: u16,
+    dport: u16,
+    src: [u32; 4],
+    dst: [u32; 4],
+    if_: u32,
+    cookie: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct InetDiagReqV2 {
+    family: u8,
+    protocol: u8,
+    ext: u8,
+    pad: u8,
+    states: u32,
+    id: InetDiagSockId,
+}
+
+fn net_classid() -> Result<ExerciseReport, ProbeError> {
+    // The class id is stamped on a socket when it is created (sock_update_classid), from the
+    // creator's net_cls cgroup; a wildcard bind works even where lo is down.
+    let s = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .ctx(|| "create a TCP socket".into())?;
+    bind(s.as_raw_fd(), &SockaddrIn::new(0, 0, 0, 0, 0)).ctx(|| "bind the TCP socket".into())?;
+    listen(&s, nix::sys::socket::Backlog::new(1).expect("1 is a valid backlog")).ctx(|| "listen".into())?;
+    let port = getsockname::<SockaddrIn>(s.as_raw_fd()).ctx(|| "getsockname".into())?.port();
+
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let nl = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG) };
+    let nl = Errno::result(nl).ctx(|| "open a sock_diag netlink socket".into())?;
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let nl = unsafe { OwnedFd::from_raw_fd(nl) };
+    let req = InetDiagReqV2 {
+        family: libc::AF_INET as u8,
+        protocol: libc::IPPROTO_TCP as u8,
+        ext: 1 << (INET_DIAG_TCLASS - 1),
+        states: 1 << 10, // TCP_LISTEN
+        ..Default::default()
+    };
+    let hdr = libc::nlmsghdr {
+        nlmsg_len: (size_of::<libc::nlmsghdr>() + size_of::<InetDiagReqV2>()) as u32,
+        nlmsg_type: SOCK_DIAG_BY_FAMILY,
+        nlmsg_flags: (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+        nlmsg_seq: 1,
+        nlmsg_pid: 0,
+    };
+    let mut msg = Vec::with_capacity(hdr.nlmsg_len as usize);
+    // SAFETY: both are plain #[repr(C)] structs without padding holes that matter to the kernel
+    // (the kernel reads them as bytes); the slices cover exactly their size.
+    unsafe {
+        msg.extend_from_slice(std::slice::from_raw_parts(
+            (&hdr as *const libc::nlmsghdr).cast::<u8>(),
+            size_of::<libc::nlmsghdr>(),
+        ));
+        msg.extend_from_slice(std::slice::from_raw_parts(
+            (&req as *const InetDiagReqV2).cast::<u8>(),
+            size_of::<InetDiagReqV2>(),
+        ));
+    }
+    write(&nl, &msg).ctx(|| "send the sock_diag request".into())?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = nix::unistd::read(&nl, &mut buf).ctx(|| "read the sock_diag dump".into())?;
+        match find_classid(&buf[..n], port) {
+            DiagScan::Found(classid) => return Ok(ExerciseReport::NetClassid { classid }),
+            DiagScan::Done => {
+                return Err(ProbeError::Protocol(format!("sock_diag did not list the socket on port {port}")));
+            }
+            DiagScan::More => continue,
+        }
+    }
+}
+
+enum DiagScan {
+    Found(u32),
+    Done,
+    More,
+}
+
+/// Walks a sock_diag dump datagram for the listener on `port` and its INET_DIAG_CLASS_ID.
+fn find_classid(mut data: &[u8], port: u16) -> DiagScan {
+    const HDR: usize = size_of::<libc::nlmsghdr>();
+    // struct inet_diag_msg: family, state, timer, retrans (4 bytes), id (48), expires, rqueue,
+    // wqueue, uid, inode (20): 72 bytes.
+    const MSG: usize = 72;
+    while data.len() >= HDR {
+        let len = u32::from_ne_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
+        let kind = u16::from_ne_bytes(data[4..6].try_into().expect("2 bytes"));
+        if len < HDR || len > data.len() {
+            return DiagScan::Done;
+        }
+        if kind == libc::NLMSG_DONE as u16 || kind == libc::NLMSG_ERROR as u16 {
+            return DiagScan::Done;
+        }
+        let body = &data[HDR..len];
+        if body.len() >= MSG && u16::from_be_bytes([body[4], body[5]]) == port {
+            let mut attrs = &body[MSG..];
+            while attrs.len() >= 4 {
+                let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+                let akind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+                if alen < 4 || alen > attrs.len() {
+                    break;
+                }
+                if akind == INET_DIAG_CLASS_ID && alen >= 8 {
+                    return DiagScan::Found(u32::from_ne_bytes(attrs[4..8].try_into().expect("4 bytes")));
+                }
+                attrs = &attrs[(alen + 3) & !3..];
+            }
+            return DiagScan::Done;
+        }
+        let next = (len + 3) & !3;
+        data = &data[next.min(data.len())..];
+    }
+    DiagScan::More
+}
+
+// ---- perf_event ----
+
+fn perf_count(ch: &mut Channel, burn_ms: u32) -> Result<ExerciseReport, ProbeError> {
+    match ask(ch, LimitQuestion::PerfStart)? {
+        LimitAnswer::Started => {}
+        other => return Err(ProbeError::Protocol(format!("expected the count to start, got {other:?}"))),
+    }
+    let (t0, c0) = (mono(), process_cpu());
+    while process_cpu() - c0 < u64::from(burn_ms) * 1_000_000 {
+        std::hint::spin_loop();
+    }
+    let (cpu_ns, wall_ns) = (process_cpu() - c0, mono() - t0);
+    match ask(ch, LimitQuestion::PerfStop)? {
+        LimitAnswer::PerfCount { ns } => Ok(ExerciseReport::PerfCount { cpu_ns, wall_ns, counted_ns: ns }),
+        other => Err(ProbeError::Protocol(format!("expected a perf count, got {other:?}"))),
+    }
+}
+
+// ---- hugetlb ----
+
+fn hugetlb(page_size: u64, pages: u32) -> Result<ExerciseReport, ProbeError> {
+    let (r, w) = pipe().ctx(|| "create the progress pipe".into())?;
+    let (mr, mw) = pipe().ctx(|| "create the mapping pipe".into())?;
+    let child = fork_child(|| {
+        let len = page_size as usize * pages as usize;
+        let huge = (page_size.trailing_zeros() as i32) << libc::MAP_HUGE_SHIFT;
+        // SAFETY: an anonymous private hugetlb mapping, not aliased by anything.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | huge,
+                -1,
+                0,
+            )
+        };
+        let errno = if p == libc::MAP_FAILED { Errno::last_raw() as u64 } else { 0 };
+        write_u64(&mw, errno);
+        if errno != 0 {
+            return 3;
+        }
+        for i in 0..pages as usize {
+            // SAFETY: inside the mapping; the fault charges one huge page to the cgroup.
+            unsafe { p.cast::<u8>().add(i * page_size as usize).write_volatile(1) };
+            write_u64(&w, i as u64 + 1);
+        }
+        0
+    })?;
+    drop((w, mw));
+    let touched_pages = read_u64s(r).last().copied().unwrap_or(0) as u32;
+    let mapped = match read_u64s(mr).first() {
+        Some(0) => SysResult::Ok,
+        Some(&e) => SysResult::from(Err::<(), _>(Errno::from_raw(e as i32))),
+        None => SysResult::from(Err::<(), _>(Errno::EIO)),
+    };
+    let child = wait_end(child)?;
+    Ok(ExerciseReport::Hugetlb { touched_pages, child, mapped })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_diag_dump_ends_the_scan() {
+        let mut data = vec![0u8; 16];
+        data[0..4].copy_from_slice(&400u32.to_ne_bytes());
+        assert!(matches!(find_classid(&data, 80), DiagScan::Done));
+        assert!(matches!(find_classid(&[], 80), DiagScan::More));
+    }
+
+    /// Runs against this machine's kernel: any process may list its own sockets.
+    #[test]
+    fn sock_diag_finds_a_socket_of_our_own() {
+        match net_classid().unwrap() {
+            ExerciseReport::NetClassid { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
