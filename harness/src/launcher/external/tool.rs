@@ -1,0 +1,325 @@
+//! What every external launcher shares: finding its tool and version, starting it with the probe's
+//! stdio, finding the probe among the tool's descendants, running the tool's helper commands, and
+//! the owner of a tool's working directory and the cgroups it leaves.
+//!
+//! This module must never remove a cgroup, directory or process it was not told is isoprobe's:
+//! every path it removes was named by a launcher with the isoprobe prefix.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+use crate::error::{Context, HarnessError};
+use crate::launcher::process::{ProbeProcess, ToolRequest, spawn_tool};
+use crate::launcher::{StartContext, Teardown, ToolInfo};
+use crate::mounts::mounts;
+use crate::spec::LauncherKind;
+use crate::verdict::Skip;
+
+/// The directories searched for tools, whatever the caller's PATH (root's sbin directories are not
+/// on every user's PATH, and CI's environment is minimal).
+const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Finds `command` and reads its version with `version_args`; the skip says which Debian package
+/// provides it.
+pub fn find_tool(
+    kind: LauncherKind,
+    command: &'static str,
+    package: &'static str,
+    version_args: &[&str],
+) -> Result<ToolInfo, Skip> {
+    let missing = |why: String| Skip { requirement: format!("tool:{command}"), reason: why };
+    let Some(path) = which(command) else {
+        return Err(missing(format!("{command} not installed (Debian package {package}), needed by {}", kind.name())));
+    };
+    let out = Command::new(&path)
+        .args(version_args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| missing(format!("failed to run `{} {}`: {e}", path.display(), version_args.join(" "))))?;
+    let text = String::from_utf8_lossy(if out.stdout.is_empty() { &out.stderr } else { &out.stdout }).into_owned();
+    let version = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+    if version.is_empty() {
+        return Err(missing(format!("`{} {}` printed no version", path.display(), version_args.join(" "))));
+    }
+    Ok(ToolInfo { command, package, path, version })
+}
+
+/// The first executable `command` in [`SEARCH_PATH`].
+pub fn which(command: &str) -> Option<PathBuf> {
+    SEARCH_PATH.split(':').map(|d| Path::new(d).join(command)).find(|p| {
+        nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
+    })
+}
+
+/// The numeric `major.minor.patch` found first in a version line (`crun version 1.8.1` → 1.8.1).
+pub fn version_triple(line: &str) -> Option<(u32, u32, u32)> {
+    line.split(|c: char| !(c.is_ascii_digit() || c == '.')).find_map(|w| {
+        let mut it = w.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u32>().ok());
+        let a = it.next()??;
+        let b = it.next()??;
+        let c = it.next().flatten().unwrap_or(0);
+        Some((a, b, c))
+    })
+}
+
+/// The environment every tool runs with: a fixed PATH and nothing of the harness's own.
+pub fn tool_env() -> Vec<(String, String)> {
+    vec![("PATH".into(), SEARCH_PATH.into())]
+}
+
+/// Starts `exe args` with the probe's stdio, in the case's cgroup2 directory when there is one.
+pub fn start_tool(
+    ctx: &StartContext<'_>,
+    exe: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<ProbeProcess, HarnessError> {
+    spawn_tool(ToolRequest {
+        exe,
+        args,
+        env,
+        cgroup: ctx.case.cgroup.as_ref().map(|c| c.fd()),
+        deadline: ctx.deadline,
+    })
+}
+
+/// The process name the probe runs under (/proc/<pid>/comm is the executable's file name).
+const PROBE_COMM: &str = isoprobe_probes::PROBE_NAME;
+
+/// Waits until a descendant of `tool` runs the probe (its comm is `isoprobe-probe`, so the tool's
+/// setup, which happens before the exec, is done) and returns its pid. Fails at once if the tool
+/// exits first, with its stderr.
+pub fn wait_for_probe(tool: &mut ProbeProcess, deadline: Instant) -> Result<Pid, HarnessError> {
+    let mut pause = Duration::from_micros(200);
+    loop {
+        if let Some(pid) = probe_descendant(tool.pid) {
+            return Ok(pid);
+        }
+        if let Some(status) = tool.try_status()? {
+            let stderr = tool.read_stderr_now();
+            return Err(HarnessError::Probe(format!(
+                "the launcher's process ended ({}) before starting the probe: {stderr}",
+                crate::launcher::process::describe(status)
+            )));
+        }
+        if Instant::now() >= deadline {
+            let stderr = tool.read_stderr_now();
+            return Err(HarnessError::Timeout {
+                after: Duration::ZERO,
+                during: format!("waiting for the probe to start under process {} ({stderr})", tool.pid),
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// A process whose comm is the probe's and whose ancestry reaches `root`.
+fn probe_descendant(root: Pid) -> Option<Pid> {
+    let mut parent = std::collections::HashMap::new();
+    let mut probes = Vec::new();
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // comm is between the first '(' and the last ')'; ppid is the second field after it.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let Some(ppid) = stat[close + 1..].split_whitespace().nth(1).and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        parent.insert(pid, ppid);
+        if comm == PROBE_COMM {
+            probes.push(pid);
+        }
+    }
+    probes.into_iter().find(|&p| {
+        let mut cur = p;
+        for _ in 0..64 {
+            if cur == root.as_raw() {
+                return true;
+            }
+            match parent.get(&cur) {
+                Some(&pp) if pp > 0 => cur = pp,
+                _ => return false,
+            }
+        }
+        false
+    })
+    .map(Pid::from_raw)
+}
+
+/// Runs a helper command of a tool (`runc delete`, `lxc-stop`) to completion with no stdin;
+/// returns its exit success and its stderr.
+pub fn run_helper(exe: &Path, args: &[&str]) -> Result<(bool, String), HarnessError> {
+    let out = Command::new(exe)
+        .args(args)
+        .env_clear()
+        .envs(tool_env())
+        .stdin(Stdio::null())
+        .output()
+        .ctx(|| format!("run {} {}", exe.display(), args.join(" ")))?;
+    Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).trim().to_owned()))
+}
+
+/// A directory a launcher made for one case (a tool's config, an OCI bundle), removed on teardown.
+#[derive(Debug)]
+pub struct WorkDir {
+    pub path: PathBuf,
+}
+
+impl WorkDir {
+    /// Creates `<run dir>/<tool>-<case id>`.
+    pub fn create(ctx: &StartContext<'_>, tool: &str) -> Result<WorkDir, HarnessError> {
+        let path = ctx.run.dir.join(format!("{tool}-{}", ctx.case.id));
+        fs::create_dir(&path).ctx(|| format!("create {}", path.display()))?;
+        Ok(WorkDir { path })
+    }
+
+    pub fn remove(&mut self) -> Vec<String> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => vec![format!("failed to remove {}: {e}", self.path.display())],
+        }
+    }
+}
+
+/// Every mounted cgroup hierarchy (v1 controllers, named v1 hierarchies and cgroup2).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = mounts()
+        .map(|m| m.into_iter().filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2").map(|m| m.mount_point).collect())
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// How long removal retries a cgroup that is still busy: an exited task lingers in its cgroup
+/// until its parent reaps it and the kernel lets go.
+const CGROUP_DRAIN: Duration = Duration::from_secs(2);
+
+/// Removes the cgroup subtree at `rel` (relative to each hierarchy's root) in every hierarchy,
+/// deepest first, with rmdir only: a cgroup that still holds a process is reported, never killed
+/// from here. `rel`'s last component must carry the isoprobe prefix.
+pub fn remove_cgroup_everywhere(rel: &str) -> Vec<String> {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    assert!(name.starts_with(crate::names::PREFIX), "cgroup {rel} lacks the isoprobe prefix");
+    let mut problems = Vec::new();
+    for root in cgroup_mounts() {
+        let top = root.join(rel.trim_start_matches('/'));
+        if !top.exists() {
+            continue;
+        }
+        let mut dirs = Vec::new();
+        collect_dirs(&top, &mut dirs);
+        dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for d in dirs {
+            if let Err(e) = rmdir_draining(&d) {
+                problems.push(format!("failed to remove cgroup {}: {e}", d.display()));
+            }
+        }
+    }
+    problems
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_dirs(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn rmdir_draining(dir: &Path) -> Result<(), std::io::Error> {
+    let deadline = Instant::now() + CGROUP_DRAIN;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The teardown most tools need: their work directory, and cgroups they name after the case.
+#[derive(Debug)]
+pub struct ToolLeftovers {
+    pub work: Option<WorkDir>,
+    /// Cgroup paths relative to each hierarchy's root, removed in every hierarchy.
+    pub cgroups: Vec<String>,
+    /// Tool-specific steps that run first (e.g. `runc delete --force`).
+    pub before: Vec<TeardownStep>,
+}
+
+/// One tool-specific teardown step; it returns what it could not undo.
+pub struct TeardownStep {
+    pub name: &'static str,
+    pub run: Box<dyn FnMut() -> Vec<String> + Send>,
+}
+
+impl std::fmt::Debug for TeardownStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TeardownStep").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl ToolLeftovers {
+    pub fn new(work: Option<WorkDir>) -> ToolLeftovers {
+        ToolLeftovers { work, cgroups: Vec::new(), before: Vec::new() }
+    }
+}
+
+impl Teardown for ToolLeftovers {
+    fn teardown(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for mut step in self.before.drain(..) {
+            problems.extend((step.run)());
+        }
+        for rel in self.cgroups.drain(..) {
+            problems.extend(remove_cgroup_everywhere(&rel));
+        }
+        if let Some(mut w) = self.work.take() {
+            problems.extend(w.remove());
+        }
+        problems
+    }
+}
+
+impl Drop for ToolLeftovers {
+    fn drop(&mut self) {
+        for p in self.teardown() {
+            eprintln!("isoprobe: {p}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_the_first_number() {
+        assert_eq!(version_triple("crun version 1.8.1"), Some((1, 8, 1)));
+        assert_eq!(version_triple("runc version 1.1.5+ds1"), Some((1, 1, 5)));
+        assert_eq!(version_triple("systemd 252 (252.39-1~deb12u2)"), Some((252, 39, 0)));
+        assert_eq!(version_triple("bubblewrap 0.8.0"), Some((0, 8, 0)));
+        assert_eq!(version_triple("no digits"), None);
+    }
+
+    #[test]
+    fn cgroup_removal_refuses_foreign_names() {
+        let r = std::panic::catch_unwind(|| remove_cgroup_everywhere("lxc.pivot"));
+        assert!(r.is_err());
+    }
+}
