@@ -8,8 +8,8 @@
 
 use std::fs;
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixListener};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -139,7 +139,8 @@ impl<'a> HostSide<'a> {
     fn mount_sentinel(&mut self) -> Result<HostAnswer, String> {
         if !self.run.runner.is_root() {
             return Ok(HostAnswer::Unavailable {
-                reason: "needs root on the host: mounting the sentinel tmpfs (running unprivileged)".into(),
+                reason: "mounting the sentinel tmpfs on the host takes CAP_SYS_ADMIN there (running unprivileged)"
+                    .into(),
             });
         }
         let target = self.case.host_path(dirs::SENTINEL_MOUNT);

@@ -187,7 +187,13 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             obs(shared_if(*host_saw), format!("mount tmpfs: {mount}; host saw it: {host_saw}"))
         }
         (MntHostRootReachable, Fact::HostMarker { reachable, detail }) => obs(shared_if(*reachable), detail.clone()),
-        (MntChrootEscape, Fact::ChrootEscape { reached_host, detail }) => obs(shared_if(*reached_host), detail.clone()),
+        (MntChrootEscape, Fact::ChrootEscape { reached_host, detail }) => match reached_host {
+            Some(r) => obs(shared_if(*r), detail.clone()),
+            None => Err(Verdict::Skip {
+                requirement: "root".into(),
+                reason: format!("the chroot escape takes CAP_SYS_CHROOT in the probe's user namespace: {detail}"),
+            }),
+        },
         (IpcHostObject(o), Fact::HostIpc { shm, sem, msg, mq }) => {
             let l = match o {
                 IpcObject::Shm => shm,
@@ -246,8 +252,12 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             obs(Seen::Value(format!("{uid}:{gid}")), "stat(2) by the host of a file the probe created")
         }
         (CgroupProcSelfCgroup, Fact::Cgroup { lines }) => {
-            let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
-            if host.probe_cgroup.iter().all(|l| path(l) == "/") {
+            // Lines are compared by hierarchy id, over the hierarchies both views list: a v1
+            // hierarchy mounted or torn down elsewhere on the machine in between adds or blanks a
+            // line in one view only, and says nothing about this probe.
+            let (probe, hostv) = (cgroup_paths(lines), cgroup_paths(&host.probe_cgroup));
+            let common: Vec<&str> = probe.keys().filter(|id| hostv.contains_key(*id)).map(|id| id.as_str()).collect();
+            if !common.iter().any(|id| hostv[*id] != "/") {
                 return Err(Verdict::Skip {
                     requirement: "cgroup:distinct-path".into(),
                     reason: "the probe's cgroups are all `/` as the host sees them, so a cgroup namespace \
@@ -255,9 +265,9 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
                         .into(),
                 });
             }
-            let seen = if lines.iter().all(|l| path(l) == "/") {
+            let seen = if common.iter().all(|id| probe[*id] == "/") {
                 Seen::Isolated
-            } else if *lines == host.probe_cgroup {
+            } else if common.iter().all(|id| probe[*id] == hostv[*id]) {
                 Seen::Shared
             } else {
                 Seen::Other("paths relative to some other root".into())
@@ -270,6 +280,17 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
         ),
         _ => Err(wrong()),
     }
+}
+
+/// /proc/<pid>/cgroup lines (`id:controllers:path`) as hierarchy id → path.
+fn cgroup_paths(lines: &[String]) -> BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            Some((f.next()?.to_owned(), f.nth(1)?.to_owned()))
+        })
+        .collect()
 }
 
 fn connect_seen(r: &SysResult) -> Seen {
@@ -370,5 +391,22 @@ mod tests {
         let v =
             verdict(CheckId::CgroupProcSelfCgroup, &Expect::Isolated, &f, &host, &CaseSpec::new(Default::default()));
         assert!(v.is_skip(), "{v:?}");
+    }
+
+    #[test]
+    fn cgroup_views_compare_by_common_hierarchy() {
+        let host = HostView {
+            probe_cgroup: vec!["10:net_cls:/".into(), "4:memory:/a".into(), "0::/isoprobe-x-1".into()],
+            ..Default::default()
+        };
+        let spec = CaseSpec::new(Default::default());
+        let seen = |lines: &[&str]| {
+            let f = facts(vec![Fact::Cgroup { lines: lines.iter().map(|l| l.to_string()).collect() }]);
+            observe(CheckId::CgroupProcSelfCgroup, &f, &host, &spec).unwrap().seen
+        };
+        // A hierarchy that went away in between (no line 10) does not matter.
+        assert_eq!(seen(&["4:memory:/a", "0::/isoprobe-x-1"]), Seen::Shared);
+        assert_eq!(seen(&["10::/", "4:memory:/", "0::/"]), Seen::Isolated);
+        assert!(matches!(seen(&["4:memory:/b", "0::/isoprobe-x-1"]), Seen::Other(_)));
     }
 }

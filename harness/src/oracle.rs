@@ -60,6 +60,9 @@ pub fn expect(spec: &CaseSpec, runner: Runner, check: CheckId) -> Expect {
     use CheckId::*;
     let spec = spec.resolve(runner);
     let has = |k: NsKind| spec.has(k);
+    // CAP_SYS_ADMIN in the initial user namespace: what a probe without a user namespace of its own
+    // holds over the host's namespaces.
+    let privileged = runner.is_root();
     let maps = spec.id_maps.clone().unwrap_or_else(IdMaps::identity);
     match check {
         NsInode(k) => isolated_if(has(k)),
@@ -77,16 +80,17 @@ pub fn expect(spec: &CaseSpec, runner: Runner, check: CheckId) -> Expect {
 
         UtsHostname => isolated_if(has(NsKind::Uts) && spec.hostname.is_some()),
         // setdomainname needs CAP_SYS_ADMIN in the user namespace that owns the uts namespace.
-        // A new uts namespace keeps the token inside; a shared one with a new user namespace
-        // refuses it (EPERM); only a shared one without a user namespace lets it reach the host.
-        UtsDomainnameReachesHost => isolated_if(has(NsKind::Uts) || has(NsKind::User)),
+        // A new uts namespace keeps the token inside; a shared one with a new user namespace (or
+        // an unprivileged runner) refuses it (EPERM); only a privileged probe in the host's uts
+        // and user namespaces reaches the host.
+        UtsDomainnameReachesHost => isolated_if(has(NsKind::Uts) || has(NsKind::User) || !privileged),
 
         // The probe makes its mounts private in a new mount namespace (as every runtime does), so
         // a mount the host makes later does not propagate in.
         MntHostMountVisible => isolated_if(has(NsKind::Mnt)),
         // Mounting in the host's mount namespace needs CAP_SYS_ADMIN in the host's user
-        // namespace: a new user namespace gets EPERM.
-        MntOwnMountReachesHost => isolated_if(has(NsKind::Mnt) || has(NsKind::User)),
+        // namespace: a new user namespace (or an unprivileged runner) gets EPERM.
+        MntOwnMountReachesHost => isolated_if(has(NsKind::Mnt) || has(NsKind::User) || !privileged),
         // Only the host-filesystem mode leaves the host's root on the lookup path.
         MntHostRootReachable => isolated_if(spec.rootfs != RootfsMode::Host),
         // chroot changes where lookups stop, not the mount tree: the escape climbs out of a
@@ -116,8 +120,8 @@ pub fn expect(spec: &CaseSpec, runner: Runner, check: CheckId) -> Expect {
             format!("{}:{}", runner.uid, runner.gid)
         }),
         // Capabilities in a user namespace reach only namespaces it owns: a uts namespace created
-        // with it, not the host's.
-        UserCapsReachUts => isolated_if(has(NsKind::User) && !has(NsKind::Uts)),
+        // with it, not the host's. Without a user namespace, only a privileged runner has them.
+        UserCapsReachUts => isolated_if(if has(NsKind::User) { !has(NsKind::Uts) } else { !privileged }),
 
         // A new cgroup namespace is rooted at the cgroup the probe was in when it was created.
         CgroupProcSelfCgroup => isolated_if(has(NsKind::Cgroup)),

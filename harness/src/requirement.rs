@@ -57,13 +57,12 @@ pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet) -> Result<(
     if !spec.has(NsKind::User) {
         if !others.is_empty() {
             return Err(Requirement::Root.skip(format!(
-                "needs root: creating {others} namespaces without a user namespace needs CAP_SYS_ADMIN in the initial user namespace"
+                "creating {others} namespaces without a user namespace needs CAP_SYS_ADMIN in the initial user namespace"
             )));
         }
         if spec.rootfs == RootfsMode::Chroot {
-            return Err(
-                Requirement::Root.skip("needs root: chroot without a user namespace needs CAP_SYS_CHROOT".into())
-            );
+            return Err(Requirement::Root
+                .skip("chroot without a user namespace needs CAP_SYS_CHROOT in the initial user namespace".into()));
         }
         return Ok(());
     }
@@ -73,8 +72,9 @@ pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet) -> Result<(
     if let Some(maps) = &spec.id_maps {
         let own = IdMaps::range(runner.uid, runner.gid, 1);
         if *maps != own {
-            return Err(Requirement::Root
-                .skip("needs root: an unprivileged process may only map its own uid and gid, one id each".into()));
+            return Err(
+                Requirement::Root.skip("an unprivileged process may only map its own uid and gid, one id each".into())
+            );
         }
     }
     Ok(())

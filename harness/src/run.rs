@@ -33,6 +33,8 @@ use crate::verdict::{CaseOutcome, CheckResult, ProbeRun, Role, Skip};
 pub struct HarnessOptions {
     /// Per case, from launch to the last probe reaped.
     pub case_timeout: Duration,
+    /// The probe executable; `None` takes `ISOPROBE_PROBE`, else the running executable.
+    pub probe: Option<PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -40,7 +42,7 @@ impl Default for HarnessOptions {
     /// timeout only bounds a hung probe.
     fn default() -> Self {
         let secs = std::env::var("ISOPROBE_CASE_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-        HarnessOptions { case_timeout: Duration::from_secs(secs) }
+        HarnessOptions { case_timeout: Duration::from_secs(secs), probe: None }
     }
 }
 
@@ -65,7 +67,11 @@ struct RawRun {
 impl Harness {
     /// Sets up a run. Create it on a thread that outlives every case (see [`RunEnv::new`]).
     pub fn new(opts: HarnessOptions) -> Result<Harness, HarnessError> {
-        let run = RunEnv::new(Runner::current())?;
+        let probe = match &opts.probe {
+            Some(p) => p.clone(),
+            None => crate::run_env::probe_source()?,
+        };
+        let run = RunEnv::new(Runner::current(), &probe)?;
         Ok(Harness { run, opts, next_case: AtomicU64::new(0), cgroup_root: writable_cgroup2_root() })
     }
 

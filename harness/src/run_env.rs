@@ -63,15 +63,15 @@ pub fn probe_source() -> Result<PathBuf, HarnessError> {
 impl RunEnv {
     /// Sets up a run. Call it from a thread that outlives the run: the pid sentinel is tied to the
     /// creating thread (PR_SET_PDEATHSIG), as every spawned child is.
-    pub fn new(runner: Runner) -> Result<RunEnv, HarnessError> {
+    pub fn new(runner: Runner, probe_source: &Path) -> Result<RunEnv, HarnessError> {
         let run_token = token();
         let dir = std::env::temp_dir().join(format!("{PREFIX}-{}-{run_token}", std::process::id()));
         fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         let env = (|| {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", dir.display()))?;
-            let src = probe_source()?;
             let probe_exe = dir.join(isoprobe_probes::PROBE_NAME);
-            fs::copy(&src, &probe_exe).ctx(|| format!("copy the probe {} into {}", src.display(), dir.display()))?;
+            fs::copy(probe_source, &probe_exe)
+                .ctx(|| format!("copy the probe {} into {}", probe_source.display(), dir.display()))?;
             fs::set_permissions(&probe_exe, fs::Permissions::from_mode(0o755)).ctx(|| "chmod the probe".into())?;
             let marker_token = format!("{PREFIX}-marker-{}", token());
             let marker_path = dir.join("host-marker");

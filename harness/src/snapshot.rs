@@ -1,1 +1,170 @@
-//! placeholder
+//! A snapshot of the host state isoprobe promises to leave as it found it, and the difference
+//! between two snapshots.
+//!
+//! Covered: hostname, NIS domainname, the mount table, SysV IPC objects, network links, cgroup
+//! directories named isoprobe*, the hierarchy/enabled columns of /proc/cgroups, /tmp entries named
+//! isoprobe*, and processes that are isoprobe probes or children of this process. POSIX message
+//! queues are not listable without mounting an mqueue filesystem; the cases remove theirs by name.
+//!
+//! What is compared in full and what only by isoprobe's names is a choice about noise: the mount
+//! table, IPC objects and links change only when something is wrong on a test machine, while /tmp,
+//! processes and the cgroup counts of /proc/cgroups change whenever anything runs.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use isoprobe_probes::sys::netlink_links;
+
+use crate::names::PREFIX;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSnapshot {
+    pub hostname: String,
+    pub domainname: String,
+    pub mounts: BTreeSet<String>,
+    pub sysv: BTreeSet<String>,
+    pub links: BTreeSet<String>,
+    pub cgroups: BTreeSet<PathBuf>,
+    pub proc_cgroups: BTreeSet<String>,
+    pub tmp: BTreeSet<String>,
+    pub processes: BTreeSet<String>,
+}
+
+fn read(path: &str) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| format!("<unreadable: {e}>"))
+}
+
+impl HostSnapshot {
+    pub fn take() -> HostSnapshot {
+        HostSnapshot {
+            hostname: read("/proc/sys/kernel/hostname").trim().to_owned(),
+            domainname: read("/proc/sys/kernel/domainname").trim().to_owned(),
+            // Mount ids stay the same for a mount that is still there; a remount shows as a change.
+            mounts: read("/proc/self/mountinfo").lines().map(str::to_owned).collect(),
+            sysv: ["shm", "sem", "msg"]
+                .into_iter()
+                .flat_map(|kind| {
+                    // Columns: key and id first; later columns (attach counts, times) move on their own.
+                    read(&format!("/proc/sysvipc/{kind}"))
+                        .lines()
+                        .skip(1)
+                        .map(move |l| {
+                            let f: Vec<&str> = l.split_whitespace().take(2).collect();
+                            format!("{kind} key={} id={}", f.first().unwrap_or(&""), f.get(1).unwrap_or(&""))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            links: match netlink_links() {
+                Ok(links) => links.into_iter().map(|l| format!("{} up={}", l.name, l.up)).collect(),
+                Err(e) => BTreeSet::from([format!("<netlink failed: {e}>")]),
+            },
+            cgroups: isoprobe_dirs(Path::new("/sys/fs/cgroup"), 5),
+            proc_cgroups: read("/proc/cgroups")
+                .lines()
+                .map(|l| {
+                    // subsys_name hierarchy num_cgroups enabled: the count changes with any workload.
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    match f.as_slice() {
+                        [name, hier, _count, enabled] => format!("{name} {hier} {enabled}"),
+                        _ => l.to_owned(),
+                    }
+                })
+                .collect(),
+            tmp: fs::read_dir(std::env::temp_dir())
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.starts_with(PREFIX) || n.starts_with(&format!(".{PREFIX}")))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            processes: isoprobe_processes(),
+        }
+    }
+
+    /// One line per difference, `-` for what went away and `+` for what appeared.
+    pub fn diff(&self, after: &HostSnapshot) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.hostname != after.hostname {
+            out.push(format!("hostname: {:?} -> {:?}", self.hostname, after.hostname));
+        }
+        if self.domainname != after.domainname {
+            out.push(format!("domainname: {:?} -> {:?}", self.domainname, after.domainname));
+        }
+        set_diff("mount", &self.mounts, &after.mounts, &mut out);
+        set_diff("sysv", &self.sysv, &after.sysv, &mut out);
+        set_diff("link", &self.links, &after.links, &mut out);
+        let show = |s: &BTreeSet<PathBuf>| s.iter().map(|p| p.display().to_string()).collect::<BTreeSet<_>>();
+        set_diff("cgroup", &show(&self.cgroups), &show(&after.cgroups), &mut out);
+        set_diff("/proc/cgroups", &self.proc_cgroups, &after.proc_cgroups, &mut out);
+        set_diff("/tmp", &self.tmp, &after.tmp, &mut out);
+        set_diff("process", &self.processes, &after.processes, &mut out);
+        out
+    }
+}
+
+fn set_diff(what: &str, before: &BTreeSet<String>, after: &BTreeSet<String>, out: &mut Vec<String>) {
+    out.extend(before.difference(after).map(|x| format!("{what} - {x}")));
+    out.extend(after.difference(before).map(|x| format!("{what} + {x}")));
+}
+
+/// Directories named isoprobe* under `root`, at most `depth` levels down.
+fn isoprobe_dirs(root: &Path, depth: usize) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let Ok(entries) = fs::read_dir(root) else { return out };
+    for e in entries.filter_map(|e| e.ok()) {
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if !is_dir {
+            continue;
+        }
+        let path = e.path();
+        if e.file_name().to_string_lossy().starts_with(PREFIX) {
+            out.insert(path.clone());
+        }
+        if depth > 1 {
+            out.extend(isoprobe_dirs(&path, depth - 1));
+        }
+    }
+    out
+}
+
+/// Processes whose command is an isoprobe probe, and children of this process.
+fn isoprobe_processes() -> BTreeSet<String> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = fs::read_dir("/proc") else { return BTreeSet::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+                return None;
+            }
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or(&[]);
+            let argv0 = String::from_utf8_lossy(argv0);
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.to_owned();
+            let probe = Path::new(argv0.as_ref()).file_name().is_some_and(|n| n == isoprobe_probes::PROBE_NAME);
+            (probe || ppid == me).then(|| format!("pid {pid} ({argv0})"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_equals_itself_and_a_change_is_reported() {
+        let a = HostSnapshot::take();
+        assert_eq!(a.diff(&a), Vec::<String>::new());
+        let mut b = a.clone();
+        b.domainname = "isoprobe-leak".into();
+        b.mounts.insert("999 1 0:1 / /tmp/isoprobe-x rw - tmpfs tmpfs rw".into());
+        let d = a.diff(&b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d.iter().any(|l| l.starts_with("mount + ")), "{d:?}");
+    }
+}

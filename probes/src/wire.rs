@@ -439,8 +439,9 @@ pub enum Fact {
     OwnMount { mount: SysResult, host_saw: bool },
     /// Whether the host marker file is reachable by its host path.
     HostMarker { reachable: bool, detail: String },
-    /// The classic chroot escape (nested chroot, fchdir to the old root, chdir("..") up, chroot(".")).
-    ChrootEscape { reached_host: bool, detail: String },
+    /// The classic chroot escape (nested chroot, fchdir to the old root, chdir("..") up,
+    /// chroot(".")). `None` when it could not be attempted (chroot refused: no CAP_SYS_CHROOT).
+    ChrootEscape { reached_host: Option<bool>, detail: String },
     /// Lookups of the host's SysV and POSIX IPC objects.
     HostIpc { shm: Lookup, sem: Lookup, msg: Lookup, mq: Lookup },
     /// Creation of the probe's own IPC objects, and what the host saw of them.

@@ -1,1 +1,95 @@
-//! The suites live in tests/; this library is empty.
+//! What the libtest-mimic suites share: turning a case into a trial, skips with their reasons,
+//! `ISOPROBE_EXPECT`, and the host snapshot around a whole suite.
+//!
+//! Every suite binary is also the probe: `main` calls [`suite_main`], which calls
+//! `isoprobe_probes::multicall()` first, so the harness can copy the running test binary into its
+//! containers.
+
+#![deny(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use isoprobe_harness::requirement::expected_from_env;
+use isoprobe_harness::snapshot::HostSnapshot;
+use isoprobe_harness::verdict::Skip;
+use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+/// Runs a suite: builds the harness on the main thread, takes the host snapshot, runs the trials
+/// `make` returns, drops the harness, and fails if the host changed.
+pub fn suite_main(make: impl FnOnce(&Arc<Harness>) -> Vec<Trial>) -> ExitCode {
+    isoprobe_probes::multicall();
+    let args = Arguments::from_args();
+    let before = HostSnapshot::take();
+    let harness = match Harness::new(HarnessOptions::default()) {
+        Ok(h) => Arc::new(h),
+        Err(e) => {
+            eprintln!("failed to set up the harness: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let trials = make(&harness);
+    let listing = args.list;
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(harness);
+    if listing {
+        return ExitCode::SUCCESS;
+    }
+    let after = HostSnapshot::take();
+    let diff = before.diff(&after);
+    if !diff.is_empty() {
+        eprintln!("\nthe host changed during the suite ({} differences):", diff.len());
+        for line in &diff {
+            eprintln!("  {line}");
+        }
+        return ExitCode::FAILURE;
+    }
+    eprintln!("host snapshot unchanged (hostname, domainname, mounts, SysV IPC, links, cgroups, /tmp, processes)");
+    conclusion.exit_code()
+}
+
+/// The outcome of a skip: a failure when `ISOPROBE_EXPECT` says the requirement is met here.
+pub fn skip_outcome(skip: &Skip) -> Result<Completion, Failed> {
+    if expected_from_env().contains(&skip.requirement) {
+        return Err(format!(
+            "ISOPROBE_EXPECT says `{}` is available, but the case was skipped: {}",
+            skip.requirement, skip.reason
+        )
+        .into());
+    }
+    Ok(Completion::ignored_with(format!("needs {}: {}", skip.requirement, skip.reason)))
+}
+
+/// A failure message naming the case, each failing check, expected and observed.
+pub fn failure(outcome: &CaseOutcome) -> Failed {
+    let mut msg = outcome.failure_lines().join("\n");
+    for run in &outcome.runs {
+        if !run.stderr.is_empty() {
+            msg.push_str(&format!("\nprobe stderr ({:?}): {}", run.role, run.stderr));
+        }
+    }
+    msg.into()
+}
+
+/// One trial per case: pass, fail with every failing check, or skip with its reason.
+pub fn case_trial(harness: &Arc<Harness>, spec: CaseSpec) -> Trial {
+    let h = Arc::clone(harness);
+    Trial::ignorable_test(spec.name(), move || {
+        let outcome = h.run_case(&spec);
+        if let Some(skip) = &outcome.skipped {
+            return skip_outcome(skip);
+        }
+        // Skips of single checks are reported, and fail when expected to be possible here.
+        for r in outcome.verdicts() {
+            if let isoprobe_harness::Verdict::Skip { requirement, reason } = &r.verdict
+                && expected_from_env().contains(requirement)
+            {
+                return Err(
+                    format!("{}: {}: expected `{requirement}` here, but: {reason}", outcome.name, r.check).into()
+                );
+            }
+        }
+        if outcome.passed() { Ok(Completion::Completed) } else { Err(failure(&outcome)) }
+    })
+}
