@@ -6,10 +6,14 @@
 
 use std::sync::OnceLock;
 
-use super::Launcher;
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::wire::TimeOffsets;
+
 use super::external::UtilUnshare;
 use super::native::NativeLauncher;
-use crate::spec::LauncherKind;
+use super::{IdMapSupport, Launcher, OffsetSupport};
+use crate::matrix::{singles_and_all, spec_for};
+use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
 
 struct Registry {
     native: Vec<NativeLauncher>,
@@ -47,4 +51,46 @@ pub fn all() -> Vec<&'static dyn Launcher> {
 /// The launcher named `name` (`clone3`, `lxc`, `util-unshare`, ...).
 pub fn by_name(name: &str) -> Option<&'static dyn Launcher> {
     all().into_iter().find(|l| l.kind().name() == name)
+}
+
+/// Time offsets for launchers that take whole seconds: a week and two weeks apart plus a few
+/// seconds, so a swapped pair is still caught.
+pub const WHOLE_SECOND_OFFSETS: TimeOffsets =
+    TimeOffsets { monotonic_ns: (7 * 86_400 + 3) * 1_000_000_000, boottime_ns: (14 * 86_400 + 5) * 1_000_000_000 };
+
+/// The namespace sets every launcher is run with: none, each kind alone, all eight, and the pairs
+/// whose checks depend on two kinds at once (see `CheckId::kinds`).
+pub fn launcher_sets() -> Vec<NsSet> {
+    let mut v = vec![NsSet::EMPTY];
+    v.extend(singles_and_all());
+    for (a, b) in [(NsKind::Pid, NsKind::Mnt), (NsKind::Net, NsKind::Mnt), (NsKind::User, NsKind::Uts), (NsKind::User, NsKind::Mnt)] {
+        v.push(NsSet::EMPTY.with(a).with(b));
+    }
+    v
+}
+
+/// The cases `kind` runs in the launcher suite and in `isoprobe run --launcher`: [`launcher_sets`]
+/// in every rootfs mode (with a mount namespace added after pivot_root, which needs one), with
+/// settings the launcher can express where a choice exists (id maps, whole-second offsets).
+/// Cases the launcher cannot express stay in the list and skip with the reason.
+pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
+    let caps = launcher(kind).capabilities();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for rootfs in RootfsMode::ALL {
+        for ns in launcher_sets() {
+            let ns = if rootfs == RootfsMode::PivotRoot { ns.with(NsKind::Mnt) } else { ns };
+            let mut s = spec_for(ns, rootfs, kind);
+            if s.has(NsKind::User) && caps.id_maps == IdMapSupport::OwnIdsOnly {
+                s.id_maps = Some(IdMaps::range(runner.uid, runner.gid, 1));
+            }
+            if s.time_offsets.is_some() && caps.time_offsets == OffsetSupport::WholeSeconds {
+                s.time_offsets = Some(WHOLE_SECOND_OFFSETS);
+            }
+            if s.validate().is_ok() && seen.insert(s.name()) {
+                v.push(s);
+            }
+        }
+    }
+    v
 }
