@@ -82,6 +82,10 @@ pub struct Capabilities {
     pub rootfs: Vec<RootfsMode>,
     pub id_maps: IdMapSupport,
     pub hostname: Performer,
+    /// Who mounts a procfs of the new pid namespace (in a new mount namespace).
+    pub proc: Performer,
+    /// Who mounts a sysfs of the new network namespace (in a new mount namespace).
+    pub sysfs: Performer,
     pub time_offsets: OffsetSupport,
     /// Cgroup limits (memory.max, pids.max, ...): the seam for the cgroup work; no launcher
     /// expresses them yet.

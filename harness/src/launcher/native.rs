@@ -154,6 +154,8 @@ impl Launcher for NativeLauncher {
             rootfs: RootfsMode::ALL.to_vec(),
             id_maps: IdMapSupport::Any,
             hostname: Performer::Launcher,
+            proc: Performer::Launcher,
+            sysfs: Performer::Launcher,
             time_offsets: OffsetSupport::Nanoseconds,
             cgroup_limits: false,
             rootless: true,

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::TimeOffsets;
 
-use super::external::UtilUnshare;
+use super::external::{Bwrap, UtilUnshare};
 use super::native::NativeLauncher;
 use super::{IdMapSupport, Launcher, OffsetSupport};
 use crate::matrix::{singles_and_all, spec_for};
@@ -19,6 +19,7 @@ struct Registry {
     native: Vec<NativeLauncher>,
     util_unshare: UtilUnshare,
     util_nsenter: UtilUnshare,
+    bwrap: Bwrap,
 }
 
 fn registry() -> &'static Registry {
@@ -27,6 +28,7 @@ fn registry() -> &'static Registry {
         native: LauncherKind::ALL.into_iter().map(NativeLauncher).collect(),
         util_unshare: UtilUnshare::new(),
         util_nsenter: UtilUnshare::with_nsenter(),
+        bwrap: Bwrap::new(),
     })
 }
 
@@ -36,6 +38,7 @@ pub fn launcher(kind: LauncherKind) -> &'static dyn Launcher {
     match kind {
         LauncherKind::UtilUnshare => &r.util_unshare,
         LauncherKind::UtilNsenter => &r.util_nsenter,
+        LauncherKind::Bwrap => &r.bwrap,
         native if native.is_native() => {
             r.native.iter().find(|n| n.0 == native).expect("every native kind is registered")
         }
@@ -75,10 +78,13 @@ pub fn launcher_sets() -> Vec<NsSet> {
 /// Cases the launcher cannot express stay in the list and skip with the reason.
 pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
     let caps = launcher(kind).capabilities();
+    let mut sets = launcher_sets();
+    // Everything the launcher can create, when that is not all eight.
+    sets.push(caps.namespaces);
     let mut seen = std::collections::BTreeSet::new();
     let mut v = Vec::new();
     for rootfs in RootfsMode::ALL {
-        for ns in launcher_sets() {
+        for ns in sets.iter().copied() {
             let ns = if rootfs == RootfsMode::PivotRoot { ns.with(NsKind::Mnt) } else { ns };
             let mut s = spec_for(ns, rootfs, kind);
             if s.has(NsKind::User) && caps.id_maps == IdMapSupport::OwnIdsOnly {

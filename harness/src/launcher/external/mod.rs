@@ -5,7 +5,9 @@
 //!
 //! [`CaseSpec`]: crate::spec::CaseSpec
 
+pub mod bwrap;
 pub mod tool;
 pub mod unshare_tool;
 
+pub use bwrap::Bwrap;
 pub use unshare_tool::UtilUnshare;

@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -47,6 +48,40 @@ pub fn find_tool(
         return Err(missing(format!("`{} {}` printed no version", path.display(), version_args.join(" "))));
     }
     Ok(ToolInfo { command, package, path, version })
+}
+
+/// A tool looked up once, on first use.
+#[derive(Debug)]
+pub struct ToolCell {
+    kind: LauncherKind,
+    command: &'static str,
+    package: &'static str,
+    version_args: &'static [&'static str],
+    found: OnceLock<Result<ToolInfo, Skip>>,
+}
+
+impl ToolCell {
+    pub const fn new(
+        kind: LauncherKind,
+        command: &'static str,
+        package: &'static str,
+        version_args: &'static [&'static str],
+    ) -> ToolCell {
+        ToolCell { kind, command, package, version_args, found: OnceLock::new() }
+    }
+
+    /// The tool, or the skip saying it is not installed.
+    pub fn get(&self) -> Result<&ToolInfo, Skip> {
+        self.found
+            .get_or_init(|| find_tool(self.kind, self.command, self.package, self.version_args))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The tool, for a start: not finding it now is an error (the skip was checked before).
+    pub fn for_start(&self) -> Result<&ToolInfo, HarnessError> {
+        self.get().map_err(|s| HarnessError::Probe(s.reason))
+    }
 }
 
 /// The first executable `command` in [`SEARCH_PATH`].

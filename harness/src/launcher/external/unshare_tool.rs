@@ -12,12 +12,10 @@
 //! nsenter(1) joins the running container by `--target PID` with one flag per namespace kind,
 //! `--root --wd` to enter its root, and `--preserve-credentials` off (it becomes root inside).
 
-use std::sync::OnceLock;
-
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
-use super::tool::{find_tool, start_tool, tool_env, wait_for_probe};
+use super::tool::{ToolCell, start_tool, tool_env, wait_for_probe};
 use crate::error::HarnessError;
 use crate::launcher::{
     Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
@@ -40,35 +38,26 @@ fn ns_option(kind: NsKind) -> &'static str {
 }
 
 /// util-linux unshare(1), and with `joiner` nsenter(1) joining its containers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UtilUnshare {
     joiner: bool,
-    unshare: OnceLock<Result<ToolInfo, Skip>>,
-    nsenter: OnceLock<Result<ToolInfo, Skip>>,
+    unshare: ToolCell,
+    nsenter: ToolCell,
 }
 
 impl UtilUnshare {
     pub fn new() -> UtilUnshare {
-        UtilUnshare::default()
+        let kind = LauncherKind::UtilUnshare;
+        UtilUnshare {
+            joiner: false,
+            unshare: ToolCell::new(kind, "unshare", "util-linux", &["--version"]),
+            nsenter: ToolCell::new(kind, "nsenter", "util-linux", &["--version"]),
+        }
     }
 
     /// The nsenter(1) path: containers started by unshare(1), joined by nsenter(1).
     pub fn with_nsenter() -> UtilUnshare {
-        UtilUnshare { joiner: true, ..UtilUnshare::default() }
-    }
-
-    fn unshare(&self) -> Result<&ToolInfo, Skip> {
-        self.unshare
-            .get_or_init(|| find_tool(self.kind(), "unshare", "util-linux", &["--version"]))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    fn nsenter(&self) -> Result<&ToolInfo, Skip> {
-        self.nsenter
-            .get_or_init(|| find_tool(self.kind(), "nsenter", "util-linux", &["--version"]))
-            .as_ref()
-            .map_err(Clone::clone)
+        UtilUnshare { joiner: true, ..UtilUnshare::new() }
     }
 
     fn skip(&self, what: &str, reason: &str) -> Skip {
@@ -83,9 +72,9 @@ impl Launcher for UtilUnshare {
 
     fn tool(&self) -> Result<Option<&ToolInfo>, Skip> {
         if self.joiner {
-            self.nsenter()?;
+            self.nsenter.get()?;
         }
-        self.unshare().map(Some)
+        self.unshare.get().map(Some)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -94,6 +83,8 @@ impl Launcher for UtilUnshare {
             rootfs: vec![RootfsMode::Host, RootfsMode::Chroot],
             id_maps: IdMapSupport::OwnIdsOnly,
             hostname: Performer::Payload,
+            proc: Performer::Launcher,
+            sysfs: Performer::Payload,
             time_offsets: OffsetSupport::WholeSeconds,
             cgroup_limits: false,
             rootless: true,
@@ -121,7 +112,7 @@ impl Launcher for UtilUnshare {
     }
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
-        let tool = self.unshare().map_err(|s| HarnessError::Probe(s.reason))?;
+        let tool = self.unshare.for_start()?;
         let spec = ctx.spec;
         let mut args: Vec<String> = vec!["--fork".into(), "--kill-child".into()];
         for kind in spec.namespaces.iter() {
@@ -154,7 +145,7 @@ impl Launcher for UtilUnshare {
     }
 
     fn start_joiner(&self, ctx: &StartContext<'_>, container: &Started) -> Result<Started, HarnessError> {
-        let tool = self.nsenter().map_err(|s| HarnessError::Probe(s.reason))?;
+        let tool = self.nsenter.for_start()?;
         let mut args = vec!["--target".into(), container.probe_pid.to_string()];
         for kind in ctx.spec.namespaces.iter() {
             args.push(ns_option(kind).into());
