@@ -35,6 +35,10 @@ fn new_net(s: &CaseSpec) -> bool {
     s.has(NsKind::Net)
 }
 
+fn new_pid(s: &CaseSpec) -> bool {
+    s.has(NsKind::Pid)
+}
+
 /// The table. Rows are grouped by launcher; a comment on each says why it is a property of the
 /// tool and not of the harness. util-linux unshare(1) and nsenter(1) have no row: they give exactly
 /// what they are asked for.
@@ -48,6 +52,23 @@ pub static DIFFERENCES: &[Difference] = &[
         when: new_net,
         observed: "lo is up: bwrap brings the loopback device up in its new network namespace",
         source: "bubblewrap source: network.c loopback_setup(), called for every --unshare-net",
+    },
+    // lxc-execute runs its own init (lxc-init) as pid 1 of a new pid namespace and the command as
+    // its child: the probe is pid 2, and its parent (lxc-init) is inside the namespace.
+    Difference {
+        launcher: LauncherKind::Lxc,
+        check: CheckId::PidSelfIsInit,
+        when: new_pid,
+        observed: "the probe is pid 2: lxc-execute runs lxc-init as pid 1",
+        source: "lxc-execute(1): \"in the container, lxc-init has the pid 1 and the first process of the application \
+                 has the pid 2\"",
+    },
+    Difference {
+        launcher: LauncherKind::Lxc,
+        check: CheckId::PidParentOutside,
+        when: new_pid,
+        observed: "getppid() is 1: the probe's parent is lxc-init, inside the pid namespace",
+        source: "lxc-execute(1): \"lxc-init has the pid 1 and the first process of the application has the pid 2\"",
     },
 ];
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::TimeOffsets;
 
-use super::external::{Bwrap, UtilUnshare};
+use super::external::{Bwrap, Lxc, UtilUnshare};
 use super::native::NativeLauncher;
 use super::{IdMapSupport, Launcher, OffsetSupport};
 use crate::matrix::{singles_and_all, spec_for};
@@ -20,6 +20,8 @@ struct Registry {
     util_unshare: UtilUnshare,
     util_nsenter: UtilUnshare,
     bwrap: Bwrap,
+    lxc: Lxc,
+    lxc_attach: Lxc,
 }
 
 fn registry() -> &'static Registry {
@@ -29,6 +31,8 @@ fn registry() -> &'static Registry {
         util_unshare: UtilUnshare::new(),
         util_nsenter: UtilUnshare::with_nsenter(),
         bwrap: Bwrap::new(),
+        lxc: Lxc::new(),
+        lxc_attach: Lxc::with_attach(),
     })
 }
 
@@ -39,6 +43,8 @@ pub fn launcher(kind: LauncherKind) -> &'static dyn Launcher {
         LauncherKind::UtilUnshare => &r.util_unshare,
         LauncherKind::UtilNsenter => &r.util_nsenter,
         LauncherKind::Bwrap => &r.bwrap,
+        LauncherKind::Lxc => &r.lxc,
+        LauncherKind::LxcAttach => &r.lxc_attach,
         native if native.is_native() => {
             r.native.iter().find(|n| n.0 == native).expect("every native kind is registered")
         }

@@ -6,8 +6,10 @@
 //! [`CaseSpec`]: crate::spec::CaseSpec
 
 pub mod bwrap;
+pub mod lxc;
 pub mod tool;
 pub mod unshare_tool;
 
 pub use bwrap::Bwrap;
+pub use lxc::Lxc;
 pub use unshare_tool::UtilUnshare;

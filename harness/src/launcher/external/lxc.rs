@@ -1,0 +1,322 @@
+//! LXC as a launcher: `lxc-execute` with a generated config, and `lxc-attach` into it.
+//!
+//! | spec setting | LXC key |
+//! |---|---|
+//! | namespaces | `lxc.namespace.clone` (exactly the requested set) |
+//! | uid/gid maps | `lxc.idmap` (any map, as root) |
+//! | hostname | `lxc.uts.name` |
+//! | rootfs | none (the host's) or `lxc.rootfs.path = dir:...` (pivot_root); no plain chroot |
+//! | /proc, /sys | `lxc.mount.auto = proc:rw sys:rw` |
+//! | time offsets | `lxc.time.offset.monotonic`, `lxc.time.offset.boot` in nanoseconds |
+//! | network | `lxc.net.0.type = empty` in a new network namespace |
+//! | cgroups | `lxc.cgroup.dir.{container,monitor,monitor.pivot}` named after the case; the cgroup limits (`lxc.cgroup.*` / `lxc.cgroup2.*`) are the seam for the cgroup work |
+//!
+//! Always: `lxc.apparmor.profile = unconfined`, `lxc.console.path = none` (stdio passes through),
+//! `lxc.tty.max = 0`. The container's directory (`-P`) lives in the run directory.
+//!
+//! What LXC leaves on the host, and this launcher removes: the cgroup parents it creates for
+//! `lxc.cgroup.dir.*` and the pivot cgroup (LXC removes only the leaves), and its lock directory
+//! /run/lxc/lock/<lxcpath> with the parents it created (/run/lxc itself when it was not there).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::wire::InitPlan;
+
+use super::tool::{ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which};
+use crate::error::{Context, HarnessError};
+use crate::launcher::{
+    Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, Teardown, ToolInfo,
+};
+use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
+use crate::verdict::Skip;
+
+#[derive(Debug)]
+pub struct Lxc {
+    joiner: bool,
+    execute: ToolCell,
+    attach: ToolCell,
+}
+
+impl Lxc {
+    pub fn new() -> Lxc {
+        Lxc {
+            joiner: false,
+            execute: ToolCell::new(LauncherKind::Lxc, "lxc-execute", "lxc", &["--version"]),
+            attach: ToolCell::new(LauncherKind::LxcAttach, "lxc-attach", "lxc", &["--version"]),
+        }
+    }
+
+    /// Containers started by `lxc-execute`, joined by `lxc-attach`.
+    pub fn with_attach() -> Lxc {
+        Lxc { joiner: true, ..Lxc::new() }
+    }
+}
+
+impl Default for Lxc {
+    fn default() -> Self {
+        Lxc::new()
+    }
+}
+
+/// The container name and directory of a case (`-n`, `-P`).
+fn names(ctx: &StartContext<'_>) -> (String, String) {
+    (format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id), format!("isoprobe-{}-{}-lxc", ctx.run.run_token, ctx.case.id))
+}
+
+impl Launcher for Lxc {
+    fn kind(&self) -> LauncherKind {
+        if self.joiner { LauncherKind::LxcAttach } else { LauncherKind::Lxc }
+    }
+
+    fn tool(&self) -> Result<Option<&ToolInfo>, Skip> {
+        if self.joiner {
+            self.attach.get()?;
+        }
+        self.execute.get().map(Some)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            namespaces: NsSet::ALL,
+            rootfs: vec![RootfsMode::Host, RootfsMode::PivotRoot],
+            id_maps: lxc_id_maps(),
+            hostname: Performer::Launcher,
+            proc: Performer::Launcher,
+            sysfs: Performer::Launcher,
+            // `lxc.time.offset.boot = 1209600987654321ns` fails with "Invalid argument - Failed to
+            // write CLONE_BOOTTIME offset": liblxc writes a value given in ns as the nanosecond
+            // field of timens_offsets without carrying whole seconds, and the kernel takes 0..1e9
+            // there. Whole seconds (`...s`) work.
+            time_offsets: OffsetSupport::WholeSeconds,
+            cgroup_limits: false,
+            rootless: false,
+        }
+    }
+
+    /// LXC needs a mount namespace: without one it sets up the container's /proc and /dev in the
+    /// host's mount namespace (seen here: liblxc's lxc_transient_proc() unmounted the host's /proc,
+    /// and lxc.autodev mounted a tmpfs over the host's /dev), so such specs are refused.
+    fn supports(&self, spec: &CaseSpec, _runner: Runner) -> Result<(), Skip> {
+        if !spec.has(NsKind::Mnt) {
+            return Err(Skip {
+                requirement: format!("launcher:{}:mnt", self.kind().name()),
+                reason: "LXC without a mount namespace mounts the container's /proc and /dev over the host's \
+                         (lxc_transient_proc, lxc.autodev): not run, to protect the host"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
+        let tool = self.execute.for_start()?;
+        if !ctx.spec.has(NsKind::Mnt) {
+            return Err(HarnessError::Probe("refusing to start LXC without a mount namespace".into()));
+        }
+        let spec = ctx.spec;
+        let work = WorkDir::create(ctx, "lxc")?;
+        let (name, cgroup) = names(ctx);
+        let lxcpath = work.path.join("containers");
+        fs::create_dir(&lxcpath).ctx(|| format!("create {}", lxcpath.display()))?;
+        let config = work.path.join("config");
+        fs::write(&config, config_text(spec, ctx, &cgroup)).ctx(|| format!("write {}", config.display()))?;
+        let mut leftovers = LxcLeftovers::begin(ctx, &work.path);
+        leftovers.tool.work = Some(work);
+        leftovers.tool.cgroups = vec![cgroup.clone(), format!("{cgroup}-pivot")];
+        let probe = match spec.rootfs {
+            RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
+            _ => format!("/{}", isoprobe_probes::PROBE_NAME),
+        };
+        let args: Vec<String> = vec![
+            "-P".into(),
+            lxcpath.to_string_lossy().into_owned(),
+            "-n".into(),
+            name,
+            "-f".into(),
+            config.to_string_lossy().into_owned(),
+            "--".into(),
+            probe,
+        ];
+        let mut process = start_tool(ctx, &tool.path, &args, &tool_env())?;
+        let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;
+        Ok(Started { process, probe_pid, init: InitPlan::default(), teardown: Some(Box::new(leftovers)) })
+    }
+
+    fn start_joiner(&self, ctx: &StartContext<'_>, _container: &Started) -> Result<Started, HarnessError> {
+        let tool = self.attach.for_start()?;
+        let (name, _) = names(ctx);
+        let lxcpath = ctx.run.dir.join(format!("lxc-{}", ctx.case.id)).join("containers");
+        let probe = match ctx.spec.rootfs {
+            RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
+            _ => format!("/{}", isoprobe_probes::PROBE_NAME),
+        };
+        let args: Vec<String> =
+            vec!["-P".into(), lxcpath.to_string_lossy().into_owned(), "-n".into(), name, "--".into(), probe];
+        let mut process = start_tool(ctx, &tool.path, &args, &tool_env())?;
+        let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;
+        Ok(Started { process, probe_pid, init: InitPlan::default(), teardown: None })
+    }
+}
+
+/// Which maps LXC can write here. As root it writes any map itself, except that when shadow's
+/// newuidmap and newgidmap are installed, liblxc insists on using them even for root (conf.c,
+/// lxc_map_ids: "insist that root also reserve ranges in subuid"); newuidmap then allows only the
+/// caller's own id unless /etc/subuid and /etc/subgid grant root a range (which the harness leaves
+/// as it finds them).
+fn lxc_id_maps() -> IdMapSupport {
+    let shadow = which("newuidmap").is_some() && which("newgidmap").is_some();
+    let granted = |file: &str| {
+        fs::read_to_string(file).is_ok_and(|t| t.lines().any(|l| l.starts_with("root:") || l.starts_with("0:")))
+    };
+    if shadow && !(granted("/etc/subuid") && granted("/etc/subgid")) { IdMapSupport::OwnIdsOnly } else { IdMapSupport::Any }
+}
+
+/// The namespace names `lxc.namespace.clone` takes (those of /proc/<pid>/ns).
+fn lxc_ns(kind: NsKind) -> &'static str {
+    kind.name()
+}
+
+/// The generated config of one container.
+fn config_text(spec: &CaseSpec, ctx: &StartContext<'_>, cgroup: &str) -> String {
+    let mut c = String::new();
+    let mut line = |k: &str, v: &str| {
+        let _ = writeln!(c, "{k} = {v}");
+    };
+    line("lxc.apparmor.profile", "unconfined");
+    line("lxc.console.path", "none");
+    line("lxc.tty.max", "0");
+    line("lxc.log.level", "WARN");
+    let clone: Vec<&str> = spec.namespaces.iter().map(lxc_ns).collect();
+    line("lxc.namespace.clone", &clone.join(" "));
+    if spec.has(NsKind::Uts)
+        && let Some(h) = &spec.hostname
+    {
+        line("lxc.uts.name", h);
+    }
+    if spec.has(NsKind::Net) {
+        line("lxc.net.0.type", "empty");
+    }
+    if spec.has(NsKind::User)
+        && let Some(maps) = &spec.id_maps
+    {
+        for (t, lines) in [("u", &maps.uid), ("g", &maps.gid)] {
+            for l in lines {
+                line("lxc.idmap", &format!("{t} {} {} {}", l.inside, l.outside, l.count));
+            }
+        }
+    }
+    if spec.rootfs == RootfsMode::PivotRoot {
+        line("lxc.rootfs.path", &format!("dir:{}", ctx.case.dir.display()));
+    }
+    // A new procfs needs the pid namespace to be owned by the container's user namespace, a new
+    // sysfs the network namespace; where they are not, the host's instance is bound in (on the
+    // rootfs) or kept (on the host's root). On the host's root a sysfs of the host's own network
+    // namespace is the very superblock mounted on /sys, and mounting it there again is EBUSY.
+    let user = spec.has(NsKind::User);
+    let pivot = spec.rootfs == RootfsMode::PivotRoot;
+    let new_proc = !user || spec.has(NsKind::Pid);
+    let new_sys = (spec.has(NsKind::Net) || pivot) && (!user || spec.has(NsKind::Net));
+    let auto: Vec<&str> = [(new_proc, "proc:rw"), (new_sys, "sys:rw")].iter().filter(|(b, _)| *b).map(|(_, v)| *v).collect();
+    if !auto.is_empty() {
+        line("lxc.mount.auto", &auto.join(" "));
+    }
+    if pivot && !new_proc {
+        line("lxc.mount.entry", "/proc proc none rbind 0 0");
+    }
+    if pivot && !new_sys {
+        line("lxc.mount.entry", "/sys sys none rbind 0 0");
+    }
+    if spec.has(NsKind::Time)
+        && let Some(t) = spec.time_offsets
+    {
+        line("lxc.time.offset.monotonic", &format!("{}s", t.monotonic_ns / 1_000_000_000));
+        line("lxc.time.offset.boot", &format!("{}s", t.boottime_ns / 1_000_000_000));
+    }
+    line("lxc.cgroup.dir.container", &format!("{cgroup}/payload"));
+    line("lxc.cgroup.dir.monitor", &format!("{cgroup}/monitor"));
+    line("lxc.cgroup.dir.monitor.pivot", &format!("{cgroup}-pivot"));
+    c
+}
+
+/// LXC's lock directory root for root (liblxc: RUNTIME_PATH "/run" + "/lxc/lock"); LXC mirrors each
+/// container's lxcpath below it.
+const LOCK_ROOT: &str = "/run/lxc/lock";
+
+/// LXC's lock directory for a path of ours.
+fn lock_mirror(path: &Path) -> PathBuf {
+    Path::new(LOCK_ROOT).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// The directories above this run's lock mirror (up to /run/lxc) that did not exist before this
+/// process first started LXC, deepest first: this process creates them through LXC, and removes
+/// them once no container of its own needs them.
+fn created_lock_parents(run_lock: &Path) -> &'static [PathBuf] {
+    static CREATED: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    CREATED.get_or_init(|| {
+        run_lock.ancestors().skip(1).take_while(|p| p.starts_with("/run/lxc")).filter(|p| !p.exists()).map(Path::to_path_buf).collect()
+    })
+}
+
+/// LXC containers of this process that have not been torn down. The shared lock directories are
+/// removed only when none is left, under this lock, so a container starting meanwhile never
+/// loses a parent directory LXC is about to create a child in.
+static ACTIVE: Mutex<usize> = Mutex::new(0);
+
+/// The leftovers of one LXC container.
+#[derive(Debug)]
+struct LxcLeftovers {
+    tool: ToolLeftovers,
+    /// LXC's lock directory for this case's work directory.
+    case_lock: PathBuf,
+    /// LXC's lock directory for the run directory (shared by the run's containers).
+    run_lock: PathBuf,
+    counted: bool,
+}
+
+impl LxcLeftovers {
+    fn begin(ctx: &StartContext<'_>, work: &Path) -> LxcLeftovers {
+        let run_lock = lock_mirror(&ctx.run.dir);
+        created_lock_parents(&run_lock);
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        LxcLeftovers { tool: ToolLeftovers::new(None), case_lock: lock_mirror(work), run_lock, counted: true }
+    }
+}
+
+impl Teardown for LxcLeftovers {
+    fn teardown(&mut self) -> Vec<String> {
+        let mut problems = self.tool.teardown();
+        if !self.counted {
+            return problems;
+        }
+        self.counted = false;
+        if let Err(e) = fs::remove_dir_all(&self.case_lock)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            problems.push(format!("failed to remove {}: {e}", self.case_lock.display()));
+        }
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        *active -= 1;
+        if *active == 0 {
+            for d in std::iter::once(&self.run_lock).chain(created_lock_parents(&self.run_lock)) {
+                if let Err(e) = fs::remove_dir(d)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    problems.push(format!("failed to remove {}: {e}", d.display()));
+                }
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for LxcLeftovers {
+    fn drop(&mut self) {
+        for p in self.teardown() {
+            eprintln!("isoprobe: {p}");
+        }
+    }
+}
