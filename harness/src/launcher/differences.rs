@@ -57,6 +57,23 @@ pub static DIFFERENCES: &[Difference] = &[
         observed: "lo is up: bwrap brings the loopback device up in its new network namespace",
         source: "bubblewrap source: network.c loopback_setup(), called for every --unshare-net",
     },
+    // runc gives every new network namespace a loopback "network" and brings lo up.
+    Difference {
+        launcher: LauncherKind::Runc,
+        check: CheckId::NetLinks,
+        when: new_net,
+        observed: "lo is up: runc configures the loopback device of a new network namespace",
+        source: "runc source: libcontainer/specconv/spec_linux.go adds a `loopback` network for a new network \
+                 namespace; libcontainer/network_linux.go (loopback strategy) sets lo up",
+    },
+    // crun, like runc, brings up the loopback device of a new network namespace.
+    Difference {
+        launcher: LauncherKind::Crun,
+        check: CheckId::NetLinks,
+        when: new_net,
+        observed: "lo is up: crun configures the loopback device of a new network namespace",
+        source: "crun source: src/libcrun/linux.c, libcrun_configure_network() sets lo up for a new network namespace",
+    },
     // lxc-execute runs its own init (lxc-init) as pid 1 of a new pid namespace and the command as
     // its child: the probe is pid 2, and its parent (lxc-init) is inside the namespace.
     Difference {

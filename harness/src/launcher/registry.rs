@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::TimeOffsets;
 
-use super::external::{Bwrap, Lxc, UtilUnshare};
+use super::external::{Bwrap, Lxc, Oci, Runtime, UtilUnshare};
 use super::native::NativeLauncher;
 use super::{IdMapSupport, Launcher, OffsetSupport};
 use crate::matrix::{singles_and_all, spec_for};
@@ -22,6 +22,8 @@ struct Registry {
     bwrap: Bwrap,
     lxc: Lxc,
     lxc_attach: Lxc,
+    runc: Oci,
+    crun: Oci,
 }
 
 fn registry() -> &'static Registry {
@@ -33,6 +35,8 @@ fn registry() -> &'static Registry {
         bwrap: Bwrap::new(),
         lxc: Lxc::new(),
         lxc_attach: Lxc::with_attach(),
+        runc: Oci::new(Runtime::Runc),
+        crun: Oci::new(Runtime::Crun),
     })
 }
 
@@ -45,6 +49,8 @@ pub fn launcher(kind: LauncherKind) -> &'static dyn Launcher {
         LauncherKind::Bwrap => &r.bwrap,
         LauncherKind::Lxc => &r.lxc,
         LauncherKind::LxcAttach => &r.lxc_attach,
+        LauncherKind::Runc => &r.runc,
+        LauncherKind::Crun => &r.crun,
         native if native.is_native() => {
             r.native.iter().find(|n| n.0 == native).expect("every native kind is registered")
         }

@@ -7,9 +7,12 @@
 
 pub mod bwrap;
 pub mod lxc;
+pub mod oci;
+pub mod oci_spec;
 pub mod tool;
 pub mod unshare_tool;
 
 pub use bwrap::Bwrap;
 pub use lxc::Lxc;
+pub use oci::{Oci, Runtime};
 pub use unshare_tool::UtilUnshare;
