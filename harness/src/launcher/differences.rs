@@ -74,6 +74,15 @@ pub static DIFFERENCES: &[Difference] = &[
         observed: "lo is up: crun configures the loopback device of a new network namespace",
         source: "crun source: src/libcrun/linux.c, libcrun_configure_network() sets lo up for a new network namespace",
     },
+    // systemd-nspawn leaves the container only the loopback device and brings it up.
+    Difference {
+        launcher: LauncherKind::Nspawn,
+        check: CheckId::NetLinks,
+        when: new_net,
+        observed: "lo is up: systemd-nspawn configures the loopback device of its private network",
+        source: "systemd-nspawn(1), --private-network: \"all network interfaces unavailable in the container, with the \
+                 exception of the loopback device\"; systemd source: nspawn.c calls loopback_setup() in the container",
+    },
     // lxc-execute runs its own init (lxc-init) as pid 1 of a new pid namespace and the command as
     // its child: the probe is pid 2, and its parent (lxc-init) is inside the namespace.
     Difference {

@@ -142,6 +142,8 @@ pub struct ToolRequest<'a> {
     /// A cgroup2 directory to start the tool in (CLONE_INTO_CGROUP); where the tool then puts the
     /// container is the tool's business, and its launcher's to clean up.
     pub cgroup: Option<BorrowedFd<'a>>,
+    /// cgroup v1 directories to move the tool into before it executes (cgroup.procs).
+    pub attach_v1: &'a [std::path::PathBuf],
     pub deadline: Instant,
 }
 
@@ -161,6 +163,11 @@ pub fn spawn_tool(req: ToolRequest<'_>) -> Result<ProbeProcess, HarnessError> {
     let image = ExecImage::new(cstr(&exe_text, "tool path")?, argv, envp);
     let (mut child, sync) =
         spawn_image(CloneCall::Clone3, 0, req.cgroup, &image, ChildHandshake::GoThenExec { become_root: false })?;
+    // The child waits for GO: it is in its cgroups before the tool's first instruction.
+    for dir in req.attach_v1 {
+        let procs = dir.join("cgroup.procs");
+        fs::write(&procs, child.pid.to_string()).ctx(|| format!("move the tool into {}", procs.display()))?;
+    }
     signal_child_go(&sync)?;
     // The sync socket closes on the tool's exec; a failed exec reports its errno.
     wait_for_exec(&sync, &mut child, req.deadline)?;

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::TimeOffsets;
 
-use super::external::{Bwrap, Lxc, Oci, Runtime, UtilUnshare};
+use super::external::{Bwrap, Lxc, Nspawn, Oci, Runtime, UtilUnshare};
 use super::native::NativeLauncher;
 use super::{IdMapSupport, Launcher, OffsetSupport};
 use crate::matrix::{singles_and_all, spec_for};
@@ -24,6 +24,7 @@ struct Registry {
     lxc_attach: Lxc,
     runc: Oci,
     crun: Oci,
+    nspawn: Nspawn,
 }
 
 fn registry() -> &'static Registry {
@@ -37,6 +38,7 @@ fn registry() -> &'static Registry {
         lxc_attach: Lxc::with_attach(),
         runc: Oci::new(Runtime::Runc),
         crun: Oci::new(Runtime::Crun),
+        nspawn: Nspawn::new(),
     })
 }
 
@@ -51,10 +53,8 @@ pub fn launcher(kind: LauncherKind) -> &'static dyn Launcher {
         LauncherKind::LxcAttach => &r.lxc_attach,
         LauncherKind::Runc => &r.runc,
         LauncherKind::Crun => &r.crun,
-        native if native.is_native() => {
-            r.native.iter().find(|n| n.0 == native).expect("every native kind is registered")
-        }
-        other => unimplemented!("launcher {} is not registered yet", other.name()),
+        LauncherKind::Nspawn => &r.nspawn,
+        native => r.native.iter().find(|n| n.0 == native).expect("every native kind is registered"),
     }
 }
 
@@ -85,7 +85,7 @@ pub fn launcher_sets() -> Vec<NsSet> {
 }
 
 /// The cases `kind` runs in the launcher suite and in `isoprobe run --launcher`: [`launcher_sets`]
-/// in every rootfs mode (with a mount namespace added after pivot_root, which needs one), with
+/// in every rootfs mode it supports (with a mount namespace added after pivot_root, which needs one), with
 /// settings the launcher can express where a choice exists (id maps, whole-second offsets).
 /// Cases the launcher cannot express stay in the list and skip with the reason.
 pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
@@ -95,7 +95,8 @@ pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
     sets.push(caps.namespaces);
     let mut seen = std::collections::BTreeSet::new();
     let mut v = Vec::new();
-    for rootfs in RootfsMode::ALL {
+    // Rootfs modes the launcher cannot use would only repeat one skip for every set.
+    for rootfs in RootfsMode::ALL.into_iter().filter(|m| caps.rootfs.contains(m)) {
         for ns in sets.iter().copied() {
             let ns = if rootfs == RootfsMode::PivotRoot { ns.with(NsKind::Mnt) } else { ns };
             let mut s = spec_for(ns, rootfs, kind);

@@ -21,12 +21,13 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
-use super::tool::{ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which};
+use super::tool::{
+    HostDirsGuard, SharedHostDirs, ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which,
+};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
     Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, Teardown, ToolInfo,
@@ -124,9 +125,7 @@ impl Launcher for Lxc {
         fs::create_dir(&lxcpath).ctx(|| format!("create {}", lxcpath.display()))?;
         let config = work.path.join("config");
         fs::write(&config, config_text(spec, ctx, &cgroup)).ctx(|| format!("write {}", config.display()))?;
-        let mut leftovers = LxcLeftovers::begin(ctx, &work.path);
-        leftovers.tool.work = Some(work);
-        leftovers.tool.cgroups = vec![cgroup.clone(), format!("{cgroup}-pivot")];
+        let leftovers = lxc_leftovers(ctx, work, &cgroup);
         let probe = match spec.rootfs {
             RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
             _ => format!("/{}", isoprobe_probes::PROBE_NAME),
@@ -251,72 +250,31 @@ fn lock_mirror(path: &Path) -> PathBuf {
     Path::new(LOCK_ROOT).join(path.strip_prefix("/").unwrap_or(path))
 }
 
-/// The directories above this run's lock mirror (up to /run/lxc) that did not exist before this
-/// process first started LXC, deepest first: this process creates them through LXC, and removes
-/// them once no container of its own needs them.
-fn created_lock_parents(run_lock: &Path) -> &'static [PathBuf] {
-    static CREATED: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    CREATED.get_or_init(|| {
-        run_lock.ancestors().skip(1).take_while(|p| p.starts_with("/run/lxc")).filter(|p| !p.exists()).map(Path::to_path_buf).collect()
-    })
+static LOCK_DIRS: SharedHostDirs = SharedHostDirs::new();
+
+/// The leftovers of one LXC container: its work directory and cgroups, and its lock directory
+/// (LOCK_ROOT mirrors the work directory, which is named after the case; the run's mirror and the
+/// parents up to /run/lxc are shared).
+fn lxc_leftovers(ctx: &StartContext<'_>, work: WorkDir, cgroup: &str) -> LxcLeftovers {
+    let run_lock = lock_mirror(&ctx.run.dir);
+    let shared: Vec<PathBuf> =
+        run_lock.ancestors().take_while(|p| p.starts_with("/run/lxc")).map(Path::to_path_buf).collect();
+    let lock = LOCK_DIRS.enter(&shared, vec![lock_mirror(&work.path)]);
+    let mut tool = ToolLeftovers::new(Some(work));
+    tool.cgroups = vec![cgroup.to_owned(), format!("{cgroup}-pivot")];
+    LxcLeftovers { tool, lock }
 }
 
-/// LXC containers of this process that have not been torn down. The shared lock directories are
-/// removed only when none is left, under this lock, so a container starting meanwhile never
-/// loses a parent directory LXC is about to create a child in.
-static ACTIVE: Mutex<usize> = Mutex::new(0);
-
-/// The leftovers of one LXC container.
 #[derive(Debug)]
 struct LxcLeftovers {
     tool: ToolLeftovers,
-    /// LXC's lock directory for this case's work directory.
-    case_lock: PathBuf,
-    /// LXC's lock directory for the run directory (shared by the run's containers).
-    run_lock: PathBuf,
-    counted: bool,
-}
-
-impl LxcLeftovers {
-    fn begin(ctx: &StartContext<'_>, work: &Path) -> LxcLeftovers {
-        let run_lock = lock_mirror(&ctx.run.dir);
-        created_lock_parents(&run_lock);
-        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        LxcLeftovers { tool: ToolLeftovers::new(None), case_lock: lock_mirror(work), run_lock, counted: true }
-    }
+    lock: HostDirsGuard,
 }
 
 impl Teardown for LxcLeftovers {
     fn teardown(&mut self) -> Vec<String> {
         let mut problems = self.tool.teardown();
-        if !self.counted {
-            return problems;
-        }
-        self.counted = false;
-        if let Err(e) = fs::remove_dir_all(&self.case_lock)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            problems.push(format!("failed to remove {}: {e}", self.case_lock.display()));
-        }
-        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
-        *active -= 1;
-        if *active == 0 {
-            for d in std::iter::once(&self.run_lock).chain(created_lock_parents(&self.run_lock)) {
-                if let Err(e) = fs::remove_dir(d)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    problems.push(format!("failed to remove {}: {e}", d.display()));
-                }
-            }
-        }
+        problems.extend(self.lock.release());
         problems
-    }
-}
-
-impl Drop for LxcLeftovers {
-    fn drop(&mut self) {
-        for p in self.teardown() {
-            eprintln!("isoprobe: {p}");
-        }
     }
 }

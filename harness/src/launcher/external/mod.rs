@@ -7,6 +7,7 @@
 
 pub mod bwrap;
 pub mod lxc;
+pub mod nspawn;
 pub mod oci;
 pub mod oci_spec;
 pub mod tool;
@@ -14,5 +15,6 @@ pub mod unshare_tool;
 
 pub use bwrap::Bwrap;
 pub use lxc::Lxc;
+pub use nspawn::Nspawn;
 pub use oci::{Oci, Runtime};
 pub use unshare_tool::UtilUnshare;

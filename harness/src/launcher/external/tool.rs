@@ -8,10 +8,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use crate::error::{Context, HarnessError};
@@ -119,8 +123,62 @@ pub fn start_tool(
         args,
         env,
         cgroup: ctx.case.cgroup.as_ref().map(|c| c.fd()),
+        attach_v1: &[],
         deadline: ctx.deadline,
     })
+}
+
+/// A cgroup of isoprobe's own for a tool that creates cgroups relative to the one it starts in
+/// (systemd-nspawn's `payload` and `supervisor`): `<name>` in the cgroup2 hierarchy and in the
+/// named v1 hierarchies. Controller hierarchies are left alone (a new cpuset cgroup takes no task
+/// before its cpus and mems are set). Removed with everything below it by
+/// [`remove_cgroup_everywhere`].
+#[derive(Debug)]
+pub struct ToolCgroup {
+    pub name: String,
+    pub v2: Option<OwnedFd>,
+    pub v1: Vec<PathBuf>,
+}
+
+impl ToolCgroup {
+    pub fn create(name: String) -> Result<ToolCgroup, HarnessError> {
+        assert!(name.starts_with(crate::names::PREFIX), "cgroup {name} lacks the isoprobe prefix");
+        let mut cg = ToolCgroup { name, v2: None, v1: Vec::new() };
+        for m in mounts()?.into_iter() {
+            let named_v1 = m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o.starts_with("name="));
+            if m.fs_type != "cgroup2" && !named_v1 {
+                continue;
+            }
+            let dir = m.mount_point.join(&cg.name);
+            fs::create_dir(&dir).ctx(|| format!("create cgroup {}", dir.display()))?;
+            if m.fs_type == "cgroup2" {
+                let fd = nix::fcntl::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                    .ctx(|| format!("open cgroup {}", dir.display()))?;
+                cg.v2 = Some(fd);
+            } else {
+                cg.v1.push(dir);
+            }
+        }
+        Ok(cg)
+    }
+
+    /// Starts `exe args` with the probe's stdio inside this cgroup.
+    pub fn start(
+        &self,
+        ctx: &StartContext<'_>,
+        exe: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<ProbeProcess, HarnessError> {
+        spawn_tool(ToolRequest {
+            exe,
+            args,
+            env,
+            cgroup: self.v2.as_ref().map(|f| f.as_fd()),
+            attach_v1: &self.v1,
+            deadline: ctx.deadline,
+        })
+    }
 }
 
 /// The process name the probe runs under (/proc/<pid>/comm is the executable's file name).
@@ -334,6 +392,85 @@ impl Teardown for ToolLeftovers {
 impl Drop for ToolLeftovers {
     fn drop(&mut self) {
         for p in self.teardown() {
+            eprintln!("isoprobe: {p}");
+        }
+    }
+}
+
+/// Host directories a tool creates outside the run directory for its own bookkeeping (LXC's lock
+/// directories under /run/lxc, systemd-nspawn's under /run/systemd/nspawn), shared by every
+/// container of one tool: which of them existed before this process first used the tool, and how
+/// many of its containers are still up. Parents the process created are removed when its last
+/// container of that tool is torn down, under the same lock that counts starts, so a container
+/// starting meanwhile never loses a directory the tool is about to create a child in.
+#[derive(Debug)]
+pub struct SharedHostDirs {
+    active: Mutex<usize>,
+    created: OnceLock<Vec<PathBuf>>,
+}
+
+impl SharedHostDirs {
+    pub const fn new() -> SharedHostDirs {
+        SharedHostDirs { active: Mutex::new(0), created: OnceLock::new() }
+    }
+
+    /// Counts a container in. `shared` lists the directories the tool may create above the
+    /// per-container ones, deepest first; those that do not exist now were created by this
+    /// process (first call only: later calls find them existing because of this process).
+    pub fn enter(&'static self, shared: &[PathBuf], per_case: Vec<PathBuf>) -> HostDirsGuard {
+        self.created.get_or_init(|| shared.iter().filter(|p| !p.exists()).cloned().collect());
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        HostDirsGuard { dirs: self, per_case, counted: true }
+    }
+}
+
+impl Default for SharedHostDirs {
+    fn default() -> Self {
+        SharedHostDirs::new()
+    }
+}
+
+/// One container's share of [`SharedHostDirs`]: its own directories (removed whole; each is named
+/// after the case) and its count.
+#[derive(Debug)]
+pub struct HostDirsGuard {
+    dirs: &'static SharedHostDirs,
+    per_case: Vec<PathBuf>,
+    counted: bool,
+}
+
+impl HostDirsGuard {
+    pub fn release(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.counted {
+            return problems;
+        }
+        self.counted = false;
+        for d in self.per_case.drain(..) {
+            if let Err(e) = fs::remove_dir_all(&d)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                problems.push(format!("failed to remove {}: {e}", d.display()));
+            }
+        }
+        let mut active = self.dirs.active.lock().unwrap_or_else(|e| e.into_inner());
+        *active -= 1;
+        if *active == 0 {
+            for d in self.dirs.created.get().into_iter().flatten() {
+                match fs::remove_dir(d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => problems.push(format!("failed to remove {} (created by this run): {e}", d.display())),
+                }
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for HostDirsGuard {
+    fn drop(&mut self) {
+        for p in self.release() {
             eprintln!("isoprobe: {p}");
         }
     }
