@@ -169,7 +169,18 @@ impl Launcher for Oci {
     /// root; the process is then no longer dumpable, /proc/self/timens_offsets belongs to the
     /// host's root, and the write fails ("opening file `/proc/self/timens_offsets` for writing:
     /// Permission denied", seen with crun 1.8.1).
-    fn supports(&self, spec: &CaseSpec, _runner: Runner) -> Result<(), Skip> {
+    fn supports(&self, spec: &CaseSpec, runner: Runner) -> Result<(), Skip> {
+        if self.runtime == Runtime::Crun && !runner.is_root() && hybrid_cgroups() {
+            let version = self.tool.get().map(|t| t.version.clone()).unwrap_or_default();
+            return Err(Skip {
+                requirement: "launcher:crun:rootless-hybrid-cgroups".into(),
+                reason: format!(
+                    "{version} refuses a hybrid cgroup layout (\"cgroups in hybrid mode not supported, drop all \
+                     controllers from cgroupv2\", also with --cgroup-manager=disabled), and an unprivileged user \
+                     cannot hide /sys/fs/cgroup/unified from it without a user namespace of its own"
+                ),
+            });
+        }
         let offsets = spec.time_offsets.is_some_and(|t| !t.is_zero());
         if self.runtime == Runtime::Crun && offsets && spec.has(NsKind::Time) && spec.has(NsKind::User) {
             let version = self.tool.get().map(|t| t.version.clone()).unwrap_or_default();

@@ -150,8 +150,14 @@ impl Launcher for UtilUnshare {
         for kind in ctx.spec.namespaces.iter() {
             args.push(ns_option(kind).into());
         }
-        // Enter the container's root and working directory, and fork so that a new pid or time
-        // namespace applies to the probe.
+        // An unprivileged joiner keeps its credentials: its uid already maps to root inside, and
+        // nsenter's default setgroups(0) fails where the map's writer denied setgroups
+        // (user_namespaces(7)), as `unshare --map-root-user` does.
+        if ctx.spec.has(NsKind::User) && !ctx.run.runner.is_root() {
+            args.push("--preserve-credentials".into());
+        }
+        // Enter the container's root and working directory (nsenter forks by itself so that a new
+        // pid namespace applies to the probe).
         args.extend(["--root".into(), "--wd".into(), "--".into()]);
         args.push(match ctx.spec.rootfs {
             RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
