@@ -31,6 +31,7 @@ pub mod verdict;
 
 pub use check::CheckId;
 pub use error::HarnessError;
+pub use isoprobe_probes::multicall;
 pub use isoprobe_probes::ns::{NsKind, NsSet};
 pub use run::{Harness, HarnessOptions};
 pub use spec::{CaseSpec, LauncherKind, RootfsMode, Runner};

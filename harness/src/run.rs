@@ -163,6 +163,49 @@ impl Harness {
         Ok(vec![container, joined?])
     }
 
+    /// Start latency of `spec`'s launcher: from the launch to the probe's first message (its init
+    /// report, sent once the container is set up and the probe runs in it). The rest of the case is
+    /// not run: the probe's stdin is closed, and the container ends and is torn down outside the
+    /// measured time. For the benches.
+    pub fn start_latency(&self, spec: &CaseSpec) -> Result<Duration, HarnessError> {
+        spec.validate()?;
+        let spec = spec.resolve(self.run.runner);
+        let deadline = Instant::now() + self.opts.case_timeout;
+        let id = self.next_case.fetch_add(1, Ordering::Relaxed);
+        let case = CaseEnv::create(&self.run, &spec, id, self.cgroup_root.as_deref())?;
+        let names = case.new_probe_names();
+        let ctx = StartContext { spec: &spec, case: &case, run: &self.run, deadline, hold: false };
+        let started = Instant::now();
+        let mut p = registry::launcher(spec.launcher).start(&ctx)?;
+        let hello = ToProbe::Hello {
+            version: WIRE_VERSION,
+            case: Box::new(ProbeCase {
+                name: spec.name(),
+                init: p.init.clone(),
+                sentinels: case.sentinels(&self.run, &names),
+                hold: false,
+            }),
+        };
+        let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Probe("no stdin".into()))?;
+        std::io::Write::write_all(stdin, isoprobe_probes::wire::encode(&hello).as_bytes())
+            .ctx(|| "send the hello".into())?;
+        crate::launcher::process::wait_readable(
+            std::os::fd::AsFd::as_fd(&p.process.stdout),
+            deadline,
+            "waiting for the probe's first message",
+        )?;
+        let elapsed = started.elapsed();
+        // The probe stops at its next read of stdin; a host question it asked meanwhile is left
+        // unanswered, and the host side (names handed out, sentinels) is removed with the case.
+        p.process.stdin = None;
+        let _ = p.process.wait_until(deadline);
+        let left = p.release();
+        if !left.is_empty() {
+            return Err(HarnessError::Probe(format!("the launcher left things behind: {}", left.join("; "))));
+        }
+        Ok(elapsed)
+    }
+
     /// Sends the hello and runs the conversation of one probe.
     #[allow(clippy::too_many_arguments)]
     fn talk(

@@ -229,5 +229,4 @@ mod tests {
             assert!(any, "no case of {} matches the row on {}", d.launcher.name(), d.check);
         }
     }
-
 }

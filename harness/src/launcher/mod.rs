@@ -227,7 +227,12 @@ fn skip(kind: LauncherKind, requirement: &str, reason: String) -> Skip {
 }
 
 /// The generic part of [`can_run`]: a spec against declared capabilities.
-pub fn check_capabilities(kind: LauncherKind, caps: &Capabilities, spec: &CaseSpec, runner: Runner) -> Result<(), Skip> {
+pub fn check_capabilities(
+    kind: LauncherKind,
+    caps: &Capabilities,
+    spec: &CaseSpec,
+    runner: Runner,
+) -> Result<(), Skip> {
     let name = kind.name();
     if !runner.is_root() && !caps.rootless {
         return Err(skip(kind, "root", format!("{name} needs root (it does not run as an unprivileged user)")));

@@ -20,11 +20,11 @@ use isoprobe_probes::wire::{InitPlan, RootPlan};
 use super::clone::CloneCall;
 use super::process::{ProbeProcess, SpawnRequest, spawn_probe};
 use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo};
-use crate::verdict::Skip;
 use crate::case_env::{CaseEnv, dirs};
 use crate::error::HarnessError;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode};
+use crate::verdict::Skip;
 
 /// Whether the probe's init creates the time namespace (to write offsets before anyone enters it;
 /// clone(2) cannot even express CLONE_NEWTIME).

@@ -150,9 +150,8 @@ pub struct ToolRequest<'a> {
 /// Starts an external tool with the stdio pipes a probe would get, through the same clone path
 /// (and the same owner: dropping the handle kills and reaps the tool).
 pub fn spawn_tool(req: ToolRequest<'_>) -> Result<ProbeProcess, HarnessError> {
-    let cstr = |s: &str, what: &str| {
-        CString::new(s).map_err(|_| HarnessError::Probe(format!("{what} {s:?} has a NUL byte")))
-    };
+    let cstr =
+        |s: &str, what: &str| CString::new(s).map_err(|_| HarnessError::Probe(format!("{what} {s:?} has a NUL byte")));
     let exe_text = req.exe.to_string_lossy();
     let a0 = req.exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| exe_text.to_string());
     let mut argv = vec![cstr(&a0, "argument")?];

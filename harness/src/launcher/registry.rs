@@ -1,6 +1,10 @@
 //! Every launcher, by kind: what `isoprobe run --launcher all` iterates, and what the run loop
 //! dispatches through.
 //!
+//! For the CLI: [`all`] (or [`by_name`]) lists the launchers, [`describe`] gives a launcher's tool,
+//! version and capabilities, [`launcher_matrix`] its cases, and [`run_case_on`] runs and judges one
+//! case on it (the outcome plus the assessment against the expected differences).
+//!
 //! Launchers are created once per process (their tool look-ups are cached) and live for its whole
 //! life, so the registry hands out `&'static` references.
 
@@ -11,9 +15,14 @@ use isoprobe_probes::wire::TimeOffsets;
 
 use super::external::{Bwrap, Lxc, Nspawn, Oci, Runtime, UtilUnshare};
 use super::native::NativeLauncher;
-use super::{IdMapSupport, Launcher, OffsetSupport};
+use serde::Serialize;
+
+use super::differences::{Assessment, assess};
+use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, ToolInfo};
 use crate::matrix::{singles_and_all, spec_for};
+use crate::run::Harness;
 use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
+use crate::verdict::{CaseOutcome, Skip};
 
 struct Registry {
     native: Vec<NativeLauncher>,
@@ -78,7 +87,12 @@ pub const WHOLE_SECOND_OFFSETS: TimeOffsets =
 pub fn launcher_sets() -> Vec<NsSet> {
     let mut v = vec![NsSet::EMPTY];
     v.extend(singles_and_all());
-    for (a, b) in [(NsKind::Pid, NsKind::Mnt), (NsKind::Net, NsKind::Mnt), (NsKind::User, NsKind::Uts), (NsKind::User, NsKind::Mnt)] {
+    for (a, b) in [
+        (NsKind::Pid, NsKind::Mnt),
+        (NsKind::Net, NsKind::Mnt),
+        (NsKind::User, NsKind::Uts),
+        (NsKind::User, NsKind::Mnt),
+    ] {
         v.push(NsSet::EMPTY.with(a).with(b));
     }
     v
@@ -112,4 +126,43 @@ pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
         }
     }
     v
+}
+
+/// What a launcher is on this machine: its tool and version (or why it cannot run) and what it
+/// can express. The header of a launcher's column in a conformance report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LauncherInfo {
+    pub kind: LauncherKind,
+    pub name: &'static str,
+    pub tool: Option<ToolInfo>,
+    /// Why the launcher cannot run at all here (`lxc-execute not installed ...`).
+    pub unavailable: Option<Skip>,
+    pub capabilities: Capabilities,
+}
+
+/// [`LauncherInfo`] of `kind`.
+pub fn describe(kind: LauncherKind) -> LauncherInfo {
+    let l = launcher(kind);
+    let (tool, unavailable) = match l.tool() {
+        Ok(t) => (t.cloned(), None),
+        Err(s) => (None, Some(s)),
+    };
+    LauncherInfo { kind, name: kind.name(), tool, unavailable, capabilities: l.capabilities() }
+}
+
+/// One case run through one launcher and judged with the launcher's documented defaults and
+/// expected differences. `outcome.passed()` is the raw verdict; `assessment.conforms()` says
+/// whether every failure is explained.
+#[derive(Debug, Clone, Serialize)]
+pub struct LauncherOutcome {
+    pub outcome: CaseOutcome,
+    pub assessment: Assessment,
+}
+
+/// Runs `spec` through launcher `kind` (the spec's own launcher field is replaced).
+pub fn run_case_on(harness: &Harness, kind: LauncherKind, spec: &CaseSpec) -> LauncherOutcome {
+    let spec = CaseSpec { launcher: kind, ..spec.clone() };
+    let outcome = harness.run_case(&spec);
+    let assessment = assess(&outcome, harness.runner());
+    LauncherOutcome { outcome, assessment }
 }

@@ -65,7 +65,10 @@ impl Default for Lxc {
 
 /// The container name and directory of a case (`-n`, `-P`).
 fn names(ctx: &StartContext<'_>) -> (String, String) {
-    (format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id), format!("isoprobe-{}-{}-lxc", ctx.run.run_token, ctx.case.id))
+    (
+        format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id),
+        format!("isoprobe-{}-{}-lxc", ctx.run.run_token, ctx.case.id),
+    )
 }
 
 impl Launcher for Lxc {
@@ -171,7 +174,11 @@ fn lxc_id_maps() -> IdMapSupport {
     let granted = |file: &str| {
         fs::read_to_string(file).is_ok_and(|t| t.lines().any(|l| l.starts_with("root:") || l.starts_with("0:")))
     };
-    if shadow && !(granted("/etc/subuid") && granted("/etc/subgid")) { IdMapSupport::OwnIdsOnly } else { IdMapSupport::Any }
+    if shadow && !(granted("/etc/subuid") && granted("/etc/subgid")) {
+        IdMapSupport::OwnIdsOnly
+    } else {
+        IdMapSupport::Any
+    }
 }
 
 /// The namespace names `lxc.namespace.clone` takes (those of /proc/<pid>/ns).
@@ -219,7 +226,8 @@ fn config_text(spec: &CaseSpec, ctx: &StartContext<'_>, cgroup: &str) -> String 
     let pivot = spec.rootfs == RootfsMode::PivotRoot;
     let new_proc = !user || spec.has(NsKind::Pid);
     let new_sys = (spec.has(NsKind::Net) || pivot) && (!user || spec.has(NsKind::Net));
-    let auto: Vec<&str> = [(new_proc, "proc:rw"), (new_sys, "sys:rw")].iter().filter(|(b, _)| *b).map(|(_, v)| *v).collect();
+    let auto: Vec<&str> =
+        [(new_proc, "proc:rw"), (new_sys, "sys:rw")].iter().filter(|(b, _)| *b).map(|(_, v)| *v).collect();
     if !auto.is_empty() {
         line("lxc.mount.auto", &auto.join(" "));
     }

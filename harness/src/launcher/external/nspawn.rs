@@ -22,9 +22,7 @@ use std::path::PathBuf;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
-use super::tool::{
-    HostDirsGuard, SharedHostDirs, ToolCell, ToolCgroup, ToolLeftovers, tool_env, wait_for_probe,
-};
+use super::tool::{HostDirsGuard, SharedHostDirs, ToolCell, ToolCgroup, ToolLeftovers, tool_env, wait_for_probe};
 use crate::error::HarnessError;
 use crate::launcher::{
     Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, Teardown,
@@ -164,10 +162,11 @@ impl Launcher for Nspawn {
         args.extend(["--".into(), format!("/{}", isoprobe_probes::PROBE_NAME)]);
         let env = tool_env();
         let propagate = PathBuf::from("/run/systemd/nspawn/propagate").join(&machine);
-        let shared: Vec<PathBuf> = ["/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks", "/run/systemd/nspawn"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let shared: Vec<PathBuf> =
+            ["/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks", "/run/systemd/nspawn"]
+                .iter()
+                .map(PathBuf::from)
+                .collect();
         let cgroup_name = format!("{machine}-nspawn");
         let mut tool_leftovers = ToolLeftovers::new(None);
         tool_leftovers.cgroups.push(cgroup_name.clone());

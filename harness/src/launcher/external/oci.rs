@@ -27,7 +27,9 @@ use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
 use super::oci_spec::{self, IdMapping, Linux, Mount, Namespace, Process, Root, Spec, TimeOffset, User};
-use super::tool::{TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, wait_for_probe, which};
+use super::tool::{
+    TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, wait_for_probe, which,
+};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
     Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
@@ -80,8 +82,9 @@ impl Oci {
     fn command(&self, tool: &ToolInfo) -> Result<(PathBuf, Vec<String>), HarnessError> {
         let mut args = Vec::new();
         if self.runtime == Runtime::Crun && Runner::current().is_root() && hybrid_cgroups() {
-            let unshare = which("unshare")
-                .ok_or_else(|| HarnessError::Probe("crun on a hybrid cgroup host needs unshare(1) (util-linux)".into()))?;
+            let unshare = which("unshare").ok_or_else(|| {
+                HarnessError::Probe("crun on a hybrid cgroup host needs unshare(1) (util-linux)".into())
+            })?;
             args.extend(
                 [
                     "--mount",
@@ -250,7 +253,9 @@ fn delete_if_left(exe: &Path, global: &[String], id: &str, state_entry: &Path) -
     args.extend(["delete", "--force", id]);
     match run_helper(exe, &args) {
         Ok((true, _)) if !state_entry.exists() => Vec::new(),
-        Ok((_, stderr)) => vec![format!("the OCI runtime left container {id} behind ({}): {stderr}", state_entry.display())],
+        Ok((_, stderr)) => {
+            vec![format!("the OCI runtime left container {id} behind ({}): {stderr}", state_entry.display())]
+        }
         Err(e) => vec![e.to_string()],
     }
 }

@@ -61,7 +61,13 @@ impl Capabilities {
     /// The same list in every set.
     pub fn all_sets(caps: &[&str]) -> Capabilities {
         let v: Vec<String> = caps.iter().map(|c| (*c).to_owned()).collect();
-        Capabilities { bounding: v.clone(), effective: v.clone(), inheritable: v.clone(), permitted: v.clone(), ambient: v }
+        Capabilities {
+            bounding: v.clone(),
+            effective: v.clone(),
+            inheritable: v.clone(),
+            permitted: v.clone(),
+            ambient: v,
+        }
     }
 }
 
@@ -205,7 +211,12 @@ mod tests {
             },
             root: Root { path: "/tmp/x".into(), readonly: false },
             hostname: Some("isoprobe-1".into()),
-            mounts: vec![Mount { destination: "/proc".into(), fs_type: "proc".into(), source: "proc".into(), options: vec![] }],
+            mounts: vec![Mount {
+                destination: "/proc".into(),
+                fs_type: "proc".into(),
+                source: "proc".into(),
+                options: vec![],
+            }],
             linux: Linux {
                 namespaces: vec![Namespace { kind: "pid".into() }, Namespace { kind: "mount".into() }],
                 uid_mappings: vec![IdMapping { container_id: 0, host_id: 100_000, size: 65_536 }],
@@ -213,7 +224,9 @@ mod tests {
                 cgroups_path: Some("/isoprobe-x".into()),
                 time_offsets: [("boottime".to_owned(), TimeOffset::from_ns(-1_500_000_000))].into_iter().collect(),
             },
-            annotations: [("run.oci.timens_offset".to_owned(), "boottime -2 500000000".to_owned())].into_iter().collect(),
+            annotations: [("run.oci.timens_offset".to_owned(), "boottime -2 500000000".to_owned())]
+                .into_iter()
+                .collect(),
         }
     }
 

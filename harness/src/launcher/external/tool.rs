@@ -90,9 +90,10 @@ impl ToolCell {
 
 /// The first executable `command` in [`SEARCH_PATH`].
 pub fn which(command: &str) -> Option<PathBuf> {
-    SEARCH_PATH.split(':').map(|d| Path::new(d).join(command)).find(|p| {
-        nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
-    })
+    SEARCH_PATH
+        .split(':')
+        .map(|d| Path::new(d).join(command))
+        .find(|p| nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file())
 }
 
 /// The numeric `major.minor.patch` found first in a version line (`crun version 1.8.1` → 1.8.1).
@@ -230,20 +231,22 @@ fn probe_descendant(root: Pid) -> Option<Pid> {
             probes.push(pid);
         }
     }
-    probes.into_iter().find(|&p| {
-        let mut cur = p;
-        for _ in 0..64 {
-            if cur == root.as_raw() {
-                return true;
+    probes
+        .into_iter()
+        .find(|&p| {
+            let mut cur = p;
+            for _ in 0..64 {
+                if cur == root.as_raw() {
+                    return true;
+                }
+                match parent.get(&cur) {
+                    Some(&pp) if pp > 0 => cur = pp,
+                    _ => return false,
+                }
             }
-            match parent.get(&cur) {
-                Some(&pp) if pp > 0 => cur = pp,
-                _ => return false,
-            }
-        }
-        false
-    })
-    .map(Pid::from_raw)
+            false
+        })
+        .map(Pid::from_raw)
 }
 
 /// Runs a helper command of a tool (`runc delete`, `lxc-stop`) to completion with no stdin;
@@ -285,7 +288,9 @@ impl WorkDir {
 /// Every mounted cgroup hierarchy (v1 controllers, named v1 hierarchies and cgroup2).
 pub fn cgroup_mounts() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = mounts()
-        .map(|m| m.into_iter().filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2").map(|m| m.mount_point).collect())
+        .map(|m| {
+            m.into_iter().filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2").map(|m| m.mount_point).collect()
+        })
         .unwrap_or_default();
     v.sort();
     v.dedup();

@@ -65,6 +65,12 @@ impl UtilUnshare {
     }
 }
 
+impl Default for UtilUnshare {
+    fn default() -> Self {
+        UtilUnshare::new()
+    }
+}
+
 impl Launcher for UtilUnshare {
     fn kind(&self) -> LauncherKind {
         if self.joiner { LauncherKind::UtilNsenter } else { LauncherKind::UtilUnshare }
