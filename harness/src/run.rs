@@ -168,6 +168,17 @@ impl Harness {
     /// not run: the probe's stdin is closed, and the container ends and is torn down outside the
     /// measured time. For the benches.
     pub fn start_latency(&self, spec: &CaseSpec) -> Result<Duration, HarnessError> {
+        self.start_and_stop(spec, false)
+    }
+
+    /// Starts `spec`'s container, waits for the probe's first message, then SIGKILLs the process
+    /// the harness started (the tool), as a case timeout does, and tears down. Fails if the tool
+    /// leaves anything behind, the probe itself included.
+    pub fn start_and_kill(&self, spec: &CaseSpec) -> Result<(), HarnessError> {
+        self.start_and_stop(spec, true).map(drop)
+    }
+
+    fn start_and_stop(&self, spec: &CaseSpec, kill: bool) -> Result<Duration, HarnessError> {
         spec.validate()?;
         let spec = spec.resolve(self.run.runner);
         let deadline = Instant::now() + self.opts.case_timeout;
@@ -195,11 +206,28 @@ impl Harness {
             "waiting for the probe's first message",
         )?;
         let elapsed = started.elapsed();
-        // The probe stops at its next read of stdin; a host question it asked meanwhile is left
-        // unanswered, and the host side (names handed out, sentinels) is removed with the case.
-        p.process.stdin = None;
-        let _ = p.process.wait_until(deadline);
-        let left = p.release();
+        // Held for the check below: a pidfd names this very process, never a recycled pid.
+        let probe = sys::pidfd_open(p.probe_pid.as_raw()).ctx(|| format!("pidfd_open({})", p.probe_pid))?;
+        if kill {
+            p.process.kill();
+        } else {
+            // The probe stops at its next read of stdin; a host question it asked meanwhile is
+            // left unanswered, and the host side (names, sentinels) is removed with the case.
+            p.process.stdin = None;
+            let _ = p.process.wait_until(deadline);
+        }
+        let mut left = p.release();
+        // The probe must be gone once its launcher is torn down.
+        if crate::launcher::process::wait_readable(
+            std::os::fd::AsFd::as_fd(&probe),
+            Instant::now() + crate::launcher::process::GRACE,
+            "waiting for the probe to end",
+        )
+        .is_err()
+        {
+            let _ = sys::pidfd_send_signal(&probe, libc::SIGKILL);
+            left.push(format!("the probe (pid {}) outlived its launcher and was killed", p.probe_pid));
+        }
         if !left.is_empty() {
             return Err(HarnessError::Probe(format!("the launcher left things behind: {}", left.join("; "))));
         }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use isoprobe_harness::launcher::differences::assess;
-use isoprobe_harness::launcher::registry::{self, launcher_matrix};
+use isoprobe_harness::launcher::registry::launcher_matrix;
 use isoprobe_harness::{CaseSpec, Harness, LauncherKind};
 use isoprobe_suites::{skip_outcome, suite_main};
 use libtest_mimic::{Completion, Trial};
@@ -21,11 +21,29 @@ fn main() -> ExitCode {
         let only: Option<Vec<String>> =
             std::env::var("ISOPROBE_LAUNCHERS").ok().map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
         let kinds = std::iter::once(LauncherKind::Clone3).chain(LauncherKind::EXTERNAL);
-        kinds
-            .filter(|k| only.as_ref().is_none_or(|o| o.iter().any(|n| n == k.name())))
-            .flat_map(|k| launcher_matrix(k, h.runner()))
-            .map(|s| launcher_trial(h, s))
-            .collect()
+        let kinds: Vec<LauncherKind> =
+            kinds.filter(|k| only.as_ref().is_none_or(|o| o.iter().any(|n| n == k.name()))).collect();
+        let mut trials: Vec<Trial> =
+            kinds.iter().flat_map(|k| launcher_matrix(*k, h.runner())).map(|s| launcher_trial(h, s)).collect();
+        trials.extend(kinds.iter().filter(|k| !k.joins()).map(|k| kill_trial(h, *k)));
+        trials
+    })
+}
+
+/// A launcher killed mid-case (what a case timeout does) leaves nothing behind, its probe included:
+/// the largest set each launcher can run, in its first rootfs mode.
+fn kill_trial(h: &Arc<Harness>, kind: LauncherKind) -> Trial {
+    let h = Arc::clone(h);
+    let spec = launcher_matrix(kind, h.runner())
+        .into_iter()
+        .filter(|s| h.requirement(s).is_ok())
+        .max_by_key(|s| s.namespaces.len())
+        .unwrap_or_else(|| launcher_matrix(kind, h.runner()).remove(0));
+    Trial::ignorable_test(format!("kill-mid-case/{}", spec.name()), move || {
+        if let Err(skip) = h.requirement(&spec) {
+            return skip_outcome(&skip);
+        }
+        h.start_and_kill(&spec).map(|()| Completion::Completed).map_err(|e| e.to_string().into())
     })
 }
 
@@ -51,7 +69,6 @@ fn launcher_trial(h: &Arc<Harness>, spec: CaseSpec) -> Trial {
             }
             msg.push(format!("init ({:?}): {}", run.role, run.init.join("; ")));
         }
-        let _ = registry::all;
         Err(msg.join("\n").into())
     })
 }

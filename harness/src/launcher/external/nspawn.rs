@@ -16,6 +16,8 @@
 //! created below the cgroup it starts in (so it starts in an isoprobe cgroup of its own, in the
 //! cgroup2 and the named v1 hierarchies), and /run/systemd/nspawn/propagate/<machine>, which it
 //! refuses to remove itself when /run is not a tmpfs ("Attempted to remove disk file system").
+//! Killed (a case timeout), it also leaves the container running in `payload` and its lock file
+//! in /run/systemd/nspawn/locks: the teardown empties the cgroup (cgroup.kill) and removes both.
 
 use std::path::PathBuf;
 
@@ -23,7 +25,7 @@ use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
 use super::tool::{HostDirsGuard, SharedHostDirs, ToolCell, ToolCgroup, ToolLeftovers, tool_env, wait_for_probe};
-use crate::error::HarnessError;
+use crate::error::{Context, HarnessError};
 use crate::launcher::{
     Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, Teardown,
     ToolInfo,
@@ -162,6 +164,10 @@ impl Launcher for Nspawn {
         args.extend(["--".into(), format!("/{}", isoprobe_probes::PROBE_NAME)]);
         let env = tool_env();
         let propagate = PathBuf::from("/run/systemd/nspawn/propagate").join(&machine);
+        // nspawn's lock on the container directory, which it leaves when it is killed while the
+        // container runs (systemd: lock_image() takes /run/systemd/nspawn/locks/inode-DEV:INO).
+        let st = nix::sys::stat::stat(&ctx.case.dir).ctx(|| format!("stat {}", ctx.case.dir.display()))?;
+        let lock = PathBuf::from(format!("/run/systemd/nspawn/locks/inode-{}:{}", st.st_dev, st.st_ino));
         let shared: Vec<PathBuf> =
             ["/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks", "/run/systemd/nspawn"]
                 .iter()
@@ -170,7 +176,7 @@ impl Launcher for Nspawn {
         let cgroup_name = format!("{machine}-nspawn");
         let mut tool_leftovers = ToolLeftovers::new(None);
         tool_leftovers.cgroups.push(cgroup_name.clone());
-        let leftovers = NspawnLeftovers { tool: tool_leftovers, run_dirs: RUN_DIRS.enter(&shared, vec![propagate]) };
+        let leftovers = NspawnLeftovers { tool: tool_leftovers, run_dirs: RUN_DIRS.enter(&shared, vec![propagate, lock]) };
         let cgroup = ToolCgroup::create(cgroup_name)?;
         let mut process = cgroup.start(ctx, &tool.path, &args, &env)?;
         let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;

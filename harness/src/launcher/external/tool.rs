@@ -285,14 +285,18 @@ impl WorkDir {
     }
 }
 
-/// Every mounted cgroup hierarchy (v1 controllers, named v1 hierarchies and cgroup2).
-pub fn cgroup_mounts() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = mounts()
+/// Every mounted cgroup hierarchy (v1 controllers, named v1 hierarchies and cgroup2), cgroup2
+/// first, with whether it is cgroup2.
+pub fn cgroup_mounts() -> Vec<(PathBuf, bool)> {
+    let mut v: Vec<(PathBuf, bool)> = mounts()
         .map(|m| {
-            m.into_iter().filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2").map(|m| m.mount_point).collect()
+            m.into_iter()
+                .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+                .map(|m| (m.mount_point, m.fs_type == "cgroup2"))
+                .collect()
         })
         .unwrap_or_default();
-    v.sort();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     v.dedup();
     v
 }
@@ -302,13 +306,16 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
 const CGROUP_DRAIN: Duration = Duration::from_secs(2);
 
 /// Removes the cgroup subtree at `rel` (relative to each hierarchy's root) in every hierarchy,
-/// deepest first, with rmdir only: a cgroup that still holds a process is reported, never killed
-/// from here. `rel`'s last component must carry the isoprobe prefix.
+/// deepest first. `rel`'s last component must carry the isoprobe prefix: it was named by a
+/// launcher for one case, so whatever still runs in it is that case's container, which outlived
+/// its tool (systemd-nspawn's payload survives a SIGKILL of nspawn). On cgroup2 such a subtree is
+/// emptied with cgroup.kill after a drain period; a process shows in every hierarchy, so cgroup2
+/// goes first and the v1 directories empty with it.
 pub fn remove_cgroup_everywhere(rel: &str) -> Vec<String> {
     let name = rel.rsplit('/').next().unwrap_or(rel);
     assert!(name.starts_with(crate::names::PREFIX), "cgroup {rel} lacks the isoprobe prefix");
     let mut problems = Vec::new();
-    for root in cgroup_mounts() {
+    for (root, v2) in cgroup_mounts() {
         let top = root.join(rel.trim_start_matches('/'));
         if !top.exists() {
             continue;
@@ -317,7 +324,7 @@ pub fn remove_cgroup_everywhere(rel: &str) -> Vec<String> {
         collect_dirs(&top, &mut dirs);
         dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for d in dirs {
-            if let Err(e) = rmdir_draining(&d) {
+            if let Err(e) = rmdir_draining(&d, v2) {
                 problems.push(format!("failed to remove cgroup {}: {e}", d.display()));
             }
         }
@@ -336,14 +343,22 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn rmdir_draining(dir: &Path) -> Result<(), std::io::Error> {
-    let deadline = Instant::now() + CGROUP_DRAIN;
+/// rmdir with a drain period; a cgroup2 directory still busy after it is emptied with cgroup.kill
+/// (which kills every process in its subtree) and given a second period.
+fn rmdir_draining(dir: &Path, v2: bool) -> Result<(), std::io::Error> {
+    let mut deadline = Instant::now() + CGROUP_DRAIN;
+    let mut killed = !v2;
     loop {
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) && !killed => {
+                fs::write(dir.join("cgroup.kill"), "1")?;
+                killed = true;
+                deadline = Instant::now() + CGROUP_DRAIN;
             }
             Err(e) => return Err(e),
         }
@@ -435,8 +450,8 @@ impl Default for SharedHostDirs {
     }
 }
 
-/// One container's share of [`SharedHostDirs`]: its own directories (removed whole; each is named
-/// after the case) and its count.
+/// One container's share of [`SharedHostDirs`]: its own directories and files (removed whole; each
+/// is named after the case) and its count.
 #[derive(Debug)]
 pub struct HostDirsGuard {
     dirs: &'static SharedHostDirs,
@@ -452,7 +467,8 @@ impl HostDirsGuard {
         }
         self.counted = false;
         for d in self.per_case.drain(..) {
-            if let Err(e) = fs::remove_dir_all(&d)
+            let removed = if d.is_dir() { fs::remove_dir_all(&d) } else { fs::remove_file(&d) };
+            if let Err(e) = removed
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 problems.push(format!("failed to remove {}: {e}", d.display()));
