@@ -285,3 +285,76 @@ pub fn check_capabilities(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::spec_for;
+    use crate::spec::IdMaps;
+
+    const ROOT: Runner = Runner { uid: 0, gid: 0 };
+
+    #[test]
+    fn what_a_launcher_cannot_express_is_a_precise_skip() {
+        let bwrap = registry::launcher(LauncherKind::Bwrap);
+        let spec = spec_for("time".parse().unwrap(), RootfsMode::Host, LauncherKind::Bwrap);
+        let skip = check_capabilities(LauncherKind::Bwrap, &bwrap.capabilities(), &spec, ROOT).unwrap_err();
+        assert_eq!(skip.reason, "bwrap cannot create a time namespace");
+        let spec = spec_for("mnt".parse().unwrap(), RootfsMode::Chroot, LauncherKind::Bwrap);
+        let skip = check_capabilities(LauncherKind::Bwrap, &bwrap.capabilities(), &spec, ROOT).unwrap_err();
+        assert!(skip.reason.contains("rootfs mode `chroot`"), "{}", skip.reason);
+        let unshare = registry::launcher(LauncherKind::UtilUnshare);
+        let spec = CaseSpec {
+            id_maps: Some(IdMaps::range(100_000, 100_000, 65_536)),
+            ..spec_for("user".parse().unwrap(), RootfsMode::Host, LauncherKind::UtilUnshare)
+        };
+        let skip = check_capabilities(LauncherKind::UtilUnshare, &unshare.capabilities(), &spec, ROOT).unwrap_err();
+        assert!(skip.reason.contains("`0 100000 65536`"), "{}", skip.reason);
+        // Sub-second offsets where only whole seconds are taken.
+        let spec = spec_for("time".parse().unwrap(), RootfsMode::Host, LauncherKind::UtilUnshare);
+        let skip = check_capabilities(LauncherKind::UtilUnshare, &unshare.capabilities(), &spec, ROOT).unwrap_err();
+        assert!(skip.reason.contains("whole seconds"), "{}", skip.reason);
+    }
+
+    #[test]
+    fn a_missing_tool_is_named_with_its_package() {
+        let skip =
+            external::tool::find_tool(LauncherKind::Lxc, "isoprobe-no-such-tool", "lxc", &["--version"]).unwrap_err();
+        assert_eq!(skip.requirement, "tool:isoprobe-no-such-tool");
+        assert!(skip.reason.starts_with("isoprobe-no-such-tool not installed (Debian package lxc)"), "{}", skip.reason);
+    }
+
+    #[test]
+    fn documented_defaults_reach_the_oracle() {
+        let nspawn = registry::launcher(LauncherKind::Nspawn);
+        let spec = spec_for("mnt+net".parse().unwrap(), RootfsMode::PivotRoot, LauncherKind::Nspawn);
+        let e = nspawn.effective(&spec, ROOT);
+        for k in [NsKind::Pid, NsKind::Mnt, NsKind::Uts, NsKind::Ipc, NsKind::Cgroup, NsKind::Net] {
+            assert!(e.spec.has(k), "{k} missing from {}", e.spec.namespaces);
+        }
+        assert!(!e.spec.has(NsKind::User));
+        assert_eq!(e.spec.hostname.as_deref(), Some(external::nspawn::DEFAULT_HOSTNAME));
+        assert!(e.defaults.iter().all(|d| !d.source.is_empty()));
+        let bwrap = registry::launcher(LauncherKind::Bwrap);
+        let e = bwrap.effective(
+            &spec_for("pid".parse().unwrap(), RootfsMode::Host, LauncherKind::Bwrap),
+            Runner { uid: 1000, gid: 1000 },
+        );
+        assert!(e.spec.has(NsKind::Mnt) && e.spec.has(NsKind::User));
+        assert_eq!(e.spec.id_maps, Some(IdMaps::range(1000, 1000, 1)));
+    }
+
+    #[test]
+    fn every_kind_is_registered_once_with_a_valid_matrix() {
+        let all = registry::all();
+        let names: std::collections::BTreeSet<&str> = all.iter().map(|l| l.kind().name()).collect();
+        assert_eq!(names.len(), LauncherKind::ALL.len() + LauncherKind::EXTERNAL.len());
+        for l in all {
+            assert_eq!(registry::by_name(l.kind().name()).map(|b| b.kind()), Some(l.kind()));
+            for s in registry::launcher_matrix(l.kind(), ROOT) {
+                assert_eq!(s.validate(), Ok(()), "{s}");
+                assert_eq!(s.launcher, l.kind());
+            }
+        }
+    }
+}

@@ -127,7 +127,7 @@ impl Launcher for Lxc {
         let lxcpath = work.path.join("containers");
         fs::create_dir(&lxcpath).ctx(|| format!("create {}", lxcpath.display()))?;
         let config = work.path.join("config");
-        fs::write(&config, config_text(spec, ctx, &cgroup)).ctx(|| format!("write {}", config.display()))?;
+        fs::write(&config, config_text(spec, &ctx.case.dir, &cgroup)).ctx(|| format!("write {}", config.display()))?;
         let leftovers = lxc_leftovers(ctx, work, &cgroup);
         let probe = match spec.rootfs {
             RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
@@ -187,7 +187,7 @@ fn lxc_ns(kind: NsKind) -> &'static str {
 }
 
 /// The generated config of one container.
-fn config_text(spec: &CaseSpec, ctx: &StartContext<'_>, cgroup: &str) -> String {
+fn config_text(spec: &CaseSpec, rootfs: &Path, cgroup: &str) -> String {
     let mut c = String::new();
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(c, "{k} = {v}");
@@ -216,7 +216,7 @@ fn config_text(spec: &CaseSpec, ctx: &StartContext<'_>, cgroup: &str) -> String 
         }
     }
     if spec.rootfs == RootfsMode::PivotRoot {
-        line("lxc.rootfs.path", &format!("dir:{}", ctx.case.dir.display()));
+        line("lxc.rootfs.path", &format!("dir:{}", rootfs.display()));
     }
     // A new procfs needs the pid namespace to be owned by the container's user namespace, a new
     // sysfs the network namespace; where they are not, the host's instance is bound in (on the
@@ -284,5 +284,55 @@ impl Teardown for LxcLeftovers {
         let mut problems = self.tool.teardown();
         problems.extend(self.lock.release());
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::spec_for;
+    use crate::spec::Runner;
+
+    fn config(ns: &str, rootfs: RootfsMode) -> String {
+        let spec = spec_for(ns.parse().unwrap(), rootfs, LauncherKind::Lxc).resolve(Runner { uid: 0, gid: 0 });
+        config_text(&spec, Path::new("/tmp/isoprobe-x/case-1"), "isoprobe-x-1-lxc")
+    }
+
+    #[test]
+    fn the_config_clones_exactly_the_requested_namespaces() {
+        let c = config("pid+mnt+net", RootfsMode::PivotRoot);
+        assert!(c.contains("lxc.namespace.clone = pid mnt net\n"), "{c}");
+        assert!(c.contains("lxc.net.0.type = empty\n"), "{c}");
+        assert!(c.contains("lxc.rootfs.path = dir:/tmp/isoprobe-x/case-1\n"), "{c}");
+        assert!(c.contains("lxc.mount.auto = proc:rw sys:rw\n"), "{c}");
+        assert!(!c.contains("lxc.uts.name"), "{c}");
+        assert!(c.contains("lxc.cgroup.dir.monitor.pivot = isoprobe-x-1-lxc-pivot\n"), "{c}");
+    }
+
+    #[test]
+    fn hostname_maps_and_offsets_use_lxc_keys() {
+        let c = config("all", RootfsMode::PivotRoot);
+        assert!(c.contains("lxc.uts.name = isoprobe-ff\n"), "{c}");
+        assert!(c.contains("lxc.idmap = u 0 100000 65536\n") && c.contains("lxc.idmap = g 0 100000 65536\n"), "{c}");
+        // Whole seconds only (see `capabilities`).
+        assert!(c.contains("lxc.time.offset.boot = 1209600s\n"), "{c}");
+    }
+
+    #[test]
+    fn host_root_keeps_the_hosts_sysfs_without_a_new_network_namespace() {
+        let c = config("pid+mnt", RootfsMode::Host);
+        assert!(c.contains("lxc.mount.auto = proc:rw\n"), "{c}");
+        assert!(!c.contains("lxc.rootfs.path"), "{c}");
+        // A user namespace that owns neither the pid nor the network namespace: binds, not mounts.
+        let c = config("mnt+user", RootfsMode::PivotRoot);
+        assert!(c.contains("lxc.mount.entry = /proc proc none rbind 0 0\n"), "{c}");
+        assert!(c.contains("lxc.mount.entry = /sys sys none rbind 0 0\n"), "{c}");
+    }
+
+    #[test]
+    fn lxc_refuses_specs_without_a_mount_namespace() {
+        let spec = spec_for("pid".parse().unwrap(), RootfsMode::Host, LauncherKind::Lxc);
+        let skip = Lxc::new().supports(&spec, Runner { uid: 0, gid: 0 }).unwrap_err();
+        assert!(skip.reason.contains("host's"), "{}", skip.reason);
     }
 }

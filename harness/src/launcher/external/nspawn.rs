@@ -176,7 +176,8 @@ impl Launcher for Nspawn {
         let cgroup_name = format!("{machine}-nspawn");
         let mut tool_leftovers = ToolLeftovers::new(None);
         tool_leftovers.cgroups.push(cgroup_name.clone());
-        let leftovers = NspawnLeftovers { tool: tool_leftovers, run_dirs: RUN_DIRS.enter(&shared, vec![propagate, lock]) };
+        let leftovers =
+            NspawnLeftovers { tool: tool_leftovers, run_dirs: RUN_DIRS.enter(&shared, vec![propagate, lock]) };
         let cgroup = ToolCgroup::create(cgroup_name)?;
         let mut process = cgroup.start(ctx, &tool.path, &args, &env)?;
         let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;

@@ -203,7 +203,7 @@ impl Launcher for Oci {
         let work = WorkDir::create(ctx, self.name())?;
         let id = format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id);
         let cgroup = Runner::current().is_root().then(|| format!("{id}-oci"));
-        let mut config = bundle_config(ctx, cgroup.as_deref());
+        let mut config = bundle_config(ctx.spec, &ctx.case.dir, cgroup.as_deref());
         if self.runtime == Runtime::Crun {
             crun_time_annotation(&mut config);
         }
@@ -261,8 +261,7 @@ fn delete_if_left(exe: &Path, global: &[String], id: &str, state_entry: &Path) -
 }
 
 /// The OCI config of the case's container.
-fn bundle_config(ctx: &StartContext<'_>, cgroup: Option<&str>) -> Spec {
-    let spec = ctx.spec;
+fn bundle_config(spec: &CaseSpec, rootfs: &Path, cgroup: Option<&str>) -> Spec {
     let has = |k| spec.has(k);
     let user = has(NsKind::User);
     let bind = |dest: &str| Mount {
@@ -305,7 +304,7 @@ fn bundle_config(ctx: &StartContext<'_>, cgroup: Option<&str>) -> Spec {
             capabilities: Some(oci_spec::Capabilities::all_sets(&oci_spec::bounding_caps())),
             no_new_privileges: false,
         },
-        root: Root { path: ctx.case.dir.to_string_lossy().into_owned(), readonly: false },
+        root: Root { path: rootfs.to_string_lossy().into_owned(), readonly: false },
         hostname: spec.hostname.clone().filter(|_| has(NsKind::Uts)),
         mounts,
         linux: Linux {
@@ -316,5 +315,45 @@ fn bundle_config(ctx: &StartContext<'_>, cgroup: Option<&str>) -> Spec {
             time_offsets,
         },
         annotations: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::spec_for;
+
+    fn config(ns: &str) -> Spec {
+        let spec =
+            spec_for(ns.parse().unwrap(), RootfsMode::PivotRoot, LauncherKind::Crun).resolve(Runner { uid: 0, gid: 0 });
+        bundle_config(&spec, Path::new("/tmp/isoprobe-x/case-1"), Some("isoprobe-x-1-oci"))
+    }
+
+    #[test]
+    fn the_bundle_carries_the_spec() {
+        let c = config("all");
+        let kinds: Vec<&str> = c.linux.namespaces.iter().map(|n| n.kind.as_str()).collect();
+        assert_eq!(kinds, ["pid", "uts", "mount", "ipc", "network", "user", "cgroup", "time"]);
+        assert_eq!(c.hostname.as_deref(), Some("isoprobe-ff"));
+        assert_eq!(c.linux.uid_mappings[0].host_id, 100_000);
+        assert_eq!(c.linux.cgroups_path.as_deref(), Some("/isoprobe-x-1-oci"));
+        assert_eq!(c.linux.time_offsets["boottime"], TimeOffset { secs: 1_209_600, nanosecs: 987_654_321 });
+        assert_eq!(c.mounts[0].fs_type, "proc");
+        assert_eq!(c.mounts[1].fs_type, "sysfs");
+        assert!(!c.process.terminal);
+    }
+
+    #[test]
+    fn a_user_namespace_without_pid_and_net_binds_proc_and_sys() {
+        let c = config("mnt+user");
+        assert_eq!((c.mounts[0].fs_type.as_str(), c.mounts[1].fs_type.as_str()), ("bind", "bind"));
+        assert!(c.hostname.is_none());
+    }
+
+    #[test]
+    fn crun_gets_the_offsets_in_its_annotation_too() {
+        let mut c = config("mnt+time");
+        crun_time_annotation(&mut c);
+        assert_eq!(c.annotations["run.oci.timens_offset"], "boottime 1209600 987654321\nmonotonic 604800 123456789");
     }
 }
