@@ -181,6 +181,15 @@ fn lxc_id_maps() -> IdMapSupport {
     }
 }
 
+/// The seam for cgroup limits (the cgroup work, issue 3): when [`CaseSpec`] carries limits in the
+/// canonical v2 vocabulary (memory.max, pids.max, cpu.max, ...), this maps each to LXC's key for
+/// the host's layout — `lxc.cgroup2.<file>` on cgroup2, `lxc.cgroup.<v1 file>` on v1 (e.g.
+/// memory.max → lxc.cgroup.memory.limit_in_bytes) — and [`Capabilities::cgroup_limits`] turns
+/// true. Until then a spec has no limits and there is nothing to write.
+fn cgroup_limit_lines(_spec: &CaseSpec) -> Vec<(String, String)> {
+    Vec::new()
+}
+
 /// The namespace names `lxc.namespace.clone` takes (those of /proc/<pid>/ns).
 fn lxc_ns(kind: NsKind) -> &'static str {
     kind.name()
@@ -242,6 +251,9 @@ fn config_text(spec: &CaseSpec, rootfs: &Path, cgroup: &str) -> String {
     {
         line("lxc.time.offset.monotonic", &format!("{}s", t.monotonic_ns / 1_000_000_000));
         line("lxc.time.offset.boot", &format!("{}s", t.boottime_ns / 1_000_000_000));
+    }
+    for (key, value) in cgroup_limit_lines(spec) {
+        line(&key, &value);
     }
     line("lxc.cgroup.dir.container", &format!("{cgroup}/payload"));
     line("lxc.cgroup.dir.monitor", &format!("{cgroup}/monitor"));
