@@ -25,12 +25,10 @@ use std::path::{Path, PathBuf};
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
-use super::tool::{
-    HostDirsGuard, SharedHostDirs, ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which,
-};
+use super::tool::{SharedHostDirs, ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
-    Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, Teardown, ToolInfo,
+    Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
@@ -275,28 +273,15 @@ static LOCK_DIRS: SharedHostDirs = SharedHostDirs::new();
 /// The leftovers of one LXC container: its work directory and cgroups, and its lock directory
 /// (LOCK_ROOT mirrors the work directory, which is named after the case; the run's mirror and the
 /// parents up to /run/lxc are shared).
-fn lxc_leftovers(ctx: &StartContext<'_>, work: WorkDir, cgroup: &str) -> LxcLeftovers {
+fn lxc_leftovers(ctx: &StartContext<'_>, work: WorkDir, cgroup: &str) -> ToolLeftovers {
     let run_lock = lock_mirror(&ctx.run.dir);
     let shared: Vec<PathBuf> =
         run_lock.ancestors().take_while(|p| p.starts_with("/run/lxc")).map(Path::to_path_buf).collect();
-    let lock = LOCK_DIRS.enter(&shared, vec![lock_mirror(&work.path)]);
+    let case_lock = lock_mirror(&work.path);
     let mut tool = ToolLeftovers::new(Some(work));
     tool.cgroups = vec![cgroup.to_owned(), format!("{cgroup}-pivot")];
-    LxcLeftovers { tool, lock }
-}
-
-#[derive(Debug)]
-struct LxcLeftovers {
-    tool: ToolLeftovers,
-    lock: HostDirsGuard,
-}
-
-impl Teardown for LxcLeftovers {
-    fn teardown(&mut self) -> Vec<String> {
-        let mut problems = self.tool.teardown();
-        problems.extend(self.lock.release());
-        problems
-    }
+    tool.host_dirs = Some(LOCK_DIRS.enter(&shared, vec![case_lock]));
+    tool
 }
 
 #[cfg(test)]

@@ -24,11 +24,10 @@ use std::path::PathBuf;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
-use super::tool::{HostDirsGuard, SharedHostDirs, ToolCell, ToolCgroup, ToolLeftovers, tool_env, wait_for_probe};
+use super::tool::{SharedHostDirs, ToolCell, ToolCgroup, ToolLeftovers, tool_env, wait_for_probe};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
-    Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, Teardown,
-    ToolInfo,
+    Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
@@ -176,25 +175,11 @@ impl Launcher for Nspawn {
         let cgroup_name = format!("{machine}-nspawn");
         let mut tool_leftovers = ToolLeftovers::new(None);
         tool_leftovers.cgroups.push(cgroup_name.clone());
-        let leftovers =
-            NspawnLeftovers { tool: tool_leftovers, run_dirs: RUN_DIRS.enter(&shared, vec![propagate, lock]) };
+        tool_leftovers.host_dirs = Some(RUN_DIRS.enter(&shared, vec![propagate, lock]));
+        let leftovers = tool_leftovers;
         let cgroup = ToolCgroup::create(cgroup_name)?;
         let mut process = cgroup.start(ctx, &tool.path, &args, &env)?;
         let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;
         Ok(Started { process, probe_pid, init: InitPlan::default(), teardown: Some(Box::new(leftovers)) })
-    }
-}
-
-#[derive(Debug)]
-struct NspawnLeftovers {
-    tool: ToolLeftovers,
-    run_dirs: HostDirsGuard,
-}
-
-impl Teardown for NspawnLeftovers {
-    fn teardown(&mut self) -> Vec<String> {
-        let mut problems = self.tool.teardown();
-        problems.extend(self.run_dirs.release());
-        problems
     }
 }

@@ -373,6 +373,8 @@ pub struct ToolLeftovers {
     pub cgroups: Vec<String>,
     /// Tool-specific steps that run first (e.g. `runc delete --force`).
     pub before: Vec<TeardownStep>,
+    /// The tool's bookkeeping directories outside the run directory.
+    pub host_dirs: Option<HostDirsGuard>,
 }
 
 /// One tool-specific teardown step; it returns what it could not undo.
@@ -389,7 +391,7 @@ impl std::fmt::Debug for TeardownStep {
 
 impl ToolLeftovers {
     pub fn new(work: Option<WorkDir>) -> ToolLeftovers {
-        ToolLeftovers { work, cgroups: Vec::new(), before: Vec::new() }
+        ToolLeftovers { work, cgroups: Vec::new(), before: Vec::new(), host_dirs: None }
     }
 }
 
@@ -404,6 +406,9 @@ impl Teardown for ToolLeftovers {
         }
         if let Some(mut w) = self.work.take() {
             problems.extend(w.remove());
+        }
+        if let Some(h) = self.host_dirs.as_mut() {
+            problems.extend(h.release());
         }
         problems
     }
@@ -451,7 +456,7 @@ impl Default for SharedHostDirs {
 }
 
 /// One container's share of [`SharedHostDirs`]: its own directories and files (removed whole; each
-/// is named after the case) and its count.
+/// is named after the case) and its count. Held by a [`ToolLeftovers`], which releases it.
 #[derive(Debug)]
 pub struct HostDirsGuard {
     dirs: &'static SharedHostDirs,
@@ -486,14 +491,6 @@ impl HostDirsGuard {
             }
         }
         problems
-    }
-}
-
-impl Drop for HostDirsGuard {
-    fn drop(&mut self) {
-        for p in self.release() {
-            eprintln!("isoprobe: {p}");
-        }
     }
 }
 
