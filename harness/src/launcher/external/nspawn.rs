@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
-use super::tool::{SharedHostDirs, ToolCell, ToolCgroup, ToolLeftovers, tool_env, wait_for_probe};
+use super::tool::{SharedHostDirs, ToolCell, ToolCgroup, ToolLeftovers, start_tool_in, tool_env, wait_for_probe};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
     Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
@@ -178,7 +178,7 @@ impl Launcher for Nspawn {
         tool_leftovers.host_dirs = Some(RUN_DIRS.enter(&shared, vec![propagate, lock]));
         let leftovers = tool_leftovers;
         let cgroup = ToolCgroup::create(cgroup_name)?;
-        let mut process = cgroup.start(ctx, &tool.path, &args, &env)?;
+        let mut process = start_tool_in(ctx, Some(&cgroup), &tool.path, &args, &env)?;
         let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;
         Ok(Started { process, probe_pid, init: InitPlan::default(), teardown: Some(Box::new(leftovers)) })
     }

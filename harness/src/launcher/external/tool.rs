@@ -119,14 +119,22 @@ pub fn start_tool(
     args: &[String],
     env: &[(String, String)],
 ) -> Result<ProbeProcess, HarnessError> {
-    spawn_tool(ToolRequest {
-        exe,
-        args,
-        env,
-        cgroup: ctx.case.cgroup.as_ref().map(|c| c.fd()),
-        attach_v1: &[],
-        deadline: ctx.deadline,
-    })
+    start_tool_in(ctx, None, exe, args, env)
+}
+
+/// [`start_tool`], in `cgroup` instead of the case's cgroup when given.
+pub fn start_tool_in(
+    ctx: &StartContext<'_>,
+    cgroup: Option<&ToolCgroup>,
+    exe: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<ProbeProcess, HarnessError> {
+    let (v2, attach_v1) = match cgroup {
+        Some(c) => (c.v2.as_ref().map(|f| f.as_fd()), c.v1.as_slice()),
+        None => (ctx.case.cgroup.as_ref().map(|c| c.fd()), &[][..]),
+    };
+    spawn_tool(ToolRequest { exe, args, env, cgroup: v2, attach_v1, deadline: ctx.deadline })
 }
 
 /// A cgroup of isoprobe's own for a tool that creates cgroups relative to the one it starts in
@@ -161,24 +169,6 @@ impl ToolCgroup {
             }
         }
         Ok(cg)
-    }
-
-    /// Starts `exe args` with the probe's stdio inside this cgroup.
-    pub fn start(
-        &self,
-        ctx: &StartContext<'_>,
-        exe: &Path,
-        args: &[String],
-        env: &[(String, String)],
-    ) -> Result<ProbeProcess, HarnessError> {
-        spawn_tool(ToolRequest {
-            exe,
-            args,
-            env,
-            cgroup: self.v2.as_ref().map(|f| f.as_fd()),
-            attach_v1: &self.v1,
-            deadline: ctx.deadline,
-        })
     }
 }
 
