@@ -234,6 +234,16 @@ impl Serialize for CheckId {
     }
 }
 
+impl schemars::JsonSchema for CheckId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CheckId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<String> = CheckId::all().into_iter().map(CheckId::name).collect();
+        schemars::json_schema!({ "description": "a check, `<kind>/<property>`", "type": "string", "enum": names })
+    }
+}
+
 impl<'de> Deserialize<'de> for CheckId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod check;
 pub mod conversation;
 pub mod error;
+pub mod fingerprint;
 pub mod host;
 pub mod judge;
 pub mod launcher;

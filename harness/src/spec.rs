@@ -8,10 +8,11 @@ use std::fmt;
 
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::{ClockKind, IdMapLine, TimeOffsets};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where the probe's root is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(rename_all = "kebab-case")]
 pub enum RootfsMode {
@@ -37,7 +38,7 @@ impl RootfsMode {
 
 /// What creates the container: one of the native launcher's paths, or a real container tool (see
 /// `launcher::external`; each declares what of a spec it can express).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(rename_all = "kebab-case")]
 pub enum LauncherKind {
@@ -132,10 +133,12 @@ impl LauncherKind {
 }
 
 /// uid_map and gid_map of a user namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct IdMaps {
+    #[schemars(schema_with = "schema::id_map")]
     pub uid: Vec<IdMapLine>,
+    #[schemars(schema_with = "schema::id_map")]
     pub gid: Vec<IdMapLine>,
 }
 
@@ -184,11 +187,12 @@ impl Runner {
 }
 
 /// What a container should be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {
     /// The namespaces the container gets new instances of; the rest it shares with the host.
+    #[schemars(schema_with = "schema::ns_set")]
     pub namespaces: NsSet,
     #[serde(default)]
     pub rootfs: RootfsMode,
@@ -203,6 +207,7 @@ pub struct CaseSpec {
     pub hostname: Option<String>,
     /// Clock offsets of the new time namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::time_offsets")]
     pub time_offsets: Option<TimeOffsets>,
 }
 
@@ -356,6 +361,49 @@ fn check_id_map(ids: &'static str, lines: &[IdMapLine]) -> Result<(), SpecError>
         return bad("id 0 is not mapped, and the probe runs as root in its user namespace".into());
     }
     Ok(())
+}
+
+/// JSON Schemas of the probe crate's types that a spec holds (the probe crate stays free of
+/// schemars; `schemars(schema_with)` points here).
+pub(crate) mod schema {
+    use isoprobe_probes::ns::NsKind;
+    use schemars::{Schema, SchemaGenerator, json_schema};
+
+    pub fn ns_kind(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = NsKind::ALL.iter().map(|k| k.name()).collect();
+        json_schema!({ "type": "string", "enum": names })
+    }
+
+    pub fn ns_set(g: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "a set of namespace kinds, sorted",
+            "type": "array",
+            "items": ns_kind(g),
+            "uniqueItems": true,
+        })
+    }
+
+    pub fn id_map(_: &mut SchemaGenerator) -> Schema {
+        let u32 = json_schema!({ "type": "integer", "minimum": 0, "maximum": u32::MAX });
+        json_schema!({
+            "description": "lines of /proc/<pid>/uid_map or gid_map",
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": { "inside": u32, "outside": u32, "count": u32 },
+                "required": ["inside", "outside", "count"],
+            },
+        })
+    }
+
+    pub fn time_offsets(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "clock offsets of a time namespace, in nanoseconds",
+            "type": ["object", "null"],
+            "properties": { "monotonic_ns": { "type": "integer" }, "boottime_ns": { "type": "integer" } },
+            "required": ["monotonic_ns", "boottime_ns"],
+        })
+    }
 }
 
 #[cfg(test)]

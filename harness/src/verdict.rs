@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::CheckId;
 use crate::spec::CaseSpec;
 
 /// The judgement of one check in one case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Verdict {
     Pass {
@@ -53,14 +54,14 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckResult {
     pub check: CheckId,
     pub verdict: Verdict,
 }
 
 /// Which process of a case the verdicts are about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// The container's own first process.
@@ -70,7 +71,7 @@ pub enum Role {
 }
 
 /// What one probe process of a case observed and how it was judged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeRun {
     pub role: Role,
     /// What the probe's init step did.
@@ -83,7 +84,7 @@ pub struct ProbeRun {
 }
 
 /// Everything a case produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CaseOutcome {
     pub name: String,
     pub spec: CaseSpec,
@@ -98,12 +99,14 @@ pub struct CaseOutcome {
     /// value differed between the two (a joiner is not pid 1, so that check is left out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub join_mismatches: Vec<String>,
+    /// Milliseconds.
     #[serde(with = "duration_ms")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
 }
 
 /// A requirement that was not met.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Skip {
     pub requirement: String,
     pub reason: String,

@@ -1,2 +1,27 @@
-//! Result model, renderers and comparison of isoprobe runs (see issue 5).
+//! Result model, renderers and comparison of isoprobe runs.
+//!
+//! ```text
+//!  run ──► Report (JSON, schema-versioned) ──► render: json | junit | ktap | markdown | html
+//!  cargo bench ──► BenchSummary (JSON) ───────┘
+//!  compare(BASE, NEW) ──► verdict changes, significant benchmark changes ──► exit 0 | 1 | 2
+//! ```
+//!
+//! Everything here is pure: it reads documents and produces text. It must never run a case,
+//! touch the host, or panic on a document it was handed (bad input is a [`LoadError`]).
 #![deny(unsafe_code)]
+
+pub mod bench;
+pub mod compare;
+pub mod error;
+pub mod load;
+pub mod model;
+pub mod render;
+pub mod schema;
+pub mod time;
+
+pub use bench::{BenchCase, BenchSummary};
+pub use compare::{CompareOptions, Comparison};
+pub use error::LoadError;
+pub use load::Document;
+pub use model::{CaseStatus, Report, SCHEMA_VERSION, Suite};
+pub use render::Format;

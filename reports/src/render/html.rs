@@ -1,0 +1,304 @@
+//! A self-contained HTML page: inline CSS, inline SVG, no scripts and nothing fetched, so it
+//! reads the same from a CI artifact, an email attachment or a file:// URL.
+//!
+//! Sections (each a `<section id=…>`, which the headless-Chromium check looks for): `summary`,
+//! `failures`, `matrix` (the colour grid: namespace combination × check, one table per launcher
+//! and rootfs mode), `skips`, `environment`, and `benchmarks` (SVG charts with a table of the
+//! numbers under each).
+
+use std::fmt::Write;
+
+use isoprobe_harness::verdict::{CaseOutcome, Verdict};
+
+use super::escape::xml;
+use super::svg;
+use super::units;
+use crate::bench::BenchSummary;
+use crate::model::{CaseStatus, Report, worst_verdict};
+
+const STYLE: &str = r#"
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fff; }
+h1 { font-size: 1.6em; margin: 0 0 .2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
+h3 { font-size: 1.05em; margin: 1.2em 0 .4em; }
+table { border-collapse: collapse; }
+td, th { padding: 2px 8px; border: 1px solid #ddd; text-align: left; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; color: #fff; font-weight: bold; }
+.verdict.ok { background: #2e7d32; } .verdict.bad { background: #c62828; }
+.muted { color: #666; }
+code { font: 12px ui-monospace, monospace; }
+table.grid { font-size: 11px; }
+table.grid td, table.grid th { border: 1px solid #fff; padding: 0; }
+table.grid td.c { width: 12px; height: 14px; }
+table.grid th.k { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; padding: 4px 0; height: 11em; white-space: nowrap; }
+table.grid th.row { text-align: right; padding-right: 6px; font-weight: normal; white-space: nowrap; }
+td.pi { background: #1b7a3a; } td.ps { background: #8fd19e; } td.p { background: #49a861; }
+td.f { background: #d32f2f; } td.e { background: #f08c00; } td.s { background: #c8c8c8; } td.x { background: #f4f4f4; }
+td.wide { padding: 0 6px !important; color: #333; height: 14px; }
+.legend span { display: inline-block; margin-right: 1.2em; }
+.legend i { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 4px; }
+svg.chart { display: block; margin: .6em 0; max-width: 100%; height: auto; }
+"#;
+
+pub fn render(report: Option<&Report>, bench: Option<&BenchSummary>) -> String {
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    let title = match (report, bench) {
+        (Some(r), _) => format!("isoprobe report: {}", r.fingerprint.kernel.release),
+        (None, Some(b)) => format!("isoprobe benchmarks: {}", b.fingerprint.kernel.release),
+        (None, None) => "isoprobe report".to_owned(),
+    };
+    let _ = writeln!(out, "<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>", xml(&title));
+    let _ = writeln!(out, "<h1>{}</h1>", xml(&title));
+    if let Some(r) = report {
+        summary(&mut out, r);
+        failures(&mut out, r);
+        matrix(&mut out, r);
+        skips(&mut out, r);
+    } else if let Some(b) = bench {
+        let _ = writeln!(
+            out,
+            "<section id=\"summary\">\n<h2>Summary</h2>\n<p>{} benchmark cases{}, {} calibration cases.</p>\n</section>",
+            b.cases.len(),
+            if b.quick { " (quick settings)" } else { "" },
+            b.calibration.len()
+        );
+    }
+    let fp = report.map(|r| &r.fingerprint).or(bench.map(|b| &b.fingerprint));
+    if let Some(fp) = fp {
+        out.push_str("<section id=\"environment\">\n<h2>Environment</h2>\n<table>\n");
+        for (k, v) in fp.properties() {
+            let _ = writeln!(out, "<tr><th><code>{}</code></th><td>{}</td></tr>", xml(&k), xml(&v));
+        }
+        out.push_str("</table>\n</section>\n");
+    }
+    match bench {
+        Some(b) => benchmarks(&mut out, b),
+        None => out.push_str(
+            "<section id=\"benchmarks\">\n<h2>Benchmarks</h2>\n<p>No benchmark summary is attached to this report \
+             (<code>isoprobe report REPORT target/isoprobe/bench-summary.json</code> attaches one).</p>\n</section>\n",
+        ),
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+fn summary(out: &mut String, r: &Report) {
+    let c = r.counts();
+    let (class, word) = if r.passed() { ("ok", "PASSED") } else { ("bad", "FAILED") };
+    let _ = writeln!(
+        out,
+        "<section id=\"summary\">\n<h2>Summary</h2>\n<p><span class=\"verdict {class}\">{word}</span> {} of {} cases, \
+         {} checks judged ({} failed). Started {} by isoprobe {}, took {}.</p>",
+        xml(&c.sentence()),
+        c.cases,
+        c.checks.pass + c.checks.fail + c.checks.error,
+        c.checks.fail + c.checks.error,
+        xml(&r.started_at),
+        xml(&r.isoprobe_version),
+        units::duration(std::time::Duration::from_secs_f64(r.duration_ms / 1e3))
+    );
+    let _ = writeln!(out, "<p class=\"muted\">Command: <code>{}</code></p>", xml(&r.command.join(" ")));
+    out.push_str("<table>\n<tr><th>suite</th><th>launcher</th><th>rootfs</th><th>cases</th><th>pass</th><th>fail</th><th>skip</th><th>error</th><th>time</th></tr>\n");
+    for g in r.groups() {
+        let k = g.counts;
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            xml(&g.suite),
+            xml(&g.launcher),
+            xml(&g.rootfs),
+            k.cases,
+            k.pass,
+            k.fail,
+            k.skip,
+            k.error,
+            units::duration(g.duration)
+        );
+    }
+    out.push_str("</table>\n</section>\n");
+}
+
+fn failures(out: &mut String, r: &Report) {
+    let f = r.failures();
+    let _ = writeln!(out, "<section id=\"failures\">\n<h2>Failures ({})</h2>", f.len());
+    if f.is_empty() {
+        out.push_str("<p>None: every judged check observed what its spec promised.</p>\n");
+    } else {
+        out.push_str("<table>\n<tr><th>case</th><th>check</th><th>verdict</th><th>detail</th></tr>\n");
+        for x in &f {
+            let role = x.role_suffix();
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td><code>{}</code>{role}</td><td>{}</td><td>{}</td></tr>",
+                xml(&x.case),
+                xml(&x.check),
+                x.label,
+                xml(&x.detail)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+}
+
+/// The CSS class of a grid cell.
+fn cell_class(v: Option<&Verdict>) -> &'static str {
+    match v {
+        None => "x",
+        Some(Verdict::Pass { expected, .. }) => match expected.as_str() {
+            "isolated" => "pi",
+            "shared" => "ps",
+            _ => "p",
+        },
+        Some(Verdict::Fail { .. }) => "f",
+        Some(Verdict::Error { .. }) => "e",
+        Some(Verdict::Skip { .. }) => "s",
+    }
+}
+
+fn matrix(out: &mut String, r: &Report) {
+    let checks = r.checks();
+    out.push_str("<section id=\"matrix\">\n<h2>Isolation matrix</h2>\n");
+    out.push_str(
+        "<p class=\"legend\"><span><i style=\"background:#1b7a3a\"></i>isolated, as promised</span>\
+         <span><i style=\"background:#8fd19e\"></i>shared, as promised (positive control)</span>\
+         <span><i style=\"background:#49a861\"></i>value as promised</span>\
+         <span><i style=\"background:#d32f2f\"></i>failed</span><span><i style=\"background:#f08c00\"></i>error</span>\
+         <span><i style=\"background:#c8c8c8\"></i>skipped</span><span><i style=\"background:#f4f4f4\"></i>not run</span></p>\n\
+         <p class=\"muted\">Rows: the namespaces a case creates; columns: checks. Hover a cell for what was expected \
+         and observed.</p>\n",
+    );
+    for g in r.groups() {
+        let _ = writeln!(
+            out,
+            "<h3>{} · {} · {}</h3>\n<table class=\"grid\">\n<tr><th></th>",
+            xml(&g.suite),
+            xml(&g.launcher),
+            xml(&g.rootfs)
+        );
+        for c in &checks {
+            let _ = write!(out, "<th class=\"k\" title=\"{}\">{}</th>", xml(c.description()), xml(&c.name()));
+        }
+        out.push_str("</tr>\n");
+        let cases: Vec<&CaseOutcome> = r
+            .cases()
+            .filter(|(s, c)| {
+                s.name == g.suite && c.spec.launcher.name() == g.launcher && c.spec.rootfs.name() == g.rootfs
+            })
+            .map(|(_, c)| c)
+            .collect();
+        for case in cases {
+            let _ = write!(
+                out,
+                "<tr><th class=\"row\" title=\"{0}\">{1}</th>",
+                xml(&case.name),
+                xml(&case.spec.namespaces.to_string())
+            );
+            match (r.status(case), &case.error, &case.skipped) {
+                (CaseStatus::Error, Some(e), _) => {
+                    let _ = write!(out, "<td class=\"e wide\" colspan=\"{}\">error: {}</td>", checks.len(), xml(e));
+                }
+                (status, _, Some(s)) => {
+                    let class = if status == CaseStatus::Fail { "f" } else { "s" };
+                    let _ = write!(
+                        out,
+                        "<td class=\"{class} wide\" colspan=\"{}\">skipped: {}: {}</td>",
+                        checks.len(),
+                        xml(&s.requirement),
+                        xml(&s.reason)
+                    );
+                }
+                _ => {
+                    for c in &checks {
+                        let worst = worst_verdict(case, *c);
+                        let class = cell_class(worst.map(|(_, v)| v));
+                        match worst {
+                            Some((role, v)) if !v.is_pass() => {
+                                let _ = write!(
+                                    out,
+                                    "<td class=\"c {class}\" title=\"{} {}{}: {}\"></td>",
+                                    xml(&c.name()),
+                                    v.label(),
+                                    if role == isoprobe_harness::verdict::Role::Joiner { " (joiner)" } else { "" },
+                                    xml(&crate::model::verdict_detail(v))
+                                );
+                            }
+                            _ => {
+                                let _ = write!(out, "<td class=\"c {class}\"></td>");
+                            }
+                        }
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+}
+
+fn skips(out: &mut String, r: &Report) {
+    let s = r.skip_reasons();
+    let _ = writeln!(out, "<section id=\"skips\">\n<h2>Skipped cases ({})</h2>", s.values().sum::<usize>());
+    if s.is_empty() {
+        out.push_str("<p>None.</p>\n");
+    } else {
+        out.push_str("<table>\n<tr><th>requirement</th><th>reason</th><th>cases</th></tr>\n");
+        for ((req, reason), n) in &s {
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td class=\"n\">{n}</td></tr>",
+                xml(req),
+                xml(reason)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+}
+
+fn benchmarks(out: &mut String, b: &BenchSummary) {
+    out.push_str("<section id=\"benchmarks\">\n<h2>Benchmarks</h2>\n");
+    if !b.calibration.is_empty() {
+        out.push_str("<p>Calibration: ");
+        let parts: Vec<String> =
+            b.calibration.iter().map(|(k, v)| format!("<code>{}</code> {}", xml(k), xml(&units::ns(*v)))).collect();
+        out.push_str(&parts.join(" · "));
+        out.push_str("</p>\n");
+    }
+    for chart in svg::charts(b) {
+        out.push_str("<figure>\n");
+        out.push_str(&svg::draw(&chart));
+        out.push_str("</figure>\n");
+    }
+    out.push_str("<h3>All results</h3>\n<table>\n<tr><th>group</th><th>id</th><th>median</th><th>CI</th><th>CPU</th><th>samples</th>");
+    for c in b.calibration.keys() {
+        let _ = write!(out, "<th>× {}</th>", xml(c));
+    }
+    out.push_str("</tr>\n");
+    for c in &b.cases {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{} – {}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+            xml(&c.group),
+            xml(&c.id),
+            xml(&units::ns(c.median_ns)),
+            xml(&units::ns(c.ci_low_ns)),
+            xml(&units::ns(c.ci_high_ns)),
+            xml(&c.cpu_ns.map(units::ns).unwrap_or_else(|| "–".into())),
+            c.samples
+        );
+        for cal in b.calibration.keys() {
+            let _ = write!(
+                out,
+                "<td class=\"n\">{}</td>",
+                c.ratios.get(cal).map(|r| units::sig3(*r)).unwrap_or_else(|| "–".into())
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n</section>\n");
+}

@@ -1,0 +1,173 @@
+//! JUnit XML for CI systems: one `<testsuite>` per namespace combination of each suite, one
+//! `<testcase>` per check of each case (`classname` is the case), skips with their reason, and
+//! the environment fingerprint as `<properties>` of every testsuite (the only place the JUnit
+//! schema has for them).
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use isoprobe_harness::verdict::{CaseOutcome, Role, Verdict};
+
+use super::escape::xml;
+use crate::model::{CaseStatus, Report, verdict_detail};
+
+/// One `<testcase>` before it is written.
+struct Testcase {
+    classname: String,
+    name: String,
+    outcome: Outcome,
+    system_err: String,
+}
+
+enum Outcome {
+    Pass,
+    Failure { message: String, body: String },
+    Error { message: String, body: String },
+    Skipped { message: String },
+}
+
+pub fn render(report: &Report) -> String {
+    let mut props = vec![
+        ("isoprobe.version".to_owned(), report.isoprobe_version.clone()),
+        ("isoprobe.started_at".to_owned(), report.started_at.clone()),
+        ("isoprobe.command".to_owned(), report.command.join(" ")),
+    ];
+    if !report.expect.is_empty() {
+        props.push(("isoprobe.expect".to_owned(), report.expect.join(",")));
+    }
+    props.extend(report.fingerprint.properties());
+
+    // Group each suite's cases by namespace combination, in order of first appearance.
+    let mut suites: Vec<(String, Vec<&CaseOutcome>)> = Vec::new();
+    for (suite, case) in report.cases() {
+        let name = format!("{}/{}", suite.name, case.spec.namespaces);
+        match suites.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(case),
+            None => suites.push((name, vec![case])),
+        }
+    }
+
+    let mut body = String::new();
+    let (mut all_tests, mut all_fail, mut all_err, mut all_skip) = (0, 0, 0, 0);
+    let mut all_time = Duration::ZERO;
+    for (name, cases) in &suites {
+        let testcases: Vec<Testcase> = cases.iter().flat_map(|c| testcases(report, c)).collect();
+        let count = |f: fn(&Outcome) -> bool| testcases.iter().filter(|t| f(&t.outcome)).count();
+        let failures = count(|o| matches!(o, Outcome::Failure { .. }));
+        let errors = count(|o| matches!(o, Outcome::Error { .. }));
+        let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
+        let time: Duration = cases.iter().map(|c| c.duration).sum();
+        (all_tests, all_fail, all_err, all_skip) =
+            (all_tests + testcases.len(), all_fail + failures, all_err + errors, all_skip + skipped);
+        all_time += time;
+        let _ = writeln!(
+            body,
+            r#"  <testsuite name="{}" tests="{}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{:.3}" timestamp="{}">"#,
+            xml(name),
+            testcases.len(),
+            time.as_secs_f64(),
+            xml(&report.started_at),
+        );
+        body.push_str("    <properties>\n");
+        for (k, v) in &props {
+            let _ = writeln!(body, r#"      <property name="{}" value="{}"/>"#, xml(k), xml(v));
+        }
+        body.push_str("    </properties>\n");
+        for t in &testcases {
+            write_testcase(&mut body, t);
+        }
+        body.push_str("  </testsuite>\n");
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        r#"<testsuites name="isoprobe" tests="{all_tests}" failures="{all_fail}" errors="{all_err}" skipped="{all_skip}" time="{:.3}">"#,
+        all_time.as_secs_f64()
+    );
+    out.push_str(&body);
+    out.push_str("</testsuites>\n");
+    out
+}
+
+fn testcases(report: &Report, case: &CaseOutcome) -> Vec<Testcase> {
+    let tc = |name: &str, outcome| Testcase {
+        classname: case.name.clone(),
+        name: name.to_owned(),
+        outcome,
+        system_err: String::new(),
+    };
+    if let Some(e) = &case.error {
+        return vec![tc("case", Outcome::Error { message: first_line(e), body: e.clone() })];
+    }
+    if let Some(s) = &case.skipped {
+        let message = format!("{}: {}", s.requirement, s.reason);
+        return vec![if report.status(case) == CaseStatus::Fail {
+            let body = format!("ISOPROBE_EXPECT declares `{}`, so this skip is a failure", s.requirement);
+            tc("case", Outcome::Failure { message, body })
+        } else {
+            tc("case", Outcome::Skipped { message })
+        }];
+    }
+    let mut out = Vec::new();
+    for run in &case.runs {
+        let suffix = if run.role == Role::Joiner { " (joiner)" } else { "" };
+        for c in &run.checks {
+            let detail = verdict_detail(&c.verdict);
+            let outcome = match &c.verdict {
+                Verdict::Pass { .. } => Outcome::Pass,
+                Verdict::Fail { expected, observed, .. } => {
+                    Outcome::Failure { message: format!("expected {expected}, observed {observed}"), body: detail }
+                }
+                Verdict::Skip { .. } => Outcome::Skipped { message: detail },
+                Verdict::Error { cause } => Outcome::Error { message: first_line(cause), body: detail },
+            };
+            let mut t = tc(&format!("{}{suffix}", c.check), outcome);
+            if matches!(t.outcome, Outcome::Failure { .. } | Outcome::Error { .. }) {
+                t.system_err = format!("init: {}\nexit: {}\n{}", run.init.join("; "), run.exit, run.stderr);
+            }
+            out.push(t);
+        }
+    }
+    if case.spec.launcher.joins() {
+        let outcome = if case.join_mismatches.is_empty() {
+            Outcome::Pass
+        } else {
+            Outcome::Failure {
+                message: "the joiner observed something other than the container's own probe".into(),
+                body: case.join_mismatches.join("\n"),
+            }
+        };
+        out.push(tc("join-consistency", outcome));
+    }
+    out
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_owned()
+}
+
+fn write_testcase(out: &mut String, t: &Testcase) {
+    let open = format!(r#"    <testcase classname="{}" name="{}""#, xml(&t.classname), xml(&t.name));
+    let inner = match &t.outcome {
+        Outcome::Pass => None,
+        Outcome::Failure { message, body } => {
+            Some(format!(r#"      <failure message="{}" type="fail">{}</failure>"#, xml(message), xml(body)))
+        }
+        Outcome::Error { message, body } => {
+            Some(format!(r#"      <error message="{}" type="error">{}</error>"#, xml(message), xml(body)))
+        }
+        Outcome::Skipped { message } => Some(format!(r#"      <skipped message="{}"/>"#, xml(message))),
+    };
+    match inner {
+        None => {
+            let _ = writeln!(out, "{open}/>");
+        }
+        Some(inner) => {
+            let _ = writeln!(out, "{open}>\n{inner}");
+            if !t.system_err.is_empty() {
+                let _ = writeln!(out, "      <system-err>{}</system-err>", xml(&t.system_err));
+            }
+            out.push_str("    </testcase>\n");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Every renderer on fixed documents (fixtures, not live runs), held by insta snapshots; the KTAP
+//! output read back by a parser written from the KTAP spec; the committed JSON Schemas; and the
+//! loader's errors on bad input.
+//!
+//! The fixtures under `tests/fixtures/` are described in `tests/fixtures/README.md`.
+
+use std::path::{Path, PathBuf};
+
+use isoprobe_reports::compare::{CompareOptions, compare};
+use isoprobe_reports::load::{Document, load, parse, to_json};
+use isoprobe_reports::render::ktap::{self, Directive};
+use isoprobe_reports::render::text::summary_table;
+use isoprobe_reports::render::{Format, render};
+use isoprobe_reports::{LoadError, schema};
+
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn fixture(name: &str) -> Document {
+    load(&fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+fn report() -> Document {
+    fixture("report.json")
+}
+
+/// The fixture report with the benchmark summary attached, as `run` would attach it.
+fn report_with_bench() -> Document {
+    let (Document::Run(mut r), Document::Bench(b)) = (report(), fixture("bench-base.json")) else {
+        panic!("fixture kinds")
+    };
+    r.bench = Some(*b);
+    Document::Run(r)
+}
+
+#[test]
+fn json_round_trips_the_fixture_byte_for_byte() {
+    let text = std::fs::read_to_string(fixture_path("report.json")).unwrap();
+    let doc = report();
+    assert_eq!(to_json(&doc), text, "pretty JSON of the loaded fixture must be the fixture");
+    assert_eq!(parse("again", &to_json(&doc)).unwrap(), doc);
+    let bench = fixture("bench-base.json");
+    assert_eq!(parse("again", &render(&bench, Format::Json).unwrap()).unwrap(), bench);
+}
+
+#[test]
+fn junit_snapshot() {
+    insta::assert_snapshot!(render(&report(), Format::Junit).unwrap());
+}
+
+#[test]
+fn ktap_snapshot() {
+    insta::assert_snapshot!(render(&report(), Format::Ktap).unwrap());
+}
+
+#[test]
+fn markdown_snapshot() {
+    insta::assert_snapshot!(render(&report_with_bench(), Format::Markdown).unwrap());
+}
+
+#[test]
+fn html_snapshot() {
+    insta::assert_snapshot!(render(&report_with_bench(), Format::Html).unwrap());
+}
+
+#[test]
+fn bench_markdown_and_html_snapshots() {
+    let b = fixture("bench-base.json");
+    insta::assert_snapshot!("bench_markdown", render(&b, Format::Markdown).unwrap());
+    insta::assert_snapshot!("bench_html", render(&b, Format::Html).unwrap());
+}
+
+#[test]
+fn summary_table_snapshot() {
+    let Document::Run(r) = report() else { panic!("a run report") };
+    insta::assert_snapshot!(summary_table(&r));
+}
+
+#[test]
+fn junit_and_ktap_refuse_a_benchmark_summary() {
+    let b = fixture("bench-base.json");
+    for f in [Format::Junit, Format::Ktap] {
+        let e = render(&b, f).unwrap_err().to_string();
+        assert!(e.contains("benchmark summary"), "{e}");
+    }
+}
+
+#[test]
+fn junit_has_one_testsuite_per_combination_with_skips_and_properties() {
+    let xml = render(&report(), Format::Junit).unwrap();
+    let Document::Run(r) = report() else { unreachable!() };
+    let combos: std::collections::BTreeSet<String> =
+        r.suites[0].cases.iter().map(|c| c.spec.namespaces.to_string()).collect();
+    assert_eq!(xml.matches("<testsuite ").count(), combos.len(), "one testsuite per namespace combination");
+    assert!(xml.contains("<skipped message=\"userns: kernel.unprivileged_userns_clone is 0 &amp; &lt;off&gt;\""));
+    assert!(xml.contains("<property name=\"kernel.release\""));
+    assert!(xml.contains("<failure"), "the flipped check is a failure");
+}
+
+/// The example of Documentation/dev-tools/ktap.rst (nested subtests, SKIP directives, a failure
+/// bubbling up), and malformed variants of it.
+#[test]
+fn ktap_parser_follows_the_spec_example() {
+    let spec_example = "\
+KTAP version 1
+1..1
+  KTAP version 1
+  1..3
+    KTAP version 1
+    1..1
+    # test_1: initializing test_1
+    ok 1 test_1
+  ok 1 example_test_1
+    KTAP version 1
+    1..2
+    ok 1 test_1 # SKIP test_1 skipped
+    ok 2 test_2
+  ok 2 example_test_2
+    KTAP version 1
+    1..3
+    ok 1 test_1
+    # test_2: FAIL
+    not ok 2 test_2
+    ok 3 test_3 # SKIP test_3 skipped
+  not ok 3 example_test_3
+not ok 1 main_test
+";
+    let doc = ktap::parse(spec_example).unwrap();
+    assert_eq!(doc.version, "KTAP version 1");
+    assert_eq!(doc.plan, Some(1));
+    let main = &doc.tests[0];
+    assert!(!main.ok);
+    assert_eq!(main.description, "main_test");
+    let sub = main.subtests.as_ref().unwrap();
+    assert_eq!(sub.tests.len(), 3);
+    let ex2 = sub.tests[1].subtests.as_ref().unwrap();
+    assert_eq!(ex2.tests[0].directive, Some(Directive::Skip));
+    assert_eq!(ex2.tests[0].diagnostic, "test_1 skipped");
+    let ex3 = sub.tests[2].subtests.as_ref().unwrap();
+    assert!(!ex3.tests[1].ok);
+    assert_eq!(ex3.tests[1].diagnostics, vec!["test_2: FAIL".to_owned()]);
+    assert!(doc.bubbling_violations().is_empty());
+    assert_eq!(doc.leaves().len(), 6);
+
+    let broken = [
+        ("no version line", spec_example.replacen("KTAP version 1\n", "", 1)),
+        ("plan mismatch", spec_example.replacen("1..1\n", "1..2\n", 1)),
+        ("numbering", spec_example.replace("    ok 2 test_2\n", "    ok 3 test_2\n")),
+        ("bad indentation", spec_example.replace("    ok 1 test_1\n  ok 1 example", "   ok 1 test_1\n  ok 1 example")),
+        ("trailing result", format!("{spec_example}ok 2 extra\n")),
+    ];
+    for (what, text) in broken {
+        assert!(ktap::parse(&text).is_err(), "{what} must be refused");
+    }
+    let lying_parent = spec_example.replace("  not ok 3 example_test_3", "  ok 3 example_test_3");
+    assert_eq!(ktap::parse(&lying_parent).unwrap().bubbling_violations().len(), 1);
+}
+
+#[test]
+fn our_ktap_parses_and_carries_every_verdict() {
+    let text = render(&report(), Format::Ktap).unwrap();
+    let doc = ktap::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(doc.plan, Some(1));
+    assert!(doc.bubbling_violations().is_empty(), "{:?}", doc.bubbling_violations());
+    let leaves = doc.leaves();
+    let Document::Run(r) = report() else { unreachable!() };
+    let counts = r.counts();
+    // One leaf per check of every probe run, plus one per skipped or errored case and one
+    // join-consistency test per joining case.
+    let joins = r.suites[0].cases.iter().filter(|c| c.spec.launcher.joins() && !c.runs.is_empty()).count();
+    let checks = counts.checks.pass + counts.checks.fail + counts.checks.skip + counts.checks.error;
+    assert_eq!(leaves.len(), checks + counts.skip + counts.error + joins);
+    let failed: Vec<&str> = leaves.iter().filter(|(_, t)| !t.ok).map(|(p, _)| p.as_str()).collect();
+    assert!(failed.iter().any(|p| p.ends_with("pid/signal-host-process")), "{failed:?}");
+    assert!(failed.iter().any(|p| p.ends_with("join-consistency")), "{failed:?}");
+    let skips = leaves.iter().filter(|(_, t)| t.directive == Some(Directive::Skip)).count();
+    assert_eq!(skips, counts.checks.skip + counts.skip);
+    assert!(leaves.iter().any(|(_, t)| t.directive == Some(Directive::Error)));
+}
+
+#[test]
+fn html_has_every_section_and_no_external_reference() {
+    let html = render(&report_with_bench(), Format::Html).unwrap();
+    for needle in ["<svg", "Latency per namespace kind", "scaling", "Environment", "id=\"matrix\"", "id=\"failures\""] {
+        assert!(html.contains(needle), "the page lacks {needle}");
+    }
+    for banned in ["<script", "src=\"http", "href=\"http", "url(", "<link", "@import", "<img"] {
+        assert!(!html.contains(banned), "the page contains {banned}");
+    }
+}
+
+#[test]
+fn compare_snapshots() {
+    let opts = CompareOptions::default();
+    let run = |a: &str, b: &Document| compare(&fixture(a), a, b, "new", &opts).unwrap();
+    // A check flipped from pass to fail in NEW.
+    let Document::Run(mut flipped) = report() else { unreachable!() };
+    let case = flipped.suites[0].cases.iter_mut().find(|c| c.name == "clone3/host/none").unwrap();
+    let check = case.runs[0].checks.iter_mut().find(|c| c.check.name() == "uts/hostname").unwrap();
+    check.verdict = isoprobe_harness::Verdict::Fail {
+        expected: "isolated".into(),
+        observed: "the host's hostname".into(),
+        evidence: "uname -n".into(),
+    };
+    let c = run("report.json", &Document::Run(flipped));
+    assert_eq!(c.exit_code(), 1);
+    assert!(c.to_text().contains("clone3/host/none") && c.to_text().contains("uts/hostname"));
+    insta::assert_snapshot!("compare_flipped_text", c.to_text());
+    insta::assert_snapshot!("compare_flipped_markdown", c.to_markdown());
+
+    let same = run("report.json", &report());
+    assert_eq!(same.exit_code(), 0, "{}", same.to_text());
+
+    let bench = run("bench-base.json", &fixture("bench-new.json"));
+    assert_eq!(bench.exit_code(), 1);
+    insta::assert_snapshot!("compare_bench_text", bench.to_text());
+    insta::assert_snapshot!("compare_bench_markdown", bench.to_markdown());
+
+    let other = run("bench-base.json", &fixture("bench-other-machine.json"));
+    assert_eq!(other.exit_code(), 0, "ratios to calibration absorb a uniformly slower machine");
+    insta::assert_snapshot!("compare_other_machine_text", other.to_text());
+}
+
+#[test]
+fn compare_refuses_mismatched_fingerprints_unless_forced() {
+    let Document::Run(mut other) = report() else { unreachable!() };
+    other.fingerprint.user.euid = 1000;
+    let other = Document::Run(other);
+    let c = compare(&report(), "base", &other, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(c.exit_code(), 2);
+    assert!(c.to_text().contains("euid"), "{}", c.to_text());
+    let forced = compare(&report(), "base", &other, "new", &CompareOptions { force: true, ..Default::default() });
+    assert_eq!(forced.unwrap().exit_code(), 0);
+    assert!(compare(&report(), "base", &fixture("bench-base.json"), "new", &CompareOptions::default()).is_err());
+}
+
+#[test]
+fn committed_schemas_match_the_types() {
+    for (file, schema) in
+        [("report.schema.json", schema::report()), ("bench-summary.schema.json", schema::bench_summary())]
+    {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema").join(file);
+        let generated = schema::to_committed_text(&schema);
+        if std::env::var_os("ISOPROBE_UPDATE_SCHEMA").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} is out of date: regenerate it with ISOPROBE_UPDATE_SCHEMA=1 cargo test -p isoprobe-reports",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn bad_input_names_the_file_and_the_position() {
+    let text = std::fs::read_to_string(fixture_path("report.json")).unwrap();
+    let cut = &text[..text.len() / 2];
+    let e = parse("cut.json", cut).unwrap_err();
+    assert!(matches!(e, LoadError::Parse { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("read cut.json: line ") && msg.contains("cut short"), "{msg}");
+
+    let corrupt = text.replacen("\"runs\": [", "\"runs\": [}", 1);
+    let msg = parse("corrupt.json", &corrupt).unwrap_err().to_string();
+    assert!(msg.contains("corrupt.json: line ") && msg.contains("column"), "{msg}");
+
+    let newer = text.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
+    let msg = parse("newer.json", &newer).unwrap_err().to_string();
+    assert!(msg.contains("newer.json") && msg.contains("schema version 2, newer"), "{msg}");
+
+    let wrong_shape = text.replacen("\"duration_ms\": 412.5", "\"duration_ms\": \"x\"", 1);
+    let msg = parse("shape.json", &wrong_shape).unwrap_err().to_string();
+    assert!(msg.contains("shape.json: line "), "{msg}");
+
+    for (name, t) in [("array.json", "[1, 2]"), ("other.json", "{\"kind\": \"cargo-metadata\", \"schema_version\": 1}")]
+    {
+        let msg = parse(name, t).unwrap_err().to_string();
+        assert!(msg.contains(name) && msg.contains("kind"), "{msg}");
+    }
+    let missing = load(Path::new("/nonexistent/isoprobe-report.json")).unwrap_err().to_string();
+    assert!(missing.contains("/nonexistent/isoprobe-report.json"), "{missing}");
+}
+
+#[test]
+fn new_skips_are_reported_and_fatal_on_request() {
+    let Document::Run(mut skipped) = report() else { unreachable!() };
+    let case = skipped.suites[0].cases.iter_mut().find(|c| c.name == "clone3/chroot/pid").unwrap();
+    case.runs.clear();
+    case.skipped = Some(isoprobe_harness::verdict::Skip {
+        requirement: "root".into(),
+        reason: "chroot(2) takes CAP_SYS_CHROOT (running unprivileged)".into(),
+    });
+    let new = Document::Run(skipped);
+    let lenient = compare(&report(), "base", &new, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(lenient.exit_code(), 0);
+    assert!(lenient.to_text().contains("clone3/chroot/pid"), "{}", lenient.to_text());
+    let strict = CompareOptions { fail_on_skip: true, ..Default::default() };
+    let strict = compare(&report(), "base", &new, "new", &strict).unwrap();
+    assert_eq!(strict.exit_code(), 1, "{}", strict.to_text());
+}

@@ -1,0 +1,322 @@
+//! `isoprobe run` and `isoprobe list`: pick the cases, run them on worker threads, show progress,
+//! print the summary and write the report.
+//!
+//! The [`Harness`] is created on the main thread, which outlives every case: the probes it starts
+//! are tied to the creating thread (PR_SET_PDEATHSIG), so a worker must never create it.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use isoprobe_harness::fingerprint::Fingerprint;
+use isoprobe_harness::matrix::namespace_matrix;
+use isoprobe_harness::requirement::expected_from_env;
+use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions};
+use isoprobe_reports::load::{Document, to_json};
+use isoprobe_reports::model::{Report, Suite};
+use isoprobe_reports::render::text::summary_table;
+
+use crate::{RunArgs, Selection};
+
+/// Where `run` writes its report unless told otherwise (relative to the working directory; under
+/// `cargo run` that is the workspace root, next to the benchmark summary).
+pub const DEFAULT_REPORT: &str = "target/isoprobe/report.json";
+
+/// Failures printed without `--verbose`.
+const SHOWN_FAILURES: usize = 20;
+
+/// A named list of cases to run.
+#[derive(Debug)]
+pub struct PlannedSuite {
+    pub name: String,
+    pub cases: Vec<CaseSpec>,
+}
+
+/// The suites `run` runs by default. This is the seam for the limit suites and the external
+/// launchers: each adds its suite here, and selection, progress and the report take it as it is.
+fn builtin_suites() -> Vec<PlannedSuite> {
+    vec![PlannedSuite { name: "namespaces".into(), cases: namespace_matrix() }]
+}
+
+/// The suites and cases the selection picks.
+pub fn plan(sel: &Selection) -> Result<Vec<PlannedSuite>> {
+    let suites = match &sel.case_file {
+        Some(path) => vec![PlannedSuite { name: "cases".into(), cases: read_case_file(path)? }],
+        None => builtin_suites(),
+    };
+    let keep = |s: &CaseSpec| {
+        (sel.namespaces.is_empty() || s.namespaces.iter().all(|k| sel.namespaces.contains(&k)))
+            && (sel.launchers.is_empty() || sel.launchers.contains(&s.launcher))
+            && sel.filter.as_deref().is_none_or(|f| s.name().contains(f))
+    };
+    let out: Vec<PlannedSuite> = suites
+        .into_iter()
+        .map(|s| PlannedSuite { name: s.name, cases: s.cases.into_iter().filter(keep).collect() })
+        .filter(|s| !s.cases.is_empty())
+        .collect();
+    if out.is_empty() {
+        bail!("select cases: no case matches the given --ns, --launcher and --filter");
+    }
+    Ok(out)
+}
+
+/// A JSON list of case specs, each validated; errors name the file and the entry.
+fn read_case_file(path: &Path) -> Result<Vec<CaseSpec>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let specs: Vec<CaseSpec> = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "read {}: line {}, column {}: {e} (expected a JSON list of case specs)",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    for (i, s) in specs.iter().enumerate() {
+        s.validate().map_err(|e| anyhow::anyhow!("read {}: case [{i}]: {e}", path.display()))?;
+    }
+    if specs.is_empty() {
+        bail!("read {}: the list of cases is empty", path.display());
+    }
+    Ok(specs)
+}
+
+/// `isoprobe list`.
+pub fn list(sel: &Selection) -> Result<u8> {
+    let suites = plan(sel)?;
+    let harness = Harness::new(HarnessOptions::default()).context("set up the run")?;
+    let (mut runs, mut skips) = (0, 0);
+    for suite in &suites {
+        println!("{} ({} cases)", suite.name, suite.cases.len());
+        for spec in &suite.cases {
+            match harness.requirement(spec) {
+                Ok(()) => {
+                    runs += 1;
+                    println!("  {}", spec.name());
+                }
+                Err(skip) => {
+                    skips += 1;
+                    println!("  {}  [skip: needs {}: {}]", spec.name(), skip.requirement, skip.reason);
+                }
+            }
+        }
+    }
+    println!("{} cases: {runs} would run, {skips} would be skipped", runs + skips);
+    Ok(0)
+}
+
+/// `isoprobe run`.
+pub fn run(args: &RunArgs) -> Result<u8> {
+    let suites = plan(&args.selection)?;
+    let jobs = match args.jobs {
+        Some(0) => bail!("use --jobs 0: at least one case must run at a time"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let fingerprint = Fingerprint::collect(&[]);
+    let harness = Harness::new(HarnessOptions::default()).context("set up the run")?;
+    let mut report = Report::new(fingerprint, started_at, std::env::args().collect(), expected_from_env());
+
+    let stop = interrupt_flag()?;
+    let total: usize = suites.iter().map(|s| s.cases.len()).sum();
+    let progress = Progress::new(total);
+    for suite in &suites {
+        let cases = run_parallel(&harness, &suite.cases, jobs, &progress, &stop);
+        report.suites.push(Suite { name: suite.name.clone(), cases });
+    }
+    progress.finish();
+    // Every case's objects are gone with its outcome; the run's own go here.
+    drop(harness);
+    report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    if stop.load(Ordering::SeqCst) {
+        let done = report.counts().cases;
+        eprintln!(
+            "isoprobe: interrupted after {done} of {total} cases; the cases that ran were cleaned up, no report written"
+        );
+        return Ok(2);
+    }
+
+    let failures = report.failures();
+    let shown = if args.verbose { failures.len() } else { SHOWN_FAILURES.min(failures.len()) };
+    for f in &failures[..shown] {
+        println!("{} {}/{}{}: {}: {}", f.label.to_uppercase(), f.suite, f.case, f.role_suffix(), f.check, f.detail);
+    }
+    if shown < failures.len() {
+        println!("... and {} more failures (--verbose shows all; the report has them)", failures.len() - shown);
+    }
+    for ((requirement, reason), n) in report.skip_reasons() {
+        println!("SKIP {n} cases: needs {requirement}: {reason}");
+    }
+    print!("{}", summary_table(&report));
+    println!("{} cases: {}", report.counts().cases, report.counts().sentence());
+    if !args.no_report {
+        let doc = Document::Run(Box::new(report.clone()));
+        crate::write_out(Some(&args.output), &to_json(&doc))?;
+        println!("report: {}", args.output.display());
+    }
+    Ok(if report.passed() { 0 } else { 1 })
+}
+
+/// Set on SIGINT or SIGTERM: no new case starts, the ones running finish and clean up after
+/// themselves. A second signal ends the process at once (`isoprobe cleanup` then removes what it
+/// left).
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&flag)))
+            .context("install the interrupt handler")?;
+    }
+    Ok(flag)
+}
+
+/// Runs `cases` on `jobs` worker threads until `stop` is set; outcomes come back in the order of
+/// `cases` (those not started are left out).
+fn run_parallel(
+    harness: &Harness,
+    cases: &[CaseSpec],
+    jobs: usize,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Vec<CaseOutcome> {
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, CaseOutcome)>();
+    let mut slots: Vec<Option<CaseOutcome>> = vec![None; cases.len()];
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(cases.len()) {
+            let (tx, next) = (tx.clone(), &next);
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = cases.get(i) else { break };
+                    if tx.send((i, harness.run_case(spec))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, outcome) in rx {
+            progress.case_done(&outcome);
+            slots[i] = Some(outcome);
+        }
+    });
+    // Every case handed to a worker came back; only an interruption leaves some out.
+    slots.into_iter().flatten().collect()
+}
+
+/// A progress bar on a terminal; plain lines (every failure, and a count every tenth) otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            if let Ok(style) = ProgressStyle::with_template("{elapsed:>4} [{bar:40}] {pos}/{len} {msg}") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        Progress { bar, total, done: AtomicUsize::new(0), failed: AtomicUsize::new(0) }
+    }
+
+    fn case_done(&self, o: &CaseOutcome) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let failed = if o.passed() {
+            self.failed.load(Ordering::Relaxed)
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        match &self.bar {
+            Some(bar) => {
+                if !o.passed() {
+                    bar.println(format!("FAIL {}", o.name));
+                }
+                bar.set_message(if failed > 0 { format!("{failed} failed") } else { String::new() });
+                bar.inc(1);
+            }
+            None => {
+                if !o.passed() {
+                    eprintln!("isoprobe: FAIL {}", o.name);
+                }
+                let step = self.total.div_ceil(10).max(1);
+                if done % step == 0 || done == self.total {
+                    eprintln!("isoprobe: {done}/{} cases done, {failed} failed", self.total);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isoprobe_harness::{LauncherKind, NsKind};
+
+    fn selection() -> Selection {
+        Selection { namespaces: Vec::new(), launchers: Vec::new(), filter: None, case_file: None }
+    }
+
+    #[test]
+    fn the_default_plan_is_the_namespace_matrix() {
+        let plan = plan(&selection()).unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].cases, namespace_matrix());
+    }
+
+    #[test]
+    fn namespaces_launchers_and_filter_narrow_the_plan() {
+        let sel = Selection {
+            namespaces: vec![NsKind::Pid, NsKind::Net],
+            launchers: vec![LauncherKind::Clone3, LauncherKind::SetnsPidfd],
+            ..selection()
+        };
+        let cases = &plan(&sel).unwrap()[0].cases;
+        assert!(!cases.is_empty());
+        for c in cases {
+            assert!(c.namespaces.iter().all(|k| k == NsKind::Pid || k == NsKind::Net), "{}", c.name());
+            assert!(matches!(c.launcher, LauncherKind::Clone3 | LauncherKind::SetnsPidfd), "{}", c.name());
+        }
+        assert!(cases.iter().any(|c| c.namespaces.is_empty()), "the host-only case stays");
+        let sel = Selection { filter: Some("nothing-is-named-so".into()), ..selection() };
+        assert!(plan(&sel).unwrap_err().to_string().contains("no case matches"));
+    }
+
+    #[test]
+    fn a_case_file_is_read_and_each_entry_validated() {
+        let dir = std::env::temp_dir().join(format!("run-plan-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            Selection { case_file: Some(p), ..selection() }
+        };
+        let ok = write("ok.json", r#"[{"namespaces": ["pid", "mnt"], "rootfs": "pivot-root", "launcher": "clone"}]"#);
+        let cases = &plan(&ok).unwrap()[0].cases;
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].launcher, LauncherKind::Clone);
+        let bad = write("bad.json", "[{\"namespaces\": [\"pid\"],\n \"rootfs\": 7}]");
+        let e = plan(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad.json: line 2, column"), "{e}");
+        let invalid = write("invalid.json", r#"[{"namespaces": []}, {"namespaces": ["pid"], "rootfs": "pivot-root"}]"#);
+        let e = plan(&invalid).unwrap_err().to_string();
+        assert!(e.contains("invalid.json: case [1]"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

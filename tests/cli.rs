@@ -1,0 +1,231 @@
+//! The `isoprobe` binary end to end: a small real matrix run rendered into every format and
+//! compared with itself, and `cleanup` after a run killed mid-way.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use isoprobe_harness::names::is_isoprobe_key;
+use isoprobe_reports::render::ktap;
+
+fn isoprobe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isoprobe"))
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("start isoprobe")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A scratch directory for this test's files (not an isoprobe-named one: cleanup must not see it).
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cli-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn a_small_real_run_renders_in_every_format_and_compares_with_itself() {
+    let dir = scratch("run");
+    let report = dir.join("report.json");
+    let out = output(
+        isoprobe().args(["run", "--ns", "pid,uts", "--launcher", "clone3,setns-pidfd", "-j", "2", "-o"]).arg(&report),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("suite") && stdout.contains("total"), "no summary table: {stdout}");
+    assert!(stdout.contains("10 cases:"), "{stdout}");
+
+    for format in ["json", "junit", "ktap", "markdown", "html"] {
+        let out = output(isoprobe().args(["report", "-f", format]).arg(&report));
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", text(&out.stderr));
+        let body = text(&out.stdout);
+        assert!(!body.trim().is_empty(), "{format} is empty");
+        if format == "ktap" {
+            let doc = ktap::parse(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+            assert!(doc.tests.iter().all(|t| t.ok), "a case failed in a passing run");
+            assert_eq!(doc.tests[0].subtests.as_ref().map(|s| s.tests.len()), Some(10));
+        }
+    }
+    let same = output(isoprobe().arg("compare").arg(&report).arg(&report));
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stdout));
+
+    let broken = dir.join("broken.json");
+    let full = std::fs::read_to_string(&report).unwrap();
+    std::fs::write(&broken, &full[..full.len() / 3]).unwrap();
+    let out = output(isoprobe().arg("compare").arg(&report).arg(&broken));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&broken.display().to_string()) && err.contains("line "), "{err}");
+    let out = output(isoprobe().args(["report", "-f", "html"]).arg(&broken));
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn list_names_the_cases_and_help_documents_exit_codes() {
+    let out = output(isoprobe().args(["list", "--launcher", "setns-pidfd"]));
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("setns-pidfd/host/pid") && stdout.contains("11 cases:"), "{stdout}");
+    let help = text(&output(isoprobe().arg("--help")).stdout);
+    for needle in ["Exit status:", "compare  0 no regression; 1 a regression", "cleanup"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+    let bad = output(isoprobe().args(["run", "--ns", "nosuch"]));
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// Isoprobe-named host objects: SysV objects by id, message queues are not listable here.
+fn isoprobe_sysv() -> BTreeSet<(String, i32)> {
+    let mut out = BTreeSet::new();
+    for kind in ["shm", "sem", "msg"] {
+        let t = std::fs::read_to_string(format!("/proc/sysvipc/{kind}")).unwrap();
+        for l in t.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if let (Some(k), Some(id)) = (f.first().and_then(|k| k.parse().ok()), f.get(1).and_then(|i| i.parse().ok()))
+                && is_isoprobe_key(k)
+            {
+                out.insert((kind.to_owned(), id));
+            }
+        }
+    }
+    out
+}
+
+fn mounts_under(dir: &Path) -> usize {
+    let mi = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    mi.lines().filter(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(m).starts_with(dir))).count()
+}
+
+fn cgroups_of(token: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mi = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    for l in mi.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let fs_type = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
+        if matches!(fs_type, Some(&"cgroup2") | Some(&"cgroup"))
+            && let Ok(rd) = std::fs::read_dir(f[4])
+        {
+            out.extend(rd.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains(token)));
+        }
+    }
+    out
+}
+
+/// The killed run and the cleanup live in a private /tmp and a private IPC namespace of this
+/// test's thread (both go away with it), so that other isoprobe runs on the host neither confuse
+/// the check nor get touched; cgroups are shared, and told apart by the run's token.
+#[test]
+fn cleanup_removes_what_a_killed_run_left_behind() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (a private /tmp and IPC namespace for the killed run)");
+        return;
+    }
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    // This test's thread only: the test harness runs each test on its own thread.
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC).expect("unshare mount and IPC namespaces");
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
+    mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::empty(), Some("mode=1777")).expect("mount a private /tmp");
+    assert!(isoprobe_sysv().is_empty(), "a fresh IPC namespace has no objects");
+
+    let mut child = isoprobe()
+        .args(["run", "--no-report", "-j", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start isoprobe run");
+    let pid = child.id();
+    // Wait until the run has a case going with a mount on the host, then kill it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run_dir = loop {
+        assert!(Instant::now() < deadline, "the run never mounted anything");
+        let found = std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("isoprobe-{pid}-")));
+        if let Some(d) = found
+            && mounts_under(&d) > 0
+        {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let token = run_dir.file_name().unwrap().to_string_lossy().rsplit('-').next().unwrap().to_owned();
+    // The killed run's probes die with it (PR_SET_PDEATHSIG); what the run held stays.
+    assert!(run_dir.exists(), "a killed run leaves its directory behind");
+    let left_sysv = isoprobe_sysv();
+    eprintln!(
+        "left behind: {} mounts, {} cgroups, {} SysV objects",
+        mounts_under(&run_dir),
+        cgroups_of(&token).len(),
+        left_sysv.len()
+    );
+    assert!(!left_sysv.is_empty(), "a case was running: its host IPC objects must be left");
+
+    // Cleanup keeps IPC objects made in the second before it starts (a run may be starting).
+    std::thread::sleep(Duration::from_secs(2));
+    // --only-known-runs: the test removes no cgroup but its own run's (cgroups are shared with
+    // the host, where other runs may have left theirs).
+    let dry = output(isoprobe().args(["cleanup", "--dry-run", "--only-known-runs"]));
+    assert_eq!(dry.status.code(), Some(0));
+    assert!(run_dir.exists() && isoprobe_sysv() == left_sysv, "--dry-run removed something");
+    let out = output(isoprobe().args(["cleanup", "--only-known-runs"]));
+    let report = text(&out.stdout);
+    eprintln!("{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}\n{}", text(&out.stderr));
+    assert!(report.contains(&format!("removed {}", run_dir.display())), "{report}");
+    // Only cgroups of runs outside this test's /tmp may be kept (another run on the host).
+    let kept: Vec<&str> = report.lines().filter(|l| l.starts_with("kept")).collect();
+    assert!(kept.iter().all(|l| l.starts_with("kept cgroup ") && !l.contains(&token)), "{kept:?}");
+    assert!(!run_dir.exists(), "the run directory is still there");
+    assert_eq!(mounts_under(&run_dir), 0);
+    assert!(cgroups_of(&token).is_empty(), "{:?}", cgroups_of(&token));
+    assert!(isoprobe_sysv().is_empty(), "SysV objects left: {:?}", isoprobe_sysv());
+    let again = output(isoprobe().args(["cleanup", "--only-known-runs"]));
+    assert!(text(&again.stdout).contains("removed 0, kept"), "{}", text(&again.stdout));
+    // Message queues are checked by cleanup itself (it lists them in a private mount of the
+    // mqueue filesystem); the second cleanup found none.
+}
+
+#[test]
+fn an_interrupted_run_finishes_its_cases_and_leaves_nothing() {
+    let child = isoprobe()
+        .args(["run", "--no-report", "-j", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start isoprobe run");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run_dir = loop {
+        assert!(Instant::now() < deadline, "the run never started a case");
+        let found = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("isoprobe-{pid}-")));
+        if let Some(d) = found
+            && d.join("case-3").exists()
+        {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted after") && err.contains("of 684 cases"), "{err}");
+    assert!(!run_dir.exists(), "the interrupted run left {}", run_dir.display());
+    let token = run_dir.file_name().unwrap().to_string_lossy().rsplit('-').next().unwrap().to_owned();
+    assert!(cgroups_of(&token).is_empty(), "{:?}", cgroups_of(&token));
+}
