@@ -85,10 +85,15 @@ impl Harness {
 
     /// Whether this machine and user can run `spec`, and its launcher can express it; the skip
     /// names what is missing.
+    ///
+    /// The generic requirements apply to the container the launcher really builds: bwrap run by an
+    /// unprivileged user adds a user namespace of its own, so it needs no root for the others.
     pub fn requirement(&self, spec: &CaseSpec) -> Result<(), Skip> {
-        requirement::check_case(spec, self.run.runner, self.run.supported_kinds())?;
         let runner = self.run.runner;
-        can_run(registry::launcher(spec.launcher), &spec.resolve(runner), runner)
+        let launcher = registry::launcher(spec.launcher);
+        let effective = launcher.effective(&spec.resolve(runner), runner).spec;
+        requirement::check_case(&effective, runner, self.run.supported_kinds())?;
+        can_run(launcher, &spec.resolve(runner), runner)
     }
 
     pub fn run_case(&self, spec: &CaseSpec) -> CaseOutcome {
