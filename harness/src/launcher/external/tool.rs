@@ -177,7 +177,8 @@ const PROBE_COMM: &str = isoprobe_probes::PROBE_NAME;
 
 /// Waits until a descendant of `tool` runs the probe (its comm is `isoprobe-probe`, so the tool's
 /// setup, which happens before the exec, is done) and returns its pid. Fails at once if the tool
-/// exits first, with its stderr.
+/// exits first, with its stderr. Polls /proc with a backoff from 0.2 to 2 ms: the probe waits for
+/// its hello meanwhile, so a tool's measured start includes up to one poll interval.
 pub fn wait_for_probe(tool: &mut ProbeProcess, deadline: Instant) -> Result<Pid, HarnessError> {
     let mut pause = Duration::from_micros(200);
     loop {
@@ -199,7 +200,7 @@ pub fn wait_for_probe(tool: &mut ProbeProcess, deadline: Instant) -> Result<Pid,
             });
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(5));
+        pause = (pause * 2).min(Duration::from_millis(2));
     }
 }
 
