@@ -47,7 +47,9 @@ for i in $(seq 1 "$runs"); do
   echo "run $i/$runs: exit $status; $result; left behind: ${#left[@]}"
   for l in "${left[@]}"; do echo "  left: $l"; done
   if [ "$status" -ne 0 ]; then
-    grep -E 'FAILED|^  (cgroup|/tmp|process|mount)' "$log" | head -n 20 | sed 's/^/  /'
+    # The failing trials in full, and the first lines of any host difference.
+    sed -n '/^---- /,/^$/p' "$log" | head -n 60 | sed 's/^/  /'
+    grep -E '^  (cgroup|/tmp|process|mount|sysv|\+|-) ' "$log" | head -n 20 | sed 's/^/  /'
   fi
   [ "${#left[@]}" -eq 0 ] || failed=1
   grep -q '^test result: ok\.' "$log" || failed=1
