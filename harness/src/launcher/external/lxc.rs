@@ -126,7 +126,7 @@ impl Launcher for Lxc {
         fs::create_dir(&lxcpath).ctx(|| format!("create {}", lxcpath.display()))?;
         let config = work.path.join("config");
         fs::write(&config, config_text(spec, &ctx.case.dir, &cgroup)).ctx(|| format!("write {}", config.display()))?;
-        let leftovers = lxc_leftovers(ctx, work, &cgroup);
+        let leftovers = lxc_leftovers(ctx, work, &cgroup)?;
         let probe = match spec.rootfs {
             RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
             _ => format!("/{}", isoprobe_probes::PROBE_NAME),
@@ -268,20 +268,20 @@ fn lock_mirror(path: &Path) -> PathBuf {
     Path::new(LOCK_ROOT).join(path.strip_prefix("/").unwrap_or(path))
 }
 
-static LOCK_DIRS: SharedHostDirs = SharedHostDirs::new();
+static LOCK_DIRS: SharedHostDirs = SharedHostDirs::new("/run/lxc", "isoprobe-lxc-run-dirs-lock");
 
 /// The leftovers of one LXC container: its work directory and cgroups, and its lock directory
 /// (LOCK_ROOT mirrors the work directory, which is named after the case; the run's mirror and the
 /// parents up to /run/lxc are shared).
-fn lxc_leftovers(ctx: &StartContext<'_>, work: WorkDir, cgroup: &str) -> ToolLeftovers {
+fn lxc_leftovers(ctx: &StartContext<'_>, work: WorkDir, cgroup: &str) -> Result<ToolLeftovers, HarnessError> {
     let run_lock = lock_mirror(&ctx.run.dir);
     let shared: Vec<PathBuf> =
-        run_lock.ancestors().take_while(|p| p.starts_with("/run/lxc")).map(Path::to_path_buf).collect();
+        run_lock.ancestors().take_while(|p| p.starts_with(LOCK_ROOT)).map(Path::to_path_buf).collect();
     let case_lock = lock_mirror(&work.path);
     let mut tool = ToolLeftovers::new(Some(work));
     tool.cgroups = vec![cgroup.to_owned(), format!("{cgroup}-pivot")];
-    tool.host_dirs = Some(LOCK_DIRS.enter(&shared, vec![case_lock]));
-    tool
+    tool.host_dirs = Some(LOCK_DIRS.enter(shared, vec![case_lock], Vec::new(), ctx.deadline)?);
+    Ok(tool)
 }
 
 #[cfg(test)]

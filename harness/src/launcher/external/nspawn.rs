@@ -60,7 +60,7 @@ impl Default for Nspawn {
 const SOURCE_ALWAYS: &str = "systemd-nspawn(1), DESCRIPTION: \"fully virtualizes the file system hierarchy, as well as \
                              the process tree, the various IPC subsystems and the host and domain name\"";
 
-static RUN_DIRS: SharedHostDirs = SharedHostDirs::new();
+static RUN_DIRS: SharedHostDirs = SharedHostDirs::new("/run/systemd/nspawn", "isoprobe-nspawn-run-dirs-lock");
 
 impl Launcher for Nspawn {
     fn kind(&self) -> LauncherKind {
@@ -168,14 +168,11 @@ impl Launcher for Nspawn {
         let st = nix::sys::stat::stat(&ctx.case.dir).ctx(|| format!("stat {}", ctx.case.dir.display()))?;
         let lock = PathBuf::from(format!("/run/systemd/nspawn/locks/inode-{}:{}", st.st_dev, st.st_ino));
         let shared: Vec<PathBuf> =
-            ["/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks", "/run/systemd/nspawn"]
-                .iter()
-                .map(PathBuf::from)
-                .collect();
+            ["/run/systemd/nspawn/propagate", "/run/systemd/nspawn/locks"].iter().map(PathBuf::from).collect();
         let cgroup_name = format!("{machine}-nspawn");
         let mut tool_leftovers = ToolLeftovers::new(None);
         tool_leftovers.cgroups.push(cgroup_name.clone());
-        tool_leftovers.host_dirs = Some(RUN_DIRS.enter(&shared, vec![propagate, lock]));
+        tool_leftovers.host_dirs = Some(RUN_DIRS.enter(shared, vec![propagate], vec![lock], ctx.deadline)?);
         let leftovers = tool_leftovers;
         let cgroup = ToolCgroup::create(cgroup_name)?;
         let mut process = start_tool_in(ctx, Some(&cgroup), &tool.path, &args, &env)?;

@@ -153,9 +153,9 @@ impl ToolCgroup {
     pub fn create(name: String) -> Result<ToolCgroup, HarnessError> {
         assert!(name.starts_with(crate::names::PREFIX), "cgroup {name} lacks the isoprobe prefix");
         let mut cg = ToolCgroup { name, v2: None, v1: Vec::new() };
-        for m in mounts()?.into_iter() {
+        for m in mounts()?.into_iter().filter(|m| m.mount_point.starts_with(CGROUP_ROOT)) {
             let named_v1 = m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o.starts_with("name="));
-            if m.fs_type != "cgroup2" && !named_v1 {
+            if (m.fs_type != "cgroup2" && !named_v1) || (m.fs_type == "cgroup2" && cg.v2.is_some()) {
                 continue;
             }
             let dir = m.mount_point.join(&cg.name);
@@ -276,13 +276,17 @@ impl WorkDir {
     }
 }
 
-/// Every mounted cgroup hierarchy (v1 controllers, named v1 hierarchies and cgroup2), cgroup2
-/// first, with whether it is cgroup2.
+/// Where the host's cgroup hierarchies are mounted; a cgroup filesystem mounted anywhere else (a
+/// test's temporary cgroup2 mount under /tmp) is someone else's business.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Every cgroup hierarchy mounted under [`CGROUP_ROOT`] (v1 controllers, named v1 hierarchies and
+/// cgroup2), cgroup2 first, with whether it is cgroup2.
 pub fn cgroup_mounts() -> Vec<(PathBuf, bool)> {
     let mut v: Vec<(PathBuf, bool)> = mounts()
         .map(|m| {
             m.into_iter()
-                .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+                .filter(|m| (m.fs_type == "cgroup" || m.fs_type == "cgroup2") && m.mount_point.starts_with(CGROUP_ROOT))
                 .map(|m| (m.mount_point, m.fs_type == "cgroup2"))
                 .collect()
         })
@@ -415,43 +419,101 @@ impl Drop for ToolLeftovers {
 
 /// Host directories a tool creates outside the run directory for its own bookkeeping (LXC's lock
 /// directories under /run/lxc, systemd-nspawn's under /run/systemd/nspawn), shared by every
-/// container of one tool: which of them existed before this process first used the tool, and how
-/// many of its containers are still up. Parents the process created are removed when its last
-/// container of that tool is torn down, under the same lock that counts starts, so a container
-/// starting meanwhile never loses a directory the tool is about to create a child in.
+/// container of that tool, in this process and in any other isoprobe process on the host.
+///
+/// The rule: the top directory (`/run/lxc`) is removed only if isoprobe created it. When an isoprobe
+/// process finds it missing, it creates it and leaves a marker file in it; whoever tears down the
+/// last container of its own later removes the shared directories while they are empty (another
+/// process's containers keep them busy, and that process removes them after its own), then the
+/// marker, then the top. Each container's directories are created before its tool starts, so a
+/// shared directory is never empty while a container is about to use it. All of this runs under a
+/// host-wide lock: an abstract unix socket bound by one process at a time, which the kernel
+/// releases if its holder dies (nothing to clean up after a crash).
 #[derive(Debug)]
 pub struct SharedHostDirs {
+    top: &'static str,
+    lock_name: &'static str,
     active: Mutex<usize>,
-    created: OnceLock<Vec<PathBuf>>,
 }
+
+/// The marker isoprobe leaves in a top directory it created.
+const CREATED_MARKER: &str = ".isoprobe-created";
 
 impl SharedHostDirs {
-    pub const fn new() -> SharedHostDirs {
-        SharedHostDirs { active: Mutex::new(0), created: OnceLock::new() }
+    /// `top` is the directory the tool would create (e.g. /run/lxc); `lock_name` the abstract
+    /// socket name of the host-wide lock (isoprobe-prefixed).
+    pub const fn new(top: &'static str, lock_name: &'static str) -> SharedHostDirs {
+        SharedHostDirs { top, lock_name, active: Mutex::new(0) }
     }
 
-    /// Counts a container in. `shared` lists the directories the tool may create above the
-    /// per-container ones, deepest first; those that do not exist now were created by this
-    /// process (first call only: later calls find them existing because of this process).
-    pub fn enter(&'static self, shared: &[PathBuf], per_case: Vec<PathBuf>) -> HostDirsGuard {
-        self.created.get_or_init(|| shared.iter().filter(|p| !p.exists()).cloned().collect());
-        *self.active.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        HostDirsGuard { dirs: self, per_case, counted: true }
+    /// Counts a container in and creates its directories (`dirs`, removed whole on release; each
+    /// is named after the case), and the parents of the files the tool will create for it
+    /// (`files`, removed on release). `shared` lists the directories between them and the top,
+    /// deepest first, removed when empty.
+    pub fn enter(
+        &'static self,
+        shared: Vec<PathBuf>,
+        dirs: Vec<PathBuf>,
+        files: Vec<PathBuf>,
+        deadline: Instant,
+    ) -> Result<HostDirsGuard, HarnessError> {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let _host = HostLock::take(self.lock_name, deadline)?;
+        let top = Path::new(self.top);
+        if !top.exists() {
+            fs::create_dir_all(top).ctx(|| format!("create {}", top.display()))?;
+            let marker = top.join(CREATED_MARKER);
+            fs::write(&marker, "created by isoprobe; removed with this directory\n")
+                .ctx(|| format!("write {}", marker.display()))?;
+        }
+        debug_assert!(shared.iter().all(|d| d.starts_with(top) && d != top), "shared dirs lie strictly below the top");
+        let mut guard = HostDirsGuard { dirs: self, per_case: Vec::new(), shared, counted: true };
+        *active += 1;
+        for d in dirs {
+            guard.per_case.push(d.clone());
+            fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
+        }
+        for f in files {
+            if let Some(parent) = f.parent() {
+                fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+            }
+            guard.per_case.push(f);
+        }
+        Ok(guard)
     }
 }
 
-impl Default for SharedHostDirs {
-    fn default() -> Self {
-        SharedHostDirs::new()
+/// A host-wide lock: an abstract unix socket only one process can bind; held while the socket
+/// lives.
+#[derive(Debug)]
+struct HostLock {
+    _bound: std::os::unix::net::UnixListener,
+}
+
+impl HostLock {
+    fn take(name: &str, deadline: Instant) -> Result<HostLock, HarnessError> {
+        use std::os::linux::net::SocketAddrExt;
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).ctx(|| format!("name @{name}"))?;
+        loop {
+            match std::os::unix::net::UnixListener::bind_addr(&addr) {
+                Ok(l) => return Ok(HostLock { _bound: l }),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(HarnessError::Io { what: format!("take the host lock @{name}"), source: e }),
+            }
+        }
     }
 }
 
-/// One container's share of [`SharedHostDirs`]: its own directories and files (removed whole; each
-/// is named after the case) and its count. Held by a [`ToolLeftovers`], which releases it.
+/// One container's share of [`SharedHostDirs`]: its own directories and files and its count.
+/// Held by a [`ToolLeftovers`], which releases it.
 #[derive(Debug)]
 pub struct HostDirsGuard {
     dirs: &'static SharedHostDirs,
     per_case: Vec<PathBuf>,
+    shared: Vec<PathBuf>,
     counted: bool,
 }
 
@@ -462,6 +524,8 @@ impl HostDirsGuard {
             return problems;
         }
         self.counted = false;
+        let mut active = self.dirs.active.lock().unwrap_or_else(|e| e.into_inner());
+        let host = HostLock::take(self.dirs.lock_name, Instant::now() + crate::launcher::process::GRACE);
         for d in self.per_case.drain(..) {
             let removed = if d.is_dir() { fs::remove_dir_all(&d) } else { fs::remove_file(&d) };
             if let Err(e) = removed
@@ -470,15 +534,40 @@ impl HostDirsGuard {
                 problems.push(format!("failed to remove {}: {e}", d.display()));
             }
         }
-        let mut active = self.dirs.active.lock().unwrap_or_else(|e| e.into_inner());
         *active -= 1;
-        if *active == 0 {
-            for d in self.dirs.created.get().into_iter().flatten() {
-                match fs::remove_dir(d) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => problems.push(format!("failed to remove {} (created by this run): {e}", d.display())),
+        if *active > 0 {
+            return problems;
+        }
+        if let Err(e) = host {
+            problems.push(e.to_string());
+            return problems;
+        }
+        let top = Path::new(self.dirs.top);
+        let marker = top.join(CREATED_MARKER);
+        if !marker.exists() {
+            return problems; // the top was there before isoprobe: only the case's own were ours
+        }
+        for d in &self.shared {
+            match fs::remove_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Another process's containers still use it; the last of them removes it.
+                Err(e) if e.raw_os_error() == Some(Errno::ENOTEMPTY as i32) => return problems,
+                Err(e) => {
+                    problems.push(format!("failed to remove {}: {e}", d.display()));
+                    return problems;
                 }
+            }
+        }
+        if let Err(e) = fs::remove_file(&marker) {
+            problems.push(format!("failed to remove {}: {e}", marker.display()));
+            return problems;
+        }
+        if let Err(e) = fs::remove_dir(top) {
+            // Something else lives there now (the tool, used by someone else): keep it, marked.
+            let _ = fs::write(&marker, "created by isoprobe; removed with this directory\n");
+            if e.raw_os_error() != Some(Errno::ENOTEMPTY as i32) {
+                problems.push(format!("failed to remove {}: {e}", top.display()));
             }
         }
         problems
