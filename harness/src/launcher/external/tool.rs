@@ -298,14 +298,14 @@ pub fn cgroup_mounts() -> Vec<(PathBuf, bool)> {
 
 /// How long removal retries a cgroup that is still busy: an exited task lingers in its cgroup
 /// until its parent reaps it and the kernel lets go.
-const CGROUP_DRAIN: Duration = Duration::from_secs(2);
+const CGROUP_DRAIN: Duration = Duration::from_secs(5);
 
 /// Removes the cgroup subtree at `rel` (relative to each hierarchy's root) in every hierarchy,
 /// deepest first. `rel`'s last component must carry the isoprobe prefix: it was named by a
 /// launcher for one case, so whatever still runs in it is that case's container, which outlived
-/// its tool (systemd-nspawn's payload survives a SIGKILL of nspawn). On cgroup2 such a subtree is
-/// emptied with cgroup.kill after a drain period; a process shows in every hierarchy, so cgroup2
-/// goes first and the v1 directories empty with it.
+/// its tool (systemd-nspawn's payload survives a SIGKILL of nspawn). Such a subtree is emptied after
+/// a drain period (cgroup.kill on cgroup2, SIGKILL to the listed processes on v1); a process shows
+/// in every hierarchy, so cgroup2 goes first and the v1 directories mostly empty with it.
 pub fn remove_cgroup_everywhere(rel: &str) -> Vec<String> {
     let name = rel.rsplit('/').next().unwrap_or(rel);
     assert!(name.starts_with(crate::names::PREFIX), "cgroup {rel} lacks the isoprobe prefix");
@@ -338,11 +338,13 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// rmdir with a drain period; a cgroup2 directory still busy after it is emptied with cgroup.kill
-/// (which kills every process in its subtree) and given a second period.
+/// rmdir with a drain period; a directory still busy after it is emptied (cgroup2: cgroup.kill,
+/// which kills every process in its subtree; v1: SIGKILL to each process it lists, see
+/// [`kill_listed`]) and given a second period. A case's container killed with its tool can take
+/// more than a moment to go on a loaded host (seen: crun's, after `crun delete --force`).
 fn rmdir_draining(dir: &Path, v2: bool) -> Result<(), std::io::Error> {
     let mut deadline = Instant::now() + CGROUP_DRAIN;
-    let mut killed = !v2;
+    let mut killed = false;
     loop {
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
@@ -351,11 +353,31 @@ fn rmdir_draining(dir: &Path, v2: bool) -> Result<(), std::io::Error> {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) && !killed => {
-                fs::write(dir.join("cgroup.kill"), "1")?;
+                if v2 {
+                    fs::write(dir.join("cgroup.kill"), "1")?;
+                } else {
+                    kill_listed(dir);
+                }
                 killed = true;
                 deadline = Instant::now() + CGROUP_DRAIN;
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// SIGKILLs every process a v1 cgroup of isoprobe's lists (they belong to the case whose tool made
+/// it). Each pid is pinned with a pidfd first and checked to be in that cgroup still, so a pid the
+/// kernel recycled meanwhile is never signalled.
+fn kill_listed(dir: &Path) {
+    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let Ok(pidfd) = isoprobe_probes::sys::pidfd_open(pid) else { continue };
+        let member = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|c| c.lines().any(|l| l.rsplit(':').next().is_some_and(|p| p.split('/').any(|c| c == name))));
+        if member {
+            let _ = isoprobe_probes::sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
         }
     }
 }
