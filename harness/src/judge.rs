@@ -224,7 +224,11 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             obs(connect_seen(connect), format!("connect: {connect}"))
         }
         (NetLinks, Fact::Links { links }) => {
-            let fresh = links.len() == 1 && links[0].name == "lo" && !links[0].up;
+            let is_fresh = |l: &[Link]| l.len() == 1 && l[0].name == "lo" && !l[0].up;
+            if is_fresh(&host.links) {
+                return Err(indistinguishable_net("the host's only link is lo, down, as in a fresh network namespace"));
+            }
+            let fresh = is_fresh(links);
             let seen = if *links == host.links {
                 Seen::Shared
             } else if fresh {
@@ -235,6 +239,11 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             obs(seen, format!("netlink: {}; host: {}", fmt_links(links), fmt_links(&host.links)))
         }
         (NetSysfsClassNet, Fact::SysfsNet { entries }) => {
+            if host.sys_class_net == ["lo"] {
+                return Err(indistinguishable_net(
+                    "the host's /sys/class/net holds only lo, as a fresh network namespace's does",
+                ));
+            }
             let seen = if *entries == host.sys_class_net {
                 Seen::Shared
             } else if entries == &["lo"] {
@@ -279,6 +288,15 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             format!("probe clock minus host clock, bracketed by two probe readings ({} wide)", fmt_ns(hi_ns - lo_ns)),
         ),
         _ => Err(wrong()),
+    }
+}
+
+/// The skip of a net check on a host that looks like a fresh network namespace (a minimal VM with
+/// only loopback): sharing and isolation would be the same observation.
+fn indistinguishable_net(why: &str) -> Verdict {
+    Verdict::Skip {
+        requirement: "net:host-link".into(),
+        reason: format!("{why}, so the two cannot be told apart (a host with any other link can)"),
     }
 }
 
@@ -382,6 +400,22 @@ mod tests {
         assert_eq!(observe(CheckId::NetLinks, &f, &host, &spec).unwrap().seen, Seen::Isolated);
         let f = facts(vec![Fact::Links { links: vec![Link { name: "veth0".into(), up: true }] }]);
         assert!(matches!(observe(CheckId::NetLinks, &f, &host, &spec).unwrap().seen, Seen::Other(_)));
+    }
+
+    #[test]
+    fn a_host_with_only_loopback_cannot_tell_net_namespaces_apart() {
+        let spec = CaseSpec::new(Default::default());
+        let lo = |up| vec![Link { name: "lo".into(), up }];
+        let host = HostView { sys_class_net: vec!["lo".into()], links: lo(false), ..Default::default() };
+        let f = facts(vec![Fact::SysfsNet { entries: vec!["lo".into()] }, Fact::Links { links: lo(false) }]);
+        for check in [CheckId::NetSysfsClassNet, CheckId::NetLinks] {
+            let v = verdict(check, &Expect::Isolated, &f, &host, &spec);
+            assert!(v.is_skip(), "{check}: {v:?}");
+        }
+        let host = HostView { sys_class_net: vec!["eth0".into(), "lo".into()], links: lo(true), ..Default::default() };
+        for check in [CheckId::NetSysfsClassNet, CheckId::NetLinks] {
+            assert!(verdict(check, &Expect::Isolated, &f, &host, &spec).is_pass(), "{check}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Requirement {
     UnprivilegedUserNs,
     /// The kernel has this namespace type.
     Namespace(NsKind),
+    /// The running kernel is at least this version (major, minor).
+    KernelAtLeast(u32, u32),
 }
 
 impl Requirement {
@@ -28,6 +30,7 @@ impl Requirement {
             Requirement::Root => "root".into(),
             Requirement::UnprivilegedUserNs => "userns".into(),
             Requirement::Namespace(k) => format!("ns-{k}"),
+            Requirement::KernelAtLeast(major, minor) => format!("linux-{major}.{minor}"),
         }
     }
 
@@ -42,13 +45,56 @@ impl fmt::Display for Requirement {
     }
 }
 
+/// The running kernel's release (`uname -r`) and the version it starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRelease {
+    pub release: String,
+    /// major.minor, `None` when the release does not start with one.
+    pub version: Option<(u32, u32)>,
+}
+
+impl KernelRelease {
+    pub fn running() -> KernelRelease {
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_else(|e| format!("<uname failed: {e}>"));
+        KernelRelease::parse(&release)
+    }
+
+    /// `6.1.0-28-cloud-amd64` → 6.1.
+    pub fn parse(release: &str) -> KernelRelease {
+        let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(str::parse::<u32>);
+        let version = match (nums.next(), nums.next()) {
+            (Some(Ok(major)), Some(Ok(minor))) => Some((major, minor)),
+            _ => None,
+        };
+        KernelRelease { release: release.to_owned(), version }
+    }
+
+    /// Whether this kernel is at least `major.minor`; an unreadable version is taken to be new
+    /// enough (a failure then shows what is missing, where a skip would hide it).
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        self.version.is_none_or(|v| v >= (major, minor))
+    }
+}
+
 /// Whether `runner` can run `spec` on a kernel with namespace kinds `supported`.
-pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet) -> Result<(), Skip> {
+pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet, kernel: &KernelRelease) -> Result<(), Skip> {
     for k in spec.namespaces.iter() {
         if !supported.contains(k) {
             return Err(Requirement::Namespace(k)
                 .skip(format!("this kernel has no {k} namespaces (/proc/self/ns/{k} is missing)")));
         }
+    }
+    // The probe creates the time namespace itself when it must write offsets, and enters it by
+    // re-executing itself: execve moves a process into its time_for_children namespace only since
+    // Linux 6.2 (commit 2b5f9dad32ed). Before, the probe stays in the host's time namespace.
+    if crate::launcher::native::time_in_probe(spec) && !kernel.at_least(6, 2) {
+        return Err(Requirement::KernelAtLeast(6, 2).skip(format!(
+            "the probe enters its time namespace by execve, which switches to time_for_children only since \
+             Linux 6.2 (\"fs/exec: switch timens when a task gets a new mm\"); this kernel is {}",
+            kernel.release
+        )));
     }
     if runner.is_root() {
         return Ok(());
@@ -111,10 +157,14 @@ mod tests {
 
     const USER: Runner = Runner { uid: 1000, gid: 1000 };
 
+    fn kernel(release: &str) -> KernelRelease {
+        KernelRelease::parse(release)
+    }
+
     #[test]
     fn rootless_skips_namespaces_without_a_user_namespace_with_the_reason() {
         let s = CaseSpec::new("pid+net".parse().unwrap());
-        let skip = check_case(&s, USER, NsSet::ALL).unwrap_err();
+        let skip = check_case(&s, USER, NsSet::ALL, &kernel("6.12.0")).unwrap_err();
         assert_eq!(skip.requirement, "root");
         assert!(skip.reason.contains("pid+net"), "{}", skip.reason);
     }
@@ -123,14 +173,34 @@ mod tests {
     fn rootless_runs_with_a_user_namespace() {
         let s = CaseSpec::new("pid+net+user".parse().unwrap());
         if unprivileged_userns_blocked().is_none() {
-            assert_eq!(check_case(&s, USER, NsSet::ALL), Ok(()));
+            assert_eq!(check_case(&s, USER, NsSet::ALL, &kernel("6.12.0")), Ok(()));
         }
     }
 
     #[test]
     fn a_missing_kind_is_named() {
         let s = CaseSpec::new("time".parse().unwrap());
-        let skip = check_case(&s, Runner { uid: 0, gid: 0 }, NsSet::ALL.without(NsKind::Time)).unwrap_err();
+        let skip =
+            check_case(&s, Runner { uid: 0, gid: 0 }, NsSet::ALL.without(NsKind::Time), &kernel("6.12.0")).unwrap_err();
         assert_eq!(skip.requirement, "ns-time");
+    }
+
+    #[test]
+    fn time_offsets_entered_by_execve_need_linux_6_2() {
+        use crate::spec::LauncherKind;
+        use isoprobe_probes::wire::TimeOffsets;
+        let root = Runner { uid: 0, gid: 0 };
+        let mut s = CaseSpec::new("pid+time".parse().unwrap());
+        s.launcher = LauncherKind::Clone;
+        s.time_offsets = Some(TimeOffsets { monotonic_ns: 1, boottime_ns: 1 });
+        let skip = check_case(&s, root, NsSet::ALL, &kernel("6.1.0-28-cloud-amd64")).unwrap_err();
+        assert_eq!(skip.requirement, "linux-6.2");
+        assert!(skip.reason.contains("6.1.0-28-cloud-amd64"), "{}", skip.reason);
+        assert_eq!(check_case(&s, root, NsSet::ALL, &kernel("6.2.0")), Ok(()));
+        // The unshare launcher writes the offsets and forks: no execve involved.
+        s.launcher = LauncherKind::Unshare;
+        assert_eq!(check_case(&s, root, NsSet::ALL, &kernel("6.1.0")), Ok(()));
+        assert_eq!(kernel("6.12.117+deb12-cloud-amd64").version, Some((6, 12)));
+        assert!(kernel("weird").at_least(99, 0));
     }
 }

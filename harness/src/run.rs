@@ -53,6 +53,7 @@ pub struct Harness {
     opts: HarnessOptions,
     next_case: AtomicU64,
     cgroup_root: Option<PathBuf>,
+    kernel: requirement::KernelRelease,
 }
 
 /// One probe process's raw results before judging.
@@ -72,7 +73,13 @@ impl Harness {
             None => crate::run_env::probe_source()?,
         };
         let run = RunEnv::new(Runner::current(), &probe)?;
-        Ok(Harness { run, opts, next_case: AtomicU64::new(0), cgroup_root: writable_cgroup2_root() })
+        Ok(Harness {
+            run,
+            opts,
+            next_case: AtomicU64::new(0),
+            cgroup_root: writable_cgroup2_root(),
+            kernel: requirement::KernelRelease::running(),
+        })
     }
 
     pub fn runner(&self) -> Runner {
@@ -92,7 +99,7 @@ impl Harness {
         let runner = self.run.runner;
         let launcher = registry::launcher(spec.launcher);
         let effective = launcher.effective(&spec.resolve(runner), runner).spec;
-        requirement::check_case(&effective, runner, self.run.supported_kinds())?;
+        requirement::check_case(&effective, runner, self.run.supported_kinds(), &self.kernel)?;
         can_run(launcher, &spec.resolve(runner), runner)
     }
 

@@ -9,6 +9,10 @@
 //! What is compared in full and what only by isoprobe's names is a choice about noise: the mount
 //! table, IPC objects and links change only when something is wrong on a test machine, while /tmp,
 //! processes and the cgroup counts of /proc/cgroups change whenever anything runs.
+//!
+//! The comparison assumes no other isoprobe run works on the machine meanwhile (as in CI): another
+//! run's cgroups, IPC objects and probes would show as differences, and SysV objects carry no run
+//! token to tell them apart.
 
 use std::collections::BTreeSet;
 use std::fs;

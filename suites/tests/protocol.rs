@@ -89,6 +89,9 @@ fn panic_mid_case() -> Result<(), Failed> {
     let h = Harness::new(HarnessOptions::default()).map_err(|e| e.to_string())?;
     let spec = spec_for(NsSet::ALL, RootfsMode::PivotRoot, LauncherKind::Clone3).resolve(h.runner());
     let seen = Mutex::new(None);
+    // Keep the injected panic out of the test output (the default hook prints it like a real one).
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let r = catch_unwind(AssertUnwindSafe(|| {
         let case = CaseEnv::create(h.run_env(), &spec, 9999, writable_cgroup2_root().as_deref()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -97,6 +100,7 @@ fn panic_mid_case() -> Result<(), Failed> {
         *seen.lock().unwrap() = Some((p.pid.as_raw(), case.dir.clone(), cgroup));
         panic!("injected panic while the container runs");
     }));
+    std::panic::set_hook(quiet);
     if r.is_ok() {
         return Err("the injected panic did not happen".into());
     }

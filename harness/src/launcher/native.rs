@@ -28,7 +28,7 @@ use crate::verdict::Skip;
 
 /// Whether the probe's init creates the time namespace (to write offsets before anyone enters it;
 /// clone(2) cannot even express CLONE_NEWTIME).
-fn time_in_probe(spec: &CaseSpec) -> bool {
+pub(crate) fn time_in_probe(spec: &CaseSpec) -> bool {
     spec.has(NsKind::Time)
         && match spec.launcher {
             LauncherKind::Clone => true,

@@ -48,7 +48,7 @@ pub fn enter_time_namespace(plan: &InitPlan, hello_line: &str) -> Result<(), Pro
     }
     unshare(CloneFlags::from_bits_retain(crate::ns::CLONE_NEWTIME)).ctx(|| "unshare(CLONE_NEWTIME)".into())?;
     write_time_offsets(offsets)?;
-    // execve switches a process into its time_for_children namespace (Linux 5.11 and later), so the
+    // execve switches a process into its time_for_children namespace (Linux 6.2 and later), so the
     // probe stays the same process: pid 1 of a new pid namespace remains pid 1.
     let exe = CString::new("/proc/self/exe").expect("no NUL");
     let args: Vec<CString> =

@@ -1,0 +1,180 @@
+//! What the VM's init does after setting the machine up: the plan the host puts into the initramfs
+//! at [`PLAN_PATH`]. Kernel modules to load and sysctls to set first (a candidate kernel's
+//! configuration, or a planted regression), then steps run one after the other, each with its
+//! environment, a timeout, and the files to bring out when it ends.
+//!
+//! This module must never run anything: it is the document both sides agree on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::valid_name;
+
+/// Where the plan lives inside the VM.
+pub const PLAN_PATH: &str = "/isoprobe/plan.json";
+
+/// The version of this document; the init refuses any other.
+pub const PLAN_SCHEMA: u32 = 1;
+
+/// Where the host puts the kernel modules the plan names: `<dir>/<name>.ko`, or `.ko.xz` or
+/// `.ko.zst` as the kernel package ships them.
+pub const MODULE_DIR: &str = "/lib/modules";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub schema: u32,
+    /// Kernel modules loaded in this order before anything else, by name (`dummy`), from
+    /// [`MODULE_DIR`]. Their dependencies are not resolved: list them first.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Set before the first step, by name (`user.max_net_namespaces` is written to
+    /// /proc/sys/user/max_net_namespaces); a sysctl that cannot be set fails the run.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Names the step in records and its output file (`<name>.log`).
+    pub name: String,
+    /// The program (an absolute path inside the VM) and its arguments.
+    pub argv: Vec<String>,
+    /// Added to a minimal environment (PATH=/bin, HOME=/root).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The step is killed (its whole process group) when it runs longer.
+    pub timeout_secs: u64,
+    /// Files inside the VM brought out after the step, named `<step>.<file name>`.
+    #[serde(default)]
+    pub collect: Vec<String>,
+    /// Copy the step's output to the console as it comes (to watch a run; costs time under TCG).
+    #[serde(default)]
+    pub echo: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("plan schema {0} is not {PLAN_SCHEMA}")]
+    Schema(u32),
+    #[error("invalid step name {0:?} (letters, digits and ._+- only)")]
+    StepName(String),
+    #[error("step {0} appears twice")]
+    Duplicate(String),
+    #[error("step {0} has no program, or a relative one")]
+    Program(String),
+    #[error("step {0} collects {1:?}, which is not an absolute path with a valid file name")]
+    Collect(String, String),
+    #[error("invalid sysctl name {0:?}")]
+    Sysctl(String),
+    #[error("invalid module name {0:?}")]
+    Module(String),
+}
+
+impl Plan {
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.schema != PLAN_SCHEMA {
+            return Err(PlanError::Schema(self.schema));
+        }
+        let mut seen = BTreeSet::new();
+        for s in &self.steps {
+            if !valid_name(&s.name) || s.name == "guest" {
+                return Err(PlanError::StepName(s.name.clone()));
+            }
+            if !seen.insert(&s.name) {
+                return Err(PlanError::Duplicate(s.name.clone()));
+            }
+            if !s.argv.first().is_some_and(|p| p.starts_with('/')) {
+                return Err(PlanError::Program(s.name.clone()));
+            }
+            for c in &s.collect {
+                if s.collected_name(c).is_none() {
+                    return Err(PlanError::Collect(s.name.clone(), c.clone()));
+                }
+            }
+        }
+        if let Some(m) = self.modules.iter().find(|m| !valid_name(m)) {
+            return Err(PlanError::Module(m.clone()));
+        }
+        for name in self.sysctls.keys() {
+            sysctl_path(name).ok_or_else(|| PlanError::Sysctl(name.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Step {
+    /// The name a collected file travels under: `<step>.<file name>`.
+    pub fn collected_name(&self, path: &str) -> Option<String> {
+        let file = path.strip_prefix('/')?.rsplit('/').next()?;
+        let name = format!("{}.{file}", self.name);
+        valid_name(&name).then_some(name)
+    }
+
+    /// The name of the step's captured output.
+    pub fn log_name(&self) -> String {
+        format!("{}.log", self.name)
+    }
+}
+
+/// /proc/sys/<a>/<b> for the sysctl `a.b`, if the name is one.
+pub fn sysctl_path(name: &str) -> Option<String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let ok = parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+    ok.then(|| format!("/proc/sys/{}", parts.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str) -> Step {
+        Step {
+            name: name.into(),
+            argv: vec!["/bin/namespaces".into()],
+            env: BTreeMap::new(),
+            timeout_secs: 60,
+            collect: vec!["/tmp/report.json".into()],
+            echo: false,
+        }
+    }
+
+    #[test]
+    fn a_plan_round_trips_and_validates() {
+        let plan = Plan {
+            schema: PLAN_SCHEMA,
+            modules: vec!["dummy".into()],
+            sysctls: BTreeMap::from([("user.max_net_namespaces".into(), "0".into())]),
+            steps: vec![step("namespaces"), step("run")],
+        };
+        let text = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<Plan>(&text).unwrap(), plan);
+        assert_eq!(plan.validate(), Ok(()));
+        assert_eq!(plan.steps[1].collected_name("/tmp/report.json").as_deref(), Some("run.report.json"));
+        assert_eq!(sysctl_path("user.max_net_namespaces").as_deref(), Some("/proc/sys/user/max_net_namespaces"));
+    }
+
+    #[test]
+    fn bad_plans_are_refused_with_the_reason() {
+        let mut plan =
+            Plan { schema: PLAN_SCHEMA, modules: vec![], sysctls: BTreeMap::new(), steps: vec![step("a"), step("a")] };
+        assert_eq!(plan.validate(), Err(PlanError::Duplicate("a".into())));
+        plan.steps[1].name = "b c".into();
+        assert_eq!(plan.validate(), Err(PlanError::StepName("b c".into())));
+        plan.steps[1] = Step { argv: vec!["namespaces".into()], ..step("b") };
+        assert_eq!(plan.validate(), Err(PlanError::Program("b".into())));
+        plan.steps[1] = step("b");
+        plan.modules.push("../dummy".into());
+        assert_eq!(plan.validate(), Err(PlanError::Module("../dummy".into())));
+        plan.modules.clear();
+        plan.sysctls.insert("../../etc".into(), "1".into());
+        assert_eq!(plan.validate(), Err(PlanError::Sysctl("../../etc".into())));
+        assert!(serde_json::from_str::<Plan>(r#"{"schema":1,"steps":[],"extra":1}"#).is_err());
+    }
+}

@@ -1,0 +1,424 @@
+//! The host side of a kernel-test VM: builds the initramfs (the init, the plan, the programs),
+//! boots the kernel under qemu with TCG, follows the data channel as the VM writes it, enforces the
+//! overall timeout, and writes what came out: `console.log`, `data.txt` (the raw channel), the
+//! files the VM sent under `files/`, and `result.json` (a [`VmResult`]).
+//!
+//! It must never leave qemu running: every exit path kills and reaps the process it started.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{LineSplitter, Record, StepStatus, Transcript};
+use crate::guest::channel::PARAM;
+use crate::guest::setup::GuestFacts;
+use crate::libtest;
+use crate::newc::Archive;
+use crate::plan::{PLAN_PATH, Plan};
+
+/// The version of `result.json`.
+pub const RESULT_SCHEMA: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("failed to {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid plan: {0}")]
+    Plan(String),
+    #[error("failed to build the initramfs: {0}")]
+    Initramfs(String),
+}
+
+fn io_ctx<T>(r: std::io::Result<T>, what: impl FnOnce() -> String) -> Result<T, VmError> {
+    r.map_err(|source| VmError::Io { what: what(), source })
+}
+
+/// What to boot and how.
+#[derive(Debug, Clone)]
+pub struct BootRequest {
+    pub kernel: PathBuf,
+    /// The static init binary (isoprobe-vm-init).
+    pub init: PathBuf,
+    pub plan: Plan,
+    /// Host files copied into the VM: (host path, absolute guest path).
+    pub files: Vec<(PathBuf, String)>,
+    pub out_dir: PathBuf,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    /// For the whole VM, boot to power-off.
+    pub timeout: Duration,
+    /// Extra kernel command-line parameters.
+    pub append: String,
+    /// Copy the console to stderr as it comes.
+    pub echo_console: bool,
+    pub qemu: String,
+}
+
+/// A step as the host saw it end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub name: String,
+    pub status: StepStatus,
+    /// The step's duration as the VM measured it.
+    pub elapsed_ms: u64,
+    /// The libtest counts in the step's output, when it is a libtest run.
+    pub libtest: Option<libtest::Counts>,
+}
+
+/// Everything one boot produced: `result.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmResult {
+    pub schema: u32,
+    pub kernel: String,
+    /// The release the VM reported (uname -r).
+    pub release: Option<String>,
+    /// The init reported that every step ran and every file was sent.
+    pub complete: bool,
+    /// The host killed qemu at the overall timeout.
+    pub timed_out: bool,
+    pub qemu_exit: Option<i32>,
+    /// From starting qemu to the init's hello: firmware, kernel boot, initramfs unpacking.
+    pub boot_ms: Option<u64>,
+    /// From starting qemu to its exit.
+    pub total_ms: u64,
+    pub steps: Vec<StepResult>,
+    /// Files the VM sent, under files/.
+    pub files: Vec<String>,
+    /// Errors the init reported.
+    pub init_errors: Vec<String>,
+    /// Framing problems: files that did not arrive whole, malformed records.
+    pub problems: Vec<String>,
+    pub guest: Option<GuestFacts>,
+}
+
+impl VmResult {
+    /// Whether the run is clean: complete, every step exited 0, nothing went wrong on the way.
+    pub fn passed(&self) -> bool {
+        self.complete
+            && !self.timed_out
+            && self.init_errors.is_empty()
+            && self.problems.is_empty()
+            && self.steps.iter().all(|s| s.status.success())
+    }
+}
+
+/// The initramfs for a request: /init, /dev/console, the mount points, the plan, the files.
+pub fn initramfs(req: &BootRequest) -> Result<Vec<u8>, VmError> {
+    req.plan.validate().map_err(|e| VmError::Plan(e.to_string()))?;
+    let bad = |e: crate::newc::NewcError| VmError::Initramfs(e.to_string());
+    let mut a = Archive::new();
+    let read = |p: &Path| io_ctx(fs::read(p), || format!("read {}", p.display()));
+    a.file("init", 0o755, read(&req.init)?).map_err(bad)?;
+    // The kernel opens /dev/console for the init's stdio before any devtmpfs is mounted.
+    a.char_dev("dev/console", 0o600, 5, 1).map_err(bad)?;
+    for d in ["proc", "sys", "tmp", "run", "root", "bin"] {
+        a.dir(d, if d == "tmp" { 0o1777 } else { 0o755 }).map_err(bad)?;
+    }
+    let plan = serde_json::to_vec_pretty(&req.plan).map_err(|e| VmError::Plan(e.to_string()))?;
+    a.file(PLAN_PATH, 0o644, plan).map_err(bad)?;
+    for (host, guest) in &req.files {
+        if !guest.starts_with('/') {
+            return Err(VmError::Initramfs(format!("guest path {guest:?} is not absolute")));
+        }
+        let md = io_ctx(fs::metadata(host), || format!("stat {}", host.display()))?;
+        let perm = if md.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+        a.file(guest, perm, read(host)?).map_err(bad)?;
+    }
+    let mut out = Vec::new();
+    io_ctx(a.write(&mut out), || "write the initramfs".into())?;
+    Ok(out)
+}
+
+/// The qemu command line for a request.
+pub fn qemu_args(req: &BootRequest, initrd: &Path, data: &Path) -> Vec<String> {
+    let mut append = format!("console=ttyS0 panic=-1 {PARAM}=/dev/ttyS1");
+    if !req.append.is_empty() {
+        append.push(' ');
+        append.push_str(&req.append);
+    }
+    [
+        // KVM is not an option everywhere (nested virtualisation); TCG boots any kernel anywhere.
+        "-accel",
+        "tcg",
+        "-m",
+        &req.memory_mib.to_string(),
+        "-smp",
+        &req.cpus.to_string(),
+        "-nographic",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        &req.kernel.display().to_string(),
+        "-initrd",
+        &initrd.display().to_string(),
+        "-append",
+        &append,
+        // ttyS0: the console, on qemu's stdout. ttyS1: the data channel, into a file.
+        "-serial",
+        "stdio",
+        "-serial",
+        &format!("file:{}", data.display()),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Kills and reaps qemu when dropped, unless it was already reaped.
+struct Qemu(Option<Child>);
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How often the host reads the data channel file while the VM runs.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Boots the VM, waits for it to power off (or kills it at the timeout), and writes the results.
+pub fn boot(req: &BootRequest) -> Result<VmResult, VmError> {
+    let out = &req.out_dir;
+    io_ctx(fs::create_dir_all(out.join("files")), || format!("create {}", out.display()))?;
+    let initrd = out.join("initramfs.cpio");
+    io_ctx(fs::write(&initrd, initramfs(req)?), || format!("write {}", initrd.display()))?;
+    let data_path = out.join("data.txt");
+    io_ctx(File::create(&data_path), || format!("create {}", data_path.display()))?;
+    let console_path = out.join("console.log");
+    let console = io_ctx(File::create(&console_path), || format!("create {}", console_path.display()))?;
+
+    let started = Instant::now();
+    let child = io_ctx(
+        Command::new(&req.qemu)
+            .args(qemu_args(req, &initrd, &data_path))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn(),
+        || format!("start {}", req.qemu),
+    )?;
+    let mut qemu = Qemu(Some(child));
+    let stdout = qemu.0.as_mut().and_then(|c| c.stdout.take()).expect("piped");
+    let stderr = qemu.0.as_mut().and_then(|c| c.stderr.take()).expect("piped");
+    let console_copier = copy_console(stdout, console, req.echo_console);
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = { stderr }.read_to_string(&mut s);
+        s
+    });
+
+    let mut data = io_ctx(File::open(&data_path), || format!("open {}", data_path.display()))?;
+    let mut split = LineSplitter::default();
+    let mut transcript = Transcript::default();
+    let mut boot_ms = None;
+    let mut timed_out = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut follow = |transcript: &mut Transcript, split: &mut LineSplitter, boot_ms: &mut Option<u64>| {
+        while let Ok(n) = data.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            for line in split.push(&buf[..n]) {
+                if let Some(Record::Hello { .. }) = transcript.feed_line(&line) {
+                    boot_ms.get_or_insert(started.elapsed().as_millis() as u64);
+                }
+            }
+        }
+    };
+    let status = loop {
+        follow(&mut transcript, &mut split, &mut boot_ms);
+        let child = qemu.0.as_mut().expect("not yet reaped");
+        if let Some(status) = io_ctx(child.try_wait(), || "wait for qemu".into())? {
+            break Some(status);
+        }
+        if started.elapsed() >= req.timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break io_ctx(child.wait(), || "reap qemu".into()).ok();
+        }
+        std::thread::sleep(POLL);
+    };
+    qemu.0 = None; // reaped
+    let total_ms = started.elapsed().as_millis() as u64;
+    follow(&mut transcript, &mut split, &mut boot_ms);
+    if let Some(rest) = split.rest() {
+        transcript.feed_line(&rest);
+    }
+    transcript.finish();
+    let _ = console_copier.join();
+    let qemu_stderr = stderr_reader.join().unwrap_or_default();
+    if !qemu_stderr.trim().is_empty() {
+        transcript.problems.push(format!("qemu: {}", qemu_stderr.trim()));
+    }
+    if timed_out {
+        transcript.problems.push(format!("the VM did not power off within {:?}; killed", req.timeout));
+    } else if !transcript.done {
+        transcript.problems.push("the VM powered off before its init reported done (see console.log)".into());
+    }
+
+    for (name, bytes) in &transcript.files {
+        let p = out.join("files").join(name);
+        io_ctx(fs::write(&p, bytes), || format!("write {}", p.display()))?;
+    }
+    let guest = transcript.files.get("guest.json").and_then(|b| serde_json::from_slice(b).ok());
+    let steps = transcript
+        .steps
+        .iter()
+        .map(|s| StepResult {
+            name: s.name.clone(),
+            status: s.status,
+            elapsed_ms: s.elapsed_ms,
+            libtest: transcript
+                .files
+                .get(&format!("{}.log", s.name))
+                .and_then(|b| libtest::counts(&String::from_utf8_lossy(b))),
+        })
+        .collect();
+    let result = VmResult {
+        schema: RESULT_SCHEMA,
+        kernel: req.kernel.display().to_string(),
+        release: transcript.release.clone(),
+        complete: transcript.done,
+        timed_out,
+        qemu_exit: status.and_then(|s| s.code()),
+        boot_ms,
+        total_ms,
+        steps,
+        files: transcript.files.keys().cloned().collect(),
+        init_errors: transcript.init_errors.clone(),
+        problems: transcript.problems.clone(),
+        guest,
+    };
+    let json = serde_json::to_vec_pretty(&result).expect("serialisable");
+    io_ctx(fs::write(out.join("result.json"), json), || "write result.json".into())?;
+    Ok(result)
+}
+
+/// Copies qemu's stdout (the VM console) into `console.log`, and to stderr when asked.
+fn copy_console(mut from: impl Read + Send + 'static, mut to: File, echo: bool) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let _ = to.write_all(&buf[..n]);
+            if echo {
+                let _ = std::io::stderr().write_all(&buf[..n]);
+            }
+        }
+    })
+}
+
+/// One Markdown table row per result, with a header: what a CI log or a note shows.
+pub fn summary_table(results: &[VmResult]) -> String {
+    let mut out = String::from(
+        "| kernel | result | boot | step | step time | passed | failed | ignored | cgroup2 controllers | total |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    for r in results {
+        let kernel = r.release.clone().unwrap_or_else(|| r.kernel.clone());
+        let verdict = if r.passed() { "pass" } else { "FAIL" };
+        let boot = r.boot_ms.map(secs).unwrap_or_else(|| "-".into());
+        let controllers = r.guest.as_ref().map(|g| g.controllers_enabled.join(" ")).unwrap_or_else(|| "-".into());
+        let total = secs(r.total_ms);
+        if r.steps.is_empty() {
+            out.push_str(&format!("| {kernel} | {verdict} | {boot} | - | - | - | - | - | {controllers} | {total} |\n"));
+        }
+        for s in &r.steps {
+            let (p, f, i) = match &s.libtest {
+                Some(c) if c.skipped_by.is_empty() => {
+                    (c.passed.to_string(), c.failed.to_string(), c.ignored.to_string())
+                }
+                Some(c) => {
+                    let by: Vec<String> = c.skipped_by.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+                    (c.passed.to_string(), c.failed.to_string(), format!("{} ({})", c.ignored, by.join(", ")))
+                }
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            out.push_str(&format!(
+                "| {kernel} | {verdict} | {boot} | {} ({}) | {} | {p} | {f} | {i} | {controllers} | {total} |\n",
+                s.name,
+                s.status,
+                secs(s.elapsed_ms)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::plan::{PLAN_SCHEMA, Step};
+
+    fn request(dir: &Path) -> BootRequest {
+        BootRequest {
+            kernel: dir.join("vmlinuz"),
+            init: dir.join("init"),
+            plan: Plan {
+                schema: PLAN_SCHEMA,
+                modules: vec![],
+                sysctls: BTreeMap::new(),
+                steps: vec![Step {
+                    name: "hello".into(),
+                    argv: vec!["/bin/hello".into()],
+                    env: BTreeMap::new(),
+                    timeout_secs: 10,
+                    collect: vec![],
+                    echo: true,
+                }],
+            },
+            files: vec![(dir.join("hello"), "/bin/hello".into())],
+            out_dir: dir.join("out"),
+            cpus: 2,
+            memory_mib: 1024,
+            timeout: Duration::from_secs(60),
+            append: "quiet".into(),
+            echo_console: false,
+            qemu: "qemu-system-x86_64".into(),
+        }
+    }
+
+    #[test]
+    fn the_initramfs_holds_init_console_plan_and_files() {
+        let dir = std::env::temp_dir().join(format!("isoprobe-vm-test-{}", std::process::id()));
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("init"), b"INIT").unwrap();
+        fs::write(dir.join("hello"), b"HELLO").unwrap();
+        fs::set_permissions(dir.join("hello"), fs::Permissions::from_mode(0o755)).unwrap();
+        let req = request(&dir);
+        let image = initramfs(&req);
+        fs::remove_dir_all(&dir).unwrap();
+        let text = String::from_utf8_lossy(&image.unwrap()).into_owned();
+        for name in ["init\0", "INIT", "dev/console\0", "isoprobe/plan.json\0", "bin/hello\0", "\"/bin/hello\""] {
+            assert!(text.contains(name), "{name:?} missing");
+        }
+        let args = qemu_args(&req, Path::new("/x/initrd"), Path::new("/x/data.txt")).join(" ");
+        assert!(args.contains("-accel tcg"), "{args}");
+        assert!(args.contains("isoprobe.data=/dev/ttyS1 quiet"), "{args}");
+        assert!(args.contains("-serial file:/x/data.txt"), "{args}");
+    }
+
+    #[test]
+    fn an_invalid_plan_builds_no_initramfs() {
+        let mut req = request(Path::new("/nonexistent"));
+        req.plan.steps[0].argv = vec!["relative".into()];
+        assert!(matches!(initramfs(&req), Err(VmError::Plan(_))));
+    }
+}
