@@ -17,6 +17,8 @@
 //! crun 1.8 refuses a hybrid cgroup layout (cgroup2 mounted at /sys/fs/cgroup/unified beside v1
 //! hierarchies); on such a host it runs inside util-linux unshare(1) in a private mount namespace
 //! with /sys/fs/cgroup/unified unmounted, where it sees a plain v1 layout (DESIGN.md, "Launchers").
+//! The unmount is `umount -n`: without it util-linux's libmount creates /run/mount (for its utab)
+//! on the host.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -93,7 +95,7 @@ impl Oci {
                     "--",
                     "/bin/sh",
                     "-c",
-                    "umount /sys/fs/cgroup/unified && exec \"$0\" \"$@\"",
+                    "umount -n /sys/fs/cgroup/unified && exec \"$0\" \"$@\"",
                 ]
                 .map(String::from),
             );
