@@ -43,8 +43,9 @@ fn tally(kind: LauncherKind, f: impl FnOnce(&mut Tally)) {
 /// tools name themselves, in the top two levels of every hierarchy.
 fn tool_state() -> BTreeSet<String> {
     let mut v = BTreeSet::new();
-    // /run/mount: util-linux's libmount state, which the crun wrapper's umount would create.
-    for root in ["/run/lxc", "/run/systemd/nspawn", "/run/mount"] {
+    // /run/mount: util-linux's libmount state, which the crun wrapper's umount would create;
+    // /run/crun: crun's default state root, which it creates whatever --root says.
+    for root in ["/run/lxc", "/run/systemd/nspawn", "/run/mount", "/run/crun"] {
         walk(Path::new(root), &mut v, 6);
     }
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {

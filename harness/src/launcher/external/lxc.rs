@@ -268,7 +268,7 @@ fn lock_mirror(path: &Path) -> PathBuf {
     Path::new(LOCK_ROOT).join(path.strip_prefix("/").unwrap_or(path))
 }
 
-static LOCK_DIRS: SharedHostDirs = SharedHostDirs::new("/run/lxc", "isoprobe-lxc-run-dirs-lock");
+static LOCK_DIRS: SharedHostDirs = SharedHostDirs::new("/run/lxc", 0o755, "isoprobe-lxc-run-dirs-lock");
 
 /// The leftovers of one LXC container: its work directory and cgroups, and its lock directory
 /// (LOCK_ROOT mirrors the work directory, which is named after the case; the run's mirror and the

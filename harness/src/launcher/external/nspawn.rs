@@ -60,7 +60,7 @@ impl Default for Nspawn {
 const SOURCE_ALWAYS: &str = "systemd-nspawn(1), DESCRIPTION: \"fully virtualizes the file system hierarchy, as well as \
                              the process tree, the various IPC subsystems and the host and domain name\"";
 
-static RUN_DIRS: SharedHostDirs = SharedHostDirs::new("/run/systemd/nspawn", "isoprobe-nspawn-run-dirs-lock");
+static RUN_DIRS: SharedHostDirs = SharedHostDirs::new("/run/systemd/nspawn", 0o755, "isoprobe-nspawn-run-dirs-lock");
 
 impl Launcher for Nspawn {
     fn kind(&self) -> LauncherKind {

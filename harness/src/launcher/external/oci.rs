@@ -30,7 +30,8 @@ use isoprobe_probes::wire::InitPlan;
 
 use super::oci_spec::{self, IdMapping, Linux, Mount, Namespace, Process, Root, Spec, TimeOffset, User};
 use super::tool::{
-    TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, wait_for_probe, which,
+    SharedHostDirs, TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, wait_for_probe,
+    which,
 };
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
@@ -39,6 +40,10 @@ use crate::launcher::{
 use crate::mounts::mounts;
 use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
+
+/// crun's default state root, which it creates on every invocation (even `crun --version`, and
+/// with `--root` elsewhere), as root with mode 0700.
+static CRUN_RUN_DIR: SharedHostDirs = SharedHostDirs::new("/run/crun", 0o700, "isoprobe-crun-run-dir-lock");
 
 /// Which OCI runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +63,9 @@ impl Oci {
     pub fn new(runtime: Runtime) -> Oci {
         let tool = match runtime {
             Runtime::Runc => ToolCell::new(LauncherKind::Runc, "runc", "runc", &["--version"]),
-            Runtime::Crun => ToolCell::new(LauncherKind::Crun, "crun", "crun", &["--version"]),
+            Runtime::Crun => {
+                ToolCell::new(LauncherKind::Crun, "crun", "crun", &["--version"]).with_host_dirs(&CRUN_RUN_DIR)
+            }
         };
         Oci { runtime, tool, namespaces: OnceLock::new() }
     }
@@ -220,6 +227,9 @@ impl Launcher for Oci {
 
         let mut leftovers = ToolLeftovers::new(Some(work));
         leftovers.cgroups.extend(cgroup);
+        if self.runtime == Runtime::Crun && Runner::current().is_root() {
+            leftovers.host_dirs = Some(CRUN_RUN_DIR.enter(Vec::new(), Vec::new(), Vec::new(), ctx.deadline)?);
+        }
         let (helper_exe, mut helper_args) = self.command(tool)?;
         helper_args.extend(global);
         let state_entry = state.join(&id);

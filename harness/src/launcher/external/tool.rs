@@ -61,6 +61,9 @@ pub struct ToolCell {
     command: &'static str,
     package: &'static str,
     version_args: &'static [&'static str],
+    /// Bookkeeping the tool creates on every invocation, its version query included (crun makes
+    /// /run/crun even for `--version`).
+    host_dirs: Option<&'static SharedHostDirs>,
     found: OnceLock<Result<ToolInfo, Skip>>,
 }
 
@@ -71,13 +74,29 @@ impl ToolCell {
         package: &'static str,
         version_args: &'static [&'static str],
     ) -> ToolCell {
-        ToolCell { kind, command, package, version_args, found: OnceLock::new() }
+        ToolCell { kind, command, package, version_args, host_dirs: None, found: OnceLock::new() }
+    }
+
+    /// As [`ToolCell::new`], for a tool that creates `dirs` whenever it runs.
+    pub fn with_host_dirs(self, dirs: &'static SharedHostDirs) -> ToolCell {
+        ToolCell { host_dirs: Some(dirs), ..self }
     }
 
     /// The tool, or the skip saying it is not installed.
     pub fn get(&self) -> Result<&ToolInfo, Skip> {
         self.found
-            .get_or_init(|| find_tool(self.kind, self.command, self.package, self.version_args))
+            .get_or_init(|| {
+                let guard = self.host_dirs.and_then(|d| {
+                    d.enter(Vec::new(), Vec::new(), Vec::new(), Instant::now() + crate::launcher::process::GRACE).ok()
+                });
+                let found = find_tool(self.kind, self.command, self.package, self.version_args);
+                if let Some(mut g) = guard {
+                    for p in g.release() {
+                        eprintln!("isoprobe: {p}");
+                    }
+                }
+                found
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -454,6 +473,7 @@ impl Drop for ToolLeftovers {
 #[derive(Debug)]
 pub struct SharedHostDirs {
     top: &'static str,
+    mode: u32,
     lock_name: &'static str,
     active: Mutex<usize>,
 }
@@ -462,10 +482,10 @@ pub struct SharedHostDirs {
 const CREATED_MARKER: &str = ".isoprobe-created";
 
 impl SharedHostDirs {
-    /// `top` is the directory the tool would create (e.g. /run/lxc); `lock_name` the abstract
-    /// socket name of the host-wide lock (isoprobe-prefixed).
-    pub const fn new(top: &'static str, lock_name: &'static str) -> SharedHostDirs {
-        SharedHostDirs { top, lock_name, active: Mutex::new(0) }
+    /// `top` is the directory the tool would create (e.g. /run/lxc) with the tool's `mode`;
+    /// `lock_name` the abstract socket name of the host-wide lock (isoprobe-prefixed).
+    pub const fn new(top: &'static str, mode: u32, lock_name: &'static str) -> SharedHostDirs {
+        SharedHostDirs { top, mode, lock_name, active: Mutex::new(0) }
     }
 
     /// Counts a container in and creates its directories (`dirs`, removed whole on release; each
@@ -484,6 +504,8 @@ impl SharedHostDirs {
         let top = Path::new(self.top);
         if !top.exists() {
             fs::create_dir_all(top).ctx(|| format!("create {}", top.display()))?;
+            fs::set_permissions(top, std::os::unix::fs::PermissionsExt::from_mode(self.mode))
+                .ctx(|| format!("chmod {}", top.display()))?;
             let marker = top.join(CREATED_MARKER);
             fs::write(&marker, "created by isoprobe; removed with this directory\n")
                 .ctx(|| format!("write {}", marker.display()))?;
