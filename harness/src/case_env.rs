@@ -36,6 +36,10 @@ pub mod dirs {
     pub const PROC: &str = "proc";
     pub const SYS: &str = "sys";
     pub const OLD_ROOT: &str = "oldroot";
+    /// Where OCI runtimes create the container's device nodes (owned by the container's root).
+    pub const DEV: &str = "dev";
+    /// systemd-nspawn refuses a root without /usr ("doesn't look like it has an OS tree").
+    pub const USR: &str = "usr";
 }
 
 /// The host side of one case.
@@ -130,25 +134,30 @@ impl CaseEnv {
         for d in [dirs::SENTINEL_MOUNT, dirs::OWN_MOUNT, dirs::ESCAPE] {
             mk(d, 0o755)?;
         }
-        let scratch = mk(dirs::SCRATCH, 0o755)?;
-        // The probe runs as root of its user namespace: the scratch dir belongs to the id that
-        // maps to (only root may chown; anyone else maps root to themselves anyway).
+        let mut owned_by_root_inside = vec![mk(dirs::SCRATCH, 0o755)?];
+        if self.rootfs != RootfsMode::Host {
+            for d in [dirs::PROC, dirs::SYS, dirs::OLD_ROOT] {
+                mk(d, 0o555)?;
+            }
+            // What container tools expect in a rootfs (see `launcher::external`).
+            owned_by_root_inside.push(mk(dirs::DEV, 0o755)?);
+            mk(dirs::USR, 0o755)?;
+            let probe = self.dir.join(isoprobe_probes::PROBE_NAME);
+            // A hard link costs nothing; a copy is the fallback across filesystems.
+            if fs::hard_link(&run.probe_exe, &probe).is_err() {
+                fs::copy(&run.probe_exe, &probe).ctx(|| format!("copy the probe to {}", probe.display()))?;
+            }
+        }
+        // The probe runs as root of its user namespace: these dirs belong to the id that maps to
+        // (only root may chown; anyone else maps root to themselves anyway).
         if run.runner.is_root()
             && let Some(maps) = &spec.id_maps
             && spec.has(isoprobe_probes::ns::NsKind::User)
         {
             let uid = IdMaps::outside(&maps.uid, 0).map(nix::unistd::Uid::from_raw);
             let gid = IdMaps::outside(&maps.gid, 0).map(nix::unistd::Gid::from_raw);
-            nix::unistd::chown(&scratch, uid, gid).ctx(|| format!("chown {}", scratch.display()))?;
-        }
-        if self.rootfs != RootfsMode::Host {
-            for d in [dirs::PROC, dirs::SYS, dirs::OLD_ROOT] {
-                mk(d, 0o555)?;
-            }
-            let probe = self.dir.join(isoprobe_probes::PROBE_NAME);
-            // A hard link costs nothing; a copy is the fallback across filesystems.
-            if fs::hard_link(&run.probe_exe, &probe).is_err() {
-                fs::copy(&run.probe_exe, &probe).ctx(|| format!("copy the probe to {}", probe.display()))?;
+            for d in &owned_by_root_inside {
+                nix::unistd::chown(d, uid, gid).ctx(|| format!("chown {}", d.display()))?;
             }
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! The harness: case specs, the oracle, the native launcher, sentinels, and the run loop that
-//! turns a spec into verdicts.
+//! The harness: case specs, the oracle, the launchers (native, and real container tools as
+//! subjects, see `launcher`), sentinels, and the run loop that turns a spec into verdicts.
 //!
 //! ```text
 //!  CaseSpec ──► launcher ──► container ──► probe ──► facts
@@ -33,6 +33,7 @@ pub mod verdict;
 
 pub use check::CheckId;
 pub use error::HarnessError;
+pub use isoprobe_probes::multicall;
 pub use isoprobe_probes::ns::{NsKind, NsSet};
 pub use run::{Harness, HarnessOptions};
 pub use spec::{CaseSpec, LauncherKind, RootfsMode, Runner};

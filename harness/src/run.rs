@@ -20,12 +20,12 @@ use crate::conversation::{Streams, Transcript, converse};
 use crate::error::{Context, HarnessError};
 use crate::host::HostSide;
 use crate::judge::{self, HostView, Seen};
-use crate::launcher::native;
-use crate::launcher::process::{ProbeProcess, describe};
+use crate::launcher::process::describe;
+use crate::launcher::{StartContext, Started, can_run, registry};
 use crate::oracle::expect;
 use crate::requirement;
 use crate::run_env::RunEnv;
-use crate::spec::{CaseSpec, LauncherKind, Runner};
+use crate::spec::{CaseSpec, Runner};
 use crate::verdict::{CaseOutcome, CheckResult, ProbeRun, Role, Skip};
 
 /// Settings of a run.
@@ -90,9 +90,17 @@ impl Harness {
         &self.run
     }
 
-    /// Whether this machine and user can run `spec`; the skip names what is missing.
+    /// Whether this machine and user can run `spec`, and its launcher can express it; the skip
+    /// names what is missing.
+    ///
+    /// The generic requirements apply to the container the launcher really builds: bwrap run by an
+    /// unprivileged user adds a user namespace of its own, so it needs no root for the others.
     pub fn requirement(&self, spec: &CaseSpec) -> Result<(), Skip> {
-        requirement::check_case(spec, self.run.runner, self.run.supported_kinds(), &self.kernel)
+        let runner = self.run.runner;
+        let launcher = registry::launcher(spec.launcher);
+        let effective = launcher.effective(&spec.resolve(runner), runner).spec;
+        requirement::check_case(&effective, runner, self.run.supported_kinds(), &self.kernel)?;
+        can_run(launcher, &spec.resolve(runner), runner)
     }
 
     pub fn run_case(&self, spec: &CaseSpec) -> CaseOutcome {
@@ -152,29 +160,104 @@ impl Harness {
         let deadline = started + self.opts.case_timeout;
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref())?;
+        let launcher = registry::launcher(spec.launcher);
+        let ctx = |spec, hold| StartContext { spec, case: &case, run: &self.run, deadline, hold };
         if !spec.launcher.joins() {
-            let mut p = native::start_container(spec, &case, &self.run, deadline)?;
-            let plan = native::init_plan(spec, &case);
+            let mut p = launcher.start(&ctx(spec, false))?;
+            let plan = p.init.clone();
             let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, started)?;
             return Ok(vec![finish(Role::Container, p, transcript, host, streams, deadline)?]);
         }
-        // setns: a container (clone3) that holds its namespaces, then a probe that joins it.
-        let container_spec = CaseSpec { launcher: LauncherKind::Clone3, ..spec.clone() };
-        let mut holder = native::start_container(&container_spec, &case, &self.run, deadline)?;
-        let plan = native::init_plan(&container_spec, &case);
+        // setns: a container that holds its namespaces, then a probe that joins it.
+        let container_spec = CaseSpec { launcher: spec.launcher.container_launcher(), ..spec.clone() };
+        let mut holder = launcher.start(&ctx(&container_spec, true))?;
+        let plan = holder.init.clone();
         let (ht, hhost, mut hstreams) =
             self.talk(&container_spec, &case, &mut holder, plan, true, deadline, started)?;
         let joined = (|| {
-            let mut j = native::start_joiner(spec, &case, &self.run, holder.pid.as_raw(), deadline)?;
-            let (t, host, streams) = self.talk(spec, &case, &mut j, InitPlan::default(), false, deadline, started)?;
+            let mut j = launcher.start_joiner(&ctx(spec, false), &holder)?;
+            let plan = j.init.clone();
+            let (t, host, streams) = self.talk(spec, &case, &mut j, plan, false, deadline, started)?;
             finish(Role::Joiner, j, t, host, streams, deadline)
         })();
         // Release the holder in every outcome (closing stdin releases it too).
-        if let Some(stdin) = holder.stdin.as_mut() {
+        if let Some(stdin) = holder.process.stdin.as_mut() {
             let _ = std::io::Write::write_all(stdin, isoprobe_probes::wire::encode(&ToProbe::Release).as_bytes());
         }
         let container = finish(Role::Container, holder, ht, hhost, std::mem::take(&mut hstreams), deadline)?;
         Ok(vec![container, joined?])
+    }
+
+    /// Start latency of `spec`'s launcher: from the launch to the probe's first message (its init
+    /// report, sent once the container is set up and the probe runs in it). The rest of the case is
+    /// not run: the probe's stdin is closed, and the container ends and is torn down outside the
+    /// measured time. For the benches.
+    pub fn start_latency(&self, spec: &CaseSpec) -> Result<Duration, HarnessError> {
+        self.start_and_stop(spec, false)
+    }
+
+    /// Starts `spec`'s container, waits for the probe's first message, then SIGKILLs the process
+    /// the harness started (the tool), as a case timeout does, and tears down. Fails if the tool
+    /// leaves anything behind, the probe itself included.
+    pub fn start_and_kill(&self, spec: &CaseSpec) -> Result<(), HarnessError> {
+        self.start_and_stop(spec, true).map(drop)
+    }
+
+    fn start_and_stop(&self, spec: &CaseSpec, kill: bool) -> Result<Duration, HarnessError> {
+        spec.validate()?;
+        let spec = spec.resolve(self.run.runner);
+        let deadline = Instant::now() + self.opts.case_timeout;
+        let id = self.next_case.fetch_add(1, Ordering::Relaxed);
+        let case = CaseEnv::create(&self.run, &spec, id, self.cgroup_root.as_deref())?;
+        let names = case.new_probe_names();
+        let ctx = StartContext { spec: &spec, case: &case, run: &self.run, deadline, hold: false };
+        let started = Instant::now();
+        let mut p = registry::launcher(spec.launcher).start(&ctx)?;
+        let hello = ToProbe::Hello {
+            version: WIRE_VERSION,
+            case: Box::new(ProbeCase {
+                name: spec.name(),
+                init: p.init.clone(),
+                sentinels: case.sentinels(&self.run, &names),
+                hold: false,
+                exercise: None,
+            }),
+        };
+        let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Probe("no stdin".into()))?;
+        std::io::Write::write_all(stdin, isoprobe_probes::wire::encode(&hello).as_bytes())
+            .ctx(|| "send the hello".into())?;
+        crate::launcher::process::wait_readable(
+            std::os::fd::AsFd::as_fd(&p.process.stdout),
+            deadline,
+            "waiting for the probe's first message",
+        )?;
+        let elapsed = started.elapsed();
+        // Held for the check below: a pidfd names this very process, never a recycled pid.
+        let probe = sys::pidfd_open(p.probe_pid.as_raw()).ctx(|| format!("pidfd_open({})", p.probe_pid))?;
+        if kill {
+            p.process.kill();
+        } else {
+            // The probe stops at its next read of stdin; a host question it asked meanwhile is
+            // left unanswered, and the host side (names, sentinels) is removed with the case.
+            p.process.stdin = None;
+            let _ = p.process.wait_until(deadline);
+        }
+        let mut left = p.release();
+        // The probe must be gone once its launcher is torn down.
+        if crate::launcher::process::wait_readable(
+            std::os::fd::AsFd::as_fd(&probe),
+            Instant::now() + crate::launcher::process::GRACE,
+            "waiting for the probe to end",
+        )
+        .is_err()
+        {
+            let _ = sys::pidfd_send_signal(&probe, libc::SIGKILL);
+            left.push(format!("the probe (pid {}) outlived its launcher and was killed", p.probe_pid));
+        }
+        if !left.is_empty() {
+            return Err(HarnessError::Probe(format!("the launcher left things behind: {}", left.join("; "))));
+        }
+        Ok(elapsed)
     }
 
     /// Sends the hello and runs the conversation of one probe.
@@ -183,7 +266,7 @@ impl Harness {
         &self,
         spec: &CaseSpec,
         case: &CaseEnv,
-        p: &mut ProbeProcess,
+        p: &mut Started,
         init: InitPlan,
         hold: bool,
         deadline: Instant,
@@ -203,13 +286,13 @@ impl Harness {
         };
         let mut streams = Streams::default();
         let mut host = HostSide::new(&self.run, case, &names, deadline);
-        let t = converse(p, &mut streams, &hello, &mut host, deadline, started)?;
+        let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started)?;
         Ok((t, host_view, streams))
     }
 
     /// The host's side of the comparison, taken while the probe runs.
-    fn host_view(&self, p: &ProbeProcess) -> Result<HostView, HarnessError> {
-        let cgroup = format!("/proc/{}/cgroup", p.pid);
+    fn host_view(&self, p: &Started) -> Result<HostView, HarnessError> {
+        let cgroup = format!("/proc/{}/cgroup", p.probe_pid);
         let probe_cgroup = fs::read_to_string(&cgroup).ctx(|| format!("read {cgroup}"))?;
         let mut sys_class_net: Vec<String> = fs::read_dir("/sys/class/net")
             .ctx(|| "list /sys/class/net".into())?
@@ -226,27 +309,35 @@ impl Harness {
     }
 }
 
-/// Closes the probe's stdin, waits for it to exit and collects the rest of its stderr.
+/// Closes the probe's stdin, waits for it to exit, collects the rest of its stderr, and removes
+/// what the launcher created; anything left behind fails the case.
 fn finish(
     role: Role,
-    mut p: ProbeProcess,
+    mut p: Started,
     transcript: Transcript,
     host: HostView,
     mut streams: Streams,
     deadline: Instant,
 ) -> Result<RawRun, HarnessError> {
-    p.stdin = None;
-    let status = p.wait_until(deadline)?;
-    streams.finish(&p, deadline);
+    p.process.stdin = None;
+    let status = p.process.wait_until(deadline)?;
+    streams.finish(&p.process, deadline);
+    let left = p.release();
+    if !left.is_empty() {
+        return Err(HarnessError::Probe(format!("the launcher left things behind: {}", left.join("; "))));
+    }
     Ok(RawRun { role, transcript, host, exit: describe(status), stderr: streams.stderr_text() })
 }
 
 fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
-    // The container of a setns case was started by clone3: judge it as such.
-    let spec = match r.role {
-        Role::Container if oracle.launcher.joins() => CaseSpec { launcher: LauncherKind::Clone3, ..oracle.clone() },
-        _ => oracle.clone(),
+    // The container of a joining case was started by another launcher: judge it as such, with the
+    // namespaces that launcher documents adding (see `Launcher::effective`).
+    let launched_by = match r.role {
+        Role::Container => oracle.launcher.container_launcher(),
+        Role::Joiner => oracle.launcher,
     };
+    let spec = CaseSpec { launcher: launched_by, ..oracle.clone() };
+    let spec = registry::launcher(launched_by).effective(&spec, runner).spec;
     let (checks, limits) = match &spec.limits {
         Some(l) => (Vec::new(), crate::limits::judge::judge_all(l, &spec, &r.transcript.facts, &r.host.probe_cgroup)),
         None => (

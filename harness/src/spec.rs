@@ -38,8 +38,8 @@ impl RootfsMode {
     }
 }
 
-/// Which path of the native launcher creates the container (external launchers come with their own
-/// variants, see issue 6).
+/// What creates the container: one of the native launcher's paths, or a real container tool (see
+/// `launcher::external`; each declares what of a spec it can express).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(rename_all = "kebab-case")]
@@ -56,15 +56,44 @@ pub enum LauncherKind {
     SetnsNsFiles,
     /// As `SetnsNsFiles`, with one setns(2) on a pidfd.
     SetnsPidfd,
+    /// util-linux unshare(1).
+    UtilUnshare,
+    /// A container started by util-linux unshare(1), joined by nsenter(1).
+    UtilNsenter,
+    /// bubblewrap: `bwrap --unshare-*`.
+    Bwrap,
+    /// LXC: `lxc-execute` with a generated config.
+    Lxc,
+    /// A container started by `lxc-execute`, joined by `lxc-attach`.
+    LxcAttach,
+    /// runc, from a generated OCI bundle.
+    Runc,
+    /// crun, from a generated OCI bundle.
+    Crun,
+    /// systemd-nspawn.
+    Nspawn,
 }
 
 impl LauncherKind {
+    /// The native launcher's paths (what the namespace matrix covers); [`LauncherKind::EXTERNAL`]
+    /// lists the real tools.
     pub const ALL: [LauncherKind; 5] = [
         LauncherKind::Clone3,
         LauncherKind::Clone,
         LauncherKind::Unshare,
         LauncherKind::SetnsNsFiles,
         LauncherKind::SetnsPidfd,
+    ];
+    /// The real container tools, in the order reports show them.
+    pub const EXTERNAL: [LauncherKind; 8] = [
+        LauncherKind::UtilUnshare,
+        LauncherKind::UtilNsenter,
+        LauncherKind::Bwrap,
+        LauncherKind::Lxc,
+        LauncherKind::LxcAttach,
+        LauncherKind::Runc,
+        LauncherKind::Crun,
+        LauncherKind::Nspawn,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -73,11 +102,35 @@ impl LauncherKind {
             LauncherKind::Unshare => "unshare",
             LauncherKind::SetnsNsFiles => "setns-nsfs",
             LauncherKind::SetnsPidfd => "setns-pidfd",
+            LauncherKind::UtilUnshare => "util-unshare",
+            LauncherKind::UtilNsenter => "util-nsenter",
+            LauncherKind::Bwrap => "bwrap",
+            LauncherKind::Lxc => "lxc",
+            LauncherKind::LxcAttach => "lxc-attach",
+            LauncherKind::Runc => "runc",
+            LauncherKind::Crun => "crun",
+            LauncherKind::Nspawn => "nspawn",
         }
     }
     /// Whether the probe joins an existing container rather than being its first process.
     pub fn joins(self) -> bool {
-        matches!(self, LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd)
+        matches!(
+            self,
+            LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd | LauncherKind::UtilNsenter | LauncherKind::LxcAttach
+        )
+    }
+    /// What starts the container a joining launcher joins (itself for the others).
+    pub fn container_launcher(self) -> LauncherKind {
+        match self {
+            LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd => LauncherKind::Clone3,
+            LauncherKind::UtilNsenter => LauncherKind::UtilUnshare,
+            LauncherKind::LxcAttach => LauncherKind::Lxc,
+            other => other,
+        }
+    }
+    /// Whether this is one of the native launcher's paths.
+    pub fn is_native(self) -> bool {
+        LauncherKind::ALL.contains(&self)
     }
 }
 
@@ -351,6 +404,14 @@ pub(crate) mod schema {
                 "properties": { "inside": u32, "outside": u32, "count": u32 },
                 "required": ["inside", "outside", "count"],
             },
+        })
+    }
+
+    pub fn exercise(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "what the probe does to run into its cgroup's limits, tagged by `exercise` \
+                            (probes/src/wire.rs, Exercise)",
+            "type": "object",
         })
     }
 

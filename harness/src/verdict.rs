@@ -87,7 +87,7 @@ pub struct ProbeRun {
 }
 
 /// The judgement of one limit check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LimitResult {
     pub check: crate::limits::LimitCheck,
     pub verdict: Verdict,

@@ -13,16 +13,18 @@
 
 use std::time::Instant;
 
-use isoprobe_probes::ns::NsKind;
+use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::probe::{JoinVia, Mode};
 use isoprobe_probes::wire::{InitPlan, RootPlan};
 
 use super::clone::CloneCall;
 use super::process::{ProbeProcess, SpawnRequest, spawn_probe, spawn_probe_attached};
+use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo};
 use crate::case_env::{CaseEnv, dirs};
 use crate::error::HarnessError;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode};
+use crate::verdict::Skip;
 
 /// Whether the probe's init creates the time namespace (to write offsets before anyone enters it;
 /// clone(2) cannot even express CLONE_NEWTIME).
@@ -101,6 +103,7 @@ pub fn start_container(
             0,
             Mode::Unshare { kinds: spec.namespaces, sync_fd: 3, time_offsets: spec.time_offsets },
         ),
+        other => return Err(HarnessError::Probe(format!("the native launcher cannot start `{}`", other.name()))),
     };
     // clone(2) has no CLONE_INTO_CGROUP; the probe then stays in the harness's cgroup, or for a
     // limit case is attached through cgroup.procs like on v1.
@@ -146,4 +149,44 @@ pub fn start_joiner(
         runner: run.runner,
         deadline,
     })
+}
+
+/// The native launcher as a [`Launcher`]: one instance per path.
+#[derive(Debug, Clone, Copy)]
+pub struct NativeLauncher(pub LauncherKind);
+
+impl Launcher for NativeLauncher {
+    fn kind(&self) -> LauncherKind {
+        self.0
+    }
+
+    fn tool(&self) -> Result<Option<&ToolInfo>, Skip> {
+        Ok(None)
+    }
+
+    /// Everything: the native launcher is the reference (the generic requirements still apply).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            namespaces: NsSet::ALL,
+            rootfs: RootfsMode::ALL.to_vec(),
+            id_maps: IdMapSupport::Any,
+            hostname: Performer::Launcher,
+            proc: Performer::Launcher,
+            sysfs: Performer::Launcher,
+            time_offsets: OffsetSupport::Nanoseconds,
+            cgroup_limits: false,
+            rootless: true,
+        }
+    }
+
+    fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
+        let spec = CaseSpec { launcher: self.0.container_launcher(), ..ctx.spec.clone() };
+        let process = start_container(&spec, ctx.case, ctx.run, ctx.deadline)?;
+        Ok(Started { probe_pid: process.pid, process, init: init_plan(&spec, ctx.case), teardown: None })
+    }
+
+    fn start_joiner(&self, ctx: &StartContext<'_>, container: &Started) -> Result<Started, HarnessError> {
+        let process = start_joiner(ctx.spec, ctx.case, ctx.run, container.process.pid.as_raw(), ctx.deadline)?;
+        Ok(Started { probe_pid: process.pid, process, init: InitPlan::default(), teardown: None })
+    }
 }

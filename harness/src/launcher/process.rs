@@ -72,12 +72,6 @@ pub fn spawn_probe_attached(
     req: SpawnRequest<'_>,
     attach: Option<AttachHook<'_>>,
 ) -> Result<ProbeProcess, HarnessError> {
-    let (stdin_r, stdin_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdin pipe".into())?;
-    let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdout pipe".into())?;
-    let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stderr pipe".into())?;
-    let (sync, sync_child) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .ctx(|| "create the sync socket".into())?;
-
     let new_user = req.ns_flags & libc::CLONE_NEWUSER as u64 != 0;
     let handshake = match req.mode {
         Mode::Unshare { .. } => ChildHandshake::ExecWithSyncFd3,
@@ -89,29 +83,7 @@ pub fn spawn_probe_attached(
     let path = CString::new(req.exe.as_os_str().as_bytes())
         .map_err(|_| HarnessError::Probe(format!("probe path {} has a NUL byte", req.exe.display())))?;
     let image = ExecImage::new(path, argv, envp);
-    let fds = ChildFds {
-        stdin: stdin_r.as_fd(),
-        stdout: stdout_w.as_fd(),
-        stderr: stderr_w.as_fd(),
-        sync: sync_child.as_fd(),
-    };
-
-    let cloned = clone::spawn(req.call, req.ns_flags, req.cgroup, &image, &fds, handshake)
-        .ctx(|| format!("{} with flags {:#x}", call_name(req.call), req.ns_flags))?;
-    drop((stdin_r, stdout_w, stderr_w, sync_child));
-    for fd in [&stdout_r, &stderr_r] {
-        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ctx(|| "make the probe's output non-blocking".into())?;
-    }
-    let mut child = ProbeProcess {
-        pid: cloned.pid,
-        pidfd: cloned.pidfd,
-        stdin: Some(File::from(stdin_w)),
-        stdout: stdout_r,
-        stderr: stderr_r,
-        status: None,
-        call: cloned.call,
-    };
-
+    let (mut child, sync) = spawn_image(req.call, req.ns_flags, req.cgroup, &image, handshake)?;
     // The child is blocked before exec (or, in unshare mode, before its fork): nothing of the
     // probe has run yet.
     if let Some(attach) = attach {
@@ -135,6 +107,86 @@ pub fn spawn_probe_attached(
             signal_child_go(&sync)?;
         }
     }
+    Ok(child)
+}
+
+/// Clones a child that runs `image` with fresh stdio pipes; returns its handle and the parent's
+/// end of the sync socket, before any handshake.
+fn spawn_image(
+    call: CloneCall,
+    ns_flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    image: &ExecImage,
+    handshake: ChildHandshake,
+) -> Result<(ProbeProcess, OwnedFd), HarnessError> {
+    let (stdin_r, stdin_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdin pipe".into())?;
+    let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdout pipe".into())?;
+    let (stderr_r, stderr_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stderr pipe".into())?;
+    let (sync, sync_child) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .ctx(|| "create the sync socket".into())?;
+    let fds = ChildFds {
+        stdin: stdin_r.as_fd(),
+        stdout: stdout_w.as_fd(),
+        stderr: stderr_w.as_fd(),
+        sync: sync_child.as_fd(),
+    };
+    let cloned = clone::spawn(call, ns_flags, cgroup, image, &fds, handshake)
+        .ctx(|| format!("{} with flags {ns_flags:#x}", call_name(call)))?;
+    drop((stdin_r, stdout_w, stderr_w, sync_child));
+    let child = ProbeProcess {
+        pid: cloned.pid,
+        pidfd: cloned.pidfd,
+        stdin: Some(File::from(stdin_w)),
+        stdout: stdout_r,
+        stderr: stderr_r,
+        status: None,
+        call: cloned.call,
+    };
+    for fd in [&child.stdout, &child.stderr] {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ctx(|| "make the child's output non-blocking".into())?;
+    }
+    Ok((child, sync))
+}
+
+/// What to start when the container is made by an external tool: its executable, arguments and
+/// environment. The tool gets the probe's stdio; nothing else of the harness is inherited.
+#[derive(Debug)]
+pub struct ToolRequest<'a> {
+    pub exe: &'a Path,
+    /// The arguments after argv[0] (which is the executable's file name).
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    /// A cgroup2 directory to start the tool in (CLONE_INTO_CGROUP); where the tool then puts the
+    /// container is the tool's business, and its launcher's to clean up.
+    pub cgroup: Option<BorrowedFd<'a>>,
+    /// cgroup v1 directories to move the tool into before it executes (cgroup.procs).
+    pub attach_v1: &'a [std::path::PathBuf],
+    pub deadline: Instant,
+}
+
+/// Starts an external tool with the stdio pipes a probe would get, through the same clone path
+/// (and the same owner: dropping the handle kills and reaps the tool).
+pub fn spawn_tool(req: ToolRequest<'_>) -> Result<ProbeProcess, HarnessError> {
+    let cstr =
+        |s: &str, what: &str| CString::new(s).map_err(|_| HarnessError::Probe(format!("{what} {s:?} has a NUL byte")));
+    let exe_text = req.exe.to_string_lossy();
+    let a0 = req.exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| exe_text.to_string());
+    let mut argv = vec![cstr(&a0, "argument")?];
+    for a in req.args {
+        argv.push(cstr(a, "argument")?);
+    }
+    let envp = req.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"), "environment entry")).collect::<Result<_, _>>()?;
+    let image = ExecImage::new(cstr(&exe_text, "tool path")?, argv, envp);
+    let (mut child, sync) =
+        spawn_image(CloneCall::Clone3, 0, req.cgroup, &image, ChildHandshake::GoThenExec { become_root: false })?;
+    // The child waits for GO: it is in its cgroups before the tool's first instruction.
+    for dir in req.attach_v1 {
+        let procs = dir.join("cgroup.procs");
+        fs::write(&procs, child.pid.to_string()).ctx(|| format!("move the tool into {}", procs.display()))?;
+    }
+    signal_child_go(&sync)?;
+    // The sync socket closes on the tool's exec; a failed exec reports its errno.
+    wait_for_exec(&sync, &mut child, req.deadline)?;
     Ok(child)
 }
 
@@ -266,6 +318,14 @@ impl ProbeProcess {
         }
         self.kill();
         self.reap_blocking()
+    }
+
+    /// The exit status if the process has ended (it is then reaped), without waiting.
+    pub fn try_status(&mut self) -> Result<Option<WaitStatus>, HarnessError> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        self.try_reap()
     }
 
     fn try_reap(&mut self) -> Result<Option<WaitStatus>, HarnessError> {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::spec::LimitSpec;
 
 /// The limit checks, one per controller behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LimitCheck {
     /// memory.max: the allocating child is OOM-killed at the limit.

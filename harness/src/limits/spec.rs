@@ -8,13 +8,14 @@
 use std::fmt;
 
 use isoprobe_probes::wire::Exercise;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::Setting;
 use crate::cgroup::table::hugetlb_size_name;
 
 /// cpu.max: `quota_us` of CPU time per `period_us` of wall time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct CpuMax {
     pub quota_us: u64,
@@ -22,7 +23,7 @@ pub struct CpuMax {
 }
 
 /// hugetlb.<size>.max, in pages of `page_size` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct HugetlbMax {
     pub page_size: u64,
@@ -31,7 +32,7 @@ pub struct HugetlbMax {
 
 /// Cgroup settings. Field names are the cgroup v2 file names; knobs cgroup2 lacks keep their v1
 /// names (`net_cls.classid`) or a name of their own (`devices`: an allow list, all else denied).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -153,7 +154,7 @@ impl fmt::Display for Limits {
 }
 
 /// A limit case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(deny_unknown_fields)]
 pub struct LimitSpec {
@@ -163,6 +164,7 @@ pub struct LimitSpec {
     pub sibling: Option<Limits>,
     /// What the probe does. The device of `io-read` and the mount point of `cgroup-view` are the
     /// case's own (the harness fills them in); the values here are ignored.
+    #[schemars(schema_with = "crate::spec::schema::exercise")]
     pub exercise: Exercise,
 }
 

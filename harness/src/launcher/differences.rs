@@ -1,0 +1,232 @@
+//! Expected differences: checks on which a real tool, as configured, does not give what the spec
+//! asked for. Each row is a real property of the tool, with the evidence (its documentation or
+//! source) in `source`; [`assess`] explains a case's failures by these rows.
+//!
+//! The rules: a failure that matches no row is unexplained (the case fails); a row that matches a
+//! check which then passes is stale (the case fails too: the table must describe the tool as it is).
+//! Rows never widen a tolerance or change an expectation; the verdict stays a failure, explained.
+//! Isolation a tool adds on its own is not a difference: it is a documented default, and the oracle
+//! knows it through `Launcher::effective`.
+
+use serde::Serialize;
+
+use isoprobe_probes::ns::NsKind;
+
+use super::registry;
+use super::{ToolDefault, ToolInfo};
+use crate::check::CheckId;
+use crate::spec::{CaseSpec, LauncherKind, Runner};
+use crate::verdict::{CaseOutcome, Role, Verdict};
+
+/// One expected difference.
+#[derive(Debug)]
+pub struct Difference {
+    pub launcher: LauncherKind,
+    pub check: CheckId,
+    /// Whether the row applies to a case (the effective spec, as the oracle judges it).
+    pub when: fn(&CaseSpec) -> bool,
+    /// What the tool gives instead, in a few words.
+    pub observed: &'static str,
+    /// Where the tool documents it, or the source line that does it.
+    pub source: &'static str,
+}
+
+fn new_net(s: &CaseSpec) -> bool {
+    s.has(NsKind::Net)
+}
+
+fn new_pid(s: &CaseSpec) -> bool {
+    s.has(NsKind::Pid)
+}
+
+fn new_cgroup(s: &CaseSpec) -> bool {
+    s.has(NsKind::Cgroup)
+}
+
+/// The table. Rows are grouped by launcher; a comment on each says why it is a property of the
+/// tool and not of the harness. util-linux unshare(1) and nsenter(1) have no row: they give exactly
+/// what they are asked for.
+pub static DIFFERENCES: &[Difference] = &[
+    // bubblewrap configures the loopback device of every network namespace it creates: the probe
+    // sees `lo` up where a fresh namespace has it down. Not documented in bwrap(1); the source does
+    // it unconditionally.
+    Difference {
+        launcher: LauncherKind::Bwrap,
+        check: CheckId::NetLinks,
+        when: new_net,
+        observed: "lo is up: bwrap brings the loopback device up in its new network namespace",
+        source: "bubblewrap source: network.c loopback_setup(), called for every --unshare-net",
+    },
+    // runc gives every new network namespace a loopback "network" and brings lo up.
+    Difference {
+        launcher: LauncherKind::Runc,
+        check: CheckId::NetLinks,
+        when: new_net,
+        observed: "lo is up: runc configures the loopback device of a new network namespace",
+        source: "runc source: libcontainer/specconv/spec_linux.go adds a `loopback` network for a new network \
+                 namespace; libcontainer/network_linux.go (loopback strategy) sets lo up",
+    },
+    // crun, like runc, brings up the loopback device of a new network namespace.
+    Difference {
+        launcher: LauncherKind::Crun,
+        check: CheckId::NetLinks,
+        when: new_net,
+        observed: "lo is up: crun configures the loopback device of a new network namespace",
+        source: "crun source: src/libcrun/linux.c, libcrun_configure_network() sets lo up for a new network namespace",
+    },
+    // systemd-nspawn leaves the container only the loopback device and brings it up.
+    Difference {
+        launcher: LauncherKind::Nspawn,
+        check: CheckId::NetLinks,
+        when: new_net,
+        observed: "lo is up: systemd-nspawn configures the loopback device of its private network",
+        source: "systemd-nspawn(1), --private-network: \"all network interfaces unavailable in the container, with the \
+                 exception of the loopback device\"; systemd source: nspawn.c calls loopback_setup() in the container",
+    },
+    // lxc-execute runs its own init (lxc-init) as pid 1 of a new pid namespace and the command as
+    // its child: the probe is pid 2, and its parent (lxc-init) is inside the namespace.
+    Difference {
+        launcher: LauncherKind::Lxc,
+        check: CheckId::PidSelfIsInit,
+        when: new_pid,
+        observed: "the probe is pid 2: lxc-execute runs lxc-init as pid 1",
+        source: "lxc-execute(1): \"in the container, lxc-init has the pid 1 and the first process of the application \
+                 has the pid 2\"",
+    },
+    Difference {
+        launcher: LauncherKind::Lxc,
+        check: CheckId::PidParentOutside,
+        when: new_pid,
+        observed: "getppid() is 1: the probe's parent is lxc-init, inside the pid namespace",
+        source: "lxc-execute(1): \"lxc-init has the pid 1 and the first process of the application has the pid 2\"",
+    },
+    // lxc-attach does not join the container's cgroup2 leaf itself but a `.lxc` child of it
+    // (cgroup2 forbids processes in a cgroup whose controllers are delegated to children), so in
+    // the container's cgroup namespace the joiner sees `0::/.lxc` rather than `0::/`.
+    Difference {
+        launcher: LauncherKind::LxcAttach,
+        check: CheckId::CgroupProcSelfCgroup,
+        when: new_cgroup,
+        observed: "the cgroup2 line reads `0::/.lxc`: lxc-attach attaches into a `.lxc` leaf of the container's cgroup",
+        source: "liblxc source: cgroups/cgfsng.c, __cg_unified_attach() creates and enters the `.lxc` leaf",
+    },
+];
+
+/// Which rows apply to `check` of a probe started by `launcher` under `spec`.
+pub fn rows_for(launcher: LauncherKind, check: CheckId, spec: &CaseSpec) -> Vec<&'static Difference> {
+    DIFFERENCES.iter().filter(|d| d.launcher == launcher && d.check == check && (d.when)(spec)).collect()
+}
+
+/// A failure explained by a row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explained {
+    pub role: Role,
+    pub check: CheckId,
+    pub verdict: Verdict,
+    pub observed: &'static str,
+    pub source: &'static str,
+}
+
+/// A case judged against the launcher's documented defaults and expected differences.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessment {
+    pub launcher: LauncherKind,
+    pub tool: Option<ToolInfo>,
+    /// Isolation the tool added on its own (the oracle judged with it).
+    pub defaults: Vec<ToolDefault>,
+    pub explained: Vec<Explained>,
+    /// Failures no row explains, and errors of the case itself.
+    pub unexplained: Vec<String>,
+    /// Rows that predicted a difference on a check that passed.
+    pub stale: Vec<String>,
+}
+
+impl Assessment {
+    /// Every verdict is a pass, a skip, or an explained failure, and no row is stale.
+    pub fn conforms(&self) -> bool {
+        self.unexplained.is_empty() && self.stale.is_empty()
+    }
+}
+
+/// Judges `outcome` (from `Harness::run_case`) against the launcher's defaults and differences.
+pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
+    let kind = outcome.spec.launcher;
+    let launcher = registry::launcher(kind);
+    let resolved = outcome.spec.resolve(runner);
+    let mut a = Assessment {
+        launcher: kind,
+        tool: launcher.tool().ok().flatten().cloned(),
+        defaults: registry::launcher(kind.container_launcher()).effective(&resolved, runner).defaults,
+        explained: Vec::new(),
+        unexplained: Vec::new(),
+        stale: Vec::new(),
+    };
+    if let Some(e) = &outcome.error {
+        a.unexplained.push(format!("{}: {e}", outcome.name));
+    }
+    for run in &outcome.runs {
+        let by = match run.role {
+            Role::Container => kind.container_launcher(),
+            Role::Joiner => kind,
+        };
+        let spec = registry::launcher(by).effective(&CaseSpec { launcher: by, ..resolved.clone() }, runner).spec;
+        for r in &run.checks {
+            let rows = rows_for(by, r.check, &spec);
+            match (&r.verdict, rows.first()) {
+                (v, Some(row)) if v.is_failure() => a.explained.push(Explained {
+                    role: run.role,
+                    check: r.check,
+                    verdict: v.clone(),
+                    observed: row.observed,
+                    source: row.source,
+                }),
+                (v, None) if v.is_failure() => {
+                    a.unexplained.extend(outcome_line(&outcome.name, run.role, r.check, v));
+                }
+                (Verdict::Pass { observed, .. }, Some(row)) => a.stale.push(format!(
+                    "{} ({:?}): {}: the table expects `{}` ({}), but the check passed observing {observed}",
+                    outcome.name, run.role, r.check, row.observed, row.source
+                )),
+                _ => {}
+            }
+        }
+    }
+    // A joiner that sees something else than the container is explained when one of the two
+    // sides' observations is an explained difference of that check.
+    for m in &outcome.join_mismatches {
+        if !a.explained.iter().any(|e| m.starts_with(&format!("{}:", e.check))) {
+            a.unexplained.push(format!("{}: joiner and container disagree: {m}", outcome.name));
+        }
+    }
+    a
+}
+
+fn outcome_line(name: &str, role: Role, check: CheckId, v: &Verdict) -> Option<String> {
+    let who = if role == Role::Joiner { " (joiner)" } else { "" };
+    match v {
+        Verdict::Fail { expected, observed, evidence } => {
+            Some(format!("{name}{who}: {check}: expected {expected}, observed {observed} ({evidence})"))
+        }
+        Verdict::Error { cause } => Some(format!("{name}{who}: {check}: could not observe: {cause}")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row is reachable (some spec of the launcher's matrix matches it) and cites a source.
+    #[test]
+    fn every_row_has_a_source_and_applies_somewhere() {
+        let root = Runner { uid: 0, gid: 0 };
+        for d in DIFFERENCES {
+            assert!(!d.source.trim().is_empty() && !d.observed.trim().is_empty(), "{d:?}");
+            let any = registry::launcher_matrix(d.launcher.container_launcher(), root)
+                .into_iter()
+                .chain(registry::launcher_matrix(d.launcher, root))
+                .any(|s| (d.when)(&registry::launcher(d.launcher).effective(&s.resolve(root), root).spec));
+            assert!(any, "no case of {} matches the row on {}", d.launcher.name(), d.check);
+        }
+    }
+}

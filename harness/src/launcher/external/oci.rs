@@ -1,0 +1,371 @@
+//! runc and crun as launchers, from a generated OCI bundle (see [`super::oci_spec`]).
+//!
+//! | spec setting | OCI config |
+//! |---|---|
+//! | namespaces | `linux.namespaces` (runc: the kinds `runc features` lists; crun: all eight) |
+//! | uid/gid maps | `linux.uidMappings`, `linux.gidMappings` (any map as root; rootless: the caller's own ids) |
+//! | hostname | `hostname` |
+//! | rootfs | `root.path` = the case rootfs; the runtime pivot_roots into it (no host root, no plain chroot) |
+//! | /proc, /sys | `mounts`: a new proc and sysfs where the user namespace owns the pid and network namespaces, else recursive binds of the host's (as `runc spec --rootless` does) |
+//! | time offsets | `linux.timeOffsets` (crun) |
+//! | cgroups | `linux.cgroupsPath` = `/isoprobe-<run>-<case>-oci` as root; the runtime removes it on delete, the teardown checks |
+//!
+//! The container runs with every capability (as the native launcher's probe does) and `terminal:
+//! false`, so the runtime passes stdio through. State lives in `--root <run dir>/<runtime>-state`;
+//! `run` deletes the container when it exits, and the teardown runs `delete --force` if it did not.
+//!
+//! crun 1.8 refuses a hybrid cgroup layout (cgroup2 mounted at /sys/fs/cgroup/unified beside v1
+//! hierarchies); on such a host it runs inside util-linux unshare(1) in a private mount namespace
+//! with /sys/fs/cgroup/unified unmounted, where it sees a plain v1 layout (DESIGN.md, "Launchers").
+//! The unmount is `umount -n`: without it util-linux's libmount creates /run/mount (for its utab)
+//! on the host.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::wire::InitPlan;
+
+use super::oci_spec::{self, IdMapping, Linux, Mount, Namespace, Process, Root, Spec, TimeOffset, User};
+use super::tool::{
+    SharedHostDirs, TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, wait_for_probe,
+    which,
+};
+use crate::error::{Context, HarnessError};
+use crate::launcher::{
+    Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
+};
+use crate::mounts::mounts;
+use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
+use crate::verdict::Skip;
+
+/// crun's default state root, which it creates on every invocation (even `crun --version`, and
+/// with `--root` elsewhere), as root with mode 0700.
+static CRUN_RUN_DIR: SharedHostDirs = SharedHostDirs::new("/run/crun", 0o700, "isoprobe-crun-run-dir-lock");
+
+/// Which OCI runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Runc,
+    Crun,
+}
+
+#[derive(Debug)]
+pub struct Oci {
+    runtime: Runtime,
+    tool: ToolCell,
+    namespaces: OnceLock<NsSet>,
+}
+
+impl Oci {
+    pub fn new(runtime: Runtime) -> Oci {
+        let tool = match runtime {
+            Runtime::Runc => ToolCell::new(LauncherKind::Runc, "runc", "runc", &["--version"]),
+            Runtime::Crun => {
+                ToolCell::new(LauncherKind::Crun, "crun", "crun", &["--version"]).with_host_dirs(&CRUN_RUN_DIR)
+            }
+        };
+        Oci { runtime, tool, namespaces: OnceLock::new() }
+    }
+
+    fn name(&self) -> &'static str {
+        match self.runtime {
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+        }
+    }
+
+    /// The namespace kinds the runtime supports: `runc features` lists them (runc 1.1 and later);
+    /// crun has no such command, and supports all eight (the time namespace since crun 0.19).
+    fn supported_namespaces(&self) -> NsSet {
+        *self.namespaces.get_or_init(|| match (self.runtime, self.tool.get()) {
+            (Runtime::Runc, Ok(t)) => runc_features_namespaces(&t.path).unwrap_or(NsSet::ALL.without(NsKind::Time)),
+            _ => NsSet::ALL,
+        })
+    }
+
+    /// The executable and leading arguments: crun on a hybrid host runs under unshare(1) with the
+    /// cgroup2 mount removed from its private mount namespace.
+    fn command(&self, tool: &ToolInfo) -> Result<(PathBuf, Vec<String>), HarnessError> {
+        let mut args = Vec::new();
+        if self.runtime == Runtime::Crun && Runner::current().is_root() && hybrid_cgroups() {
+            let unshare = which("unshare").ok_or_else(|| {
+                HarnessError::Probe("crun on a hybrid cgroup host needs unshare(1) (util-linux)".into())
+            })?;
+            args.extend(
+                [
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "umount -n /sys/fs/cgroup/unified && exec \"$0\" \"$@\"",
+                ]
+                .map(String::from),
+            );
+            args.push(tool.path.to_string_lossy().into_owned());
+            return Ok((unshare, args));
+        }
+        if self.runtime == Runtime::Runc && !Runner::current().is_root() {
+            args.extend(["--rootless", "true"].map(String::from));
+        }
+        Ok((tool.path.clone(), args))
+    }
+}
+
+/// `linux.namespaces` of `runc features`, mapped to isoprobe's kinds.
+fn runc_features_namespaces(runc: &Path) -> Option<NsSet> {
+    let out = std::process::Command::new(runc).arg("features").output().ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let list = v.get("linux")?.get("namespaces")?.as_array()?;
+    Some(list.iter().filter_map(|n| n.as_str()).filter_map(oci_kind).collect())
+}
+
+/// The OCI name of a namespace kind.
+fn oci_name(kind: NsKind) -> &'static str {
+    match kind {
+        NsKind::Pid => "pid",
+        NsKind::Uts => "uts",
+        NsKind::Mnt => "mount",
+        NsKind::Ipc => "ipc",
+        NsKind::Net => "network",
+        NsKind::User => "user",
+        NsKind::Cgroup => "cgroup",
+        NsKind::Time => "time",
+    }
+}
+
+fn oci_kind(name: &str) -> Option<NsKind> {
+    NsKind::ALL.into_iter().find(|k| oci_name(*k) == name)
+}
+
+/// cgroup2 mounted at /sys/fs/cgroup/unified beside v1 hierarchies.
+fn hybrid_cgroups() -> bool {
+    mounts().is_ok_and(|m| {
+        m.iter().any(|e| e.fs_type == "cgroup2" && e.mount_point == Path::new("/sys/fs/cgroup/unified"))
+            && m.iter().any(|e| e.fs_type == "cgroup")
+    })
+}
+
+impl Launcher for Oci {
+    fn kind(&self) -> LauncherKind {
+        match self.runtime {
+            Runtime::Runc => LauncherKind::Runc,
+            Runtime::Crun => LauncherKind::Crun,
+        }
+    }
+
+    fn tool(&self) -> Result<Option<&ToolInfo>, Skip> {
+        self.tool.get().map(Some)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let ns = self.supported_namespaces();
+        Capabilities {
+            namespaces: ns,
+            rootfs: vec![RootfsMode::PivotRoot],
+            id_maps: if Runner::current().is_root() { IdMapSupport::Any } else { IdMapSupport::OwnIdsOnly },
+            hostname: Performer::Launcher,
+            proc: Performer::Launcher,
+            sysfs: Performer::Launcher,
+            time_offsets: if ns.contains(NsKind::Time) { OffsetSupport::Nanoseconds } else { OffsetSupport::None },
+            cgroup_limits: false,
+            rootless: true,
+        }
+    }
+
+    /// crun writes the time offsets from inside the container's user namespace, after becoming its
+    /// root; the process is then no longer dumpable, /proc/self/timens_offsets belongs to the
+    /// host's root, and the write fails ("opening file `/proc/self/timens_offsets` for writing:
+    /// Permission denied", seen with crun 1.8.1).
+    fn supports(&self, spec: &CaseSpec, runner: Runner) -> Result<(), Skip> {
+        if self.runtime == Runtime::Crun && !runner.is_root() && hybrid_cgroups() {
+            let version = self.tool.get().map(|t| t.version.clone()).unwrap_or_default();
+            return Err(Skip {
+                requirement: "launcher:crun:rootless-hybrid-cgroups".into(),
+                reason: format!(
+                    "{version} refuses a hybrid cgroup layout (\"cgroups in hybrid mode not supported, drop all \
+                     controllers from cgroupv2\", also with --cgroup-manager=disabled), and an unprivileged user \
+                     cannot hide /sys/fs/cgroup/unified from it without a user namespace of its own"
+                ),
+            });
+        }
+        let offsets = spec.time_offsets.is_some_and(|t| !t.is_zero());
+        if self.runtime == Runtime::Crun && offsets && spec.has(NsKind::Time) && spec.has(NsKind::User) {
+            let version = self.tool.get().map(|t| t.version.clone()).unwrap_or_default();
+            return Err(Skip {
+                requirement: "launcher:crun:time-offsets-with-user-ns".into(),
+                reason: format!(
+                    "{version} cannot set time offsets in a user namespace: it writes /proc/self/timens_offsets \
+                     after becoming root there, when the file is no longer writable (EACCES)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
+        let tool = self.tool.for_start()?;
+        let work = WorkDir::create(ctx, self.name())?;
+        let id = format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id);
+        let cgroup = Runner::current().is_root().then(|| format!("{id}-oci"));
+        let mut config = bundle_config(ctx.spec, &ctx.case.dir, cgroup.as_deref());
+        if self.runtime == Runtime::Crun {
+            crun_time_annotation(&mut config);
+        }
+        let json = serde_json::to_string_pretty(&config).expect("an OCI config serialises");
+        let path = work.path.join("config.json");
+        fs::write(&path, json).ctx(|| format!("write {}", path.display()))?;
+        let state = ctx.run.dir.join(format!("{}-state", self.name()));
+        let (exe, mut args) = self.command(tool)?;
+        let global = ["--root".to_owned(), state.to_string_lossy().into_owned()];
+        args.extend(global.iter().cloned());
+        args.extend(["run".into(), "--bundle".into(), work.path.to_string_lossy().into_owned(), id.clone()]);
+
+        let mut leftovers = ToolLeftovers::new(Some(work));
+        leftovers.cgroups.extend(cgroup);
+        if self.runtime == Runtime::Crun && Runner::current().is_root() {
+            leftovers.host_dirs = Some(CRUN_RUN_DIR.enter(Vec::new(), Vec::new(), Vec::new(), ctx.deadline)?);
+        }
+        let (helper_exe, mut helper_args) = self.command(tool)?;
+        helper_args.extend(global);
+        let state_entry = state.join(&id);
+        leftovers.before.push(TeardownStep {
+            name: "delete the container if the runtime left it",
+            run: Box::new(move || delete_if_left(&helper_exe, &helper_args, &id, &state_entry)),
+        });
+        let mut process = start_tool(ctx, &exe, &args, &tool_env())?;
+        let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;
+        Ok(Started { process, probe_pid, init: InitPlan::default(), teardown: Some(Box::new(leftovers)) })
+    }
+}
+
+/// crun 1.8 creates the time namespace but ignores `linux.timeOffsets` (runtime-spec 1.1); it
+/// writes the offsets given in its own annotation instead (crun(1), "run.oci.timens_offset=ID SEC
+/// NSEC: the offset to be written to /proc/self/timens_offsets"). The file takes one line per
+/// clock, so both clocks go into the one annotation, one per line.
+fn crun_time_annotation(config: &mut Spec) {
+    if config.linux.time_offsets.is_empty() {
+        return;
+    }
+    let lines: Vec<String> =
+        config.linux.time_offsets.iter().map(|(clock, o)| format!("{clock} {} {}", o.secs, o.nanosecs)).collect();
+    config.annotations.insert("run.oci.timens_offset".into(), lines.join("\n"));
+}
+
+/// `<runtime> delete --force <id>` when the state entry is still there after `run` returned.
+fn delete_if_left(exe: &Path, global: &[String], id: &str, state_entry: &Path) -> Vec<String> {
+    if !state_entry.exists() {
+        return Vec::new();
+    }
+    let mut args: Vec<&str> = global.iter().map(String::as_str).collect();
+    args.extend(["delete", "--force", id]);
+    match run_helper(exe, &args) {
+        Ok((true, _)) if !state_entry.exists() => Vec::new(),
+        Ok((_, stderr)) => {
+            vec![format!("the OCI runtime left container {id} behind ({}): {stderr}", state_entry.display())]
+        }
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+/// The OCI config of the case's container.
+fn bundle_config(spec: &CaseSpec, rootfs: &Path, cgroup: Option<&str>) -> Spec {
+    let has = |k| spec.has(k);
+    let user = has(NsKind::User);
+    let bind = |dest: &str| Mount {
+        destination: dest.into(),
+        fs_type: "bind".into(),
+        source: dest.into(),
+        options: vec!["rbind".into(), "nosuid".into(), "nodev".into(), "noexec".into()],
+    };
+    let fresh = |dest: &str, fs: &str| Mount {
+        destination: dest.into(),
+        fs_type: fs.into(),
+        source: fs.into(),
+        options: vec!["nosuid".into(), "nodev".into(), "noexec".into()],
+    };
+    // A new procfs needs the pid namespace owned by the container's user namespace, a new sysfs the
+    // network namespace (as in `runc spec --rootless`, which binds the host's /sys).
+    let mounts = vec![
+        if !user || has(NsKind::Pid) { fresh("/proc", "proc") } else { bind("/proc") },
+        if !user || has(NsKind::Net) { fresh("/sys", "sysfs") } else { bind("/sys") },
+    ];
+    let map = |lines: &[isoprobe_probes::wire::IdMapLine]| -> Vec<IdMapping> {
+        lines.iter().map(|l| IdMapping { container_id: l.inside, host_id: l.outside, size: l.count }).collect()
+    };
+    let maps = spec.id_maps.clone().filter(|_| user).unwrap_or(IdMaps { uid: vec![], gid: vec![] });
+    let time_offsets: BTreeMap<String, TimeOffset> = match spec.time_offsets.filter(|_| has(NsKind::Time)) {
+        Some(t) => [("monotonic", t.monotonic_ns), ("boottime", t.boottime_ns)]
+            .into_iter()
+            .map(|(k, ns)| (k.to_owned(), TimeOffset::from_ns(ns)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    Spec {
+        oci_version: oci_spec::OCI_VERSION.into(),
+        process: Process {
+            terminal: false,
+            user: User { uid: 0, gid: 0 },
+            args: vec![format!("/{}", isoprobe_probes::PROBE_NAME)],
+            env: vec!["PATH=/".into()],
+            cwd: "/".into(),
+            capabilities: Some(oci_spec::Capabilities::all_sets(&oci_spec::bounding_caps())),
+            no_new_privileges: false,
+        },
+        root: Root { path: rootfs.to_string_lossy().into_owned(), readonly: false },
+        hostname: spec.hostname.clone().filter(|_| has(NsKind::Uts)),
+        mounts,
+        linux: Linux {
+            namespaces: spec.namespaces.iter().map(|k| Namespace { kind: oci_name(k).into() }).collect(),
+            uid_mappings: map(&maps.uid),
+            gid_mappings: map(&maps.gid),
+            cgroups_path: cgroup.map(|c| format!("/{c}")),
+            time_offsets,
+        },
+        annotations: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::spec_for;
+
+    fn config(ns: &str) -> Spec {
+        let spec =
+            spec_for(ns.parse().unwrap(), RootfsMode::PivotRoot, LauncherKind::Crun).resolve(Runner { uid: 0, gid: 0 });
+        bundle_config(&spec, Path::new("/tmp/isoprobe-x/case-1"), Some("isoprobe-x-1-oci"))
+    }
+
+    #[test]
+    fn the_bundle_carries_the_spec() {
+        let c = config("all");
+        let kinds: Vec<&str> = c.linux.namespaces.iter().map(|n| n.kind.as_str()).collect();
+        assert_eq!(kinds, ["pid", "uts", "mount", "ipc", "network", "user", "cgroup", "time"]);
+        assert_eq!(c.hostname.as_deref(), Some("isoprobe-ff"));
+        assert_eq!(c.linux.uid_mappings[0].host_id, 100_000);
+        assert_eq!(c.linux.cgroups_path.as_deref(), Some("/isoprobe-x-1-oci"));
+        assert_eq!(c.linux.time_offsets["boottime"], TimeOffset { secs: 1_209_600, nanosecs: 987_654_321 });
+        assert_eq!(c.mounts[0].fs_type, "proc");
+        assert_eq!(c.mounts[1].fs_type, "sysfs");
+        assert!(!c.process.terminal);
+    }
+
+    #[test]
+    fn a_user_namespace_without_pid_and_net_binds_proc_and_sys() {
+        let c = config("mnt+user");
+        assert_eq!((c.mounts[0].fs_type.as_str(), c.mounts[1].fs_type.as_str()), ("bind", "bind"));
+        assert!(c.hostname.is_none());
+    }
+
+    #[test]
+    fn crun_gets_the_offsets_in_its_annotation_too() {
+        let mut c = config("mnt+time");
+        crun_time_annotation(&mut c);
+        assert_eq!(c.annotations["run.oci.timens_offset"], "boottime 1209600 987654321\nmonotonic 604800 123456789");
+    }
+}

@@ -1,0 +1,168 @@
+//! Every launcher, by kind: what `isoprobe run --launcher all` iterates, and what the run loop
+//! dispatches through.
+//!
+//! For the CLI: [`all`] (or [`by_name`]) lists the launchers, [`describe`] gives a launcher's tool,
+//! version and capabilities, [`launcher_matrix`] its cases, and [`run_case_on`] runs and judges one
+//! case on it (the outcome plus the assessment against the expected differences).
+//!
+//! Launchers are created once per process (their tool look-ups are cached) and live for its whole
+//! life, so the registry hands out `&'static` references.
+
+use std::sync::OnceLock;
+
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::wire::TimeOffsets;
+
+use super::external::{Bwrap, Lxc, Nspawn, Oci, Runtime, UtilUnshare};
+use super::native::NativeLauncher;
+use serde::Serialize;
+
+use super::differences::{Assessment, assess};
+use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, ToolInfo};
+use crate::matrix::{singles_and_all, spec_for};
+use crate::run::Harness;
+use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
+use crate::verdict::{CaseOutcome, Skip};
+
+struct Registry {
+    native: Vec<NativeLauncher>,
+    util_unshare: UtilUnshare,
+    util_nsenter: UtilUnshare,
+    bwrap: Bwrap,
+    lxc: Lxc,
+    lxc_attach: Lxc,
+    runc: Oci,
+    crun: Oci,
+    nspawn: Nspawn,
+}
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| Registry {
+        native: LauncherKind::ALL.into_iter().map(NativeLauncher).collect(),
+        util_unshare: UtilUnshare::new(),
+        util_nsenter: UtilUnshare::with_nsenter(),
+        bwrap: Bwrap::new(),
+        lxc: Lxc::new(),
+        lxc_attach: Lxc::with_attach(),
+        runc: Oci::new(Runtime::Runc),
+        crun: Oci::new(Runtime::Crun),
+        nspawn: Nspawn::new(),
+    })
+}
+
+/// The launcher for `kind`.
+pub fn launcher(kind: LauncherKind) -> &'static dyn Launcher {
+    let r = registry();
+    match kind {
+        LauncherKind::UtilUnshare => &r.util_unshare,
+        LauncherKind::UtilNsenter => &r.util_nsenter,
+        LauncherKind::Bwrap => &r.bwrap,
+        LauncherKind::Lxc => &r.lxc,
+        LauncherKind::LxcAttach => &r.lxc_attach,
+        LauncherKind::Runc => &r.runc,
+        LauncherKind::Crun => &r.crun,
+        LauncherKind::Nspawn => &r.nspawn,
+        native => r.native.iter().find(|n| n.0 == native).expect("every native kind is registered"),
+    }
+}
+
+/// Every launcher: the native paths first, then the external tools.
+pub fn all() -> Vec<&'static dyn Launcher> {
+    LauncherKind::ALL.into_iter().chain(LauncherKind::EXTERNAL).map(launcher).collect()
+}
+
+/// The launcher named `name` (`clone3`, `lxc`, `util-unshare`, ...).
+pub fn by_name(name: &str) -> Option<&'static dyn Launcher> {
+    all().into_iter().find(|l| l.kind().name() == name)
+}
+
+/// Time offsets for launchers that take whole seconds: a week and two weeks apart plus a few
+/// seconds, so a swapped pair is still caught.
+pub const WHOLE_SECOND_OFFSETS: TimeOffsets =
+    TimeOffsets { monotonic_ns: (7 * 86_400 + 3) * 1_000_000_000, boottime_ns: (14 * 86_400 + 5) * 1_000_000_000 };
+
+/// The namespace sets every launcher is run with: none, each kind alone, all eight, and the pairs
+/// whose checks depend on two kinds at once (see `CheckId::kinds`).
+pub fn launcher_sets() -> Vec<NsSet> {
+    let mut v = vec![NsSet::EMPTY];
+    v.extend(singles_and_all());
+    for (a, b) in [
+        (NsKind::Pid, NsKind::Mnt),
+        (NsKind::Net, NsKind::Mnt),
+        (NsKind::User, NsKind::Uts),
+        (NsKind::User, NsKind::Mnt),
+    ] {
+        v.push(NsSet::EMPTY.with(a).with(b));
+    }
+    v
+}
+
+/// The cases `kind` runs in the launcher suite and in `isoprobe run --launcher`: [`launcher_sets`]
+/// in every rootfs mode it supports (with a mount namespace added after pivot_root, which needs one), with
+/// settings the launcher can express where a choice exists (id maps, whole-second offsets).
+/// Cases the launcher cannot express stay in the list and skip with the reason.
+pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
+    let caps = launcher(kind).capabilities();
+    let mut sets = launcher_sets();
+    // Everything the launcher can create, when that is not all eight.
+    sets.push(caps.namespaces);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    // Rootfs modes the launcher cannot use would only repeat one skip for every set.
+    for rootfs in RootfsMode::ALL.into_iter().filter(|m| caps.rootfs.contains(m)) {
+        for ns in sets.iter().copied() {
+            let ns = if rootfs == RootfsMode::PivotRoot { ns.with(NsKind::Mnt) } else { ns };
+            let mut s = spec_for(ns, rootfs, kind);
+            if s.has(NsKind::User) && caps.id_maps == IdMapSupport::OwnIdsOnly {
+                s.id_maps = Some(IdMaps::range(runner.uid, runner.gid, 1));
+            }
+            if s.time_offsets.is_some() && caps.time_offsets == OffsetSupport::WholeSeconds {
+                s.time_offsets = Some(WHOLE_SECOND_OFFSETS);
+            }
+            if s.validate().is_ok() && seen.insert(s.name()) {
+                v.push(s);
+            }
+        }
+    }
+    v
+}
+
+/// What a launcher is on this machine: its tool and version (or why it cannot run) and what it
+/// can express. The header of a launcher's column in a conformance report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LauncherInfo {
+    pub kind: LauncherKind,
+    pub name: &'static str,
+    pub tool: Option<ToolInfo>,
+    /// Why the launcher cannot run at all here (`lxc-execute not installed ...`).
+    pub unavailable: Option<Skip>,
+    pub capabilities: Capabilities,
+}
+
+/// [`LauncherInfo`] of `kind`.
+pub fn describe(kind: LauncherKind) -> LauncherInfo {
+    let l = launcher(kind);
+    let (tool, unavailable) = match l.tool() {
+        Ok(t) => (t.cloned(), None),
+        Err(s) => (None, Some(s)),
+    };
+    LauncherInfo { kind, name: kind.name(), tool, unavailable, capabilities: l.capabilities() }
+}
+
+/// One case run through one launcher and judged with the launcher's documented defaults and
+/// expected differences. `outcome.passed()` is the raw verdict; `assessment.conforms()` says
+/// whether every failure is explained.
+#[derive(Debug, Clone, Serialize)]
+pub struct LauncherOutcome {
+    pub outcome: CaseOutcome,
+    pub assessment: Assessment,
+}
+
+/// Runs `spec` through launcher `kind` (the spec's own launcher field is replaced).
+pub fn run_case_on(harness: &Harness, kind: LauncherKind, spec: &CaseSpec) -> LauncherOutcome {
+    let spec = CaseSpec { launcher: kind, ..spec.clone() };
+    let outcome = harness.run_case(&spec);
+    let assessment = assess(&outcome, harness.runner());
+    LauncherOutcome { outcome, assessment }
+}

@@ -1,0 +1,189 @@
+//! The launcher suite: every launcher (the six real tools, their join paths, and native clone3 as
+//! the reference) runs its matrix (`registry::launcher_matrix`), and every verdict must be
+//! explained: a pass, a skip with the precise reason, or a failure that is a real property of the
+//! tool recorded in `launcher::differences` with its source. Each launcher is also killed mid-case
+//! once (what a case timeout does), and must leave nothing behind, its probe included.
+//!
+//! After the suite, nothing the tools create may be left: besides the host snapshot every suite
+//! takes (cgroups and /tmp entries named isoprobe*, mounts, processes), the tools' own bookkeeping
+//! under /run (LXC's lock directories, systemd-nspawn's) and the cgroups tools name themselves
+//! (`lxc.pivot`, nspawn's `payload` and `supervisor`) are compared before and after. At the end a
+//! per-launcher summary is printed (tool and version, cases passed, explained differences, skips).
+//!
+//! `ISOPROBE_LAUNCHERS=lxc,bwrap` restricts the run to some launchers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use isoprobe_harness::launcher::differences::assess;
+use isoprobe_harness::launcher::registry::{describe, launcher_matrix};
+use isoprobe_harness::{CaseSpec, Harness, LauncherKind};
+use isoprobe_suites::{skip_outcome, suite_main};
+use libtest_mimic::{Completion, Trial};
+
+/// Per launcher: cases passed, cases passed with explained differences (and the checks), skipped.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    explained_cases: usize,
+    explained_checks: BTreeSet<String>,
+    skipped: usize,
+    failed: usize,
+}
+
+static TALLY: Mutex<BTreeMap<&'static str, Tally>> = Mutex::new(BTreeMap::new());
+
+fn tally(kind: LauncherKind, f: impl FnOnce(&mut Tally)) {
+    f(TALLY.lock().unwrap_or_else(|e| e.into_inner()).entry(kind.name()).or_default());
+}
+
+/// The tools' bookkeeping outside isoprobe's own names: directories under /run and cgroups the
+/// tools name themselves, in the top two levels of every hierarchy.
+fn tool_state() -> BTreeSet<String> {
+    let mut v = BTreeSet::new();
+    // /run/mount: util-linux's libmount state, which the crun wrapper's umount would create;
+    // /run/crun: crun's default state root, which it creates whatever --root says.
+    for root in ["/run/lxc", "/run/systemd/nspawn", "/run/mount", "/run/crun"] {
+        walk(Path::new(root), &mut v, 6);
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in rd.flatten() {
+            for d in std::fs::read_dir(h.path()).into_iter().flatten().flatten() {
+                let n = d.file_name().to_string_lossy().into_owned();
+                if ["lxc.pivot", "lxc.monitor", "lxc.payload", "payload", "supervisor"].iter().any(|p| n.starts_with(p))
+                {
+                    v.insert(d.path().display().to_string());
+                }
+            }
+        }
+    }
+    v
+}
+
+fn walk(p: &Path, out: &mut BTreeSet<String>, depth: usize) {
+    if !p.exists() {
+        return;
+    }
+    out.insert(p.display().to_string());
+    if depth > 0 && p.is_dir() {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            walk(&e.path(), out, depth - 1);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let before = tool_state();
+    let code = run_suite();
+    let after = tool_state();
+    let listing = std::env::args().any(|a| a == "--list");
+    if !listing {
+        print_summary();
+    }
+    if !listing && before != after {
+        eprintln!("the container tools left state behind:");
+        for p in after.difference(&before) {
+            eprintln!("  + {p}");
+        }
+        for p in before.difference(&after) {
+            eprintln!("  - {p}");
+        }
+        return ExitCode::FAILURE;
+    }
+    code
+}
+
+fn print_summary() {
+    let t = TALLY.lock().unwrap_or_else(|e| e.into_inner());
+    if t.is_empty() {
+        return;
+    }
+    eprintln!("\nconformance per launcher (cases passed / passed with explained differences / skipped / failed):");
+    for kind in std::iter::once(LauncherKind::Clone3).chain(LauncherKind::EXTERNAL) {
+        let Some(c) = t.get(kind.name()) else { continue };
+        let info = describe(kind);
+        let tool =
+            info.tool.map(|t| t.version).or(info.unavailable.map(|s| s.reason)).unwrap_or_else(|| "native".into());
+        let checks: Vec<&str> = c.explained_checks.iter().map(String::as_str).collect();
+        eprintln!(
+            "  {:<13} {:>3} / {:>3} / {:>3} / {:>3}  [{tool}]{}",
+            kind.name(),
+            c.passed,
+            c.explained_cases,
+            c.skipped,
+            c.failed,
+            if checks.is_empty() { String::new() } else { format!(" differences: {}", checks.join(", ")) }
+        );
+    }
+}
+
+fn run_suite() -> ExitCode {
+    suite_main(|h| {
+        let only: Option<Vec<String>> =
+            std::env::var("ISOPROBE_LAUNCHERS").ok().map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
+        let kinds = std::iter::once(LauncherKind::Clone3).chain(LauncherKind::EXTERNAL);
+        let kinds: Vec<LauncherKind> =
+            kinds.filter(|k| only.as_ref().is_none_or(|o| o.iter().any(|n| n == k.name()))).collect();
+        let mut trials: Vec<Trial> =
+            kinds.iter().flat_map(|k| launcher_matrix(*k, h.runner())).map(|s| launcher_trial(h, s)).collect();
+        trials.extend(kinds.iter().filter(|k| !k.joins()).map(|k| kill_trial(h, *k)));
+        trials
+    })
+}
+
+/// A launcher killed mid-case (what a case timeout does) leaves nothing behind, its probe included:
+/// the largest set each launcher can run, in its first rootfs mode.
+fn kill_trial(h: &Arc<Harness>, kind: LauncherKind) -> Trial {
+    let h = Arc::clone(h);
+    let spec = launcher_matrix(kind, h.runner())
+        .into_iter()
+        .filter(|s| h.requirement(s).is_ok())
+        .max_by_key(|s| s.namespaces.len())
+        .unwrap_or_else(|| launcher_matrix(kind, h.runner()).remove(0));
+    Trial::ignorable_test(format!("kill-mid-case/{}", spec.name()), move || {
+        if let Err(skip) = h.requirement(&spec) {
+            return skip_outcome(&skip);
+        }
+        h.start_and_kill(&spec).map(|()| Completion::Completed).map_err(|e| e.to_string().into())
+    })
+}
+
+fn launcher_trial(h: &Arc<Harness>, spec: CaseSpec) -> Trial {
+    let h = Arc::clone(h);
+    Trial::ignorable_test(spec.name(), move || {
+        let kind = spec.launcher;
+        if let Err(skip) = h.requirement(&spec) {
+            tally(kind, |t| t.skipped += 1);
+            return skip_outcome(&skip);
+        }
+        let outcome = h.run_case(&spec);
+        if let Some(skip) = &outcome.skipped {
+            tally(kind, |t| t.skipped += 1);
+            return skip_outcome(skip);
+        }
+        let a = assess(&outcome, h.runner());
+        if a.conforms() {
+            tally(kind, |t| {
+                if a.explained.is_empty() {
+                    t.passed += 1;
+                } else {
+                    t.explained_cases += 1;
+                    t.explained_checks.extend(a.explained.iter().map(|e| e.check.to_string()));
+                }
+            });
+            return Ok(Completion::Completed);
+        }
+        tally(kind, |t| t.failed += 1);
+        let mut msg: Vec<String> = a.unexplained.clone();
+        msg.extend(a.stale.iter().map(|s| format!("stale row: {s}")));
+        for run in &outcome.runs {
+            if !run.stderr.is_empty() {
+                msg.push(format!("probe stderr ({:?}): {}", run.role, run.stderr));
+            }
+            msg.push(format!("init ({:?}): {}", run.role, run.init.join("; ")));
+        }
+        Err(msg.join("\n").into())
+    })
+}
