@@ -18,6 +18,13 @@
 //! refuses to remove itself when /run is not a tmpfs ("Attempted to remove disk file system").
 //! Killed (a case timeout), it also leaves the container running in `payload` and its lock file
 //! in /run/systemd/nspawn/locks: the teardown empties the cgroup (cgroup.kill) and removes both.
+//!
+//! Host state it depends on: with `--private-users` it mounts, inside the container, every v1
+//! controller /proc/cgroups shows attached to a hierarchy. A controller attached only in another
+//! process's private mount namespace (the cgroup-limit suite mounts net_cls that way while its
+//! case runs) cannot be mounted from the container's user namespace, and nspawn then fails ("Failed
+//! to mount cgroup ... net_cls: Operation not permitted; Child died too early"). Seen once in 20
+//! runs while that suite ran beside this one; the suites of one `cargo test` run one at a time.
 
 use std::path::PathBuf;
 
