@@ -544,6 +544,19 @@ pub fn spawn(
     action: &Action<'_>,
     page: &SharedPage,
 ) -> io::Result<(Child, Timed)> {
+    spawn_inner(call, flags, cgroup, action, page, true)
+}
+
+/// [`spawn`]; `measure` false leaves out the parent's clock reads around the call (for callers
+/// that time a larger region themselves: the CPU-time clock is a system call, not a vDSO read).
+fn spawn_inner(
+    call: Call,
+    flags: u64,
+    cgroup: Option<RawFd>,
+    action: &Action<'_>,
+    page: &SharedPage,
+    measure: bool,
+) -> io::Result<(Child, Timed)> {
     if call != Call::Clone3 && cgroup.is_some() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "only clone3 can start a child in a cgroup"));
     }
@@ -563,8 +576,8 @@ pub fn spawn(
     let mut vfork_stack = if call == Call::Vfork { vec![0u8; 64 * 1024] } else { Vec::new() };
     let vfork_args = VforkArgs { action, page };
 
-    let c0 = thread_cpu_ns();
-    let t0 = monotonic_ns();
+    let clocks = || if measure { (thread_cpu_ns(), monotonic_ns()) } else { (0, 0) };
+    let (c0, t0) = clocks();
     // SAFETY: per call:
     // - fork: glibc's fork; the child runs only `run_child` (async-signal-safe) and never returns.
     // - Vfork: glibc's clone with CLONE_VM|CLONE_VFORK runs `vfork_entry` on a separate stack that
@@ -597,8 +610,8 @@ pub fn spawn(
     if ret == 0 && call != Call::Vfork {
         run_child(action, page);
     }
-    let t1 = monotonic_ns();
-    let c1 = thread_cpu_ns();
+    let t1 = if measure { monotonic_ns() } else { 0 };
+    let c1 = if measure { thread_cpu_ns() } else { 0 };
     drop(vfork_stack);
     if ret < 0 {
         return Err(io::Error::last_os_error());
@@ -615,8 +628,19 @@ pub fn spawn_and_wait(
     action: &Action<'_>,
     page: &SharedPage,
 ) -> io::Result<(Timed, Exit)> {
+    spawn_and_wait_inner(call, flags, cgroup, action, page, true)
+}
+
+fn spawn_and_wait_inner(
+    call: Call,
+    flags: u64,
+    cgroup: Option<RawFd>,
+    action: &Action<'_>,
+    page: &SharedPage,
+    measure: bool,
+) -> io::Result<(Timed, Exit)> {
     page.clear();
-    let (child, t) = spawn(call, flags, cgroup, action, page)?;
+    let (child, t) = spawn_inner(call, flags, cgroup, action, page, measure)?;
     let exit = child.wait()?;
     if !matches!(action, Action::Exit | Action::StampExit | Action::Exec(_)) {
         page.outcome()?;
@@ -630,7 +654,7 @@ pub fn spawn_and_wait(
 pub fn create_exit_wait(call: Call, flags: u64, page: &SharedPage) -> io::Result<Timed> {
     let c0 = thread_cpu_ns();
     let t0 = monotonic_ns();
-    let (_, exit) = spawn_and_wait(call, flags, None, &Action::Exit, page)?;
+    let (_, exit) = spawn_and_wait_inner(call, flags, None, &Action::Exit, page, false)?;
     let t1 = monotonic_ns();
     let c1 = thread_cpu_ns();
     Ok(Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 + exit.cpu_ns })
@@ -640,7 +664,7 @@ pub fn create_exit_wait(call: Call, flags: u64, page: &SharedPage) -> io::Result
 pub fn fork_exec_wait(exec: &ExecArgs, page: &SharedPage) -> io::Result<Timed> {
     let c0 = thread_cpu_ns();
     let t0 = monotonic_ns();
-    let (_, exit) = spawn_and_wait(Call::Fork, 0, None, &Action::Exec(exec), page)?;
+    let (_, exit) = spawn_and_wait_inner(Call::Fork, 0, None, &Action::Exec(exec), page, false)?;
     let t1 = monotonic_ns();
     let c1 = thread_cpu_ns();
     Ok(Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 + exit.cpu_ns })
@@ -797,6 +821,9 @@ pub mod reference {
                 if pid == 0 {
                     let mut a = libc::timespec { tv_sec: 0, tv_nsec: 0 };
                     let mut b = a;
+                    // Touch the stack first: the first store after fork takes a copy-on-write
+                    // fault (microseconds), which must not land between the two clock reads.
+                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
                     libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut a);
                     let rc = libc::unshare(flags);
                     libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
