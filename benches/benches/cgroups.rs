@@ -53,7 +53,12 @@ fn hierarchies() -> io::Result<Vec<Hierarchy>> {
                     continue; // a named hierarchy (see the module docs)
                 }
                 let cpuset = ctrls.contains(&"cpuset");
-                out.push(Hierarchy { label: format!("v1-{}", ctrls.join("+")), root: m.mount_point, v2: false, cpuset });
+                out.push(Hierarchy {
+                    label: format!("v1-{}", ctrls.join("+")),
+                    root: m.mount_point,
+                    v2: false,
+                    cpuset,
+                });
             }
             _ => {}
         }
@@ -221,7 +226,9 @@ fn hierarchy_cases(g: &mut Group<'_>, h: &Hierarchy, mut base: Base) {
                     Ok(t)
                 });
                 g.bench("lifecycle_reuse", label, PROFILE, || {
-                    let (r, t) = primitives::timed(|| primitives::spawn_and_wait(Call::Clone3, 0, Some(fd), &Action::Exit, &page));
+                    let (r, t) = primitives::timed(|| {
+                        primitives::spawn_and_wait(Call::Clone3, 0, Some(fd), &Action::Exit, &page)
+                    });
                     r?;
                     Ok(t)
                 });

@@ -157,14 +157,19 @@ fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
             Ok(v) => rows.push((format!("unshare/{name}"), format!("harness/unshare/{name}"), to_f64(v))),
             Err(e) => g.skip("harness", &format!("unshare/{name}"), format!("bare-libc unshare loop: {e}")),
         }
-        g.bench("harness", &format!("unshare/{name}"), prof, || {
-            Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0])
-        });
+        g.bench(
+            "harness",
+            &format!("unshare/{name}"),
+            prof,
+            || Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]),
+        );
         if matches!(prof, Profile::Netns { .. }) {
             g.wait_netns_idle();
         }
         match reference::clone3_exit_wait_loop(flags, n) {
-            Ok(v) => rows.push((format!("clone3_exit_wait/{name}"), format!("harness/clone3_exit_wait/{name}"), to_f64(v))),
+            Ok(v) => {
+                rows.push((format!("clone3_exit_wait/{name}"), format!("harness/clone3_exit_wait/{name}"), to_f64(v)))
+            }
             Err(e) => g.skip("harness", &format!("clone3_exit_wait/{name}"), format!("bare-libc clone3 loop: {e}")),
         }
         g.bench("harness", &format!("clone3_exit_wait/{name}"), prof, || {

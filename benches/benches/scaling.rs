@@ -145,7 +145,10 @@ fn main() {
             }
         }
         if k > 0 {
-            eprintln!("isoprobe-bench scaling: {} namespaces churned in the background", churned.load(Ordering::Relaxed));
+            eprintln!(
+                "isoprobe-bench scaling: {} namespaces churned in the background",
+                churned.load(Ordering::Relaxed)
+            );
         }
     }
     g.finish();

@@ -15,9 +15,9 @@ use std::fs::File;
 use std::io;
 use std::time::Duration;
 
+use isoprobe_benches::netns::NetnsWatch;
 use isoprobe_benches::primitives::{self, Call, Holder, SharedPage, Timed};
 use isoprobe_benches::run::{NETNS, PER_OP};
-use isoprobe_benches::netns::NetnsWatch;
 use isoprobe_benches::{BenchRun, Profile};
 use isoprobe_probes::ns::{NsKind, NsSet};
 

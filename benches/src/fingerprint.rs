@@ -18,11 +18,7 @@ fn read(path: &str) -> Option<String> {
 
 /// The `key : value` of the first /proc/cpuinfo line with `key`.
 fn cpuinfo_field(cpuinfo: &str, key: &str) -> Option<String> {
-    cpuinfo
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().to_owned())
+    cpuinfo.lines().filter_map(|l| l.split_once(':')).find(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_owned())
 }
 
 pub fn fingerprint() -> Fingerprint {

@@ -225,8 +225,7 @@ impl BenchRun {
             };
             // Criterion's samples are the last `n` calls (the warm-up calls come first).
             let used = &r.samples[r.samples.len().saturating_sub(n as usize)..];
-            let cpu: Vec<f64> =
-                used.iter().filter(|(i, _)| *i > 0).map(|(i, t)| t.cpu_ns as f64 / *i as f64).collect();
+            let cpu: Vec<f64> = used.iter().filter(|(i, _)| *i > 0).map(|(i, t)| t.cpu_ns as f64 / *i as f64).collect();
             cases.push(BenchCase {
                 group: r.group.clone(),
                 id,
@@ -239,8 +238,15 @@ impl BenchRun {
             });
         }
         cases.extend(shared.extra.iter().cloned());
-        let calibration = cases.iter().filter(|c| c.group == "calibration").map(|c| (c.id.clone(), c.median_ns)).collect();
-        let part = Part { run_id: summary::run_id(), topic: self.topic.into(), quick: self.settings.quick, calibration, cases };
+        let calibration =
+            cases.iter().filter(|c| c.group == "calibration").map(|c| (c.id.clone(), c.median_ns)).collect();
+        let part = Part {
+            run_id: summary::run_id(),
+            topic: self.topic.into(),
+            quick: self.settings.quick,
+            calibration,
+            cases,
+        };
         summary::write(&target, &part, crate::fingerprint::fingerprint())
     }
 }

@@ -124,7 +124,12 @@ pub fn read_criterion(dir: &Path) -> io::Result<(f64, f64, f64, u64)> {
     let est: Estimates = serde_json::from_slice(&fs::read(dir.join("new/estimates.json"))?).map_err(bad)?;
     let sample: Sample = serde_json::from_slice(&fs::read(dir.join("new/sample.json"))?).map_err(bad)?;
     let m = est.median;
-    Ok((m.point_estimate, m.confidence_interval.lower_bound, m.confidence_interval.upper_bound, sample.iters.len() as u64))
+    Ok((
+        m.point_estimate,
+        m.confidence_interval.lower_bound,
+        m.confidence_interval.upper_bound,
+        sample.iters.len() as u64,
+    ))
 }
 
 /// Criterion's directory for a benchmark (`param` empty for a plain function name), named as
@@ -251,6 +256,9 @@ mod tests {
         assert_eq!(d, Path::new("/t/criterion/namespaces/unshare/pid+mnt"));
         let d = criterion_dir(Path::new("/t"), "reference", "harness", "unshare/net");
         assert_eq!(d, Path::new("/t/criterion/reference/harness/unshare_net"));
-        assert_eq!(criterion_dir(Path::new("/t"), "calibration", "getppid", ""), Path::new("/t/criterion/calibration/getppid"));
+        assert_eq!(
+            criterion_dir(Path::new("/t"), "calibration", "getppid", ""),
+            Path::new("/t/criterion/calibration/getppid")
+        );
     }
 }

@@ -597,14 +597,10 @@ fn spawn_inner(
                     &vfork_args as *const VforkArgs<'_, '_> as *mut c_void,
                 ) as i64
             }
-            Call::Clone => {
-                libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0usize, 0usize, 0usize, 0usize)
+            Call::Clone => libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0usize, 0usize, 0usize, 0usize),
+            Call::Clone3 => {
+                libc::syscall(libc::SYS_clone3, &clone_args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
             }
-            Call::Clone3 => libc::syscall(
-                libc::SYS_clone3,
-                &clone_args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            ),
         }
     };
     if ret == 0 && call != Call::Vfork {
