@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use isoprobe_benches::primitives::{self, Action, Call, Holder, SharedPage};
 use isoprobe_benches::{BenchRun, Group, Profile};
 
-const PROFILE: Profile = Profile::PerOp { full: 150, quick: 10 };
+const PROFILE: Profile = Profile::PerOp { full: 400, quick: 10 };
 
 /// One mounted hierarchy.
 #[derive(Debug)]

@@ -67,9 +67,9 @@ fn main() {
         Ok(harness) => {
             for set in sets(&["none", "pid+uts+mnt+ipc+net", "all"]) {
                 let prof = if set.contains(NsKind::Net) {
-                    Profile::Netns { full: 30, quick: 10 }
+                    Profile::Netns { full: 50, quick: 10 }
                 } else {
-                    Profile::PerOp { full: 30, quick: 10 }
+                    Profile::PerOp { full: 50, quick: 10 }
                 };
                 let spec = CaseSpec::new(set);
                 if let Err(skip) = harness.requirement(&spec) {

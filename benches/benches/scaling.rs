@@ -74,7 +74,7 @@ fn main() {
     // unshare(CLONE_NEWNS) versus the size of the mount tree.
     let page = SharedPage::new(1).expect("failed to map the shared page");
     let counts: Vec<usize> = g.settings().pick(vec![0, 100, 500, 1000, 2000], vec![0, 500]);
-    let mnt_profile = Profile::PerOp { full: 150, quick: 10 };
+    let mnt_profile = Profile::PerOp { full: 300, quick: 10 };
     for m in counts {
         let dir = match TempDir::new() {
             Ok(d) => d,
@@ -110,7 +110,8 @@ fn main() {
     // Network namespace creation under background churn.
     // The cleanup goes idle before each churn case starts; the case itself must not wait for an
     // idle cleanup (the churn keeps it busy), so it uses the plain per-operation profile.
-    let churn_profile = Profile::PerOp { full: 80, quick: 10 };
+    let churn_profile = Profile::PerOp { full: 200, quick: 10 };
+    g.wait_idle_before_cases(false);
     for k in [0usize, 1] {
         g.wait_netns_idle();
         let stop = Arc::new(AtomicBool::new(false));

@@ -50,7 +50,7 @@ fn main() {
 
     // The benchmark thread's CPU time in these cases is its polling, not a cost of the release.
     g.record_cpu(false);
-    let one = Profile::Netns { full: 30, quick: 10 };
+    let one = Profile::Netns { full: 50, quick: 10 };
     bench_release(&mut g, "netns_release", "", one, 1);
     for n in g.settings().pick(vec![8usize, 32, 128], vec![8, 32]) {
         bench_release(&mut g, "netns_drain", &n.to_string(), Profile::Netns { full: 12, quick: 10 }, n);

@@ -7,8 +7,8 @@
 //! iteration per sample (the warm-up and measurement targets are set to 1 ns, so criterion takes
 //! one warm-up iteration and then `n` samples of one iteration; it prints a warning that it could
 //! not reach the 1 ns target, which is expected). Criterion's automatic scaling would otherwise
-//! run thousands of iterations and pile up dying namespaces. Netns cases also wait, before they
-//! start, until the kernel's netns cleanup is idle (see [`crate::netns`]).
+//! run thousands of iterations and pile up dying namespaces. Every case waits, before it starts,
+//! until the kernel's netns cleanup is idle (see [`crate::netns`]).
 //!
 //! CPU time: every timed region returns wall and CPU time ([`Timed`]); the CPU time of each
 //! criterion sample is recorded here and its median goes into the summary.
@@ -78,15 +78,15 @@ pub enum Profile {
     Batched,
     /// A fixed number of single-iteration samples (full run, quick run).
     PerOp { full: usize, quick: usize },
-    /// Like `PerOp`, for cases that create or release network namespaces: also waits for the
-    /// netns cleanup to go idle before the case.
+    /// Like `PerOp`, with the (smaller) counts of cases that create or release a network
+    /// namespace per iteration.
     Netns { full: usize, quick: usize },
 }
 
 /// Sample counts used by most cases.
-pub const PER_OP: Profile = Profile::PerOp { full: 300, quick: 20 };
+pub const PER_OP: Profile = Profile::PerOp { full: 1000, quick: 20 };
 /// Sample counts of cases that create a network namespace per iteration.
-pub const NETNS: Profile = Profile::Netns { full: 80, quick: 10 };
+pub const NETNS: Profile = Profile::Netns { full: 200, quick: 10 };
 
 /// The samples criterion took of one case: (iterations, wall and CPU time) per call.
 #[derive(Debug, Default)]
@@ -176,6 +176,7 @@ impl BenchRun {
             shared: self.shared.clone(),
             netns: &mut self.netns,
             cpu: true,
+            idle_first: true,
         }
     }
 
@@ -259,6 +260,7 @@ pub struct Group<'a> {
     shared: Rc<RefCell<Shared>>,
     netns: &'a mut NetnsWatch,
     cpu: bool,
+    idle_first: bool,
 }
 
 impl std::fmt::Debug for Group<'_> {
@@ -290,6 +292,12 @@ impl Group<'_> {
     /// only waits or polls, so that its CPU time says nothing about the operation).
     pub fn record_cpu(&mut self, on: bool) {
         self.cpu = on;
+    }
+
+    /// Whether the following cases wait for an idle netns cleanup first (on by default; off only
+    /// where the case itself keeps the cleanup busy on purpose, as background churn does).
+    pub fn wait_idle_before_cases(&mut self, on: bool) {
+        self.idle_first = on;
     }
 
     /// Records that `op/param` was not run, and why.
@@ -344,7 +352,9 @@ impl Group<'_> {
         mut f: impl FnMut(u64) -> io::Result<Timed>,
     ) {
         let id = Self::full_id(op, param);
-        if matches!(profile, Profile::Netns { .. }) {
+        // Every case, not only the netns ones: a cleanup still running from an earlier case
+        // would otherwise compete with this one. When idle this costs one confirmation window.
+        if self.idle_first {
             self.wait_netns_idle();
         }
         if let Err(e) = f(1) {

@@ -817,9 +817,12 @@ pub mod reference {
                 if pid == 0 {
                     let mut a = libc::timespec { tv_sec: 0, tv_nsec: 0 };
                     let mut b = a;
-                    // Touch the stack first: the first store after fork takes a copy-on-write
-                    // fault (microseconds), which must not land between the two clock reads.
+                    // Fault in what the timed region touches first: after fork the first store
+                    // to the stack takes a copy-on-write fault, and the first call of unshare's
+                    // wrapper a fault on its text page (fork does not copy the page-table
+                    // entries of file mappings); either costs microseconds. unshare(0) is a no-op.
                     libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
+                    libc::unshare(0);
                     libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut a);
                     let rc = libc::unshare(flags);
                     libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
