@@ -139,8 +139,10 @@ fn setns_cases(g: &mut isoprobe_benches::Group<'_>, set: NsSet, page: &SharedPag
     }
 }
 
-/// The bare-libc loops, each measured right before the harness's measurement of the same
-/// operation (group `reference`, op `harness`), with the same number of single-call samples.
+/// The bare-libc loops next to the harness's measurement of the same operation (group
+/// `reference`, op `harness`), with the same number of single-call samples. Half of the bare-libc
+/// samples are taken right before the harness's case and half right after, so that a drift of the
+/// machine during the comparison does not favour either side.
 fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
     let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
     let mut g = run.group("reference");
@@ -150,31 +152,30 @@ fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
             Profile::PerOp { full, quick } | Profile::Netns { full, quick } => g.settings().pick(full, quick),
             Profile::Batched => unreachable!(),
         };
-        if matches!(prof, Profile::Netns { .. }) {
+        type Loop<'a> = Box<dyn Fn(usize) -> io::Result<Vec<u64>> + 'a>;
+        let ops: [(&str, Loop<'_>); 2] = [
+            ("unshare", Box::new(move |k| reference::unshare_loop(flags as i32, k))),
+            ("clone3_exit_wait", Box::new(move |k| reference::clone3_exit_wait_loop(flags, k))),
+        ];
+        for (op, bare) in ops {
+            let param = format!("{op}/{name}");
             g.wait_netns_idle();
-        }
-        match reference::unshare_loop(flags as i32, n) {
-            Ok(v) => rows.push((format!("unshare/{name}"), format!("harness/unshare/{name}"), to_f64(v))),
-            Err(e) => g.skip("harness", &format!("unshare/{name}"), format!("bare-libc unshare loop: {e}")),
-        }
-        g.bench(
-            "harness",
-            &format!("unshare/{name}"),
-            prof,
-            || Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]),
-        );
-        if matches!(prof, Profile::Netns { .. }) {
-            g.wait_netns_idle();
-        }
-        match reference::clone3_exit_wait_loop(flags, n) {
-            Ok(v) => {
-                rows.push((format!("clone3_exit_wait/{name}"), format!("harness/clone3_exit_wait/{name}"), to_f64(v)))
+            let before = bare(n / 2);
+            match op {
+                "unshare" => {
+                    g.bench("harness", &param, prof, || Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]))
+                }
+                _ => g.bench("harness", &param, prof, || primitives::create_exit_wait(Call::Clone3, flags, page)),
             }
-            Err(e) => g.skip("harness", &format!("clone3_exit_wait/{name}"), format!("bare-libc clone3 loop: {e}")),
+            g.wait_netns_idle();
+            match before.and_then(|mut v| {
+                v.extend(bare(n - n / 2)?);
+                Ok(v)
+            }) {
+                Ok(v) => rows.push((param.clone(), format!("harness/{param}"), to_f64(v))),
+                Err(e) => g.fail("harness", &param, format!("bare-libc {op} loop: {e}")),
+            }
         }
-        g.bench("harness", &format!("clone3_exit_wait/{name}"), prof, || {
-            primitives::create_exit_wait(Call::Clone3, flags, page)
-        });
     }
     g.finish();
     if g_mode_bench(run) {

@@ -43,6 +43,9 @@ pub struct Settings {
     /// `cargo bench -- --quick` or `ISOPROBE_BENCH_QUICK=1`: smaller sample counts and parameter
     /// ranges (about a minute for all binaries).
     pub quick: bool,
+    /// `--quick` was passed: criterion then uses its own quick sampling (doubling the iteration
+    /// count until two consecutive batches agree), which ignores the fixed sample counts.
+    pub criterion_quick: bool,
 }
 
 impl Settings {
@@ -57,7 +60,7 @@ impl Settings {
             Mode::Bench
         };
         let env_quick = std::env::var("ISOPROBE_BENCH_QUICK").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
-        Settings { mode, quick: has("--quick") || env_quick }
+        Settings { mode, quick: has("--quick") || env_quick, criterion_quick: has("--quick") }
     }
 
     /// Test mode runs each case once: parameter ranges shrink as in quick mode.
@@ -377,7 +380,11 @@ impl Group<'_> {
                 self.g.sampling_mode(SamplingMode::Flat);
                 self.g.sample_size(self.settings.pick(full, quick).max(10));
                 self.g.warm_up_time(Duration::from_nanos(1));
-                self.g.measurement_time(Duration::from_nanos(1));
+                // Criterion's own quick mode stops at this time: give it 100 ms (its minimum)
+                // rather than one iteration.
+                let target =
+                    if self.settings.criterion_quick { Duration::from_millis(100) } else { Duration::from_nanos(1) };
+                self.g.measurement_time(target);
             }
         }
         let shared = self.shared.clone();

@@ -20,25 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// `struct clone_args` of linux/sched.h up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
-#[repr(C)]
-#[derive(Debug, Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// CLONE_INTO_CGROUP (Linux 5.7, clone3 only).
-pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+use crate::launcher::clone::{CLONE_INTO_CGROUP, CloneArgs};
 
 /// Wall-clock and CPU time of one timed region, in nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -615,34 +597,23 @@ fn spawn_inner(
     Ok((Child { pid: ret as libc::pid_t, reaped: false }, Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 }))
 }
 
-/// Creates a child that runs `action`, waits for it, and checks what it reported. Returns the
-/// creating call's time in the parent and how the child ended.
+/// Creates a child that runs `action`, waits for it, and checks what it reported. The parent
+/// reads no clock around the call (callers time what they need themselves).
 pub fn spawn_and_wait(
     call: Call,
     flags: u64,
     cgroup: Option<RawFd>,
     action: &Action<'_>,
     page: &SharedPage,
-) -> io::Result<(Timed, Exit)> {
-    spawn_and_wait_inner(call, flags, cgroup, action, page, true)
-}
-
-fn spawn_and_wait_inner(
-    call: Call,
-    flags: u64,
-    cgroup: Option<RawFd>,
-    action: &Action<'_>,
-    page: &SharedPage,
-    measure: bool,
-) -> io::Result<(Timed, Exit)> {
+) -> io::Result<Exit> {
     page.clear();
-    let (child, t) = spawn_inner(call, flags, cgroup, action, page, measure)?;
+    let (child, _) = spawn_inner(call, flags, cgroup, action, page, false)?;
     let exit = child.wait()?;
     if !matches!(action, Action::Exit | Action::StampExit | Action::Exec(_)) {
         page.outcome()?;
     }
     exit.check(call.name())?;
-    Ok((t, exit))
+    Ok(exit)
 }
 
 /// The whole of create + the child's `_exit` + the reap, timed in the parent; the CPU time adds
@@ -650,7 +621,7 @@ fn spawn_and_wait_inner(
 pub fn create_exit_wait(call: Call, flags: u64, page: &SharedPage) -> io::Result<Timed> {
     let c0 = thread_cpu_ns();
     let t0 = monotonic_ns();
-    let (_, exit) = spawn_and_wait_inner(call, flags, None, &Action::Exit, page, false)?;
+    let exit = spawn_and_wait(call, flags, None, &Action::Exit, page)?;
     let t1 = monotonic_ns();
     let c1 = thread_cpu_ns();
     Ok(Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 + exit.cpu_ns })
@@ -660,7 +631,7 @@ pub fn create_exit_wait(call: Call, flags: u64, page: &SharedPage) -> io::Result
 pub fn fork_exec_wait(exec: &ExecArgs, page: &SharedPage) -> io::Result<Timed> {
     let c0 = thread_cpu_ns();
     let t0 = monotonic_ns();
-    let (_, exit) = spawn_and_wait_inner(Call::Fork, 0, None, &Action::Exec(exec), page, false)?;
+    let exit = spawn_and_wait(Call::Fork, 0, None, &Action::Exec(exec), page)?;
     let t1 = monotonic_ns();
     let c1 = thread_cpu_ns();
     Ok(Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 + exit.cpu_ns })
