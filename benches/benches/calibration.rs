@@ -1,6 +1,8 @@
 //! Calibration: the null system call, process creation and exec, so that every other result can
 //! also be read as a ratio that compares across machines (see the summary's `ratios`).
 
+#![deny(unsafe_code)]
+
 use isoprobe_benches::payload::{TempDir, write_payload};
 use isoprobe_benches::primitives::{self, Call, ExecArgs, SharedPage, Timed};
 use isoprobe_benches::run::PER_OP;

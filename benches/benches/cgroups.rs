@@ -17,6 +17,8 @@
 //! to account, they measure the same cgroup core as the other cases. Needs write access to the
 //! hierarchy roots (root); skips with the reason otherwise.
 
+#![deny(unsafe_code)]
+
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;

@@ -11,6 +11,8 @@
 //! External launchers (bubblewrap, LXC, runc, ...) get their own bench binary when their issue has
 //! landed.
 
+#![deny(unsafe_code)]
+
 use std::time::Instant;
 
 use isoprobe_benches::payload::{TempDir, write_payload};

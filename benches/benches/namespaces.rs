@@ -12,6 +12,8 @@
 //! And the raw reference (group `reference`): bare-libc loops of unshare and clone3+exit+wait
 //! measured in the same run, next to the harness's own measurement of the same operation.
 
+#![deny(unsafe_code)]
+
 use std::io;
 use std::os::fd::AsRawFd;
 

@@ -11,6 +11,8 @@
 //! - `netns_churn/<k>`: unshare(CLONE_NEWNET) latency while `k` background threads create and drop
 //!   network namespaces as fast as they can (k = 0 is the same measurement without churn).
 
+#![deny(unsafe_code)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;

@@ -11,6 +11,8 @@
 //! resolution is one poll, tens of microseconds. Their tails depend on RCU grace periods and on
 //! what else the machine runs, so they vary more between runs than the synchronous cases.
 
+#![deny(unsafe_code)]
+
 use std::fs::File;
 use std::io;
 use std::time::Duration;
