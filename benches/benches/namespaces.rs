@@ -16,7 +16,9 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
+use isoprobe_benches::netns::NetnsWatch;
 use isoprobe_benches::primitives::{self, Action, Call, Holder, SharedPage, Timed, reference};
 use isoprobe_benches::run::{NETNS, PER_OP};
 use isoprobe_benches::summary::{self, BenchCase};
@@ -154,10 +156,19 @@ fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
             Profile::PerOp { full, quick } | Profile::Netns { full, quick } => g.settings().pick(full, quick),
             Profile::Batched => unreachable!(),
         };
+        // Like the harness's Netns cases, the bare loop waits for an idle cleanup before each
+        // round that creates a network namespace (untimed).
+        let netns = matches!(prof, Profile::Netns { .. }) && !g.settings().small();
+        let between = move || -> io::Result<()> {
+            if netns {
+                NetnsWatch::new().wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
+            }
+            Ok(())
+        };
         type Loop<'a> = Box<dyn Fn(usize) -> io::Result<Vec<u64>> + 'a>;
         let ops: [(&str, Loop<'_>); 2] = [
-            ("unshare", Box::new(move |k| reference::unshare_loop(flags as i32, k))),
-            ("clone3_exit_wait", Box::new(move |k| reference::clone3_exit_wait_loop(flags, k))),
+            ("unshare", Box::new(move |k| reference::unshare_loop(flags as i32, k, between))),
+            ("clone3_exit_wait", Box::new(move |k| reference::clone3_exit_wait_loop(flags, k, between))),
         ];
         for (op, bare) in ops {
             let param = format!("{op}/{name}");

@@ -75,7 +75,7 @@ impl NetnsWatch {
         let mut quiet = 0;
         while quiet < CONFIRM_POLLS {
             if start.elapsed() > timeout {
-                return Err(format!("netns cleanup still busy after {timeout:?}"));
+                return Err(format!("the netns cleanup was still busy after {timeout:?}"));
             }
             quiet = if self.busy() { 0 } else { quiet + 1 };
             std::thread::sleep(POLL_GAP);

@@ -81,15 +81,15 @@ pub enum Profile {
     Batched,
     /// A fixed number of single-iteration samples (full run, quick run).
     PerOp { full: usize, quick: usize },
-    /// Like `PerOp`, with the (smaller) counts of cases that create or release a network
-    /// namespace per iteration.
+    /// Like `PerOp`, for cases that create or release a network namespace per iteration: smaller
+    /// counts, and an idle netns cleanup before every iteration (see [`Group::bench`]).
     Netns { full: usize, quick: usize },
 }
 
 /// Sample counts used by most cases.
 pub const PER_OP: Profile = Profile::PerOp { full: 1000, quick: 20 };
 /// Sample counts of cases that create a network namespace per iteration.
-pub const NETNS: Profile = Profile::Netns { full: 200, quick: 10 };
+pub const NETNS: Profile = Profile::Netns { full: 150, quick: 10 };
 
 /// The samples criterion took of one case: (iterations, wall and CPU time) per call.
 #[derive(Debug, Default)]
@@ -336,10 +336,21 @@ impl Group<'_> {
 
     /// Benchmarks one operation: `op` runs one iteration and returns its timed region. It is
     /// tried once first; a failure there becomes a skip (privileges, features) or a failure.
+    ///
+    /// With [`Profile::Netns`] every iteration first waits (untimed) for the netns cleanup to go
+    /// idle, so that each sample measures the operation on a kernel that is not tearing down the
+    /// previous sample's namespace: creation and cleanup contend (both take `rtnl_lock`), and how
+    /// often they overlap would otherwise depend on the loop's pace.
     pub fn bench(&mut self, op: &str, param: &str, profile: Profile, mut f: impl FnMut() -> io::Result<Timed>) {
+        // Quick runs skip the per-iteration wait (it costs a cleanup, tens of milliseconds, per
+        // sample); their netns numbers then include the contention with earlier samples' cleanup.
+        let mut watch = (matches!(profile, Profile::Netns { .. }) && !self.settings.small()).then(NetnsWatch::new);
         self.bench_iters(op, param, profile, move |iters| {
             let mut total = Timed::default();
             for _ in 0..iters {
+                if let Some(w) = watch.as_mut() {
+                    w.wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
+                }
                 total = total + f()?;
             }
             Ok(total)

@@ -776,10 +776,13 @@ pub mod reference {
 
     /// `n` times: fork(3); in the child clock_gettime, unshare(2), clock_gettime, write(2) the
     /// difference to a pipe, `_exit`; in the parent read(2) it and waitpid(2). Nanoseconds per call.
-    pub fn unshare_loop(flags: c_int, n: usize) -> io::Result<Vec<u64>> {
+    /// `between` runs before each round, untimed (the benchmarks wait there for an idle netns
+    /// cleanup, as their own measurement does).
+    pub fn unshare_loop(flags: c_int, n: usize, mut between: impl FnMut() -> io::Result<()>) -> io::Result<Vec<u64>> {
         let (r, w) = pipe_cloexec()?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
+            between()?;
             // SAFETY: the child makes only async-signal-safe calls (clock_gettime, unshare,
             // write, _exit) on its stack, then exits; the parent reads 8 bytes into a u64 and
             // reaps its own child.
@@ -821,10 +824,15 @@ pub mod reference {
     }
 
     /// `n` times: clock_gettime, clone3(2) with `flags` whose child `_exit`s, waitpid(2),
-    /// clock_gettime. Nanoseconds per round.
-    pub fn clone3_exit_wait_loop(flags: u64, n: usize) -> io::Result<Vec<u64>> {
+    /// clock_gettime. Nanoseconds per round; `between` as in [`unshare_loop`].
+    pub fn clone3_exit_wait_loop(
+        flags: u64,
+        n: usize,
+        mut between: impl FnMut() -> io::Result<()>,
+    ) -> io::Result<Vec<u64>> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
+            between()?;
             let args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
             // SAFETY: clone3 with fork semantics; the child only calls _exit. The parent reaps
             // its own child.
