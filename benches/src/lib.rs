@@ -1,1 +1,39 @@
-//! Benchmarks live in benches/ (see issue 4).
+//! Shared code of isoprobe's `cargo bench`: the run settings (full, quick, test), the groups and
+//! their sampling profiles, the netns-cleanup watch, the tiny static payload, and the JSON summary.
+//!
+//! One bench binary per area lives in `benches/benches/` (calibration, namespaces, teardown,
+//! scaling, cgroups, container). Each measures through [`isoprobe_harness::primitives`], the only
+//! place with the `unsafe` the benchmarks need; this crate has none. After a `cargo bench` run each
+//! binary writes its part of the summary and merges every part of the same run into
+//! `target/isoprobe/bench-summary.json` (see [`summary`]).
+//!
+//! Running them (as root for every group; others skip with the reason):
+//! - `cargo bench -p isoprobe-benches`: the full run (about 5 minutes on 2 CPUs), then
+//!   `target/isoprobe/bench-summary.json`;
+//! - `ISOPROBE_BENCH_QUICK=1 cargo bench`, or `cargo bench --bench '*' -- --quick` (the libtest
+//!   targets of the other crates would reject criterion's `--quick`): small sample counts and
+//!   parameter ranges, about a minute. `--quick` also switches criterion to its own quick
+//!   sampling (iteration counts doubling for about 100 ms, two samples, no meaningful interval);
+//!   the environment variable keeps the fixed counts, 10 to 20 samples per case;
+//! - `cargo test -p isoprobe-benches --benches`: every case once, no summary (what CI runs);
+//! - `ISOPROBE_BENCH_CPU=<n>|none`: the CPU the benchmark thread is pinned to (default: the last
+//!   one it may use), or no pinning. Scheduling stays SCHED_OTHER: never real-time.
+//!
+//! A failed case (other than a missing privilege or kernel feature, which is a skip) makes the
+//! binary exit non-zero after the summary is written.
+//!
+//! What this crate must never do: unshare, join a namespace or mount in a benchmark thread (the
+//! primitives do it in fresh children), leave a process, cgroup, mount or temp file behind, or use
+//! real-time scheduling.
+
+#![deny(unsafe_code)]
+
+pub mod fingerprint;
+pub mod netns;
+pub mod payload;
+pub mod run;
+pub mod stats;
+pub mod summary;
+
+pub use isoprobe_harness::primitives::{self, Timed};
+pub use run::{BenchRun, Group, Profile};

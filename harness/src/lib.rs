@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Unsafe code lives only in `launcher::clone` (the clone3/clone system calls and the child's
-//! side up to exec); everything else is safe Rust over nix and the probe crate's wrappers.
+//! side up to exec) and `primitives` (the benchmarks' raw process and namespace calls);
+//! everything else is safe Rust over nix and the probe crate's wrappers.
 
 pub mod case_env;
 pub mod cgroup;
@@ -24,6 +25,7 @@ pub mod matrix;
 pub mod mounts;
 pub mod names;
 pub mod oracle;
+pub mod primitives;
 pub mod requirement;
 pub mod run;
 pub mod run_env;

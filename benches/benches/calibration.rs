@@ -1,0 +1,40 @@
+//! Calibration: the null system call, process creation and exec, so that every other result can
+//! also be read as a ratio that compares across machines (see the summary's `ratios`).
+
+#![deny(unsafe_code)]
+
+use isoprobe_benches::payload::{TempDir, write_payload};
+use isoprobe_benches::primitives::{self, Call, ExecArgs, SharedPage, Timed};
+use isoprobe_benches::run::PER_OP;
+use isoprobe_benches::{BenchRun, Profile};
+
+fn main() {
+    isoprobe_probes::multicall();
+    let mut run = BenchRun::new("calibration");
+    let dir = TempDir::new().expect("failed to create the benchmark's temp dir");
+    let payload = write_payload(dir.path()).expect("failed to write the static payload");
+    let exec = ExecArgs::new(
+        std::ffi::CString::new(payload.as_os_str().as_encoded_bytes()).expect("no NUL in a temp path"),
+        vec![c"isoprobe-payload".to_owned()],
+    );
+    let page = SharedPage::new(1).expect("failed to map the shared page");
+
+    let mut g = run.group("calibration");
+    g.bench_iters("getppid", "", Profile::Batched, |iters| {
+        let ((), t) = primitives::timed(|| {
+            for _ in 0..iters {
+                std::hint::black_box(primitives::getppid_syscall());
+            }
+        });
+        Ok(t)
+    });
+    for (name, call) in
+        [("fork_exit_wait", Call::Fork), ("vfork_exit_wait", Call::Vfork), ("clone3_exit_wait", Call::Clone3)]
+    {
+        g.bench(name, "", PER_OP, || primitives::create_exit_wait(call, 0, &page));
+    }
+    g.bench("fork_exec_static", "", PER_OP, || -> std::io::Result<Timed> { primitives::fork_exec_wait(&exec, &page) });
+    g.finish();
+    run.finish();
+    drop(dir);
+}

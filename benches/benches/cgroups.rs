@@ -1,0 +1,276 @@
+//! Cgroups: what creating, entering and removing a cgroup costs, on every mounted hierarchy
+//! (v1 controllers and cgroup2).
+//!
+//! Per hierarchy `<h>` (`v1-<controllers>` or `v2`), under a directory of our own,
+//! `<root>/isoprobe-bench-<pid>-<token>`, removed at the end with everything in it:
+//! - `mkdir/<h>`, `rmdir/<h>`: one cgroup directory;
+//! - `attach/<h>`: moving a running process (a holder we started) between two cgroups, one write
+//!   to cgroup.procs;
+//! - `clone_then_procs/<h>`: clone3 and then writing the child's pid to cgroup.procs;
+//! - `clone_into_cgroup/v2`: clone3 with CLONE_INTO_CGROUP (cgroup2 only), to compare with the
+//!   case above;
+//! - `lifecycle_reuse/<h>` and `lifecycle_create/<h>`: a whole short-lived process placed in a
+//!   cgroup that exists, versus in one made for it and removed after it (v2: CLONE_INTO_CGROUP
+//!   and a child that exits at once; v1: a holder moved through cgroup.procs and released).
+//!
+//! Named v1 hierarchies without controllers (systemd's `name=systemd`) are left out: with nothing
+//! to account, they measure the same cgroup core as the other cases. Needs write access to the
+//! hierarchy roots (root); skips with the reason otherwise.
+
+#![deny(unsafe_code)]
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use isoprobe_benches::primitives::{self, Action, Call, Holder, SharedPage};
+use isoprobe_benches::{BenchRun, Group, Profile};
+
+const PROFILE: Profile = Profile::PerOp { full: 400, quick: 10 };
+
+/// One mounted hierarchy.
+#[derive(Debug)]
+struct Hierarchy {
+    label: String,
+    root: PathBuf,
+    v2: bool,
+    cpuset: bool,
+}
+
+fn hierarchies() -> io::Result<Vec<Hierarchy>> {
+    let mounts = isoprobe_harness::mounts::mounts().map_err(io::Error::other)?;
+    let mut out = Vec::new();
+    for m in mounts {
+        match m.fs_type.as_str() {
+            "cgroup2" => out.push(Hierarchy { label: "v2".into(), root: m.mount_point, v2: true, cpuset: false }),
+            "cgroup" => {
+                let ctrls: Vec<&str> = m
+                    .super_options
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('=') && !o.starts_with("noprefix"))
+                    .collect();
+                if ctrls.is_empty() {
+                    continue; // a named hierarchy (see the module docs)
+                }
+                let cpuset = ctrls.contains(&"cpuset");
+                out.push(Hierarchy {
+                    label: format!("v1-{}", ctrls.join("+")),
+                    root: m.mount_point,
+                    v2: false,
+                    cpuset,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Retries rmdir while the kernel still counts an exited task in the cgroup (EBUSY), briefly.
+fn rmdir(path: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match fs::remove_dir(path) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(100))
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Our directory in one hierarchy; removed (children first) on drop.
+#[derive(Debug)]
+struct Base {
+    path: PathBuf,
+    next: u64,
+}
+
+impl Base {
+    fn create(h: &Hierarchy) -> io::Result<Base> {
+        let path = h.root.join(format!(
+            "{}-bench-{}-{}",
+            isoprobe_harness::names::PREFIX,
+            std::process::id(),
+            isoprobe_harness::names::token()
+        ));
+        fs::create_dir(&path)?;
+        let base = Base { path, next: 0 };
+        if h.cpuset {
+            // A v1 cpuset cgroup starts with no CPUs and no memory nodes and takes no task until
+            // it has both: copy the root's, and let our children inherit them.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                fs::write(base.path.join(f), fs::read_to_string(h.root.join(f))?.trim())?;
+            }
+            fs::write(base.path.join("cgroup.clone_children"), "1")?;
+        }
+        Ok(base)
+    }
+
+    /// A fresh child path (not created).
+    fn fresh(&mut self) -> PathBuf {
+        self.next += 1;
+        self.path.join(format!("c{}", self.next))
+    }
+}
+
+impl Drop for Base {
+    fn drop(&mut self) {
+        if let Ok(dir) = fs::read_dir(&self.path) {
+            for e in dir.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir())
+                    && let Err(err) = rmdir(&e.path())
+                {
+                    eprintln!("isoprobe-bench: failed to remove cgroup {}: {err}", e.path().display());
+                }
+            }
+        }
+        if let Err(err) = rmdir(&self.path) {
+            eprintln!("isoprobe-bench: failed to remove cgroup {}: {err}", self.path.display());
+        }
+    }
+}
+
+fn write_procs(cgroup: &Path, pid: i32) -> io::Result<()> {
+    fs::write(cgroup.join("cgroup.procs"), pid.to_string())
+}
+
+fn main() {
+    isoprobe_probes::multicall();
+    let mut run = BenchRun::new("cgroups");
+    let mut g = run.group("cgroups");
+    let hs = match hierarchies() {
+        Ok(hs) => hs,
+        Err(e) => {
+            g.fail("hierarchies", "", format!("read the mount table: {e}"));
+            Vec::new()
+        }
+    };
+    if hs.is_empty() {
+        g.skip("mkdir", "", "no cgroup hierarchy is mounted");
+    }
+    for h in &hs {
+        if let Err(e) = nix::unistd::access(&h.root, nix::unistd::AccessFlags::W_OK) {
+            for op in ["mkdir", "rmdir", "attach", "clone_then_procs", "lifecycle_reuse", "lifecycle_create"] {
+                g.skip(op, &h.label, format!("needs write access to {} (root): {e}", h.root.display()));
+            }
+            continue;
+        }
+        match Base::create(h) {
+            Ok(base) => hierarchy_cases(&mut g, h, base),
+            Err(e) => g.fail("mkdir", &h.label, format!("create our cgroup under {}: {e}", h.root.display())),
+        }
+    }
+    g.finish();
+    run.finish();
+}
+
+fn hierarchy_cases(g: &mut Group<'_>, h: &Hierarchy, mut base: Base) {
+    let label = h.label.as_str();
+    g.bench("mkdir", label, PROFILE, || {
+        let p = base.fresh();
+        let (r, t) = primitives::timed(|| fs::create_dir(&p));
+        r?;
+        rmdir(&p)?;
+        Ok(t)
+    });
+    g.bench("rmdir", label, PROFILE, || {
+        let p = base.fresh();
+        fs::create_dir(&p)?;
+        let (r, t) = primitives::timed(|| rmdir(&p));
+        r?;
+        Ok(t)
+    });
+
+    // Two cgroups to move a holder between, and one to start children in.
+    let (a, b, p) = (base.fresh(), base.fresh(), base.fresh());
+    for d in [&a, &b, &p] {
+        if let Err(e) = fs::create_dir(d) {
+            g.fail("attach", label, format!("create {}: {e}", d.display()));
+            return;
+        }
+    }
+    match Holder::spawn(Call::Clone3, 0, None) {
+        Ok((holder, _)) => {
+            let pid = holder.pid();
+            let mut into_b = true;
+            g.bench("attach", label, PROFILE, || {
+                let target = if into_b { &b } else { &a };
+                into_b = !into_b;
+                let (r, t) = primitives::timed(|| write_procs(target, pid));
+                r?;
+                Ok(t)
+            });
+            if let Err(e) = holder.release() {
+                g.fail("attach", label, format!("release the holder: {e}"));
+            }
+        }
+        Err(e) => g.fail("attach", label, format!("start a holder: {e}")),
+    }
+
+    g.bench("clone_then_procs", label, PROFILE, || {
+        let (holder, clone_t) = Holder::spawn(Call::Clone3, 0, None)?;
+        let (r, t) = primitives::timed(|| write_procs(&p, holder.pid()));
+        r?;
+        holder.release()?;
+        Ok(clone_t + t)
+    });
+    let page = SharedPage::new(1).expect("failed to map the shared page");
+    if h.v2 {
+        match File::open(&p) {
+            Ok(dir) => {
+                let fd = dir.as_raw_fd();
+                g.bench("clone_into_cgroup", label, PROFILE, || {
+                    let (holder, t) = Holder::spawn(Call::Clone3, 0, Some(fd))?;
+                    holder.release()?;
+                    Ok(t)
+                });
+                g.bench("lifecycle_reuse", label, PROFILE, || {
+                    let (r, t) = primitives::timed(|| {
+                        primitives::spawn_and_wait(Call::Clone3, 0, Some(fd), &Action::Exit, &page)
+                    });
+                    r?;
+                    Ok(t)
+                });
+            }
+            Err(e) => g.fail("clone_into_cgroup", label, format!("open {}: {e}", p.display())),
+        }
+        g.bench("lifecycle_create", label, PROFILE, || {
+            let c = base.fresh();
+            let (r, t) = primitives::timed(|| -> io::Result<()> {
+                fs::create_dir(&c)?;
+                let dir = File::open(&c)?;
+                primitives::spawn_and_wait(Call::Clone3, 0, Some(dir.as_raw_fd()), &Action::Exit, &page)?;
+                drop(dir);
+                rmdir(&c)
+            });
+            r?;
+            Ok(t)
+        });
+    } else {
+        g.bench("lifecycle_reuse", label, PROFILE, || {
+            let (r, t) = primitives::timed(|| -> io::Result<()> {
+                let (holder, _) = Holder::spawn(Call::Clone3, 0, None)?;
+                write_procs(&p, holder.pid())?;
+                holder.release()
+            });
+            r?;
+            Ok(t)
+        });
+        g.bench("lifecycle_create", label, PROFILE, || {
+            let c = base.fresh();
+            let (r, t) = primitives::timed(|| -> io::Result<()> {
+                fs::create_dir(&c)?;
+                let (holder, _) = Holder::spawn(Call::Clone3, 0, None)?;
+                write_procs(&c, holder.pid())?;
+                holder.release()?;
+                rmdir(&c)
+            });
+            r?;
+            Ok(t)
+        });
+    }
+    drop(base);
+}

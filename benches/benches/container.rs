@@ -1,0 +1,95 @@
+//! Full container start with the native launcher, under several namespace sets.
+//!
+//! - `native_spawn/<set>`: the native launcher's spawn pipeline (`launcher::process::spawn_probe`:
+//!   stdio pipes and the sync socket, clone3 with the set's flags, the uid/gid maps written by the
+//!   parent, the go signal, execve) running the tiny static payload, which exits at once; timed
+//!   until the reap. This is the number to compare with external launchers starting the same
+//!   payload;
+//! - `harness_case/<set>`: one whole isoprobe case (`Harness::run_case`): the case's host objects,
+//!   the probe's init (mounts, hostname, root), every observation, the verdicts, and the removal.
+//!
+//! External launchers (bubblewrap, LXC, runc, ...) get their own bench binary when their issue has
+//! landed.
+
+#![deny(unsafe_code)]
+
+use std::time::Instant;
+
+use isoprobe_benches::payload::{TempDir, write_payload};
+use isoprobe_benches::primitives;
+use isoprobe_benches::run::{NETNS, PER_OP};
+use isoprobe_benches::{BenchRun, Profile};
+use isoprobe_harness::launcher::clone::CloneCall;
+use isoprobe_harness::launcher::process::{GRACE, SpawnRequest, describe, spawn_probe};
+use isoprobe_harness::spec::Runner;
+use isoprobe_harness::{CaseSpec, Harness, HarnessOptions};
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::probe::Mode;
+
+fn sets(names: &[&str]) -> Vec<NsSet> {
+    names.iter().map(|n| n.parse().expect("valid namespace set")).collect()
+}
+
+fn main() {
+    isoprobe_probes::multicall();
+    let mut run = BenchRun::new("container");
+    let dir = TempDir::new().expect("failed to create the benchmark's temp dir");
+    let payload = write_payload(dir.path()).expect("failed to write the static payload");
+    let runner = Runner::current();
+
+    let mut g = run.group("container");
+    for set in sets(&["none", "pid+mnt", "pid+uts+mnt+ipc", "pid+uts+mnt+ipc+net", "all"]) {
+        let prof = if set.contains(NsKind::Net) { NETNS } else { PER_OP };
+        let spec = CaseSpec::new(set).resolve(runner);
+        g.bench("native_spawn", &set.to_string(), prof, || {
+            let (r, t) = primitives::timed(|| -> std::io::Result<()> {
+                let mut p = spawn_probe(SpawnRequest {
+                    call: CloneCall::Clone3,
+                    ns_flags: set.clone_flags(),
+                    cgroup: None,
+                    exe: &payload,
+                    mode: Mode::Observe,
+                    id_maps: spec.id_maps.as_ref(),
+                    runner,
+                    deadline: Instant::now() + GRACE,
+                })
+                .map_err(std::io::Error::other)?;
+                let status = p.wait_until(Instant::now() + GRACE).map_err(std::io::Error::other)?;
+                match status {
+                    nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                    s => Err(std::io::Error::other(format!("the payload ended with {}", describe(s)))),
+                }
+            });
+            r?;
+            Ok(t)
+        });
+    }
+
+    match Harness::new(HarnessOptions::default()) {
+        Ok(harness) => {
+            for set in sets(&["none", "pid+uts+mnt+ipc+net", "all"]) {
+                let prof = if set.contains(NsKind::Net) {
+                    Profile::Netns { full: 50, quick: 10 }
+                } else {
+                    Profile::PerOp { full: 50, quick: 10 }
+                };
+                let spec = CaseSpec::new(set);
+                if let Err(skip) = harness.requirement(&spec) {
+                    g.skip("harness_case", &set.to_string(), skip.reason);
+                    continue;
+                }
+                g.bench("harness_case", &set.to_string(), prof, || {
+                    let (outcome, t) = primitives::timed(|| harness.run_case(&spec));
+                    if !outcome.passed() {
+                        return Err(std::io::Error::other(outcome.failure_lines().join("; ")));
+                    }
+                    Ok(t)
+                });
+            }
+        }
+        Err(e) => g.fail("harness_case", "", format!("set up the harness: {e}")),
+    }
+    g.finish();
+    run.finish();
+    drop(dir);
+}

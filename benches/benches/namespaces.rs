@@ -1,0 +1,230 @@
+//! Per namespace kind (the 8 kinds and "all"): what creating, entering and joining costs.
+//!
+//! - `clone3_return/<kind>`, `clone_return/<kind>`: the creating call as the parent sees it
+//!   (the child `_exit`s at once and is reaped outside the timing);
+//! - `clone3_exit_wait/<kind>`: create, the child's exit and the reap, as one;
+//! - `unshare/<kind>`: unshare(2) timed inside a fresh child, only the call;
+//! - `unshare_repeat/<kind>`: the 2nd to 9th unshare(2) in a row in one child, where the kernel
+//!   allows a repeat;
+//! - `setns_nsfd/<kind>` and `setns_pidfd/<kind>`: setns(2) into a holder's namespaces through
+//!   /proc/<pid>/ns files (one call per kind, user first) or a pidfd (one call), in a fresh child.
+//!
+//! And the raw reference (group `reference`): bare-libc loops of unshare and clone3+exit+wait
+//! measured in the same run, next to the harness's own measurement of the same operation.
+
+#![deny(unsafe_code)]
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use isoprobe_benches::netns::NetnsWatch;
+use isoprobe_benches::primitives::{self, Action, Call, Holder, SharedPage, Timed, reference};
+use isoprobe_benches::run::{NETNS, PER_OP};
+use isoprobe_benches::summary::{self, BenchCase};
+use isoprobe_benches::{BenchRun, Profile, stats};
+use isoprobe_probes::ns::{NsKind, NsSet};
+
+/// Unshares per child in `unshare_repeat` (after one untimed first call). The user namespace
+/// nesting limit is 32, so 1 + 8 stays far below it.
+const REPEAT: u32 = 8;
+
+/// The kinds of the "all" case in the order setns through ns files joins them: user first, so
+/// that the joiner holds capabilities over the others.
+const JOIN_ORDER: [NsKind; 8] =
+    [NsKind::User, NsKind::Pid, NsKind::Uts, NsKind::Mnt, NsKind::Ipc, NsKind::Net, NsKind::Cgroup, NsKind::Time];
+
+fn profile(set: NsSet) -> Profile {
+    if set.contains(NsKind::Net) { NETNS } else { PER_OP }
+}
+
+fn label(set: NsSet) -> String {
+    set.to_string()
+}
+
+fn main() {
+    isoprobe_probes::multicall();
+    let mut run = BenchRun::new("namespaces");
+    let page = SharedPage::new(REPEAT as usize).expect("failed to map the shared page");
+    let sets: Vec<NsSet> =
+        NsKind::ALL.iter().map(|k| NsSet::EMPTY.with(*k)).chain(std::iter::once(NsSet::ALL)).collect();
+
+    reference_comparison(&mut run, &page);
+
+    let mut g = run.group("namespaces");
+    for &set in &sets {
+        let (flags, name, prof) = (set.clone_flags(), label(set), profile(set));
+        g.bench("clone3_return", &name, prof, || {
+            let (child, t) = primitives::spawn(Call::Clone3, flags, None, &Action::Exit, &page)?;
+            child.wait()?.check("clone3")?;
+            Ok(t)
+        });
+        // clone(2) cannot express CLONE_NEWTIME: its bit is in the exit-signal byte.
+        let clone_set = set.without(NsKind::Time);
+        let clone_name = if set == NsSet::ALL { "all-but-time".to_owned() } else { name.clone() };
+        if clone_set.is_empty() {
+            g.skip("clone_return", &name, "clone(2) cannot express CLONE_NEWTIME (the bit is in the exit-signal byte)");
+        } else {
+            let f = clone_set.clone_flags();
+            g.bench("clone_return", &clone_name, prof, || {
+                let (child, t) = primitives::spawn(Call::Clone, f, None, &Action::Exit, &page)?;
+                child.wait()?.check("clone")?;
+                Ok(t)
+            });
+        }
+        g.bench("clone3_exit_wait", &name, prof, || primitives::create_exit_wait(Call::Clone3, flags, &page));
+        g.bench("unshare", &name, prof, || Ok(primitives::unshare_in_child(flags, 0, 1, &page)?[0]));
+        if set.contains(NsKind::User) {
+            g.skip(
+                "unshare_repeat",
+                &name,
+                "a second unshare(CLONE_NEWUSER) fails with EPERM: the child's uid has no mapping in the first \
+                 new user namespace (no parent writes one in between)",
+            );
+        } else if set.contains(NsKind::Pid) {
+            g.skip(
+                "unshare_repeat",
+                &name,
+                "a second unshare(CLONE_NEWPID) fails with EINVAL until the process forks (the pid namespace \
+                 for children is already set)",
+            );
+        } else {
+            g.bench_iters("unshare_repeat", &name, prof, |iters| {
+                let mut total = Timed::default();
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(u64::from(REPEAT)) as u32;
+                    total = total + primitives::unshare_in_child(flags, 1, n, &page)?.into_iter().sum::<Timed>();
+                    left -= u64::from(n);
+                }
+                Ok(total)
+            });
+        }
+        setns_cases(&mut g, set, &page);
+    }
+    g.finish();
+    run.finish();
+}
+
+/// setns through ns files and through a pidfd into a holder created with `set`.
+fn setns_cases(g: &mut isoprobe_benches::Group<'_>, set: NsSet, page: &SharedPage) {
+    let name = label(set);
+    let holder = match Holder::spawn(Call::Clone3, set.clone_flags(), None) {
+        Ok((h, _)) => h,
+        Err(e) => {
+            for op in ["setns_nsfd", "setns_pidfd"] {
+                g.skip(op, &name, format!("no holder with {name} namespaces: {e}"));
+            }
+            return;
+        }
+    };
+    // Setns cases create no namespace: no netns wait needed.
+    let files: io::Result<Vec<_>> = JOIN_ORDER
+        .iter()
+        .filter(|k| set.contains(**k))
+        .map(|k| holder.ns_file(k.name()).map(|f| (f, k.clone_flag() as i32)))
+        .collect();
+    match files {
+        Ok(files) => {
+            let fds: Vec<(i32, i32)> = files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+            g.bench("setns_nsfd", &name, PER_OP, || primitives::setns_in_child(&fds, page));
+        }
+        Err(e) => g.fail("setns_nsfd", &name, format!("open the holder's ns files: {e}")),
+    }
+    match primitives::pidfd_open(holder.pid()) {
+        Ok(pidfd) => {
+            let fds = [(pidfd.as_raw_fd(), set.clone_flags() as i32)];
+            g.bench("setns_pidfd", &name, PER_OP, || primitives::setns_in_child(&fds, page));
+        }
+        Err(e) => g.skip("setns_pidfd", &name, format!("pidfd_open: {e}")),
+    }
+    if let Err(e) = holder.release() {
+        g.fail("setns_pidfd", &name, format!("release the holder: {e}"));
+    }
+}
+
+/// The bare-libc loops next to the harness's measurement of the same operation (group
+/// `reference`, op `harness`), with the same number of single-call samples. Half of the bare-libc
+/// samples are taken right before the harness's case and half right after, so that a drift of the
+/// machine during the comparison does not favour either side.
+fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
+    let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
+    let mut g = run.group("reference");
+    for set in [NsSet::EMPTY.with(NsKind::Uts), NsSet::EMPTY.with(NsKind::Net)] {
+        let (flags, name, prof) = (set.clone_flags(), label(set), profile(set));
+        let n = match prof {
+            Profile::PerOp { full, quick } | Profile::Netns { full, quick } => g.settings().pick(full, quick),
+            Profile::Batched => unreachable!(),
+        };
+        // Like the harness's Netns cases, the bare loop waits for an idle cleanup before each
+        // round that creates a network namespace (untimed).
+        let netns = matches!(prof, Profile::Netns { .. }) && !g.settings().small();
+        let between = move || -> io::Result<()> {
+            if netns {
+                NetnsWatch::new().wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
+            }
+            Ok(())
+        };
+        type Loop<'a> = Box<dyn Fn(usize) -> io::Result<Vec<u64>> + 'a>;
+        let ops: [(&str, Loop<'_>); 2] = [
+            ("unshare", Box::new(move |k| reference::unshare_loop(flags as i32, k, between))),
+            ("clone3_exit_wait", Box::new(move |k| reference::clone3_exit_wait_loop(flags, k, between))),
+        ];
+        for (op, bare) in ops {
+            let param = format!("{op}/{name}");
+            g.wait_netns_idle();
+            let before = bare(n / 2);
+            match op {
+                "unshare" => {
+                    g.bench("harness", &param, prof, || Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]))
+                }
+                _ => g.bench("harness", &param, prof, || primitives::create_exit_wait(Call::Clone3, flags, page)),
+            }
+            g.wait_netns_idle();
+            match before.and_then(|mut v| {
+                v.extend(bare(n - n / 2)?);
+                Ok(v)
+            }) {
+                Ok(v) => rows.push((param.clone(), format!("harness/{param}"), to_f64(v))),
+                Err(e) => g.fail("harness", &param, format!("bare-libc {op} loop: {e}")),
+            }
+        }
+    }
+    g.finish();
+    if g_mode_bench(run) {
+        let target = summary::target_dir();
+        eprintln!("isoprobe-bench reference: bare-libc loop vs the harness's measurement (medians)");
+        for (raw_id, harness_id, v) in rows {
+            let (Some(m), Some((lo, hi))) = (stats::median(&v), stats::median_ci95(&v)) else { continue };
+            let param = harness_id.trim_start_matches("harness/");
+            let harness = summary::read_criterion(&summary::criterion_dir(&target, "reference", "harness", param)).ok();
+            match harness {
+                Some((h, ..)) => eprintln!(
+                    "  {raw_id:28} bare-libc {:>10.0} ns  harness {:>10.0} ns  difference {:+.1}%",
+                    m,
+                    h,
+                    (h - m) / m * 100.0
+                ),
+                None => eprintln!("  {raw_id:28} bare-libc {m:>10.0} ns  harness: no estimate"),
+            }
+            run.add_case(BenchCase {
+                group: "reference".into(),
+                id: format!("bare-libc/{raw_id}"),
+                median_ns: m,
+                ci_low_ns: lo,
+                ci_high_ns: hi,
+                cpu_ns: None,
+                samples: v.len() as u64,
+                ratios: Default::default(),
+            });
+        }
+    }
+}
+
+fn g_mode_bench(run: &BenchRun) -> bool {
+    run.settings.mode == isoprobe_benches::run::Mode::Bench
+}
+
+fn to_f64(v: Vec<u64>) -> Vec<f64> {
+    v.into_iter().map(|x| x as f64).collect()
+}

@@ -1,0 +1,429 @@
+//! A bench binary's run: its settings (bench, test or list; full or quick), CPU pinning, groups
+//! with their sampling profiles, the per-sample CPU-time record, skips, and the summary at the end.
+//!
+//! Sampling. Sub-microsecond in-process operations ([`Profile::Batched`]) use criterion's own
+//! time-based sampling. Everything that creates a process or a namespace ([`Profile::PerOp`],
+//! [`Profile::Netns`]) runs a fixed number of iterations: criterion's flat sampling with one
+//! iteration per sample (the warm-up and measurement targets are set to 1 ns, so criterion takes
+//! one warm-up iteration and then `n` samples of one iteration; it prints a warning that it could
+//! not reach the 1 ns target, which is expected). Criterion's automatic scaling would otherwise
+//! run thousands of iterations and pile up dying namespaces. Every case waits, before it starts,
+//! until the kernel's netns cleanup is idle (see [`crate::netns`]).
+//!
+//! CPU time: every timed region returns wall and CPU time ([`Timed`]); the CPU time of each
+//! criterion sample is recorded here and its median goes into the summary.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+
+use crate::Timed;
+use crate::netns::NetnsWatch;
+use crate::summary::{self, BenchCase, Part};
+
+/// What criterion was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `cargo bench`: measure and write the summary.
+    Bench,
+    /// `cargo test --benches` or `cargo bench -- --test`: run every case once, no summary.
+    Test,
+    /// `--list`, `--profile-time`: no summary.
+    Other,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub mode: Mode,
+    /// `cargo bench -- --quick` or `ISOPROBE_BENCH_QUICK=1`: smaller sample counts and parameter
+    /// ranges (about a minute for all binaries).
+    pub quick: bool,
+    /// `--quick` was passed: criterion then uses its own quick sampling (doubling the iteration
+    /// count until two consecutive batches agree), which ignores the fixed sample counts.
+    pub criterion_quick: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> Settings {
+        let args: Vec<String> = std::env::args().collect();
+        let has = |f: &str| args.iter().any(|a| a == f);
+        let mode = if has("--list") || has("--profile-time") {
+            Mode::Other
+        } else if has("--test") || !has("--bench") {
+            Mode::Test
+        } else {
+            Mode::Bench
+        };
+        let env_quick = std::env::var("ISOPROBE_BENCH_QUICK").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        Settings { mode, quick: has("--quick") || env_quick, criterion_quick: has("--quick") }
+    }
+
+    /// Test mode runs each case once: parameter ranges shrink as in quick mode.
+    pub fn small(&self) -> bool {
+        self.quick || self.mode != Mode::Bench
+    }
+
+    /// `full` in a full run, `quick` otherwise.
+    pub fn pick<T>(&self, full: T, quick: T) -> T {
+        if self.small() { quick } else { full }
+    }
+}
+
+/// How a case is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Criterion's time-based sampling, for in-process operations far below a microsecond.
+    Batched,
+    /// A fixed number of single-iteration samples (full run, quick run).
+    PerOp { full: usize, quick: usize },
+    /// Like `PerOp`, for cases that create or release a network namespace per iteration: smaller
+    /// counts, and an idle netns cleanup before every iteration (see [`Group::bench`]).
+    Netns { full: usize, quick: usize },
+}
+
+/// Sample counts used by most cases.
+pub const PER_OP: Profile = Profile::PerOp { full: 1000, quick: 20 };
+/// Sample counts of cases that create a network namespace per iteration.
+pub const NETNS: Profile = Profile::Netns { full: 150, quick: 10 };
+
+/// The samples criterion took of one case: (iterations, wall and CPU time) per call.
+#[derive(Debug, Default)]
+struct Record {
+    group: String,
+    op: String,
+    param: String,
+    samples: Vec<(u64, Timed)>,
+    /// Whether the CPU time means anything for this case (see [`Group::record_cpu`]).
+    cpu: bool,
+}
+
+/// A case that was not run, and why.
+#[derive(Debug, Clone)]
+pub struct Skip {
+    pub case: String,
+    pub reason: String,
+    /// An unexpected failure rather than a missing privilege or feature: fails the run.
+    pub error: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    records: Vec<Record>,
+    skips: Vec<Skip>,
+    extra: Vec<BenchCase>,
+}
+
+/// One bench binary's run.
+pub struct BenchRun {
+    pub criterion: Criterion,
+    pub settings: Settings,
+    topic: &'static str,
+    shared: Rc<RefCell<Shared>>,
+    pub netns: NetnsWatch,
+}
+
+impl std::fmt::Debug for BenchRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BenchRun").field("topic", &self.topic).field("settings", &self.settings).finish()
+    }
+}
+
+/// The CPU the benchmark thread is pinned to: `ISOPROBE_BENCH_CPU` (a number, or `none`), else
+/// the last CPU this process may run on (the first tends to take more interrupts).
+pub fn bench_cpu() -> Option<usize> {
+    match std::env::var("ISOPROBE_BENCH_CPU") {
+        Ok(v) if v == "none" => None,
+        Ok(v) => v.parse().ok(),
+        Err(_) => {
+            let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+            (0..nix::sched::CpuSet::count()).rev().find(|&c| set.is_set(c).unwrap_or(false))
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu` (sched_setaffinity(2); children inherit it).
+pub fn pin_thread(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+impl BenchRun {
+    /// Sets up the run of the bench binary `topic`; pins this thread (see [`bench_cpu`]).
+    pub fn new(topic: &'static str) -> BenchRun {
+        let settings = Settings::from_env();
+        match bench_cpu() {
+            Some(cpu) => match pin_thread(cpu) {
+                Ok(()) => eprintln!("isoprobe-bench {topic}: pinned to CPU {cpu}"),
+                Err(e) => eprintln!("isoprobe-bench {topic}: not pinned (failed to pin to CPU {cpu}: {e})"),
+            },
+            None => eprintln!("isoprobe-bench {topic}: not pinned (ISOPROBE_BENCH_CPU=none)"),
+        }
+        if settings.quick {
+            eprintln!("isoprobe-bench {topic}: quick mode");
+        }
+        let criterion = Criterion::default().without_plots().nresamples(20_000).configure_from_args();
+        BenchRun { criterion, settings, topic, shared: Rc::default(), netns: NetnsWatch::new() }
+    }
+
+    pub fn group(&mut self, name: &str) -> Group<'_> {
+        Group {
+            g: self.criterion.benchmark_group(name),
+            name: name.to_owned(),
+            settings: self.settings,
+            shared: self.shared.clone(),
+            netns: &mut self.netns,
+            cpu: true,
+            idle_first: true,
+        }
+    }
+
+    /// Adds a case measured outside criterion (the bare-libc references).
+    pub fn add_case(&mut self, case: BenchCase) {
+        self.shared.borrow_mut().extra.push(case);
+    }
+
+    pub fn root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    /// Prints the skips, writes the summary (bench mode), and exits non-zero if a case failed.
+    pub fn finish(self) {
+        self.criterion.final_summary();
+        let shared = self.shared.borrow();
+        for s in &shared.skips {
+            let what = if s.error { "FAILED" } else { "skipped" };
+            eprintln!("isoprobe-bench {}: {what}: {}: {}", self.topic, s.case, s.reason);
+        }
+        if self.settings.mode == Mode::Bench {
+            match self.write_summary(&shared) {
+                Ok(path) => eprintln!("isoprobe-bench {}: summary in {}", self.topic, path.display()),
+                Err(e) => {
+                    eprintln!("isoprobe-bench {}: failed to write the summary: {e}", self.topic);
+                    std::process::exit(1);
+                }
+            }
+        }
+        if shared.skips.iter().any(|s| s.error) {
+            std::process::exit(1);
+        }
+    }
+
+    fn write_summary(&self, shared: &Shared) -> io::Result<std::path::PathBuf> {
+        let target = summary::target_dir();
+        let mut cases = Vec::new();
+        for r in &shared.records {
+            let id = Group::full_id(&r.op, &r.param);
+            let dir = summary::criterion_dir(&target, &r.group, &r.op, &r.param);
+            let (median, lo, hi, n) = match summary::read_criterion(&dir) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("isoprobe-bench: no criterion estimates for {}/{id} ({e}); left out", r.group);
+                    continue;
+                }
+            };
+            // Criterion's samples are the last `n` calls (the warm-up calls come first).
+            let used = &r.samples[r.samples.len().saturating_sub(n as usize)..];
+            let cpu: Vec<f64> = used.iter().filter(|(i, _)| *i > 0).map(|(i, t)| t.cpu_ns as f64 / *i as f64).collect();
+            cases.push(BenchCase {
+                group: r.group.clone(),
+                id,
+                median_ns: median,
+                ci_low_ns: lo,
+                ci_high_ns: hi,
+                cpu_ns: if r.cpu { crate::stats::median(&cpu) } else { None },
+                samples: n,
+                ratios: BTreeMap::new(),
+            });
+        }
+        cases.extend(shared.extra.iter().cloned());
+        let calibration =
+            cases.iter().filter(|c| c.group == "calibration").map(|c| (c.id.clone(), c.median_ns)).collect();
+        let part = Part {
+            run_id: summary::run_id(),
+            topic: self.topic.into(),
+            quick: self.settings.quick,
+            calibration,
+            cases,
+        };
+        summary::write(&target, &part, crate::fingerprint::fingerprint())
+    }
+}
+
+/// A criterion benchmark group with isoprobe's profiles and records.
+pub struct Group<'a> {
+    g: BenchmarkGroup<'a, WallTime>,
+    name: String,
+    settings: Settings,
+    shared: Rc<RefCell<Shared>>,
+    netns: &'a mut NetnsWatch,
+    cpu: bool,
+    idle_first: bool,
+}
+
+impl std::fmt::Debug for Group<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("name", &self.name).finish()
+    }
+}
+
+/// Why an operation that failed on its trial run is skipped: missing privileges and missing
+/// kernel features are skips; anything else is a failure of the benchmark.
+fn classify(e: &io::Error) -> (String, bool) {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => (format!("needs root (or CAP_SYS_ADMIN): {e}"), false),
+        io::ErrorKind::Unsupported => (format!("not supported by this kernel: {e}"), false),
+        _ => (format!("{e}"), true),
+    }
+}
+
+impl Group<'_> {
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    fn full_id(op: &str, param: &str) -> String {
+        if param.is_empty() { op.to_owned() } else { format!("{op}/{param}") }
+    }
+
+    /// Whether the following cases' CPU time goes into the summary (off where the timing thread
+    /// only waits or polls, so that its CPU time says nothing about the operation).
+    pub fn record_cpu(&mut self, on: bool) {
+        self.cpu = on;
+    }
+
+    /// Whether the following cases wait for an idle netns cleanup first (on by default; off only
+    /// where the case itself keeps the cleanup busy on purpose, as background churn does).
+    pub fn wait_idle_before_cases(&mut self, on: bool) {
+        self.idle_first = on;
+    }
+
+    /// Records that `op/param` was not run, and why.
+    pub fn skip(&mut self, op: &str, param: &str, reason: impl Into<String>) {
+        self.shared.borrow_mut().skips.push(Skip {
+            case: format!("{}/{}", self.name, Self::full_id(op, param)),
+            reason: reason.into(),
+            error: false,
+        });
+    }
+
+    /// Records a failure of `op/param` (the run exits non-zero at the end).
+    pub fn fail(&mut self, op: &str, param: &str, reason: impl Into<String>) {
+        self.shared.borrow_mut().skips.push(Skip {
+            case: format!("{}/{}", self.name, Self::full_id(op, param)),
+            reason: reason.into(),
+            error: true,
+        });
+    }
+
+    /// Waits for the netns cleanup to go idle (outside any timing).
+    pub fn wait_netns_idle(&mut self) {
+        match self.netns.wait_idle(Duration::from_secs(120)) {
+            Ok(d) if d > Duration::from_millis(100) => eprintln!("isoprobe-bench: waited {d:.1?} for netns cleanup"),
+            Ok(_) => {}
+            Err(e) => eprintln!("isoprobe-bench: {e}; measuring anyway"),
+        }
+    }
+
+    pub fn netns(&mut self) -> &mut NetnsWatch {
+        self.netns
+    }
+
+    /// Benchmarks one operation: `op` runs one iteration and returns its timed region. It is
+    /// tried once first; a failure there becomes a skip (privileges, features) or a failure.
+    ///
+    /// With [`Profile::Netns`] every iteration first waits (untimed) for the netns cleanup to go
+    /// idle, so that each sample measures the operation on a kernel that is not tearing down the
+    /// previous sample's namespace: creation and cleanup contend (both take `rtnl_lock`), and how
+    /// often they overlap would otherwise depend on the loop's pace.
+    pub fn bench(&mut self, op: &str, param: &str, profile: Profile, mut f: impl FnMut() -> io::Result<Timed>) {
+        // Quick runs skip the per-iteration wait (it costs a cleanup, tens of milliseconds, per
+        // sample); their netns numbers then include the contention with earlier samples' cleanup.
+        let mut watch = (matches!(profile, Profile::Netns { .. }) && !self.settings.small()).then(NetnsWatch::new);
+        self.bench_iters(op, param, profile, move |iters| {
+            let mut total = Timed::default();
+            for _ in 0..iters {
+                if let Some(w) = watch.as_mut() {
+                    w.wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
+                }
+                total = total + f()?;
+            }
+            Ok(total)
+        });
+    }
+
+    /// Like [`Group::bench`], with `f` running `iters` iterations itself (for batched loops).
+    pub fn bench_iters(
+        &mut self,
+        op: &str,
+        param: &str,
+        profile: Profile,
+        mut f: impl FnMut(u64) -> io::Result<Timed>,
+    ) {
+        let id = Self::full_id(op, param);
+        // Every case, not only the netns ones: a cleanup still running from an earlier case
+        // would otherwise compete with this one. When idle this costs one confirmation window.
+        if self.idle_first {
+            self.wait_netns_idle();
+        }
+        if let Err(e) = f(1) {
+            let (reason, error) = classify(&e);
+            if error {
+                self.fail(op, param, reason);
+            } else {
+                self.skip(op, param, reason);
+            }
+            return;
+        }
+        match profile {
+            Profile::Batched => {
+                self.g.sampling_mode(SamplingMode::Auto);
+                self.g.sample_size(self.settings.pick(50, 10));
+                self.g.warm_up_time(self.settings.pick(Duration::from_secs(1), Duration::from_millis(200)));
+                self.g.measurement_time(self.settings.pick(Duration::from_secs(3), Duration::from_millis(500)));
+            }
+            Profile::PerOp { full, quick } | Profile::Netns { full, quick } => {
+                self.g.sampling_mode(SamplingMode::Flat);
+                self.g.sample_size(self.settings.pick(full, quick).max(10));
+                self.g.warm_up_time(Duration::from_nanos(1));
+                // Criterion's own quick mode stops at this time: give it 100 ms (its minimum)
+                // rather than one iteration.
+                let target =
+                    if self.settings.criterion_quick { Duration::from_millis(100) } else { Duration::from_nanos(1) };
+                self.g.measurement_time(target);
+            }
+        }
+        let shared = self.shared.clone();
+        let cpu = self.cpu;
+        let (group, op_name, param_name) = (self.name.clone(), op.to_owned(), param.to_owned());
+        let mut run = move |iters: u64| -> Duration {
+            let t = f(iters).unwrap_or_else(|e| panic!("failed to run {group}/{id}: {e}"));
+            let mut s = shared.borrow_mut();
+            match s.records.iter_mut().find(|r| r.group == group && r.op == op_name && r.param == param_name) {
+                Some(r) => r.samples.push((iters, t)),
+                None => s.records.push(Record {
+                    group: group.clone(),
+                    op: op_name.clone(),
+                    param: param_name.clone(),
+                    samples: vec![(iters, t)],
+                    cpu,
+                }),
+            }
+            Duration::from_nanos(t.wall_ns)
+        };
+        if param.is_empty() {
+            self.g.bench_function(op, |b| b.iter_custom(&mut run));
+        } else {
+            self.g.bench_function(BenchmarkId::new(op, param), |b| b.iter_custom(&mut run));
+        }
+    }
+
+    pub fn finish(self) {
+        self.g.finish();
+    }
+}

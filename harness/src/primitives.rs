@@ -1,0 +1,905 @@
+//! Raw process and namespace primitives for the benchmarks (issue 4): fork, vfork, clone, clone3
+//! and fork+exec, and unshare(2), setns(2) and mount(2) inside a fresh child that times its own
+//! system call.
+//!
+//! Criterion (like libtest-mimic) is multi-threaded, so nothing here ever unshares, joins a
+//! namespace or mounts in the calling process. Every namespace operation runs in a fresh child,
+//! which between clone and `_exit` (or exec) makes only async-signal-safe system calls on data
+//! prepared before the clone: an [`Action`] (plain integers, borrowed fds and pointers into
+//! [`ExecArgs`]/[`MountPlan`]) and a [`SharedPage`] (a `MAP_SHARED` mapping the child writes its
+//! timings and any failure into, read by the parent after the reap). No allocation, no locks, no
+//! glibc wrapper that signals threads. The clocks are `clock_gettime`, async-signal-safe by POSIX.
+//!
+//! What this module must never do: leave a child running or unreaped ([`Child`] and [`Holder`]
+//! kill and reap on drop), or touch the namespaces, mounts or credentials of the calling process.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::launcher::clone::{CLONE_INTO_CGROUP, CloneArgs};
+
+/// Wall-clock and CPU time of one timed region, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timed {
+    pub wall_ns: u64,
+    pub cpu_ns: u64,
+}
+
+impl std::ops::Add for Timed {
+    type Output = Timed;
+    fn add(self, o: Timed) -> Timed {
+        Timed { wall_ns: self.wall_ns + o.wall_ns, cpu_ns: self.cpu_ns + o.cpu_ns }
+    }
+}
+
+impl std::iter::Sum for Timed {
+    fn sum<I: Iterator<Item = Timed>>(iter: I) -> Timed {
+        iter.fold(Timed::default(), |a, b| a + b)
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime is async-signal-safe (POSIX), so
+    // this may also run in a child between clone and _exit.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CLOCK_MONOTONIC (through the vDSO), in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Runs `f` and times it on the calling thread: wall clock and the thread's CPU time.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Timed) {
+    let c0 = thread_cpu_ns();
+    let t0 = monotonic_ns();
+    let out = f();
+    let t1 = monotonic_ns();
+    let c1 = thread_cpu_ns();
+    (out, Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 })
+}
+
+/// getppid(2) as a raw system call (no libc caching): the null system call of the calibration.
+pub fn getppid_syscall() -> i64 {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getppid) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page a child reports through.
+
+/// A `MAP_SHARED` anonymous mapping of `u64` slots, shared with every child forked (or vforked)
+/// after it was created: the child stores its timings there, the parent reads them after the reap.
+///
+/// Layout: slot 0 = [`STATUS_OK`]/[`STATUS_FAILED`] (0 until the child reports), slot 1 = errno,
+/// slot 2 = the failed step (a byte), slots 3.. = results, two per timed call (wall, cpu).
+#[derive(Debug)]
+pub struct SharedPage {
+    base: NonNull<AtomicU64>,
+    slots: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomics, and it lives until drop.
+unsafe impl Send for SharedPage {}
+// SAFETY: as above.
+unsafe impl Sync for SharedPage {}
+
+const SLOT_STATUS: usize = 0;
+const SLOT_ERRNO: usize = 1;
+const SLOT_STEP: usize = 2;
+const SLOT_RESULTS: usize = 3;
+pub const STATUS_OK: u64 = 1;
+pub const STATUS_FAILED: u64 = 2;
+
+impl SharedPage {
+    /// A page with room for `results` timed calls.
+    pub fn new(results: usize) -> io::Result<SharedPage> {
+        let slots = SLOT_RESULTS + 2 * results;
+        let len = slots * 8;
+        // SAFETY: an anonymous shared mapping at a kernel-chosen address; no existing memory is
+        // affected. The result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(p.cast::<AtomicU64>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(SharedPage { base, slots })
+    }
+
+    /// How many timed calls fit.
+    pub fn capacity(&self) -> usize {
+        (self.slots - SLOT_RESULTS) / 2
+    }
+
+    fn slot(&self, i: usize) -> Option<&AtomicU64> {
+        // SAFETY: `i` is in bounds of the mapping, which is zero-initialised, 8-byte aligned (page
+        // aligned) and lives as long as `self`; AtomicU64 has the layout of u64.
+        (i < self.slots).then(|| unsafe { &*self.base.as_ptr().add(i) })
+    }
+
+    /// Stores `v` in slot `i` (ignored out of bounds: this runs in children and must not panic).
+    fn store(&self, i: usize, v: u64) {
+        if let Some(s) = self.slot(i) {
+            s.store(v, Ordering::Release);
+        }
+    }
+
+    fn load(&self, i: usize) -> u64 {
+        self.slot(i).map(|s| s.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    /// Zeroes every slot (before the next child).
+    pub fn clear(&self) {
+        for i in 0..self.slots {
+            self.store(i, 0);
+        }
+    }
+
+    /// The timing of the child's `i`-th timed call.
+    pub fn result(&self, i: usize) -> Timed {
+        Timed { wall_ns: self.load(SLOT_RESULTS + 2 * i), cpu_ns: self.load(SLOT_RESULTS + 2 * i + 1) }
+    }
+
+    /// A raw value stored by the child in result slot `i` (see [`Action::StampExit`]).
+    pub fn raw(&self, i: usize) -> u64 {
+        self.load(SLOT_RESULTS + i)
+    }
+
+    /// `Ok` when the child reported success; its failure (step and errno) otherwise.
+    pub fn outcome(&self) -> io::Result<()> {
+        match self.load(SLOT_STATUS) {
+            STATUS_OK => Ok(()),
+            STATUS_FAILED => {
+                let errno = io::Error::from_raw_os_error(self.load(SLOT_ERRNO) as i32);
+                Err(io::Error::new(errno.kind(), format!("{} in the child: {errno}", step_name(self.load(SLOT_STEP)))))
+            }
+            _ => Err(io::Error::other("the child ended without reporting")),
+        }
+    }
+
+    /// Whether the child has reported (success or failure) yet.
+    pub fn reported(&self) -> bool {
+        self.load(SLOT_STATUS) != 0
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created with this address and length in `new` and is unmapped
+        // once; children have their own mappings of the same pages.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.slots * 8) };
+    }
+}
+
+fn step_name(step: u64) -> &'static str {
+    match step as u8 {
+        b'u' => "unshare",
+        b's' => "setns",
+        b'x' => "execve",
+        b'p' => "mount --make-rprivate /",
+        b'm' => "mount",
+        b'd' => "mkdir",
+        b'h' => "read of the hold pipe",
+        b'c' => "close_range",
+        _ => "an unknown step",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the child does.
+
+/// Everything an exec needs, prepared before the clone.
+#[derive(Debug)]
+pub struct ExecArgs {
+    path: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+}
+
+// SAFETY: the pointers point into CStrings owned by the same struct and never mutated.
+unsafe impl Send for ExecArgs {}
+// SAFETY: as above.
+unsafe impl Sync for ExecArgs {}
+
+impl ExecArgs {
+    /// `path` with `argv` and an empty environment.
+    pub fn new(path: CString, argv: Vec<CString>) -> ExecArgs {
+        let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        ExecArgs { path, _argv: argv, argv_ptrs, envp_ptrs: vec![std::ptr::null()] }
+    }
+}
+
+/// The mounts a [`Action::MountTree`] child makes in its new mount namespace: a tmpfs on `base`,
+/// then one bind mount of `base` on each of `dirs` (subdirectories it creates first).
+#[derive(Debug)]
+pub struct MountPlan {
+    base: CString,
+    dirs: Vec<CString>,
+}
+
+impl MountPlan {
+    /// `base` must be an existing, empty directory; `count` bind mounts are made under it.
+    pub fn new(base: &std::path::Path, count: usize) -> io::Result<MountPlan> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &std::path::Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::other(format!("NUL in {}", p.display())))
+        };
+        let dirs = (0..count).map(|i| c(&base.join(format!("m{i}")))).collect::<io::Result<_>>()?;
+        Ok(MountPlan { base: c(base)?, dirs })
+    }
+}
+
+/// What a child does between clone and `_exit`. Everything it refers to was prepared before the
+/// clone; the child reports through the [`SharedPage`] given to [`spawn`].
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// `_exit(0)` at once.
+    Exit,
+    /// Store CLOCK_MONOTONIC in raw result slot 0, then `_exit(0)`: the start of "exit to reap".
+    StampExit,
+    /// Close every other fd, then block until `fd` reads end of file (the parent dropped its
+    /// end), then `_exit(0)`: a process that holds its namespaces for others to join.
+    Hold { fd: RawFd },
+    /// unshare(`flags`) `untimed + timed` times in a row, timing only the last `timed` calls.
+    Unshare { flags: u64, untimed: u32, timed: u32 },
+    /// setns(fd, nstype) for every entry in order, all timed as one call.
+    Setns { fds: &'a [(RawFd, c_int)] },
+    /// setns(fd, nstype) (untimed), then unshare(`flags`) timed.
+    SetnsThenUnshare { fd: RawFd, nstype: c_int, flags: u64 },
+    /// execve (no report on success; the parent learns the outcome from the exit status).
+    Exec(&'a ExecArgs),
+    /// In a new mount namespace (the clone's CLONE_NEWNS): make every mount private, make the
+    /// mounts of the plan, report, then hold like [`Action::Hold`].
+    MountTree { plan: &'a MountPlan, hold_fd: RawFd },
+}
+
+/// The child's side: only async-signal-safe system calls on prepared data. Never returns.
+fn run_child(action: &Action<'_>, page: &SharedPage) -> ! {
+    // SAFETY: raw system calls (unshare, setns, mount, mkdir, read, close_range, prctl, execve,
+    // _exit) with integer arguments or pointers into data prepared before the clone, which this
+    // child's copy of the address space (or, after vfork, the shared one) still holds; the errno
+    // read is of this thread's own errno. Nothing allocates or takes a lock.
+    unsafe {
+        let fail = |step: u8| -> ! {
+            page.store(SLOT_ERRNO, *libc::__errno_location() as u64);
+            page.store(SLOT_STEP, u64::from(step));
+            page.store(SLOT_STATUS, STATUS_FAILED);
+            libc::_exit(1)
+        };
+        let ok = || -> ! {
+            page.store(SLOT_STATUS, STATUS_OK);
+            libc::_exit(0)
+        };
+        let hold = |fd: RawFd| -> ! {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // Close every other fd: a holder must not keep another holder's pipe open.
+            if fd > 3 && libc::syscall(libc::SYS_close_range, 3u32, (fd - 1) as u32, 0u32) != 0 {
+                fail(b'c');
+            }
+            if libc::syscall(libc::SYS_close_range, (fd + 1) as u32, u32::MAX, 0u32) != 0 {
+                fail(b'c');
+            }
+            let mut b = 0u8;
+            loop {
+                match libc::read(fd, (&mut b as *mut u8).cast(), 1) {
+                    0 => ok(),
+                    n if n < 0 && *libc::__errno_location() == libc::EINTR => continue,
+                    n if n < 0 => fail(b'h'),
+                    _ => continue,
+                }
+            }
+        };
+        let timed_call = |f: &dyn Fn() -> i64| -> (i64, Timed) {
+            let c0 = thread_cpu_ns();
+            let t0 = monotonic_ns();
+            let r = f();
+            let t1 = monotonic_ns();
+            let c1 = thread_cpu_ns();
+            (r, Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 })
+        };
+        let put = |i: usize, t: Timed| {
+            page.store(SLOT_RESULTS + 2 * i, t.wall_ns);
+            page.store(SLOT_RESULTS + 2 * i + 1, t.cpu_ns);
+        };
+        match *action {
+            Action::Exit => libc::_exit(0),
+            Action::StampExit => {
+                page.store(SLOT_RESULTS, monotonic_ns());
+                libc::_exit(0)
+            }
+            Action::Hold { fd } => hold(fd),
+            Action::Unshare { flags, untimed, timed } => {
+                for _ in 0..untimed {
+                    if libc::syscall(libc::SYS_unshare, flags) != 0 {
+                        fail(b'u');
+                    }
+                }
+                for i in 0..timed as usize {
+                    let (r, t) = timed_call(&|| libc::syscall(libc::SYS_unshare, flags));
+                    if r != 0 {
+                        fail(b'u');
+                    }
+                    put(i, t);
+                }
+                ok()
+            }
+            Action::Setns { fds } => {
+                let (r, t) = timed_call(&|| {
+                    for &(fd, nstype) in fds {
+                        if libc::syscall(libc::SYS_setns, fd, nstype) != 0 {
+                            return -1;
+                        }
+                    }
+                    0
+                });
+                if r != 0 {
+                    fail(b's');
+                }
+                put(0, t);
+                ok()
+            }
+            Action::SetnsThenUnshare { fd, nstype, flags } => {
+                if libc::syscall(libc::SYS_setns, fd, nstype) != 0 {
+                    fail(b's');
+                }
+                let (r, t) = timed_call(&|| libc::syscall(libc::SYS_unshare, flags));
+                if r != 0 {
+                    fail(b'u');
+                }
+                put(0, t);
+                ok()
+            }
+            Action::Exec(exec) => {
+                libc::execve(exec.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
+                fail(b'x')
+            }
+            Action::MountTree { plan, hold_fd } => {
+                let null = std::ptr::null::<c_char>();
+                if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+                    fail(b'p');
+                }
+                let base = plan.base.as_ptr();
+                if libc::mount(c"isoprobe-bench".as_ptr(), base, c"tmpfs".as_ptr(), 0, std::ptr::null()) != 0 {
+                    fail(b'm');
+                }
+                for d in &plan.dirs {
+                    if libc::mkdir(d.as_ptr(), 0o700) != 0 {
+                        fail(b'd');
+                    }
+                    if libc::mount(base, d.as_ptr(), null, libc::MS_BIND, std::ptr::null()) != 0 {
+                        fail(b'm');
+                    }
+                }
+                page.store(SLOT_STATUS, STATUS_OK);
+                hold(hold_fd)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating the child.
+
+/// Which system call creates the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// glibc fork(3) (atfork handlers included): what most programs call.
+    Fork,
+    /// clone(CLONE_VM | CLONE_VFORK) on a separate stack (posix_spawn's way): the parent sleeps
+    /// until the child exits or execs.
+    Vfork,
+    /// clone(2), fork semantics (a copy of the address space).
+    Clone,
+    /// clone3(2), fork semantics.
+    Clone3,
+}
+
+impl Call {
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Fork => "fork",
+            Call::Vfork => "vfork",
+            Call::Clone => "clone",
+            Call::Clone3 => "clone3",
+        }
+    }
+}
+
+/// A child process: killed (if still running) and reaped when dropped.
+#[derive(Debug)]
+pub struct Child {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+/// How a child ended, and the CPU time it used (from wait4's rusage).
+#[derive(Debug, Clone, Copy)]
+pub struct Exit {
+    /// The raw wait status.
+    pub status: c_int,
+    pub cpu_ns: u64,
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+
+    /// `Ok` for exit status 0, otherwise an error naming the status.
+    pub fn check(&self, what: &str) -> io::Result<()> {
+        if self.success() {
+            return Ok(());
+        }
+        let how = if libc::WIFEXITED(self.status) {
+            format!("exit {}", libc::WEXITSTATUS(self.status))
+        } else if libc::WIFSIGNALED(self.status) {
+            format!("signal {}", libc::WTERMSIG(self.status))
+        } else {
+            format!("status {:#x}", self.status)
+        };
+        Err(io::Error::other(format!("{what}: the child ended with {how}")))
+    }
+}
+
+impl Child {
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Blocks until the child exits and reaps it (wait4(2)).
+    pub fn wait(mut self) -> io::Result<Exit> {
+        self.wait_mut()
+    }
+
+    fn wait_mut(&mut self) -> io::Result<Exit> {
+        let mut status: c_int = 0;
+        // SAFETY: rusage is plain data; wait4 fills it. All-zero is a valid rusage.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: waits for our own unreaped child; both out-pointers are valid.
+            let r = unsafe { libc::wait4(self.pid, &mut status, libc::__WALL, &mut ru) };
+            if r == self.pid {
+                self.reaped = true;
+                let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+                return Ok(Exit { status, cpu_ns: tv(ru.ru_utime) + tv(ru.ru_stime) });
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: the pid is our own child, not yet reaped, so it cannot have been recycled.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            let _ = self.wait_mut();
+        }
+    }
+}
+
+/// Arguments for the vfork child's entry point (read through the shared address space).
+struct VforkArgs<'a, 'b> {
+    action: &'a Action<'b>,
+    page: &'a SharedPage,
+}
+
+extern "C" fn vfork_entry(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` points at the VforkArgs on the parent's stack, which stays valid: with
+    // CLONE_VFORK the parent is suspended until this child exits or execs.
+    let args = unsafe { &*(arg as *const VforkArgs<'_, '_>) };
+    run_child(args.action, args.page)
+}
+
+/// Creates a child with `call` and namespace `flags` (CLONE_NEW*; clone3 also CLONE_INTO_CGROUP
+/// through `cgroup`) that runs `action`. Returns the child and the time of the creating call as
+/// seen by the parent (for [`Call::Vfork`] that includes the child's run up to its exit or exec).
+pub fn spawn(
+    call: Call,
+    flags: u64,
+    cgroup: Option<RawFd>,
+    action: &Action<'_>,
+    page: &SharedPage,
+) -> io::Result<(Child, Timed)> {
+    spawn_inner(call, flags, cgroup, action, page, true)
+}
+
+/// [`spawn`]; `measure` false leaves out the parent's clock reads around the call (for callers
+/// that time a larger region themselves: the CPU-time clock is a system call, not a vDSO read).
+fn spawn_inner(
+    call: Call,
+    flags: u64,
+    cgroup: Option<RawFd>,
+    action: &Action<'_>,
+    page: &SharedPage,
+    measure: bool,
+) -> io::Result<(Child, Timed)> {
+    if call != Call::Clone3 && cgroup.is_some() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "only clone3 can start a child in a cgroup"));
+    }
+    if matches!(call, Call::Fork) && flags != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "fork takes no namespace flags"));
+    }
+    if call == Call::Clone && flags & isoprobe_probes::ns::CLONE_NEWTIME as u64 != 0 {
+        // clone(2)'s flags word has CLONE_NEWTIME's bit in the exit-signal byte.
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "clone(2) cannot express CLONE_NEWTIME"));
+    }
+    let clone_args = CloneArgs {
+        flags: flags | cgroup.map(|_| CLONE_INTO_CGROUP).unwrap_or(0),
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map(|c| c as u64).unwrap_or(0),
+        ..Default::default()
+    };
+    let mut vfork_stack = if call == Call::Vfork { vec![0u8; 64 * 1024] } else { Vec::new() };
+    let vfork_args = VforkArgs { action, page };
+
+    let clocks = || if measure { (thread_cpu_ns(), monotonic_ns()) } else { (0, 0) };
+    let (c0, t0) = clocks();
+    // SAFETY: per call:
+    // - fork: glibc's fork; the child runs only `run_child` (async-signal-safe) and never returns.
+    // - Vfork: glibc's clone with CLONE_VM|CLONE_VFORK runs `vfork_entry` on a separate stack that
+    //   lives (in `vfork_stack`) until the call returns, which is after the child exited or
+    //   exec'd; stacks grow down, so the top of the buffer (16-byte aligned) is passed.
+    // - clone and clone3 without CLONE_VM and with stack 0 have fork semantics: the child returns
+    //   from the system call on a copy of this stack and runs only `run_child`.
+    let ret: i64 = unsafe {
+        match call {
+            Call::Fork => libc::fork() as i64,
+            Call::Vfork => {
+                let top = vfork_stack.as_mut_ptr().add(vfork_stack.len()) as usize & !15;
+                libc::clone(
+                    vfork_entry,
+                    top as *mut c_void,
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD | flags as c_int,
+                    &vfork_args as *const VforkArgs<'_, '_> as *mut c_void,
+                ) as i64
+            }
+            Call::Clone => libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0usize, 0usize, 0usize, 0usize),
+            Call::Clone3 => {
+                libc::syscall(libc::SYS_clone3, &clone_args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+            }
+        }
+    };
+    if ret == 0 && call != Call::Vfork {
+        run_child(action, page);
+    }
+    let t1 = if measure { monotonic_ns() } else { 0 };
+    let c1 = if measure { thread_cpu_ns() } else { 0 };
+    drop(vfork_stack);
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((Child { pid: ret as libc::pid_t, reaped: false }, Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 }))
+}
+
+/// Creates a child that runs `action`, waits for it, and checks what it reported. The parent
+/// reads no clock around the call (callers time what they need themselves).
+pub fn spawn_and_wait(
+    call: Call,
+    flags: u64,
+    cgroup: Option<RawFd>,
+    action: &Action<'_>,
+    page: &SharedPage,
+) -> io::Result<Exit> {
+    page.clear();
+    let (child, _) = spawn_inner(call, flags, cgroup, action, page, false)?;
+    let exit = child.wait()?;
+    if !matches!(action, Action::Exit | Action::StampExit | Action::Exec(_)) {
+        page.outcome()?;
+    }
+    exit.check(call.name())?;
+    Ok(exit)
+}
+
+/// The whole of create + the child's `_exit` + the reap, timed in the parent; the CPU time adds
+/// the child's own (wait4 rusage) to the parent thread's.
+pub fn create_exit_wait(call: Call, flags: u64, page: &SharedPage) -> io::Result<Timed> {
+    let c0 = thread_cpu_ns();
+    let t0 = monotonic_ns();
+    let exit = spawn_and_wait(call, flags, None, &Action::Exit, page)?;
+    let t1 = monotonic_ns();
+    let c1 = thread_cpu_ns();
+    Ok(Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 + exit.cpu_ns })
+}
+
+/// fork + execve of `exec` + the reap, timed in the parent (CPU time as in [`create_exit_wait`]).
+pub fn fork_exec_wait(exec: &ExecArgs, page: &SharedPage) -> io::Result<Timed> {
+    let c0 = thread_cpu_ns();
+    let t0 = monotonic_ns();
+    let exit = spawn_and_wait(Call::Fork, 0, None, &Action::Exec(exec), page)?;
+    let t1 = monotonic_ns();
+    let c1 = thread_cpu_ns();
+    Ok(Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 + exit.cpu_ns })
+}
+
+/// From the child's last instruction before `_exit` to the parent's return from the reap: the
+/// synchronous part of tearing down the child's namespaces (and the parent's wake-up).
+pub fn exit_to_reap(call: Call, flags: u64, page: &SharedPage) -> io::Result<Timed> {
+    page.clear();
+    let (child, _) = spawn(call, flags, None, &Action::StampExit, page)?;
+    let c0 = thread_cpu_ns();
+    let exit = child.wait()?;
+    let t1 = monotonic_ns();
+    let c1 = thread_cpu_ns();
+    exit.check(call.name())?;
+    let stamp = page.raw(0);
+    if stamp == 0 || stamp > t1 {
+        return Err(io::Error::other("the child stored no exit time stamp"));
+    }
+    // The parent's CPU time while waiting; the child's exit work is in its rusage, but that also
+    // holds its start, so it is not added here.
+    Ok(Timed { wall_ns: t1 - stamp, cpu_ns: c1 - c0 })
+}
+
+/// unshare(`flags`) in a fresh child (created with clone3, no namespace flags): `untimed` calls
+/// first, then `timed` calls each timed by the child. Returns the timed calls.
+pub fn unshare_in_child(flags: u64, untimed: u32, timed: u32, page: &SharedPage) -> io::Result<Vec<Timed>> {
+    if timed as usize > page.capacity() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "more timed calls than the page holds"));
+    }
+    spawn_and_wait(Call::Clone3, 0, None, &Action::Unshare { flags, untimed, timed }, page)?;
+    Ok((0..timed as usize).map(|i| page.result(i)).collect())
+}
+
+/// setns(2) into every (fd, nstype) in order, in a fresh child, timed as one.
+pub fn setns_in_child(fds: &[(RawFd, c_int)], page: &SharedPage) -> io::Result<Timed> {
+    spawn_and_wait(Call::Clone3, 0, None, &Action::Setns { fds }, page)?;
+    Ok(page.result(0))
+}
+
+/// setns(fd, nstype), then a timed unshare(`flags`), in a fresh child.
+pub fn setns_then_unshare_in_child(fd: RawFd, nstype: c_int, flags: u64, page: &SharedPage) -> io::Result<Timed> {
+    spawn_and_wait(Call::Clone3, 0, None, &Action::SetnsThenUnshare { fd, nstype, flags }, page)?;
+    Ok(page.result(0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holders: processes that keep namespaces (and cgroups) alive.
+
+/// A child blocked in read(2) on a pipe: it holds whatever namespaces it was created with until
+/// [`Holder::release`] (or drop) closes the pipe.
+#[derive(Debug)]
+pub struct Holder {
+    child: Option<Child>,
+    release: Option<OwnedFd>,
+    _page: Option<SharedPage>,
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl Holder {
+    /// Starts a holder with `call` and `flags`, optionally in a cgroup (clone3 only). Returns it
+    /// and the creating call's time.
+    pub fn spawn(call: Call, flags: u64, cgroup: Option<RawFd>) -> io::Result<(Holder, Timed)> {
+        let (r, w) = pipe_cloexec()?;
+        let page = SharedPage::new(0)?;
+        let (child, t) = spawn(call, flags, cgroup, &Action::Hold { fd: r.as_raw_fd() }, &page)?;
+        drop(r);
+        Ok((Holder { child: Some(child), release: Some(w), _page: Some(page) }, t))
+    }
+
+    /// Starts a holder in a new mount namespace with the mounts of `plan`, once they are made.
+    pub fn with_mounts(plan: &MountPlan) -> io::Result<Holder> {
+        let (r, w) = pipe_cloexec()?;
+        let page = SharedPage::new(0)?;
+        let action = Action::MountTree { plan, hold_fd: r.as_raw_fd() };
+        let (child, _) = spawn(Call::Clone3, libc::CLONE_NEWNS as u64, None, &action, &page)?;
+        drop(r);
+        let mut holder = Holder { child: Some(child), release: Some(w), _page: None };
+        // The mounts take a while (thousands of them): poll the page, bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !page.reported() {
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the mount holder did not report in 60 s"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        page.outcome()?;
+        holder._page = Some(page);
+        Ok(holder)
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.as_ref().map(Child::pid).unwrap_or(0)
+    }
+
+    /// Opens `/proc/<pid>/ns/<name>`.
+    pub fn ns_file(&self, name: &str) -> io::Result<File> {
+        File::open(format!("/proc/{}/ns/{name}", self.pid()))
+    }
+
+    /// Lets the holder exit and reaps it.
+    pub fn release(mut self) -> io::Result<()> {
+        self.release_mut()
+    }
+
+    fn release_mut(&mut self) -> io::Result<()> {
+        self.release = None;
+        match self.child.take() {
+            Some(c) => c.wait()?.check("hold"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.release_mut();
+    }
+}
+
+/// A pidfd for `pid` (pidfd_open(2)).
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    isoprobe_probes::sys::pidfd_open(pid).map_err(io::Error::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bare-libc reference loops.
+
+/// The raw references the benchmarks compare their own measurement with: the same operation as a
+/// loop of plain libc calls, with no harness code, no page and no criterion around it.
+pub mod reference {
+    use super::*;
+
+    /// `n` times: fork(3); in the child clock_gettime, unshare(2), clock_gettime, write(2) the
+    /// difference to a pipe, `_exit`; in the parent read(2) it and waitpid(2). Nanoseconds per call.
+    /// `between` runs before each round, untimed (the benchmarks wait there for an idle netns
+    /// cleanup, as their own measurement does).
+    pub fn unshare_loop(flags: c_int, n: usize, mut between: impl FnMut() -> io::Result<()>) -> io::Result<Vec<u64>> {
+        let (r, w) = pipe_cloexec()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            between()?;
+            // SAFETY: the child makes only async-signal-safe calls (clock_gettime, unshare,
+            // write, _exit) on its stack, then exits; the parent reads 8 bytes into a u64 and
+            // reaps its own child.
+            unsafe {
+                let pid = libc::fork();
+                if pid == 0 {
+                    let mut a = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                    let mut b = a;
+                    // Fault in what the timed region touches first: after fork the first store
+                    // to the stack takes a copy-on-write fault, and the first call of unshare's
+                    // wrapper a fault on its text page (fork does not copy the page-table
+                    // entries of file mappings); either costs microseconds. unshare(0) is a no-op.
+                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
+                    libc::unshare(0);
+                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut a);
+                    let rc = libc::unshare(flags);
+                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
+                    let ns: u64 = if rc == 0 {
+                        (b.tv_sec - a.tv_sec) as u64 * 1_000_000_000 + (b.tv_nsec - a.tv_nsec) as u64
+                    } else {
+                        u64::MAX
+                    };
+                    libc::write(w.as_raw_fd(), (&ns as *const u64).cast(), 8);
+                    libc::_exit(0);
+                }
+                if pid < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let mut ns = 0u64;
+                let got = libc::read(r.as_raw_fd(), (&mut ns as *mut u64).cast(), 8);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+                if got != 8 || ns == u64::MAX {
+                    return Err(io::Error::other("the reference child's unshare failed"));
+                }
+                out.push(ns);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `n` times: clock_gettime, clone3(2) with `flags` whose child `_exit`s, waitpid(2),
+    /// clock_gettime. Nanoseconds per round; `between` as in [`unshare_loop`].
+    pub fn clone3_exit_wait_loop(
+        flags: u64,
+        n: usize,
+        mut between: impl FnMut() -> io::Result<()>,
+    ) -> io::Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            between()?;
+            let args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+            // SAFETY: clone3 with fork semantics; the child only calls _exit. The parent reaps
+            // its own child.
+            unsafe {
+                let mut a = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                let mut b = a;
+                libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut a);
+                let pid = libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>());
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                if pid < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+                libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
+                out.push((b.tv_sec - a.tv_sec) as u64 * 1_000_000_000 + (b.tv_nsec - a.tv_nsec) as u64);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_creates_a_child_that_exits() {
+        let page = SharedPage::new(1).unwrap();
+        for call in [Call::Fork, Call::Vfork, Call::Clone, Call::Clone3] {
+            let t = create_exit_wait(call, 0, &page).unwrap();
+            assert!(t.wall_ns > 0, "{call:?}");
+        }
+    }
+
+    #[test]
+    fn a_failing_child_reports_its_step_and_errno() {
+        let page = SharedPage::new(1).unwrap();
+        // setns on an fd that is not a namespace fails with EINVAL (or EBADF when closed).
+        let err = setns_in_child(&[(0, 0)], &page).unwrap_err();
+        assert!(err.to_string().contains("setns in the child"), "{err}");
+    }
+
+    #[test]
+    fn exit_to_reap_is_positive_and_plausible() {
+        let page = SharedPage::new(1).unwrap();
+        let t = exit_to_reap(Call::Clone3, 0, &page).unwrap();
+        assert!(t.wall_ns > 0 && t.wall_ns < 10_000_000_000, "{t:?}");
+    }
+
+    #[test]
+    fn a_holder_exits_when_released() {
+        let (h, _) = Holder::spawn(Call::Clone3, 0, None).unwrap();
+        let pid = h.pid();
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        h.release().unwrap();
+    }
+
+    #[test]
+    fn the_shared_page_round_trips() {
+        let page = SharedPage::new(2).unwrap();
+        assert_eq!(page.capacity(), 2);
+        page.store(SLOT_RESULTS + 2, 7);
+        assert_eq!(page.result(1).wall_ns, 7);
+        page.clear();
+        assert_eq!(page.result(1).wall_ns, 0);
+        assert!(page.outcome().is_err());
+    }
+}
