@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use isoprobe_harness::fingerprint::Fingerprint;
+use isoprobe_harness::limits::matrix::limit_matrix;
 use isoprobe_harness::matrix::namespace_matrix;
 use isoprobe_harness::requirement::expected_from_env;
 use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions};
@@ -39,7 +40,10 @@ pub struct PlannedSuite {
 /// The suites `run` runs by default. This is the seam for the limit suites and the external
 /// launchers: each adds its suite here, and selection, progress and the report take it as it is.
 fn builtin_suites() -> Vec<PlannedSuite> {
-    vec![PlannedSuite { name: "namespaces".into(), cases: namespace_matrix() }]
+    vec![
+        PlannedSuite { name: "namespaces".into(), cases: namespace_matrix() },
+        PlannedSuite { name: "limits".into(), cases: limit_matrix().into_iter().map(|(_, spec)| spec).collect() },
+    ]
 }
 
 /// The suites and cases the selection picks.
@@ -274,10 +278,12 @@ mod tests {
     }
 
     #[test]
-    fn the_default_plan_is_the_namespace_matrix() {
+    fn the_default_plan_is_the_namespace_matrix_and_the_limit_suite() {
         let plan = plan(&selection()).unwrap();
-        assert_eq!(plan.len(), 1);
+        assert_eq!(plan.len(), 2);
         assert_eq!(plan[0].cases, namespace_matrix());
+        let limits: Vec<CaseSpec> = limit_matrix().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(plan[1].cases, limits);
     }
 
     #[test]

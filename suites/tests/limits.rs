@@ -11,110 +11,11 @@ use std::fs;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use isoprobe_harness::limits::{CpuMax, HugetlbMax, LimitCheck, LimitSpec, Limits};
-use isoprobe_harness::matrix::spec_for;
+use isoprobe_harness::limits::LimitCheck;
+use isoprobe_harness::limits::matrix::{case, limit_cases, limit_matrix_on};
 use isoprobe_harness::verdict::Verdict;
-use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions, LauncherKind, NsKind, NsSet, RootfsMode};
-use isoprobe_probes::wire::Exercise;
+use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions, NsSet};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-
-const MIB: u64 = 1 << 20;
-
-/// The limit cases, limited versions; `cpu` is the CPU the timing cases pin to, `cpus` all online.
-fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
-    let l = |settings: Limits, exercise: Exercise| LimitSpec { settings, sibling: None, exercise };
-    vec![
-        (
-            // memory.swap.max 0: on a host with swap, the limit must not be met by swapping out.
-            "memory",
-            l(
-                Limits { memory_max: Some(64 * MIB), memory_swap_max: Some(0), ..Default::default() },
-                Exercise::Memory { target: 192 * MIB, step: MIB },
-            ),
-        ),
-        (
-            "memory-swap",
-            l(
-                Limits { memory_max: Some(64 * MIB), memory_swap_max: Some(32 * MIB), ..Default::default() },
-                Exercise::Memory { target: 192 * MIB, step: MIB },
-            ),
-        ),
-        ("pids", l(Limits { pids_max: Some(16), ..Default::default() }, Exercise::Pids { target: 64 })),
-        (
-            // cpu.weight 10000 keeps other tasks on the pinned CPU from starving the control (see
-            // CPU_CONTROL_MIN_FRACTION); the control keeps it and drops only cpu.max.
-            "cpu-max",
-            l(
-                Limits {
-                    cpu_max: Some(CpuMax { quota_us: 20_000, period_us: 100_000 }),
-                    cpu_weight: Some(10_000),
-                    ..Default::default()
-                },
-                Exercise::CpuBurn { cpu, window_ms: 1500 },
-            ),
-        ),
-        (
-            "cpu-weight",
-            LimitSpec {
-                settings: Limits { cpu_weight: Some(1000), ..Default::default() },
-                sibling: Some(Limits { cpu_weight: Some(3000), ..Default::default() }),
-                exercise: Exercise::CpuShare { cpu, window_ms: 1500 },
-            },
-        ),
-        (
-            "cpuset-cpus",
-            l(
-                Limits { cpuset_cpus: Some(vec![cpu]), ..Default::default() },
-                Exercise::Affinity { cpus: cpus.to_vec() },
-            ),
-        ),
-        (
-            "cpuset-mems",
-            l(Limits { cpuset_mems: Some(vec![0]), ..Default::default() }, Exercise::Affinity { cpus: cpus.to_vec() }),
-        ),
-        (
-            "devices",
-            l(
-                Limits { devices: Some(vec!["c 1:3 rwm".into()]), ..Default::default() },
-                Exercise::Devices { paths: vec!["/dev/null".into(), "/dev/zero".into()] },
-            ),
-        ),
-        ("freezer", l(Limits { freeze: true, ..Default::default() }, Exercise::Freezer { beat_ms: 5, hold_ms: 400 })),
-        (
-            "io-max",
-            l(
-                Limits { io_rbps: Some(4 * MIB), ..Default::default() },
-                Exercise::IoRead { device: String::new(), block: 64 << 10, window_ms: 1500 },
-            ),
-        ),
-        (
-            "hugetlb",
-            l(
-                Limits { hugetlb_max: Some(HugetlbMax { page_size: 2 * MIB, pages: 2 }), ..Default::default() },
-                Exercise::Hugetlb { page_size: 2 * MIB, pages: 4 },
-            ),
-        ),
-        ("net-cls", l(Limits { net_cls_classid: Some(0x0010_0001), ..Default::default() }, Exercise::NetClassid)),
-        ("net-prio", l(Limits { net_prio_ifpriomap: Some("lo 5".into()), ..Default::default() }, Exercise::NetClassid)),
-        (
-            // cpu.weight 10000 keeps the burn's wall time close to its CPU time (a tighter bracket,
-            // see PERF_TOL_NS).
-            "perf-event",
-            l(
-                Limits { perf_event: true, cpu_weight: Some(10_000), ..Default::default() },
-                Exercise::PerfCount { burn_ms: 200 },
-            ),
-        ),
-    ]
-}
-
-fn ns_sets() -> [(&'static str, NsSet); 3] {
-    [("none", NsSet::EMPTY), ("all", NsSet::ALL), ("user", NsSet::EMPTY.with(NsKind::User))]
-}
-
-fn case(ns: NsSet, limits: LimitSpec) -> CaseSpec {
-    CaseSpec { limits: Some(limits), ..spec_for(ns, RootfsMode::Host, LauncherKind::Clone3) }
-}
 
 fn report(o: &CaseOutcome) -> String {
     let mut lines = o.failure_lines();
@@ -244,30 +145,9 @@ fn main() -> ExitCode {
     let cpus = isoprobe_harness::limits::case::online_cpus().unwrap_or_else(|_| vec![0]);
     let cpu = *cpus.last().unwrap_or(&0);
 
-    let mut trials = Vec::new();
-    for (ns_name, ns) in ns_sets() {
-        for (what, limited) in limit_cases(cpu, &cpus) {
-            trials.push(run_trial(&harness, format!("{what}/{ns_name}/limited"), case(ns, limited.clone())));
-            trials.push(run_trial(&harness, format!("{what}/{ns_name}/control"), case(ns, limited.control())));
-        }
-        // The cgroup namespace's view: with `all` the probe must see itself at the root, with the
-        // others the host's paths (each set is the other's control).
-        let view =
-            LimitSpec { settings: Limits::default(), sibling: None, exercise: Exercise::CgroupView { mount_at: None } };
-        trials.push(run_trial(&harness, format!("cgroup-ns-view/{ns_name}"), case(ns, view)));
-    }
-    // The clone(2) path has no CLONE_INTO_CGROUP: cgroup2 is attached through cgroup.procs too.
-    let clone = |limits: LimitSpec| CaseSpec {
-        limits: Some(limits),
-        ..spec_for(NsSet::ALL, RootfsMode::Host, LauncherKind::Clone)
-    };
+    let mut trials: Vec<Trial> =
+        limit_matrix_on(cpu, &cpus).into_iter().map(|(name, spec)| run_trial(&harness, name, spec)).collect();
     let cases = limit_cases(cpu, &cpus);
-    let memory = cases.iter().find(|(n, _)| *n == "memory").expect("a listed case").1.clone();
-    trials.push(run_trial(&harness, "memory/all-clone/limited".into(), clone(memory.clone())));
-    trials.push(run_trial(&harness, "memory/all-clone/control".into(), clone(memory.control())));
-    let view =
-        LimitSpec { settings: Limits::default(), sibling: None, exercise: Exercise::CgroupView { mount_at: None } };
-    trials.push(run_trial(&harness, "cgroup-ns-view/all-clone".into(), clone(view)));
     let find = |w: &str| cases.iter().find(|(n, _)| *n == w).expect("a listed case").1.clone();
     trials.push(sensitivity_trial(&harness, "memory", case(NsSet::ALL, find("memory")), &[LimitCheck::Memory]));
     trials.push(sensitivity_trial(&harness, "pids", case(NsSet::ALL, find("pids")), &[LimitCheck::Pids]));

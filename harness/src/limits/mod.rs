@@ -14,6 +14,7 @@
 pub mod case;
 pub mod host;
 pub mod judge;
+pub mod matrix;
 pub mod oracle;
 pub mod requirement;
 pub mod spec;

@@ -1,0 +1,151 @@
+//! The limit matrix: which limit cases a full run covers, shared by the limit suite and the CLI.
+//!
+//! Every limit × the namespace sets none, all and user-only, each limited and with its control (the
+//! same exercise without the limit), the cgroup namespace's view of cgroupfs per set, and the
+//! clone(2) path (no CLONE_INTO_CGROUP: cgroup2 attached through cgroup.procs too).
+
+use isoprobe_probes::ns::{NsKind, NsSet};
+use isoprobe_probes::wire::Exercise;
+
+use super::{CpuMax, HugetlbMax, LimitSpec, Limits};
+use crate::matrix::spec_for;
+use crate::spec::{CaseSpec, LauncherKind, RootfsMode};
+
+pub const MIB: u64 = 1 << 20;
+
+/// The limit cases, limited versions; `cpu` is the CPU the timing cases pin to, `cpus` all online.
+/// The limit cases, named, for CPU `cpu` of the online `cpus`.
+pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
+    let l = |settings: Limits, exercise: Exercise| LimitSpec { settings, sibling: None, exercise };
+    vec![
+        (
+            // memory.swap.max 0: on a host with swap, the limit must not be met by swapping out.
+            "memory",
+            l(
+                Limits { memory_max: Some(64 * MIB), memory_swap_max: Some(0), ..Default::default() },
+                Exercise::Memory { target: 192 * MIB, step: MIB },
+            ),
+        ),
+        (
+            "memory-swap",
+            l(
+                Limits { memory_max: Some(64 * MIB), memory_swap_max: Some(32 * MIB), ..Default::default() },
+                Exercise::Memory { target: 192 * MIB, step: MIB },
+            ),
+        ),
+        ("pids", l(Limits { pids_max: Some(16), ..Default::default() }, Exercise::Pids { target: 64 })),
+        (
+            // cpu.weight 10000 keeps other tasks on the pinned CPU from starving the control (see
+            // CPU_CONTROL_MIN_FRACTION); the control keeps it and drops only cpu.max.
+            "cpu-max",
+            l(
+                Limits {
+                    cpu_max: Some(CpuMax { quota_us: 20_000, period_us: 100_000 }),
+                    cpu_weight: Some(10_000),
+                    ..Default::default()
+                },
+                Exercise::CpuBurn { cpu, window_ms: 1500 },
+            ),
+        ),
+        (
+            "cpu-weight",
+            LimitSpec {
+                settings: Limits { cpu_weight: Some(1000), ..Default::default() },
+                sibling: Some(Limits { cpu_weight: Some(3000), ..Default::default() }),
+                exercise: Exercise::CpuShare { cpu, window_ms: 1500 },
+            },
+        ),
+        (
+            "cpuset-cpus",
+            l(
+                Limits { cpuset_cpus: Some(vec![cpu]), ..Default::default() },
+                Exercise::Affinity { cpus: cpus.to_vec() },
+            ),
+        ),
+        (
+            "cpuset-mems",
+            l(Limits { cpuset_mems: Some(vec![0]), ..Default::default() }, Exercise::Affinity { cpus: cpus.to_vec() }),
+        ),
+        (
+            "devices",
+            l(
+                Limits { devices: Some(vec!["c 1:3 rwm".into()]), ..Default::default() },
+                Exercise::Devices { paths: vec!["/dev/null".into(), "/dev/zero".into()] },
+            ),
+        ),
+        ("freezer", l(Limits { freeze: true, ..Default::default() }, Exercise::Freezer { beat_ms: 5, hold_ms: 400 })),
+        (
+            "io-max",
+            l(
+                Limits { io_rbps: Some(4 * MIB), ..Default::default() },
+                Exercise::IoRead { device: String::new(), block: 64 << 10, window_ms: 1500 },
+            ),
+        ),
+        (
+            "hugetlb",
+            l(
+                Limits { hugetlb_max: Some(HugetlbMax { page_size: 2 * MIB, pages: 2 }), ..Default::default() },
+                Exercise::Hugetlb { page_size: 2 * MIB, pages: 4 },
+            ),
+        ),
+        ("net-cls", l(Limits { net_cls_classid: Some(0x0010_0001), ..Default::default() }, Exercise::NetClassid)),
+        ("net-prio", l(Limits { net_prio_ifpriomap: Some("lo 5".into()), ..Default::default() }, Exercise::NetClassid)),
+        (
+            // cpu.weight 10000 keeps the burn's wall time close to its CPU time (a tighter bracket,
+            // see PERF_TOL_NS).
+            "perf-event",
+            l(
+                Limits { perf_event: true, cpu_weight: Some(10_000), ..Default::default() },
+                Exercise::PerfCount { burn_ms: 200 },
+            ),
+        ),
+    ]
+}
+
+/// The namespace sets every limit runs under.
+pub fn ns_sets() -> [(&'static str, NsSet); 3] {
+    [("none", NsSet::EMPTY), ("all", NsSet::ALL), ("user", NsSet::EMPTY.with(NsKind::User))]
+}
+
+/// A clone3 case on the host filesystem with `limits`.
+pub fn case(ns: NsSet, limits: LimitSpec) -> CaseSpec {
+    CaseSpec { limits: Some(limits), ..spec_for(ns, RootfsMode::Host, LauncherKind::Clone3) }
+}
+
+/// The exercise that looks at cgroupfs from inside (no limit set).
+pub fn cgroup_view() -> LimitSpec {
+    LimitSpec { settings: Limits::default(), sibling: None, exercise: Exercise::CgroupView { mount_at: None } }
+}
+
+/// A clone(2) case with every namespace and `limits`.
+pub fn clone_case(limits: LimitSpec) -> CaseSpec {
+    CaseSpec { limits: Some(limits), ..spec_for(NsSet::ALL, RootfsMode::Host, LauncherKind::Clone) }
+}
+
+/// Every case of the limit matrix with its name (`memory/none/limited`), for CPU `cpu` of `cpus`.
+pub fn limit_matrix_on(cpu: u32, cpus: &[u32]) -> Vec<(String, CaseSpec)> {
+    let mut v = Vec::new();
+    let cases = limit_cases(cpu, cpus);
+    for (ns_name, ns) in ns_sets() {
+        for (what, limited) in &cases {
+            v.push((format!("{what}/{ns_name}/limited"), case(ns, limited.clone())));
+            v.push((format!("{what}/{ns_name}/control"), case(ns, limited.control())));
+        }
+        // With `all` the probe must see itself at the root, with the others the host's paths (each
+        // set is the other's control).
+        v.push((format!("cgroup-ns-view/{ns_name}"), case(ns, cgroup_view())));
+    }
+    if let Some((_, memory)) = cases.iter().find(|(n, _)| *n == "memory") {
+        v.push(("memory/all-clone/limited".into(), clone_case(memory.clone())));
+        v.push(("memory/all-clone/control".into(), clone_case(memory.control())));
+    }
+    v.push(("cgroup-ns-view/all-clone".into(), clone_case(cgroup_view())));
+    v
+}
+
+/// [`limit_matrix_on`] for the last online CPU of this machine.
+pub fn limit_matrix() -> Vec<(String, CaseSpec)> {
+    let cpus = super::case::online_cpus().unwrap_or_else(|_| vec![0]);
+    let cpu = *cpus.last().unwrap_or(&0);
+    limit_matrix_on(cpu, &cpus)
+}
