@@ -144,50 +144,57 @@ fn setns_cases(g: &mut isoprobe_benches::Group<'_>, set: NsSet, page: &SharedPag
 }
 
 /// The bare-libc loops next to the harness's measurement of the same operation (group
-/// `reference`, op `harness`), with the same number of single-call samples. Half of the bare-libc
-/// samples are taken right before the harness's case and half right after, so that a drift of the
-/// machine during the comparison does not favour either side.
+/// `reference`, op `harness`). The two are interleaved one for one: every call of the harness's
+/// criterion routine also takes one bare-libc sample (outside the harness's timed region), before
+/// or after it in turn, so that both sets of samples span the same seconds and neither a drift of
+/// the machine nor the order can favour either side.
 fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
     let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
     let mut g = run.group("reference");
     for set in [NsSet::EMPTY.with(NsKind::Uts), NsSet::EMPTY.with(NsKind::Net)] {
         let (flags, name, prof) = (set.clone_flags(), label(set), profile(set));
-        let n = match prof {
-            Profile::PerOp { full, quick } | Profile::Netns { full, quick } => g.settings().pick(full, quick),
-            Profile::Batched => unreachable!(),
-        };
-        // Like the harness's Netns cases, the bare loop waits for an idle cleanup before each
-        // round that creates a network namespace (untimed).
+        // Like the harness's Netns cases, wait for an idle cleanup before each sample that
+        // creates a network namespace (untimed): before the bare-libc one and before the
+        // harness's (the latter is done by `Group::bench`).
         let netns = matches!(prof, Profile::Netns { .. }) && !g.settings().small();
-        let between = move || -> io::Result<()> {
+        let idle = move || -> io::Result<()> {
             if netns {
                 NetnsWatch::new().wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
             }
             Ok(())
         };
-        type Loop<'a> = Box<dyn Fn(usize) -> io::Result<Vec<u64>> + 'a>;
-        let ops: [(&str, Loop<'_>); 2] = [
-            ("unshare", Box::new(move |k| reference::unshare_loop(flags as i32, k, between))),
-            ("clone3_exit_wait", Box::new(move |k| reference::clone3_exit_wait_loop(flags, k, between))),
-        ];
-        for (op, bare) in ops {
+        for op in ["unshare", "clone3_exit_wait"] {
             let param = format!("{op}/{name}");
-            g.wait_netns_idle();
-            let before = bare(n / 2);
-            match op {
-                "unshare" => {
-                    g.bench("harness", &param, prof, || Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]))
-                }
-                _ => g.bench("harness", &param, prof, || primitives::create_exit_wait(Call::Clone3, flags, page)),
-            }
-            g.wait_netns_idle();
-            match before.and_then(|mut v| {
-                v.extend(bare(n - n / 2)?);
+            let mut bare: Vec<u64> = Vec::new();
+            let bare_one = || -> io::Result<Vec<u64>> {
+                let v = match op {
+                    "unshare" => reference::unshare_loop(flags as i32, 1, idle)?,
+                    _ => reference::clone3_exit_wait_loop(flags, 1, idle)?,
+                };
+                idle()?;
                 Ok(v)
-            }) {
-                Ok(v) => rows.push((param.clone(), format!("harness/{param}"), to_f64(v))),
-                Err(e) => g.fail("harness", &param, format!("bare-libc {op} loop: {e}")),
-            }
+            };
+            let harness_one = || -> io::Result<Timed> {
+                match op {
+                    "unshare" => Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]),
+                    _ => primitives::create_exit_wait(Call::Clone3, flags, page),
+                }
+            };
+            // Alternate which of the two goes first, so that neither always runs after the other.
+            let mut calls = 0u64;
+            g.bench("harness", &param, prof, || {
+                calls += 1;
+                if calls % 2 == 0 {
+                    bare.extend(bare_one()?);
+                    harness_one()
+                } else {
+                    let t = harness_one();
+                    idle()?;
+                    bare.extend(bare_one()?);
+                    t
+                }
+            });
+            rows.push((param.clone(), format!("harness/{param}"), to_f64(bare)));
         }
     }
     g.finish();
@@ -195,7 +202,9 @@ fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
         let target = summary::target_dir();
         eprintln!("isoprobe-bench reference: bare-libc loop vs the harness's measurement (medians)");
         for (raw_id, harness_id, v) in rows {
-            let (Some(m), Some((lo, hi))) = (stats::median(&v), stats::median_ci95(&v)) else { continue };
+            let (Some(m), Some((lo, hi))) = (stats::median(&v), stats::median_ci95(&v)) else {
+                continue;
+            };
             let param = harness_id.trim_start_matches("harness/");
             let harness = summary::read_criterion(&summary::criterion_dir(&target, "reference", "harness", param)).ok();
             match harness {
