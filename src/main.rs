@@ -109,6 +109,9 @@ pub struct Selection {
     /// Only cases whose name contains this text (e.g. `setns`, `pivot/all`).
     #[arg(long)]
     pub filter: Option<String>,
+    /// Only these built-in suites (comma-separated: namespaces, limits).
+    #[arg(long = "suite", value_delimiter = ',')]
+    pub suites: Vec<String>,
     /// Run the cases in this JSON file (a list of case specs, see the report schema's
     /// `CaseSpec`) instead of the built-in suites.
     #[arg(long = "cases")]

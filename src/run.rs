@@ -50,7 +50,14 @@ fn builtin_suites() -> Vec<PlannedSuite> {
 pub fn plan(sel: &Selection) -> Result<Vec<PlannedSuite>> {
     let suites = match &sel.case_file {
         Some(path) => vec![PlannedSuite { name: "cases".into(), cases: read_case_file(path)? }],
-        None => builtin_suites(),
+        None => {
+            let all = builtin_suites();
+            if let Some(unknown) = sel.suites.iter().find(|n| !all.iter().any(|s| s.name == **n)) {
+                let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+                bail!("select suites: unknown suite `{unknown}` (expected one of {})", names.join(", "));
+            }
+            all.into_iter().filter(|s| sel.suites.is_empty() || sel.suites.contains(&s.name)).collect()
+        }
     };
     let keep = |s: &CaseSpec| {
         (sel.namespaces.is_empty() || s.namespaces.iter().all(|k| sel.namespaces.contains(&k)))
@@ -274,7 +281,7 @@ mod tests {
     use isoprobe_harness::{LauncherKind, NsKind};
 
     fn selection() -> Selection {
-        Selection { namespaces: Vec::new(), launchers: Vec::new(), filter: None, case_file: None }
+        Selection { namespaces: Vec::new(), launchers: Vec::new(), filter: None, suites: Vec::new(), case_file: None }
     }
 
     #[test]
@@ -300,6 +307,11 @@ mod tests {
             assert!(matches!(c.launcher, LauncherKind::Clone3 | LauncherKind::SetnsPidfd), "{}", c.name());
         }
         assert!(cases.iter().any(|c| c.namespaces.is_empty()), "the host-only case stays");
+        let sel = Selection { suites: vec!["limits".into()], ..selection() };
+        let p = plan(&sel).unwrap();
+        assert_eq!(p.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["limits"]);
+        let sel = Selection { suites: vec!["bogus".into()], ..selection() };
+        assert!(plan(&sel).unwrap_err().to_string().contains("unknown suite `bogus`"));
         let sel = Selection { filter: Some("nothing-is-named-so".into()), ..selection() };
         assert!(plan(&sel).unwrap_err().to_string().contains("no case matches"));
     }
