@@ -21,11 +21,27 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A scratch directory for this test's files (not an isoprobe-named one: cleanup must not see it).
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory for this test's files (not an isoprobe-named one: cleanup must not see it),
+/// removed when dropped, also when the test fails.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("cli-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 #[test]
@@ -66,7 +82,6 @@ fn a_small_real_run_renders_in_every_format_and_compares_with_itself() {
     assert!(err.contains(&broken.display().to_string()) && err.contains("line "), "{err}");
     let out = output(isoprobe().args(["report", "-f", "html"]).arg(&broken));
     assert_eq!(out.status.code(), Some(2));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
