@@ -28,7 +28,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod fingerprint;
 pub mod netns;
 pub mod payload;
 pub mod run;
@@ -37,3 +36,9 @@ pub mod summary;
 
 pub use isoprobe_harness::primitives::{self, Timed};
 pub use run::{BenchRun, Group, Profile};
+
+/// The fingerprint a summary carries: the same one `isoprobe env` prints and run reports carry,
+/// so `isoprobe compare` can tell whether two summaries come from comparable machines.
+pub fn fingerprint() -> isoprobe_harness::fingerprint::Fingerprint {
+    isoprobe_harness::fingerprint::Fingerprint::collect(&[])
+}

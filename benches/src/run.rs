@@ -251,7 +251,7 @@ impl BenchRun {
             calibration,
             cases,
         };
-        summary::write(&target, &part, crate::fingerprint::fingerprint())
+        summary::write(&target, &part, crate::fingerprint())
     }
 }
 

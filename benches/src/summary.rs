@@ -12,7 +12,8 @@
 //! `cargo bench` runs the bench binaries one after the other. Each writes its part to
 //! `target/isoprobe/bench-parts/<topic>.json`, tagged with the run (cargo's pid and start time),
 //! then merges every part of the same run into the summary, so the last binary leaves the
-//! complete file whatever the order. The types mirror `isoprobe_reports::bench` (same JSON).
+//! complete file whatever the order. The types are `isoprobe_reports::bench`'s, which `isoprobe
+//! report` and `isoprobe compare` read.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,34 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::Fingerprint;
-
-pub const SCHEMA_VERSION: u32 = 1;
-pub const KIND: &str = "isoprobe-bench-summary";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BenchSummary {
-    pub schema_version: u32,
-    pub kind: String,
-    pub quick: bool,
-    pub fingerprint: Fingerprint,
-    /// Calibration case name → median in nanoseconds.
-    pub calibration: BTreeMap<String, f64>,
-    pub cases: Vec<BenchCase>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BenchCase {
-    pub group: String,
-    pub id: String,
-    pub median_ns: f64,
-    pub ci_low_ns: f64,
-    pub ci_high_ns: f64,
-    pub cpu_ns: Option<f64>,
-    pub samples: u64,
-    /// Calibration case name → this case's median divided by that calibration median.
-    pub ratios: BTreeMap<String, f64>,
-}
+use isoprobe_harness::fingerprint::Fingerprint;
+pub use isoprobe_reports::bench::{BenchCase, BenchSummary};
 
 /// One bench binary's share of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,7 +137,7 @@ pub fn merge(parts: &[Part], run_id: &str, quick: bool, fingerprint: Fingerprint
         cases.extend(p.cases.iter().cloned());
     }
     fill_ratios(&mut cases, &calibration);
-    BenchSummary { schema_version: SCHEMA_VERSION, kind: KIND.into(), quick, fingerprint, calibration, cases }
+    BenchSummary { calibration, cases, ..BenchSummary::new(quick, fingerprint) }
 }
 
 /// Writes `part` and rewrites the summary from every part of its run. Returns the summary path.
@@ -216,7 +191,7 @@ mod tests {
 
     #[test]
     fn merge_keeps_only_this_run_and_computes_ratios() {
-        let fp = crate::fingerprint::fingerprint();
+        let fp = crate::fingerprint();
         let parts = vec![
             part("run-b", "namespaces", &[], vec![case("namespaces", "unshare/net", 4000.0)]),
             part("run-b", "calibration", &[("getppid", 100.0)], vec![case("calibration", "getppid", 100.0)]),
@@ -224,7 +199,7 @@ mod tests {
         ];
         let s = merge(&parts, "run-b", false, fp);
         assert_eq!(s.schema_version, 1);
-        assert_eq!(s.kind, "isoprobe-bench-summary");
+        assert_eq!(serde_json::to_value(&s).unwrap()["kind"], "isoprobe-bench-summary");
         assert_eq!(s.cases.len(), 2);
         let net = s.cases.iter().find(|c| c.id == "unshare/net").unwrap();
         assert_eq!(net.ratios["getppid"], 40.0);
@@ -237,7 +212,7 @@ mod tests {
             &[part("r", "calibration", &[("getppid", 50.0)], vec![case("calibration", "getppid", 50.0)])],
             "r",
             true,
-            crate::fingerprint::fingerprint(),
+            crate::fingerprint(),
         );
         let v: serde_json::Value = serde_json::to_value(&s).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
