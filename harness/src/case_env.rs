@@ -109,7 +109,7 @@ impl CaseEnv {
     /// The cgroup2 directory a clone3 starts the probe in (CLONE_INTO_CGROUP).
     pub fn clone_into_cgroup(&self) -> Option<BorrowedFd<'_>> {
         match &self.limits {
-            Some(l) => l.cgroups.v2_dir(),
+            Some(l) => l.cgroups().ok().and_then(|c| c.v2_dir()),
             None => self.cgroup.as_ref().map(|c| c.fd()),
         }
     }
@@ -118,7 +118,7 @@ impl CaseEnv {
     /// the clone did not already place the child in.
     pub fn attach_after_clone(&self, pid: nix::unistd::Pid, cloned_into_v2: bool) -> Result<(), HarnessError> {
         match &self.limits {
-            Some(l) => l.cgroups.attach(pid, cloned_into_v2),
+            Some(l) => l.cgroups()?.attach(pid, cloned_into_v2),
             None => Ok(()),
         }
     }

@@ -651,6 +651,11 @@ pub struct CgroupReading {
     /// The probe's CPU time when the harness had attached it through cgroup.procs (read from
     /// /proc/<pid>/schedstat right after): cgroups joined that way did not see that much of it.
     pub attached_after_ns: Option<u64>,
+    /// The CPU time of the processes in the case's cgroup that are neither the probe nor its
+    /// descendants (a container tool's init, e.g. lxc-init, which the tool placed there), read
+    /// from /proc/<pid>/schedstat at the read: the cgroup's usage counts it, the probe's rusage
+    /// does not.
+    pub others_ns: Option<u64>,
 }
 
 /// A question about the case's cgroups.

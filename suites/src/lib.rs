@@ -93,3 +93,86 @@ pub fn case_trial(harness: &Arc<Harness>, spec: CaseSpec) -> Trial {
         if outcome.passed() { Ok(Completion::Completed) } else { Err(failure(&outcome)) }
     })
 }
+
+/// A limit case's verdicts, one line each: failures as [`CaseOutcome::failure_lines`] gives them,
+/// and passes with what was expected and observed (the measured figures), plus the probe's stderr
+/// of a case that did not pass.
+pub fn limit_report(o: &CaseOutcome) -> String {
+    let mut lines = o.failure_lines();
+    for r in &o.runs {
+        for c in &r.limits {
+            if let isoprobe_harness::Verdict::Pass { expected, observed, evidence } = &c.verdict {
+                lines.push(format!(
+                    "{}: {}: pass: expected {expected}, observed {observed} ({evidence})",
+                    o.name, c.check
+                ));
+            }
+        }
+        if !r.stderr.is_empty() && !o.passed() {
+            lines.push(format!("probe stderr: {}", r.stderr));
+        }
+    }
+    lines.join("\n")
+}
+
+/// One limit case: passes when every limit check was judged and passed; a skip is ignored with
+/// its reason. `ISOPROBE_LIMITS_VERBOSE=1` prints the observed figures of passing checks too.
+pub fn limit_trial(harness: &Arc<Harness>, name: String, spec: CaseSpec) -> Trial {
+    let h = Arc::clone(harness);
+    Trial::ignorable_test(name, move || {
+        let o = h.run_case(&spec);
+        if let Some(skip) = &o.skipped {
+            return skip_outcome(skip);
+        }
+        if std::env::var_os("ISOPROBE_LIMITS_VERBOSE").is_some() {
+            eprintln!("{}", limit_report(&o));
+        }
+        let judged = o.runs.iter().map(|r| r.limits.len()).sum::<usize>();
+        if o.passed() && judged > 0 {
+            Ok(Completion::Completed)
+        } else {
+            Err(Failed::from(format!("{}\n{}", o.name, limit_report(&o))))
+        }
+    })
+}
+
+/// The sensitivity test of a limit case: the launcher is given limits twice as large as the
+/// oracle expects, and every one of `checks` must fail (be judged and fail: an error is not the
+/// failure this test wants). Named `<prefix>sensitivity/<what>/limit-doubled`.
+pub fn limit_sensitivity_trial(
+    harness: &Arc<Harness>,
+    prefix: &str,
+    what: &str,
+    spec: CaseSpec,
+    checks: &'static [isoprobe_harness::limits::LimitCheck],
+) -> Trial {
+    let h = Arc::clone(harness);
+    Trial::ignorable_test(format!("{prefix}sensitivity/{what}/limit-doubled"), move || {
+        let limits = spec.limits.clone().expect("a limit case");
+        let launched = CaseSpec { limits: Some(limits.scaled(2)), ..spec.clone() };
+        let o = h.run_case_against(&launched, &spec);
+        if let Some(skip) = &o.skipped {
+            return skip_outcome(skip);
+        }
+        if let Some(e) = &o.error {
+            return Err(format!("{}: {e}", o.name).into());
+        }
+        if std::env::var_os("ISOPROBE_LIMITS_VERBOSE").is_some() {
+            eprintln!("sensitivity, launched {}:\n{}", launched.name(), limit_report(&o));
+        }
+        for check in checks {
+            let v = o.runs.iter().flat_map(|r| &r.limits).find(|c| c.check == *check).map(|c| &c.verdict);
+            match v {
+                Some(isoprobe_harness::Verdict::Fail { .. }) => {}
+                other => {
+                    return Err(format!(
+                        "{check} should fail with the limit doubled, got {other:?}\n{}",
+                        limit_report(&o)
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(Completion::Completed)
+    })
+}

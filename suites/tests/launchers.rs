@@ -10,6 +10,12 @@
 //! (`lxc.pivot`, nspawn's `payload` and `supervisor`) are compared before and after. At the end a
 //! per-launcher summary is printed (tool and version, cases passed, explained differences, skips).
 //!
+//! The external launchers that express cgroup limits (LXC: `lxc.cgroup.*`) also run the limit
+//! matrix (`registry::launcher_limit_matrix`, trials `limits/<launcher>/<case>`): the tool creates
+//! the case's cgroup and writes the limits, and the limit oracle judges each case and its control
+//! exactly as the native limit suite does; plus the sensitivity tests (the tool is given limits
+//! twice as large as the oracle expects: the memory, pids and cpu checks must fail).
+//!
 //! `ISOPROBE_LAUNCHERS=lxc,bwrap` restricts the run to some launchers.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,9 +24,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use isoprobe_harness::launcher::differences::assess;
-use isoprobe_harness::launcher::registry::{describe, launcher_matrix};
+use isoprobe_harness::launcher::registry::{describe, launcher_limit_matrix, launcher_matrix};
+use isoprobe_harness::limits::LimitCheck;
 use isoprobe_harness::{CaseSpec, Harness, LauncherKind};
-use isoprobe_suites::{skip_outcome, suite_main};
+use isoprobe_suites::{limit_sensitivity_trial, limit_trial, skip_outcome, suite_main};
 use libtest_mimic::{Completion, Trial};
 
 /// Per launcher: cases passed, cases passed with explained differences (and the checks), skipped.
@@ -129,8 +136,33 @@ fn run_suite() -> ExitCode {
         let mut trials: Vec<Trial> =
             kinds.iter().flat_map(|k| launcher_matrix(*k, h.runner())).map(|s| launcher_trial(h, s)).collect();
         trials.extend(kinds.iter().filter(|k| !k.joins()).map(|k| kill_trial(h, *k)));
+        // The native limit cases are the limit suite's; here those of the tools.
+        for kind in kinds.iter().filter(|k| !k.is_native()) {
+            trials.extend(limit_trials(h, *kind));
+        }
         trials
     })
+}
+
+/// The limit cases of `kind` and the sensitivity tests of memory, pids and cpu.max (on the
+/// largest namespace set it runs them with).
+fn limit_trials(h: &Arc<Harness>, kind: LauncherKind) -> Vec<Trial> {
+    let matrix = launcher_limit_matrix(kind);
+    let prefix = format!("limits/{}/", kind.name());
+    let mut trials: Vec<Trial> =
+        matrix.iter().map(|(name, spec)| limit_trial(h, format!("{prefix}{name}"), spec.clone())).collect();
+    for (what, check) in
+        [("memory", &[LimitCheck::Memory]), ("pids", &[LimitCheck::Pids]), ("cpu-max", &[LimitCheck::CpuMax])]
+    {
+        let limited = matrix
+            .iter()
+            .filter(|(name, _)| name.starts_with(&format!("{what}/")) && name.ends_with("/limited"))
+            .max_by_key(|(_, s)| s.namespaces.len());
+        if let Some((_, spec)) = limited {
+            trials.push(limit_sensitivity_trial(h, &prefix, what, spec.clone(), check));
+        }
+    }
+    trials
 }
 
 /// A launcher killed mid-case (what a case timeout does) leaves nothing behind, its probe included:

@@ -13,80 +13,9 @@ use std::sync::Arc;
 
 use isoprobe_harness::limits::LimitCheck;
 use isoprobe_harness::limits::matrix::{case, limit_cases, limit_matrix_on};
-use isoprobe_harness::verdict::Verdict;
-use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions, NsSet};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
-
-fn report(o: &CaseOutcome) -> String {
-    let mut lines = o.failure_lines();
-    for r in &o.runs {
-        for c in &r.limits {
-            if let Verdict::Pass { expected, observed, evidence } = &c.verdict {
-                lines.push(format!(
-                    "{}: {}: pass: expected {expected}, observed {observed} ({evidence})",
-                    o.name, c.check
-                ));
-            }
-        }
-        if !r.stderr.is_empty() && !o.passed() {
-            lines.push(format!("probe stderr: {}", r.stderr));
-        }
-    }
-    lines.join("\n")
-}
-
-/// Runs one case; passes when every limit check passed. `ISOPROBE_LIMITS_VERBOSE=1` prints the
-/// observed numbers of passing checks too.
-fn run_trial(h: &Arc<Harness>, name: String, spec: CaseSpec) -> Trial {
-    let h = Arc::clone(h);
-    Trial::ignorable_test(name, move || {
-        let o = h.run_case(&spec);
-        if let Some(skip) = &o.skipped {
-            return Ok(Completion::ignored_with(format!("{}: {}", skip.requirement, skip.reason)));
-        }
-        if std::env::var_os("ISOPROBE_LIMITS_VERBOSE").is_some() {
-            eprintln!("{}", report(&o));
-        }
-        let judged = o.runs.iter().map(|r| r.limits.len()).sum::<usize>();
-        if o.passed() && judged > 0 {
-            Ok(Completion::Completed)
-        } else {
-            Err(Failed::from(format!("{}\n{}", o.name, report(&o))))
-        }
-    })
-}
-
-/// The launcher gets limits twice as large as the oracle expects: `checks` must fail (and be
-/// judged: an error is not the failure this test wants).
-fn sensitivity_trial(h: &Arc<Harness>, what: &str, spec: CaseSpec, checks: &'static [LimitCheck]) -> Trial {
-    let h = Arc::clone(h);
-    Trial::ignorable_test(format!("sensitivity/{what}/limit-doubled"), move || {
-        let limits = spec.limits.clone().expect("a limit case");
-        let launched = CaseSpec { limits: Some(limits.scaled(2)), ..spec.clone() };
-        let o = h.run_case_against(&launched, &spec);
-        if let Some(skip) = &o.skipped {
-            return Ok(Completion::ignored_with(format!("{}: {}", skip.requirement, skip.reason)));
-        }
-        if let Some(e) = &o.error {
-            return Err(format!("{}: {e}", o.name).into());
-        }
-        if std::env::var_os("ISOPROBE_LIMITS_VERBOSE").is_some() {
-            eprintln!("sensitivity, launched {}:\n{}", launched.name(), report(&o));
-        }
-        for check in checks {
-            let v = o.runs.iter().flat_map(|r| &r.limits).find(|c| c.check == *check).map(|c| &c.verdict);
-            match v {
-                Some(Verdict::Fail { .. }) => {}
-                other => {
-                    return Err(
-                        format!("{check} should fail with the limit doubled, got {other:?}\n{}", report(&o)).into()
-                    );
-                }
-            }
-        }
-        Ok(Completion::Completed)
-    })
-}
+use isoprobe_harness::{Harness, HarnessOptions, NsSet};
+use isoprobe_suites::{limit_sensitivity_trial, limit_trial};
+use libtest_mimic::{Arguments, Trial};
 
 /// What the host must look like again after the run: /proc/cgroups' hierarchy and enabled
 /// columns (cgroup counts change with everyone's work), and this run's cgroups, mounts and loop
@@ -146,12 +75,24 @@ fn main() -> ExitCode {
     let cpu = *cpus.last().unwrap_or(&0);
 
     let mut trials: Vec<Trial> =
-        limit_matrix_on(cpu, &cpus).into_iter().map(|(name, spec)| run_trial(&harness, name, spec)).collect();
+        limit_matrix_on(cpu, &cpus).into_iter().map(|(name, spec)| limit_trial(&harness, name, spec)).collect();
     let cases = limit_cases(cpu, &cpus);
     let find = |w: &str| cases.iter().find(|(n, _)| *n == w).expect("a listed case").1.clone();
-    trials.push(sensitivity_trial(&harness, "memory", case(NsSet::ALL, find("memory")), &[LimitCheck::Memory]));
-    trials.push(sensitivity_trial(&harness, "pids", case(NsSet::ALL, find("pids")), &[LimitCheck::Pids]));
-    trials.push(sensitivity_trial(&harness, "cpu-max", case(NsSet::ALL, find("cpu-max")), &[LimitCheck::CpuMax]));
+    trials.push(limit_sensitivity_trial(
+        &harness,
+        "",
+        "memory",
+        case(NsSet::ALL, find("memory")),
+        &[LimitCheck::Memory],
+    ));
+    trials.push(limit_sensitivity_trial(&harness, "", "pids", case(NsSet::ALL, find("pids")), &[LimitCheck::Pids]));
+    trials.push(limit_sensitivity_trial(
+        &harness,
+        "",
+        "cpu-max",
+        case(NsSet::ALL, find("cpu-max")),
+        &[LimitCheck::CpuMax],
+    ));
 
     let conclusion = libtest_mimic::run(&args, trials);
     drop(Arc::try_unwrap(harness).ok());

@@ -43,6 +43,16 @@ impl CgroupDir {
         }
     }
 
+    /// Opens the existing cgroup `name` in `parent`: one a container tool created for a case
+    /// (under a name isoprobe gave it). Its owner is the tool; see `manager` for who removes it.
+    pub fn open(parent: Arc<OwnedFd>, parent_shown: &Path, name: &str) -> Result<CgroupDir, HarnessError> {
+        assert!(name.starts_with(crate::names::PREFIX), "cgroup {name} lacks the isoprobe prefix");
+        let shown = parent_shown.join(name);
+        let fd = openat(parent.as_fd(), name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("open cgroup {}", shown.display()))?;
+        Ok(CgroupDir { parent, name: name.to_owned(), fd, shown })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -8,7 +8,10 @@
 //!
 //! Removal drains first: on v2 through cgroup.kill; on v1 by killing only the processes listed in
 //! this case's own cgroup.procs (through a pidfd, after checking /proc/<pid>/cgroup still names
-//! this cgroup). It never touches, moves into or removes a cgroup it did not create.
+//! this cgroup). It never touches, moves into or removes a cgroup it did not create, with one
+//! exception: a case whose container tool creates and limits the case's cgroup itself (LXC's
+//! `lxc.cgroup.*` keys) *adopts* that cgroup, which isoprobe named, to read and freeze it; the
+//! tool's teardown removes it.
 
 use std::fs;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -45,6 +48,9 @@ struct Member {
     id: u32,
     main: CgroupDir,
     sibling: Option<CgroupDir>,
+    /// `main` is a container tool's cgroup that isoprobe only reads (see [`CaseCgroups::adopt`]):
+    /// the tool removes it, never isoprobe.
+    adopted: bool,
 }
 
 /// What a case asks for.
@@ -69,6 +75,8 @@ pub struct CaseCgroups {
     /// The probe's own CPU time read right after its attach through cgroup.procs: an upper bound
     /// of what it spent before, which the cgroups it joined then did not see.
     attached_after_ns: std::sync::Mutex<Option<u64>>,
+    /// An adopted set's probe (host pid): the cgroup's other processes are the tool's.
+    probe: Option<Pid>,
 }
 
 /// The controller of `key` a hierarchy of `version` implements it with; `None`: that version has
@@ -95,6 +103,7 @@ impl CaseCgroups {
             members: Vec::new(),
             private: Vec::new(),
             attached_after_ns: std::sync::Mutex::new(None),
+            probe: None,
         };
         // Which layout hierarchy each member came from.
         let mut from: Vec<usize> = Vec::new();
@@ -177,7 +186,7 @@ impl CaseCgroups {
         let main = CgroupDir::create(Arc::clone(&parent), parent_shown, &self.name)?;
         if version == Version::V1 {
             // From here the member owns `main`; a failure below removes it with the rest.
-            self.members.push(Member { version, controllers, id, main, sibling: None });
+            self.members.push(Member { version, controllers, id, main, sibling: None, adopted: false });
             let m = self.members.last_mut().expect("just pushed");
             v1::prepare(&m.controllers, &m.main)?;
             if sibling {
@@ -185,13 +194,87 @@ impl CaseCgroups {
                 v1::prepare(&m.controllers, m.sibling.as_ref().expect("just set"))?;
             }
         } else {
-            self.members.push(Member { version, controllers, id, main, sibling: None });
+            self.members.push(Member { version, controllers, id, main, sibling: None, adopted: false });
             if sibling {
                 let sib = CgroupDir::create(parent, parent_shown, &format!("{}-sib", self.name))?;
                 self.members.last_mut().expect("just pushed").sibling = Some(sib);
             }
         }
         Ok(())
+    }
+
+    /// The cgroups of a case whose launcher had a container tool create the case's cgroup and
+    /// write its settings (`lxc.cgroup.*`): isoprobe writes none of `req.settings`. The tool's
+    /// cgroup is found where the kernel says the probe `pid` is (/proc/<pid>/cgroup), on every
+    /// hierarchy a native case joins, and must be named `leaf` there (the name the tool was told);
+    /// the case reads its counters, freezes it and counts it from there, and never removes it.
+    /// A sibling (`req.sibling`) is isoprobe's own, made beside the tool's cgroup with its settings.
+    pub fn adopt(
+        layout: &CgroupLayout,
+        req: &CgroupRequest,
+        pid: Pid,
+        leaf: &str,
+    ) -> Result<CaseCgroups, HarnessError> {
+        let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).ctx(|| format!("read /proc/{pid}/cgroup"))?;
+        let lines = super::layout::parse_self_cgroup(&own);
+        let mut set = CaseCgroups {
+            name: req.name.clone(),
+            members: Vec::new(),
+            private: Vec::new(),
+            attached_after_ns: std::sync::Mutex::new(None),
+            probe: Some(pid),
+        };
+        for (_, h) in layout.joinable() {
+            let line = lines.iter().find(|l| match h.version {
+                Version::V1 => l.id == h.id,
+                Version::V2 => l.id == 0 && l.controllers.is_empty(),
+            });
+            let Some(line) = line else {
+                return Err(HarnessError::Probe(format!(
+                    "the probe (pid {pid}) has no cgroup on {} (/proc/{pid}/cgroup: {})",
+                    h.mount_point.display(),
+                    own.trim().replace('\n', "; ")
+                )));
+            };
+            let rel = line.path.strip_prefix(h.mount_root.trim_end_matches('/')).unwrap_or(&line.path);
+            let path = h.mount_point.join(rel.trim_start_matches('/'));
+            if path.file_name().and_then(|n| n.to_str()) != Some(leaf) {
+                return Err(HarnessError::Probe(format!(
+                    "the probe runs in cgroup {}, not in the cgroup {leaf} its launcher was told to create",
+                    path.display()
+                )));
+            }
+            let parent_path = path.parent().expect("a cgroup below a mount point has a parent").to_path_buf();
+            let parent = open(&parent_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .ctx(|| format!("open {}", parent_path.display()))?;
+            let parent = Arc::new(parent);
+            let controllers = match h.version {
+                Version::V1 => h.controllers.clone(),
+                // The controllers the tool's cgroup has: those its parent enables.
+                Version::V2 => super::dir::read_at(std::os::fd::AsFd::as_fd(&*parent), "cgroup.subtree_control")
+                    .ctx(|| format!("read {}/cgroup.subtree_control", parent_path.display()))?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+            };
+            let main = CgroupDir::open(Arc::clone(&parent), &parent_path, leaf)?;
+            set.members.push(Member { version: h.version, controllers, id: h.id, main, sibling: None, adopted: true });
+            if let Some(settings) = &req.sibling {
+                let m = set.members.last_mut().expect("just pushed");
+                let sib = CgroupDir::create(parent, &parent_path, &format!("{}-sib", req.name))?;
+                // Owned from here: an error below removes it with the rest.
+                m.sibling = Some(sib);
+                let sib = m.sibling.as_ref().expect("just set");
+                match m.version {
+                    Version::V1 => {
+                        v1::prepare(&m.controllers, sib)?;
+                        v1::apply(&m.controllers, sib, settings)?;
+                    }
+                    Version::V2 => v2::apply(&m.controllers, sib, settings)?,
+                }
+            }
+        }
+        Ok(set)
     }
 
     pub fn name(&self) -> &str {
@@ -231,6 +314,9 @@ impl CaseCgroups {
             }
         }
         r.attached_after_ns = *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(probe), Ok(procs)) = (self.probe, self.procs()) {
+            r.others_ns = Some(procs.into_iter().filter(|&p| !descends_from(p, probe)).filter_map(runtime_ns).sum());
+        }
         r
     }
 
@@ -306,7 +392,8 @@ impl CaseCgroups {
             }
         }
         for m in self.members.drain(..).rev() {
-            for dir in m.sibling.iter().chain(std::iter::once(&m.main)) {
+            let main = (!m.adopted).then_some(&m.main);
+            for dir in m.sibling.iter().chain(main) {
                 if let Err(e) = drain_and_remove(m.version, m.id, dir) {
                     problems.push(e.to_string());
                 }
@@ -324,6 +411,31 @@ impl Drop for CaseCgroups {
             eprintln!("isoprobe: {p}");
         }
     }
+}
+
+/// Whether `pid` is `ancestor` or one of its descendants (through the parent pids in
+/// /proc/<pid>/stat; a process that is gone counts as not descending).
+fn descends_from(pid: i32, ancestor: Pid) -> bool {
+    let mut cur = pid;
+    for _ in 0..64 {
+        if cur == ancestor.as_raw() {
+            return true;
+        }
+        let Ok(stat) = fs::read_to_string(format!("/proc/{cur}/stat")) else { return false };
+        // The parent pid is the second field after the comm, which ends at the last ')'.
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<i32>().ok());
+        match ppid {
+            Some(p) if p > 0 => cur = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// A task's time on a CPU in nanoseconds: the first field of /proc/<pid>/schedstat (the
+/// scheduler's sum_exec_runtime, the clock cgroup CPU usage is charged from).
+fn runtime_ns(pid: i32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// rmdir with the drain: wait for exited tasks to leave, then kill what is left (cgroup.kill on

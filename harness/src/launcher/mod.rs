@@ -87,8 +87,9 @@ pub struct Capabilities {
     /// Who mounts a sysfs of the new network namespace (in a new mount namespace).
     pub sysfs: Performer,
     pub time_offsets: OffsetSupport,
-    /// Cgroup limits (memory.max, pids.max, ...): the seam for the cgroup work; no launcher
-    /// expresses them yet.
+    /// Cgroup limits (memory.max, pids.max, ...): the native clone paths write them to the case's
+    /// cgroups; an external launcher with this set has its tool create the case's cgroup and write
+    /// them (see [`Launcher::limit_cgroup`], [`Launcher::supports_limits`]).
     pub cgroup_limits: bool,
     /// Whether it runs as an unprivileged user.
     pub rootless: bool,
@@ -207,6 +208,26 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 
     /// Starts the container's first process.
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError>;
+
+    /// For a launcher that expresses cgroup limits ([`Capabilities::cgroup_limits`]): the name of
+    /// the cgroup its tool creates for the case's payload and writes the limits to, the same on
+    /// every hierarchy (the harness finds it through the probe's /proc/<pid>/cgroup, checks the
+    /// name, and reads the limit counters there).
+    fn limit_cgroup(&self, _ctx: &StartContext<'_>) -> Option<String> {
+        None
+    }
+
+    /// Whether this launcher's tool can express the limits of `spec` on a host with `layout`
+    /// (only asked of launchers with [`Capabilities::cgroup_limits`]); the skip names what it
+    /// cannot.
+    fn supports_limits(
+        &self,
+        _spec: &CaseSpec,
+        _limits: &crate::limits::LimitSpec,
+        _layout: &crate::cgroup::CgroupLayout,
+    ) -> Result<(), Skip> {
+        Ok(())
+    }
 
     /// Starts a probe that joins `container` (joining kinds only).
     fn start_joiner(&self, ctx: &StartContext<'_>, _container: &Started) -> Result<Started, HarnessError> {

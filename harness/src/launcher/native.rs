@@ -174,7 +174,9 @@ impl Launcher for NativeLauncher {
             proc: Performer::Launcher,
             sysfs: Performer::Launcher,
             time_offsets: OffsetSupport::Nanoseconds,
-            cgroup_limits: false,
+            // The clone paths attach the probe to the case's cgroups between clone and exec; the
+            // unshare and setns paths do not (a joiner would share the container's cgroup).
+            cgroup_limits: matches!(self.0, LauncherKind::Clone3 | LauncherKind::Clone),
             rootless: true,
         }
     }

@@ -128,6 +128,55 @@ pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
     v
 }
 
+/// The limit cases `kind` runs: empty unless it expresses cgroup limits
+/// ([`Capabilities::cgroup_limits`]); else the limit matrix (`limits::matrix::limit_matrix`) with
+/// the launcher set to `kind`, on the namespace sets it can create. A launcher that needs a mount
+/// namespace (LXC) gets one added to each set (`none` becomes `mnt`, `user` becomes `mnt+user`,
+/// and the case is renamed after its set); specs that end up alike are listed once (the matrix's
+/// clone(2) cases are clone3's under any other launcher). Limits a launcher cannot express on this
+/// host stay in the list and skip with the reason (`Launcher::supports_limits`).
+pub fn launcher_limit_matrix(kind: LauncherKind) -> Vec<(String, CaseSpec)> {
+    let l = launcher(kind);
+    let caps = l.capabilities();
+    if !caps.cgroup_limits {
+        return Vec::new();
+    }
+    let runner = Runner::current();
+    let expressible = |s: &CaseSpec| {
+        s.namespaces.iter().all(|k| caps.namespaces.contains(k))
+            && caps.rootfs.contains(&s.rootfs)
+            && l.supports(s, runner).is_ok()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut v = Vec::new();
+    for (name, spec) in crate::limits::matrix::limit_matrix() {
+        let (mut name, mut spec) = (name, CaseSpec { launcher: kind, ..spec });
+        if !expressible(&spec) {
+            let ns = spec.namespaces.with(NsKind::Mnt);
+            spec = CaseSpec { limits: spec.limits, ..spec_for(ns, spec.rootfs, kind) };
+            if !expressible(&spec) {
+                continue;
+            }
+            let mut parts: Vec<String> = name.split('/').map(str::to_owned).collect();
+            if let Some(set) = parts.get_mut(1) {
+                *set = ns.to_string();
+            }
+            name = parts.join("/");
+        }
+        // Settings the launcher can express where a choice exists, as in `launcher_matrix`.
+        if spec.has(NsKind::User) && caps.id_maps == IdMapSupport::OwnIdsOnly {
+            spec.id_maps = Some(IdMaps::range(runner.uid, runner.gid, 1));
+        }
+        if spec.time_offsets.is_some() && caps.time_offsets == OffsetSupport::WholeSeconds {
+            spec.time_offsets = Some(WHOLE_SECOND_OFFSETS);
+        }
+        if seen.insert(serde_json::to_string(&spec).unwrap_or_else(|_| name.clone())) {
+            v.push((name, spec));
+        }
+    }
+    v
+}
+
 /// What a launcher is on this machine: its tool and version (or why it cannot run) and what it
 /// can express. The header of a launcher's column in a conformance report.
 #[derive(Debug, Clone, Serialize)]
@@ -165,4 +214,42 @@ pub fn run_case_on(harness: &Harness, kind: LauncherKind, spec: &CaseSpec) -> La
     let outcome = harness.run_case(&spec);
     let assessment = assess(&outcome, harness.runner());
     LauncherOutcome { outcome, assessment }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_matrix_of_a_launcher_is_what_it_can_express() {
+        assert!(launcher_limit_matrix(LauncherKind::Bwrap).is_empty());
+        assert!(launcher_limit_matrix(LauncherKind::LxcAttach).is_empty());
+        assert!(launcher_limit_matrix(LauncherKind::Unshare).is_empty());
+        let lxc = launcher_limit_matrix(LauncherKind::Lxc);
+        let names: std::collections::BTreeSet<&str> = lxc.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), lxc.len(), "names are unique");
+        for (name, spec) in &lxc {
+            assert_eq!(spec.launcher, LauncherKind::Lxc, "{name}");
+            assert!(spec.has(NsKind::Mnt), "{name}: LXC needs a mount namespace");
+            assert!(spec.limits.is_some(), "{name}");
+            assert_eq!(spec.validate(), Ok(()), "{name}");
+            assert!(name.contains(&format!("/{}", spec.namespaces)), "{name} is named after {}", spec.namespaces);
+        }
+        // none and user-only gain a mount namespace; the clone(2) cases are clone3's here.
+        for n in ["memory/mnt/limited", "memory/all/control", "pids/mnt+user/limited", "cgroup-ns-view/mnt"] {
+            assert!(names.contains(n), "{n} missing from {names:?}");
+        }
+        assert!(!names.iter().any(|n| n.contains("clone") || n.contains("/none/")), "{names:?}");
+        // The native clone3 path runs every spec of the limit matrix, each once.
+        let clone3: std::collections::BTreeSet<String> = launcher_limit_matrix(LauncherKind::Clone3)
+            .iter()
+            .map(|(_, s)| serde_json::to_string(s).unwrap())
+            .collect();
+        let native: std::collections::BTreeSet<String> = crate::limits::matrix::limit_matrix()
+            .into_iter()
+            .map(|(_, s)| serde_json::to_string(&CaseSpec { launcher: LauncherKind::Clone3, ..s }).unwrap())
+            .collect();
+        assert_eq!(clone3.len(), launcher_limit_matrix(LauncherKind::Clone3).len());
+        assert_eq!(clone3, native);
+    }
 }

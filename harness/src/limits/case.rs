@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use isoprobe_probes::ns::NsKind;
 use isoprobe_probes::wire::Exercise;
@@ -89,7 +89,13 @@ pub struct CaseLimits {
     pub spec: LimitSpec,
     /// Whether the case has a cgroup namespace (the probe then unshares it after the attach).
     pub cgroup_ns: bool,
-    pub cgroups: CaseCgroups,
+    /// Made at [`CaseLimits::create`] for the native launchers; for a launcher whose tool creates
+    /// and limits the case's cgroup (see [`CaseLimits::by_tool`]), adopted once the tool started
+    /// the probe ([`CaseLimits::adopt`]).
+    cgroups: OnceLock<CaseCgroups>,
+    /// What [`CaseLimits::adopt`] needs: the layout and the request (its settings are the
+    /// tool's to write; only the sibling's are isoprobe's).
+    by_tool: Option<(CgroupLayout, CgroupRequest)>,
     /// Declared after `cgroups`: detached only once the cgroups (and their I/O) are gone.
     pub loopdev: Option<LoopDevice>,
     /// Open perf counters between a probe's start and stop questions.
@@ -150,11 +156,18 @@ impl CaseLimits {
                 _ => Vec::new(),
             },
         };
-        let cgroups = CaseCgroups::create(&layout, &req)?;
+        let cgroups = OnceLock::new();
+        let by_tool = if spec.launcher.is_native() {
+            let _ = cgroups.set(CaseCgroups::create(&layout, &req)?);
+            None
+        } else {
+            Some((layout, req))
+        };
         Ok(CaseLimits {
             spec: limits.clone(),
             cgroup_ns: spec.has(NsKind::Cgroup),
             cgroups,
+            by_tool,
             loopdev,
             perf: Mutex::new(Vec::new()),
             exercise,
@@ -162,12 +175,36 @@ impl CaseLimits {
         })
     }
 
+    /// The case's cgroups; an error before a tool that creates them has started the probe.
+    pub fn cgroups(&self) -> Result<&CaseCgroups, HarnessError> {
+        self.cgroups.get().ok_or_else(|| {
+            HarnessError::Probe("the case's cgroups are not known yet: its launcher has not started the probe".into())
+        })
+    }
+
+    /// Whether the launcher's tool creates the case's cgroup and writes its limits (isoprobe then
+    /// writes none of them; it adopts the tool's cgroup to read it).
+    pub fn by_tool(&self) -> bool {
+        self.by_tool.is_some()
+    }
+
+    /// Adopts the cgroups the launcher's tool created for the probe `pid`, named `leaf` (see
+    /// [`CaseCgroups::adopt`]). Called once, after the launch, before the probe is spoken to.
+    pub fn adopt(&self, pid: nix::unistd::Pid, leaf: &str) -> Result<(), HarnessError> {
+        let (layout, req) = self
+            .by_tool
+            .as_ref()
+            .ok_or_else(|| HarnessError::Probe("a native limit case has no tool cgroup to adopt".into()))?;
+        let set = CaseCgroups::adopt(layout, req, pid, leaf)?;
+        self.cgroups.set(set).map_err(|_| HarnessError::Probe("the case's cgroups were adopted twice".into()))
+    }
+
     /// Starts cpu-clock counters for the case's cgroup (or, in the control, its empty sibling) on
     /// every online CPU: perf_event_open(2) in cgroup mode.
     pub fn perf_start(&self) -> Result<(), HarnessError> {
         let own = self.spec.settings.perf_event;
         let dir = self
-            .cgroups
+            .cgroups()?
             .dir_of("perf_event", !own)
             .ok_or_else(|| HarnessError::Probe("the case has no perf_event cgroup".into()))?;
         let mut fds = self.perf.lock().unwrap_or_else(|e| e.into_inner());

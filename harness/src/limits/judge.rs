@@ -43,7 +43,10 @@ pub const CPU_EDGE_PERIODS: u64 = 2;
 /// of the harness, its copy-on-write faults and first system calls: tens of µs, charged to the
 /// harness's cgroup; the harness reads it from /proc/<pid>/schedstat). Around that only
 /// truncation remains: struct timeval's two fields (< 1 µs each) and cgroup2's microseconds
-/// (< 1 µs); 5 µs bounds it.
+/// (< 1 µs); 5 µs bounds it. A container tool may keep a process of its own in the case's
+/// cgroup (lxc-execute's lxc-init, the probe's parent): its CPU time, as the host read it with
+/// the usage (`others_ns`), is counted by the cgroup and not by the probe, so it is added to the
+/// upper end (not to the lower: the tool may have spent part of it before placing the process).
 pub const CPU_USAGE_TOL_NS: u64 = 5_000;
 
 /// cpu.weight: two always-runnable entities on one runqueue receive service in proportion to
@@ -283,7 +286,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 };
             }
             let attached = after.attached_after_ns.unwrap_or(0);
-            let (lo, hi) = (rusage_ns.saturating_sub(attached + CPU_USAGE_TOL_NS), rusage_after_ns + CPU_USAGE_TOL_NS);
+            let others = after.others_ns.unwrap_or(0);
+            let (lo, hi) =
+                (rusage_ns.saturating_sub(attached + CPU_USAGE_TOL_NS), rusage_after_ns + others + CPU_USAGE_TOL_NS);
             let ok = sources.iter().all(|(_, u)| (lo..=hi).contains(u));
             let us = |ns: u64| format!("{:.3} ms", ns as f64 / MS as f64);
             let seen: Vec<String> = sources.iter().map(|(n, u)| format!("{n} {}", us(*u))).collect();
@@ -292,10 +297,12 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 format!("every cgroup usage between {} and {}", us(lo), us(hi)),
                 seen.join(", "),
                 format!(
-                    "rusage {} before asking, {} after the answer, {} when attached; {}",
+                    "rusage {} before asking, {} after the answer, {} when attached; other processes in the \
+                     cgroup {}; {}",
                     us(*rusage_ns),
                     us(*rusage_after_ns),
                     us(attached),
+                    us(others),
                     reading_text(after)
                 ),
             )
@@ -514,6 +521,29 @@ mod tests {
         let want = LimitExpect::CpuQuota { quota_us: 20_000, period_us: 100_000 };
         assert!(judge(LimitCheck::CpuMax, &want, &r(300 * MS), &[]).is_pass());
         assert!(!judge(LimitCheck::CpuMax, &want, &r(600 * MS), &[]).is_pass());
+    }
+
+    /// The usage bracket: a tool's own process in the cgroup (lxc-init) widens its upper end by
+    /// exactly the CPU time the host read for it, and nothing more.
+    #[test]
+    fn usage_counts_the_other_processes_of_the_cgroup_only_as_read() {
+        let r = |usage_ns: u64, others_ns: Option<u64>| ExerciseReport::CpuBurn {
+            pinned: SysResult::Ok,
+            wall_ns: 1500 * MS,
+            cpu_ns: 300 * MS,
+            rusage_ns: 300 * MS,
+            rusage_after_ns: 300 * MS + 100_000,
+            before: CgroupReading::default(),
+            after: CgroupReading { cpu_usage_ns: Some(usage_ns), others_ns, ..Default::default() },
+        };
+        let want = LimitExpect::UsageMatchesRusage;
+        let judged = |usage, others| judge(LimitCheck::CpuUsage, &want, &r(usage, others), &[]).is_pass();
+        assert!(judged(300 * MS + 50_000, None));
+        assert!(!judged(301 * MS, None));
+        assert!(judged(301 * MS, Some(MS)));
+        assert!(!judged(302 * MS, Some(MS)));
+        // The lower end stays the probe's own rusage.
+        assert!(!judged(299 * MS, Some(MS)));
     }
 
     #[test]

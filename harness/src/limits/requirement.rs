@@ -22,12 +22,24 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     if !runner.is_root() {
         return Err(skip("root", "needs root: creating cgroups outside a delegated subtree"));
     }
-    if !matches!(spec.launcher, LauncherKind::Clone3 | LauncherKind::Clone) {
+    let launcher = crate::launcher::registry::launcher(spec.launcher);
+    if !launcher.capabilities().cgroup_limits {
         return Err(skip(
             "launcher",
-            format!("limits are attached by the clone3 and clone paths; {} is not one", spec.launcher.name()),
+            match spec.launcher {
+                LauncherKind::Unshare | LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd => {
+                    format!("limits are attached by the clone3 and clone paths; {} is not one", spec.launcher.name())
+                }
+                LauncherKind::LxcAttach => "lxc-attach does enter the payload cgroup of the container it joins \
+                                            (its `.lxc` child on cgroup2; the container's limits hold it too), but \
+                                            a limit exercise measures one probe in its cgroup, and the container's \
+                                            holding probe shares it (as with the native setns paths)"
+                    .into(),
+                k => format!("{} does not express cgroup limits", k.name()),
+            },
         ));
     }
+    launcher.supports_limits(spec, limits, layout)?;
     let mut needed: Vec<String> = Vec::new();
     for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {
         for s in side.settings(Some((0, 0))) {

@@ -9,14 +9,22 @@
 //! | /proc, /sys | `lxc.mount.auto = proc:rw sys:rw` |
 //! | time offsets | `lxc.time.offset.monotonic`, `lxc.time.offset.boot` in nanoseconds |
 //! | network | `lxc.net.0.type = empty` in a new network namespace |
-//! | cgroups | `lxc.cgroup.dir.{container,monitor,monitor.pivot}` named after the case; the cgroup limits (`lxc.cgroup.*` / `lxc.cgroup2.*`) are the seam for the cgroup work |
+//! | cgroups | `lxc.cgroup.dir.{container,monitor,monitor.pivot}` named after the case, each a top-level cgroup (see [`names`]) |
+//! | cgroup limits | per setting, the key of the hierarchy its controller is on here: `lxc.cgroup2.<v2 file>` on cgroup2, `lxc.cgroup.<v1 file>` (the one v2→v1 table) on v1; see [`cgroup_limit_lines`] |
 //!
 //! Always: `lxc.apparmor.profile = unconfined`, `lxc.console.path = none` (stdio passes through),
 //! `lxc.tty.max = 0`. The container's directory (`-P`) lives in the run directory.
 //!
-//! What LXC leaves on the host, and this launcher removes: the cgroup parents it creates for
-//! `lxc.cgroup.dir.*` and the pivot cgroup (LXC removes only the leaves), and its lock directory
-//! /run/lxc/lock/<lxcpath> with the parents it created (/run/lxc itself when it was not there).
+//! A limit case runs with LXC creating the case's cgroup and writing its limits; isoprobe writes
+//! none of them, and reads the counters it answers the probe with (peak, OOM kills, throttling,
+//! usage) from the cgroup LXC made (see `CaseLimits::adopt`). Freezing and perf counting are host
+//! actions on that cgroup (LXC has no configuration key for them; lxc-freeze is a command); the
+//! sibling cgroup of a weight or perf case is isoprobe's, made beside LXC's.
+//!
+//! What LXC leaves on the host, and this launcher removes: the pivot cgroup with its `lxc.pivot`
+//! child (LXC removes the container and monitor cgroups itself, except after a kill), and its lock
+//! directory /run/lxc/lock/<lxcpath> with the parents it created (/run/lxc itself when it was not
+//! there).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -24,6 +32,10 @@ use std::path::{Path, PathBuf};
 
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
+
+use crate::cgroup::table::{Setting, to_v1};
+use crate::cgroup::{CgroupLayout, LayoutMode, Placement};
+use crate::limits::LimitSpec;
 
 use super::tool::{SharedHostDirs, ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which};
 use crate::error::{Context, HarnessError};
@@ -61,7 +73,12 @@ impl Default for Lxc {
     }
 }
 
-/// The container name and directory of a case (`-n`, `-P`).
+/// The container name and its cgroup (`-n`; `lxc.cgroup.dir.container`). The container's
+/// cgroup is top-level on every hierarchy, as a native case's is: cpu weights are relative to
+/// siblings, so under a parent of its own the payload's weight would compete with nothing (and
+/// the parent's default weight with the host's other cgroups), and a weight case's competitor
+/// cgroup (isoprobe's `<case>-sib`) must be its sibling. The monitor's cgroup and the pivot are
+/// `<cgroup>-monitor` and `<cgroup>-pivot`.
 fn names(ctx: &StartContext<'_>) -> (String, String) {
     (
         format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id),
@@ -94,7 +111,12 @@ impl Launcher for Lxc {
             // field of timens_offsets without carrying whole seconds, and the kernel takes 0..1e9
             // there. Whole seconds (`...s`) work.
             time_offsets: OffsetSupport::WholeSeconds,
-            cgroup_limits: false,
+            // lxc-execute creates the container's cgroup and writes the limits (lxc.cgroup.*).
+            // lxc-attach: the joiner does enter the payload cgroup of the container it joins (seen
+            // here: on every v1 hierarchy, and its `.lxc` child on cgroup2), so the container's
+            // limits hold it too; but a limit exercise measures one probe in its cgroup, and there
+            // the holding probe shares it (as with the native setns paths).
+            cgroup_limits: !self.joiner,
             rootless: false,
         }
     }
@@ -114,6 +136,18 @@ impl Launcher for Lxc {
         Ok(())
     }
 
+    fn supports_limits(&self, _spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Result<(), Skip> {
+        // The loop device is not attached yet: any MAJ:MIN shows where the io limit goes.
+        let settings = limits.settings.settings(Some((0, 0)));
+        cgroup_limit_lines(&settings, layout)
+            .map(drop)
+            .map_err(|reason| Skip { requirement: format!("launcher:{}:cgroup-limit", self.kind().name()), reason })
+    }
+
+    fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<String> {
+        (!self.joiner).then(|| names(ctx).1)
+    }
+
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
         let tool = self.execute.for_start()?;
         if !ctx.spec.has(NsKind::Mnt) {
@@ -125,7 +159,16 @@ impl Launcher for Lxc {
         let lxcpath = work.path.join("containers");
         fs::create_dir(&lxcpath).ctx(|| format!("create {}", lxcpath.display()))?;
         let config = work.path.join("config");
-        fs::write(&config, config_text(spec, &ctx.case.dir, &cgroup)).ctx(|| format!("write {}", config.display()))?;
+        let limits = match &spec.limits {
+            Some(l) => {
+                let layout = CgroupLayout::detect()?;
+                let loop_dev = ctx.case.limits.as_ref().and_then(|c| c.loopdev.as_ref()).map(|d| d.rdev);
+                cgroup_limit_lines(&l.settings.settings(loop_dev), &layout).map_err(HarnessError::Probe)?
+            }
+            None => Vec::new(),
+        };
+        fs::write(&config, config_text(spec, &ctx.case.dir, &cgroup, &limits))
+            .ctx(|| format!("write {}", config.display()))?;
         let leftovers = lxc_leftovers(ctx, work, &cgroup)?;
         let probe = match spec.rootfs {
             RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
@@ -179,13 +222,50 @@ fn lxc_id_maps() -> IdMapSupport {
     }
 }
 
-/// The seam for cgroup limits (the cgroup work, issue 3): when [`CaseSpec`] carries limits in the
-/// canonical v2 vocabulary (memory.max, pids.max, cpu.max, ...), this maps each to LXC's key for
-/// the host's layout — `lxc.cgroup2.<file>` on cgroup2, `lxc.cgroup.<v1 file>` on v1 (e.g.
-/// memory.max → lxc.cgroup.memory.limit_in_bytes) — and [`Capabilities::cgroup_limits`] turns
-/// true. Until then a spec has no limits and there is nothing to write.
-fn cgroup_limit_lines(_spec: &CaseSpec) -> Vec<(String, String)> {
-    Vec::new()
+/// The LXC keys for a case's cgroup settings (canonical v2 vocabulary, as `Limits::settings`
+/// gives them) on a host with `layout`: each setting goes where its controller is here —
+/// `lxc.cgroup2.<v2 file> = <v2 value>` on cgroup2, and on v1 one `lxc.cgroup.<v1 file> = <value>`
+/// per write the one v2→v1 table gives (`cgroup::table::to_v1`), in its order (cpu.max: the
+/// period before the quota; devices: deny `a` before the allow rules). LXC writes each key to
+/// the container's cgroup on the hierarchy the file's controller prefix names. The device list
+/// on a pure cgroup2 host is `lxc.cgroup2.devices.*` (LXC loads a BPF program for it; unverified
+/// on this hybrid machine, where devices is on v1). A setting whose controller is mounted nowhere,
+/// or cannot be used here, is the error (the reason of a skip).
+pub fn cgroup_limit_lines(settings: &[Setting], layout: &CgroupLayout) -> Result<Vec<(String, String)>, String> {
+    let mut lines = Vec::new();
+    for s in settings {
+        let (v1, v2) = crate::cgroup::table::controllers(&s.key).map_err(|e| e.to_string())?;
+        let placement = layout.placement(v1);
+        // cgroup2 has no devices file; on a pure cgroup2 host LXC turns the same rules, given as
+        // lxc.cgroup2.devices.{deny,allow}, into a BPF_CGROUP_DEVICE program (lxc/lxc a0e788ab).
+        if s.key == "devices" && !matches!(placement, Placement::V1 { .. }) && layout.mode() == LayoutMode::V2 {
+            for (file, value) in to_v1(s, settings).map_err(|e| e.to_string())? {
+                lines.push((format!("lxc.cgroup2.{file}"), value));
+            }
+            continue;
+        }
+        match placement {
+            Placement::V1 { .. } => {
+                for (file, value) in to_v1(s, settings).map_err(|e| e.to_string())? {
+                    lines.push((format!("lxc.cgroup.{file}"), value));
+                }
+            }
+            Placement::V2 { .. } if v2.is_some() => lines.push((format!("lxc.cgroup2.{}", s.key), s.value.clone())),
+            Placement::V2 { .. } => {
+                return Err(format!("{v1} is on cgroup2 here, which has no file for `{}`", s.key));
+            }
+            Placement::Unmounted => {
+                return Err(format!(
+                    "`{}` needs the {v1} controller, which is mounted on no hierarchy here: LXC creates the \
+                     container's cgroups only on mounted hierarchies (isoprobe's native cases mount {v1} \
+                     privately, where LXC cannot see it)",
+                    s.key
+                ));
+            }
+            Placement::Unusable(why) => return Err(format!("`{}` cannot be set by LXC here: {why}", s.key)),
+        }
+    }
+    Ok(lines)
 }
 
 /// The namespace names `lxc.namespace.clone` takes (those of /proc/<pid>/ns).
@@ -194,7 +274,7 @@ fn lxc_ns(kind: NsKind) -> &'static str {
 }
 
 /// The generated config of one container.
-fn config_text(spec: &CaseSpec, rootfs: &Path, cgroup: &str) -> String {
+fn config_text(spec: &CaseSpec, rootfs: &Path, cgroup: &str, limits: &[(String, String)]) -> String {
     let mut c = String::new();
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(c, "{k} = {v}");
@@ -250,11 +330,18 @@ fn config_text(spec: &CaseSpec, rootfs: &Path, cgroup: &str) -> String {
         line("lxc.time.offset.monotonic", &format!("{}s", t.monotonic_ns / 1_000_000_000));
         line("lxc.time.offset.boot", &format!("{}s", t.boottime_ns / 1_000_000_000));
     }
-    for (key, value) in cgroup_limit_lines(spec) {
-        line(&key, &value);
+    if spec.limits.is_some() && spec.rootfs == RootfsMode::Host {
+        // No /dev of LXC's own on the host's root: in a user namespace, where it cannot mknod,
+        // lxc.autodev bind-mounts "host devices" from the rootfs, which on the host's root is
+        // already its own tmpfs, so /dev/zero is an empty placeholder file (seen: mountinfo shows
+        // the tmpfs's /zero on /dev/zero). The devices exercise opens the host's nodes.
+        line("lxc.autodev", "0");
     }
-    line("lxc.cgroup.dir.container", &format!("{cgroup}/payload"));
-    line("lxc.cgroup.dir.monitor", &format!("{cgroup}/monitor"));
+    for (key, value) in limits {
+        line(key, value);
+    }
+    line("lxc.cgroup.dir.container", cgroup);
+    line("lxc.cgroup.dir.monitor", &format!("{cgroup}-monitor"));
     line("lxc.cgroup.dir.monitor.pivot", &format!("{cgroup}-pivot"));
     c
 }
@@ -279,7 +366,7 @@ fn lxc_leftovers(ctx: &StartContext<'_>, work: WorkDir, cgroup: &str) -> Result<
         run_lock.ancestors().take_while(|p| p.starts_with(LOCK_ROOT)).map(Path::to_path_buf).collect();
     let case_lock = lock_mirror(&work.path);
     let mut tool = ToolLeftovers::new(Some(work));
-    tool.cgroups = vec![cgroup.to_owned(), format!("{cgroup}-pivot")];
+    tool.cgroups = vec![cgroup.to_owned(), format!("{cgroup}-monitor"), format!("{cgroup}-pivot")];
     tool.host_dirs = Some(LOCK_DIRS.enter(shared, vec![case_lock], Vec::new(), ctx.deadline)?);
     Ok(tool)
 }
@@ -292,7 +379,7 @@ mod tests {
 
     fn config(ns: &str, rootfs: RootfsMode) -> String {
         let spec = spec_for(ns.parse().unwrap(), rootfs, LauncherKind::Lxc).resolve(Runner { uid: 0, gid: 0 });
-        config_text(&spec, Path::new("/tmp/isoprobe-x/case-1"), "isoprobe-x-1-lxc")
+        config_text(&spec, Path::new("/tmp/isoprobe-x/case-1"), "isoprobe-x-1-lxc", &[])
     }
 
     #[test]
@@ -324,6 +411,130 @@ mod tests {
         let c = config("mnt+user", RootfsMode::PivotRoot);
         assert!(c.contains("lxc.mount.entry = /proc proc none rbind 0 0\n"), "{c}");
         assert!(c.contains("lxc.mount.entry = /sys sys none rbind 0 0\n"), "{c}");
+    }
+
+    /// A hybrid host like this one (memory, pids, cpu, blkio, devices on v1; hugetlb on cgroup2,
+    /// delegated here) and a cgroup2-only host, as their files read.
+    fn layout(v2_only: bool) -> CgroupLayout {
+        let (mountinfo, proc_cgroups, own) = if v2_only {
+            (
+                "41 31 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+                "#subsys_name\thierarchy\tnum_cgroups\tenabled\nmemory\t0\t1\t1\npids\t0\t1\t1\ncpu\t0\t1\t1\n\
+                 blkio\t0\t1\t1\ndevices\t0\t1\t1\nnet_cls\t0\t1\t1\n",
+                "0::/\n",
+            )
+        } else {
+            (
+                "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
+                 35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 36 31 0:33 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n\
+                 37 31 0:34 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n\
+                 39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+                 41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+                "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t1\t1\nmemory\t4\t1\t1\nblkio\t7\t1\t1\n\
+                 devices\t5\t1\t1\npids\t8\t1\t1\nnet_cls\t0\t1\t1\nhugetlb\t0\t1\t1\n",
+                "8:pids:/\n7:blkio:/\n5:devices:/\n4:memory:/\n1:cpu:/\n0::/\n",
+            )
+        };
+        CgroupLayout::from_texts(
+            mountinfo,
+            proc_cgroups,
+            own,
+            |p| {
+                let name = p.file_name()?.to_str()?;
+                match (v2_only, name) {
+                    (true, "cgroup.controllers" | "cgroup.subtree_control") => Some("cpu io memory pids\n".into()),
+                    (false, "cgroup.controllers" | "cgroup.subtree_control") => Some("hugetlb\n".into()),
+                    _ => None,
+                }
+            },
+            |_| true,
+        )
+    }
+
+    fn lines(settings: &[(&str, &str)], v2_only: bool) -> Result<Vec<(String, String)>, String> {
+        let settings: Vec<Setting> = settings.iter().map(|(k, v)| Setting::new(*k, *v)).collect();
+        cgroup_limit_lines(&settings, &layout(v2_only))
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn limits_use_the_key_of_the_hierarchy_each_controller_is_on() {
+        // Hybrid: v1 files through the one table, in its order; hugetlb on cgroup2.
+        let got = lines(
+            &[
+                ("memory.max", "67108864"),
+                ("memory.swap.max", "0"),
+                ("pids.max", "16"),
+                ("cpu.max", "20000 100000"),
+                ("cpu.weight", "10000"),
+                ("io.max", "7:3 rbps=4194304"),
+                ("devices", "c 1:3 rwm"),
+                ("hugetlb.2MB.max", "4194304"),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            pairs(&[
+                ("lxc.cgroup.memory.limit_in_bytes", "67108864"),
+                ("lxc.cgroup.memory.memsw.limit_in_bytes", "67108864"),
+                ("lxc.cgroup.pids.max", "16"),
+                ("lxc.cgroup.cpu.cfs_period_us", "100000"),
+                ("lxc.cgroup.cpu.cfs_quota_us", "20000"),
+                ("lxc.cgroup.cpu.shares", "102400"),
+                ("lxc.cgroup.blkio.throttle.read_bps_device", "7:3 4194304"),
+                ("lxc.cgroup.devices.deny", "a"),
+                ("lxc.cgroup.devices.allow", "c 1:3 rwm"),
+                ("lxc.cgroup2.hugetlb.2MB.max", "4194304"),
+            ])
+        );
+        // cgroup2 only: the v2 file and value as they are.
+        let got = lines(&[("memory.max", "67108864"), ("cpu.max", "20000 100000"), ("io.max", "7:3 rbps=1")], true);
+        assert_eq!(
+            got.unwrap(),
+            pairs(&[
+                ("lxc.cgroup2.memory.max", "67108864"),
+                ("lxc.cgroup2.cpu.max", "20000 100000"),
+                ("lxc.cgroup2.io.max", "7:3 rbps=1"),
+            ])
+        );
+        // The device list on a pure cgroup2 host: the same rules under lxc.cgroup2.
+        assert_eq!(
+            lines(&[("devices", "c 1:3 rwm")], true).unwrap(),
+            pairs(&[("lxc.cgroup2.devices.deny", "a"), ("lxc.cgroup2.devices.allow", "c 1:3 rwm")])
+        );
+    }
+
+    #[test]
+    fn limits_lxc_cannot_express_here_are_refused_with_the_reason() {
+        let e = lines(&[("net_cls.classid", "1048577")], false).unwrap_err();
+        assert!(e.contains("mounted on no hierarchy"), "{e}");
+        let e = lines(&[("net_cls.classid", "1048577")], true).unwrap_err();
+        assert!(e.contains("mounted on no hierarchy"), "{e}");
+        let e = lines(&[("memory.swap.max", "0")], false).unwrap_err();
+        assert!(e.contains("memory.max must be set"), "{e}");
+    }
+
+    #[test]
+    fn a_limit_case_gets_its_keys_a_top_level_cgroup_and_no_autodev() {
+        let spec = CaseSpec {
+            limits: Some(crate::limits::matrix::cgroup_view()),
+            ..spec_for("mnt".parse().unwrap(), RootfsMode::Host, LauncherKind::Lxc)
+        };
+        let limits = pairs(&[("lxc.cgroup.pids.max", "16")]);
+        let c = config_text(&spec, Path::new("/tmp/isoprobe-x/case-1"), "isoprobe-x-1-lxc", &limits);
+        assert!(c.contains("lxc.cgroup.pids.max = 16\n"), "{c}");
+        assert!(c.contains("lxc.autodev = 0\n"), "{c}");
+        assert!(c.contains("lxc.cgroup.dir.container = isoprobe-x-1-lxc\n"), "{c}");
+        assert!(c.contains("lxc.cgroup.dir.monitor = isoprobe-x-1-lxc-monitor\n"), "{c}");
+        // Only lxc-execute expresses limits.
+        assert!(Lxc::new().capabilities().cgroup_limits);
+        assert!(!Lxc::with_attach().capabilities().cgroup_limits);
     }
 
     #[test]
