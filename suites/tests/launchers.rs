@@ -23,9 +23,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use isoprobe_harness::cgroup::CgroupLayout;
 use isoprobe_harness::launcher::differences::assess;
 use isoprobe_harness::launcher::registry::{describe, launcher_limit_matrix, launcher_matrix};
 use isoprobe_harness::limits::LimitCheck;
+use isoprobe_harness::limits::requirement::check as limit_requirement;
 use isoprobe_harness::{CaseSpec, Harness, LauncherKind};
 use isoprobe_suites::{limit_sensitivity_trial, limit_trial, skip_outcome, suite_main};
 use libtest_mimic::{Completion, Trial};
@@ -54,6 +56,14 @@ fn tool_state() -> BTreeSet<String> {
     // /run/crun: crun's default state root, which it creates whatever --root says.
     for root in ["/run/lxc", "/run/systemd/nspawn", "/run/mount", "/run/crun"] {
         walk(Path::new(root), &mut v, 6);
+    }
+    // The loop devices of limit cases (io.max), by their isoprobe-named backing files.
+    for e in std::fs::read_dir("/sys/block").into_iter().flatten().flatten() {
+        if let Ok(b) = std::fs::read_to_string(e.path().join("loop/backing_file"))
+            && b.contains("/isoprobe-")
+        {
+            v.insert(format!("loop device {}: {}", e.file_name().to_string_lossy(), b.trim()));
+        }
     }
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
         for h in rd.flatten() {
@@ -161,6 +171,23 @@ fn limit_trials(h: &Arc<Harness>, kind: LauncherKind) -> Vec<Trial> {
         if let Some((_, spec)) = limited {
             trials.push(limit_sensitivity_trial(h, &prefix, what, spec.clone(), check));
         }
+    }
+    // Killed mid-case with its limits in place: the cgroups LXC made and limited go too.
+    if let Some((name, spec)) = matrix
+        .iter()
+        .filter(|(n, _)| n.starts_with("memory/") && n.ends_with("/limited"))
+        .max_by_key(|(_, s)| s.namespaces.len())
+    {
+        let (h, spec) = (Arc::clone(h), spec.clone());
+        trials.push(Trial::ignorable_test(format!("{prefix}kill-mid-case/{name}"), move || {
+            let limits = spec.limits.as_ref().expect("a limit case");
+            let layout = CgroupLayout::detect().map_err(|e| e.to_string())?;
+            let limits_met = limit_requirement(&spec, limits, h.runner(), &layout);
+            if let Err(skip) = h.requirement(&spec).and(limits_met) {
+                return skip_outcome(&skip);
+            }
+            h.start_and_kill(&spec).map(|()| Completion::Completed).map_err(|e| e.to_string().into())
+        }));
     }
     trials
 }
