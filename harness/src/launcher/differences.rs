@@ -181,7 +181,7 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
                     source: row.source,
                 }),
                 (v, None) if v.is_failure() => {
-                    a.unexplained.extend(outcome_line(&outcome.name, run.role, r.check, v));
+                    a.unexplained.extend(outcome_line(&outcome.name, run.role, &r.check, v));
                 }
                 (Verdict::Pass { observed, .. }, Some(row)) => a.stale.push(format!(
                     "{} ({:?}): {}: the table expects `{}` ({}), but the check passed observing {observed}",
@@ -189,6 +189,13 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
                 )),
                 _ => {}
             }
+        }
+    }
+    // Limit checks have no expected differences: a tool that expresses a limit must enforce it
+    // as the oracle says (limit cases of launchers that cannot express them are skipped).
+    for run in &outcome.runs {
+        for r in &run.limits {
+            a.unexplained.extend(outcome_line(&outcome.name, run.role, &r.check, &r.verdict));
         }
     }
     // A joiner that sees something else than the container is explained when one of the two
@@ -201,7 +208,7 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
     a
 }
 
-fn outcome_line(name: &str, role: Role, check: CheckId, v: &Verdict) -> Option<String> {
+fn outcome_line(name: &str, role: Role, check: &dyn std::fmt::Display, v: &Verdict) -> Option<String> {
     let who = if role == Role::Joiner { " (joiner)" } else { "" };
     match v {
         Verdict::Fail { expected, observed, evidence } => {
@@ -215,6 +222,38 @@ fn outcome_line(name: &str, role: Role, check: CheckId, v: &Verdict) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failing limit check never conforms: no table row explains it.
+    #[test]
+    fn a_failing_limit_check_is_unexplained() {
+        use crate::limits::LimitCheck;
+        use crate::verdict::{CaseOutcome, LimitResult, ProbeRun};
+        let (name, spec) = registry::launcher_limit_matrix(LauncherKind::Lxc).remove(0);
+        let run = |verdict: Verdict| ProbeRun {
+            role: Role::Container,
+            init: Vec::new(),
+            checks: Vec::new(),
+            exit: "exit 0".into(),
+            stderr: String::new(),
+            limits: vec![LimitResult { check: LimitCheck::Memory, verdict }],
+        };
+        let outcome = |verdict| CaseOutcome {
+            name: name.clone(),
+            spec: spec.clone(),
+            skipped: None,
+            error: None,
+            runs: vec![run(verdict)],
+            join_mismatches: Vec::new(),
+            duration: std::time::Duration::ZERO,
+        };
+        let root = Runner { uid: 0, gid: 0 };
+        let fail =
+            Verdict::Fail { expected: "OOM at 64 MiB".into(), observed: "exit 0".into(), evidence: String::new() };
+        let a = assess(&outcome(fail), root);
+        assert!(!a.conforms() && a.unexplained[0].contains("memory/oom-at-max"), "{:?}", a.unexplained);
+        let pass = Verdict::Pass { expected: String::new(), observed: String::new(), evidence: String::new() };
+        assert!(assess(&outcome(pass), root).conforms());
+    }
 
     /// Every row is reachable (some spec of the launcher's matrix matches it) and cites a source.
     #[test]
