@@ -651,10 +651,12 @@ pub struct CgroupReading {
     /// The probe's CPU time when the harness had attached it through cgroup.procs (read from
     /// /proc/<pid>/schedstat right after): cgroups joined that way did not see that much of it.
     pub attached_after_ns: Option<u64>,
-    /// The CPU time of the processes in the case's cgroup that are neither the probe nor its
-    /// descendants (a container tool's init, e.g. lxc-init, which the tool placed there), read
-    /// from /proc/<pid>/schedstat at the read: the cgroup's usage counts it, the probe's rusage
-    /// does not.
+    /// In a cgroup a container tool made: the CPU time charged to it by processes that are
+    /// neither the probe nor its descendants — the tool's setup processes that exited before the
+    /// probe ran (runc's init stages) and its init (lxc-init) — which the cgroup's usage counts and
+    /// the probe's rusage does not. The host takes it when it adopts the cgroup (usage less the
+    /// probe's runtime, from /proc/<pid>/schedstat, both at rest) plus what the other live
+    /// processes ran since.
     pub others_ns: Option<u64>,
 }
 

@@ -10,8 +10,9 @@
 //! (`lxc.pivot`, nspawn's `payload` and `supervisor`) are compared before and after. At the end a
 //! per-launcher summary is printed (tool and version, cases passed, explained differences, skips).
 //!
-//! The external launchers that express cgroup limits (LXC: `lxc.cgroup.*`) also run the limit
-//! matrix (`registry::launcher_limit_matrix`, trials `limits/<launcher>/<case>`): the tool creates
+//! The external launchers that express cgroup limits (LXC: `lxc.cgroup.*`; runc:
+//! `linux.resources`) also run the limit matrix (`registry::launcher_limit_matrix`, trials
+//! `limits/<launcher>/<case>`): the tool creates
 //! the case's cgroup and writes the limits, and the limit oracle judges each case and its control
 //! exactly as the native limit suite does; plus the sensitivity tests (the tool is given limits
 //! twice as large as the oracle expects: the memory, pids and cpu checks must fail).

@@ -75,8 +75,21 @@ pub struct CaseCgroups {
     /// The probe's own CPU time read right after its attach through cgroup.procs: an upper bound
     /// of what it spent before, which the cgroups it joined then did not see.
     attached_after_ns: std::sync::Mutex<Option<u64>>,
-    /// An adopted set's probe (host pid): the cgroup's other processes are the tool's.
-    probe: Option<Pid>,
+    /// An adopted set's probe (host pid) and what the tool's own processes had cost the cgroup
+    /// when it was adopted (see [`ToolShare`]).
+    probe: Option<(Pid, ToolShare)>,
+}
+
+/// The CPU time a container tool's own processes were charged in the cgroup it made, taken when
+/// the set is adopted (the probe then waits for its hello, and the tool's init waits for it):
+/// `charged_ns` = the cgroup's usage less the probe's runtime (the probe was forked inside, so
+/// all of its runtime is charged there) — the tool's setup processes that already exited (runc's
+/// init stages) and its init so far; `runtimes` = each other live process's runtime then, so that
+/// a read adds only what they ran since.
+#[derive(Debug, Default)]
+struct ToolShare {
+    charged_ns: u64,
+    runtimes: Vec<(i32, u64)>,
 }
 
 /// The controller of `key` a hierarchy of `version` implements it with; `None`: that version has
@@ -222,7 +235,7 @@ impl CaseCgroups {
             members: Vec::new(),
             private: Vec::new(),
             attached_after_ns: std::sync::Mutex::new(None),
-            probe: Some(pid),
+            probe: None,
         };
         for (_, h) in layout.joinable() {
             let line = lines.iter().find(|l| match h.version {
@@ -274,6 +287,16 @@ impl CaseCgroups {
                 }
             }
         }
+        let base = set.read();
+        let probe_ran = runtime_ns(pid.as_raw()).unwrap_or(0);
+        let usage = [base.cpu_usage_ns, base.v2_usage_ns].into_iter().flatten().max().unwrap_or(0);
+        let runtimes = set
+            .procs()?
+            .into_iter()
+            .filter(|&p| !descends_from(p, pid))
+            .filter_map(|p| Some((p, runtime_ns(p)?)))
+            .collect();
+        set.probe = Some((pid, ToolShare { charged_ns: usage.saturating_sub(probe_ran), runtimes }));
         Ok(set)
     }
 
@@ -314,8 +337,16 @@ impl CaseCgroups {
             }
         }
         r.attached_after_ns = *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some(probe), Ok(procs)) = (self.probe, self.procs()) {
-            r.others_ns = Some(procs.into_iter().filter(|&p| !descends_from(p, probe)).filter_map(runtime_ns).sum());
+        if let (Some((probe, share)), Ok(procs)) = (&self.probe, self.procs()) {
+            let since: u64 = procs
+                .into_iter()
+                .filter(|&p| !descends_from(p, *probe))
+                .filter_map(|p| {
+                    let then = share.runtimes.iter().find(|(q, _)| *q == p).map_or(0, |(_, t)| *t);
+                    Some(runtime_ns(p)?.saturating_sub(then))
+                })
+                .sum();
+            r.others_ns = Some(share.charged_ns + since);
         }
         r
     }

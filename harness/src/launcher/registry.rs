@@ -130,9 +130,10 @@ pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
 
 /// The limit cases `kind` runs: empty unless it expresses cgroup limits
 /// ([`Capabilities::cgroup_limits`]); else the limit matrix (`limits::matrix::limit_matrix`) with
-/// the launcher set to `kind`, on the namespace sets it can create. A launcher that needs a mount
-/// namespace (LXC) gets one added to each set (`none` becomes `mnt`, `user` becomes `mnt+user`,
-/// and the case is renamed after its set); specs that end up alike are listed once (the matrix's
+/// the launcher set to `kind`, on the namespace sets it can create: a case it cannot express is
+/// moved to the closest it can (the kinds it creates; its own rootfs mode when it cannot run on the
+/// host's root; a mount namespace where it needs one: LXC's `none` becomes `mnt`, `user` becomes
+/// `mnt+user`) and renamed after its set; specs that end up alike are listed once (the matrix's
 /// clone(2) cases are clone3's under any other launcher). Limits a launcher cannot express on this
 /// host stay in the list and skip with the reason (`Launcher::supports_limits`).
 pub fn launcher_limit_matrix(kind: LauncherKind) -> Vec<(String, CaseSpec)> {
@@ -152,8 +153,19 @@ pub fn launcher_limit_matrix(kind: LauncherKind) -> Vec<(String, CaseSpec)> {
     for (name, spec) in crate::limits::matrix::limit_matrix() {
         let (mut name, mut spec) = (name, CaseSpec { launcher: kind, ..spec });
         if !expressible(&spec) {
-            let ns = spec.namespaces.with(NsKind::Mnt);
-            spec = CaseSpec { limits: spec.limits, ..spec_for(ns, spec.rootfs, kind) };
+            // The closest the launcher can express: the kinds it can create, in its first rootfs
+            // mode if it cannot use the host's root, with a mount namespace where it needs one.
+            let mut ns =
+                spec.namespaces.iter().filter(|k| caps.namespaces.contains(*k)).fold(NsSet::EMPTY, NsSet::with);
+            let rootfs = if caps.rootfs.contains(&spec.rootfs) { spec.rootfs } else { caps.rootfs[0] };
+            if rootfs == RootfsMode::PivotRoot {
+                ns = ns.with(NsKind::Mnt);
+            }
+            spec = CaseSpec { limits: spec.limits.clone(), ..spec_for(ns, rootfs, kind) };
+            if !expressible(&spec) {
+                ns = ns.with(NsKind::Mnt);
+                spec = CaseSpec { limits: spec.limits, ..spec_for(ns, rootfs, kind) };
+            }
             if !expressible(&spec) {
                 continue;
             }

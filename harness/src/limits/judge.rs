@@ -43,10 +43,11 @@ pub const CPU_EDGE_PERIODS: u64 = 2;
 /// of the harness, its copy-on-write faults and first system calls: tens of µs, charged to the
 /// harness's cgroup; the harness reads it from /proc/<pid>/schedstat). Around that only
 /// truncation remains: struct timeval's two fields (< 1 µs each) and cgroup2's microseconds
-/// (< 1 µs); 5 µs bounds it. A container tool may keep a process of its own in the case's
-/// cgroup (lxc-execute's lxc-init, the probe's parent): its CPU time, as the host read it with
-/// the usage (`others_ns`), is counted by the cgroup and not by the probe, so it is added to the
-/// upper end (not to the lower: the tool may have spent part of it before placing the process).
+/// (< 1 µs); 5 µs bounds it. A container tool's own processes in the case's cgroup (lxc-init;
+/// runc's init stages, which exit before the probe runs) are charged there and not in the
+/// probe's rusage: the host measures their share (`others_ns`, see `CgroupReading`) and it is
+/// added to the upper end (the lower end stays the probe's own: the share is read from two
+/// counters a few µs apart, so it is an upper bound, not an exact offset).
 pub const CPU_USAGE_TOL_NS: u64 = 5_000;
 
 /// cpu.weight: two always-runnable entities on one runqueue receive service in proportion to

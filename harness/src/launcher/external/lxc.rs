@@ -9,7 +9,7 @@
 //! | /proc, /sys | `lxc.mount.auto = proc:rw sys:rw` |
 //! | time offsets | `lxc.time.offset.monotonic`, `lxc.time.offset.boot` in nanoseconds |
 //! | network | `lxc.net.0.type = empty` in a new network namespace |
-//! | cgroups | `lxc.cgroup.dir.{container,monitor,monitor.pivot}` named after the case, each a top-level cgroup (see [`names`]) |
+//! | cgroups | `lxc.cgroup.dir.{container,monitor,monitor.pivot}` named after the case, each a top-level cgroup (see `names`) |
 //! | cgroup limits | per setting, the key of the hierarchy its controller is on here: `lxc.cgroup2.<v2 file>` on cgroup2, `lxc.cgroup.<v1 file>` (the one v2→v1 table) on v1; see [`cgroup_limit_lines`] |
 //!
 //! Always: `lxc.apparmor.profile = unconfined`, `lxc.console.path = none` (stdio passes through),

@@ -9,6 +9,7 @@
 //! | /proc, /sys | `mounts`: a new proc and sysfs where the user namespace owns the pid and network namespaces, else recursive binds of the host's (as `runc spec --rootless` does) |
 //! | time offsets | `linux.timeOffsets` (crun) |
 //! | cgroups | `linux.cgroupsPath` = `/isoprobe-<run>-<case>-oci` as root; the runtime removes it on delete, the teardown checks |
+//! | cgroup limits (runc) | `linux.resources`, filled from the v1 writes of the one v2→v1 table (`resources_for`) |
 //!
 //! The container runs with every capability (as the native launcher's probe does) and `terminal:
 //! false`, so the runtime passes stdio through. State lives in `--root <run dir>/<runtime>-state`;
@@ -28,15 +29,21 @@ use std::sync::OnceLock;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::wire::InitPlan;
 
-use super::oci_spec::{self, IdMapping, Linux, Mount, Namespace, Process, Root, Spec, TimeOffset, User};
+use super::oci_spec::{
+    self, BlockIo, DeviceRule, IdMapping, Linux, Mount, Namespace, Process, Resources, Root, Spec, ThrottleDevice,
+    TimeOffset, User,
+};
 use super::tool::{
     SharedHostDirs, TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, wait_for_probe,
     which,
 };
+use crate::cgroup::table::{Setting, to_v1};
+use crate::cgroup::{CgroupLayout, Placement};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
     Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
+use crate::limits::LimitSpec;
 use crate::mounts::mounts;
 use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
@@ -172,7 +179,10 @@ impl Launcher for Oci {
             proc: Performer::Launcher,
             sysfs: Performer::Launcher,
             time_offsets: if ns.contains(NsKind::Time) { OffsetSupport::Nanoseconds } else { OffsetSupport::None },
-            cgroup_limits: false,
+            // runc, as root, creates the container's cgroup and writes `linux.resources`. crun runs
+            // here with cgroup2 unmounted from its view (the hybrid workaround above), so its
+            // cgroup misses the hierarchy the host reads the core cpu.stat from; not wired.
+            cgroup_limits: self.runtime == Runtime::Runc && Runner::current().is_root(),
             rootless: true,
         }
     }
@@ -207,12 +217,28 @@ impl Launcher for Oci {
         Ok(())
     }
 
+    fn supports_limits(&self, _spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Result<(), Skip> {
+        resources_for(&limits.settings.settings(Some((0, 0))), layout, None)
+            .map(drop)
+            .map_err(|reason| Skip { requirement: format!("launcher:{}:cgroup-limit", self.name()), reason })
+    }
+
+    fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<String> {
+        Some(format!("isoprobe-{}-{}-oci", ctx.run.run_token, ctx.case.id))
+    }
+
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
         let tool = self.tool.for_start()?;
         let work = WorkDir::create(ctx, self.name())?;
         let id = format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id);
         let cgroup = Runner::current().is_root().then(|| format!("{id}-oci"));
         let mut config = bundle_config(ctx.spec, &ctx.case.dir, cgroup.as_deref());
+        if let Some(l) = &ctx.spec.limits {
+            let layout = CgroupLayout::detect()?;
+            let loop_dev = ctx.case.limits.as_ref().and_then(|c| c.loopdev.as_ref()).map(|d| d.rdev);
+            config.linux.resources =
+                Some(resources_for(&l.settings.settings(loop_dev), &layout, loop_dev).map_err(HarnessError::Probe)?);
+        }
         if self.runtime == Runtime::Crun {
             crun_time_annotation(&mut config);
         }
@@ -272,6 +298,97 @@ fn delete_if_left(exe: &Path, global: &[String], id: &str, state_entry: &Path) -
     }
 }
 
+/// `linux.resources` for a case's settings (canonical v2 vocabulary) on a host with `layout`.
+/// The OCI fields are cgroup v1's files, so each setting goes through the one v2→v1 table and
+/// each v1 write lands in its field (memory.memsw.limit_in_bytes is OCI's `memory.swap`: memory
+/// plus swap). runc on a hybrid host writes resources through its v1 manager, so a setting
+/// whose controller is not on a v1 hierarchy here cannot be expressed (the error is the skip's
+/// reason). `loop_dev`, the io case's own loop device, is allowed to be read: runc denies every
+/// device but its default list, and the io exercise reads that one.
+pub fn resources_for(
+    settings: &[Setting],
+    layout: &CgroupLayout,
+    loop_dev: Option<(u64, u64)>,
+) -> Result<Resources, String> {
+    let mut r = Resources::default();
+    let num = |file: &str, v: &str| v.parse::<i64>().map_err(|_| format!("{file}: `{v}` is not a number"));
+    for s in settings {
+        let (v1, _) = crate::cgroup::table::controllers(&s.key).map_err(|e| e.to_string())?;
+        match layout.placement(v1) {
+            Placement::V1 { .. } => {}
+            Placement::V2 { .. } | Placement::Unusable(_) if v1 == "hugetlb" => {
+                return Err(format!(
+                    "`{}`: hugetlb is on cgroup2 here (not a v1 hierarchy), and runc on a hybrid host writes \
+                     resources through its cgroup v1 manager",
+                    s.key
+                ));
+            }
+            Placement::V2 { .. } => {
+                return Err(format!(
+                    "`{}`: {v1} is on cgroup2 here, and runc on a hybrid host writes resources through its \
+                     cgroup v1 manager",
+                    s.key
+                ));
+            }
+            Placement::Unmounted => {
+                return Err(format!(
+                    "`{}` needs the {v1} controller, which is mounted on no hierarchy here: runc creates the \
+                     container's cgroups only on mounted hierarchies",
+                    s.key
+                ));
+            }
+            Placement::Unusable(why) => return Err(format!("`{}` cannot be set by runc here: {why}", s.key)),
+        }
+        if s.key == "devices" {
+            return Err("runc appends its default device rules (null, zero, full, random, urandom, tty, ...: \
+                        libcontainer/specconv AllowedDevices) after the spec's own, so /dev/zero cannot be denied \
+                        (seen with runc 1.1.5: deny `a`, allow `c 1:3 rwm`, and /dev/zero still opens)"
+                .into());
+        }
+        for (file, value) in to_v1(s, settings).map_err(|e| e.to_string())? {
+            match file.as_str() {
+                "memory.limit_in_bytes" => {
+                    r.memory.get_or_insert_with(Default::default).limit = Some(num(&file, &value)?)
+                }
+                "memory.memsw.limit_in_bytes" => {
+                    r.memory.get_or_insert_with(Default::default).swap = Some(num(&file, &value)?)
+                }
+                "pids.max" => r.pids = Some(oci_spec::Pids { limit: num(&file, &value)? }),
+                "cpu.cfs_period_us" => {
+                    r.cpu.get_or_insert_with(Default::default).period = Some(num(&file, &value)? as u64)
+                }
+                "cpu.cfs_quota_us" => r.cpu.get_or_insert_with(Default::default).quota = Some(num(&file, &value)?),
+                "cpu.shares" => r.cpu.get_or_insert_with(Default::default).shares = Some(num(&file, &value)? as u64),
+                "cpuset.cpus" => r.cpu.get_or_insert_with(Default::default).cpus = Some(value),
+                "cpuset.mems" => r.cpu.get_or_insert_with(Default::default).mems = Some(value),
+                f if f.starts_with("blkio.throttle.") => {
+                    let (dev, rate) = value.split_once(' ').ok_or_else(|| format!("{f}: `{value}`"))?;
+                    let (maj, min) = dev.split_once(':').ok_or_else(|| format!("{f}: `{value}`"))?;
+                    let d = ThrottleDevice { major: num(f, maj)?, minor: num(f, min)?, rate: num(f, rate)? as u64 };
+                    let io = r.block_io.get_or_insert_with(BlockIo::default);
+                    match f {
+                        "blkio.throttle.read_bps_device" => io.throttle_read_bps_device.push(d),
+                        "blkio.throttle.write_bps_device" => io.throttle_write_bps_device.push(d),
+                        "blkio.throttle.read_iops_device" => io.throttle_read_iops_device.push(d),
+                        _ => io.throttle_write_iops_device.push(d),
+                    }
+                }
+                other => return Err(format!("`{}` ({other}) has no field in OCI's linux.resources", s.key)),
+            }
+        }
+    }
+    if let Some((major, minor)) = loop_dev {
+        r.devices.push(DeviceRule {
+            allow: true,
+            kind: Some("b".into()),
+            major: Some(major as i64),
+            minor: Some(minor as i64),
+            access: Some("r".into()),
+        });
+    }
+    Ok(r)
+}
+
 /// The OCI config of the case's container.
 fn bundle_config(spec: &CaseSpec, rootfs: &Path, cgroup: Option<&str>) -> Spec {
     let has = |k| spec.has(k);
@@ -325,6 +442,7 @@ fn bundle_config(spec: &CaseSpec, rootfs: &Path, cgroup: Option<&str>) -> Spec {
             gid_mappings: map(&maps.gid),
             cgroups_path: cgroup.map(|c| format!("/{c}")),
             time_offsets,
+            resources: None,
         },
         annotations: BTreeMap::new(),
     }
@@ -339,6 +457,60 @@ mod tests {
         let spec =
             spec_for(ns.parse().unwrap(), RootfsMode::PivotRoot, LauncherKind::Crun).resolve(Runner { uid: 0, gid: 0 });
         bundle_config(&spec, Path::new("/tmp/isoprobe-x/case-1"), Some("isoprobe-x-1-oci"))
+    }
+
+    /// This machine's layout: cpu, memory, blkio, devices and pids on v1; hugetlb on cgroup2.
+    fn hybrid() -> CgroupLayout {
+        CgroupLayout::from_texts(
+            "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
+             34 31 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n\
+             35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+             36 31 0:33 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n\
+             37 31 0:34 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n\
+             39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+             41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t1\t1\ncpuset\t3\t1\t1\nmemory\t4\t1\t1\n\
+             blkio\t7\t1\t1\ndevices\t5\t1\t1\npids\t8\t1\t1\nnet_cls\t0\t1\t1\nhugetlb\t0\t1\t1\n",
+            "8:pids:/\n7:blkio:/\n5:devices:/\n4:memory:/\n3:cpuset:/\n1:cpu:/\n0::/\n",
+            |p| p.ends_with("cgroup.controllers").then(|| "hugetlb\n".into()),
+            |_| true,
+        )
+    }
+
+    #[test]
+    fn limits_become_linux_resources_through_the_one_table() {
+        let settings = [
+            Setting::new("memory.max", "67108864"),
+            Setting::new("memory.swap.max", "0"),
+            Setting::new("pids.max", "16"),
+            Setting::new("cpu.max", "20000 100000"),
+            Setting::new("cpu.weight", "1000"),
+            Setting::new("cpuset.cpus", "1"),
+            Setting::new("io.max", "7:3 rbps=4194304"),
+        ];
+        let r = resources_for(&settings, &hybrid(), Some((7, 3))).unwrap();
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["memory"], serde_json::json!({"limit": 67108864, "swap": 67108864}));
+        assert_eq!(json["pids"]["limit"], 16);
+        assert_eq!(json["cpu"], serde_json::json!({"shares": 10240, "quota": 20000, "period": 100000, "cpus": "1"}));
+        assert_eq!(
+            json["blockIO"]["throttleReadBpsDevice"],
+            serde_json::json!([{"major": 7, "minor": 3, "rate": 4194304}])
+        );
+        // The io exercise's own device may be read (runc denies devices off its default list).
+        assert_eq!(
+            json["devices"],
+            serde_json::json!([{"allow": true, "type": "b", "major": 7, "minor": 3, "access": "r"}])
+        );
+    }
+
+    #[test]
+    fn limits_runc_cannot_express_here_are_refused_with_the_reason() {
+        let refused = |key: &str, value: &str| resources_for(&[Setting::new(key, value)], &hybrid(), None).unwrap_err();
+        assert!(refused("devices", "c 1:3 rwm").contains("AllowedDevices"));
+        assert!(refused("net_cls.classid", "1").contains("mounted on no hierarchy"));
+        assert!(refused("hugetlb.2MB.max", "4194304").contains("cgroup v1 manager"));
+        assert!(!Oci::new(Runtime::Crun).capabilities().cgroup_limits);
     }
 
     #[test]

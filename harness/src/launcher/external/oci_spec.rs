@@ -159,6 +159,92 @@ pub struct Linux {
     /// `monotonic` and `boottime` offsets of a new time namespace.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub time_offsets: BTreeMap<String, TimeOffset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// `linux.resources` (config-linux.md, "Control groups"): the cgroup v1-shaped fields isoprobe
+/// sets. Unset fields are left out, so the runtime keeps its defaults for them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Cpu>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<Pids>,
+    #[serde(rename = "blockIO", default, skip_serializing_if = "Option::is_none")]
+    pub block_io: Option<BlockIo>,
+}
+
+/// One device cgroup rule; `type` is `a`, `c` or `b`, absent numbers match every number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRule {
+    pub allow: bool,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+}
+
+/// `memory`: `limit` and `swap` (memory plus swap, as v1's memsw) in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cpu {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mems: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pids {
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockIo {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttle_read_bps_device: Vec<ThrottleDevice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttle_write_bps_device: Vec<ThrottleDevice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttle_read_iops_device: Vec<ThrottleDevice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttle_write_iops_device: Vec<ThrottleDevice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleDevice {
+    pub major: i64,
+    pub minor: i64,
+    pub rate: u64,
 }
 
 /// One namespace; `type` is one of pid, network, mount, ipc, uts, user, cgroup, time.
@@ -223,6 +309,14 @@ mod tests {
                 gid_mappings: vec![IdMapping { container_id: 0, host_id: 100_000, size: 65_536 }],
                 cgroups_path: Some("/isoprobe-x".into()),
                 time_offsets: [("boottime".to_owned(), TimeOffset::from_ns(-1_500_000_000))].into_iter().collect(),
+                resources: Some(Resources {
+                    memory: Some(Memory { limit: Some(64 << 20), swap: Some(64 << 20) }),
+                    block_io: Some(BlockIo {
+                        throttle_read_bps_device: vec![ThrottleDevice { major: 7, minor: 3, rate: 4 << 20 }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
             },
             annotations: [("run.oci.timens_offset".to_owned(), "boottime -2 500000000".to_owned())]
                 .into_iter()
@@ -243,6 +337,8 @@ mod tests {
         assert_eq!(json["mounts"][0]["type"], "proc");
         assert_eq!(json["linux"]["timeOffsets"]["boottime"]["secs"], -2);
         assert_eq!(json["linux"]["timeOffsets"]["boottime"]["nanosecs"], 500_000_000);
+        assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(json["linux"]["resources"]["blockIO"]["throttleReadBpsDevice"][0]["rate"], 4 << 20);
         let back: Spec = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
     }
