@@ -8,8 +8,10 @@
 //!                  └──► private (v1 hierarchies mounted detached, for unmounted controllers)
 //! ```
 //!
-//! What this module must never do: touch, move into, or remove a cgroup it did not create, or
-//! kill a process that is not in one of its own cgroups.
+//! What this module must never do: touch, move into, or remove a cgroup it did not create (the
+//! one exception: it reads and freezes the cgroup a container tool created for a case under a
+//! name isoprobe gave it, see `CaseCgroups::adopt`, and leaves its removal to the tool's
+//! teardown), or kill a process that is not in one of its own cgroups.
 
 mod case;
 pub mod dir;
