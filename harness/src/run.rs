@@ -167,10 +167,10 @@ impl Harness {
             if let Some(l) = case.limits.as_ref().filter(|l| l.by_tool()) {
                 // The tool created the case's cgroup and wrote its limits: the host's answers
                 // (peak, OOM kills, throttling, usage) come from there.
-                let leaf = launcher.limit_cgroup(&ctx(spec, false)).ok_or_else(|| {
+                let tool_cgroup = launcher.limit_cgroup(&ctx(spec, false)).ok_or_else(|| {
                     HarnessError::Probe(format!("{} names no cgroup for the case's limits", spec.launcher.name()))
                 })?;
-                l.adopt(p.probe_pid, &leaf)?;
+                l.adopt(p.probe_pid, &tool_cgroup)?;
             }
             let plan = p.init.clone();
             let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, started)?;

@@ -650,6 +650,8 @@ pub struct CgroupReading {
     pub hugetlb_peak: Option<u64>,
     /// The probe's CPU time when the harness had attached it through cgroup.procs (read from
     /// /proc/<pid>/schedstat right after): cgroups joined that way did not see that much of it.
+    /// In a cgroup a container tool made: the probe's runtime less the cgroup's usage when the
+    /// host adopted it, where positive (the tool placed the probe after it had started).
     pub attached_after_ns: Option<u64>,
     /// In a cgroup a container tool made: the CPU time charged to it by processes that are
     /// neither the probe nor its descendants — the tool's setup processes that exited before the

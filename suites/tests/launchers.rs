@@ -10,7 +10,7 @@
 //! (`lxc.pivot`, nspawn's `payload` and `supervisor`) are compared before and after. At the end a
 //! per-launcher summary is printed (tool and version, cases passed, explained differences, skips).
 //!
-//! The external launchers that express cgroup limits (LXC: `lxc.cgroup.*`; runc:
+//! The external launchers that express cgroup limits (LXC: `lxc.cgroup.*`; runc and crun:
 //! `linux.resources`) also run the limit matrix (`registry::launcher_limit_matrix`, trials
 //! `limits/<launcher>/<case>`): the tool creates
 //! the case's cgroup and writes the limits, and the limit oracle judges each case and its control

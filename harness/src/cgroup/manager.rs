@@ -219,7 +219,8 @@ impl CaseCgroups {
     /// The cgroups of a case whose launcher had a container tool create the case's cgroup and
     /// write its settings (`lxc.cgroup.*`): isoprobe writes none of `req.settings`. The tool's
     /// cgroup is found where the kernel says the probe `pid` is (/proc/<pid>/cgroup), on every
-    /// hierarchy a native case joins, and must be named `leaf` there (the name the tool was told);
+    /// hierarchy a native case joins (cgroup2 only if the tool uses it: `cgroup2`), and must be
+    /// named `leaf` there (the name the tool was told);
     /// the case reads its counters, freezes it and counts it from there, and never removes it.
     /// A sibling (`req.sibling`) is isoprobe's own, made beside the tool's cgroup with its settings.
     pub fn adopt(
@@ -227,6 +228,7 @@ impl CaseCgroups {
         req: &CgroupRequest,
         pid: Pid,
         leaf: &str,
+        cgroup2: bool,
     ) -> Result<CaseCgroups, HarnessError> {
         let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).ctx(|| format!("read /proc/{pid}/cgroup"))?;
         let lines = super::layout::parse_self_cgroup(&own);
@@ -237,7 +239,7 @@ impl CaseCgroups {
             attached_after_ns: std::sync::Mutex::new(None),
             probe: None,
         };
-        for (_, h) in layout.joinable() {
+        for (_, h) in layout.joinable().filter(|(_, h)| cgroup2 || h.version == Version::V1) {
             let line = lines.iter().find(|l| match h.version {
                 Version::V1 => l.id == h.id,
                 Version::V2 => l.id == 0 && l.controllers.is_empty(),
@@ -296,6 +298,9 @@ impl CaseCgroups {
             .filter(|&p| !descends_from(p, pid))
             .filter_map(|p| Some((p, runtime_ns(p)?)))
             .collect();
+        // The probe's runtime the cgroup did not see (a tool that places the process after it
+        // started, as crun does) plays the part of a native attach's.
+        *set.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner()) = Some(probe_ran.saturating_sub(usage));
         set.probe = Some((pid, ToolShare { charged_ns: usage.saturating_sub(probe_ran), runtimes }));
         Ok(set)
     }

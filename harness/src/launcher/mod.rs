@@ -95,6 +95,16 @@ pub struct Capabilities {
     pub rootless: bool,
 }
 
+/// The cgroup a container tool creates for a case's payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCgroup {
+    /// Its name, the same on every hierarchy the tool uses (isoprobe-prefixed).
+    pub name: String,
+    /// Whether the tool uses cgroup2 too (on a hybrid host); crun here does not (it runs with
+    /// cgroup2 unmounted from its view), and the probe stays in the harness's cgroup2 cgroup.
+    pub cgroup2: bool,
+}
+
 /// An external tool as found on this machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ToolInfo {
@@ -209,11 +219,11 @@ pub trait Launcher: fmt::Debug + Send + Sync {
     /// Starts the container's first process.
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError>;
 
-    /// For a launcher that expresses cgroup limits ([`Capabilities::cgroup_limits`]): the name of
-    /// the cgroup its tool creates for the case's payload and writes the limits to, the same on
-    /// every hierarchy (the harness finds it through the probe's /proc/<pid>/cgroup, checks the
-    /// name, and reads the limit counters there).
-    fn limit_cgroup(&self, _ctx: &StartContext<'_>) -> Option<String> {
+    /// For a launcher that expresses cgroup limits ([`Capabilities::cgroup_limits`]): the cgroup
+    /// its tool creates for the case's payload and writes the limits to (the harness finds it
+    /// through the probe's /proc/<pid>/cgroup, checks the name, and reads the limit counters
+    /// there).
+    fn limit_cgroup(&self, _ctx: &StartContext<'_>) -> Option<LimitCgroup> {
         None
     }
 

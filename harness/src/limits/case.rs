@@ -188,14 +188,14 @@ impl CaseLimits {
         self.by_tool.is_some()
     }
 
-    /// Adopts the cgroups the launcher's tool created for the probe `pid`, named `leaf` (see
+    /// Adopts the cgroups the launcher's tool created for the probe `pid` (see
     /// [`CaseCgroups::adopt`]). Called once, after the launch, before the probe is spoken to.
-    pub fn adopt(&self, pid: nix::unistd::Pid, leaf: &str) -> Result<(), HarnessError> {
+    pub fn adopt(&self, pid: nix::unistd::Pid, tool: &crate::launcher::LimitCgroup) -> Result<(), HarnessError> {
         let (layout, req) = self
             .by_tool
             .as_ref()
             .ok_or_else(|| HarnessError::Probe("a native limit case has no tool cgroup to adopt".into()))?;
-        let set = CaseCgroups::adopt(layout, req, pid, leaf)?;
+        let set = CaseCgroups::adopt(layout, req, pid, &tool.name, tool.cgroup2)?;
         self.cgroups.set(set).map_err(|_| HarnessError::Probe("the case's cgroups were adopted twice".into()))
     }
 

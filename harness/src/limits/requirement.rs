@@ -35,10 +35,11 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
                                             a limit exercise measures one probe in its cgroup, and the container's \
                                             holding probe shares it (as with the native setns paths)"
                     .into(),
-                LauncherKind::Crun => "crun's linux.resources are not wired in isoprobe (runc's are): on a hybrid \
-                                       host crun runs with /sys/fs/cgroup/unified unmounted from its view, so \
-                                       its cgroup has no cgroup2 member where the host reads the core cpu.stat"
-                    .into(),
+                LauncherKind::Runc | LauncherKind::Crun => format!(
+                    "{} writes linux.resources only as root here (rootless, isoprobe gives it no cgroupsPath: \
+                     no delegated cgroup to limit)",
+                    spec.launcher.name()
+                ),
                 k => format!("{} does not express cgroup limits", k.name()),
             },
         ));

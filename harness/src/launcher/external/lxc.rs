@@ -40,7 +40,7 @@ use crate::limits::LimitSpec;
 use super::tool::{SharedHostDirs, ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
-    Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
+    Capabilities, IdMapSupport, Launcher, LimitCgroup, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
@@ -144,8 +144,8 @@ impl Launcher for Lxc {
             .map_err(|reason| Skip { requirement: format!("launcher:{}:cgroup-limit", self.kind().name()), reason })
     }
 
-    fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<String> {
-        (!self.joiner).then(|| names(ctx).1)
+    fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<LimitCgroup> {
+        (!self.joiner).then(|| LimitCgroup { name: names(ctx).1, cgroup2: true })
     }
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {

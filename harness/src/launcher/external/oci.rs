@@ -9,7 +9,7 @@
 //! | /proc, /sys | `mounts`: a new proc and sysfs where the user namespace owns the pid and network namespaces, else recursive binds of the host's (as `runc spec --rootless` does) |
 //! | time offsets | `linux.timeOffsets` (crun) |
 //! | cgroups | `linux.cgroupsPath` = `/isoprobe-<run>-<case>-oci` as root; the runtime removes it on delete, the teardown checks |
-//! | cgroup limits (runc) | `linux.resources`, filled from the v1 writes of the one v2→v1 table (`resources_for`) |
+//! | cgroup limits | `linux.resources`, filled from the v1 writes of the one v2→v1 table (`resources_for`); crun on this hybrid host uses the v1 hierarchies only |
 //!
 //! The container runs with every capability (as the native launcher's probe does) and `terminal:
 //! false`, so the runtime passes stdio through. State lives in `--root <run dir>/<runtime>-state`;
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use isoprobe_probes::ns::{NsKind, NsSet};
-use isoprobe_probes::wire::InitPlan;
+use isoprobe_probes::wire::{Exercise, InitPlan};
 
 use super::oci_spec::{
     self, BlockIo, DeviceRule, IdMapping, Linux, Mount, Namespace, Process, Resources, Root, Spec, ThrottleDevice,
@@ -41,7 +41,7 @@ use crate::cgroup::table::{Setting, to_v1};
 use crate::cgroup::{CgroupLayout, Placement};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
-    Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
+    Capabilities, IdMapSupport, Launcher, LimitCgroup, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
 use crate::limits::LimitSpec;
 use crate::mounts::mounts;
@@ -57,6 +57,15 @@ static CRUN_RUN_DIR: SharedHostDirs = SharedHostDirs::new("/run/crun", 0o700, "i
 pub enum Runtime {
     Runc,
     Crun,
+}
+
+impl std::fmt::Display for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -93,11 +102,16 @@ impl Oci {
         })
     }
 
+    /// crun as root on a hybrid host: run with /sys/fs/cgroup/unified unmounted (see `command`).
+    fn hides_cgroup2(&self) -> bool {
+        self.runtime == Runtime::Crun && Runner::current().is_root() && hybrid_cgroups()
+    }
+
     /// The executable and leading arguments: crun on a hybrid host runs under unshare(1) with the
     /// cgroup2 mount removed from its private mount namespace.
     fn command(&self, tool: &ToolInfo) -> Result<(PathBuf, Vec<String>), HarnessError> {
         let mut args = Vec::new();
-        if self.runtime == Runtime::Crun && Runner::current().is_root() && hybrid_cgroups() {
+        if self.hides_cgroup2() {
             let unshare = which("unshare").ok_or_else(|| {
                 HarnessError::Probe("crun on a hybrid cgroup host needs unshare(1) (util-linux)".into())
             })?;
@@ -179,10 +193,9 @@ impl Launcher for Oci {
             proc: Performer::Launcher,
             sysfs: Performer::Launcher,
             time_offsets: if ns.contains(NsKind::Time) { OffsetSupport::Nanoseconds } else { OffsetSupport::None },
-            // runc, as root, creates the container's cgroup and writes `linux.resources`. crun runs
-            // here with cgroup2 unmounted from its view (the hybrid workaround above), so its
-            // cgroup misses the hierarchy the host reads the core cpu.stat from; not wired.
-            cgroup_limits: self.runtime == Runtime::Runc && Runner::current().is_root(),
+            // As root the runtime creates the container's cgroup (`cgroupsPath`) and writes
+            // `linux.resources`; rootless, isoprobe gives it no cgroup.
+            cgroup_limits: Runner::current().is_root(),
             rootless: true,
         }
     }
@@ -218,13 +231,36 @@ impl Launcher for Oci {
     }
 
     fn supports_limits(&self, _spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Result<(), Skip> {
-        resources_for(&limits.settings.settings(Some((0, 0))), layout, None)
-            .map(drop)
-            .map_err(|reason| Skip { requirement: format!("launcher:{}:cgroup-limit", self.name()), reason })
+        let skip = |reason| Skip { requirement: format!("launcher:{}:cgroup-limit", self.name()), reason };
+        // crun here runs with /sys/fs/cgroup/unified unmounted (the hybrid workaround): the probe
+        // stays in the harness's cgroup2 cgroup, the root.
+        match limits.exercise {
+            // perf_event is bound to no v1 hierarchy here: it counts per cgroup on cgroup2 only.
+            Exercise::PerfCount { .. } if self.hides_cgroup2() => {
+                return Err(skip(
+                    "perf_event counts the case's cgroup on cgroup2, which crun does not use here (it runs with \
+                     /sys/fs/cgroup/unified unmounted, the hybrid workaround)"
+                        .into(),
+                ));
+            }
+            Exercise::CgroupView { .. } if self.hides_cgroup2() => {
+                return Err(skip(
+                    "crun does not use cgroup2 here (it runs with /sys/fs/cgroup/unified unmounted, the hybrid \
+                     workaround): the probe stays in the root cgroup2 cgroup, which a cgroup2 mount of its own \
+                     shows at its root with or without a cgroup namespace, so the view cannot tell them apart"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        resources_for(self.runtime, &limits.settings.settings(Some((0, 0))), layout, None).map(drop).map_err(skip)
     }
 
-    fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<String> {
-        Some(format!("isoprobe-{}-{}-oci", ctx.run.run_token, ctx.case.id))
+    fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<LimitCgroup> {
+        Some(LimitCgroup {
+            name: format!("isoprobe-{}-{}-oci", ctx.run.run_token, ctx.case.id),
+            cgroup2: !self.hides_cgroup2(),
+        })
     }
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
@@ -236,8 +272,9 @@ impl Launcher for Oci {
         if let Some(l) = &ctx.spec.limits {
             let layout = CgroupLayout::detect()?;
             let loop_dev = ctx.case.limits.as_ref().and_then(|c| c.loopdev.as_ref()).map(|d| d.rdev);
+            let settings = l.settings.settings(loop_dev);
             config.linux.resources =
-                Some(resources_for(&l.settings.settings(loop_dev), &layout, loop_dev).map_err(HarnessError::Probe)?);
+                Some(resources_for(self.runtime, &settings, &layout, loop_dev).map_err(HarnessError::Probe)?);
         }
         if self.runtime == Runtime::Crun {
             crun_time_annotation(&mut config);
@@ -301,11 +338,13 @@ fn delete_if_left(exe: &Path, global: &[String], id: &str, state_entry: &Path) -
 /// `linux.resources` for a case's settings (canonical v2 vocabulary) on a host with `layout`.
 /// The OCI fields are cgroup v1's files, so each setting goes through the one v2→v1 table and
 /// each v1 write lands in its field (memory.memsw.limit_in_bytes is OCI's `memory.swap`: memory
-/// plus swap). runc on a hybrid host writes resources through its v1 manager, so a setting
-/// whose controller is not on a v1 hierarchy here cannot be expressed (the error is the skip's
-/// reason). `loop_dev`, the io case's own loop device, is allowed to be read: runc denies every
+/// plus swap). On a hybrid host runc writes resources through its v1 manager and crun sees only
+/// the v1 hierarchies (the workaround above), so a setting whose controller is not on a v1
+/// hierarchy here cannot be expressed, nor a device list (both runtimes allow their default
+/// devices besides it); the error is the skip's reason. `loop_dev`, the io case's own loop device, is allowed to be read: runc denies every
 /// device but its default list, and the io exercise reads that one.
 pub fn resources_for(
+    runtime: Runtime,
     settings: &[Setting],
     layout: &CgroupLayout,
     loop_dev: Option<(u64, u64)>,
@@ -318,32 +357,42 @@ pub fn resources_for(
             Placement::V1 { .. } => {}
             Placement::V2 { .. } | Placement::Unusable(_) if v1 == "hugetlb" => {
                 return Err(format!(
-                    "`{}`: hugetlb is on cgroup2 here (not a v1 hierarchy), and runc on a hybrid host writes \
-                     resources through its cgroup v1 manager",
+                    "`{}`: hugetlb is on cgroup2 here (not a v1 hierarchy), and {runtime} on a hybrid host writes \
+                     resources to the v1 hierarchies only",
                     s.key
                 ));
             }
             Placement::V2 { .. } => {
                 return Err(format!(
-                    "`{}`: {v1} is on cgroup2 here, and runc on a hybrid host writes resources through its \
-                     cgroup v1 manager",
+                    "`{}`: {v1} is on cgroup2 here, and {runtime} on a hybrid host writes resources to the v1 \
+                     hierarchies only",
                     s.key
                 ));
             }
             Placement::Unmounted => {
                 return Err(format!(
-                    "`{}` needs the {v1} controller, which is mounted on no hierarchy here: runc creates the \
+                    "`{}` needs the {v1} controller, which is mounted on no hierarchy here: {runtime} creates the \
                      container's cgroups only on mounted hierarchies",
                     s.key
                 ));
             }
-            Placement::Unusable(why) => return Err(format!("`{}` cannot be set by runc here: {why}", s.key)),
+            Placement::Unusable(why) => return Err(format!("`{}` cannot be set by {runtime} here: {why}", s.key)),
         }
         if s.key == "devices" {
-            return Err("runc appends its default device rules (null, zero, full, random, urandom, tty, ...: \
-                        libcontainer/specconv AllowedDevices) after the spec's own, so /dev/zero cannot be denied \
-                        (seen with runc 1.1.5: deny `a`, allow `c 1:3 rwm`, and /dev/zero still opens)"
-                .into());
+            return Err(match runtime {
+                Runtime::Runc => {
+                    "runc appends its default device rules (null, zero, full, random, urandom, tty, \
+                                  ...: libcontainer/specconv AllowedDevices) after the spec's own, so /dev/zero \
+                                  cannot be denied (seen with runc 1.1.5: deny `a`, allow `c 1:3 rwm`, and \
+                                  /dev/zero still opens)"
+                }
+                Runtime::Crun => {
+                    "crun allows its default devices (null, zero, full, random, urandom, tty) \
+                                  besides the spec's rules, so /dev/zero cannot be denied (seen with crun 1.8.1: \
+                                  deny `a`, allow `c 1:3 rwm`, and /dev/zero still opens)"
+                }
+            }
+            .into());
         }
         for (file, value) in to_v1(s, settings).map_err(|e| e.to_string())? {
             match file.as_str() {
@@ -488,7 +537,7 @@ mod tests {
             Setting::new("cpuset.cpus", "1"),
             Setting::new("io.max", "7:3 rbps=4194304"),
         ];
-        let r = resources_for(&settings, &hybrid(), Some((7, 3))).unwrap();
+        let r = resources_for(Runtime::Runc, &settings, &hybrid(), Some((7, 3))).unwrap();
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["memory"], serde_json::json!({"limit": 67108864, "swap": 67108864}));
         assert_eq!(json["pids"]["limit"], 16);
@@ -506,11 +555,14 @@ mod tests {
 
     #[test]
     fn limits_runc_cannot_express_here_are_refused_with_the_reason() {
-        let refused = |key: &str, value: &str| resources_for(&[Setting::new(key, value)], &hybrid(), None).unwrap_err();
+        let refused = |key: &str, value: &str| {
+            resources_for(Runtime::Runc, &[Setting::new(key, value)], &hybrid(), None).unwrap_err()
+        };
         assert!(refused("devices", "c 1:3 rwm").contains("AllowedDevices"));
         assert!(refused("net_cls.classid", "1").contains("mounted on no hierarchy"));
-        assert!(refused("hugetlb.2MB.max", "4194304").contains("cgroup v1 manager"));
-        assert!(!Oci::new(Runtime::Crun).capabilities().cgroup_limits);
+        assert!(refused("hugetlb.2MB.max", "4194304").contains("v1 hierarchies only"));
+        let crun = resources_for(Runtime::Crun, &[Setting::new("devices", "c 1:3 rwm")], &hybrid(), None);
+        assert!(crun.unwrap_err().contains("crun 1.8.1"));
     }
 
     #[test]
