@@ -37,6 +37,9 @@ use crate::error::{Context, HarnessError};
 /// the killed ones to go.
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
+/// How long adoption waits for a tool's own processes in its cgroup to exit or sleep.
+const TOOL_REST_WAIT: Duration = Duration::from_millis(500);
+
 /// One hierarchy's share of a case.
 #[derive(Debug)]
 struct Member {
@@ -289,6 +292,7 @@ impl CaseCgroups {
                 }
             }
         }
+        set.wait_for_tool_at_rest(pid);
         let base = set.read();
         let probe_ran = runtime_ns(pid.as_raw()).unwrap_or(0);
         let usage = [base.cpu_usage_ns, base.v2_usage_ns].into_iter().flatten().max().unwrap_or(0);
@@ -303,6 +307,25 @@ impl CaseCgroups {
         *set.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner()) = Some(probe_ran.saturating_sub(usage));
         set.probe = Some((pid, ToolShare { charged_ns: usage.saturating_sub(probe_ran), runtimes }));
         Ok(set)
+    }
+
+    /// Waits (at most [`TOOL_REST_WAIT`]) until every process of the tool's cgroup but the probe
+    /// sleeps: the tool's setup processes that run there (runc's init stages) are gone, so what
+    /// they cost is all in the usage read next, and its init (lxc-init) waits for the probe.
+    fn wait_for_tool_at_rest(&self, probe: Pid) {
+        let deadline = Instant::now() + TOOL_REST_WAIT;
+        while Instant::now() < deadline {
+            let Ok(procs) = self.procs() else { return };
+            let busy = procs.into_iter().filter(|&p| p != probe.as_raw()).any(|p| {
+                // The state is the first field after the comm, which ends at the last ')'.
+                let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) != Some("S")
+            });
+            if !busy {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn name(&self) -> &str {
