@@ -396,6 +396,9 @@ impl Report {
                         out.push(f(check.name(), Some(run.role), verdict.label(), verdict_detail(verdict)));
                     }
                 }
+                for l in run.limits.iter().filter(|l| l.verdict.is_failure()) {
+                    out.push(f(l.check.to_string(), Some(run.role), l.verdict.label(), verdict_detail(&l.verdict)));
+                }
             }
             for m in &case.join_mismatches {
                 let by_explained =
