@@ -274,7 +274,39 @@ pub enum LauncherLimits {
     Cases(Vec<Cell>),
 }
 
+/// The limit cases side by side: rows are a limit case without its launcher (`host/all pids
+/// [pids.max=16]`), columns the launchers that express cgroup limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitTable {
+    pub launchers: Vec<String>,
+    pub rows: Vec<(String, Vec<Option<Cell>>)>,
+}
+
 impl Report {
+    /// The limit cases of the launchers that express cgroup limits, side by side (see
+    /// [`Report::launcher_limits`] for the launchers that cannot).
+    pub fn limit_table(&self) -> LimitTable {
+        let launchers: Vec<String> =
+            self.launchers.iter().filter(|h| h.capabilities.cgroup_limits).map(|h| h.name.clone()).collect();
+        let mut rows: Vec<(String, Vec<Option<Cell>>)> = Vec::new();
+        for (suite, case) in self.cases() {
+            let Some(col) = launchers.iter().position(|l| l == launcher(case)) else { continue };
+            if case.spec.limits.is_none() {
+                continue;
+            }
+            let key = case.name.split_once('/').map_or(case.name.as_str(), |(_, rest)| rest).to_owned();
+            let i = match rows.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    rows.push((key, vec![None; launchers.len()]));
+                    rows.len() - 1
+                }
+            };
+            rows[i].1[col] = Some(self.cell(suite, case));
+        }
+        LimitTable { launchers, rows }
+    }
+
     /// The assessment of `case` of `suite`, when it was run through a launcher of the
     /// conformance table.
     pub fn assessment<'a>(&self, suite: &'a Suite, case: &CaseOutcome) -> Option<&'a CaseAssessment> {
@@ -292,9 +324,10 @@ impl Report {
             CaseStatus::Explained => a
                 .map(|a| a.explained.iter().map(|e| format!("{}: {} ({})", e.check, e.observed, e.source)).collect())
                 .unwrap_or_default(),
+            // An assessment covers the checks; a limit case's failures are its own verdicts.
             CaseStatus::Fail | CaseStatus::Error => match a {
-                Some(a) => a.unexplained.iter().chain(&a.stale).cloned().collect(),
-                None => case.failure_lines(),
+                Some(a) if !a.conforms() => a.unexplained.iter().chain(&a.stale).cloned().collect(),
+                _ => case.failure_lines(),
             },
             _ => Vec::new(),
         };

@@ -413,31 +413,45 @@ fn launchers(out: &mut String, r: &Report) {
     }
     out.push_str("</section>\n");
 
-    out.push_str("<section id=\"launcher-limits\">\n<h2>Limits each launcher enforces</h2>\n<table>\n");
+    out.push_str("<section id=\"launcher-limits\">\n<h2>Limits each launcher enforces</h2>\n<ul>\n");
     for (h, limits) in r.launcher_limits() {
-        let _ = write!(out, "<tr><th>{}</th>", xml(&h.name));
-        match limits {
-            LauncherLimits::CannotExpress => out.push_str("<td>cannot express cgroup limits</td>"),
+        let text = match limits {
+            LauncherLimits::CannotExpress => "cannot express cgroup limits".to_owned(),
             LauncherLimits::Cases(cases) if cases.is_empty() => {
-                out.push_str("<td>none run (left out by the selection)</td>")
+                "no limit case run (left out by the selection)".to_owned()
             }
-            LauncherLimits::Cases(cases) => {
-                out.push_str("<td>");
-                for c in &cases {
-                    let (word, note) = cell_text(c);
-                    let _ = write!(
-                        out,
-                        "<span class=\"cs {word}\" title=\"{}\"><code>{}</code> {word}</span><br>",
-                        xml(note.as_deref().unwrap_or("")),
-                        xml(&c.case)
-                    );
-                }
-                out.push_str("</td>");
-            }
+            LauncherLimits::Cases(cases) => limit_counts(&cases),
+        };
+        let _ = writeln!(out, "<li><b>{}</b>: {}</li>", xml(&h.name), xml(&text));
+    }
+    out.push_str("</ul>\n");
+    let limits = r.limit_table();
+    if !limits.rows.is_empty() {
+        out.push_str("<table class=\"conf\">\n<tr><th>limit case</th>");
+        for l in &limits.launchers {
+            let _ = write!(out, "<th>{}</th>", xml(l));
         }
         out.push_str("</tr>\n");
+        for (name, cells) in &limits.rows {
+            let _ = write!(out, "<tr><th class=\"row\"><code>{}</code></th>", xml(name));
+            for c in cells {
+                match c {
+                    None => out.push_str("<td class=\"cs none\">–</td>"),
+                    Some(c) => {
+                        let (word, note) = cell_text(c);
+                        let _ = write!(
+                            out,
+                            "<td class=\"cs {word}\" title=\"{}\">{word}</td>",
+                            xml(note.as_deref().unwrap_or(&c.case))
+                        );
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
     }
-    out.push_str("</table>\n</section>\n");
+    out.push_str("</section>\n");
 
     if let Some(l) = &r.start_latency {
         let _ = writeln!(
@@ -474,4 +488,14 @@ fn launchers(out: &mut String, r: &Report) {
         }
         out.push_str("</table>\n</section>\n");
     }
+}
+
+/// `78 limit cases: 62 pass, 1 fail, 15 skip`.
+fn limit_counts(cases: &[crate::conformance::Cell]) -> String {
+    let mut by = std::collections::BTreeMap::<&str, usize>::new();
+    for c in cases {
+        *by.entry(cell_text(c).0).or_default() += 1;
+    }
+    let counts: Vec<String> = by.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    format!("{} limit cases: {}", cases.len(), counts.join(", "))
 }

@@ -227,12 +227,6 @@ fn launchers_section(out: &mut String, r: &Report) {
         }
         out.push('\n');
     }
-    if !notes.0.is_empty() {
-        out.push('\n');
-        for (i, n) in notes.0.iter().enumerate() {
-            let _ = writeln!(out, "[^{}]: {}", i + 1, cell(n));
-        }
-    }
 
     out.push_str("\n### Limits each launcher enforces\n\n| launcher | limit cases |\n|---|---|\n");
     for (h, limits) in r.launcher_limits() {
@@ -258,6 +252,39 @@ fn launchers_section(out: &mut String, r: &Report) {
             }
         };
         let _ = writeln!(out, "| {} | {} |", cell(&h.name), cell(&text));
+    }
+    let limits = r.limit_table();
+    if !limits.rows.is_empty() {
+        out.push_str("\n<details><summary>Limit cases side by side</summary>\n\n| limit case |");
+        for l in &limits.launchers {
+            let _ = write!(out, " {} |", cell(l));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&":-:|".repeat(limits.launchers.len()));
+        out.push('\n');
+        for (name, cells) in &limits.rows {
+            let _ = write!(out, "| `{}` |", code(name));
+            for c in cells {
+                let text = match c {
+                    None => "–".to_owned(),
+                    Some(c) => match cell_text(c) {
+                        (word, Some(n)) => format!("{word} [^{}]", notes.cite(n)),
+                        (word, None) => word.to_owned(),
+                    },
+                };
+                let _ = write!(out, " {text} |");
+            }
+            out.push('\n');
+        }
+        out.push_str("\n</details>\n");
+    }
+
+    // The notes of both tables, after them (GitHub renders footnotes at the end of the comment).
+    if !notes.0.is_empty() {
+        out.push('\n');
+        for (i, n) in notes.0.iter().enumerate() {
+            let _ = writeln!(out, "[^{}]: {}", i + 1, cell(n));
+        }
     }
 
     if let Some(l) = &r.start_latency {
