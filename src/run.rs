@@ -74,8 +74,9 @@ pub struct PlannedSuite {
     pub assess: bool,
 }
 
-/// The suites `run` runs by default. This is the seam for the limit suites and the external
-/// launchers: each adds its suite here, and selection, progress and the report take it as it is.
+/// The suites `run` runs by default (no real tool among `--launcher`); a new built-in suite is
+/// added here, and selection, progress and the report take it as it is. The launcher conformance
+/// run has its own ([`conformance_suites`]).
 fn builtin_suites() -> Vec<PlannedSuite> {
     vec![
         PlannedSuite { name: "namespaces".into(), cases: namespace_matrix(), assess: false },
