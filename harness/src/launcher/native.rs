@@ -174,7 +174,9 @@ impl Launcher for NativeLauncher {
             proc: Performer::Launcher,
             sysfs: Performer::Launcher,
             time_offsets: OffsetSupport::Nanoseconds,
-            cgroup_limits: false,
+            // The harness creates the case's cgroup and the native paths attach the container to
+            // it (CLONE_INTO_CGROUP or cgroup.procs); a joining path joins a container started so.
+            cgroup_limits: !self.0.joins(),
             rootless: true,
         }
     }
