@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders the HTML report in headless Chromium (Debian's `chromium`) and fails on a blank page or
 # a missing section. The page is a real run of a small matrix subset with the benchmark fixture
-# attached, so that every section, the colour grid and the SVG charts are on it.
+# attached, so that every section, the colour grid and the SVG charts are on it; a launcher
+# conformance run (live and the fixture) must also show the launcher sections.
 #
 # Usage: ci/html-check.sh [path/to/isoprobe]   (default: build the debug binary)
 set -euo pipefail
@@ -26,6 +27,12 @@ trap 'rm -rf "$work"' EXIT
 "$bin" report "$work/live.json" --bench reports/tests/fixtures/bench-base.json -f html -o "$work/live.html"
 "$bin" report reports/tests/fixtures/report.json --bench reports/tests/fixtures/bench-base.json \
   -f html -o "$work/fixture.html"
+# A launcher run with tools missing or present: it must render either way (exit 1 is a failed case).
+"$bin" run --launcher bwrap,util-unshare --ns uts,net -o "$work/launchers-live.json" >/dev/null || (($? == 1))
+"$bin" report "$work/launchers-live.json" --bench reports/tests/fixtures/bench-base.json -f html \
+  -o "$work/launchers-live.html"
+"$bin" report reports/tests/fixtures/report-launchers.json --bench reports/tests/fixtures/bench-base.json \
+  -f html -o "$work/launchers-fixture.html"
 
 # Without these flags Chromium waits on the network and on first-run tasks on a closed network.
 headless() {
@@ -42,9 +49,13 @@ headless --screenshot="$work/blank.png" "file://$work/blank.html" >/dev/null
 blank_size=$(stat -c %s "$work/blank.png")
 
 fail=0
-for page in live fixture; do
+for page in live fixture launchers-live launchers-fixture; do
   headless --dump-dom "file://$work/$page.html" >"$work/$page.dom"
-  for section in summary failures matrix skips environment benchmarks; do
+  sections="summary failures matrix skips environment benchmarks"
+  if [[ $page == launchers-* ]]; then
+    sections+=" launchers conformance launcher-limits start-latency"
+  fi
+  for section in $sections; do
     if ! grep -q "<section id=\"$section\">" "$work/$page.dom"; then
       echo "html-check: $page: section '$section' is missing from the rendered page" >&2
       fail=1

@@ -22,8 +22,10 @@ use isoprobe_reports::render::{Format, render};
 
 const EXIT_CODES: &str = "\
 Exit status:
-  run      0 every case passed or was skipped; 1 a case failed or errored (or was skipped for a
-           requirement ISOPROBE_EXPECT declares); 2 the run could not be carried out or was
+  run      0 every case passed or was skipped (with --launcher: or failed only on checks an expected
+           difference of the launcher's tool explains); 1 a case failed or errored, a row of the
+           expected-differences table is stale, or a case was skipped for a
+           requirement ISOPROBE_EXPECT declares; 2 the run could not be carried out or was
            interrupted (SIGINT/SIGTERM: running cases finish and clean up; a second signal exits
            at once with 130, and `isoprobe cleanup` removes what is left)
   list     0; 2 on bad options or an unreadable case file
@@ -51,8 +53,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the cases (default: the whole namespace matrix on the native launchers), print a
-    /// summary table and write the report.
+    /// Run the cases (default: the whole namespace matrix on the native launchers and the limit
+    /// suite; with `--launcher all` or an external launcher: the launcher conformance table), print
+    /// a summary table and write the report.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// List the cases `run` would run with the same options, and why some would be skipped.
@@ -102,14 +105,19 @@ pub struct Selection {
     /// time,user,uts); the host-only case (no namespace) is always among them.
     #[arg(long = "ns", value_delimiter = ',', value_parser = parse_ns)]
     pub namespaces: Vec<NsKind>,
-    /// Only cases started by these launchers (comma-separated: clone3, clone, unshare, setns-nsfs,
-    /// setns-pidfd).
+    /// Only cases started by these launchers (comma-separated). Native launchers alone (clone3,
+    /// clone, unshare, setns-nsfs, setns-pidfd) narrow the default suites. `all`, or any real tool
+    /// (util-unshare, util-nsenter, bwrap, lxc, lxc-attach, runc, crun, nspawn), runs the launcher
+    /// conformance table instead: each named launcher's matrix (`all`: clone3 as the reference and
+    /// every tool), judged against the tool's documented defaults and expected differences, its
+    /// limit cases, and the start latencies.
     #[arg(long = "launcher", value_delimiter = ',', value_parser = parse_launcher)]
-    pub launchers: Vec<LauncherKind>,
+    pub launchers: Vec<run::LauncherArg>,
     /// Only cases whose name contains this text (e.g. `setns`, `pivot/all`).
     #[arg(long)]
     pub filter: Option<String>,
-    /// Only these built-in suites (comma-separated: namespaces, limits).
+    /// Only these built-in suites (comma-separated: namespaces, limits; with --launcher all or a
+    /// real tool: launchers, launcher-limits).
     #[arg(long = "suite", value_delimiter = ',')]
     pub suites: Vec<String>,
     /// Run the cases in this JSON file (a list of case specs, see the report schema's
@@ -134,6 +142,10 @@ pub struct RunArgs {
     /// Print every failure in full (default: the first 20).
     #[arg(long, short)]
     pub verbose: bool,
+    /// With --launcher all or a real tool: do not measure the launchers' start latency after the
+    /// cases.
+    #[arg(long)]
+    pub no_latency: bool,
 }
 
 #[derive(Args, Debug)]
@@ -203,10 +215,14 @@ fn parse_ns(s: &str) -> Result<NsKind, String> {
     s.parse::<NsKind>().map_err(|_| format!("unknown namespace `{s}`"))
 }
 
-fn parse_launcher(s: &str) -> Result<LauncherKind, String> {
-    LauncherKind::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| {
-        let names: Vec<&str> = LauncherKind::ALL.iter().map(|l| l.name()).collect();
-        format!("unknown launcher `{s}` (expected one of {})", names.join(", "))
+fn parse_launcher(s: &str) -> Result<run::LauncherArg, String> {
+    if s == "all" {
+        return Ok(run::LauncherArg::All);
+    }
+    let kinds = || LauncherKind::ALL.into_iter().chain(LauncherKind::EXTERNAL);
+    kinds().find(|l| l.name() == s).map(run::LauncherArg::One).ok_or_else(|| {
+        let names: Vec<&str> = kinds().map(|l| l.name()).collect();
+        format!("unknown launcher `{s}` (expected all, or one of {})", names.join(", "))
     })
 }
 

@@ -90,12 +90,112 @@ fn list_names_the_cases_and_help_documents_exit_codes() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("setns-pidfd/host/pid") && stdout.contains("11 cases:"), "{stdout}");
+    let out = output(isoprobe().args(["list", "--launcher", "lxc,clone3", "--ns", "pid,mnt"]));
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("launcher lxc: ") && stdout.contains("launcher clone3: native"), "{stdout}");
+    assert!(stdout.contains("launchers (") && stdout.contains("lxc/pivot/pid+mnt"), "{stdout}");
+    let bad = output(isoprobe().args(["list", "--launcher", "nosuch"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("expected all, or one of"), "{}", text(&bad.stderr));
     let help = text(&output(isoprobe().arg("--help")).stdout);
     for needle in ["Exit status:", "compare  0 no regression; 1 a regression", "cleanup"] {
         assert!(help.contains(needle), "--help lacks {needle:?}");
     }
     let bad = output(isoprobe().args(["run", "--ns", "nosuch"]));
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `--launcher` with real tools: the report carries a header per launcher, an assessment per case,
+/// and bubblewrap's loopback set-up in a new network namespace as an explained difference (never a
+/// pass, never a failure); a missing tool turns its cases into skips naming the package. As root
+/// with the tools installed (as in CI) the run must pass.
+#[test]
+fn a_launcher_run_records_headers_assessments_and_explained_differences() {
+    use isoprobe_reports::CaseStatus;
+    use isoprobe_reports::conformance::LatencyResult;
+    use isoprobe_reports::load::{Document, load};
+    use isoprobe_reports::render::{Format, render};
+
+    let dir = scratch("launchers");
+    let report = dir.join("report.json");
+    let out = output(
+        isoprobe()
+            .args(["run", "--launcher", "bwrap,util-unshare", "--ns", "uts,net", "-j", "2"])
+            .arg("-o")
+            .arg(&report),
+    );
+    let stdout = text(&out.stdout);
+    let Ok(Document::Run(r)) = load(&report) else { panic!("no run report: {stdout}\n{}", text(&out.stderr)) };
+    assert_eq!(out.status.code(), Some(if r.passed() { 0 } else { 1 }), "{stdout}");
+    let names: Vec<&str> = r.launchers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["util-unshare", "bwrap"]);
+    assert!(stdout.contains("explained") && stdout.contains("start latency"), "{stdout}");
+
+    let suite = r.suites.iter().find(|s| s.name == "launchers").expect("a launchers suite");
+    assert!(suite.cases.iter().all(|c| suite.assessments.contains_key(&c.name)), "every case is assessed");
+    let root = nix::unistd::geteuid().is_root();
+    for h in &r.launchers {
+        let cases: Vec<_> = suite.cases.iter().filter(|c| c.spec.launcher.name() == h.name).collect();
+        assert!(!cases.is_empty(), "{} ran no case", h.name);
+        match (&h.tool, &h.unavailable) {
+            (None, Some(u)) => {
+                let package = if h.name == "bwrap" { "bubblewrap" } else { "util-linux" };
+                assert!(u.reason.contains(&format!("not installed (Debian package {package})")), "{}", u.reason);
+                assert!(cases.iter().all(|c| c.skipped.as_ref().is_some_and(|s| s.reason == u.reason)));
+                eprintln!("{}: skipped: {}", h.name, u.reason);
+            }
+            (Some(t), None) => assert!(!t.version.is_empty() && t.path.starts_with('/'), "{t:?}"),
+            other => panic!("{}: a tool or why it is unavailable, not {other:?}", h.name),
+        }
+    }
+
+    let bwrap = r.launchers.iter().find(|h| h.name == "bwrap").unwrap();
+    assert!(!bwrap.capabilities.cgroup_limits);
+    let net = suite.cases.iter().find(|c| c.name == "bwrap/host/net").expect("bwrap/host/net");
+    if let Some(skip) = &net.skipped {
+        // No bwrap, or (unprivileged) no user namespaces for it: the reason is in the report.
+        assert!(bwrap.unavailable.is_some() || !root, "bwrap/host/net skipped as root: {}", skip.reason);
+        eprintln!("bwrap/host/net skipped: {}", skip.reason);
+    } else {
+        let a = &suite.assessments["bwrap/host/net"];
+        let e = a.explained.iter().find(|e| e.check.name() == "net/links").expect("net/links is explained");
+        assert!(e.verdict.is_failure() && e.source.contains("bubblewrap"), "{e:?}");
+        assert_eq!(r.status(suite, net), CaseStatus::Explained);
+        assert!(r.counts().explained >= 1);
+        assert!(!r.failures().iter().any(|f| f.case == "bwrap/host/net"), "an explained difference is not a failure");
+        let doc = Document::Run(r.clone());
+        let ktap = render(&doc, Format::Ktap).unwrap();
+        assert!(ktap.contains("ok ") && ktap.contains("net/links # XFAIL explained difference: lo is up"), "{ktap}");
+        let junit = render(&doc, Format::Junit).unwrap();
+        assert!(junit.contains("<system-out>explained difference: lo is up"), "{junit}");
+        let md = render(&doc, Format::Markdown).unwrap();
+        assert!(md.contains("### Launchers side by side") && md.contains("⚠️ explained [^"), "{md}");
+    }
+    if root && r.launchers.iter().all(|h| h.unavailable.is_none()) {
+        assert_eq!(out.status.code(), Some(0), "as root with both tools the run passes: {stdout}");
+        let unshare_uts = suite.cases.iter().find(|c| c.name == "util-unshare/host/uts").unwrap();
+        assert_eq!(r.status(suite, unshare_uts), CaseStatus::Pass);
+    }
+    let latency = r.start_latency.as_ref().expect("start latency is recorded");
+    assert_eq!(
+        latency.launchers.iter().map(|l| l.launcher.as_str()).collect::<Vec<_>>(),
+        ["clone3", "util-unshare", "bwrap"]
+    );
+    for l in &latency.launchers {
+        match &l.result {
+            LatencyResult::Measured { median_ns, min_ns, max_ns, starts } => {
+                assert!(min_ns <= median_ns && median_ns <= max_ns && *starts == latency.starts, "{l:?}");
+            }
+            LatencyResult::Skipped { reason } => {
+                assert!(
+                    !root || r.launchers.iter().any(|h| h.name == l.launcher && h.unavailable.is_some()),
+                    "{reason}"
+                );
+            }
+            LatencyResult::Error { cause } => panic!("{}: a start failed: {cause}", l.launcher),
+        }
+    }
 }
 
 /// Isoprobe-named host objects: SysV objects by id, message queues are not listable here.

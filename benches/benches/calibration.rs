@@ -19,7 +19,10 @@ fn main() {
     );
     let page = SharedPage::new(1).expect("failed to map the shared page");
 
+    let (page, exec) = (&page, &exec);
     let mut g = run.group("calibration");
+    // The process-creating cases are sampled in rounds (see `run::Group::bench_interleaved`);
+    // getppid, batched by criterion, runs at once.
     g.bench_iters("getppid", "", Profile::Batched, |iters| {
         let ((), t) = primitives::timed(|| {
             for _ in 0..iters {
@@ -31,9 +34,11 @@ fn main() {
     for (name, call) in
         [("fork_exit_wait", Call::Fork), ("vfork_exit_wait", Call::Vfork), ("clone3_exit_wait", Call::Clone3)]
     {
-        g.bench(name, "", PER_OP, || primitives::create_exit_wait(call, 0, &page));
+        g.bench_interleaved(name, "", PER_OP, move || primitives::create_exit_wait(call, 0, page));
     }
-    g.bench("fork_exec_static", "", PER_OP, || -> std::io::Result<Timed> { primitives::fork_exec_wait(&exec, &page) });
+    g.bench_interleaved("fork_exec_static", "", PER_OP, move || -> std::io::Result<Timed> {
+        primitives::fork_exec_wait(exec, page)
+    });
     g.finish();
     run.finish();
     drop(dir);

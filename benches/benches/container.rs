@@ -37,17 +37,21 @@ fn main() {
     let payload = write_payload(dir.path()).expect("failed to write the static payload");
     let runner = Runner::current();
 
+    let payload = payload.as_path();
+    // Before the group: its interleaved cases run when it finishes.
+    let harness = Harness::new(HarnessOptions::default());
     let mut g = run.group("container");
+    // Sampled in rounds (see `run::Group::bench_interleaved`): the namespace sets side by side.
     for set in sets(&["none", "pid+mnt", "pid+uts+mnt+ipc", "pid+uts+mnt+ipc+net", "all"]) {
         let prof = if set.contains(NsKind::Net) { NETNS } else { PER_OP };
         let spec = CaseSpec::new(set).resolve(runner);
-        g.bench("native_spawn", &set.to_string(), prof, || {
+        g.bench_interleaved("native_spawn", &set.to_string(), prof, move || {
             let (r, t) = primitives::timed(|| -> std::io::Result<()> {
                 let mut p = spawn_probe(SpawnRequest {
                     call: CloneCall::Clone3,
                     ns_flags: set.clone_flags(),
                     cgroup: None,
-                    exe: &payload,
+                    exe: payload,
                     mode: Mode::Observe,
                     id_maps: spec.id_maps.as_ref(),
                     runner,
@@ -65,7 +69,7 @@ fn main() {
         });
     }
 
-    match Harness::new(HarnessOptions::default()) {
+    match &harness {
         Ok(harness) => {
             for set in sets(&["none", "pid+uts+mnt+ipc+net", "all"]) {
                 let prof = if set.contains(NsKind::Net) {
@@ -78,7 +82,7 @@ fn main() {
                     g.skip("harness_case", &set.to_string(), skip.reason);
                     continue;
                 }
-                g.bench("harness_case", &set.to_string(), prof, || {
+                g.bench_interleaved("harness_case", &set.to_string(), prof, move || {
                     let (outcome, t) = primitives::timed(|| harness.run_case(&spec));
                     if !outcome.passed() {
                         return Err(std::io::Error::other(outcome.failure_lines().join("; ")));

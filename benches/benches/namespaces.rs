@@ -51,11 +51,15 @@ fn main() {
 
     reference_comparison(&mut run, &page);
 
+    // Every case of the group is sampled in rounds (see `run::Group::bench_interleaved`), so the
+    // holders the setns cases join must live until the group has finished.
+    let page = &page;
+    let mut holders = Vec::new();
     let mut g = run.group("namespaces");
     for &set in &sets {
         let (flags, name, prof) = (set.clone_flags(), label(set), profile(set));
-        g.bench("clone3_return", &name, prof, || {
-            let (child, t) = primitives::spawn(Call::Clone3, flags, None, &Action::Exit, &page)?;
+        g.bench_interleaved("clone3_return", &name, prof, move || {
+            let (child, t) = primitives::spawn(Call::Clone3, flags, None, &Action::Exit, page)?;
             child.wait()?.check("clone3")?;
             Ok(t)
         });
@@ -66,14 +70,16 @@ fn main() {
             g.skip("clone_return", &name, "clone(2) cannot express CLONE_NEWTIME (the bit is in the exit-signal byte)");
         } else {
             let f = clone_set.clone_flags();
-            g.bench("clone_return", &clone_name, prof, || {
-                let (child, t) = primitives::spawn(Call::Clone, f, None, &Action::Exit, &page)?;
+            g.bench_interleaved("clone_return", &clone_name, prof, move || {
+                let (child, t) = primitives::spawn(Call::Clone, f, None, &Action::Exit, page)?;
                 child.wait()?.check("clone")?;
                 Ok(t)
             });
         }
-        g.bench("clone3_exit_wait", &name, prof, || primitives::create_exit_wait(Call::Clone3, flags, &page));
-        g.bench("unshare", &name, prof, || Ok(primitives::unshare_in_child(flags, 0, 1, &page)?[0]));
+        g.bench_interleaved("clone3_exit_wait", &name, prof, move || {
+            primitives::create_exit_wait(Call::Clone3, flags, page)
+        });
+        g.bench_interleaved("unshare", &name, prof, move || Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]));
         if set.contains(NsKind::User) {
             g.skip(
                 "unshare_repeat",
@@ -89,25 +95,39 @@ fn main() {
                  for children is already set)",
             );
         } else {
-            g.bench_iters("unshare_repeat", &name, prof, |iters| {
+            g.bench_iters_interleaved("unshare_repeat", &name, prof, move |iters| {
                 let mut total = Timed::default();
                 let mut left = iters;
                 while left > 0 {
                     let n = left.min(u64::from(REPEAT)) as u32;
-                    total = total + primitives::unshare_in_child(flags, 1, n, &page)?.into_iter().sum::<Timed>();
+                    total = total + primitives::unshare_in_child(flags, 1, n, page)?.into_iter().sum::<Timed>();
                     left -= u64::from(n);
                 }
                 Ok(total)
             });
         }
-        setns_cases(&mut g, set, &page);
+        holders.extend(setns_cases(&mut g, set, page));
     }
     g.finish();
+    let released: Vec<io::Error> = holders.into_iter().filter_map(|h| h.holder.release().err()).collect();
     run.finish();
+    if !released.is_empty() {
+        eprintln!("isoprobe-bench namespaces: FAILED to release setns holders: {released:?}");
+        std::process::exit(1);
+    }
 }
 
-/// setns through ns files and through a pidfd into a holder created with `set`.
-fn setns_cases(g: &mut isoprobe_benches::Group<'_>, set: NsSet, page: &SharedPage) {
+/// A namespace holder and the descriptors the setns cases join it through, kept until the
+/// group's interleaved cases have run.
+struct Joinable {
+    holder: Holder,
+    /// The holder's ns files (user first) and its pidfd; only their numbers are in the routines.
+    _fds: Vec<std::os::fd::OwnedFd>,
+}
+
+/// setns through ns files and through a pidfd into a holder created with `set`; returns the
+/// holder and its descriptors, which the cases use until the group finishes.
+fn setns_cases<'a>(g: &mut isoprobe_benches::Group<'a>, set: NsSet, page: &'a SharedPage) -> Option<Joinable> {
     let name = label(set);
     let holder = match Holder::spawn(Call::Clone3, set.clone_flags(), None) {
         Ok((h, _)) => h,
@@ -115,32 +135,33 @@ fn setns_cases(g: &mut isoprobe_benches::Group<'_>, set: NsSet, page: &SharedPag
             for op in ["setns_nsfd", "setns_pidfd"] {
                 g.skip(op, &name, format!("no holder with {name} namespaces: {e}"));
             }
-            return;
+            return None;
         }
     };
+    let mut keep: Vec<std::os::fd::OwnedFd> = Vec::new();
     // Setns cases create no namespace: no netns wait needed.
     let files: io::Result<Vec<_>> = JOIN_ORDER
         .iter()
         .filter(|k| set.contains(**k))
-        .map(|k| holder.ns_file(k.name()).map(|f| (f, k.clone_flag() as i32)))
+        .map(|k| holder.ns_file(k.name()).map(|f| (std::os::fd::OwnedFd::from(f), k.clone_flag() as i32)))
         .collect();
     match files {
         Ok(files) => {
             let fds: Vec<(i32, i32)> = files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
-            g.bench("setns_nsfd", &name, PER_OP, || primitives::setns_in_child(&fds, page));
+            keep.extend(files.into_iter().map(|(f, _)| f));
+            g.bench_interleaved("setns_nsfd", &name, PER_OP, move || primitives::setns_in_child(&fds, page));
         }
         Err(e) => g.fail("setns_nsfd", &name, format!("open the holder's ns files: {e}")),
     }
     match primitives::pidfd_open(holder.pid()) {
         Ok(pidfd) => {
             let fds = [(pidfd.as_raw_fd(), set.clone_flags() as i32)];
-            g.bench("setns_pidfd", &name, PER_OP, || primitives::setns_in_child(&fds, page));
+            keep.push(pidfd);
+            g.bench_interleaved("setns_pidfd", &name, PER_OP, move || primitives::setns_in_child(&fds, page));
         }
         Err(e) => g.skip("setns_pidfd", &name, format!("pidfd_open: {e}")),
     }
-    if let Err(e) = holder.release() {
-        g.fail("setns_pidfd", &name, format!("release the holder: {e}"));
-    }
+    Some(Joinable { holder, _fds: keep })
 }
 
 /// The bare-libc loops next to the harness's measurement of the same operation (group

@@ -43,11 +43,16 @@ fn main() {
         .chain(std::iter::once(NsSet::ALL))
         .collect();
 
+    let page = &page;
     let mut g = run.group("teardown");
+    // The namespace sets side by side, sampled in rounds when the group finishes (see
+    // `run::Group::bench_interleaved`); the release cases below run at once, one after the other.
     for set in sets {
         let prof = if set.contains(NsKind::Net) { NETNS } else { PER_OP };
         let flags = set.clone_flags();
-        g.bench("exit_to_reap", &set.to_string(), prof, || primitives::exit_to_reap(Call::Clone3, flags, &page));
+        g.bench_interleaved("exit_to_reap", &set.to_string(), prof, move || {
+            primitives::exit_to_reap(Call::Clone3, flags, page)
+        });
     }
 
     // The benchmark thread's CPU time in these cases is its polling, not a cost of the release.

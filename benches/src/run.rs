@@ -10,11 +10,20 @@
 //! run thousands of iterations and pile up dying namespaces. Every case waits, before it starts,
 //! until the kernel's netns cleanup is idle (see [`crate::netns`]).
 //!
+//! Interleaving ([`Group::interleave`]): in a full run, the fixed-count cases of a group that
+//! opts in are not sampled one case after the other but in rounds, one sample of every case per
+//! round (a case with fewer samples takes its samples spread evenly over the rounds), and
+//! criterion then reads each case's samples back in the order they were taken. A slow drift of
+//! the machine, or a burst of load from another process, then lands on every case of the group
+//! alike instead of on whichever case happened to run at that moment: what makes two runs of the
+//! same build agree case by case. Criterion's statistics are unchanged; only the time at which
+//! each sample was taken differs.
+//!
 //! CPU time: every timed region returns wall and CPU time ([`Timed`]); the CPU time of each
 //! criterion sample is recorded here and its median goes into the summary.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -180,6 +189,7 @@ impl BenchRun {
             netns: &mut self.netns,
             cpu: true,
             idle_first: true,
+            queue: Vec::new(),
         }
     }
 
@@ -255,6 +265,23 @@ impl BenchRun {
     }
 }
 
+/// One iteration of a case, or `iters` of them: the timed region's wall and CPU time.
+type Routine<'a> = Box<dyn FnMut(u64) -> io::Result<Timed> + 'a>;
+
+/// A case of an interleaving group, queued until [`Group::finish`] samples it.
+struct Queued<'a> {
+    op: String,
+    param: String,
+    /// Samples to take: criterion's one warm-up call plus its sample count.
+    calls: usize,
+    /// Whether it creates or releases a network namespace per sample (then the cleanup is
+    /// waited for after each of its samples, so the next case's sample does not compete with it).
+    netns: bool,
+    cpu: bool,
+    f: Routine<'a>,
+    taken: VecDeque<Timed>,
+}
+
 /// A criterion benchmark group with isoprobe's profiles and records.
 pub struct Group<'a> {
     g: BenchmarkGroup<'a, WallTime>,
@@ -264,6 +291,7 @@ pub struct Group<'a> {
     netns: &'a mut NetnsWatch,
     cpu: bool,
     idle_first: bool,
+    queue: Vec<Queued<'a>>,
 }
 
 impl std::fmt::Debug for Group<'_> {
@@ -282,9 +310,16 @@ fn classify(e: &io::Error) -> (String, bool) {
     }
 }
 
-impl Group<'_> {
+impl<'a> Group<'a> {
     pub fn settings(&self) -> Settings {
         self.settings
+    }
+
+    /// Whether a case added with one of the `*_interleaved` functions is queued: a fixed-count
+    /// case in a full or `ISOPROBE_BENCH_QUICK` run. Test mode and criterion's own `--quick`
+    /// sampling (which asks for more than one iteration per sample) run it at once.
+    fn interleaving(&self, profile: Profile) -> bool {
+        profile != Profile::Batched && self.settings.mode == Mode::Bench && !self.settings.criterion_quick
     }
 
     fn full_id(op: &str, param: &str) -> String {
@@ -341,20 +376,23 @@ impl Group<'_> {
     /// idle, so that each sample measures the operation on a kernel that is not tearing down the
     /// previous sample's namespace: creation and cleanup contend (both take `rtnl_lock`), and how
     /// often they overlap would otherwise depend on the loop's pace.
-    pub fn bench(&mut self, op: &str, param: &str, profile: Profile, mut f: impl FnMut() -> io::Result<Timed>) {
-        // Quick runs skip the per-iteration wait (it costs a cleanup, tens of milliseconds, per
-        // sample); their netns numbers then include the contention with earlier samples' cleanup.
-        let mut watch = (matches!(profile, Profile::Netns { .. }) && !self.settings.small()).then(NetnsWatch::new);
-        self.bench_iters(op, param, profile, move |iters| {
-            let mut total = Timed::default();
-            for _ in 0..iters {
-                if let Some(w) = watch.as_mut() {
-                    w.wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
-                }
-                total = total + f()?;
-            }
-            Ok(total)
-        });
+    pub fn bench(&mut self, op: &str, param: &str, profile: Profile, f: impl FnMut() -> io::Result<Timed>) {
+        let f = per_iteration(self.netns_wait(profile), f);
+        self.bench_iters(op, param, profile, f);
+    }
+
+    /// Like [`Group::bench`], but the case is sampled in rounds with the group's other
+    /// interleaved cases when the group finishes (see the module docs): `f` runs after this call
+    /// returns, so whatever it uses must live until [`Group::finish`].
+    pub fn bench_interleaved(
+        &mut self,
+        op: &str,
+        param: &str,
+        profile: Profile,
+        f: impl FnMut() -> io::Result<Timed> + 'a,
+    ) {
+        let f = per_iteration(self.netns_wait(profile), f);
+        self.bench_iters_interleaved(op, param, profile, f);
     }
 
     /// Like [`Group::bench`], with `f` running `iters` iterations itself (for batched loops).
@@ -365,21 +403,90 @@ impl Group<'_> {
         profile: Profile,
         mut f: impl FnMut(u64) -> io::Result<Timed>,
     ) {
-        let id = Self::full_id(op, param);
+        if self.try_once(op, param, &mut f) {
+            self.run_now(op, param, profile, f);
+        }
+    }
+
+    /// [`Group::bench_iters`] sampled in rounds, like [`Group::bench_interleaved`].
+    pub fn bench_iters_interleaved(
+        &mut self,
+        op: &str,
+        param: &str,
+        profile: Profile,
+        mut f: impl FnMut(u64) -> io::Result<Timed> + 'a,
+    ) {
+        if !self.try_once(op, param, &mut f) {
+            return;
+        }
+        if !self.interleaving(profile) {
+            self.run_now(op, param, profile, f);
+            return;
+        }
+        let (Profile::PerOp { full, quick } | Profile::Netns { full, quick }) = profile else {
+            unreachable!("batched cases are never interleaved")
+        };
+        self.queue.push(Queued {
+            op: op.to_owned(),
+            param: param.to_owned(),
+            calls: self.settings.pick(full, quick).max(10) + 1,
+            netns: self.netns_wait(profile),
+            cpu: self.cpu,
+            f: Box::new(f),
+            taken: VecDeque::new(),
+        });
+    }
+
+    /// Whether each sample of a `profile` case waits for an idle netns cleanup. Quick runs skip
+    /// the per-iteration wait (it costs a cleanup, tens of milliseconds, per sample); their netns
+    /// numbers then include the contention with earlier samples' cleanup.
+    fn netns_wait(&self, profile: Profile) -> bool {
+        matches!(profile, Profile::Netns { .. }) && !self.settings.small()
+    }
+
+    /// Waits for an idle netns cleanup (see [`Group::wait_idle_before_cases`]) and runs one
+    /// iteration as a trial: false, with the skip or failure recorded, when it failed.
+    fn try_once(&mut self, op: &str, param: &str, f: &mut impl FnMut(u64) -> io::Result<Timed>) -> bool {
         // Every case, not only the netns ones: a cleanup still running from an earlier case
         // would otherwise compete with this one. When idle this costs one confirmation window.
         if self.idle_first {
             self.wait_netns_idle();
         }
-        if let Err(e) = f(1) {
-            let (reason, error) = classify(&e);
-            if error {
-                self.fail(op, param, reason);
-            } else {
-                self.skip(op, param, reason);
+        match f(1) {
+            Ok(_) => true,
+            Err(e) => {
+                let (reason, error) = classify(&e);
+                if error {
+                    self.fail(op, param, reason);
+                } else {
+                    self.skip(op, param, reason);
+                }
+                false
             }
-            return;
         }
+    }
+
+    /// Runs a case through criterion now.
+    fn run_now(&mut self, op: &str, param: &str, profile: Profile, mut f: impl FnMut(u64) -> io::Result<Timed>) {
+        let id = Self::full_id(op, param);
+        self.configure(profile);
+        let shared = self.shared.clone();
+        let cpu = self.cpu;
+        let (group, op_name, param_name) = (self.name.clone(), op.to_owned(), param.to_owned());
+        let mut run = move |iters: u64| -> Duration {
+            let t = f(iters).unwrap_or_else(|e| panic!("failed to run {group}/{id}: {e}"));
+            record(&shared, &group, &op_name, &param_name, cpu, iters, t);
+            Duration::from_nanos(t.wall_ns)
+        };
+        if param.is_empty() {
+            self.g.bench_function(op, |b| b.iter_custom(&mut run));
+        } else {
+            self.g.bench_function(BenchmarkId::new(op, param), |b| b.iter_custom(&mut run));
+        }
+    }
+
+    /// Criterion's sampling settings for a case of `profile`.
+    fn configure(&mut self, profile: Profile) {
         match profile {
             Profile::Batched => {
                 self.g.sampling_mode(SamplingMode::Auto);
@@ -398,32 +505,140 @@ impl Group<'_> {
                 self.g.measurement_time(target);
             }
         }
-        let shared = self.shared.clone();
-        let cpu = self.cpu;
-        let (group, op_name, param_name) = (self.name.clone(), op.to_owned(), param.to_owned());
-        let mut run = move |iters: u64| -> Duration {
-            let t = f(iters).unwrap_or_else(|e| panic!("failed to run {group}/{id}: {e}"));
-            let mut s = shared.borrow_mut();
-            match s.records.iter_mut().find(|r| r.group == group && r.op == op_name && r.param == param_name) {
-                Some(r) => r.samples.push((iters, t)),
-                None => s.records.push(Record {
-                    group: group.clone(),
-                    op: op_name.clone(),
-                    param: param_name.clone(),
-                    samples: vec![(iters, t)],
-                    cpu,
-                }),
+    }
+
+    /// Takes the queued cases' samples in rounds, then hands each case's samples to criterion in
+    /// the order they were taken. A case whose routine fails while sampling is recorded as failed
+    /// and left out.
+    fn run_queue(&mut self) {
+        let mut queue = std::mem::take(&mut self.queue);
+        if queue.is_empty() {
+            return;
+        }
+        let rounds = queue.iter().map(|q| q.calls).max().unwrap_or(0);
+        let total: usize = queue.iter().map(|q| q.calls).sum();
+        eprintln!(
+            "isoprobe-bench {}: sampling {} cases interleaved ({total} samples in {rounds} rounds)",
+            self.name,
+            queue.len()
+        );
+        let mut failed: Vec<Option<String>> = vec![None; queue.len()];
+        let mut reported = std::time::Instant::now();
+        for round in 0..rounds {
+            for (q, failure) in queue.iter_mut().zip(failed.iter_mut()) {
+                if failure.is_some() || !takes_sample(round, q.calls, rounds) {
+                    continue;
+                }
+                match (q.f)(1) {
+                    Ok(t) => q.taken.push_back(t),
+                    Err(e) => *failure = Some(format!("failed while sampling: {e}")),
+                }
+                if q.netns
+                    && let Err(e) = self.netns.wait_idle(Duration::from_secs(120))
+                {
+                    eprintln!("isoprobe-bench: {e}; measuring anyway");
+                }
             }
-            Duration::from_nanos(t.wall_ns)
-        };
-        if param.is_empty() {
-            self.g.bench_function(op, |b| b.iter_custom(&mut run));
-        } else {
-            self.g.bench_function(BenchmarkId::new(op, param), |b| b.iter_custom(&mut run));
+            if reported.elapsed() > Duration::from_secs(15) {
+                eprintln!("isoprobe-bench {}: round {}/{rounds}", self.name, round + 1);
+                reported = std::time::Instant::now();
+            }
+        }
+        for (mut q, failure) in queue.into_iter().zip(failed) {
+            if let Some(reason) = failure {
+                self.fail(&q.op, &q.param, reason);
+                continue;
+            }
+            let n = q.calls - 1;
+            self.configure(Profile::PerOp { full: n, quick: n });
+            let shared = self.shared.clone();
+            let (group, op, param, cpu) = (self.name.clone(), q.op.clone(), q.param.clone(), q.cpu);
+            let id = Self::full_id(&op, &param);
+            let (op_id, param_id) = (q.op.clone(), q.param.clone());
+            let mut replay = move |iters: u64| -> Duration {
+                // Criterion asks for exactly the calls queued, one iteration each; should it ask
+                // for another, that one is measured now, and said so.
+                let t = match q.taken.pop_front() {
+                    Some(t) if iters == 1 => t,
+                    taken => {
+                        eprintln!(
+                            "isoprobe-bench: {group}/{id}: criterion asked for {iters} iteration(s) beyond the \
+                             interleaved samples; measured now"
+                        );
+                        if let Some(t) = taken {
+                            q.taken.push_front(t);
+                        }
+                        (q.f)(iters).unwrap_or_else(|e| panic!("failed to run {group}/{id}: {e}"))
+                    }
+                };
+                record(&shared, &group, &op, &param, cpu, iters, t);
+                Duration::from_nanos(t.wall_ns)
+            };
+            if param_id.is_empty() {
+                self.g.bench_function(op_id, |b| b.iter_custom(&mut replay));
+            } else {
+                self.g.bench_function(BenchmarkId::new(op_id, param_id), |b| b.iter_custom(&mut replay));
+            }
         }
     }
 
-    pub fn finish(self) {
+    /// Samples the queued cases (see [`Group::interleave`]) and ends the group.
+    pub fn finish(mut self) {
+        self.run_queue();
         self.g.finish();
+    }
+}
+
+/// `f`, one iteration, as a routine of `iters` iterations, each first waiting for an idle netns
+/// cleanup when `netns_wait`.
+fn per_iteration(netns_wait: bool, mut f: impl FnMut() -> io::Result<Timed>) -> impl FnMut(u64) -> io::Result<Timed> {
+    let mut watch = netns_wait.then(NetnsWatch::new);
+    move |iters| {
+        let mut total = Timed::default();
+        for _ in 0..iters {
+            if let Some(w) = watch.as_mut() {
+                w.wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
+            }
+            total = total + f()?;
+        }
+        Ok(total)
+    }
+}
+
+/// Whether a case with `calls` samples takes one in `round` of `rounds`: its samples spread
+/// evenly over the rounds, the first in round 0.
+fn takes_sample(round: usize, calls: usize, rounds: usize) -> bool {
+    (round * calls).div_ceil(rounds) != ((round + 1) * calls).div_ceil(rounds)
+}
+
+/// Records one criterion call's sample of `group/op/param`.
+fn record(shared: &RefCell<Shared>, group: &str, op: &str, param: &str, cpu: bool, iters: u64, t: Timed) {
+    let mut s = shared.borrow_mut();
+    match s.records.iter_mut().find(|r| r.group == group && r.op == op && r.param == param) {
+        Some(r) => r.samples.push((iters, t)),
+        None => s.records.push(Record {
+            group: group.to_owned(),
+            op: op.to_owned(),
+            param: param.to_owned(),
+            samples: vec![(iters, t)],
+            cpu,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::takes_sample;
+
+    #[test]
+    fn a_case_takes_exactly_its_samples_spread_over_the_rounds() {
+        for (calls, rounds) in [(1001, 1001), (151, 1001), (11, 1001), (51, 151), (1, 7), (7, 7)] {
+            let taken: Vec<usize> = (0..rounds).filter(|&r| takes_sample(r, calls, rounds)).collect();
+            assert_eq!(taken.len(), calls, "{calls} of {rounds}");
+            assert_eq!(taken[0], 0, "{calls} of {rounds}: first in round 0");
+            // Evenly: consecutive samples are ⌊rounds/calls⌋ or ⌈rounds/calls⌉ rounds apart.
+            let (lo, hi) = (rounds / calls, rounds.div_ceil(calls));
+            assert!(taken.windows(2).all(|w| (lo..=hi).contains(&(w[1] - w[0]))), "{calls} of {rounds}: {taken:?}");
+        }
     }
 }

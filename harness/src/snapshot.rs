@@ -3,7 +3,10 @@
 //!
 //! Covered: hostname, NIS domainname, the mount table, SysV IPC objects, network links, cgroup
 //! directories named isoprobe*, the hierarchy/enabled columns of /proc/cgroups, /tmp entries named
-//! isoprobe*, and processes that are isoprobe probes or children of this process. POSIX message
+//! isoprobe*, the type, mode, owner and device number of the standard nodes in /dev (container
+//! tools bind-mount, create or chmod those for their containers; a tool that reaches the host's
+//! node instead changes it for every program on the machine), and processes that are isoprobe
+//! probes or children of this process. POSIX message
 //! queues are not listable without mounting an mqueue filesystem; the cases remove theirs by name.
 //!
 //! What is compared in full and what only by isoprobe's names is a choice about noise: the mount
@@ -32,7 +35,29 @@ pub struct HostSnapshot {
     pub cgroups: BTreeSet<PathBuf>,
     pub proc_cgroups: BTreeSet<String>,
     pub tmp: BTreeSet<String>,
+    pub dev_nodes: BTreeSet<String>,
     pub processes: BTreeSet<String>,
+}
+
+/// The device nodes every container tool provides in a container's /dev (the OCI runtime spec's
+/// default devices, LXC's autodev list, systemd-nspawn's), and /dev/ptmx.
+const DEV_NODES: [&str; 7] =
+    ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"];
+
+/// `path`'s file type and mode, owner and device number (or why it cannot be read).
+fn node_state(path: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(path) {
+        Ok(m) => format!(
+            "{path} mode={:o} uid={} gid={} rdev={}:{}",
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            nix::sys::stat::major(m.rdev()),
+            nix::sys::stat::minor(m.rdev())
+        ),
+        Err(e) => format!("{path} <{e}>"),
+    }
 }
 
 fn read(path: &str) -> String {
@@ -84,6 +109,7 @@ impl HostSnapshot {
                         .collect()
                 })
                 .unwrap_or_default(),
+            dev_nodes: DEV_NODES.iter().map(|p| node_state(p)).collect(),
             processes: isoprobe_processes(),
         }
     }
@@ -104,6 +130,7 @@ impl HostSnapshot {
         set_diff("cgroup", &show(&self.cgroups), &show(&after.cgroups), &mut out);
         set_diff("/proc/cgroups", &self.proc_cgroups, &after.proc_cgroups, &mut out);
         set_diff("/tmp", &self.tmp, &after.tmp, &mut out);
+        set_diff("device node", &self.dev_nodes, &after.dev_nodes, &mut out);
         set_diff("process", &self.processes, &after.processes, &mut out);
         out
     }
@@ -170,5 +197,22 @@ mod tests {
         let d = a.diff(&b);
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d.iter().any(|l| l.starts_with("mount + ")), "{d:?}");
+    }
+
+    #[test]
+    fn the_standard_device_nodes_are_recorded_with_their_mode() {
+        let a = HostSnapshot::take();
+        let null = a.dev_nodes.iter().find(|l| l.starts_with("/dev/null ")).expect("/dev/null is recorded");
+        // A character device (S_IFCHR = 0o020000), 1:3 on every Linux.
+        assert!(null.contains(" mode=20") && null.ends_with(" rdev=1:3"), "{null}");
+        // A node chmodded by a tool shows as a difference.
+        let mut b = a.clone();
+        b.dev_nodes.remove(null);
+        let chmodded = match null.contains(" mode=20666 ") {
+            true => null.replace(" mode=20666 ", " mode=20700 "),
+            false => null.replacen(" mode=", " mode=0", 1),
+        };
+        b.dev_nodes.insert(chmodded);
+        assert_eq!(a.diff(&b).iter().filter(|l| l.starts_with("device node ")).count(), 2, "{:?}", a.diff(&b));
     }
 }

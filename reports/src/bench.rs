@@ -22,7 +22,9 @@ use isoprobe_harness::fingerprint::Fingerprint;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::SCHEMA_VERSION;
+/// The version of the benchmark-summary format this build writes and reads (the report's is
+/// [`crate::SCHEMA_VERSION`]).
+pub const BENCH_SCHEMA_VERSION: u32 = 1;
 
 /// Where the bench crate writes its summary, relative to the workspace root.
 pub const BENCH_SUMMARY_PATH: &str = "target/isoprobe/bench-summary.json";
@@ -67,7 +69,7 @@ impl BenchSummary {
     /// An empty summary of this build's schema.
     pub fn new(quick: bool, fingerprint: Fingerprint) -> BenchSummary {
         BenchSummary {
-            schema_version: SCHEMA_VERSION,
+            schema_version: BENCH_SCHEMA_VERSION,
             kind: BenchKind::BenchSummary,
             quick,
             fingerprint,

@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod conformance;
 pub mod error;
 pub mod load;
 pub mod model;
@@ -21,6 +22,7 @@ pub mod time;
 
 pub use bench::{BenchCase, BenchSummary};
 pub use compare::{CompareOptions, Comparison};
+pub use conformance::{CaseAssessment, LauncherHeader, StartLatency};
 pub use error::LoadError;
 pub use load::Document;
 pub use model::{CaseStatus, Report, SCHEMA_VERSION, Suite};

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::bench::BenchSummary;
+use crate::bench::{BENCH_SCHEMA_VERSION, BenchSummary};
 use crate::error::LoadError;
-use crate::model::{Report, SCHEMA_VERSION};
+use crate::model::{OLDEST_READ_SCHEMA_VERSION, Report, SCHEMA_VERSION};
 
 /// A document isoprobe reads.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,12 +90,19 @@ pub fn parse(path: &str, text: &str) -> Result<Document, LoadError> {
         }
     };
     let ours = env!("CARGO_PKG_VERSION");
+    // The versions this build reads: reports from the oldest whose fields are all still
+    // understood (later versions only added optional ones), benchmark summaries of this version.
+    let (oldest, newest) = if kind == KIND_REPORT {
+        (OLDEST_READ_SCHEMA_VERSION, SCHEMA_VERSION)
+    } else {
+        (BENCH_SCHEMA_VERSION, BENCH_SCHEMA_VERSION)
+    };
     match header.schema_version.as_ref().map(|v| v.as_u64()) {
-        Some(Some(v)) if v > u64::from(SCHEMA_VERSION) => {
-            return Err(LoadError::NewerSchema { path: path.into(), found: v, supported: SCHEMA_VERSION, ours });
+        Some(Some(v)) if v > u64::from(newest) => {
+            return Err(LoadError::NewerSchema { path: path.into(), found: v, supported: newest, ours });
         }
-        Some(Some(v)) if v < u64::from(SCHEMA_VERSION) => {
-            return Err(LoadError::OlderSchema { path: path.into(), found: v, supported: SCHEMA_VERSION, ours });
+        Some(Some(v)) if v < u64::from(oldest) => {
+            return Err(LoadError::OlderSchema { path: path.into(), found: v, supported: oldest, ours });
         }
         Some(Some(_)) => {}
         Some(None) => {
@@ -145,6 +152,9 @@ fn report_problems(r: &Report) -> Vec<String> {
             if !seen.insert(&c.name) {
                 out.push(format!("suites[{si}] ({}).cases[{ci}]: case `{}` appears twice", s.name, c.name));
             }
+        }
+        for name in s.assessments.keys().filter(|n| !seen.contains(n)) {
+            out.push(format!("suites[{si}] ({}).assessments: `{name}` names no case of the suite", s.name));
         }
     }
     if let Some(b) = &r.bench {

@@ -1,9 +1,11 @@
 //! The run report: one JSON document per `isoprobe run`, with a schema version, the environment
 //! fingerprint, and every case's outcome as the harness produced it.
 //!
-//! Cases are grouped in suites (today `namespaces`; the limit suites and external launchers add
-//! theirs). Counts and statuses are derived here, never stored, so a report cannot contradict
-//! itself.
+//! Cases are grouped in suites (`namespaces` and `limits` by default; a `--launcher` run has
+//! `launchers` and `launcher-limits`, whose cases carry an assessment against the tool's expected
+//! differences, and the report then carries a header per launcher and the start latencies, see
+//! [`crate::conformance`]). Counts and statuses are derived here, never stored, so a report
+//! cannot contradict itself.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -15,9 +17,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::BenchSummary;
+use crate::conformance::{CaseAssessment, LauncherHeader, StartLatency};
 
-/// The version of the report and benchmark-summary formats this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version of the report format this build writes and reads. Version 2 added the launcher
+/// conformance part (`launchers`, `start_latency`, each suite's `assessments`); all of it is
+/// optional, so version 1 reports are still read ([`OLDEST_READ_SCHEMA_VERSION`]).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest report format this build reads.
+pub const OLDEST_READ_SCHEMA_VERSION: u32 = 1;
 
 /// The `kind` of a run report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -45,6 +53,13 @@ pub struct Report {
     pub expect: Vec<String>,
     pub fingerprint: Fingerprint,
     pub suites: Vec<Suite>,
+    /// The launchers of a `--launcher` run, in the order of the run: tool, version or why it is
+    /// unavailable, and capabilities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launchers: Vec<LauncherHeader>,
+    /// Start latency per launcher, measured once after the cases of a `--launcher` run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_latency: Option<StartLatency>,
     /// Benchmark results, when a summary was attached to the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench: Option<BenchSummary>,
@@ -55,6 +70,17 @@ pub struct Report {
 pub struct Suite {
     pub name: String,
     pub cases: Vec<CaseOutcome>,
+    /// For cases run through a launcher of the conformance table, by case name: the case judged
+    /// against the launcher's documented defaults and expected differences.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assessments: BTreeMap<String, CaseAssessment>,
+}
+
+impl Suite {
+    /// A suite of cases without assessments.
+    pub fn new(name: impl Into<String>, cases: Vec<CaseOutcome>) -> Suite {
+        Suite { name: name.into(), cases, assessments: BTreeMap::new() }
+    }
 }
 
 /// How a case ended, all its checks taken together.
@@ -68,6 +94,9 @@ pub enum CaseStatus {
     Skip,
     /// The case could not be carried out (launch failed, protocol broken, timeout).
     Error,
+    /// Checks failed, and every failure is a documented property of the launcher's tool (a row
+    /// of the expected-differences table): counted apart, never as a pass.
+    Explained,
 }
 
 impl CaseStatus {
@@ -77,6 +106,7 @@ impl CaseStatus {
             CaseStatus::Fail => "fail",
             CaseStatus::Skip => "skip",
             CaseStatus::Error => "error",
+            CaseStatus::Explained => "explained",
         }
     }
 }
@@ -89,39 +119,55 @@ pub struct Counts {
     pub fail: usize,
     pub skip: usize,
     pub error: usize,
+    /// Cases whose failures are all explained differences.
+    pub explained: usize,
     pub checks: CheckCounts,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckCounts {
     pub pass: usize,
+    /// Failed checks that no expected difference explains.
     pub fail: usize,
     pub skip: usize,
     pub error: usize,
+    /// Failed checks that an expected difference explains.
+    pub explained: usize,
 }
 
 impl Counts {
-    pub fn add(&mut self, status: CaseStatus, case: &CaseOutcome) {
+    /// Counts `case`, whose status is `status`; `assessment` tells which failed checks are
+    /// explained differences.
+    pub fn add(&mut self, status: CaseStatus, case: &CaseOutcome, assessment: Option<&CaseAssessment>) {
         self.cases += 1;
         match status {
             CaseStatus::Pass => self.pass += 1,
             CaseStatus::Fail => self.fail += 1,
             CaseStatus::Skip => self.skip += 1,
             CaseStatus::Error => self.error += 1,
+            CaseStatus::Explained => self.explained += 1,
         }
-        for c in case.verdicts() {
-            match c.verdict {
-                Verdict::Pass { .. } => self.checks.pass += 1,
-                Verdict::Fail { .. } => self.checks.fail += 1,
-                Verdict::Skip { .. } => self.checks.skip += 1,
-                Verdict::Error { .. } => self.checks.error += 1,
+        for run in &case.runs {
+            for c in &run.checks {
+                let explained = assessment.is_some_and(|a| a.explanation(run.role, c.check).is_some());
+                match c.verdict {
+                    Verdict::Pass { .. } => self.checks.pass += 1,
+                    Verdict::Fail { .. } | Verdict::Error { .. } if explained => self.checks.explained += 1,
+                    Verdict::Fail { .. } => self.checks.fail += 1,
+                    Verdict::Skip { .. } => self.checks.skip += 1,
+                    Verdict::Error { .. } => self.checks.error += 1,
+                }
             }
         }
     }
 
-    /// `680 passed, 2 failed, 2 skipped` (errors only when there are some).
+    /// `680 passed, 2 failed, 2 skipped` (explained differences and errors only when there are
+    /// some).
     pub fn sentence(&self) -> String {
         let mut s = format!("{} passed, {} failed, {} skipped", self.pass, self.fail, self.skip);
+        if self.explained > 0 {
+            s.push_str(&format!(", {} with explained differences", self.explained));
+        }
         if self.error > 0 {
             s.push_str(&format!(", {} errors", self.error));
         }
@@ -153,6 +199,8 @@ impl Report {
             expect,
             fingerprint,
             suites: Vec::new(),
+            launchers: Vec::new(),
+            start_latency: None,
             bench: None,
         }
     }
@@ -167,27 +215,35 @@ impl Report {
         case.skipped.as_ref().is_some_and(|s| self.expect.contains(&s.requirement))
     }
 
-    pub fn status(&self, case: &CaseOutcome) -> CaseStatus {
+    /// How `case` of `suite` ended. A case with an assessment passes only when its checks passed
+    /// and no row of the differences table is stale; it is [`CaseStatus::Explained`] when every
+    /// failure is an explained difference, and fails otherwise.
+    pub fn status(&self, suite: &Suite, case: &CaseOutcome) -> CaseStatus {
         if case.error.is_some() {
             CaseStatus::Error
         } else if case.skipped.is_some() {
             if self.skip_was_expected_to_run(case) { CaseStatus::Fail } else { CaseStatus::Skip }
-        } else if case.passed() {
-            CaseStatus::Pass
         } else {
-            CaseStatus::Fail
+            match self.assessment(suite, case) {
+                None if case.passed() => CaseStatus::Pass,
+                None => CaseStatus::Fail,
+                Some(a) if !a.conforms() => CaseStatus::Fail,
+                Some(a) if case.passed() && a.explained.is_empty() => CaseStatus::Pass,
+                Some(a) if !a.explained.is_empty() && a.explains_all_of(case) => CaseStatus::Explained,
+                Some(_) => CaseStatus::Fail,
+            }
         }
     }
 
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
-        for (_, case) in self.cases() {
-            c.add(self.status(case), case);
+        for (suite, case) in self.cases() {
+            c.add(self.status(suite, case), case, self.assessment(suite, case));
         }
         c
     }
 
-    /// True when no case failed or errored.
+    /// True when no case failed or errored (explained differences are not failures).
     pub fn passed(&self) -> bool {
         let c = self.counts();
         c.fail == 0 && c.error == 0
@@ -212,7 +268,7 @@ impl Report {
                     out.len() - 1
                 }
             };
-            out[i].counts.add(self.status(case), case);
+            out[i].counts.add(self.status(suite, case), case, self.assessment(suite, case));
             out[i].duration += case.duration;
         }
         out
@@ -223,6 +279,16 @@ impl Report {
         let seen: std::collections::BTreeSet<CheckId> =
             self.cases().flat_map(|(_, c)| c.verdicts().map(|r| r.check)).collect();
         CheckId::all().into_iter().filter(|c| seen.contains(c)).collect()
+    }
+
+    /// Every explained difference, with its suite and case, in report order.
+    pub fn explained_differences(&self) -> Vec<(&Suite, &CaseOutcome, &crate::conformance::ExplainedDifference)> {
+        self.cases()
+            .filter(|(s, c)| self.status(s, c) == CaseStatus::Explained)
+            .flat_map(|(s, c)| {
+                self.assessment(s, c).into_iter().flat_map(move |a| a.explained.iter().map(move |e| (s, c, e)))
+            })
+            .collect()
     }
 
     /// Skipped cases by requirement and reason, with how many cases each skip covers.
@@ -299,7 +365,9 @@ impl Failure {
 }
 
 impl Report {
-    /// Every failure of every case, in report order.
+    /// Every failure of every case, in report order. Failed checks that an expected difference
+    /// explains are not failures (see [`Report::explained_differences`]); a stale row of the
+    /// differences table is one (check `differences-table`).
     pub fn failures(&self) -> Vec<Failure> {
         let mut out = Vec::new();
         for (suite, case) in self.cases() {
@@ -320,15 +388,27 @@ impl Report {
                 let detail = format!("skipped, but ISOPROBE_EXPECT declares `{}`: {}", s.requirement, s.reason);
                 out.push(f("case".into(), None, "fail", detail));
             }
+            let assessment = self.assessment(suite, case);
+            let explained = |role, check| assessment.is_some_and(|a| a.explanation(role, check).is_some());
             for run in &case.runs {
                 for CheckResult { check, verdict } in &run.checks {
-                    if verdict.is_failure() {
+                    if verdict.is_failure() && !explained(run.role, *check) {
                         out.push(f(check.name(), Some(run.role), verdict.label(), verdict_detail(verdict)));
                     }
                 }
+                for l in run.limits.iter().filter(|l| l.verdict.is_failure()) {
+                    out.push(f(l.check.to_string(), Some(run.role), l.verdict.label(), verdict_detail(&l.verdict)));
+                }
             }
             for m in &case.join_mismatches {
-                out.push(f("join-consistency".into(), Some(Role::Joiner), "fail", m.clone()));
+                let by_explained =
+                    assessment.is_some_and(|a| a.explained.iter().any(|e| m.starts_with(&format!("{}:", e.check))));
+                if !by_explained {
+                    out.push(f("join-consistency".into(), Some(Role::Joiner), "fail", m.clone()));
+                }
+            }
+            for stale in assessment.map(|a| a.stale.as_slice()).unwrap_or_default() {
+                out.push(f("differences-table".into(), None, "stale", stale.clone()));
             }
         }
         out

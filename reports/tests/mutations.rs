@@ -72,6 +72,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         Just("isoprobe-bench-summary".to_owned()),
         Just("\\u0000<&>\\\"".to_owned()),
         Just("clone3/host/none".to_owned()),
+        Just("bwrap/host/net".to_owned()),
+        Just("explained".to_owned()),
+        Just("measured".to_owned()),
+        Just("net/links".to_owned()),
         "[a-z/+-]{0,12}",
     ];
     prop_oneof![
@@ -175,6 +179,16 @@ proptest! {
     fn a_mutated_report_never_panics(ms in prop::collection::vec(mutation(), 1..4)) {
         let text = fixture_text("report.json");
         let original = parse("report.json", &text).unwrap();
+        let mutated = ms.iter().fold(text, |t, m| apply(&t, m));
+        exercise("mutated.json", &mutated, &original);
+    }
+
+    /// The launcher conformance part: headers, assessments (whose keys must name cases), the
+    /// explained status and the start latencies.
+    #[test]
+    fn a_mutated_launcher_report_never_panics(ms in prop::collection::vec(mutation(), 1..4)) {
+        let text = fixture_text("report-launchers.json");
+        let original = parse("report-launchers.json", &text).unwrap();
         let mutated = ms.iter().fold(text, |t, m| apply(&t, m));
         exercise("mutated.json", &mutated, &original);
     }

@@ -36,12 +36,87 @@ fn report_with_bench() -> Document {
 
 #[test]
 fn json_round_trips_the_fixture_byte_for_byte() {
+    let launchers = std::fs::read_to_string(fixture_path("report-launchers.json")).unwrap();
+    assert_eq!(to_json(&fixture("report-launchers.json")), launchers);
     let text = std::fs::read_to_string(fixture_path("report.json")).unwrap();
     let doc = report();
     assert_eq!(to_json(&doc), text, "pretty JSON of the loaded fixture must be the fixture");
     assert_eq!(parse("again", &to_json(&doc)).unwrap(), doc);
     let bench = fixture("bench-base.json");
     assert_eq!(parse("again", &render(&bench, Format::Json).unwrap()).unwrap(), bench);
+}
+
+/// A `--launcher` run: clone3's limit cases, bwrap and lxc with explained differences, a stale
+/// row, an unexplained failure, and runc missing (see `tests/fixtures/README.md`).
+fn launchers_report() -> Document {
+    fixture("report-launchers.json")
+}
+
+#[test]
+fn launcher_report_snapshots() {
+    let doc = launchers_report();
+    insta::assert_snapshot!("launchers_markdown", render(&doc, Format::Markdown).unwrap());
+    insta::assert_snapshot!("launchers_html", render(&doc, Format::Html).unwrap());
+    insta::assert_snapshot!("launchers_junit", render(&doc, Format::Junit).unwrap());
+    insta::assert_snapshot!("launchers_ktap", render(&doc, Format::Ktap).unwrap());
+    let Document::Run(r) = doc else { unreachable!() };
+    insta::assert_snapshot!("launchers_text", isoprobe_reports::render::text::launcher_table(&r));
+}
+
+/// Explained differences are counted apart, are no failures, and never make a case pass; a stale
+/// row and an unexplained failure fail their cases; a missing tool's cases are skips.
+#[test]
+fn explained_differences_have_their_own_status() {
+    use isoprobe_reports::CaseStatus;
+    let Document::Run(r) = launchers_report() else { unreachable!() };
+    let suite = &r.suites[0];
+    let status = |name: &str| r.status(suite, suite.cases.iter().find(|c| c.name == name).unwrap());
+    assert_eq!(status("bwrap/host/net"), CaseStatus::Explained);
+    assert_eq!(status("bwrap/host/none"), CaseStatus::Pass);
+    assert_eq!(status("bwrap/host/mnt"), CaseStatus::Fail, "a stale row fails the case");
+    assert_eq!(status("lxc/pivot/mnt"), CaseStatus::Fail, "an unexplained failure fails the case");
+    assert_eq!(status("runc/pivot/mnt"), CaseStatus::Skip);
+    let c = r.counts();
+    assert_eq!((c.pass, c.explained, c.fail, c.skip, c.error), (11, 3, 2, 4, 0));
+    assert_eq!(c.checks.explained, 3);
+    assert!(!r.passed());
+    let failures = r.failures();
+    assert!(failures.iter().all(|f| f.check != "net/links"), "{failures:?}");
+    assert!(failures.iter().any(|f| f.check == "differences-table" && f.label == "stale"));
+    // Without the two broken cases the report passes with its explained differences.
+    let mut fixed = r.clone();
+    fixed.suites[0].cases.retain(|c| c.name != "bwrap/host/mnt" && c.name != "lxc/pivot/mnt");
+    fixed.suites[0].assessments.retain(|n, _| n != "bwrap/host/mnt" && n != "lxc/pivot/mnt");
+    assert!(fixed.passed() && fixed.counts().explained == 3);
+
+    let table = r.conformance_table();
+    assert_eq!(table.launchers, ["clone3", "bwrap", "lxc", "runc"]);
+    let net = table.rows.iter().find(|row| row.namespaces.to_string() == "net").unwrap();
+    let bwrap = net.cells[1].as_ref().unwrap();
+    assert_eq!(bwrap.status, CaseStatus::Explained);
+    assert!(bwrap.notes[0].starts_with("net/links: lo is up") && bwrap.notes[0].contains("bubblewrap source"));
+    let limits = r.launcher_limits();
+    assert!(matches!(&limits[0].1, isoprobe_reports::conformance::LauncherLimits::Cases(c) if c.len() == 6));
+    assert!(matches!(limits[1].1, isoprobe_reports::conformance::LauncherLimits::CannotExpress));
+
+    // KTAP: an explained check is `ok … # XFAIL`, the source on a diagnostic line; kselftest's
+    // totals count the explained cases as xfail.
+    let text = render(&launchers_report(), Format::Ktap).unwrap();
+    let doc = ktap::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(doc.bubbling_violations().is_empty(), "{:?}", doc.bubbling_violations());
+    let xfail: Vec<_> = doc.leaves().into_iter().filter(|(_, t)| t.directive == Some(Directive::Xfail)).collect();
+    assert_eq!(xfail.len(), 3);
+    assert!(
+        xfail
+            .iter()
+            .all(|(p, t)| t.ok && p.ends_with("net/links") && t.diagnostics.iter().any(|d| d.starts_with("source: ")))
+    );
+    assert!(text.contains("# Totals: pass:11 fail:2 xfail:3 skip:4 error:0"), "{text}");
+    // JUnit: a passing testcase with the note on system-out.
+    let xml = render(&launchers_report(), Format::Junit).unwrap();
+    assert_eq!(xml.matches("<system-out>explained difference: lo is up").count(), 3);
+    assert!(xml.contains("name=\"differences-table\""));
+    assert!(xml.contains("launcher.runc.tool\" value=\"unavailable: runc not installed (Debian package runc)\""));
 }
 
 #[test]
@@ -268,9 +343,15 @@ fn bad_input_names_the_file_and_the_position() {
     let msg = parse("corrupt.json", &corrupt).unwrap_err().to_string();
     assert!(msg.contains("corrupt.json: line ") && msg.contains("column"), "{msg}");
 
-    let newer = text.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
+    let newer = text.replacen("\"schema_version\": 2", "\"schema_version\": 3", 1);
     let msg = parse("newer.json", &newer).unwrap_err().to_string();
-    assert!(msg.contains("newer.json") && msg.contains("schema version 2, newer"), "{msg}");
+    assert!(msg.contains("newer.json") && msg.contains("schema version 3, newer"), "{msg}");
+    // Version 2 only added optional fields: a version 1 report is still read.
+    let v1 = text.replacen("\"schema_version\": 2", "\"schema_version\": 1", 1);
+    assert!(parse("v1.json", &v1).is_ok());
+    let v0 = text.replacen("\"schema_version\": 2", "\"schema_version\": 0", 1);
+    let msg = parse("v0.json", &v0).unwrap_err().to_string();
+    assert!(msg.contains("schema version 0"), "{msg}");
 
     let wrong_shape = text.replacen("\"duration_ms\": 412.5", "\"duration_ms\": \"x\"", 1);
     let msg = parse("shape.json", &wrong_shape).unwrap_err().to_string();

@@ -376,6 +376,38 @@ mod tests {
     }
 
     #[test]
+    fn limit_cases_only_for_launchers_that_express_limits() {
+        let all = crate::limits::matrix::limit_matrix();
+        for l in registry::all() {
+            let m = registry::launcher_limit_matrix(l.kind());
+            if l.capabilities().cgroup_limits {
+                // Every limit case once (specs alike are listed once), on sets the launcher has.
+                assert!(!m.is_empty() && m.len() <= all.len(), "{}", l.kind().name());
+                assert!(m.iter().all(|(_, s)| s.launcher == l.kind() && s.limits.is_some()));
+                assert!(m.iter().all(|(_, s)| s.validate().is_ok()));
+            } else {
+                assert!(m.is_empty(), "{} cannot express cgroup limits", l.kind().name());
+            }
+        }
+        assert!(registry::launcher(LauncherKind::Clone3).capabilities().cgroup_limits);
+    }
+
+    #[test]
+    fn the_start_latency_case_is_the_same_set_in_the_best_rootfs_each_launcher_has() {
+        for kind in std::iter::once(LauncherKind::Clone3).chain(LauncherKind::EXTERNAL) {
+            let s = registry::start_latency_spec(kind);
+            assert_eq!(s.namespaces, registry::start_latency_namespaces());
+            assert_eq!(s.validate(), Ok(()), "{s}");
+            let want = if kind == LauncherKind::UtilUnshare || kind == LauncherKind::UtilNsenter {
+                RootfsMode::Chroot
+            } else {
+                RootfsMode::PivotRoot
+            };
+            assert_eq!(s.rootfs, want, "{}", kind.name());
+        }
+    }
+
+    #[test]
     fn every_kind_is_registered_once_with_a_valid_matrix() {
         let all = registry::all();
         let names: std::collections::BTreeSet<&str> = all.iter().map(|l| l.kind().name()).collect();

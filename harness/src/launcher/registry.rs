@@ -189,6 +189,25 @@ pub fn launcher_limit_matrix(kind: LauncherKind) -> Vec<(String, CaseSpec)> {
     v
 }
 
+/// The namespaces every launcher starts for its start latency (in the benches' `launcher-start`
+/// group and in `isoprobe run --launcher`): pid+uts+mnt+ipc+net+cgroup, what every tool can
+/// create and what systemd-nspawn creates anyway. No user namespace, so it needs root.
+pub fn start_latency_namespaces() -> NsSet {
+    [NsKind::Pid, NsKind::Uts, NsKind::Mnt, NsKind::Ipc, NsKind::Net, NsKind::Cgroup].into_iter().collect()
+}
+
+/// The case `kind` starts for its start latency: [`start_latency_namespaces`] with the probe in
+/// the minimal rootfs, after pivot_root where the launcher can, else chrooted (util-linux
+/// unshare(1)), else on the host's filesystem.
+pub fn start_latency_spec(kind: LauncherKind) -> CaseSpec {
+    let caps = launcher(kind).capabilities();
+    let rootfs = [RootfsMode::PivotRoot, RootfsMode::Chroot, RootfsMode::Host]
+        .into_iter()
+        .find(|m| caps.rootfs.contains(m))
+        .unwrap_or(RootfsMode::Host);
+    spec_for(start_latency_namespaces(), rootfs, kind)
+}
+
 /// What a launcher is on this machine: its tool and version (or why it cannot run) and what it
 /// can express. The header of a launcher's column in a conformance report.
 #[derive(Debug, Clone, Serialize)]

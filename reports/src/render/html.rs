@@ -5,6 +5,12 @@
 //! `failures`, `matrix` (the colour grid: namespace combination × check, one table per launcher
 //! and rootfs mode), `skips`, `environment`, and `benchmarks` (SVG charts with a table of the
 //! numbers under each).
+//!
+//! A `--launcher` run adds `launchers` (a header per launcher: tool, version, capabilities),
+//! `conformance` (the launchers side by side: namespace set and rootfs × launcher; an explained
+//! cell carries a tooltip and a numbered note naming the check and the source, a skip its reason),
+//! `launcher-limits` (the limits each launcher enforces) and `start-latency` (measured in the run,
+//! with the ratio to native clone3).
 
 use std::fmt::Write;
 
@@ -14,6 +20,7 @@ use super::escape::xml;
 use super::svg;
 use super::units;
 use crate::bench::BenchSummary;
+use crate::conformance::{LatencyResult, LauncherLimits, Notes, cell_text};
 use crate::model::{CaseStatus, Report, worst_verdict};
 
 const STYLE: &str = r#"
@@ -34,10 +41,14 @@ table.grid td.c { width: 12px; height: 14px; }
 table.grid th.k { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; padding: 4px 0; height: 11em; white-space: nowrap; }
 table.grid th.row { text-align: right; padding-right: 6px; font-weight: normal; white-space: nowrap; }
 td.pi { background: #1b7a3a; } td.ps { background: #8fd19e; } td.p { background: #49a861; }
-td.f { background: #d32f2f; } td.e { background: #f08c00; } td.s { background: #c8c8c8; } td.x { background: #f4f4f4; }
+td.x2 { background: #e0b800; } td.f { background: #d32f2f; } td.e { background: #f08c00; } td.s { background: #c8c8c8; } td.x { background: #f4f4f4; }
 td.wide { padding: 0 6px !important; color: #333; height: 14px; }
 .legend span { display: inline-block; margin-right: 1.2em; }
 .legend i { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 4px; }
+table.conf td.cs { text-align: center; white-space: nowrap; }
+td.cs.pass { background: #c8e6c9; } td.cs.explained { background: #fff3c4; } td.cs.fail { background: #ffcdd2; }
+td.cs.error { background: #ffe0b2; } td.cs.skip { background: #eeeeee; color: #555; } td.cs.none { color: #aaa; }
+ol.notes { font-size: 12px; } ol.notes li { margin: 2px 0; }
 svg.chart { display: block; margin: .6em 0; max-width: 100%; height: auto; }
 "#;
 
@@ -54,6 +65,7 @@ pub fn render(report: Option<&Report>, bench: Option<&BenchSummary>) -> String {
     if let Some(r) = report {
         summary(&mut out, r);
         failures(&mut out, r);
+        launchers(&mut out, r);
         matrix(&mut out, r);
         skips(&mut out, r);
     } else if let Some(b) = bench {
@@ -100,18 +112,19 @@ fn summary(out: &mut String, r: &Report) {
         units::duration(std::time::Duration::from_secs_f64(r.duration_ms / 1e3))
     );
     let _ = writeln!(out, "<p class=\"muted\">Command: <code>{}</code></p>", xml(&r.command.join(" ")));
-    out.push_str("<table>\n<tr><th>suite</th><th>launcher</th><th>rootfs</th><th>cases</th><th>pass</th><th>fail</th><th>skip</th><th>error</th><th>time</th></tr>\n");
+    out.push_str("<table>\n<tr><th>suite</th><th>launcher</th><th>rootfs</th><th>cases</th><th>pass</th><th>explained</th><th>fail</th><th>skip</th><th>error</th><th>time</th></tr>\n");
     for g in r.groups() {
         let k = g.counts;
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             xml(&g.suite),
             xml(&g.launcher),
             xml(&g.rootfs),
             k.cases,
             k.pass,
+            k.explained,
             k.fail,
             k.skip,
             k.error,
@@ -166,6 +179,7 @@ fn matrix(out: &mut String, r: &Report) {
         "<p class=\"legend\"><span><i style=\"background:#1b7a3a\"></i>isolated, as promised</span>\
          <span><i style=\"background:#8fd19e\"></i>shared, as promised (positive control)</span>\
          <span><i style=\"background:#49a861\"></i>value as promised</span>\
+         <span><i style=\"background:#e0b800\"></i>failed as an explained difference of the launcher's tool</span>\
          <span><i style=\"background:#d32f2f\"></i>failed</span><span><i style=\"background:#f08c00\"></i>error</span>\
          <span><i style=\"background:#c8c8c8\"></i>skipped</span><span><i style=\"background:#f4f4f4\"></i>not run</span></p>\n\
          <p class=\"muted\">Rows: the namespaces a case creates; columns: checks. Hover a cell for what was expected \
@@ -183,21 +197,21 @@ fn matrix(out: &mut String, r: &Report) {
             let _ = write!(out, "<th class=\"k\" title=\"{}\">{}</th>", xml(c.description()), xml(&c.name()));
         }
         out.push_str("</tr>\n");
-        let cases: Vec<&CaseOutcome> = r
+        let cases: Vec<(&crate::model::Suite, &CaseOutcome)> = r
             .cases()
             .filter(|(s, c)| {
                 s.name == g.suite && c.spec.launcher.name() == g.launcher && c.spec.rootfs.name() == g.rootfs
             })
-            .map(|(_, c)| c)
             .collect();
-        for case in cases {
+        for (suite, case) in cases {
+            let assessment = r.assessment(suite, case);
             let _ = write!(
                 out,
                 "<tr><th class=\"row\" title=\"{0}\">{1}</th>",
                 xml(&case.name),
                 xml(&case.spec.namespaces.to_string())
             );
-            match (r.status(case), &case.error, &case.skipped) {
+            match (r.status(suite, case), &case.error, &case.skipped) {
                 (CaseStatus::Error, Some(e), _) => {
                     let _ = write!(out, "<td class=\"e wide\" colspan=\"{}\">error: {}</td>", checks.len(), xml(e));
                 }
@@ -214,8 +228,20 @@ fn matrix(out: &mut String, r: &Report) {
                 _ => {
                     for c in &checks {
                         let worst = worst_verdict(case, *c);
-                        let class = cell_class(worst.map(|(_, v)| v));
+                        let explained = worst.and_then(|(role, _)| assessment?.explanation(role, *c));
+                        let class = if explained.is_some() { "x2" } else { cell_class(worst.map(|(_, v)| v)) };
                         match worst {
+                            Some((_, v)) if explained.is_some() => {
+                                let e = explained.expect("checked");
+                                let _ = write!(
+                                    out,
+                                    "<td class=\"c {class}\" title=\"{} explained difference: {} (source: {}); {}\"></td>",
+                                    xml(&c.name()),
+                                    xml(&e.observed),
+                                    xml(&e.source),
+                                    xml(&crate::model::verdict_detail(v))
+                                );
+                            }
                             Some((role, v)) if !v.is_pass() => {
                                 let _ = write!(
                                     out,
@@ -301,4 +327,175 @@ fn benchmarks(out: &mut String, b: &BenchSummary) {
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n</section>\n");
+}
+
+fn launchers(out: &mut String, r: &Report) {
+    if r.launchers.is_empty() {
+        return;
+    }
+    out.push_str("<section id=\"launchers\">\n<h2>Launchers</h2>\n<table>\n<tr><th>launcher</th><th>tool</th>");
+    let labels: Vec<&str> = r.launchers[0].capabilities.rows().iter().map(|(l, _)| *l).collect();
+    for l in &labels {
+        let _ = write!(out, "<th>{}</th>", xml(l));
+    }
+    out.push_str("</tr>\n");
+    for h in &r.launchers {
+        let _ = write!(out, "<tr><th>{}</th><td>{}</td>", xml(&h.name), xml(&h.tool_text()));
+        for (_, v) in h.capabilities.rows() {
+            let _ = write!(out, "<td>{}</td>", xml(&v));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    for h in &r.launchers {
+        let defaults = r.launcher_defaults(&h.name);
+        if !defaults.is_empty() {
+            let _ = writeln!(out, "<h3>Documented defaults of {} the oracle judged with</h3>\n<ul>", xml(&h.name));
+            for (what, source) in defaults {
+                let _ = writeln!(out, "<li>{} <span class=\"muted\">(source: {})</span></li>", xml(what), xml(source));
+            }
+            out.push_str("</ul>\n");
+        }
+    }
+    out.push_str("</section>\n");
+
+    let table = r.conformance_table();
+    let mut notes = Notes::default();
+    out.push_str(
+        "<section id=\"conformance\">\n<h2>Launchers side by side</h2>\n<p class=\"muted\">Rows: the namespaces a \
+         case asks for, and its rootfs mode; columns: launchers. <b>explained</b>: every failure is a documented property \
+         of the tool (hover, or see the numbered note, for the check and the source); <b>skip</b>: the launcher cannot \
+         express the case (the note says why); –: not in the launcher's matrix.</p>\n<table class=\"conf\">\n\
+         <tr><th>namespaces</th><th>rootfs</th>",
+    );
+    for l in &table.launchers {
+        let _ = write!(out, "<th>{}</th>", xml(l));
+    }
+    out.push_str("</tr>\n");
+    for row in &table.rows {
+        let _ = write!(
+            out,
+            "<tr><th class=\"row\">{}</th><td>{}</td>",
+            xml(&row.namespaces.to_string()),
+            row.rootfs.name()
+        );
+        for c in &row.cells {
+            match c {
+                None => out.push_str("<td class=\"cs none\">–</td>"),
+                Some(c) => {
+                    let (word, note) = cell_text(c);
+                    match note {
+                        Some(n) => {
+                            let i = notes.cite(n.clone());
+                            let _ = write!(
+                                out,
+                                "<td class=\"cs {word}\" title=\"{}: {}\">{word} <sup>{i}</sup></td>",
+                                xml(&c.case),
+                                xml(&n)
+                            );
+                        }
+                        None => {
+                            let _ = write!(out, "<td class=\"cs {word}\" title=\"{}\">{word}</td>", xml(&c.case));
+                        }
+                    }
+                }
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    if !notes.0.is_empty() {
+        out.push_str("<ol class=\"notes\">\n");
+        for n in &notes.0 {
+            let _ = writeln!(out, "<li>{}</li>", xml(n));
+        }
+        out.push_str("</ol>\n");
+    }
+    out.push_str("</section>\n");
+
+    out.push_str("<section id=\"launcher-limits\">\n<h2>Limits each launcher enforces</h2>\n<ul>\n");
+    for (h, limits) in r.launcher_limits() {
+        let text = match limits {
+            LauncherLimits::CannotExpress => "cannot express cgroup limits".to_owned(),
+            LauncherLimits::Cases(cases) if cases.is_empty() => {
+                "no limit case run (left out by the selection)".to_owned()
+            }
+            LauncherLimits::Cases(cases) => limit_counts(&cases),
+        };
+        let _ = writeln!(out, "<li><b>{}</b>: {}</li>", xml(&h.name), xml(&text));
+    }
+    out.push_str("</ul>\n");
+    let limits = r.limit_table();
+    if !limits.rows.is_empty() {
+        out.push_str("<table class=\"conf\">\n<tr><th>limit case</th>");
+        for l in &limits.launchers {
+            let _ = write!(out, "<th>{}</th>", xml(l));
+        }
+        out.push_str("</tr>\n");
+        for (name, cells) in &limits.rows {
+            let _ = write!(out, "<tr><th class=\"row\"><code>{}</code></th>", xml(name));
+            for c in cells {
+                match c {
+                    None => out.push_str("<td class=\"cs none\">–</td>"),
+                    Some(c) => {
+                        let (word, note) = cell_text(c);
+                        let _ = write!(
+                            out,
+                            "<td class=\"cs {word}\" title=\"{}\">{word}</td>",
+                            xml(note.as_deref().unwrap_or(&c.case))
+                        );
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+
+    if let Some(l) = &r.start_latency {
+        let _ = writeln!(
+            out,
+            "<section id=\"start-latency\">\n<h2>Start latency</h2>\n<p>A recorded measurement of this run, not a test: \
+             from the launch to the probe's first message, namespaces <code>{}</code>, {} starts per launcher \
+             interleaved round-robin across the launchers.</p>\n<table>\n<tr><th>launcher</th><th>case</th>\
+             <th>median</th><th>min</th><th>max</th><th>× clone3</th></tr>",
+            xml(&l.namespaces.to_string()),
+            l.starts
+        );
+        let base = l.launchers.iter().find(|x| x.launcher == "clone3").and_then(|x| x.result.median_ns());
+        for row in &l.launchers {
+            let _ = write!(out, "<tr><th>{}</th><td><code>{}</code></td>", xml(&row.launcher), xml(&row.case));
+            match &row.result {
+                LatencyResult::Measured { median_ns, min_ns, max_ns, .. } => {
+                    let ratio = base.map(|b| units::sig3(median_ns / b)).unwrap_or_else(|| "–".into());
+                    let _ = write!(
+                        out,
+                        "<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{ratio}</td>",
+                        xml(&units::ns(*median_ns)),
+                        xml(&units::ns(*min_ns)),
+                        xml(&units::ns(*max_ns))
+                    );
+                }
+                LatencyResult::Skipped { reason } => {
+                    let _ = write!(out, "<td colspan=\"4\">skipped: {}</td>", xml(reason));
+                }
+                LatencyResult::Error { cause } => {
+                    let _ = write!(out, "<td colspan=\"4\">error: {}</td>", xml(cause));
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n</section>\n");
+    }
+}
+
+/// `78 limit cases: 62 pass, 1 fail, 15 skip`.
+fn limit_counts(cases: &[crate::conformance::Cell]) -> String {
+    let mut by = std::collections::BTreeMap::<&str, usize>::new();
+    for c in cases {
+        *by.entry(cell_text(c).0).or_default() += 1;
+    }
+    let counts: Vec<String> = by.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    format!("{} limit cases: {}", cases.len(), counts.join(", "))
 }

@@ -2,6 +2,12 @@
 //! `<testcase>` per check of each case (`classname` is the case), skips with their reason, and
 //! the environment fingerprint as `<properties>` of every testsuite (the only place the JUnit
 //! schema has for them).
+//!
+//! Cases run through a launcher of the conformance table: a failed check that an expected
+//! difference explains is a passing `<testcase>` with a `<system-out>` note (`explained
+//! difference: <what the tool gives> (source: <where it is documented>)`); a stale row of the
+//! differences table is a failed `differences-table` testcase. Each such testsuite also carries
+//! the launcher's tool and version as properties (`launcher.<name>.tool`).
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -9,13 +15,14 @@ use std::time::Duration;
 use isoprobe_harness::verdict::{CaseOutcome, Role, Verdict};
 
 use super::escape::xml;
-use crate::model::{CaseStatus, Report, verdict_detail};
+use crate::model::{CaseStatus, Report, Suite, verdict_detail};
 
 /// One `<testcase>` before it is written.
 struct Testcase {
     classname: String,
     name: String,
     outcome: Outcome,
+    system_out: String,
     system_err: String,
 }
 
@@ -38,25 +45,33 @@ pub fn render(report: &Report) -> String {
     props.extend(report.fingerprint.properties());
 
     // Group each suite's cases by namespace combination, in order of first appearance.
-    let mut suites: Vec<(String, Vec<&CaseOutcome>)> = Vec::new();
+    let mut suites: Vec<(String, Vec<(&Suite, &CaseOutcome)>)> = Vec::new();
     for (suite, case) in report.cases() {
         let name = format!("{}/{}", suite.name, case.spec.namespaces);
         match suites.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, v)) => v.push(case),
-            None => suites.push((name, vec![case])),
+            Some((_, v)) => v.push((suite, case)),
+            None => suites.push((name, vec![(suite, case)])),
         }
+    }
+    for h in &report.launchers {
+        let tool = match (&h.tool, &h.unavailable) {
+            (Some(t), _) => format!("{} ({}, Debian package {})", t.version, t.command, t.package),
+            (None, Some(u)) => format!("unavailable: {}", u.reason),
+            (None, None) => "native".to_owned(),
+        };
+        props.push((format!("launcher.{}.tool", h.name), tool));
     }
 
     let mut body = String::new();
     let (mut all_tests, mut all_fail, mut all_err, mut all_skip) = (0, 0, 0, 0);
     let mut all_time = Duration::ZERO;
     for (name, cases) in &suites {
-        let testcases: Vec<Testcase> = cases.iter().flat_map(|c| testcases(report, c)).collect();
+        let testcases: Vec<Testcase> = cases.iter().flat_map(|(s, c)| testcases(report, s, c)).collect();
         let count = |f: fn(&Outcome) -> bool| testcases.iter().filter(|t| f(&t.outcome)).count();
         let failures = count(|o| matches!(o, Outcome::Failure { .. }));
         let errors = count(|o| matches!(o, Outcome::Error { .. }));
         let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
-        let time: Duration = cases.iter().map(|c| c.duration).sum();
+        let time: Duration = cases.iter().map(|(_, c)| c.duration).sum();
         (all_tests, all_fail, all_err, all_skip) =
             (all_tests + testcases.len(), all_fail + failures, all_err + errors, all_skip + skipped);
         all_time += time;
@@ -89,19 +104,21 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn testcases(report: &Report, case: &CaseOutcome) -> Vec<Testcase> {
+fn testcases(report: &Report, suite: &Suite, case: &CaseOutcome) -> Vec<Testcase> {
     let tc = |name: &str, outcome| Testcase {
         classname: case.name.clone(),
         name: name.to_owned(),
         outcome,
+        system_out: String::new(),
         system_err: String::new(),
     };
+    let assessment = report.assessment(suite, case);
     if let Some(e) = &case.error {
         return vec![tc("case", Outcome::Error { message: first_line(e), body: e.clone() })];
     }
     if let Some(s) = &case.skipped {
         let message = format!("{}: {}", s.requirement, s.reason);
-        return vec![if report.status(case) == CaseStatus::Fail {
+        return vec![if report.status(suite, case) == CaseStatus::Fail {
             let body = format!("ISOPROBE_EXPECT declares `{}`, so this skip is a failure", s.requirement);
             tc("case", Outcome::Failure { message, body })
         } else {
@@ -122,14 +139,35 @@ fn testcases(report: &Report, case: &CaseOutcome) -> Vec<Testcase> {
                 Verdict::Error { cause } => Outcome::Error { message: first_line(cause), body: detail },
             };
             let mut t = tc(&format!("{}{suffix}", c.check), outcome);
+            if let Some(e) = assessment.and_then(|a| a.explanation(run.role, c.check)) {
+                t.outcome = Outcome::Pass;
+                t.system_out = format!(
+                    "explained difference: {} (source: {})\n{detail_of}",
+                    e.observed,
+                    e.source,
+                    detail_of = verdict_detail(&c.verdict)
+                );
+            }
             if matches!(t.outcome, Outcome::Failure { .. } | Outcome::Error { .. }) {
                 t.system_err = format!("init: {}\nexit: {}\n{}", run.init.join("; "), run.exit, run.stderr);
             }
             out.push(t);
         }
     }
+    if let Some(a) = assessment.filter(|a| !a.stale.is_empty()) {
+        out.push(tc(
+            "differences-table",
+            Outcome::Failure {
+                message: "a row of the expected-differences table is stale: the check passed".into(),
+                body: a.stale.join("\n"),
+            },
+        ));
+    }
     if case.spec.launcher.joins() {
-        let outcome = if case.join_mismatches.is_empty() {
+        let explained = |m: &String| {
+            assessment.is_some_and(|a| a.explained.iter().any(|e| m.starts_with(&format!("{}:", e.check))))
+        };
+        let outcome = if case.join_mismatches.iter().all(explained) {
             Outcome::Pass
         } else {
             Outcome::Failure {
@@ -159,6 +197,9 @@ fn write_testcase(out: &mut String, t: &Testcase) {
         Outcome::Skipped { message } => Some(format!(r#"      <skipped message="{}"/>"#, xml(message))),
     };
     match inner {
+        None if !t.system_out.is_empty() => {
+            let _ = writeln!(out, "{open}>\n      <system-out>{}</system-out>\n    </testcase>", xml(&t.system_out));
+        }
         None => {
             let _ = writeln!(out, "{open}/>");
         }

@@ -1,12 +1,18 @@
 //! Markdown for a pull-request comment: the verdict in the heading, counts per launcher and rootfs,
 //! the failures (capped, so a broken kernel does not produce a comment nobody can post), skips
 //! by reason, the environment, and the benchmark table. Long parts fold into `<details>`.
+//!
+//! A `--launcher` run adds the launchers: a header per launcher (tool, version, capabilities), the
+//! launchers side by side (namespace set × launcher, explained differences and skips as
+//! footnotes naming the check and the source), the limits each launcher enforces, and the start
+//! latencies measured in the run.
 
 use std::fmt::Write;
 
 use super::escape::{markdown_cell as cell, markdown_code as code};
 use super::units;
 use crate::bench::BenchSummary;
+use crate::conformance::{LatencyResult, LauncherLimits, Notes, cell_text};
 use crate::model::Report;
 
 /// At most this many failures are listed; the rest are counted.
@@ -45,18 +51,19 @@ fn run_section(out: &mut String, r: &Report) {
         cell(fp.hypervisor.vendor.as_deref().unwrap_or(if fp.hypervisor.detected { "unknown" } else { "none" })),
         r.started_at
     );
-    out.push_str("| suite | launcher | rootfs | cases | pass | fail | skip | error | time |\n");
-    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("| suite | launcher | rootfs | cases | pass | explained | fail | skip | error | time |\n");
+    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
     for g in r.groups() {
         let k = g.counts;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(&g.suite),
             cell(&g.launcher),
             cell(&g.rootfs),
             k.cases,
             k.pass,
+            k.explained,
             k.fail,
             k.skip,
             k.error,
@@ -86,6 +93,7 @@ fn run_section(out: &mut String, r: &Report) {
             );
         }
     }
+    launchers_section(out, r);
     let skips = r.skip_reasons();
     if !skips.is_empty() {
         let total: usize = skips.values().sum();
@@ -150,5 +158,177 @@ fn bench_section(out: &mut String, b: &BenchSummary, standalone: bool) {
             let _ = write!(out, " {} |", c.ratios.get(*cal).map(|r| units::sig3(*r)).unwrap_or_else(|| "–".into()));
         }
         out.push('\n');
+    }
+}
+
+fn launchers_section(out: &mut String, r: &Report) {
+    if r.launchers.is_empty() {
+        return;
+    }
+    out.push_str("\n### Launchers\n\n| launcher | tool |");
+    let labels: Vec<&str> = r.launchers[0].capabilities.rows().iter().map(|(l, _)| *l).collect();
+    for l in &labels {
+        let _ = write!(out, " {l} |");
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&"---|".repeat(labels.len()));
+    out.push('\n');
+    for h in &r.launchers {
+        let _ = write!(out, "| {} | {} |", cell(&h.name), cell(&h.tool_text()));
+        for (_, v) in h.capabilities.rows() {
+            let _ = write!(out, " {} |", cell(&v));
+        }
+        out.push('\n');
+    }
+    for h in &r.launchers {
+        let defaults = r.launcher_defaults(&h.name);
+        if !defaults.is_empty() {
+            let _ = writeln!(out, "\nDocumented defaults of **{}** the oracle judged with:\n", cell(&h.name));
+            for (what, source) in defaults {
+                let _ = writeln!(out, "- {} (source: {})", cell(what), cell(source));
+            }
+        }
+    }
+
+    let table = r.conformance_table();
+    let mut notes = Notes::default();
+    out.push_str(
+        "\n### Launchers side by side\n\n✅ pass · ⚠️ explained: every failure is a documented property of the tool \
+         (the note names the check and the source) · ❌ fail · 💥 error · ⏭ skip (the note says why) · – not in the \
+         launcher's matrix\n\n| namespaces | rootfs |",
+    );
+    for l in &table.launchers {
+        let _ = write!(out, " {} |", cell(l));
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&":-:|".repeat(table.launchers.len()));
+    out.push('\n');
+    for row in &table.rows {
+        let _ = write!(out, "| {} | {} |", row.namespaces, row.rootfs.name());
+        for c in &row.cells {
+            let text = match c {
+                None => "–".to_owned(),
+                Some(c) => {
+                    let (word, note) = cell_text(c);
+                    let icon = match word {
+                        "pass" => "✅",
+                        "explained" => "⚠️",
+                        "fail" => "❌",
+                        "error" => "💥",
+                        _ => "⏭",
+                    };
+                    match note {
+                        Some(n) => format!("{icon} {word} [^{}]", notes.cite(n)),
+                        None => format!("{icon} {word}"),
+                    }
+                }
+            };
+            let _ = write!(out, " {text} |");
+        }
+        out.push('\n');
+    }
+
+    out.push_str("\n### Limits each launcher enforces\n\n| launcher | limit cases |\n|---|---|\n");
+    for (h, limits) in r.launcher_limits() {
+        let text = match limits {
+            LauncherLimits::CannotExpress => "cannot express cgroup limits".to_owned(),
+            LauncherLimits::Cases(cases) if cases.is_empty() => "none run (left out by the selection)".to_owned(),
+            LauncherLimits::Cases(cases) => {
+                let mut by = std::collections::BTreeMap::<&str, usize>::new();
+                for c in &cases {
+                    *by.entry(cell_text(c).0).or_default() += 1;
+                }
+                let counts: Vec<String> = by.iter().map(|(w, n)| format!("{n} {w}")).collect();
+                let bad: Vec<String> = cases
+                    .iter()
+                    .filter(|c| !matches!(cell_text(c).0, "pass" | "skip"))
+                    .map(|c| format!("`{}` {}", code(&c.case), cell_text(c).0))
+                    .collect();
+                let mut t = format!("{} cases: {}", cases.len(), counts.join(", "));
+                if !bad.is_empty() {
+                    t.push_str(&format!(" ({})", bad.join(", ")));
+                }
+                t
+            }
+        };
+        let _ = writeln!(out, "| {} | {} |", cell(&h.name), cell(&text));
+    }
+    let limits = r.limit_table();
+    if !limits.rows.is_empty() {
+        out.push_str("\n<details><summary>Limit cases side by side</summary>\n\n| limit case |");
+        for l in &limits.launchers {
+            let _ = write!(out, " {} |", cell(l));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&":-:|".repeat(limits.launchers.len()));
+        out.push('\n');
+        for (name, cells) in &limits.rows {
+            let _ = write!(out, "| `{}` |", code(name));
+            for c in cells {
+                let text = match c {
+                    None => "–".to_owned(),
+                    Some(c) => match cell_text(c) {
+                        (word, Some(n)) => format!("{word} [^{}]", notes.cite(n)),
+                        (word, None) => word.to_owned(),
+                    },
+                };
+                let _ = write!(out, " {text} |");
+            }
+            out.push('\n');
+        }
+        out.push_str("\n</details>\n");
+    }
+
+    // The notes of both tables, after them (GitHub renders footnotes at the end of the comment).
+    if !notes.0.is_empty() {
+        out.push('\n');
+        for (i, n) in notes.0.iter().enumerate() {
+            let _ = writeln!(out, "[^{}]: {}", i + 1, cell(n));
+        }
+    }
+
+    if let Some(l) = &r.start_latency {
+        let _ = writeln!(
+            out,
+            "\n### Start latency (measured in this run, not a test)\n\nFrom the launch to the probe's first message, \
+             namespaces `{}`; {} starts per launcher, interleaved round-robin across the launchers.\n",
+            l.namespaces, l.starts
+        );
+        out.push_str("| launcher | case | median | min | max | × clone3 |\n|---|---|--:|--:|--:|--:|\n");
+        let base = l.launchers.iter().find(|x| x.launcher == "clone3").and_then(|x| x.result.median_ns());
+        for row in &l.launchers {
+            match &row.result {
+                LatencyResult::Measured { median_ns, min_ns, max_ns, .. } => {
+                    let ratio = base.map(|b| units::sig3(median_ns / b)).unwrap_or_else(|| "–".into());
+                    let _ = writeln!(
+                        out,
+                        "| {} | `{}` | {} | {} | {} | {ratio} |",
+                        cell(&row.launcher),
+                        code(&row.case),
+                        units::ns(*median_ns),
+                        units::ns(*min_ns),
+                        units::ns(*max_ns)
+                    );
+                }
+                LatencyResult::Skipped { reason } => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | `{}` | skipped: {} | | | |",
+                        cell(&row.launcher),
+                        code(&row.case),
+                        cell(reason)
+                    );
+                }
+                LatencyResult::Error { cause } => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | `{}` | error: {} | | | |",
+                        cell(&row.launcher),
+                        code(&row.case),
+                        cell(cause)
+                    );
+                }
+            }
+        }
     }
 }
