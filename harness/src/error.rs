@@ -26,6 +26,8 @@ pub enum HarnessError {
     Probe(String),
     #[error("timed out after {after:.1?} {during}")]
     Timeout { after: Duration, during: String },
+    #[error(transparent)]
+    HostLock(#[from] crate::hostlock::HostLockError),
 }
 
 /// Attaches what the harness was doing to a failed call.

@@ -7,9 +7,7 @@
 //! and restored its own value. Dropping a [`HostSide`] restores and unlocks in every outcome.
 
 use std::fs;
-use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::{SocketAddr, UnixListener};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,7 @@ use isoprobe_probes::wire::{ClockKind, HostAnswer, HostQuestion, IpcSeen};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::case_env::{CaseEnv, ProbeNames, dirs};
+use crate::hostlock::{HostLock, HostLockError};
 use crate::mounts::is_mount_point;
 use crate::run_env::RunEnv;
 
@@ -34,7 +33,7 @@ const DOMAIN_LOCK_NAME: &str = "isoprobe-domainname-lock";
 #[derive(Debug)]
 struct DomainGuard {
     _lock: MutexGuard<'static, ()>,
-    _host_lock: UnixListener,
+    _host_lock: HostLock,
     original: String,
 }
 
@@ -112,17 +111,10 @@ impl<'a> HostSide<'a> {
                 Err(TryLockError::WouldBlock) => return Err(timed_out()),
             }
         };
-        let addr = SocketAddr::from_abstract_name(DOMAIN_LOCK_NAME.as_bytes()).map_err(|e| e.to_string())?;
-        let host_lock = loop {
-            match UnixListener::bind_addr(&addr) {
-                Ok(l) => break l,
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < self.deadline => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(timed_out()),
-                Err(e) => return Err(format!("failed to take @{DOMAIN_LOCK_NAME}: {e}")),
-            }
-        };
+        let host_lock = HostLock::take(DOMAIN_LOCK_NAME, self.deadline).map_err(|e| match e {
+            HostLockError::TimedOut { .. } => timed_out(),
+            e => e.to_string(),
+        })?;
         self.domain = Some(DomainGuard { _lock: lock, _host_lock: host_lock, original: read_domainname()? });
         Ok(HostAnswer::Ack)
     }

@@ -18,6 +18,7 @@ pub mod conversation;
 pub mod error;
 pub mod fingerprint;
 pub mod host;
+pub mod hostlock;
 pub mod judge;
 pub mod launcher;
 pub mod limits;

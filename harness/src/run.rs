@@ -143,7 +143,7 @@ impl Harness {
         }
         let runner = self.run.runner;
         let (launched, oracle) = (launched.resolve(runner), oracle.resolve(runner));
-        match self.execute(&launched, started) {
+        match self.execute(&launched) {
             Ok(raw) => {
                 out.runs = raw.iter().map(|r| judge_run(r, &oracle, runner)).collect();
                 if let [container, joiner] = raw.as_slice() {
@@ -156,10 +156,13 @@ impl Harness {
         out
     }
 
-    fn execute(&self, spec: &CaseSpec, started: Instant) -> Result<Vec<RawRun>, HarnessError> {
-        let deadline = started + self.opts.case_timeout;
+    fn execute(&self, spec: &CaseSpec) -> Result<Vec<RawRun>, HarnessError> {
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref())?;
+        // The timeout is the probe's: it starts once the case is set up, which for a timing
+        // case includes waiting for other timing cases (see `limits::case`).
+        let begun = Instant::now();
+        let deadline = begun + self.opts.case_timeout;
         let launcher = registry::launcher(spec.launcher);
         let ctx = |spec, hold| StartContext { spec, case: &case, run: &self.run, deadline, hold };
         if !spec.launcher.joins() {
@@ -173,19 +176,18 @@ impl Harness {
                 l.adopt(p.probe_pid, &tool_cgroup)?;
             }
             let plan = p.init.clone();
-            let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, started)?;
+            let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, begun)?;
             return Ok(vec![finish(Role::Container, p, transcript, host, streams, deadline)?]);
         }
         // setns: a container that holds its namespaces, then a probe that joins it.
         let container_spec = CaseSpec { launcher: spec.launcher.container_launcher(), ..spec.clone() };
         let mut holder = launcher.start(&ctx(&container_spec, true))?;
         let plan = holder.init.clone();
-        let (ht, hhost, mut hstreams) =
-            self.talk(&container_spec, &case, &mut holder, plan, true, deadline, started)?;
+        let (ht, hhost, mut hstreams) = self.talk(&container_spec, &case, &mut holder, plan, true, deadline, begun)?;
         let joined = (|| {
             let mut j = launcher.start_joiner(&ctx(spec, false), &holder)?;
             let plan = j.init.clone();
-            let (t, host, streams) = self.talk(spec, &case, &mut j, plan, false, deadline, started)?;
+            let (t, host, streams) = self.talk(spec, &case, &mut j, plan, false, deadline, begun)?;
             finish(Role::Joiner, j, t, host, streams, deadline)
         })();
         // Release the holder in every outcome (closing stdin releases it too).
@@ -214,7 +216,8 @@ impl Harness {
     fn start_and_stop(&self, spec: &CaseSpec, kill: bool) -> Result<Duration, HarnessError> {
         spec.validate()?;
         let spec = spec.resolve(self.run.runner);
-        let deadline = Instant::now() + self.opts.case_timeout;
+        let begun = Instant::now();
+        let deadline = begun + self.opts.case_timeout;
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, &spec, id, self.cgroup_root.as_deref())?;
         let names = case.new_probe_names();

@@ -17,11 +17,28 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use super::spec::LimitSpec;
 use crate::cgroup::{CaseCgroups, CgroupLayout, CgroupRequest};
 use crate::error::{Context, HarnessError};
+use crate::hostlock::HostLock;
 use crate::spec::CaseSpec;
 
 /// Cases whose verdict depends on timing (CPU shares, throughput, a heartbeat) run one at a time
-/// within a harness process; the others run alongside them.
+/// on the machine: within a harness process (this mutex) and between isoprobe processes (the host
+/// lock [`TIMING_LOCK`]), since two such cases pinned to the same CPU, or reading the same disk,
+/// would each measure the other. The others run alongside them.
 static EXCLUSIVE: Mutex<()> = Mutex::new(());
+
+/// The host-wide lock of timing-sensitive limit cases (see [`EXCLUSIVE`]).
+const TIMING_LOCK: &str = "isoprobe-limit-timing-lock";
+
+/// How long a timing case waits for another isoprobe process's timing cases: each holds the
+/// lock for a few seconds, and a whole limit suite's worth of them takes about a minute.
+const TIMING_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Both locks of a timing-sensitive case, in the order taken.
+#[derive(Debug)]
+struct Exclusive {
+    _in_process: MutexGuard<'static, ()>,
+    _host: HostLock,
+}
 
 /// The loop device's backing file size: larger than any window reads at the limit, small enough
 /// to stay in page cache; sparse, so it costs no disk.
@@ -102,7 +119,7 @@ pub struct CaseLimits {
     pub perf: Mutex<Vec<OwnedFd>>,
     /// The exercise as the probe receives it.
     pub exercise: Exercise,
-    _exclusive: Option<MutexGuard<'static, ()>>,
+    _exclusive: Option<Exclusive>,
 }
 
 impl CaseLimits {
@@ -115,15 +132,22 @@ impl CaseLimits {
         dir: &Path,
         probe_path: impl Fn(&str) -> String,
     ) -> Result<CaseLimits, HarnessError> {
-        let exclusive = matches!(
+        let timing = matches!(
             limits.exercise,
             Exercise::CpuBurn { .. }
                 | Exercise::CpuShare { .. }
                 | Exercise::Freezer { .. }
                 | Exercise::IoRead { .. }
                 | Exercise::PerfCount { .. }
-        )
-        .then(|| EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner()));
+        );
+        let exclusive = match timing {
+            true => {
+                let in_process = EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+                let host = HostLock::take(TIMING_LOCK, std::time::Instant::now() + TIMING_LOCK_WAIT)?;
+                Some(Exclusive { _in_process: in_process, _host: host })
+            }
+            false => None,
+        };
         let layout = CgroupLayout::detect()?;
         let mut exercise = limits.exercise.clone();
         let loopdev = match &mut exercise {

@@ -19,6 +19,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use crate::error::{Context, HarnessError};
+use crate::hostlock::HostLock;
 use crate::launcher::process::{ProbeProcess, ToolRequest, spawn_tool};
 use crate::launcher::{StartContext, Teardown, ToolInfo};
 use crate::mounts::mounts;
@@ -524,30 +525,6 @@ impl SharedHostDirs {
             guard.per_case.push(f);
         }
         Ok(guard)
-    }
-}
-
-/// A host-wide lock: an abstract unix socket only one process can bind; held while the socket
-/// lives.
-#[derive(Debug)]
-struct HostLock {
-    _bound: std::os::unix::net::UnixListener,
-}
-
-impl HostLock {
-    fn take(name: &str, deadline: Instant) -> Result<HostLock, HarnessError> {
-        use std::os::linux::net::SocketAddrExt;
-        let addr =
-            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).ctx(|| format!("name @{name}"))?;
-        loop {
-            match std::os::unix::net::UnixListener::bind_addr(&addr) {
-                Ok(l) => return Ok(HostLock { _bound: l }),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => return Err(HarnessError::Io { what: format!("take the host lock @{name}"), source: e }),
-            }
-        }
     }
 }
 
