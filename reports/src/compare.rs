@@ -11,7 +11,9 @@
 //!   same machine, and a change must hold against every calibration both sides have.
 //! - Fingerprints: runs whose privilege, capabilities, namespace kinds, cgroup layout or user
 //!   namespace policy differ expect different verdicts; comparing them is refused unless forced.
-//!   A different kernel is what the gate exists for, and is only noted.
+//!   A different kernel is what the gate exists for, and is only noted. In the kernel gate
+//!   (`kernel_gate`), the cgroup layout is part of the platform under test too (a kernel in a VM
+//!   with cgroup2 alone against a hybrid host): it is noted, and every verdict compared.
 //!
 //! Exit status: 0 no regression, 1 regression, 2 could not compare.
 
@@ -57,11 +59,21 @@ pub struct CompareOptions {
     pub basis: Basis,
     /// Judge ratios against this calibration only (default: every calibration both sides have).
     pub calibration: Option<String>,
+    /// The kernel gate: BASE and NEW are different platforms on purpose (kernel, and with it the
+    /// cgroup layout it was booted with); a layout difference is noted instead of refused.
+    pub kernel_gate: bool,
 }
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { threshold: 0.10, force: false, fail_on_skip: false, basis: Basis::Auto, calibration: None }
+        CompareOptions {
+            threshold: 0.10,
+            force: false,
+            fail_on_skip: false,
+            basis: Basis::Auto,
+            calibration: None,
+            kernel_gate: false,
+        }
     }
 }
 
@@ -177,6 +189,14 @@ pub fn compare(
     let (base_bench, new_bench) = match (base, new) {
         (Document::Run(b), Document::Run(n)) => {
             c.refused = verdict_incompatibilities(bf, nf);
+            if opts.kernel_gate {
+                let (platform, refused): (Vec<String>, Vec<String>) =
+                    c.refused.drain(..).partition(|r| r.starts_with(LAYOUT_DIFFERS));
+                c.refused = refused;
+                c.notes.extend(
+                    platform.into_iter().map(|r| format!("{r}: part of the platform under test (kernel gate)")),
+                );
+            }
             (b.bench.as_ref(), n.bench.as_ref())
         }
         (Document::Bench(b), Document::Bench(n)) => (Some(&**b), Some(&**n)),
@@ -189,7 +209,7 @@ pub fn compare(
             });
         }
     };
-    c.notes = fingerprint_notes(bf, nf);
+    c.notes.extend(fingerprint_notes(bf, nf));
     if let (Some(b), Some(n)) = (base_bench, new_bench) {
         match bench_basis(b, n, opts) {
             Ok(cals) => c.bench = Some(compare_bench(b, n, cals, opts)),
@@ -207,6 +227,9 @@ pub fn compare(
     }
     Ok(c)
 }
+
+/// How the cgroup-layout incompatibility begins (the kernel gate picks it out by this).
+const LAYOUT_DIFFERS: &str = "cgroup layouts differ";
 
 /// Differences that make the same spec expect different verdicts.
 pub fn verdict_incompatibilities(b: &Fingerprint, n: &Fingerprint) -> Vec<String> {
@@ -239,7 +262,7 @@ pub fn verdict_incompatibilities(b: &Fingerprint, n: &Fingerprint) -> Vec<String
         out.push(format!("namespace kinds differ (BASE {}, NEW {})", b.namespaces, n.namespaces));
     }
     if b.cgroup.layout != n.cgroup.layout {
-        out.push(format!("cgroup layouts differ (BASE {}, NEW {})", b.cgroup.layout.name(), n.cgroup.layout.name()));
+        out.push(format!("{LAYOUT_DIFFERS} (BASE {}, NEW {})", b.cgroup.layout.name(), n.cgroup.layout.name()));
     }
     if b.userns.unprivileged != n.userns.unprivileged {
         let side = |f: &Fingerprint| f.userns.blocked_by.clone().unwrap_or_else(|| "allowed".into());

@@ -302,3 +302,36 @@ fn new_skips_are_reported_and_fatal_on_request() {
     let strict = compare(&report(), "base", &new, "new", &strict).unwrap();
     assert_eq!(strict.exit_code(), 1, "{}", strict.to_text());
 }
+
+#[test]
+fn the_kernel_gate_compares_across_cgroup_layouts_and_still_catches_regressions() {
+    use isoprobe_harness::fingerprint::CgroupLayout;
+    let Document::Run(mut vm) = report() else { unreachable!() };
+    assert_eq!(vm.fingerprint.cgroup.layout, CgroupLayout::Hybrid, "the fixture is a hybrid host");
+    vm.fingerprint.cgroup.layout = CgroupLayout::V2;
+    vm.fingerprint.kernel.release = "6.12.117+deb12-cloud-amd64".into();
+    let plain = compare(&report(), "host", &Document::Run(vm.clone()), "vm", &CompareOptions::default()).unwrap();
+    assert_eq!(plain.exit_code(), 2, "{}", plain.to_text());
+    let gate = CompareOptions { kernel_gate: true, ..Default::default() };
+    let same = compare(&report(), "host", &Document::Run(vm.clone()), "vm", &gate).unwrap();
+    assert_eq!(same.exit_code(), 0, "{}", same.to_text());
+    let text = same.to_text();
+    assert!(text.contains("note: cgroup layouts differ") && text.contains("kernel gate"), "{text}");
+    assert!(text.contains("kernel ") && text.contains("6.12.117+deb12-cloud-amd64"), "{text}");
+    // Other incompatibilities still refuse the comparison.
+    let mut unprivileged = vm.clone();
+    unprivileged.fingerprint.user.euid = 1000;
+    let refused = compare(&report(), "host", &Document::Run(unprivileged), "vm", &gate).unwrap();
+    assert_eq!(refused.exit_code(), 2, "{}", refused.to_text());
+    // A check that passed on BASE and fails on NEW is a regression across layouts too.
+    let case = vm.suites[0].cases.iter_mut().find(|c| c.name == "clone3/host/none").unwrap();
+    case.runs.clear();
+    case.error = Some("launch: clone3: ENOSPC (user.max_net_namespaces)".into());
+    let regressed = compare(&report(), "host", &Document::Run(vm), "vm", &gate).unwrap();
+    assert_eq!(regressed.exit_code(), 1, "{}", regressed.to_text());
+    assert!(
+        regressed.to_text().contains("REGRESSION namespaces/clone3/host/none: case: ran → error"),
+        "{}",
+        regressed.to_text()
+    );
+}
