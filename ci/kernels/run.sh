@@ -66,6 +66,19 @@ if grep -q '"/bin/namespaces"' "$plan_file"; then
   [ -x "$suite" ] || { echo "run.sh: could not find the built namespace suite" >&2; exit 1; }
   files+=(--file "$suite=/bin/namespaces")
 fi
+# The latency measurement: criterion benchmarks in quick mode (fixed sample counts), the
+# calibration cases and clone3+exit+wait per namespace kind, their summary attached to the report
+# so that `isoprobe compare` judges latencies relative to calibrations measured in the same VM.
+benches=()
+if grep -q '"/bin/bench-' "$plan_file"; then
+  for b in calibration namespaces; do
+    exe=$(cargo bench -q -p isoprobe-benches --bench "$b" --no-run --message-format=json 2>/dev/null \
+      | sed -n "s/.*\"executable\":\"\([^\"]*\/$b-[^\"]*\)\".*/\1/p" | tail -n 1)
+    [ -x "$exe" ] || { echo "run.sh: could not find the built $b benchmark" >&2; exit 1; }
+    benches+=("$exe")
+    files+=(--file "$exe=/bin/bench-$b")
+  done
+fi
 # The io.max case attaches a loop device with util-linux losetup: the host's, with the shared
 # libraries it links (the VM has no other userland).
 if losetup=$(command -v losetup); then
@@ -78,6 +91,10 @@ else
 fi
 
 status=0
+attach_bench() { # DIR SUMMARY: attach the benchmark summary to DIR/report.json, when both exist
+  [ -f "$1/report.json" ] && [ -f "$2" ] || return 0
+  "$bin/isoprobe" report "$1/report.json" --bench "$2" -f json -o "$1/report.json"
+}
 report_of() { # DIR: render the report the VM (or the host run) wrote as KTAP, print its counts
   local dir=$1
   [ -f "$dir/report.json" ] || { echo "run.sh: $dir has no report.json" >&2; return 1; }
@@ -94,6 +111,7 @@ if [ ${#packages[@]} -gt 0 ]; then
     for r in "$out/$release"/files/*.report.json; do
       [ -f "$r" ] && cp "$r" "$out/$release/report.json"
     done
+    attach_bench "$out/$release" "$out/$release"/files/*.bench-summary.json
     report_of "$out/$release" || status=1
   done <<<"$fetched"
 fi
@@ -110,6 +128,16 @@ if $host; then
   printf '{"release": "%s", "exit": %d, "total_ms": %d}\n' "$(uname -r)" "$rc" "$ms" >"$out/host/result.json"
   tail -n 20 "$out/host/isoprobe.log" >&2
   [ "$rc" -eq 0 ] || status=1
+  if [ ${#benches[@]} -gt 0 ]; then
+    # Both from this shell: one bench run id (the parent's pid), so their parts merge.
+    for exe in "${benches[@]}"; do
+      filter=()
+      [[ $exe == */namespaces-* ]] && filter=(namespaces/clone3_exit_wait)
+      ISOPROBE_BENCH_QUICK=1 CARGO_TARGET_DIR=$out/host/bench "$exe" --bench "${filter[@]}" \
+        >>"$out/host/bench.log" 2>&1 || status=1
+    done
+    attach_bench "$out/host" "$out/host/bench/isoprobe/bench-summary.json"
+  fi
   report_of "$out/host" || status=1
 fi
 
