@@ -212,7 +212,26 @@ pub fn compare(
     c.notes.extend(fingerprint_notes(bf, nf));
     if let (Some(b), Some(n)) = (base_bench, new_bench) {
         match bench_basis(b, n, opts) {
-            Ok(cals) => c.bench = Some(compare_bench(b, n, cals, opts)),
+            Ok(cals) => {
+                let mut opts = opts.clone();
+                if opts.kernel_gate
+                    && let Some(noise) = cals.as_deref().and_then(|cals| calibration_noise(b, n, cals))
+                    && noise.factor - 1.0 > opts.threshold
+                {
+                    c.notes.push(format!(
+                        "latency threshold measured in this job: ±{:.0}% (calibrations {} and {} moved {:.2}× apart \
+                         between the runs; --threshold {:.0}%)",
+                        (noise.factor - 1.0) * 100.0,
+                        noise.fast,
+                        noise.slow,
+                        noise.factor,
+                        opts.threshold * 100.0
+                    ));
+                    opts.threshold = noise.factor - 1.0;
+                    c.threshold = opts.threshold;
+                }
+                c.bench = Some(compare_bench(b, n, cals, &opts))
+            }
             Err(why) => c.refused.push(why),
         }
     } else if base_bench.is_some() != new_bench.is_some() {
@@ -465,6 +484,32 @@ fn bench_basis(b: &BenchSummary, n: &BenchSummary, opts: &CompareOptions) -> Res
     }
 }
 
+/// How far apart two calibration cases moved between BASE and NEW.
+#[derive(Debug, Clone, PartialEq)]
+struct CalibrationNoise {
+    /// NEW/BASE of the one divided by NEW/BASE of the other (≥ 1).
+    factor: f64,
+    fast: String,
+    slow: String,
+}
+
+/// The kernel gate's latency noise, measured in the same job: calibrations are fixed operations
+/// measured in the same VM as everything else, so how far two of them move apart between BASE and
+/// NEW is timing noise of this pair of runs (TCG on a shared host: several-fold), and no latency
+/// change smaller than that can be told from it. `None` with fewer than two calibrations.
+fn calibration_noise(b: &BenchSummary, n: &BenchSummary, cals: &[String]) -> Option<CalibrationNoise> {
+    let moved: Vec<(&String, f64)> = cals
+        .iter()
+        .filter_map(|c| {
+            let (x, y) = (b.calibration.get(c)?, n.calibration.get(c)?);
+            (*x > 0.0 && *y > 0.0).then(|| (c, y / x))
+        })
+        .collect();
+    let lo = moved.iter().min_by(|x, y| x.1.total_cmp(&y.1))?;
+    let hi = moved.iter().max_by(|x, y| x.1.total_cmp(&y.1))?;
+    (moved.len() >= 2).then(|| CalibrationNoise { factor: hi.1 / lo.1, fast: lo.0.clone(), slow: hi.0.clone() })
+}
+
 fn list(v: &[String]) -> String {
     if v.is_empty() { "none".into() } else { v.join(", ") }
 }
@@ -501,7 +546,7 @@ fn compare_bench(
             missing.push(bc.name());
             continue;
         };
-        let delta = match &cals {
+        let mut delta = match &cals {
             None => {
                 let (ratio, lo, hi) = interval(bc, nc, 1.0);
                 BenchDelta {
@@ -544,6 +589,10 @@ fn compare_bench(
                 }
             }
         };
+        // One sample has no interval: its "interval" is a point, and proves nothing either way.
+        if bc.samples < 2 || nc.samples < 2 {
+            delta.judgement = Judgement::Inconclusive;
+        }
         deltas.push(delta);
     }
     let added = n.cases.iter().filter(|c| b.case(&c.group, &c.id).is_none()).map(BenchCase::name).collect();

@@ -335,3 +335,68 @@ fn the_kernel_gate_compares_across_cgroup_layouts_and_still_catches_regressions(
         regressed.to_text()
     );
 }
+
+/// The fixture report with `bench` attached after `edit`.
+fn report_with(edit: impl FnOnce(&mut isoprobe_reports::BenchSummary)) -> Document {
+    let (Document::Run(mut r), Document::Bench(mut b)) = (report(), fixture("bench-base.json")) else {
+        panic!("fixture kinds")
+    };
+    edit(&mut b);
+    r.bench = Some(*b);
+    Document::Run(r)
+}
+
+fn scale_case(b: &mut isoprobe_reports::BenchSummary, group: &str, id: &str, by: f64) {
+    let c = b.cases.iter_mut().find(|c| c.group == group && c.id == id).unwrap();
+    c.median_ns *= by;
+    c.ci_low_ns *= by;
+    c.ci_high_ns *= by;
+}
+
+#[test]
+fn the_kernel_gate_measures_its_latency_threshold_from_how_far_calibrations_move_apart() {
+    use isoprobe_reports::compare::Basis;
+    let base = report_with(|_| {});
+    // Between the runs, fork-exec became 3× slower while getpid stayed: timing noise of 3× in
+    // this pair of runs (or a kernel change to fork, which the gate then cannot tell from noise).
+    let noisy = |clone3_net: f64| {
+        report_with(|b| {
+            *b.calibration.get_mut("fork-exec").unwrap() *= 3.0;
+            scale_case(b, "clone3", "net", clone3_net);
+        })
+    };
+    let gate = CompareOptions { kernel_gate: true, basis: Basis::Calibration, ..Default::default() };
+    let plain = CompareOptions { basis: Basis::Calibration, ..Default::default() };
+    // 2× slower than before: a regression at ±10%, not beyond the 3× measured in the job.
+    let c = compare(&base, "base", &noisy(2.0 * 3.0), "new", &plain).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    let c = compare(&base, "base", &noisy(2.0 * 3.0), "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    let text = c.to_text();
+    assert!(text.contains("latency threshold measured in this job: ±200%"), "{text}");
+    assert!(text.contains("fork-exec") && text.contains("getpid"), "{text}");
+    // 10× slower against every calibration: beyond the measured noise, a regression.
+    let c = compare(&base, "base", &noisy(10.0 * 3.0), "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    assert!(c.to_text().contains("REGRESSION clone3/net"), "{}", c.to_text());
+    // Calibrations that agree leave the threshold as given.
+    let quiet = report_with(|b| scale_case(b, "clone3", "net", 2.0));
+    let c = compare(&base, "base", &quiet, "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    assert!(!c.to_text().contains("measured in this job"), "{}", c.to_text());
+}
+
+#[test]
+fn a_benchmark_of_one_sample_is_never_judged() {
+    let one = |by: f64| {
+        report_with(|b| {
+            let c = b.cases.iter_mut().find(|c| c.group == "setns" && c.id == "net").unwrap();
+            c.samples = 1;
+            (c.ci_low_ns, c.ci_high_ns) = (c.median_ns, c.median_ns);
+            scale_case(b, "setns", "net", by);
+        })
+    };
+    let c = compare(&one(1.0), "base", &one(5.0), "new", &CompareOptions::default()).unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    assert!(c.to_text().contains("inconclusive setns/net"), "{}", c.to_text());
+}
