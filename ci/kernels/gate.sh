@@ -3,12 +3,15 @@
 # qemu VM, or natively for `host`), brings both JSON reports out, and judges the candidate with
 # `isoprobe compare --kernel-gate`. See ci/kernels/README.md, "The gate".
 #
-#   ci/kernels/gate.sh [--plan NAME] [--candidate-plan NAME] [--out DIR] [--threshold PCT] BASELINE CANDIDATE
+#   ci/kernels/gate.sh [--plan NAME] [--candidate-plan NAME] [--out DIR] [--threshold PCT] [--force]
+#                      BASELINE CANDIDATE
 #
 # BASELINE, CANDIDATE: what run.sh takes (a Debian kernel package or pattern, 6.1, 6.12, or
 # host). --plan: the plan both run (default: suites); --candidate-plan: the candidate's plan
 # instead (a planted regression: regress-netns). --threshold: the relative latency change a
-# benchmark's whole confidence interval must exceed (default 10).
+# benchmark's whole confidence interval must exceed at least (default 10; compare raises it to the
+# noise measured between the two runs). --force: compare even when the fingerprints make the runs
+# incomparable (this development host's root lacks cap_sys_resource, a VM's root has it all).
 # Exit status (compare's): 0 no regression, 1 a regression (a verdict that passed on the
 # baseline fails on the candidate, a case that ran now errors, or a latency significantly
 # slower), 2 the gate could not compare (a run brought no report, incomparable fingerprints).
@@ -19,13 +22,15 @@ plan=suites
 candidate_plan=""
 out=""
 threshold=10
+force=()
 while [ $# -gt 0 ]; do
   case $1 in
     --plan) plan=$2; shift 2 ;;
     --candidate-plan) candidate_plan=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --threshold) threshold=$2; shift 2 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --force) force=(--force); shift ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "gate.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -60,7 +65,7 @@ for log in "$out/baseline.log" "$out/candidate.log"; do
 done
 
 isoprobe=target/x86_64-unknown-linux-gnu/release/isoprobe
-args=(compare --kernel-gate --basis calibration --threshold "$threshold" "$base" "$cand")
+args=(compare --kernel-gate --basis calibration --threshold "$threshold" "${force[@]}" "$base" "$cand")
 status=0
 "$isoprobe" "${args[@]}" | tee "$out/compare.txt" || status=${PIPESTATUS[0]}
 "$isoprobe" "${args[@]}" --format markdown >"$out/compare.md" || true

@@ -1,7 +1,7 @@
 //! `isoprobe compare BASE NEW`: the regression gate.
 //!
-//! - Verdicts: a check that passed in BASE and fails (or cannot be observed) in NEW is a
-//!   regression; so is a case that ran in BASE and errors in NEW, and a joiner that starts to
+//! - Verdicts: a check (or a limit's enforcement, `limit/<check>`) that passed in BASE and fails
+//!   (or cannot be observed) in NEW is a regression; so is a case that ran in BASE and errors in NEW, and a joiner that starts to
 //!   disagree with its container. Fixes, checks still failing, new skips, and cases present on
 //!   one side only are reported; new skips and missing cases are fatal on request.
 //! - Benchmarks: a change counts only when its whole confidence interval lies beyond the
@@ -359,6 +359,10 @@ fn slots(case: &CaseOutcome) -> BTreeMap<(u8, String), &Verdict> {
         };
         for c in &r.checks {
             m.insert((role, c.check.name()), &c.verdict);
+        }
+        // A limit's enforcement is a verdict like any check's: `limit/memory/oom-at-max`.
+        for l in &r.limits {
+            m.insert((role, format!("limit/{}", l.check.name())), &l.verdict);
         }
     }
     m

@@ -400,3 +400,34 @@ fn a_benchmark_of_one_sample_is_never_judged() {
     assert_eq!(c.exit_code(), 0, "{}", c.to_text());
     assert!(c.to_text().contains("inconclusive setns/net"), "{}", c.to_text());
 }
+
+#[test]
+fn a_limit_that_stops_being_enforced_is_a_regression() {
+    use isoprobe_harness::limits::LimitCheck;
+    use isoprobe_harness::verdict::LimitResult;
+    let with_memory = |verdict: isoprobe_harness::Verdict| {
+        let Document::Run(mut r) = report() else { unreachable!() };
+        let case = r.suites[0].cases.iter_mut().find(|c| c.name == "clone3/host/none").unwrap();
+        case.runs[0].limits.push(LimitResult { check: LimitCheck::Memory, verdict });
+        Document::Run(r)
+    };
+    let enforced = with_memory(isoprobe_harness::Verdict::Pass {
+        expected: "OOM kill at 64 MiB".into(),
+        observed: "killed by SIGKILL after touching 63.00 MiB".into(),
+        evidence: "peak 64.00 MiB".into(),
+    });
+    let ignored = with_memory(isoprobe_harness::Verdict::Fail {
+        expected: "OOM kill at 64 MiB".into(),
+        observed: "exit 0 after touching 192.00 MiB".into(),
+        evidence: "OOM kills 0".into(),
+    });
+    let c = compare(&enforced, "base", &ignored, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    assert!(
+        c.to_text().contains("REGRESSION namespaces/clone3/host/none: limit/memory/oom-at-max: pass"),
+        "{}",
+        c.to_text()
+    );
+    let same = compare(&enforced, "base", &enforced, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(same.exit_code(), 0, "{}", same.to_text());
+}
