@@ -13,7 +13,9 @@
 //!   namespace policy differ expect different verdicts; comparing them is refused unless forced.
 //!   A different kernel is what the gate exists for, and is only noted. In the kernel gate
 //!   (`kernel_gate`), the cgroup layout is part of the platform under test too (a kernel in a VM
-//!   with cgroup2 alone against a hybrid host): it is noted, and every verdict compared.
+//!   with cgroup2 alone against a hybrid host): it is noted, and every verdict compared. Its
+//!   latency threshold is measured between the two runs (how far their calibrations moved
+//!   apart), and under QEMU's TCG emulator latencies are shown but never fail it.
 //!
 //! Exit status: 0 no regression, 1 regression, 2 could not compare.
 
@@ -148,6 +150,9 @@ pub struct Comparison {
     pub bench: Option<BenchComparison>,
     pub fail_on_skip: bool,
     pub threshold: f64,
+    /// Why benchmark regressions are reported but do not fail the comparison (the kernel gate
+    /// on an emulated CPU); `None`: they fail it.
+    pub bench_not_gated: Option<String>,
 }
 
 /// The inputs are of different kinds.
@@ -184,6 +189,7 @@ pub fn compare(
         bench: None,
         fail_on_skip: opts.fail_on_skip,
         threshold: opts.threshold,
+        bench_not_gated: None,
     };
     let (bf, nf) = (base.fingerprint(), new.fingerprint());
     let (base_bench, new_bench) = match (base, new) {
@@ -211,6 +217,19 @@ pub fn compare(
     };
     c.notes.extend(fingerprint_notes(bf, nf));
     if let (Some(b), Some(n)) = (base_bench, new_bench) {
+        if opts.kernel_gate
+            && let Some(side) = [("BASE", bf), ("NEW", nf)]
+                .into_iter()
+                .find(|(_, f)| f.hypervisor.vendor.as_deref() == Some(TCG))
+                .map(|(side, _)| side)
+        {
+            c.bench_not_gated = Some(format!(
+                "{side} ran under QEMU's TCG emulator (hypervisor {TCG}): between two runs of the same kernel \
+                 there, clone3 with a time namespace went from 0.94 to 3.48 ms, +173% relative to calibrations \
+                 that moved only 1.85× apart, so latencies are compared and shown but do not fail the kernel gate"
+            ));
+            c.notes.extend(c.bench_not_gated.iter().map(|why| format!("latency not gated: {why}")));
+        }
         match bench_basis(b, n, opts) {
             Ok(cals) => {
                 let mut opts = opts.clone();
@@ -246,6 +265,9 @@ pub fn compare(
     }
     Ok(c)
 }
+
+/// The hypervisor name of QEMU's TCG emulator in a fingerprint.
+const TCG: &str = "qemu-tcg";
 
 /// How the cgroup-layout incompatibility begins (the kernel gate picks it out by this).
 const LAYOUT_DIFFERS: &str = "cgroup layouts differ";
@@ -615,6 +637,11 @@ impl Comparison {
         !self.refused.is_empty() && !self.forced
     }
 
+    /// Benchmark regressions that fail the comparison (none when they are not gated).
+    pub fn gated_bench_regressions(&self) -> usize {
+        if self.bench_not_gated.is_some() { 0 } else { self.bench_regressions() }
+    }
+
     pub fn bench_regressions(&self) -> usize {
         self.bench.as_ref().map_or(0, |b| b.count(Judgement::Regression))
     }
@@ -625,7 +652,7 @@ impl Comparison {
             return EXIT_INCOMPARABLE;
         }
         let skips_fatal = self.fail_on_skip && (!self.new_skips.is_empty() || !self.missing.is_empty());
-        if !self.regressions.is_empty() || self.bench_regressions() > 0 || skips_fatal {
+        if !self.regressions.is_empty() || self.gated_bench_regressions() > 0 || skips_fatal {
             EXIT_REGRESSION
         } else {
             EXIT_OK
@@ -640,8 +667,8 @@ impl Comparison {
                 if !self.regressions.is_empty() {
                     parts.push(format!("{} verdict regressions", self.regressions.len()));
                 }
-                if self.bench_regressions() > 0 {
-                    parts.push(format!("{} benchmark regressions", self.bench_regressions()));
+                if self.gated_bench_regressions() > 0 {
+                    parts.push(format!("{} benchmark regressions", self.gated_bench_regressions()));
                 }
                 if self.fail_on_skip && (!self.new_skips.is_empty() || !self.missing.is_empty()) {
                     parts.push(format!(

@@ -379,6 +379,13 @@ fn the_kernel_gate_measures_its_latency_threshold_from_how_far_calibrations_move
     let c = compare(&base, "base", &noisy(10.0 * 3.0), "new", &gate).unwrap();
     assert_eq!(c.exit_code(), 1, "{}", c.to_text());
     assert!(c.to_text().contains("REGRESSION clone3/net"), "{}", c.to_text());
+    // Under QEMU's TCG emulator the same regression is shown, and does not fail the gate.
+    let Document::Run(mut tcg) = noisy(10.0 * 3.0) else { unreachable!() };
+    tcg.fingerprint.hypervisor.vendor = Some("qemu-tcg".into());
+    let c = compare(&base, "base", &Document::Run(tcg), "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    assert_eq!((c.bench_regressions(), c.gated_bench_regressions()), (1, 0));
+    assert!(c.to_text().contains("latency not gated: NEW ran under QEMU's TCG emulator"), "{}", c.to_text());
     // Calibrations that agree leave the threshold as given.
     let quiet = report_with(|b| scale_case(b, "clone3", "net", 2.0));
     let c = compare(&base, "base", &quiet, "new", &gate).unwrap();
