@@ -163,6 +163,11 @@ struct CompareArgs {
     /// New skips and cases missing from NEW count as regressions.
     #[arg(long)]
     fail_on_skip: bool,
+    /// The kernel gate: BASE and NEW ran on different kernels on purpose, and the cgroup layout a
+    /// kernel was booted with (cgroup2 alone in a VM, hybrid on a host) is part of what is
+    /// compared: a layout difference is noted instead of making the runs incomparable.
+    #[arg(long)]
+    kernel_gate: bool,
     /// How benchmark times are compared: auto (nanoseconds on the same machine, ratios to the
     /// calibration otherwise), absolute, calibration.
     #[arg(long, value_enum, default_value = "auto")]
@@ -290,6 +295,7 @@ fn real_main() -> Result<u8> {
                     BasisArg::Calibration => Basis::Calibration,
                 },
                 calibration: a.calibration,
+                kernel_gate: a.kernel_gate,
             };
             let c = match compare(&base, &a.base.display().to_string(), &new, &a.new.display().to_string(), &opts) {
                 Ok(c) => c,

@@ -177,4 +177,22 @@ mod tests {
         assert_eq!(plan.validate(), Err(PlanError::Sysctl("../../etc".into())));
         assert!(serde_json::from_str::<Plan>(r#"{"schema":1,"steps":[],"extra":1}"#).is_err());
     }
+
+    #[test]
+    fn the_committed_plans_validate_and_the_planted_regression_differs_only_by_its_sysctl() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels/plans");
+        let read = |name: &str| -> Plan {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let plan: Plan = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            plan.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            plan
+        };
+        for e in std::fs::read_dir(&dir).unwrap() {
+            read(&e.unwrap().file_name().to_string_lossy());
+        }
+        let (suites, mut planted) = (read("suites.json"), read("regress-netns.json"));
+        assert_eq!(planted.sysctls.remove("user.max_net_namespaces").as_deref(), Some("0"));
+        assert_eq!(planted, suites);
+        assert_eq!(suites.steps[0].collected_name("/tmp/report.json").as_deref(), Some("isoprobe.report.json"));
+    }
 }

@@ -120,8 +120,10 @@ pub fn initramfs(req: &BootRequest) -> Result<Vec<u8>, VmError> {
     a.file("init", 0o755, read(&req.init)?).map_err(bad)?;
     // The kernel opens /dev/console for the init's stdio before any devtmpfs is mounted.
     a.char_dev("dev/console", 0o600, 5, 1).map_err(bad)?;
-    for d in ["proc", "sys", "tmp", "run", "root", "bin"] {
-        a.dir(d, if d == "tmp" { 0o1777 } else { 0o755 }).map_err(bad)?;
+    // var/tmp: a temporary directory on the root filesystem, which (unlike /tmp, mounted nodev as
+    // systemd mounts it) allows device nodes; see ci/kernels/README.md, "Plans".
+    for d in ["proc", "sys", "tmp", "var/tmp", "run", "root", "bin"] {
+        a.dir(d, if d.ends_with("tmp") { 0o1777 } else { 0o755 }).map_err(bad)?;
     }
     let plan = serde_json::to_vec_pretty(&req.plan).map_err(|e| VmError::Plan(e.to_string()))?;
     a.file(PLAN_PATH, 0o644, plan).map_err(bad)?;

@@ -531,7 +531,7 @@ pub fn count_cpu_list(list: &str) -> usize {
 
 /// The hypervisor's CPUID signature (leaf 0x40000000), named.
 #[cfg(target_arch = "x86_64")]
-fn cpuid_hypervisor() -> Option<String> {
+pub(crate) fn cpuid_hypervisor() -> Option<String> {
     use std::arch::x86_64::__cpuid;
     // Leaf 1, ECX bit 31: "hypervisor present"; without it leaf 0x40000000 is undefined.
     if __cpuid(1).ecx & (1 << 31) == 0 {
@@ -560,7 +560,7 @@ fn cpuid_hypervisor() -> Option<String> {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn cpuid_hypervisor() -> Option<String> {
+pub(crate) fn cpuid_hypervisor() -> Option<String> {
     None
 }
 

@@ -383,3 +383,139 @@ fn new_skips_are_reported_and_fatal_on_request() {
     let strict = compare(&report(), "base", &new, "new", &strict).unwrap();
     assert_eq!(strict.exit_code(), 1, "{}", strict.to_text());
 }
+
+#[test]
+fn the_kernel_gate_compares_across_cgroup_layouts_and_still_catches_regressions() {
+    use isoprobe_harness::fingerprint::CgroupLayout;
+    let Document::Run(mut vm) = report() else { unreachable!() };
+    assert_eq!(vm.fingerprint.cgroup.layout, CgroupLayout::Hybrid, "the fixture is a hybrid host");
+    vm.fingerprint.cgroup.layout = CgroupLayout::V2;
+    vm.fingerprint.kernel.release = "6.12.117+deb12-cloud-amd64".into();
+    let plain = compare(&report(), "host", &Document::Run(vm.clone()), "vm", &CompareOptions::default()).unwrap();
+    assert_eq!(plain.exit_code(), 2, "{}", plain.to_text());
+    let gate = CompareOptions { kernel_gate: true, ..Default::default() };
+    let same = compare(&report(), "host", &Document::Run(vm.clone()), "vm", &gate).unwrap();
+    assert_eq!(same.exit_code(), 0, "{}", same.to_text());
+    let text = same.to_text();
+    assert!(text.contains("note: cgroup layouts differ") && text.contains("kernel gate"), "{text}");
+    assert!(text.contains("kernel ") && text.contains("6.12.117+deb12-cloud-amd64"), "{text}");
+    // Other incompatibilities still refuse the comparison.
+    let mut unprivileged = vm.clone();
+    unprivileged.fingerprint.user.euid = 1000;
+    let refused = compare(&report(), "host", &Document::Run(unprivileged), "vm", &gate).unwrap();
+    assert_eq!(refused.exit_code(), 2, "{}", refused.to_text());
+    // A check that passed on BASE and fails on NEW is a regression across layouts too.
+    let case = vm.suites[0].cases.iter_mut().find(|c| c.name == "clone3/host/none").unwrap();
+    case.runs.clear();
+    case.error = Some("launch: clone3: ENOSPC (user.max_net_namespaces)".into());
+    let regressed = compare(&report(), "host", &Document::Run(vm), "vm", &gate).unwrap();
+    assert_eq!(regressed.exit_code(), 1, "{}", regressed.to_text());
+    assert!(
+        regressed.to_text().contains("REGRESSION namespaces/clone3/host/none: case: ran → error"),
+        "{}",
+        regressed.to_text()
+    );
+}
+
+/// The fixture report with `bench` attached after `edit`.
+fn report_with(edit: impl FnOnce(&mut isoprobe_reports::BenchSummary)) -> Document {
+    let (Document::Run(mut r), Document::Bench(mut b)) = (report(), fixture("bench-base.json")) else {
+        panic!("fixture kinds")
+    };
+    edit(&mut b);
+    r.bench = Some(*b);
+    Document::Run(r)
+}
+
+fn scale_case(b: &mut isoprobe_reports::BenchSummary, group: &str, id: &str, by: f64) {
+    let c = b.cases.iter_mut().find(|c| c.group == group && c.id == id).unwrap();
+    c.median_ns *= by;
+    c.ci_low_ns *= by;
+    c.ci_high_ns *= by;
+}
+
+#[test]
+fn the_kernel_gate_measures_its_latency_threshold_from_how_far_calibrations_move_apart() {
+    use isoprobe_reports::compare::Basis;
+    let base = report_with(|_| {});
+    // Between the runs, fork-exec became 3× slower while getpid stayed: timing noise of 3× in
+    // this pair of runs (or a kernel change to fork, which the gate then cannot tell from noise).
+    let noisy = |clone3_net: f64| {
+        report_with(|b| {
+            *b.calibration.get_mut("fork-exec").unwrap() *= 3.0;
+            scale_case(b, "clone3", "net", clone3_net);
+        })
+    };
+    let gate = CompareOptions { kernel_gate: true, basis: Basis::Calibration, ..Default::default() };
+    let plain = CompareOptions { basis: Basis::Calibration, ..Default::default() };
+    // 2× slower than before: a regression at ±10%, not beyond the 3× measured in the job.
+    let c = compare(&base, "base", &noisy(2.0 * 3.0), "new", &plain).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    let c = compare(&base, "base", &noisy(2.0 * 3.0), "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    let text = c.to_text();
+    assert!(text.contains("latency threshold measured in this job: ±200%"), "{text}");
+    assert!(text.contains("fork-exec") && text.contains("getpid"), "{text}");
+    // 10× slower against every calibration: beyond the measured noise, a regression.
+    let c = compare(&base, "base", &noisy(10.0 * 3.0), "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    assert!(c.to_text().contains("REGRESSION clone3/net"), "{}", c.to_text());
+    // Under QEMU's TCG emulator the same regression is shown, and does not fail the gate.
+    let Document::Run(mut tcg) = noisy(10.0 * 3.0) else { unreachable!() };
+    tcg.fingerprint.hypervisor.vendor = Some("qemu-tcg".into());
+    let c = compare(&base, "base", &Document::Run(tcg), "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    assert_eq!((c.bench_regressions(), c.gated_bench_regressions()), (1, 0));
+    assert!(c.to_text().contains("latency not gated: NEW ran under QEMU's TCG emulator"), "{}", c.to_text());
+    // Calibrations that agree leave the threshold as given.
+    let quiet = report_with(|b| scale_case(b, "clone3", "net", 2.0));
+    let c = compare(&base, "base", &quiet, "new", &gate).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    assert!(!c.to_text().contains("measured in this job"), "{}", c.to_text());
+}
+
+#[test]
+fn a_benchmark_of_one_sample_is_never_judged() {
+    let one = |by: f64| {
+        report_with(|b| {
+            let c = b.cases.iter_mut().find(|c| c.group == "setns" && c.id == "net").unwrap();
+            c.samples = 1;
+            (c.ci_low_ns, c.ci_high_ns) = (c.median_ns, c.median_ns);
+            scale_case(b, "setns", "net", by);
+        })
+    };
+    let c = compare(&one(1.0), "base", &one(5.0), "new", &CompareOptions::default()).unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    assert!(c.to_text().contains("inconclusive setns/net"), "{}", c.to_text());
+}
+
+#[test]
+fn a_limit_that_stops_being_enforced_is_a_regression() {
+    use isoprobe_harness::limits::LimitCheck;
+    use isoprobe_harness::verdict::LimitResult;
+    let with_memory = |verdict: isoprobe_harness::Verdict| {
+        let Document::Run(mut r) = report() else { unreachable!() };
+        let case = r.suites[0].cases.iter_mut().find(|c| c.name == "clone3/host/none").unwrap();
+        case.runs[0].limits.push(LimitResult { check: LimitCheck::Memory, verdict });
+        Document::Run(r)
+    };
+    let enforced = with_memory(isoprobe_harness::Verdict::Pass {
+        expected: "OOM kill at 64 MiB".into(),
+        observed: "killed by SIGKILL after touching 63.00 MiB".into(),
+        evidence: "peak 64.00 MiB".into(),
+    });
+    let ignored = with_memory(isoprobe_harness::Verdict::Fail {
+        expected: "OOM kill at 64 MiB".into(),
+        observed: "exit 0 after touching 192.00 MiB".into(),
+        evidence: "OOM kills 0".into(),
+    });
+    let c = compare(&enforced, "base", &ignored, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    assert!(
+        c.to_text().contains("REGRESSION namespaces/clone3/host/none: limit/memory/oom-at-max: pass"),
+        "{}",
+        c.to_text()
+    );
+    let same = compare(&enforced, "base", &enforced, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(same.exit_code(), 0, "{}", same.to_text());
+}

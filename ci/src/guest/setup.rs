@@ -172,6 +172,14 @@ pub fn enable_controllers(facts: &mut GuestFacts) -> Result<(), GuestError> {
         }
     }
     facts.controllers_enabled = read("cgroup.subtree_control")?.split_whitespace().map(str::to_owned).collect();
+    // The init and the steps it starts leave the root cgroup for a leaf of their own, as systemd
+    // puts itself in /init.scope: in the root, the probe's cgroup path is `/` as the host sees it,
+    // and a cgroup namespace could not be told from the host's (the cases needing
+    // `cgroup:distinct-path` would be skipped). The root keeps no process but kernel threads, so
+    // it can still give every controller to isoprobe's cgroups beside this one.
+    let scope = root.join("init.scope");
+    io_ctx(fs::create_dir_all(&scope), || "create /sys/fs/cgroup/init.scope".into())?;
+    io_ctx(fs::write(scope.join("cgroup.procs"), "0"), || "move the init into /sys/fs/cgroup/init.scope".into())?;
     Ok(())
 }
 

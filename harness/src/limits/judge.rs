@@ -61,6 +61,11 @@ pub const CPU_SHARE_TOL: f64 = 0.05;
 /// each in v2 terms) gets at least 4000 / (4000 + 100 n) of the CPU: 0.6 up to n = 26. Less
 /// than that, the share cannot be judged (an error, which fails the case).
 pub const CPU_SHARE_MIN_PAIR: f64 = 0.6;
+/// cpu.weight: on the one CPU both are pinned to, the pair cannot get more than the window, plus
+/// what each measurement may run past the window's end (its last clock read: within one slice
+/// and tick, 13 ms each, see [`CPU_SHARE_TOL`]): 1 + 26 ms / 1500 ms. More means the two did not
+/// share a CPU, and their split says nothing about weights.
+pub const CPU_SHARE_MAX_PAIR: f64 = 1.0 + 0.026 / 1.5;
 
 /// io.max: blk-throttle lets a new slice start with one slice's allowance (throtl_slice, 100 ms:
 /// HZ/10), and each of the probe's readers (IO_READERS = 4) has one block in flight when the
@@ -326,6 +331,14 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                     ),
                 };
             }
+            if pair_fraction > CPU_SHARE_MAX_PAIR {
+                return Verdict::Error {
+                    cause: format!(
+                        "the pair got {pair_fraction:.2} of one CPU (at most {CPU_SHARE_MAX_PAIR:.3} when they share it): \
+                         they ran on different CPUs; {evidence}"
+                    ),
+                };
+            }
             verdict(
                 pinned.is_ok() && (share - want_share).abs() <= CPU_SHARE_TOL,
                 format!("a share of {want_share:.3} ± {CPU_SHARE_TOL} (weights {mine}:{other})"),
@@ -557,6 +570,28 @@ mod tests {
         };
         let v = judge(LimitCheck::CpuWeight, &LimitExpect::CpuSplit { mine: 1000, other: 3000 }, &r, &[]);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_weight_pair_on_two_cpus_is_an_error_not_a_pass() {
+        // Seen on Linux 6.1 with cgroup2 cpusets: the competitor's affinity was reset on attach,
+        // and equal halves of two CPUs looked like the 1:1 split the control expects.
+        let r = |competitor_ns: u64| ExerciseReport::CpuShare {
+            pinned: SysResult::Ok,
+            wall_ns: 1503 * MS,
+            mine_ns: 1420 * MS,
+            competitor_ns,
+        };
+        let even = LimitExpect::CpuSplit { mine: 3000, other: 3000 };
+        let v = judge(LimitCheck::CpuWeight, &even, &r(1496 * MS), &[]);
+        assert!(matches!(&v, Verdict::Error { cause } if cause.contains("different CPUs")), "{v:?}");
+        let shared = ExerciseReport::CpuShare {
+            pinned: SysResult::Ok,
+            wall_ns: 1500 * MS,
+            mine_ns: 745 * MS,
+            competitor_ns: 752 * MS,
+        };
+        assert!(judge(LimitCheck::CpuWeight, &even, &shared, &[]).is_pass());
     }
 
     #[test]

@@ -104,6 +104,15 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
         ));
     }
     match &limits.exercise {
+        Exercise::PerfCount { .. } if crate::fingerprint::cpuid_hypervisor().as_deref() == Some("qemu-tcg") => {
+            return Err(skip(
+                "not-tcg",
+                "the CPU is QEMU's TCG emulator (CPUID hypervisor signature TCGTCGTCGTCG): the first cgroup perf \
+                 event switches the kernel's perf_sched_events static key by live text patching (int3, \
+                 text_poke_bp), and under TCG with 2 vCPUs the other vCPU then hit the int3 in __schedule \
+                 (\"Oops: int3\", kernel panic; Debian 6.12.117 in ci/kernels)",
+            ));
+        }
         Exercise::IoRead { .. } if !tool_in_path("losetup") => {
             return Err(skip("tool:losetup", "losetup (util-linux) is not in PATH: the io case needs a loop device"));
         }

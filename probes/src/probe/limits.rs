@@ -268,6 +268,12 @@ fn cpu_share(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseRepor
         if nix::unistd::read(&go_r, &mut b) != Ok(8) {
             return 2;
         }
+        // Pinned again now that the host has moved it: before Linux 6.2 ("cgroup/cpuset: Keep
+        // user set cpus affinity"), attaching a task to a cgroup2 cpuset replaces its affinity
+        // with the cpuset's CPUs, and the competitor would run beside the probe, not against it.
+        if !pin(cpu).is_ok() {
+            return 4;
+        }
         let c0 = process_cpu();
         spin_until(u64::from_ne_bytes(b));
         if write_u64(&res_w, process_cpu() - c0) { 0 } else { 3 }
