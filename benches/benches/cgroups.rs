@@ -13,6 +13,8 @@
 //!   cgroup that exists, versus in one made for it and removed after it (v2: CLONE_INTO_CGROUP
 //!   and a child that exits at once; v1: a holder moved through cgroup.procs and released).
 //!
+//! The cases of every hierarchy are sampled in rounds (`Group::bench_interleaved`), side by side.
+//!
 //! Named v1 hierarchies without controllers (systemd's `name=systemd`) are left out: with nothing
 //! to account, they measure the same cgroup core as the other cases. Needs write access to the
 //! hierarchy roots (root); skips with the reason otherwise.
@@ -85,7 +87,7 @@ fn rmdir(path: &Path) -> io::Result<()> {
 #[derive(Debug)]
 struct Base {
     path: PathBuf,
-    next: u64,
+    next: std::cell::Cell<u64>,
 }
 
 impl Base {
@@ -97,7 +99,7 @@ impl Base {
             isoprobe_harness::names::token()
         ));
         fs::create_dir(&path)?;
-        let base = Base { path, next: 0 };
+        let base = Base { path, next: std::cell::Cell::new(0) };
         if h.cpuset {
             // A v1 cpuset cgroup starts with no CPUs and no memory nodes and takes no task until
             // it has both: copy the root's, and let our children inherit them.
@@ -110,9 +112,9 @@ impl Base {
     }
 
     /// A fresh child path (not created).
-    fn fresh(&mut self) -> PathBuf {
-        self.next += 1;
-        self.path.join(format!("c{}", self.next))
+    fn fresh(&self) -> PathBuf {
+        self.next.set(self.next.get() + 1);
+        self.path.join(format!("c{}", self.next.get()))
     }
 }
 
@@ -137,112 +139,164 @@ fn write_procs(cgroup: &Path, pid: i32) -> io::Result<()> {
     fs::write(cgroup.join("cgroup.procs"), pid.to_string())
 }
 
+/// What one hierarchy's cases use, made before the group and kept until it has finished (its
+/// cases run then): our directory, two cgroups to move a holder between, one to start children
+/// in (and its directory fd on cgroup2), and the holder.
+struct Prepared {
+    label: String,
+    v2: bool,
+    base: Base,
+    a: PathBuf,
+    b: PathBuf,
+    p: PathBuf,
+    p_dir: Option<File>,
+    holder: Option<Holder>,
+}
+
+fn prepare(g: &mut Group<'_>, h: &Hierarchy) -> Option<Prepared> {
+    let label = h.label.clone();
+    let base = match Base::create(h) {
+        Ok(base) => base,
+        Err(e) => {
+            g.fail("mkdir", &label, format!("create our cgroup under {}: {e}", h.root.display()));
+            return None;
+        }
+    };
+    let (a, b, p) = (base.fresh(), base.fresh(), base.fresh());
+    for d in [&a, &b, &p] {
+        if let Err(e) = fs::create_dir(d) {
+            g.fail("attach", &label, format!("create {}: {e}", d.display()));
+            return None;
+        }
+    }
+    let holder = match Holder::spawn(Call::Clone3, 0, None) {
+        Ok((holder, _)) => Some(holder),
+        Err(e) => {
+            g.fail("attach", &label, format!("start a holder: {e}"));
+            None
+        }
+    };
+    let p_dir = match h.v2 {
+        true => match File::open(&p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                g.fail("clone_into_cgroup", &label, format!("open {}: {e}", p.display()));
+                None
+            }
+        },
+        false => None,
+    };
+    Some(Prepared { label, v2: h.v2, base, a, b, p, p_dir, holder })
+}
+
 fn main() {
     isoprobe_probes::multicall();
     let mut run = BenchRun::new("cgroups");
-    let mut g = run.group("cgroups");
-    let hs = match hierarchies() {
+    let page = SharedPage::new(1).expect("failed to map the shared page");
+    let hs = hierarchies();
+    // Prepared before the group (its interleaved cases run when it finishes), in a first group
+    // that only records failures.
+    let mut setup = run.group("cgroups");
+    let hs = match hs {
         Ok(hs) => hs,
         Err(e) => {
-            g.fail("hierarchies", "", format!("read the mount table: {e}"));
+            setup.fail("hierarchies", "", format!("read the mount table: {e}"));
             Vec::new()
         }
     };
     if hs.is_empty() {
-        g.skip("mkdir", "", "no cgroup hierarchy is mounted");
+        setup.skip("mkdir", "", "no cgroup hierarchy is mounted");
     }
+    let mut prepared = Vec::new();
     for h in &hs {
         if let Err(e) = nix::unistd::access(&h.root, nix::unistd::AccessFlags::W_OK) {
             for op in ["mkdir", "rmdir", "attach", "clone_then_procs", "lifecycle_reuse", "lifecycle_create"] {
-                g.skip(op, &h.label, format!("needs write access to {} (root): {e}", h.root.display()));
+                setup.skip(op, &h.label, format!("needs write access to {} (root): {e}", h.root.display()));
             }
             continue;
         }
-        match Base::create(h) {
-            Ok(base) => hierarchy_cases(&mut g, h, base),
-            Err(e) => g.fail("mkdir", &h.label, format!("create our cgroup under {}: {e}", h.root.display())),
-        }
+        prepared.extend(prepare(&mut setup, h));
+    }
+    setup.finish();
+    let mut g = run.group("cgroups");
+    for h in &prepared {
+        hierarchy_cases(&mut g, h, &page);
     }
     g.finish();
+    let mut released = Vec::new();
+    for h in prepared {
+        if let Some(holder) = h.holder
+            && let Err(e) = holder.release()
+        {
+            released.push(format!("{}: release the holder: {e}", h.label));
+        }
+        drop(h.p_dir);
+        drop(h.base);
+    }
     run.finish();
+    if !released.is_empty() {
+        eprintln!("isoprobe-bench cgroups: FAILED: {released:?}");
+        std::process::exit(1);
+    }
 }
 
-fn hierarchy_cases(g: &mut Group<'_>, h: &Hierarchy, mut base: Base) {
+fn hierarchy_cases<'a>(g: &mut Group<'a>, h: &'a Prepared, page: &'a SharedPage) {
     let label = h.label.as_str();
-    g.bench("mkdir", label, PROFILE, || {
+    let base = &h.base;
+    g.bench_interleaved("mkdir", label, PROFILE, move || {
         let p = base.fresh();
         let (r, t) = primitives::timed(|| fs::create_dir(&p));
         r?;
         rmdir(&p)?;
         Ok(t)
     });
-    g.bench("rmdir", label, PROFILE, || {
+    g.bench_interleaved("rmdir", label, PROFILE, move || {
         let p = base.fresh();
         fs::create_dir(&p)?;
         let (r, t) = primitives::timed(|| rmdir(&p));
         r?;
         Ok(t)
     });
-
-    // Two cgroups to move a holder between, and one to start children in.
-    let (a, b, p) = (base.fresh(), base.fresh(), base.fresh());
-    for d in [&a, &b, &p] {
-        if let Err(e) = fs::create_dir(d) {
-            g.fail("attach", label, format!("create {}: {e}", d.display()));
-            return;
-        }
+    if let Some(holder) = &h.holder {
+        let pid = holder.pid();
+        let mut into_b = true;
+        g.bench_interleaved("attach", label, PROFILE, move || {
+            let target = if into_b { &h.b } else { &h.a };
+            into_b = !into_b;
+            let (r, t) = primitives::timed(|| write_procs(target, pid));
+            r?;
+            Ok(t)
+        });
     }
-    match Holder::spawn(Call::Clone3, 0, None) {
-        Ok((holder, _)) => {
-            let pid = holder.pid();
-            let mut into_b = true;
-            g.bench("attach", label, PROFILE, || {
-                let target = if into_b { &b } else { &a };
-                into_b = !into_b;
-                let (r, t) = primitives::timed(|| write_procs(target, pid));
-                r?;
-                Ok(t)
-            });
-            if let Err(e) = holder.release() {
-                g.fail("attach", label, format!("release the holder: {e}"));
-            }
-        }
-        Err(e) => g.fail("attach", label, format!("start a holder: {e}")),
-    }
-
-    g.bench("clone_then_procs", label, PROFILE, || {
+    let p = &h.p;
+    g.bench_interleaved("clone_then_procs", label, PROFILE, move || {
         let (holder, clone_t) = Holder::spawn(Call::Clone3, 0, None)?;
-        let (r, t) = primitives::timed(|| write_procs(&p, holder.pid()));
+        let (r, t) = primitives::timed(|| write_procs(p, holder.pid()));
         r?;
         holder.release()?;
         Ok(clone_t + t)
     });
-    let page = SharedPage::new(1).expect("failed to map the shared page");
     if h.v2 {
-        match File::open(&p) {
-            Ok(dir) => {
-                let fd = dir.as_raw_fd();
-                g.bench("clone_into_cgroup", label, PROFILE, || {
-                    let (holder, t) = Holder::spawn(Call::Clone3, 0, Some(fd))?;
-                    holder.release()?;
-                    Ok(t)
-                });
-                g.bench("lifecycle_reuse", label, PROFILE, || {
-                    let (r, t) = primitives::timed(|| {
-                        primitives::spawn_and_wait(Call::Clone3, 0, Some(fd), &Action::Exit, &page)
-                    });
-                    r?;
-                    Ok(t)
-                });
-            }
-            Err(e) => g.fail("clone_into_cgroup", label, format!("open {}: {e}", p.display())),
+        if let Some(dir) = &h.p_dir {
+            let fd = dir.as_raw_fd();
+            g.bench_interleaved("clone_into_cgroup", label, PROFILE, move || {
+                let (holder, t) = Holder::spawn(Call::Clone3, 0, Some(fd))?;
+                holder.release()?;
+                Ok(t)
+            });
+            g.bench_interleaved("lifecycle_reuse", label, PROFILE, move || {
+                let (r, t) =
+                    primitives::timed(|| primitives::spawn_and_wait(Call::Clone3, 0, Some(fd), &Action::Exit, page));
+                r?;
+                Ok(t)
+            });
         }
-        g.bench("lifecycle_create", label, PROFILE, || {
+        g.bench_interleaved("lifecycle_create", label, PROFILE, move || {
             let c = base.fresh();
             let (r, t) = primitives::timed(|| -> io::Result<()> {
                 fs::create_dir(&c)?;
                 let dir = File::open(&c)?;
-                primitives::spawn_and_wait(Call::Clone3, 0, Some(dir.as_raw_fd()), &Action::Exit, &page)?;
+                primitives::spawn_and_wait(Call::Clone3, 0, Some(dir.as_raw_fd()), &Action::Exit, page)?;
                 drop(dir);
                 rmdir(&c)
             });
@@ -250,16 +304,16 @@ fn hierarchy_cases(g: &mut Group<'_>, h: &Hierarchy, mut base: Base) {
             Ok(t)
         });
     } else {
-        g.bench("lifecycle_reuse", label, PROFILE, || {
+        g.bench_interleaved("lifecycle_reuse", label, PROFILE, move || {
             let (r, t) = primitives::timed(|| -> io::Result<()> {
                 let (holder, _) = Holder::spawn(Call::Clone3, 0, None)?;
-                write_procs(&p, holder.pid())?;
+                write_procs(p, holder.pid())?;
                 holder.release()
             });
             r?;
             Ok(t)
         });
-        g.bench("lifecycle_create", label, PROFILE, || {
+        g.bench_interleaved("lifecycle_create", label, PROFILE, move || {
             let c = base.fresh();
             let (r, t) = primitives::timed(|| -> io::Result<()> {
                 fs::create_dir(&c)?;
@@ -272,5 +326,4 @@ fn hierarchy_cases(g: &mut Group<'_>, h: &Hierarchy, mut base: Base) {
             Ok(t)
         });
     }
-    drop(base);
 }
