@@ -18,6 +18,8 @@
 //! - `cargo test -p isoprobe-benches --benches`: every case once, no summary (what CI runs);
 //! - `ISOPROBE_BENCH_CPU=<n>|none`: the CPU the benchmark thread is pinned to (default: the last
 //!   one it may use), or no pinning. Scheduling stays SCHED_OTHER: never real-time.
+//! - Before measuring, each binary waits (at most two minutes, untimed) until the machine is
+//!   quiet (see [`settle`]); `ISOPROBE_BENCH_SETTLE=0` skips the wait.
 //!
 //! A failed case (other than a missing privilege or kernel feature, which is a skip) makes the
 //! binary exit non-zero after the summary is written.
@@ -31,6 +33,7 @@
 pub mod netns;
 pub mod payload;
 pub mod run;
+pub mod settle;
 pub mod stats;
 pub mod summary;
 

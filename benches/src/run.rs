@@ -176,6 +176,24 @@ impl BenchRun {
         if settings.quick {
             eprintln!("isoprobe-bench {topic}: quick mode");
         }
+        let settle = std::env::var("ISOPROBE_BENCH_SETTLE").map_or(true, |v| v != "0");
+        if settings.mode == Mode::Bench && settle {
+            match crate::settle::wait_quiet() {
+                crate::settle::Settled::Quiet(d) if d > Duration::from_secs(2) => {
+                    eprintln!("isoprobe-bench {topic}: waited {d:.1?} for a quiet machine")
+                }
+                crate::settle::Settled::Quiet(_) => {}
+                crate::settle::Settled::Busy(share) => eprintln!(
+                    "isoprobe-bench {topic}: WARNING: the machine is still {:.0}% busy after {:?}; measuring anyway \
+                     (results will read slow)",
+                    share * 100.0,
+                    crate::settle::MAX_WAIT
+                ),
+                crate::settle::Settled::Unknown => {
+                    eprintln!("isoprobe-bench {topic}: /proc/stat unreadable; not waiting for a quiet machine")
+                }
+            }
+        }
         let criterion = Criterion::default().without_plots().nresamples(20_000).configure_from_args();
         BenchRun { criterion, settings, topic, shared: Rc::default(), netns: NetnsWatch::new() }
     }

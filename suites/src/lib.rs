@@ -45,7 +45,9 @@ pub fn suite_main(make: impl FnOnce(&Arc<Harness>) -> Vec<Trial>) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    eprintln!("host snapshot unchanged (hostname, domainname, mounts, SysV IPC, links, cgroups, /tmp, processes)");
+    eprintln!(
+        "host snapshot unchanged (hostname, domainname, mounts, SysV IPC, links, cgroups, /tmp, /dev nodes, processes)"
+    );
     conclusion.exit_code()
 }
 
