@@ -241,13 +241,16 @@ fn cgroups_of(token: &str) -> Vec<PathBuf> {
 #[test]
 fn cleanup_removes_what_a_killed_run_left_behind() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (a private /tmp and IPC namespace for the killed run)");
+        eprintln!("skipped: needs root (a private /tmp, IPC and uts namespace for the killed run)");
         return;
     }
     use nix::mount::{MsFlags, mount};
     use nix::sched::{CloneFlags, unshare};
     // This test's thread only: the test harness runs each test on its own thread.
-    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC).expect("unshare mount and IPC namespaces");
+    // A uts namespace too: a case killed between setting the NIS domainname and the host's
+    // restore leaves it changed (cleanup cannot know the original), and that must not be the host's.
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
+        .expect("unshare mount, IPC and uts namespaces");
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
     mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::empty(), Some("mode=1777")).expect("mount a private /tmp");
     assert!(isoprobe_sysv().is_empty(), "a fresh IPC namespace has no objects");
