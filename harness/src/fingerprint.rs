@@ -580,17 +580,18 @@ fn find_tool(name: &str) -> Option<PathBuf> {
 const TOOL_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn tool_version(name: &str) -> ToolVersion {
-    // crun creates its state root /run/crun on every invocation, `--version` included: ask the
-    // launcher, whose look-up creates and removes it under the host-wide lock.
-    if name == "crun" {
-        let kind = crate::spec::LauncherKind::Crun;
-        let tool = crate::launcher::registry::launcher(kind).tool().ok().flatten();
+    // A launcher's tool is asked through its launcher: the look-up is cached, and done under the
+    // launcher's guard (crun creates its state root /run/crun on every invocation, `--version`
+    // included; the crun launcher creates and removes it under the host lock).
+    let known = crate::spec::LauncherKind::EXTERNAL
+        .into_iter()
+        .filter_map(|k| crate::launcher::registry::launcher(k).tool().ok().flatten())
+        .find(|t| t.command == name);
+    if let Some(t) = known {
         return ToolVersion {
             name: name.to_owned(),
-            path: tool
-                .map(|t| t.path.display().to_string())
-                .or_else(|| find_tool(name).map(|p| p.display().to_string())),
-            version: tool.map(|t| t.version.clone()),
+            path: Some(t.path.display().to_string()),
+            version: Some(t.version.clone()),
         };
     }
     let Some(path) = find_tool(name) else {

@@ -112,15 +112,20 @@ enum Target {
 }
 
 impl CaseCgroups {
-    /// Creates the case's cgroups and writes its settings. A partly built set is removed on error.
-    pub fn create(layout: &CgroupLayout, req: &CgroupRequest) -> Result<CaseCgroups, HarnessError> {
-        let mut set = CaseCgroups {
-            name: req.name.clone(),
+    /// A set with no member yet, named `name`.
+    fn empty(name: &str) -> CaseCgroups {
+        CaseCgroups {
+            name: name.to_owned(),
             members: Vec::new(),
             private: Vec::new(),
             attached_after_ns: std::sync::Mutex::new(None),
             probe: None,
-        };
+        }
+    }
+
+    /// Creates the case's cgroups and writes its settings. A partly built set is removed on error.
+    pub fn create(layout: &CgroupLayout, req: &CgroupRequest) -> Result<CaseCgroups, HarnessError> {
+        let mut set = CaseCgroups::empty(&req.name);
         // Which layout hierarchy each member came from.
         let mut from: Vec<usize> = Vec::new();
         for (index, h) in layout.joinable() {
@@ -235,13 +240,7 @@ impl CaseCgroups {
     ) -> Result<CaseCgroups, HarnessError> {
         let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).ctx(|| format!("read /proc/{pid}/cgroup"))?;
         let lines = super::layout::parse_self_cgroup(&own);
-        let mut set = CaseCgroups {
-            name: req.name.clone(),
-            members: Vec::new(),
-            private: Vec::new(),
-            attached_after_ns: std::sync::Mutex::new(None),
-            probe: None,
-        };
+        let mut set = CaseCgroups::empty(&req.name);
         for (_, h) in layout.joinable().filter(|(_, h)| cgroup2 || h.version == Version::V1) {
             let line = lines.iter().find(|l| match h.version {
                 Version::V1 => l.id == h.id,
