@@ -8,6 +8,9 @@ use isoprobe_benches::primitives::{self, Call, ExecArgs, SharedPage, Timed};
 use isoprobe_benches::run::PER_OP;
 use isoprobe_benches::{BenchRun, Profile};
 
+/// getppid calls per sample of the null system call.
+const NULL_CALLS: u64 = 1000;
+
 fn main() {
     isoprobe_probes::multicall();
     let mut run = BenchRun::new("calibration");
@@ -21,15 +24,16 @@ fn main() {
 
     let (page, exec) = (&page, &exec);
     let mut g = run.group("calibration");
-    // The process-creating cases are sampled in rounds (see `run::Group::bench_interleaved`);
-    // getppid, batched by criterion, runs at once.
-    g.bench_iters("getppid", "", Profile::Batched, |iters| {
+    // Every case is sampled in rounds (see `run::Group::bench_interleaved`). A getppid sample is
+    // the mean of NULL_CALLS calls in a row: one call is far below the clock's resolution.
+    g.bench_interleaved("getppid", "", Profile::PerOp { full: 300, quick: 20 }, || {
         let ((), t) = primitives::timed(|| {
-            for _ in 0..iters {
+            for _ in 0..NULL_CALLS {
                 std::hint::black_box(primitives::getppid_syscall());
             }
         });
-        Ok(t)
+        let per_call = |ns: u64| (ns + NULL_CALLS / 2) / NULL_CALLS;
+        Ok(Timed { wall_ns: per_call(t.wall_ns), cpu_ns: per_call(t.cpu_ns) })
     });
     for (name, call) in
         [("fork_exit_wait", Call::Fork), ("vfork_exit_wait", Call::Vfork), ("clone3_exit_wait", Call::Clone3)]

@@ -16,13 +16,11 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
-use isoprobe_benches::netns::NetnsWatch;
 use isoprobe_benches::primitives::{self, Action, Call, Holder, SharedPage, Timed, reference};
 use isoprobe_benches::run::{NETNS, PER_OP};
-use isoprobe_benches::summary::{self, BenchCase};
-use isoprobe_benches::{BenchRun, Profile, stats};
+use isoprobe_benches::summary;
+use isoprobe_benches::{BenchRun, Profile};
 use isoprobe_probes::ns::{NsKind, NsSet};
 
 /// Unshares per child in `unshare_repeat` (after one untimed first call). The user namespace
@@ -165,96 +163,54 @@ fn setns_cases<'a>(g: &mut isoprobe_benches::Group<'a>, set: NsSet, page: &'a Sh
 }
 
 /// The bare-libc loops next to the harness's measurement of the same operation (group
-/// `reference`, op `harness`). The two are interleaved one for one: every call of the harness's
-/// criterion routine also takes one bare-libc sample (outside the harness's timed region), before
-/// or after it in turn, so that both sets of samples span the same seconds and neither a drift of
-/// the machine nor the order can favour either side.
+/// `reference`: op `bare-libc` and op `harness`, param `<operation>/<kind>`). Both are cases of
+/// one interleaved group, so their samples alternate round by round and span the same seconds:
+/// neither a drift of the machine nor a slow phase of the CPU can favour either side, and the
+/// same speed filter applies to both (see `isoprobe_benches::speed`).
 fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {
-    let mut rows: Vec<(String, String, Vec<f64>)> = Vec::new();
+    let mut params = Vec::new();
     let mut g = run.group("reference");
     for set in [NsSet::EMPTY.with(NsKind::Uts), NsSet::EMPTY.with(NsKind::Net)] {
         let (flags, name, prof) = (set.clone_flags(), label(set), profile(set));
-        // Like the harness's Netns cases, wait for an idle cleanup before each sample that
-        // creates a network namespace (untimed): before the bare-libc one and before the
-        // harness's (the latter is done by `Group::bench`).
-        let netns = matches!(prof, Profile::Netns { .. }) && !g.settings().small();
-        let idle = move || -> io::Result<()> {
-            if netns {
-                NetnsWatch::new().wait_idle(Duration::from_secs(120)).map_err(io::Error::other)?;
-            }
-            Ok(())
-        };
         for op in ["unshare", "clone3_exit_wait"] {
             let param = format!("{op}/{name}");
-            let mut bare: Vec<u64> = Vec::new();
-            let bare_one = || -> io::Result<Vec<u64>> {
-                let v = match op {
-                    "unshare" => reference::unshare_loop(flags as i32, 1, idle)?,
-                    _ => reference::clone3_exit_wait_loop(flags, 1, idle)?,
-                };
-                idle()?;
-                Ok(v)
-            };
-            let harness_one = || -> io::Result<Timed> {
-                match op {
-                    "unshare" => Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]),
-                    _ => primitives::create_exit_wait(Call::Clone3, flags, page),
-                }
-            };
-            // Alternate which of the two goes first, so that neither always runs after the other.
-            let mut calls = 0u64;
-            g.bench("harness", &param, prof, || {
-                calls += 1;
-                if calls % 2 == 0 {
-                    bare.extend(bare_one()?);
-                    harness_one()
-                } else {
-                    let t = harness_one();
-                    idle()?;
-                    bare.extend(bare_one()?);
-                    t
-                }
+            g.record_cpu(true);
+            g.bench_interleaved("harness", &param, prof, move || match op {
+                "unshare" => Ok(primitives::unshare_in_child(flags, 0, 1, page)?[0]),
+                _ => primitives::create_exit_wait(Call::Clone3, flags, page),
             });
-            rows.push((param.clone(), format!("harness/{param}"), to_f64(bare)));
+            // The bare loops time inside the child (unshare) or around the calls only; they
+            // measure no CPU time.
+            g.record_cpu(false);
+            g.bench_interleaved("bare-libc", &param, prof, move || {
+                let ns = match op {
+                    "unshare" => reference::unshare_loop(flags as i32, 1, || Ok(()))?,
+                    _ => reference::clone3_exit_wait_loop(flags, 1, || Ok(()))?,
+                };
+                Ok(Timed { wall_ns: ns[0], cpu_ns: 0 })
+            });
+            params.push(param);
         }
     }
     g.finish();
     if g_mode_bench(run) {
         let target = summary::target_dir();
+        let median = |op: &str, param: &str| {
+            summary::read_criterion(&summary::criterion_dir(&target, "reference", op, param)).ok().map(|e| e.0)
+        };
         eprintln!("isoprobe-bench reference: bare-libc loop vs the harness's measurement (medians)");
-        for (raw_id, harness_id, v) in rows {
-            let (Some(m), Some((lo, hi))) = (stats::median(&v), stats::median_ci95(&v)) else {
-                continue;
-            };
-            let param = harness_id.trim_start_matches("harness/");
-            let harness = summary::read_criterion(&summary::criterion_dir(&target, "reference", "harness", param)).ok();
-            match harness {
-                Some((h, ..)) => eprintln!(
-                    "  {raw_id:28} bare-libc {:>10.0} ns  harness {:>10.0} ns  difference {:+.1}%",
-                    m,
-                    h,
+        for param in params {
+            match (median("bare-libc", &param), median("harness", &param)) {
+                (Some(m), Some(h)) => eprintln!(
+                    "  {param:28} bare-libc {m:>10.0} ns  harness {h:>10.0} ns  difference {:+.1}%",
                     (h - m) / m * 100.0
                 ),
-                None => eprintln!("  {raw_id:28} bare-libc {m:>10.0} ns  harness: no estimate"),
+                _ => eprintln!("  {param:28} no estimate (skipped or failed; see above)"),
             }
-            run.add_case(BenchCase {
-                group: "reference".into(),
-                id: format!("bare-libc/{raw_id}"),
-                median_ns: m,
-                ci_low_ns: lo,
-                ci_high_ns: hi,
-                cpu_ns: None,
-                samples: v.len() as u64,
-                ratios: Default::default(),
-            });
         }
     }
 }
 
 fn g_mode_bench(run: &BenchRun) -> bool {
     run.settings.mode == isoprobe_benches::run::Mode::Bench
-}
-
-fn to_f64(v: Vec<u64>) -> Vec<f64> {
-    v.into_iter().map(|x| x as f64).collect()
 }

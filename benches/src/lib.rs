@@ -20,6 +20,11 @@
 //!   one it may use), or no pinning. Scheduling stays SCHED_OTHER: never real-time.
 //! - Before measuring, each binary waits (at most two minutes, untimed) until the machine is
 //!   quiet (see [`settle`]); `ISOPROBE_BENCH_SETTLE=0` skips the wait.
+//! - Right before each sample the CPU's speed is read (a few null system calls); in a full run,
+//!   samples taken while the (virtual) CPU ran slow are left out if enough fast ones remain (see
+//!   [`speed`]); `ISOPROBE_BENCH_SPEED=all` keeps them.
+//! - `ISOPROBE_BENCH_SAMPLES=<dir>`: every sample of every fixed-count case, with its speed
+//!   reading and time, appended to `<dir>/samples.jsonl` (for studying the machine's noise).
 //!
 //! A failed case (other than a missing privilege or kernel feature, which is a skip) makes the
 //! binary exit non-zero after the summary is written.
@@ -34,6 +39,7 @@ pub mod netns;
 pub mod payload;
 pub mod run;
 pub mod settle;
+pub mod speed;
 pub mod stats;
 pub mod summary;
 

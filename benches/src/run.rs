@@ -10,7 +10,7 @@
 //! run thousands of iterations and pile up dying namespaces. Every case waits, before it starts,
 //! until the kernel's netns cleanup is idle (see [`crate::netns`]).
 //!
-//! Interleaving ([`Group::interleave`]): in a full run, the fixed-count cases of a group that
+//! Interleaving ([`Group::bench_interleaved`]): in a full run, the fixed-count cases of a group that
 //! opts in are not sampled one case after the other but in rounds, one sample of every case per
 //! round (a case with fewer samples takes its samples spread evenly over the rounds), and
 //! criterion then reads each case's samples back in the order they were taken. A slow drift of
@@ -19,20 +19,28 @@
 //! same build agree case by case. Criterion's statistics are unchanged; only the time at which
 //! each sample was taken differs.
 //!
+//! Every fixed-count case is sampled here, not by criterion: interleaved ones in rounds, the
+//! others on their own when they are added. Around each sample this module reads the CPU's
+//! speed ([`crate::speed`]); samples taken while the CPU ran slow are left out of what criterion
+//! is given, if enough fast ones remain, and the summary records how many were left out.
+//!
 //! CPU time: every timed region returns wall and CPU time ([`Timed`]); the CPU time of each
 //! criterion sample is recorded here and its median goes into the summary.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use serde::Serialize;
 
 use crate::Timed;
 use crate::netns::NetnsWatch;
+use crate::speed::{self, Speed};
 use crate::summary::{self, BenchCase, Part};
 
 /// What criterion was asked to do.
@@ -100,6 +108,10 @@ pub const PER_OP: Profile = Profile::PerOp { full: 1000, quick: 20 };
 /// Sample counts of cases that create a network namespace per iteration.
 pub const NETNS: Profile = Profile::Netns { full: 150, quick: 10 };
 
+/// How long a case waits, untimed, for the CPU to run at full speed before its first sample
+/// (see [`crate::speed`]).
+const FAST_WAIT: Duration = Duration::from_secs(3);
+
 /// The samples criterion took of one case: (iterations, wall and CPU time) per call.
 #[derive(Debug, Default)]
 struct Record {
@@ -109,6 +121,10 @@ struct Record {
     samples: Vec<(u64, Timed)>,
     /// Whether the CPU time means anything for this case (see [`Group::record_cpu`]).
     cpu: bool,
+    /// Samples taken while the CPU ran slow, and whether they had to be kept (see
+    /// [`crate::speed`]).
+    slow: u64,
+    contended: bool,
 }
 
 /// A case that was not run, and why.
@@ -124,7 +140,6 @@ pub struct Skip {
 struct Shared {
     records: Vec<Record>,
     skips: Vec<Skip>,
-    extra: Vec<BenchCase>,
 }
 
 /// One bench binary's run.
@@ -134,6 +149,7 @@ pub struct BenchRun {
     topic: &'static str,
     shared: Rc<RefCell<Shared>>,
     pub netns: NetnsWatch,
+    speed: Speed,
 }
 
 impl std::fmt::Debug for BenchRun {
@@ -166,7 +182,8 @@ impl BenchRun {
     /// Sets up the run of the bench binary `topic`; pins this thread (see [`bench_cpu`]).
     pub fn new(topic: &'static str) -> BenchRun {
         let settings = Settings::from_env();
-        match bench_cpu() {
+        let cpu = bench_cpu();
+        match cpu {
             Some(cpu) => match pin_thread(cpu) {
                 Ok(()) => eprintln!("isoprobe-bench {topic}: pinned to CPU {cpu}"),
                 Err(e) => eprintln!("isoprobe-bench {topic}: not pinned (failed to pin to CPU {cpu}: {e})"),
@@ -194,8 +211,19 @@ impl BenchRun {
                 }
             }
         }
+        // Quick and test runs take too few samples per case to leave any out.
+        let mut speed = Speed::load(&summary::target_dir(), cpu, !settings.small());
+        if settings.mode == Mode::Bench {
+            // Readings for a second, so that the first case already knows the CPU's best speed.
+            speed.learn(Duration::from_secs(1));
+            eprintln!(
+                "isoprobe-bench {topic}: CPU speed reference: a null system call in {:.1} ns at best{}",
+                speed.best(),
+                if speed.filter() { "" } else { " (ISOPROBE_BENCH_SPEED=all: slow samples are kept)" }
+            );
+        }
         let criterion = Criterion::default().without_plots().nresamples(20_000).configure_from_args();
-        BenchRun { criterion, settings, topic, shared: Rc::default(), netns: NetnsWatch::new() }
+        BenchRun { criterion, settings, topic, shared: Rc::default(), netns: NetnsWatch::new(), speed }
     }
 
     pub fn group(&mut self, name: &str) -> Group<'_> {
@@ -205,15 +233,11 @@ impl BenchRun {
             settings: self.settings,
             shared: self.shared.clone(),
             netns: &mut self.netns,
+            speed: &mut self.speed,
             cpu: true,
             idle_first: true,
             queue: Vec::new(),
         }
-    }
-
-    /// Adds a case measured outside criterion (the bare-libc references).
-    pub fn add_case(&mut self, case: BenchCase) {
-        self.shared.borrow_mut().extra.push(case);
     }
 
     pub fn root() -> bool {
@@ -229,6 +253,9 @@ impl BenchRun {
             eprintln!("isoprobe-bench {}: {what}: {}: {}", self.topic, s.case, s.reason);
         }
         if self.settings.mode == Mode::Bench {
+            if let Err(e) = self.speed.save() {
+                eprintln!("isoprobe-bench {}: failed to record the CPU speed reference: {e}", self.topic);
+            }
             match self.write_summary(&shared) {
                 Ok(path) => eprintln!("isoprobe-bench {}: summary in {}", self.topic, path.display()),
                 Err(e) => {
@@ -266,10 +293,11 @@ impl BenchRun {
                 ci_high_ns: hi,
                 cpu_ns: if r.cpu { crate::stats::median(&cpu) } else { None },
                 samples: n,
+                slow_samples: r.slow,
+                contended: r.contended,
                 ratios: BTreeMap::new(),
             });
         }
-        cases.extend(shared.extra.iter().cloned());
         let calibration =
             cases.iter().filter(|c| c.group == "calibration").map(|c| (c.id.clone(), c.median_ns)).collect();
         let part = Part {
@@ -297,7 +325,19 @@ struct Queued<'a> {
     netns: bool,
     cpu: bool,
     f: Routine<'a>,
-    taken: VecDeque<Timed>,
+    /// The samples taken.
+    taken: Vec<Taken>,
+}
+
+/// One sample of a case, with the CPU speed read right before it (see [`crate::speed`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Taken {
+    wall_ns: u64,
+    cpu_ns: u64,
+    /// Nanoseconds per null system call, read right before the sample.
+    speed_ns: f64,
+    /// When the sample was taken: microseconds since the Unix epoch.
+    at_us: u64,
 }
 
 /// A criterion benchmark group with isoprobe's profiles and records.
@@ -307,6 +347,7 @@ pub struct Group<'a> {
     settings: Settings,
     shared: Rc<RefCell<Shared>>,
     netns: &'a mut NetnsWatch,
+    speed: &'a mut Speed,
     cpu: bool,
     idle_first: bool,
     queue: Vec<Queued<'a>>,
@@ -333,9 +374,10 @@ impl<'a> Group<'a> {
         self.settings
     }
 
-    /// Whether a case added with one of the `*_interleaved` functions is queued: a fixed-count
-    /// case in a full or `ISOPROBE_BENCH_QUICK` run. Test mode and criterion's own `--quick`
-    /// sampling (which asks for more than one iteration per sample) run it at once.
+    /// Whether a case is sampled here (in rounds with the group's other interleaved cases, or
+    /// alone) and replayed to criterion: a fixed-count case in a full or `ISOPROBE_BENCH_QUICK`
+    /// run. Test mode and criterion's own `--quick` sampling (which asks for more than one
+    /// iteration per sample) leave it to criterion.
     fn interleaving(&self, profile: Profile) -> bool {
         profile != Profile::Batched && self.settings.mode == Mode::Bench && !self.settings.criterion_quick
     }
@@ -421,8 +463,12 @@ impl<'a> Group<'a> {
         profile: Profile,
         mut f: impl FnMut(u64) -> io::Result<Timed>,
     ) {
-        if self.try_once(op, param, &mut f) {
-            self.run_now(op, param, profile, f);
+        if !self.try_once(op, param, &mut f) {
+            return;
+        }
+        match self.queued(op, param, profile, f) {
+            Ok(q) => self.sample(vec![q]),
+            Err(f) => self.run_now(op, param, profile, f),
         }
     }
 
@@ -437,22 +483,31 @@ impl<'a> Group<'a> {
         if !self.try_once(op, param, &mut f) {
             return;
         }
-        if !self.interleaving(profile) {
-            self.run_now(op, param, profile, f);
-            return;
+        match self.queued(op, param, profile, f) {
+            Ok(q) => self.queue.push(q),
+            Err(f) => self.run_now(op, param, profile, f),
         }
-        let (Profile::PerOp { full, quick } | Profile::Netns { full, quick }) = profile else {
-            unreachable!("batched cases are never interleaved")
-        };
-        self.queue.push(Queued {
+    }
+
+    /// The case, ready to be sampled here (see [`Group::interleaving`]), or `f` back when
+    /// criterion samples it itself.
+    fn queued<'f, F>(&self, op: &str, param: &str, profile: Profile, f: F) -> Result<Queued<'f>, F>
+    where
+        F: FnMut(u64) -> io::Result<Timed> + 'f,
+    {
+        let (Profile::PerOp { full, quick } | Profile::Netns { full, quick }) = profile else { return Err(f) };
+        if !self.interleaving(profile) {
+            return Err(f);
+        }
+        Ok(Queued {
             op: op.to_owned(),
             param: param.to_owned(),
             calls: self.settings.pick(full, quick).max(10) + 1,
             netns: self.netns_wait(profile),
             cpu: self.cpu,
             f: Box::new(f),
-            taken: VecDeque::new(),
-        });
+            taken: Vec::new(),
+        })
     }
 
     /// Whether each sample of a `profile` case waits for an idle netns cleanup. Quick runs skip
@@ -525,21 +580,29 @@ impl<'a> Group<'a> {
         }
     }
 
-    /// Takes the queued cases' samples in rounds, then hands each case's samples to criterion in
-    /// the order they were taken. A case whose routine fails while sampling is recorded as failed
-    /// and left out.
-    fn run_queue(&mut self) {
-        let mut queue = std::mem::take(&mut self.queue);
+    /// Takes the cases' samples in rounds (one case alone takes them one after the other), with
+    /// the CPU's speed read around each; then hands each case's samples to criterion in the order
+    /// they were taken, leaving out those taken while the CPU ran slow if enough remain (see
+    /// [`crate::speed`]). A case whose routine fails while sampling is recorded as failed and
+    /// left out.
+    fn sample(&mut self, mut queue: Vec<Queued<'_>>) {
         if queue.is_empty() {
             return;
         }
         let rounds = queue.iter().map(|q| q.calls).max().unwrap_or(0);
         let total: usize = queue.iter().map(|q| q.calls).sum();
-        eprintln!(
-            "isoprobe-bench {}: sampling {} cases interleaved ({total} samples in {rounds} rounds)",
-            self.name,
-            queue.len()
-        );
+        if queue.len() > 1 {
+            eprintln!(
+                "isoprobe-bench {}: sampling {} cases interleaved ({total} samples in {rounds} rounds)",
+                self.name,
+                queue.len()
+            );
+        }
+        // A short untimed wait for full speed, so that a short case does not fall entirely into a
+        // slow phase.
+        if self.speed.filter() && !self.speed.wait_fast(FAST_WAIT) {
+            eprintln!("isoprobe-bench {}: the CPU still runs slow after {FAST_WAIT:?}; sampling anyway", self.name);
+        }
         let mut failed: Vec<Option<String>> = vec![None; queue.len()];
         let mut reported = std::time::Instant::now();
         for round in 0..rounds {
@@ -547,8 +610,12 @@ impl<'a> Group<'a> {
                 if failure.is_some() || !takes_sample(round, q.calls, rounds) {
                     continue;
                 }
+                let at_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64);
+                let speed_ns = self.speed.read();
                 match (q.f)(1) {
-                    Ok(t) => q.taken.push_back(t),
+                    Ok(t) => q.taken.push(Taken { wall_ns: t.wall_ns, cpu_ns: t.cpu_ns, speed_ns, at_us }),
                     Err(e) => *failure = Some(format!("failed while sampling: {e}")),
                 }
                 if q.netns
@@ -562,47 +629,103 @@ impl<'a> Group<'a> {
                 reported = std::time::Instant::now();
             }
         }
-        for (mut q, failure) in queue.into_iter().zip(failed) {
+        let best = self.speed.best();
+        let (mut slow, mut taken, mut contended) = (0, 0, Vec::new());
+        for (q, failure) in queue.into_iter().zip(failed) {
             if let Some(reason) = failure {
                 self.fail(&q.op, &q.param, reason);
                 continue;
             }
-            let n = q.calls - 1;
-            self.configure(Profile::PerOp { full: n, quick: n });
-            let shared = self.shared.clone();
-            let (group, op, param, cpu) = (self.name.clone(), q.op.clone(), q.param.clone(), q.cpu);
-            let id = Self::full_id(&op, &param);
-            let (op_id, param_id) = (q.op.clone(), q.param.clone());
-            let mut replay = move |iters: u64| -> Duration {
-                // Criterion asks for exactly the calls queued, one iteration each; should it ask
-                // for another, that one is measured now, and said so.
-                let t = match q.taken.pop_front() {
-                    Some(t) if iters == 1 => t,
-                    taken => {
-                        eprintln!(
-                            "isoprobe-bench: {group}/{id}: criterion asked for {iters} iteration(s) beyond the \
-                             interleaved samples; measured now"
-                        );
-                        if let Some(t) = taken {
-                            q.taken.push_front(t);
-                        }
-                        (q.f)(iters).unwrap_or_else(|e| panic!("failed to run {group}/{id}: {e}"))
-                    }
-                };
-                record(&shared, &group, &op, &param, cpu, iters, t);
-                Duration::from_nanos(t.wall_ns)
-            };
-            if param_id.is_empty() {
-                self.g.bench_function(op_id, |b| b.iter_custom(&mut replay));
-            } else {
-                self.g.bench_function(BenchmarkId::new(op_id, param_id), |b| b.iter_custom(&mut replay));
+            // The first sample is criterion's warm-up call; the selection is among the others.
+            let readings: Vec<f64> = q.taken[1..].iter().map(|t| t.speed_ns).collect();
+            let sel = speed::select(&readings, best, self.speed.filter());
+            if let Some(dir) = std::env::var_os("ISOPROBE_BENCH_SAMPLES")
+                && let Err(e) =
+                    dump_samples(Path::new(&dir), &self.name, &Self::full_id(&q.op, &q.param), best, &q.taken, &sel)
+            {
+                eprintln!(
+                    "isoprobe-bench {}: failed to write the samples to {}: {e}",
+                    self.name,
+                    dir.to_string_lossy()
+                );
             }
+            taken += readings.len();
+            slow += sel.slow;
+            if sel.contended {
+                contended.push(Self::full_id(&q.op, &q.param));
+            }
+            self.replay(q, &sel);
+        }
+        if slow > 0 {
+            let what = if self.speed.filter() { "left out" } else { "kept" };
+            eprintln!(
+                "isoprobe-bench {}: {slow} of {taken} samples were taken while the CPU ran slow (null system call \
+                 above {:.1} ns = {}× the best): {what}{}",
+                self.name,
+                best * speed::SLOW_FACTOR,
+                speed::SLOW_FACTOR,
+                if contended.is_empty() { "" } else { " where enough fast ones remained" }
+            );
+        }
+        if !contended.is_empty() {
+            eprintln!(
+                "isoprobe-bench {}: WARNING: too few samples at full CPU speed, all kept (these read slow): {}",
+                self.name,
+                contended.join(", ")
+            );
         }
     }
 
-    /// Samples the queued cases (see [`Group::interleave`]) and ends the group.
+    /// Hands criterion the warm-up sample and the selected samples of `q`, in the order taken.
+    fn replay(&mut self, q: Queued<'_>, sel: &speed::Selection) {
+        let Queued { op, param, cpu, mut f, taken, .. } = q;
+        let mut replayed: VecDeque<Timed> = std::iter::once(0)
+            .chain(sel.kept.iter().map(|i| i + 1))
+            .map(|i| Timed { wall_ns: taken[i].wall_ns, cpu_ns: taken[i].cpu_ns })
+            .collect();
+        let n = sel.kept.len();
+        self.configure(Profile::PerOp { full: n, quick: n });
+        let shared = self.shared.clone();
+        let group = self.name.clone();
+        let id = Self::full_id(&op, &param);
+        let (op_id, param_id) = (op.clone(), param.clone());
+        let mut run = |iters: u64| -> Duration {
+            // Criterion asks for exactly the calls selected, one iteration each; should it ask
+            // for another, that one is measured now, and said so.
+            let t = match replayed.pop_front() {
+                Some(t) if iters == 1 => t,
+                pending => {
+                    eprintln!(
+                        "isoprobe-bench: {group}/{id}: criterion asked for {iters} iteration(s) beyond the \
+                         samples taken; measured now"
+                    );
+                    if let Some(t) = pending {
+                        replayed.push_front(t);
+                    }
+                    f(iters).unwrap_or_else(|e| panic!("failed to run {group}/{id}: {e}"))
+                }
+            };
+            record(&shared, &group, &op, &param, cpu, iters, t);
+            Duration::from_nanos(t.wall_ns)
+        };
+        if param_id.is_empty() {
+            self.g.bench_function(op_id.as_str(), |b| b.iter_custom(&mut run));
+        } else {
+            self.g.bench_function(BenchmarkId::new(op_id.as_str(), param_id.as_str()), |b| b.iter_custom(&mut run));
+        }
+        let mut s = self.shared.borrow_mut();
+        if let Some(r) = s.records.iter_mut().find(|r| r.group == self.name && r.op == op_id && r.param == param_id) {
+            // Only what the filter acted on goes into the summary: slow samples it left out, or
+            // had to keep (contended). With the filter off they were kept like any other.
+            r.slow = if self.speed.filter() { sel.slow as u64 } else { 0 };
+            r.contended = sel.contended;
+        }
+    }
+
+    /// Samples the queued cases (see [`Group::bench_interleaved`]) and ends the group.
     pub fn finish(mut self) {
-        self.run_queue();
+        let queue = std::mem::take(&mut self.queue);
+        self.sample(queue);
         self.g.finish();
     }
 }
@@ -623,6 +746,36 @@ fn per_iteration(netns_wait: bool, mut f: impl FnMut() -> io::Result<Timed>) -> 
     }
 }
 
+/// Appends one case's samples to `<dir>/samples.jsonl` (`ISOPROBE_BENCH_SAMPLES=<dir>`): a JSON
+/// object per line with the group, the id, the best speed reading, and every sample taken (the
+/// first is criterion's warm-up) with its speed reading and whether the estimate used it. For
+/// studying a machine's noise after the fact.
+fn dump_samples(
+    dir: &Path,
+    group: &str,
+    id: &str,
+    best: f64,
+    taken: &[Taken],
+    sel: &speed::Selection,
+) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Line<'t> {
+        group: &'t str,
+        id: &'t str,
+        best_speed_ns: f64,
+        contended: bool,
+        samples: Vec<(Taken, bool)>,
+    }
+    let kept: std::collections::BTreeSet<usize> = sel.kept.iter().map(|i| i + 1).collect();
+    let samples = taken.iter().enumerate().map(|(i, t)| (*t, kept.contains(&i))).collect();
+    let line = Line { group, id, best_speed_ns: best, contended: sel.contended, samples };
+    let mut text = serde_json::to_string(&line).map_err(io::Error::other)?;
+    text.push('\n');
+    std::fs::create_dir_all(dir)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("samples.jsonl"))?;
+    io::Write::write_all(&mut f, text.as_bytes())
+}
+
 /// Whether a case with `calls` samples takes one in `round` of `rounds`: its samples spread
 /// evenly over the rounds, the first in round 0.
 fn takes_sample(round: usize, calls: usize, rounds: usize) -> bool {
@@ -640,6 +793,7 @@ fn record(shared: &RefCell<Shared>, group: &str, op: &str, param: &str, cpu: boo
             param: param.to_owned(),
             samples: vec![(iters, t)],
             cpu,
+            ..Record::default()
         }),
     }
 }

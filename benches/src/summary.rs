@@ -5,9 +5,9 @@
 //! `target/criterion/<group>/<op>/<param>/new/estimates.json`; `samples` is the number of samples
 //! in criterion's `sample.json` next to it. `cpu_ns` is this crate's own: the median over the same
 //! samples of the CPU time per iteration that the primitives measured next to the wall time (see
-//! [`crate::run`]). The bare-libc reference cases (group `reference`) never pass through
-//! criterion; their median and a distribution-free 95% interval are computed here (see
-//! [`crate::stats`]). `ratios` divide a case's median by each calibration median.
+//! [`crate::run`]). `slow_samples` counts the samples taken while the CPU ran slow, which
+//! criterion was not given unless the case is `contended` (see [`crate::speed`]). `ratios`
+//! divide a case's median by each calibration median.
 //!
 //! `cargo bench` runs the bench binaries one after the other. Each writes its part to
 //! `target/isoprobe/bench-parts/<topic>.json`, tagged with the run (cargo's pid and start time),
@@ -175,6 +175,8 @@ mod tests {
             ci_high_ns: median,
             cpu_ns: None,
             samples: 10,
+            slow_samples: 0,
+            contended: false,
             ratios: BTreeMap::new(),
         }
     }
@@ -219,7 +221,21 @@ mod tests {
         assert_eq!(keys, ["calibration", "cases", "fingerprint", "kind", "quick", "schema_version"]);
         let c = v["cases"][0].as_object().unwrap();
         let keys: Vec<&str> = c.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["ci_high_ns", "ci_low_ns", "cpu_ns", "group", "id", "median_ns", "ratios", "samples"]);
+        assert_eq!(
+            keys,
+            [
+                "ci_high_ns",
+                "ci_low_ns",
+                "contended",
+                "cpu_ns",
+                "group",
+                "id",
+                "median_ns",
+                "ratios",
+                "samples",
+                "slow_samples"
+            ]
+        );
         assert!(c["cpu_ns"].is_null());
         let back: BenchSummary = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);

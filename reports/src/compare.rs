@@ -249,6 +249,20 @@ pub fn compare(
                     opts.threshold = noise.factor - 1.0;
                     c.threshold = opts.threshold;
                 }
+                let contended: Vec<String> = [("BASE", b), ("NEW", n)]
+                    .iter()
+                    .filter_map(|(side, s)| {
+                        let k = s.cases.iter().filter(|c| c.contended).count();
+                        (k > 0).then(|| format!("{side} {k}"))
+                    })
+                    .collect();
+                if !contended.is_empty() {
+                    c.notes.push(format!(
+                        "benchmark cases measured on a contended CPU (too few full-speed samples; they read slow): \
+                         {}; where only one side is contended the case is inconclusive",
+                        contended.join(", ")
+                    ));
+                }
                 c.bench = Some(compare_bench(b, n, cals, &opts))
             }
             Err(why) => c.refused.push(why),
@@ -616,7 +630,9 @@ fn compare_bench(
             }
         };
         // One sample has no interval: its "interval" is a point, and proves nothing either way.
-        if bc.samples < 2 || nc.samples < 2 {
+        // A contended case's median mixes full-speed and slow-CPU samples (see `BenchCase`):
+        // against a clean one it shows the host's load, not a change.
+        if bc.samples < 2 || nc.samples < 2 || bc.contended != nc.contended {
             delta.judgement = Judgement::Inconclusive;
         }
         deltas.push(delta);

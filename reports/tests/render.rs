@@ -519,3 +519,37 @@ fn a_limit_that_stops_being_enforced_is_a_regression() {
     let same = compare(&enforced, "base", &enforced, "new", &CompareOptions::default()).unwrap();
     assert_eq!(same.exit_code(), 0, "{}", same.to_text());
 }
+
+#[test]
+fn a_case_contended_on_one_side_only_is_never_judged_and_the_reports_say_why() {
+    let mark = |b: &mut isoprobe_reports::BenchSummary, contended: bool| {
+        let c = b.cases.iter_mut().find(|c| c.group == "clone3" && c.id == "pid").unwrap();
+        (c.slow_samples, c.contended) = (40, contended);
+    };
+    let clean = report_with(|b| mark(b, false));
+    // Twice as slow, as a contended CPU reads.
+    let contended = report_with(|b| {
+        mark(b, true);
+        scale_case(b, "clone3", "pid", 2.0);
+    });
+    let c = compare(&clean, "base", &contended, "new", &CompareOptions::default()).unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    let text = c.to_text();
+    assert!(text.contains("inconclusive clone3/pid"), "{text}");
+    assert!(text.contains("contended CPU") && text.contains("NEW 1"), "{text}");
+    // The same slowdown with both sides clean is a regression: the mark is what made it inconclusive.
+    let slow = report_with(|b| {
+        mark(b, false);
+        scale_case(b, "clone3", "pid", 2.0);
+    });
+    assert_eq!(compare(&clean, "base", &slow, "new", &CompareOptions::default()).unwrap().exit_code(), 1);
+
+    let Document::Run(r) = contended else { unreachable!() };
+    let bench = Document::Bench(Box::new(r.bench.unwrap()));
+    let md = render(&bench, Format::Markdown).unwrap();
+    assert!(md.contains("⚠ contended"), "{md}");
+    assert!(md.contains("Slow samples: taken while the benchmark CPU ran slow"), "{md}");
+    let Document::Run(r) = clean else { unreachable!() };
+    let html = render(&Document::Bench(Box::new(r.bench.unwrap())), Format::Html).unwrap();
+    assert!(html.contains("(+40 slow left out)"), "{html}");
+}

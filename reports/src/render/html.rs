@@ -315,7 +315,7 @@ fn benchmarks(out: &mut String, b: &BenchSummary) {
             xml(&units::ns(c.ci_low_ns)),
             xml(&units::ns(c.ci_high_ns)),
             xml(&c.cpu_ns.map(units::ns).unwrap_or_else(|| "–".into())),
-            c.samples
+            xml(&super::markdown::samples_cell(c))
         );
         for cal in b.calibration.keys() {
             let _ = write!(
@@ -326,7 +326,11 @@ fn benchmarks(out: &mut String, b: &BenchSummary) {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n</section>\n");
+    out.push_str("</table>\n");
+    if b.cases.iter().any(|c| c.slow_samples > 0) {
+        let _ = writeln!(out, "<p>{}</p>", xml(crate::bench::SLOW_SAMPLES_NOTE));
+    }
+    out.push_str("</section>\n");
 }
 
 fn launchers(out: &mut String, r: &Report) {

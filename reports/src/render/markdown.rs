@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use super::escape::{markdown_cell as cell, markdown_code as code};
 use super::units;
-use crate::bench::BenchSummary;
+use crate::bench::{BenchCase, BenchSummary};
 use crate::conformance::{LatencyResult, LauncherLimits, Notes, cell_text};
 use crate::model::Report;
 
@@ -152,12 +152,24 @@ fn bench_section(out: &mut String, b: &BenchSummary, standalone: bool) {
             units::ns(c.ci_low_ns),
             units::ns(c.ci_high_ns),
             c.cpu_ns.map(units::ns).unwrap_or_else(|| "–".into()),
-            c.samples
+            samples_cell(c)
         );
         for cal in &cals {
             let _ = write!(out, " {} |", c.ratios.get(*cal).map(|r| units::sig3(*r)).unwrap_or_else(|| "–".into()));
         }
         out.push('\n');
+    }
+    if b.cases.iter().any(|c| c.slow_samples > 0) {
+        let _ = writeln!(out, "\n{}", crate::bench::SLOW_SAMPLES_NOTE);
+    }
+}
+
+/// The samples an estimate rests on, and the slow-CPU ones left out (or kept: contended).
+pub(crate) fn samples_cell(c: &BenchCase) -> String {
+    match (c.slow_samples, c.contended) {
+        (0, _) => c.samples.to_string(),
+        (k, false) => format!("{} (+{k} slow left out)", c.samples),
+        (k, true) => format!("{} ({k} slow) ⚠ contended", c.samples),
     }
 }
 
