@@ -2,7 +2,8 @@
 //!
 //! Only objects isoprobe names are ever looked at: run directories `/tmp/isoprobe-<pid>-<token>`,
 //! mounts under them, cgroups named `isoprobe-*`, SysV IPC objects whose key has isoprobe's top
-//! byte (0x15), and POSIX message queues `/isoprobe-*`. A run is alive while its pid runs; what a
+//! byte (0x15), and POSIX message queues `/isoprobe-*`; and the NIS domainname, put back to what a
+//! dead run recorded if it still shows that run's token. A run is alive while its pid runs; what a
 //! live run may own is kept:
 //! - a run directory whose pid runs;
 //! - a cgroup carrying a live run's token (`isoprobe-<token>-<case>`); one carrying no known
@@ -82,6 +83,7 @@ pub fn cleanup(dry_run: bool, only_known_runs: bool) -> Result<u8> {
     let unowned = |ctime: i64| ctime < bound;
 
     for r in &dead {
+        restore_domainname(r, dry_run, &mut t);
         remove_run_dir(r, dry_run, &mut t);
     }
     for cg in isoprobe_cgroups()? {
@@ -212,6 +214,27 @@ fn process_start_epoch(pid: i32) -> Option<i64> {
         fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
     Some(boot + ticks / hz)
+}
+
+/// Puts back the NIS domainname a dead run recorded when it was killed between setting it (a
+/// case with the host's uts namespace) and restoring it.
+fn restore_domainname(r: &RunDir, dry_run: bool, t: &mut Tally) {
+    use isoprobe_harness::host::RecordedDomainname as Found;
+    let what = "the NIS domainname";
+    match isoprobe_harness::host::restore_recorded_domainname(&r.path, dry_run) {
+        Ok(Found::NoRecord | Found::Unchanged) => {}
+        Ok(Found::Restored { from, to }) => {
+            t.removed(dry_run, &format!("{what} {from:?} (set by run pid {}; back to {to:?})", r.pid))
+        }
+        Ok(Found::NotOurs { now, original }) => t.kept(
+            &format!("{what} {now:?}"),
+            &format!(
+                "run pid {} recorded {original:?}, but the name is not an isoprobe token: set by someone else since",
+                r.pid
+            ),
+        ),
+        Err(e) => t.failed(what, e),
+    }
 }
 
 /// Detaches every mount under a dead run's directory, then removes it.

@@ -248,7 +248,7 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     use nix::sched::{CloneFlags, unshare};
     // This test's thread only: the test harness runs each test on its own thread.
     // A uts namespace too: a case killed between setting the NIS domainname and the host's
-    // restore leaves it changed (cleanup cannot know the original), and that must not be the host's.
+    // restore leaves it changed, and that must not be the host's.
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
         .expect("unshare mount, IPC and uts namespaces");
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
@@ -291,6 +291,13 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
         left_sysv.len()
     );
     assert!(!left_sysv.is_empty(), "a case was running: its host IPC objects must be left");
+    // Whatever the kill interrupted, make it the moment between a case setting the NIS domainname
+    // (in this test's uts namespace) and the run restoring it: the case's token is the
+    // domainname, and the run's record holds the original.
+    let domainname = "/proc/sys/kernel/domainname";
+    std::fs::write(run_dir.join("domainname.orig"), "cleanup-test.example").unwrap();
+    std::fs::write(domainname, format!("isoprobe-{token}")).unwrap();
+    let domainname_now = || std::fs::read_to_string(domainname).unwrap().trim_end().to_owned();
 
     // Cleanup keeps IPC objects made in the second before it starts (a run may be starting).
     std::thread::sleep(Duration::from_secs(2));
@@ -299,11 +306,14 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     let dry = output(isoprobe().args(["cleanup", "--dry-run", "--only-known-runs"]));
     assert_eq!(dry.status.code(), Some(0));
     assert!(run_dir.exists() && isoprobe_sysv() == left_sysv, "--dry-run removed something");
+    assert_eq!(domainname_now(), format!("isoprobe-{token}"), "--dry-run changed the domainname");
     let out = output(isoprobe().args(["cleanup", "--only-known-runs"]));
     let report = text(&out.stdout);
     eprintln!("{report}");
     assert_eq!(out.status.code(), Some(0), "{report}\n{}", text(&out.stderr));
     assert!(report.contains(&format!("removed {}", run_dir.display())), "{report}");
+    assert!(report.contains("the NIS domainname"), "{report}");
+    assert_eq!(domainname_now(), "cleanup-test.example", "cleanup puts back the recorded domainname");
     // Only cgroups of runs outside this test's /tmp may be kept (another run on the host).
     let kept: Vec<&str> = report.lines().filter(|l| l.starts_with("kept")).collect();
     assert!(kept.iter().all(|l| l.starts_with("kept cgroup ") && !l.contains(&token)), "{kept:?}");

@@ -164,7 +164,8 @@ fn setns_cases<'a>(g: &mut isoprobe_benches::Group<'a>, set: NsSet, page: &'a Sh
 
 /// The bare-libc loops next to the harness's measurement of the same operation (group
 /// `reference`: op `bare-libc` and op `harness`, param `<operation>/<kind>`). Both are cases of
-/// one interleaved group, so their samples alternate round by round and span the same seconds:
+/// one interleaved group, so their samples alternate and span the same seconds (and as odd
+/// rounds run backwards, each of the two goes first in every other round):
 /// neither a drift of the machine nor a slow phase of the CPU can favour either side, and the
 /// same speed filter applies to both (see `isoprobe_benches::speed`).
 fn reference_comparison(run: &mut BenchRun, page: &SharedPage) {

@@ -12,7 +12,8 @@
 //!
 //! Interleaving ([`Group::bench_interleaved`]): in a full run, the fixed-count cases of a group that
 //! opts in are not sampled one case after the other but in rounds, one sample of every case per
-//! round (a case with fewer samples takes its samples spread evenly over the rounds), and
+//! round (a case with fewer samples takes its samples spread evenly over the rounds; odd rounds
+//! go through the cases backwards), and
 //! criterion then reads each case's samples back in the order they were taken. A slow drift of
 //! the machine, or a burst of load from another process, then lands on every case of the group
 //! alike instead of on whichever case happened to run at that moment: what makes two runs of the
@@ -38,10 +39,10 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
 use serde::Serialize;
 
-use crate::Timed;
 use crate::netns::NetnsWatch;
 use crate::speed::{self, Speed};
 use crate::summary::{self, BenchCase, Part};
+use crate::{Timed, primitives};
 
 /// What criterion was asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +126,9 @@ struct Record {
     /// [`crate::speed`]).
     slow: u64,
     contended: bool,
+    /// The median CPU time per iteration, computed when the samples were handed to criterion
+    /// (whose samples are then dropped, so that they do not add to the process's memory).
+    cpu_median: Option<f64>,
 }
 
 /// A case that was not run, and why.
@@ -181,6 +185,9 @@ pub fn pin_thread(cpu: usize) -> nix::Result<()> {
 impl BenchRun {
     /// Sets up the run of the bench binary `topic`; pins this thread (see [`bench_cpu`]).
     pub fn new(topic: &'static str) -> BenchRun {
+        // Before anything is allocated: freed memory must not stay in the process, where every
+        // fork-type sample would copy its page tables (see `primitives::tune_malloc`).
+        primitives::tune_malloc();
         let settings = Settings::from_env();
         let cpu = bench_cpu();
         match cpu {
@@ -283,15 +290,14 @@ impl BenchRun {
                 }
             };
             // Criterion's samples are the last `n` calls (the warm-up calls come first).
-            let used = &r.samples[r.samples.len().saturating_sub(n as usize)..];
-            let cpu: Vec<f64> = used.iter().filter(|(i, _)| *i > 0).map(|(i, t)| t.cpu_ns as f64 / *i as f64).collect();
+            let cpu_median = r.cpu_median.or_else(|| cpu_median(&r.samples, n as usize));
             cases.push(BenchCase {
                 group: r.group.clone(),
                 id,
                 median_ns: median,
                 ci_low_ns: lo,
                 ci_high_ns: hi,
-                cpu_ns: if r.cpu { crate::stats::median(&cpu) } else { None },
+                cpu_ns: if r.cpu { cpu_median } else { None },
                 samples: n,
                 slow_samples: r.slow,
                 contended: r.contended,
@@ -325,8 +331,9 @@ struct Queued<'a> {
     netns: bool,
     cpu: bool,
     f: Routine<'a>,
-    /// The samples taken.
-    taken: Vec<Taken>,
+    /// The samples taken, kept out of the process's anonymous memory while sampling (see
+    /// [`primitives::SampleStore`]).
+    taken: primitives::SampleStore,
 }
 
 /// One sample of a case, with the CPU speed read right before it (see [`crate::speed`]).
@@ -338,6 +345,16 @@ struct Taken {
     speed_ns: f64,
     /// When the sample was taken: microseconds since the Unix epoch.
     at_us: u64,
+}
+
+impl Taken {
+    fn to_words(self) -> [u64; 4] {
+        [self.wall_ns, self.cpu_ns, self.speed_ns.to_bits(), self.at_us]
+    }
+
+    fn from_words([wall_ns, cpu_ns, speed, at_us]: [u64; 4]) -> Taken {
+        Taken { wall_ns, cpu_ns, speed_ns: f64::from_bits(speed), at_us }
+    }
 }
 
 /// A criterion benchmark group with isoprobe's profiles and records.
@@ -499,14 +516,22 @@ impl<'a> Group<'a> {
         if !self.interleaving(profile) {
             return Err(f);
         }
+        let calls = self.settings.pick(full, quick).max(10) + 1;
+        let taken = match primitives::SampleStore::new(calls) {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!("isoprobe-bench {}: no sample store ({e}); criterion samples {op}/{param} itself", self.name);
+                return Err(f);
+            }
+        };
         Ok(Queued {
             op: op.to_owned(),
             param: param.to_owned(),
-            calls: self.settings.pick(full, quick).max(10) + 1,
+            calls,
             netns: self.netns_wait(profile),
             cpu: self.cpu,
             f: Box::new(f),
-            taken: Vec::new(),
+            taken,
         })
     }
 
@@ -591,11 +616,22 @@ impl<'a> Group<'a> {
         }
         let rounds = queue.iter().map(|q| q.calls).max().unwrap_or(0);
         let total: usize = queue.iter().map(|q| q.calls).sum();
+        // What criterion's analysis of earlier cases freed goes back to the kernel: the process's
+        // private memory, which every fork-type sample copies, is then the same for every case.
+        primitives::trim_heap();
+        let rss = primitives::anon_rss_kib().map_or_else(|| "unknown".into(), |k| format!("{k} KiB"));
         if queue.len() > 1 {
             eprintln!(
-                "isoprobe-bench {}: sampling {} cases interleaved ({total} samples in {rounds} rounds)",
+                "isoprobe-bench {}: sampling {} cases interleaved ({total} samples in {rounds} rounds; the bench \
+                 process's anonymous memory: {rss})",
                 self.name,
                 queue.len()
+            );
+        } else if let Some(q) = queue.first() {
+            eprintln!(
+                "isoprobe-bench {}: sampling {} ({total} samples; the bench process's anonymous memory: {rss})",
+                self.name,
+                Self::full_id(&q.op, &q.param)
             );
         }
         // A short untimed wait for full speed, so that a short case does not fall entirely into a
@@ -606,7 +642,15 @@ impl<'a> Group<'a> {
         let mut failed: Vec<Option<String>> = vec![None; queue.len()];
         let mut reported = std::time::Instant::now();
         for round in 0..rounds {
-            for (q, failure) in queue.iter_mut().zip(failed.iter_mut()) {
+            // Forwards in even rounds, backwards in odd ones: a case is not always preceded by the
+            // same neighbour (whose aftermath, a teardown or a cold cache, it would then always
+            // pay), and two neighbours take turns going first.
+            let mut order: Vec<usize> = (0..queue.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (q, failure) = (&mut queue[i], &mut failed[i]);
                 if failure.is_some() || !takes_sample(round, q.calls, rounds) {
                     continue;
                 }
@@ -615,7 +659,12 @@ impl<'a> Group<'a> {
                     .map_or(0, |d| d.as_micros() as u64);
                 let speed_ns = self.speed.read();
                 match (q.f)(1) {
-                    Ok(t) => q.taken.push(Taken { wall_ns: t.wall_ns, cpu_ns: t.cpu_ns, speed_ns, at_us }),
+                    Ok(t) => {
+                        let taken = Taken { wall_ns: t.wall_ns, cpu_ns: t.cpu_ns, speed_ns, at_us };
+                        if !q.taken.push(taken.to_words()) {
+                            *failure = Some("more samples than the store holds (a bug of the sampling)".into());
+                        }
+                    }
                     Err(e) => *failure = Some(format!("failed while sampling: {e}")),
                 }
                 if q.netns
@@ -630,18 +679,19 @@ impl<'a> Group<'a> {
             }
         }
         let best = self.speed.best();
-        let (mut slow, mut taken, mut contended) = (0, 0, Vec::new());
+        let (mut slow, mut total, mut contended) = (0, 0, Vec::new());
         for (q, failure) in queue.into_iter().zip(failed) {
             if let Some(reason) = failure {
                 self.fail(&q.op, &q.param, reason);
                 continue;
             }
             // The first sample is criterion's warm-up call; the selection is among the others.
-            let readings: Vec<f64> = q.taken[1..].iter().map(|t| t.speed_ns).collect();
+            let taken: Vec<Taken> = (0..q.taken.len()).filter_map(|i| q.taken.get(i)).map(Taken::from_words).collect();
+            let readings: Vec<f64> = taken[1..].iter().map(|t| t.speed_ns).collect();
             let sel = speed::select(&readings, best, self.speed.filter());
             if let Some(dir) = std::env::var_os("ISOPROBE_BENCH_SAMPLES")
                 && let Err(e) =
-                    dump_samples(Path::new(&dir), &self.name, &Self::full_id(&q.op, &q.param), best, &q.taken, &sel)
+                    dump_samples(Path::new(&dir), &self.name, &Self::full_id(&q.op, &q.param), best, &taken, &sel)
             {
                 eprintln!(
                     "isoprobe-bench {}: failed to write the samples to {}: {e}",
@@ -649,17 +699,17 @@ impl<'a> Group<'a> {
                     dir.to_string_lossy()
                 );
             }
-            taken += readings.len();
+            total += readings.len();
             slow += sel.slow;
             if sel.contended {
                 contended.push(Self::full_id(&q.op, &q.param));
             }
-            self.replay(q, &sel);
+            self.replay(q, &taken, &sel);
         }
         if slow > 0 {
             let what = if self.speed.filter() { "left out" } else { "kept" };
             eprintln!(
-                "isoprobe-bench {}: {slow} of {taken} samples were taken while the CPU ran slow (null system call \
+                "isoprobe-bench {}: {slow} of {total} samples were taken while the CPU ran slow (null system call \
                  above {:.1} ns = {}× the best): {what}{}",
                 self.name,
                 best * speed::SLOW_FACTOR,
@@ -677,8 +727,8 @@ impl<'a> Group<'a> {
     }
 
     /// Hands criterion the warm-up sample and the selected samples of `q`, in the order taken.
-    fn replay(&mut self, q: Queued<'_>, sel: &speed::Selection) {
-        let Queued { op, param, cpu, mut f, taken, .. } = q;
+    fn replay(&mut self, q: Queued<'_>, taken: &[Taken], sel: &speed::Selection) {
+        let Queued { op, param, cpu, mut f, .. } = q;
         let mut replayed: VecDeque<Timed> = std::iter::once(0)
             .chain(sel.kept.iter().map(|i| i + 1))
             .map(|i| Timed { wall_ns: taken[i].wall_ns, cpu_ns: taken[i].cpu_ns })
@@ -719,6 +769,8 @@ impl<'a> Group<'a> {
             // had to keep (contended). With the filter off they were kept like any other.
             r.slow = if self.speed.filter() { sel.slow as u64 } else { 0 };
             r.contended = sel.contended;
+            r.cpu_median = cpu_median(&r.samples, sel.kept.len());
+            r.samples = Vec::new();
         }
     }
 
@@ -780,6 +832,14 @@ fn dump_samples(
 /// evenly over the rounds, the first in round 0.
 fn takes_sample(round: usize, calls: usize, rounds: usize) -> bool {
     (round * calls).div_ceil(rounds) != ((round + 1) * calls).div_ceil(rounds)
+}
+
+/// The median CPU time per iteration of the last `n` calls (criterion's samples; the warm-up
+/// calls come first).
+fn cpu_median(samples: &[(u64, Timed)], n: usize) -> Option<f64> {
+    let used = &samples[samples.len().saturating_sub(n)..];
+    let cpu: Vec<f64> = used.iter().filter(|(i, _)| *i > 0).map(|(i, t)| t.cpu_ns as f64 / *i as f64).collect();
+    crate::stats::median(&cpu)
 }
 
 /// Records one criterion call's sample of `group/op/param`.

@@ -25,9 +25,11 @@
 //! within 10% for 139 of 158 medians when only the reading before counted, 130 with both, and 94
 //! with every sample kept (the same pair of runs, replayed from the recorded samples).
 //!
-//! What the reading cannot see: a null system call and a process's exit do not slow down alike.
-//! In one run `teardown/exit_to_reap/none` read 39 µs in its fast samples, in the next 59 µs at the
-//! same null-syscall speed (see the benchmark notes in the README for the cases this leaves).
+//! What the reading is not for: costs that change with the benchmark process itself. Fork and
+//! exit copy and tear down the page tables of the process's private memory, so a bench process
+//! holding 2.2 MB of freed-but-kept heap read exit to reap 20 µs slower than one holding 244 kB,
+//! at the same null-syscall speed. That is kept constant separately (see
+//! `isoprobe_harness::primitives::tune_malloc`).
 //!
 //! `ISOPROBE_BENCH_SPEED=all` keeps every sample (the readings are still taken and counted); quick
 //! and test runs, with their 10 to 20 samples per case, always keep every sample.

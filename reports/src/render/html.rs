@@ -109,7 +109,7 @@ fn summary(out: &mut String, r: &Report) {
         c.checks.fail + c.checks.error,
         xml(&r.started_at),
         xml(&r.isoprobe_version),
-        units::duration(std::time::Duration::from_secs_f64(r.duration_ms / 1e3))
+        units::duration_ms(r.duration_ms)
     );
     let _ = writeln!(out, "<p class=\"muted\">Command: <code>{}</code></p>", xml(&r.command.join(" ")));
     out.push_str("<table>\n<tr><th>suite</th><th>launcher</th><th>rootfs</th><th>cases</th><th>pass</th><th>explained</th><th>fail</th><th>skip</th><th>error</th><th>time</th></tr>\n");

@@ -37,7 +37,7 @@ fn run_section(out: &mut String, r: &Report) {
         "## isoprobe {verdict}: {} ({} cases, {})\n",
         c.sentence(),
         c.cases,
-        units::duration(std::time::Duration::from_secs_f64(r.duration_ms / 1e3))
+        units::duration_ms(r.duration_ms)
     );
     let fp = &r.fingerprint;
     let _ = writeln!(

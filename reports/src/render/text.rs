@@ -39,7 +39,7 @@ pub fn summary_table(r: &Report) -> String {
         t.fail.to_string(),
         t.skip.to_string(),
         t.error.to_string(),
-        units::duration(std::time::Duration::from_secs_f64(r.duration_ms / 1e3)),
+        units::duration_ms(r.duration_ms),
     ]);
     let mut widths = header.map(str::len);
     for row in &rows {

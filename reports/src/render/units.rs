@@ -37,6 +37,15 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// A duration given in milliseconds, as [`duration`]; one that no `Duration` can hold (negative,
+/// not finite, or beyond 584 billion years, as a damaged report may say) is shown as given.
+pub fn duration_ms(ms: f64) -> String {
+    match Duration::try_from_secs_f64(ms / 1e3) {
+        Ok(d) => duration(d),
+        Err(_) => format!("{ms} ms"),
+    }
+}
+
 /// A signed percentage: `+12.3%`, `-4.0%`.
 pub fn percent(ratio: f64) -> String {
     format!("{:+.1}%", (ratio - 1.0) * 100.0)
@@ -45,6 +54,17 @@ pub fn percent(ratio: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duration_no_duration_can_hold_is_shown_as_given() {
+        assert_eq!(duration_ms(1500.0), "1.5 s");
+        assert_eq!(
+            duration_ms(6.8e140),
+            "680000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 ms"
+        );
+        assert_eq!(duration_ms(-1.0), "-1 ms");
+        assert_eq!(duration_ms(f64::NAN), "NaN ms");
+    }
 
     #[test]
     fn units_scale() {
