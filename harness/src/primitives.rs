@@ -710,6 +710,13 @@ fn spawn_inner(
         }
     };
     if ret == 0 && call != Call::Vfork {
+        if matches!(action, Action::Exit) {
+            // Right here, as a bare-libc loop's child does: run_child's code is on other text
+            // pages, each a page fault in a fresh child (fork does not copy the page-table
+            // entries of file mappings), which measured +8% on clone3 + exit + wait.
+            // SAFETY: _exit in the child of a fork-like clone.
+            unsafe { libc::_exit(0) }
+        }
         run_child(action, page);
     }
     let t1 = if measure { monotonic_ns() } else { 0 };
