@@ -41,11 +41,39 @@ fn unshare_net(page: &SharedPage) -> std::io::Result<Timed> {
 fn main() {
     isoprobe_probes::multicall();
     let mut run = BenchRun::new("scaling");
-    let mut g = run.group("scaling");
+    // What the interleaved cases use lives until the groups end: the shared page, and the temp
+    // dirs and mount namespaces of `unshare_mnt_mounts`.
+    let page = SharedPage::new(1).expect("failed to map the shared page");
+    let mut mount_trees: Vec<(usize, TempDir, std::fs::File)> = Vec::new();
+    let mut setup_errors: Vec<(usize, std::io::Error)> = Vec::new();
+    let counts: Vec<usize> = run.settings.pick(vec![0, 100, 500, 1000, 2000], vec![0, 500]);
+    for &m in &counts {
+        let setup = TempDir::new().and_then(|dir| {
+            let plan = MountPlan::new(dir.path(), m)?;
+            let h = Holder::with_mounts(&plan)?;
+            let nsfd = h.ns_file("mnt")?;
+            h.release()?;
+            Ok((m, dir, nsfd))
+        });
+        match setup {
+            Ok(tree) => mount_trees.push(tree),
+            Err(e) => setup_errors.push((m, e)),
+        }
+    }
 
+    // Sampled in rounds (see `run::Group::bench_interleaved`): the thread counts and the mount
+    // tree sizes side by side, so that each spans the same seconds of the machine's time.
+    let mut g = run.group("scaling");
+    for (m, e) in setup_errors {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            g.skip("unshare_mnt_mounts", &m.to_string(), format!("needs root: {e}"));
+        } else {
+            g.fail("unshare_mnt_mounts", &m.to_string(), format!("set up {m} mounts: {e}"));
+        }
+    }
     // Network namespace creation on 1..=ncpu threads at once.
     for n in 1..=ncpu() {
-        g.bench("netns_threads", &n.to_string(), NETNS, || {
+        g.bench_interleaved("netns_threads", &n.to_string(), NETNS, move || {
             let barrier = Barrier::new(n);
             let results: Vec<std::io::Result<Timed>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..n)
@@ -74,45 +102,23 @@ fn main() {
     }
 
     // unshare(CLONE_NEWNS) versus the size of the mount tree.
-    let page = SharedPage::new(1).expect("failed to map the shared page");
-    let counts: Vec<usize> = g.settings().pick(vec![0, 100, 500, 1000, 2000], vec![0, 500]);
     let mnt_profile = Profile::PerOp { full: 300, quick: 10 };
-    for m in counts {
-        let dir = match TempDir::new() {
-            Ok(d) => d,
-            Err(e) => {
-                g.fail("unshare_mnt_mounts", &m.to_string(), format!("create a temp dir: {e}"));
-                continue;
-            }
-        };
-        let setup = MountPlan::new(dir.path(), m).and_then(|plan| Holder::with_mounts(&plan)).and_then(|h| {
-            let nsfd = h.ns_file("mnt")?;
-            h.release()?;
-            Ok(nsfd)
+    let page = &page;
+    for (m, _, nsfd) in &mount_trees {
+        use std::os::fd::AsRawFd;
+        let fd = nsfd.as_raw_fd();
+        let flag = NsKind::Mnt.clone_flag();
+        g.bench_interleaved("unshare_mnt_mounts", &m.to_string(), mnt_profile, move || {
+            primitives::setns_then_unshare_in_child(fd, flag as i32, flag, page)
         });
-        match setup {
-            Ok(nsfd) => {
-                use std::os::fd::AsRawFd;
-                let fd = nsfd.as_raw_fd();
-                let flag = NsKind::Mnt.clone_flag();
-                g.bench("unshare_mnt_mounts", &m.to_string(), mnt_profile, || {
-                    primitives::setns_then_unshare_in_child(fd, flag as i32, flag, &page)
-                });
-                // Dropping the last reference tears the mounts down with the namespace.
-                drop(nsfd);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                g.skip("unshare_mnt_mounts", &m.to_string(), format!("needs root: {e}"))
-            }
-            Err(e) => g.fail("unshare_mnt_mounts", &m.to_string(), format!("set up {m} mounts: {e}")),
-        }
-        drop(dir);
     }
+    g.finish();
 
     // Network namespace creation under background churn.
     // The cleanup goes idle before each churn case starts; the case itself must not wait for an
     // idle cleanup (the churn keeps it busy), so it uses the plain per-operation profile.
     let churn_profile = Profile::PerOp { full: 200, quick: 10 };
+    let mut g = run.group("scaling");
     g.wait_idle_before_cases(false);
     for k in [0usize, 1] {
         g.wait_netns_idle();
@@ -155,5 +161,7 @@ fn main() {
         }
     }
     g.finish();
+    // Dropping the last reference of each mount namespace tears its mounts down.
+    drop(mount_trees);
     run.finish();
 }

@@ -102,28 +102,31 @@ const SLOT_RESULTS: usize = 3;
 pub const STATUS_OK: u64 = 1;
 pub const STATUS_FAILED: u64 = 2;
 
+/// A zero-filled, page-aligned, shared anonymous mapping of `len` bytes (unmapped by its owner).
+fn map_shared(len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: an anonymous shared mapping at a kernel-chosen address; no existing memory is
+    // affected. The result is checked before use.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
 impl SharedPage {
     /// A page with room for `results` timed calls.
     pub fn new(results: usize) -> io::Result<SharedPage> {
         let slots = SLOT_RESULTS + 2 * results;
-        let len = slots * 8;
-        // SAFETY: an anonymous shared mapping at a kernel-chosen address; no existing memory is
-        // affected. The result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(p.cast::<AtomicU64>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-        Ok(SharedPage { base, slots })
+        Ok(SharedPage { base: map_shared(slots * 8)?.cast(), slots })
     }
 
     /// How many timed calls fit.
@@ -240,23 +243,8 @@ pub struct SampleStore {
 impl SampleStore {
     /// Room for `cap` records.
     pub fn new(cap: usize) -> io::Result<SampleStore> {
-        let len = (cap.max(1) * 4 * 8).next_multiple_of(4096);
-        // SAFETY: an anonymous shared mapping at a kernel-chosen address; checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(p.cast::<u64>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-        Ok(SampleStore { base, cap: cap.max(1), len: 0 })
+        let cap = cap.max(1);
+        Ok(SampleStore { base: map_shared((cap * 4 * 8).next_multiple_of(4096))?.cast(), cap, len: 0 })
     }
 
     fn bytes(&self) -> usize {
