@@ -28,7 +28,7 @@ pub const BENCH_SCHEMA_VERSION: u32 = 1;
 
 /// What the reports say under a table where samples were left out.
 pub const SLOW_SAMPLES_NOTE: &str = "Slow samples: taken while the benchmark CPU ran slow (its null system call \
-     more than 1.12× its best: the virtual CPU shared its core), left out of the estimate. ⚠ contended: too few \
+     more than 1.2× its best: the virtual CPU shared its core), left out of the estimate. ⚠ contended: too few \
      full-speed samples, all kept; that median reads slow.";
 
 /// Where the bench crate writes its summary, relative to the workspace root.
@@ -65,7 +65,7 @@ pub struct BenchCase {
     /// CPU time per iteration, where measured.
     pub cpu_ns: Option<f64>,
     pub samples: u64,
-    /// Samples taken while the benchmark CPU ran slow (its null system call more than 1.12× its
+    /// Samples taken while the benchmark CPU ran slow (its null system call more than 1.2× its
     /// best time: a virtual CPU sharing its core), left out of the estimate unless `contended`.
     #[serde(default)]
     pub slow_samples: u64,
