@@ -18,7 +18,9 @@
 //! the machine, or a burst of load from another process, then lands on every case of the group
 //! alike instead of on whichever case happened to run at that moment: what makes two runs of the
 //! same build agree case by case. Criterion's statistics are unchanged; only the time at which
-//! each sample was taken differs.
+//! each sample was taken differs. So that a sample does not pay for its neighbour in the round
+//! (the teardown and deferred kernel work of the case before it), every sample of a case other
+//! than a netns one is preceded by an untimed call of the same case ([`WARM_UP_CALLS`]).
 //!
 //! Every fixed-count case is sampled here, not by criterion: interleaved ones in rounds, the
 //! others on their own when they are added. Around each sample this module reads the CPU's
@@ -113,15 +115,33 @@ pub const NETNS: Profile = Profile::Netns { full: 150, quick: 10 };
 /// (see [`crate::speed`]).
 const FAST_WAIT: Duration = Duration::from_secs(3);
 
+/// Untimed calls of a case right before each of its samples, so that a sample measures the case
+/// after itself rather than after whichever case preceded it in the round. In rounds the
+/// neighbour's aftermath (its child's teardown, the RCU and workqueue work it queued) lands on
+/// the next sample, and for the short cases it dominates: in the namespaces group setns(2) into
+/// a mount namespace took 9.7 µs after `unshare_repeat/mnt` and 4.3–4.7 µs after
+/// `setns_pidfd/mnt`, unshare(CLONE_NEWPID) 12.7–12.9 µs after `setns_nsfd/pid` and 6.0–6.1 µs
+/// after `clone3_exit_wait/pid` (medians of 500 samples each, two runs). Forwards and backwards
+/// rounds made each case half of one and half of the other, and the median of such a mixture
+/// falls anywhere between the two: those cases moved by 10–40% between two runs. Not for netns
+/// cases: every one of their samples follows a wait for the cleanup alike (see below).
+const WARM_UP_CALLS: u32 = 1;
+
 /// Untimed calls of the next case after the bench waited for the netns cleanup. A sample right
 /// after that wait runs on a CPU that idled for tens of milliseconds while the cleanup's work ran:
 /// in the reference group the first clone3(CLONE_NEWUTS) + exit + wait after a netns sample and
 /// its wait (about 60 ms) took 320–328 µs, the second 136 µs and later ones 116–121 µs (medians of
 /// 151, 151 and 850 samples, each of two full runs). Worse, the speed probe read the CPU fast
 /// right after the idle time, so the speed filter kept those samples first: the harness's clone3 +
-/// exit + wait read 12% above the bare-libc loop's in one run and 5% in the next. Net cases
-/// themselves always follow such a wait, alike in every sample.
+/// exit + wait read 12% above the bare-libc loop's in one run and 5% in the next.
 const WARM_AFTER_NETNS_WAIT: u32 = 2;
+
+/// How long a group may go on sampling, after its planned rounds, the cases that have fewer
+/// fast samples than [`speed::min_fast`] (see [`Group::sample`]).
+const TOP_UP_BUDGET: Duration = Duration::from_secs(30);
+
+/// Room in a case's sample store, as a multiple of its planned samples (for the top-up rounds).
+const TOP_UP_ROOM: usize = 4;
 
 /// The samples criterion took of one case: (iterations, wall and CPU time) per call.
 #[derive(Debug, Default)]
@@ -346,6 +366,18 @@ struct Queued<'a> {
     taken: primitives::SampleStore,
 }
 
+impl Queued<'_> {
+    /// Whether fewer of the samples taken (after the warm-up one) read the CPU fast than
+    /// [`speed::min_fast`] of the planned count.
+    fn short_of_fast(&self, best: f64) -> bool {
+        let fast = (1..self.taken.len())
+            .filter_map(|i| self.taken.get(i))
+            .filter(|w| speed::fast(Taken::from_words(*w).speed_ns, best))
+            .count();
+        fast < speed::min_fast(self.calls - 1)
+    }
+}
+
 /// One sample of a case, with the CPU speed read right before it (see [`crate::speed`]).
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Taken {
@@ -527,7 +559,7 @@ impl<'a> Group<'a> {
             return Err(f);
         }
         let calls = self.settings.pick(full, quick).max(10) + 1;
-        let taken = match primitives::SampleStore::new(calls) {
+        let taken = match primitives::SampleStore::new(calls * TOP_UP_ROOM) {
             Ok(store) => store,
             Err(e) => {
                 eprintln!("isoprobe-bench {}: no sample store ({e}); criterion samples {op}/{param} itself", self.name);
@@ -615,8 +647,40 @@ impl<'a> Group<'a> {
         }
     }
 
-    /// Takes the cases' samples in rounds (one case alone takes them one after the other), with
-    /// the CPU's speed read around each; then hands each case's samples to criterion in the order
+    /// One sample of `q`: its untimed calls first (none for a netns case), then the speed
+    /// reading, then the timed call; a netns case then waits for the cleanup. A failure is
+    /// recorded in `failure`.
+    fn take_sample(&mut self, q: &mut Queued<'_>, failure: &mut Option<String>, after_wait: &mut bool) {
+        if !q.netns {
+            let owed = if std::mem::take(after_wait) { WARM_AFTER_NETNS_WAIT } else { WARM_UP_CALLS };
+            if let Some(e) = (0..owed).find_map(|_| (q.f)(1).err()) {
+                *failure = Some(format!("failed in an untimed call before a sample: {e}"));
+                return;
+            }
+        }
+        let at_us =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let speed_ns = self.speed.read();
+        match (q.f)(1) {
+            Ok(t) => {
+                let taken = Taken { wall_ns: t.wall_ns, cpu_ns: t.cpu_ns, speed_ns, at_us };
+                if !q.taken.push(taken.to_words()) {
+                    *failure = Some("more samples than the store holds (a bug of the sampling)".into());
+                }
+            }
+            Err(e) => *failure = Some(format!("failed while sampling: {e}")),
+        }
+        if q.netns {
+            if let Err(e) = self.netns.wait_idle(Duration::from_secs(120)) {
+                eprintln!("isoprobe-bench: {e}; measuring anyway");
+            }
+            *after_wait = true;
+        }
+    }
+
+    /// Takes the cases' samples in rounds (one case alone takes them one after the other), each
+    /// after an untimed call of its own ([`WARM_UP_CALLS`], [`WARM_AFTER_NETNS_WAIT`]), with
+    /// the CPU's speed read right before it; then hands each case's samples to criterion in the order
     /// they were taken, leaving out those taken while the CPU ran slow if enough remain (see
     /// [`crate::speed`]). A case whose routine fails while sampling is recorded as failed and
     /// left out.
@@ -651,8 +715,8 @@ impl<'a> Group<'a> {
         }
         let mut failed: Vec<Option<String>> = vec![None; queue.len()];
         let mut reported = std::time::Instant::now();
-        // Untimed calls still owed after a netns cleanup wait (see WARM_AFTER_NETNS_WAIT).
-        let mut cold = 0;
+        // Whether the last sample was followed by a netns cleanup wait (see WARM_AFTER_NETNS_WAIT).
+        let mut after_wait = false;
         for round in 0..rounds {
             // Forwards in even rounds, backwards in odd ones: a case is not always preceded by the
             // same neighbour (whose aftermath, a teardown or a cold cache, it would then always
@@ -662,40 +726,53 @@ impl<'a> Group<'a> {
                 order.reverse();
             }
             for i in order {
-                let (q, failure) = (&mut queue[i], &mut failed[i]);
-                if failure.is_some() || !takes_sample(round, q.calls, rounds) {
-                    continue;
-                }
-                if !q.netns {
-                    let owed = std::mem::take(&mut cold);
-                    if let Some(e) = (0..owed).find_map(|_| (q.f)(1).err()) {
-                        *failure = Some(format!("failed while warming up after a netns cleanup wait: {e}"));
-                        continue;
-                    }
-                }
-                let at_us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros() as u64);
-                let speed_ns = self.speed.read();
-                match (q.f)(1) {
-                    Ok(t) => {
-                        let taken = Taken { wall_ns: t.wall_ns, cpu_ns: t.cpu_ns, speed_ns, at_us };
-                        if !q.taken.push(taken.to_words()) {
-                            *failure = Some("more samples than the store holds (a bug of the sampling)".into());
-                        }
-                    }
-                    Err(e) => *failure = Some(format!("failed while sampling: {e}")),
-                }
-                if q.netns {
-                    if let Err(e) = self.netns.wait_idle(Duration::from_secs(120)) {
-                        eprintln!("isoprobe-bench: {e}; measuring anyway");
-                    }
-                    cold = WARM_AFTER_NETNS_WAIT;
+                if failed[i].is_none() && takes_sample(round, queue[i].calls, rounds) {
+                    self.take_sample(&mut queue[i], &mut failed[i], &mut after_wait);
                 }
             }
             if reported.elapsed() > Duration::from_secs(15) {
                 eprintln!("isoprobe-bench {}: round {}/{rounds}", self.name, round + 1);
                 reported = std::time::Instant::now();
+            }
+        }
+        // Top-up: a case that got fewer fast samples than its estimate needs (the CPU ran slow
+        // through most of the group) is sampled on, in rounds with the others short of them,
+        // until it has enough or the budget is spent. Without it such a case is `contended` and
+        // its estimate mixes the two speeds in whatever proportion the run happened to get:
+        // whole groups then read 20–25% apart between two runs.
+        if self.speed.filter() {
+            let start = std::time::Instant::now();
+            let mut round = 0;
+            loop {
+                let best = self.speed.best();
+                let mut short: Vec<usize> = (0..queue.len())
+                    .filter(|&i| failed[i].is_none() && queue[i].short_of_fast(best) && !queue[i].taken.is_full())
+                    .collect();
+                if short.is_empty() || start.elapsed() > TOP_UP_BUDGET {
+                    if !short.is_empty() {
+                        eprintln!(
+                            "isoprobe-bench {}: {} case(s) still short of fast samples after {TOP_UP_BUDGET:?} of extra rounds",
+                            self.name,
+                            short.len()
+                        );
+                    }
+                    break;
+                }
+                if round == 0 {
+                    eprintln!(
+                        "isoprobe-bench {}: {} case(s) have fewer than {} fast samples: sampling them on (at most {TOP_UP_BUDGET:?})",
+                        self.name,
+                        short.len(),
+                        speed::min_fast(queue[short[0]].calls - 1)
+                    );
+                }
+                if round % 2 == 1 {
+                    short.reverse();
+                }
+                for i in short {
+                    self.take_sample(&mut queue[i], &mut failed[i], &mut after_wait);
+                }
+                round += 1;
             }
         }
         let best = self.speed.best();

@@ -14,8 +14,10 @@
 //! [`SLOW_FACTOR`] of the fastest reading seen on this CPU since boot ([`Speed::best`],
 //! kept in `target/isoprobe/bench-speed.json` so that every bench binary of a run, and later runs
 //! on the same boot, share it). A case's estimate then uses its fast samples only, if it has
-//! enough of them ([`select`]); otherwise it uses all of them and the summary marks the case
-//! `contended` (its numbers read slow). The summary also records how many samples were left out.
+//! enough of them ([`select`]); a case short of them after its planned rounds is sampled on, in
+//! extra rounds of at most 30 s per group (`run::TOP_UP_BUDGET`); if it is still short, its
+//! estimate uses all of its samples and the summary marks the case `contended` (its numbers read
+//! slow). The summary also records how many samples were left out.
 //! On a machine whose CPU keeps one speed every sample is fast and nothing changes.
 //!
 //! Only the reading before a sample counts. One taken right after it is disturbed by the sample

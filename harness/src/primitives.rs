@@ -267,6 +267,11 @@ impl SampleStore {
         (self.cap * 4 * 8).next_multiple_of(4096)
     }
 
+    /// Whether no record fits any more.
+    pub fn is_full(&self) -> bool {
+        self.len == self.cap
+    }
+
     /// Appends a record; false when full.
     pub fn push(&mut self, r: [u64; 4]) -> bool {
         if self.len == self.cap {
