@@ -52,7 +52,8 @@ use crate::primitives;
 /// 145 µs in the 160s, 170s and 180s bands and 183–192 µs from 190 ns up (medians per band of
 /// one full run). At 1.12 the bench kept 9 188 of the 42 356 samples of a pair of runs that
 /// read 1.2× the best or less (a fifth of its fast samples), and the two back-to-back runs
-/// agreed within 10% for 85 of 158 medians; at 1.2, 125 (the same samples replayed).
+/// agreed within 10% for 46 of 158 medians; replayed from the recorded samples with the same
+/// best reading, 47 at 1.12 and 125 at 1.2.
 pub const SLOW_FACTOR: f64 = 1.2;
 
 /// Null system calls per timed burst of a probe, and bursts per probe (the fastest counts, so an
