@@ -367,14 +367,16 @@ struct Queued<'a> {
 }
 
 impl Queued<'_> {
-    /// Whether fewer of the samples taken (after the warm-up one) read the CPU fast than
-    /// [`speed::min_fast`] of the planned count.
+    /// The samples taken so far, the first (criterion's warm-up call) included.
+    fn taken(&self) -> Vec<Taken> {
+        (0..self.taken.len()).filter_map(|i| self.taken.get(i)).map(Taken::from_words).collect()
+    }
+
+    /// Whether [`speed::select`] would find this case contended with the samples taken so far
+    /// (the same judgement the estimate gets after the group).
     fn short_of_fast(&self, best: f64) -> bool {
-        let fast = (1..self.taken.len())
-            .filter_map(|i| self.taken.get(i))
-            .filter(|w| speed::fast(Taken::from_words(*w).speed_ns, best))
-            .count();
-        fast < speed::min_fast(self.calls - 1)
+        let readings: Vec<f64> = self.taken().iter().skip(1).map(|t| t.speed_ns).collect();
+        speed::select(&readings, best, true).contended
     }
 }
 
@@ -745,31 +747,38 @@ impl<'a> Group<'a> {
             let mut round = 0;
             loop {
                 let best = self.speed.best();
-                let mut short: Vec<usize> = (0..queue.len())
-                    .filter(|&i| failed[i].is_none() && queue[i].short_of_fast(best) && !queue[i].taken.is_full())
-                    .collect();
-                if short.is_empty() || start.elapsed() > TOP_UP_BUDGET {
+                let short: Vec<usize> =
+                    (0..queue.len()).filter(|&i| failed[i].is_none() && queue[i].short_of_fast(best)).collect();
+                let mut short_with_room: Vec<usize> =
+                    short.iter().copied().filter(|&i| !queue[i].taken.is_full()).collect();
+                if short_with_room.is_empty() || start.elapsed() > TOP_UP_BUDGET {
                     if !short.is_empty() {
+                        let why = if short_with_room.is_empty() {
+                            format!("their sample stores ({TOP_UP_ROOM}× the planned samples) are full")
+                        } else {
+                            format!("the budget of {TOP_UP_BUDGET:?} is spent")
+                        };
                         eprintln!(
-                            "isoprobe-bench {}: {} case(s) still short of fast samples after {TOP_UP_BUDGET:?} of extra rounds",
+                            "isoprobe-bench {}: {} case(s) still short of fast samples after {:.1?} of extra rounds: {why}",
                             self.name,
-                            short.len()
+                            short.len(),
+                            start.elapsed()
                         );
                     }
                     break;
                 }
                 if round == 0 {
                     eprintln!(
-                        "isoprobe-bench {}: {} case(s) have fewer than {} fast samples: sampling them on (at most {TOP_UP_BUDGET:?})",
+                        "isoprobe-bench {}: {} case(s) have too few fast samples: sampling them on (at most \
+                         {TOP_UP_BUDGET:?})",
                         self.name,
-                        short.len(),
-                        speed::min_fast(queue[short[0]].calls - 1)
+                        short.len()
                     );
                 }
                 if round % 2 == 1 {
-                    short.reverse();
+                    short_with_room.reverse();
                 }
-                for i in short {
+                for i in short_with_room {
                     self.take_sample(&mut queue[i], &mut failed[i], &mut after_wait);
                 }
                 round += 1;
@@ -783,7 +792,7 @@ impl<'a> Group<'a> {
                 continue;
             }
             // The first sample is criterion's warm-up call; the selection is among the others.
-            let taken: Vec<Taken> = (0..q.taken.len()).filter_map(|i| q.taken.get(i)).map(Taken::from_words).collect();
+            let taken = q.taken();
             let readings: Vec<f64> = taken[1..].iter().map(|t| t.speed_ns).collect();
             let sel = speed::select(&readings, best, self.speed.filter());
             if let Some(dir) = std::env::var_os("ISOPROBE_BENCH_SAMPLES")

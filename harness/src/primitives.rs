@@ -610,18 +610,10 @@ impl Child {
         let mut status: c_int = 0;
         // SAFETY: rusage is plain data; wait4 fills it. All-zero is a valid rusage.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: waits for our own unreaped child; both out-pointers are valid.
-            let r = unsafe { libc::wait4(self.pid, &mut status, libc::__WALL, &mut ru) };
-            if r == self.pid {
-                self.reaped = true;
-                return Ok(Exit { status, cpu_ns: rusage_cpu_ns(&ru) });
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        }
+        // SAFETY: our own unreaped child; both out-pointers are to the locals above.
+        unsafe { wait4_child(self.pid, &mut status, &mut ru) }?;
+        self.reaped = true;
+        Ok(Exit { status, cpu_ns: rusage_cpu_ns(&ru) })
     }
 }
 
@@ -801,20 +793,30 @@ fn create_and_reap(call: Call, args: &CloneArgs, page: &SharedPage) -> io::Resul
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: our own child; both out-pointers are into the shared page (see reap_area).
+    unsafe { wait4_child(pid as libc::pid_t, status, ru) }?;
+    // SAFETY: the kernel has written both (wait4 returned the pid); they are plain data.
+    let (status, ru) = unsafe { (*status, *ru) };
+    Ok(Exit { status, cpu_ns: rusage_cpu_ns(&ru) })
+}
+
+/// wait4(2) for `pid` (any kind of child: `__WALL`), again after EINTR.
+///
+/// # Safety
+/// `pid` must be an unreaped child of this process, and `status` and `ru` valid for writes.
+/// Inlined, so that [`create_and_reap`] stores to no further stack frame while its child lives.
+#[inline(always)]
+unsafe fn wait4_child(pid: libc::pid_t, status: *mut c_int, ru: *mut libc::rusage) -> io::Result<()> {
     loop {
-        // SAFETY: reaps our own child; both out-pointers are into the shared page (see reap_area).
-        let r = unsafe { libc::wait4(pid as libc::pid_t, status, libc::__WALL, ru) };
-        if r as i64 == pid {
-            break;
+        // SAFETY: as the caller promises.
+        if unsafe { libc::wait4(pid, status, libc::__WALL, ru) } == pid {
+            return Ok(());
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
             return Err(e);
         }
     }
-    // SAFETY: the kernel has written both (wait4 returned the pid); they are plain data.
-    let (status, ru) = unsafe { (*status, *ru) };
-    Ok(Exit { status, cpu_ns: rusage_cpu_ns(&ru) })
 }
 
 /// User plus system CPU time of a rusage, in nanoseconds.
@@ -1116,11 +1118,14 @@ mod tests {
     fn an_exit_only_child_is_reaped_through_the_shared_page() {
         let page = SharedPage::new(1).unwrap();
         for call in [Call::Fork, Call::Clone, Call::Clone3] {
+            // All ones before: wait4 writes the status (0, an exit with 0) into the low four bytes
+            // of the slot and leaves the high four (create_and_reap does not clear the page, as
+            // spawn_and_wait does first).
             page.store(SLOT_REAP_STATUS, u64::MAX);
-            let exit = spawn_and_wait(call, 0, None, &Action::Exit, &page).unwrap();
+            let exit = create_and_reap(call, &clone_args(call, 0, None).unwrap(), &page).unwrap();
             assert!(exit.success(), "{call:?}: {:#x}", exit.status);
-            // wait4 wrote the status (0: exited with 0) into the page, not to the parent's stack.
-            assert_eq!(page.load(SLOT_REAP_STATUS) as u32, 0, "{call:?}");
+            assert_eq!(page.load(SLOT_REAP_STATUS), 0xffff_ffff_0000_0000, "{call:?}");
+            assert!(spawn_and_wait(call, 0, None, &Action::Exit, &page).unwrap().success(), "{call:?}");
         }
         // What the calls cannot express fails before anything is created.
         let invalid = |r: io::Result<Exit>| r.unwrap_err().kind() == io::ErrorKind::InvalidInput;
