@@ -80,8 +80,7 @@ pub fn exit0_elf() -> Vec<u8> {
 /// Writes the payload to `dir/isoprobe-payload` (mode 0755) and returns its path.
 pub fn write_payload(dir: &Path) -> io::Result<PathBuf> {
     let path = dir.join("isoprobe-payload");
-    fs::write(&path, exit0_elf())?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    isoprobe_harness::exe::write_executable(&path, &exit0_elf())?;
     Ok(path)
 }
 

@@ -145,7 +145,8 @@ impl CaseEnv {
             let probe = self.dir.join(isoprobe_probes::PROBE_NAME);
             // A hard link costs nothing; a copy is the fallback across filesystems.
             if fs::hard_link(&run.probe_exe, &probe).is_err() {
-                fs::copy(&run.probe_exe, &probe).ctx(|| format!("copy the probe to {}", probe.display()))?;
+                crate::exe::copy_executable(&run.probe_exe, &probe)
+                    .ctx(|| format!("copy the probe to {}", probe.display()))?;
             }
         }
         // The probe runs as root of its user namespace: these dirs belong to the id that maps to

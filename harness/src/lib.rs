@@ -16,6 +16,7 @@ pub mod cgroup;
 pub mod check;
 pub mod conversation;
 pub mod error;
+pub mod exe;
 pub mod fingerprint;
 pub mod host;
 pub mod hostlock;

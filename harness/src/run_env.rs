@@ -70,9 +70,8 @@ impl RunEnv {
         let env = (|| {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", dir.display()))?;
             let probe_exe = dir.join(isoprobe_probes::PROBE_NAME);
-            fs::copy(probe_source, &probe_exe)
+            crate::exe::copy_executable(probe_source, &probe_exe)
                 .ctx(|| format!("copy the probe {} into {}", probe_source.display(), dir.display()))?;
-            fs::set_permissions(&probe_exe, fs::Permissions::from_mode(0o755)).ctx(|| "chmod the probe".into())?;
             let marker_token = format!("{PREFIX}-marker-{}", token());
             let marker_path = dir.join("host-marker");
             fs::write(&marker_path, &marker_token).ctx(|| format!("write {}", marker_path.display()))?;

@@ -5,7 +5,6 @@
 //! the host rootfs mode and no namespaces: the point is the harness's side of the wire.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -63,8 +62,7 @@ fn bad_probe(script: PathBuf, body: &str, want: &str) -> Result<(), Failed> {
     // Read the hello line first, as a real probe does, then misbehave.
     // In hold mode (the harness's pid sentinel) the script only waits for the end of stdin.
     let text = format!("#!/bin/sh\nif [ \"$1\" = hold ]; then exec cat >/dev/null; fi\nread -r hello\n{body}\n");
-    fs::write(&script, text).map_err(|e| e.to_string())?;
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    isoprobe_harness::exe::write_executable(&script, text.as_bytes()).map_err(|e| e.to_string())?;
     let h = Harness::new(HarnessOptions { case_timeout: Duration::from_secs(2), probe: Some(script) })
         .map_err(|e| e.to_string())?;
     let outcome = h.run_case(&CaseSpec::new(NsSet::EMPTY));
