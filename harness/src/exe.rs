@@ -53,15 +53,30 @@ mod tests {
     /// A thread forks children that hold every inherited descriptor for 20 ms and exit without
     /// exec, as a harness child that sets up a namespace does, while this thread writes fresh
     /// executables and runs each one at once. Without the private table most runs fail with
-    /// ETXTBSY (checked: 14, 15 and 18 of 20 in three runs); with it none may.
+    /// ETXTBSY (checked: 9 to 17 of 20 in five runs); with it none may.
+    /// Removed on drop, also when an assertion fails.
+    fn scratch() -> tempfile::TempDir {
+        tempfile::Builder::new().prefix("isoprobe-exe-test-").tempdir().unwrap()
+    }
+
+    struct StopOnDrop<'a>(&'a AtomicBool);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn a_fresh_executable_runs_while_another_thread_forks() {
-        let dir = std::env::temp_dir().join(format!("isoprobe-exe-test-{}", crate::names::token()));
-        fs::create_dir(&dir).unwrap();
+        let tmp = scratch();
+        let dir = tmp.path();
         let stop = AtomicBool::new(false);
         let forks = std::sync::atomic::AtomicUsize::new(0);
         let result = std::thread::scope(|s| {
             s.spawn(|| {
+                // Should this thread fail, the writer stops waiting for it.
+                let _stop = StopOnDrop(&stop);
                 // Fork without pause; reap the oldest child by its pid once 50 are alive.
                 let mut alive = std::collections::VecDeque::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -91,8 +106,10 @@ mod tests {
                     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
                 }
             });
+            // Should this thread fail, the forker ends (and the scope with it).
+            let stop_forking = StopOnDrop(&stop);
             // Let the forking start before the first write.
-            while forks.load(Ordering::Relaxed) == 0 {
+            while forks.load(Ordering::Relaxed) == 0 && !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(1));
             }
             // /bin/true with 4 MiB of zeros after it (the kernel loads only its segments): a write
@@ -112,25 +129,23 @@ mod tests {
                 }
                 fs::remove_file(&exe).unwrap();
             }
-            stop.store(true, Ordering::Relaxed);
+            drop(stop_forking);
             failures
         });
-        fs::remove_dir_all(&dir).unwrap();
         assert!(forks.load(Ordering::Relaxed) > 0);
         assert!(result.is_empty(), "runs failed: {result:#?}");
     }
 
     #[test]
     fn a_copy_is_executable_and_equal_to_its_source() {
-        let dir = std::env::temp_dir().join(format!("isoprobe-exe-test-{}", crate::names::token()));
-        fs::create_dir(&dir).unwrap();
+        let tmp = scratch();
+        let dir = tmp.path();
         let exe = dir.join("copy");
         copy_executable(Path::new("/bin/true"), &exe).unwrap();
         let same = fs::read(&exe).unwrap() == fs::read("/bin/true").unwrap();
         let mode = fs::metadata(&exe).unwrap().permissions().mode() & 0o7777;
         let st = std::process::Command::new(&exe).status().unwrap();
         let missing = copy_executable(&dir.join("no-such-file"), &dir.join("x")).unwrap_err();
-        fs::remove_dir_all(&dir).unwrap();
         assert!(same);
         assert_eq!(mode, 0o755);
         assert!(st.success(), "{st:?} {:?}", st.signal());
