@@ -71,9 +71,31 @@ mod tests {
     fn a_fresh_executable_runs_while_another_thread_forks() {
         let tmp = scratch();
         let dir = tmp.path();
+        // The forks and runs happen on a thread whose descriptor table is its own and holds only
+        // stdio: the children must not hold what the other tests of this process have open (a
+        // host lock's socket that a child holds stays bound after its test released it).
+        let (forks, result) = std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES).unwrap();
+                // SAFETY: closes descriptors 3 and up of this thread's private table only (no
+                // other thread shares it, and nothing on this thread holds one of them).
+                let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+                assert_eq!(closed, 0, "close_range: {}", io::Error::last_os_error());
+                fork_while_running_fresh_executables(dir)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        assert!(forks > 0);
+        assert!(result.is_empty(), "runs failed: {result:#?}");
+    }
+
+    /// Forks on one thread while this one writes and runs 20 executables; returns the number of
+    /// forks and the runs that failed.
+    fn fork_while_running_fresh_executables(dir: &Path) -> (usize, Vec<String>) {
         let stop = AtomicBool::new(false);
         let forks = std::sync::atomic::AtomicUsize::new(0);
-        let result = std::thread::scope(|s| {
+        let failures = std::thread::scope(|s| {
             s.spawn(|| {
                 // Should this thread fail, the writer stops waiting for it.
                 let _stop = StopOnDrop(&stop);
@@ -132,8 +154,7 @@ mod tests {
             drop(stop_forking);
             failures
         });
-        assert!(forks.load(Ordering::Relaxed) > 0);
-        assert!(result.is_empty(), "runs failed: {result:#?}");
+        (forks.load(Ordering::Relaxed), failures)
     }
 
     #[test]
