@@ -47,13 +47,9 @@ fn with_private_fd_table<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> i
 mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
-    /// A thread forks children that hold every inherited descriptor for 20 ms and exit without
-    /// exec, as a harness child that sets up a namespace does, while this thread writes fresh
-    /// executables and runs each one at once. Without the private table most runs fail with
-    /// ETXTBSY (checked: 9 to 17 of 20 in five runs); with it none may.
     /// Removed on drop, also when an assertion fails.
     fn scratch() -> tempfile::TempDir {
         tempfile::Builder::new().prefix("isoprobe-exe-test-").tempdir().unwrap()
@@ -67,6 +63,10 @@ mod tests {
         }
     }
 
+    /// A thread forks children that hold every inherited descriptor for 20 ms and exit without
+    /// exec, as a harness child that sets up a namespace does, while this thread writes fresh
+    /// executables and runs each one at once. Without the private table most runs fail with
+    /// ETXTBSY (checked: 9 to 17 of 20 in eight runs); with it none may.
     #[test]
     fn a_fresh_executable_runs_while_another_thread_forks() {
         let tmp = scratch();
@@ -74,18 +74,14 @@ mod tests {
         // The forks and runs happen on a thread whose descriptor table is its own and holds only
         // stdio: the children must not hold what the other tests of this process have open (a
         // host lock's socket that a child holds stays bound after its test released it).
-        let (forks, result) = std::thread::scope(|s| {
-            s.spawn(|| {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES).unwrap();
-                // SAFETY: closes descriptors 3 and up of this thread's private table only (no
-                // other thread shares it, and nothing on this thread holds one of them).
-                let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-                assert_eq!(closed, 0, "close_range: {}", io::Error::last_os_error());
-                fork_while_running_fresh_executables(dir)
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        });
+        let (forks, result) = with_private_fd_table(|| {
+            // SAFETY: closes descriptors 3 and up of this thread's private table only (no other
+            // thread shares it, and nothing on this thread holds one of them).
+            let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+            assert_eq!(closed, 0, "close_range: {}", io::Error::last_os_error());
+            Ok(fork_while_running_fresh_executables(dir))
+        })
+        .unwrap();
         assert!(forks > 0);
         assert!(result.is_empty(), "runs failed: {result:#?}");
     }
@@ -94,7 +90,12 @@ mod tests {
     /// forks and the runs that failed.
     fn fork_while_running_fresh_executables(dir: &Path) -> (usize, Vec<String>) {
         let stop = AtomicBool::new(false);
-        let forks = std::sync::atomic::AtomicUsize::new(0);
+        let forks = AtomicUsize::new(0);
+        let reap = |pid: libc::pid_t| {
+            let mut status = 0;
+            // SAFETY: reaps a child the forker forked, by its pid.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        };
         let failures = std::thread::scope(|s| {
             s.spawn(|| {
                 // Should this thread fail, the writer stops waiting for it.
@@ -115,18 +116,11 @@ mod tests {
                     assert!(pid > 0, "fork: {}", io::Error::last_os_error());
                     forks.fetch_add(1, Ordering::Relaxed);
                     alive.push_back(pid);
-                    while alive.len() > 50 || (stop.load(Ordering::Relaxed) && !alive.is_empty()) {
-                        let pid = alive.pop_front().unwrap();
-                        let mut status = 0;
-                        // SAFETY: reaps a child this thread forked, by its pid.
-                        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                    if alive.len() > 50 {
+                        reap(alive.pop_front().unwrap());
                     }
                 }
-                for pid in alive {
-                    let mut status = 0;
-                    // SAFETY: as above.
-                    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-                }
+                alive.into_iter().for_each(reap);
             });
             // Should this thread fail, the forker ends (and the scope with it).
             let stop_forking = StopOnDrop(&stop);

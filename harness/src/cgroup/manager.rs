@@ -291,7 +291,7 @@ impl CaseCgroups {
                 }
             }
         }
-        set.wait_for_tool_at_rest();
+        set.wait_for_cgroup_at_rest();
         let base = set.read();
         let probe_ran = runtime_ns(pid.as_raw()).unwrap_or(0);
         let usage = [base.cpu_usage_ns, base.v2_usage_ns].into_iter().flatten().max().unwrap_or(0);
@@ -315,7 +315,7 @@ impl CaseCgroups {
     /// (Taken while the probe still ran after its exec, the runtime read second outgrew the usage
     /// read first: the tool's share then came out as 0 and the probe as "attached" late, and the
     /// probe's usage check failed by the share, 0.35–0.84 ms, in the launcher suite.)
-    fn wait_for_tool_at_rest(&self) {
+    fn wait_for_cgroup_at_rest(&self) {
         let deadline = Instant::now() + TOOL_REST_WAIT;
         while Instant::now() < deadline {
             let Ok(procs) = self.procs() else { return };
