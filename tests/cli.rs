@@ -235,13 +235,36 @@ fn cgroups_of(token: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The killed run and the cleanup live in a private /tmp and a private IPC namespace of this
+/// A tmpfs on a fresh directory in the temporary directory, mounted in the calling thread's private
+/// mount namespace; unmounted and removed when dropped, also when the test fails.
+struct PrivateTmp(PathBuf);
+
+impl PrivateTmp {
+    fn mount(name: &str) -> PrivateTmp {
+        use nix::mount::{MsFlags, mount};
+        let dir = std::env::temp_dir().join(format!("cli-test-{name}-tmp-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let guard = PrivateTmp(dir);
+        mount(Some("tmpfs"), &guard.0, Some("tmpfs"), MsFlags::empty(), Some("mode=1777"))
+            .expect("mount a private tmpfs");
+        guard
+    }
+}
+
+impl Drop for PrivateTmp {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The killed run and the cleanup live in a private temporary directory and a private IPC namespace of this
 /// test's thread (both go away with it), so that other isoprobe runs on the host neither confuse
 /// the check nor get touched; cgroups are shared, and told apart by the run's token.
 #[test]
 fn cleanup_removes_what_a_killed_run_left_behind() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (a private /tmp, IPC and uts namespace for the killed run)");
+        eprintln!("skipped: needs root (a private tmpfs, IPC and uts namespace for the killed run)");
         return;
     }
     use nix::mount::{MsFlags, mount};
@@ -252,7 +275,15 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
         .expect("unshare mount, IPC and uts namespaces");
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
-    mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::empty(), Some("mode=1777")).expect("mount a private /tmp");
+    // The runs' temporary directory is a tmpfs of this test's own (TMPDIR), mounted on a fresh
+    // directory rather than over /tmp: the checkout, and with it the isoprobe binary, may live
+    // under /tmp, and a tmpfs there would hide it.
+    let tmp = PrivateTmp::mount("cleanup");
+    let isoprobe = || {
+        let mut c = isoprobe();
+        c.env("TMPDIR", &tmp.0);
+        c
+    };
     assert!(isoprobe_sysv().is_empty(), "a fresh IPC namespace has no objects");
 
     let mut child = isoprobe()
@@ -266,7 +297,7 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let run_dir = loop {
         assert!(Instant::now() < deadline, "the run never mounted anything");
-        let found = std::fs::read_dir("/tmp")
+        let found = std::fs::read_dir(&tmp.0)
             .unwrap()
             .flatten()
             .map(|e| e.path())
