@@ -84,15 +84,17 @@ enum Command {
     /// Compare two reports (or two benchmark summaries): the regression gate.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
-    /// Find and remove what a killed run left behind: run directories of dead runs, mounts under
-    /// them, isoprobe cgroups, SysV IPC objects with isoprobe keys and /isoprobe-* message queues.
+    /// Find and remove what a killed run left behind: run directories of dead runs, mounts and
+    /// loop devices under them, isoprobe cgroups, SysV IPC objects with isoprobe keys and
+    /// /isoprobe-* message queues (`run`, the suites and the benches remove what dead runs
+    /// provably own by themselves before they start).
     #[command(after_help = EXIT_CODES)]
     Cleanup {
         /// Only list what would be removed.
         #[arg(long)]
         dry_run: bool,
-        /// Remove a cgroup only when its name carries the token of a dead run found in the
-        /// temporary directory (leave cgroups of runs this cleanup cannot place alone).
+        /// Remove only what a dead run found in the temporary directory provably owns (its
+        /// directory, cgroups by its token, IPC objects by its ledger), as a run does at its start.
         #[arg(long)]
         only_known_runs: bool,
     },

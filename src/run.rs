@@ -199,6 +199,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     };
     let conformance = args.selection.conformance();
     let kinds = args.selection.launcher_kinds();
+    // Crash-only: whatever dead runs left goes before this run creates anything.
+    isoprobe_harness::leftovers::recover_at_start("isoprobe run");
     let started_at = SystemTime::now();
     let started = Instant::now();
     let fingerprint = Fingerprint::collect(if conformance { LAUNCHER_TOOLS } else { &[] });

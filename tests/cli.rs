@@ -258,60 +258,80 @@ impl Drop for PrivateTmp {
     }
 }
 
-/// The killed run and the cleanup live in a private temporary directory and a private IPC namespace of this
-/// test's thread (both go away with it), so that other isoprobe runs on the host neither confuse
-/// the check nor get touched; cgroups are shared, and told apart by the run's token.
+/// A run killed mid-case, in a private temporary directory (a tmpfs, TMPDIR) and private IPC and
+/// uts namespaces of the calling test's thread (they go away with it), so that other isoprobe
+/// runs on the host neither confuse the check nor get touched; cgroups are shared, and told apart
+/// by the run's token.
+struct KilledRun {
+    tmp: PrivateTmp,
+    run_dir: PathBuf,
+    token: String,
+}
+
+impl KilledRun {
+    /// `isoprobe` with this test's temporary directory.
+    fn isoprobe(&self) -> Command {
+        let mut c = isoprobe();
+        c.env("TMPDIR", &self.tmp.0);
+        c
+    }
+
+    /// Starts `isoprobe run` and SIGKILLs it once a case has a mount on the host; `None` (with
+    /// the reason printed) when not root.
+    fn new(name: &str) -> Option<KilledRun> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (a private tmpfs, IPC and uts namespace for the killed run)");
+            return None;
+        }
+        use nix::mount::{MsFlags, mount};
+        use nix::sched::{CloneFlags, unshare};
+        // This test's thread only: the test harness runs each test on its own thread.
+        // A uts namespace too: a case killed between setting the NIS domainname and the host's
+        // restore leaves it changed, and that must not be the host's.
+        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
+            .expect("unshare mount, IPC and uts namespaces");
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
+        // The runs' temporary directory is a tmpfs of this test's own (TMPDIR), mounted on a
+        // fresh directory rather than over /tmp: the checkout, and with it the isoprobe binary,
+        // may live under /tmp, and a tmpfs there would hide it.
+        let tmp = PrivateTmp::mount(name);
+        assert!(isoprobe_sysv().is_empty(), "a fresh IPC namespace has no objects");
+        let mut child = isoprobe()
+            .env("TMPDIR", &tmp.0)
+            .args(["run", "--no-report", "-j", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start isoprobe run");
+        let pid = child.id();
+        // Wait until the run has a case going with a mount on the host, then kill it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let run_dir = loop {
+            assert!(Instant::now() < deadline, "the run never mounted anything");
+            let found = std::fs::read_dir(&tmp.0)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("isoprobe-{pid}-")));
+            if let Some(d) = found
+                && mounts_under(&d) > 0
+            {
+                break d;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        let token = run_dir.file_name().unwrap().to_string_lossy().rsplit('-').next().unwrap().to_owned();
+        Some(KilledRun { tmp, run_dir, token })
+    }
+}
+
 #[test]
 fn cleanup_removes_what_a_killed_run_left_behind() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root (a private tmpfs, IPC and uts namespace for the killed run)");
-        return;
-    }
-    use nix::mount::{MsFlags, mount};
-    use nix::sched::{CloneFlags, unshare};
-    // This test's thread only: the test harness runs each test on its own thread.
-    // A uts namespace too: a case killed between setting the NIS domainname and the host's
-    // restore leaves it changed, and that must not be the host's.
-    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
-        .expect("unshare mount, IPC and uts namespaces");
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
-    // The runs' temporary directory is a tmpfs of this test's own (TMPDIR), mounted on a fresh
-    // directory rather than over /tmp: the checkout, and with it the isoprobe binary, may live
-    // under /tmp, and a tmpfs there would hide it.
-    let tmp = PrivateTmp::mount("cleanup");
-    let isoprobe = || {
-        let mut c = isoprobe();
-        c.env("TMPDIR", &tmp.0);
-        c
-    };
-    assert!(isoprobe_sysv().is_empty(), "a fresh IPC namespace has no objects");
-
-    let mut child = isoprobe()
-        .args(["run", "--no-report", "-j", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start isoprobe run");
-    let pid = child.id();
-    // Wait until the run has a case going with a mount on the host, then kill it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let run_dir = loop {
-        assert!(Instant::now() < deadline, "the run never mounted anything");
-        let found = std::fs::read_dir(&tmp.0)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("isoprobe-{pid}-")));
-        if let Some(d) = found
-            && mounts_under(&d) > 0
-        {
-            break d;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-    child.wait().unwrap();
-    let token = run_dir.file_name().unwrap().to_string_lossy().rsplit('-').next().unwrap().to_owned();
+    let Some(k) = KilledRun::new("cleanup") else { return };
+    let isoprobe = || k.isoprobe();
+    let (run_dir, token) = (k.run_dir.clone(), k.token.clone());
     // The killed run's probes die with it (PR_SET_PDEATHSIG); what the run held stays.
     assert!(run_dir.exists(), "a killed run leaves its directory behind");
     let left_sysv = isoprobe_sysv();
@@ -356,6 +376,30 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     assert!(text(&again.stdout).contains("removed 0, kept"), "{}", text(&again.stdout));
     // Message queues are checked by cleanup itself (it lists them in a private mount of the
     // mqueue filesystem); the second cleanup found none.
+}
+
+/// Crash-only: the next `isoprobe run` removes what a killed one left (its directory, mounts,
+/// cgroups, IPC objects), says so in one line, and leaves nothing of either behind.
+#[test]
+fn the_next_run_removes_what_a_killed_run_left() {
+    let Some(k) = KilledRun::new("next-run") else { return };
+    let left_sysv = isoprobe_sysv();
+    assert!(k.run_dir.exists() && !left_sysv.is_empty(), "a killed run leaves its directory and IPC objects");
+    let out = output(k.isoprobe().args(["run", "--no-report", "--suite", "namespaces", "--ns", "uts", "--launcher", "clone3"]));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}\n{err}", text(&out.stdout));
+    let line = err.lines().find(|l| l.starts_with("isoprobe run: removed what 1 dead isoprobe run left: "));
+    let line = line.unwrap_or_else(|| panic!("no recovery line: {err}"));
+    assert!(line.contains("1 run directory") && line.contains("SysV IPC objects"), "{line}");
+    assert!(!line.contains("could not be removed"), "{line}");
+    assert!(!k.run_dir.exists(), "the killed run's directory is still there");
+    assert_eq!(mounts_under(&k.run_dir), 0);
+    assert!(cgroups_of(&k.token).is_empty(), "{:?}", cgroups_of(&k.token));
+    assert!(isoprobe_sysv().is_empty(), "SysV objects left: {:?}", isoprobe_sysv());
+    assert_eq!(std::fs::read_dir(&k.tmp.0).unwrap().count(), 0, "the runs left files in their temporary directory");
+    // A second run finds nothing to say.
+    let out = output(k.isoprobe().args(["run", "--no-report", "--suite", "namespaces", "--ns", "uts", "--launcher", "clone3"]));
+    assert!(!text(&out.stderr).contains("dead isoprobe run"), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -218,6 +218,8 @@ impl BenchRun {
         // Before anything is allocated: freed memory must not stay in the process, where every
         // fork-type sample would copy its page tables (see `primitives::tune_malloc`).
         primitives::tune_malloc();
+        // Crash-only: what dead runs and benches left goes before this bench measures anything.
+        isoprobe_harness::leftovers::recover_at_start(&format!("isoprobe-bench {topic}"));
         let settings = Settings::from_env();
         let cpu = bench_cpu();
         match cpu {

@@ -9,7 +9,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use isoprobe_probes::sys::{self, SysvKind};
 use isoprobe_probes::wire::{
@@ -21,6 +21,7 @@ use std::os::fd::BorrowedFd;
 
 use crate::cgroup::CaseCgroup;
 use crate::error::{Context, HarnessError};
+use crate::leftovers::IpcLedger;
 use crate::limits::CaseLimits;
 use crate::mounts::unmount_all_under;
 use crate::names::{PREFIX, sysv_key, token};
@@ -54,6 +55,8 @@ pub struct CaseEnv {
     host_ipc_ids: Vec<(SysvKind, i32)>,
     /// Names handed to probes for their own objects (removed on drop if a probe left them).
     own_ipc: Mutex<Vec<IpcNames>>,
+    /// The run's record of IPC names, written before each object can exist.
+    ledger: Arc<IpcLedger>,
     abstract_name: String,
     _abstract_listener: UnixListener,
     tcp_port: u16,
@@ -87,6 +90,7 @@ impl CaseEnv {
             host_ipc: IpcNames { shm_key: 0, sem_key: 0, msg_key: 0, mq_name: String::new() },
             host_ipc_ids: Vec::new(),
             own_ipc: Mutex::new(Vec::new()),
+            ledger: Arc::clone(&run.ledger),
             abstract_name,
             _abstract_listener: abstract_listener,
             tcp_port,
@@ -169,6 +173,7 @@ impl CaseEnv {
         for kind in [SysvKind::Shm, SysvKind::Sem, SysvKind::Msg] {
             let (key, id) = loop {
                 let key = sysv_key();
+                self.ledger.sysv(kind, key)?;
                 match sys::sysv_create(kind, key, 0o666) {
                     Ok(id) => break (key, id),
                     Err(Errno::EEXIST) => continue,
@@ -185,14 +190,16 @@ impl CaseEnv {
             }
         }
         let mq = format!("/{PREFIX}-{}", token());
+        self.ledger.mqueue(&mq)?;
         sys::mq_create(&mq, 0o666).ctx(|| format!("create the host message queue {mq}"))?;
         self.host_ipc.mq_name = mq;
         Ok(())
     }
 
-    /// Fresh names for one probe of this case. Keys already in use on the host are skipped so
+    /// Fresh names for one probe of this case, recorded in the run's ledger (a probe in the
+    /// host's IPC namespace creates them there). Keys already in use on the host are skipped so
     /// that cleanup can never remove someone else's object.
-    pub fn new_probe_names(&self) -> ProbeNames {
+    pub fn new_probe_names(&self) -> Result<ProbeNames, HarnessError> {
         let free_key = |kind| loop {
             let k = sysv_key();
             if sys::sysv_get(kind, k) == Err(Errno::ENOENT) {
@@ -205,8 +212,14 @@ impl CaseEnv {
             msg_key: free_key(SysvKind::Msg),
             mq_name: format!("/{PREFIX}-{}", token()),
         };
+        for (kind, key) in
+            [(SysvKind::Shm, own_ipc.shm_key), (SysvKind::Sem, own_ipc.sem_key), (SysvKind::Msg, own_ipc.msg_key)]
+        {
+            self.ledger.sysv(kind, key)?;
+        }
+        self.ledger.mqueue(&own_ipc.mq_name)?;
         self.own_ipc.lock().unwrap_or_else(|e| e.into_inner()).push(own_ipc.clone());
-        ProbeNames { own_ipc, domainname_token: format!("{PREFIX}-{}", token()) }
+        Ok(ProbeNames { own_ipc, domainname_token: format!("{PREFIX}-{}", token()) })
     }
 
     /// A host path inside the case directory.

@@ -22,6 +22,7 @@ pub mod host;
 pub mod hostlock;
 pub mod judge;
 pub mod launcher;
+pub mod leftovers;
 pub mod limits;
 pub mod matrix;
 pub mod mounts;

@@ -220,7 +220,7 @@ impl Harness {
         let deadline = begun + self.opts.case_timeout;
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, &spec, id, self.cgroup_root.as_deref())?;
-        let names = case.new_probe_names();
+        let names = case.new_probe_names()?;
         let ctx = StartContext { spec: &spec, case: &case, run: &self.run, deadline, hold: false };
         let started = Instant::now();
         let mut p = registry::launcher(spec.launcher).start(&ctx)?;
@@ -284,7 +284,7 @@ impl Harness {
         started: Instant,
     ) -> Result<(Transcript, HostView, Streams), HarnessError> {
         let host_view = self.host_view(p)?;
-        let names = case.new_probe_names();
+        let names = case.new_probe_names()?;
         let hello = ToProbe::Hello {
             version: WIRE_VERSION,
             case: Box::new(ProbeCase {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use isoprobe_probes::ns::{NsKind, NsSet};
@@ -17,6 +18,7 @@ use isoprobe_probes::sys::stat_start_time;
 use crate::error::{Context, HarnessError};
 use crate::launcher::clone::CloneCall;
 use crate::launcher::process::{GRACE, ProbeProcess, SpawnRequest, spawn_probe};
+use crate::leftovers::IpcLedger;
 use crate::mounts::unmount_all_under;
 use crate::names::{PREFIX, token};
 use crate::spec::Runner;
@@ -38,6 +40,9 @@ pub struct RunEnv {
     pub hostname: String,
     /// st_dev/st_ino of the harness's own namespaces, for the kinds this kernel has.
     pub host_ns: BTreeMap<NsKind, (u64, u64)>,
+    /// Every IPC key and queue name the run's cases may create, recorded before they exist (see
+    /// `leftovers`).
+    pub ledger: Arc<IpcLedger>,
 }
 
 /// A sleeping host process, a copy of the probe in hold mode.
@@ -69,6 +74,7 @@ impl RunEnv {
         fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         let env = (|| {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", dir.display()))?;
+            let ledger = Arc::new(IpcLedger::create(&dir)?);
             let probe_exe = dir.join(isoprobe_probes::PROBE_NAME);
             crate::exe::copy_executable(probe_source, &probe_exe)
                 .ctx(|| format!("copy the probe {} into {}", probe_source.display(), dir.display()))?;
@@ -89,6 +95,7 @@ impl RunEnv {
                 run_token: run_token.clone(),
                 hostname,
                 host_ns: host_namespaces(),
+                ledger,
             })
         })();
         if env.is_err() {

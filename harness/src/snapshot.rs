@@ -5,8 +5,8 @@
 //! directories named isoprobe*, the hierarchy/enabled columns of /proc/cgroups, /tmp entries named
 //! isoprobe*, the type, mode, owner and device number of the standard nodes in /dev (container
 //! tools bind-mount, create or chmod those for their containers; a tool that reaches the host's
-//! node instead changes it for every program on the machine), and processes that are isoprobe
-//! probes or children of this process. POSIX message
+//! node instead changes it for every program on the machine), processes that are isoprobe
+//! probes or children of this process, and loop devices backed by isoprobe's files. POSIX message
 //! queues are not listable without mounting an mqueue filesystem; the cases remove theirs by name.
 //!
 //! What is compared in full and what only by isoprobe's names is a choice about noise: the mount
@@ -37,6 +37,8 @@ pub struct HostSnapshot {
     pub tmp: BTreeSet<String>,
     pub dev_nodes: BTreeSet<String>,
     pub processes: BTreeSet<String>,
+    /// Loop devices backed by a file in an isoprobe directory (a limit case's io.max device).
+    pub loop_devices: BTreeSet<String>,
 }
 
 /// The device nodes every container tool provides in a container's /dev (the OCI runtime spec's
@@ -111,6 +113,10 @@ impl HostSnapshot {
                 .unwrap_or_default(),
             dev_nodes: DEV_NODES.iter().map(|p| node_state(p)).collect(),
             processes: isoprobe_processes(),
+            loop_devices: crate::leftovers::isoprobe_loop_devices()
+                .into_iter()
+                .map(|(dev, backing)| format!("{dev} backed by {backing}"))
+                .collect(),
         }
     }
 
@@ -132,6 +138,7 @@ impl HostSnapshot {
         set_diff("/tmp", &self.tmp, &after.tmp, &mut out);
         set_diff("device node", &self.dev_nodes, &after.dev_nodes, &mut out);
         set_diff("process", &self.processes, &after.processes, &mut out);
+        set_diff("loop device", &self.loop_devices, &after.loop_devices, &mut out);
         out
     }
 }

@@ -21,6 +21,11 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 pub fn suite_main(make: impl FnOnce(&Arc<Harness>) -> Vec<Trial>) -> ExitCode {
     isoprobe_probes::multicall();
     let args = Arguments::from_args();
+    if !args.list {
+        // Crash-only: what dead runs left goes before the snapshot, so that it neither counts as
+        // this suite's change nor stays.
+        isoprobe_harness::leftovers::recover_at_start("isoprobe suite");
+    }
     let before = HostSnapshot::take();
     let harness = match Harness::new(HarnessOptions::default()) {
         Ok(h) => Arc::new(h),
@@ -46,7 +51,7 @@ pub fn suite_main(make: impl FnOnce(&Arc<Harness>) -> Vec<Trial>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     eprintln!(
-        "host snapshot unchanged (hostname, domainname, mounts, SysV IPC, links, cgroups, /tmp, /dev nodes, processes)"
+        "host snapshot unchanged (hostname, domainname, mounts, SysV IPC, links, cgroups, /tmp, /dev nodes, processes, loop devices)"
     );
     conclusion.exit_code()
 }

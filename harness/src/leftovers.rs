@@ -1,0 +1,946 @@
+//! Crash-only recovery: what dead isoprobe processes left on the host, found by isoprobe's names
+//! and removed. `isoprobe run`, every suite and every bench call [`recover_at_start`] first, so a
+//! run killed at any moment leaves nothing after the next one; `isoprobe cleanup` calls [`sweep`]
+//! with [`Scope::All`].
+//!
+//! Only objects isoprobe names are ever looked at: run directories `<tmp>/isoprobe-<pid>-<token>`
+//! and bench directories `<tmp>/isoprobe-bench-<pid>-<token>`, mounts under them, loop devices
+//! whose backing file lies in them, cgroups named `isoprobe-<token>-<case>` (a run's) and
+//! `isoprobe-bench-<pid>-<token>` (a bench's), SysV IPC objects and POSIX message queues a run
+//! wrote into its ledger ([`IpcLedger`]) before creating them; and the NIS domainname, put back to
+//! what a dead run recorded if it still shows an isoprobe token.
+//!
+//! A run is dead when its pid no longer runs, or runs a process that started after the run's
+//! directory was made (a recycled pid). What a live run owns is never touched: its directory, its
+//! cgroups (by token), its IPC objects (by its ledger). [`Scope::All`] also removes what no visible
+//! run owns: cgroups with no known token that are empty and older than a grace period, and
+//! isoprobe-keyed IPC objects created before the oldest live run started (a run in another
+//! temporary directory, or code that keeps no ledger, may have made them).
+//!
+//! It must never remove anything without the isoprobe name, and never follow a run directory's
+//! contents across a mount point (every mount under it is detached first, and removal is refused
+//! if one remains).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use isoprobe_probes::sys::{SysvKind, mq_remove, sysv_remove, sysv_remove_key};
+
+use crate::error::{Context, HarnessError};
+use crate::host::{RecordedDomainname, restore_recorded_domainname};
+use crate::mounts::{mounts, unmount_all_under};
+use crate::names::{PREFIX, is_isoprobe_key};
+
+/// A cgroup no visible run owns is left alone this long after its creation: a run this sweep
+/// cannot see may be about to start a case's processes in it.
+const UNKNOWN_CGROUP_GRACE_SECS: i64 = 5;
+
+/// How long the removal of a dead run's cgroup waits for the kernel to let go of its tasks.
+const CGROUP_DRAIN: Duration = Duration::from_secs(2);
+
+/// The file in a run directory that lists every IPC object the run may have created.
+pub const LEDGER: &str = "ipc-ledger";
+
+/// What a sweep may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only what a dead run provably owns (by its directory, token, pid or ledger).
+    DeadRuns,
+    /// Also what no visible run owns (`isoprobe cleanup`).
+    All,
+}
+
+/// Settings of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    pub scope: Scope,
+    /// Only say what would be removed.
+    pub dry_run: bool,
+}
+
+/// The kinds of leftovers, for counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    RunDir,
+    Mount,
+    LoopDevice,
+    Cgroup,
+    Sysv,
+    Mqueue,
+    Domainname,
+}
+
+impl Kind {
+    fn noun(self, n: usize) -> &'static str {
+        let one = n == 1;
+        match self {
+            Kind::RunDir if one => "run directory",
+            Kind::RunDir => "run directories",
+            Kind::Mount if one => "mount",
+            Kind::Mount => "mounts",
+            Kind::LoopDevice if one => "loop device",
+            Kind::LoopDevice => "loop devices",
+            Kind::Cgroup if one => "cgroup",
+            Kind::Cgroup => "cgroups",
+            Kind::Sysv if one => "SysV IPC object",
+            Kind::Sysv => "SysV IPC objects",
+            Kind::Mqueue if one => "message queue",
+            Kind::Mqueue => "message queues",
+            Kind::Domainname => "NIS domainname",
+        }
+    }
+}
+
+/// What happened to one leftover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Removed,
+    WouldRemove,
+    Kept { why: String },
+    Failed { error: String },
+}
+
+/// One leftover and what the sweep did with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: Kind,
+    pub what: String,
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.outcome {
+            Outcome::Removed => write!(f, "removed {}", self.what),
+            Outcome::WouldRemove => write!(f, "would remove {}", self.what),
+            Outcome::Kept { why } => write!(f, "kept {}: {why}", self.what),
+            Outcome::Failed { error } => write!(f, "failed to remove {}: {error}", self.what),
+        }
+    }
+}
+
+/// The counts of a sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Removed (or, in a dry run, to be removed), by kind.
+    pub removed: BTreeMap<Kind, usize>,
+    pub kept: usize,
+    pub failed: usize,
+    /// Dead runs (and benches) whose leftovers were found.
+    pub dead_runs: usize,
+}
+
+impl Summary {
+    pub fn removed_total(&self) -> usize {
+        self.removed.values().sum()
+    }
+
+    /// "2 run directories, 5 mounts, 12 cgroups", or "nothing".
+    pub fn removed_text(&self) -> String {
+        if self.removed.is_empty() {
+            return "nothing".into();
+        }
+        let parts: Vec<String> = self.removed.iter().map(|(k, n)| format!("{n} {}", k.noun(*n))).collect();
+        parts.join(", ")
+    }
+}
+
+/// Events as they happen, and the summary.
+struct Tally<'a> {
+    dry_run: bool,
+    sink: &'a mut dyn FnMut(&Event),
+    summary: Summary,
+}
+
+impl Tally<'_> {
+    fn event(&mut self, kind: Kind, what: String, outcome: Outcome) {
+        match &outcome {
+            Outcome::Removed | Outcome::WouldRemove => *self.summary.removed.entry(kind).or_default() += 1,
+            Outcome::Kept { .. } => self.summary.kept += 1,
+            Outcome::Failed { .. } => self.summary.failed += 1,
+        }
+        (self.sink)(&Event { kind, what, outcome });
+    }
+    fn removed(&mut self, kind: Kind, what: String) {
+        let o = if self.dry_run { Outcome::WouldRemove } else { Outcome::Removed };
+        self.event(kind, what, o);
+    }
+    fn kept(&mut self, kind: Kind, what: String, why: impl Into<String>) {
+        self.event(kind, what, Outcome::Kept { why: why.into() });
+    }
+    fn failed(&mut self, kind: Kind, what: String, e: impl fmt::Display) {
+        self.event(kind, what, Outcome::Failed { error: e.to_string() });
+    }
+    /// Removes with `f` unless this is a dry run.
+    fn remove(&mut self, kind: Kind, what: String, f: impl FnOnce() -> Result<(), String>) {
+        if self.dry_run {
+            return self.removed(kind, what);
+        }
+        match f() {
+            Ok(()) => self.removed(kind, what),
+            Err(e) => self.failed(kind, what, e),
+        }
+    }
+}
+
+/// Whose a directory or cgroup is, by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    /// `isoprobe-<pid>-<token>`: a harness run.
+    Run { pid: i32, token: String },
+    /// `isoprobe-bench-<pid>-<token>`: a bench's own directory or cgroup.
+    Bench { pid: i32 },
+}
+
+/// A run or bench directory under the temporary directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OwnedDir {
+    path: PathBuf,
+    owner: Owner,
+    /// When it was made (seconds since the epoch).
+    ctime: i64,
+    uid: u32,
+}
+
+impl OwnedDir {
+    fn pid(&self) -> i32 {
+        match self.owner {
+            Owner::Run { pid, .. } | Owner::Bench { pid } => pid,
+        }
+    }
+    fn token(&self) -> Option<&str> {
+        match &self.owner {
+            Owner::Run { token, .. } => Some(token),
+            Owner::Bench { .. } => None,
+        }
+    }
+}
+
+/// Removes what dead isoprobe runs and benches left, before this process creates anything, and
+/// says so in one line (on stderr) when there was anything. `who` names the caller in that line.
+/// Never fails the caller: what cannot be removed is counted in the line.
+pub fn recover_at_start(who: &str) {
+    let mut failures = Vec::new();
+    let sweep = Sweep { scope: Scope::DeadRuns, dry_run: false };
+    match sweep_with(sweep, &mut |e: &Event| {
+        if let Outcome::Failed { .. } = e.outcome {
+            failures.push(e.to_string());
+        }
+    }) {
+        Ok(s) if s.removed_total() == 0 && s.failed == 0 => {}
+        Ok(s) => {
+            let failed = if s.failed == 0 { String::new() } else { format!("; {} could not be removed", s.failed) };
+            eprintln!(
+                "{who}: removed what {} dead isoprobe run{} left: {}{failed}",
+                s.dead_runs,
+                if s.dead_runs == 1 { "" } else { "s" },
+                s.removed_text()
+            );
+            for f in failures.iter().take(5) {
+                eprintln!("{who}:   {f}");
+            }
+        }
+        Err(e) => eprintln!("{who}: could not look for what dead isoprobe runs left: {e}"),
+    }
+}
+
+/// Finds leftovers and removes them (or, in a dry run, says what it would remove); `sink` sees
+/// every event as it happens.
+pub fn sweep_with(sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Summary, HarnessError> {
+    sweep_in(&std::env::temp_dir(), sweep, sink)
+}
+
+/// [`sweep_with`] for the run directories under `tmp`.
+fn sweep_in(tmp: &Path, sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Summary, HarnessError> {
+    let euid = nix::unistd::geteuid();
+    let mut dirs = owned_dirs(tmp)?;
+    // An unprivileged user recovers their own runs only: another user's are not theirs to judge.
+    if sweep.scope == Scope::DeadRuns && !euid.is_root() {
+        dirs.retain(|d| d.uid == euid.as_raw());
+    }
+    let (live, dead): (Vec<&OwnedDir>, Vec<&OwnedDir>) = dirs.iter().partition(|d| pid_alive_since(d.pid(), d.ctime));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    // What no live run may own: made before the oldest live run started, and before this sweep
+    // started (a run may start while it looks); one second of slack, ctimes are whole seconds.
+    let bound = live.iter().filter_map(|r| process_start_epoch(r.pid())).chain([now]).min().unwrap_or(now) - 1;
+    let live_tokens: Vec<&str> = live.iter().filter_map(|r| r.token()).collect();
+    let mut t = Tally { dry_run: sweep.dry_run, sink, summary: Summary::default() };
+    t.summary.dead_runs = dead.len();
+    if sweep.scope == Scope::All {
+        for r in &live {
+            t.kept(
+                Kind::RunDir,
+                r.path.display().to_string(),
+                format!("its process (pid {}) is still running", r.pid()),
+            );
+        }
+    }
+
+    let loops = isoprobe_loop_devices();
+    for r in &dead {
+        if r.token().is_some() {
+            restore_domainname(r, &mut t);
+            remove_ledgered_ipc(r, &mut t);
+        }
+        for (dev, backing) in
+            loops.iter().filter(|(_, b)| Path::new(b.trim_end_matches(" (deleted)")).starts_with(&r.path))
+        {
+            t.remove(Kind::LoopDevice, format!("loop device {dev} (backing file {backing})"), || detach_loop(dev));
+        }
+    }
+    // Cgroups before directories: a limit case's loop device has its backing file in the case
+    // directory, and the cgroups hold the processes.
+    for cg in isoprobe_cgroups()? {
+        let what = format!("cgroup {}", cg.display());
+        let name = cg.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ctime = fs::metadata(&cg).map(|m| m.ctime()).unwrap_or(i64::MAX);
+        let keep = match cgroup_owner(&name) {
+            Some(Owner::Run { token, .. }) if live_tokens.contains(&token.as_str()) => Some("its run is still running"),
+            Some(Owner::Run { token, .. }) if dead.iter().any(|d| d.token() == Some(&token)) => None,
+            Some(Owner::Bench { pid }) => (pid_alive_since(pid, ctime)).then_some("its bench is still running"),
+            _ if sweep.scope == Scope::DeadRuns => continue,
+            _ if populated(&cg) => Some("processes run in it and no dead run owns it"),
+            _ if ctime >= bound - UNKNOWN_CGROUP_GRACE_SECS => {
+                Some("created moments ago and no dead run owns it: a run may be setting it up")
+            }
+            _ => None,
+        };
+        match keep {
+            Some(why) if sweep.scope == Scope::All => t.kept(Kind::Cgroup, what, why),
+            Some(_) => {}
+            None => t.remove(Kind::Cgroup, what, || remove_cgroup(&cg).map_err(|e| e.to_string())),
+        }
+    }
+    for r in &dead {
+        remove_dir(r, &mut t);
+    }
+    if sweep.scope == Scope::All {
+        remove_unowned_ipc(bound, &dead, &mut t)?;
+    }
+    Ok(t.summary)
+}
+
+/// `isoprobe-<pid>-<token>` and `isoprobe-bench-<pid>-<token>` directories directly under `tmp`.
+fn owned_dirs(tmp: &Path) -> Result<Vec<OwnedDir>, HarnessError> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(tmp).ctx(|| format!("list {}", tmp.display()))? {
+        let e = e.ctx(|| format!("list {}", tmp.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(owner) = dir_owner(&name) else { continue };
+        let Ok(md) = fs::symlink_metadata(e.path()) else { continue };
+        if md.is_dir() {
+            out.push(OwnedDir { path: e.path(), owner, ctime: md.ctime(), uid: md.uid() });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The owner a directory name gives: `isoprobe-<pid>-<token>` or `isoprobe-bench-<pid>-<token>`;
+/// anything else (another program's, or another shape) is `None`.
+fn dir_owner(name: &str) -> Option<Owner> {
+    let rest = name.strip_prefix(PREFIX)?.strip_prefix('-')?;
+    let (bench, rest) = match rest.strip_prefix("bench-") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let (pid, token) = rest.split_once('-')?;
+    let pid: i32 = pid.parse().ok().filter(|p| *p > 0)?;
+    if !is_token(token) {
+        return None;
+    }
+    Some(if bench { Owner::Bench { pid } } else { Owner::Run { pid, token: token.to_owned() } })
+}
+
+/// The owner a cgroup name gives: a run's `isoprobe-<token>-<case>[-<suffix>]`, or a bench's
+/// `isoprobe-bench-<pid>-<token>`.
+fn cgroup_owner(name: &str) -> Option<Owner> {
+    if let Some(o @ Owner::Bench { .. }) = dir_owner(name) {
+        return Some(o);
+    }
+    let rest = name.strip_prefix(PREFIX)?.strip_prefix('-')?;
+    let (token, case) = rest.split_once('-')?;
+    (is_token(token) && !case.is_empty()).then(|| Owner::Run { pid: 0, token: token.to_owned() })
+}
+
+/// Run tokens are 12 lowercase hex digits (`names::token`).
+fn is_token(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `pid` runs a process that started no later than `since` (+1 s: whole seconds): the
+/// process that made something at `since`, not a later one with a recycled pid.
+fn pid_alive_since(pid: i32, since: i64) -> bool {
+    match process_start_epoch(pid) {
+        Some(start) => start <= since + 1,
+        // Running but unreadable: count it as alive (nothing of a live run may go).
+        None => Path::new(&format!("/proc/{pid}")).exists(),
+    }
+}
+
+/// When `pid` started, in seconds since the epoch (rounded down).
+fn process_start_epoch(pid: i32) -> Option<i64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = isoprobe_probes::sys::stat_start_time(&stat)? as i64;
+    let boot: i64 =
+        fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(boot + ticks / hz)
+}
+
+/// Puts back the NIS domainname a dead run recorded when it was killed between setting it (a
+/// case with the host's uts namespace) and restoring it.
+fn restore_domainname(r: &OwnedDir, t: &mut Tally<'_>) {
+    let what = "the NIS domainname";
+    match restore_recorded_domainname(&r.path, t.dry_run) {
+        Ok(RecordedDomainname::NoRecord | RecordedDomainname::Unchanged) => {}
+        Ok(RecordedDomainname::Restored { from, to }) => {
+            t.removed(Kind::Domainname, format!("{what} {from:?} (set by run pid {}; back to {to:?})", r.pid()))
+        }
+        Ok(RecordedDomainname::NotOurs { now, original }) => t.kept(
+            Kind::Domainname,
+            format!("{what} {now:?}"),
+            format!(
+                "run pid {} recorded {original:?}, but the name is not an isoprobe token: set by someone else since",
+                r.pid()
+            ),
+        ),
+        Err(e) => t.failed(Kind::Domainname, what.into(), e),
+    }
+}
+
+/// Removes the IPC objects a dead run's ledger names (each entry was written before the object
+/// was made, so an entry may name an object that never existed).
+fn remove_ledgered_ipc(r: &OwnedDir, t: &mut Tally<'_>) {
+    let path = r.path.join(LEDGER);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => return t.failed(Kind::Sysv, format!("the IPC objects listed in {}", path.display()), e),
+    };
+    for entry in text.lines().filter_map(LedgerEntry::parse) {
+        match entry {
+            LedgerEntry::Sysv(kind, key) => {
+                if !is_isoprobe_key(key) {
+                    continue;
+                }
+                let what = format!("SysV {kind:?} key {key:#x} (run pid {})", r.pid());
+                if t.dry_run {
+                    if isoprobe_probes::sys::sysv_get(kind, key).is_ok() {
+                        t.removed(Kind::Sysv, what);
+                    }
+                    continue;
+                }
+                match sysv_remove_key(kind, key) {
+                    Ok(true) => t.removed(Kind::Sysv, what),
+                    Ok(false) => {}
+                    Err(e) => t.failed(Kind::Sysv, what, e),
+                }
+            }
+            LedgerEntry::Mqueue(name) => {
+                if !name.starts_with(&format!("/{PREFIX}-")) {
+                    continue;
+                }
+                let what = format!("message queue {name} (run pid {})", r.pid());
+                if t.dry_run {
+                    if isoprobe_probes::sys::mq_lookup(&name).is_ok() {
+                        t.removed(Kind::Mqueue, what);
+                    }
+                    continue;
+                }
+                match mq_remove(&name) {
+                    Ok(true) => t.removed(Kind::Mqueue, what),
+                    Ok(false) => {}
+                    Err(e) => t.failed(Kind::Mqueue, what, e),
+                }
+            }
+        }
+    }
+}
+
+/// Detaches every mount under a dead run's directory, then removes it.
+fn remove_dir(r: &OwnedDir, t: &mut Tally<'_>) {
+    let what = format!("{} (its process, pid {}, is gone)", r.path.display(), r.pid());
+    let mounted = |p: &Path| -> Result<Vec<PathBuf>, HarnessError> {
+        Ok(mounts()?.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(p)).collect())
+    };
+    if t.dry_run {
+        for m in mounted(&r.path).unwrap_or_default() {
+            t.removed(Kind::Mount, format!("mount {}", m.display()));
+        }
+        return t.removed(Kind::RunDir, what);
+    }
+    match unmount_all_under(&r.path) {
+        Ok(0) => {}
+        Ok(n) => {
+            for _ in 0..n {
+                *t.summary.removed.entry(Kind::Mount).or_default() += 1;
+            }
+            (t.sink)(&Event {
+                kind: Kind::Mount,
+                what: format!("{n} mounts under {}", r.path.display()),
+                outcome: Outcome::Removed,
+            });
+        }
+        Err(e) => return t.failed(Kind::RunDir, what, e),
+    }
+    match mounted(&r.path) {
+        Ok(left) if left.is_empty() => match fs::remove_dir_all(&r.path) {
+            Ok(()) => t.removed(Kind::RunDir, what),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => t.failed(Kind::RunDir, what, e),
+        },
+        Ok(left) => t.failed(
+            Kind::RunDir,
+            what,
+            format!("{} mounts remain under it, so its contents were left alone", left.len()),
+        ),
+        Err(e) => t.failed(Kind::RunDir, what, e),
+    }
+}
+
+/// Loop devices whose backing file is isoprobe's (`/dev/loopN`, backing file).
+pub(crate) fn isoprobe_loop_devices() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/sys/block").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Ok(b) = fs::read_to_string(e.path().join("loop/backing_file"))
+            && b.contains(&format!("/{PREFIX}-"))
+        {
+            out.push((format!("/dev/{name}"), b.trim_end().to_owned()));
+        }
+    }
+    out
+}
+
+/// `losetup --detach`, as a limit case's own teardown does.
+fn detach_loop(dev: &str) -> Result<(), String> {
+    let out = Command::new("losetup").arg("--detach").arg(dev).output().map_err(|e| format!("run losetup: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("losetup --detach {dev}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Directories named `isoprobe-*` in every mounted cgroup hierarchy, deepest first.
+fn isoprobe_cgroups() -> Result<Vec<PathBuf>, HarnessError> {
+    let mut roots: Vec<PathBuf> = mounts()?
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .map(|m| m.mount_point)
+        .collect();
+    roots.sort();
+    roots.dedup();
+    let mut out = Vec::new();
+    for root in roots {
+        find_named(&root, 4, &mut out);
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    Ok(out)
+}
+
+/// Collects `isoprobe-*` directories under `dir`, down to `depth` levels, without descending
+/// into them (their children go with them).
+fn find_named(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if e.file_name().to_string_lossy().starts_with(&format!("{PREFIX}-")) {
+            out.push(e.path());
+        } else if depth > 1 {
+            find_named(&e.path(), depth - 1, out);
+        }
+    }
+}
+
+/// Removes a leftover cgroup and everything below it, deepest first. Processes still in it were
+/// started there by the dead run: they are killed through `cgroup.kill` (cgroup2) or by the pids
+/// cgroup.procs lists (v1), then the directory is removed once the kernel lets go of them.
+fn remove_cgroup(cg: &Path) -> Result<(), HarnessError> {
+    let mut children: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![cg.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+                children.push(e.path());
+            }
+        }
+    }
+    children.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for c in children.iter().chain([&cg.to_path_buf()]) {
+        let deadline = Instant::now() + CGROUP_DRAIN;
+        let mut killed = false;
+        loop {
+            match fs::remove_dir(c) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32) => {
+                    if !killed {
+                        kill_members(c)?;
+                        killed = true;
+                    } else if Instant::now() >= deadline {
+                        return Err(HarnessError::Io {
+                            what: format!("remove {} (still busy)", c.display()),
+                            source: e,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(HarnessError::Io { what: format!("remove {}", c.display()), source: e }),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Kills every process in one leftover cgroup (not below it).
+fn kill_members(cg: &Path) -> Result<(), HarnessError> {
+    if cg.join("cgroup.kill").exists() {
+        return fs::write(cg.join("cgroup.kill"), "1").ctx(|| format!("kill the processes in {}", cg.display()));
+    }
+    let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    Ok(())
+}
+
+/// Whether a process runs in `cg` or any cgroup below it (unreadable counts as populated).
+fn populated(cg: &Path) -> bool {
+    match fs::read_to_string(cg.join("cgroup.procs")) {
+        Ok(p) if !p.trim().is_empty() => return true,
+        Ok(_) => {}
+        Err(_) => return true,
+    }
+    let Ok(entries) = fs::read_dir(cg) else { return true };
+    entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).any(|e| populated(&e.path()))
+}
+
+/// [`Scope::All`]: isoprobe-keyed SysV objects and `/isoprobe-*` queues no live run can own.
+fn remove_unowned_ipc(bound: i64, dead: &[&OwnedDir], t: &mut Tally<'_>) -> Result<(), HarnessError> {
+    let dead_pids: Vec<i32> = dead.iter().map(|r| r.pid()).collect();
+    for obj in isoprobe_sysv_objects()? {
+        let what = format!("SysV {:?} id {} key {:#x}", obj.kind, obj.id, obj.key);
+        // A run creates its host objects itself: a shared-memory segment whose creator was a
+        // dead run is that run's, whenever it was made.
+        let of_dead_run = obj.kind == SysvKind::Shm && obj.cpid.is_some_and(|p| dead_pids.contains(&p));
+        if !of_dead_run && obj.ctime >= bound {
+            t.kept(Kind::Sysv, what, "created after a live run started");
+            continue;
+        }
+        t.remove(Kind::Sysv, what, || match sysv_remove(obj.kind, obj.id) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    match isoprobe_mqueues() {
+        Ok(queues) => {
+            for (name, ctime) in queues {
+                let what = format!("message queue {name}");
+                if ctime >= bound {
+                    t.kept(Kind::Mqueue, what, "created after a live run started");
+                    continue;
+                }
+                t.remove(Kind::Mqueue, what, || mq_remove(&name).map(drop).map_err(|e| e.to_string()));
+            }
+        }
+        Err(e) => t.failed(Kind::Mqueue, "leftover message queues".into(), e),
+    }
+    Ok(())
+}
+
+/// A SysV IPC object with an isoprobe key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SysvObject {
+    kind: SysvKind,
+    key: i32,
+    id: i32,
+    ctime: i64,
+    /// The creator's pid (shared memory only).
+    cpid: Option<i32>,
+}
+
+fn isoprobe_sysv_objects() -> Result<Vec<SysvObject>, HarnessError> {
+    let mut out = Vec::new();
+    for (kind, file, id_col) in
+        [(SysvKind::Shm, "shm", "shmid"), (SysvKind::Sem, "sem", "semid"), (SysvKind::Msg, "msg", "msqid")]
+    {
+        let path = format!("/proc/sysvipc/{file}");
+        let text = fs::read_to_string(&path).ctx(|| format!("read {path}"))?;
+        out.extend(parse_sysvipc(kind, &text, id_col).into_iter().filter(|o| is_isoprobe_key(o.key)));
+    }
+    Ok(out)
+}
+
+/// The rows of a /proc/sysvipc table (columns named by its header line).
+fn parse_sysvipc(kind: SysvKind, text: &str, id_col: &str) -> Vec<SysvObject> {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else { return Vec::new() };
+    let cols: BTreeMap<&str, usize> = header.split_whitespace().enumerate().map(|(i, c)| (c, i)).collect();
+    let (Some(&k), Some(&i), Some(&c)) = (cols.get("key"), cols.get(id_col), cols.get("ctime")) else {
+        return Vec::new();
+    };
+    lines
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(SysvObject {
+                kind,
+                key: f.get(k)?.parse().ok()?,
+                id: f.get(i)?.parse().ok()?,
+                ctime: f.get(c)?.parse().ok()?,
+                cpid: cols.get("cpid").and_then(|&p| f.get(p)?.parse().ok()),
+            })
+        })
+        .collect()
+}
+
+/// `/isoprobe-*` message queues with their ctimes. Listing needs the mqueue filesystem: where it
+/// is not mounted, it is mounted in a private mount namespace of a short-lived thread.
+fn isoprobe_mqueues() -> Result<Vec<(String, i64)>, HarnessError> {
+    let list = |dir: &Path| -> Result<Vec<(String, i64)>, HarnessError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).ctx(|| format!("list {}", dir.display()))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{PREFIX}-")) {
+                let ctime = e.metadata().map(|m| m.ctime()).unwrap_or(i64::MAX);
+                out.push((format!("/{name}"), ctime));
+            }
+        }
+        Ok(out)
+    };
+    if let Some(m) = mounts()?.into_iter().find(|m| m.fs_type == "mqueue") {
+        return list(&m.mount_point);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<Vec<(String, i64)>, HarnessError> {
+            use nix::mount::{MsFlags, mount};
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .ctx(|| "enter a private mount namespace to list message queues (needs CAP_SYS_ADMIN)".into())?;
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                .ctx(|| "make the private mount namespace private".into())?;
+            // /tmp of this thread's own mount namespace: nobody else sees this mount.
+            let at = Path::new("/tmp");
+            mount(Some("mqueue"), at, Some("mqueue"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
+                .ctx(|| "mount the mqueue filesystem".into())?;
+            list(at)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(HarnessError::Probe("list message queues: the listing thread panicked".into())))
+    })
+}
+
+/// One line of a run's ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LedgerEntry {
+    Sysv(SysvKind, i32),
+    Mqueue(String),
+}
+
+impl LedgerEntry {
+    fn line(&self) -> String {
+        match self {
+            LedgerEntry::Sysv(kind, key) => format!("{} {key:#x}\n", sysv_name(*kind)),
+            LedgerEntry::Mqueue(name) => format!("mq {name}\n"),
+        }
+    }
+
+    fn parse(line: &str) -> Option<LedgerEntry> {
+        let (what, arg) = line.split_once(' ')?;
+        let key = || i32::from_str_radix(arg.strip_prefix("0x")?, 16).ok();
+        Some(match what {
+            "shm" => LedgerEntry::Sysv(SysvKind::Shm, key()?),
+            "sem" => LedgerEntry::Sysv(SysvKind::Sem, key()?),
+            "msg" => LedgerEntry::Sysv(SysvKind::Msg, key()?),
+            "mq" => LedgerEntry::Mqueue(arg.to_owned()),
+            _ => return None,
+        })
+    }
+}
+
+fn sysv_name(kind: SysvKind) -> &'static str {
+    match kind {
+        SysvKind::Shm => "shm",
+        SysvKind::Sem => "sem",
+        SysvKind::Msg => "msg",
+    }
+}
+
+/// The list of IPC objects a run may create, in its run directory: every key and queue name is
+/// written here *before* the object is made (a run killed in between leaves an entry for an
+/// object that never existed, never an object without an entry), so the next run's
+/// [`recover_at_start`] removes exactly those. Appends are single write(2)s on an O_APPEND file.
+#[derive(Debug)]
+pub struct IpcLedger {
+    file: Mutex<File>,
+}
+
+impl IpcLedger {
+    /// Opens (creating) the ledger in `run_dir`.
+    pub fn create(run_dir: &Path) -> Result<IpcLedger, HarnessError> {
+        let path = run_dir.join(LEDGER);
+        let file =
+            OpenOptions::new().create(true).append(true).open(&path).ctx(|| format!("create {}", path.display()))?;
+        Ok(IpcLedger { file: Mutex::new(file) })
+    }
+
+    /// Records a SysV key about to be used.
+    pub fn sysv(&self, kind: SysvKind, key: i32) -> Result<(), HarnessError> {
+        self.append(&LedgerEntry::Sysv(kind, key))
+    }
+
+    /// Records a message queue name about to be used.
+    pub fn mqueue(&self, name: &str) -> Result<(), HarnessError> {
+        self.append(&LedgerEntry::Mqueue(name.to_owned()))
+    }
+
+    fn append(&self, e: &LedgerEntry) -> Result<(), HarnessError> {
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(e.line().as_bytes()).ctx(|| "append to the run's IPC ledger".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_names_need_the_prefix_a_pid_and_a_token() {
+        assert_eq!(
+            dir_owner("isoprobe-1234-0123456789ab"),
+            Some(Owner::Run { pid: 1234, token: "0123456789ab".into() })
+        );
+        assert_eq!(dir_owner("isoprobe-bench-77-0123456789ab"), Some(Owner::Bench { pid: 77 }));
+        for other in [
+            "isoprobe-1234",
+            "isoprobe-x-0123456789ab",
+            "isoprobe-0-0123456789ab",
+            "isoprobe-12-0123456789aZ",
+            "isoprobe-12-0123456789abc",
+            "isoprobes-12-0123456789ab",
+            "isoprobe-bench-0123456789ab",
+            "isoprobe-newc-test-12",
+            "systemd-private-12-0123456789ab",
+        ] {
+            assert_eq!(dir_owner(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn cgroup_owners() {
+        let run = |t: &str| Some(Owner::Run { pid: 0, token: t.into() });
+        assert_eq!(cgroup_owner("isoprobe-0123456789ab-17"), run("0123456789ab"));
+        assert_eq!(cgroup_owner("isoprobe-0123456789ab-17-lxc"), run("0123456789ab"));
+        assert_eq!(cgroup_owner("isoprobe-bench-42-0123456789ab"), Some(Owner::Bench { pid: 42 }));
+        assert_eq!(cgroup_owner("isoprobe-0123456789ab-"), None);
+        assert_eq!(cgroup_owner("isoprobe-limit-memory"), None);
+    }
+
+    #[test]
+    fn sysvipc_tables_are_read_by_column_name() {
+        let shm = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n\
+                   352321537          5   666                     1  4242     0      0     0     0     0     0          0          0 1764390000                     0                     0\n";
+        let objs = parse_sysvipc(SysvKind::Shm, shm, "shmid");
+        assert_eq!(
+            objs,
+            vec![SysvObject { kind: SysvKind::Shm, key: 0x1500_0001, id: 5, ctime: 1_764_390_000, cpid: Some(4242) }]
+        );
+        assert!(is_isoprobe_key(objs[0].key));
+        assert!(parse_sysvipc(SysvKind::Shm, "", "shmid").is_empty());
+    }
+
+    #[test]
+    fn ledger_lines_parse_back() {
+        for e in [
+            LedgerEntry::Sysv(SysvKind::Shm, 0x1500_0001),
+            LedgerEntry::Sysv(SysvKind::Sem, 0x15ff_ffff),
+            LedgerEntry::Sysv(SysvKind::Msg, 0x1512_3456),
+            LedgerEntry::Mqueue("/isoprobe-0123456789ab".into()),
+        ] {
+            assert_eq!(LedgerEntry::parse(e.line().trim_end()), Some(e));
+        }
+        assert_eq!(LedgerEntry::parse("shm 12"), None);
+        assert_eq!(LedgerEntry::parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_recycled_pid_is_not_its_old_run() {
+        let me = std::process::id() as i32;
+        let start = process_start_epoch(me).expect("our own start time");
+        assert!(pid_alive_since(me, start));
+        assert!(!pid_alive_since(me, start - 10), "a directory made before this process cannot be its");
+    }
+
+    /// A real dead run's leftovers, in a private temporary directory and IPC namespace of a
+    /// thread of its own: its ledgered SysV object and queue and its directory are removed, the
+    /// live run's are kept, and a dry run touches nothing.
+    #[test]
+    fn a_dead_runs_ledgered_objects_go_and_a_live_runs_stay() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (a private mount and IPC namespace)");
+            return;
+        }
+        let outcome = std::thread::spawn(|| -> Result<(), String> {
+            use nix::mount::{MsFlags, mount};
+            use nix::sched::{CloneFlags, unshare};
+            unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC).map_err(|e| e.to_string())?;
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                .map_err(|e| e.to_string())?;
+            let tmp = std::env::temp_dir().join(format!("leftovers-test-{}", std::process::id()));
+            fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+            mount(Some("tmpfs"), &tmp, Some("tmpfs"), MsFlags::empty(), None::<&str>).map_err(|e| e.to_string())?;
+            let r = (|| -> Result<(), String> {
+                // A pid that cannot run (above pid_max) owns the dead run; this process the live one.
+                let dead = tmp.join("isoprobe-2147483647-0123456789ab");
+                let live = tmp.join(format!("isoprobe-{}-abcdefabcdef", std::process::id()));
+                let mut objs = Vec::new();
+                for (dir, key) in [(&dead, 0x15ab_cd01), (&live, 0x15ab_cd02)] {
+                    fs::create_dir(dir).map_err(|e| e.to_string())?;
+                    let ledger = IpcLedger::create(dir).map_err(|e| e.to_string())?;
+                    ledger.sysv(SysvKind::Msg, key).map_err(|e| e.to_string())?;
+                    objs.push(isoprobe_probes::sys::sysv_create(SysvKind::Msg, key, 0o600).map_err(|e| e.to_string())?);
+                    // Ledgered but never made: not an error.
+                    ledger.sysv(SysvKind::Shm, key).map_err(|e| e.to_string())?;
+                }
+                let sweep = |dry_run| sweep_in(&tmp, Sweep { scope: Scope::DeadRuns, dry_run }, &mut |_| {});
+                let dry = sweep(true).map_err(|e| e.to_string())?;
+                if !dead.exists() || isoprobe_probes::sys::sysv_get(SysvKind::Msg, 0x15ab_cd01).is_err() {
+                    return Err("the dry run removed something".into());
+                }
+                if dry.removed.get(&Kind::Sysv) != Some(&1) || dry.removed.get(&Kind::RunDir) != Some(&1) {
+                    return Err(format!("the dry run would remove {}", dry.removed_text()));
+                }
+                let s = sweep(false).map_err(|e| e.to_string())?;
+                if dead.exists() || isoprobe_probes::sys::sysv_get(SysvKind::Msg, 0x15ab_cd01).is_ok() {
+                    return Err(format!(
+                        "the dead run's leftovers are still there after removing {}",
+                        s.removed_text()
+                    ));
+                }
+                if !live.exists() || isoprobe_probes::sys::sysv_get(SysvKind::Msg, 0x15ab_cd02).is_err() {
+                    return Err("the live run's directory or object went".into());
+                }
+                if s.dead_runs != 1 || s.removed_text() != "1 run directory, 1 SysV IPC object" {
+                    return Err(format!("{} dead runs, removed {}", s.dead_runs, s.removed_text()));
+                }
+                Ok(())
+            })();
+            let _ = nix::mount::umount2(&tmp, nix::mount::MntFlags::MNT_DETACH);
+            let _ = fs::remove_dir(&tmp);
+            r
+        })
+        .join()
+        .expect("the test thread panicked");
+        outcome.unwrap();
+    }
+}
