@@ -31,10 +31,13 @@ Exit status:
   list     0; 2 on bad options or an unreadable case file
   env      0
   report   0; 2 the report could not be read or rendered in that format
-  compare  0 no regression; 1 a regression (a check that passed now fails, a case that now errors,
-           a benchmark significantly slower; new skips with --fail-on-skip); 2 could not compare
-           (corrupt or newer-schema input, fingerprints that make the runs incomparable unless
-           --force, benchmark summaries without a shared calibration across machines)
+  compare  0 no regression; 1 a regression: a check that passed now fails or errors, a case that
+           ran now errors, a check or case judged in BASE now skipped (unless --allow-new-skips),
+           a check, case or suite of BASE missing from NEW (unless --allow-missing), a NEW that
+           holds no cases, a check or case BASE did not judge (skipped there, or only in NEW)
+           that fails or errors, a benchmark significantly slower; 2 could not compare (corrupt
+           or newer-schema input, fingerprints that make the runs incomparable unless --force,
+           benchmark summaries without a shared calibration across machines)
   cleanup  0 everything a dead run left behind was removed (what a live run may own is kept and
            listed); 1 something could not be removed; 2 cleanup could not look
 Any command exits 2 on a usage error.";
@@ -81,7 +84,9 @@ enum Command {
         #[arg(long)]
         bench: Option<PathBuf>,
     },
-    /// Compare two reports (or two benchmark summaries): the regression gate.
+    /// Compare two reports (or two benchmark summaries): the regression gate. It fails closed:
+    /// what BASE showed and NEW no longer shows (a skip, a missing check, case or suite, an empty
+    /// NEW) is a regression unless an --allow-* option says it is deliberate.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
     /// Find and remove what a killed run left behind: run directories of dead runs, mounts and
@@ -162,12 +167,20 @@ struct CompareArgs {
     /// Compare even when the fingerprints make the runs incomparable.
     #[arg(long)]
     force: bool,
-    /// New skips and cases missing from NEW count as regressions.
+    /// Report new skips without failing: a check that passed or failed in BASE, or a case that
+    /// ran or errored there, and is skipped in NEW (for a NEW machine that lacks a requirement
+    /// on purpose; the skip names it).
     #[arg(long)]
-    fail_on_skip: bool,
+    allow_new_skips: bool,
+    /// Report what BASE holds and NEW does not hold at all without failing: suites, cases, and
+    /// checks of a case both ran (for a narrower NEW run, or a check renamed or dropped between
+    /// isoprobe versions). A NEW that holds no cases still fails.
+    #[arg(long)]
+    allow_missing: bool,
     /// The kernel gate: BASE and NEW ran on different kernels on purpose, and the cgroup layout a
     /// kernel was booted with (cgroup2 alone in a VM, hybrid on a host) is part of what is
-    /// compared: a layout difference is noted instead of making the runs incomparable.
+    /// compared: a layout difference is noted instead of making the runs incomparable. Verdicts
+    /// are judged as without it: new skips and missing cases fail it too.
     #[arg(long)]
     kernel_gate: bool,
     /// How benchmark times are compared: auto (nanoseconds on the same machine, ratios to the
@@ -290,7 +303,8 @@ fn real_main() -> Result<u8> {
             let opts = CompareOptions {
                 threshold: a.threshold / 100.0,
                 force: a.force,
-                fail_on_skip: a.fail_on_skip,
+                allow_new_skips: a.allow_new_skips,
+                allow_missing: a.allow_missing,
                 basis: match a.basis {
                     BasisArg::Auto => Basis::Auto,
                     BasisArg::Absolute => Basis::Absolute,

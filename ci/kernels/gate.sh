@@ -12,9 +12,12 @@
 # benchmark's whole confidence interval must exceed at least (default 10; compare raises it to the
 # noise measured between the two runs). --force: compare even when the fingerprints make the runs
 # incomparable (this development host's root lacks cap_sys_resource, a VM's root has it all).
-# Exit status (compare's): 0 no regression, 1 a regression (a verdict that passed on the
-# baseline fails on the candidate, a case that ran now errors, or a latency significantly
-# slower), 2 the gate could not compare (a run brought no report, incomparable fingerprints).
+# Exit status (compare's, with its fail-closed defaults): 0 no regression, 1 a regression (a
+# verdict that passed on the baseline fails, errors or is skipped on the candidate, a case that
+# ran now errors or is skipped, a suite, case or check missing from the candidate, a candidate
+# report with no cases, a check the baseline did not judge that fails, or a latency
+# significantly slower), 2 the gate could not compare (a run brought no report, incomparable
+# fingerprints).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --threshold) threshold=$2; shift 2 ;;
     --force) force=(--force); shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "gate.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac

@@ -1,9 +1,30 @@
 //! `isoprobe compare BASE NEW`: the regression gate.
 //!
-//! - Verdicts: a check (or a limit's enforcement, `limit/<check>`) that passed in BASE and fails
-//!   (or cannot be observed) in NEW is a regression; so is a case that ran in BASE and errors in NEW, and a joiner that starts to
-//!   disagree with its container. Fixes, checks still failing, new skips, and cases present on
-//!   one side only are reported; new skips and missing cases are fatal on request.
+//! The gate fails closed: what BASE showed and NEW no longer shows is a regression unless the
+//! user says it is deliberate, so that a run that skipped, lost or never ran its cases cannot pass
+//! as "no regression".
+//!
+//! - Verdicts. A slot is a check of a case's container or joiner (` (joiner)`), or a limit's
+//!   enforcement (`limit/<check>`). The comparison fails on each of these, listed by category:
+//!   - regressions: a slot that passed in BASE and fails or errors in NEW, a case that ran in
+//!     BASE and errors in NEW, a joiner that starts to disagree with its container;
+//!   - new failures: a slot skipped or absent in BASE that fails or errors in NEW, a case skipped
+//!     in BASE that errors in NEW, and a case only NEW has that fails, errors or has a failing
+//!     check (a case only NEW has that passes is just added);
+//!   - new skips: a slot judged in BASE (passed, or failed: a skip would hide whether it still
+//!     fails) or a case that ran or errored in BASE, skipped in NEW. `allow_new_skips`
+//!     (`--allow-new-skips`) reports them without failing;
+//!   - missing: what BASE holds and NEW does not hold at all: a suite (reported once, with its
+//!     case count), a case, or a slot of a case both ran. `allow_missing` (`--allow-missing`)
+//!     reports them without failing. A missing slot counts as missing, not as a skip: a skip in
+//!     NEW carries the requirement the machine lacks, which is what `--allow-new-skips` accepts,
+//!     while a vanished slot says nothing (a check renamed or dropped between isoprobe versions,
+//!     a joiner that did not run), like a case a narrower run left out;
+//!   - an empty NEW (no case, while BASE has some), even with `allow_missing`: a run that
+//!     produced nothing is never the deliberate subset that option is for.
+//!
+//!   Fixes, slots still failing and cases added in NEW are reported and never fail it. The
+//!   kernel gate judges verdicts with the same defaults.
 //! - Benchmarks: a change counts only when its whole confidence interval lies beyond the
 //!   threshold (default 10%). The interval of the ratio NEW/BASE is taken conservatively as
 //!   `[new.ci_low / base.ci_high, new.ci_high / base.ci_low]`. When the machines differ (CPU
@@ -56,8 +77,12 @@ pub struct CompareOptions {
     pub threshold: f64,
     /// Compare even when the fingerprints make the runs incomparable.
     pub force: bool,
-    /// New skips and cases missing from NEW are regressions too.
-    pub fail_on_skip: bool,
+    /// Report new skips (a slot judged in BASE, a case that ran or errored there, skipped in
+    /// NEW) without failing the comparison.
+    pub allow_new_skips: bool,
+    /// Report suites, cases and slots missing from NEW without failing the comparison (an empty
+    /// NEW still fails it).
+    pub allow_missing: bool,
     pub basis: Basis,
     /// Judge ratios against this calibration only (default: every calibration both sides have).
     pub calibration: Option<String>,
@@ -71,7 +96,8 @@ impl Default for CompareOptions {
         CompareOptions {
             threshold: 0.10,
             force: false,
-            fail_on_skip: false,
+            allow_new_skips: false,
+            allow_missing: false,
             basis: Basis::Auto,
             calibration: None,
             kernel_gate: false,
@@ -84,7 +110,8 @@ impl Default for CompareOptions {
 pub struct Change {
     pub suite: String,
     pub case: String,
-    /// The check, with ` (joiner)` for the joining probe, or `case`, or `join-consistency`.
+    /// The check, with ` (joiner)` for the joining probe, or `case`, or `join-consistency`, or
+    /// (for a case only NEW has) `differences-table`.
     pub check: String,
     pub before: String,
     pub after: String,
@@ -137,18 +164,28 @@ pub struct Comparison {
     pub forced: bool,
     /// Differences that do not prevent comparing (the kernel, tool versions, the machine).
     pub notes: Vec<String>,
+    /// Passed in BASE, fails or errors in NEW; ran in BASE, errors in NEW; joiner agreement lost.
     pub regressions: Vec<Change>,
-    /// Failing in NEW, but not judged (skipped, absent) in BASE: failures, not regressions.
+    /// Failing in NEW, but not judged in BASE (skipped there, absent, or the case only NEW has).
     pub new_failures: Vec<Change>,
     pub fixes: Vec<Change>,
+    /// Judged in BASE, skipped in NEW.
     pub new_skips: Vec<Change>,
+    /// Slots of a case both ran that BASE holds and NEW does not.
+    pub missing_checks: Vec<Change>,
     pub still_failing: usize,
     pub unchanged: usize,
-    /// `suite/case` in BASE only, and in NEW only.
-    pub missing: Vec<String>,
+    /// `suite/case` in BASE only, except the cases of `missing_suites`.
+    pub missing_cases: Vec<String>,
+    /// Suites with cases in BASE and none in NEW, with their number of cases in BASE.
+    pub missing_suites: Vec<(String, usize)>,
+    /// BASE holds cases and NEW none (`missing_suites` then lists all of BASE).
+    pub new_empty: bool,
+    /// `suite/case` in NEW only that do not fail (those that do are `new_failures`).
     pub added: Vec<String>,
     pub bench: Option<BenchComparison>,
-    pub fail_on_skip: bool,
+    pub allow_new_skips: bool,
+    pub allow_missing: bool,
     pub threshold: f64,
     /// Why benchmark regressions are reported but do not fail the comparison (the kernel gate
     /// on an emulated CPU); `None`: they fail it.
@@ -182,12 +219,16 @@ pub fn compare(
         new_failures: Vec::new(),
         fixes: Vec::new(),
         new_skips: Vec::new(),
+        missing_checks: Vec::new(),
         still_failing: 0,
         unchanged: 0,
-        missing: Vec::new(),
+        missing_cases: Vec::new(),
+        missing_suites: Vec::new(),
+        new_empty: false,
         added: Vec::new(),
         bench: None,
-        fail_on_skip: opts.fail_on_skip,
+        allow_new_skips: opts.allow_new_skips,
+        allow_missing: opts.allow_missing,
         threshold: opts.threshold,
         bench_not_gated: None,
     };
@@ -416,12 +457,30 @@ fn index(r: &Report) -> BTreeMap<(String, String), &CaseOutcome> {
     r.cases().map(|(s, c)| ((s.name.clone(), c.name.clone()), c)).collect()
 }
 
+/// Cases per suite name, in the order the suites first appear.
+fn case_counts(r: &Report) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for s in &r.suites {
+        match out.iter_mut().find(|(name, _)| *name == s.name) {
+            Some((_, n)) => *n += s.cases.len(),
+            None => out.push((s.name.clone(), s.cases.len())),
+        }
+    }
+    out
+}
+
 fn compare_verdicts(c: &mut Comparison, base: &Report, new: &Report) {
     let (base_index, new_index) = (index(base), index(new));
+    let new_counts = case_counts(new);
+    let in_new = |suite: &str| new_counts.iter().any(|(name, n)| name == suite && *n > 0);
+    // A suite NEW lacks is one entry with its size, not a list of every case it held.
+    c.missing_suites = case_counts(base).into_iter().filter(|(name, n)| *n > 0 && !in_new(name)).collect();
+    c.new_empty = new_index.is_empty() && !base_index.is_empty();
     for (suite, b) in base.cases() {
-        let key = format!("{}/{}", suite.name, b.name);
         let Some(&n) = new_index.get(&(suite.name.clone(), b.name.clone())) else {
-            c.missing.push(key);
+            if in_new(&suite.name) {
+                c.missing_cases.push(format!("{}/{}", suite.name, b.name));
+            }
             continue;
         };
         let change = |check: &str, before: String, after: String| Change {
@@ -432,12 +491,15 @@ fn compare_verdicts(c: &mut Comparison, base: &Report, new: &Report) {
             after,
         };
         let ran = |x: &CaseOutcome| x.error.is_none() && x.skipped.is_none();
+        let skip_text = |x: &CaseOutcome| {
+            x.skipped.as_ref().map(|s| format!("skipped: {}: {}", s.requirement, s.reason)).unwrap_or_default()
+        };
         match (ran(b), ran(n)) {
             (true, false) => {
                 if let Some(e) = &n.error {
                     c.regressions.push(change("case", "ran".into(), format!("error: {e}")));
-                } else if let Some(s) = &n.skipped {
-                    c.new_skips.push(change("case", "ran".into(), format!("skipped: {}: {}", s.requirement, s.reason)));
+                } else {
+                    c.new_skips.push(change("case", "ran".into(), skip_text(n)));
                 }
                 continue;
             }
@@ -448,15 +510,13 @@ fn compare_verdicts(c: &mut Comparison, base: &Report, new: &Report) {
                 // A case skipped in BASE: its checks are compared below as "not judged before".
             }
             (false, false) => {
-                if b.error.is_some() && n.error.is_some() {
-                    c.still_failing += 1;
-                } else if b.skipped.is_some() && n.error.is_some() {
-                    let e = n.error.clone().unwrap_or_default();
-                    c.new_failures.push(change("case", "skipped".into(), format!("error: {e}")));
-                } else if b.error.is_some() && n.skipped.is_some() {
-                    c.new_skips.push(change("case", "error".into(), "skipped".into()));
-                } else {
-                    c.unchanged += 1;
+                match (&b.error, &n.error) {
+                    (Some(_), Some(_)) => c.still_failing += 1,
+                    (None, Some(e)) => c.new_failures.push(change("case", skip_text(b), format!("error: {e}"))),
+                    // An error in BASE at least showed the case could not be carried out; a skip
+                    // in NEW no longer shows whether it still cannot.
+                    (Some(e), None) => c.new_skips.push(change("case", format!("error: {e}"), skip_text(n))),
+                    (None, None) => c.unchanged += 1,
                 }
                 continue;
             }
@@ -465,24 +525,31 @@ fn compare_verdicts(c: &mut Comparison, base: &Report, new: &Report) {
         let (bs, ns) = (slots(b), slots(n));
         for (slot, nv) in &ns {
             let name = slot_name(slot);
-            match bs.get(slot) {
-                None => {
-                    if nv.is_failure() {
-                        c.new_failures.push(change(&name, "not judged".into(), short(nv)));
-                    }
+            let Some(bv) = bs.get(slot) else {
+                if nv.is_failure() {
+                    c.new_failures.push(change(&name, "not judged".into(), short(nv)));
                 }
-                Some(bv) => match (bv.is_pass(), bv.is_failure(), nv.is_pass(), nv.is_failure()) {
-                    (true, _, _, true) => c.regressions.push(change(&name, short(bv), short(nv))),
-                    (true, _, _, false) if nv.is_skip() => c.new_skips.push(change(&name, short(bv), short(nv))),
-                    (_, true, true, _) => c.fixes.push(change(&name, short(bv), short(nv))),
-                    (_, true, _, true) => c.still_failing += 1,
-                    (false, false, _, true) => c.new_failures.push(change(&name, short(bv), short(nv))),
-                    _ => c.unchanged += 1,
-                },
-            }
+                continue;
+            };
+            let list = match (bv.is_pass(), bv.is_failure(), nv.is_pass(), nv.is_failure(), nv.is_skip()) {
+                (true, _, _, true, _) => &mut c.regressions,
+                (false, false, _, true, _) => &mut c.new_failures,
+                // A failure that becomes a skip is not fixed: NEW no longer shows whether it fails.
+                (_, true, _, _, true) | (true, _, _, _, true) => &mut c.new_skips,
+                (_, true, true, _, _) => &mut c.fixes,
+                (_, true, _, true, _) => {
+                    c.still_failing += 1;
+                    continue;
+                }
+                _ => {
+                    c.unchanged += 1;
+                    continue;
+                }
+            };
+            list.push(change(&name, short(bv), short(nv)));
         }
         for slot in bs.keys().filter(|s| !ns.contains_key(*s)) {
-            c.new_skips.push(change(&slot_name(slot), short(bs[slot]), "not judged in NEW".into()));
+            c.missing_checks.push(change(&slot_name(slot), short(bs[slot]), "not in NEW".into()));
         }
         match (b.join_mismatches.is_empty(), n.join_mismatches.is_empty()) {
             (true, false) => {
@@ -493,8 +560,22 @@ fn compare_verdicts(c: &mut Comparison, base: &Report, new: &Report) {
         }
     }
     for (suite, n) in new.cases() {
-        if !base_index.contains_key(&(suite.name.clone(), n.name.clone())) {
+        if base_index.contains_key(&(suite.name.clone(), n.name.clone())) {
+            continue;
+        }
+        // Nothing in BASE to judge it against, so what NEW judges about it stands on its own.
+        let failures = new.case_failures(suite, n);
+        if failures.is_empty() {
             c.added.push(format!("{}/{}", suite.name, n.name));
+        }
+        for f in failures {
+            c.new_failures.push(Change {
+                check: format!("{}{}", f.check, f.role_suffix()),
+                before: "case not in BASE".into(),
+                after: format!("{}: {}", f.label, f.detail),
+                suite: f.suite,
+                case: f.case,
+            });
         }
     }
 }
@@ -665,38 +746,100 @@ impl Comparison {
     /// 0 no regression, 1 regression, 2 could not compare.
     pub fn exit_code(&self) -> u8 {
         if self.incomparable() {
-            return EXIT_INCOMPARABLE;
-        }
-        let skips_fatal = self.fail_on_skip && (!self.new_skips.is_empty() || !self.missing.is_empty());
-        if !self.regressions.is_empty() || self.gated_bench_regressions() > 0 || skips_fatal {
-            EXIT_REGRESSION
-        } else {
+            EXIT_INCOMPARABLE
+        } else if self.gate_failures().is_empty() {
             EXIT_OK
+        } else {
+            EXIT_REGRESSION
+        }
+    }
+
+    /// Cases in the suites missing from NEW.
+    pub fn missing_suite_cases(&self) -> usize {
+        self.missing_suites.iter().map(|(_, n)| n).sum()
+    }
+
+    /// What fails the comparison, a count per category; the exit status and the verdict line
+    /// both come from here, so that they cannot disagree.
+    fn gate_failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.new_empty {
+            out.push(format!(
+                "NEW holds no cases (BASE has {} in {} suites)",
+                self.missing_suite_cases(),
+                self.missing_suites.len()
+            ));
+        }
+        let mut count = |n: usize, what: &str| {
+            if n > 0 {
+                out.push(format!("{n} {what}"));
+            }
+        };
+        count(self.regressions.len(), "verdict regressions");
+        count(self.new_failures.len(), "new failures");
+        if !self.allow_new_skips {
+            count(self.new_skips.len(), "new skips");
+        }
+        if !self.allow_missing {
+            count(self.missing_checks.len(), "checks missing from NEW");
+            count(self.missing_cases.len(), "cases missing from NEW");
+            if !self.new_empty {
+                self.push_missing_suites(&mut out);
+            }
+        }
+        let bench = self.gated_bench_regressions();
+        if bench > 0 {
+            out.push(format!("{bench} benchmark regressions"));
+        }
+        out
+    }
+
+    /// What was reported but allowed by an option, a count per category.
+    fn allowed(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.allow_new_skips && !self.new_skips.is_empty() {
+            out.push(format!("{} new skips (--allow-new-skips)", self.new_skips.len()));
+        }
+        if self.allow_missing && !self.new_empty {
+            let mut missing = Vec::new();
+            for (n, what) in [(self.missing_checks.len(), "checks"), (self.missing_cases.len(), "cases")] {
+                if n > 0 {
+                    missing.push(format!("{n} {what} missing from NEW"));
+                }
+            }
+            self.push_missing_suites(&mut missing);
+            if !missing.is_empty() {
+                out.push(format!("{} (--allow-missing)", missing.join(", ")));
+            }
+        }
+        out
+    }
+
+    fn push_missing_suites(&self, out: &mut Vec<String>) {
+        if !self.missing_suites.is_empty() {
+            out.push(format!(
+                "{} suites missing from NEW ({} cases)",
+                self.missing_suites.len(),
+                self.missing_suite_cases()
+            ));
         }
     }
 
     fn verdict_line(&self) -> String {
-        match self.exit_code() {
-            EXIT_INCOMPARABLE => "could not compare (exit 2)".into(),
-            EXIT_REGRESSION => {
-                let mut parts = Vec::new();
-                if !self.regressions.is_empty() {
-                    parts.push(format!("{} verdict regressions", self.regressions.len()));
-                }
-                if self.gated_bench_regressions() > 0 {
-                    parts.push(format!("{} benchmark regressions", self.gated_bench_regressions()));
-                }
-                if self.fail_on_skip && (!self.new_skips.is_empty() || !self.missing.is_empty()) {
-                    parts.push(format!(
-                        "{} new skips and {} missing cases (--fail-on-skip)",
-                        self.new_skips.len(),
-                        self.missing.len()
-                    ));
-                }
-                format!("REGRESSION: {} (exit 1)", parts.join(", "))
-            }
+        let head = match self.exit_code() {
+            EXIT_INCOMPARABLE => return "could not compare (exit 2)".into(),
+            EXIT_REGRESSION => format!("REGRESSION: {} (exit 1)", self.gate_failures().join(", ")),
             _ => "no regression (exit 0)".into(),
+        };
+        match self.allowed() {
+            allowed if allowed.is_empty() => head,
+            allowed => format!("{head}; allowed: {}", allowed.join(", ")),
         }
+    }
+
+    /// ` (allowed)` after the label of a category an option keeps from failing the comparison.
+    fn allowed_mark(allowed: bool) -> &'static str {
+        if allowed { " (allowed)" } else { "" }
     }
 
     /// The comparison for a terminal or a CI log.
@@ -717,32 +860,41 @@ impl Comparison {
             let _ = writeln!(o, "note: {n}");
         }
         if !self.incomparable() {
+            if self.new_empty {
+                let _ = writeln!(
+                    o,
+                    "REGRESSION NEW holds no cases: BASE has {} in {} suites",
+                    self.missing_suite_cases(),
+                    self.missing_suites.len()
+                );
+            }
             for ch in &self.regressions {
                 let _ = writeln!(o, "REGRESSION {}/{}: {}: {} → {}", ch.suite, ch.case, ch.check, ch.before, ch.after);
             }
-            for (label, list) in
-                [("new failure", &self.new_failures), ("new skip", &self.new_skips), ("fixed", &self.fixes)]
-            {
+            let skips = format!("new skip{}", Self::allowed_mark(self.allow_new_skips));
+            let missing = format!("check missing from NEW{}", Self::allowed_mark(self.allow_missing));
+            for (label, list) in [
+                ("new failure", &self.new_failures),
+                (skips.as_str(), &self.new_skips),
+                (missing.as_str(), &self.missing_checks),
+                ("fixed", &self.fixes),
+            ] {
                 for ch in list {
                     let _ = writeln!(o, "{label} {}/{}: {}: {} → {}", ch.suite, ch.case, ch.check, ch.before, ch.after);
                 }
             }
-            for m in &self.missing {
-                let _ = writeln!(o, "missing from NEW: {m}");
+            // An empty NEW fails the comparison with or without --allow-missing.
+            let allowed = Self::allowed_mark(self.allow_missing && !self.new_empty);
+            for (suite, n) in &self.missing_suites {
+                let _ = writeln!(o, "suite missing from NEW{allowed}: {suite} ({n} cases)");
+            }
+            for m in &self.missing_cases {
+                let _ = writeln!(o, "case missing from NEW{allowed}: {m}");
             }
             if !self.added.is_empty() {
                 let _ = writeln!(o, "new in NEW: {} cases", self.added.len());
             }
-            let _ = writeln!(
-                o,
-                "verdicts: {} regressions, {} new failures, {} fixed, {} new skips, {} still failing, {} unchanged",
-                self.regressions.len(),
-                self.new_failures.len(),
-                self.fixes.len(),
-                self.new_skips.len(),
-                self.still_failing,
-                self.unchanged
-            );
+            let _ = writeln!(o, "verdicts: {}", self.verdict_counts());
             if let Some(b) = &self.bench {
                 let basis = match &b.calibrations {
                     None => "nanoseconds".to_owned(),
@@ -771,6 +923,27 @@ impl Comparison {
         o
     }
 
+    /// Every verdict category with its count, for the summary lines.
+    fn verdict_counts(&self) -> String {
+        let suites = match self.missing_suites.len() {
+            0 => "0 suites".to_owned(),
+            k => format!("{k} suites ({} cases)", self.missing_suite_cases()),
+        };
+        format!(
+            "{} regressions, {} new failures, {} new skips, {} checks missing, {} fixed, {} still failing, \
+             {} unchanged; {} cases and {suites} missing from NEW, {} new",
+            self.regressions.len(),
+            self.new_failures.len(),
+            self.new_skips.len(),
+            self.missing_checks.len(),
+            self.fixes.len(),
+            self.still_failing,
+            self.unchanged,
+            self.missing_cases.len(),
+            self.added.len()
+        )
+    }
+
     /// The comparison as a pull-request comment.
     pub fn to_markdown(&self) -> String {
         let mut o = String::new();
@@ -795,11 +968,24 @@ impl Comparison {
         if self.incomparable() {
             return o;
         }
-        let table = |o: &mut String, title: &str, list: &[Change]| {
+        if self.new_empty {
+            let _ = writeln!(
+                o,
+                "\n**NEW holds no cases**: BASE has {} in {} suites.",
+                self.missing_suite_cases(),
+                self.missing_suites.len()
+            );
+        }
+        let table = |o: &mut String, title: &str, list: &[Change], allowed: bool| {
             if list.is_empty() {
                 return;
             }
-            let _ = writeln!(o, "\n### {title} ({})\n\n| case | check | BASE | NEW |\n|---|---|---|---|", list.len());
+            let _ = writeln!(
+                o,
+                "\n### {title} ({}{})\n\n| case | check | BASE | NEW |\n|---|---|---|---|",
+                list.len(),
+                if allowed { ", allowed" } else { "" }
+            );
             for ch in list {
                 let _ = writeln!(
                     o,
@@ -812,23 +998,27 @@ impl Comparison {
                 );
             }
         };
-        table(&mut o, "Regressions", &self.regressions);
-        table(&mut o, "New failures", &self.new_failures);
-        table(&mut o, "New skips", &self.new_skips);
-        table(&mut o, "Fixed", &self.fixes);
-        let _ = writeln!(
-            o,
-            "\nVerdicts: {} regressions, {} new failures, {} fixed, {} new skips, {} still failing, {} unchanged; \
-             {} cases missing from NEW, {} new.",
-            self.regressions.len(),
-            self.new_failures.len(),
-            self.fixes.len(),
-            self.new_skips.len(),
-            self.still_failing,
-            self.unchanged,
-            self.missing.len(),
-            self.added.len()
-        );
+        table(&mut o, "Regressions", &self.regressions, false);
+        table(&mut o, "New failures", &self.new_failures, false);
+        table(&mut o, "New skips", &self.new_skips, self.allow_new_skips);
+        table(&mut o, "Checks missing from NEW", &self.missing_checks, self.allow_missing);
+        table(&mut o, "Fixed", &self.fixes, false);
+        if !self.missing_suites.is_empty() || !self.missing_cases.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n### Missing from NEW ({} suites, {} cases{})\n",
+                self.missing_suites.len(),
+                self.missing_cases.len(),
+                if self.allow_missing && !self.new_empty { ", allowed" } else { "" }
+            );
+            for (suite, n) in &self.missing_suites {
+                let _ = writeln!(o, "- suite `{}` ({n} cases)", code(suite));
+            }
+            for m in &self.missing_cases {
+                let _ = writeln!(o, "- `{}`", code(m));
+            }
+        }
+        let _ = writeln!(o, "\nVerdicts: {}.", self.verdict_counts());
         if let Some(b) = &self.bench {
             let _ = writeln!(
                 o,
@@ -880,4 +1070,329 @@ fn delta_text(d: &BenchDelta) -> String {
         units::percent(d.lo),
         units::percent(d.hi)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, SystemTime};
+
+    use isoprobe_harness::fingerprint::{
+        CgroupInfo, CgroupLayout, CpuInfo, Fingerprint, Hypervisor, KernelConfig, KernelInfo, UserInfo, UsernsPolicy,
+    };
+    use isoprobe_harness::limits::LimitCheck;
+    use isoprobe_harness::verdict::{CaseOutcome, CheckResult, LimitResult, ProbeRun, Role, Skip, Verdict};
+    use isoprobe_harness::{CaseSpec, CheckId, NsSet};
+
+    use super::{CompareOptions, Comparison, EXIT_OK, EXIT_REGRESSION, compare};
+    use crate::load::Document;
+    use crate::model::{Report, Suite};
+
+    const HOSTNAME: CheckId = CheckId::UtsHostname;
+    const SIGNAL: CheckId = CheckId::PidSignalHostProcess;
+
+    fn fingerprint() -> Fingerprint {
+        Fingerprint {
+            kernel: KernelInfo { release: "6.12.0".into(), version: "#1 SMP".into(), machine: "x86_64".into() },
+            kernel_config: KernelConfig { source: None, options: BTreeMap::new(), unavailable: Some("test".into()) },
+            namespaces: NsSet::ALL,
+            cgroup: CgroupInfo {
+                layout: CgroupLayout::V2,
+                v1: Vec::new(),
+                v2_mount: Some("/sys/fs/cgroup".into()),
+                v2_controllers: vec!["memory".into(), "pids".into()],
+                unmounted: Vec::new(),
+            },
+            user: UserInfo { euid: 0, egid: 0, cap_eff: "000001ffffffffff".into(), capabilities: vec!["all".into()] },
+            userns: UsernsPolicy { unprivileged: true, blocked_by: None, sysctls: BTreeMap::new() },
+            cpu: CpuInfo { model: "test CPU".into(), online: 2, available: 2 },
+            hypervisor: Hypervisor { detected: false, vendor: None },
+            mount_count: 30,
+            tools: Vec::new(),
+        }
+    }
+
+    fn pass() -> Verdict {
+        Verdict::Pass { expected: "isolated".into(), observed: "isolated".into(), evidence: String::new() }
+    }
+
+    fn fail() -> Verdict {
+        Verdict::Fail { expected: "isolated".into(), observed: "shared".into(), evidence: "the host's".into() }
+    }
+
+    fn skip() -> Verdict {
+        Verdict::Skip { requirement: "root".into(), reason: "needs root".into() }
+    }
+
+    /// A case that ran, its container's probe judging `checks`.
+    fn case(name: &str, checks: &[(CheckId, Verdict)]) -> CaseOutcome {
+        CaseOutcome {
+            name: name.into(),
+            spec: CaseSpec::new(NsSet::ALL),
+            skipped: None,
+            error: None,
+            runs: vec![ProbeRun {
+                role: Role::Container,
+                init: Vec::new(),
+                checks: checks
+                    .iter()
+                    .map(|(check, verdict)| CheckResult { check: *check, verdict: verdict.clone() })
+                    .collect(),
+                exit: "exit 0".into(),
+                stderr: String::new(),
+                limits: Vec::new(),
+            }],
+            join_mismatches: Vec::new(),
+            duration: Duration::from_millis(5),
+        }
+    }
+
+    /// A case skipped as a whole before launch.
+    fn skipped(name: &str) -> CaseOutcome {
+        CaseOutcome {
+            skipped: Some(Skip { requirement: "root".into(), reason: "needs root".into() }),
+            runs: Vec::new(),
+            ..case(name, &[])
+        }
+    }
+
+    fn report(suites: Vec<Suite>) -> Document {
+        let mut r =
+            Report::new(fingerprint(), SystemTime::UNIX_EPOCH, vec!["isoprobe".into(), "run".into()], Vec::new());
+        r.suites = suites;
+        Document::Run(Box::new(r))
+    }
+
+    /// Two suites, four cases, every check passing.
+    fn base() -> Vec<Suite> {
+        vec![
+            Suite::new(
+                "namespaces",
+                vec![
+                    case("clone3/host/uts", &[(HOSTNAME, pass()), (SIGNAL, pass())]),
+                    case("clone3/host/pid", &[(HOSTNAME, pass()), (SIGNAL, pass())]),
+                ],
+            ),
+            Suite::new("limits", vec![case("clone3/memory", &[(SIGNAL, pass())]), case("clone3/pids", &[])]),
+        ]
+    }
+
+    /// `base()` with `edit` applied to the case `name` of the first suite.
+    fn edited(name: &str, edit: impl FnOnce(&mut CaseOutcome)) -> Vec<Suite> {
+        let mut s = base();
+        edit(s[0].cases.iter_mut().find(|c| c.name == name).unwrap());
+        s
+    }
+
+    fn set(c: &mut CaseOutcome, check: CheckId, v: Verdict) {
+        c.runs[0].checks.iter_mut().find(|r| r.check == check).unwrap().verdict = v;
+    }
+
+    fn run(base: Vec<Suite>, new: Vec<Suite>, opts: &CompareOptions) -> Comparison {
+        compare(&report(base), "base.json", &report(new), "new.json", opts).unwrap()
+    }
+
+    /// The default gate: fails `new` against `base`, and its text says `needle`.
+    fn fails(base: Vec<Suite>, new: Vec<Suite>, needle: &str) -> Comparison {
+        let c = run(base, new, &CompareOptions::default());
+        let text = c.to_text();
+        assert_eq!(c.exit_code(), EXIT_REGRESSION, "{text}");
+        assert!(text.contains(needle), "no {needle:?} in\n{text}");
+        assert!(c.to_markdown().starts_with("## isoprobe compare ❌ REGRESSION: "), "{}", c.to_markdown());
+        c
+    }
+
+    fn allow_new_skips() -> CompareOptions {
+        CompareOptions { allow_new_skips: true, ..Default::default() }
+    }
+
+    fn allow_missing() -> CompareOptions {
+        CompareOptions { allow_missing: true, ..Default::default() }
+    }
+
+    #[test]
+    fn identical_reports_exit_0() {
+        // A failing check, an error and a skip, the same on both sides: nothing changed.
+        let mut suites = edited("clone3/host/pid", |c| set(c, SIGNAL, fail()));
+        suites[1].cases.push(skipped("clone3/hugetlb"));
+        suites[1].cases.push(CaseOutcome { error: Some("timeout".into()), ..case("clone3/freezer", &[]) });
+        let c = run(suites.clone(), suites, &CompareOptions::default());
+        assert_eq!(c.exit_code(), EXIT_OK, "{}", c.to_text());
+        assert_eq!((c.still_failing, c.unchanged), (2, 5), "{}", c.to_text());
+        assert!(c.to_text().ends_with("result: no regression (exit 0)\n"), "{}", c.to_text());
+    }
+
+    #[test]
+    fn an_empty_new_is_a_regression_even_with_allow_missing() {
+        let c = fails(base(), Vec::new(), "result: REGRESSION: NEW holds no cases (BASE has 4 in 2 suites) (exit 1)");
+        assert!(c.to_text().contains("suite missing from NEW: limits (2 cases)"), "{}", c.to_text());
+        // Suites without a case are no better than none.
+        fails(base(), vec![Suite::new("namespaces", Vec::new())], "NEW holds no cases");
+        let c = run(base(), Vec::new(), &allow_missing());
+        assert_eq!(c.exit_code(), EXIT_REGRESSION, "{}", c.to_text());
+        assert!(c.to_markdown().contains("**NEW holds no cases**: BASE has 4 in 2 suites."), "{}", c.to_markdown());
+    }
+
+    #[test]
+    fn pass_to_skip_is_a_regression() {
+        let new = edited("clone3/host/uts", |c| set(c, HOSTNAME, skip()));
+        let c = fails(base(), new, "new skip namespaces/clone3/host/uts: uts/hostname: pass: ");
+        assert!(c.to_text().contains("result: REGRESSION: 1 new skips (exit 1)"), "{}", c.to_text());
+        // A case that ran and is skipped as a whole in NEW.
+        let new = edited("clone3/host/pid", |c| *c = skipped("clone3/host/pid"));
+        fails(base(), new, "new skip namespaces/clone3/host/pid: case: ran → skipped: root: needs root");
+    }
+
+    #[test]
+    fn a_missing_case_is_a_regression() {
+        let mut new = base();
+        new[0].cases.retain(|c| c.name != "clone3/host/pid");
+        let c = fails(base(), new, "case missing from NEW: namespaces/clone3/host/pid");
+        assert!(c.to_text().contains("REGRESSION: 1 cases missing from NEW (exit 1)"), "{}", c.to_text());
+        assert!(c.to_markdown().contains("- `namespaces/clone3/host/pid`"), "{}", c.to_markdown());
+    }
+
+    #[test]
+    fn a_missing_suite_is_reported_once_with_its_case_count() {
+        let mut new = base();
+        new.retain(|s| s.name != "limits");
+        let c = fails(base(), new, "suite missing from NEW: limits (2 cases)");
+        assert!(c.missing_cases.is_empty(), "its cases are not listed one by one: {:?}", c.missing_cases);
+        assert!(c.to_text().contains("REGRESSION: 1 suites missing from NEW (2 cases) (exit 1)"), "{}", c.to_text());
+        assert!(c.to_markdown().contains("- suite `limits` (2 cases)"), "{}", c.to_markdown());
+    }
+
+    #[test]
+    fn skip_to_fail_is_a_regression() {
+        let skipping = edited("clone3/host/uts", |c| set(c, HOSTNAME, skip()));
+        let failing = edited("clone3/host/uts", |c| set(c, HOSTNAME, fail()));
+        fails(
+            skipping,
+            failing.clone(),
+            "new failure namespaces/clone3/host/uts: uts/hostname: skip: root: needs root → fail: ",
+        );
+        // A check BASE did not judge at all, failing in NEW.
+        let absent = edited("clone3/host/uts", |c| c.runs[0].checks.retain(|r| r.check != HOSTNAME));
+        fails(absent, failing, "new failure namespaces/clone3/host/uts: uts/hostname: not judged → fail: ");
+        // A case skipped in BASE that errors in NEW.
+        let new = edited("clone3/host/pid", |c| c.error = Some("clone3: ENOSPC".into()));
+        let old = edited("clone3/host/pid", |c| *c = skipped("clone3/host/pid"));
+        let c = fails(
+            old,
+            new,
+            "new failure namespaces/clone3/host/pid: case: skipped: root: needs root → error: clone3: ENOSPC",
+        );
+        assert!(c.to_text().contains("REGRESSION: 1 new failures (exit 1)"), "{}", c.to_text());
+    }
+
+    #[test]
+    fn a_failing_case_only_in_new_is_a_regression_and_a_passing_one_is_added() {
+        let mut new = base();
+        new[1].cases.push(case("clone3/cpu", &[(SIGNAL, fail())]));
+        new[1].cases.push(CaseOutcome { error: Some("probe killed after 30 s".into()), ..case("clone3/io", &[]) });
+        new[1].cases.push(case("clone3/cpuset", &[(SIGNAL, pass())]));
+        let c = fails(base(), new, "new failure limits/clone3/cpu: pid/signal-host-process: case not in BASE → fail: ");
+        assert!(c.to_text().contains("new failure limits/clone3/io: case: case not in BASE → error: probe killed"));
+        assert_eq!(c.added, ["limits/clone3/cpuset"]);
+        let mut new = base();
+        new[1].cases.push(case("clone3/cpuset", &[(SIGNAL, pass())]));
+        let c = run(base(), new, &CompareOptions::default());
+        assert_eq!(c.exit_code(), EXIT_OK, "{}", c.to_text());
+        assert!(c.to_text().contains("new in NEW: 1 cases"), "{}", c.to_text());
+    }
+
+    #[test]
+    fn a_check_missing_from_new_is_a_regression() {
+        let new = edited("clone3/host/uts", |c| c.runs[0].checks.retain(|r| r.check != SIGNAL));
+        let c =
+            fails(base(), new, "check missing from NEW namespaces/clone3/host/uts: pid/signal-host-process: pass: ");
+        assert!(c.to_text().contains("REGRESSION: 1 checks missing from NEW (exit 1)"), "{}", c.to_text());
+        // A limit's enforcement and a joiner's checks are slots like any other.
+        let with = |limit: bool, joiner: bool| {
+            edited("clone3/host/uts", |c| {
+                if limit {
+                    c.runs[0].limits.push(LimitResult { check: LimitCheck::Memory, verdict: pass() });
+                }
+                if joiner {
+                    c.runs.push(ProbeRun { role: Role::Joiner, ..c.runs[0].clone() });
+                }
+            })
+        };
+        fails(
+            with(true, false),
+            with(false, false),
+            "check missing from NEW namespaces/clone3/host/uts: limit/memory/oom-at-max",
+        );
+        fails(
+            with(false, true),
+            with(false, false),
+            "check missing from NEW namespaces/clone3/host/uts: uts/hostname (joiner)",
+        );
+    }
+
+    #[test]
+    fn allow_new_skips_reports_skips_without_failing_and_nothing_else() {
+        let skips = edited("clone3/host/uts", |c| set(c, HOSTNAME, skip()));
+        let c = run(base(), skips.clone(), &allow_new_skips());
+        assert_eq!(c.exit_code(), EXIT_OK, "{}", c.to_text());
+        let text = c.to_text();
+        assert!(text.contains("new skip (allowed) namespaces/clone3/host/uts: uts/hostname"), "{text}");
+        assert!(text.contains("result: no regression (exit 0); allowed: 1 new skips (--allow-new-skips)"), "{text}");
+        // A case skipped as a whole is a new skip too.
+        let c = run(base(), edited("clone3/host/pid", |c| *c = skipped("clone3/host/pid")), &allow_new_skips());
+        assert_eq!(c.exit_code(), EXIT_OK, "{}", c.to_text());
+        // A real pass → fail next to the skip still fails, and so does a missing case.
+        let mut both = skips;
+        set(&mut both[0].cases[1], SIGNAL, fail());
+        let c = run(base(), both, &allow_new_skips());
+        assert_eq!(c.exit_code(), EXIT_REGRESSION, "{}", c.to_text());
+        assert!(c.to_text().contains("REGRESSION: 1 verdict regressions (exit 1)"), "{}", c.to_text());
+        let mut fewer = base();
+        fewer[0].cases.pop();
+        assert_eq!(run(base(), fewer, &allow_new_skips()).exit_code(), EXIT_REGRESSION);
+    }
+
+    #[test]
+    fn allow_missing_reports_missing_without_failing_and_nothing_else() {
+        let mut fewer = base();
+        fewer.pop();
+        fewer[0].cases.pop();
+        fewer[0].cases[0].runs[0].checks.pop();
+        let c = run(base(), fewer.clone(), &allow_missing());
+        assert_eq!(c.exit_code(), EXIT_OK, "{}", c.to_text());
+        let text = c.to_text();
+        for needle in [
+            "suite missing from NEW (allowed): limits (2 cases)",
+            "case missing from NEW (allowed): namespaces/clone3/host/pid",
+            "check missing from NEW (allowed) namespaces/clone3/host/uts: pid/signal-host-process",
+            "allowed: 1 checks missing from NEW, 1 cases missing from NEW, 1 suites missing from NEW (2 cases) (--allow-missing)",
+        ] {
+            assert!(text.contains(needle), "no {needle:?} in\n{text}");
+        }
+        // A real pass → fail in what is left still fails, and so does a new skip.
+        let mut failing = fewer.clone();
+        set(&mut failing[0].cases[0], HOSTNAME, fail());
+        let c = run(base(), failing, &allow_missing());
+        assert_eq!(c.exit_code(), EXIT_REGRESSION, "{}", c.to_text());
+        assert!(c.to_text().contains("REGRESSION: 1 verdict regressions (exit 1)"), "{}", c.to_text());
+        set(&mut fewer[0].cases[0], HOSTNAME, skip());
+        assert_eq!(run(base(), fewer, &allow_missing()).exit_code(), EXIT_REGRESSION);
+    }
+
+    #[test]
+    fn a_failure_that_becomes_a_skip_is_a_new_skip_not_unchanged() {
+        let failing = edited("clone3/host/uts", |c| set(c, HOSTNAME, fail()));
+        let skipping = edited("clone3/host/uts", |c| set(c, HOSTNAME, skip()));
+        fails(failing.clone(), skipping.clone(), "new skip namespaces/clone3/host/uts: uts/hostname: fail: ");
+        assert_eq!(run(failing, skipping, &allow_new_skips()).exit_code(), EXIT_OK);
+    }
+
+    #[test]
+    fn the_kernel_gate_fails_closed_too() {
+        let gate = CompareOptions { kernel_gate: true, ..Default::default() };
+        let new = edited("clone3/host/uts", |c| set(c, HOSTNAME, skip()));
+        assert_eq!(run(base(), new, &gate).exit_code(), EXIT_REGRESSION);
+        assert_eq!(run(base(), Vec::new(), &gate).exit_code(), EXIT_REGRESSION);
+        assert_eq!(run(base(), base(), &gate).exit_code(), EXIT_OK);
+    }
 }

@@ -369,47 +369,50 @@ impl Report {
     /// explains are not failures (see [`Report::explained_differences`]); a stale row of the
     /// differences table is one (check `differences-table`).
     pub fn failures(&self) -> Vec<Failure> {
+        self.cases().flat_map(|(suite, case)| self.case_failures(suite, case)).collect()
+    }
+
+    /// The failures of one case of `suite`, as [`Report::failures`] lists them.
+    pub fn case_failures(&self, suite: &Suite, case: &CaseOutcome) -> Vec<Failure> {
         let mut out = Vec::new();
-        for (suite, case) in self.cases() {
-            let f = |check: String, role, label, detail| Failure {
-                suite: suite.name.clone(),
-                case: case.name.clone(),
-                check,
-                role,
-                label,
-                detail,
-            };
-            if let Some(e) = &case.error {
-                out.push(f("case".into(), None, "error", e.clone()));
-            }
-            if self.skip_was_expected_to_run(case)
-                && let Some(s) = &case.skipped
-            {
-                let detail = format!("skipped, but ISOPROBE_EXPECT declares `{}`: {}", s.requirement, s.reason);
-                out.push(f("case".into(), None, "fail", detail));
-            }
-            let assessment = self.assessment(suite, case);
-            let explained = |role, check| assessment.is_some_and(|a| a.explanation(role, check).is_some());
-            for run in &case.runs {
-                for CheckResult { check, verdict } in &run.checks {
-                    if verdict.is_failure() && !explained(run.role, *check) {
-                        out.push(f(check.name(), Some(run.role), verdict.label(), verdict_detail(verdict)));
-                    }
-                }
-                for l in run.limits.iter().filter(|l| l.verdict.is_failure()) {
-                    out.push(f(l.check.to_string(), Some(run.role), l.verdict.label(), verdict_detail(&l.verdict)));
+        let f = |check: String, role, label, detail| Failure {
+            suite: suite.name.clone(),
+            case: case.name.clone(),
+            check,
+            role,
+            label,
+            detail,
+        };
+        if let Some(e) = &case.error {
+            out.push(f("case".into(), None, "error", e.clone()));
+        }
+        if self.skip_was_expected_to_run(case)
+            && let Some(s) = &case.skipped
+        {
+            let detail = format!("skipped, but ISOPROBE_EXPECT declares `{}`: {}", s.requirement, s.reason);
+            out.push(f("case".into(), None, "fail", detail));
+        }
+        let assessment = self.assessment(suite, case);
+        let explained = |role, check| assessment.is_some_and(|a| a.explanation(role, check).is_some());
+        for run in &case.runs {
+            for CheckResult { check, verdict } in &run.checks {
+                if verdict.is_failure() && !explained(run.role, *check) {
+                    out.push(f(check.name(), Some(run.role), verdict.label(), verdict_detail(verdict)));
                 }
             }
-            for m in &case.join_mismatches {
-                let by_explained =
-                    assessment.is_some_and(|a| a.explained.iter().any(|e| m.starts_with(&format!("{}:", e.check))));
-                if !by_explained {
-                    out.push(f("join-consistency".into(), Some(Role::Joiner), "fail", m.clone()));
-                }
+            for l in run.limits.iter().filter(|l| l.verdict.is_failure()) {
+                out.push(f(l.check.to_string(), Some(run.role), l.verdict.label(), verdict_detail(&l.verdict)));
             }
-            for stale in assessment.map(|a| a.stale.as_slice()).unwrap_or_default() {
-                out.push(f("differences-table".into(), None, "stale", stale.clone()));
+        }
+        for m in &case.join_mismatches {
+            let by_explained =
+                assessment.is_some_and(|a| a.explained.iter().any(|e| m.starts_with(&format!("{}:", e.check))));
+            if !by_explained {
+                out.push(f("join-consistency".into(), Some(Role::Joiner), "fail", m.clone()));
             }
+        }
+        for stale in assessment.map(|a| a.stale.as_slice()).unwrap_or_default() {
+            out.push(f("differences-table".into(), None, "stale", stale.clone()));
         }
         out
     }

@@ -26,7 +26,7 @@ fn exercise(name: &str, text: &str, original: &Document) {
                 let _ = render(&doc, f);
             }
             for force in [false, true] {
-                let opts = CompareOptions { force, fail_on_skip: true, ..Default::default() };
+                let opts = CompareOptions { force, ..Default::default() };
                 if let Ok(c) = compare(original, "base", &doc, name, &opts) {
                     let _ = (c.to_text(), c.to_markdown(), c.exit_code());
                 }

@@ -367,7 +367,7 @@ fn bad_input_names_the_file_and_the_position() {
 }
 
 #[test]
-fn new_skips_are_reported_and_fatal_on_request() {
+fn new_skips_are_fatal_unless_allowed() {
     let Document::Run(mut skipped) = report() else { unreachable!() };
     let case = skipped.suites[0].cases.iter_mut().find(|c| c.name == "clone3/chroot/pid").unwrap();
     case.runs.clear();
@@ -376,12 +376,13 @@ fn new_skips_are_reported_and_fatal_on_request() {
         reason: "chroot(2) takes CAP_SYS_CHROOT (running unprivileged)".into(),
     });
     let new = Document::Run(skipped);
-    let lenient = compare(&report(), "base", &new, "new", &CompareOptions::default()).unwrap();
-    assert_eq!(lenient.exit_code(), 0);
-    assert!(lenient.to_text().contains("clone3/chroot/pid"), "{}", lenient.to_text());
-    let strict = CompareOptions { fail_on_skip: true, ..Default::default() };
-    let strict = compare(&report(), "base", &new, "new", &strict).unwrap();
+    let strict = compare(&report(), "base", &new, "new", &CompareOptions::default()).unwrap();
     assert_eq!(strict.exit_code(), 1, "{}", strict.to_text());
+    assert!(strict.to_text().contains("new skip namespaces/clone3/chroot/pid: case: ran → skipped: root"));
+    let lenient = CompareOptions { allow_new_skips: true, ..Default::default() };
+    let lenient = compare(&report(), "base", &new, "new", &lenient).unwrap();
+    assert_eq!(lenient.exit_code(), 0, "{}", lenient.to_text());
+    assert!(lenient.to_text().contains("allowed: 1 new skips (--allow-new-skips)"), "{}", lenient.to_text());
 }
 
 #[test]
