@@ -378,6 +378,9 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     // mqueue filesystem); the second cleanup found none.
 }
 
+/// A run of a few namespace cases (about a tenth of a second).
+const SMALL_RUN: [&str; 8] = ["run", "--no-report", "--suite", "namespaces", "--ns", "uts", "--launcher", "clone3"];
+
 /// Crash-only: the next `isoprobe run` removes what a killed one left (its directory, mounts,
 /// cgroups, IPC objects), says so in one line, and leaves nothing of either behind.
 #[test]
@@ -385,7 +388,7 @@ fn the_next_run_removes_what_a_killed_run_left() {
     let Some(k) = KilledRun::new("next-run") else { return };
     let left_sysv = isoprobe_sysv();
     assert!(k.run_dir.exists() && !left_sysv.is_empty(), "a killed run leaves its directory and IPC objects");
-    let out = output(k.isoprobe().args(["run", "--no-report", "--suite", "namespaces", "--ns", "uts", "--launcher", "clone3"]));
+    let out = output(k.isoprobe().args(SMALL_RUN));
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{}\n{err}", text(&out.stdout));
     let line = err.lines().find(|l| l.starts_with("isoprobe run: removed what 1 dead isoprobe run left: "));
@@ -398,7 +401,7 @@ fn the_next_run_removes_what_a_killed_run_left() {
     assert!(isoprobe_sysv().is_empty(), "SysV objects left: {:?}", isoprobe_sysv());
     assert_eq!(std::fs::read_dir(&k.tmp.0).unwrap().count(), 0, "the runs left files in their temporary directory");
     // A second run finds nothing to say.
-    let out = output(k.isoprobe().args(["run", "--no-report", "--suite", "namespaces", "--ns", "uts", "--launcher", "clone3"]));
+    let out = output(k.isoprobe().args(SMALL_RUN));
     assert!(!text(&out.stderr).contains("dead isoprobe run"), "{}", text(&out.stderr));
 }
 

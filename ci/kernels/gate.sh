@@ -4,7 +4,7 @@
 # `isoprobe compare --kernel-gate`. See ci/kernels/README.md, "The gate".
 #
 #   ci/kernels/gate.sh [--plan NAME] [--candidate-plan NAME] [--out DIR] [--threshold PCT] [--force]
-#                      BASELINE CANDIDATE
+#                      [--allow-new-skips] [--allow-missing] BASELINE CANDIDATE
 #
 # BASELINE, CANDIDATE: what run.sh takes (a Debian kernel package or pattern, 6.1, 6.12, or
 # host). --plan: the plan both run (default: suites); --candidate-plan: the candidate's plan
@@ -12,6 +12,8 @@
 # benchmark's whole confidence interval must exceed at least (default 10; compare raises it to the
 # noise measured between the two runs). --force: compare even when the fingerprints make the runs
 # incomparable (this development host's root lacks cap_sys_resource, a VM's root has it all).
+# --allow-new-skips, --allow-missing: passed to compare for a deliberate change (an older kernel
+# that skips what the baseline ran); without them the gate fails closed.
 # Exit status (compare's, with its fail-closed defaults): 0 no regression, 1 a regression (a
 # verdict that passed on the baseline fails, errors or is skipped on the candidate, a case that
 # ran now errors or is skipped, a suite, case or check missing from the candidate, a candidate
@@ -26,6 +28,7 @@ candidate_plan=""
 out=""
 threshold=10
 force=()
+allow=()
 while [ $# -gt 0 ]; do
   case $1 in
     --plan) plan=$2; shift 2 ;;
@@ -33,7 +36,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --threshold) threshold=$2; shift 2 ;;
     --force) force=(--force); shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    --allow-new-skips | --allow-missing) allow+=("$1"); shift ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) echo "gate.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -68,7 +72,7 @@ for log in "$out/baseline.log" "$out/candidate.log"; do
 done
 
 isoprobe=target/x86_64-unknown-linux-gnu/release/isoprobe
-args=(compare --kernel-gate --basis calibration --threshold "$threshold" "${force[@]}" "$base" "$cand")
+args=(compare --kernel-gate --basis calibration --threshold "$threshold" "${force[@]}" "${allow[@]}" "$base" "$cand")
 status=0
 "$isoprobe" "${args[@]}" | tee "$out/compare.txt" || status=${PIPESTATUS[0]}
 "$isoprobe" "${args[@]}" --format markdown >"$out/compare.md" || true
