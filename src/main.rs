@@ -38,6 +38,7 @@ Exit status:
            that fails or errors, a benchmark significantly slower; 2 could not compare (corrupt
            or newer-schema input, fingerprints that make the runs incomparable unless --force,
            benchmark summaries without a shared calibration across machines)
+  snapshot 0
   cleanup  0 everything a dead run left behind was removed (what a live run may own is kept and
            listed); 1 something could not be removed; 2 cleanup could not look
 Any command exits 2 on a usage error.";
@@ -89,6 +90,14 @@ enum Command {
     /// NEW) is a regression unless an --allow-* option says it is deliberate.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
+    /// Print the host state isoprobe promises to leave as it found it (hostname, domainname,
+    /// mounts, SysV IPC, links, isoprobe cgroups and temporary entries, /proc/cgroups, /dev
+    /// nodes, probe processes, loop devices), one line per item, to compare with diff(1).
+    Snapshot {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Find and remove what a killed run left behind: run directories of dead runs, mounts and
     /// loop devices under them, isoprobe cgroups, SysV IPC objects with isoprobe keys and
     /// /isoprobe-* message queues (`run`, the suites and the benches remove what dead runs
@@ -326,6 +335,11 @@ fn real_main() -> Result<u8> {
             };
             write_out(None, &text)?;
             Ok(c.exit_code())
+        }
+        Command::Snapshot { output } => {
+            let lines = isoprobe_harness::snapshot::HostSnapshot::take().lines();
+            write_out(output.as_deref(), &(lines.join("\n") + "\n"))?;
+            Ok(0)
         }
         Command::Cleanup { dry_run, only_known_runs } => cleanup::cleanup(dry_run, only_known_runs),
     }

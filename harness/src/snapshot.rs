@@ -120,6 +120,24 @@ impl HostSnapshot {
         }
     }
 
+    /// The snapshot as sorted lines, `<what> <item>`, for diff(1) (`isoprobe snapshot`).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!("hostname {}", self.hostname), format!("domainname {}", self.domainname)];
+        let mut add = |what: &str, items: &mut dyn Iterator<Item = String>| {
+            out.extend(items.map(|x| format!("{what} {x}")));
+        };
+        add("mount", &mut self.mounts.iter().cloned());
+        add("sysv", &mut self.sysv.iter().cloned());
+        add("link", &mut self.links.iter().cloned());
+        add("cgroup", &mut self.cgroups.iter().map(|p| p.display().to_string()));
+        add("/proc/cgroups", &mut self.proc_cgroups.iter().cloned());
+        add("tmp", &mut self.tmp.iter().cloned());
+        add("device-node", &mut self.dev_nodes.iter().cloned());
+        add("process", &mut self.processes.iter().cloned());
+        add("loop-device", &mut self.loop_devices.iter().cloned());
+        out
+    }
+
     /// One line per difference, `-` for what went away and `+` for what appeared.
     pub fn diff(&self, after: &HostSnapshot) -> Vec<String> {
         let mut out = Vec::new();

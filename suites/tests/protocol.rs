@@ -36,8 +36,18 @@ const CASES: &[(&str, &str, &str)] = &[
 fn main() -> ExitCode {
     isoprobe_probes::multicall();
     let args = Arguments::from_args();
+    if !args.list {
+        isoprobe_harness::leftovers::recover_at_start("isoprobe suite");
+    }
     let before = HostSnapshot::take();
-    let dir = std::env::temp_dir().join(format!("isoprobe-protocol-{}", std::process::id()));
+    // Named like a run directory (`isoprobe-<pid>-<token>`), so that a killed suite's scripts go
+    // with the next run's recovery.
+    let dir = std::env::temp_dir().join(format!(
+        "{}-{}-{}",
+        isoprobe_harness::names::PREFIX,
+        std::process::id(),
+        isoprobe_harness::names::token()
+    ));
     fs::create_dir_all(&dir).expect("create the scripts dir");
     let trials: Vec<Trial> = CASES
         .iter()
