@@ -44,8 +44,9 @@ isoprobe=$work/bin/isoprobe
 protocol=$work/bin/$(basename "$protocol")
 limits=$work/bin/$(basename "$limits")
 
-leftovers() { # what `isoprobe cleanup` would remove now (0 when nothing)
-  "$isoprobe" cleanup --dry-run | sed -n 's/^would remove \([0-9]*\), kept.*/\1/p'
+leftovers() { # what `isoprobe cleanup` would remove or keep now: with no run live, both are leaks
+  "$isoprobe" cleanup --dry-run | sed -n 's/^would remove \([0-9]*\), kept \([0-9]*\),.*/\1 \2/p' \
+    | awk '{ print $1 + $2 }'
 }
 if [ "$(leftovers)" != 0 ]; then
   echo "ci/soak.sh: isoprobe leftovers are already on the host; run isoprobe cleanup first:" >&2

@@ -56,6 +56,7 @@ fn main() {
                     id_maps: spec.id_maps.as_ref(),
                     runner,
                     deadline: Instant::now() + GRACE,
+                    plant: isoprobe_harness::NsSet::EMPTY,
                 })
                 .map_err(std::io::Error::other)?;
                 let status = p.wait_until(Instant::now() + GRACE).map_err(std::io::Error::other)?;

@@ -222,6 +222,35 @@ impl CaseEnv {
         Ok(ProbeNames { own_ipc, domainname_token: format!("{PREFIX}-{}", token()) })
     }
 
+    /// The host-side control of the abstract socket: a connect from the harness's own network
+    /// namespace.
+    pub fn connect_abstract(&self) -> Result<(), String> {
+        let addr = SocketAddr::from_abstract_name(self.abstract_name.as_bytes()).map_err(|e| e.to_string())?;
+        std::os::unix::net::UnixStream::connect_addr(&addr)
+            .map(drop)
+            .map_err(|e| format!("connect to @{} from the host: {e}", self.abstract_name))
+    }
+
+    /// The host-side control of the TCP listener on 127.0.0.1.
+    pub fn connect_tcp(&self) -> Result<(), String> {
+        std::net::TcpStream::connect(("127.0.0.1", self.tcp_port))
+            .map(drop)
+            .map_err(|e| format!("connect to 127.0.0.1:{} from the host: {e}", self.tcp_port))
+    }
+
+    /// The host-side controls of the IPC sentinels: each still found by its key or name
+    /// (shm, sem, msg, mq).
+    pub fn host_ipc_present(&self) -> [Result<(), String>; 4] {
+        let n = &self.host_ipc;
+        let found = |what: &str, r: nix::Result<()>| r.map_err(|e| format!("the host's {what} is not found: {e}"));
+        [
+            found("shm", sys::sysv_get(SysvKind::Shm, n.shm_key).map(drop)),
+            found("sem", sys::sysv_get(SysvKind::Sem, n.sem_key).map(drop)),
+            found("msg", sys::sysv_get(SysvKind::Msg, n.msg_key).map(drop)),
+            found("message queue", sys::mq_lookup(&n.mq_name)),
+        ]
+    }
+
     /// A host path inside the case directory.
     pub fn host_path(&self, sub: &str) -> PathBuf {
         self.dir.join(sub)
@@ -254,6 +283,7 @@ impl CaseEnv {
                 sentinel_mount: self.probe_path(dirs::SENTINEL_MOUNT),
                 own_mount: self.probe_path(dirs::OWN_MOUNT),
                 escape_dir: self.probe_path(dirs::ESCAPE),
+                host_root: run.host_root.clone(),
             },
             ipc: IpcSentinel { host: self.host_ipc.clone(), own: names.own_ipc.clone() },
             net: NetSentinel { abstract_name: self.abstract_name.clone(), tcp_port: self.tcp_port },

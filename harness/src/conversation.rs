@@ -25,6 +25,8 @@ const LINE_CAP: usize = 1024 * 1024;
 pub struct Transcript {
     pub facts: Facts,
     pub init: Vec<String>,
+    /// The steps the probe's interlock refused (its namespace of that kind was the harness's).
+    pub refused: Vec<isoprobe_probes::wire::Refusal>,
 }
 
 /// Reads a probe's stdout and stderr without blocking on either.
@@ -143,9 +145,10 @@ pub fn converse(
             let msg: FromProbe = wire::decode("probe message", streams.lines, &line)
                 .map_err(|e| with_stderr(HarnessError::Probe(e.to_string()), streams))?;
             match msg {
-                FromProbe::Fact { fact: Fact::Init { steps } } => {
+                FromProbe::Fact { fact: Fact::Init { steps, refused } } => {
                     t.init = steps.clone();
-                    t.facts.insert(Fact::Init { steps }).map_err(HarnessError::Probe)?;
+                    t.refused = refused.clone();
+                    t.facts.insert(Fact::Init { steps, refused }).map_err(HarnessError::Probe)?;
                 }
                 FromProbe::Fact { fact } => t.facts.insert(fact).map_err(HarnessError::Probe)?,
                 FromProbe::Ask { id, question } => {

@@ -213,6 +213,12 @@ impl<'a> HostSide<'a> {
     fn unmount_sentinel(&mut self) -> Result<HostAnswer, String> {
         if self.sentinel_mounted {
             let target = self.case.host_path(dirs::SENTINEL_MOUNT);
+            // The control: the mount was there all the while the probe looked (it asks this
+            // after looking), so not seeing it means it did not propagate.
+            if !is_mount_point(&target).map_err(|e| e.to_string())? {
+                self.sentinel_mounted = false;
+                return Err(format!("the sentinel mount on {} was gone when the probe had looked", target.display()));
+            }
             umount2(&target, MntFlags::MNT_DETACH)
                 .map_err(|e| format!("failed to unmount {}: {e}", target.display()))?;
             self.sentinel_mounted = false;

@@ -8,16 +8,21 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use isoprobe_probes::ns::NsKind;
-use isoprobe_probes::wire::{Fact, IdKind, Link, SysResult, fact_key};
+use isoprobe_probes::wire::{Attempt, Fact, IdKind, Link, Refusal, SysResult, fact_key};
 
 use crate::check::{CheckId, IpcObject};
 use crate::oracle::{Expect, fmt_ns, id_map_text};
 use crate::spec::CaseSpec;
 use crate::verdict::Verdict;
 
-/// What the harness knows of the host, to tell "shared" from "isolated".
+/// What the harness knows of the host, to tell "shared" from "isolated", and the host-side
+/// controls that give a "not there" its meaning: an observation that found nothing counts as
+/// isolation only if the host's own object was alive and reachable from the host in the same
+/// case.
 #[derive(Debug, Clone, Default)]
 pub struct HostView {
+    /// The host's hostname, read again after the probe finished (a probe that renamed the host
+    /// would otherwise compare with a stale name).
     pub hostname: String,
     /// st_dev/st_ino of the harness's own /proc/self/ns/<kind>.
     pub ns: BTreeMap<NsKind, (u64, u64)>,
@@ -26,6 +31,49 @@ pub struct HostView {
     pub sys_class_net: Vec<String>,
     /// /proc/<probe>/cgroup as the host reads it.
     pub probe_cgroup: Vec<String>,
+    /// The host-side controls, checked after the probe finished (`Err` says what failed).
+    pub controls: Controls,
+}
+
+/// Whether each host sentinel was alive and reachable from the host when the probe had looked.
+#[derive(Debug, Clone)]
+pub struct Controls {
+    /// The pid sentinel is still the process it was (pid and start time).
+    pub pid_sentinel: Result<(), String>,
+    /// connect(2) from the host to the abstract socket.
+    pub abstract_socket: Result<(), String>,
+    /// connect(2) from the host to the TCP listener.
+    pub tcp_listener: Result<(), String>,
+    /// The host's SysV objects and queue still exist, by key and name: [shm, sem, msg, mq].
+    pub ipc: [Result<(), String>; 4],
+    /// The host marker file holds its token.
+    pub host_marker: Result<(), String>,
+}
+
+impl Default for Controls {
+    /// Every control met (for unit tests of the classification).
+    fn default() -> Self {
+        Controls {
+            pid_sentinel: Ok(()),
+            abstract_socket: Ok(()),
+            tcp_listener: Ok(()),
+            ipc: [Ok(()), Ok(()), Ok(()), Ok(())],
+            host_marker: Ok(()),
+        }
+    }
+}
+
+/// "Not there" (`seen` is isolation) counts only when the host-side `control` held: the object
+/// was alive and reachable from the host in the same case. Otherwise the check is an error.
+fn proven(seen: Seen, control: &Result<(), String>, what: &str) -> Result<Seen, Verdict> {
+    match (seen, control) {
+        (Seen::Isolated, Err(e)) => Err(Verdict::Error {
+            cause: format!(
+                "the probe did not find {what}, but the host's control failed too, so that proves nothing: {e}"
+            ),
+        }),
+        (seen, _) => Ok(seen),
+    }
 }
 
 /// The facts of one probe run, by key.
@@ -148,14 +196,19 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
                 Some(libc::ESRCH) => Seen::Isolated,
                 Some(_) => Seen::Other(result.to_string()),
             };
+            let seen = proven(seen, &host.controls.pid_sentinel, "the host's sleeping process")?;
             obs(seen, format!("kill(host process, 0) = {result}"))
         }
-        (PidProcListsHostProcess, Fact::ProcSentinel { listed, tagged }) => {
+        (PidProcListsHostProcess, Fact::ProcSentinel { listed, tagged, foreign }) => {
             let seen = match (listed, tagged) {
+                _ if *foreign => Seen::Other(
+                    "the probe's /proc belongs to a pid namespace the probe is not in (it has no `self` for it)".into(),
+                ),
                 (true, true) => Seen::Shared,
                 (false, _) => Seen::Isolated,
                 (true, false) => Seen::Other("the pid is listed but is another process".into()),
             };
+            let seen = proven(seen, &host.controls.pid_sentinel, "the host's sleeping process")?;
             obs(seen, format!("/proc/<host pid> listed: {listed}, with the sentinel's tag: {tagged}"))
         }
         (UtsHostname, Fact::Hostname { hostname }) => {
@@ -168,31 +221,76 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             };
             obs(seen, format!("uname: {hostname:?}, host: {:?}", host.hostname))
         }
-        (UtsDomainnameReachesHost, Fact::Domainname { set, host_saw_token }) => {
-            obs(shared_if(*host_saw_token), format!("setdomainname: {set}; host saw the token: {host_saw_token}"))
-        }
-        (UserCapsReachUts, Fact::SethostnameSame { result }) => {
-            let seen = match result.errno() {
-                None => Seen::Shared,
-                Some(libc::EPERM) => Seen::Isolated,
-                Some(_) => Seen::Other(result.to_string()),
-            };
-            obs(seen, format!("sethostname(current name) = {result}"))
-        }
+        (UtsDomainnameReachesHost, Fact::Domainname { attempt, host_saw_token }) => match attempt {
+            // The probe is in the harness's uts namespace: the token was never written, and the
+            // capability test says whether it would have reached the host.
+            Attempt::Refused { shared, probe } => obs(
+                capability_seen(probe),
+                format!(
+                    "the probe's uts namespace is the harness's ({shared}): setdomainname of the token refused by the \
+                     interlock; setdomainname of a name too long = {probe} ({})",
+                    capability_text(probe)
+                ),
+            ),
+            Attempt::Made { result } if result.is_ok() => {
+                obs(shared_if(*host_saw_token), format!("setdomainname: ok; host saw the token: {host_saw_token}"))
+            }
+            Attempt::Made { result } => obs(
+                Seen::Other(format!("setdomainname failed in the probe's own uts namespace: {result}")),
+                "nothing was set, so the host's view proves nothing",
+            ),
+        },
+        (UserCapsReachUts, Fact::SethostnameProbe { result }) => obs(
+            capability_seen(result),
+            format!("sethostname of a name too long = {result} ({})", capability_text(result)),
+        ),
         (MntHostMountVisible, Fact::SentinelMount { visible, detail }) => match visible {
             Some(v) => obs(shared_if(*v), detail.clone()),
             None => Err(Verdict::Skip { requirement: "root".into(), reason: detail.clone() }),
         },
-        (MntOwnMountReachesHost, Fact::OwnMount { mount, host_saw }) => {
-            obs(shared_if(*host_saw), format!("mount tmpfs: {mount}; host saw it: {host_saw}"))
+        (MntOwnMountReachesHost, Fact::OwnMount { attempt, host_saw }) => match attempt {
+            Attempt::Refused { shared, probe } => obs(
+                capability_seen(probe),
+                format!(
+                    "the probe's mount namespace is the harness's ({shared}): mounting its tmpfs refused by the \
+                     interlock; mount with an invalid option = {probe} ({}); host saw a mount: {host_saw}",
+                    capability_text(probe)
+                ),
+            ),
+            Attempt::Made { result } if result.is_ok() => {
+                obs(shared_if(*host_saw), format!("mount tmpfs: ok; host saw it: {host_saw}"))
+            }
+            Attempt::Made { result } => obs(
+                Seen::Other(format!("mounting a tmpfs failed in the probe's own mount namespace: {result}")),
+                format!("nothing was mounted, so the host's table proves nothing (host saw a mount: {host_saw})"),
+            ),
+        },
+        (MntHostRootReachable, Fact::HostMarker { reachable, detail }) => {
+            let seen = match reachable {
+                Some(r) => shared_if(*r),
+                None => Seen::Other(format!("reading the marker failed with an error other than ENOENT: {detail}")),
+            };
+            let seen = proven(seen, &host.controls.host_marker, "the host's marker file")?;
+            obs(seen, detail.clone())
         }
-        (MntHostRootReachable, Fact::HostMarker { reachable, detail }) => obs(shared_if(*reachable), detail.clone()),
-        (MntChrootEscape, Fact::ChrootEscape { reached_host, detail }) => match reached_host {
-            Some(r) => obs(shared_if(*r), detail.clone()),
-            None => Err(Verdict::Skip {
+        (MntChrootEscape, Fact::ChrootEscape { reached_host, detail, old_root_mount }) => match reached_host {
+            Some(true) => obs(Seen::Shared, detail.clone()),
+            // Not reached by climbing, and the host's root must be gone from the mount table too.
+            Some(false) => match old_root_mount {
+                Some(at) => obs(
+                    Seen::Other(format!("the host's root is still mounted at {at} in the probe's mount table")),
+                    detail.clone(),
+                ),
+                None => {
+                    let seen = proven(Seen::Isolated, &host.controls.host_marker, "the host's marker file")?;
+                    obs(seen, format!("{detail}; the host's root is in no mount of the probe's table"))
+                }
+            },
+            None if detail.starts_with("not attempted") => Err(Verdict::Skip {
                 requirement: "root".into(),
                 reason: format!("the chroot escape takes CAP_SYS_CHROOT in the probe's user namespace: {detail}"),
             }),
+            None => obs(Seen::Other(detail.clone()), detail.clone()),
         },
         (IpcHostObject(o), Fact::HostIpc { shm, sem, msg, mq }) => {
             let l = match o {
@@ -205,23 +303,54 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
                 Some(v) => shared_if(v),
                 None => Seen::Other(l.to_string()),
             };
+            let i = match o {
+                IpcObject::Shm => 0,
+                IpcObject::Sem => 1,
+                IpcObject::Msg => 2,
+                IpcObject::Mqueue => 3,
+            };
+            let seen = proven(seen, &host.controls.ipc[i], "the host's IPC object")?;
             obs(seen, format!("lookup by key/name: {l}"))
         }
-        (IpcOwnObjectsReachHost, Fact::OwnIpc { created, host_saw }) => {
-            let seen = if host_saw.all() {
+        (IpcOwnObjectsReachHost, Fact::OwnIpc { created, host_saw, failed }) => {
+            // Only what the probe did create can prove anything; the host seeing an object the
+            // probe failed to create is neither sharing nor isolation.
+            let pairs = [
+                (created.shm, host_saw.shm),
+                (created.sem, host_saw.sem),
+                (created.msg, host_saw.msg),
+                (created.mq, host_saw.mq),
+            ];
+            let made: Vec<bool> = pairs.iter().filter(|(c, _)| *c).map(|(_, s)| *s).collect();
+            let seen = if pairs.iter().any(|(c, s)| *s && !*c) {
+                Seen::Other(format!("the host saw an object the probe failed to create: {host_saw:?}"))
+            } else if made.is_empty() {
+                Seen::Other(format!("the probe could create none of its objects: {}", failed.join(", ")))
+            } else if made.iter().all(|s| *s) {
                 Seen::Shared
-            } else if host_saw.none() {
+            } else if made.iter().all(|s| !*s) {
                 Seen::Isolated
             } else {
                 Seen::Other(format!("host saw only some: {host_saw:?}"))
             };
-            obs(seen, format!("created {created:?}; host saw {host_saw:?}"))
+            let refused =
+                if failed.is_empty() { String::new() } else { format!("; not created: {}", failed.join(", ")) };
+            obs(seen, format!("created {created:?}; host saw {host_saw:?}{refused}"))
         }
+        // An abstract name that is not bound refuses (ECONNREFUSED); a loopback port nobody
+        // listens on refuses too, and a network namespace whose lo is down has no route to it.
         (NetHostAbstractSocket, Fact::AbstractSocket { connect }) => {
-            obs(connect_seen(connect), format!("connect: {connect}"))
+            let seen = proven(
+                connect_seen(connect, &[libc::ECONNREFUSED]),
+                &host.controls.abstract_socket,
+                "the host's listener",
+            )?;
+            obs(seen, format!("connect: {connect}"))
         }
         (NetHostTcpLoopback, Fact::TcpLoopback { connect }) => {
-            obs(connect_seen(connect), format!("connect: {connect}"))
+            let seen = connect_seen(connect, &[libc::ECONNREFUSED, libc::ENETUNREACH]);
+            let seen = proven(seen, &host.controls.tcp_listener, "the host's listener")?;
+            obs(seen, format!("connect: {connect}"))
         }
         (NetLinks, Fact::Links { links }) => {
             let is_fresh = |l: &[Link]| l.len() == 1 && l[0].name == "lo" && !l[0].up;
@@ -311,11 +440,45 @@ fn cgroup_paths(lines: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn connect_seen(r: &SysResult) -> Seen {
+/// A connect(2): made is shared, an errno of `absent` (what "nobody listens here" gives) is
+/// isolated, anything else is neither.
+fn connect_seen(r: &SysResult, absent: &[i32]) -> Seen {
     match r.errno() {
         None => Seen::Shared,
-        Some(libc::ECONNREFUSED | libc::ENOENT | libc::ENETUNREACH) => Seen::Isolated,
+        Some(e) if absent.contains(&e) => Seen::Isolated,
         Some(_) => Seen::Other(r.to_string()),
+    }
+}
+
+/// A capability test (a call the kernel refuses after its permission check, see the probe's
+/// interlock): EINVAL means the permission check passed (the step would reach that namespace),
+/// EPERM or EACCES that it did not.
+fn capability_seen(r: &SysResult) -> Seen {
+    match r.errno() {
+        Some(libc::EINVAL) => Seen::Shared,
+        Some(libc::EPERM | libc::EACCES) => Seen::Isolated,
+        _ => Seen::Other(format!("a capability test gave {r}, neither EINVAL nor EPERM")),
+    }
+}
+
+fn capability_text(r: &SysResult) -> &'static str {
+    match r.errno() {
+        Some(libc::EINVAL) => "past the capability check: permitted",
+        Some(libc::EPERM | libc::EACCES) => "refused by the capability check",
+        _ => "unexpected",
+    }
+}
+
+/// Adds to a failed verdict of `check` what the interlock refused in its namespace kinds: the
+/// evidence a user needs ("uts: the probe's uts namespace is the harness's (uts:[4026531838]):
+/// sethostname refused").
+pub fn with_refusals(check: CheckId, verdict: Verdict, refused: &[Refusal]) -> Verdict {
+    let mine: Vec<String> = refused.iter().filter(|r| check.kind() == r.kind).map(|r| r.to_string()).collect();
+    match verdict {
+        Verdict::Fail { expected, observed, evidence } if !mine.is_empty() => {
+            Verdict::Fail { expected, observed, evidence: format!("{}; {evidence}", mine.join("; ")) }
+        }
+        v => v,
     }
 }
 
@@ -334,7 +497,7 @@ pub fn fact_key_for(check: CheckId) -> String {
         PidProcListsHostProcess => "proc-sentinel".into(),
         UtsHostname => "hostname".into(),
         UtsDomainnameReachesHost => "domainname".into(),
-        UserCapsReachUts => "sethostname-same".into(),
+        UserCapsReachUts => "sethostname-probe".into(),
         MntHostMountVisible => "sentinel-mount".into(),
         MntOwnMountReachesHost => "own-mount".into(),
         MntHostRootReachable => "host-marker".into(),
@@ -356,7 +519,7 @@ pub fn fact_key_for(check: CheckId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use isoprobe_probes::wire::Link;
+    use isoprobe_probes::wire::{IpcSeen, Link};
 
     fn facts(list: Vec<Fact>) -> Facts {
         let mut f = Facts::default();
@@ -416,6 +579,115 @@ mod tests {
         for check in [CheckId::NetSysfsClassNet, CheckId::NetLinks] {
             assert!(verdict(check, &Expect::Isolated, &f, &host, &spec).is_pass(), "{check}");
         }
+    }
+
+    fn sys_err(errno: i32) -> SysResult {
+        SysResult::Err { errno, name: nix::errno::Errno::from_raw(errno).to_string() }
+    }
+
+    /// "Not there" is isolation only with the host's control met, and only for the errno that
+    /// means it.
+    #[test]
+    fn not_there_needs_the_hosts_control_and_the_right_errno() {
+        let spec = CaseSpec::new(Default::default());
+        let f = facts(vec![
+            Fact::SignalSentinel { result: sys_err(libc::ESRCH) },
+            Fact::AbstractSocket { connect: sys_err(libc::ECONNREFUSED) },
+            Fact::TcpLoopback { connect: sys_err(libc::ENETUNREACH) },
+        ]);
+        let ok = HostView::default();
+        for c in [CheckId::PidSignalHostProcess, CheckId::NetHostAbstractSocket, CheckId::NetHostTcpLoopback] {
+            assert_eq!(observe(c, &f, &ok, &spec).unwrap().seen, Seen::Isolated, "{c}");
+        }
+        // The sentinel died, the listener stopped accepting: the same observations prove nothing.
+        let mut dead = HostView::default();
+        dead.controls.pid_sentinel = Err("gone".into());
+        dead.controls.abstract_socket = Err("refused".into());
+        dead.controls.tcp_listener = Err("refused".into());
+        for c in [CheckId::PidSignalHostProcess, CheckId::NetHostAbstractSocket, CheckId::NetHostTcpLoopback] {
+            let v = verdict(c, &Expect::Isolated, &f, &dead, &spec);
+            assert!(matches!(v, Verdict::Error { .. }), "{c}: {v:?}");
+        }
+        // ENOENT means nothing for an abstract socket, EACCES nothing for kill: neither is isolation.
+        let f = facts(vec![
+            Fact::SignalSentinel { result: sys_err(libc::EACCES) },
+            Fact::AbstractSocket { connect: sys_err(libc::ENOENT) },
+        ]);
+        for c in [CheckId::PidSignalHostProcess, CheckId::NetHostAbstractSocket] {
+            assert!(!verdict(c, &Expect::Isolated, &f, &ok, &spec).is_pass(), "{c}");
+        }
+    }
+
+    /// The interlock's capability tests: EINVAL is past the permission check (shared), EPERM is
+    /// refused by it (isolated); a state change that failed in the probe's own namespace proves
+    /// nothing either way.
+    #[test]
+    fn refused_steps_are_judged_by_their_capability_test() {
+        let spec = CaseSpec::new(Default::default());
+        let shared = isoprobe_probes::wire::NsId { kind: NsKind::Uts, dev: 4, ino: 4026531838 };
+        let domain = |attempt| facts(vec![Fact::Domainname { attempt, host_saw_token: false }]);
+        let seen = |f: &Facts| observe(CheckId::UtsDomainnameReachesHost, f, &HostView::default(), &spec).unwrap();
+        let o = seen(&domain(Attempt::Refused { shared, probe: sys_err(libc::EINVAL) }));
+        assert_eq!(o.seen, Seen::Shared);
+        assert!(
+            o.evidence.starts_with("the probe's uts namespace is the harness's (uts:[4026531838])"),
+            "{}",
+            o.evidence
+        );
+        assert_eq!(seen(&domain(Attempt::Refused { shared, probe: sys_err(libc::EPERM) })).seen, Seen::Isolated);
+        assert!(matches!(seen(&domain(Attempt::Refused { shared, probe: SysResult::Ok })).seen, Seen::Other(_)));
+        assert_eq!(seen(&domain(Attempt::Made { result: SysResult::Ok })).seen, Seen::Isolated);
+        assert!(matches!(seen(&domain(Attempt::Made { result: sys_err(libc::EPERM) })).seen, Seen::Other(_)));
+        let mount = |attempt, host_saw| facts(vec![Fact::OwnMount { attempt, host_saw }]);
+        let seen = |f: &Facts| observe(CheckId::MntOwnMountReachesHost, f, &HostView::default(), &spec).unwrap().seen;
+        let mnt = isoprobe_probes::wire::NsId { kind: NsKind::Mnt, ..shared };
+        assert_eq!(seen(&mount(Attempt::Refused { shared: mnt, probe: sys_err(libc::EINVAL) }, false)), Seen::Shared);
+        assert_eq!(seen(&mount(Attempt::Made { result: SysResult::Ok }, false)), Seen::Isolated);
+        assert_eq!(seen(&mount(Attempt::Made { result: SysResult::Ok }, true)), Seen::Shared);
+        assert!(matches!(seen(&mount(Attempt::Made { result: sys_err(libc::EPERM) }, false)), Seen::Other(_)));
+    }
+
+    /// A pivot_root whose old root is still in the probe's mount table is not isolation, even
+    /// when the climb did not get out; own IPC objects count only where they were made.
+    #[test]
+    fn isolation_needs_the_whole_of_its_evidence() {
+        let spec = CaseSpec::new(Default::default());
+        let escape = |old_root_mount| {
+            facts(vec![Fact::ChrootEscape { reached_host: Some(false), detail: "climbed".into(), old_root_mount }])
+        };
+        let seen = |f: &Facts| observe(CheckId::MntChrootEscape, f, &HostView::default(), &spec).unwrap().seen;
+        assert_eq!(seen(&escape(None)), Seen::Isolated);
+        assert!(matches!(seen(&escape(Some("/oldroot".into()))), Seen::Other(_)));
+        let all = IpcSeen { shm: true, sem: true, msg: true, mq: true };
+        let none = IpcSeen::default();
+        let own = |created, host_saw| facts(vec![Fact::OwnIpc { created, host_saw, failed: vec![] }]);
+        let seen = |f: &Facts| observe(CheckId::IpcOwnObjectsReachHost, f, &HostView::default(), &spec).unwrap().seen;
+        assert_eq!(seen(&own(all, all)), Seen::Shared);
+        assert_eq!(seen(&own(all, none)), Seen::Isolated);
+        let no_mq = IpcSeen { mq: false, ..all };
+        assert_eq!(seen(&own(no_mq, no_mq)), Seen::Shared, "judged on what was made");
+        assert!(matches!(seen(&own(none, none)), Seen::Other(_)), "nothing made proves nothing");
+        assert!(matches!(seen(&own(no_mq, all)), Seen::Other(_)), "the host saw what was never made");
+    }
+
+    /// A failed check of a kind whose step the interlock refused carries the refusal as evidence.
+    #[test]
+    fn a_refusal_is_the_evidence_of_its_kinds_failures() {
+        let r = Refusal {
+            kind: NsKind::Uts,
+            step: "sethostname(\"isoprobe-02\")".into(),
+            because: "the probe's uts namespace is the harness's (uts:[4026531838])".into(),
+        };
+        let fail =
+            Verdict::Fail { expected: "isolated".into(), observed: "shared".into(), evidence: "uname: \"vm\"".into() };
+        let v = with_refusals(CheckId::UtsHostname, fail.clone(), std::slice::from_ref(&r));
+        let Verdict::Fail { evidence, .. } = v else { panic!("{v:?}") };
+        assert_eq!(
+            evidence,
+            "uts: the probe's uts namespace is the harness's (uts:[4026531838]): sethostname(\"isoprobe-02\") refused; uname: \"vm\""
+        );
+        // Another kind's failure, or a pass, is left as it is.
+        assert_eq!(with_refusals(CheckId::PidSelfIsInit, fail.clone(), std::slice::from_ref(&r)), fail);
     }
 
     #[test]

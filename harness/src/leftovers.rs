@@ -297,11 +297,30 @@ fn sweep_in(tmp: &Path, sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Su
     }
     // Cgroups before directories: a limit case's loop device has its backing file in the case
     // directory, and the cgroups hold the processes.
-    for cg in isoprobe_cgroups()? {
+    let cgroups = isoprobe_cgroups()?;
+    let owner_of =
+        |cg: &Path| cgroup_owner(&cg.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    // A run killed mid freezer case leaves its cgroup frozen, and frozen tasks (v1) do not die of
+    // the SIGKILL their parent's death sent them: thaw every cgroup of a dead run first, on every
+    // hierarchy, so that its processes can end before the removal below waits for them.
+    if !t.dry_run {
+        for cg in cgroups.iter().filter(|cg| match owner_of(cg) {
+            Some(Owner::Run { token, .. }) => dead.iter().any(|d| d.token() == Some(&token)),
+            Some(Owner::Bench { pid }) => {
+                !pid_alive_since(pid, fs::metadata(cg).map(|m| m.ctime()).unwrap_or(i64::MAX))
+            }
+            None => false,
+        }) {
+            thaw(cg);
+        }
+    }
+    // Tokens of dead runs a cgroup of which could not be removed: their directories stay, so the
+    // next recovery still knows whose the cgroups are.
+    let mut unfinished: Vec<String> = Vec::new();
+    for cg in cgroups {
         let what = format!("cgroup {}", cg.display());
-        let name = cg.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let ctime = fs::metadata(&cg).map(|m| m.ctime()).unwrap_or(i64::MAX);
-        let keep = match cgroup_owner(&name) {
+        let keep = match owner_of(&cg) {
             Some(Owner::Run { token, .. }) if live_tokens.contains(&token.as_str()) => Some("its run is still running"),
             Some(Owner::Run { token, .. }) if dead.iter().any(|d| d.token() == Some(&token)) => None,
             Some(Owner::Bench { pid }) => (pid_alive_since(pid, ctime)).then_some("its bench is still running"),
@@ -315,10 +334,26 @@ fn sweep_in(tmp: &Path, sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Su
         match keep {
             Some(why) if sweep.scope == Scope::All => t.kept(Kind::Cgroup, what, why),
             Some(_) => {}
-            None => t.remove(Kind::Cgroup, what, || remove_cgroup(&cg).map_err(|e| e.to_string())),
+            None => {
+                let failed_before = t.summary.failed;
+                t.remove(Kind::Cgroup, what, || remove_cgroup(&cg).map_err(|e| e.to_string()));
+                if t.summary.failed > failed_before
+                    && let Some(Owner::Run { token, .. }) = owner_of(&cg)
+                {
+                    unfinished.push(token);
+                }
+            }
         }
     }
     for r in &dead {
+        if r.token().is_some_and(|tk| unfinished.iter().any(|u| u == tk)) {
+            t.kept(
+                Kind::RunDir,
+                r.path.display().to_string(),
+                "some of its cgroups could not be removed: kept as their owner's record, the next recovery tries again",
+            );
+            continue;
+        }
         remove_dir(r, &mut t);
     }
     if sweep.scope == Scope::All {
@@ -604,8 +639,19 @@ fn remove_cgroup(cg: &Path) -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// Thaws a leftover cgroup (v1 `freezer.state`, v2 `cgroup.freeze`), ignoring what it lacks.
+fn thaw(cg: &Path) {
+    if cg.join("freezer.state").exists() {
+        let _ = fs::write(cg.join("freezer.state"), "THAWED");
+    }
+    if cg.join("cgroup.freeze").exists() {
+        let _ = fs::write(cg.join("cgroup.freeze"), "0");
+    }
+}
+
 /// Kills every process in one leftover cgroup (not below it).
 fn kill_members(cg: &Path) -> Result<(), HarnessError> {
+    thaw(cg);
     if cg.join("cgroup.kill").exists() {
         return fs::write(cg.join("cgroup.kill"), "1").ctx(|| format!("kill the processes in {}", cg.display()));
     }
@@ -879,6 +925,66 @@ mod tests {
         let start = process_start_epoch(me).expect("our own start time");
         assert!(pid_alive_since(me, start));
         assert!(!pid_alive_since(me, start - 10), "a directory made before this process cannot be its");
+    }
+
+    /// A run killed mid freezer case leaves a frozen cgroup whose tasks cannot die of their
+    /// SIGKILL: recovery thaws it, kills them, and removes it. Real cgroups (the freezer
+    /// hierarchy, v1 `freezer.state` or v2 `cgroup.freeze`), a cgroup named after a dead run of
+    /// a private temporary directory, holding a `sleep` this test started.
+    #[test]
+    fn a_dead_runs_frozen_cgroup_is_thawed_and_removed() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (cgroups)");
+            return;
+        }
+        let Ok(table) = mounts() else { return };
+        // The v1 freezer where there is one (its frozen tasks ignore SIGKILL), else cgroup2.
+        let v1 = table.iter().find(|m| m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == "freezer"));
+        let v2 = table.iter().find(|m| m.fs_type == "cgroup2");
+        let freezer = v1.map(|m| (m.mount_point.clone(), true)).or_else(|| v2.map(|m| (m.mount_point.clone(), false)));
+        let Some((hierarchy, v1)) = freezer else {
+            eprintln!("skipped: needs a freezer (no v1 freezer or cgroup2 hierarchy mounted)");
+            return;
+        };
+        let token = crate::names::token();
+        let tmp = std::env::temp_dir().join(format!("leftovers-freezer-test-{}", std::process::id()));
+        let dead = tmp.join(format!("isoprobe-2147483647-{token}"));
+        fs::create_dir_all(&dead).unwrap();
+        let cg = hierarchy.join(format!("isoprobe-{token}-1"));
+        fs::create_dir(&cg).unwrap();
+        let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+        let r = (|| -> Result<(), String> {
+            fs::write(cg.join("cgroup.procs"), child.id().to_string()).map_err(|e| e.to_string())?;
+            if v1 {
+                fs::write(cg.join("freezer.state"), "FROZEN").map_err(|e| e.to_string())?;
+            } else {
+                fs::write(cg.join("cgroup.freeze"), "1").map_err(|e| e.to_string())?;
+            }
+            // As a killed run's probes are: sent SIGKILL while frozen.
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
+                .map_err(|e| e.to_string())?;
+            let s = sweep_in(&tmp, Sweep { scope: Scope::DeadRuns, dry_run: false }, &mut |_| {})
+                .map_err(|e| e.to_string())?;
+            if cg.exists() || dead.exists() || s.failed != 0 {
+                return Err(format!(
+                    "after the sweep: cgroup there: {}, run dir there: {}, {s:?}",
+                    cg.exists(),
+                    dead.exists()
+                ));
+            }
+            Ok(())
+        })();
+        // A frozen child would never be reaped: thaw first.
+        if cg.exists() {
+            thaw(&cg);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if cg.exists() {
+            let _ = remove_cgroup(&cg);
+        }
+        let _ = fs::remove_dir_all(&tmp);
+        r.unwrap();
     }
 
     /// A real dead run's leftovers, in a private temporary directory and IPC namespace of a

@@ -27,6 +27,7 @@ use crate::requirement;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, Runner};
 use crate::verdict::{CaseOutcome, CheckResult, ProbeRun, Role, Skip};
+use isoprobe_probes::ns::NsSet;
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -110,6 +111,18 @@ impl Harness {
     /// Launches `launched` but judges the observations against `oracle`: with `launched` lacking
     /// one of `oracle`'s namespaces, this is the sensitivity test of that namespace's checks.
     pub fn run_case_against(&self, launched: &CaseSpec, oracle: &CaseSpec) -> CaseOutcome {
+        self.run_case_planted_inner(launched, oracle, NsSet::EMPTY)
+    }
+
+    /// Runs `spec` with the flags of `drop` lost at the system call (the fault plant, see
+    /// `isoprobe_probes::fault`): the spec and the oracle keep the full promise, as with a
+    /// runtime that silently loses a namespace. Test builds only.
+    #[cfg(feature = "fault-plant")]
+    pub fn run_case_planted(&self, spec: &CaseSpec, drop: NsSet) -> CaseOutcome {
+        self.run_case_planted_inner(spec, spec, drop)
+    }
+
+    fn run_case_planted_inner(&self, launched: &CaseSpec, oracle: &CaseSpec, plant: NsSet) -> CaseOutcome {
         let started = Instant::now();
         let mut out = CaseOutcome {
             name: oracle.name(),
@@ -143,7 +156,7 @@ impl Harness {
         }
         let runner = self.run.runner;
         let (launched, oracle) = (launched.resolve(runner), oracle.resolve(runner));
-        match self.execute(&launched) {
+        match self.execute(&launched, plant) {
             Ok(raw) => {
                 out.runs = raw.iter().map(|r| judge_run(r, &oracle, runner)).collect();
                 if let [container, joiner] = raw.as_slice() {
@@ -156,7 +169,7 @@ impl Harness {
         out
     }
 
-    fn execute(&self, spec: &CaseSpec) -> Result<Vec<RawRun>, HarnessError> {
+    fn execute(&self, spec: &CaseSpec, plant: NsSet) -> Result<Vec<RawRun>, HarnessError> {
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref())?;
         // The timeout is the probe's: it starts once the case is set up, which for a timing
@@ -164,7 +177,7 @@ impl Harness {
         let begun = Instant::now();
         let deadline = begun + self.opts.case_timeout;
         let launcher = registry::launcher(spec.launcher);
-        let ctx = |spec, hold| StartContext { spec, case: &case, run: &self.run, deadline, hold };
+        let ctx = |spec, hold| StartContext { spec, case: &case, run: &self.run, deadline, hold, plant };
         if !spec.launcher.joins() {
             let mut p = launcher.start(&ctx(spec, false))?;
             if let Some(l) = case.limits.as_ref().filter(|l| l.by_tool()) {
@@ -179,9 +192,10 @@ impl Harness {
             let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, begun)?;
             return Ok(vec![finish(Role::Container, p, transcript, host, streams, deadline)?]);
         }
-        // setns: a container that holds its namespaces, then a probe that joins it.
+        // setns: a container that holds its namespaces, then a probe that joins it. The fault
+        // plant is the joiner's (its setns calls): the container is clone3's, planted there.
         let container_spec = CaseSpec { launcher: spec.launcher.container_launcher(), ..spec.clone() };
-        let mut holder = launcher.start(&ctx(&container_spec, true))?;
+        let mut holder = launcher.start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, true) })?;
         let plan = holder.init.clone();
         let (ht, hhost, mut hstreams) = self.talk(&container_spec, &case, &mut holder, plan, true, deadline, begun)?;
         let joined = (|| {
@@ -221,7 +235,7 @@ impl Harness {
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, &spec, id, self.cgroup_root.as_deref())?;
         let names = case.new_probe_names()?;
-        let ctx = StartContext { spec: &spec, case: &case, run: &self.run, deadline, hold: false };
+        let ctx = StartContext { spec: &spec, case: &case, run: &self.run, deadline, hold: false, plant: NsSet::EMPTY };
         let started = Instant::now();
         let mut p = registry::launcher(spec.launcher).start(&ctx)?;
         let hello = ToProbe::Hello {
@@ -232,6 +246,7 @@ impl Harness {
                 sentinels: case.sentinels(&self.run, &names),
                 hold: false,
                 exercise: None,
+                harness_ns: self.run.harness_ns(),
             }),
         };
         let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Probe("no stdin".into()))?;
@@ -293,12 +308,38 @@ impl Harness {
                 sentinels: case.sentinels(&self.run, &names),
                 hold,
                 exercise: case.limits.as_ref().map(|l| l.exercise.clone()),
+                harness_ns: self.run.harness_ns(),
             }),
         };
         let mut streams = Streams::default();
         let mut host = HostSide::new(&self.run, case, &names, deadline);
         let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started)?;
+        let mut host_view = host_view;
+        self.after_probe(&mut host_view, case)?;
         Ok((t, host_view, streams))
+    }
+
+    /// What the host reads once the probe has finished observing: its hostname again (what the
+    /// probe's is compared with), and the controls (see [`judge::Controls`]).
+    fn after_probe(&self, view: &mut HostView, case: &CaseEnv) -> Result<(), HarnessError> {
+        view.hostname = nix::unistd::gethostname().ctx(|| "read the hostname".into())?.to_string_lossy().into_owned();
+        let sentinel = &self.run.pid_sentinel;
+        view.controls = judge::Controls {
+            pid_sentinel: if sentinel.alive() {
+                Ok(())
+            } else {
+                Err(format!("the pid sentinel (pid {}) is no longer the process it was", sentinel.pid))
+            },
+            abstract_socket: case.connect_abstract(),
+            tcp_listener: case.connect_tcp(),
+            ipc: case.host_ipc_present(),
+            host_marker: match fs::read_to_string(&self.run.marker_path) {
+                Ok(t) if t == self.run.marker_token => Ok(()),
+                Ok(t) => Err(format!("{} holds {t:?}, not its token", self.run.marker_path.display())),
+                Err(e) => Err(format!("failed to read {}: {e}", self.run.marker_path.display())),
+            },
+        };
+        Ok(())
     }
 
     /// The host's side of the comparison, taken while the probe runs.
@@ -316,6 +357,7 @@ impl Harness {
             links: sys::netlink_links().ctx(|| "list the host's links".into())?,
             sys_class_net,
             probe_cgroup: probe_cgroup.lines().map(str::to_owned).collect(),
+            controls: judge::Controls::default(),
         })
     }
 }
@@ -356,10 +398,8 @@ fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
                 .into_iter()
                 .map(|check| {
                     let expected = expect(&spec, runner, check);
-                    CheckResult {
-                        check,
-                        verdict: judge::verdict(check, &expected, &r.transcript.facts, &r.host, &spec),
-                    }
+                    let verdict = judge::verdict(check, &expected, &r.transcript.facts, &r.host, &spec);
+                    CheckResult { check, verdict: judge::with_refusals(check, verdict, &r.transcript.refused) }
                 })
                 .collect(),
             Vec::new(),

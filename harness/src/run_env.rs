@@ -14,6 +14,7 @@ use std::time::Instant;
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::probe::Mode;
 use isoprobe_probes::sys::stat_start_time;
+use isoprobe_probes::wire::NsId;
 
 use crate::error::{Context, HarnessError};
 use crate::launcher::clone::CloneCall;
@@ -40,6 +41,9 @@ pub struct RunEnv {
     pub hostname: String,
     /// st_dev/st_ino of the harness's own namespaces, for the kinds this kernel has.
     pub host_ns: BTreeMap<NsKind, (u64, u64)>,
+    /// The harness's root mount, `maj:min root` as mountinfo shows it (see
+    /// `isoprobe_probes::wire::MntSentinel::host_root`).
+    pub host_root: String,
     /// Every IPC key and queue name the run's cases may create, recorded before they exist (see
     /// `leftovers`).
     pub ledger: Arc<IpcLedger>,
@@ -95,6 +99,7 @@ impl RunEnv {
                 run_token: run_token.clone(),
                 hostname,
                 host_ns: host_namespaces(),
+                host_root: host_root_mount()?,
                 ledger,
             })
         })();
@@ -108,6 +113,26 @@ impl RunEnv {
     pub fn supported_kinds(&self) -> NsSet {
         self.host_ns.keys().copied().collect()
     }
+
+    /// The harness's namespaces as the hello carries them, for the probe's interlock.
+    pub fn harness_ns(&self) -> Vec<NsId> {
+        self.host_ns.iter().map(|(&kind, &(dev, ino))| NsId { kind, dev, ino }).collect()
+    }
+}
+
+/// The mount at `/` of the harness's mount namespace, as `maj:min root` (fields 3 and 4 of its
+/// mountinfo line).
+fn host_root_mount() -> Result<String, HarnessError> {
+    let table = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+    // The last mount on `/` is the one lookups see.
+    table
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && f[4] == "/").then(|| format!("{} {}", f[2], f[3]))
+        })
+        .ok_or_else(|| HarnessError::Probe("no mount on / in /proc/self/mountinfo".into()))
 }
 
 /// st_dev/st_ino of /proc/self/ns/<kind> for every kind this kernel has.
@@ -132,6 +157,7 @@ impl PidSentinel {
             id_maps: None,
             runner,
             deadline: Instant::now() + GRACE,
+            plant: NsSet::EMPTY,
         })?;
         let pid = process.pid.as_raw();
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ctx(|| format!("read /proc/{pid}/stat"))?;

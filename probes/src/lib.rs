@@ -9,6 +9,7 @@
 //!
 //! What this crate must never do: decide a verdict. The probe reports facts; the harness judges.
 
+pub mod fault;
 pub mod ns;
 pub mod probe;
 pub mod sys;

@@ -11,6 +11,7 @@ mod args;
 mod channel;
 mod error;
 mod init;
+mod interlock;
 mod limits;
 mod modes;
 mod observe;

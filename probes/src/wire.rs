@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::ns::NsKind;
 
 /// Bumped on every incompatible change of the types below.
-pub const WIRE_VERSION: u32 = 2;
+pub const WIRE_VERSION: u32 = 3;
 
 /// A message from the harness to the probe (one JSON document per line on the probe's stdin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +57,58 @@ pub struct ProbeCase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(value = "None"))]
     pub exercise: Option<Exercise>,
+    /// The harness's own namespaces, for the interlock: the probe changes no state of a namespace
+    /// that is one of these (see [`Refusal`]). A kind missing here is never changed.
+    #[serde(default)]
+    pub harness_ns: Vec<NsId>,
+}
+
+/// A namespace, as stat(2) of /proc/<pid>/ns/<kind> identifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct NsId {
+    pub kind: NsKind,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl fmt::Display for NsId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:[{}]", self.kind, self.ino)
+    }
+}
+
+/// A state-changing step the probe did not take because the namespace it would change is the
+/// harness's (the interlock): `the probe's uts namespace is the harness's (uts:[4026531838]):
+/// sethostname refused`. The checks of `kind` fail with this as their evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct Refusal {
+    pub kind: NsKind,
+    /// What was not done (`sethostname`, `mount proc on /proc`, `pivot_root`).
+    pub step: String,
+    /// Why: the shared namespace's identity, or why it could not be read.
+    pub because: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {} refused", self.kind, self.because, self.step)
+    }
+}
+
+/// A state-changing observation (a domainname, a mount), made or refused by the interlock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "attempt", rename_all = "kebab-case")]
+pub enum Attempt {
+    /// The probe's namespace is not the harness's: the step was taken, with this result.
+    Made { result: SysResult },
+    /// The probe's namespace is the harness's: the step was not taken. `probe` is the result of
+    /// the same call made so that the kernel refuses it after its permission check and before
+    /// any change (a name one byte too long, an invalid mount option): EINVAL means the step
+    /// would have been permitted, EPERM that it would not.
+    Refused { shared: NsId, probe: SysResult },
 }
 
 /// The steps that need a fresh process inside the namespaces, run by the probe before it observes.
@@ -166,6 +218,10 @@ pub struct MntSentinel {
     pub own_mount: String,
     /// A directory to chroot into during the chroot-escape attempt.
     pub escape_dir: String,
+    /// The harness's root mount as mountinfo shows it (`maj:min root`, e.g. `254:1 /`): a
+    /// mount of it left in the probe's table after pivot_root means the old root is reachable.
+    #[serde(default)]
+    pub host_root: String,
 }
 
 /// SysV IPC keys and a POSIX message queue name.
@@ -431,8 +487,13 @@ pub enum IdKind {
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 #[serde(tag = "fact", rename_all = "kebab-case")]
 pub enum Fact {
-    /// What the init step did, in order ("mount proc on /proc", "pivot_root into ...").
-    Init { steps: Vec<String> },
+    /// What the init step did, in order ("mount proc on /proc", "pivot_root into ..."), and the
+    /// steps the interlock refused.
+    Init {
+        steps: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        refused: Vec<Refusal>,
+    },
     /// stat(2) of /proc/self/ns/<kind>.
     NsIdentity { kind: NsKind, dev: u64, ino: u64 },
     /// getpid(2) and getppid(2).
@@ -440,29 +501,52 @@ pub enum Fact {
     /// kill(sentinel, 0).
     SignalSentinel { result: SysResult },
     /// Whether /proc lists the sentinel's pid, and whether that process's command line carries the
-    /// sentinel's tag.
-    ProcSentinel { listed: bool, tagged: bool },
+    /// sentinel's tag. `foreign`: this /proc has no `self` for the probe (it belongs to a pid
+    /// namespace the probe is not in), so its listing says nothing about the probe's own view.
+    ProcSentinel {
+        listed: bool,
+        tagged: bool,
+        #[serde(default)]
+        foreign: bool,
+    },
     /// uname(2) nodename.
     Hostname { hostname: String },
-    /// setdomainname(2) of the token, and whether the host then saw it.
-    Domainname { set: SysResult, host_saw_token: bool },
-    /// sethostname(2) to the value it already has: does the probe hold CAP_SYS_ADMIN over the uts
-    /// namespace it is in?
-    SethostnameSame { result: SysResult },
+    /// setdomainname(2) of the token (or the interlock's probe of it), and whether the host then
+    /// saw the token.
+    Domainname { attempt: Attempt, host_saw_token: bool },
+    /// sethostname(2) of a name one byte too long: the kernel checks CAP_SYS_ADMIN over the uts
+    /// namespace first (EPERM) and the length second (EINVAL), and changes nothing either way.
+    SethostnameProbe { result: SysResult },
     /// Whether the file the host mounted after the probe started is visible. `None` when the host
     /// could not mount (`detail` says why).
     SentinelMount { visible: Option<bool>, detail: String },
-    /// mount(2) of a tmpfs by the probe, and whether the host's mount table then held it.
-    OwnMount { mount: SysResult, host_saw: bool },
-    /// Whether the host marker file is reachable by its host path.
-    HostMarker { reachable: bool, detail: String },
+    /// mount(2) of a tmpfs by the probe (or the interlock's probe of it), and whether the host's
+    /// mount table then held it.
+    OwnMount { attempt: Attempt, host_saw: bool },
+    /// Whether the host marker file is reachable by its host path: `None` when reading it failed
+    /// with anything but ENOENT (which alone means "not there"; `detail` has the error).
+    HostMarker { reachable: Option<bool>, detail: String },
     /// The classic chroot escape (nested chroot, fchdir to the old root, chdir("..") up,
-    /// chroot(".")). `None` when it could not be attempted (chroot refused: no CAP_SYS_CHROOT).
-    ChrootEscape { reached_host: Option<bool>, detail: String },
+    /// chroot(".")). `None` when it could not be attempted (chroot refused: no CAP_SYS_CHROOT),
+    /// or when reading the marker at the top failed with anything but ENOENT. `old_root_mount`:
+    /// where the probe's own mount table still holds the host's root (the sentinel's
+    /// `host_root`), if anywhere.
+    ChrootEscape {
+        reached_host: Option<bool>,
+        detail: String,
+        #[serde(default)]
+        old_root_mount: Option<String>,
+    },
     /// Lookups of the host's SysV and POSIX IPC objects.
     HostIpc { shm: Lookup, sem: Lookup, msg: Lookup, mq: Lookup },
-    /// Creation of the probe's own IPC objects, and what the host saw of them.
-    OwnIpc { created: IpcSeen, host_saw: IpcSeen },
+    /// Creation of the probe's own IPC objects, what the host saw of them, and why the kernel
+    /// refused the ones it did not create.
+    OwnIpc {
+        created: IpcSeen,
+        host_saw: IpcSeen,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed: Vec<String>,
+    },
     /// connect(2) to the host's abstract unix socket.
     AbstractSocket { connect: SysResult },
     /// connect(2) to the host's TCP listener on 127.0.0.1.
@@ -500,7 +584,7 @@ impl Fact {
             Fact::ProcSentinel { .. } => "proc-sentinel".into(),
             Fact::Hostname { .. } => "hostname".into(),
             Fact::Domainname { .. } => "domainname".into(),
-            Fact::SethostnameSame { .. } => "sethostname-same".into(),
+            Fact::SethostnameProbe { .. } => "sethostname-probe".into(),
             Fact::SentinelMount { .. } => "sentinel-mount".into(),
             Fact::OwnMount { .. } => "own-mount".into(),
             Fact::HostMarker { .. } => "host-marker".into(),

@@ -1188,6 +1188,22 @@ mod tests {
         c.runs[0].checks.iter_mut().find(|r| r.check == check).unwrap().verdict = v;
     }
 
+    /// Not compare's, but its builders are here: a check skipped for a requirement the run
+    /// declared in ISOPROBE_EXPECT fails the run (`Report::status`, `failures`), as a skipped case
+    /// does; a skip for another requirement does not.
+    #[test]
+    fn a_check_skipped_for_a_declared_requirement_fails_the_run() {
+        let mut r = Report::new(fingerprint(), SystemTime::UNIX_EPOCH, vec!["isoprobe".into()], vec!["root".into()]);
+        r.suites =
+            vec![Suite::new("namespaces", vec![case("clone3/host/uts", &[(HOSTNAME, pass()), (SIGNAL, skip())])])];
+        assert!(!r.passed());
+        let f = r.failures();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].check == SIGNAL.name() && f[0].detail.contains("ISOPROBE_EXPECT declares `root`"), "{f:?}");
+        r.expect = vec!["userns".into()];
+        assert!(r.passed() && r.failures().is_empty());
+    }
+
     fn run(base: Vec<Suite>, new: Vec<Suite>, opts: &CompareOptions) -> Comparison {
         compare(&report(base), "base.json", &report(new), "new.json", opts).unwrap()
     }

@@ -36,6 +36,10 @@ pub struct LauncherHeader {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<Skip>,
     pub capabilities: LauncherCapabilities,
+    /// What the harness runs the tool under on this machine (a workaround), and what of the
+    /// container's isolation that wrapper could lend it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapper: Option<String>,
 }
 
 /// An external tool as found on the machine.
@@ -164,6 +168,7 @@ impl From<&LauncherInfo> for LauncherHeader {
                 version: t.version.clone(),
             }),
             unavailable: i.unavailable.clone(),
+            wrapper: i.wrapper.clone(),
             capabilities: LauncherCapabilities {
                 namespaces: c.namespaces,
                 rootfs: c.rootfs.clone(),
@@ -405,6 +410,13 @@ impl LauncherHeader {
     /// `lxc 5.0.2 (lxc-execute, Debian package lxc)`, `native`, or `unavailable: <reason>`.
     pub fn tool_text(&self) -> String {
         match (&self.tool, &self.unavailable) {
+            (Some(t), _) if self.wrapper.is_some() => format!(
+                "{} ({}, Debian package {}; wrapped: {})",
+                t.version,
+                t.command,
+                t.package,
+                self.wrapper.as_deref().unwrap_or_default()
+            ),
             (Some(t), _) => format!("{} ({}, Debian package {})", t.version, t.command, t.package),
             (None, Some(u)) => format!("unavailable: {}", u.reason),
             (None, None) => "native (the reference)".to_owned(),

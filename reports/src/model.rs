@@ -215,6 +215,24 @@ impl Report {
         case.skipped.as_ref().is_some_and(|s| self.expect.contains(&s.requirement))
     }
 
+    /// The checks of `case` (namespace checks and limit checks) skipped for a requirement the
+    /// machine was declared to meet: (role, check, requirement, reason).
+    pub fn expected_check_skips<'a>(&self, case: &'a CaseOutcome) -> Vec<(Role, String, &'a str, &'a str)> {
+        let mut out = Vec::new();
+        for run in &case.runs {
+            let checks = run.checks.iter().map(|c| (c.check.name(), &c.verdict));
+            let limits = run.limits.iter().map(|l| (l.check.to_string(), &l.verdict));
+            for (check, v) in checks.chain(limits) {
+                if let Verdict::Skip { requirement, reason } = v
+                    && self.expect.contains(requirement)
+                {
+                    out.push((run.role, check, requirement.as_str(), reason.as_str()));
+                }
+            }
+        }
+        out
+    }
+
     /// How `case` of `suite` ended. A case with an assessment passes only when its checks passed
     /// and no row of the differences table is stale; it is [`CaseStatus::Explained`] when every
     /// failure is an explained difference, and fails otherwise.
@@ -223,6 +241,8 @@ impl Report {
             CaseStatus::Error
         } else if case.skipped.is_some() {
             if self.skip_was_expected_to_run(case) { CaseStatus::Fail } else { CaseStatus::Skip }
+        } else if !self.expected_check_skips(case).is_empty() {
+            CaseStatus::Fail
         } else {
             match self.assessment(suite, case) {
                 None if case.passed() => CaseStatus::Pass,
@@ -391,6 +411,10 @@ impl Report {
         {
             let detail = format!("skipped, but ISOPROBE_EXPECT declares `{}`: {}", s.requirement, s.reason);
             out.push(f("case".into(), None, "fail", detail));
+        }
+        for (role, check, requirement, reason) in self.expected_check_skips(case) {
+            let detail = format!("skipped, but ISOPROBE_EXPECT declares `{requirement}`: {reason}");
+            out.push(f(check, Some(role), "fail", detail));
         }
         let assessment = self.assessment(suite, case);
         let explained = |role, check| assessment.is_some_and(|a| a.explanation(role, check).is_some());

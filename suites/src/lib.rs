@@ -68,6 +68,28 @@ pub fn skip_outcome(skip: &Skip) -> Result<Completion, Failed> {
     Ok(Completion::ignored_with(format!("needs {}: {}", skip.requirement, skip.reason)))
 }
 
+/// The skips of single checks (namespace checks and limit checks) for a requirement
+/// `ISOPROBE_EXPECT` declares: each is a failure, as a skipped case is.
+pub fn expected_check_skips(outcome: &CaseOutcome) -> Result<(), Failed> {
+    let expected = expected_from_env();
+    let mut lines = Vec::new();
+    for run in &outcome.runs {
+        let checks = run.checks.iter().map(|c| (c.check.to_string(), &c.verdict));
+        let limits = run.limits.iter().map(|l| (l.check.to_string(), &l.verdict));
+        for (check, v) in checks.chain(limits) {
+            if let isoprobe_harness::Verdict::Skip { requirement, reason } = v
+                && expected.contains(requirement)
+            {
+                lines.push(format!(
+                    "{}: {check}: ISOPROBE_EXPECT declares `{requirement}`, but: {reason}",
+                    outcome.name
+                ));
+            }
+        }
+    }
+    if lines.is_empty() { Ok(()) } else { Err(lines.join("\n").into()) }
+}
+
 /// A failure message naming the case, each failing check, expected and observed.
 pub fn failure(outcome: &CaseOutcome) -> Failed {
     let mut msg = outcome.failure_lines().join("\n");
@@ -88,15 +110,7 @@ pub fn case_trial(harness: &Arc<Harness>, spec: CaseSpec) -> Trial {
             return skip_outcome(skip);
         }
         // Skips of single checks are reported, and fail when expected to be possible here.
-        for r in outcome.verdicts() {
-            if let isoprobe_harness::Verdict::Skip { requirement, reason } = &r.verdict
-                && expected_from_env().contains(requirement)
-            {
-                return Err(
-                    format!("{}: {}: expected `{requirement}` here, but: {reason}", outcome.name, r.check).into()
-                );
-            }
-        }
+        expected_check_skips(&outcome)?;
         if outcome.passed() { Ok(Completion::Completed) } else { Err(failure(&outcome)) }
     })
 }
@@ -134,6 +148,7 @@ pub fn limit_trial(harness: &Arc<Harness>, name: String, spec: CaseSpec) -> Tria
         if std::env::var_os("ISOPROBE_LIMITS_VERBOSE").is_some() {
             eprintln!("{}", limit_report(&o));
         }
+        expected_check_skips(&o)?;
         let judged = o.runs.iter().map(|r| r.limits.len()).sum::<usize>();
         if o.passed() && judged > 0 {
             Ok(Completion::Completed)

@@ -224,6 +224,10 @@ fn launcher_trial(h: &Arc<Harness>, spec: CaseSpec) -> Trial {
             return skip_outcome(skip);
         }
         let a = assess(&outcome, h.runner());
+        if let Err(e) = isoprobe_suites::expected_check_skips(&outcome) {
+            tally(kind, |t| t.failed += 1);
+            return Err(e);
+        }
         if a.conforms() {
             tally(kind, |t| {
                 if a.explained.is_empty() {

@@ -2,9 +2,12 @@
 //! asked for. Each row is a real property of the tool, with the evidence (its documentation or
 //! source) in `source`; [`assess`] explains a case's failures by these rows.
 //!
-//! The rules: a failure that matches no row is unexplained (the case fails); a row that matches a
-//! check which then passes is stale (the case fails too: the table must describe the tool as it is).
-//! Rows never widen a tolerance or change an expectation; the verdict stays a failure, explained.
+//! The rules: a row names the observation it explains (a pattern of the judge's evidence), so it
+//! explains only that: a failure of its check that was observed differently is unexplained, and
+//! the row stale. An error is never explained. A failure that matches no row is unexplained (the
+//! case fails); a row whose check passed, was skipped or was observed differently is stale (the
+//! case fails too: the table must describe the tool as it is). Rows never widen a tolerance or
+//! change an expectation; the verdict stays a failure, explained.
 //! Isolation a tool adds on its own is not a difference: it is a documented default, and the oracle
 //! knows it through `Launcher::effective`.
 
@@ -25,11 +28,47 @@ pub struct Difference {
     pub check: CheckId,
     /// Whether the row applies to a case (the effective spec, as the oracle judges it).
     pub when: fn(&CaseSpec) -> bool,
+    /// The observation it explains, as the judge's evidence reads.
+    pub pattern: Pattern,
     /// What the tool gives instead, in a few words.
     pub observed: &'static str,
     /// Where the tool documents it, or the source line that does it.
     pub source: &'static str,
 }
+
+/// What a failure's evidence must be for a row to explain it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// The evidence is exactly this.
+    Is(&'static str),
+    /// The evidence starts with this.
+    StartsWith(&'static str),
+    /// The evidence holds this.
+    Holds(&'static str),
+}
+
+impl Pattern {
+    pub fn matches(self, evidence: &str) -> bool {
+        match self {
+            Pattern::Is(p) => evidence == p,
+            Pattern::StartsWith(p) => evidence.starts_with(p),
+            Pattern::Holds(p) => evidence.contains(p),
+        }
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::Is(p) => write!(f, "evidence `{p}`"),
+            Pattern::StartsWith(p) => write!(f, "evidence starting `{p}`"),
+            Pattern::Holds(p) => write!(f, "evidence holding `{p}`"),
+        }
+    }
+}
+
+/// The probe's links are `lo` alone, up (the judge's evidence: `netlink: <probe's>; host: ...`).
+const LO_UP_ALONE: Pattern = Pattern::StartsWith("netlink: lo(up); host: ");
 
 fn new_net(s: &CaseSpec) -> bool {
     s.has(NsKind::Net)
@@ -54,6 +93,7 @@ pub static DIFFERENCES: &[Difference] = &[
         launcher: LauncherKind::Bwrap,
         check: CheckId::NetLinks,
         when: new_net,
+        pattern: LO_UP_ALONE,
         observed: "lo is up: bwrap brings the loopback device up in its new network namespace",
         source: "bubblewrap source: network.c loopback_setup(), called for every --unshare-net",
     },
@@ -62,6 +102,7 @@ pub static DIFFERENCES: &[Difference] = &[
         launcher: LauncherKind::Runc,
         check: CheckId::NetLinks,
         when: new_net,
+        pattern: LO_UP_ALONE,
         observed: "lo is up: runc configures the loopback device of a new network namespace",
         source: "runc source: libcontainer/specconv/spec_linux.go adds a `loopback` network for a new network \
                  namespace; libcontainer/network_linux.go (loopback strategy) sets lo up",
@@ -71,6 +112,7 @@ pub static DIFFERENCES: &[Difference] = &[
         launcher: LauncherKind::Crun,
         check: CheckId::NetLinks,
         when: new_net,
+        pattern: LO_UP_ALONE,
         observed: "lo is up: crun configures the loopback device of a new network namespace",
         source: "crun source: src/libcrun/linux.c, libcrun_configure_network() sets lo up for a new network namespace",
     },
@@ -79,6 +121,7 @@ pub static DIFFERENCES: &[Difference] = &[
         launcher: LauncherKind::Nspawn,
         check: CheckId::NetLinks,
         when: new_net,
+        pattern: LO_UP_ALONE,
         observed: "lo is up: systemd-nspawn configures the loopback device of its private network",
         source: "systemd-nspawn(1), --private-network: \"all network interfaces unavailable in the container, with the \
                  exception of the loopback device\"; systemd source: nspawn.c calls loopback_setup() in the container",
@@ -89,6 +132,7 @@ pub static DIFFERENCES: &[Difference] = &[
         launcher: LauncherKind::Lxc,
         check: CheckId::PidSelfIsInit,
         when: new_pid,
+        pattern: Pattern::Is("getpid() = 2"),
         observed: "the probe is pid 2: lxc-execute runs lxc-init as pid 1",
         source: "lxc-execute(1): \"in the container, lxc-init has the pid 1 and the first process of the application \
                  has the pid 2\"",
@@ -97,6 +141,7 @@ pub static DIFFERENCES: &[Difference] = &[
         launcher: LauncherKind::Lxc,
         check: CheckId::PidParentOutside,
         when: new_pid,
+        pattern: Pattern::Is("getppid() = 1"),
         observed: "getppid() is 1: the probe's parent is lxc-init, inside the pid namespace",
         source: "lxc-execute(1): \"lxc-init has the pid 1 and the first process of the application has the pid 2\"",
     },
@@ -107,6 +152,7 @@ pub static DIFFERENCES: &[Difference] = &[
         launcher: LauncherKind::LxcAttach,
         check: CheckId::CgroupProcSelfCgroup,
         when: new_cgroup,
+        pattern: Pattern::Holds("\"0::/.lxc\""),
         observed: "the cgroup2 line reads `0::/.lxc`: lxc-attach attaches into a `.lxc` leaf of the container's cgroup",
         source: "liblxc source: cgroups/cgfsng.c, __cg_unified_attach() creates and enters the `.lxc` leaf",
     },
@@ -172,21 +218,34 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
         let spec = registry::launcher(by).effective(&CaseSpec { launcher: by, ..resolved.clone() }, runner).spec;
         for r in &run.checks {
             let rows = rows_for(by, r.check, &spec);
+            let stale = |row: &Difference, what: String| {
+                format!(
+                    "{} ({:?}): {}: the table expects `{}` ({}; {}), but {what}",
+                    outcome.name, run.role, r.check, row.observed, row.pattern, row.source
+                )
+            };
             match (&r.verdict, rows.first()) {
-                (v, Some(row)) if v.is_failure() => a.explained.push(Explained {
-                    role: run.role,
-                    check: r.check,
-                    verdict: v.clone(),
-                    observed: row.observed,
-                    source: row.source,
-                }),
-                (v, None) if v.is_failure() => {
-                    a.unexplained.extend(outcome_line(&outcome.name, run.role, &r.check, v));
+                (v @ Verdict::Fail { evidence, .. }, Some(row)) if row.pattern.matches(evidence) => {
+                    a.explained.push(Explained {
+                        role: run.role,
+                        check: r.check,
+                        verdict: v.clone(),
+                        observed: row.observed,
+                        source: row.source,
+                    })
                 }
-                (Verdict::Pass { observed, .. }, Some(row)) => a.stale.push(format!(
-                    "{} ({:?}): {}: the table expects `{}` ({}), but the check passed observing {observed}",
-                    outcome.name, run.role, r.check, row.observed, row.source
-                )),
+                (v @ Verdict::Fail { evidence, .. }, Some(row)) => {
+                    a.unexplained.extend(outcome_line(&outcome.name, run.role, &r.check, v));
+                    a.stale.push(stale(row, format!("the check failed observing something else: {evidence}")));
+                }
+                (Verdict::Pass { observed, .. }, Some(row)) => {
+                    a.stale.push(stale(row, format!("the check passed observing {observed}")))
+                }
+                (Verdict::Skip { reason, .. }, Some(row)) => {
+                    a.stale.push(stale(row, format!("the check was skipped: {reason}")))
+                }
+                // An error is never explained: nothing was observed to compare with the row.
+                (v, _) if v.is_failure() => a.unexplained.extend(outcome_line(&outcome.name, run.role, &r.check, v)),
                 _ => {}
             }
         }
@@ -253,6 +312,63 @@ mod tests {
         assert!(!a.conforms() && a.unexplained[0].contains("memory/oom-at-max"), "{:?}", a.unexplained);
         let pass = Verdict::Pass { expected: String::new(), observed: String::new(), evidence: String::new() };
         assert!(assess(&outcome(pass), root).conforms());
+    }
+
+    /// A row explains only the observation it names: the same check failing on other evidence is
+    /// unexplained and the row stale; an error is never explained; a pass or a skip under a row is
+    /// stale.
+    #[test]
+    fn a_row_explains_only_its_own_observation() {
+        use crate::verdict::{CaseOutcome, CheckResult, ProbeRun};
+        let root = Runner { uid: 0, gid: 0 };
+        let spec = CaseSpec {
+            launcher: LauncherKind::Bwrap,
+            ..crate::matrix::spec_for(
+                "net+mnt".parse().unwrap(),
+                crate::spec::RootfsMode::PivotRoot,
+                LauncherKind::Bwrap,
+            )
+        };
+        let outcome = |verdict: Verdict| CaseOutcome {
+            name: spec.name(),
+            spec: spec.clone(),
+            skipped: None,
+            error: None,
+            runs: vec![ProbeRun {
+                role: Role::Container,
+                init: Vec::new(),
+                checks: vec![CheckResult { check: CheckId::NetLinks, verdict }],
+                exit: "exit 0".into(),
+                stderr: String::new(),
+                limits: Vec::new(),
+            }],
+            join_mismatches: Vec::new(),
+            duration: std::time::Duration::ZERO,
+        };
+        let fail = |evidence: &str| Verdict::Fail {
+            expected: "isolated".into(),
+            observed: "neither".into(),
+            evidence: evidence.into(),
+        };
+        // What bwrap really gives: lo alone, up.
+        let a = assess(&outcome(fail("netlink: lo(up); host: eth0(up),lo(up)")), root);
+        assert!(a.conforms() && a.explained.len() == 1, "{a:?}");
+        // The host's links leaking in, or an extra link: not bwrap's documented difference.
+        for leaked in [
+            "netlink: eth0(up),lo(up); host: eth0(up),lo(up)",
+            "netlink: lo(up),veth0(up); host: eth0(up),lo(up)",
+            "netlink: lo(down); host: eth0(up),lo(up)",
+        ] {
+            let a = assess(&outcome(fail(leaked)), root);
+            assert!(!a.conforms() && a.explained.is_empty(), "{leaked}: {a:?}");
+            assert_eq!((a.unexplained.len(), a.stale.len()), (1, 1), "{leaked}: {a:?}");
+        }
+        let a = assess(&outcome(Verdict::Error { cause: "netlink dump failed".into() }), root);
+        assert!(a.explained.is_empty() && a.unexplained.len() == 1, "{a:?}");
+        let a = assess(&outcome(Verdict::Skip { requirement: "x".into(), reason: "y".into() }), root);
+        assert!(!a.conforms() && a.stale.len() == 1, "{a:?}");
+        let pass = Verdict::Pass { expected: "isolated".into(), observed: "isolated".into(), evidence: String::new() };
+        assert!(!assess(&outcome(pass), root).conforms());
     }
 
     /// Every row is reachable (some spec of the launcher's matrix matches it) and cites a source.

@@ -158,6 +158,10 @@ pub struct StartContext<'a> {
     pub deadline: Instant,
     /// The probe will hold its namespaces for a joiner after reporting.
     pub hold: bool,
+    /// The fault plant (test builds only, see `isoprobe_probes::fault`): namespace kinds whose
+    /// `CLONE_NEW*` flag is dropped at the system call while the spec keeps promising them.
+    /// Always empty unless a sensitivity test armed it.
+    pub plant: NsSet,
 }
 
 /// Whatever a tool created on the host for one container (a config directory, an OCI state entry,
@@ -209,6 +213,13 @@ pub trait Launcher: fmt::Debug + Send + Sync {
     /// tool-specific combinations. The generic checks are in [`check_capabilities`].
     fn supports(&self, _spec: &CaseSpec, _runner: Runner) -> Result<(), Skip> {
         Ok(())
+    }
+
+    /// What the harness runs the tool under, when it cannot run it bare here (a workaround), in
+    /// words for the report's launcher header: part of the container's isolation may be the
+    /// wrapper's, and the header says which.
+    fn wrapper(&self) -> Option<String> {
+        None
     }
 
     /// The container `spec` really gives under this launcher (see [`Effective`]).

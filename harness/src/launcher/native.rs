@@ -85,8 +85,20 @@ pub fn start_container(
     run: &RunEnv,
     deadline: Instant,
 ) -> Result<ProbeProcess, HarnessError> {
+    start_container_planted(spec, case, run, deadline, NsSet::EMPTY)
+}
+
+/// [`start_container`] with the fault plant's kinds dropped from the clone flags and, through the
+/// probe's environment, from its own unshare calls.
+fn start_container_planted(
+    spec: &CaseSpec,
+    case: &CaseEnv,
+    run: &RunEnv,
+    deadline: Instant,
+    plant: NsSet,
+) -> Result<ProbeProcess, HarnessError> {
     let exe = case.probe_exe(run);
-    let mut flags = spec.namespaces.clone_flags();
+    let mut flags = spec.namespaces.clone_flags() & !plant.clone_flags();
     if time_in_probe(spec) || spec.launcher == LauncherKind::Unshare {
         flags &= !NsKind::Time.clone_flag();
     }
@@ -120,6 +132,7 @@ pub fn start_container(
             id_maps: spec.id_maps.as_ref(),
             runner: run.runner,
             deadline,
+            plant,
         },
         case.limits.is_some().then_some(&attach as _),
     )
@@ -132,6 +145,7 @@ pub fn start_joiner(
     run: &RunEnv,
     target: i32,
     deadline: Instant,
+    plant: NsSet,
 ) -> Result<ProbeProcess, HarnessError> {
     let via = match spec.launcher {
         LauncherKind::SetnsPidfd => JoinVia::Pidfd,
@@ -148,6 +162,7 @@ pub fn start_joiner(
         id_maps: None,
         runner: run.runner,
         deadline,
+        plant,
     })
 }
 
@@ -183,12 +198,13 @@ impl Launcher for NativeLauncher {
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
         let spec = CaseSpec { launcher: self.0.container_launcher(), ..ctx.spec.clone() };
-        let process = start_container(&spec, ctx.case, ctx.run, ctx.deadline)?;
+        let process = start_container_planted(&spec, ctx.case, ctx.run, ctx.deadline, ctx.plant)?;
         Ok(Started { probe_pid: process.pid, process, init: init_plan(&spec, ctx.case), teardown: None })
     }
 
     fn start_joiner(&self, ctx: &StartContext<'_>, container: &Started) -> Result<Started, HarnessError> {
-        let process = start_joiner(ctx.spec, ctx.case, ctx.run, container.process.pid.as_raw(), ctx.deadline)?;
+        let process =
+            start_joiner(ctx.spec, ctx.case, ctx.run, container.process.pid.as_raw(), ctx.deadline, ctx.plant)?;
         Ok(Started { probe_pid: process.pid, process, init: InitPlan::default(), teardown: None })
     }
 }

@@ -26,6 +26,7 @@ use isoprobe_probes::sys::pidfd_send_signal;
 use super::clone::{self, ChildFds, ChildHandshake, CloneCall, ExecImage};
 use crate::error::{Context, HarnessError};
 use crate::spec::{IdMaps, Runner};
+use isoprobe_probes::ns::NsSet;
 
 /// What to start.
 #[derive(Debug)]
@@ -43,6 +44,9 @@ pub struct SpawnRequest<'a> {
     pub id_maps: Option<&'a IdMaps>,
     pub runner: Runner,
     pub deadline: Instant,
+    /// The fault plant's kinds (empty unless a sensitivity test armed it): the probe drops them
+    /// at its own unshare and setns calls (see `isoprobe_probes::fault`).
+    pub plant: NsSet,
 }
 
 /// A running (or exited but not yet reaped) probe process and its stdio.
@@ -79,7 +83,11 @@ pub fn spawn_probe_attached(
     };
     let mut argv = vec![CString::new(PROBE_NAME).expect("no NUL")];
     argv.extend(req.mode.to_args().into_iter().map(|a| CString::new(a).expect("mode args have no NUL")));
-    let envp = vec![CString::new("RUST_BACKTRACE=1").expect("no NUL")];
+    // The probe's environment is built from scratch: nothing of the harness's reaches it.
+    let mut envp = vec![CString::new("RUST_BACKTRACE=1").expect("no NUL")];
+    if isoprobe_probes::fault::COMPILED && !req.plant.is_empty() {
+        envp.push(CString::new(format!("{}={}", isoprobe_probes::fault::ENV, req.plant)).expect("no NUL"));
+    }
     let path = CString::new(req.exe.as_os_str().as_bytes())
         .map_err(|_| HarnessError::Probe(format!("probe path {} has a NUL byte", req.exe.display())))?;
     let image = ExecImage::new(path, argv, envp);
@@ -200,10 +208,19 @@ fn call_name(call: CloneCall) -> &'static str {
 /// Writes /proc/<pid>/{setgroups,uid_map,gid_map} for a child in a new user namespace.
 ///
 /// An unprivileged writer must deny setgroups before it may write gid_map (user_namespaces(7)).
+///
+/// The harness's interlock: a child whose user namespace is the harness's own (the clone or
+/// unshare lost CLONE_NEWUSER) gets no maps written; the probe then reports the identity maps it
+/// really has, and the user checks fail with that evidence.
 fn write_id_maps(pid: Pid, maps: Option<&IdMaps>, runner: Runner) -> Result<(), HarnessError> {
     let maps =
         maps.ok_or_else(|| HarnessError::Probe("a user namespace without id maps (spec not resolved)".into()))?;
     let proc = format!("/proc/{pid}");
+    let ns = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
+    let child_ns = ns(&format!("{proc}/ns/user")).ctx(|| format!("stat {proc}/ns/user"))?;
+    if child_ns == ns("/proc/self/ns/user").ctx(|| "stat /proc/self/ns/user".into())? {
+        return Ok(());
+    }
     if !runner.is_root() {
         fs::write(format!("{proc}/setgroups"), "deny").ctx(|| format!("write {proc}/setgroups"))?;
     }

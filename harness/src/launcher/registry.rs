@@ -218,6 +218,8 @@ pub struct LauncherInfo {
     /// Why the launcher cannot run at all here (`lxc-execute not installed ...`).
     pub unavailable: Option<Skip>,
     pub capabilities: Capabilities,
+    /// What the harness runs the tool under here, if anything (see `Launcher::wrapper`).
+    pub wrapper: Option<String>,
 }
 
 /// [`LauncherInfo`] of `kind`.
@@ -227,7 +229,7 @@ pub fn describe(kind: LauncherKind) -> LauncherInfo {
         Ok(t) => (t.cloned(), None),
         Err(s) => (None, Some(s)),
     };
-    LauncherInfo { kind, name: kind.name(), tool, unavailable, capabilities: l.capabilities() }
+    LauncherInfo { kind, name: kind.name(), tool, unavailable, capabilities: l.capabilities(), wrapper: l.wrapper() }
 }
 
 /// One case run through one launcher and judged with the launcher's documented defaults and

@@ -11,7 +11,7 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::io::Read;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -34,11 +34,12 @@ use crate::wire::{
 use super::channel::Channel;
 use super::error::{Context, ProbeError};
 use super::init::Dirs;
+use super::interlock::Interlock;
 
 const PAGE: usize = 4096;
 
 /// Runs `ex` and reports it (or why it could not be run).
-pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise) -> Result<(), ProbeError> {
+pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) -> Result<(), ProbeError> {
     let r = match ex {
         Exercise::Memory { target, step } => memory(ch, *target, *step),
         Exercise::Pids { target } => pids(ch, *target),
@@ -56,7 +57,7 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise) -> Result<(), ProbeErro
         }),
         Exercise::Freezer { beat_ms, hold_ms } => freezer(ch, *beat_ms, *hold_ms),
         Exercise::IoRead { device, block, window_ms } => io_read(device, *block, *window_ms),
-        Exercise::CgroupView { mount_at } => cgroup_view(dirs, mount_at.as_deref()),
+        Exercise::CgroupView { mount_at } => cgroup_view(dirs, mount_at.as_deref(), interlock),
         Exercise::NetClassid => net_classid(),
         Exercise::PerfCount { burn_ms } => perf_count(ch, *burn_ms),
         Exercise::Hugetlb { page_size, pages } => hugetlb(*page_size, *pages),
@@ -439,14 +440,20 @@ fn io_read_one(device: &str, block: u32, end: u64, index: u32) -> Result<u64, (u
 
 // ---- cgroup namespace view ----
 
-fn cgroup_view(dirs: &Dirs, mount_at: Option<&str>) -> Result<ExerciseReport, ProbeError> {
-    let fd = nix::fcntl::openat(&dirs.proc, "self/cgroup", OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
+fn cgroup_view(dirs: &Dirs, mount_at: Option<&str>, interlock: &Interlock) -> Result<ExerciseReport, ProbeError> {
+    let fd = nix::fcntl::openat(&dirs.self_proc, "self/cgroup", OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
         .ctx(|| "open /proc/self/cgroup".into())?;
     let mut text = String::new();
     std::fs::File::from(fd).read_to_string(&mut text).ctx(|| "read /proc/self/cgroup".into())?;
     let lines = text.lines().map(str::to_owned).collect();
     let (mut mount_result, mut holds_self) = (None, None);
     if let Some(dir) = mount_at {
+        if let Err(r) = interlock.permit(crate::ns::NsKind::Mnt, "mount cgroup2", Some(dirs.self_proc.as_fd())) {
+            // Reported as the mount's failure: the view below is the probe's /proc/self/cgroup only.
+            eprintln!("{}: {r}", super::PROBE_NAME);
+            let refused = SysResult::Err { errno: libc::EPERM, name: format!("not attempted: {r}") };
+            return Ok(ExerciseReport::CgroupView { lines, mount_root_holds_self: None, mount: Some(refused) });
+        }
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         let r = mount(Some("cgroup2"), dir, Some("cgroup2"), flags, None::<&str>);
         if r.is_ok() {

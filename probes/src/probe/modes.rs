@@ -13,15 +13,21 @@ use nix::unistd::{
     ForkResult, Gid, Uid, chdir, chroot, fchdir, fexecve, fork, read, setgroups, setresgid, setresuid, write,
 };
 
+use crate::fault;
 use crate::ns::{NsKind, NsSet};
 use crate::sys;
-use crate::wire::{self, Fact, FromProbe, TimeOffsets, ToProbe, WIRE_VERSION};
+use crate::wire::{self, Fact, FromProbe, NsId, Refusal, TimeOffsets, ToProbe, WIRE_VERSION};
 
 use super::args::{JoinVia, Mode, PROBE_NAME};
 use super::channel::{Channel, read_line_unbuffered, send};
 use super::error::{Context, ProbeError};
-use super::init::{self, HELLO_ENV};
+use super::init::{self, HELLO_ENV, SELF_PROC_FD_ENV};
+use super::interlock::Interlock;
 use super::observe::Observer;
+
+/// Set by the unsharer in its observe child's environment: the steps its interlock refused, as
+/// JSON, for the child's init report.
+const UNSHARER_REFUSED_ENV: &str = "ISOPROBE_UNSHARER_REFUSED";
 
 /// Runs the probe with `args` (without argv[0]); returns the exit code.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
@@ -61,21 +67,33 @@ fn observe_main() -> Result<i32, ProbeError> {
         Err(e) => return fatal("hello", e.to_string()),
     };
 
+    let interlock = Interlock::new(&case.harness_ns);
     let mut steps = Vec::new();
-    let dirs =
-        match init::enter_time_namespace(&case.init, &hello_line).and_then(|()| init::run(&case.init, &mut steps)) {
-            Ok(d) => d,
-            Err(e) => {
-                let done = if steps.is_empty() { String::new() } else { format!(" (after: {})", steps.join("; ")) };
-                return fatal("init", format!("{e}{done}"));
-            }
-        };
+    // Refusals of the unsharer that made this probe's namespaces (see `unshare_main`).
+    let mut refused: Vec<Refusal> =
+        std::env::var(UNSHARER_REFUSED_ENV).ok().and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default();
+    for r in &refused {
+        steps.push(format!("refused by the interlock (in the unsharer): {r}"));
+    }
+    let dirs = match init::enter_time_namespace(&case.init, &hello_line, &interlock).and_then(|r| {
+        if let Some(r) = r {
+            steps.push(format!("refused by the interlock: {r}"));
+            refused.push(r);
+        }
+        init::run(&case.init, &interlock, &mut steps, &mut refused)
+    }) {
+        Ok(d) => d,
+        Err(e) => {
+            let done = if steps.is_empty() { String::new() } else { format!(" (after: {})", steps.join("; ")) };
+            return fatal("init", format!("{e}{done}"));
+        }
+    };
 
     let mut ch = Channel::new(1);
-    ch.fact(Fact::Init { steps })?;
+    ch.fact(Fact::Init { steps, refused })?;
     match &case.exercise {
-        Some(exercise) => super::limits::run(&mut ch, &dirs, exercise)?,
-        None => Observer { ch: &mut ch, case: &case, dirs: &dirs }.run_all()?,
+        Some(exercise) => super::limits::run(&mut ch, &dirs, exercise, &interlock)?,
+        None => Observer::new(&mut ch, &case, &dirs, &interlock).run_all()?,
     }
     send(&FromProbe::Done { facts: ch.facts_sent() })?;
 
@@ -126,25 +144,39 @@ fn unshare_main(kinds: NsSet, sync_fd: i32, time_offsets: Option<TimeOffsets>) -
     let sync = unsafe { OwnedFd::from_raw_fd(sync_fd) };
     let exe = open("/proc/self/exe", OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
         .ctx(|| "open /proc/self/exe".into())?;
-    unshare(CloneFlags::from_bits_retain(kinds.clone_flags() as i32)).ctx(|| format!("unshare({kinds})"))?;
+    // The unsharer starts in the harness's namespaces: its own, read before the unshare, are
+    // what the interlock compares with.
+    let before: Vec<NsId> = NsKind::ALL.into_iter().filter_map(|k| Interlock::own(k, None).ok()).collect();
+    let interlock = Interlock::new(&before);
+    let flags = fault::plant(kinds.clone_flags());
+    unshare(CloneFlags::from_bits_retain(flags as i32)).ctx(|| format!("unshare({kinds})"))?;
     write(&sync, &[sync_bytes::UNSHARED]).ctx(|| "report the unshare to the harness".into())?;
     let mut go = [0u8; 1];
     match read(&sync, &mut go).ctx(|| "wait for the id maps".into())? {
         1 if go[0] == sync_bytes::GO => {}
         _ => return Err(ProbeError::Protocol("the harness closed the sync socket before GO".into())),
     }
+    let mut refused = Vec::new();
     if kinds.contains(NsKind::Time)
         && let Some(offsets) = time_offsets
     {
         // Writable until the first process enters the namespace: the child forked below. Written
         // before become_root: changing uids makes the process non-dumpable, and its /proc files
         // then belong to the host's root, out of reach from inside.
-        init::write_time_offsets(offsets)?;
+        match interlock.permit(NsKind::Time, "writing /proc/self/timens_offsets", None) {
+            Ok(()) => init::write_time_offsets(offsets)?,
+            Err(r) => refused.push(r),
+        }
     }
     if kinds.contains(NsKind::User) {
         become_root()?;
     }
-    fork_exec_observe(&exe, Some(sync))
+    let mut env = Vec::new();
+    if !refused.is_empty() {
+        let text = serde_json::to_string(&refused).map_err(|e| ProbeError::Protocol(e.to_string()))?;
+        env.push((UNSHARER_REFUSED_ENV.to_owned(), text));
+    }
+    fork_exec_observe(&exe, Some(sync), &env)
 }
 
 /// Join mode: enter a running container the way nsenter(1) and lxc-attach do.
@@ -159,11 +191,21 @@ fn join_main(target: i32, via: JoinVia, kinds: NsSet) -> Result<i32, ProbeError>
         FileMode::empty(),
     )
     .ctx(|| format!("open /proc/{target}/root"))?;
+    // The harness-side /proc, inherited by the observe child (no O_CLOEXEC): where its own
+    // /proc/self/* can be read should the container's /proc not know it (see `init::self_proc`).
+    let host_proc =
+        open("/proc", OFlag::O_RDONLY | OFlag::O_DIRECTORY, FileMode::empty()).ctx(|| "open /proc".into())?;
+    let planted = fault::dropped();
     match via {
         JoinVia::Pidfd => {
             let pidfd = sys::pidfd_open(target).ctx(|| format!("pidfd_open({target})"))?;
-            setns(&pidfd, CloneFlags::from_bits_retain(kinds.clone_flags() as i32))
-                .ctx(|| format!("setns(pidfd of {target}, {kinds})"))?;
+            // setns(2) takes no empty set of kinds with a pidfd: with every kind planted away
+            // the joiner joins nothing, as a tool that dropped them all would.
+            let flags = fault::plant(kinds.clone_flags());
+            if flags != 0 {
+                setns(&pidfd, CloneFlags::from_bits_retain(flags as i32))
+                    .ctx(|| format!("setns(pidfd of {target}, {kinds})"))?;
+            }
         }
         JoinVia::NsFiles => {
             // The user namespace first: the caps it grants are what the other setns calls need when
@@ -177,6 +219,9 @@ fn join_main(target: i32, via: JoinVia, kinds: NsSet) -> Result<i32, ProbeError>
                 fds.push((kind, fd));
             }
             for (kind, fd) in fds {
+                if planted.contains(kind) {
+                    continue;
+                }
                 setns(&fd, CloneFlags::from_bits_retain(kind.clone_flag() as i32))
                     .ctx(|| format!("setns(/proc/{target}/ns/{kind})"))?;
             }
@@ -189,7 +234,8 @@ fn join_main(target: i32, via: JoinVia, kinds: NsSet) -> Result<i32, ProbeError>
     fchdir(&root).ctx(|| "fchdir to the container's root".into())?;
     chroot(".").ctx(|| "chroot into the container's root".into())?;
     chdir("/").ctx(|| "chdir /".into())?;
-    fork_exec_observe(&exe, None)
+    let env = [(SELF_PROC_FD_ENV.to_owned(), std::os::fd::AsRawFd::as_raw_fd(&host_proc).to_string())];
+    fork_exec_observe(&exe, None, &env)
 }
 
 /// Switches to uid/gid 0 of the user namespace just entered, so that the exec that follows keeps
@@ -203,17 +249,21 @@ fn become_root() -> Result<(), ProbeError> {
 }
 
 /// Forks; the child executes the probe in observe mode (a new pid or time namespace only takes
-/// effect for children); the parent waits and exits with the child's status.
-fn fork_exec_observe(exe: &OwnedFd, sync: Option<OwnedFd>) -> Result<i32, ProbeError> {
+/// effect for children) with `extra` added to its environment; the parent waits and exits with
+/// the child's status.
+fn fork_exec_observe(exe: &OwnedFd, sync: Option<OwnedFd>, extra: &[(String, String)]) -> Result<i32, ProbeError> {
     let args = [CString::new(PROBE_NAME).expect("no NUL")];
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).expect("environment has no NUL")
-        })
-        .collect();
+    let entry = |k: &[u8], v: &[u8]| {
+        let mut kv = k.to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v);
+        CString::new(kv).map_err(|_| ProbeError::Protocol("NUL in the environment".into()))
+    };
+    let mut env: Vec<CString> =
+        std::env::vars_os().map(|(k, v)| entry(k.as_bytes(), v.as_bytes())).collect::<Result<_, _>>()?;
+    for (k, v) in extra {
+        env.push(entry(k.as_bytes(), v.as_bytes())?);
+    }
     // SAFETY: this mode runs single-threaded; the child only makes system calls and execs.
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {

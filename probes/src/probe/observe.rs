@@ -3,8 +3,15 @@
 //! harness reports an error for that check instead of guessing.
 //!
 //! Observations that create something (a domainname, a mount, IPC objects, a file) remove it again
-//! before the next one starts, and ask the host to look while it exists.
+//! before the next one starts, and ask the host to look while it exists. Those that change a
+//! namespace's state (the domainname, a mount) first ask the [`Interlock`]: in a namespace that
+//! is the harness's they make the same call in a form the kernel refuses after its permission
+//! check and before any change, which tells whether the step would have been permitted.
+//!
+//! "Not there" is only ever the errno that means it (ENOENT, ESRCH, ECONNREFUSED): any other
+//! error is reported as it is, and the harness judges it an error, never isolation.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -21,20 +28,45 @@ use nix::unistd::{ForkResult, Pid, chdir, chroot, fchdir, fork, getpid, getppid,
 use crate::ns::NsKind;
 use crate::sys::{self, SysvKind};
 use crate::wire::{
-    ClockKind, ClockSource, Fact, HostAnswer, HostQuestion, IdKind, IpcNames, IpcSeen, ProbeCase, SysResult, fact_key,
+    Attempt, ClockKind, ClockSource, Fact, HostAnswer, HostQuestion, IdKind, IpcNames, IpcSeen, NsId, ProbeCase,
+    SysResult, fact_key,
 };
 
 use super::channel::Channel;
 use super::error::{Context, ProbeError};
 use super::init::Dirs;
+use super::interlock::Interlock;
+
+/// One byte more than a hostname or domainname may have (__NEW_UTS_LEN is 64): sethostname(2)
+/// and setdomainname(2) refuse it with EINVAL, after their CAP_SYS_ADMIN check (EPERM).
+const UTS_NAME_TOO_LONG: &str = "isoprobe-interlock-probe-a-name-one-byte-longer-than-the-kernel-takes";
+
+/// A tmpfs option the kernel rejects (EINVAL) while parsing, after mount(2)'s own permission
+/// check (may_mount: EPERM) and before anything is mounted.
+const INVALID_TMPFS_OPTION: &str = "size=isoprobe-interlock-probe";
 
 pub struct Observer<'a> {
-    pub ch: &'a mut Channel,
-    pub case: &'a ProbeCase,
-    pub dirs: &'a Dirs,
+    ch: &'a mut Channel,
+    case: &'a ProbeCase,
+    dirs: &'a Dirs,
+    interlock: &'a Interlock,
+    /// The probe's own namespaces, as its identity observations found them.
+    own: BTreeMap<NsKind, NsId>,
 }
 
-impl Observer<'_> {
+impl<'a> Observer<'a> {
+    pub fn new(ch: &'a mut Channel, case: &'a ProbeCase, dirs: &'a Dirs, interlock: &'a Interlock) -> Self {
+        Observer { ch, case, dirs, interlock, own: BTreeMap::new() }
+    }
+
+    /// The probe's `kind` namespace if it is the harness's (or could not be read, which the
+    /// interlock treats alike): state-changing steps in it are refused.
+    fn shared_ns(&self, kind: NsKind) -> Option<NsId> {
+        match self.own.get(&kind) {
+            Some(own) => self.interlock.shared(own).then_some(*own),
+            None => Some(self.interlock.harness(kind).unwrap_or(NsId { kind, dev: 0, ino: 0 })),
+        }
+    }
     /// Runs every observation in a fixed order and reports each.
     pub fn run_all(&mut self) -> Result<(), ProbeError> {
         for kind in NsKind::ALL {
@@ -51,8 +83,8 @@ impl Observer<'_> {
         self.report("hostname".into(), r)?;
         let r = self.domainname();
         self.report("domainname".into(), r)?;
-        let r = self.sethostname_same();
-        self.report("sethostname-same".into(), r)?;
+        let r = self.sethostname_probe();
+        self.report("sethostname-probe".into(), r)?;
         let r = self.sentinel_mount();
         self.report("sentinel-mount".into(), r)?;
         let r = self.own_mount();
@@ -101,15 +133,17 @@ impl Observer<'_> {
         }
     }
 
-    fn read_proc(&self, path: &str) -> Result<String, ProbeError> {
-        read_at(&self.dirs.proc, path).ctx(|| format!("read /proc/{path}"))
+    /// Reads the probe's own /proc/self/<path>.
+    fn read_self(&self, path: &str) -> Result<String, ProbeError> {
+        read_at(&self.dirs.self_proc, &format!("self/{path}")).ctx(|| format!("read /proc/self/{path}"))
     }
 
     // ---- identity and pid ----
 
     fn ns_identity(&mut self, kind: NsKind) -> Result<Fact, ProbeError> {
         let path = format!("self/ns/{kind}");
-        let st = fstatat(&self.dirs.proc, path.as_str(), AtFlags::empty()).ctx(|| format!("stat /proc/{path}"))?;
+        let st = fstatat(&self.dirs.self_proc, path.as_str(), AtFlags::empty()).ctx(|| format!("stat /proc/{path}"))?;
+        self.own.insert(kind, NsId { kind, dev: st.st_dev, ino: st.st_ino });
         Ok(Fact::NsIdentity { kind, dev: st.st_dev, ino: st.st_ino })
     }
 
@@ -124,10 +158,13 @@ impl Observer<'_> {
 
     fn proc_sentinel(&mut self) -> Result<Fact, ProbeError> {
         let s = &self.case.sentinels.pid;
+        let foreign = self.dirs.proc_foreign;
         match read_at(&self.dirs.proc, &format!("{}/cmdline", s.pid)) {
-            Ok(cmdline) => Ok(Fact::ProcSentinel { listed: true, tagged: cmdline.split('\0').any(|a| a == s.tag) }),
+            Ok(cmdline) => {
+                Ok(Fact::ProcSentinel { listed: true, tagged: cmdline.split('\0').any(|a| a == s.tag), foreign })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Fact::ProcSentinel { listed: false, tagged: false })
+                Ok(Fact::ProcSentinel { listed: false, tagged: false, foreign })
             }
             Err(e) => Err(ProbeError::Io { what: format!("read /proc/{}/cmdline", s.pid), source: e }),
         }
@@ -141,17 +178,23 @@ impl Observer<'_> {
     }
 
     fn domainname(&mut self) -> Result<Fact, ProbeError> {
+        if let Some(shared) = self.shared_ns(NsKind::Uts) {
+            // Never the harness's domainname: only whether setting it would be permitted.
+            let probe = sys::setdomainname(UTS_NAME_TOO_LONG).into();
+            return Ok(Fact::Domainname { attempt: Attempt::Refused { shared, probe }, host_saw_token: false });
+        }
         let token = self.case.sentinels.uts.domainname_token.clone();
         expect_ack(self.ch.ask(HostQuestion::LockDomainname)?, "lock the host domainname")?;
-        let set: SysResult = sys::setdomainname(&token).into();
+        let result: SysResult = sys::setdomainname(&token).into();
         // Always ask: the host restores its domainname and releases the lock on this answer.
         let seen = expect_seen(self.ch.ask(HostQuestion::CheckDomainname { token })?, "check the domainname")?;
-        Ok(Fact::Domainname { set, host_saw_token: seen })
+        Ok(Fact::Domainname { attempt: Attempt::Made { result }, host_saw_token: seen })
     }
 
-    fn sethostname_same(&mut self) -> Result<Fact, ProbeError> {
-        let current = uname().ctx(|| "uname".into())?.nodename().to_owned();
-        Ok(Fact::SethostnameSame { result: sethostname(&current).into() })
+    /// Whether the probe holds CAP_SYS_ADMIN over the uts namespace it is in, asked without
+    /// changing anything (see [`UTS_NAME_TOO_LONG`]).
+    fn sethostname_probe(&mut self) -> Result<Fact, ProbeError> {
+        Ok(Fact::SethostnameProbe { result: sethostname(UTS_NAME_TOO_LONG).into() })
     }
 
     // ---- mnt ----
@@ -165,36 +208,76 @@ impl Observer<'_> {
         }
         let path = format!("{}/marker", m.sentinel_mount);
         let seen = fs::read_to_string(&path);
-        let (visible, detail) = match &seen {
+        // The host answers after checking that its mount was still there while the probe looked.
+        expect_ack(self.ch.ask(HostQuestion::UnmountSentinel)?, "unmount the sentinel")?;
+        let (visible, detail) = match seen {
             Ok(text) if text.trim() == m.marker_token => (true, format!("{path} holds the host's token")),
             Ok(text) => (false, format!("{path} holds {:?}, not the host's token", text.trim())),
-            Err(e) => (false, format!("{path}: {e}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (false, format!("{path}: {e}")),
+            Err(e) => return Err(ProbeError::Io { what: format!("read {path}"), source: e }),
         };
-        expect_ack(self.ch.ask(HostQuestion::UnmountSentinel)?, "unmount the sentinel")?;
         Ok(Fact::SentinelMount { visible: Some(visible), detail })
     }
 
     fn own_mount(&mut self) -> Result<Fact, ProbeError> {
         let target = self.case.sentinels.mnt.own_mount.clone();
-        let r = mount(Some("isoprobe"), target.as_str(), Some("tmpfs"), MsFlags::empty(), Some("size=64k"));
-        let mounted = r.is_ok();
+        let attempt = match self.shared_ns(NsKind::Mnt) {
+            // Never a mount in the harness's table: only whether it would be permitted.
+            Some(shared) => {
+                let probe = mount(
+                    Some("isoprobe"),
+                    target.as_str(),
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    Some(INVALID_TMPFS_OPTION),
+                );
+                if probe.is_ok() {
+                    // Not expected of any kernel; leave nothing behind all the same.
+                    let _ = umount2(target.as_str(), MntFlags::MNT_DETACH);
+                }
+                Attempt::Refused { shared, probe: probe.into() }
+            }
+            None => {
+                let r = mount(Some("isoprobe"), target.as_str(), Some("tmpfs"), MsFlags::empty(), Some("size=64k"));
+                Attempt::Made { result: r.into() }
+            }
+        };
         let asked = self.ch.ask(HostQuestion::OwnMountVisible);
-        if mounted {
+        if matches!(attempt, Attempt::Made { result: SysResult::Ok }) {
             umount2(target.as_str(), MntFlags::MNT_DETACH).ctx(|| format!("unmount {target}"))?;
         }
         let seen = expect_seen(asked?, "check the probe's mount")?;
-        Ok(Fact::OwnMount { mount: r.into(), host_saw: seen })
+        Ok(Fact::OwnMount { attempt, host_saw: seen })
     }
 
     fn host_marker(&mut self) -> Result<Fact, ProbeError> {
         let m = &self.case.sentinels.mnt;
         Ok(match fs::read_to_string(&m.host_marker) {
             Ok(t) if t.trim() == m.marker_token => {
-                Fact::HostMarker { reachable: true, detail: format!("{} holds the host's token", m.host_marker) }
+                Fact::HostMarker { reachable: Some(true), detail: format!("{} holds the host's token", m.host_marker) }
             }
-            Ok(t) => Fact::HostMarker { reachable: false, detail: format!("{} holds {:?}", m.host_marker, t.trim()) },
-            Err(e) => Fact::HostMarker { reachable: false, detail: format!("{}: {e}", m.host_marker) },
+            Ok(t) => {
+                Fact::HostMarker { reachable: Some(false), detail: format!("{} holds {:?}", m.host_marker, t.trim()) }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Fact::HostMarker { reachable: Some(false), detail: format!("{}: {e}", m.host_marker) }
+            }
+            Err(e) => Fact::HostMarker { reachable: None, detail: format!("{}: {e}", m.host_marker) },
         })
+    }
+
+    /// Where the probe's mount table still holds the host's root (`maj:min root` of the hello),
+    /// if anywhere: after pivot_root and the detach of the old root, nowhere.
+    fn old_root_mount(&self) -> Result<Option<String>, ProbeError> {
+        let want = self.case.sentinels.mnt.host_root.as_str();
+        if want.is_empty() {
+            return Ok(None);
+        }
+        let table = self.read_self("mountinfo")?;
+        Ok(table.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && format!("{} {}", f[2], f[3]) == want).then(|| f[4].to_owned())
+        }))
     }
 
     /// The classic escape from a chroot: keep a directory fd of the current root, chroot into a
@@ -228,7 +311,9 @@ impl Observer<'_> {
                     }
                     match fs::read_to_string(&m.host_marker) {
                         Ok(t) if t.trim() == m.marker_token => 0,
-                        _ => 1,
+                        Ok(_) => 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+                        Err(_) => 6,
                     }
                 })();
                 // SAFETY: _exit is async-signal-safe and skips the parent's atexit handlers.
@@ -236,24 +321,25 @@ impl Observer<'_> {
             }
             ForkResult::Parent { child } => {
                 let status = waitpid(child, None).ctx(|| "wait for the chroot-escape child".into())?;
+                let old_root_mount = self.old_root_mount()?;
                 let steps =
                     format!("chroot({}), fchdir(old root), chdir(\"..\") x{CLIMB}, chroot(\".\")", m.escape_dir);
-                match status {
-                    WaitStatus::Exited(_, 0) => Ok(Fact::ChrootEscape {
-                        reached_host: Some(true),
-                        detail: format!("{steps}: {} readable with the host's token", m.host_marker),
-                    }),
-                    WaitStatus::Exited(_, 1) => Ok(Fact::ChrootEscape {
-                        reached_host: Some(false),
-                        detail: format!("{steps}: {} not reachable", m.host_marker),
-                    }),
+                let (reached_host, detail) = match status {
+                    WaitStatus::Exited(_, 0) => {
+                        (Some(true), format!("{steps}: {} readable with the host's token", m.host_marker))
+                    }
+                    WaitStatus::Exited(_, 1) => (Some(false), format!("{steps}: {} not reachable", m.host_marker)),
+                    WaitStatus::Exited(_, 6) => {
+                        (None, format!("{steps}: reading {} failed with an error other than ENOENT", m.host_marker))
+                    }
                     WaitStatus::Exited(_, n) => {
                         let step = ["chroot into the escape dir", "fchdir", "chdir(\"..\")", "chroot(\".\")"]
                             [(n as usize).saturating_sub(2).min(3)];
-                        Ok(Fact::ChrootEscape { reached_host: None, detail: format!("not attempted: {step} failed") })
+                        (None, format!("not attempted: {step} failed"))
                     }
-                    other => Err(ProbeError::Protocol(format!("chroot-escape child ended with {other:?}"))),
-                }
+                    other => return Err(ProbeError::Protocol(format!("chroot-escape child ended with {other:?}"))),
+                };
+                Ok(Fact::ChrootEscape { reached_host, detail, old_root_mount })
             }
         }
     }
@@ -295,14 +381,13 @@ impl Observer<'_> {
         if let Some(Err(e)) = cleanup.into_iter().find(Result::is_err) {
             return Err(ProbeError::Sys { what: "remove the probe's IPC objects".into(), source: e });
         }
-        let failures: Vec<String> = [("shm", shm.err()), ("sem", sem.err()), ("msg", msg.err()), ("mq", mq.err())]
+        // An object the kernel refused to create is reported as such (e.g. EOVERFLOW: a creator
+        // whose uid the IPC namespace's user namespace does not map), not as a broken protocol.
+        let failed: Vec<String> = [("shm", shm.err()), ("sem", sem.err()), ("msg", msg.err()), ("mq", mq.err())]
             .into_iter()
             .filter_map(|(what, e)| e.map(|e| format!("{what}: {e}")))
             .collect();
-        if !failures.is_empty() {
-            return Err(ProbeError::Protocol(format!("could not create IPC objects: {}", failures.join(", "))));
-        }
-        Ok(Fact::OwnIpc { created, host_saw })
+        Ok(Fact::OwnIpc { created, host_saw, failed })
     }
 
     // ---- net ----
@@ -323,11 +408,13 @@ impl Observer<'_> {
     }
 
     fn sysfs_net(&mut self) -> Result<Fact, ProbeError> {
-        let fd = self
-            .dirs
-            .sys_net
-            .as_ref()
-            .ok_or_else(|| ProbeError::Protocol("no /sys/class/net in this root (see the init steps)".into()))?;
+        let fd = self.dirs.sys_net.as_ref().ok_or_else(|| ProbeError::Io {
+            what: "list /sys/class/net".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no /sys/class/net in this root (see the init steps)",
+            ),
+        })?;
         let mut entries = list_dir(fd).ctx(|| "list /sys/class/net".into())?;
         entries.sort();
         Ok(Fact::SysfsNet { entries })
@@ -340,7 +427,7 @@ impl Observer<'_> {
             IdKind::Uid => "self/uid_map",
             IdKind::Gid => "self/gid_map",
         };
-        let text = self.read_proc(file)?;
+        let text = self.read_self(file.trim_start_matches("self/"))?;
         let lines = sys::parse_id_map(&text)
             .ok_or_else(|| ProbeError::Protocol(format!("unparsable /proc/{file}: {text:?}")))?;
         Ok(Fact::IdMap { ids, lines })
@@ -361,7 +448,7 @@ impl Observer<'_> {
     // ---- cgroup ----
 
     fn cgroup(&mut self) -> Result<Fact, ProbeError> {
-        let text = self.read_proc("self/cgroup")?;
+        let text = self.read_self("cgroup")?;
         Ok(Fact::Cgroup { lines: text.lines().map(str::to_owned).collect() })
     }
 

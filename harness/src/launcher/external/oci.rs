@@ -16,10 +16,13 @@
 //! `run` deletes the container when it exits, and the teardown runs `delete --force` if it did not.
 //!
 //! crun 1.8 refuses a hybrid cgroup layout (cgroup2 mounted at /sys/fs/cgroup/unified beside v1
-//! hierarchies); on such a host it runs inside util-linux unshare(1) in a private mount namespace
-//! with /sys/fs/cgroup/unified unmounted, where it sees a plain v1 layout (DESIGN.md, "Launchers").
-//! The unmount is `umount -n`: without it util-linux's libmount creates /run/mount (for its utab)
-//! on the host.
+//! hierarchies); on such a host it runs inside util-linux unshare(1) in a mount namespace of its
+//! own with /sys/fs/cgroup/unified unmounted, where it sees a plain v1 layout (DESIGN.md,
+//! "Launchers"). The wrapper's namespace is a *slave* of the host's (`--propagation slave`): the
+//! unmount stays in it, and mounts the host makes still propagate in, so whether they reach the
+//! container is crun's own doing, not borrowed from a private wrapper (the launcher header of the
+//! report names the wrapper). The unmount is `umount -n`: without it util-linux's libmount
+//! creates /run/mount (for its utab) on the host.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -119,7 +122,7 @@ impl Oci {
                 [
                     "--mount",
                     "--propagation",
-                    "private",
+                    "slave",
                     "--",
                     "/bin/sh",
                     "-c",
@@ -181,6 +184,15 @@ impl Launcher for Oci {
 
     fn tool(&self) -> Result<Option<&ToolInfo>, Skip> {
         self.tool.get().map(Some)
+    }
+
+    fn wrapper(&self) -> Option<String> {
+        self.hides_cgroup2().then(|| {
+            "unshare --mount --propagation slave, with /sys/fs/cgroup/unified unmounted (crun refuses a hybrid \
+             cgroup layout); the wrapper's mount namespace receives the host's mounts, so mount isolation is \
+             crun's own"
+                .into()
+        })
     }
 
     fn capabilities(&self) -> Capabilities {
