@@ -55,8 +55,11 @@ if [ "$(leftovers)" != 0 ]; then
 fi
 "$isoprobe" snapshot -o "$work/before"
 
-# A random moment in [LO, HI) seconds, to 1 ms.
-moment() { awk -v s="$RANDOM$RANDOM" -v lo="$1" -v hi="$2" 'BEGIN { srand(s); printf "%.3f", lo + rand() * (hi - lo) }'; }
+# A random moment in [LO, HI) seconds, to 1 ms, from 30 bits of bash's $RANDOM (awk's srand with a
+# seed of more digits than it keeps repeated the same few moments).
+moment() {
+  awk -v r="$((RANDOM * 32768 + RANDOM))" -v lo="$1" -v hi="$2" 'BEGIN { printf "%.3f", lo + (hi - lo) * r / 1073741824 }'
+}
 
 # Runs CMD... and SIGKILLs it after SECONDS if it still runs (by its pid: the shell's own child,
 # not reaped before the kill, so the pid cannot have been recycled); prints how it ended.

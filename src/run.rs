@@ -14,8 +14,9 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use isoprobe_harness::fingerprint::{Fingerprint, LAUNCHER_TOOLS};
+use isoprobe_harness::launcher::differences::run_case_on;
 use isoprobe_harness::launcher::registry::{
-    describe, launcher_limit_matrix, launcher_matrix, run_case_on, start_latency_namespaces, start_latency_spec,
+    describe, launcher_limit_matrix, launcher_matrix, start_latency_namespaces, start_latency_spec,
 };
 use isoprobe_harness::limits::matrix::limit_matrix;
 use isoprobe_harness::matrix::namespace_matrix;

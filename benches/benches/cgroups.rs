@@ -39,38 +39,35 @@ struct Hierarchy {
     root: PathBuf,
     v2: bool,
     cpuset: bool,
+    /// The harness's view of it (for the removal of our directory).
+    layout: &'static isoprobe_harness::cgroup::Hierarchy,
 }
 
-fn hierarchies() -> io::Result<Vec<Hierarchy>> {
-    let mounts = isoprobe_harness::mounts::mounts().map_err(io::Error::other)?;
-    let mut out = Vec::new();
-    for m in mounts {
-        match m.fs_type.as_str() {
-            "cgroup2" => out.push(Hierarchy { label: "v2".into(), root: m.mount_point, v2: true, cpuset: false }),
-            "cgroup" => {
-                let ctrls: Vec<&str> = m
-                    .super_options
-                    .split(',')
-                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('=') && !o.starts_with("noprefix"))
-                    .collect();
-                if ctrls.is_empty() {
-                    continue; // a named hierarchy (see the module docs)
-                }
-                let cpuset = ctrls.contains(&"cpuset");
-                out.push(Hierarchy {
-                    label: format!("v1-{}", ctrls.join("+")),
-                    root: m.mount_point,
-                    v2: false,
-                    cpuset,
-                });
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+/// The hierarchies of the host's cgroup layout (the harness's one detection of it), without the
+/// named v1 hierarchies (see the module docs).
+fn hierarchies() -> Result<Vec<Hierarchy>, String> {
+    use isoprobe_harness::cgroup::Version;
+    let layout = isoprobe_harness::cgroup::host_layout().map_err(|e| e.to_string())?;
+    Ok(layout
+        .hierarchies
+        .iter()
+        .filter(|h| h.version == Version::V2 || !h.controllers.is_empty())
+        .map(|h| Hierarchy {
+            label: match h.version {
+                Version::V2 => "v2".into(),
+                Version::V1 => format!("v1-{}", h.controllers.join("+")),
+            },
+            root: h.mount_point.clone(),
+            v2: h.version == Version::V2,
+            cpuset: h.controllers.iter().any(|c| c == "cpuset"),
+            layout: h,
+        })
+        .collect())
 }
 
-/// Retries rmdir while the kernel still counts an exited task in the cgroup (EBUSY), briefly.
+/// rmdir right after the cgroup's last task exited, as a runtime removes a container's cgroup:
+/// the kernel may count the exited task for a moment longer (EBUSY), and the retry is part of
+/// what is measured.
 fn rmdir(path: &Path) -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
@@ -83,11 +80,12 @@ fn rmdir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Our directory in one hierarchy; removed (children first) on drop.
+/// Our directory in one hierarchy; removed (children first, drained) on drop.
 #[derive(Debug)]
 struct Base {
     path: PathBuf,
     next: std::cell::Cell<u64>,
+    hierarchy: &'static isoprobe_harness::cgroup::Hierarchy,
 }
 
 impl Base {
@@ -99,7 +97,7 @@ impl Base {
             isoprobe_harness::names::token()
         ));
         fs::create_dir(&path)?;
-        let base = Base { path, next: std::cell::Cell::new(0) };
+        let base = Base { path, next: std::cell::Cell::new(0), hierarchy: h.layout };
         if h.cpuset {
             // A v1 cpuset cgroup starts with no CPUs and no memory nodes and takes no task until
             // it has both: copy the root's, and let our children inherit them.
@@ -120,17 +118,9 @@ impl Base {
 
 impl Drop for Base {
     fn drop(&mut self) {
-        if let Ok(dir) = fs::read_dir(&self.path) {
-            for e in dir.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir())
-                    && let Err(err) = rmdir(&e.path())
-                {
-                    eprintln!("isoprobe-bench: failed to remove cgroup {}: {err}", e.path().display());
-                }
-            }
-        }
-        if let Err(err) = rmdir(&self.path) {
-            eprintln!("isoprobe-bench: failed to remove cgroup {}: {err}", self.path.display());
+        let Ok(rel) = self.path.strip_prefix(&self.hierarchy.mount_point) else { return };
+        for e in isoprobe_harness::cgroup::remove::remove_tree(self.hierarchy, rel, Duration::from_secs(2)) {
+            eprintln!("isoprobe-bench: {e}");
         }
     }
 }
@@ -200,7 +190,7 @@ fn main() {
     let hs = match hs {
         Ok(hs) => hs,
         Err(e) => {
-            setup.fail("hierarchies", "", format!("read the mount table: {e}"));
+            setup.fail("hierarchies", "", e);
             Vec::new()
         }
     };

@@ -102,7 +102,7 @@ impl CaseEnv {
         env.create_host_ipc()?;
         let cgroup_name = format!("{PREFIX}-{}-{id}", run.run_token);
         if let Some(l) = &spec.limits {
-            let limits = CaseLimits::create(spec, l, &cgroup_name, &env.dir, |sub| env.probe_path(sub))?;
+            let limits = CaseLimits::create(spec, l, run.layout, &cgroup_name, &env.dir, |sub| env.probe_path(sub))?;
             env.limits = Some(limits);
         } else if let Some(root) = cgroup_root {
             env.cgroup = Some(CaseCgroup::create(root, &cgroup_name)?);

@@ -75,7 +75,7 @@ impl Streams {
     fn next_line(&mut self) -> Result<Option<String>, HarnessError> {
         let Some(nl) = self.out.iter().position(|b| *b == b'\n') else {
             if self.out.len() > LINE_CAP {
-                return Err(HarnessError::Probe(format!("line {} is longer than {LINE_CAP} bytes", self.lines + 1)));
+                return Err(HarnessError::Protocol(format!("line {} is longer than {LINE_CAP} bytes", self.lines + 1)));
             }
             return Ok(None);
         };
@@ -83,7 +83,7 @@ impl Streams {
         self.lines += 1;
         String::from_utf8(line)
             .map(Some)
-            .map_err(|_| HarnessError::Probe(format!("line {} of the probe's output is not UTF-8", self.lines)))
+            .map_err(|_| HarnessError::Protocol(format!("line {} of the probe's output is not UTF-8", self.lines)))
     }
 
     pub fn stderr_text(&self) -> String {
@@ -119,10 +119,10 @@ fn drain(fd: &OwnedFd, buf: &mut Vec<u8>, cap: usize) -> Result<bool, HarnessErr
 }
 
 fn send(p: &mut ProbeProcess, msg: &ToProbe) -> Result<(), HarnessError> {
-    let stdin = p.stdin.as_mut().ok_or_else(|| HarnessError::Probe("stdin already closed".into()))?;
+    let stdin = p.stdin.as_mut().ok_or_else(|| HarnessError::Protocol("stdin already closed".into()))?;
     stdin
         .write_all(wire::encode(msg).as_bytes())
-        .map_err(|e| HarnessError::Probe(format!("failed to write to the probe's stdin: {e}")))
+        .map_err(|e| HarnessError::Protocol(format!("failed to write to the probe's stdin: {e}")))
 }
 
 /// Runs one conversation to the probe's `done`.
@@ -136,28 +136,28 @@ pub fn converse(
 ) -> Result<Transcript, HarnessError> {
     let with_stderr = |e: HarnessError, s: &Streams| {
         let err = s.stderr_text();
-        if err.is_empty() { e } else { HarnessError::Probe(format!("{e}; probe stderr: {err}")) }
+        if err.is_empty() { e } else { HarnessError::Protocol(format!("{e}; probe stderr: {err}")) }
     };
     send(p, hello).map_err(|e| with_stderr(e, streams))?;
     let mut t = Transcript::default();
     loop {
         while let Some(line) = streams.next_line().map_err(|e| with_stderr(e, streams))? {
             let msg: FromProbe = wire::decode("probe message", streams.lines, &line)
-                .map_err(|e| with_stderr(HarnessError::Probe(e.to_string()), streams))?;
+                .map_err(|e| with_stderr(HarnessError::Protocol(e.to_string()), streams))?;
             match msg {
                 FromProbe::Fact { fact: Fact::Init { steps, refused } } => {
                     t.init = steps.clone();
                     t.refused = refused.clone();
-                    t.facts.insert(Fact::Init { steps, refused }).map_err(HarnessError::Probe)?;
+                    t.facts.insert(Fact::Init { steps, refused }).map_err(HarnessError::Protocol)?;
                 }
-                FromProbe::Fact { fact } => t.facts.insert(fact).map_err(HarnessError::Probe)?,
+                FromProbe::Fact { fact } => t.facts.insert(fact).map_err(HarnessError::Protocol)?,
                 FromProbe::Ask { id, question } => {
                     let answer = host.answer(&question);
                     send(p, &ToProbe::Answer { id, answer }).map_err(|e| with_stderr(e, streams))?;
                 }
                 FromProbe::Done { facts } => {
                     if facts as usize != t.facts.len() {
-                        return Err(HarnessError::Probe(format!(
+                        return Err(HarnessError::Protocol(format!(
                             "the probe says it sent {facts} facts, {} arrived",
                             t.facts.len()
                         )));
@@ -165,7 +165,7 @@ pub fn converse(
                     return Ok(t);
                 }
                 FromProbe::Fatal { stage, error } => {
-                    return Err(with_stderr(HarnessError::Probe(format!("{stage} failed: {error}")), streams));
+                    return Err(with_stderr(HarnessError::Protocol(format!("{stage} failed: {error}")), streams));
                 }
             }
         }
@@ -173,7 +173,10 @@ pub fn converse(
             let status = p.wait_until(deadline).map(describe).unwrap_or_else(|e| e.to_string());
             streams.finish(p, deadline);
             return Err(with_stderr(
-                HarnessError::Probe(format!("the probe ended ({status}) after {} lines, before `done`", streams.lines)),
+                HarnessError::Protocol(format!(
+                    "the probe ended ({status}) after {} lines, before `done`",
+                    streams.lines
+                )),
                 streams,
             ));
         }

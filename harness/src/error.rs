@@ -21,9 +21,26 @@ pub enum HarnessError {
         #[source]
         source: io::Error,
     },
-    /// The probe broke the protocol or ended early; the message carries its stderr when useful.
+    /// The probe broke the protocol or ended before `done`; the message carries its stderr when
+    /// useful.
     #[error("probe: {0}")]
-    Probe(String),
+    Protocol(String),
+    /// The container could not be started as the spec asks: the child's setup before the probe
+    /// ran, or the launcher or its tool.
+    #[error("launch: {0}")]
+    Launch(String),
+    /// A cgroup could not be created, written, read, adopted or removed as the case needs.
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+    /// Something a case created was still there after its teardown.
+    #[error("left behind: {0}")]
+    Leftover(String),
+    /// A host file isoprobe reads had a form it cannot read (mountinfo, /proc/<pid>/stat, ...).
+    #[error("host: {0}")]
+    Host(String),
+    /// An internal promise of isoprobe was broken: a bug, never the subject's doing.
+    #[error("internal error (a bug in isoprobe): {0}")]
+    Internal(String),
     #[error("timed out after {after:.1?} {during}")]
     Timeout { after: Duration, during: String },
     #[error(transparent)]

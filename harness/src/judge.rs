@@ -12,6 +12,7 @@ use isoprobe_probes::wire::{Attempt, Fact, IdKind, Link, Refusal, SysResult, fac
 
 use crate::check::{CheckId, IpcObject};
 use crate::oracle::{Expect, fmt_ns, id_map_text};
+use crate::requirement::Requirement;
 use crate::spec::CaseSpec;
 use crate::verdict::Verdict;
 
@@ -181,10 +182,10 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
     match (check, fact) {
         (NsInode(kind), Fact::NsIdentity { dev, ino, .. }) => {
             let Some(&(hd, hi)) = host.ns.get(&kind) else {
-                return Err(Verdict::Skip {
-                    requirement: format!("kernel:{kind}-namespace"),
-                    reason: format!("the host has no /proc/self/ns/{kind}"),
-                });
+                return Err(skip_verdict(
+                    Requirement::HostNamespace(kind),
+                    format!("the host has no /proc/self/ns/{kind}"),
+                ));
             };
             obs(shared_if((*dev, *ino) == (hd, hi)), format!("probe {dev}:{ino}, host {hd}:{hi}"))
         }
@@ -246,7 +247,7 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
         ),
         (MntHostMountVisible, Fact::SentinelMount { visible, detail }) => match visible {
             Some(v) => obs(shared_if(*v), detail.clone()),
-            None => Err(Verdict::Skip { requirement: "root".into(), reason: detail.clone() }),
+            None => Err(skip_verdict(Requirement::Root, detail.clone())),
         },
         (MntOwnMountReachesHost, Fact::OwnMount { attempt, host_saw }) => match attempt {
             Attempt::Refused { shared, probe } => obs(
@@ -286,10 +287,10 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
                     obs(seen, format!("{detail}; the host's root is in no mount of the probe's table"))
                 }
             },
-            None if detail.starts_with("not attempted") => Err(Verdict::Skip {
-                requirement: "root".into(),
-                reason: format!("the chroot escape takes CAP_SYS_CHROOT in the probe's user namespace: {detail}"),
-            }),
+            None if detail.starts_with("not attempted") => Err(skip_verdict(
+                Requirement::Root,
+                format!("the chroot escape takes CAP_SYS_CHROOT in the probe's user namespace: {detail}"),
+            )),
             None => obs(Seen::Other(detail.clone()), detail.clone()),
         },
         (IpcHostObject(o), Fact::HostIpc { shm, sem, msg, mq }) => {
@@ -396,12 +397,11 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             let (probe, hostv) = (cgroup_paths(lines), cgroup_paths(&host.probe_cgroup));
             let common: Vec<&str> = probe.keys().filter(|id| hostv.contains_key(*id)).map(|id| id.as_str()).collect();
             if !common.iter().any(|id| hostv[*id] != "/") {
-                return Err(Verdict::Skip {
-                    requirement: "cgroup:distinct-path".into(),
-                    reason: "the probe's cgroups are all `/` as the host sees them, so a cgroup namespace \
-                             cannot be told from the host's (a per-case cgroup needs root and cgroup2)"
-                        .into(),
-                });
+                return Err(skip_verdict(
+                    Requirement::Distinguishable("cgroup:distinct-path"),
+                    "the probe's cgroups are all `/` as the host sees them, so a cgroup namespace cannot be told \
+                     from the host's (a per-case cgroup needs root and cgroup2)",
+                ));
             }
             let seen = if common.iter().all(|id| probe[*id] == "/") {
                 Seen::Isolated
@@ -420,13 +420,19 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
     }
 }
 
+/// The skip verdict of a check that lacks `r`.
+fn skip_verdict(r: Requirement, reason: impl Into<String>) -> Verdict {
+    let s = r.skip(reason);
+    Verdict::Skip { requirement: s.requirement, reason: s.reason }
+}
+
 /// The skip of a net check on a host that looks like a fresh network namespace (a minimal VM with
 /// only loopback): sharing and isolation would be the same observation.
 fn indistinguishable_net(why: &str) -> Verdict {
-    Verdict::Skip {
-        requirement: "net:host-link".into(),
-        reason: format!("{why}, so the two cannot be told apart (a host with any other link can)"),
-    }
+    skip_verdict(
+        Requirement::Distinguishable("net:host-link"),
+        format!("{why}, so the two cannot be told apart (a host with any other link can)"),
+    )
 }
 
 /// /proc/<pid>/cgroup lines (`id:controllers:path`) as hierarchy id → path.

@@ -25,16 +25,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use isoprobe_probes::sys::{SysvKind, mq_remove, sysv_remove, sysv_remove_key};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
+use crate::cgroup::remove::{isoprobe_cgroups, remove_tree, thaw};
+use crate::domainname::{RecordedDomainname, restore_recorded_domainname};
 use crate::error::{Context, HarnessError};
-use crate::host::{RecordedDomainname, restore_recorded_domainname};
 use crate::mounts::{mounts, unmount_all_under};
 use crate::names::{PREFIX, is_isoprobe_key};
 
@@ -229,11 +233,16 @@ impl OwnedDir {
 pub fn recover_at_start(who: &str) {
     let mut failures = Vec::new();
     let sweep = Sweep { scope: Scope::DeadRuns, dry_run: false };
-    match sweep_with(sweep, &mut |e: &Event| {
-        if let Outcome::Failed { .. } = e.outcome {
-            failures.push(e.to_string());
-        }
-    }) {
+    // A bug in the sweep (a broken promise it asserts) must not take the run down with it.
+    let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sweep_with(sweep, &mut |e: &Event| {
+            if let Outcome::Failed { .. } = e.outcome {
+                failures.push(e.to_string());
+            }
+        })
+    }));
+    let swept = swept.unwrap_or_else(|_| Err(HarnessError::Internal("the recovery sweep panicked".into())));
+    match swept {
         Ok(s) if s.removed_total() == 0 && s.failed == 0 => {}
         Ok(s) => {
             let failed = if s.failed == 0 { String::new() } else { format!("; {} could not be removed", s.failed) };
@@ -297,36 +306,43 @@ fn sweep_in(tmp: &Path, sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Su
     }
     // Cgroups before directories: a limit case's loop device has its backing file in the case
     // directory, and the cgroups hold the processes.
-    let cgroups = isoprobe_cgroups()?;
+    let layout = crate::cgroup::host_layout()?;
+    let cgroups = isoprobe_cgroups(&layout.hierarchies, 4);
     let owner_of =
-        |cg: &Path| cgroup_owner(&cg.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        |rel: &Path| cgroup_owner(&rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let ctime_of = |path: &Path| fs::metadata(path).map(|m| m.ctime()).unwrap_or(i64::MAX);
+    let of_dead = |path: &Path, rel: &Path| match owner_of(rel) {
+        Some(Owner::Run { token, .. }) => dead.iter().any(|d| d.token() == Some(&token)),
+        Some(Owner::Bench { pid }) => !pid_alive_since(pid, ctime_of(path)),
+        None => false,
+    };
     // A run killed mid freezer case leaves its cgroup frozen, and frozen tasks (v1) do not die of
     // the SIGKILL their parent's death sent them: thaw every cgroup of a dead run first, on every
     // hierarchy, so that its processes can end before the removal below waits for them.
     if !t.dry_run {
-        for cg in cgroups.iter().filter(|cg| match owner_of(cg) {
-            Some(Owner::Run { token, .. }) => dead.iter().any(|d| d.token() == Some(&token)),
-            Some(Owner::Bench { pid }) => {
-                !pid_alive_since(pid, fs::metadata(cg).map(|m| m.ctime()).unwrap_or(i64::MAX))
+        for (h, rel) in &cgroups {
+            let path = h.mount_point.join(rel);
+            if of_dead(&path, rel)
+                && let Ok(fd) =
+                    nix::fcntl::open(&path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            {
+                thaw(fd.as_fd());
             }
-            None => false,
-        }) {
-            thaw(cg);
         }
     }
     // Tokens of dead runs a cgroup of which could not be removed: their directories stay, so the
     // next recovery still knows whose the cgroups are.
     let mut unfinished: Vec<String> = Vec::new();
-    for cg in cgroups {
-        let what = format!("cgroup {}", cg.display());
-        let ctime = fs::metadata(&cg).map(|m| m.ctime()).unwrap_or(i64::MAX);
-        let keep = match owner_of(&cg) {
+    for (h, rel) in &cgroups {
+        let path = h.mount_point.join(rel);
+        let what = format!("cgroup {}", path.display());
+        let keep = match owner_of(rel) {
             Some(Owner::Run { token, .. }) if live_tokens.contains(&token.as_str()) => Some("its run is still running"),
-            Some(Owner::Run { token, .. }) if dead.iter().any(|d| d.token() == Some(&token)) => None,
-            Some(Owner::Bench { pid }) => (pid_alive_since(pid, ctime)).then_some("its bench is still running"),
+            _ if of_dead(&path, rel) => None,
+            Some(Owner::Bench { .. }) => Some("its bench is still running"),
             _ if sweep.scope == Scope::DeadRuns => continue,
-            _ if populated(&cg) => Some("processes run in it and no dead run owns it"),
-            _ if ctime >= bound - UNKNOWN_CGROUP_GRACE_SECS => {
+            _ if populated(&path) => Some("processes run in it and no dead run owns it"),
+            _ if ctime_of(&path) >= bound - UNKNOWN_CGROUP_GRACE_SECS => {
                 Some("created moments ago and no dead run owns it: a run may be setting it up")
             }
             _ => None,
@@ -336,9 +352,12 @@ fn sweep_in(tmp: &Path, sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Su
             Some(_) => {}
             None => {
                 let failed_before = t.summary.failed;
-                t.remove(Kind::Cgroup, what, || remove_cgroup(&cg).map_err(|e| e.to_string()));
+                t.remove(Kind::Cgroup, what, || {
+                    let problems = remove_tree(h, rel, CGROUP_DRAIN);
+                    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+                });
                 if t.summary.failed > failed_before
-                    && let Some(Owner::Run { token, .. }) = owner_of(&cg)
+                    && let Some(Owner::Run { token, .. }) = owner_of(rel)
                 {
                     unfinished.push(token);
                 }
@@ -565,103 +584,6 @@ fn detach_loop(dev: &str) -> Result<(), String> {
     }
 }
 
-/// Directories named `isoprobe-*` in every mounted cgroup hierarchy, deepest first.
-fn isoprobe_cgroups() -> Result<Vec<PathBuf>, HarnessError> {
-    let mut roots: Vec<PathBuf> = mounts()?
-        .into_iter()
-        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
-        .map(|m| m.mount_point)
-        .collect();
-    roots.sort();
-    roots.dedup();
-    let mut out = Vec::new();
-    for root in roots {
-        find_named(&root, 4, &mut out);
-    }
-    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    Ok(out)
-}
-
-/// Collects `isoprobe-*` directories under `dir`, down to `depth` levels, without descending
-/// into them (their children go with them).
-fn find_named(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        if e.file_name().to_string_lossy().starts_with(&format!("{PREFIX}-")) {
-            out.push(e.path());
-        } else if depth > 1 {
-            find_named(&e.path(), depth - 1, out);
-        }
-    }
-}
-
-/// Removes a leftover cgroup and everything below it, deepest first. Processes still in it were
-/// started there by the dead run: they are killed through `cgroup.kill` (cgroup2) or by the pids
-/// cgroup.procs lists (v1), then the directory is removed once the kernel lets go of them.
-fn remove_cgroup(cg: &Path) -> Result<(), HarnessError> {
-    let mut children: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![cg.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(e.path());
-                children.push(e.path());
-            }
-        }
-    }
-    children.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for c in children.iter().chain([&cg.to_path_buf()]) {
-        let deadline = Instant::now() + CGROUP_DRAIN;
-        let mut killed = false;
-        loop {
-            match fs::remove_dir(c) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32) => {
-                    if !killed {
-                        kill_members(c)?;
-                        killed = true;
-                    } else if Instant::now() >= deadline {
-                        return Err(HarnessError::Io {
-                            what: format!("remove {} (still busy)", c.display()),
-                            source: e,
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => return Err(HarnessError::Io { what: format!("remove {}", c.display()), source: e }),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Thaws a leftover cgroup (v1 `freezer.state`, v2 `cgroup.freeze`), ignoring what it lacks.
-fn thaw(cg: &Path) {
-    if cg.join("freezer.state").exists() {
-        let _ = fs::write(cg.join("freezer.state"), "THAWED");
-    }
-    if cg.join("cgroup.freeze").exists() {
-        let _ = fs::write(cg.join("cgroup.freeze"), "0");
-    }
-}
-
-/// Kills every process in one leftover cgroup (not below it).
-fn kill_members(cg: &Path) -> Result<(), HarnessError> {
-    thaw(cg);
-    if cg.join("cgroup.kill").exists() {
-        return fs::write(cg.join("cgroup.kill"), "1").ctx(|| format!("kill the processes in {}", cg.display()));
-    }
-    let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
-    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    }
-    Ok(())
-}
-
 /// Whether a process runs in `cg` or any cgroup below it (unreadable counts as populated).
 fn populated(cg: &Path) -> bool {
     match fs::read_to_string(cg.join("cgroup.procs")) {
@@ -782,7 +704,7 @@ fn isoprobe_mqueues() -> Result<Vec<(String, i64)>, HarnessError> {
             list(at)
         })
         .join()
-        .unwrap_or_else(|_| Err(HarnessError::Probe("list message queues: the listing thread panicked".into())))
+        .unwrap_or_else(|_| Err(HarnessError::Internal("list message queues: the listing thread panicked".into())))
     })
 }
 
@@ -975,13 +897,13 @@ mod tests {
             Ok(())
         })();
         // A frozen child would never be reaped: thaw first.
-        if cg.exists() {
-            thaw(&cg);
+        if let Ok(fd) = nix::fcntl::open(&cg, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()) {
+            thaw(fd.as_fd());
         }
         let _ = child.kill();
         let _ = child.wait();
         if cg.exists() {
-            let _ = remove_cgroup(&cg);
+            let _ = fs::remove_dir(&cg);
         }
         let _ = fs::remove_dir_all(&tmp);
         r.unwrap();

@@ -15,6 +15,7 @@ pub mod case_env;
 pub mod cgroup;
 pub mod check;
 pub mod conversation;
+pub mod domainname;
 pub mod error;
 pub mod exe;
 pub mod fingerprint;

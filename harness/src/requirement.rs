@@ -10,17 +10,37 @@ use isoprobe_probes::ns::{NsKind, NsSet};
 use crate::spec::{CaseSpec, IdMaps, RootfsMode, Runner};
 use crate::verdict::Skip;
 
-/// Something a case needs from the machine or the user running it.
+/// Something a case or a check needs from the machine, the user running it, or its launcher. The
+/// one vocabulary of skips: every skip is made from one of these ([`Requirement::skip`]), and its
+/// name (what reports show and `ISOPROBE_EXPECT` lists) is rendered in [`Requirement::name`] alone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Requirement {
-    /// euid 0 (CAP_SYS_ADMIN and friends in the initial user namespace).
+    /// euid 0 (CAP_SYS_ADMIN and friends in the initial user namespace): `root`.
     Root,
-    /// Unprivileged processes may create user namespaces.
+    /// Unprivileged processes may create user namespaces: `userns`.
     UnprivilegedUserNs,
-    /// The kernel has this namespace type.
+    /// The kernel has this namespace type: `ns-<kind>`.
     Namespace(NsKind),
-    /// The running kernel is at least this version (major, minor).
+    /// The host has a /proc/self/ns entry of this kind to compare with: `kernel:<kind>-namespace`.
+    HostNamespace(NsKind),
+    /// The running kernel is at least this version (major, minor): `linux-<major>.<minor>`.
     KernelAtLeast(u32, u32),
+    /// A command outside the Rust toolchain: `tool:<command>`.
+    Tool(String),
+    /// Something a launcher cannot express or do here: `launcher:<launcher>:<what>`.
+    LauncherFeature { launcher: &'static str, what: String },
+    /// The launcher applies cgroup limits at all: `launcher`.
+    LimitLauncher,
+    /// A cgroup controller usable here: `cgroup:<controller>`.
+    Controller(String),
+    /// A limit setting the v2→v1 table knows: `setting`.
+    Setting,
+    /// A host resource or property a case needs (`swap`, `numa`, `hugepages`, `not-tcg`,
+    /// `net_prio-observer`): its own name.
+    Host(&'static str),
+    /// A property of the host without which a check's two outcomes look the same
+    /// (`cgroup:distinct-path`, `net:host-link`): its own name.
+    Distinguishable(&'static str),
 }
 
 impl Requirement {
@@ -30,12 +50,20 @@ impl Requirement {
             Requirement::Root => "root".into(),
             Requirement::UnprivilegedUserNs => "userns".into(),
             Requirement::Namespace(k) => format!("ns-{k}"),
+            Requirement::HostNamespace(k) => format!("kernel:{k}-namespace"),
             Requirement::KernelAtLeast(major, minor) => format!("linux-{major}.{minor}"),
+            Requirement::Tool(command) => format!("tool:{command}"),
+            Requirement::LauncherFeature { launcher, what } => format!("launcher:{launcher}:{what}"),
+            Requirement::LimitLauncher => "launcher".into(),
+            Requirement::Controller(c) => format!("cgroup:{c}"),
+            Requirement::Setting => "setting".into(),
+            Requirement::Host(name) | Requirement::Distinguishable(name) => (*name).into(),
         }
     }
 
-    fn skip(&self, reason: String) -> Skip {
-        Skip { requirement: self.name(), reason }
+    /// The skip of a case or check that lacks this requirement, for `reason`.
+    pub fn skip(&self, reason: impl Into<String>) -> Skip {
+        Skip { requirement: self.name(), reason: reason.into() }
     }
 }
 
@@ -108,7 +136,7 @@ pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet, kernel: &Ke
         }
         if spec.rootfs == RootfsMode::Chroot {
             return Err(Requirement::Root
-                .skip("chroot without a user namespace needs CAP_SYS_CHROOT in the initial user namespace".into()));
+                .skip("chroot without a user namespace needs CAP_SYS_CHROOT in the initial user namespace"));
         }
         return Ok(());
     }
@@ -118,9 +146,7 @@ pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet, kernel: &Ke
     if let Some(maps) = &spec.id_maps {
         let own = IdMaps::range(runner.uid, runner.gid, 1);
         if *maps != own {
-            return Err(
-                Requirement::Root.skip("an unprivileged process may only map its own uid and gid, one id each".into())
-            );
+            return Err(Requirement::Root.skip("an unprivileged process may only map its own uid and gid, one id each"));
         }
     }
     Ok(())

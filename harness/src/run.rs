@@ -14,7 +14,6 @@ use isoprobe_probes::sys;
 use isoprobe_probes::wire::{Fact, InitPlan, ProbeCase, ToProbe, WIRE_VERSION};
 
 use crate::case_env::CaseEnv;
-use crate::cgroup::writable_cgroup2_root;
 use crate::check::CheckId;
 use crate::conversation::{Streams, Transcript, converse};
 use crate::error::{Context, HarnessError};
@@ -75,10 +74,10 @@ impl Harness {
         };
         let run = RunEnv::new(Runner::current(), &probe)?;
         Ok(Harness {
+            cgroup_root: run.layout.writable_v2_root(),
             run,
             opts,
             next_case: AtomicU64::new(0),
-            cgroup_root: writable_cgroup2_root(),
             kernel: requirement::KernelRelease::running(),
         })
     }
@@ -142,14 +141,7 @@ impl Harness {
             return out;
         }
         if let Some(l) = &launched.limits {
-            let layout = match crate::cgroup::CgroupLayout::detect() {
-                Ok(layout) => layout,
-                Err(e) => {
-                    out.error = Some(e.to_string());
-                    return out;
-                }
-            };
-            if let Err(skip) = crate::limits::requirement::check(launched, l, self.run.runner, &layout) {
+            if let Err(skip) = crate::limits::requirement::check(launched, l, self.run.runner, self.run.layout) {
                 out.skipped = Some(skip);
                 return out;
             }
@@ -184,7 +176,7 @@ impl Harness {
                 // The tool created the case's cgroup and wrote its limits: the host's answers
                 // (peak, OOM kills, throttling, usage) come from there.
                 let tool_cgroup = launcher.limit_cgroup(&ctx(spec, false)).ok_or_else(|| {
-                    HarnessError::Probe(format!("{} names no cgroup for the case's limits", spec.launcher.name()))
+                    HarnessError::Launch(format!("{} names no cgroup for the case's limits", spec.launcher.name()))
                 })?;
                 l.adopt(p.probe_pid, &tool_cgroup)?;
             }
@@ -249,7 +241,7 @@ impl Harness {
                 harness_ns: self.run.harness_ns(),
             }),
         };
-        let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Probe("no stdin".into()))?;
+        let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Internal("no stdin".into()))?;
         std::io::Write::write_all(stdin, isoprobe_probes::wire::encode(&hello).as_bytes())
             .ctx(|| "send the hello".into())?;
         crate::launcher::process::wait_readable(
@@ -281,7 +273,7 @@ impl Harness {
             left.push(format!("the probe (pid {}) outlived its launcher and was killed", p.probe_pid));
         }
         if !left.is_empty() {
-            return Err(HarnessError::Probe(format!("the launcher left things behind: {}", left.join("; "))));
+            return Err(HarnessError::Leftover(format!("the launcher left things behind: {}", left.join("; "))));
         }
         Ok(elapsed)
     }
@@ -377,7 +369,7 @@ fn finish(
     streams.finish(&p.process, deadline);
     let left = p.release();
     if !left.is_empty() {
-        return Err(HarnessError::Probe(format!("the launcher left things behind: {}", left.join("; "))));
+        return Err(HarnessError::Leftover(format!("the launcher left things behind: {}", left.join("; "))));
     }
     Ok(RawRun { role, transcript, host, exit: describe(status), stderr: streams.stderr_text() })
 }

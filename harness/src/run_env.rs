@@ -16,6 +16,7 @@ use isoprobe_probes::probe::Mode;
 use isoprobe_probes::sys::stat_start_time;
 use isoprobe_probes::wire::NsId;
 
+use crate::cgroup::CgroupLayout;
 use crate::error::{Context, HarnessError};
 use crate::launcher::clone::CloneCall;
 use crate::launcher::process::{GRACE, ProbeProcess, SpawnRequest, spawn_probe};
@@ -47,6 +48,8 @@ pub struct RunEnv {
     /// Every IPC key and queue name the run's cases may create, recorded before they exist (see
     /// `leftovers`).
     pub ledger: Arc<IpcLedger>,
+    /// The host's cgroup layout, detected once (see `cgroup::host_layout`).
+    pub layout: &'static CgroupLayout,
 }
 
 /// A sleeping host process, a copy of the probe in hold mode.
@@ -101,6 +104,7 @@ impl RunEnv {
                 host_ns: host_namespaces(),
                 host_root: host_root_mount()?,
                 ledger,
+                layout: crate::cgroup::host_layout()?,
             })
         })();
         if env.is_err() {
@@ -132,7 +136,7 @@ fn host_root_mount() -> Result<String, HarnessError> {
             let f: Vec<&str> = l.split(' ').collect();
             (f.len() > 4 && f[4] == "/").then(|| format!("{} {}", f[2], f[3]))
         })
-        .ok_or_else(|| HarnessError::Probe("no mount on / in /proc/self/mountinfo".into()))
+        .ok_or_else(|| HarnessError::Host("no mount on / in /proc/self/mountinfo".into()))
 }
 
 /// st_dev/st_ino of /proc/self/ns/<kind> for every kind this kernel has.
@@ -162,7 +166,7 @@ impl PidSentinel {
         let pid = process.pid.as_raw();
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ctx(|| format!("read /proc/{pid}/stat"))?;
         let start_time = stat_start_time(&stat)
-            .ok_or_else(|| HarnessError::Probe(format!("unparsable /proc/{pid}/stat: {stat:?}")))?;
+            .ok_or_else(|| HarnessError::Host(format!("unparsable /proc/{pid}/stat: {stat:?}")))?;
         Ok(PidSentinel { pid, start_time, tag, process })
     }
 

@@ -6,7 +6,8 @@
 //! isoprobe*, the type, mode, owner and device number of the standard nodes in /dev (container
 //! tools bind-mount, create or chmod those for their containers; a tool that reaches the host's
 //! node instead changes it for every program on the machine), processes that are isoprobe
-//! probes or children of this process, and loop devices backed by isoprobe's files. POSIX message
+//! probes or children of this process, loop devices backed by isoprobe's files, and the
+//! container tools' own bookkeeping (directories under /run, cgroups they name themselves). POSIX message
 //! queues are not listable without mounting an mqueue filesystem; the cases remove theirs by name.
 //!
 //! What is compared in full and what only by isoprobe's names is a choice about noise: the mount
@@ -39,6 +40,9 @@ pub struct HostSnapshot {
     pub processes: BTreeSet<String>,
     /// Loop devices backed by a file in an isoprobe directory (a limit case's io.max device).
     pub loop_devices: BTreeSet<String>,
+    /// The container tools' own bookkeeping outside isoprobe's names: directories under /run and
+    /// the cgroups tools name themselves, in the top two levels of every hierarchy.
+    pub tool_state: BTreeSet<String>,
 }
 
 /// The device nodes every container tool provides in a container's /dev (the OCI runtime spec's
@@ -117,6 +121,7 @@ impl HostSnapshot {
                 .into_iter()
                 .map(|(dev, backing)| format!("{dev} backed by {backing}"))
                 .collect(),
+            tool_state: tool_state(),
         }
     }
 
@@ -135,6 +140,7 @@ impl HostSnapshot {
         add("device-node", &mut self.dev_nodes.iter().cloned());
         add("process", &mut self.processes.iter().cloned());
         add("loop-device", &mut self.loop_devices.iter().cloned());
+        add("tool-state", &mut self.tool_state.iter().cloned());
         out
     }
 
@@ -157,6 +163,7 @@ impl HostSnapshot {
         set_diff("device node", &self.dev_nodes, &after.dev_nodes, &mut out);
         set_diff("process", &self.processes, &after.processes, &mut out);
         set_diff("loop device", &self.loop_devices, &after.loop_devices, &mut out);
+        set_diff("tool state", &self.tool_state, &after.tool_state, &mut out);
         out
     }
 }
@@ -164,6 +171,43 @@ impl HostSnapshot {
 fn set_diff(what: &str, before: &BTreeSet<String>, after: &BTreeSet<String>, out: &mut Vec<String>) {
     out.extend(before.difference(after).map(|x| format!("{what} - {x}")));
     out.extend(after.difference(before).map(|x| format!("{what} + {x}")));
+}
+
+/// Where container tools keep bookkeeping of their own, and the cgroup names they choose
+/// themselves (LXC's `lxc.pivot`, `lxc.monitor`, `lxc.payload`; systemd-nspawn's `payload` and
+/// `supervisor`). /run/mount is util-linux's libmount state, which an unshare wrapper's umount
+/// would create; /run/crun is crun's default state root, which it creates whatever --root says.
+const TOOL_DIRS: [&str; 4] = ["/run/lxc", "/run/systemd/nspawn", "/run/mount", "/run/crun"];
+const TOOL_CGROUPS: [&str; 5] = ["lxc.pivot", "lxc.monitor", "lxc.payload", "payload", "supervisor"];
+
+fn tool_state() -> BTreeSet<String> {
+    let mut v = BTreeSet::new();
+    for root in TOOL_DIRS {
+        walk(Path::new(root), &mut v, 6);
+    }
+    if let Ok(layout) = crate::cgroup::host_layout() {
+        for h in &layout.hierarchies {
+            for d in fs::read_dir(&h.mount_point).into_iter().flatten().flatten() {
+                let n = d.file_name().to_string_lossy().into_owned();
+                if TOOL_CGROUPS.iter().any(|p| n.starts_with(p)) {
+                    v.insert(d.path().display().to_string());
+                }
+            }
+        }
+    }
+    v
+}
+
+fn walk(p: &Path, out: &mut BTreeSet<String>, depth: usize) {
+    if !p.exists() {
+        return;
+    }
+    out.insert(p.display().to_string());
+    if depth > 0 && p.is_dir() {
+        for e in fs::read_dir(p).into_iter().flatten().flatten() {
+            walk(&e.path(), out, depth - 1);
+        }
+    }
 }
 
 /// Directories named isoprobe* under `root`, at most `depth` levels down.

@@ -87,7 +87,6 @@ fn bad_probe(script: PathBuf, body: &str, want: &str) -> Result<(), Failed> {
 /// removes the case directory (the rootfs) and the case's cgroup.
 fn panic_mid_case() -> Result<(), Failed> {
     use isoprobe_harness::case_env::CaseEnv;
-    use isoprobe_harness::cgroup::writable_cgroup2_root;
     use isoprobe_harness::launcher::native;
     use isoprobe_harness::matrix::spec_for;
     use isoprobe_harness::{LauncherKind, RootfsMode};
@@ -101,7 +100,8 @@ fn panic_mid_case() -> Result<(), Failed> {
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let r = catch_unwind(AssertUnwindSafe(|| {
-        let case = CaseEnv::create(h.run_env(), &spec, 9999, writable_cgroup2_root().as_deref()).unwrap();
+        let root = h.run_env().layout.writable_v2_root();
+        let case = CaseEnv::create(h.run_env(), &spec, 9999, root.as_deref()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let p = native::start_container(&spec, &case, h.run_env(), deadline).unwrap();
         let cgroup = case.cgroup.as_ref().map(|c| c.path().to_owned());

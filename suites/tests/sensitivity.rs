@@ -69,12 +69,10 @@ fn main() -> ExitCode {
             // One trial that says why: the plant drops flags from cases root alone can run
             // (CLONE_NEWUSER lost leaves the other kinds to be created without a user namespace).
             return vec![Trial::test("sensitivity/needs-root", || {
-                skip_outcome(&isoprobe_harness::verdict::Skip {
-                    requirement: "root".into(),
-                    reason: "the fault plant drops CLONE_NEWUSER too, which leaves the other kinds to be created \
-                             without a user namespace"
-                        .into(),
-                })
+                skip_outcome(&isoprobe_harness::requirement::Requirement::Root.skip(
+                    "the fault plant drops CLONE_NEWUSER too, which leaves the other kinds to be created without a \
+                     user namespace",
+                ))
                 .map(drop)
             })];
         }

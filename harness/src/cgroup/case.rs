@@ -5,21 +5,14 @@
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 
+use super::layout::Version;
+use super::remove::Doomed;
 use crate::error::{Context, HarnessError};
-use crate::mounts::mounts;
-
-/// Where cgroup2 is mounted, if it is and this process may create cgroups there.
-pub fn writable_cgroup2_root() -> Option<PathBuf> {
-    let root = mounts().ok()?.into_iter().find(|m| m.fs_type == "cgroup2")?.mount_point;
-    nix::unistd::access(&root, nix::unistd::AccessFlags::W_OK).ok()?;
-    Some(root)
-}
 
 /// A cgroup2 directory isoprobe created for one case.
 #[derive(Debug)]
@@ -55,35 +48,16 @@ impl CaseCgroup {
         self.dir.as_fd()
     }
 
-    /// Removes the cgroup, draining it first: tasks that exited may linger for a moment, and any
-    /// process still inside is one of this case's (it was started in this cgroup) and is killed
-    /// through cgroup.kill.
+    /// Removes the cgroup, draining it first (see [`super::remove`]): any process still inside
+    /// is one of this case's (it was started in this cgroup).
     pub fn remove(&self) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + DRAIN_WAIT;
-        let mut killed = false;
-        loop {
-            match fs::remove_dir(&self.path) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) => {
-                    if Instant::now() >= deadline {
-                        if killed {
-                            return Err(HarnessError::Io {
-                                what: format!("remove cgroup {} (still busy after cgroup.kill)", self.path.display()),
-                                source: e,
-                            });
-                        }
-                        fs::write(self.path.join("cgroup.kill"), "1")
-                            .ctx(|| format!("kill the processes left in {}", self.path.display()))?;
-                        killed = true;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => {
-                    return Err(HarnessError::Io { what: format!("remove cgroup {}", self.path.display()), source: e });
-                }
-            }
-        }
+        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name().and_then(|n| n.to_str())) else {
+            return Err(HarnessError::Cgroup(format!("cgroup path {} has no parent", self.path.display())));
+        };
+        let parent = open(parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("open {}", parent.display()))?;
+        let d = Doomed { parent: parent.as_fd(), name, shown: &self.path, version: Version::V2, v1_id: 0 };
+        super::remove::drain_and_remove(d, DRAIN_WAIT)
     }
 }
 

@@ -185,7 +185,25 @@ fn dir_under(mount_point: &Path, mount_root: &str, own: &str) -> Option<PathBuf>
     Some(if rel.is_empty() { mount_point.to_path_buf() } else { mount_point.join(rel) })
 }
 
+/// The host's layout as this process sees it, detected once (on first use) for the life of the
+/// process: every case, launcher, teardown, fingerprint and recovery reads its hierarchies from
+/// here. (Hierarchies isoprobe mounts privately are in namespaces of their own and never show.)
+pub fn host_layout() -> Result<&'static CgroupLayout, HarnessError> {
+    static LAYOUT: std::sync::OnceLock<Result<CgroupLayout, String>> = std::sync::OnceLock::new();
+    LAYOUT
+        .get_or_init(|| CgroupLayout::detect().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| HarnessError::Host(format!("failed to detect the cgroup layout: {e}")))
+}
+
 impl CgroupLayout {
+    /// The cgroup2 mount's root, if this process may create cgroups right there (the namespace
+    /// matrix's per-case cgroups go there, for CLONE_INTO_CGROUP).
+    pub fn writable_v2_root(&self) -> Option<PathBuf> {
+        let v2 = self.hierarchies.iter().find(|h| h.version == Version::V2)?;
+        (v2.parent.as_ref().ok()? == &v2.mount_point).then(|| v2.mount_point.clone())
+    }
+
     /// Reads this process's layout.
     pub fn detect() -> Result<CgroupLayout, HarnessError> {
         let read = |p: &str| fs::read_to_string(p).ctx(|| format!("read {p}"));

@@ -6,9 +6,9 @@
 //! when a setting needs them, through a [`PrivateHierarchy`]. A case may ask for a *sibling*
 //! cgroup beside its own (the competitor of a weight test).
 //!
-//! Removal drains first: on v2 through cgroup.kill; on v1 by killing only the processes listed in
-//! this case's own cgroup.procs (through a pidfd, after checking /proc/<pid>/cgroup still names
-//! this cgroup). It never touches, moves into or removes a cgroup it did not create, with one
+//! Removal drains first (see [`super::remove`]: on v2 through cgroup.kill; on v1 by killing only
+//! the processes listed in this case's own cgroup.procs, through a pidfd, after checking
+//! /proc/<pid>/cgroup still names this cgroup). It never touches, moves into or removes a cgroup it did not create, with one
 //! exception: a case whose container tool creates and limits the case's cgroup itself (LXC's
 //! `lxc.cgroup.*` keys) *adopts* that cgroup, which isoprobe named, to read and freeze it; the
 //! tool's teardown removes it.
@@ -19,9 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use isoprobe_probes::sys::{pidfd_open, pidfd_send_signal};
 use isoprobe_probes::wire::CgroupReading;
-use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
@@ -29,6 +27,7 @@ use nix::unistd::Pid;
 use super::dir::CgroupDir;
 use super::layout::{CgroupLayout, Placement, Version};
 use super::private::PrivateHierarchy;
+use super::remove::Doomed;
 use super::table::{Setting, controllers};
 use super::{v1, v2};
 use crate::error::{Context, HarnessError};
@@ -98,7 +97,7 @@ struct ToolShare {
 /// The controller of `key` a hierarchy of `version` implements it with; `None`: that version has
 /// no file for it.
 fn controller_for(key: &str, version: Version) -> Result<Option<&'static str>, HarnessError> {
-    let (v1c, v2c) = controllers(key).map_err(|e| HarnessError::Probe(e.to_string()))?;
+    let (v1c, v2c) = controllers(key).map_err(|e| HarnessError::Cgroup(e.to_string()))?;
     Ok(match version {
         Version::V1 => Some(v1c),
         Version::V2 => v2c,
@@ -142,14 +141,14 @@ impl CaseCgroups {
         // Place every setting and extra controller.
         let mut needs: Vec<(String, Option<&Setting>)> = req.extra.iter().map(|c| (c.clone(), None)).collect();
         for s in &req.settings {
-            let (v1c, _) = controllers(&s.key).map_err(|e| HarnessError::Probe(e.to_string()))?;
+            let (v1c, _) = controllers(&s.key).map_err(|e| HarnessError::Cgroup(e.to_string()))?;
             needs.push((v1c.to_owned(), Some(s)));
         }
         for (controller, setting) in &needs {
             let target = match layout.placement(controller) {
                 Placement::V1 { index } | Placement::V2 { index } if from.contains(&index) => Target::Joined,
                 Placement::V1 { .. } | Placement::V2 { .. } => {
-                    return Err(HarnessError::Probe(format!("the hierarchy of {controller} is not writable here")));
+                    return Err(HarnessError::Cgroup(format!("the hierarchy of {controller} is not writable here")));
                 }
                 // cgroup2 freezes every cgroup with a core file, no controller needed.
                 Placement::Unusable(_)
@@ -160,7 +159,7 @@ impl CaseCgroups {
                 Placement::Unmounted => Target::Private(controller.clone()),
                 Placement::Unusable(why) => {
                     let what = setting.map(|s| s.key.clone()).unwrap_or_else(|| controller.clone());
-                    return Err(HarnessError::Probe(format!("{what} cannot be set here: {why}")));
+                    return Err(HarnessError::Cgroup(format!("{what} cannot be set here: {why}")));
                 }
             };
             if let Target::Private(c) = target
@@ -189,7 +188,7 @@ impl CaseCgroups {
                 controller_for(&s.key, m.version).ok().flatten().is_some_and(|c| m.controllers.iter().any(|mc| mc == c))
             });
             if !landed {
-                return Err(HarnessError::Probe(format!("no hierarchy here takes {} ({})", s.key, layout.describe())));
+                return Err(HarnessError::Cgroup(format!("no hierarchy here takes {} ({})", s.key, layout.describe())));
             }
         }
         Ok(set)
@@ -247,7 +246,7 @@ impl CaseCgroups {
                 Version::V2 => l.id == 0 && l.controllers.is_empty(),
             });
             let Some(line) = line else {
-                return Err(HarnessError::Probe(format!(
+                return Err(HarnessError::Cgroup(format!(
                     "the probe (pid {pid}) has no cgroup on {} (/proc/{pid}/cgroup: {})",
                     h.mount_point.display(),
                     own.trim().replace('\n', "; ")
@@ -256,7 +255,7 @@ impl CaseCgroups {
             let rel = line.path.strip_prefix(h.mount_root.trim_end_matches('/')).unwrap_or(&line.path);
             let path = h.mount_point.join(rel.trim_start_matches('/'));
             if path.file_name().and_then(|n| n.to_str()) != Some(leaf) {
-                return Err(HarnessError::Probe(format!(
+                return Err(HarnessError::Cgroup(format!(
                     "the probe runs in cgroup {}, not in the cgroup {leaf} its launcher was told to create",
                     path.display()
                 )));
@@ -392,7 +391,7 @@ impl CaseCgroups {
 
     /// Freezes or thaws the case's cgroup; returns whether the kernel confirmed it.
     pub fn set_frozen(&self, frozen: bool) -> Result<(), HarnessError> {
-        let m = self.freezer().ok_or_else(|| HarnessError::Probe("no hierarchy here can freeze".into()))?;
+        let m = self.freezer().ok_or_else(|| HarnessError::Cgroup("no hierarchy here can freeze".into()))?;
         match m.version {
             Version::V1 => v1::set_frozen(&m.main, frozen),
             Version::V2 => v2::set_frozen(&m.main, frozen),
@@ -411,7 +410,7 @@ impl CaseCgroups {
         for m in &self.members {
             let Some(sib) = &m.sibling else { continue };
             if !m.main.procs()?.contains(&pid) {
-                return Err(HarnessError::Probe(format!("process {pid} is not in {}", m.main.shown().display())));
+                return Err(HarnessError::Cgroup(format!("process {pid} is not in {}", m.main.shown().display())));
             }
             sib.write("cgroup.procs", &pid.to_string())?;
         }
@@ -500,57 +499,10 @@ fn runtime_ns(pid: i32) -> Option<u64> {
     fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?.split_whitespace().next()?.parse().ok()
 }
 
-/// rmdir with the drain: wait for exited tasks to leave, then kill what is left (cgroup.kill on
-/// v2; on v1 the processes in this cgroup's own cgroup.procs), then wait again.
+/// rmdir with the drain (see [`super::remove`]).
 fn drain_and_remove(version: Version, id: u32, dir: &CgroupDir) -> Result<(), HarnessError> {
-    let mut killed = false;
-    let mut deadline = Instant::now() + DRAIN_WAIT;
-    loop {
-        match dir.rmdir() {
-            Ok(()) => return Ok(()),
-            Err(Errno::EBUSY) => {}
-            Err(e) => {
-                return Err(HarnessError::Sys { what: format!("remove cgroup {}", dir.shown().display()), source: e });
-            }
-        }
-        if Instant::now() >= deadline {
-            if killed {
-                return Err(HarnessError::Probe(format!(
-                    "cgroup {} is still busy after its processes were killed",
-                    dir.shown().display()
-                )));
-            }
-            match version {
-                Version::V2 => v2::kill_all(dir)?,
-                Version::V1 => kill_listed(id, dir)?,
-            }
-            killed = true;
-            deadline = Instant::now() + DRAIN_WAIT;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// SIGKILLs the processes listed in `dir`'s cgroup.procs. Each is reached through a pidfd taken
-/// first, and killed only if /proc/<pid>/cgroup still places it in `dir` (a pid recycled in the
-/// meantime is someone else's). On a private hierarchy (id 0) the listing is the proof: a pid
-/// read from our own cgroup.procs was ours when read, and the pidfd pins it.
-fn kill_listed(id: u32, dir: &CgroupDir) -> Result<(), HarnessError> {
-    for pid in dir.procs()? {
-        let Ok(pidfd) = pidfd_open(pid) else { continue };
-        let ours = id == 0
-            || fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
-                t.lines().any(|l| {
-                    let mut f = l.splitn(3, ':');
-                    f.next().and_then(|i| i.parse::<u32>().ok()) == Some(id)
-                        && f.nth(1).is_some_and(|p| p.rsplit('/').next() == Some(dir.name()))
-                })
-            });
-        if ours {
-            let _ = pidfd_send_signal(&pidfd, libc::SIGKILL);
-        }
-    }
-    Ok(())
+    let d = Doomed { parent: dir.parent_fd(), name: dir.name(), shown: dir.shown(), version, v1_id: id };
+    super::remove::drain_and_remove(d, DRAIN_WAIT)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!  layout ──► manager (CaseCgroups) ──► v1/<controller>.rs  (through table)
 //!                  │                └──► v2/<controller>.rs
 //!                  └──► private (v1 hierarchies mounted detached, for unmounted controllers)
+//!  remove: the one thaw, kill and drain before every rmdir of an isoprobe cgroup
 //! ```
 //!
 //! What this module must never do: touch, move into, or remove a cgroup it did not create (the
@@ -18,11 +19,12 @@ pub mod dir;
 pub mod layout;
 mod manager;
 pub mod private;
+pub mod remove;
 pub mod table;
 pub mod v1;
 pub mod v2;
 
-pub use case::{CaseCgroup, writable_cgroup2_root};
-pub use layout::{CgroupLayout, Hierarchy, LayoutMode, Placement, Version};
+pub use case::CaseCgroup;
+pub use layout::{CgroupLayout, Hierarchy, LayoutMode, Placement, Version, host_layout};
 pub use manager::{CaseCgroups, CgroupRequest};
 pub use table::Setting;

@@ -49,7 +49,7 @@ impl PrivateHierarchy {
         // SAFETY: fsopen just returned this fd; nothing else owns it.
         let fc = unsafe { OwnedFd::from_raw_fd(fc) };
         let key = std::ffi::CString::new(controller)
-            .map_err(|_| HarnessError::Probe(format!("bad controller {controller:?}")))?;
+            .map_err(|_| HarnessError::Cgroup(format!("bad controller {controller:?}")))?;
         let none = std::ptr::null::<u8>();
         // SAFETY: FSCONFIG_SET_FLAG with a NUL-terminated key and no value, on our fs context fd.
         let r = unsafe {

@@ -18,6 +18,7 @@ use isoprobe_probes::ns::NsKind;
 use super::registry;
 use super::{ToolDefault, ToolInfo};
 use crate::check::CheckId;
+use crate::run::Harness;
 use crate::spec::{CaseSpec, LauncherKind, Runner};
 use crate::verdict::{CaseOutcome, Role, Verdict};
 
@@ -265,6 +266,23 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
         }
     }
     a
+}
+
+/// One case run through one launcher and judged with the launcher's documented defaults and
+/// expected differences. `outcome.passed()` is the raw verdict; `assessment.conforms()` says
+/// whether every failure is explained.
+#[derive(Debug, Clone, Serialize)]
+pub struct LauncherOutcome {
+    pub outcome: CaseOutcome,
+    pub assessment: Assessment,
+}
+
+/// Runs `spec` through launcher `kind` (the spec's own launcher field is replaced).
+pub fn run_case_on(harness: &Harness, kind: LauncherKind, spec: &CaseSpec) -> LauncherOutcome {
+    let spec = CaseSpec { launcher: kind, ..spec.clone() };
+    let outcome = harness.run_case(&spec);
+    let assessment = assess(&outcome, harness.runner());
+    LauncherOutcome { outcome, assessment }
 }
 
 fn outcome_line(name: &str, role: Role, check: &dyn std::fmt::Display, v: &Verdict) -> Option<String> {

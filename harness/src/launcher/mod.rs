@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::case_env::CaseEnv;
 use crate::error::HarnessError;
+use crate::requirement::Requirement;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
@@ -252,7 +253,7 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 
     /// Starts a probe that joins `container` (joining kinds only).
     fn start_joiner(&self, ctx: &StartContext<'_>, _container: &Started) -> Result<Started, HarnessError> {
-        Err(HarnessError::Probe(format!("{} does not join containers", ctx.spec.launcher.name())))
+        Err(HarnessError::Launch(format!("{} does not join containers", ctx.spec.launcher.name())))
     }
 }
 
@@ -265,7 +266,7 @@ pub fn can_run(launcher: &dyn Launcher, spec: &CaseSpec, runner: Runner) -> Resu
 }
 
 fn skip(kind: LauncherKind, requirement: &str, reason: String) -> Skip {
-    Skip { requirement: format!("launcher:{}:{requirement}", kind.name()), reason }
+    Requirement::LauncherFeature { launcher: kind.name(), what: requirement.into() }.skip(reason)
 }
 
 /// The generic part of [`can_run`]: a spec against declared capabilities.

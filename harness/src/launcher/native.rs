@@ -115,7 +115,7 @@ fn start_container_planted(
             0,
             Mode::Unshare { kinds: spec.namespaces, sync_fd: 3, time_offsets: spec.time_offsets },
         ),
-        other => return Err(HarnessError::Probe(format!("the native launcher cannot start `{}`", other.name()))),
+        other => return Err(HarnessError::Launch(format!("the native launcher cannot start `{}`", other.name()))),
     };
     // clone(2) has no CLONE_INTO_CGROUP; the probe then stays in the harness's cgroup, or for a
     // limit case is attached through cgroup.procs like on v1.

@@ -89,7 +89,7 @@ pub fn spawn_probe_attached(
         envp.push(CString::new(format!("{}={}", isoprobe_probes::fault::ENV, req.plant)).expect("no NUL"));
     }
     let path = CString::new(req.exe.as_os_str().as_bytes())
-        .map_err(|_| HarnessError::Probe(format!("probe path {} has a NUL byte", req.exe.display())))?;
+        .map_err(|_| HarnessError::Launch(format!("probe path {} has a NUL byte", req.exe.display())))?;
     let image = ExecImage::new(path, argv, envp);
     let (mut child, sync) = spawn_image(req.call, req.ns_flags, req.cgroup, &image, handshake)?;
     // The child is blocked before exec (or, in unshare mode, before its fork): nothing of the
@@ -176,7 +176,7 @@ pub struct ToolRequest<'a> {
 /// (and the same owner: dropping the handle kills and reaps the tool).
 pub fn spawn_tool(req: ToolRequest<'_>) -> Result<ProbeProcess, HarnessError> {
     let cstr =
-        |s: &str, what: &str| CString::new(s).map_err(|_| HarnessError::Probe(format!("{what} {s:?} has a NUL byte")));
+        |s: &str, what: &str| CString::new(s).map_err(|_| HarnessError::Launch(format!("{what} {s:?} has a NUL byte")));
     let exe_text = req.exe.to_string_lossy();
     let a0 = req.exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| exe_text.to_string());
     let mut argv = vec![cstr(&a0, "argument")?];
@@ -214,7 +214,7 @@ fn call_name(call: CloneCall) -> &'static str {
 /// really has, and the user checks fail with that evidence.
 fn write_id_maps(pid: Pid, maps: Option<&IdMaps>, runner: Runner) -> Result<(), HarnessError> {
     let maps =
-        maps.ok_or_else(|| HarnessError::Probe("a user namespace without id maps (spec not resolved)".into()))?;
+        maps.ok_or_else(|| HarnessError::Launch("a user namespace without id maps (spec not resolved)".into()))?;
     let proc = format!("/proc/{pid}");
     let ns = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
     let child_ns = ns(&format!("{proc}/ns/user")).ctx(|| format!("stat {proc}/ns/user"))?;
@@ -263,7 +263,7 @@ fn wait_for_unshared(sync: &OwnedFd, child: &mut ProbeProcess, deadline: Instant
     if msg.is_empty() {
         let status = child.wait_until(deadline)?;
         let stderr = child.read_stderr_now();
-        return Err(HarnessError::Probe(format!(
+        return Err(HarnessError::Launch(format!(
             "the unsharer ended ({}) before unsharing: {stderr}",
             describe(status)
         )));
@@ -274,8 +274,8 @@ fn wait_for_unshared(sync: &OwnedFd, child: &mut ProbeProcess, deadline: Instant
 fn child_failed(msg: &[u8], child: &mut ProbeProcess, deadline: Instant) -> HarnessError {
     let _ = child.wait_until(deadline);
     match clone::decode_child_failure(msg) {
-        Some((step, errno)) => HarnessError::Probe(format!("the child failed at {step}: {errno} ({})", errno.desc())),
-        None => HarnessError::Probe(format!("unexpected bytes on the sync socket: {msg:?}")),
+        Some((step, errno)) => HarnessError::Launch(format!("the child failed at {step}: {errno} ({})", errno.desc())),
+        None => HarnessError::Launch(format!("unexpected bytes on the sync socket: {msg:?}")),
     }
 }
 

@@ -17,12 +17,10 @@ use super::external::{Bwrap, Lxc, Nspawn, Oci, Runtime, UtilUnshare};
 use super::native::NativeLauncher;
 use serde::Serialize;
 
-use super::differences::{Assessment, assess};
 use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, ToolInfo};
 use crate::matrix::{singles_and_all, spec_for};
-use crate::run::Harness;
 use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
-use crate::verdict::{CaseOutcome, Skip};
+use crate::verdict::Skip;
 
 struct Registry {
     native: Vec<NativeLauncher>,
@@ -230,23 +228,6 @@ pub fn describe(kind: LauncherKind) -> LauncherInfo {
         Err(s) => (None, Some(s)),
     };
     LauncherInfo { kind, name: kind.name(), tool, unavailable, capabilities: l.capabilities(), wrapper: l.wrapper() }
-}
-
-/// One case run through one launcher and judged with the launcher's documented defaults and
-/// expected differences. `outcome.passed()` is the raw verdict; `assessment.conforms()` says
-/// whether every failure is explained.
-#[derive(Debug, Clone, Serialize)]
-pub struct LauncherOutcome {
-    pub outcome: CaseOutcome,
-    pub assessment: Assessment,
-}
-
-/// Runs `spec` through launcher `kind` (the spec's own launcher field is replaced).
-pub fn run_case_on(harness: &Harness, kind: LauncherKind, spec: &CaseSpec) -> LauncherOutcome {
-    let spec = CaseSpec { launcher: kind, ..spec.clone() };
-    let outcome = harness.run_case(&spec);
-    let assessment = assess(&outcome, harness.runner());
-    LauncherOutcome { outcome, assessment }
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl LoopDevice {
             .output()
             .ctx(|| "run losetup --find --show".into())?;
         if !out.status.success() {
-            return Err(HarnessError::Probe(format!(
+            return Err(HarnessError::Host(format!(
                 "losetup --find --show {} failed: {}",
                 file.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -78,7 +78,7 @@ impl LoopDevice {
         let mut dev = LoopDevice { path, rdev: (0, 0) };
         let md = fs::metadata(&dev.path).ctx(|| format!("stat {}", dev.path.display()))?;
         if !md.file_type().is_block_device() {
-            return Err(HarnessError::Probe(format!("{} is not a block device", dev.path.display())));
+            return Err(HarnessError::Host(format!("{} is not a block device", dev.path.display())));
         }
         let rdev = md.rdev();
         dev.rdev = (libc::major(rdev) as u64, libc::minor(rdev) as u64);
@@ -128,6 +128,7 @@ impl CaseLimits {
     pub fn create(
         spec: &CaseSpec,
         limits: &LimitSpec,
+        layout: &CgroupLayout,
         name: &str,
         dir: &Path,
         probe_path: impl Fn(&str) -> String,
@@ -148,7 +149,6 @@ impl CaseLimits {
             }
             false => None,
         };
-        let layout = CgroupLayout::detect()?;
         let mut exercise = limits.exercise.clone();
         let loopdev = match &mut exercise {
             Exercise::IoRead { device, .. } => {
@@ -182,10 +182,10 @@ impl CaseLimits {
         };
         let cgroups = OnceLock::new();
         let by_tool = if spec.launcher.is_native() {
-            let _ = cgroups.set(CaseCgroups::create(&layout, &req)?);
+            let _ = cgroups.set(CaseCgroups::create(layout, &req)?);
             None
         } else {
-            Some((layout, req))
+            Some((layout.clone(), req))
         };
         Ok(CaseLimits {
             spec: limits.clone(),
@@ -202,7 +202,9 @@ impl CaseLimits {
     /// The case's cgroups; an error before a tool that creates them has started the probe.
     pub fn cgroups(&self) -> Result<&CaseCgroups, HarnessError> {
         self.cgroups.get().ok_or_else(|| {
-            HarnessError::Probe("the case's cgroups are not known yet: its launcher has not started the probe".into())
+            HarnessError::Internal(
+                "the case's cgroups are not known yet: its launcher has not started the probe".into(),
+            )
         })
     }
 
@@ -218,9 +220,9 @@ impl CaseLimits {
         let (layout, req) = self
             .by_tool
             .as_ref()
-            .ok_or_else(|| HarnessError::Probe("a native limit case has no tool cgroup to adopt".into()))?;
+            .ok_or_else(|| HarnessError::Internal("a native limit case has no tool cgroup to adopt".into()))?;
         let set = CaseCgroups::adopt(layout, req, pid, &tool.name, tool.cgroup2)?;
-        self.cgroups.set(set).map_err(|_| HarnessError::Probe("the case's cgroups were adopted twice".into()))
+        self.cgroups.set(set).map_err(|_| HarnessError::Internal("the case's cgroups were adopted twice".into()))
     }
 
     /// Starts cpu-clock counters for the case's cgroup (or, in the control, its empty sibling) on
@@ -230,7 +232,7 @@ impl CaseLimits {
         let dir = self
             .cgroups()?
             .dir_of("perf_event", !own)
-            .ok_or_else(|| HarnessError::Probe("the case has no perf_event cgroup".into()))?;
+            .ok_or_else(|| HarnessError::Cgroup("the case has no perf_event cgroup".into()))?;
         let mut fds = self.perf.lock().unwrap_or_else(|e| e.into_inner());
         fds.clear();
         for cpu in online_cpus()? {
@@ -247,7 +249,7 @@ impl CaseLimits {
             let mut buf = [0u8; 8];
             let n = nix::unistd::read(fd, &mut buf).ctx(|| "read a perf counter".into())?;
             if n != 8 {
-                return Err(HarnessError::Probe(format!("a perf counter read gave {n} bytes")));
+                return Err(HarnessError::Cgroup(format!("a perf counter read gave {n} bytes")));
             }
             total += u64::from_ne_bytes(buf);
         }
@@ -260,7 +262,7 @@ impl CaseLimits {
 pub fn online_cpus() -> Result<Vec<u32>, HarnessError> {
     let p = "/sys/devices/system/cpu/online";
     let text = fs::read_to_string(p).ctx(|| format!("read {p}"))?;
-    parse_cpu_list(&text).ok_or_else(|| HarnessError::Probe(format!("unparsable {p}: {text:?}")))
+    parse_cpu_list(&text).ok_or_else(|| HarnessError::Host(format!("unparsable {p}: {text:?}")))
 }
 
 /// Parses a kernel cpu list (`0-3,5`).

@@ -9,46 +9,40 @@ use isoprobe_probes::wire::Exercise;
 use super::spec::LimitSpec;
 use crate::cgroup::table::controllers;
 use crate::cgroup::{CgroupLayout, Placement};
+use crate::requirement::Requirement;
 use crate::spec::{CaseSpec, LauncherKind, Runner};
 use crate::verdict::Skip;
-
-fn skip(requirement: &str, reason: impl Into<String>) -> Skip {
-    Skip { requirement: requirement.to_owned(), reason: reason.into() }
-}
 
 /// Whether `runner` can run the limit case `spec` (whose `limits` is `limits`) on a host with
 /// `layout`.
 pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &CgroupLayout) -> Result<(), Skip> {
     if !runner.is_root() {
-        return Err(skip("root", "needs root: creating cgroups outside a delegated subtree"));
+        return Err(Requirement::Root.skip("needs root: creating cgroups outside a delegated subtree"));
     }
     let launcher = crate::launcher::registry::launcher(spec.launcher);
     if !launcher.capabilities().cgroup_limits {
-        return Err(skip(
-            "launcher",
-            match spec.launcher {
-                LauncherKind::Unshare | LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd => {
-                    format!("limits are attached by the clone3 and clone paths; {} is not one", spec.launcher.name())
-                }
-                LauncherKind::LxcAttach => "lxc-attach does enter the payload cgroup of the container it joins \
+        return Err(Requirement::LimitLauncher.skip(match spec.launcher {
+            LauncherKind::Unshare | LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd => {
+                format!("limits are attached by the clone3 and clone paths; {} is not one", spec.launcher.name())
+            }
+            LauncherKind::LxcAttach => "lxc-attach does enter the payload cgroup of the container it joins \
                                             (its `.lxc` child on cgroup2; the container's limits hold it too), but \
                                             a limit exercise measures one probe in its cgroup, and the container's \
                                             holding probe shares it (as with the native setns paths)"
-                    .into(),
-                LauncherKind::Runc | LauncherKind::Crun => format!(
-                    "{} writes linux.resources only as root here (rootless, isoprobe gives it no cgroupsPath: \
+                .into(),
+            LauncherKind::Runc | LauncherKind::Crun => format!(
+                "{} writes linux.resources only as root here (rootless, isoprobe gives it no cgroupsPath: \
                      no delegated cgroup to limit)",
-                    spec.launcher.name()
-                ),
-                k => format!("{} does not express cgroup limits", k.name()),
-            },
-        ));
+                spec.launcher.name()
+            ),
+            k => format!("{} does not express cgroup limits", k.name()),
+        }));
     }
     launcher.supports_limits(spec, limits, layout)?;
     let mut needed: Vec<String> = Vec::new();
     for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {
         for s in side.settings(Some((0, 0))) {
-            let (v1, _) = controllers(&s.key).map_err(|e| skip("setting", e.to_string()))?;
+            let (v1, _) = controllers(&s.key).map_err(|e| Requirement::Setting.skip(e.to_string()))?;
             needed.push(v1.to_owned());
         }
     }
@@ -63,24 +57,19 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             // cgroup2 freezes with its core cgroup.freeze file.
             Placement::Unusable(_) if c == "freezer" && layout.v2().is_some_and(|(_, h)| h.parent.is_ok()) => {}
             Placement::Unusable(why) if c == "devices" && layout.v2().is_some() => {
-                return Err(skip(
-                    "cgroup:devices",
-                    format!(
-                        "{why}; on cgroup2 a device list needs a BPF_CGROUP_DEVICE program, which isoprobe does not load"
-                    ),
-                ));
+                return Err(Requirement::Controller("devices".into()).skip(format!(
+                    "{why}; on cgroup2 a device list needs a BPF_CGROUP_DEVICE program, which isoprobe does not load"
+                )));
             }
-            Placement::Unusable(why) => return Err(skip(&format!("cgroup:{c}"), why)),
+            Placement::Unusable(why) => return Err(Requirement::Controller(c.clone()).skip(why)),
         }
     }
     // A swap limit of 0 only forbids swapping; a larger one has something to limit only with swap.
     if limits.settings.memory_swap_max.is_some_and(|s| s > 0) {
         let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
         if swaps.lines().skip(1).all(|l| l.trim().is_empty()) {
-            return Err(skip(
-                "swap",
-                "no swap device is active (/proc/swaps lists none): a swap limit has nothing to limit",
-            ));
+            return Err(Requirement::Host("swap")
+                .skip("no swap device is active (/proc/swaps lists none): a swap limit has nothing to limit"));
         }
     }
     if limits.settings.cpuset_mems.is_some() {
@@ -88,15 +77,13 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("node")).count())
             .unwrap_or(0);
         if nodes < 2 {
-            return Err(skip(
-                "numa",
-                format!("{nodes} NUMA node(s) in /sys/devices/system/node: cpuset.mems cannot exclude any memory"),
-            ));
+            return Err(Requirement::Host("numa").skip(format!(
+                "{nodes} NUMA node(s) in /sys/devices/system/node: cpuset.mems cannot exclude any memory"
+            )));
         }
     }
     if limits.settings.net_prio_ifpriomap.is_some() {
-        return Err(skip(
-            "net_prio-observer",
+        return Err(Requirement::Host("net_prio-observer").skip(
             "net_prio.ifpriomap maps a device named in the writer's network namespace: for the probe's own lo \
              it would have to be written from inside the probe's network namespace, and for the host's lo it \
              changes a host device (its priomap outlives the cgroup); isoprobe does neither, so no packet of \
@@ -105,8 +92,7 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     }
     match &limits.exercise {
         Exercise::PerfCount { .. } if crate::fingerprint::cpuid_hypervisor().as_deref() == Some("qemu-tcg") => {
-            return Err(skip(
-                "not-tcg",
+            return Err(Requirement::Host("not-tcg").skip(
                 "the CPU is QEMU's TCG emulator (CPUID hypervisor signature TCGTCGTCGTCG): the first cgroup perf \
                  event switches the kernel's perf_sched_events static key by live text patching (int3, \
                  text_poke_bp), and under TCG with 2 vCPUs the other vCPU then hit the int3 in __schedule \
@@ -114,20 +100,18 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             ));
         }
         Exercise::IoRead { .. } if !tool_in_path("losetup") => {
-            return Err(skip("tool:losetup", "losetup (util-linux) is not in PATH: the io case needs a loop device"));
+            return Err(Requirement::Tool("losetup".into())
+                .skip("losetup (util-linux) is not in PATH: the io case needs a loop device"));
         }
         Exercise::Hugetlb { page_size, pages } => {
             let kb = page_size / 1024;
             let p = format!("/sys/kernel/mm/hugepages/hugepages-{kb}kB/free_hugepages");
             let free: u64 = fs::read_to_string(&p).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
             if free < u64::from(*pages) {
-                return Err(skip(
-                    "hugepages",
-                    format!(
-                        "{free} free {kb} kB huge pages ({p}), the exercise needs {pages}: the pool is sized with \
+                return Err(Requirement::Host("hugepages").skip(format!(
+                    "{free} free {kb} kB huge pages ({p}), the exercise needs {pages}: the pool is sized with \
                          vm.nr_hugepages, a host-wide setting isoprobe does not change"
-                    ),
-                ));
+                )));
             }
         }
         _ => {}

@@ -43,11 +43,11 @@ pub fn prepare(bound: &[String], dir: &CgroupDir) -> Result<(), HarnessError> {
 /// Writes the settings whose v1 controller is one of `bound`, in the table's order.
 pub fn apply(bound: &[String], dir: &CgroupDir, settings: &[Setting]) -> Result<(), HarnessError> {
     for s in settings {
-        let (v1, _) = controllers(&s.key).map_err(|e| HarnessError::Probe(e.to_string()))?;
+        let (v1, _) = controllers(&s.key).map_err(|e| HarnessError::Cgroup(e.to_string()))?;
         if !bound.iter().any(|b| b == v1) {
             continue;
         }
-        for (file, value) in to_v1(s, settings).map_err(|e| HarnessError::Probe(e.to_string()))? {
+        for (file, value) in to_v1(s, settings).map_err(|e| HarnessError::Cgroup(e.to_string()))? {
             dir.write(&file, &value)?;
         }
     }

@@ -28,7 +28,7 @@ pub(crate) trait Controller {
 /// hierarchy; the manager reports a setting no hierarchy took.
 pub fn apply(enabled: &[String], dir: &CgroupDir, settings: &[Setting]) -> Result<(), HarnessError> {
     for s in settings {
-        let (_, v2) = controllers(&s.key).map_err(|e| HarnessError::Probe(e.to_string()))?;
+        let (_, v2) = controllers(&s.key).map_err(|e| HarnessError::Cgroup(e.to_string()))?;
         if let Some(c) = v2
             && enabled.iter().any(|e| e == c)
         {
@@ -58,11 +58,6 @@ pub fn set_frozen(dir: &CgroupDir, frozen: bool) -> Result<(), HarnessError> {
 
 pub fn is_frozen(dir: &CgroupDir) -> bool {
     freezer::is_frozen(dir)
-}
-
-/// Kills every process in the cgroup (cgroup.kill, Linux 5.14).
-pub fn kill_all(dir: &CgroupDir) -> Result<(), HarnessError> {
-    dir.write("cgroup.kill", "1")
 }
 
 #[cfg(test)]

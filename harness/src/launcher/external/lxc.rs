@@ -36,6 +36,7 @@ use isoprobe_probes::wire::InitPlan;
 use crate::cgroup::table::{Setting, to_v1};
 use crate::cgroup::{CgroupLayout, LayoutMode, Placement};
 use crate::limits::LimitSpec;
+use crate::requirement::Requirement;
 
 use super::tool::{SharedHostDirs, ToolCell, ToolLeftovers, WorkDir, start_tool, tool_env, wait_for_probe, which};
 use crate::error::{Context, HarnessError};
@@ -126,12 +127,10 @@ impl Launcher for Lxc {
     /// and lxc.autodev mounted a tmpfs over the host's /dev), so such specs are refused.
     fn supports(&self, spec: &CaseSpec, _runner: Runner) -> Result<(), Skip> {
         if !spec.has(NsKind::Mnt) {
-            return Err(Skip {
-                requirement: format!("launcher:{}:mnt", self.kind().name()),
-                reason: "LXC without a mount namespace mounts the container's /proc and /dev over the host's \
-                         (lxc_transient_proc, lxc.autodev): not run, to protect the host"
-                    .into(),
-            });
+            return Err(Requirement::LauncherFeature { launcher: self.kind().name(), what: "mnt".into() }.skip(
+                "LXC without a mount namespace mounts the container's /proc and /dev over the host's \
+                 (lxc_transient_proc, lxc.autodev): not run, to protect the host",
+            ));
         }
         Ok(())
     }
@@ -139,9 +138,9 @@ impl Launcher for Lxc {
     fn supports_limits(&self, _spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Result<(), Skip> {
         // The loop device is not attached yet: any MAJ:MIN shows where the io limit goes.
         let settings = limits.settings.settings(Some((0, 0)));
-        cgroup_limit_lines(&settings, layout)
-            .map(drop)
-            .map_err(|reason| Skip { requirement: format!("launcher:{}:cgroup-limit", self.kind().name()), reason })
+        cgroup_limit_lines(&settings, layout).map(drop).map_err(|reason| {
+            Requirement::LauncherFeature { launcher: self.kind().name(), what: "cgroup-limit".into() }.skip(reason)
+        })
     }
 
     fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<LimitCgroup> {
@@ -151,7 +150,7 @@ impl Launcher for Lxc {
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
         let tool = self.execute.for_start()?;
         if !ctx.spec.has(NsKind::Mnt) {
-            return Err(HarnessError::Probe("refusing to start LXC without a mount namespace".into()));
+            return Err(HarnessError::Launch("refusing to start LXC without a mount namespace".into()));
         }
         let spec = ctx.spec;
         let work = WorkDir::create(ctx, "lxc")?;
@@ -161,9 +160,8 @@ impl Launcher for Lxc {
         let config = work.path.join("config");
         let limits = match &spec.limits {
             Some(l) => {
-                let layout = CgroupLayout::detect()?;
                 let loop_dev = ctx.case.limits.as_ref().and_then(|c| c.loopdev.as_ref()).map(|d| d.rdev);
-                cgroup_limit_lines(&l.settings.settings(loop_dev), &layout).map_err(HarnessError::Probe)?
+                cgroup_limit_lines(&l.settings.settings(loop_dev), ctx.run.layout).map_err(HarnessError::Launch)?
             }
             None => Vec::new(),
         };

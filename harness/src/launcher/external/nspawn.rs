@@ -36,6 +36,7 @@ use crate::error::{Context, HarnessError};
 use crate::launcher::{
     Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
+use crate::requirement::Requirement;
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
 
@@ -54,7 +55,7 @@ impl Nspawn {
     }
 
     fn skip(&self, what: &str, reason: String) -> Skip {
-        Skip { requirement: format!("launcher:nspawn:{what}"), reason }
+        Requirement::LauncherFeature { launcher: LauncherKind::Nspawn.name(), what: what.into() }.skip(reason)
     }
 }
 

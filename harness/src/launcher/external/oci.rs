@@ -41,13 +41,13 @@ use super::tool::{
     which,
 };
 use crate::cgroup::table::{Setting, to_v1};
-use crate::cgroup::{CgroupLayout, Placement};
+use crate::cgroup::{CgroupLayout, LayoutMode, Placement, Version};
 use crate::error::{Context, HarnessError};
 use crate::launcher::{
     Capabilities, IdMapSupport, Launcher, LimitCgroup, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
 use crate::limits::LimitSpec;
-use crate::mounts::mounts;
+use crate::requirement::Requirement;
 use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
 
@@ -116,7 +116,7 @@ impl Oci {
         let mut args = Vec::new();
         if self.hides_cgroup2() {
             let unshare = which("unshare").ok_or_else(|| {
-                HarnessError::Probe("crun on a hybrid cgroup host needs unshare(1) (util-linux)".into())
+                HarnessError::Launch("crun on a hybrid cgroup host needs unshare(1) (util-linux)".into())
             })?;
             args.extend(
                 [
@@ -168,9 +168,11 @@ fn oci_kind(name: &str) -> Option<NsKind> {
 
 /// cgroup2 mounted at /sys/fs/cgroup/unified beside v1 hierarchies.
 fn hybrid_cgroups() -> bool {
-    mounts().is_ok_and(|m| {
-        m.iter().any(|e| e.fs_type == "cgroup2" && e.mount_point == Path::new("/sys/fs/cgroup/unified"))
-            && m.iter().any(|e| e.fs_type == "cgroup")
+    crate::cgroup::host_layout().is_ok_and(|l| {
+        l.mode() == LayoutMode::Hybrid
+            && l.hierarchies
+                .iter()
+                .any(|h| h.version == Version::V2 && h.mount_point == Path::new("/sys/fs/cgroup/unified"))
     })
 }
 
@@ -219,31 +221,29 @@ impl Launcher for Oci {
     fn supports(&self, spec: &CaseSpec, runner: Runner) -> Result<(), Skip> {
         if self.runtime == Runtime::Crun && !runner.is_root() && hybrid_cgroups() {
             let version = self.tool.get().map(|t| t.version.clone()).unwrap_or_default();
-            return Err(Skip {
-                requirement: "launcher:crun:rootless-hybrid-cgroups".into(),
-                reason: format!(
+            return Err(Requirement::LauncherFeature { launcher: "crun", what: "rootless-hybrid-cgroups".into() }
+                .skip(format!(
                     "{version} refuses a hybrid cgroup layout (\"cgroups in hybrid mode not supported, drop all \
                      controllers from cgroupv2\", also with --cgroup-manager=disabled), and an unprivileged user \
                      cannot hide /sys/fs/cgroup/unified from it without a user namespace of its own"
-                ),
-            });
+                )));
         }
         let offsets = spec.time_offsets.is_some_and(|t| !t.is_zero());
         if self.runtime == Runtime::Crun && offsets && spec.has(NsKind::Time) && spec.has(NsKind::User) {
             let version = self.tool.get().map(|t| t.version.clone()).unwrap_or_default();
-            return Err(Skip {
-                requirement: "launcher:crun:time-offsets-with-user-ns".into(),
-                reason: format!(
+            return Err(Requirement::LauncherFeature { launcher: "crun", what: "time-offsets-with-user-ns".into() }
+                .skip(format!(
                     "{version} cannot set time offsets in a user namespace: it writes /proc/self/timens_offsets \
                      after becoming root there, when the file is no longer writable (EACCES)"
-                ),
-            });
+                )));
         }
         Ok(())
     }
 
     fn supports_limits(&self, _spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Result<(), Skip> {
-        let skip = |reason| Skip { requirement: format!("launcher:{}:cgroup-limit", self.name()), reason };
+        let skip = |reason: String| {
+            Requirement::LauncherFeature { launcher: self.kind().name(), what: "cgroup-limit".into() }.skip(reason)
+        };
         // crun here runs with /sys/fs/cgroup/unified unmounted (the hybrid workaround): the probe
         // stays in the harness's cgroup2 cgroup, the root.
         match limits.exercise {
@@ -282,11 +282,10 @@ impl Launcher for Oci {
         let cgroup = Runner::current().is_root().then(|| format!("{id}-oci"));
         let mut config = bundle_config(ctx.spec, &ctx.case.dir, cgroup.as_deref());
         if let Some(l) = &ctx.spec.limits {
-            let layout = CgroupLayout::detect()?;
             let loop_dev = ctx.case.limits.as_ref().and_then(|c| c.loopdev.as_ref()).map(|d| d.rdev);
             let settings = l.settings.settings(loop_dev);
             config.linux.resources =
-                Some(resources_for(self.runtime, &settings, &layout, loop_dev).map_err(HarnessError::Probe)?);
+                Some(resources_for(self.runtime, &settings, ctx.run.layout, loop_dev).map_err(HarnessError::Launch)?);
         }
         if self.runtime == Runtime::Crun {
             crun_time_annotation(&mut config);

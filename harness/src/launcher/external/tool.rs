@@ -18,11 +18,13 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
+use crate::cgroup::remove::remove_tree;
+use crate::cgroup::{Hierarchy, Version};
 use crate::error::{Context, HarnessError};
 use crate::hostlock::HostLock;
 use crate::launcher::process::{ProbeProcess, ToolRequest, spawn_tool};
 use crate::launcher::{StartContext, Teardown, ToolInfo};
-use crate::mounts::mounts;
+use crate::requirement::Requirement;
 use crate::spec::LauncherKind;
 use crate::verdict::Skip;
 
@@ -38,7 +40,7 @@ pub fn find_tool(
     package: &'static str,
     version_args: &[&str],
 ) -> Result<ToolInfo, Skip> {
-    let missing = |why: String| Skip { requirement: format!("tool:{command}"), reason: why };
+    let missing = |why: String| Requirement::Tool(command.into()).skip(why);
     let Some(path) = which(command) else {
         return Err(missing(format!("{command} not installed (Debian package {package}), needed by {}", kind.name())));
     };
@@ -104,7 +106,7 @@ impl ToolCell {
 
     /// The tool, for a start: not finding it now is an error (the skip was checked before).
     pub fn for_start(&self) -> Result<&ToolInfo, HarnessError> {
-        self.get().map_err(|s| HarnessError::Probe(s.reason))
+        self.get().map_err(|s| HarnessError::Launch(s.reason))
     }
 }
 
@@ -173,14 +175,11 @@ impl ToolCgroup {
     pub fn create(name: String) -> Result<ToolCgroup, HarnessError> {
         assert!(name.starts_with(crate::names::PREFIX), "cgroup {name} lacks the isoprobe prefix");
         let mut cg = ToolCgroup { name, v2: None, v1: Vec::new() };
-        for m in mounts()?.into_iter().filter(|m| m.mount_point.starts_with(CGROUP_ROOT)) {
-            let named_v1 = m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o.starts_with("name="));
-            if (m.fs_type != "cgroup2" && !named_v1) || (m.fs_type == "cgroup2" && cg.v2.is_some()) {
-                continue;
-            }
-            let dir = m.mount_point.join(&cg.name);
+        // cgroup2 and the named v1 hierarchies (no controllers bound).
+        for h in host_hierarchies().into_iter().filter(|h| h.version == Version::V2 || h.controllers.is_empty()) {
+            let dir = h.mount_point.join(&cg.name);
             fs::create_dir(&dir).ctx(|| format!("create cgroup {}", dir.display()))?;
-            if m.fs_type == "cgroup2" {
+            if h.version == Version::V2 {
                 let fd = nix::fcntl::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
                     .ctx(|| format!("open cgroup {}", dir.display()))?;
                 cg.v2 = Some(fd);
@@ -207,7 +206,7 @@ pub fn wait_for_probe(tool: &mut ProbeProcess, deadline: Instant) -> Result<Pid,
         }
         if let Some(status) = tool.try_status()? {
             let stderr = tool.read_stderr_now();
-            return Err(HarnessError::Probe(format!(
+            return Err(HarnessError::Launch(format!(
                 "the launcher's process ended ({}) before starting the probe: {stderr}",
                 crate::launcher::process::describe(status)
             )));
@@ -300,106 +299,34 @@ impl WorkDir {
 /// test's temporary cgroup2 mount under /tmp) is someone else's business.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Every cgroup hierarchy mounted under [`CGROUP_ROOT`] (v1 controllers, named v1 hierarchies and
-/// cgroup2), cgroup2 first, with whether it is cgroup2.
-pub fn cgroup_mounts() -> Vec<(PathBuf, bool)> {
-    let mut v: Vec<(PathBuf, bool)> = mounts()
-        .map(|m| {
-            m.into_iter()
-                .filter(|m| (m.fs_type == "cgroup" || m.fs_type == "cgroup2") && m.mount_point.starts_with(CGROUP_ROOT))
-                .map(|m| (m.mount_point, m.fs_type == "cgroup2"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.dedup();
+/// Every cgroup hierarchy of the host's layout mounted under [`CGROUP_ROOT`] (v1 controllers,
+/// named v1 hierarchies and cgroup2), cgroup2 first.
+pub fn host_hierarchies() -> Vec<&'static Hierarchy> {
+    let Ok(layout) = crate::cgroup::host_layout() else { return Vec::new() };
+    let mut v: Vec<&Hierarchy> = layout.hierarchies.iter().filter(|h| h.mount_point.starts_with(CGROUP_ROOT)).collect();
+    v.sort_by(|a, b| {
+        (b.version == Version::V2).cmp(&(a.version == Version::V2)).then(a.mount_point.cmp(&b.mount_point))
+    });
     v
 }
 
-/// How long removal retries a cgroup that is still busy: an exited task lingers in its cgroup
-/// until its parent reaps it and the kernel lets go.
+/// How long removal waits on a cgroup that is still busy before it kills what is left, and again
+/// after: an exited task lingers until its parent reaps it, and a case's container killed with
+/// its tool can take more than a moment to go on a loaded host (seen: crun's, after `crun delete
+/// --force`).
 const CGROUP_DRAIN: Duration = Duration::from_secs(5);
 
 /// Removes the cgroup subtree at `rel` (relative to each hierarchy's root) in every hierarchy,
-/// deepest first. `rel`'s last component must carry the isoprobe prefix: it was named by a
-/// launcher for one case, so whatever still runs in it is that case's container, which outlived
-/// its tool (systemd-nspawn's payload survives a SIGKILL of nspawn). Such a subtree is emptied after
-/// a drain period (cgroup.kill on cgroup2, SIGKILL to the listed processes on v1); a process shows
-/// in every hierarchy, so cgroup2 goes first and the v1 directories mostly empty with it.
+/// deepest first, each directory drained (see `cgroup::remove`). `rel`'s last component must
+/// carry the isoprobe prefix: it was named by a launcher for one case, so whatever still runs in
+/// it is that case's container, which outlived its tool (systemd-nspawn's payload survives a
+/// SIGKILL of nspawn). A process shows in every hierarchy, so cgroup2 goes first and the v1
+/// directories mostly empty with it.
 pub fn remove_cgroup_everywhere(rel: &str) -> Vec<String> {
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    assert!(name.starts_with(crate::names::PREFIX), "cgroup {rel} lacks the isoprobe prefix");
-    let mut problems = Vec::new();
-    for (root, v2) in cgroup_mounts() {
-        let top = root.join(rel.trim_start_matches('/'));
-        if !top.exists() {
-            continue;
-        }
-        let mut dirs = Vec::new();
-        collect_dirs(&top, &mut dirs);
-        dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for d in dirs {
-            if let Err(e) = rmdir_draining(&d, v2) {
-                problems.push(format!("failed to remove cgroup {}: {e}", d.display()));
-            }
-        }
-    }
-    problems
-}
-
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    out.push(dir.to_path_buf());
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                collect_dirs(&e.path(), out);
-            }
-        }
-    }
-}
-
-/// rmdir with a drain period; a directory still busy after it is emptied (cgroup2: cgroup.kill,
-/// which kills every process in its subtree; v1: SIGKILL to each process it lists, see
-/// [`kill_listed`]) and given a second period. A case's container killed with its tool can take
-/// more than a moment to go on a loaded host (seen: crun's, after `crun delete --force`).
-fn rmdir_draining(dir: &Path, v2: bool) -> Result<(), std::io::Error> {
-    let mut deadline = Instant::now() + CGROUP_DRAIN;
-    let mut killed = false;
-    loop {
-        match fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) && !killed => {
-                if v2 {
-                    fs::write(dir.join("cgroup.kill"), "1")?;
-                } else {
-                    kill_listed(dir);
-                }
-                killed = true;
-                deadline = Instant::now() + CGROUP_DRAIN;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// SIGKILLs every process a v1 cgroup of isoprobe's lists (they belong to the case whose tool made
-/// it). Each pid is pinned with a pidfd first and checked to be in that cgroup still, so a pid the
-/// kernel recycled meanwhile is never signalled.
-fn kill_listed(dir: &Path) {
-    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
-    let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-        let Ok(pidfd) = isoprobe_probes::sys::pidfd_open(pid) else { continue };
-        let member = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .is_ok_and(|c| c.lines().any(|l| l.rsplit(':').next().is_some_and(|p| p.split('/').any(|c| c == name))));
-        if member {
-            let _ = isoprobe_probes::sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
-        }
-    }
+    let rel = Path::new(rel.trim_start_matches('/'));
+    let top = rel.file_name().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+    assert!(top.starts_with(crate::names::PREFIX), "cgroup {} lacks the isoprobe prefix", rel.display());
+    host_hierarchies().into_iter().flat_map(|h| remove_tree(h, rel, CGROUP_DRAIN)).collect()
 }
 
 /// The teardown most tools need: their work directory, and cgroups they name after the case.

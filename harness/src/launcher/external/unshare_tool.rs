@@ -20,6 +20,7 @@ use crate::error::HarnessError;
 use crate::launcher::{
     Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
+use crate::requirement::Requirement;
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
 use crate::verdict::Skip;
 
@@ -61,7 +62,7 @@ impl UtilUnshare {
     }
 
     fn skip(&self, what: &str, reason: &str) -> Skip {
-        Skip { requirement: format!("launcher:{}:{what}", self.kind().name()), reason: reason.into() }
+        Requirement::LauncherFeature { launcher: self.kind().name(), what: what.into() }.skip(reason)
     }
 }
 
