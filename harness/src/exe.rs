@@ -75,10 +75,9 @@ mod tests {
         // stdio: the children must not hold what the other tests of this process have open (a
         // host lock's socket that a child holds stays bound after its test released it).
         let (forks, result) = with_private_fd_table(|| {
-            // SAFETY: closes descriptors 3 and up of this thread's private table only (no other
-            // thread shares it, and nothing on this thread holds one of them).
-            let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-            assert_eq!(closed, 0, "close_range: {}", io::Error::last_os_error());
+            // Descriptors 3 and up of this thread's private table only (no other thread shares
+            // it, and nothing on this thread holds one of them).
+            crate::sys::fds::close_from(3).expect("close_range");
             Ok(fork_while_running_fresh_executables(dir))
         })
         .unwrap();
@@ -91,10 +90,9 @@ mod tests {
     fn fork_while_running_fresh_executables(dir: &Path) -> (usize, Vec<String>) {
         let stop = AtomicBool::new(false);
         let forks = AtomicUsize::new(0);
-        let reap = |pid: libc::pid_t| {
-            let mut status = 0;
-            // SAFETY: reaps a child the forker forked, by its pid.
-            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let reap = |pid: nix::unistd::Pid| {
+            // Reaps a child the forker forked, by its pid.
+            assert!(nix::sys::wait::waitpid(pid, None).is_ok());
         };
         let failures = std::thread::scope(|s| {
             s.spawn(|| {
@@ -103,17 +101,7 @@ mod tests {
                 // Fork without pause; reap the oldest child by its pid once 50 are alive.
                 let mut alive = std::collections::VecDeque::new();
                 while !stop.load(Ordering::Relaxed) {
-                    // SAFETY: the child calls only async-signal-safe functions (nanosleep, _exit).
-                    let pid = unsafe { libc::fork() };
-                    if pid == 0 {
-                        let t = libc::timespec { tv_sec: 0, tv_nsec: 20_000_000 };
-                        // SAFETY: in the forked child; `t` lives on this stack, and _exit never returns.
-                        unsafe {
-                            libc::nanosleep(&t, std::ptr::null_mut());
-                            libc::_exit(0);
-                        }
-                    }
-                    assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+                    let pid = crate::sys::fds::fork_holding_fds(std::time::Duration::from_millis(20)).expect("fork");
                     forks.fetch_add(1, Ordering::Relaxed);
                     alive.push_back(pid);
                     if alive.len() > 50 {

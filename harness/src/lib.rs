@@ -7,9 +7,12 @@
 //!     └────────► oracle: expect(spec, check) ──────────┴──► verdict per check
 //! ```
 //!
-//! Unsafe code lives only in `launcher::clone` (the clone3/clone system calls and the child's
-//! side up to exec) and `primitives` (the benchmarks' raw process and namespace calls);
-//! everything else is safe Rust over nix and the probe crate's wrappers.
+//! Unsafe code lives only in `sys` (clone3/clone and the child's side up to exec, the new mount
+//! API, perf_event_open, close_range) and `primitives` (the benchmarks' raw process and namespace
+//! calls); everything else is safe Rust over nix and the probe crate's wrappers, and the crate
+//! denies `unsafe_code` outside those two modules.
+
+#![deny(unsafe_code)]
 
 pub mod case_env;
 pub mod cgroup;
@@ -35,6 +38,7 @@ pub mod run;
 pub mod run_env;
 pub mod snapshot;
 pub mod spec;
+pub mod sys;
 pub mod verdict;
 
 pub use check::CheckId;

@@ -13,6 +13,8 @@
 //! What this module must never do: leave a child running or unreaped ([`Child`] and [`Holder`]
 //! kill and reap on drop), or touch the namespaces, mounts or credentials of the calling process.
 
+#![allow(unsafe_code)]
+
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::fs::File;
 use std::io;
@@ -20,7 +22,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::launcher::clone::{CLONE_INTO_CGROUP, CloneArgs};
+use crate::sys::clone::{CLONE_INTO_CGROUP, CloneArgs};
 
 /// Wall-clock and CPU time of one timed region, in nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -18,12 +18,12 @@ use isoprobe_probes::wire::NsId;
 
 use crate::cgroup::CgroupLayout;
 use crate::error::{Context, HarnessError};
-use crate::launcher::clone::CloneCall;
 use crate::launcher::process::{GRACE, ProbeProcess, SpawnRequest, spawn_probe};
 use crate::leftovers::IpcLedger;
 use crate::mounts::unmount_all_under;
 use crate::names::{PREFIX, token};
 use crate::spec::Runner;
+use crate::sys::clone::CloneCall;
 
 /// The run directory and what lives in it.
 #[derive(Debug)]

@@ -9,6 +9,8 @@
 //!
 //! What this crate must never do: decide a verdict. The probe reports facts; the harness judges.
 
+#![deny(unsafe_code)]
+
 pub mod fault;
 pub mod ns;
 pub mod probe;

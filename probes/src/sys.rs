@@ -1,15 +1,22 @@
-//! Thin wrappers over the system calls that nix does not cover (SysV IPC, pidfd_open, raw
-//! clock_gettime, setdomainname) and small parsers of kernel text and netlink data.
+//! Thin wrappers over the system calls that nix does not cover, or covers only unsafely (SysV IPC,
+//! pidfd_open, raw clock_gettime, setdomainname, fork in the single-threaded probe, anonymous
+//! mappings, aligned buffers for O_DIRECT, inherited descriptors), and small parsers of kernel text
+//! and netlink data.
 //!
-//! Shared by the probe (inside the container) and the harness (on the host), which is why they live
-//! in the bottom crate. Each wrapper names the call it wraps and links its man page. Nothing here
-//! allocates between fork and exec or keeps state.
+//! The only module of this crate that holds `unsafe` (the crate is `deny(unsafe_code)`), each block
+//! with its SAFETY note. Shared by the probe (inside the container) and the harness (on the host),
+//! which is why they live in the bottom crate. Each wrapper names the call it wraps and links its
+//! man page. Nothing here allocates between fork and exec or keeps state.
+
+#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
 
 use nix::errno::Errno;
+use nix::unistd::{ForkResult, Pid};
 
 use crate::wire::{IdMapLine, Link, Lookup, SysResult};
 
@@ -41,6 +48,9 @@ pub enum SysvKind {
 }
 
 /// shmget(2)/semget(2)/msgget(2) of an existing object by key: the id, or the errno.
+/// See [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html),
+/// [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html),
+/// [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html).
 pub fn sysv_get(kind: SysvKind, key: i32) -> nix::Result<i32> {
     sysv_call(kind, key, 0)
 }
@@ -63,7 +73,10 @@ fn sysv_call(kind: SysvKind, key: i32, flags: i32) -> nix::Result<i32> {
     Errno::result(id)
 }
 
-/// shmctl(2)/semctl(2)/msgctl(2) with IPC_RMID.
+/// shmctl(2)/semctl(2)/msgctl(2) with IPC_RMID. See
+/// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html),
+/// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html),
+/// [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html).
 pub fn sysv_remove(kind: SysvKind, id: i32) -> nix::Result<()> {
     // SAFETY: IPC_RMID takes no buffer (NULL is documented as allowed for shmctl and msgctl; semctl
     // takes no fourth argument for IPC_RMID).
@@ -86,7 +99,8 @@ pub fn sysv_remove_key(kind: SysvKind, key: i32) -> nix::Result<bool> {
     }
 }
 
-/// mq_open(3) of an existing queue, read-only (the fd is closed again).
+/// mq_open(3) of an existing queue, read-only (the fd is closed again). See
+/// [mq_open(3)](https://man7.org/linux/man-pages/man3/mq_open.3.html).
 pub fn mq_lookup(name: &str) -> nix::Result<()> {
     use nix::mqueue::{MQ_OFlag, mq_close, mq_open};
     use nix::sys::stat::Mode;
@@ -94,7 +108,8 @@ pub fn mq_lookup(name: &str) -> nix::Result<()> {
     mq_close(mq)
 }
 
-/// Creates a new POSIX message queue (O_CREAT | O_EXCL).
+/// Creates a new POSIX message queue (O_CREAT | O_EXCL). See
+/// [mq_open(3)](https://man7.org/linux/man-pages/man3/mq_open.3.html).
 pub fn mq_create(name: &str, mode: u32) -> nix::Result<()> {
     use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open};
     use nix::sys::stat::Mode;
@@ -106,7 +121,8 @@ pub fn mq_create(name: &str, mode: u32) -> nix::Result<()> {
     mq_close(mq)
 }
 
-/// mq_unlink(3); `Ok(false)` if there was no such queue.
+/// mq_unlink(3); `Ok(false)` if there was no such queue. See
+/// [mq_unlink(3)](https://man7.org/linux/man-pages/man3/mq_unlink.3.html).
 pub fn mq_remove(name: &str) -> nix::Result<bool> {
     match nix::mqueue::mq_unlink(name) {
         Ok(()) => Ok(true),
@@ -115,7 +131,7 @@ pub fn mq_remove(name: &str) -> nix::Result<bool> {
     }
 }
 
-/// pidfd_open(2).
+/// pidfd_open(2). See [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html).
 pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -124,14 +140,16 @@ pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// pidfd_send_signal(2).
+/// pidfd_send_signal(2). See
+/// [pidfd_send_signal(2)](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html).
 pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> nix::Result<()> {
     // SAFETY: integer arguments and a NULL siginfo, which the man page allows.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0) };
     Errno::result(r).map(drop)
 }
 
-/// The raw clock_gettime(2) system call, bypassing the vDSO.
+/// The raw clock_gettime(2) system call, bypassing the vDSO. See
+/// [clock_gettime(2)](https://man7.org/linux/man-pages/man2/clock_gettime.2.html).
 pub fn clock_gettime_syscall(clock: libc::clockid_t) -> nix::Result<i64> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
@@ -140,7 +158,8 @@ pub fn clock_gettime_syscall(clock: libc::clockid_t) -> nix::Result<i64> {
     Ok(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
 }
 
-/// clock_gettime(3) through libc, which goes through the vDSO where the kernel provides one.
+/// clock_gettime(3) through libc, which goes through the vDSO where the kernel provides one. See
+/// [vdso(7)](https://man7.org/linux/man-pages/man7/vdso.7.html).
 pub fn clock_gettime_vdso(clock: libc::clockid_t) -> nix::Result<i64> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
@@ -149,11 +168,107 @@ pub fn clock_gettime_vdso(clock: libc::clockid_t) -> nix::Result<i64> {
     Ok(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
 }
 
-/// setdomainname(2).
+/// setdomainname(2). See [setdomainname(2)](https://man7.org/linux/man-pages/man2/setdomainname.2.html).
 pub fn setdomainname(name: &str) -> nix::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes, which live across the call.
     let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
     Errno::result(r).map(drop)
+}
+
+// ---- processes, memory and descriptors of the probe ----
+
+/// fork(2) from the probe; the child runs `child` and ends with `_exit(2)` of its return value,
+/// never returning into the caller (no unwinding, none of the parent's atexit handlers). Only the
+/// probe calls it, and the probe is single-threaded (every mode runs on its main thread), so the
+/// child may run any code the parent could. See [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html).
+pub fn fork_child(child: impl FnOnce() -> i32) -> nix::Result<Pid> {
+    // SAFETY: the calling process is single-threaded (see above), so no lock or allocator state
+    // of another thread is copied half-held into the child; the child never returns from here.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => {
+            let code = child();
+            exit_now(code)
+        }
+        ForkResult::Parent { child } => Ok(child),
+    }
+}
+
+/// _exit(2): ends the process at once, without unwinding or atexit handlers. See
+/// [_exit(2)](https://man7.org/linux/man-pages/man2/_exit.2.html).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and does not return; it touches no memory of the caller.
+    unsafe { libc::_exit(code) }
+}
+
+/// An anonymous private read-write mapping that is never unmapped: the limit exercises keep what
+/// they touched until their child exits. See [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html).
+#[derive(Debug)]
+pub struct Mapped {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapped {
+    /// Maps `len` bytes; `hugetlb_page`: of huge pages of this size (MAP_HUGETLB).
+    pub fn anonymous(len: usize, hugetlb_page: Option<u64>) -> nix::Result<Mapped> {
+        let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        if let Some(page) = hugetlb_page {
+            flags |= libc::MAP_HUGETLB | ((page.trailing_zeros() as i32) << libc::MAP_HUGE_SHIFT);
+        }
+        // SAFETY: a new anonymous mapping at an address the kernel chooses, aliasing nothing.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(Mapped { ptr: NonNull::new(p.cast()).ok_or(Errno::EFAULT)?, len })
+    }
+
+    /// Writes one byte at `offset`, volatile, so that its page is really faulted in and charged.
+    pub fn touch(&self, offset: usize) {
+        assert!(offset < self.len, "offset {offset} past a mapping of {} bytes", self.len);
+        // SAFETY: `offset` lies inside the mapping, which is readable and writable and never
+        // unmapped; nothing else holds a reference into it.
+        unsafe { self.ptr.as_ptr().add(offset).write_volatile(1) }
+    }
+}
+
+/// A zeroed buffer aligned to `align` bytes (O_DIRECT reads need the page size), freed on drop.
+#[derive(Debug)]
+pub struct AlignedBuf {
+    ptr: NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+impl AlignedBuf {
+    pub fn zeroed(len: usize, align: usize) -> Option<AlignedBuf> {
+        let layout = std::alloc::Layout::from_size_align(len.max(1), align).ok()?;
+        // SAFETY: a non-zero size and a valid alignment; freed in Drop with the same layout.
+        let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
+        Some(AlignedBuf { ptr, layout })
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the allocation holds `layout.size()` initialised (zeroed) bytes owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// Takes ownership of descriptor `fd`, which this process inherited for its use alone (its number
+/// came in an argument or an environment entry its starter set for it). Fails with EBADF when no
+/// such descriptor is open. See [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html).
+pub fn inherited_fd(fd: RawFd) -> nix::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: the descriptor is open, and by this function's contract nothing else in this
+    // process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Field 22 (starttime, in clock ticks since boot) of a /proc/<pid>/stat line.

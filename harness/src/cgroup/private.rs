@@ -10,11 +10,9 @@
 //! [`PrivateHierarchy`] does all of that.
 
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use nix::errno::Errno;
 
 use super::layout::parse_proc_cgroups;
 use crate::error::HarnessError;
@@ -33,38 +31,13 @@ pub struct PrivateHierarchy {
     was_unbound: bool,
 }
 
-fn fs_syscall(r: libc::c_long, what: &str) -> Result<i32, HarnessError> {
-    Errno::result(r).map(|v| v as i32).map_err(|e| HarnessError::Sys { what: what.to_owned(), source: e })
-}
-
 impl PrivateHierarchy {
     /// Mounts a v1 hierarchy of `controller`, detached.
     pub fn mount(controller: &str) -> Result<PrivateHierarchy, HarnessError> {
         let ctx = format!("mount a private v1 {controller} hierarchy");
         let was_unbound = proc_cgroups(controller).is_some_and(|(h, _)| h == 0);
-        let fstype = c"cgroup";
-        // SAFETY: fsopen takes a NUL-terminated string and flags; it returns a new fd or -1.
-        let r = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) };
-        let fc = fs_syscall(r, &ctx)?;
-        // SAFETY: fsopen just returned this fd; nothing else owns it.
-        let fc = unsafe { OwnedFd::from_raw_fd(fc) };
-        let key = std::ffi::CString::new(controller)
-            .map_err(|_| HarnessError::Cgroup(format!("bad controller {controller:?}")))?;
-        let none = std::ptr::null::<u8>();
-        // SAFETY: FSCONFIG_SET_FLAG with a NUL-terminated key and no value, on our fs context fd.
-        let r = unsafe {
-            libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), libc::FSCONFIG_SET_FLAG, key.as_ptr(), none, 0)
-        };
-        fs_syscall(r, &ctx)?;
-        // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
-        let r = unsafe { libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), libc::FSCONFIG_CMD_CREATE, none, none, 0) };
-        fs_syscall(r, &ctx)?;
-        let flags = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
-        // SAFETY: fsmount on our configured context; returns a new fd or -1.
-        let r = unsafe { libc::syscall(libc::SYS_fsmount, fc.as_raw_fd(), libc::FSMOUNT_CLOEXEC, flags) };
-        let m = fs_syscall(r, &ctx)?;
-        // SAFETY: fsmount just returned this fd; nothing else owns it.
-        let root = unsafe { OwnedFd::from_raw_fd(m) };
+        let root = crate::sys::mount_api::mount_cgroup_v1_detached(controller)
+            .map_err(|e| HarnessError::Sys { what: ctx.clone(), source: e })?;
         Ok(PrivateHierarchy { controller: controller.to_owned(), root: Some(Arc::new(root)), was_unbound })
     }
 

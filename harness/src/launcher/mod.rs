@@ -13,7 +13,6 @@
 //! What this module must never do: bend an expectation to make a tool pass. A tool's real
 //! deviations are failures, explained in [`differences`].
 
-pub mod clone;
 pub mod differences;
 pub mod external;
 pub mod native;

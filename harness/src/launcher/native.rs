@@ -17,13 +17,13 @@ use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::probe::{JoinVia, Mode};
 use isoprobe_probes::wire::{InitPlan, RootPlan};
 
-use super::clone::CloneCall;
 use super::process::{ProbeProcess, SpawnRequest, spawn_probe, spawn_probe_attached};
 use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo};
 use crate::case_env::{CaseEnv, dirs};
 use crate::error::HarnessError;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, LauncherKind, RootfsMode};
+use crate::sys::clone::CloneCall;
 use crate::verdict::Skip;
 
 /// Whether the probe's init creates the time namespace (to write offsets before anyone enters it;

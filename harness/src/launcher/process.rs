@@ -1,6 +1,6 @@
 //! The parent's side of the spawn pipeline, and the handle of a running probe.
 //!
-//! In order: prepare pipes and the sync socket, clone (see [`super::clone`]), close the child's
+//! In order: prepare pipes and the sync socket, clone (see [`crate::sys::clone`]), close the child's
 //! ends, write the id maps when the child is ready for them, signal the child to go on, and learn
 //! whether its exec succeeded. A [`ProbeProcess`] owns the child from the moment it exists: if
 //! anything fails, or the caller panics, dropping it kills and reaps the child.
@@ -23,9 +23,9 @@ use nix::unistd::{Pid, pipe2};
 use isoprobe_probes::probe::{Mode, PROBE_NAME, sync_bytes};
 use isoprobe_probes::sys::pidfd_send_signal;
 
-use super::clone::{self, ChildFds, ChildHandshake, CloneCall, ExecImage};
 use crate::error::{Context, HarnessError};
 use crate::spec::{IdMaps, Runner};
+use crate::sys::clone::{self, ChildFds, ChildHandshake, CloneCall, ExecImage};
 use isoprobe_probes::ns::NsSet;
 
 /// What to start.

@@ -3,7 +3,7 @@
 //! ([`CaseLimits`]) removes everything in every outcome.
 
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +11,6 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use isoprobe_probes::ns::NsKind;
 use isoprobe_probes::wire::Exercise;
-use nix::errno::Errno;
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
 use super::spec::LimitSpec;
@@ -236,7 +235,7 @@ impl CaseLimits {
         let mut fds = self.perf.lock().unwrap_or_else(|e| e.into_inner());
         fds.clear();
         for cpu in online_cpus()? {
-            fds.push(perf_event_open_cgroup(dir.as_raw_fd(), cpu)?);
+            fds.push(perf_event_open_cgroup(dir, cpu)?);
         }
         Ok(())
     }
@@ -277,50 +276,10 @@ pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
     Some(v)
 }
 
-/// struct perf_event_attr, PERF_ATTR_SIZE_VER0 (64 bytes): the fields a counting event needs.
-#[repr(C)]
-#[derive(Default)]
-struct PerfEventAttr {
-    kind: u32,
-    size: u32,
-    config: u64,
-    sample_period: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    config1: u64,
-}
-
-const PERF_TYPE_SOFTWARE: u32 = 1;
-const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
-const PERF_FLAG_PID_CGROUP: libc::c_ulong = 1 << 2;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
-
 /// perf_event_open(2) counting cpu-clock for the cgroup `cgroup_fd` on `cpu`.
-fn perf_event_open_cgroup(cgroup_fd: i32, cpu: u32) -> Result<OwnedFd, HarnessError> {
-    let attr = PerfEventAttr {
-        kind: PERF_TYPE_SOFTWARE,
-        size: std::mem::size_of::<PerfEventAttr>() as u32,
-        config: PERF_COUNT_SW_CPU_CLOCK,
-        ..Default::default()
-    };
-    // SAFETY: `attr` is a valid PERF_ATTR_SIZE_VER0 attribute for the duration of the call; the
-    // other arguments are integers. The kernel returns a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const PerfEventAttr,
-            cgroup_fd,
-            cpu as i32,
-            -1,
-            PERF_FLAG_PID_CGROUP | PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    let fd = Errno::result(fd).ctx(|| format!("perf_event_open a cgroup cpu-clock counter on cpu {cpu}"))?;
-    // SAFETY: the kernel just returned this fd; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+fn perf_event_open_cgroup(cgroup: BorrowedFd<'_>, cpu: u32) -> Result<OwnedFd, HarnessError> {
+    crate::sys::perf::cgroup_cpu_clock(cgroup, cpu)
+        .ctx(|| format!("perf_event_open a cgroup cpu-clock counter on cpu {cpu}"))
 }
 
 #[cfg(test)]

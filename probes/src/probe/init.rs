@@ -16,7 +16,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -215,10 +215,9 @@ pub fn run(
 /// Where this probe's /proc/self is: `proc` when its `self` resolves, else the harness-side /proc
 /// a joiner passed down (the step line says so); `true` when `proc` is foreign.
 fn self_proc(proc: &OwnedFd, steps: &mut Vec<String>) -> Result<(OwnedFd, bool), ProbeError> {
+    // The joiner put this descriptor number in our environment for us alone.
     let passed = std::env::var(SELF_PROC_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok());
-    // SAFETY: the joiner put this descriptor number in our environment for us alone, and
-    // nothing else in this process took ownership of it.
-    let passed = passed.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let passed = passed.and_then(|fd| crate::sys::inherited_fd(fd).ok());
     match readlinkat(proc.as_fd(), "self") {
         Ok(_) => Ok((proc.try_clone().ctx(|| "duplicate the /proc descriptor".into())?, false)),
         Err(Errno::ENOENT) => match passed {

@@ -8,10 +8,9 @@
 //! What this module must never do: judge. It also never leaves a child behind: every child it
 //! forks is killed or waited for before the report is sent.
 
-use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::io::Read;
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -24,12 +23,14 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, gets
 use nix::sys::stat::Mode as FileMode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::time::{ClockId, clock_gettime};
-use nix::unistd::{ForkResult, Pid, fork, getpid, pipe, write};
+use nix::unistd::{Pid, getpid, pipe, write};
 
 use crate::wire::{
     CgroupReading, ChildEnd, CpuAttempt, Exercise, ExerciseReport, Fact, HostAnswer, HostQuestion, LimitAnswer,
     LimitQuestion, OpenAttempt, SysResult, fact_key,
 };
+
+use crate::sys;
 
 use super::channel::Channel;
 use super::error::{Context, ProbeError};
@@ -120,15 +121,7 @@ fn wait_end(child: Pid) -> Result<ChildEnd, ProbeError> {
 /// Forks; the child runs `f` and exits with its return value without unwinding or flushing
 /// anything of the parent's.
 fn fork_child(f: impl FnOnce() -> i32) -> Result<Pid, ProbeError> {
-    // SAFETY: the probe is single-threaded, so the child may do anything the parent could.
-    match unsafe { fork() }.ctx(|| "fork".into())? {
-        ForkResult::Child => {
-            let code = f();
-            // SAFETY: _exit ends the child without running the parent's atexit handlers.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => Ok(child),
-    }
+    sys::fork_child(f).ctx(|| "fork".into())
 }
 
 /// Reads u64 values (native endian) from `fd` until end of file.
@@ -169,24 +162,9 @@ fn touch_memory(target: u64, step: u64, progress: &OwnedFd) -> i32 {
     let mut done = 0u64;
     while done < target {
         let len = step.min(target - done) as usize;
-        // SAFETY: an anonymous private mapping of `len` bytes, not aliased by anything.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return 3;
-        }
+        let Ok(m) = sys::Mapped::anonymous(len, None) else { return 3 };
         for off in (0..len).step_by(PAGE) {
-            // SAFETY: `off` < `len`, inside the mapping just made; a volatile write so the page
-            // is really faulted in.
-            unsafe { p.cast::<u8>().add(off).write_volatile(1) };
+            m.touch(off);
         }
         done += len as u64;
         if !write_u64(progress, done) {
@@ -202,22 +180,20 @@ fn pids(ch: &mut Channel, target: u32) -> Result<ExerciseReport, ProbeError> {
     let before = reading(ch)?;
     // Children wait for end of file on this pipe; dropping the write end releases them all.
     let (r, w) = pipe().ctx(|| "create the release pipe".into())?;
-    let (r_raw, w_raw) = (r.as_raw_fd(), w.as_raw_fd());
+    let w_raw = w.as_raw_fd();
     let mut kids = Vec::new();
     let mut refused = None;
     for _ in 0..target {
-        // SAFETY: single-threaded probe; the child only closes, reads and exits.
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                let mut b = [0u8; 1];
-                // SAFETY: plain system calls on fds this process owns; _exit does not unwind.
-                unsafe {
-                    libc::close(w_raw);
-                    libc::read(r_raw, b.as_mut_ptr().cast(), 1);
-                    libc::_exit(0)
-                }
-            }
-            Ok(ForkResult::Parent { child }) => kids.push(child),
+        // The child waits for end of file on the release pipe (it closes its copy of the write
+        // end first), then exits.
+        let child = sys::fork_child(|| {
+            let _ = nix::unistd::close(w_raw);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&r, &mut b);
+            0
+        });
+        match child {
+            Ok(child) => kids.push(child),
             Err(e) => {
                 refused = Some(SysResult::from(Err::<(), _>(e)));
                 break;
@@ -398,26 +374,19 @@ fn io_read(device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, P
 fn io_read_one(device: &str, block: u32, end: u64, index: u32) -> Result<u64, (u64, Errno)> {
     let fd =
         open(device, OFlag::O_RDONLY | OFlag::O_DIRECT | OFlag::O_CLOEXEC, FileMode::empty()).map_err(|e| (0, e))?;
-    // SAFETY: lseek on an fd this function owns.
-    let size = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_END) };
-    let size = Errno::result(size).map_err(|e| (0, e))? as u64;
+    let size = nix::unistd::lseek(&fd, 0, nix::unistd::Whence::SeekEnd).map_err(|e| (0, e))? as u64;
     let block = block.max(PAGE as u32) as u64;
     let region = (size / u64::from(IO_READERS)) / block * block;
     if region < block {
         return Err((0, Errno::ENOSPC));
     }
-    let layout = Layout::from_size_align(block as usize, PAGE).expect("a valid layout");
-    // SAFETY: a non-zero size with a valid alignment; freed below with the same layout.
-    let buf = unsafe { alloc_zeroed(layout) };
-    if buf.is_null() {
-        return Err((0, Errno::ENOMEM));
-    }
+    // Page-aligned, as O_DIRECT needs.
+    let Some(mut buf) = sys::AlignedBuf::zeroed(block as usize, PAGE) else { return Err((0, Errno::ENOMEM)) };
     let (mut bytes, mut off, mut error) = (0u64, 0u64, None);
     let base = region * u64::from(index);
     while mono() < end {
-        // SAFETY: `buf` holds `block` bytes, aligned to a page as O_DIRECT needs.
-        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.cast(), block as usize, (base + off) as i64) };
-        match Errno::result(n) {
+        let n = nix::sys::uio::pread(&fd, buf.as_mut_slice(), (base + off) as i64);
+        match n {
             Ok(n) if n > 0 => {
                 bytes += n as u64;
                 off = (off + n as u64) % region;
@@ -430,8 +399,6 @@ fn io_read_one(device: &str, block: u32, end: u64, index: u32) -> Result<u64, (u
             }
         }
     }
-    // SAFETY: allocated above with this layout, not used after.
-    unsafe { dealloc(buf, layout) };
     match error {
         Some(e) => Err((bytes, e)),
         None => Ok(bytes),
@@ -506,11 +473,13 @@ fn net_classid() -> Result<ExerciseReport, ProbeError> {
     listen(&s, nix::sys::socket::Backlog::new(1).expect("1 is a valid backlog")).ctx(|| "listen".into())?;
     let port = getsockname::<SockaddrIn>(s.as_raw_fd()).ctx(|| "getsockname".into())?.port();
 
-    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-    let nl = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG) };
-    let nl = Errno::result(nl).ctx(|| "open a sock_diag netlink socket".into())?;
-    // SAFETY: the kernel just returned this fd; nothing else owns it.
-    let nl = unsafe { OwnedFd::from_raw_fd(nl) };
+    let nl = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        nix::sys::socket::SockProtocol::NetlinkSockDiag,
+    )
+    .ctx(|| "open a sock_diag netlink socket".into())?;
     let req = InetDiagReqV2 {
         family: libc::AF_INET as u8,
         protocol: libc::IPPROTO_TCP as u8,
@@ -525,19 +494,17 @@ fn net_classid() -> Result<ExerciseReport, ProbeError> {
         nlmsg_seq: 1,
         nlmsg_pid: 0,
     };
+    // The message as the kernel reads it: the header's fields, then the request's, native endian
+    // (the ports and addresses of the socket id are zero: match any).
     let mut msg = Vec::with_capacity(hdr.nlmsg_len as usize);
-    // SAFETY: both are plain #[repr(C)] structs without padding holes that matter to the kernel
-    // (the kernel reads them as bytes); the slices cover exactly their size.
-    unsafe {
-        msg.extend_from_slice(std::slice::from_raw_parts(
-            (&hdr as *const libc::nlmsghdr).cast::<u8>(),
-            size_of::<libc::nlmsghdr>(),
-        ));
-        msg.extend_from_slice(std::slice::from_raw_parts(
-            (&req as *const InetDiagReqV2).cast::<u8>(),
-            size_of::<InetDiagReqV2>(),
-        ));
-    }
+    msg.extend_from_slice(&hdr.nlmsg_len.to_ne_bytes());
+    msg.extend_from_slice(&hdr.nlmsg_type.to_ne_bytes());
+    msg.extend_from_slice(&hdr.nlmsg_flags.to_ne_bytes());
+    msg.extend_from_slice(&hdr.nlmsg_seq.to_ne_bytes());
+    msg.extend_from_slice(&hdr.nlmsg_pid.to_ne_bytes());
+    msg.extend_from_slice(&[req.family, req.protocol, req.ext, req.pad]);
+    msg.extend_from_slice(&req.states.to_ne_bytes());
+    msg.resize(hdr.nlmsg_len as usize, 0);
     write(&nl, &msg).ctx(|| "send the sock_diag request".into())?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -620,26 +587,12 @@ fn hugetlb(page_size: u64, pages: u32) -> Result<ExerciseReport, ProbeError> {
     let (mr, mw) = pipe().ctx(|| "create the mapping pipe".into())?;
     let child = fork_child(|| {
         let len = page_size as usize * pages as usize;
-        let huge = (page_size.trailing_zeros() as i32) << libc::MAP_HUGE_SHIFT;
-        // SAFETY: an anonymous private hugetlb mapping, not aliased by anything.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | huge,
-                -1,
-                0,
-            )
-        };
-        let errno = if p == libc::MAP_FAILED { Errno::last_raw() as u64 } else { 0 };
-        write_u64(&mw, errno);
-        if errno != 0 {
-            return 3;
-        }
+        let m = sys::Mapped::anonymous(len, Some(page_size));
+        write_u64(&mw, m.as_ref().err().map_or(0, |e| *e as u64));
+        let Ok(m) = m else { return 3 };
         for i in 0..pages as usize {
-            // SAFETY: inside the mapping; the fault charges one huge page to the cgroup.
-            unsafe { p.cast::<u8>().add(i * page_size as usize).write_volatile(1) };
+            // Each fault charges one huge page to the cgroup.
+            m.touch(i * page_size as usize);
             write_u64(&w, i as u64 + 1);
         }
         0

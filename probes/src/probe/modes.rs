@@ -1,7 +1,7 @@
 //! The three probe modes and their entry point.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::fcntl::{OFlag, open};
@@ -9,9 +9,7 @@ use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode as FileMode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{
-    ForkResult, Gid, Uid, chdir, chroot, fchdir, fexecve, fork, read, setgroups, setresgid, setresuid, write,
-};
+use nix::unistd::{Gid, Uid, chdir, chroot, fchdir, fexecve, read, setgroups, setresgid, setresuid, write};
 
 use crate::fault;
 use crate::ns::{NsKind, NsSet};
@@ -140,8 +138,8 @@ pub mod sync_bytes {
 /// Unshare mode: the "unshare then fork" path of util-linux unshare(1) and of LXC's
 /// `lxc-unshare`.
 fn unshare_main(kinds: NsSet, sync_fd: i32, time_offsets: Option<TimeOffsets>) -> Result<i32, ProbeError> {
-    // SAFETY: the harness dup2()ed its end of the sync socket to this number for us alone.
-    let sync = unsafe { OwnedFd::from_raw_fd(sync_fd) };
+    // The harness dup2()ed its end of the sync socket to this number for us alone.
+    let sync = sys::inherited_fd(sync_fd).ctx(|| format!("take the sync socket (fd {sync_fd})"))?;
     let exe = open("/proc/self/exe", OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())
         .ctx(|| "open /proc/self/exe".into())?;
     // The unsharer starts in the harness's namespaces: its own, read before the unshare, are
@@ -264,28 +262,23 @@ fn fork_exec_observe(exe: &OwnedFd, sync: Option<OwnedFd>, extra: &[(String, Str
     for (k, v) in extra {
         env.push(entry(k.as_bytes(), v.as_bytes())?);
     }
-    // SAFETY: this mode runs single-threaded; the child only makes system calls and execs.
-    match unsafe { fork() }.ctx(|| "fork".into())? {
-        ForkResult::Child => {
-            drop(sync);
-            // If this parent dies (killed by the harness on a timeout), so does the probe. In a
-            // new pid namespace getppid() is 0, so the usual re-check cannot tell a lost parent;
-            // the probe then ends anyway when the harness closes its stdin.
-            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            let err = fexecve(exe, &args, &env).unwrap_err();
-            eprintln!("{PROBE_NAME}: failed to exec the probe: {err}");
-            // SAFETY: _exit skips atexit handlers that belong to the parent.
-            unsafe { libc::_exit(127) }
-        }
-        ForkResult::Parent { child } => {
-            drop(sync);
-            loop {
-                match waitpid(child, None).ctx(|| "wait for the probe".into())? {
-                    WaitStatus::Exited(_, code) => return Ok(code),
-                    WaitStatus::Signaled(_, sig, _) => return Ok(128 + sig as i32),
-                    _ => continue,
-                }
-            }
+    let child = sys::fork_child(|| {
+        // The child's copy of the sync socket closes on the exec (close-on-exec).
+        // If this parent dies (killed by the harness on a timeout), so does the probe. In a new
+        // pid namespace getppid() is 0, so the usual re-check cannot tell a lost parent; the
+        // probe then ends anyway when the harness closes its stdin.
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        let err = fexecve(exe, &args, &env).unwrap_err();
+        eprintln!("{PROBE_NAME}: failed to exec the probe: {err}");
+        127
+    })
+    .ctx(|| "fork".into())?;
+    drop(sync);
+    loop {
+        match waitpid(child, None).ctx(|| "wait for the probe".into())? {
+            WaitStatus::Exited(_, code) => return Ok(code),
+            WaitStatus::Signaled(_, sig, _) => return Ok(128 + sig as i32),
+            _ => continue,
         }
     }
 }

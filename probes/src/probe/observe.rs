@@ -23,7 +23,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, UnixAddr, 
 use nix::sys::stat::{Mode as FileMode, fstatat};
 use nix::sys::utsname::uname;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, chdir, chroot, fchdir, fork, getpid, getppid, sethostname};
+use nix::unistd::{Pid, chdir, chroot, fchdir, getpid, getppid, sethostname};
 
 use crate::ns::NsKind;
 use crate::sys::{self, SysvKind};
@@ -290,58 +290,48 @@ impl<'a> Observer<'a> {
         let root = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
             .ctx(|| "open /".into())?;
         // Exit codes of the child: 0 reached the host marker, 1 did not, 2+ a step failed.
-        // SAFETY: the probe is single-threaded, so the child may do anything; it only makes system
-        // calls and exits with `_exit`, never returning into the probe's main loop.
-        match unsafe { fork() }.ctx(|| "fork for the chroot escape".into())? {
-            ForkResult::Child => {
-                let code = (|| {
-                    if chroot(m.escape_dir.as_str()).is_err() {
-                        return 2;
-                    }
-                    if fchdir(&root).is_err() {
-                        return 3;
-                    }
-                    for _ in 0..CLIMB {
-                        if chdir("..").is_err() {
-                            return 4;
-                        }
-                    }
-                    if chroot(".").is_err() {
-                        return 5;
-                    }
-                    match fs::read_to_string(&m.host_marker) {
-                        Ok(t) if t.trim() == m.marker_token => 0,
-                        Ok(_) => 1,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-                        Err(_) => 6,
-                    }
-                })();
-                // SAFETY: _exit is async-signal-safe and skips the parent's atexit handlers.
-                unsafe { libc::_exit(code) }
+        let child = sys::fork_child(|| {
+            if chroot(m.escape_dir.as_str()).is_err() {
+                return 2;
             }
-            ForkResult::Parent { child } => {
-                let status = waitpid(child, None).ctx(|| "wait for the chroot-escape child".into())?;
-                let old_root_mount = self.old_root_mount()?;
-                let steps =
-                    format!("chroot({}), fchdir(old root), chdir(\"..\") x{CLIMB}, chroot(\".\")", m.escape_dir);
-                let (reached_host, detail) = match status {
-                    WaitStatus::Exited(_, 0) => {
-                        (Some(true), format!("{steps}: {} readable with the host's token", m.host_marker))
-                    }
-                    WaitStatus::Exited(_, 1) => (Some(false), format!("{steps}: {} not reachable", m.host_marker)),
-                    WaitStatus::Exited(_, 6) => {
-                        (None, format!("{steps}: reading {} failed with an error other than ENOENT", m.host_marker))
-                    }
-                    WaitStatus::Exited(_, n) => {
-                        let step = ["chroot into the escape dir", "fchdir", "chdir(\"..\")", "chroot(\".\")"]
-                            [(n as usize).saturating_sub(2).min(3)];
-                        (None, format!("not attempted: {step} failed"))
-                    }
-                    other => return Err(ProbeError::Protocol(format!("chroot-escape child ended with {other:?}"))),
-                };
-                Ok(Fact::ChrootEscape { reached_host, detail, old_root_mount })
+            if fchdir(&root).is_err() {
+                return 3;
             }
-        }
+            for _ in 0..CLIMB {
+                if chdir("..").is_err() {
+                    return 4;
+                }
+            }
+            if chroot(".").is_err() {
+                return 5;
+            }
+            match fs::read_to_string(&m.host_marker) {
+                Ok(t) if t.trim() == m.marker_token => 0,
+                Ok(_) => 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+                Err(_) => 6,
+            }
+        })
+        .ctx(|| "fork for the chroot escape".into())?;
+        let status = waitpid(child, None).ctx(|| "wait for the chroot-escape child".into())?;
+        let old_root_mount = self.old_root_mount()?;
+        let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") x{CLIMB}, chroot(\".\")", m.escape_dir);
+        let (reached_host, detail) = match status {
+            WaitStatus::Exited(_, 0) => {
+                (Some(true), format!("{steps}: {} readable with the host's token", m.host_marker))
+            }
+            WaitStatus::Exited(_, 1) => (Some(false), format!("{steps}: {} not reachable", m.host_marker)),
+            WaitStatus::Exited(_, 6) => {
+                (None, format!("{steps}: reading {} failed with an error other than ENOENT", m.host_marker))
+            }
+            WaitStatus::Exited(_, n) => {
+                let step = ["chroot into the escape dir", "fchdir", "chdir(\"..\")", "chroot(\".\")"]
+                    [(n as usize).saturating_sub(2).min(3)];
+                (None, format!("not attempted: {step} failed"))
+            }
+            other => return Err(ProbeError::Protocol(format!("chroot-escape child ended with {other:?}"))),
+        };
+        Ok(Fact::ChrootEscape { reached_host, detail, old_root_mount })
     }
 
     // ---- ipc ----
