@@ -21,9 +21,9 @@ use isoprobe_harness::limits::matrix::limit_matrix;
 use isoprobe_harness::matrix::namespace_matrix;
 use isoprobe_harness::requirement::expected_from_env;
 use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions, LauncherKind, Runner};
-use isoprobe_reports::conformance::{CaseAssessment, LatencyResult, LatencyRow, LauncherHeader, StartLatency};
 use isoprobe_reports::load::{Document, to_json};
 use isoprobe_reports::model::{Report, Suite};
+use isoprobe_reports::record::{CaseAssessment, LatencyResult, LatencyRow, LauncherHeader, StartLatency};
 use isoprobe_reports::render::text::{launcher_table, summary_table};
 
 use crate::{RunArgs, Selection};

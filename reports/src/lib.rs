@@ -16,14 +16,15 @@ pub mod conformance;
 pub mod error;
 pub mod load;
 pub mod model;
+pub mod record;
 pub mod render;
 pub mod schema;
 pub mod time;
 
 pub use bench::{BenchCase, BenchSummary};
 pub use compare::{CompareOptions, Comparison};
-pub use conformance::{CaseAssessment, LauncherHeader, StartLatency};
 pub use error::LoadError;
 pub use load::Document;
 pub use model::{CaseStatus, Report, SCHEMA_VERSION, Suite};
+pub use record::{CaseAssessment, LauncherHeader, StartLatency};
 pub use render::Format;

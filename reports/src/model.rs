@@ -4,7 +4,7 @@
 //! Cases are grouped in suites (`namespaces` and `limits` by default; a `--launcher` run has
 //! `launchers` and `launcher-limits`, whose cases carry an assessment against the tool's expected
 //! differences, and the report then carries a header per launcher and the start latencies, see
-//! [`crate::conformance`]). Counts and statuses are derived here, never stored, so a report
+//! [`crate::record::launcher`] and [`crate::conformance`]). Counts and statuses are derived here, never stored, so a report
 //! cannot contradict itself.
 
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::BenchSummary;
-use crate::conformance::{CaseAssessment, LauncherHeader, StartLatency};
+use crate::record::launcher::{CaseAssessment, ExplainedDifference, LauncherHeader, StartLatency};
 
 /// The version of the report format this build writes and reads. Version 2 added the launcher
 /// conformance part (`launchers`, `start_latency`, each suite's `assessments`); all of it is
@@ -205,6 +205,12 @@ impl Report {
         }
     }
 
+    /// The assessment of `case` of `suite`, when it was run through a launcher of the
+    /// conformance table.
+    pub fn assessment<'a>(&self, suite: &'a Suite, case: &CaseOutcome) -> Option<&'a CaseAssessment> {
+        suite.assessments.get(&case.name)
+    }
+
     /// Every case with its suite.
     pub fn cases(&self) -> impl Iterator<Item = (&Suite, &CaseOutcome)> {
         self.suites.iter().flat_map(|s| s.cases.iter().map(move |c| (s, c)))
@@ -302,7 +308,7 @@ impl Report {
     }
 
     /// Every explained difference, with its suite and case, in report order.
-    pub fn explained_differences(&self) -> Vec<(&Suite, &CaseOutcome, &crate::conformance::ExplainedDifference)> {
+    pub fn explained_differences(&self) -> Vec<(&Suite, &CaseOutcome, &ExplainedDifference)> {
         self.cases()
             .filter(|(s, c)| self.status(s, c) == CaseStatus::Explained)
             .flat_map(|(s, c)| {

@@ -20,8 +20,9 @@ use super::escape::xml;
 use super::svg;
 use super::units;
 use crate::bench::BenchSummary;
-use crate::conformance::{LatencyResult, LauncherLimits, Notes, cell_text};
+use crate::conformance::{LauncherLimits, Notes, cell_text};
 use crate::model::{CaseStatus, Report, worst_verdict};
+use crate::record::LatencyResult;
 
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fff; }
