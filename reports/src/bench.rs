@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use isoprobe_harness::fingerprint::Fingerprint;
+use crate::record::Fingerprint;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -43,12 +43,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use isoprobe_harness::fingerprint::Fingerprint;
-use isoprobe_harness::verdict::{CaseOutcome, Role, Verdict};
-
 use crate::bench::{BenchCase, BenchSummary};
 use crate::load::Document;
 use crate::model::{Report, verdict_detail};
+use crate::record::{CaseOutcome, Fingerprint, Role, Verdict};
 use crate::render::escape::{markdown_cell as cell, markdown_code as code};
 use crate::render::units;
 
@@ -1077,12 +1075,11 @@ mod tests {
     use std::collections::BTreeMap;
     use std::time::{Duration, SystemTime};
 
-    use isoprobe_harness::fingerprint::{
-        CgroupInfo, CgroupLayout, CpuInfo, Fingerprint, Hypervisor, KernelConfig, KernelInfo, UserInfo, UsernsPolicy,
+    use crate::record::{
+        CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CheckId, CheckResult, CpuInfo, Fingerprint, Hypervisor,
+        KernelConfig, KernelInfo, LimitCheck, LimitResult, NsSet, ProbeRun, Role, Skip, UserInfo, UsernsPolicy,
+        Verdict,
     };
-    use isoprobe_harness::limits::LimitCheck;
-    use isoprobe_harness::verdict::{CaseOutcome, CheckResult, LimitResult, ProbeRun, Role, Skip, Verdict};
-    use isoprobe_harness::{CaseSpec, CheckId, NsSet};
 
     use super::{CompareOptions, Comparison, EXIT_OK, EXIT_REGRESSION, compare};
     use crate::load::Document;

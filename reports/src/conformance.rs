@@ -13,11 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use isoprobe_harness::verdict::CaseOutcome;
-use isoprobe_harness::{NsSet, RootfsMode};
-
 use crate::model::{CaseStatus, Report, Suite};
-use crate::record::launcher::{LauncherCapabilities, LauncherHeader};
+use crate::record::{CaseOutcome, LauncherCapabilities, LauncherHeader, NsSet, RootfsMode};
 
 /// A cell of the conformance table: one case of one launcher.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,6 @@
 //! The run report: one JSON document per `isoprobe run`, with a schema version, the environment
-//! fingerprint, and every case's outcome as the harness produced it.
+//! fingerprint, and every case's outcome as the harness produced it, in the report's own records
+//! ([`crate::record`]).
 //!
 //! Cases are grouped in suites (`namespaces` and `limits` by default; a `--launcher` run has
 //! `launchers` and `launcher-limits`, whose cases carry an assessment against the tool's expected
@@ -10,14 +11,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use isoprobe_harness::CheckId;
-use isoprobe_harness::fingerprint::Fingerprint;
-use isoprobe_harness::verdict::{CaseOutcome, CheckResult, Role, Verdict};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::BenchSummary;
-use crate::record::launcher::{CaseAssessment, ExplainedDifference, LauncherHeader, StartLatency};
+use crate::record::{
+    CaseAssessment, CaseOutcome, CheckId, CheckResult, ExplainedDifference, Fingerprint, LauncherHeader, Role,
+    StartLatency, Verdict,
+};
 
 /// The version of the report format this build writes and reads. Version 2 added the launcher
 /// conformance part (`launchers`, `start_latency`, each suite's `assessments`); all of it is

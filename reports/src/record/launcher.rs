@@ -12,10 +12,13 @@
 
 use isoprobe_harness::launcher::differences::Assessment;
 use isoprobe_harness::launcher::registry::LauncherInfo;
-use isoprobe_harness::verdict::{CaseOutcome, Role, Skip, Verdict};
+use isoprobe_harness::launcher::{Capabilities, IdMapSupport, OffsetSupport, Performer};
 use isoprobe_harness::{CheckId, NsSet, RootfsMode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::outcome::CaseOutcome;
+use super::verdict::{Role, Skip, Verdict};
 
 /// One launcher of the run: the header of its column in the conformance table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -149,57 +152,85 @@ pub enum LatencyResult {
     },
 }
 
+// The words of the capabilities are spelled here, one match arm each, rather than taken from the
+// harness's serialisation of its support levels: renaming a harness variant must not rename them.
+
 impl From<&LauncherInfo> for LauncherHeader {
     fn from(i: &LauncherInfo) -> LauncherHeader {
-        // The support levels serialise as their kebab-case names.
-        let word = |v: serde_json::Value| v.as_str().unwrap_or("?").to_owned();
-        let c = &i.capabilities;
+        // The kind is the name's source; nothing else of the header depends on it.
+        let LauncherInfo { kind: _, name, tool, unavailable, capabilities, wrapper } = i;
+        let Capabilities { namespaces, rootfs, id_maps, hostname, proc, sysfs, time_offsets, cgroup_limits, rootless } =
+            capabilities;
         LauncherHeader {
-            name: i.name.to_owned(),
-            tool: i.tool.as_ref().map(|t| Tool {
+            name: (*name).to_owned(),
+            tool: tool.as_ref().map(|t| Tool {
                 command: t.command.to_owned(),
                 package: t.package.to_owned(),
                 path: t.path.display().to_string(),
                 version: t.version.clone(),
             }),
-            unavailable: i.unavailable.clone(),
-            wrapper: i.wrapper.clone(),
+            unavailable: unavailable.as_ref().map(Skip::from),
+            wrapper: wrapper.clone(),
             capabilities: LauncherCapabilities {
-                namespaces: c.namespaces,
-                rootfs: c.rootfs.clone(),
-                id_maps: word(serde_json::json!(c.id_maps)),
-                hostname: word(serde_json::json!(c.hostname)),
-                proc: word(serde_json::json!(c.proc)),
-                sysfs: word(serde_json::json!(c.sysfs)),
-                time_offsets: word(serde_json::json!(c.time_offsets)),
-                cgroup_limits: c.cgroup_limits,
-                rootless: c.rootless,
+                namespaces: *namespaces,
+                rootfs: rootfs.clone(),
+                id_maps: id_map_word(*id_maps).to_owned(),
+                hostname: performer_word(*hostname).to_owned(),
+                proc: performer_word(*proc).to_owned(),
+                sysfs: performer_word(*sysfs).to_owned(),
+                time_offsets: offset_word(*time_offsets).to_owned(),
+                cgroup_limits: *cgroup_limits,
+                rootless: *rootless,
             },
         }
     }
 }
 
+fn id_map_word(s: IdMapSupport) -> &'static str {
+    match s {
+        IdMapSupport::Any => "any",
+        IdMapSupport::OwnIdsOnly => "own-ids-only",
+        IdMapSupport::None => "none",
+    }
+}
+
+fn performer_word(p: Performer) -> &'static str {
+    match p {
+        Performer::Launcher => "launcher",
+        Performer::Payload => "payload",
+        Performer::No => "no",
+    }
+}
+
+fn offset_word(s: OffsetSupport) -> &'static str {
+    match s {
+        OffsetSupport::Nanoseconds => "nanoseconds",
+        OffsetSupport::WholeSeconds => "whole-seconds",
+        OffsetSupport::None => "none",
+    }
+}
+
 impl From<&Assessment> for CaseAssessment {
     fn from(a: &Assessment) -> CaseAssessment {
+        // The launcher and its tool are the header's (one per launcher, not per case).
+        let Assessment { launcher: _, tool: _, defaults, explained, unexplained, stale } = a;
         CaseAssessment {
-            defaults: a
-                .defaults
+            defaults: defaults
                 .iter()
                 .map(|d| ToolDefaultNote { what: d.what.clone(), source: d.source.to_owned() })
                 .collect(),
-            explained: a
-                .explained
+            explained: explained
                 .iter()
                 .map(|e| ExplainedDifference {
-                    role: e.role,
+                    role: e.role.into(),
                     check: e.check,
-                    verdict: e.verdict.clone(),
+                    verdict: (&e.verdict).into(),
                     observed: e.observed.to_owned(),
                     source: e.source.to_owned(),
                 })
                 .collect(),
-            unexplained: a.unexplained.clone(),
-            stale: a.stale.clone(),
+            unexplained: unexplained.clone(),
+            stale: stale.clone(),
         }
     }
 }
