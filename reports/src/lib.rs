@@ -19,6 +19,8 @@ pub mod model;
 pub mod record;
 pub mod render;
 pub mod schema;
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod strategy;
 pub mod time;
 
 pub use bench::{BenchCase, BenchSummary};

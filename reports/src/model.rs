@@ -448,3 +448,43 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_round_trip};
+
+    proptest! {
+        // A report holds every other record; fewer, larger cases.
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_report_round_trips(r in strategy::report()) {
+            assert_round_trip(&r)?;
+        }
+
+        #[test]
+        fn a_suite_round_trips(s in strategy::suite()) {
+            assert_round_trip(&s)?;
+        }
+    }
+
+    /// Version 1 reports have no launcher part: a report without one writes none of its keys,
+    /// so that it reads as it did.
+    #[test]
+    fn a_report_without_launchers_writes_no_launcher_keys() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let fingerprint = strategy::fingerprint().new_tree(&mut runner).unwrap().current();
+        let mut r = Report::new(fingerprint, SystemTime::UNIX_EPOCH, vec!["isoprobe".into()], Vec::new());
+        r.suites.push(Suite::new("namespaces", Vec::new()));
+        let json = serde_json::to_value(&r).unwrap();
+        for key in ["launchers", "start_latency", "bench"] {
+            assert!(json.get(key).is_none(), "{key} in {json}");
+        }
+        assert!(json["suites"][0].get("assessments").is_none(), "{json}");
+        assert_eq!((json["kind"].as_str(), json["schema_version"].as_u64()), (Some("isoprobe-report"), Some(2)));
+    }
+}

@@ -290,3 +290,51 @@ impl From<harness::CgroupLayout> for CgroupLayout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_converts_from, assert_round_trip};
+
+    proptest! {
+        #[test]
+        fn a_fingerprint_round_trips(f in strategy::fingerprint()) {
+            assert_round_trip(&f)?;
+        }
+
+        #[test]
+        fn a_fingerprint_converts_from_the_harness_with_the_same_json(f in strategy::fingerprint()) {
+            assert_converts_from::<harness::Fingerprint, _>(&f)?;
+        }
+
+        /// The properties were the harness's rendering until the split (and what `isoprobe env`
+        /// printed): the report's own copy prints the same lines.
+        #[test]
+        fn properties_are_the_lines_the_harness_printed(f in strategy::fingerprint()) {
+            let h: harness::Fingerprint = serde_json::from_value(serde_json::to_value(&f).unwrap()).unwrap();
+            prop_assert_eq!(f.properties(), h.properties());
+        }
+
+        /// An unknown field of a fingerprint is refused, not dropped, as the harness's type refused
+        /// it: compare decides from the fingerprints whether two runs can be compared at all.
+        #[test]
+        fn an_unknown_fingerprint_field_is_refused(f in strategy::fingerprint()) {
+            let mut json = serde_json::to_value(&f).unwrap();
+            json["secure_boot"] = serde_json::json!(true);
+            let e = serde_json::from_value::<Fingerprint>(json).unwrap_err().to_string();
+            prop_assert!(e.contains("secure_boot"), "{}", e);
+        }
+    }
+
+    #[test]
+    fn cgroup_layouts_are_the_harness_s_names() {
+        for l in CgroupLayout::ALL {
+            let json = serde_json::to_value(l).unwrap();
+            let h: harness::CgroupLayout = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!((serde_json::to_value(h).unwrap(), CgroupLayout::from(h)), (json.clone(), l));
+            assert_eq!((l.name(), json.as_str()), (h.name(), Some(l.name())));
+        }
+    }
+}

@@ -268,3 +268,115 @@ impl LatencyResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use isoprobe_harness::launcher::differences::Explained;
+    use isoprobe_harness::launcher::{ToolDefault, ToolInfo};
+    use isoprobe_harness::{LauncherKind, verdict as harness};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_round_trip};
+
+    proptest! {
+        #[test]
+        fn launcher_records_round_trip(
+            h in strategy::launcher_header(),
+            a in strategy::case_assessment(),
+            l in strategy::start_latency(),
+        ) {
+            assert_round_trip(&h)?;
+            assert_round_trip(&a)?;
+            assert_round_trip(&l)?;
+        }
+    }
+
+    /// The words are those the harness's support levels serialised as, which reports written
+    /// before the conversion spelled them out hold.
+    #[test]
+    fn capability_words_are_the_harness_s_names() {
+        let json = |v: serde_json::Value| v.as_str().unwrap().to_owned();
+        for s in [IdMapSupport::Any, IdMapSupport::OwnIdsOnly, IdMapSupport::None] {
+            assert_eq!(id_map_word(s), json(serde_json::json!(s)));
+        }
+        for p in [Performer::Launcher, Performer::Payload, Performer::No] {
+            assert_eq!(performer_word(p), json(serde_json::json!(p)));
+        }
+        for o in [OffsetSupport::Nanoseconds, OffsetSupport::WholeSeconds, OffsetSupport::None] {
+            assert_eq!(offset_word(o), json(serde_json::json!(o)));
+        }
+    }
+
+    #[test]
+    fn a_header_records_the_tool_or_why_it_is_unavailable() {
+        let capabilities = Capabilities {
+            namespaces: NsSet::ALL,
+            rootfs: vec![RootfsMode::Host, RootfsMode::PivotRoot],
+            id_maps: IdMapSupport::OwnIdsOnly,
+            hostname: Performer::Launcher,
+            proc: Performer::Payload,
+            sysfs: Performer::No,
+            time_offsets: OffsetSupport::WholeSeconds,
+            cgroup_limits: false,
+            rootless: true,
+        };
+        let tool = ToolInfo {
+            command: "bwrap",
+            package: "bubblewrap",
+            path: PathBuf::from("/usr/bin/bwrap"),
+            version: "bubblewrap 0.8.0".into(),
+        };
+        let info = LauncherInfo {
+            kind: LauncherKind::Bwrap,
+            name: "bwrap",
+            tool: Some(tool),
+            unavailable: None,
+            capabilities,
+            wrapper: None,
+        };
+        let h = LauncherHeader::from(&info);
+        assert_eq!(
+            h.tool.as_ref().map(|t| (t.path.as_str(), t.version.as_str())),
+            Some(("/usr/bin/bwrap", "bubblewrap 0.8.0"))
+        );
+        let c = &h.capabilities;
+        let words = [&c.id_maps, &c.hostname, &c.proc, &c.sysfs, &c.time_offsets];
+        assert_eq!(words, ["own-ids-only", "launcher", "payload", "no", "whole-seconds"]);
+        assert_eq!((c.namespaces, c.cgroup_limits, c.rootless), (NsSet::ALL, false, true));
+
+        let missing = harness::Skip { requirement: "tool:runc".into(), reason: "runc not installed".into() };
+        let info =
+            LauncherInfo { tool: None, unavailable: Some(missing), name: "runc", kind: LauncherKind::Runc, ..info };
+        let h = LauncherHeader::from(&info);
+        assert_eq!((h.tool, h.unavailable.map(|u| u.reason)), (None, Some("runc not installed".to_owned())));
+    }
+
+    #[test]
+    fn an_assessment_keeps_its_rows_and_leaves_the_tool_to_the_header() {
+        let verdict =
+            harness::Verdict::Fail { expected: "down".into(), observed: "up".into(), evidence: String::new() };
+        let a = Assessment {
+            launcher: LauncherKind::Bwrap,
+            tool: None,
+            defaults: vec![ToolDefault { what: "a new ipc namespace".into(), source: "bwrap(1)" }],
+            explained: vec![Explained {
+                role: harness::Role::Joiner,
+                check: CheckId::NetLinks,
+                verdict,
+                observed: "lo is up",
+                source: "bubblewrap source",
+            }],
+            unexplained: vec!["mnt/ns-inode: shared".into()],
+            stale: Vec::new(),
+        };
+        let r = CaseAssessment::from(&a);
+        assert_eq!(r.defaults, [ToolDefaultNote { what: "a new ipc namespace".into(), source: "bwrap(1)".into() }]);
+        let e = r.explanation(Role::Joiner, CheckId::NetLinks).expect("the row");
+        assert_eq!((e.observed.as_str(), e.verdict.label()), ("lo is up", "fail"));
+        assert!(r.explanation(Role::Container, CheckId::NetLinks).is_none(), "a row is for its role only");
+        assert!(!r.conforms(), "an unexplained failure");
+    }
+}

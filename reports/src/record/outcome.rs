@@ -145,3 +145,93 @@ mod duration_ms {
         Duration::try_from_secs_f64(ms / 1e3).map_err(|_| serde::de::Error::custom(format!("bad duration {ms} ms")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use isoprobe_harness::NsSet;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::{CheckId, LimitCheck};
+    use crate::strategy::{self, assert_converts_from, assert_round_trip};
+
+    proptest! {
+        #[test]
+        fn outcomes_round_trip(run in strategy::probe_run(), case in strategy::case_outcome()) {
+            assert_round_trip(&run)?;
+            assert_round_trip(&case)?;
+        }
+
+        #[test]
+        fn outcomes_convert_from_the_harness_with_the_same_json(
+            run in strategy::probe_run(),
+            case in strategy::case_outcome(),
+        ) {
+            assert_converts_from::<harness::ProbeRun, _>(&run)?;
+            assert_converts_from::<harness::CaseOutcome, _>(&case)?;
+        }
+    }
+
+    fn fail(observed: &str) -> Verdict {
+        Verdict::Fail { expected: "isolated".into(), observed: observed.into(), evidence: "seen".into() }
+    }
+
+    #[test]
+    fn failure_lines_name_the_check_the_role_and_the_limit() {
+        let run = |role, checks, limits| ProbeRun {
+            role,
+            init: Vec::new(),
+            checks,
+            exit: "exit 0".into(),
+            stderr: String::new(),
+            limits,
+        };
+        let case = CaseOutcome {
+            name: "clone3/host/pid".into(),
+            spec: CaseSpec::new(NsSet::ALL),
+            skipped: None,
+            error: None,
+            runs: vec![
+                run(
+                    Role::Container,
+                    vec![CheckResult { check: CheckId::PidSignalHostProcess, verdict: fail("shared") }],
+                    vec![LimitResult { check: LimitCheck::Memory, verdict: Verdict::Error { cause: "EIO".into() } }],
+                ),
+                run(Role::Joiner, vec![CheckResult { check: CheckId::UtsHostname, verdict: fail("host's") }], vec![]),
+            ],
+            join_mismatches: vec!["uts/hostname: differs".into()],
+            duration: Duration::from_millis(3),
+        };
+        assert!(!case.passed());
+        assert_eq!(
+            case.failure_lines(),
+            [
+                "clone3/host/pid: pid/signal-host-process: expected isolated, observed shared (seen)",
+                "clone3/host/pid: memory/oom-at-max: could not observe: EIO",
+                "clone3/host/pid (joiner): uts/hostname: expected isolated, observed host's (seen)",
+                "clone3/host/pid: joiner and container disagree: uts/hostname: differs",
+            ]
+        );
+        assert_eq!(case.verdicts().count(), 2, "limit verdicts are not check verdicts");
+    }
+
+    #[test]
+    fn a_duration_is_written_in_milliseconds_and_a_huge_one_is_refused() {
+        let case = CaseOutcome {
+            name: "c".into(),
+            spec: CaseSpec::new(NsSet::EMPTY),
+            skipped: None,
+            error: None,
+            runs: Vec::new(),
+            join_mismatches: Vec::new(),
+            duration: Duration::from_micros(1500),
+        };
+        let json = serde_json::to_value(&case).unwrap();
+        assert_eq!(json["duration"], 1.5);
+        assert!(json.get("skipped").is_none() && json.get("join_mismatches").is_none(), "{json}");
+        let mut huge = json.clone();
+        huge["duration"] = serde_json::json!(6.8e140);
+        let e = serde_json::from_value::<CaseOutcome>(huge).unwrap_err().to_string();
+        assert!(e.contains("bad duration"), "{e}");
+    }
+}

@@ -287,3 +287,61 @@ impl From<&wire::Exercise> for Exercise {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_converts_from, assert_round_trip};
+
+    proptest! {
+        #[test]
+        fn specs_round_trip(
+            spec in strategy::case_spec(),
+            limits in strategy::limit_spec(),
+            exercise in strategy::exercise(),
+            maps in strategy::id_maps(),
+        ) {
+            assert_round_trip(&spec)?;
+            assert_round_trip(&limits)?;
+            assert_round_trip(&limits.settings)?;
+            assert_round_trip(&exercise)?;
+            assert_round_trip(&maps)?;
+        }
+
+        #[test]
+        fn specs_convert_from_the_harness_with_the_same_json(
+            spec in strategy::case_spec(),
+            limits in strategy::limit_spec(),
+            exercise in strategy::exercise(),
+            maps in strategy::id_maps(),
+            offsets in strategy::time_offsets(),
+        ) {
+            assert_converts_from::<harness::CaseSpec, _>(&spec)?;
+            assert_converts_from::<harness_limits::LimitSpec, _>(&limits)?;
+            assert_converts_from::<harness_limits::Limits, _>(&limits.settings)?;
+            assert_converts_from::<wire::Exercise, _>(&exercise)?;
+            assert_converts_from::<harness::IdMaps, _>(&maps)?;
+            assert_converts_from::<wire::TimeOffsets, _>(&offsets)?;
+        }
+    }
+
+    /// What reports written so far hold: unset settings left out, the v2 file names as keys, the
+    /// exercise tagged by `exercise`, and unknown fields refused (a misspelt setting must not read
+    /// as no setting).
+    #[test]
+    fn a_limit_spec_is_written_with_cgroup_file_names() {
+        let spec = LimitSpec {
+            settings: Limits { pids_max: Some(16), freeze: true, ..Limits::default() },
+            sibling: None,
+            exercise: Exercise::NetClassid,
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(json, r#"{"settings":{"pids.max":16,"cgroup.freeze":true},"exercise":{"exercise":"net-classid"}}"#);
+        let misspelt = json.replace("pids.max", "pid.max");
+        assert!(serde_json::from_str::<LimitSpec>(&misspelt).unwrap_err().to_string().contains("pid.max"));
+        let spec: CaseSpec = serde_json::from_str(r#"{"namespaces":["pid","mnt"]}"#).unwrap();
+        assert_eq!(spec, CaseSpec::new("pid+mnt".parse().unwrap()), "rootfs and launcher have defaults");
+    }
+}

@@ -234,3 +234,70 @@ impl From<&harness::Skip> for Skip {
         Skip { requirement: requirement.clone(), reason: reason.clone() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_converts_from, assert_round_trip};
+
+    proptest! {
+        #[test]
+        fn judgements_round_trip(
+            v in strategy::verdict(),
+            c in strategy::check_result(),
+            l in strategy::limit_result(),
+            s in strategy::skip(),
+            r in strategy::role(),
+        ) {
+            assert_round_trip(&v)?;
+            assert_round_trip(&c)?;
+            assert_round_trip(&l)?;
+            assert_round_trip(&s)?;
+            assert_round_trip(&r)?;
+        }
+
+        #[test]
+        fn judgements_convert_from_the_harness_with_the_same_json(
+            v in strategy::verdict(),
+            c in strategy::check_result(),
+            l in strategy::limit_result(),
+            s in strategy::skip(),
+        ) {
+            assert_converts_from::<harness::Verdict, _>(&v)?;
+            assert_converts_from::<harness::CheckResult, _>(&c)?;
+            assert_converts_from::<harness::LimitResult, _>(&l)?;
+            assert_converts_from::<harness::Skip, _>(&s)?;
+        }
+    }
+
+    /// The limit checks and roles by value (their conversions take no reference): each is written
+    /// as the harness wrote it and named as the harness names it, and the names are unique.
+    #[test]
+    fn limit_checks_and_roles_are_the_harness_s_names() {
+        let mut names = std::collections::BTreeSet::new();
+        for c in LimitCheck::ALL {
+            let json = serde_json::to_value(c).unwrap();
+            let h: HarnessLimitCheck = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(serde_json::to_value(h).unwrap(), json);
+            assert_eq!((LimitCheck::from(h), c.name()), (c, h.name()));
+            assert_eq!(c.to_string(), c.name());
+            assert!(names.insert(c.name()), "{c} named twice");
+        }
+        for r in [Role::Container, Role::Joiner] {
+            let json = serde_json::to_value(r).unwrap();
+            let h: harness::Role = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!((serde_json::to_value(h).unwrap(), Role::from(h)), (json, r));
+        }
+    }
+
+    #[test]
+    fn a_verdict_is_written_with_its_status_tag() {
+        let v = Verdict::Skip { requirement: "root".into(), reason: "needs root".into() };
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"status":"skip","requirement":"root","reason":"needs root"}"#);
+        assert!(v.is_skip() && !v.is_failure() && !v.is_pass() && v.label() == "skip");
+        assert!(Verdict::Error { cause: "x".into() }.is_failure());
+    }
+}
