@@ -21,6 +21,8 @@ pub mod render;
 pub mod schema;
 #[cfg(any(test, feature = "arbitrary"))]
 pub mod strategy;
+#[cfg(test)]
+mod testing;
 pub mod time;
 
 pub use bench::{BenchCase, BenchSummary};

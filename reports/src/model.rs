@@ -455,6 +455,7 @@ mod tests {
 
     use super::*;
     use crate::strategy::{self, assert_round_trip};
+    use crate::testing::{HOSTNAME, SIGNAL, case, fingerprint, pass, skip};
 
     proptest! {
         // A report holds every other record; fewer, larger cases.
@@ -469,6 +470,22 @@ mod tests {
         fn a_suite_round_trips(s in strategy::suite()) {
             assert_round_trip(&s)?;
         }
+    }
+
+    /// A check skipped for a requirement the run declared in ISOPROBE_EXPECT fails the run
+    /// (`Report::status`, `failures`), as a skipped case does; a skip for another requirement does
+    /// not.
+    #[test]
+    fn a_check_skipped_for_a_declared_requirement_fails_the_run() {
+        let mut r = Report::new(fingerprint(), SystemTime::UNIX_EPOCH, vec!["isoprobe".into()], vec!["root".into()]);
+        r.suites =
+            vec![Suite::new("namespaces", vec![case("clone3/host/uts", &[(HOSTNAME, pass()), (SIGNAL, skip())])])];
+        assert!(!r.passed());
+        let f = r.failures();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].check == SIGNAL.name() && f[0].detail.contains("ISOPROBE_EXPECT declares `root`"), "{f:?}");
+        r.expect = vec!["userns".into()];
+        assert!(r.passed() && r.failures().is_empty());
     }
 
     /// Version 1 reports have no launcher part: a report without one writes none of its keys,
