@@ -70,7 +70,7 @@ pub struct IdMaps {
     pub gid: Vec<IdMapLine>,
 }
 
-/// One line of /proc/<pid>/uid_map or gid_map.
+/// One line of `/proc/<pid>/uid_map` or `gid_map`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMapLine {
     pub inside: u32,
