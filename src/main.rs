@@ -272,7 +272,8 @@ fn real_main() -> Result<u8> {
         Command::Run(args) => run::run(&args),
         Command::List(sel) => run::list(&sel),
         Command::Env { json } => {
-            let fp = Fingerprint::collect(LAUNCHER_TOOLS);
+            // As a report records it: `env --json` prints a report's `fingerprint` object.
+            let fp = isoprobe_reports::record::Fingerprint::from(&Fingerprint::collect(LAUNCHER_TOOLS));
             if json {
                 println!("{}", serde_json::to_string_pretty(&fp).context("serialise the fingerprint")?);
             } else {

@@ -21,10 +21,12 @@ use isoprobe_harness::launcher::registry::{
 use isoprobe_harness::limits::matrix::limit_matrix;
 use isoprobe_harness::matrix::namespace_matrix;
 use isoprobe_harness::requirement::expected_from_env;
-use isoprobe_harness::{CaseOutcome, CaseSpec, Harness, HarnessOptions, LauncherKind, Runner};
-use isoprobe_reports::conformance::{CaseAssessment, LatencyResult, LatencyRow, LauncherHeader, StartLatency};
+use isoprobe_harness::{CaseSpec, Harness, HarnessOptions, LauncherKind, Runner};
 use isoprobe_reports::load::{Document, to_json};
 use isoprobe_reports::model::{Report, Suite};
+use isoprobe_reports::record::{
+    self, CaseAssessment, CaseOutcome, LatencyResult, LatencyRow, LauncherHeader, StartLatency,
+};
 use isoprobe_reports::render::text::{launcher_table, summary_table};
 
 use crate::{RunArgs, Selection};
@@ -206,7 +208,12 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let started = Instant::now();
     let fingerprint = Fingerprint::collect(if conformance { LAUNCHER_TOOLS } else { &[] });
     let harness = Harness::new(HarnessOptions::default()).context("set up the run")?;
-    let mut report = Report::new(fingerprint, started_at, std::env::args().collect(), expected_from_env());
+    let mut report = Report::new(
+        record::Fingerprint::from(&fingerprint),
+        started_at,
+        std::env::args().collect(),
+        expected_from_env(),
+    );
     if conformance {
         report.launchers = kinds.iter().map(|k| LauncherHeader::from(&describe(*k))).collect();
     }
@@ -340,16 +347,17 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// A case's outcome, with its assessment when it ran through a launcher of the conformance table.
+/// A case's outcome, with its assessment when it ran through a launcher of the conformance table,
+/// both as the report records them.
 type Done = (CaseOutcome, Option<CaseAssessment>);
 
 /// Runs one case: through its launcher with an assessment when `assess`.
 fn run_one(harness: &Harness, spec: &CaseSpec, assess: bool) -> Done {
     if !assess {
-        return (harness.run_case(spec), None);
+        return (CaseOutcome::from(&harness.run_case(spec)), None);
     }
     let l = run_case_on(harness, spec.launcher, spec);
-    (l.outcome, Some(CaseAssessment::from(&l.assessment)))
+    (CaseOutcome::from(&l.outcome), Some(CaseAssessment::from(&l.assessment)))
 }
 
 /// Whether a case counts as a failure in the progress lines: any failure without an assessment,

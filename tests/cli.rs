@@ -113,8 +113,8 @@ fn list_names_the_cases_and_help_documents_exit_codes() {
 #[test]
 fn a_launcher_run_records_headers_assessments_and_explained_differences() {
     use isoprobe_reports::CaseStatus;
-    use isoprobe_reports::conformance::LatencyResult;
     use isoprobe_reports::load::{Document, load};
+    use isoprobe_reports::record::LatencyResult;
     use isoprobe_reports::render::{Format, render};
 
     let dir = scratch("launchers");

@@ -47,7 +47,8 @@ pub use isoprobe_harness::primitives::{self, Timed};
 pub use run::{BenchRun, Group, Profile};
 
 /// The fingerprint a summary carries: the same one `isoprobe env` prints and run reports carry,
-/// so `isoprobe compare` can tell whether two summaries come from comparable machines.
-pub fn fingerprint() -> isoprobe_harness::fingerprint::Fingerprint {
-    isoprobe_harness::fingerprint::Fingerprint::collect(&[])
+/// so `isoprobe compare` can tell whether two summaries come from comparable machines. Collected
+/// by the harness, recorded in the summary's own format.
+pub fn fingerprint() -> isoprobe_reports::record::Fingerprint {
+    (&isoprobe_harness::fingerprint::Fingerprint::collect(&[])).into()
 }

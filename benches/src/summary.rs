@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use isoprobe_harness::fingerprint::Fingerprint;
 pub use isoprobe_reports::bench::{BenchCase, BenchSummary};
+use isoprobe_reports::record::Fingerprint;
 
 /// One bench binary's share of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

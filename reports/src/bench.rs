@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use isoprobe_harness::fingerprint::Fingerprint;
+use crate::record::Fingerprint;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -133,5 +133,32 @@ impl BenchCase {
     /// `group/id`.
     pub fn name(&self) -> String {
         format!("{}/{}", self.group, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_round_trip};
+
+    proptest! {
+        #[test]
+        fn a_bench_summary_round_trips(s in strategy::bench_summary(), c in strategy::bench_case()) {
+            assert_round_trip(&s)?;
+            assert_round_trip(&c)?;
+        }
+    }
+
+    /// `slow_samples`, `contended` and `ratios` came after the first summaries: absent, they read
+    /// as none.
+    #[test]
+    fn a_case_without_the_later_fields_reads() {
+        let c: BenchCase = serde_json::from_str(
+            r#"{"group":"clone3","id":"pid","median_ns":2.0,"ci_low_ns":1.0,"ci_high_ns":3.0,"cpu_ns":null,"samples":10}"#,
+        )
+        .unwrap();
+        assert_eq!((c.slow_samples, c.contended, c.ratios.len(), c.name()), (0, false, 0, "clone3/pid".to_owned()));
     }
 }

@@ -29,7 +29,7 @@ impl Document {
         }
     }
 
-    pub fn fingerprint(&self) -> &isoprobe_harness::fingerprint::Fingerprint {
+    pub fn fingerprint(&self) -> &crate::record::Fingerprint {
         match self {
             Document::Run(r) => &r.fingerprint,
             Document::Bench(b) => &b.fingerprint,

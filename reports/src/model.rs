@@ -1,23 +1,24 @@
 //! The run report: one JSON document per `isoprobe run`, with a schema version, the environment
-//! fingerprint, and every case's outcome as the harness produced it.
+//! fingerprint, and every case's outcome as the harness produced it, in the report's own records
+//! ([`crate::record`]).
 //!
 //! Cases are grouped in suites (`namespaces` and `limits` by default; a `--launcher` run has
 //! `launchers` and `launcher-limits`, whose cases carry an assessment against the tool's expected
 //! differences, and the report then carries a header per launcher and the start latencies, see
-//! [`crate::conformance`]). Counts and statuses are derived here, never stored, so a report
+//! [`crate::record::launcher`] and [`crate::conformance`]). Counts and statuses are derived here, never stored, so a report
 //! cannot contradict itself.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use isoprobe_harness::CheckId;
-use isoprobe_harness::fingerprint::Fingerprint;
-use isoprobe_harness::verdict::{CaseOutcome, CheckResult, Role, Verdict};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::BenchSummary;
-use crate::conformance::{CaseAssessment, LauncherHeader, StartLatency};
+use crate::record::{
+    CaseAssessment, CaseOutcome, CheckId, CheckResult, ExplainedDifference, Fingerprint, LauncherHeader, Role,
+    StartLatency, Verdict,
+};
 
 /// The version of the report format this build writes and reads. Version 2 added the launcher
 /// conformance part (`launchers`, `start_latency`, each suite's `assessments`); all of it is
@@ -205,6 +206,12 @@ impl Report {
         }
     }
 
+    /// The assessment of `case` of `suite`, when it was run through a launcher of the
+    /// conformance table.
+    pub fn assessment<'a>(&self, suite: &'a Suite, case: &CaseOutcome) -> Option<&'a CaseAssessment> {
+        suite.assessments.get(&case.name)
+    }
+
     /// Every case with its suite.
     pub fn cases(&self) -> impl Iterator<Item = (&Suite, &CaseOutcome)> {
         self.suites.iter().flat_map(|s| s.cases.iter().map(move |c| (s, c)))
@@ -302,7 +309,7 @@ impl Report {
     }
 
     /// Every explained difference, with its suite and case, in report order.
-    pub fn explained_differences(&self) -> Vec<(&Suite, &CaseOutcome, &crate::conformance::ExplainedDifference)> {
+    pub fn explained_differences(&self) -> Vec<(&Suite, &CaseOutcome, &ExplainedDifference)> {
         self.cases()
             .filter(|(s, c)| self.status(s, c) == CaseStatus::Explained)
             .flat_map(|(s, c)| {
@@ -439,5 +446,62 @@ impl Report {
             out.push(f("differences-table".into(), None, "stale", stale.clone()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_round_trip};
+    use crate::testing::{HOSTNAME, SIGNAL, case, fingerprint, pass, skip};
+
+    proptest! {
+        // A report holds every other record; fewer, larger cases.
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_report_round_trips(r in strategy::report()) {
+            assert_round_trip(&r)?;
+        }
+
+        #[test]
+        fn a_suite_round_trips(s in strategy::suite()) {
+            assert_round_trip(&s)?;
+        }
+    }
+
+    /// A check skipped for a requirement the run declared in ISOPROBE_EXPECT fails the run
+    /// (`Report::status`, `failures`), as a skipped case does; a skip for another requirement does
+    /// not.
+    #[test]
+    fn a_check_skipped_for_a_declared_requirement_fails_the_run() {
+        let mut r = Report::new(fingerprint(), SystemTime::UNIX_EPOCH, vec!["isoprobe".into()], vec!["root".into()]);
+        r.suites =
+            vec![Suite::new("namespaces", vec![case("clone3/host/uts", &[(HOSTNAME, pass()), (SIGNAL, skip())])])];
+        assert!(!r.passed());
+        let f = r.failures();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].check == SIGNAL.name() && f[0].detail.contains("ISOPROBE_EXPECT declares `root`"), "{f:?}");
+        r.expect = vec!["userns".into()];
+        assert!(r.passed() && r.failures().is_empty());
+    }
+
+    /// Version 1 reports have no launcher part: a report without one writes none of its keys,
+    /// so that it reads as it did.
+    #[test]
+    fn a_report_without_launchers_writes_no_launcher_keys() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let fingerprint = strategy::fingerprint().new_tree(&mut runner).unwrap().current();
+        let mut r = Report::new(fingerprint, SystemTime::UNIX_EPOCH, vec!["isoprobe".into()], Vec::new());
+        r.suites.push(Suite::new("namespaces", Vec::new()));
+        let json = serde_json::to_value(&r).unwrap();
+        for key in ["launchers", "start_latency", "bench"] {
+            assert!(json.get(key).is_none(), "{key} in {json}");
+        }
+        assert!(json["suites"][0].get("assessments").is_none(), "{json}");
+        assert_eq!((json["kind"].as_str(), json["schema_version"].as_u64()), (Some("isoprobe-report"), Some(2)));
     }
 }

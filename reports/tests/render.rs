@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use isoprobe_reports::compare::{CompareOptions, compare};
 use isoprobe_reports::load::{Document, load, parse, to_json};
+use isoprobe_reports::record::{Skip, Verdict};
 use isoprobe_reports::render::ktap::{self, Directive};
 use isoprobe_reports::render::text::summary_table;
 use isoprobe_reports::render::{Format, render};
@@ -273,7 +274,7 @@ fn compare_snapshots() {
     let Document::Run(mut flipped) = report() else { unreachable!() };
     let case = flipped.suites[0].cases.iter_mut().find(|c| c.name == "clone3/host/none").unwrap();
     let check = case.runs[0].checks.iter_mut().find(|c| c.check.name() == "uts/hostname").unwrap();
-    check.verdict = isoprobe_harness::Verdict::Fail {
+    check.verdict = Verdict::Fail {
         expected: "isolated".into(),
         observed: "the host's hostname".into(),
         evidence: "uname -n".into(),
@@ -371,7 +372,7 @@ fn new_skips_are_fatal_unless_allowed() {
     let Document::Run(mut skipped) = report() else { unreachable!() };
     let case = skipped.suites[0].cases.iter_mut().find(|c| c.name == "clone3/chroot/pid").unwrap();
     case.runs.clear();
-    case.skipped = Some(isoprobe_harness::verdict::Skip {
+    case.skipped = Some(Skip {
         requirement: "root".into(),
         reason: "chroot(2) takes CAP_SYS_CHROOT (running unprivileged)".into(),
     });
@@ -387,7 +388,7 @@ fn new_skips_are_fatal_unless_allowed() {
 
 #[test]
 fn the_kernel_gate_compares_across_cgroup_layouts_and_still_catches_regressions() {
-    use isoprobe_harness::fingerprint::CgroupLayout;
+    use isoprobe_reports::record::CgroupLayout;
     let Document::Run(mut vm) = report() else { unreachable!() };
     assert_eq!(vm.fingerprint.cgroup.layout, CgroupLayout::Hybrid, "the fixture is a hybrid host");
     vm.fingerprint.cgroup.layout = CgroupLayout::V2;
@@ -492,20 +493,19 @@ fn a_benchmark_of_one_sample_is_never_judged() {
 
 #[test]
 fn a_limit_that_stops_being_enforced_is_a_regression() {
-    use isoprobe_harness::limits::LimitCheck;
-    use isoprobe_harness::verdict::LimitResult;
-    let with_memory = |verdict: isoprobe_harness::Verdict| {
+    use isoprobe_reports::record::{LimitCheck, LimitResult};
+    let with_memory = |verdict: Verdict| {
         let Document::Run(mut r) = report() else { unreachable!() };
         let case = r.suites[0].cases.iter_mut().find(|c| c.name == "clone3/host/none").unwrap();
         case.runs[0].limits.push(LimitResult { check: LimitCheck::Memory, verdict });
         Document::Run(r)
     };
-    let enforced = with_memory(isoprobe_harness::Verdict::Pass {
+    let enforced = with_memory(Verdict::Pass {
         expected: "OOM kill at 64 MiB".into(),
         observed: "killed by SIGKILL after touching 63.00 MiB".into(),
         evidence: "peak 64.00 MiB".into(),
     });
-    let ignored = with_memory(isoprobe_harness::Verdict::Fail {
+    let ignored = with_memory(Verdict::Fail {
         expected: "OOM kill at 64 MiB".into(),
         observed: "exit 0 after touching 192.00 MiB".into(),
         evidence: "OOM kills 0".into(),

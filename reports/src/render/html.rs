@@ -14,14 +14,13 @@
 
 use std::fmt::Write;
 
-use isoprobe_harness::verdict::{CaseOutcome, Verdict};
-
 use super::escape::xml;
 use super::svg;
 use super::units;
 use crate::bench::BenchSummary;
-use crate::conformance::{LatencyResult, LauncherLimits, Notes, cell_text};
+use crate::conformance::{LauncherLimits, Notes, cell_text};
 use crate::model::{CaseStatus, Report, worst_verdict};
+use crate::record::{CaseOutcome, LatencyResult, Role, Verdict};
 
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fff; }
@@ -248,7 +247,7 @@ fn matrix(out: &mut String, r: &Report) {
                                     "<td class=\"c {class}\" title=\"{} {}{}: {}\"></td>",
                                     xml(&c.name()),
                                     v.label(),
-                                    if role == isoprobe_harness::verdict::Role::Joiner { " (joiner)" } else { "" },
+                                    if role == Role::Joiner { " (joiner)" } else { "" },
                                     xml(&crate::model::verdict_detail(v))
                                 );
                             }

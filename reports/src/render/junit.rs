@@ -12,10 +12,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use isoprobe_harness::verdict::{CaseOutcome, Role, Verdict};
-
 use super::escape::xml;
 use crate::model::{CaseStatus, Report, Suite, verdict_detail};
+use crate::record::{CaseOutcome, Role, Verdict};
 
 /// One `<testcase>` before it is written.
 struct Testcase {

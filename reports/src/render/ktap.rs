@@ -18,11 +18,9 @@
 
 use std::fmt::Write;
 
-use isoprobe_harness::verdict::{CaseOutcome, ProbeRun, Verdict};
-
 use super::escape::ktap_line;
-use crate::conformance::CaseAssessment;
 use crate::model::{CaseStatus, Report, Suite, role_name, verdict_detail};
+use crate::record::{CaseAssessment, CaseOutcome, ProbeRun, Verdict};
 
 const INDENT: &str = "  ";
 

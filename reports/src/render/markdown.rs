@@ -12,8 +12,9 @@ use std::fmt::Write;
 use super::escape::{markdown_cell as cell, markdown_code as code};
 use super::units;
 use crate::bench::{BenchCase, BenchSummary};
-use crate::conformance::{LatencyResult, LauncherLimits, Notes, cell_text};
+use crate::conformance::{LauncherLimits, Notes, cell_text};
 use crate::model::Report;
+use crate::record::LatencyResult;
 
 /// At most this many failures are listed; the rest are counted.
 pub const MAX_FAILURES: usize = 50;

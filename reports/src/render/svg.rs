@@ -9,11 +9,10 @@
 
 use std::fmt::Write;
 
-use isoprobe_harness::NsKind;
-
 use super::escape::xml;
 use super::units;
 use crate::bench::{BenchCase, BenchSummary};
+use crate::record::NsKind;
 
 const WIDTH: f64 = 760.0;
 const LABEL_W: f64 = 170.0;

@@ -115,7 +115,7 @@ pub fn launcher_table(r: &Report) -> String {
         );
         for row in &l.launchers {
             let text = match &row.result {
-                crate::conformance::LatencyResult::Measured { median_ns, min_ns, max_ns, .. } => {
+                crate::record::LatencyResult::Measured { median_ns, min_ns, max_ns, .. } => {
                     let ratio = base.map(|b| format!("  × {} clone3", units::sig3(median_ns / b))).unwrap_or_default();
                     format!(
                         "median {} (min {}, max {}){ratio}",
@@ -124,8 +124,8 @@ pub fn launcher_table(r: &Report) -> String {
                         units::ns(*max_ns)
                     )
                 }
-                crate::conformance::LatencyResult::Skipped { reason } => format!("skipped: {reason}"),
-                crate::conformance::LatencyResult::Error { cause } => format!("error: {cause}"),
+                crate::record::LatencyResult::Skipped { reason } => format!("skipped: {reason}"),
+                crate::record::LatencyResult::Error { cause } => format!("error: {cause}"),
             };
             let _ = writeln!(out, "  {:<w$}  {text}", row.launcher);
         }

@@ -1,0 +1,368 @@
+//! Benchmark statistics: how each benchmark of BASE moved in NEW, judged by its confidence
+//! interval against the threshold, in nanoseconds on the same machine or as ratios to the
+//! calibrations both sides measured.
+//!
+//! The interval of NEW/BASE is taken conservatively as `[new.ci_low / base.ci_high, new.ci_high /
+//! base.ci_low]`; a change counts only when the whole of it lies beyond the threshold. What this
+//! module must never do: judge a case whose interval proves nothing (one sample, or contended on
+//! one side only): it is inconclusive.
+
+use super::compatibility::same_machine;
+use super::options::{Basis, CompareOptions};
+use crate::bench::{BenchCase, BenchSummary};
+
+/// How a benchmark moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Judgement {
+    /// The whole interval is slower than 1 + threshold.
+    Regression,
+    /// The whole interval is faster than 1 − threshold.
+    Improvement,
+    /// The whole interval lies within ±threshold.
+    Unchanged,
+    /// The interval straddles a threshold: not enough evidence either way.
+    Inconclusive,
+}
+
+/// One benchmark of both runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchDelta {
+    pub name: String,
+    pub base_ns: f64,
+    pub new_ns: f64,
+    /// NEW / BASE (of times, or of ratios to `calibration`).
+    pub ratio: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub judgement: Judgement,
+    /// The calibration the shown ratio is relative to, when comparing across machines.
+    pub calibration: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchComparison {
+    /// `None`: nanoseconds; otherwise the calibrations used.
+    pub calibrations: Option<Vec<String>>,
+    pub deltas: Vec<BenchDelta>,
+    pub missing: Vec<String>,
+    pub added: Vec<String>,
+}
+
+/// The benchmarks of NEW judged against BASE, with the threshold they were judged by and what the
+/// reports must say about how.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Judged {
+    pub comparison: BenchComparison,
+    /// The threshold of the options, or in the kernel gate the noise measured between the runs
+    /// when that is wider.
+    pub threshold: f64,
+    /// The measured threshold and the contended cases, in that order.
+    pub notes: Vec<String>,
+}
+
+/// Compares the benchmarks of BASE and NEW: on which basis (nanoseconds, or ratios to
+/// calibrations), in the kernel gate with the threshold widened to the noise measured between the
+/// runs, with a note on contended cases. An error says why no basis relates them.
+pub(super) fn judge_all(b: &BenchSummary, n: &BenchSummary, opts: &CompareOptions) -> Result<Judged, String> {
+    let cals = bench_basis(b, n, opts)?;
+    let mut notes = Vec::new();
+    let mut opts = opts.clone();
+    if opts.kernel_gate
+        && let Some(noise) = cals.as_deref().and_then(|cals| calibration_noise(b, n, cals))
+        && noise.factor - 1.0 > opts.threshold
+    {
+        notes.push(format!(
+            "latency threshold measured in this job: ±{:.0}% (calibrations {} and {} moved {:.2}× apart \
+             between the runs; --threshold {:.0}%)",
+            (noise.factor - 1.0) * 100.0,
+            noise.fast,
+            noise.slow,
+            noise.factor,
+            opts.threshold * 100.0
+        ));
+        opts.threshold = noise.factor - 1.0;
+    }
+    let contended: Vec<String> = [("BASE", b), ("NEW", n)]
+        .iter()
+        .filter_map(|(side, s)| {
+            let k = s.cases.iter().filter(|c| c.contended).count();
+            (k > 0).then(|| format!("{side} {k}"))
+        })
+        .collect();
+    if !contended.is_empty() {
+        notes.push(format!(
+            "benchmark cases measured on a contended CPU (too few full-speed samples; they read slow): \
+             {}; where only one side is contended the case is inconclusive",
+            contended.join(", ")
+        ));
+    }
+    Ok(Judged { comparison: compare_bench(b, n, cals, &opts), threshold: opts.threshold, notes })
+}
+
+/// The calibrations to judge against, or `None` for nanoseconds; an error when the machines
+/// differ and no calibration can bridge them.
+pub(super) fn bench_basis(
+    b: &BenchSummary,
+    n: &BenchSummary,
+    opts: &CompareOptions,
+) -> Result<Option<Vec<String>>, String> {
+    let use_cal = match opts.basis {
+        Basis::Absolute => false,
+        Basis::Calibration => true,
+        Basis::Auto => !same_machine(&b.fingerprint, &n.fingerprint),
+    };
+    if !use_cal {
+        return Ok(None);
+    }
+    let common: Vec<String> = b.calibration.keys().filter(|k| n.calibration.contains_key(*k)).cloned().collect();
+    match &opts.calibration {
+        Some(want) if common.contains(want) => Ok(Some(vec![want.clone()])),
+        Some(want) => Err(format!("calibration `{want}` is not in both summaries (both have: {})", list(&common))),
+        None if common.is_empty() => Err(format!(
+            "benchmarks ran on different machines and share no calibration case to compare ratios by \
+             (BASE has {}, NEW has {}); pass --absolute to compare nanoseconds anyway",
+            list(&b.calibration.keys().cloned().collect::<Vec<_>>()),
+            list(&n.calibration.keys().cloned().collect::<Vec<_>>())
+        )),
+        None => Ok(Some(common)),
+    }
+}
+
+/// How far apart two calibration cases moved between BASE and NEW.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct CalibrationNoise {
+    /// NEW/BASE of the one divided by NEW/BASE of the other (≥ 1).
+    pub factor: f64,
+    pub fast: String,
+    pub slow: String,
+}
+
+/// The kernel gate's latency noise, measured in the same job: calibrations are fixed operations
+/// measured in the same VM as everything else, so how far two of them move apart between BASE and
+/// NEW is timing noise of this pair of runs (TCG on a shared host: several-fold), and no latency
+/// change smaller than that can be told from it. `None` with fewer than two calibrations.
+pub(super) fn calibration_noise(b: &BenchSummary, n: &BenchSummary, cals: &[String]) -> Option<CalibrationNoise> {
+    let moved: Vec<(&String, f64)> = cals
+        .iter()
+        .filter_map(|c| {
+            let (x, y) = (b.calibration.get(c)?, n.calibration.get(c)?);
+            (*x > 0.0 && *y > 0.0).then(|| (c, y / x))
+        })
+        .collect();
+    let lo = moved.iter().min_by(|x, y| x.1.total_cmp(&y.1))?;
+    let hi = moved.iter().max_by(|x, y| x.1.total_cmp(&y.1))?;
+    (moved.len() >= 2).then(|| CalibrationNoise { factor: hi.1 / lo.1, fast: lo.0.clone(), slow: hi.0.clone() })
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+fn judge(lo: f64, hi: f64, t: f64) -> Judgement {
+    if lo > 1.0 + t {
+        Judgement::Regression
+    } else if hi < 1.0 - t {
+        Judgement::Improvement
+    } else if lo >= 1.0 - t && hi <= 1.0 + t {
+        Judgement::Unchanged
+    } else {
+        Judgement::Inconclusive
+    }
+}
+
+/// (ratio, lo, hi) of NEW over BASE, each time scaled by `scale` (BASE cal / NEW cal).
+fn interval(b: &BenchCase, n: &BenchCase, scale: f64) -> (f64, f64, f64) {
+    let div = |x: f64, y: f64| if y > 0.0 { x / y * scale } else { f64::INFINITY };
+    (div(n.median_ns, b.median_ns), div(n.ci_low_ns, b.ci_high_ns), div(n.ci_high_ns, b.ci_low_ns))
+}
+
+fn compare_bench(
+    b: &BenchSummary,
+    n: &BenchSummary,
+    cals: Option<Vec<String>>,
+    opts: &CompareOptions,
+) -> BenchComparison {
+    let t = opts.threshold;
+    let mut deltas = Vec::new();
+    let mut missing = Vec::new();
+    for bc in &b.cases {
+        let Some(nc) = n.case(&bc.group, &bc.id) else {
+            missing.push(bc.name());
+            continue;
+        };
+        let mut delta = match &cals {
+            None => {
+                let (ratio, lo, hi) = interval(bc, nc, 1.0);
+                BenchDelta {
+                    name: bc.name(),
+                    base_ns: bc.median_ns,
+                    new_ns: nc.median_ns,
+                    ratio,
+                    lo,
+                    hi,
+                    judgement: judge(lo, hi, t),
+                    calibration: None,
+                }
+            }
+            Some(cals) => {
+                let per: Vec<(String, (f64, f64, f64), Judgement)> = cals
+                    .iter()
+                    .map(|cal| {
+                        let scale = b.calibration[cal] / n.calibration[cal];
+                        let (r, lo, hi) = interval(bc, nc, scale);
+                        (cal.clone(), (r, lo, hi), judge(lo, hi, t))
+                    })
+                    .collect();
+                // Every calibration must agree; show the one that moved least.
+                let first = per[0].2;
+                let judgement = if per.iter().all(|p| p.2 == first) { first } else { Judgement::Inconclusive };
+                let (cal, (ratio, lo, hi), _) = per
+                    .iter()
+                    .min_by(|x, y| x.1.0.ln().abs().total_cmp(&y.1.0.ln().abs()))
+                    .cloned()
+                    .unwrap_or_else(|| per[0].clone());
+                BenchDelta {
+                    name: bc.name(),
+                    base_ns: bc.median_ns,
+                    new_ns: nc.median_ns,
+                    ratio,
+                    lo,
+                    hi,
+                    judgement,
+                    calibration: Some(cal),
+                }
+            }
+        };
+        // One sample has no interval: its "interval" is a point, and proves nothing either way.
+        // A contended case's median mixes full-speed and slow-CPU samples (see `BenchCase`):
+        // against a clean one it shows the host's load, not a change.
+        if bc.samples < 2 || nc.samples < 2 || bc.contended != nc.contended {
+            delta.judgement = Judgement::Inconclusive;
+        }
+        deltas.push(delta);
+    }
+    let added = n.cases.iter().filter(|c| b.case(&c.group, &c.id).is_none()).map(BenchCase::name).collect();
+    BenchComparison { calibrations: cals, deltas, missing, added }
+}
+
+impl BenchComparison {
+    pub fn count(&self, j: Judgement) -> usize {
+        self.deltas.iter().filter(|d| d.judgement == j).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{bench, bench_case};
+
+    #[test]
+    fn a_change_counts_only_when_its_whole_interval_is_beyond_the_threshold() {
+        let t = 0.10;
+        assert_eq!(judge(1.11, 1.5, t), Judgement::Regression);
+        assert_eq!(judge(0.5, 0.89, t), Judgement::Improvement);
+        assert_eq!(judge(0.95, 1.05, t), Judgement::Unchanged);
+        assert_eq!(judge(1.05, 1.2, t), Judgement::Inconclusive, "straddles +10%");
+        assert_eq!(judge(0.8, 1.2, t), Judgement::Inconclusive, "straddles both");
+        // On the threshold is not beyond it.
+        assert_eq!(judge(1.1, 1.3, t), Judgement::Inconclusive);
+        assert_eq!(judge(0.9, 1.1, t), Judgement::Unchanged);
+    }
+
+    #[test]
+    fn the_interval_of_new_over_base_is_taken_conservatively() {
+        let b = BenchCase { ci_low_ns: 90.0, ci_high_ns: 110.0, ..bench_case("clone3", "pid", 100.0, 0.0) };
+        let n = BenchCase { ci_low_ns: 180.0, ci_high_ns: 220.0, ..bench_case("clone3", "pid", 200.0, 0.0) };
+        let (ratio, lo, hi) = interval(&b, &n, 1.0);
+        assert_eq!((ratio, lo, hi), (2.0, 180.0 / 110.0, 220.0 / 90.0), "NEW's low over BASE's high, and back");
+        assert_eq!(interval(&b, &n, 0.5).0, 1.0, "scaled by BASE cal / NEW cal");
+        let zero = BenchCase { ci_low_ns: 0.0, ..b };
+        assert_eq!(interval(&zero, &n, 1.0).2, f64::INFINITY, "a zero bound is no bound, not a division by zero");
+    }
+
+    #[test]
+    fn the_basis_is_nanoseconds_on_one_machine_and_calibrations_across_machines() {
+        let b = bench(&[("getpid", 50.0), ("fork-exec", 1000.0)], Vec::new());
+        let mut n = bench(&[("getpid", 100.0)], Vec::new());
+        let auto = CompareOptions::default();
+        assert_eq!(bench_basis(&b, &n, &auto), Ok(None));
+        let by_cal = CompareOptions { basis: Basis::Calibration, ..Default::default() };
+        assert_eq!(bench_basis(&b, &n, &by_cal), Ok(Some(vec!["getpid".to_owned()])));
+        n.fingerprint.cpu.model = "other CPU".into();
+        assert_eq!(bench_basis(&b, &n, &auto), Ok(Some(vec!["getpid".to_owned()])));
+        let absolute = CompareOptions { basis: Basis::Absolute, ..Default::default() };
+        assert_eq!(bench_basis(&b, &n, &absolute), Ok(None));
+        let fork = CompareOptions { calibration: Some("fork-exec".into()), ..Default::default() };
+        assert_eq!(
+            bench_basis(&b, &n, &fork),
+            Err("calibration `fork-exec` is not in both summaries (both have: getpid)".to_owned())
+        );
+        n.calibration.clear();
+        let e = bench_basis(&b, &n, &auto).unwrap_err();
+        assert!(e.contains("share no calibration") && e.contains("NEW has none") && e.contains("--absolute"), "{e}");
+    }
+
+    #[test]
+    fn calibration_noise_is_how_far_two_calibrations_moved_apart() {
+        let b = bench(&[("getpid", 50.0), ("fork-exec", 1000.0)], Vec::new());
+        let n = bench(&[("getpid", 50.0), ("fork-exec", 3000.0)], Vec::new());
+        let cals = ["getpid".to_owned(), "fork-exec".to_owned()];
+        let noise = calibration_noise(&b, &n, &cals).unwrap();
+        assert_eq!((noise.factor, noise.fast.as_str(), noise.slow.as_str()), (3.0, "getpid", "fork-exec"));
+        assert_eq!(calibration_noise(&b, &n, &cals[..1]), None, "one calibration cannot move apart from itself");
+    }
+
+    #[test]
+    fn each_case_is_judged_and_missing_and_added_ones_are_listed() {
+        let b = bench(
+            &[],
+            vec![
+                bench_case("clone3", "pid", 100.0, 0.02),
+                bench_case("clone3", "net", 100.0, 0.02),
+                bench_case("setns", "mnt", 100.0, 0.02),
+            ],
+        );
+        let n = bench(
+            &[],
+            vec![
+                bench_case("clone3", "pid", 150.0, 0.02),
+                bench_case("clone3", "net", 101.0, 0.02),
+                bench_case("cgroup", "mkdir", 10.0, 0.02),
+            ],
+        );
+        let c = compare_bench(&b, &n, None, &CompareOptions::default());
+        assert_eq!(
+            (c.missing.as_slice(), c.added.as_slice()),
+            (["setns/mnt".to_owned()].as_slice(), ["cgroup/mkdir".to_owned()].as_slice())
+        );
+        assert_eq!((c.count(Judgement::Regression), c.count(Judgement::Unchanged)), (1, 1));
+        assert!(c.deltas.iter().all(|d| d.calibration.is_none()), "nanoseconds");
+    }
+
+    #[test]
+    fn one_sample_or_contention_on_one_side_only_is_inconclusive() {
+        let b = bench(&[], vec![BenchCase { samples: 1, ..bench_case("clone3", "pid", 100.0, 0.0) }]);
+        let n = bench(&[], vec![bench_case("clone3", "pid", 300.0, 0.0)]);
+        let c = compare_bench(&b, &n, None, &CompareOptions::default());
+        assert_eq!(c.deltas[0].judgement, Judgement::Inconclusive);
+        let b = bench(&[], vec![bench_case("clone3", "pid", 100.0, 0.0)]);
+        let n = bench(&[], vec![BenchCase { contended: true, ..bench_case("clone3", "pid", 300.0, 0.0) }]);
+        let c = compare_bench(&b, &n, None, &CompareOptions::default());
+        assert_eq!(c.deltas[0].judgement, Judgement::Inconclusive);
+        let n = bench(&[], vec![bench_case("clone3", "pid", 300.0, 0.0)]);
+        assert_eq!(compare_bench(&b, &n, None, &CompareOptions::default()).deltas[0].judgement, Judgement::Regression);
+    }
+
+    /// Across machines a change must hold against every calibration; the one shown is the
+    /// calibration the case moved least against.
+    #[test]
+    fn across_machines_every_calibration_must_agree() {
+        let b = bench(&[("getpid", 10.0), ("fork-exec", 10.0)], vec![bench_case("clone3", "pid", 100.0, 0.01)]);
+        let n = bench(&[("getpid", 20.0), ("fork-exec", 10.0)], vec![bench_case("clone3", "pid", 200.0, 0.01)]);
+        let both = Some(vec!["getpid".to_owned(), "fork-exec".to_owned()]);
+        let d = &compare_bench(&b, &n, both, &CompareOptions::default()).deltas[0];
+        assert_eq!((d.judgement, d.calibration.as_deref(), d.ratio), (Judgement::Inconclusive, Some("getpid"), 1.0));
+        let one = Some(vec!["getpid".to_owned()]);
+        assert_eq!(compare_bench(&b, &n, one, &CompareOptions::default()).deltas[0].judgement, Judgement::Unchanged);
+    }
+}

@@ -1,0 +1,347 @@
+//! The spec of a case as a report records it: namespaces, rootfs mode, launcher, id maps,
+//! hostname, time offsets, and for a limit case its cgroup settings and exercise.
+//!
+//! Converted from the harness's `spec::CaseSpec` and `limits::LimitSpec` (and the probe wire
+//! types they hold: id map lines, time offsets, the exercise); every field name, rename and tag of
+//! the report's JSON is spelled here. The namespace set, rootfs mode and launcher stay the
+//! harness's types: they serialise as fixed names (`pid`, `pivot-root`, `clone3`) that are the
+//! vocabulary of every spec file and command line too.
+//!
+//! What this module must never do: validate or resolve a spec. A report records the spec the case
+//! ran with, and reading one back must not depend on today's rules for a runnable spec.
+
+use isoprobe_harness::limits as harness_limits;
+use isoprobe_harness::spec as harness;
+use isoprobe_harness::{LauncherKind, NsSet, RootfsMode};
+use isoprobe_probes::wire;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What a container should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSpec {
+    /// The namespaces the container gets new instances of; the rest it shares with the host.
+    #[schemars(schema_with = "super::schema::ns_set")]
+    pub namespaces: NsSet,
+    #[serde(default)]
+    pub rootfs: RootfsMode,
+    #[serde(default)]
+    pub launcher: LauncherKind,
+    /// uid_map/gid_map of the new user namespace; `None` takes the default for the runner (see
+    /// the harness's `CaseSpec::resolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_maps: Option<IdMaps>,
+    /// The hostname set in the new uts namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Clock offsets of the new time namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::time_offsets")]
+    pub time_offsets: Option<TimeOffsets>,
+    /// Cgroup limits and the exercise that runs into them (a limit case; see the harness's
+    /// `limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitSpec>,
+}
+
+impl CaseSpec {
+    /// The spec of a case on the host's root through clone3, with nothing else set (a record built
+    /// by hand, as tests do; runs build theirs from the harness's spec).
+    pub fn new(namespaces: NsSet) -> CaseSpec {
+        CaseSpec {
+            namespaces,
+            rootfs: RootfsMode::Host,
+            launcher: LauncherKind::Clone3,
+            id_maps: None,
+            hostname: None,
+            time_offsets: None,
+            limits: None,
+        }
+    }
+}
+
+/// uid_map and gid_map of a user namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IdMaps {
+    #[schemars(schema_with = "super::schema::id_map")]
+    pub uid: Vec<IdMapLine>,
+    #[schemars(schema_with = "super::schema::id_map")]
+    pub gid: Vec<IdMapLine>,
+}
+
+/// One line of `/proc/<pid>/uid_map` or `gid_map`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapLine {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// Time namespace clock offsets in nanoseconds (see time_namespaces(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeOffsets {
+    pub monotonic_ns: i64,
+    pub boottime_ns: i64,
+}
+
+/// A limit case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    pub settings: Limits,
+    /// A sibling cgroup with these settings (a weight case's competitor runs there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sibling: Option<Limits>,
+    /// What the probe does. The device of `io-read` and the mount point of `cgroup-view` are the
+    /// case's own (the harness fills them in); the values here are ignored.
+    #[schemars(schema_with = "super::schema::exercise")]
+    pub exercise: Exercise,
+}
+
+/// Cgroup settings. Field names are the cgroup v2 file names; knobs cgroup2 lacks keep their v1
+/// names (`net_cls.classid`) or a name of their own (`devices`: an allow list, all else denied).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(rename = "memory.max", default, skip_serializing_if = "Option::is_none")]
+    pub memory_max: Option<u64>,
+    #[serde(rename = "memory.swap.max", default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap_max: Option<u64>,
+    #[serde(rename = "pids.max", default, skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u64>,
+    #[serde(rename = "cpu.max", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_max: Option<CpuMax>,
+    #[serde(rename = "cpu.weight", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_weight: Option<u32>,
+    #[serde(rename = "cpuset.cpus", default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<Vec<u32>>,
+    #[serde(rename = "cpuset.mems", default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<Vec<u32>>,
+    /// io.max `rbps` on the case's own loop device.
+    #[serde(rename = "io.max.rbps", default, skip_serializing_if = "Option::is_none")]
+    pub io_rbps: Option<u64>,
+    #[serde(rename = "hugetlb.max", default, skip_serializing_if = "Option::is_none")]
+    pub hugetlb_max: Option<HugetlbMax>,
+    /// cgroup.freeze: the host freezes the cgroup when the probe asks it to hold.
+    #[serde(rename = "cgroup.freeze", default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze: bool,
+    /// Device rules allowed (`c 1:3 rwm`); every other device is denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
+    #[serde(rename = "net_cls.classid", default, skip_serializing_if = "Option::is_none")]
+    pub net_cls_classid: Option<u32>,
+    /// net_prio.ifpriomap lines (`lo 5`).
+    #[serde(rename = "net_prio.ifpriomap", default, skip_serializing_if = "Option::is_none")]
+    pub net_prio_ifpriomap: Option<String>,
+    /// Count the case's own cgroup with perf_event (the control counts its empty sibling).
+    #[serde(rename = "perf_event", default, skip_serializing_if = "std::ops::Not::not")]
+    pub perf_event: bool,
+}
+
+/// cpu.max: `quota_us` of CPU time per `period_us` of wall time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CpuMax {
+    pub quota_us: u64,
+    pub period_us: u64,
+}
+
+/// hugetlb.<size>.max, in pages of `page_size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HugetlbMax {
+    pub page_size: u64,
+    pub pages: u64,
+}
+
+/// What the probe does in a limit case to run into its cgroup's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "exercise", rename_all = "kebab-case")]
+pub enum Exercise {
+    /// A child maps and touches `step` bytes at a time up to `target`, reporting each step.
+    Memory { target: u64, step: u64 },
+    /// Fork children that wait, until fork fails or `target` children exist.
+    Pids { target: u32 },
+    /// Burn CPU on `cpu` for `window_ms` of wall-clock time.
+    CpuBurn { cpu: u32, window_ms: u32 },
+    /// Burn CPU on `cpu` for `window_ms` together with a competitor in the case's sibling cgroup.
+    CpuShare { cpu: u32, window_ms: u32 },
+    /// sched_getaffinity(2), then sched_setaffinity(2) to each of `cpus` alone.
+    Affinity { cpus: Vec<u32> },
+    /// open(2) each path for reading and writing.
+    Devices { paths: Vec<String> },
+    /// A child writes a heartbeat every `beat_ms` while the host holds the cgroup for `hold_ms`.
+    Freezer { beat_ms: u32, hold_ms: u32 },
+    /// O_DIRECT reads of `block` bytes from the block device `device` for `window_ms`.
+    IoRead { device: String, block: u32, window_ms: u32 },
+    /// /proc/self/cgroup, and with a mount namespace a cgroup2 mount of its own at `mount_at`.
+    CgroupView { mount_at: Option<String> },
+    /// The class id of a TCP socket of its own, as sock_diag reports it. (A unit variant: the
+    /// reports written so far hold `{"exercise": "net-classid"}` and nothing else.)
+    NetClassid,
+    /// Burn `burn_ms` of CPU while the host counts cpu-clock for a cgroup with perf_event.
+    PerfCount { burn_ms: u32 },
+    /// A child maps `pages` huge pages of `page_size` bytes and touches them one by one.
+    Hugetlb { page_size: u64, pages: u32 },
+}
+
+// As in `verdict.rs`: harness values are taken apart field by field and every variant matched, so
+// what the harness adds is a compile error here, not a gap in reports.
+
+impl From<&harness::CaseSpec> for CaseSpec {
+    fn from(s: &harness::CaseSpec) -> CaseSpec {
+        let harness::CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits } = s;
+        CaseSpec {
+            namespaces: *namespaces,
+            rootfs: *rootfs,
+            launcher: *launcher,
+            id_maps: id_maps.as_ref().map(IdMaps::from),
+            hostname: hostname.clone(),
+            time_offsets: time_offsets.as_ref().map(TimeOffsets::from),
+            limits: limits.as_ref().map(LimitSpec::from),
+        }
+    }
+}
+
+impl From<&harness::IdMaps> for IdMaps {
+    fn from(m: &harness::IdMaps) -> IdMaps {
+        let harness::IdMaps { uid, gid } = m;
+        IdMaps { uid: uid.iter().map(IdMapLine::from).collect(), gid: gid.iter().map(IdMapLine::from).collect() }
+    }
+}
+
+impl From<&wire::IdMapLine> for IdMapLine {
+    fn from(l: &wire::IdMapLine) -> IdMapLine {
+        let wire::IdMapLine { inside, outside, count } = *l;
+        IdMapLine { inside, outside, count }
+    }
+}
+
+impl From<&wire::TimeOffsets> for TimeOffsets {
+    fn from(t: &wire::TimeOffsets) -> TimeOffsets {
+        let wire::TimeOffsets { monotonic_ns, boottime_ns } = *t;
+        TimeOffsets { monotonic_ns, boottime_ns }
+    }
+}
+
+impl From<&harness_limits::LimitSpec> for LimitSpec {
+    fn from(l: &harness_limits::LimitSpec) -> LimitSpec {
+        let harness_limits::LimitSpec { settings, sibling, exercise } = l;
+        LimitSpec { settings: settings.into(), sibling: sibling.as_ref().map(Limits::from), exercise: exercise.into() }
+    }
+}
+
+impl From<&harness_limits::Limits> for Limits {
+    fn from(l: &harness_limits::Limits) -> Limits {
+        let harness_limits::Limits {
+            memory_max,
+            memory_swap_max,
+            pids_max,
+            cpu_max,
+            cpu_weight,
+            cpuset_cpus,
+            cpuset_mems,
+            io_rbps,
+            hugetlb_max,
+            freeze,
+            devices,
+            net_cls_classid,
+            net_prio_ifpriomap,
+            perf_event,
+        } = l;
+        Limits {
+            memory_max: *memory_max,
+            memory_swap_max: *memory_swap_max,
+            pids_max: *pids_max,
+            cpu_max: cpu_max.map(|harness_limits::CpuMax { quota_us, period_us }| CpuMax { quota_us, period_us }),
+            cpu_weight: *cpu_weight,
+            cpuset_cpus: cpuset_cpus.clone(),
+            cpuset_mems: cpuset_mems.clone(),
+            io_rbps: *io_rbps,
+            hugetlb_max: hugetlb_max
+                .map(|harness_limits::HugetlbMax { page_size, pages }| HugetlbMax { page_size, pages }),
+            freeze: *freeze,
+            devices: devices.clone(),
+            net_cls_classid: *net_cls_classid,
+            net_prio_ifpriomap: net_prio_ifpriomap.clone(),
+            perf_event: *perf_event,
+        }
+    }
+}
+
+impl From<&wire::Exercise> for Exercise {
+    fn from(e: &wire::Exercise) -> Exercise {
+        use wire::Exercise as W;
+        match e.clone() {
+            W::Memory { target, step } => Exercise::Memory { target, step },
+            W::Pids { target } => Exercise::Pids { target },
+            W::CpuBurn { cpu, window_ms } => Exercise::CpuBurn { cpu, window_ms },
+            W::CpuShare { cpu, window_ms } => Exercise::CpuShare { cpu, window_ms },
+            W::Affinity { cpus } => Exercise::Affinity { cpus },
+            W::Devices { paths } => Exercise::Devices { paths },
+            W::Freezer { beat_ms, hold_ms } => Exercise::Freezer { beat_ms, hold_ms },
+            W::IoRead { device, block, window_ms } => Exercise::IoRead { device, block, window_ms },
+            W::CgroupView { mount_at } => Exercise::CgroupView { mount_at },
+            W::NetClassid => Exercise::NetClassid,
+            W::PerfCount { burn_ms } => Exercise::PerfCount { burn_ms },
+            W::Hugetlb { page_size, pages } => Exercise::Hugetlb { page_size, pages },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::strategy::{self, assert_converts_from, assert_round_trip};
+
+    proptest! {
+        #[test]
+        fn specs_round_trip(
+            spec in strategy::case_spec(),
+            limits in strategy::limit_spec(),
+            exercise in strategy::exercise(),
+            maps in strategy::id_maps(),
+        ) {
+            assert_round_trip(&spec)?;
+            assert_round_trip(&limits)?;
+            assert_round_trip(&limits.settings)?;
+            assert_round_trip(&exercise)?;
+            assert_round_trip(&maps)?;
+        }
+
+        #[test]
+        fn specs_convert_from_the_harness_with_the_same_json(
+            spec in strategy::case_spec(),
+            limits in strategy::limit_spec(),
+            exercise in strategy::exercise(),
+            maps in strategy::id_maps(),
+            offsets in strategy::time_offsets(),
+        ) {
+            assert_converts_from::<harness::CaseSpec, _>(&spec)?;
+            assert_converts_from::<harness_limits::LimitSpec, _>(&limits)?;
+            assert_converts_from::<harness_limits::Limits, _>(&limits.settings)?;
+            assert_converts_from::<wire::Exercise, _>(&exercise)?;
+            assert_converts_from::<harness::IdMaps, _>(&maps)?;
+            assert_converts_from::<wire::TimeOffsets, _>(&offsets)?;
+        }
+    }
+
+    /// What reports written so far hold: unset settings left out, the v2 file names as keys, the
+    /// exercise tagged by `exercise`, and unknown fields refused (a misspelt setting must not read
+    /// as no setting).
+    #[test]
+    fn a_limit_spec_is_written_with_cgroup_file_names() {
+        let spec = LimitSpec {
+            settings: Limits { pids_max: Some(16), freeze: true, ..Limits::default() },
+            sibling: None,
+            exercise: Exercise::NetClassid,
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(json, r#"{"settings":{"pids.max":16,"cgroup.freeze":true},"exercise":{"exercise":"net-classid"}}"#);
+        let misspelt = json.replace("pids.max", "pid.max");
+        assert!(serde_json::from_str::<LimitSpec>(&misspelt).unwrap_err().to_string().contains("pid.max"));
+        let spec: CaseSpec = serde_json::from_str(r#"{"namespaces":["pid","mnt"]}"#).unwrap();
+        assert_eq!(spec, CaseSpec::new("pid+mnt".parse().unwrap()), "rootfs and launcher have defaults");
+    }
+}
