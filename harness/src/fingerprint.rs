@@ -17,7 +17,7 @@ use isoprobe_probes::ns::NsSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::mounts::{MountEntry, parse_mountinfo};
+use crate::mounts::parse_mountinfo;
 use crate::requirement::unprivileged_userns_blocked;
 use crate::run_env::host_namespaces;
 
@@ -98,19 +98,8 @@ pub const CONFIG_OPTIONS: &[&str] = &[
     "CONFIG_RETPOLINE",
 ];
 
-/// How cgroups are mounted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum CgroupLayout {
-    /// Only v1 hierarchies.
-    V1,
-    /// Only cgroup2 (the unified hierarchy).
-    V2,
-    /// v1 controllers and a cgroup2 mount side by side.
-    Hybrid,
-    /// No cgroup filesystem is mounted.
-    None,
-}
+/// How cgroups are mounted: the cgroup module's own vocabulary.
+pub use crate::cgroup::LayoutMode as CgroupLayout;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CgroupInfo {
@@ -197,9 +186,10 @@ impl Fingerprint {
         let kernel_config = read_kernel_config(&kernel.release);
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mounts = parse_mountinfo(&mountinfo);
-        let cgroup = cgroup_info(&mounts, &fs::read_to_string("/proc/cgroups").unwrap_or_default(), |p| {
-            fs::read_to_string(p.join("cgroup.controllers")).ok()
-        });
+        let cgroup = match crate::cgroup::host_layout() {
+            Ok(layout) => cgroup_info(layout),
+            Err(_) => cgroup_info(&crate::cgroup::CgroupLayout { hierarchies: Vec::new(), controllers: Vec::new() }),
+        };
         let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
         let cap_eff = status_field(&status, "CapEff").unwrap_or("0").to_owned();
         let last_cap = read_trimmed("/proc/sys/kernel/cap_last_cap").and_then(|s| s.parse().ok());
@@ -294,17 +284,6 @@ impl Fingerprint {
     }
 }
 
-impl CgroupLayout {
-    pub fn name(self) -> &'static str {
-        match self {
-            CgroupLayout::V1 => "v1",
-            CgroupLayout::V2 => "v2",
-            CgroupLayout::Hybrid => "hybrid",
-            CgroupLayout::None => "none",
-        }
-    }
-}
-
 fn read_trimmed(path: &str) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
@@ -365,54 +344,39 @@ pub fn parse_kernel_config(text: &str, wanted: &[&str]) -> BTreeMap<String, Stri
     out
 }
 
-/// The cgroup layout from the mount table and /proc/cgroups; `controllers_of` reads a cgroup2
-/// root's cgroup.controllers.
-pub fn cgroup_info(
-    mounts: &[MountEntry],
-    proc_cgroups: &str,
-    controllers_of: impl Fn(&Path) -> Option<String>,
-) -> CgroupInfo {
-    let known: Vec<&str> = proc_cgroups
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 4 && f[3] == "1").then_some(f[0])
-        })
-        .collect();
-    let v1: Vec<CgroupV1Hierarchy> = mounts
+/// The cgroup part of the fingerprint, from the host's layout (the cgroup module's one reading of
+/// the mount table, /proc/cgroups and /proc/self/cgroup).
+pub fn cgroup_info(layout: &crate::cgroup::CgroupLayout) -> CgroupInfo {
+    use crate::cgroup::Version;
+    let enabled: Vec<&str> = layout.controllers.iter().filter(|c| c.enabled).map(|c| c.name.as_str()).collect();
+    let v1: Vec<CgroupV1Hierarchy> = layout
+        .hierarchies
         .iter()
-        .filter(|m| m.fs_type == "cgroup")
-        .map(|m| CgroupV1Hierarchy {
-            mount_point: m.mount_point.display().to_string(),
-            controllers: m
-                .super_options
-                .split(',')
-                .filter(|o| known.contains(o) || o.starts_with("name="))
-                .map(str::to_owned)
-                .collect(),
+        .filter(|h| h.version == Version::V1)
+        .map(|h| CgroupV1Hierarchy {
+            mount_point: h.mount_point.display().to_string(),
+            controllers: match &h.name {
+                Some(name) => vec![format!("name={name}")],
+                None => h.controllers.iter().filter(|c| enabled.contains(&c.as_str())).cloned().collect(),
+            },
         })
         .collect();
-    let v2 = mounts.iter().find(|m| m.fs_type == "cgroup2");
-    let v2_controllers: Vec<String> = v2
-        .and_then(|m| controllers_of(&m.mount_point))
-        .map(|s| s.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default();
-    let has_v1_controller = v1.iter().any(|h| h.controllers.iter().any(|c| !c.starts_with("name=")));
-    let layout = match (has_v1_controller, v2.is_some()) {
-        (true, true) => CgroupLayout::Hybrid,
-        (true, false) => CgroupLayout::V1,
-        (false, true) => CgroupLayout::V2,
-        (false, false) => CgroupLayout::None,
-    };
-    let unmounted = known
+    let v2 = layout.v2().map(|(_, h)| h);
+    let v2_controllers = v2.map(|h| h.controllers.clone()).unwrap_or_default();
+    let unmounted = enabled
         .iter()
         .filter(|c| {
             !v1.iter().any(|h| h.controllers.iter().any(|x| x == *c)) && !v2_controllers.iter().any(|x| x == *c)
         })
         .map(|c| (*c).to_owned())
         .collect();
-    CgroupInfo { layout, v1, v2_mount: v2.map(|m| m.mount_point.display().to_string()), v2_controllers, unmounted }
+    CgroupInfo {
+        layout: layout.mode(),
+        v1,
+        v2_mount: v2.map(|h| h.mount_point.display().to_string()),
+        v2_controllers,
+        unmounted,
+    }
 }
 
 fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
@@ -642,6 +606,18 @@ mod tests {
     const PROC_CGROUPS: &str = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
         cpuset\t3\t1\t1\ncpu\t1\t1\t1\nmemory\t4\t27\t1\nnet_cls\t0\t1\t1\nhugetlb\t0\t1\t1\nrdma\t0\t1\t0\n";
 
+    /// The layout a mount table, /proc/cgroups and /proc/self/cgroup describe (see
+    /// `cgroup::CgroupLayout::from_texts`), cgroup2's root listing `v2_controllers`.
+    fn layout(mountinfo: &str, self_cgroup: &str, v2_controllers: &'static str) -> crate::cgroup::CgroupLayout {
+        crate::cgroup::CgroupLayout::from_texts(
+            mountinfo,
+            PROC_CGROUPS,
+            self_cgroup,
+            |p| p.ends_with("cgroup.controllers").then(|| v2_controllers.to_owned()),
+            |_| true,
+        )
+    }
+
     #[test]
     fn hybrid_layout_from_a_mount_table() {
         let mountinfo = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
@@ -649,13 +625,12 @@ mod tests {
             35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
             40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
             41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
-        let info = cgroup_info(&parse_mountinfo(mountinfo), PROC_CGROUPS, |p| {
-            assert_eq!(p, Path::new("/sys/fs/cgroup/unified"));
-            Some("hugetlb\n".into())
-        });
+        let own = "5:name=systemd:/\n4:memory:/\n3:cpuset:/\n1:cpu:/\n0::/\n";
+        let info = cgroup_info(&layout(mountinfo, own, "hugetlb\n"));
         assert_eq!(info.layout, CgroupLayout::Hybrid);
         assert_eq!(info.v1.len(), 4);
         assert_eq!(info.v1[3].controllers, ["name=systemd"]);
+        assert_eq!(info.v2_mount.as_deref(), Some("/sys/fs/cgroup/unified"));
         assert_eq!(info.v2_controllers, ["hugetlb"]);
         // rdma is disabled (enabled = 0): not "unmounted", simply off.
         assert_eq!(info.unmounted, ["net_cls"]);
@@ -663,13 +638,13 @@ mod tests {
 
     #[test]
     fn pure_v2_and_none() {
-        let v2 = parse_mountinfo("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
-        let info = cgroup_info(&v2, PROC_CGROUPS, |_| Some("cpuset cpu memory hugetlb net_cls".into()));
+        let v2 = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let info = cgroup_info(&layout(v2, "0::/\n", "cpuset cpu memory hugetlb net_cls"));
         assert_eq!(info.layout, CgroupLayout::V2);
         assert!(info.unmounted.is_empty(), "{:?}", info.unmounted);
         // A named v1 hierarchy alone holds no controller: still not v1.
-        let named = parse_mountinfo("40 31 0:37 / /x rw - cgroup cgroup rw,name=systemd\n");
-        assert_eq!(cgroup_info(&named, PROC_CGROUPS, |_| None).layout, CgroupLayout::None);
+        let named = "40 31 0:37 / /x rw - cgroup cgroup rw,name=systemd\n";
+        assert_eq!(cgroup_info(&layout(named, "1:name=systemd:/\n", "")).layout, CgroupLayout::None);
     }
 
     #[test]

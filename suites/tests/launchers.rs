@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use isoprobe_harness::cgroup::CgroupLayout;
 use isoprobe_harness::launcher::differences::assess;
 use isoprobe_harness::launcher::registry::{describe, launcher_limit_matrix, launcher_matrix};
 use isoprobe_harness::limits::LimitCheck;
@@ -124,8 +123,8 @@ fn limit_trials(h: &Arc<Harness>, kind: LauncherKind) -> Vec<Trial> {
         let (h, spec) = (Arc::clone(h), spec.clone());
         trials.push(Trial::ignorable_test(format!("{prefix}kill-mid-case/{name}"), move || {
             let limits = spec.limits.as_ref().expect("a limit case");
-            let layout = CgroupLayout::detect().map_err(|e| e.to_string())?;
-            let limits_met = limit_requirement(&spec, limits, h.runner(), &layout);
+            let layout = isoprobe_harness::cgroup::host_layout().map_err(|e| e.to_string())?;
+            let limits_met = limit_requirement(&spec, limits, h.runner(), layout);
             if let Err(skip) = h.requirement(&spec).and(limits_met) {
                 return skip_outcome(&skip);
             }

@@ -19,8 +19,9 @@ pub enum Version {
     V2,
 }
 
-/// The host's overall arrangement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The host's overall arrangement (as the fingerprint records it: `v1`, `v2`, `hybrid`, `none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum LayoutMode {
     /// Only v1 hierarchies with controllers.
     V1,
@@ -32,14 +33,20 @@ pub enum LayoutMode {
     None,
 }
 
-impl fmt::Display for LayoutMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl LayoutMode {
+    pub fn name(self) -> &'static str {
+        match self {
             LayoutMode::V1 => "v1",
             LayoutMode::V2 => "v2",
             LayoutMode::Hybrid => "hybrid",
             LayoutMode::None => "none",
-        })
+        }
+    }
+}
+
+impl fmt::Display for LayoutMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -62,6 +69,9 @@ pub struct Hierarchy {
     pub controllers: Vec<String>,
     /// v1 hierarchy id (from /proc/self/cgroup); 0 for v2.
     pub id: u32,
+    /// The name of a named v1 hierarchy (`name=systemd` mounts `systemd`), which binds no
+    /// controller.
+    pub name: Option<String>,
     pub mount_point: PathBuf,
     /// The mount's root inside the hierarchy (mountinfo field 4).
     pub mount_root: String,
@@ -254,6 +264,7 @@ impl CgroupLayout {
                     version: Version::V2,
                     controllers: root_controllers,
                     id: 0,
+                    name: None,
                     mount_point,
                     mount_root,
                     own_path: line.path.clone(),
@@ -288,6 +299,7 @@ impl CgroupLayout {
                     version: Version::V1,
                     controllers: bound,
                     id: line.id,
+                    name: name.map(str::to_owned),
                     mount_point,
                     mount_root,
                     own_path: line.path.clone(),

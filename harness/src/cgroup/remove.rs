@@ -204,6 +204,7 @@ mod tests {
             version: Version::V2,
             controllers: Vec::new(),
             id: 0,
+            name: None,
             mount_point: tmp.path().to_path_buf(),
             mount_root: "/".into(),
             own_path: "/".into(),
