@@ -5,7 +5,10 @@
 //! kind × every native launcher path × every rootfs mode, on the spec with all eight kinds, and on
 //! the spec with that kind alone (with a mount namespace where pivot_root needs one) wherever the
 //! namespace matrix runs single kinds (every rootfs mode through clone3, the host filesystem
-//! through the other paths):
+//! through the other paths); and through util-linux unshare(1) on the host filesystem, whose
+//! options the plant drops (one per kind, and those implying it), on the spec with all eight kinds
+//! (a skip with the reason where the tool is not installed; see [`TOOLS`] for what is not
+//! covered and why):
 //!
 //! - the case must not pass, and must end in no error (neither the case nor any check);
 //! - every behavioural check of the lost kind whose expectation differs between the spec and the
@@ -27,6 +30,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use isoprobe_harness::launcher::registry::launcher_matrix;
 use isoprobe_harness::matrix::spec_for;
 use isoprobe_harness::oracle::expect;
 use isoprobe_harness::{CaseSpec, CheckId, Harness, LauncherKind, NsKind, NsSet, RootfsMode, Verdict};
@@ -41,6 +45,15 @@ const PATHS: [LauncherKind; 5] = [
     LauncherKind::SetnsNsFiles,
     LauncherKind::SetnsPidfd,
 ];
+
+/// The external launchers whose flags the plant drops, and the rootfs modes in which a lost flag
+/// still leaves the probe a view to observe from: util-linux unshare(1) on the host filesystem
+/// takes one option per kind. Not here, with the reason: unshare(1) in a chroot (`--root`)
+/// without its `--pid` still mounts a /proc there and refuses to start (EPERM), and without its
+/// `--mount` leaves the new root with no /proc at all; nsenter(1) without `--pid` runs the probe
+/// in a pid namespace whose /proc (the container's) does not show it; the other tools take a
+/// configuration file, or always create some kinds.
+const TOOLS: [(LauncherKind, RootfsMode); 1] = [(LauncherKind::UtilUnshare, RootfsMode::Host)];
 
 /// Checks that look at files through the probe's root: for a joiner, whose root is the
 /// container's, they follow the container's mount tree whatever mount namespace it is in.
@@ -93,6 +106,15 @@ fn main() -> ExitCode {
                             trials.push(trial(h, spec, kind));
                         }
                     }
+                }
+            }
+        }
+        // The tools, on their matrix's spec with all eight kinds (the id maps they can express).
+        for (launcher, rootfs) in TOOLS {
+            let all = launcher_matrix(launcher, h.runner()).into_iter();
+            for spec in all.filter(|s| s.namespaces == NsSet::ALL && s.rootfs == rootfs) {
+                for kind in NsKind::ALL {
+                    trials.push(trial(h, spec.clone(), kind));
                 }
             }
         }
