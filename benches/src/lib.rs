@@ -2,7 +2,7 @@
 //! their sampling profiles, the netns-cleanup watch, the tiny static payload, and the JSON summary.
 //!
 //! One bench binary per area lives in `benches/benches/` (calibration, namespaces, teardown,
-//! scaling, cgroups, container). Each measures through [`isoprobe_harness::primitives`], the only
+//! scaling, cgroups, container). Each measures through [`isoprobe_harness::sys::primitives`], the only
 //! place with the `unsafe` the benchmarks need; this crate has none. After a `cargo bench` run each
 //! binary writes its part of the summary and merges every part of the same run into
 //! `target/isoprobe/bench-summary.json` (see [`summary`]).
@@ -43,7 +43,7 @@ pub mod speed;
 pub mod stats;
 pub mod summary;
 
-pub use isoprobe_harness::primitives::{self, Timed};
+pub use isoprobe_harness::sys::primitives::{self, Timed};
 pub use run::{BenchRun, Group, Profile};
 
 /// The fingerprint a summary carries: the same one `isoprobe env` prints and run reports carry,

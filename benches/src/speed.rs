@@ -31,7 +31,7 @@
 //! exit copy and tear down the page tables of the process's private memory, so a bench process
 //! holding 2.2 MB of freed-but-kept heap read exit to reap 20 µs slower than one holding 244 kB,
 //! at the same null-syscall speed. That is kept constant separately (see
-//! `isoprobe_harness::primitives::tune_malloc`).
+//! `isoprobe_harness::sys::primitives::tune_malloc`).
 //!
 //! `ISOPROBE_BENCH_SPEED=all` keeps every sample (the readings are still taken and counted); quick
 //! and test runs, with their 10 to 20 samples per case, always keep every sample.

@@ -8,9 +8,8 @@
 //! ```
 //!
 //! Unsafe code lives only in `sys` (clone3/clone and the child's side up to exec, the new mount
-//! API, perf_event_open, close_range) and `primitives` (the benchmarks' raw process and namespace
-//! calls); everything else is safe Rust over nix and the probe crate's wrappers, and the crate
-//! denies `unsafe_code` outside those two modules.
+//! API, perf_event_open, close_range, and the benchmarks' raw primitives); everything else is safe
+//! Rust over nix and the probe crate's wrappers, and the crate denies `unsafe_code` outside `sys`.
 
 #![deny(unsafe_code)]
 
@@ -32,7 +31,6 @@ pub mod matrix;
 pub mod mounts;
 pub mod names;
 pub mod oracle;
-pub mod primitives;
 pub mod requirement;
 pub mod run;
 pub mod run_env;

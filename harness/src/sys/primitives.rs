@@ -13,8 +13,6 @@
 //! What this module must never do: leave a child running or unreaped ([`Child`] and [`Holder`]
 //! kill and reap on drop), or touch the namespaces, mounts or credentials of the calling process.
 
-#![allow(unsafe_code)]
-
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::fs::File;
 use std::io;
