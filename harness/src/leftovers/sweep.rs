@@ -1,44 +1,24 @@
-//! Crash-only recovery: what dead isoprobe processes left on the host, found by isoprobe's names
-//! and removed. `isoprobe run`, every suite and every bench call [`recover_at_start`] first, so a
-//! run killed at any moment leaves nothing after the next one; `isoprobe cleanup` calls [`sweep`]
-//! with [`Scope::All`].
-//!
-//! Only objects isoprobe names are ever looked at: run directories `<tmp>/isoprobe-<pid>-<token>`
-//! and bench directories `<tmp>/isoprobe-bench-<pid>-<token>`, mounts under them, loop devices
-//! whose backing file lies in them, cgroups named `isoprobe-<token>-<case>` (a run's) and
-//! `isoprobe-bench-<pid>-<token>` (a bench's), SysV IPC objects and POSIX message queues a run
-//! wrote into its ledger ([`IpcLedger`]) before creating them; and the NIS domainname, put back to
-//! what a dead run recorded if it still shows an isoprobe token.
-//!
-//! A run is dead when its pid no longer runs, or runs a process that started after the run's
-//! directory was made (a recycled pid). What a live run owns is never touched: its directory, its
-//! cgroups (by token), its IPC objects (by its ledger). [`Scope::All`] also removes what no visible
-//! run owns: cgroups with no known token that are empty and older than a grace period, and
-//! isoprobe-keyed IPC objects created before the oldest live run started (a run in another
-//! temporary directory, or code that keeps no ledger, may have made them).
-//!
-//! It must never remove anything without the isoprobe name, and never follow a run directory's
-//! contents across a mount point (every mount under it is detached first, and removal is refused
-//! if one remains).
+//! The sweep: what dead runs left, found and removed (or, in a dry run, listed), event by event.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use isoprobe_probes::sys::{SysvKind, mq_remove, sysv_remove, sysv_remove_key};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use super::ipc::{isoprobe_mqueues, isoprobe_sysv_objects};
+use super::ledger::{LEDGER, LedgerEntry};
+use super::owners::{OwnedDir, Owner, cgroup_owner, owned_dirs, pid_alive_since, process_start_epoch};
 use crate::cgroup::remove::{isoprobe_cgroups, remove_tree, thaw};
 use crate::domainname::{RecordedDomainname, restore_recorded_domainname};
-use crate::error::{Context, HarnessError};
+use crate::error::HarnessError;
 use crate::mounts::{mounts, unmount_all_under};
 use crate::names::{PREFIX, is_isoprobe_key};
 
@@ -48,9 +28,6 @@ const UNKNOWN_CGROUP_GRACE_SECS: i64 = 5;
 
 /// How long the removal of a dead run's cgroup waits for the kernel to let go of its tasks.
 const CGROUP_DRAIN: Duration = Duration::from_secs(2);
-
-/// The file in a run directory that lists every IPC object the run may have created.
-pub const LEDGER: &str = "ipc-ledger";
 
 /// What a sweep may remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,39 +167,6 @@ impl Tally<'_> {
         match f() {
             Ok(()) => self.removed(kind, what),
             Err(e) => self.failed(kind, what, e),
-        }
-    }
-}
-
-/// Whose a directory or cgroup is, by its name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Owner {
-    /// `isoprobe-<pid>-<token>`: a harness run.
-    Run { pid: i32, token: String },
-    /// `isoprobe-bench-<pid>-<token>`: a bench's own directory or cgroup.
-    Bench { pid: i32 },
-}
-
-/// A run or bench directory under the temporary directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct OwnedDir {
-    path: PathBuf,
-    owner: Owner,
-    /// When it was made (seconds since the epoch).
-    ctime: i64,
-    uid: u32,
-}
-
-impl OwnedDir {
-    fn pid(&self) -> i32 {
-        match self.owner {
-            Owner::Run { pid, .. } | Owner::Bench { pid } => pid,
-        }
-    }
-    fn token(&self) -> Option<&str> {
-        match &self.owner {
-            Owner::Run { token, .. } => Some(token),
-            Owner::Bench { .. } => None,
         }
     }
 }
@@ -379,74 +323,6 @@ fn sweep_in(tmp: &Path, sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Su
         remove_unowned_ipc(bound, &dead, &mut t)?;
     }
     Ok(t.summary)
-}
-
-/// `isoprobe-<pid>-<token>` and `isoprobe-bench-<pid>-<token>` directories directly under `tmp`.
-fn owned_dirs(tmp: &Path) -> Result<Vec<OwnedDir>, HarnessError> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(tmp).ctx(|| format!("list {}", tmp.display()))? {
-        let e = e.ctx(|| format!("list {}", tmp.display()))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(owner) = dir_owner(&name) else { continue };
-        let Ok(md) = fs::symlink_metadata(e.path()) else { continue };
-        if md.is_dir() {
-            out.push(OwnedDir { path: e.path(), owner, ctime: md.ctime(), uid: md.uid() });
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
-}
-
-/// The owner a directory name gives: `isoprobe-<pid>-<token>` or `isoprobe-bench-<pid>-<token>`;
-/// anything else (another program's, or another shape) is `None`.
-fn dir_owner(name: &str) -> Option<Owner> {
-    let rest = name.strip_prefix(PREFIX)?.strip_prefix('-')?;
-    let (bench, rest) = match rest.strip_prefix("bench-") {
-        Some(r) => (true, r),
-        None => (false, rest),
-    };
-    let (pid, token) = rest.split_once('-')?;
-    let pid: i32 = pid.parse().ok().filter(|p| *p > 0)?;
-    if !is_token(token) {
-        return None;
-    }
-    Some(if bench { Owner::Bench { pid } } else { Owner::Run { pid, token: token.to_owned() } })
-}
-
-/// The owner a cgroup name gives: a run's `isoprobe-<token>-<case>[-<suffix>]`, or a bench's
-/// `isoprobe-bench-<pid>-<token>`.
-fn cgroup_owner(name: &str) -> Option<Owner> {
-    if let Some(o @ Owner::Bench { .. }) = dir_owner(name) {
-        return Some(o);
-    }
-    let rest = name.strip_prefix(PREFIX)?.strip_prefix('-')?;
-    let (token, case) = rest.split_once('-')?;
-    (is_token(token) && !case.is_empty()).then(|| Owner::Run { pid: 0, token: token.to_owned() })
-}
-
-/// Run tokens are 12 lowercase hex digits (`names::token`).
-fn is_token(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Whether `pid` runs a process that started no later than `since` (+1 s: whole seconds): the
-/// process that made something at `since`, not a later one with a recycled pid.
-fn pid_alive_since(pid: i32, since: i64) -> bool {
-    match process_start_epoch(pid) {
-        Some(start) => start <= since + 1,
-        // Running but unreadable: count it as alive (nothing of a live run may go).
-        None => Path::new(&format!("/proc/{pid}")).exists(),
-    }
-}
-
-/// When `pid` started, in seconds since the epoch (rounded down).
-fn process_start_epoch(pid: i32) -> Option<i64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let ticks = isoprobe_probes::sys::stat_start_time(&stat)? as i64;
-    let boot: i64 =
-        fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
-    Some(boot + ticks / hz)
 }
 
 /// Puts back the NIS domainname a dead run recorded when it was killed between setting it (a
@@ -628,226 +504,10 @@ fn remove_unowned_ipc(bound: i64, dead: &[&OwnedDir], t: &mut Tally<'_>) -> Resu
     Ok(())
 }
 
-/// A SysV IPC object with an isoprobe key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SysvObject {
-    kind: SysvKind,
-    key: i32,
-    id: i32,
-    ctime: i64,
-    /// The creator's pid (shared memory only).
-    cpid: Option<i32>,
-}
-
-fn isoprobe_sysv_objects() -> Result<Vec<SysvObject>, HarnessError> {
-    let mut out = Vec::new();
-    for (kind, file, id_col) in
-        [(SysvKind::Shm, "shm", "shmid"), (SysvKind::Sem, "sem", "semid"), (SysvKind::Msg, "msg", "msqid")]
-    {
-        let path = format!("/proc/sysvipc/{file}");
-        let text = fs::read_to_string(&path).ctx(|| format!("read {path}"))?;
-        out.extend(parse_sysvipc(kind, &text, id_col).into_iter().filter(|o| is_isoprobe_key(o.key)));
-    }
-    Ok(out)
-}
-
-/// The rows of a /proc/sysvipc table (columns named by its header line).
-fn parse_sysvipc(kind: SysvKind, text: &str, id_col: &str) -> Vec<SysvObject> {
-    let mut lines = text.lines();
-    let Some(header) = lines.next() else { return Vec::new() };
-    let cols: BTreeMap<&str, usize> = header.split_whitespace().enumerate().map(|(i, c)| (c, i)).collect();
-    let (Some(&k), Some(&i), Some(&c)) = (cols.get("key"), cols.get(id_col), cols.get("ctime")) else {
-        return Vec::new();
-    };
-    lines
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some(SysvObject {
-                kind,
-                key: f.get(k)?.parse().ok()?,
-                id: f.get(i)?.parse().ok()?,
-                ctime: f.get(c)?.parse().ok()?,
-                cpid: cols.get("cpid").and_then(|&p| f.get(p)?.parse().ok()),
-            })
-        })
-        .collect()
-}
-
-/// `/isoprobe-*` message queues with their ctimes. Listing needs the mqueue filesystem: where it
-/// is not mounted, it is mounted in a private mount namespace of a short-lived thread.
-fn isoprobe_mqueues() -> Result<Vec<(String, i64)>, HarnessError> {
-    let list = |dir: &Path| -> Result<Vec<(String, i64)>, HarnessError> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(dir).ctx(|| format!("list {}", dir.display()))?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("{PREFIX}-")) {
-                let ctime = e.metadata().map(|m| m.ctime()).unwrap_or(i64::MAX);
-                out.push((format!("/{name}"), ctime));
-            }
-        }
-        Ok(out)
-    };
-    if let Some(m) = mounts()?.into_iter().find(|m| m.fs_type == "mqueue") {
-        return list(&m.mount_point);
-    }
-    std::thread::scope(|s| {
-        s.spawn(|| -> Result<Vec<(String, i64)>, HarnessError> {
-            use nix::mount::{MsFlags, mount};
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-                .ctx(|| "enter a private mount namespace to list message queues (needs CAP_SYS_ADMIN)".into())?;
-            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                .ctx(|| "make the private mount namespace private".into())?;
-            // /tmp of this thread's own mount namespace: nobody else sees this mount.
-            let at = Path::new("/tmp");
-            mount(Some("mqueue"), at, Some("mqueue"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
-                .ctx(|| "mount the mqueue filesystem".into())?;
-            list(at)
-        })
-        .join()
-        .unwrap_or_else(|_| Err(HarnessError::Internal("list message queues: the listing thread panicked".into())))
-    })
-}
-
-/// One line of a run's ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum LedgerEntry {
-    Sysv(SysvKind, i32),
-    Mqueue(String),
-}
-
-impl LedgerEntry {
-    fn line(&self) -> String {
-        match self {
-            LedgerEntry::Sysv(kind, key) => format!("{} {key:#x}\n", sysv_name(*kind)),
-            LedgerEntry::Mqueue(name) => format!("mq {name}\n"),
-        }
-    }
-
-    fn parse(line: &str) -> Option<LedgerEntry> {
-        let (what, arg) = line.split_once(' ')?;
-        let key = || i32::from_str_radix(arg.strip_prefix("0x")?, 16).ok();
-        Some(match what {
-            "shm" => LedgerEntry::Sysv(SysvKind::Shm, key()?),
-            "sem" => LedgerEntry::Sysv(SysvKind::Sem, key()?),
-            "msg" => LedgerEntry::Sysv(SysvKind::Msg, key()?),
-            "mq" => LedgerEntry::Mqueue(arg.to_owned()),
-            _ => return None,
-        })
-    }
-}
-
-fn sysv_name(kind: SysvKind) -> &'static str {
-    match kind {
-        SysvKind::Shm => "shm",
-        SysvKind::Sem => "sem",
-        SysvKind::Msg => "msg",
-    }
-}
-
-/// The list of IPC objects a run may create, in its run directory: every key and queue name is
-/// written here *before* the object is made (a run killed in between leaves an entry for an
-/// object that never existed, never an object without an entry), so the next run's
-/// [`recover_at_start`] removes exactly those. Appends are single write(2)s on an O_APPEND file.
-#[derive(Debug)]
-pub struct IpcLedger {
-    file: Mutex<File>,
-}
-
-impl IpcLedger {
-    /// Opens (creating) the ledger in `run_dir`.
-    pub fn create(run_dir: &Path) -> Result<IpcLedger, HarnessError> {
-        let path = run_dir.join(LEDGER);
-        let file =
-            OpenOptions::new().create(true).append(true).open(&path).ctx(|| format!("create {}", path.display()))?;
-        Ok(IpcLedger { file: Mutex::new(file) })
-    }
-
-    /// Records a SysV key about to be used.
-    pub fn sysv(&self, kind: SysvKind, key: i32) -> Result<(), HarnessError> {
-        self.append(&LedgerEntry::Sysv(kind, key))
-    }
-
-    /// Records a message queue name about to be used.
-    pub fn mqueue(&self, name: &str) -> Result<(), HarnessError> {
-        self.append(&LedgerEntry::Mqueue(name.to_owned()))
-    }
-
-    fn append(&self, e: &LedgerEntry) -> Result<(), HarnessError> {
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(e.line().as_bytes()).ctx(|| "append to the run's IPC ledger".into())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::ledger::IpcLedger;
     use super::*;
-
-    #[test]
-    fn directory_names_need_the_prefix_a_pid_and_a_token() {
-        assert_eq!(
-            dir_owner("isoprobe-1234-0123456789ab"),
-            Some(Owner::Run { pid: 1234, token: "0123456789ab".into() })
-        );
-        assert_eq!(dir_owner("isoprobe-bench-77-0123456789ab"), Some(Owner::Bench { pid: 77 }));
-        for other in [
-            "isoprobe-1234",
-            "isoprobe-x-0123456789ab",
-            "isoprobe-0-0123456789ab",
-            "isoprobe-12-0123456789aZ",
-            "isoprobe-12-0123456789abc",
-            "isoprobes-12-0123456789ab",
-            "isoprobe-bench-0123456789ab",
-            "isoprobe-newc-test-12",
-            "systemd-private-12-0123456789ab",
-        ] {
-            assert_eq!(dir_owner(other), None, "{other}");
-        }
-    }
-
-    #[test]
-    fn cgroup_owners() {
-        let run = |t: &str| Some(Owner::Run { pid: 0, token: t.into() });
-        assert_eq!(cgroup_owner("isoprobe-0123456789ab-17"), run("0123456789ab"));
-        assert_eq!(cgroup_owner("isoprobe-0123456789ab-17-lxc"), run("0123456789ab"));
-        assert_eq!(cgroup_owner("isoprobe-bench-42-0123456789ab"), Some(Owner::Bench { pid: 42 }));
-        assert_eq!(cgroup_owner("isoprobe-0123456789ab-"), None);
-        assert_eq!(cgroup_owner("isoprobe-limit-memory"), None);
-    }
-
-    #[test]
-    fn sysvipc_tables_are_read_by_column_name() {
-        let shm = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n\
-                   352321537          5   666                     1  4242     0      0     0     0     0     0          0          0 1764390000                     0                     0\n";
-        let objs = parse_sysvipc(SysvKind::Shm, shm, "shmid");
-        assert_eq!(
-            objs,
-            vec![SysvObject { kind: SysvKind::Shm, key: 0x1500_0001, id: 5, ctime: 1_764_390_000, cpid: Some(4242) }]
-        );
-        assert!(is_isoprobe_key(objs[0].key));
-        assert!(parse_sysvipc(SysvKind::Shm, "", "shmid").is_empty());
-    }
-
-    #[test]
-    fn ledger_lines_parse_back() {
-        for e in [
-            LedgerEntry::Sysv(SysvKind::Shm, 0x1500_0001),
-            LedgerEntry::Sysv(SysvKind::Sem, 0x15ff_ffff),
-            LedgerEntry::Sysv(SysvKind::Msg, 0x1512_3456),
-            LedgerEntry::Mqueue("/isoprobe-0123456789ab".into()),
-        ] {
-            assert_eq!(LedgerEntry::parse(e.line().trim_end()), Some(e));
-        }
-        assert_eq!(LedgerEntry::parse("shm 12"), None);
-        assert_eq!(LedgerEntry::parse("garbage"), None);
-    }
-
-    #[test]
-    fn a_recycled_pid_is_not_its_old_run() {
-        let me = std::process::id() as i32;
-        let start = process_start_epoch(me).expect("our own start time");
-        assert!(pid_alive_since(me, start));
-        assert!(!pid_alive_since(me, start - 10), "a directory made before this process cannot be its");
-    }
 
     /// A run killed mid freezer case leaves a frozen cgroup whose tasks cannot die of their
     /// SIGKILL: recovery thaws it, kills them, and removes it. Real cgroups (the freezer
@@ -908,7 +568,6 @@ mod tests {
         let _ = fs::remove_dir_all(&tmp);
         r.unwrap();
     }
-
     /// A real dead run's leftovers, in a private temporary directory and IPC namespace of a
     /// thread of its own: its ledgered SysV object and queue and its directory are removed, the
     /// live run's are kept, and a dry run touches nothing.
