@@ -25,7 +25,7 @@ use crate::oracle::expect;
 use crate::requirement;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, Runner};
-use crate::verdict::{CaseOutcome, CheckResult, ProbeRun, Role, Skip};
+use crate::verdict::{CaseOutcome, CheckResult, Judged, ProbeRun, Role, Skip};
 use isoprobe_probes::ns::NsSet;
 
 /// Settings of a run.
@@ -383,9 +383,9 @@ fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
     };
     let spec = CaseSpec { launcher: launched_by, ..oracle.clone() };
     let spec = registry::launcher(launched_by).effective(&spec, runner).spec;
-    let (checks, limits) = match &spec.limits {
-        Some(l) => (Vec::new(), crate::limits::judge::judge_all(l, &spec, &r.transcript.facts, &r.host.probe_cgroup)),
-        None => (
+    let judged = match &spec.limits {
+        Some(l) => Judged::Limits(crate::limits::judge::judge_all(l, &spec, &r.transcript.facts, &r.host.probe_cgroup)),
+        None => Judged::Checks(
             CheckId::all()
                 .into_iter()
                 .map(|check| {
@@ -394,17 +394,9 @@ fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
                     CheckResult { check, verdict: judge::with_refusals(check, verdict, &r.transcript.refused) }
                 })
                 .collect(),
-            Vec::new(),
         ),
     };
-    ProbeRun {
-        role: r.role,
-        init: r.transcript.init.clone(),
-        checks,
-        exit: r.exit.clone(),
-        stderr: r.stderr.clone(),
-        limits,
-    }
+    ProbeRun { role: r.role, init: r.transcript.init.clone(), judged, exit: r.exit.clone(), stderr: r.stderr.clone() }
 }
 
 /// Every check on which the joiner saw something other than the container's own probe. Identity

@@ -109,8 +109,20 @@ pub fn limit_result() -> impl Strategy<Value = LimitResult> {
 }
 
 pub fn probe_run() -> impl Strategy<Value = ProbeRun> {
-    (role(), texts(), vec(check_result(), 0..=FEW), text(), text(), vec(limit_result(), 0..=FEW))
-        .prop_map(|(role, init, checks, exit, stderr, limits)| ProbeRun { role, init, checks, exit, stderr, limits })
+    // A run holds one kind of verdicts, as the harness writes them: a namespace case's checks or
+    // a limit case's.
+    let verdicts = prop_oneof![
+        vec(check_result(), 0..=FEW).prop_map(|checks| (checks, Vec::new())),
+        vec(limit_result(), 1..=FEW).prop_map(|limits| (Vec::new(), limits)),
+    ];
+    (role(), texts(), verdicts, text(), text()).prop_map(|(role, init, (checks, limits), exit, stderr)| ProbeRun {
+        role,
+        init,
+        checks,
+        exit,
+        stderr,
+        limits,
+    })
 }
 
 pub fn case_outcome() -> impl Strategy<Value = CaseOutcome> {

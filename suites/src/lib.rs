@@ -74,8 +74,8 @@ pub fn expected_check_skips(outcome: &CaseOutcome) -> Result<(), Failed> {
     let expected = expected_from_env();
     let mut lines = Vec::new();
     for run in &outcome.runs {
-        let checks = run.checks.iter().map(|c| (c.check.to_string(), &c.verdict));
-        let limits = run.limits.iter().map(|l| (l.check.to_string(), &l.verdict));
+        let checks = run.checks().iter().map(|c| (c.check.to_string(), &c.verdict));
+        let limits = run.limits().iter().map(|l| (l.check.to_string(), &l.verdict));
         for (check, v) in checks.chain(limits) {
             if let isoprobe_harness::Verdict::Skip { requirement, reason } = v
                 && expected.contains(requirement)
@@ -121,7 +121,7 @@ pub fn case_trial(harness: &Arc<Harness>, spec: CaseSpec) -> Trial {
 pub fn limit_report(o: &CaseOutcome) -> String {
     let mut lines = o.failure_lines();
     for r in &o.runs {
-        for c in &r.limits {
+        for c in r.limits() {
             if let isoprobe_harness::Verdict::Pass { expected, observed, evidence } = &c.verdict {
                 lines.push(format!(
                     "{}: {}: pass: expected {expected}, observed {observed} ({evidence})",
@@ -149,7 +149,7 @@ pub fn limit_trial(harness: &Arc<Harness>, name: String, spec: CaseSpec) -> Tria
             eprintln!("{}", limit_report(&o));
         }
         expected_check_skips(&o)?;
-        let judged = o.runs.iter().map(|r| r.limits.len()).sum::<usize>();
+        let judged = o.runs.iter().map(|r| r.limits().len()).sum::<usize>();
         if o.passed() && judged > 0 {
             Ok(Completion::Completed)
         } else {
@@ -183,7 +183,7 @@ pub fn limit_sensitivity_trial(
             eprintln!("sensitivity, launched {}:\n{}", launched.name(), limit_report(&o));
         }
         for check in checks {
-            let v = o.runs.iter().flat_map(|r| &r.limits).find(|c| c.check == *check).map(|c| &c.verdict);
+            let v = o.runs.iter().flat_map(|r| r.limits()).find(|c| c.check == *check).map(|c| &c.verdict);
             match v {
                 Some(isoprobe_harness::Verdict::Fail { .. }) => {}
                 other => {

@@ -158,7 +158,7 @@ fn trial(h: &Arc<Harness>, spec: CaseSpec, kind: NsKind) -> Trial {
         let run = outcome.runs.last().ok_or("the case has no probe run")?;
         let mut problems = Vec::new();
         let mut caught = Vec::new();
-        for r in &run.checks {
+        for r in run.checks() {
             match &r.verdict {
                 Verdict::Error { cause } => problems.push(format!("{}: error: {cause}", r.check)),
                 Verdict::Fail { .. } if !r.check.kinds().contains(&kind) => {
@@ -173,7 +173,7 @@ fn trial(h: &Arc<Harness>, spec: CaseSpec, kind: NsKind) -> Trial {
         }
         for c in &must {
             if !caught.contains(c) {
-                let v = run.checks.iter().find(|r| r.check == *c).map(|r| format!("{:?}", r.verdict));
+                let v = run.checks().iter().find(|r| r.check == *c).map(|r| format!("{:?}", r.verdict));
                 problems.push(format!("{c} did not catch the loss: {}", v.unwrap_or_else(|| "not judged".into())));
             }
         }

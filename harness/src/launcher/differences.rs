@@ -217,7 +217,7 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
             Role::Joiner => kind,
         };
         let spec = registry::launcher(by).effective(&CaseSpec { launcher: by, ..resolved.clone() }, runner).spec;
-        for r in &run.checks {
+        for r in run.checks() {
             let rows = rows_for(by, r.check, &spec);
             let stale = |row: &Difference, what: String| {
                 format!(
@@ -254,7 +254,7 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
     // Limit checks have no expected differences: a tool that expresses a limit must enforce it
     // as the oracle says (limit cases of launchers that cannot express them are skipped).
     for run in &outcome.runs {
-        for r in &run.limits {
+        for r in run.limits() {
             a.unexplained.extend(outcome_line(&outcome.name, run.role, &r.check, &r.verdict));
         }
     }
@@ -309,10 +309,9 @@ mod tests {
         let run = |verdict: Verdict| ProbeRun {
             role: Role::Container,
             init: Vec::new(),
-            checks: Vec::new(),
+            judged: crate::verdict::Judged::Limits(vec![LimitResult { check: LimitCheck::Memory, verdict }]),
             exit: "exit 0".into(),
             stderr: String::new(),
-            limits: vec![LimitResult { check: LimitCheck::Memory, verdict }],
         };
         let outcome = |verdict| CaseOutcome {
             name: name.clone(),
@@ -355,10 +354,9 @@ mod tests {
             runs: vec![ProbeRun {
                 role: Role::Container,
                 init: Vec::new(),
-                checks: vec![CheckResult { check: CheckId::NetLinks, verdict }],
+                judged: crate::verdict::Judged::Checks(vec![CheckResult { check: CheckId::NetLinks, verdict }]),
                 exit: "exit 0".into(),
                 stderr: String::new(),
-                limits: Vec::new(),
             }],
             join_mismatches: Vec::new(),
             duration: std::time::Duration::ZERO,

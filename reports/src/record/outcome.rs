@@ -101,14 +101,18 @@ impl CaseOutcome {
 
 impl From<&harness::ProbeRun> for ProbeRun {
     fn from(r: &harness::ProbeRun) -> ProbeRun {
-        let harness::ProbeRun { role, init, checks, exit, stderr, limits } = r;
+        let harness::ProbeRun { role, init, judged, exit, stderr } = r;
+        let (checks, limits) = match judged {
+            harness::Judged::Checks(c) => (c.iter().map(CheckResult::from).collect(), Vec::new()),
+            harness::Judged::Limits(l) => (Vec::new(), l.iter().map(LimitResult::from).collect()),
+        };
         ProbeRun {
             role: (*role).into(),
             init: init.clone(),
-            checks: checks.iter().map(CheckResult::from).collect(),
+            checks,
             exit: exit.clone(),
             stderr: stderr.clone(),
-            limits: limits.iter().map(LimitResult::from).collect(),
+            limits,
         }
     }
 }
