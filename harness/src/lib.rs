@@ -44,5 +44,5 @@ pub use error::HarnessError;
 pub use isoprobe_probes::multicall;
 pub use isoprobe_probes::ns::{NsKind, NsSet};
 pub use run::{Harness, HarnessOptions};
-pub use spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
+pub use spec::{CaseSpec, LauncherKind, Resolved, RootfsMode, Runner};
 pub use verdict::{CaseOutcome, Verdict};

@@ -9,7 +9,7 @@ use isoprobe_probes::ns::NsKind;
 use serde::{Deserialize, Serialize};
 
 use crate::check::CheckId;
-use crate::spec::{CaseSpec, IdMaps, RootfsMode, Runner};
+use crate::spec::{IdMaps, Resolved, RootfsMode, Runner};
 
 /// What a check must observe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,10 +55,10 @@ pub fn id_map_text(lines: &[isoprobe_probes::wire::IdMapLine]) -> String {
     lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("; ")
 }
 
-/// What `check` must observe in a container built from `spec`, run by `runner`.
-pub fn expect(spec: &CaseSpec, runner: Runner, check: CheckId) -> Expect {
+/// What `check` must observe in a container built from `spec` (resolved for `runner`, and as the
+/// launcher really builds it: see `launcher::Effective`), run by `runner`.
+pub fn expect(spec: &Resolved, runner: Runner, check: CheckId) -> Expect {
     use CheckId::*;
-    let spec = spec.resolve(runner);
     let has = |k: NsKind| spec.has(k);
     // CAP_SYS_ADMIN in the initial user namespace: what a probe without a user namespace of its own
     // holds over the host's namespaces.
@@ -136,7 +136,7 @@ pub fn expect(spec: &CaseSpec, runner: Runner, check: CheckId) -> Expect {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::LauncherKind;
+    use crate::spec::{CaseSpec, LauncherKind};
     use isoprobe_probes::ns::NsSet;
     use proptest::prelude::*;
 
@@ -157,7 +157,7 @@ mod tests {
             prop_assume!(flipped.rootfs == s.rootfs && flipped.validate().is_ok());
             for check in CheckId::all() {
                 if !check.kinds().contains(&k) {
-                    prop_assert_eq!(expect(&s, runner, check), expect(&flipped, runner, check), "{} changed with {}", check, k);
+                    prop_assert_eq!(expect(&s.resolve(runner), runner, check), expect(&flipped.resolve(runner), runner, check), "{} changed with {}", check, k);
                 }
             }
         }
@@ -166,7 +166,7 @@ mod tests {
         fn identity_follows_the_set(bits in any::<u8>()) {
             let s = CaseSpec::new(NsSet::from_bits(bits));
             for k in NsKind::ALL {
-                prop_assert_eq!(expect(&s, ROOT, CheckId::NsInode(k)) == Expect::Isolated, s.has(k));
+                prop_assert_eq!(expect(&s.resolve(ROOT), ROOT, CheckId::NsInode(k)) == Expect::Isolated, s.has(k));
             }
         }
     }
@@ -189,7 +189,7 @@ mod tests {
                         ..CaseSpec::new(ns)
                     };
                     if s.validate().is_ok() {
-                        seen.insert(format!("{:?}", expect(&s, ROOT, check)));
+                        seen.insert(format!("{:?}", expect(&s.resolve(ROOT), ROOT, check)));
                     }
                 }
             }
@@ -200,6 +200,6 @@ mod tests {
     #[test]
     fn a_joiner_is_not_init() {
         let s = CaseSpec { launcher: LauncherKind::SetnsPidfd, ..CaseSpec::new("pid".parse().unwrap()) };
-        assert_eq!(expect(&s, ROOT, CheckId::PidSelfIsInit), Expect::Flag(false));
+        assert_eq!(expect(&s.resolve(ROOT), ROOT, CheckId::PidSelfIsInit), Expect::Flag(false));
     }
 }

@@ -24,7 +24,7 @@ use crate::launcher::{StartContext, Started, can_run, registry};
 use crate::oracle::expect;
 use crate::requirement;
 use crate::run_env::RunEnv;
-use crate::spec::{CaseSpec, Runner};
+use crate::spec::{CaseSpec, Resolved, Runner};
 use crate::verdict::{CaseOutcome, CheckResult, Judged, ProbeRun, Role, Skip};
 use isoprobe_probes::ns::NsSet;
 
@@ -96,11 +96,15 @@ impl Harness {
     /// The generic requirements apply to the container the launcher really builds: bwrap run by an
     /// unprivileged user adds a user namespace of its own, so it needs no root for the others.
     pub fn requirement(&self, spec: &CaseSpec) -> Result<(), Skip> {
+        let spec = spec.resolve(self.run.runner);
+        self.requirement_of(&spec, &registry::effective(spec.launcher, &spec, self.run.runner).spec)
+    }
+
+    /// [`Harness::requirement`] of a spec resolved, and of the container it really gives.
+    fn requirement_of(&self, spec: &Resolved, effective: &Resolved) -> Result<(), Skip> {
         let runner = self.run.runner;
-        let launcher = registry::launcher(spec.launcher);
-        let effective = launcher.effective(&spec.resolve(runner), runner).spec;
-        requirement::check_case(&effective, runner, self.run.supported_kinds(), &self.kernel)?;
-        can_run(launcher, &spec.resolve(runner), runner)
+        requirement::check_case(effective, runner, self.run.supported_kinds(), &self.kernel)?;
+        can_run(registry::launcher(spec.launcher), spec, runner)
     }
 
     pub fn run_case(&self, spec: &CaseSpec) -> CaseOutcome {
@@ -136,19 +140,22 @@ impl Harness {
             out.error = Some(format!("invalid spec: {e}"));
             return out;
         }
-        if let Err(skip) = self.requirement(launched) {
+        // Each state of the spec is computed once: resolved for this runner, then what the
+        // launcher really builds from it.
+        let runner = self.run.runner;
+        let (launched, oracle) = (launched.resolve(runner), oracle.resolve(runner));
+        let effective = registry::effective(launched.launcher, &launched, runner).spec;
+        if let Err(skip) = self.requirement_of(&launched, &effective) {
             out.skipped = Some(skip);
             return out;
         }
         if let Some(l) = &launched.limits {
-            if let Err(skip) = crate::limits::requirement::check(launched, l, self.run.runner, self.run.layout) {
+            if let Err(skip) = crate::limits::requirement::check(&launched, l, runner, self.run.layout) {
                 out.skipped = Some(skip);
                 return out;
             }
         }
-        let runner = self.run.runner;
-        let (launched, oracle) = (launched.resolve(runner), oracle.resolve(runner));
-        match self.execute(&launched, plant) {
+        match self.execute(&launched, &effective, plant) {
             Ok(raw) => {
                 out.runs = raw.iter().map(|r| judge_run(r, &oracle, runner)).collect();
                 if let [container, joiner] = raw.as_slice() {
@@ -161,7 +168,9 @@ impl Harness {
         out
     }
 
-    fn execute(&self, spec: &CaseSpec, plant: NsSet) -> Result<Vec<RawRun>, HarnessError> {
+    /// Starts `spec` (resolved; `effective` is the container its launcher really builds) and
+    /// talks to its probes.
+    fn execute(&self, spec: &Resolved, effective: &Resolved, plant: NsSet) -> Result<Vec<RawRun>, HarnessError> {
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref())?;
         // The timeout is the probe's: it starts once the case is set up, which for a timing
@@ -169,13 +178,21 @@ impl Harness {
         let begun = Instant::now();
         let deadline = begun + self.opts.case_timeout;
         let launcher = registry::launcher(spec.launcher);
-        let ctx = |spec, hold| StartContext { spec, case: &case, run: &self.run, deadline, hold, plant };
+        let ctx = |spec, effective, hold| StartContext {
+            spec,
+            effective,
+            case: &case,
+            run: &self.run,
+            deadline,
+            hold,
+            plant,
+        };
         if !spec.launcher.joins() {
-            let mut p = launcher.start(&ctx(spec, false))?;
+            let mut p = launcher.start(&ctx(spec, effective, false))?;
             if let Some(l) = case.limits.as_ref().filter(|l| l.by_tool()) {
                 // The tool created the case's cgroup and wrote its limits: the host's answers
                 // (peak, OOM kills, throttling, usage) come from there.
-                let tool_cgroup = launcher.limit_cgroup(&ctx(spec, false)).ok_or_else(|| {
+                let tool_cgroup = launcher.limit_cgroup(&ctx(spec, effective, false)).ok_or_else(|| {
                     HarnessError::Launch(format!("{} names no cgroup for the case's limits", spec.launcher.name()))
                 })?;
                 l.adopt(p.probe_pid, &tool_cgroup)?;
@@ -186,12 +203,14 @@ impl Harness {
         }
         // setns: a container that holds its namespaces, then a probe that joins it. The fault
         // plant is the joiner's (its setns calls): the container is clone3's, planted there.
-        let container_spec = CaseSpec { launcher: spec.launcher.container_launcher(), ..spec.clone() };
-        let mut holder = launcher.start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, true) })?;
+        let container_spec = spec.launched_by(spec.launcher.container_launcher());
+        let container_effective = registry::effective(container_spec.launcher, &container_spec, self.run.runner).spec;
+        let mut holder = launcher
+            .start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, &container_effective, true) })?;
         let plan = holder.init.clone();
         let (ht, hhost, mut hstreams) = self.talk(&container_spec, &case, &mut holder, plan, true, deadline, begun)?;
         let joined = (|| {
-            let mut j = launcher.start_joiner(&ctx(spec, false), &holder)?;
+            let mut j = launcher.start_joiner(&ctx(spec, effective, false), &holder)?;
             let plan = j.init.clone();
             let (t, host, streams) = self.talk(spec, &case, &mut j, plan, false, deadline, begun)?;
             finish(Role::Joiner, j, t, host, streams, deadline)
@@ -227,7 +246,16 @@ impl Harness {
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = CaseEnv::create(&self.run, &spec, id, self.cgroup_root.as_deref())?;
         let names = case.new_probe_names()?;
-        let ctx = StartContext { spec: &spec, case: &case, run: &self.run, deadline, hold: false, plant: NsSet::EMPTY };
+        let effective = registry::effective(spec.launcher, &spec, self.run.runner).spec;
+        let ctx = StartContext {
+            spec: &spec,
+            effective: &effective,
+            case: &case,
+            run: &self.run,
+            deadline,
+            hold: false,
+            plant: NsSet::EMPTY,
+        };
         let started = Instant::now();
         let mut p = registry::launcher(spec.launcher).start(&ctx)?;
         let hello = ToProbe::Hello {
@@ -374,15 +402,10 @@ fn finish(
     Ok(RawRun { role, transcript, host, exit: describe(status), stderr: streams.stderr_text() })
 }
 
-fn judge_run(r: &RawRun, oracle: &CaseSpec, runner: Runner) -> ProbeRun {
+fn judge_run(r: &RawRun, oracle: &Resolved, runner: Runner) -> ProbeRun {
     // The container of a joining case was started by another launcher: judge it as such, with the
     // namespaces that launcher documents adding (see `Launcher::effective`).
-    let launched_by = match r.role {
-        Role::Container => oracle.launcher.container_launcher(),
-        Role::Joiner => oracle.launcher,
-    };
-    let spec = CaseSpec { launcher: launched_by, ..oracle.clone() };
-    let spec = registry::launcher(launched_by).effective(&spec, runner).spec;
+    let spec = registry::effective(r.role.launched_by(oracle.launcher), oracle, runner).spec;
     let judged = match &spec.limits {
         Some(l) => Judged::Limits(crate::limits::judge::judge_all(l, &spec, &r.transcript.facts, &r.host.probe_cgroup)),
         None => Judged::Checks(

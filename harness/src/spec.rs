@@ -217,6 +217,31 @@ pub struct CaseSpec {
 }
 
 /// A spec that cannot be run, with the reason.
+/// A spec with what depends on the runner filled in ([`CaseSpec::resolve`]): what launchers start
+/// and what the oracle's expectations are computed from. The one way to make one is `resolve`, so
+/// a function that takes a `Resolved` cannot be handed a spec whose id maps are still open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved(pub(crate) CaseSpec);
+
+impl Resolved {
+    /// The same resolved spec started by `launcher` (the container of a joining case is
+    /// started by the joiner's container launcher).
+    pub fn launched_by(&self, launcher: LauncherKind) -> Resolved {
+        Resolved(CaseSpec { launcher, ..self.0.clone() })
+    }
+
+    pub fn into_inner(self) -> CaseSpec {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Resolved {
+    type Target = CaseSpec;
+    fn deref(&self) -> &CaseSpec {
+        &self.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
     #[error("time offsets need a time namespace (add `time` to the namespaces)")]
@@ -299,7 +324,7 @@ impl CaseSpec {
     /// Fills in what depends on the runner: with a user namespace and no maps given, root maps
     /// 65536 ids from 100000 (as /etc/subuid would give), anyone else maps root to themselves
     /// (the only map an unprivileged process may write).
-    pub fn resolve(&self, runner: Runner) -> CaseSpec {
+    pub fn resolve(&self, runner: Runner) -> Resolved {
         let mut s = self.clone();
         if s.has(NsKind::User) && s.id_maps.is_none() {
             s.id_maps = Some(if runner.is_root() {
@@ -308,7 +333,7 @@ impl CaseSpec {
                 IdMaps::range(runner.uid, runner.gid, 1)
             });
         }
-        s
+        Resolved(s)
     }
 
     /// The same spec without `kind`, and without the settings that only make sense with it.
@@ -468,9 +493,9 @@ mod tests {
     #[test]
     fn default_maps_depend_on_the_runner() {
         let s = spec("user");
-        let root = s.resolve(Runner { uid: 0, gid: 0 }).id_maps.unwrap();
+        let root = s.resolve(Runner { uid: 0, gid: 0 }).into_inner().id_maps.unwrap();
         assert_eq!(IdMaps::outside(&root.uid, 0), Some(100_000));
-        let user = s.resolve(Runner { uid: 1000, gid: 1001 }).id_maps.unwrap();
+        let user = s.resolve(Runner { uid: 1000, gid: 1001 }).into_inner().id_maps.unwrap();
         assert_eq!(IdMaps::to_proc_text(&user.gid), "0 1001 1\n");
     }
 

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::CheckId;
-use crate::spec::CaseSpec;
+use crate::spec::{CaseSpec, LauncherKind};
 
 /// The judgement of one check in one case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -68,6 +68,18 @@ pub enum Role {
     Container,
     /// A probe that joined the running container with setns.
     Joiner,
+}
+
+impl Role {
+    /// The launcher that started this process of a case run on `case`: a joining case's container
+    /// was started by another launcher (see [`LauncherKind::container_launcher`]), and is judged as
+    /// that launcher's container.
+    pub fn launched_by(self, case: LauncherKind) -> LauncherKind {
+        match self {
+            Role::Container => case.container_launcher(),
+            Role::Joiner => case,
+        }
+    }
 }
 
 /// What one probe process of a case observed and how it was judged.

@@ -43,8 +43,11 @@ fn sensitivity_trial(h: &Arc<Harness>, full: CaseSpec, kind: NsKind) -> Trial {
             return skip_outcome(&skip);
         }
         let runner = h.runner();
-        let predicted: BTreeSet<CheckId> =
-            CheckId::all().into_iter().filter(|c| expect(&full, runner, *c) != expect(&launched, runner, *c)).collect();
+        let (promised, launched_resolved) = (full.resolve(runner), launched.resolve(runner));
+        let predicted: BTreeSet<CheckId> = CheckId::all()
+            .into_iter()
+            .filter(|c| expect(&promised, runner, *c) != expect(&launched_resolved, runner, *c))
+            .collect();
         // The oracle itself must predict a failure of this kind's identity check and blame only
         // checks that depend on the dropped kind.
         if !predicted.contains(&CheckId::NsInode(kind)) {

@@ -132,7 +132,7 @@ fn trial(h: &Arc<Harness>, spec: CaseSpec, kind: NsKind) -> Trial {
         }
         let runner = h.runner();
         let spec = spec.resolve(runner);
-        let without = spec.without(kind);
+        let without = spec.without(kind).resolve(runner);
         let joiner = spec.launcher.joins();
         // What must catch the loss, and what is exempt (with the reason).
         let mut must: Vec<CheckId> = Vec::new();

@@ -203,7 +203,7 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
     let mut a = Assessment {
         launcher: kind,
         tool: launcher.tool().ok().flatten().cloned(),
-        defaults: registry::launcher(kind.container_launcher()).effective(&resolved, runner).defaults,
+        defaults: registry::effective(kind.container_launcher(), &resolved, runner).defaults,
         explained: Vec::new(),
         unexplained: Vec::new(),
         stale: Vec::new(),
@@ -212,11 +212,8 @@ pub fn assess(outcome: &CaseOutcome, runner: Runner) -> Assessment {
         a.unexplained.push(format!("{}: {e}", outcome.name));
     }
     for run in &outcome.runs {
-        let by = match run.role {
-            Role::Container => kind.container_launcher(),
-            Role::Joiner => kind,
-        };
-        let spec = registry::launcher(by).effective(&CaseSpec { launcher: by, ..resolved.clone() }, runner).spec;
+        let by = run.role.launched_by(kind);
+        let spec = registry::effective(by, &resolved, runner).spec;
         for r in run.checks() {
             let rows = rows_for(by, r.check, &spec);
             let stale = |row: &Difference, what: String| {
@@ -396,7 +393,7 @@ mod tests {
             let any = registry::launcher_matrix(d.launcher.container_launcher(), root)
                 .into_iter()
                 .chain(registry::launcher_matrix(d.launcher, root))
-                .any(|s| (d.when)(&registry::launcher(d.launcher).effective(&s.resolve(root), root).spec));
+                .any(|s| (d.when)(&registry::effective(d.launcher, &s.resolve(root), root).spec));
             assert!(any, "no case of {} matches the row on {}", d.launcher.name(), d.check);
         }
     }

@@ -32,7 +32,7 @@ use crate::case_env::CaseEnv;
 use crate::error::HarnessError;
 use crate::requirement::Requirement;
 use crate::run_env::RunEnv;
-use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
+use crate::spec::{CaseSpec, LauncherKind, Resolved, RootfsMode, Runner};
 use crate::verdict::Skip;
 
 pub use process::ProbeProcess;
@@ -129,20 +129,20 @@ pub struct ToolDefault {
 /// defaults. The oracle judges against `spec`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Effective {
-    pub spec: CaseSpec,
+    pub spec: Resolved,
     pub defaults: Vec<ToolDefault>,
 }
 
 impl Effective {
     /// No defaults: the spec as requested.
-    pub fn exact(spec: &CaseSpec) -> Effective {
+    pub fn exact(spec: &Resolved) -> Effective {
         Effective { spec: spec.clone(), defaults: Vec::new() }
     }
 
     /// Adds namespace `kind` unless requested, recording why.
     pub fn force(&mut self, kind: NsKind, what: &str, source: &'static str) {
         if !self.spec.has(kind) {
-            self.spec.namespaces = self.spec.namespaces.with(kind);
+            self.spec.0.namespaces = self.spec.namespaces.with(kind);
             self.defaults.push(ToolDefault { what: format!("{kind}: {what}"), source });
         }
     }
@@ -151,8 +151,11 @@ impl Effective {
 /// What a launcher needs to start one probe.
 #[derive(Debug, Clone, Copy)]
 pub struct StartContext<'a> {
-    /// The resolved spec (id maps filled in).
-    pub spec: &'a CaseSpec,
+    /// The spec as requested, resolved (id maps filled in): what the launcher is asked to build.
+    pub spec: &'a Resolved,
+    /// The container that spec really gives under this launcher (its tool's documented
+    /// defaults added, see [`Effective`]), computed once by the harness.
+    pub effective: &'a Resolved,
     pub case: &'a CaseEnv,
     pub run: &'a RunEnv,
     pub deadline: Instant,
@@ -223,7 +226,7 @@ pub trait Launcher: fmt::Debug + Send + Sync {
     }
 
     /// The container `spec` really gives under this launcher (see [`Effective`]).
-    fn effective(&self, spec: &CaseSpec, _runner: Runner) -> Effective {
+    fn effective(&self, spec: &Resolved, _runner: Runner) -> Effective {
         Effective::exact(spec)
     }
 
@@ -258,7 +261,7 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 
 /// Everything that decides whether `launcher` can run `spec` for `runner`: its tool, then its
 /// capabilities, then its own combinations. The skip names exactly what is missing.
-pub fn can_run(launcher: &dyn Launcher, spec: &CaseSpec, runner: Runner) -> Result<(), Skip> {
+pub fn can_run(launcher: &dyn Launcher, spec: &Resolved, runner: Runner) -> Result<(), Skip> {
     launcher.tool()?;
     check_capabilities(launcher.kind(), &launcher.capabilities(), spec, runner)?;
     launcher.supports(spec, runner)
@@ -370,7 +373,7 @@ mod tests {
     fn documented_defaults_reach_the_oracle() {
         let nspawn = registry::launcher(LauncherKind::Nspawn);
         let spec = spec_for("mnt+net".parse().unwrap(), RootfsMode::PivotRoot, LauncherKind::Nspawn);
-        let e = nspawn.effective(&spec, ROOT);
+        let e = nspawn.effective(&spec.resolve(ROOT), ROOT);
         for k in [NsKind::Pid, NsKind::Mnt, NsKind::Uts, NsKind::Ipc, NsKind::Cgroup, NsKind::Net] {
             assert!(e.spec.has(k), "{k} missing from {}", e.spec.namespaces);
         }
@@ -378,10 +381,9 @@ mod tests {
         assert_eq!(e.spec.hostname.as_deref(), Some(external::nspawn::DEFAULT_HOSTNAME));
         assert!(e.defaults.iter().all(|d| !d.source.is_empty()));
         let bwrap = registry::launcher(LauncherKind::Bwrap);
-        let e = bwrap.effective(
-            &spec_for("pid".parse().unwrap(), RootfsMode::Host, LauncherKind::Bwrap),
-            Runner { uid: 1000, gid: 1000 },
-        );
+        let user = Runner { uid: 1000, gid: 1000 };
+        let e = bwrap
+            .effective(&spec_for("pid".parse().unwrap(), RootfsMode::Host, LauncherKind::Bwrap).resolve(user), user);
         assert!(e.spec.has(NsKind::Mnt) && e.spec.has(NsKind::User));
         assert_eq!(e.spec.id_maps, Some(IdMaps::range(1000, 1000, 1)));
     }

@@ -197,7 +197,7 @@ impl Launcher for NativeLauncher {
     }
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
-        let spec = CaseSpec { launcher: self.0.container_launcher(), ..ctx.spec.clone() };
+        let spec = ctx.spec.launched_by(self.0.container_launcher());
         let process = start_container_planted(&spec, ctx.case, ctx.run, ctx.deadline, ctx.plant)?;
         Ok(Started { probe_pid: process.pid, process, init: init_plan(&spec, ctx.case), teardown: None })
     }

@@ -17,9 +17,9 @@ use super::external::{Bwrap, Lxc, Nspawn, Oci, Runtime, UtilUnshare};
 use super::native::NativeLauncher;
 use serde::Serialize;
 
-use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, ToolInfo};
+use super::{Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, ToolInfo};
 use crate::matrix::{singles_and_all, spec_for};
-use crate::spec::{CaseSpec, IdMaps, LauncherKind, RootfsMode, Runner};
+use crate::spec::{CaseSpec, IdMaps, LauncherKind, Resolved, RootfsMode, Runner};
 use crate::verdict::Skip;
 
 struct Registry {
@@ -47,6 +47,11 @@ fn registry() -> &'static Registry {
         crun: Oci::new(Runtime::Crun),
         nspawn: Nspawn::new(),
     })
+}
+
+/// The container `spec` really gives when `kind` starts it (its tool's documented defaults added).
+pub fn effective(kind: LauncherKind, spec: &Resolved, runner: Runner) -> Effective {
+    launcher(kind).effective(&spec.launched_by(kind), runner)
 }
 
 /// The launcher for `kind`.

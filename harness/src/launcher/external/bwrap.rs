@@ -21,7 +21,7 @@ use crate::error::HarnessError;
 use crate::launcher::{
     Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
-use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
+use crate::spec::{LauncherKind, Resolved, RootfsMode, Runner};
 use crate::verdict::Skip;
 
 #[derive(Debug)]
@@ -64,7 +64,7 @@ impl Launcher for Bwrap {
         }
     }
 
-    fn effective(&self, spec: &CaseSpec, runner: Runner) -> Effective {
+    fn effective(&self, spec: &Resolved, runner: Runner) -> Effective {
         let mut e = Effective::exact(spec);
         e.force(
             NsKind::Mnt,
@@ -78,7 +78,7 @@ impl Launcher for Bwrap {
                 "bwrap(1), DESCRIPTION: \"the user namespace is required if bwrap is not installed setuid root\"",
             );
             if e.spec.id_maps.is_none() {
-                e.spec.id_maps = Some(crate::spec::IdMaps::range(runner.uid, runner.gid, 1));
+                e.spec.0.id_maps = Some(crate::spec::IdMaps::range(runner.uid, runner.gid, 1));
             }
         }
         e
@@ -86,8 +86,7 @@ impl Launcher for Bwrap {
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
         let tool = self.bwrap.for_start()?;
-        let runner = ctx.run.runner;
-        let spec = &self.effective(ctx.spec, runner).spec;
+        let spec = ctx.effective;
         let mut args: Vec<String> = ["--die-with-parent", "--cap-add", "ALL"].map(String::from).to_vec();
         let flag = |k: NsKind| match k {
             NsKind::Pid => Some("--unshare-pid"),

@@ -37,7 +37,7 @@ use crate::launcher::{
     Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
 use crate::requirement::Requirement;
-use crate::spec::{CaseSpec, LauncherKind, RootfsMode, Runner};
+use crate::spec::{CaseSpec, LauncherKind, Resolved, RootfsMode, Runner};
 use crate::verdict::Skip;
 
 /// The hostname nspawn gets in its always-new uts namespace when the spec names none: it always
@@ -112,7 +112,7 @@ impl Launcher for Nspawn {
         Ok(())
     }
 
-    fn effective(&self, spec: &CaseSpec, _runner: Runner) -> Effective {
+    fn effective(&self, spec: &Resolved, _runner: Runner) -> Effective {
         let mut e = Effective::exact(spec);
         e.force(NsKind::Pid, "systemd-nspawn always creates a pid namespace", SOURCE_ALWAYS);
         e.force(NsKind::Mnt, "systemd-nspawn always creates a mount namespace", SOURCE_ALWAYS);
@@ -133,14 +133,14 @@ impl Launcher for Nspawn {
                 "systemd-nspawn(1), --hostname=: \"...If this option is not used, the container's hostname is set to \
                  the machine name\"",
             );
-            e.spec.hostname = Some(DEFAULT_HOSTNAME.into());
+            e.spec.0.hostname = Some(DEFAULT_HOSTNAME.into());
         }
         e
     }
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
         let tool = self.nspawn.for_start()?;
-        let spec = &self.effective(ctx.spec, ctx.run.runner).spec;
+        let spec = ctx.effective;
         let machine = format!("isoprobe-{}-{}", ctx.run.run_token, ctx.case.id);
         let mut args: Vec<String> = [
             "--quiet",
