@@ -435,7 +435,7 @@ pub(crate) mod schema {
     pub fn exercise(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "description": "what the probe does to run into its cgroup's limits, tagged by `exercise` \
-                            (probes/src/wire.rs, Exercise)",
+                            (probes/src/wire/limits.rs, Exercise)",
             "type": "object",
         })
     }

@@ -37,7 +37,7 @@ pub fn id_map(_: &mut SchemaGenerator) -> Schema {
 pub fn exercise(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "description": "what the probe does to run into its cgroup's limits, tagged by `exercise` \
-                        (probes/src/wire.rs, Exercise)",
+                        (probes/src/wire/limits.rs, Exercise)",
         "type": "object",
     })
 }

@@ -1,0 +1,258 @@
+//! The cgroup-limit part of the protocol (wire version 2): the exercises a probe runs into its
+//! cgroup's limits, the questions it asks the host about the case's cgroups, and its reports.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::SysResult;
+
+/// What the probe does in a limit case to run into its cgroup's limits. Every exercise is the
+/// same with and without the limit (the control); only what the kernel lets it do differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "exercise", rename_all = "kebab-case")]
+pub enum Exercise {
+    /// A child maps and touches `step` bytes at a time up to `target`, reporting each step.
+    Memory { target: u64, step: u64 },
+    /// Fork children that wait, until fork fails or `target` children exist.
+    Pids { target: u32 },
+    /// Burn CPU on `cpu` for `window_ms` of wall-clock time.
+    CpuBurn { cpu: u32, window_ms: u32 },
+    /// Burn CPU on `cpu` for `window_ms` together with a forked competitor that the host moves
+    /// into the case's sibling cgroup.
+    CpuShare { cpu: u32, window_ms: u32 },
+    /// sched_getaffinity(2), then sched_setaffinity(2) to each of `cpus` alone.
+    Affinity { cpus: Vec<u32> },
+    /// open(2) each path for reading and writing.
+    Devices { paths: Vec<String> },
+    /// A child writes a heartbeat every `beat_ms`; meanwhile the host holds the cgroup (frozen,
+    /// or not in the control) for `hold_ms`.
+    Freezer { beat_ms: u32, hold_ms: u32 },
+    /// O_DIRECT reads of `block` bytes from the block device `device` for `window_ms`.
+    IoRead { device: String, block: u32, window_ms: u32 },
+    /// /proc/self/cgroup, and with a mount namespace a cgroup2 mount of its own at `mount_at`.
+    CgroupView { mount_at: Option<String> },
+    /// The class id of a TCP socket of its own, as sock_diag reports it.
+    NetClassid,
+    /// Burn `burn_ms` of CPU while the host counts cpu-clock for a cgroup with perf_event.
+    PerfCount { burn_ms: u32 },
+    /// A child maps `pages` huge pages of `page_size` bytes and touches them one by one.
+    Hugetlb { page_size: u64, pages: u32 },
+}
+
+impl Exercise {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Exercise::Memory { .. } => "memory",
+            Exercise::Pids { .. } => "pids",
+            Exercise::CpuBurn { .. } => "cpu-burn",
+            Exercise::CpuShare { .. } => "cpu-share",
+            Exercise::Affinity { .. } => "affinity",
+            Exercise::Devices { .. } => "devices",
+            Exercise::Freezer { .. } => "freezer",
+            Exercise::IoRead { .. } => "io-read",
+            Exercise::CgroupView { .. } => "cgroup-view",
+            Exercise::NetClassid => "net-classid",
+            Exercise::PerfCount { .. } => "perf-count",
+            Exercise::Hugetlb { .. } => "hugetlb",
+        }
+    }
+}
+
+/// How a child of the probe ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "end", rename_all = "kebab-case")]
+pub enum ChildEnd {
+    Exited { code: i32 },
+    Killed { signal: i32, name: String },
+}
+
+impl fmt::Display for ChildEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildEnd::Exited { code } => write!(f, "exit {code}"),
+            ChildEnd::Killed { name, .. } => write!(f, "killed by {name}"),
+        }
+    }
+}
+
+/// The counters of the case's cgroups as the host read them (absent: not kept by this layout).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct CgroupReading {
+    /// memory.peak (v2) or memory.max_usage_in_bytes (v1), bytes.
+    pub memory_peak: Option<u64>,
+    /// memory.events oom_kill (v2) or memory.oom_control oom_kill (v1).
+    pub memory_oom_kills: Option<u64>,
+    /// pids.current.
+    pub pids_current: Option<u64>,
+    /// pids.events max: forks refused at pids.max.
+    pub pids_refused: Option<u64>,
+    /// cpuacct.usage (v1), or cpu.stat usage_usec on a v2-only host, nanoseconds.
+    pub cpu_usage_ns: Option<u64>,
+    /// cgroup2's core cpu.stat usage_usec in nanoseconds (every cgroup2 cgroup has it).
+    pub v2_usage_ns: Option<u64>,
+    /// cpu.stat nr_periods, nr_throttled, throttled time (ns).
+    pub cpu_periods: Option<u64>,
+    pub cpu_throttled: Option<u64>,
+    pub cpu_throttled_ns: Option<u64>,
+    /// The hugetlb usage peak of the exercised page size, bytes (v1 max_usage_in_bytes).
+    pub hugetlb_peak: Option<u64>,
+    /// The probe's CPU time when the harness had attached it through cgroup.procs (read from
+    /// /proc/<pid>/schedstat right after): cgroups joined that way did not see that much of it.
+    /// In a cgroup a container tool made: the probe's runtime less the cgroup's usage when the
+    /// host adopted it, where positive (the tool placed the probe after it had started).
+    pub attached_after_ns: Option<u64>,
+    /// In a cgroup a container tool made: the CPU time charged to it by processes that are
+    /// neither the probe nor its descendants — the tool's setup processes that exited before the
+    /// probe ran (runc's init stages) and its init (lxc-init) — which the cgroup's usage counts and
+    /// the probe's rusage does not. The host takes it when it adopts the cgroup (usage less the
+    /// probe's runtime, from /proc/<pid>/schedstat, both at rest) plus what the other live
+    /// processes ran since.
+    pub others_ns: Option<u64>,
+}
+
+/// A question about the case's cgroups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "ask", rename_all = "kebab-case")]
+pub enum LimitQuestion {
+    /// Read the case cgroups' counters now.
+    Read,
+    /// Hold the case cgroup for `hold_ms`: frozen when the case freezes it, running otherwise.
+    Hold { hold_ms: u32 },
+    /// Move the process that is `pid` in the probe's pid namespace into the sibling cgroup.
+    MoveToSibling { pid: i32 },
+    /// Start counting cpu-clock for the cgroup the case names (perf_event, cgroup mode).
+    PerfStart,
+    /// Stop counting and report.
+    PerfStop,
+}
+
+/// The host's answer to a [`LimitQuestion`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "limit", rename_all = "kebab-case")]
+pub enum LimitAnswer {
+    Reading {
+        reading: CgroupReading,
+    },
+    /// `frozen`: whether the cgroup was frozen (the kernel confirmed it) during the hold.
+    Held {
+        frozen: bool,
+        held_ns: u64,
+    },
+    Moved,
+    /// Counting started.
+    Started,
+    PerfCount {
+        ns: u64,
+    },
+}
+
+/// What a limit exercise met: raw evidence, no verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "exercise", rename_all = "kebab-case")]
+pub enum ExerciseReport {
+    Memory {
+        /// Bytes touched when the child last reported a finished step.
+        touched: u64,
+        child: ChildEnd,
+        before: CgroupReading,
+        after: CgroupReading,
+    },
+    Pids {
+        /// pids.current before the first fork.
+        before: CgroupReading,
+        forks: u32,
+        /// The failed fork, if one failed.
+        refused: Option<SysResult>,
+        /// Read by the host while every child was alive.
+        at_stop: CgroupReading,
+    },
+    CpuBurn {
+        /// Pinning to the exercise's cpu.
+        pinned: SysResult,
+        wall_ns: u64,
+        /// CLOCK_PROCESS_CPUTIME_ID over the window.
+        cpu_ns: u64,
+        /// getrusage(RUSAGE_SELF) user + system at the end, nanoseconds.
+        rusage_ns: u64,
+        /// The same, taken again once the host's `after` reading arrived: the host read the
+        /// cgroup between the two.
+        rusage_after_ns: u64,
+        before: CgroupReading,
+        after: CgroupReading,
+    },
+    CpuShare {
+        pinned: SysResult,
+        wall_ns: u64,
+        /// CPU time of the probe and of the competitor over the common window.
+        mine_ns: u64,
+        competitor_ns: u64,
+    },
+    Affinity {
+        /// sched_getaffinity(2) at the start.
+        allowed: Vec<u32>,
+        /// sched_setaffinity(2) to each cpu alone.
+        set: Vec<CpuAttempt>,
+    },
+    Devices {
+        opens: Vec<OpenAttempt>,
+    },
+    Freezer {
+        beats: u32,
+        /// The longest gap between two heartbeats, and how many came after it.
+        max_gap_ns: u64,
+        beats_after_gap: u32,
+        /// The host's account of the hold.
+        frozen: bool,
+        held_ns: u64,
+    },
+    IoRead {
+        bytes: u64,
+        wall_ns: u64,
+        /// The read that ended the window early, if one failed.
+        error: Option<SysResult>,
+    },
+    CgroupView {
+        /// /proc/self/cgroup.
+        lines: Vec<String>,
+        /// With a mount of its own: whether the mount's root cgroup.procs lists the probe itself.
+        mount_root_holds_self: Option<bool>,
+        /// What mounting cgroup2 gave (`ok` or the errno), when it was tried.
+        mount: Option<SysResult>,
+    },
+    NetClassid {
+        classid: u32,
+    },
+    PerfCount {
+        /// CLOCK_PROCESS_CPUTIME_ID and CLOCK_MONOTONIC from the host's start answer to the stop
+        /// question.
+        cpu_ns: u64,
+        wall_ns: u64,
+        counted_ns: u64,
+    },
+    Hugetlb {
+        touched_pages: u32,
+        child: ChildEnd,
+        mapped: SysResult,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct CpuAttempt {
+    pub cpu: u32,
+    pub result: SysResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct OpenAttempt {
+    pub path: String,
+    pub result: SysResult,
+}
