@@ -23,7 +23,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -268,7 +268,7 @@ fn hierarchy_cases<'a>(g: &mut Group<'a>, h: &'a Prepared, page: &'a SharedPage)
     });
     if h.v2 {
         if let Some(dir) = &h.p_dir {
-            let fd = dir.as_raw_fd();
+            let fd = dir.as_fd();
             g.bench_interleaved("clone_into_cgroup", label, PROFILE, move || {
                 let (holder, t) = Holder::spawn(Call::Clone3, 0, Some(fd))?;
                 holder.release()?;
@@ -286,7 +286,7 @@ fn hierarchy_cases<'a>(g: &mut Group<'a>, h: &'a Prepared, page: &'a SharedPage)
             let (r, t) = primitives::timed(|| -> io::Result<()> {
                 fs::create_dir(&c)?;
                 let dir = File::open(&c)?;
-                primitives::spawn_and_wait(Call::Clone3, 0, Some(dir.as_raw_fd()), &Action::Exit, page)?;
+                primitives::spawn_and_wait(Call::Clone3, 0, Some(dir.as_fd()), &Action::Exit, page)?;
                 drop(dir);
                 rmdir(&c)
             });

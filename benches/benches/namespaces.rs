@@ -15,7 +15,7 @@
 #![deny(unsafe_code)]
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 use isoprobe_benches::primitives::{self, Action, Call, Holder, SharedPage, Timed, reference};
 use isoprobe_benches::run::{NETNS, PER_OP};
@@ -107,7 +107,7 @@ fn main() {
         holders.extend(setns_cases(&mut g, set, page));
     }
     g.finish();
-    let released: Vec<io::Error> = holders.into_iter().filter_map(|h| h.holder.release().err()).collect();
+    let released: Vec<io::Error> = holders.into_iter().filter_map(|h| h.release().err()).collect();
     run.finish();
     if !released.is_empty() {
         eprintln!("isoprobe-bench namespaces: FAILED to release setns holders: {released:?}");
@@ -117,15 +117,9 @@ fn main() {
 
 /// A namespace holder and the descriptors the setns cases join it through, kept until the
 /// group's interleaved cases have run.
-struct Joinable {
-    holder: Holder,
-    /// The holder's ns files (user first) and its pidfd; only their numbers are in the routines.
-    _fds: Vec<std::os::fd::OwnedFd>,
-}
-
 /// setns through ns files and through a pidfd into a holder created with `set`; returns the
-/// holder and its descriptors, which the cases use until the group finishes.
-fn setns_cases<'a>(g: &mut isoprobe_benches::Group<'a>, set: NsSet, page: &'a SharedPage) -> Option<Joinable> {
+/// holder, which the cases join until the group finishes (each case owns its descriptors).
+fn setns_cases<'a>(g: &mut isoprobe_benches::Group<'a>, set: NsSet, page: &'a SharedPage) -> Option<Holder> {
     let name = label(set);
     let holder = match Holder::spawn(Call::Clone3, set.clone_flags(), None) {
         Ok((h, _)) => h,
@@ -136,7 +130,6 @@ fn setns_cases<'a>(g: &mut isoprobe_benches::Group<'a>, set: NsSet, page: &'a Sh
             return None;
         }
     };
-    let mut keep: Vec<std::os::fd::OwnedFd> = Vec::new();
     // Setns cases create no namespace: no netns wait needed.
     let files: io::Result<Vec<_>> = JOIN_ORDER
         .iter()
@@ -144,22 +137,23 @@ fn setns_cases<'a>(g: &mut isoprobe_benches::Group<'a>, set: NsSet, page: &'a Sh
         .map(|k| holder.ns_file(k.name()).map(|f| (std::os::fd::OwnedFd::from(f), k.clone_flag() as i32)))
         .collect();
     match files {
-        Ok(files) => {
-            let fds: Vec<(i32, i32)> = files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
-            keep.extend(files.into_iter().map(|(f, _)| f));
-            g.bench_interleaved("setns_nsfd", &name, PER_OP, move || primitives::setns_in_child(&fds, page));
-        }
+        Ok(files) => g.bench_interleaved("setns_nsfd", &name, PER_OP, move || {
+            // Borrowed for the call (the child's setns is what is timed, not this).
+            let fds: Vec<_> = files.iter().map(|(f, t)| (f.as_fd(), *t)).collect();
+            primitives::setns_in_child(&fds, page)
+        }),
         Err(e) => g.fail("setns_nsfd", &name, format!("open the holder's ns files: {e}")),
     }
-    match primitives::pidfd_open(holder.pid()) {
+    match holder.pidfd() {
         Ok(pidfd) => {
-            let fds = [(pidfd.as_raw_fd(), set.clone_flags() as i32)];
-            keep.push(pidfd);
-            g.bench_interleaved("setns_pidfd", &name, PER_OP, move || primitives::setns_in_child(&fds, page));
+            let nstype = set.clone_flags() as i32;
+            g.bench_interleaved("setns_pidfd", &name, PER_OP, move || {
+                primitives::setns_in_child(&[(pidfd.as_fd(), nstype)], page)
+            });
         }
         Err(e) => g.skip("setns_pidfd", &name, format!("pidfd_open: {e}")),
     }
-    Some(Joinable { holder, _fds: keep })
+    Some(holder)
 }
 
 /// The bare-libc loops next to the harness's measurement of the same operation (group

@@ -105,8 +105,8 @@ fn main() {
     let mnt_profile = Profile::PerOp { full: 300, quick: 10 };
     let page = &page;
     for (m, _, nsfd) in &mount_trees {
-        use std::os::fd::AsRawFd;
-        let fd = nsfd.as_raw_fd();
+        use std::os::fd::AsFd;
+        let fd = nsfd.as_fd();
         let flag = NsKind::Mnt.clone_flag();
         g.bench_interleaved("unshare_mnt_mounts", &m.to_string(), mnt_profile, move || {
             primitives::setns_then_unshare_in_child(fd, flag as i32, flag, page)

@@ -35,15 +35,24 @@
 
 #![deny(unsafe_code)]
 
+pub mod holder;
 pub mod netns;
 pub mod payload;
 pub mod run;
+pub mod samples;
 pub mod settle;
 pub mod speed;
 pub mod stats;
 pub mod summary;
 
-pub use isoprobe_harness::sys::primitives::{self, Timed};
+/// The harness's primitives (system-call wrappers) with the benches' plumbing on top of them, in
+/// one place for the benchmark targets.
+pub mod primitives {
+    pub use crate::holder::Holder;
+    pub use crate::samples::{SampleStore, anon_rss_kib};
+    pub use isoprobe_harness::sys::primitives::*;
+}
+pub use primitives::Timed;
 pub use run::{BenchRun, Group, Profile};
 
 /// The fingerprint a summary carries: the same one `isoprobe env` prints and run reports carry,

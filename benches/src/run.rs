@@ -20,7 +20,7 @@
 //! same build agree case by case. Criterion's statistics are unchanged; only the time at which
 //! each sample was taken differs. So that a sample does not pay for its neighbour in the round
 //! (the teardown and deferred kernel work of the case before it), every sample of a case other
-//! than a netns one is preceded by an untimed call of the same case ([`WARM_UP_CALLS`]).
+//! than a netns one is preceded by an untimed call of the same case (`WARM_UP_CALLS`).
 //!
 //! Every fixed-count case is sampled here, not by criterion: interleaved ones in rounds, the
 //! others on their own when they are added. Around each sample this module reads the CPU's

@@ -120,7 +120,7 @@ impl Step {
     }
 }
 
-/// /proc/sys/<a>/<b> for the sysctl `a.b`, if the name is one.
+/// `/proc/sys/<a>/<b>` for the sysctl `a.b`, if the name is one.
 pub fn sysctl_path(name: &str) -> Option<String> {
     let parts: Vec<&str> = name.split('.').collect();
     let ok = parts.len() >= 2

@@ -24,7 +24,7 @@ pub enum IpcObject {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CheckId {
-    /// /proc/self/ns/<kind> differs from the host's.
+    /// `/proc/self/ns/<kind>` differs from the host's.
     NsInode(NsKind),
     /// getppid() is 0: the parent is outside the pid namespace.
     PidParentOutside,

@@ -35,7 +35,7 @@ pub enum HarnessError {
     /// Something a case created was still there after its teardown.
     #[error("left behind: {0}")]
     Leftover(String),
-    /// A host file isoprobe reads had a form it cannot read (mountinfo, /proc/<pid>/stat, ...).
+    /// A host file isoprobe reads had a form it cannot read (mountinfo, `/proc/<pid>/stat`, ...).
     #[error("host: {0}")]
     Host(String),
     /// An internal promise of isoprobe was broken: a bug, never the subject's doing.

@@ -25,12 +25,12 @@ pub struct HostView {
     /// The host's hostname, read again after the probe finished (a probe that renamed the host
     /// would otherwise compare with a stale name).
     pub hostname: String,
-    /// st_dev/st_ino of the harness's own /proc/self/ns/<kind>.
+    /// st_dev/st_ino of the harness's own `/proc/self/ns/<kind>`.
     pub ns: BTreeMap<NsKind, (u64, u64)>,
     pub links: Vec<Link>,
     /// Entries of the host's /sys/class/net, sorted.
     pub sys_class_net: Vec<String>,
-    /// /proc/<probe>/cgroup as the host reads it.
+    /// `/proc/<probe>/cgroup` as the host reads it.
     pub probe_cgroup: Vec<String>,
     /// The host-side controls, checked after the probe finished (`Err` says what failed).
     pub controls: Controls,
@@ -476,7 +476,7 @@ fn capability_text(r: &SysResult) -> &'static str {
 }
 
 /// Adds to a failed verdict of `check` what the interlock refused in its namespace kinds: the
-/// evidence a user needs ("uts: the probe's uts namespace is the harness's (uts:[4026531838]):
+/// evidence a user needs ("uts: the probe's uts namespace is the harness's (`uts:[4026531838]`):
 /// sethostname refused").
 pub fn with_refusals(check: CheckId, verdict: Verdict, refused: &[Refusal]) -> Verdict {
     let mine: Vec<String> = refused.iter().filter(|r| check.kind() == r.kind).map(|r| r.to_string()).collect();

@@ -16,7 +16,7 @@ pub struct MountEntry {
     pub super_options: String,
 }
 
-/// Parses /proc/<pid>/mountinfo (proc(5)): `id parent maj:min root mount-point options
+/// Parses `/proc/<pid>/mountinfo` (proc(5)): `id parent maj:min root mount-point options
 /// [optional...] - fstype source super-options`, with spaces and backslashes octal-escaped.
 pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
     text.lines()

@@ -56,7 +56,7 @@ pub struct RunEnv {
 #[derive(Debug)]
 pub struct PidSentinel {
     pub pid: i32,
-    /// Its start time (field 22 of /proc/<pid>/stat), to tell it from a recycled pid.
+    /// Its start time (field 22 of `/proc/<pid>/stat`), to tell it from a recycled pid.
     pub start_time: u64,
     /// The argument that marks its command line.
     pub tag: String,
@@ -139,7 +139,7 @@ fn host_root_mount() -> Result<String, HarnessError> {
         .ok_or_else(|| HarnessError::Host("no mount on / in /proc/self/mountinfo".into()))
 }
 
-/// st_dev/st_ino of /proc/self/ns/<kind> for every kind this kernel has.
+/// st_dev/st_ino of `/proc/self/ns/<kind>` for every kind this kernel has.
 pub fn host_namespaces() -> BTreeMap<NsKind, (u64, u64)> {
     NsKind::ALL
         .into_iter()

@@ -52,7 +52,7 @@ pub enum LauncherKind {
     /// A child unshare(2)s the namespaces, then forks the probe.
     Unshare,
     /// A container is started with clone3; the probe then joins it with one setns(2) per
-    /// /proc/<pid>/ns file.
+    /// `/proc/<pid>/ns` file.
     SetnsNsFiles,
     /// As `SetnsNsFiles`, with one setns(2) on a pidfd.
     SetnsPidfd,
@@ -166,7 +166,7 @@ impl IdMaps {
             .map(|l| l.outside + (inside - l.inside))
     }
 
-    /// The text the kernel takes in (and prints back from) /proc/<pid>/uid_map.
+    /// The text the kernel takes in (and prints back from) `/proc/<pid>/uid_map`.
     pub fn to_proc_text(lines: &[IdMapLine]) -> String {
         lines.iter().map(|l| format!("{l}\n")).collect()
     }

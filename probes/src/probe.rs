@@ -4,7 +4,7 @@
 //! - `observe` (default): read the hello on stdin, run the init plan, report facts, exit;
 //! - `unshare`: unshare(2) the requested namespaces, let the harness write the id maps, fork, and
 //!   exec the probe in `observe` mode in the new namespaces (the "unshare then fork" path);
-//! - `join`: setns(2) into a running container's namespaces through /proc/<pid>/ns files or a
+//! - `join`: setns(2) into a running container's namespaces through `/proc/<pid>/ns` files or a
 //!   pidfd, enter its root, fork, and exec the probe in `observe` mode (the lxc-attach path).
 
 mod args;

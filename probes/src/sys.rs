@@ -271,7 +271,7 @@ pub fn inherited_fd(fd: RawFd) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Field 22 (starttime, in clock ticks since boot) of a /proc/<pid>/stat line.
+/// Field 22 (starttime, in clock ticks since boot) of a `/proc/<pid>/stat` line.
 ///
 /// The command name (field 2) is in parentheses and may itself contain spaces and parentheses, so
 /// fields are counted after the *last* `)`.
@@ -281,7 +281,7 @@ pub fn stat_start_time(stat: &str) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
-/// Parses /proc/<pid>/uid_map or gid_map.
+/// Parses `/proc/<pid>/uid_map` or gid_map.
 pub fn parse_id_map(text: &str) -> Option<Vec<IdMapLine>> {
     text.lines()
         .filter(|l| !l.trim().is_empty())

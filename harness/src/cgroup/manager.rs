@@ -8,7 +8,7 @@
 //!
 //! Removal drains first (see [`super::remove`]: on v2 through cgroup.kill; on v1 by killing only
 //! the processes listed in this case's own cgroup.procs, through a pidfd, after checking
-//! /proc/<pid>/cgroup still names this cgroup). It never touches, moves into or removes a cgroup it did not create, with one
+//! `/proc/<pid>/cgroup` still names this cgroup). It never touches, moves into or removes a cgroup it did not create, with one
 //! exception: a case whose container tool creates and limits the case's cgroup itself (LXC's
 //! `lxc.cgroup.*` keys) *adopts* that cgroup, which isoprobe named, to read and freeze it; the
 //! tool's teardown removes it.
@@ -225,7 +225,7 @@ impl CaseCgroups {
 
     /// The cgroups of a case whose launcher had a container tool create the case's cgroup and
     /// write its settings (`lxc.cgroup.*`): isoprobe writes none of `req.settings`. The tool's
-    /// cgroup is found where the kernel says the probe `pid` is (/proc/<pid>/cgroup), on every
+    /// cgroup is found where the kernel says the probe `pid` is (`/proc/<pid>/cgroup`), on every
     /// hierarchy a native case joins (cgroup2 only if the tool uses it: `cgroup2`), and must be
     /// named `leaf` there (the name the tool was told);
     /// the case reads its counters, freezes it and counts it from there, and never removes it.

@@ -6,7 +6,7 @@
 //! The drain: rmdir until the kernel lets go of the tasks that exited (they linger until reaped);
 //! past `wait`, thaw the cgroup (a frozen task does not die of SIGKILL on v1) and kill what is
 //! still in it — cgroup.kill on cgroup2; on v1 each pid its cgroup.procs lists, pinned by a pidfd
-//! and killed only if /proc/<pid>/cgroup still places it there, so a recycled pid is never
+//! and killed only if `/proc/<pid>/cgroup` still places it there, so a recycled pid is never
 //! signalled — then wait once more.
 //!
 //! What this module must never do: remove or kill in a cgroup that is not in a subtree whose top

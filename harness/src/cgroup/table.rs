@@ -44,7 +44,7 @@ pub enum Conversion {
     /// `MAJ:MIN rbps=N wbps=N riops=N wiops=N` → one line in each
     /// blkio.throttle.{read,write}_{bps,iops}_device.
     IoMax,
-    /// hugetlb.<size>.max → hugetlb.<size>.limit_in_bytes (the size is named alike, e.g. 2MB).
+    /// `hugetlb.<size>.max` → `hugetlb.<size>.limit_in_bytes` (the size is named alike, e.g. 2MB).
     Hugetlb,
     /// cgroup.freeze `1`/`0` → freezer.state `FROZEN`/`THAWED`.
     Freeze,

@@ -235,7 +235,7 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 
     /// For a launcher that expresses cgroup limits ([`Capabilities::cgroup_limits`]): the cgroup
     /// its tool creates for the case's payload and writes the limits to (the harness finds it
-    /// through the probe's /proc/<pid>/cgroup, checks the name, and reads the limit counters
+    /// through the probe's `/proc/<pid>/cgroup`, checks the name, and reads the limit counters
     /// there).
     fn limit_cgroup(&self, _ctx: &StartContext<'_>) -> Option<LimitCgroup> {
         None

@@ -39,7 +39,7 @@ pub struct SpawnRequest<'a> {
     /// The probe executable on the host.
     pub exe: &'a Path,
     pub mode: Mode,
-    /// Written to /proc/<child>/{uid,gid}_map when the child has a new user namespace (from the
+    /// Written to `/proc/<child>/{uid,gid}_map` when the child has a new user namespace (from the
     /// clone, or from its own unshare in [`Mode::Unshare`]).
     pub id_maps: Option<&'a IdMaps>,
     pub runner: Runner,
@@ -161,7 +161,7 @@ fn spawn_image(
 #[derive(Debug)]
 pub struct ToolRequest<'a> {
     pub exe: &'a Path,
-    /// The arguments after argv[0] (which is the executable's file name).
+    /// The arguments after `argv[0]` (which is the executable's file name).
     pub args: &'a [String],
     pub env: &'a [(String, String)],
     /// A cgroup2 directory to start the tool in (CLONE_INTO_CGROUP); where the tool then puts the

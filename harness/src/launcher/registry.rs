@@ -2,8 +2,9 @@
 //! dispatches through.
 //!
 //! For the CLI: [`all`] (or [`by_name`]) lists the launchers, [`describe`] gives a launcher's tool,
-//! version and capabilities, [`launcher_matrix`] its cases, and [`run_case_on`] runs and judges one
-//! case on it (the outcome plus the assessment against the expected differences).
+//! version and capabilities, [`launcher_matrix`] its cases. Running and judging one case on a
+//! launcher (the outcome plus the assessment against the expected differences) sits above this
+//! table, in [`super::differences::run_case_on`].
 //!
 //! Launchers are created once per process (their tool look-ups are cached) and live for its whole
 //! life, so the registry hands out `&'static` references.

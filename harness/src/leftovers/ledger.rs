@@ -52,7 +52,7 @@ fn sysv_name(kind: SysvKind) -> &'static str {
 /// The list of IPC objects a run may create, in its run directory: every key and queue name is
 /// written here *before* the object is made (a run killed in between leaves an entry for an
 /// object that never existed, never an object without an entry), so the next run's
-/// [`recover_at_start`] removes exactly those. Appends are single write(2)s on an O_APPEND file.
+/// [`recover_at_start`](super::sweep::recover_at_start) removes exactly those. Appends are single write(2)s on an O_APPEND file.
 #[derive(Debug)]
 pub struct IpcLedger {
     file: Mutex<File>,

@@ -1,6 +1,6 @@
 //! Crash-only recovery: what dead isoprobe processes left on the host, found by isoprobe's names
 //! and removed. `isoprobe run`, every suite and every bench call [`recover_at_start`] first, so a
-//! run killed at any moment leaves nothing after the next one; `isoprobe cleanup` calls [`sweep`]
+//! run killed at any moment leaves nothing after the next one; `isoprobe cleanup` calls `sweep`
 //! with [`Scope::All`].
 //!
 //! Only objects isoprobe names are ever looked at: run directories `<tmp>/isoprobe-<pid>-<token>`

@@ -41,7 +41,7 @@ pub const CPU_EDGE_PERIODS: u64 = 2;
 /// lies between the two: usage ∈ [before − attached, after], where `attached` is the probe's CPU
 /// time when the harness attached it through cgroup.procs (the clone child's return into a copy
 /// of the harness, its copy-on-write faults and first system calls: tens of µs, charged to the
-/// harness's cgroup; the harness reads it from /proc/<pid>/schedstat). Around that only
+/// harness's cgroup; the harness reads it from `/proc/<pid>/schedstat`). Around that only
 /// truncation remains: struct timeval's two fields (< 1 µs each) and cgroup2's microseconds
 /// (< 1 µs); 5 µs bounds it. A container tool's own processes in the case's cgroup (lxc-init;
 /// runc's init stages, which exit before the probe runs) are charged there and not in the
@@ -165,7 +165,7 @@ pub fn judge_all(
         .collect()
 }
 
-/// Judges one check. `host_cgroup` is /proc/<probe>/cgroup as the host read it.
+/// Judges one check. `host_cgroup` is `/proc/<probe>/cgroup` as the host read it.
 pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgroup: &[String]) -> Verdict {
     use LimitExpect as E;
     let wrong = || Verdict::Error { cause: format!("{check} cannot be judged from a {r:?} report") };

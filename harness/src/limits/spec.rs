@@ -1,7 +1,7 @@
 //! What a limit case is: the cgroup settings (in cgroup v2 vocabulary), the settings of an
 //! optional sibling cgroup, and the exercise the probe runs into them.
 //!
-//! A *control* is the same spec without the setting under test ([`LimitSpec::without`]); a
+//! A *control* is the same spec without the setting under test ([`LimitSpec::control`]); a
 //! sensitivity run launches a spec whose limits are scaled ([`LimitSpec::scaled`]) while the oracle
 //! keeps the original. Plain data: serde, no I/O.
 
@@ -22,7 +22,7 @@ pub struct CpuMax {
     pub period_us: u64,
 }
 
-/// hugetlb.<size>.max, in pages of `page_size` bytes.
+/// `hugetlb.<size>.max`, in pages of `page_size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct HugetlbMax {

@@ -3,7 +3,7 @@
 //! The harness is multi-threaded (libtest-mimic and criterion run work on many threads), so the
 //! child between clone and exec may only make async-signal-safe system calls on data prepared
 //! before the clone: no allocation, no locks, no Rust std I/O. [`ExecImage`] holds everything the
-//! child touches, built in the parent; [`child_after_clone`] is the whole child side.
+//! child touches, built in the parent; `child_after_clone` is the whole child side.
 
 use std::ffi::{CString, c_char};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -102,7 +102,7 @@ pub struct Cloned {
 }
 
 /// Creates the child with `flags` (CLONE_NEW* and CLONE_INTO_CGROUP) and runs
-/// [`child_after_clone`] in it. Returns in the parent only.
+/// `child_after_clone` in it. Returns in the parent only.
 pub fn spawn(
     call: CloneCall,
     flags: u64,
@@ -224,7 +224,7 @@ fn child_after_clone(image: &ExecImage, fds: &ChildFds<'_>, handshake: ChildHand
     }
 }
 
-/// Decodes the failure report of [`child_after_clone`]: which step failed and the errno.
+/// Decodes the failure report of `child_after_clone`: which step failed and the errno.
 pub fn decode_child_failure(msg: &[u8]) -> Option<(&'static str, Errno)> {
     if msg.len() != 6 || msg[0] != b'E' {
         return None;

@@ -13,7 +13,7 @@ pub const PROBE_NAME: &str = "isoprobe-probe";
 /// How the joiner enters a container's namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinVia {
-    /// One setns(2) per /proc/<pid>/ns/<kind> file, user namespace first (nsenter's way).
+    /// One setns(2) per `/proc/<pid>/ns/<kind>` file, user namespace first (nsenter's way).
     NsFiles,
     /// One setns(2) on a pidfd with all the flags at once (Linux 5.8).
     Pidfd,
@@ -35,7 +35,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The arguments (after argv[0]) that [`Mode::parse`] reads back.
+    /// The arguments (after `argv[0]`) that [`Mode::parse`] reads back.
     pub fn to_args(&self) -> Vec<String> {
         match self {
             Mode::Observe => vec![],

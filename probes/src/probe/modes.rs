@@ -27,7 +27,7 @@ use super::observe::Observer;
 /// JSON, for the child's init report.
 const UNSHARER_REFUSED_ENV: &str = "ISOPROBE_UNSHARER_REFUSED";
 
-/// Runs the probe with `args` (without argv[0]); returns the exit code.
+/// Runs the probe with `args` (without `argv[0]`); returns the exit code.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
     let mode = match Mode::parse(&args) {
         Ok(m) => m,

@@ -105,7 +105,7 @@ pub struct Link {
     pub up: bool,
 }
 
-/// One line of /proc/<pid>/uid_map or gid_map.
+/// One line of `/proc/<pid>/uid_map` or gid_map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 pub struct IdMapLine {
@@ -140,7 +140,7 @@ pub enum Fact {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         refused: Vec<Refusal>,
     },
-    /// stat(2) of /proc/self/ns/<kind>.
+    /// stat(2) of `/proc/self/ns/<kind>`.
     NsIdentity { kind: NsKind, dev: u64, ino: u64 },
     /// getpid(2) and getppid(2).
     Pids { pid: i32, ppid: i32 },
@@ -210,7 +210,7 @@ pub enum Fact {
     /// The probe's clock minus the host's, bracketed: the true offset lies in `[lo_ns, hi_ns]`
     /// (the probe read its clock before and after asking the host).
     ClockOffset { clock: ClockKind, source: ClockSource, lo_ns: i64, hi_ns: i64 },
-    /// What a limit exercise met (see [`Exercise`]). Left out of the generated messages (the
+    /// What a limit exercise met (see [`Exercise`](super::Exercise)). Left out of the generated messages (the
     /// strategy of the whole tree would overflow a test thread's stack); its own round trip is
     /// tested below.
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]

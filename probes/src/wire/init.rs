@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ClockKind, SysResult};
 use crate::ns::NsKind;
 
-/// A namespace, as stat(2) of /proc/<pid>/ns/<kind> identifies it.
+/// A namespace, as stat(2) of `/proc/<pid>/ns/<kind>` identifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 pub struct NsId {
@@ -59,7 +59,7 @@ pub enum Attempt {
 /// The steps that need a fresh process inside the namespaces, run by the probe before it observes.
 ///
 /// The launcher decides them (a launcher that already did a step leaves it out); the probe records
-/// what it did in [`Fact::Init`].
+/// what it did in [`Fact::Init`](super::Fact::Init).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 pub struct InitPlan {

@@ -101,7 +101,7 @@ pub struct CgroupReading {
     /// The hugetlb usage peak of the exercised page size, bytes (v1 max_usage_in_bytes).
     pub hugetlb_peak: Option<u64>,
     /// The probe's CPU time when the harness had attached it through cgroup.procs (read from
-    /// /proc/<pid>/schedstat right after): cgroups joined that way did not see that much of it.
+    /// `/proc/<pid>/schedstat` right after): cgroups joined that way did not see that much of it.
     /// In a cgroup a container tool made: the probe's runtime less the cgroup's usage when the
     /// host adopted it, where positive (the tool placed the probe after it had started).
     pub attached_after_ns: Option<u64>,
@@ -109,7 +109,7 @@ pub struct CgroupReading {
     /// neither the probe nor its descendants — the tool's setup processes that exited before the
     /// probe ran (runc's init stages) and its init (lxc-init) — which the cgroup's usage counts and
     /// the probe's rusage does not. The host takes it when it adopts the cgroup (usage less the
-    /// probe's runtime, from /proc/<pid>/schedstat, both at rest) plus what the other live
+    /// probe's runtime, from `/proc/<pid>/schedstat`, both at rest) plus what the other live
     /// processes ran since.
     pub others_ns: Option<u64>,
 }

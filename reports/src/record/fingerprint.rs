@@ -47,7 +47,7 @@ pub struct KernelInfo {
 /// readable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct KernelConfig {
-    /// Where the configuration was read (/proc/config.gz, /boot/config-<release>), if anywhere.
+    /// Where the configuration was read (/proc/config.gz, `/boot/config-<release>`), if anywhere.
     pub source: Option<String>,
     /// `CONFIG_X` → `y`, `m`, `n` (is not set) or its value; options this kernel does not know are
     /// left out.

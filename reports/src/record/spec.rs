@@ -146,7 +146,7 @@ pub struct CpuMax {
     pub period_us: u64,
 }
 
-/// hugetlb.<size>.max, in pages of `page_size` bytes.
+/// `hugetlb.<size>.max`, in pages of `page_size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HugetlbMax {
     pub page_size: u64,

@@ -110,7 +110,7 @@ pub enum LimitCheck {
     NetCls,
     /// perf_event: counting cpu-clock per cgroup sees the probe's CPU time.
     PerfEvent,
-    /// hugetlb.<size>.max: touching a huge page past the limit raises SIGBUS.
+    /// `hugetlb.<size>.max`: touching a huge page past the limit raises SIGBUS.
     Hugetlb,
 }
 

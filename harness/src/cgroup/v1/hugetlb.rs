@@ -1,4 +1,4 @@
-//! v1 hugetlb: hugetlb.<size>.limit_in_bytes (the table) caps the huge pages the cgroup faults
+//! v1 hugetlb: `hugetlb.<size>.limit_in_bytes` (the table) caps the huge pages the cgroup faults
 //! in; a fault past it is answered with SIGBUS. The peak is max_usage_in_bytes of the 2 MB size.
 
 use isoprobe_probes::wire::CgroupReading;

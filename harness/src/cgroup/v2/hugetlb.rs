@@ -1,4 +1,4 @@
-//! v2 hugetlb: hugetlb.<size>.max as named; cgroup2 keeps no peak, so the reading is the current
+//! v2 hugetlb: `hugetlb.<size>.max` as named; cgroup2 keeps no peak, so the reading is the current
 //! usage of the 2MB size (hugetlb.2MB.current), taken while the pages are still mapped.
 
 use isoprobe_probes::wire::CgroupReading;

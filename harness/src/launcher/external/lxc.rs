@@ -23,7 +23,7 @@
 //!
 //! What LXC leaves on the host, and this launcher removes: the pivot cgroup with its `lxc.pivot`
 //! child (LXC removes the container and monitor cgroups itself, except after a kill), and its lock
-//! directory /run/lxc/lock/<lxcpath> with the parents it created (/run/lxc itself when it was not
+//! directory `/run/lxc/lock/<lxcpath>` with the parents it created (/run/lxc itself when it was not
 //! there).
 
 use std::fmt::Write as _;

@@ -14,7 +14,7 @@
 //!
 //! What it leaves on the host, and this launcher removes: `payload` and `supervisor` cgroups
 //! created below the cgroup it starts in (so it starts in an isoprobe cgroup of its own, in the
-//! cgroup2 and the named v1 hierarchies), and /run/systemd/nspawn/propagate/<machine>, which it
+//! cgroup2 and the named v1 hierarchies), and `/run/systemd/nspawn/propagate/<machine>`, which it
 //! refuses to remove itself when /run is not a tmpfs ("Attempted to remove disk file system").
 //! Killed (a case timeout), it also leaves the container running in `payload` and its lock file
 //! in /run/systemd/nspawn/locks: the teardown empties the cgroup (cgroup.kill) and removes both.

@@ -110,7 +110,7 @@ impl ToolCell {
     }
 }
 
-/// The first executable `command` in [`SEARCH_PATH`].
+/// The first executable `command` in `SEARCH_PATH`.
 pub fn which(command: &str) -> Option<PathBuf> {
     SEARCH_PATH
         .split(':')

@@ -1,328 +1,16 @@
-//! Raw process and namespace primitives for the benchmarks (issue 4): fork, vfork, clone, clone3
-//! and fork+exec, and unshare(2), setns(2) and mount(2) inside a fresh child that times its own
-//! system call.
-//!
-//! Criterion (like libtest-mimic) is multi-threaded, so nothing here ever unshares, joins a
-//! namespace or mounts in the calling process. Every namespace operation runs in a fresh child,
-//! which between clone and `_exit` (or exec) makes only async-signal-safe system calls on data
-//! prepared before the clone: an [`Action`] (plain integers, borrowed fds and pointers into
-//! [`ExecArgs`]/[`MountPlan`]) and a [`SharedPage`] (a `MAP_SHARED` mapping the child writes its
-//! timings and any failure into, read by the parent after the reap). No allocation, no locks, no
-//! glibc wrapper that signals threads. The clocks are `clock_gettime`, async-signal-safe by POSIX.
-//!
-//! What this module must never do: leave a child running or unreaped ([`Child`] and [`Holder`]
-//! kill and reap on drop), or touch the namespaces, mounts or credentials of the calling process.
+//! The benchmark child: what it does between clone and `_exit` ([`Action`], only
+//! async-signal-safe system calls on data prepared before the clone) and how it is created and
+//! reaped ([`spawn`], [`spawn_and_wait`]: fork(2), vfork through clone(2), clone(2), clone3(2);
+//! wait4(2)), with the timed operations the benchmarks build on (unshare(2), setns(2), mount(2)
+//! in a fresh child).
 
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
+use super::page::{SLOT_ERRNO, SLOT_STATUS, SLOT_STEP, STATUS_FAILED, STATUS_OK, SharedPage};
+use super::{Timed, monotonic_ns, thread_cpu_ns};
 use crate::sys::clone::{CLONE_INTO_CGROUP, CloneArgs};
-
-/// Wall-clock and CPU time of one timed region, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timed {
-    pub wall_ns: u64,
-    pub cpu_ns: u64,
-}
-
-impl std::ops::Add for Timed {
-    type Output = Timed;
-    fn add(self, o: Timed) -> Timed {
-        Timed { wall_ns: self.wall_ns + o.wall_ns, cpu_ns: self.cpu_ns + o.cpu_ns }
-    }
-}
-
-impl std::iter::Sum for Timed {
-    fn sum<I: Iterator<Item = Timed>>(iter: I) -> Timed {
-        iter.fold(Timed::default(), |a, b| a + b)
-    }
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; clock_gettime is async-signal-safe (POSIX), so
-    // this may also run in a child between clone and _exit.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// CLOCK_MONOTONIC (through the vDSO), in nanoseconds.
-pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
-/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), in nanoseconds.
-pub fn thread_cpu_ns() -> u64 {
-    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-/// Runs `f` and times it on the calling thread: wall clock and the thread's CPU time.
-pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Timed) {
-    let c0 = thread_cpu_ns();
-    let t0 = monotonic_ns();
-    let out = f();
-    let t1 = monotonic_ns();
-    let c1 = thread_cpu_ns();
-    (out, Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 })
-}
-
-/// getppid(2) as a raw system call (no libc caching): the null system call of the calibration.
-pub fn getppid_syscall() -> i64 {
-    // SAFETY: getppid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_getppid) }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The page a child reports through.
-
-/// A `MAP_SHARED` anonymous mapping of `u64` slots, shared with every child forked (or vforked)
-/// after it was created: the child stores its timings there, the parent reads them after the reap.
-///
-/// Layout: slot 0 = [`STATUS_OK`]/[`STATUS_FAILED`] (0 until the child reports), slot 1 = errno,
-/// slot 2 = the failed step (a byte), slot 3 and the next [`RUSAGE_SLOTS`] = the wait status and
-/// rusage of a reap (see [`spawn_and_wait`]), then the results, two per timed call (wall, cpu).
-#[derive(Debug)]
-pub struct SharedPage {
-    base: NonNull<AtomicU64>,
-    slots: usize,
-}
-
-// SAFETY: the mapping is only accessed through atomics, and it lives until drop.
-unsafe impl Send for SharedPage {}
-// SAFETY: as above.
-unsafe impl Sync for SharedPage {}
-
-const SLOT_STATUS: usize = 0;
-const SLOT_ERRNO: usize = 1;
-const SLOT_STEP: usize = 2;
-const SLOT_REAP_STATUS: usize = 3;
-const SLOT_RUSAGE: usize = 4;
-const RUSAGE_SLOTS: usize = std::mem::size_of::<libc::rusage>().div_ceil(8);
-const SLOT_RESULTS: usize = SLOT_RUSAGE + RUSAGE_SLOTS;
-pub const STATUS_OK: u64 = 1;
-pub const STATUS_FAILED: u64 = 2;
-
-/// A zero-filled, page-aligned, shared anonymous mapping of `len` bytes (unmapped by its owner).
-fn map_shared(len: usize) -> io::Result<NonNull<u8>> {
-    // SAFETY: an anonymous shared mapping at a kernel-chosen address; no existing memory is
-    // affected. The result is checked before use.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))
-}
-
-impl SharedPage {
-    /// A page with room for `results` timed calls.
-    pub fn new(results: usize) -> io::Result<SharedPage> {
-        let slots = SLOT_RESULTS + 2 * results;
-        Ok(SharedPage { base: map_shared(slots * 8)?.cast(), slots })
-    }
-
-    /// How many timed calls fit.
-    pub fn capacity(&self) -> usize {
-        (self.slots - SLOT_RESULTS) / 2
-    }
-
-    fn slot(&self, i: usize) -> Option<&AtomicU64> {
-        // SAFETY: `i` is in bounds of the mapping, which is zero-initialised, 8-byte aligned (page
-        // aligned) and lives as long as `self`; AtomicU64 has the layout of u64.
-        (i < self.slots).then(|| unsafe { &*self.base.as_ptr().add(i) })
-    }
-
-    /// Stores `v` in slot `i` (ignored out of bounds: this runs in children and must not panic).
-    fn store(&self, i: usize, v: u64) {
-        if let Some(s) = self.slot(i) {
-            s.store(v, Ordering::Release);
-        }
-    }
-
-    fn load(&self, i: usize) -> u64 {
-        self.slot(i).map(|s| s.load(Ordering::Acquire)).unwrap_or(0)
-    }
-
-    /// Where a reap stores the wait status and the rusage: in this shared mapping, which a fork
-    /// leaves writable in the parent (see [`spawn_and_wait`]).
-    fn reap_area(&self) -> (*mut c_int, *mut libc::rusage) {
-        // SAFETY: both slots ranges are inside the mapping (`new` allocates past them); the slots
-        // are 8-byte aligned, as rusage needs; the kernel writes them through these pointers
-        // while no reference to them is held (AtomicU64 is an UnsafeCell).
-        unsafe {
-            let base = self.base.as_ptr();
-            (base.add(SLOT_REAP_STATUS).cast(), base.add(SLOT_RUSAGE).cast())
-        }
-    }
-
-    /// Zeroes every slot (before the next child).
-    pub fn clear(&self) {
-        for i in 0..self.slots {
-            self.store(i, 0);
-        }
-    }
-
-    /// The timing of the child's `i`-th timed call.
-    pub fn result(&self, i: usize) -> Timed {
-        Timed { wall_ns: self.load(SLOT_RESULTS + 2 * i), cpu_ns: self.load(SLOT_RESULTS + 2 * i + 1) }
-    }
-
-    /// A raw value stored by the child in result slot `i` (see [`Action::StampExit`]).
-    pub fn raw(&self, i: usize) -> u64 {
-        self.load(SLOT_RESULTS + i)
-    }
-
-    /// `Ok` when the child reported success; its failure (step and errno) otherwise.
-    pub fn outcome(&self) -> io::Result<()> {
-        match self.load(SLOT_STATUS) {
-            STATUS_OK => Ok(()),
-            STATUS_FAILED => {
-                let errno = io::Error::from_raw_os_error(self.load(SLOT_ERRNO) as i32);
-                Err(io::Error::new(errno.kind(), format!("{} in the child: {errno}", step_name(self.load(SLOT_STEP)))))
-            }
-            _ => Err(io::Error::other("the child ended without reporting")),
-        }
-    }
-
-    /// Whether the child has reported (success or failure) yet.
-    pub fn reported(&self) -> bool {
-        self.load(SLOT_STATUS) != 0
-    }
-}
-
-impl Drop for SharedPage {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was created with this address and length in `new` and is unmapped
-        // once; children have their own mappings of the same pages.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.slots * 8) };
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The benchmark process's own memory.
-//
-// Every fork-type primitive copies the page tables of the benchmark process's private memory and
-// the child's exit tears them down again, so their cost grows with that memory: measured on the
-// development VM, exit to reap read 37.6 µs with 244 kB of anonymous memory in the process and
-// 62–66 µs with 2.2 MB (freed memory of criterion's analysis of the previous case, which malloc
-// kept). The two helpers below keep that memory small and the same from case to case and run to
-// run: samples go to a shared mapping (which fork does not copy), and freed heap goes back to the
-// kernel before sampling.
-
-/// Tunes malloc so that freed memory does not linger in the process: allocations from 128 KiB
-/// up get their own mapping (unmapped when freed), and a free top of the heap above 128 KiB is
-/// given back at once. Fixed thresholds, where glibc would otherwise raise them as the process
-/// frees large blocks.
-pub fn tune_malloc() {
-    // SAFETY: mallopt only changes malloc's parameters; any value is accepted or rejected (0).
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
-    }
-}
-
-/// Gives every free page of the heap back to the kernel (malloc_trim(3)).
-pub fn trim_heap() {
-    // SAFETY: malloc_trim only releases memory malloc holds free; no live allocation is touched.
-    unsafe { libc::malloc_trim(0) };
-}
-
-/// The process's resident anonymous memory in KiB (`RssAnon` of /proc/self/status).
-pub fn anon_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("RssAnon:"))?.trim().trim_end_matches("kB").trim().parse().ok()
-}
-
-/// A fixed number of records of four u64 each, in a shared anonymous mapping: memory a fork does
-/// not copy (a shared mapping's pages are not copied into the child's page tables) and that is
-/// not counted in the process's anonymous memory, so storing samples in it does not make the
-/// next sample's fork slower.
-#[derive(Debug)]
-pub struct SampleStore {
-    base: NonNull<u64>,
-    cap: usize,
-    len: usize,
-}
-
-impl SampleStore {
-    /// Room for `cap` records.
-    pub fn new(cap: usize) -> io::Result<SampleStore> {
-        let cap = cap.max(1);
-        Ok(SampleStore { base: map_shared((cap * 4 * 8).next_multiple_of(4096))?.cast(), cap, len: 0 })
-    }
-
-    fn bytes(&self) -> usize {
-        (self.cap * 4 * 8).next_multiple_of(4096)
-    }
-
-    /// Whether no record fits any more.
-    pub fn is_full(&self) -> bool {
-        self.len == self.cap
-    }
-
-    /// Appends a record; false when full.
-    pub fn push(&mut self, r: [u64; 4]) -> bool {
-        if self.len == self.cap {
-            return false;
-        }
-        // SAFETY: `len < cap`, so the four words at `4 * len` are inside the mapping, which only
-        // this value accesses (children get copies of it, which they never touch).
-        unsafe { std::ptr::copy_nonoverlapping(r.as_ptr(), self.base.as_ptr().add(4 * self.len), 4) };
-        self.len += 1;
-        true
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Record `i`, if stored.
-    pub fn get(&self, i: usize) -> Option<[u64; 4]> {
-        let mut r = [0u64; 4];
-        // SAFETY: `i < len <= cap`: inside the mapping, and written by `push`.
-        (i < self.len).then(|| unsafe {
-            std::ptr::copy_nonoverlapping(self.base.as_ptr().add(4 * i), r.as_mut_ptr(), 4);
-            r
-        })
-    }
-}
-
-impl Drop for SampleStore {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was created with this address and length in `new`, unmapped once.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.bytes()) };
-    }
-}
-
-fn step_name(step: u64) -> &'static str {
-    match step as u8 {
-        b'u' => "unshare",
-        b's' => "setns",
-        b'x' => "execve",
-        b'p' => "mount --make-rprivate /",
-        b'm' => "mount",
-        b'd' => "mkdir",
-        b'h' => "read of the hold pipe",
-        b'c' => "close_range",
-        _ => "an unknown step",
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // What the child does.
@@ -380,18 +68,18 @@ pub enum Action<'a> {
     StampExit,
     /// Close every other fd, then block until `fd` reads end of file (the parent dropped its
     /// end), then `_exit(0)`: a process that holds its namespaces for others to join.
-    Hold { fd: RawFd },
+    Hold { fd: BorrowedFd<'a> },
     /// unshare(`flags`) `untimed + timed` times in a row, timing only the last `timed` calls.
     Unshare { flags: u64, untimed: u32, timed: u32 },
     /// setns(fd, nstype) for every entry in order, all timed as one call.
-    Setns { fds: &'a [(RawFd, c_int)] },
+    Setns { fds: &'a [(BorrowedFd<'a>, c_int)] },
     /// setns(fd, nstype) (untimed), then unshare(`flags`) timed.
-    SetnsThenUnshare { fd: RawFd, nstype: c_int, flags: u64 },
+    SetnsThenUnshare { fd: BorrowedFd<'a>, nstype: c_int, flags: u64 },
     /// execve (no report on success; the parent learns the outcome from the exit status).
     Exec(&'a ExecArgs),
     /// In a new mount namespace (the clone's CLONE_NEWNS): make every mount private, make the
     /// mounts of the plan, report, then hold like [`Action::Hold`].
-    MountTree { plan: &'a MountPlan, hold_fd: RawFd },
+    MountTree { plan: &'a MountPlan, hold_fd: BorrowedFd<'a> },
 }
 
 /// The child's side: only async-signal-safe system calls on prepared data. Never returns.
@@ -449,17 +137,13 @@ fn run_child(action: &Action<'_>, page: &SharedPage) -> ! {
             let c1 = thread_cpu_ns();
             (r, Timed { wall_ns: t1 - t0, cpu_ns: c1 - c0 })
         }
-        let put = |i: usize, t: Timed| {
-            page.store(SLOT_RESULTS + 2 * i, t.wall_ns);
-            page.store(SLOT_RESULTS + 2 * i + 1, t.cpu_ns);
-        };
         match *action {
             Action::Exit => libc::_exit(0),
             Action::StampExit => {
-                page.store(SLOT_RESULTS, monotonic_ns());
+                page.put_raw(0, monotonic_ns());
                 libc::_exit(0)
             }
-            Action::Hold { fd } => hold(fd),
+            Action::Hold { fd } => hold(fd.as_raw_fd()),
             Action::Unshare { flags, untimed, timed } => {
                 warm_up();
                 for _ in 0..untimed {
@@ -472,7 +156,7 @@ fn run_child(action: &Action<'_>, page: &SharedPage) -> ! {
                     if r != 0 {
                         fail(b'u');
                     }
-                    put(i, t);
+                    page.put(i, t);
                 }
                 ok()
             }
@@ -480,7 +164,7 @@ fn run_child(action: &Action<'_>, page: &SharedPage) -> ! {
                 warm_up();
                 let (r, t) = timed_call(|| {
                     for &(fd, nstype) in fds {
-                        if libc::syscall(libc::SYS_setns, fd, nstype) != 0 {
+                        if libc::syscall(libc::SYS_setns, fd.as_raw_fd(), nstype) != 0 {
                             return -1;
                         }
                     }
@@ -489,19 +173,19 @@ fn run_child(action: &Action<'_>, page: &SharedPage) -> ! {
                 if r != 0 {
                     fail(b's');
                 }
-                put(0, t);
+                page.put(0, t);
                 ok()
             }
             Action::SetnsThenUnshare { fd, nstype, flags } => {
                 warm_up();
-                if libc::syscall(libc::SYS_setns, fd, nstype) != 0 {
+                if libc::syscall(libc::SYS_setns, fd.as_raw_fd(), nstype) != 0 {
                     fail(b's');
                 }
                 let (r, t) = timed_call(|| libc::syscall(libc::SYS_unshare, flags));
                 if r != 0 {
                     fail(b'u');
                 }
-                put(0, t);
+                page.put(0, t);
                 ok()
             }
             Action::Exec(exec) => {
@@ -526,7 +210,7 @@ fn run_child(action: &Action<'_>, page: &SharedPage) -> ! {
                     }
                 }
                 page.store(SLOT_STATUS, STATUS_OK);
-                hold(hold_fd)
+                hold(hold_fd.as_raw_fd())
             }
         }
     }
@@ -646,7 +330,7 @@ extern "C" fn vfork_entry(arg: *mut c_void) -> c_int {
 pub fn spawn(
     call: Call,
     flags: u64,
-    cgroup: Option<RawFd>,
+    cgroup: Option<BorrowedFd<'_>>,
     action: &Action<'_>,
     page: &SharedPage,
 ) -> io::Result<(Child, Timed)> {
@@ -655,7 +339,7 @@ pub fn spawn(
 
 /// The clone3 arguments for `call` with namespace `flags` and an optional cgroup, after checking
 /// that `call` can express them.
-fn clone_args(call: Call, flags: u64, cgroup: Option<RawFd>) -> io::Result<CloneArgs> {
+fn clone_args(call: Call, flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<CloneArgs> {
     if call != Call::Clone3 && cgroup.is_some() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "only clone3 can start a child in a cgroup"));
     }
@@ -669,7 +353,7 @@ fn clone_args(call: Call, flags: u64, cgroup: Option<RawFd>) -> io::Result<Clone
     Ok(CloneArgs {
         flags: flags | cgroup.map(|_| CLONE_INTO_CGROUP).unwrap_or(0),
         exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup.map(|c| c as u64).unwrap_or(0),
+        cgroup: cgroup.map(|c| c.as_raw_fd() as u64).unwrap_or(0),
         ..Default::default()
     })
 }
@@ -679,7 +363,7 @@ fn clone_args(call: Call, flags: u64, cgroup: Option<RawFd>) -> io::Result<Clone
 fn spawn_inner(
     call: Call,
     flags: u64,
-    cgroup: Option<RawFd>,
+    cgroup: Option<BorrowedFd<'_>>,
     action: &Action<'_>,
     page: &SharedPage,
     measure: bool,
@@ -736,11 +420,11 @@ fn spawn_inner(
 
 /// Creates a child that runs `action`, waits for it, and checks what it reported. The parent
 /// reads no clock around the call (callers time what they need themselves). A child that only
-/// exits (not vfork's) is created and reaped by [`create_and_reap`].
+/// exits (not vfork's) is created and reaped by `create_and_reap`.
 pub fn spawn_and_wait(
     call: Call,
     flags: u64,
-    cgroup: Option<RawFd>,
+    cgroup: Option<BorrowedFd<'_>>,
     action: &Action<'_>,
     page: &SharedPage,
 ) -> io::Result<Exit> {
@@ -876,234 +560,27 @@ pub fn unshare_in_child(flags: u64, untimed: u32, timed: u32, page: &SharedPage)
 }
 
 /// setns(2) into every (fd, nstype) in order, in a fresh child, timed as one.
-pub fn setns_in_child(fds: &[(RawFd, c_int)], page: &SharedPage) -> io::Result<Timed> {
+pub fn setns_in_child(fds: &[(BorrowedFd<'_>, c_int)], page: &SharedPage) -> io::Result<Timed> {
     spawn_and_wait(Call::Clone3, 0, None, &Action::Setns { fds }, page)?;
     Ok(page.result(0))
 }
 
 /// setns(fd, nstype), then a timed unshare(`flags`), in a fresh child.
-pub fn setns_then_unshare_in_child(fd: RawFd, nstype: c_int, flags: u64, page: &SharedPage) -> io::Result<Timed> {
+pub fn setns_then_unshare_in_child(
+    fd: BorrowedFd<'_>,
+    nstype: c_int,
+    flags: u64,
+    page: &SharedPage,
+) -> io::Result<Timed> {
     spawn_and_wait(Call::Clone3, 0, None, &Action::SetnsThenUnshare { fd, nstype, flags }, page)?;
     Ok(page.result(0))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Holders: processes that keep namespaces (and cgroups) alive.
-
-/// A child blocked in read(2) on a pipe: it holds whatever namespaces it was created with until
-/// [`Holder::release`] (or drop) closes the pipe.
-#[derive(Debug)]
-pub struct Holder {
-    child: Option<Child>,
-    release: Option<OwnedFd>,
-    _page: Option<SharedPage>,
-}
-
-fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: `fds` has room for the two fds pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-impl Holder {
-    /// Starts a holder with `call` and `flags`, optionally in a cgroup (clone3 only). Returns it
-    /// and the creating call's time.
-    pub fn spawn(call: Call, flags: u64, cgroup: Option<RawFd>) -> io::Result<(Holder, Timed)> {
-        let (r, w) = pipe_cloexec()?;
-        let page = SharedPage::new(0)?;
-        let (child, t) = spawn(call, flags, cgroup, &Action::Hold { fd: r.as_raw_fd() }, &page)?;
-        drop(r);
-        Ok((Holder { child: Some(child), release: Some(w), _page: Some(page) }, t))
-    }
-
-    /// Starts a holder in a new mount namespace with the mounts of `plan`, once they are made.
-    pub fn with_mounts(plan: &MountPlan) -> io::Result<Holder> {
-        let (r, w) = pipe_cloexec()?;
-        let page = SharedPage::new(0)?;
-        let action = Action::MountTree { plan, hold_fd: r.as_raw_fd() };
-        let (child, _) = spawn(Call::Clone3, libc::CLONE_NEWNS as u64, None, &action, &page)?;
-        drop(r);
-        let mut holder = Holder { child: Some(child), release: Some(w), _page: None };
-        // The mounts take a while (thousands of them): poll the page, bounded.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !page.reported() {
-            if std::time::Instant::now() > deadline {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "the mount holder did not report in 60 s"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        page.outcome()?;
-        holder._page = Some(page);
-        Ok(holder)
-    }
-
-    pub fn pid(&self) -> libc::pid_t {
-        self.child.as_ref().map(Child::pid).unwrap_or(0)
-    }
-
-    /// Opens `/proc/<pid>/ns/<name>`.
-    pub fn ns_file(&self, name: &str) -> io::Result<File> {
-        File::open(format!("/proc/{}/ns/{name}", self.pid()))
-    }
-
-    /// Lets the holder exit and reaps it.
-    pub fn release(mut self) -> io::Result<()> {
-        self.release_mut()
-    }
-
-    fn release_mut(&mut self) -> io::Result<()> {
-        self.release = None;
-        match self.child.take() {
-            Some(c) => c.wait()?.check("hold"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.release_mut();
-    }
-}
-
-/// A pidfd for `pid` (pidfd_open(2)).
-pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    isoprobe_probes::sys::pidfd_open(pid).map_err(io::Error::from)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bare-libc reference loops.
-
-/// The raw references the benchmarks compare their own measurement with: the same operation as a
-/// loop of plain libc calls, with no harness code, no page and no criterion around it.
-pub mod reference {
-    use super::*;
-
-    /// `n` times: fork(3); in the child clock_gettime, unshare(2), clock_gettime, write(2) the
-    /// difference to a pipe, `_exit`; in the parent read(2) it and waitpid(2). Nanoseconds per call.
-    /// `between` runs before each round, untimed (the benchmarks wait there for an idle netns
-    /// cleanup, as their own measurement does).
-    pub fn unshare_loop(flags: c_int, n: usize, mut between: impl FnMut() -> io::Result<()>) -> io::Result<Vec<u64>> {
-        let (r, w) = pipe_cloexec()?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            between()?;
-            // SAFETY: the child makes only async-signal-safe calls (clock_gettime, unshare,
-            // write, _exit) on its stack, then exits; the parent reads 8 bytes into a u64 and
-            // reaps its own child.
-            unsafe {
-                let pid = libc::fork();
-                if pid == 0 {
-                    let mut a = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-                    let mut b = a;
-                    // Fault in what the timed region touches first: after fork the first store
-                    // to the stack takes a copy-on-write fault, and the first call of unshare's
-                    // wrapper a fault on its text page (fork does not copy the page-table
-                    // entries of file mappings); either costs microseconds. unshare(0) is a no-op.
-                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
-                    libc::unshare(0);
-                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut a);
-                    let rc = libc::unshare(flags);
-                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
-                    let ns: u64 = if rc == 0 {
-                        (b.tv_sec - a.tv_sec) as u64 * 1_000_000_000 + (b.tv_nsec - a.tv_nsec) as u64
-                    } else {
-                        u64::MAX
-                    };
-                    libc::write(w.as_raw_fd(), (&ns as *const u64).cast(), 8);
-                    libc::_exit(0);
-                }
-                if pid < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let mut ns = 0u64;
-                let got = libc::read(r.as_raw_fd(), (&mut ns as *mut u64).cast(), 8);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-                if got != 8 || ns == u64::MAX {
-                    return Err(io::Error::other("the reference child's unshare failed"));
-                }
-                out.push(ns);
-            }
-        }
-        Ok(out)
-    }
-
-    /// `n` times: clock_gettime, clone3(2) with `flags` whose child `_exit`s, waitpid(2),
-    /// clock_gettime. Nanoseconds per round; `between` as in [`unshare_loop`].
-    pub fn clone3_exit_wait_loop(
-        flags: u64,
-        n: usize,
-        mut between: impl FnMut() -> io::Result<()>,
-    ) -> io::Result<Vec<u64>> {
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            between()?;
-            let args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
-            // SAFETY: clone3 with fork semantics; the child only calls _exit. The parent reaps
-            // its own child.
-            unsafe {
-                let mut a = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-                let mut b = a;
-                libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut a);
-                let pid = libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>());
-                if pid == 0 {
-                    libc::_exit(0);
-                }
-                if pid < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
-                libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut b);
-                out.push((b.tv_sec - a.tv_sec) as u64 * 1_000_000_000 + (b.tv_nsec - a.tv_nsec) as u64);
-            }
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::page::SLOT_REAP_STATUS;
     use super::*;
-
-    #[test]
-    fn a_sample_store_keeps_its_records_out_of_the_anonymous_memory() {
-        let mut store = SampleStore::new(3).unwrap();
-        assert!(store.is_empty());
-        for i in 0..3u64 {
-            assert!(store.push([i, i + 1, i + 2, u64::MAX]));
-        }
-        assert!(!store.push([9; 4]), "full");
-        assert_eq!((store.len(), store.get(1), store.get(3)), (3, Some([1, 2, 3, u64::MAX]), None));
-        // 3.2 MB of records: in a shared mapping (`s` in /proc/self/smaps), none of it anonymous
-        // memory, so fork copies none of it.
-        let mut big = SampleStore::new(100_000).unwrap();
-        for i in 0..100_000u64 {
-            big.push([i; 4]);
-        }
-        let at = big.base.as_ptr() as usize;
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut blocks = smaps.split('\n').peekable();
-        let mut found = None;
-        while let Some(line) = blocks.next() {
-            let mut head = line.split_whitespace();
-            let (Some(range), Some(perms)) = (head.next(), head.next()) else { continue };
-            let Some((lo, hi)) = range.split_once('-') else { continue };
-            let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) else { continue };
-            if (lo..hi).contains(&at) {
-                let anon = blocks.find_map(|l| l.strip_prefix("Anonymous:")).map(|v| v.trim().to_owned());
-                found = Some((perms.to_owned(), anon));
-                break;
-            }
-        }
-        let (perms, anon) = found.expect("the store's mapping is in /proc/self/smaps");
-        assert!(perms.ends_with('s'), "shared mapping: {perms}");
-        assert_eq!(anon.as_deref(), Some("0 kB"));
-        assert_eq!(big.get(99_999), Some([99_999; 4]));
-    }
+    use std::os::fd::AsFd;
 
     #[test]
     fn every_call_creates_a_child_that_exits() {
@@ -1132,14 +609,14 @@ mod tests {
         assert!(invalid(spawn_and_wait(Call::Fork, libc::CLONE_NEWUTS as u64, None, &Action::Exit, &page)));
         let newtime = isoprobe_probes::ns::CLONE_NEWTIME as u64;
         assert!(invalid(spawn_and_wait(Call::Clone, newtime, None, &Action::Exit, &page)));
-        assert!(invalid(spawn_and_wait(Call::Clone, 0, Some(0), &Action::Exit, &page)));
+        assert!(invalid(spawn_and_wait(Call::Clone, 0, Some(std::io::stdin().as_fd()), &Action::Exit, &page)));
     }
 
     #[test]
     fn a_failing_child_reports_its_step_and_errno() {
         let page = SharedPage::new(1).unwrap();
         // setns on an fd that is not a namespace fails with EINVAL (or EBADF when closed).
-        let err = setns_in_child(&[(0, 0)], &page).unwrap_err();
+        let err = setns_in_child(&[(std::io::stdin().as_fd(), 0)], &page).unwrap_err();
         assert!(err.to_string().contains("setns in the child"), "{err}");
     }
 
@@ -1148,24 +625,5 @@ mod tests {
         let page = SharedPage::new(1).unwrap();
         let t = exit_to_reap(Call::Clone3, 0, &page).unwrap();
         assert!(t.wall_ns > 0 && t.wall_ns < 10_000_000_000, "{t:?}");
-    }
-
-    #[test]
-    fn a_holder_exits_when_released() {
-        let (h, _) = Holder::spawn(Call::Clone3, 0, None).unwrap();
-        let pid = h.pid();
-        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-        h.release().unwrap();
-    }
-
-    #[test]
-    fn the_shared_page_round_trips() {
-        let page = SharedPage::new(2).unwrap();
-        assert_eq!(page.capacity(), 2);
-        page.store(SLOT_RESULTS + 2, 7);
-        assert_eq!(page.result(1).wall_ns, 7);
-        page.clear();
-        assert_eq!(page.result(1).wall_ns, 0);
-        assert!(page.outcome().is_err());
     }
 }
