@@ -11,7 +11,7 @@
 #   - the memory limit cases (probes OOM-killed at memory.max);
 #   - the pids limit cases (a fork bomb under pids.max).
 # Every next process removes what the killed ones left (crash-only recovery, see
-# harness/src/leftovers.rs); the round prints what was left when it ended. The clean run at the
+# harness/src/leftovers/); the round prints what was left when it ended. The clean run at the
 # end must report the recovery and finish; then the snapshot (`isoprobe snapshot`) must equal
 # the one taken before the first round, and `isoprobe cleanup --dry-run` must find nothing.
 # Not part of .ci/run (its time); run it on a quiet machine (another isoprobe run would show in
