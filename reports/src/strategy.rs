@@ -25,7 +25,7 @@ use crate::record::{
     CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupV1Hierarchy, CheckId, CheckResult, CpuInfo,
     CpuMax, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor, IdMapLine, IdMaps, KernelConfig,
     KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, LauncherKind, LimitCheck, LimitResult,
-    LimitSpec, Limits, NsSet, ProbeRun, Role, RootfsMode, Skip, StartLatency, TimeOffsets, Tool, ToolDefaultNote,
+    LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip, StartLatency, TimeOffsets, Tool, ToolDefaultNote,
     ToolVersion, UserInfo, UsernsPolicy, Verdict,
 };
 
@@ -126,8 +126,17 @@ pub fn probe_run() -> impl Strategy<Value = ProbeRun> {
 }
 
 pub fn case_outcome() -> impl Strategy<Value = CaseOutcome> {
-    (text(), case_spec(), option::of(skip()), option::of(text()), vec(probe_run(), 0..=2), texts(), duration())
-        .prop_map(|(name, spec, skipped, error, runs, join_mismatches, duration)| CaseOutcome {
+    (
+        text(),
+        case_spec(),
+        option::of(skip()),
+        option::of(text()),
+        vec(probe_run(), 0..=2),
+        texts(),
+        duration(),
+        phases(),
+    )
+        .prop_map(|(name, spec, skipped, error, runs, join_mismatches, duration, phases)| CaseOutcome {
             name,
             spec,
             skipped,
@@ -135,7 +144,13 @@ pub fn case_outcome() -> impl Strategy<Value = CaseOutcome> {
             runs,
             join_mismatches,
             duration,
+            phases,
         })
+}
+
+pub fn phases() -> impl Strategy<Value = Phases> {
+    // Known names only: the harness's type, which the same JSON must convert to, knows no other.
+    btree_map(select(PHASE_ORDER.to_vec()).prop_map(String::from), duration(), 0..=FEW).prop_map(Phases)
 }
 
 fn id_map_lines() -> impl Strategy<Value = Vec<IdMapLine>> {
