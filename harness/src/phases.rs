@@ -143,7 +143,9 @@ impl TryFrom<BTreeMap<Phase, f64>> for Phases {
     fn try_from(m: BTreeMap<Phase, f64>) -> Result<Self, String> {
         m.into_iter()
             .map(|(k, ms)| {
-                Duration::try_from_secs_f64(ms / 1e3).map(|d| (k, d)).map_err(|_| format!("bad duration {ms} ms of {k}"))
+                Duration::try_from_secs_f64(ms / 1e3)
+                    .map(|d| (k, d))
+                    .map_err(|_| format!("bad duration {ms} ms of {k}"))
             })
             .collect::<Result<_, _>>()
             .map(Phases)

@@ -203,15 +203,7 @@ impl Harness {
         let begun = Instant::now();
         let deadline = begun + self.opts.case_timeout;
         let launcher = registry::launcher(spec.launcher);
-        let ctx = |spec, effective, hold| StartContext {
-            spec,
-            effective,
-            case,
-            run: &self.run,
-            deadline,
-            hold,
-            plant,
-        };
+        let ctx = |spec, effective, hold| StartContext { spec, effective, case, run: &self.run, deadline, hold, plant };
         if !spec.launcher.joins() {
             let mut p = phases.time(Phase::Spawn, || launcher.start(&ctx(spec, effective, false)))?;
             if let Some(l) = case.limits.as_ref().filter(|l| l.by_tool()) {
@@ -247,8 +239,9 @@ impl Harness {
         if let Some(stdin) = holder.process.stdin.as_mut() {
             let _ = std::io::Write::write_all(stdin, isoprobe_probes::wire::encode(&ToProbe::Release).as_bytes());
         }
-        let container = phases
-            .time(Phase::Reap, || finish(Role::Container, holder, ht, hhost, std::mem::take(&mut hstreams), deadline))?;
+        let container = phases.time(Phase::Reap, || {
+            finish(Role::Container, holder, ht, hhost, std::mem::take(&mut hstreams), deadline)
+        })?;
         Ok(vec![container, joined?])
     }
 

@@ -25,8 +25,8 @@ use crate::record::{
     CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupV1Hierarchy, CheckId, CheckResult, CpuInfo,
     CpuMax, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor, IdMapLine, IdMaps, KernelConfig,
     KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, LauncherKind, LimitCheck, LimitResult,
-    LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip, StartLatency, TimeOffsets, Tool, ToolDefaultNote,
-    ToolVersion, UserInfo, UsernsPolicy, Verdict,
+    LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip, StartLatency, TimeOffsets, Tool,
+    ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
 };
 
 /// How many elements a generated collection holds at most.

@@ -41,9 +41,13 @@ use super::interlock::Interlock;
 /// and setdomainname(2) refuse it with EINVAL, after their CAP_SYS_ADMIN check (EPERM).
 const UTS_NAME_TOO_LONG: &str = "isoprobe-interlock-probe-a-name-one-byte-longer-than-the-kernel-takes";
 
-/// A tmpfs option the kernel rejects (EINVAL) while parsing, after mount(2)'s own permission
-/// check (may_mount: EPERM) and before anything is mounted.
-const INVALID_TMPFS_OPTION: &str = "size=isoprobe-interlock-probe";
+/// Two propagation types at once: mount(2) refuses that with EINVAL in its propagation change
+/// (`do_change_type`: the target is not a mount root, and no single type is named), after its own
+/// permission check (`may_mount`: EPERM), and before anything changes. Unlike an invalid
+/// filesystem option (tmpfs's "Bad value for 'size'") it writes no kernel log line: the probe ran
+/// once per case, and each such line went to the console (printk at KERN_ERR), costing the host
+/// its log and the case milliseconds on a serial console.
+const INVALID_PROPAGATION: MsFlags = MsFlags::MS_SHARED.union(MsFlags::MS_PRIVATE);
 
 pub struct Observer<'a> {
     ch: &'a mut Channel,
@@ -224,13 +228,7 @@ impl<'a> Observer<'a> {
         let attempt = match self.shared_ns(NsKind::Mnt) {
             // Never a mount in the harness's table: only whether it would be permitted.
             Some(shared) => {
-                let probe = mount(
-                    Some("isoprobe"),
-                    target.as_str(),
-                    Some("tmpfs"),
-                    MsFlags::empty(),
-                    Some(INVALID_TMPFS_OPTION),
-                );
+                let probe = mount(None::<&str>, target.as_str(), None::<&str>, INVALID_PROPAGATION, None::<&str>);
                 if probe.is_ok() {
                     // Not expected of any kernel; leave nothing behind all the same.
                     let _ = umount2(target.as_str(), MntFlags::MNT_DETACH);
@@ -281,11 +279,13 @@ impl<'a> Observer<'a> {
     }
 
     /// The classic escape from a chroot: keep a directory fd of the current root, chroot into a
-    /// subdirectory, fchdir back out through the fd (now above the root), climb with chdir(".."),
-    /// and chroot(".") at the top. It works because a chroot only changes the root path lookups
-    /// stop at; it does not change the mount tree. Run in a child so the probe keeps its own root.
+    /// subdirectory, fchdir back out through the fd (now above the root), climb with chdir("..")
+    /// until `..` is `.` (the top of the mount tree), and chroot(".") there. It works because a
+    /// chroot only changes the root path lookups stop at; it does not change the mount tree. Run
+    /// in a child so the probe keeps its own root.
     fn chroot_escape(&mut self) -> Result<Fact, ProbeError> {
-        const CLIMB: usize = 256;
+        /// A bound on the climb (a path has far fewer levels); reaching it is a failed step.
+        const CLIMB_MAX: usize = 4096;
         let m = &self.case.sentinels.mnt;
         let root = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
             .ctx(|| "open /".into())?;
@@ -297,9 +297,13 @@ impl<'a> Observer<'a> {
             if fchdir(&root).is_err() {
                 return 3;
             }
-            for _ in 0..CLIMB {
-                if chdir("..").is_err() {
-                    return 4;
+            let id = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
+            let mut climbed = 0;
+            loop {
+                match (id("."), id("..")) {
+                    (Ok(here), Ok(up)) if here == up => break,
+                    (Ok(_), Ok(_)) if climbed < CLIMB_MAX && chdir("..").is_ok() => climbed += 1,
+                    _ => return 4,
                 }
             }
             if chroot(".").is_err() {
@@ -315,7 +319,7 @@ impl<'a> Observer<'a> {
         .ctx(|| "fork for the chroot escape".into())?;
         let status = waitpid(child, None).ctx(|| "wait for the chroot-escape child".into())?;
         let old_root_mount = self.old_root_mount()?;
-        let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") x{CLIMB}, chroot(\".\")", m.escape_dir);
+        let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") to the top, chroot(\".\")", m.escape_dir);
         let (reached_host, detail) = match status {
             WaitStatus::Exited(_, 0) => {
                 (Some(true), format!("{steps}: {} readable with the host's token", m.host_marker))
