@@ -117,14 +117,13 @@ impl<'a> Observer<'a> {
         self.report("file-owner".into(), r)?;
         let r = self.cgroup();
         self.report("cgroup".into(), r)?;
-        for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
-            for source in [ClockSource::Vdso, ClockSource::Syscall] {
-                let r = self.clock_offset(clock, source);
+        let monotonic = [ClockSource::Vdso, ClockSource::Syscall];
+        let boottime = [ClockSource::Vdso, ClockSource::Syscall, ClockSource::ProcUptime];
+        for (clock, sources) in [(ClockKind::Monotonic, &monotonic[..]), (ClockKind::Boottime, &boottime[..])] {
+            for (source, r) in self.clock_offsets(clock, sources)? {
                 self.report(fact_key::clock(clock, source), r)?;
             }
         }
-        let r = self.clock_offset(ClockKind::Boottime, ClockSource::ProcUptime);
-        self.report(fact_key::clock(ClockKind::Boottime, ClockSource::ProcUptime), r)?;
         Ok(())
     }
 
@@ -448,27 +447,65 @@ impl<'a> Observer<'a> {
 
     // ---- time ----
 
-    /// Brackets the host's reading between two of the probe's own, so the offset is known to lie
-    /// in `[before - host, after - host]` with no tolerance to choose.
-    fn clock_offset(&mut self, clock: ClockKind, source: ClockSource) -> Result<Fact, ProbeError> {
+    /// Brackets the host's reading of `clock` between two of the probe's own, from each of
+    /// `sources`, so each offset is known to lie in `[before - host, after - host]` with no
+    /// tolerance to choose. One question serves every source: the reads nest around it (the
+    /// first before is the last after), so each bracket still holds the host's reading, a few
+    /// microseconds wider than a bracket of its own, for one round trip to the host instead of
+    /// one per source.
+    ///
+    /// A source whose read fails is that source's fact; a failed question, every source's.
+    /// `Err` only when the conversation itself broke.
+    #[allow(clippy::type_complexity)]
+    fn clock_offsets(
+        &mut self,
+        clock: ClockKind,
+        sources: &[ClockSource],
+    ) -> Result<Vec<(ClockSource, Result<Fact, ProbeError>)>, ProbeError> {
         let id = match clock {
             ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
             ClockKind::Boottime => libc::CLOCK_BOOTTIME,
         };
+        let proc = &self.dirs.proc;
         // /proc/uptime prints centiseconds, truncated: the true value is up to 10 ms above it.
-        let (read, resolution): (&dyn Fn() -> Result<i64, ProbeError>, i64) = match source {
-            ClockSource::Vdso => (&|| sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()), 0),
-            ClockSource::Syscall => (&|| sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()), 0),
-            ClockSource::ProcUptime => (&|| proc_uptime_ns(&self.dirs.proc), 10_000_000),
+        let read = |source: ClockSource| -> Result<i64, ProbeError> {
+            match source {
+                ClockSource::Vdso => sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()),
+                ClockSource::Syscall => sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()),
+                ClockSource::ProcUptime => proc_uptime_ns(proc),
+            }
         };
-        let before = read()?;
-        let answer = self.ch.ask(HostQuestion::Clock { clock })?;
-        let after = read()?;
-        let host = match answer {
-            HostAnswer::ClockNs { ns } => ns,
-            other => return Err(unexpected(other, "read the host clock")),
+        let resolution = |source: ClockSource| if source == ClockSource::ProcUptime { 10_000_000 } else { 0 };
+        let before: Vec<Result<i64, ProbeError>> = sources.iter().map(|s| read(*s)).collect();
+        let answer = self.ch.ask(HostQuestion::Clock { clock });
+        let mut after: Vec<Result<i64, ProbeError>> = sources.iter().rev().map(|s| read(*s)).collect();
+        after.reverse();
+        // What `report` would do with the error of a question of its own: a broken conversation
+        // ends the probe, anything else is each source's unobservable fact.
+        let host: Result<i64, String> = match answer {
+            Ok(HostAnswer::ClockNs { ns }) => Ok(ns),
+            Ok(other) => return Err(unexpected(other, "read the host clock")),
+            Err(e @ ProbeError::Protocol(_)) => return Err(e),
+            Err(e) => Err(e.to_string()),
         };
-        Ok(Fact::ClockOffset { clock, source, lo_ns: before - host, hi_ns: after + resolution - host })
+        let mut out = Vec::new();
+        for ((source, before), after) in sources.iter().zip(before).zip(after) {
+            let fact = match (&host, before, after) {
+                (Ok(host), Ok(before), Ok(after)) => Ok(Fact::ClockOffset {
+                    clock,
+                    source: *source,
+                    lo_ns: before - host,
+                    hi_ns: after + resolution(*source) - host,
+                }),
+                (Err(e), _, _) => Err(ProbeError::Io {
+                    what: "ask the host's clock".into(),
+                    source: std::io::Error::other(e.clone()),
+                }),
+                (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            };
+            out.push((*source, fact));
+        }
+        Ok(out)
     }
 }
 
