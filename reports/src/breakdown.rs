@@ -12,8 +12,8 @@
 //! against 4.61 ms, nearly all of it in spawn: 0.53 against 0.92 ms), a time namespace by
 //! 0.39 ms (all in init: 0.32 against 0.82 ms), the mount namespace by 0.02 ms; at `-j 2` the
 //! order was the same (rootfs 0.89, time 0.62, net 0.55 ms). Rows stay few: one per suite,
-//! launcher and rootfs mode the run has (15 for the default namespace matrix and one or two for
-//! the limit suite; about 18 for `--launcher all`).
+//! launcher and rootfs mode the run has (15 for the default namespace matrix, one or two more for
+//! the limit suite; 20 for `--launcher all` with every tool installed).
 //!
 //! Only cases that ran to their verdicts count: a skipped case records its plan alone, and one
 //! that ended in an error stopped part-way; either would pull every median towards zero. What
