@@ -19,7 +19,7 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::bench::{BenchCase, BenchKind, BenchSummary};
+use crate::bench::{BenchCase, BenchKind, BenchSummary, HarnessOverhead};
 use crate::model::{Report, ReportKind, Suite};
 use crate::record::{
     CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupV1Hierarchy, CheckId, CheckResult, CpuInfo,
@@ -402,15 +402,36 @@ pub fn bench_case() -> impl Strategy<Value = BenchCase> {
 
 /// Any benchmark summary, of any schema version (the properties are about the shape).
 pub fn bench_summary() -> impl Strategy<Value = BenchSummary> {
-    (any::<u32>(), any::<bool>(), fingerprint(), btree_map(text(), number(), 0..=FEW), vec(bench_case(), 0..=FEW))
-        .prop_map(|(schema_version, quick, fingerprint, calibration, cases)| BenchSummary {
+    (
+        any::<u32>(),
+        any::<bool>(),
+        fingerprint(),
+        btree_map(text(), number(), 0..=FEW),
+        vec(bench_case(), 0..=FEW),
+        vec(harness_overhead(), 0..=FEW),
+    )
+        .prop_map(|(schema_version, quick, fingerprint, calibration, cases, harness_overhead)| BenchSummary {
             schema_version,
             kind: BenchKind::BenchSummary,
             quick,
             fingerprint,
             calibration,
             cases,
+            harness_overhead,
         })
+}
+
+pub fn harness_overhead() -> impl Strategy<Value = HarnessOverhead> {
+    (text(), (number(), number(), number()), any::<u64>(), any::<bool>()).prop_map(
+        |(set, (ratio, ci_low, ci_high), samples, contended)| HarnessOverhead {
+            set,
+            ratio,
+            ci_low,
+            ci_high,
+            samples,
+            contended,
+        },
+    )
 }
 
 pub fn suite() -> impl Strategy<Value = Suite> {

@@ -16,6 +16,11 @@ use serde::{Deserialize, Serialize};
 pub const PHASE_ORDER: [&str; 11] =
     ["plan", "setup", "spawn", "host-view", "init", "observe", "host-answers", "controls", "reap", "judge", "teardown"];
 
+/// Where `phase` stands in [`PHASE_ORDER`]; any other phase after every known one.
+pub fn phase_rank(phase: &str) -> usize {
+    PHASE_ORDER.iter().position(|p| *p == phase).unwrap_or(PHASE_ORDER.len())
+}
+
 /// The wall time of each phase a case reached.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(into = "BTreeMap<String, f64>", try_from = "BTreeMap<String, f64>")]
@@ -35,15 +40,21 @@ impl Phases {
     /// Every phase recorded with its time: the known ones in [`PHASE_ORDER`], then any other by
     /// name.
     pub fn ordered(&self) -> Vec<(&str, Duration)> {
-        let rank = |name: &str| PHASE_ORDER.iter().position(|p| *p == name).unwrap_or(PHASE_ORDER.len());
         let mut out: Vec<(&str, Duration)> = self.0.iter().map(|(k, d)| (k.as_str(), *d)).collect();
-        out.sort_by_key(|(name, _)| rank(name));
+        out.sort_by_key(|(name, _)| phase_rank(name));
         out
     }
 
     /// The sum over every phase.
     pub fn total(&self) -> Duration {
         self.0.values().sum()
+    }
+}
+
+/// Phases from their names and times (a name given twice keeps its last time).
+impl FromIterator<(String, Duration)> for Phases {
+    fn from_iter<I: IntoIterator<Item = (String, Duration)>>(iter: I) -> Phases {
+        Phases(iter.into_iter().collect())
     }
 }
 
