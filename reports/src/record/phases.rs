@@ -44,11 +44,6 @@ impl Phases {
         out.sort_by_key(|(name, _)| phase_rank(name));
         out
     }
-
-    /// The sum over every phase.
-    pub fn total(&self) -> Duration {
-        self.0.values().sum()
-    }
 }
 
 /// Phases from their names and times (a name given twice keeps its last time).
@@ -98,7 +93,7 @@ mod tests {
         let p: Phases = serde_json::from_str(r#"{"warp": 1.0, "teardown": 0.5, "plan": 0.25}"#).unwrap();
         let names: Vec<&str> = p.ordered().iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["plan", "teardown", "warp"]);
-        assert_eq!(p.total(), Duration::from_micros(1750));
+        assert_eq!(p.ordered().iter().map(|(_, d)| *d).sum::<Duration>(), Duration::from_micros(1750));
         assert_eq!(p.get("spawn"), Duration::ZERO);
         assert!(serde_json::from_str::<Phases>(r#"{"plan": -1.0}"#).is_err());
     }
