@@ -4,36 +4,62 @@
 //! The domainname is host-wide state that several concurrent cases may touch (every case with a
 //! shared uts namespace and no user namespace really sets the host's domainname), so it is guarded
 //! by the domainname lock (see [`crate::domainname`]), held from [`HostQuestion::LockDomainname`]
-//! until the host has looked and restored its own value. Dropping a [`HostSide`] restores and
-//! unlocks in every outcome.
+//! until the host has looked and restored its own value. The namespaced sysctls are guarded alike
+//! (see [`crate::sysctl`]), from [`HostQuestion::SysctlLock`] until [`HostQuestion::SysctlCheck`].
+//! Dropping a [`HostSide`] restores and unlocks in every outcome.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
 use isoprobe_probes::sys::{self, SysvKind};
-use isoprobe_probes::wire::{ClockKind, HostAnswer, HostQuestion, IpcSeen};
+use isoprobe_probes::wire::{ClockKind, HostAnswer, HostQuestion, IpcSeen, SysctlPlan};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::case_env::{CaseEnv, ProbeNames, dirs};
 use crate::domainname::{self, DomainGuard};
 use crate::mounts::is_mount_point;
 use crate::run_env::RunEnv;
+use crate::sysctl::SysctlGuard;
+
+/// How a joiner's host side has the container it joined read sysctls (paths under /proc/sys):
+/// the values a process of the container sees, whitespace-normalised, in order.
+pub type PeerRead<'a> = Box<dyn FnMut(&[String]) -> Result<Vec<Option<String>>, String> + 'a>;
 
 /// Answers one probe's questions.
-#[derive(Debug)]
 pub struct HostSide<'a> {
     run: &'a RunEnv,
     case: &'a CaseEnv,
     names: &'a ProbeNames,
     deadline: Instant,
     domain: Option<DomainGuard>,
+    sysctls: Option<SysctlGuard>,
+    /// A joiner's: the container it joined.
+    peer: Option<PeerRead<'a>>,
     sentinel_mounted: bool,
 }
 
+impl std::fmt::Debug for HostSide<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSide")
+            .field("domain", &self.domain)
+            .field("sysctls", &self.sysctls)
+            .field("peer", &self.peer.is_some())
+            .field("sentinel_mounted", &self.sentinel_mounted)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> HostSide<'a> {
-    pub fn new(run: &'a RunEnv, case: &'a CaseEnv, names: &'a ProbeNames, deadline: Instant) -> Self {
-        HostSide { run, case, names, deadline, domain: None, sentinel_mounted: false }
+    /// `peer`: a joiner's, to ask the container it joined.
+    pub fn new(
+        run: &'a RunEnv,
+        case: &'a CaseEnv,
+        names: &'a ProbeNames,
+        deadline: Instant,
+        peer: Option<PeerRead<'a>>,
+    ) -> Self {
+        HostSide { run, case, names, deadline, domain: None, sysctls: None, peer, sentinel_mounted: false }
     }
 
     pub fn answer(&mut self, q: &HostQuestion) -> HostAnswer {
@@ -48,6 +74,8 @@ impl<'a> HostSide<'a> {
             HostQuestion::OwnIpcVisible => Ok(self.own_ipc_visible()),
             HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
             HostQuestion::Clock { clock } => self.clock(*clock),
+            HostQuestion::SysctlLock { entries } => self.lock_sysctls(entries),
+            HostQuestion::SysctlCheck { paths } => self.check_sysctls(paths),
             HostQuestion::Limit { ask } => crate::limits::host::answer(self.case.limits.as_ref(), ask),
         };
         r.unwrap_or_else(|error| HostAnswer::Failed { error })
@@ -69,6 +97,27 @@ impl<'a> HostSide<'a> {
         let seen = guard.restore()? == token;
         drop(guard);
         Ok(HostAnswer::Seen { seen })
+    }
+
+    fn lock_sysctls(&mut self, entries: &[SysctlPlan]) -> Result<HostAnswer, String> {
+        if self.sysctls.is_some() {
+            return Err("the sysctl lock is already held by this probe".into());
+        }
+        let (guard, values) = SysctlGuard::lock(&self.run.dir, entries, self.deadline)?;
+        self.sysctls = Some(guard);
+        Ok(HostAnswer::SysctlValues { values })
+    }
+
+    /// Reads the host's values (restoring any that changed and unlocking), then, for a joiner,
+    /// the joined container's.
+    fn check_sysctls(&mut self, paths: &[String]) -> Result<HostAnswer, String> {
+        let guard = self.sysctls.take().ok_or("check without holding the sysctl lock")?;
+        let (host, unrestored) = guard.check(paths)?;
+        let peer = match self.peer.as_mut() {
+            Some(read) => Some(read(paths).map_err(|e| format!("failed to ask the joined container: {e}"))?),
+            None => None,
+        };
+        Ok(HostAnswer::SysctlCheck { host, peer, unrestored })
     }
 
     fn mount_sentinel(&mut self) -> Result<HostAnswer, String> {
@@ -136,7 +185,7 @@ impl<'a> HostSide<'a> {
 
 impl Drop for HostSide<'_> {
     fn drop(&mut self) {
-        // The domain guard restores on its own drop.
+        // The domain and sysctl guards restore on their own drop.
         if self.sentinel_mounted {
             let _ = self.unmount_sentinel();
         }

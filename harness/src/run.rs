@@ -15,9 +15,9 @@ use isoprobe_probes::wire::{Fact, InitPlan, ProbeCase, ToProbe, WIRE_VERSION};
 
 use crate::case_env::CaseEnv;
 use crate::check::CheckId;
-use crate::conversation::{Streams, Transcript, converse};
+use crate::conversation::{Streams, Transcript, ask_holder, converse};
 use crate::error::{Context, HarnessError};
-use crate::host::HostSide;
+use crate::host::{HostSide, PeerRead};
 use crate::judge::{self, HostView, Seen};
 use crate::launcher::process::describe;
 use crate::launcher::{StartContext, Started, can_run, registry};
@@ -27,6 +27,10 @@ use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, Resolved, Runner};
 use crate::verdict::{CaseOutcome, CheckResult, Judged, ProbeRun, Role, Skip};
 use isoprobe_probes::ns::NsSet;
+
+/// A host user limit the harness opens for writing (and closes) as the control of the user
+/// namespace's sysctl check.
+const USER_LIMIT: &str = "/proc/sys/user/max_user_namespaces";
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -198,7 +202,7 @@ impl Harness {
                 l.adopt(p.probe_pid, &tool_cgroup)?;
             }
             let plan = p.init.clone();
-            let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, begun)?;
+            let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, begun, None)?;
             return Ok(vec![finish(Role::Container, p, transcript, host, streams, deadline)?]);
         }
         // setns: a container that holds its namespaces, then a probe that joins it. The fault
@@ -208,11 +212,16 @@ impl Harness {
         let mut holder = launcher
             .start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, &container_effective, true) })?;
         let plan = holder.init.clone();
-        let (ht, hhost, mut hstreams) = self.talk(&container_spec, &case, &mut holder, plan, true, deadline, begun)?;
+        let (ht, hhost, mut hstreams) =
+            self.talk(&container_spec, &case, &mut holder, plan, true, deadline, begun, None)?;
         let joined = (|| {
             let mut j = launcher.start_joiner(&ctx(spec, effective, false), &holder)?;
             let plan = j.init.clone();
-            let (t, host, streams) = self.talk(spec, &case, &mut j, plan, false, deadline, begun)?;
+            // The joiner's sysctl writes are read back by the container it joined.
+            let read_peer: PeerRead<'_> = Box::new(|paths: &[String]| {
+                ask_holder(&mut holder.process, &mut hstreams, paths, deadline).map_err(|e| e.to_string())
+            });
+            let (t, host, streams) = self.talk(spec, &case, &mut j, plan, false, deadline, begun, Some(read_peer))?;
             finish(Role::Joiner, j, t, host, streams, deadline)
         })();
         // Release the holder in every outcome (closing stdin releases it too).
@@ -317,6 +326,7 @@ impl Harness {
         hold: bool,
         deadline: Instant,
         started: Instant,
+        peer: Option<PeerRead<'_>>,
     ) -> Result<(Transcript, HostView, Streams), HarnessError> {
         let host_view = self.host_view(p)?;
         let names = case.new_probe_names()?;
@@ -332,7 +342,7 @@ impl Harness {
             }),
         };
         let mut streams = Streams::default();
-        let mut host = HostSide::new(&self.run, case, &names, deadline);
+        let mut host = HostSide::new(&self.run, case, &names, deadline, peer);
         let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started)?;
         let mut host_view = host_view;
         self.after_probe(&mut host_view, case)?;
@@ -358,6 +368,12 @@ impl Harness {
                 Ok(t) => Err(format!("{} holds {t:?}, not its token", self.run.marker_path.display())),
                 Err(e) => Err(format!("failed to read {}: {e}", self.run.marker_path.display())),
             },
+            // Opening for writing is the whole permission check of /proc/sys; nothing is written.
+            user_limits: fs::OpenOptions::new()
+                .write(true)
+                .open(USER_LIMIT)
+                .map(drop)
+                .map_err(|e| format!("opening {USER_LIMIT} for writing: {e}")),
         };
         Ok(())
     }
@@ -430,6 +446,11 @@ fn join_mismatches(container: &RawRun, joiner: &RawRun, spec: &CaseSpec) -> Vec<
     for check in CheckId::all() {
         if check == CheckId::PidSelfIsInit {
             continue; // a joiner is never the namespace's init
+        }
+        if matches!(check, CheckId::Sysctls(_)) {
+            // The container wrote its sysctls alone in its namespaces; the joiner's are read by
+            // the container: the two expectations differ by design.
+            continue;
         }
         if let CheckId::NsInode(kind) = check {
             let key = isoprobe_probes::wire::fact_key::ns_identity(kind);

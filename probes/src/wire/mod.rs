@@ -34,7 +34,7 @@ pub use sentinels::*;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on every incompatible change of the types below.
-pub const WIRE_VERSION: u32 = 3;
+pub const WIRE_VERSION: u32 = 4;
 
 /// A message from the harness to the probe (one JSON document per line on the probe's stdin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,13 @@ pub enum ToProbe {
     },
     /// A holder may exit now.
     Release,
+    /// A holder reads these /proc/sys entries (paths under /proc/sys) in its own namespaces and
+    /// replies with [`FromProbe::SysctlValues`]: what a process of the container sees after a
+    /// joiner wrote them.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    ReadSysctls {
+        paths: Vec<String>,
+    },
 }
 
 /// What the probe needs to know: how to finish setting up its container, and where the sentinels are.
@@ -95,6 +102,12 @@ pub enum FromProbe {
         stage: String,
         error: String,
     },
+    /// A holder's reply to [`ToProbe::ReadSysctls`]: each value whitespace-normalised, `None`
+    /// where it could not be read.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlValues {
+        values: Vec<Option<String>>,
+    },
 }
 
 /// What the probe asks the host to do or look at.
@@ -118,6 +131,17 @@ pub enum HostQuestion {
     ScratchFileOwner { name: String },
     /// The host's reading of a clock.
     Clock { clock: ClockKind },
+    /// Take the host-wide sysctl lock, record the host's value of each entry (and the values the
+    /// probe may write, for the recovery of a run killed meanwhile), and say what the host's
+    /// values are ([`HostAnswer::SysctlValues`]). Entries are paths under /proc/sys that a
+    /// namespace kind owns.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlLock { entries: Vec<SysctlPlan> },
+    /// The probe has written `paths`: the host reads its own values again, restores any that
+    /// changed, releases the lock, and (for a joiner) asks the container it joined what it reads
+    /// ([`HostAnswer::SysctlCheck`]).
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlCheck { paths: Vec<String> },
     /// A question about the case's cgroups (limit cases only).
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     Limit { ask: LimitQuestion },
@@ -142,6 +166,22 @@ pub enum HostAnswer {
     ClockNs {
         ns: i64,
     },
+    /// The host's value of each entry of a [`HostQuestion::SysctlLock`], in order (`None`: no
+    /// such entry on the host, or unreadable), whitespace-normalised.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlValues {
+        values: Vec<Option<String>>,
+    },
+    /// The answer to a [`HostQuestion::SysctlCheck`], in the order of its paths: the host's values
+    /// after the write (before any restore), and the joined container's (a joiner's case only);
+    /// `unrestored`: the host's entries that changed and could not be put back.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlCheck {
+        host: Vec<Option<String>>,
+        peer: Option<Vec<Option<String>>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unrestored: Vec<String>,
+    },
     /// The answer to a [`HostQuestion::Limit`].
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     Limit {
@@ -154,6 +194,14 @@ pub enum HostAnswer {
     Failed {
         error: String,
     },
+}
+
+/// An entry the probe is about to write, and the values it may write to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct SysctlPlan {
+    pub path: String,
+    pub candidates: Vec<String>,
 }
 
 /// Which of four IPC objects were seen.
@@ -265,6 +313,46 @@ mod tests {
                 let fact = FromProbe::Fact { fact: Fact::Exercise { report: Box::new(r) } };
                 let back: FromProbe = decode("probe message", 1, &encode(&fact)).unwrap();
                 prop_assert_eq!(back, fact);
+            }
+
+            /// The sysctl messages, left out of the generated trees (their strategies would overflow a
+            /// test thread's stack).
+            #[test]
+            fn sysctl_messages(
+                paths in proptest::collection::vec(".{0,40}", 0..8),
+                values in proptest::collection::vec(proptest::option::of(".{0,40}"), 0..8),
+                plan in proptest::collection::vec((".{0,40}", proptest::collection::vec(".{0,20}", 0..4)), 0..8),
+            ) {
+                let plan: Vec<SysctlPlan> = plan.into_iter().map(|(path, candidates)| SysctlPlan { path, candidates }).collect();
+                let to = [ToProbe::ReadSysctls { paths: paths.clone() }, ToProbe::Answer { id: 1, answer: HostAnswer::SysctlValues { values: values.clone() } },
+                    ToProbe::Answer { id: 2, answer: HostAnswer::SysctlCheck { host: values.clone(), peer: Some(values.clone()), unrestored: paths.clone() } }];
+                for msg in to {
+                    prop_assert_eq!(decode::<ToProbe>("harness message", 1, &encode(&msg)).unwrap(), msg);
+                }
+                let from = [FromProbe::SysctlValues { values }, FromProbe::Ask { id: 1, question: HostQuestion::SysctlLock { entries: plan } },
+                    FromProbe::Ask { id: 2, question: HostQuestion::SysctlCheck { paths } }];
+                for msg in from {
+                    prop_assert_eq!(decode::<FromProbe>("probe message", 1, &encode(&msg)).unwrap(), msg);
+                }
+            }
+
+            #[test]
+            fn sysctl_facts(
+                kind in any::<crate::ns::NsKind>(),
+                written in proptest::collection::vec(any::<SysctlWrite>(), 0..4),
+                skipped in proptest::collection::vec(any::<SysctlSkip>(), 0..4),
+                shared in any::<NsId>(),
+                tests in proptest::collection::vec(any::<SysctlTest>(), 0..4),
+            ) {
+                let facts = [
+                    Fact::Sysctls { kind, observed: SysctlObservation::Own { written, skipped, unrestored: vec!["x".into()] } },
+                    Fact::Sysctls { kind, observed: SysctlObservation::Harness { shared, tests: tests.clone() } },
+                    Fact::GlobalSysctls { tests },
+                ];
+                for fact in facts {
+                    let msg = FromProbe::Fact { fact };
+                    prop_assert_eq!(decode::<FromProbe>("probe message", 1, &encode(&msg)).unwrap(), msg);
+                }
             }
 
             #[test]

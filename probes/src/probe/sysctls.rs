@@ -1,0 +1,356 @@
+//! The sysctl observation. For every kind that owns sysctls ([`crate::sysctl::TABLE`]):
+//!
+//! - in a namespace of the probe's own, each entry it may write is written with a value unlike
+//!   the probe's and the host's, read back, and read by the host (and, for a joiner, by the
+//!   container it joined);
+//! - in the harness's namespace nothing is written: each entry gets a capability test that
+//!   changes nothing ([`CapabilityTest`]).
+//!
+//! And every global entry (no kind owns it) gets the capability test as well.
+//!
+//! The writes of all the probe's own kinds happen under one host lock: [`HostQuestion::SysctlLock`]
+//! (the host records its values and the candidates, for a run killed meanwhile), the writes,
+//! [`HostQuestion::SysctlCheck`] (the host reads again, restores whatever changed, unlocks). A
+//! holder (a container a joiner will enter) then puts its own values back, so that the joiner
+//! finds the container as the spec made it.
+//!
+//! What it must never do: write an entry of a namespace that is the harness's, or a global entry.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode as FileMode;
+
+use crate::ns::NsKind;
+use crate::sysctl::{self, Found, Values};
+use crate::wire::{
+    CapabilityTest, Fact, HostAnswer, HostQuestion, NotWritten, NsId, SysctlObservation, SysctlPlan, SysctlSkip,
+    SysctlTest, SysctlWrite, fact_key,
+};
+
+use super::args::PROBE_NAME;
+use super::channel::Channel;
+use super::error::{Context, ProbeError};
+use super::observe::unexpected;
+
+/// What the run needs besides the channel.
+pub struct Setup<'a> {
+    /// The probe's procfs (any: /proc/sys shows the reader's namespaces).
+    pub proc: &'a OwnedFd,
+    /// Per kind that owns sysctls: `None` for a namespace of the probe's own, the harness's
+    /// namespace otherwise.
+    pub kinds: Vec<(NsKind, Option<NsId>)>,
+    /// The probe's own isoprobe token (names written to the uts entries derive from it).
+    pub token: &'a str,
+    /// A holder: put the probe's own values back after the host has looked.
+    pub restore: bool,
+}
+
+/// One entry to write.
+struct Target {
+    kind: NsKind,
+    path: String,
+    volatile: bool,
+    /// As read, without its trailing newline: what a holder writes back.
+    raw_before: String,
+    before: String,
+    candidates: Vec<String>,
+}
+
+/// The facts: one per kind, then the global one. `Err` only for what ends the conversation.
+pub fn observe(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeError> {
+    let keys: Vec<String> =
+        setup.kinds.iter().map(|(k, _)| fact_key::sysctls(*k)).chain([fact_key::GLOBAL_SYSCTLS.to_owned()]).collect();
+    match observe_all(ch, setup) {
+        Ok(facts) => Ok(facts),
+        Err(e @ ProbeError::Protocol(_)) => Err(e),
+        Err(e) => Ok(keys.into_iter().map(|about| Fact::Unobservable { about, error: e.to_string() }).collect()),
+    }
+}
+
+fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeError> {
+    let sys = openat(setup.proc, "sys", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
+        .ctx(|| "open /proc/sys".into())?;
+    let kernel = nix::sys::utsname::uname().ok().and_then(|u| sysctl::kernel_version(&u.release().to_string_lossy()));
+    let mut targets = Vec::new();
+    let mut skipped: BTreeMap<NsKind, Vec<SysctlSkip>> = BTreeMap::new();
+    let mut facts: BTreeMap<NsKind, Fact> = BTreeMap::new();
+    let mut later_globals: Vec<Found> = Vec::new();
+    for (kind, shared) in &setup.kinds {
+        let found = sysctl::owned_by(&sys, *kind, kernel).ctx(|| format!("list the {kind} sysctls"))?;
+        match shared {
+            Some(shared) => {
+                // An entry a kind owns from some kernel on is global before it; in the harness's
+                // namespace it is tested with the global entries, so that the kind's test asks
+                // the same on every kernel (see `sysctl::Owned::since`).
+                let (later, always): (Vec<Found>, Vec<Found>) =
+                    found.into_iter().partition(|f| sysctl::owner(&f.path, kernel).is_some_and(|o| o.since.is_some()));
+                later_globals.extend(later);
+                let tests =
+                    sysctl::per_mode(&always).into_iter().map(|f| capability_test(&sys, &f.path, kernel)).collect();
+                facts.insert(
+                    *kind,
+                    Fact::Sysctls { kind: *kind, observed: SysctlObservation::Harness { shared: *shared, tests } },
+                );
+            }
+            None => {
+                let skips = skipped.entry(*kind).or_default();
+                plan(&sys, *kind, &found, kernel, setup.token, &mut targets, skips);
+            }
+        }
+    }
+    let (written, unrestored) =
+        if targets.is_empty() { (Vec::new(), Vec::new()) } else { write_all(ch, &sys, &targets, &mut skipped)? };
+    if setup.restore {
+        // Put back what this probe wrote, so that a joiner finds the container as it was made. Not
+        // every value can be: the `*_next_id` entries read -1 until set, and take no -1 (the
+        // kernel puts it back when the next object takes the id).
+        for (i, _) in &written {
+            let t: &Target = &targets[*i];
+            if let Err(e) = write_value(&sys, &t.path, &t.raw_before) {
+                eprintln!("{PROBE_NAME}: could not put back /proc/sys/{} to {:?}: {e}", t.path, t.raw_before);
+            }
+        }
+    }
+    for (kind, shared) in &setup.kinds {
+        if shared.is_none() {
+            let mine = written.iter().filter(|(i, _)| targets[*i].kind == *kind).map(|(_, w)| w.clone()).collect();
+            let skipped = skipped.remove(kind).unwrap_or_default();
+            facts.insert(
+                *kind,
+                Fact::Sysctls {
+                    kind: *kind,
+                    observed: SysctlObservation::Own {
+                        written: mine,
+                        skipped,
+                        unrestored: unrestored
+                            .iter()
+                            .filter(|u| {
+                                let path = u.split_once(": ").map_or(u.as_str(), |(p, _)| p);
+                                sysctl::owner(path, kernel).is_some_and(|o| o.kind == *kind)
+                            })
+                            .cloned()
+                            .collect(),
+                    },
+                },
+            );
+        }
+    }
+    let mut out: Vec<Fact> = setup.kinds.iter().filter_map(|(k, _)| facts.remove(k)).collect();
+    let mut tests = global_tests(&sys, kernel)?;
+    tests.extend(later_globals.iter().filter(|f| f.writable_mode).map(|f| capability_test(&sys, &f.path, kernel)));
+    out.push(Fact::GlobalSysctls { tests });
+    Ok(out)
+}
+
+/// The entries of an own kind to write, each with its candidates; the others go to `skips`.
+fn plan(
+    sys: &OwnedFd,
+    kind: NsKind,
+    found: &[Found],
+    kernel: Option<(u32, u32)>,
+    token: &str,
+    targets: &mut Vec<Target>,
+    skips: &mut Vec<SysctlSkip>,
+) {
+    let pid_max = read_value(sys, "kernel/pid_max").ok().and_then(|v| sysctl::normalize(&v).parse::<i64>().ok());
+    for f in found {
+        let Some(row) = sysctl::owner(&f.path, kernel) else { continue };
+        let skip = |why| SysctlSkip { path: f.path.clone(), why };
+        let raw = match read_value(sys, &f.path) {
+            Ok(raw) => raw,
+            Err(e) => {
+                skips.push(skip(NotWritten::Unreadable { error: nix::Result::<()>::Err(e).into() }));
+                continue;
+            }
+        };
+        let before = sysctl::normalize(&raw);
+        let words = if row.values == Values::Generic && !before.contains(' ') && before.parse::<i128>().is_err() {
+            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+            let names = found.iter().filter_map(|g| g.path.rsplit_once('/').filter(|(d, _)| *d == dir).map(|(_, n)| n));
+            sysctl::available_siblings(&f.path, names)
+                .iter()
+                .filter_map(|p| read_value(sys, p).ok())
+                .flat_map(|v| sysctl::normalize(&v).split(' ').map(str::to_owned).collect::<Vec<_>>())
+                .filter(|w| !w.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let name = f.path.rsplit_once('/').map_or(f.path.as_str(), |(_, n)| n);
+        let candidates = sysctl::candidates(row.values, &before, &words, token, name, pid_max);
+        if candidates.is_empty() {
+            skips.push(skip(NotWritten::NoCandidate));
+            continue;
+        }
+        targets.push(Target {
+            kind,
+            path: f.path.clone(),
+            volatile: row.volatile,
+            raw_before: raw.trim_end_matches('\n').to_owned(),
+            before,
+            candidates,
+        });
+    }
+}
+
+/// Locks, writes every target, and has the host look. Returns the written ones by target index,
+/// and what the host could not put back (`path: error`).
+#[allow(clippy::type_complexity)]
+fn write_all(
+    ch: &mut Channel,
+    sys: &OwnedFd,
+    targets: &[Target],
+    skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
+) -> Result<(Vec<(usize, SysctlWrite)>, Vec<String>), ProbeError> {
+    let entries =
+        targets.iter().map(|t| SysctlPlan { path: t.path.clone(), candidates: t.candidates.clone() }).collect();
+    let host_before = match ch.ask(HostQuestion::SysctlLock { entries })? {
+        HostAnswer::SysctlValues { values } if values.len() == targets.len() => values,
+        other => return Err(unexpected(other, "lock the host's sysctls")),
+    };
+    // Written with the first value the kernel takes, unlike the host's too, or a leak would not
+    // show (ns_last_pid moves by itself). Nothing is read back meanwhile: the lock is held.
+    let mut accepted: Vec<(usize, String)> = Vec::new();
+    for (i, (t, host)) in targets.iter().zip(&host_before).enumerate() {
+        let mut errors = Vec::new();
+        let mut refused = None;
+        for c in t.candidates.iter().filter(|c| t.volatile || host.as_deref() != Some(c.as_str())) {
+            let fd = match openat(sys, t.path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, FileMode::empty()) {
+                Ok(fd) => fd,
+                // The permission check of /proc/sys is made at open (or a read-only mount).
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            };
+            match write_fd(&fd, c) {
+                Ok(()) => {
+                    accepted.push((i, c.clone()));
+                    break;
+                }
+                Err(e) => errors.push(format!("{c:?}: {e}")),
+            }
+        }
+        let why = match refused {
+            Some(e) => NotWritten::Refused { error: nix::Result::<()>::Err(e).into() },
+            None if accepted.last().is_some_and(|(j, _)| *j == i) => continue,
+            None if !errors.is_empty() => NotWritten::Rejected { errors },
+            None => NotWritten::NoCandidate,
+        };
+        skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
+    }
+    // Always asked: the host restores and unlocks on it.
+    let paths: Vec<String> = accepted.iter().map(|(i, _)| targets[*i].path.clone()).collect();
+    let n = paths.len();
+    let (host, peer, unrestored) = match ch.ask(HostQuestion::SysctlCheck { paths })? {
+        HostAnswer::SysctlCheck { host, peer, unrestored }
+            if host.len() == n && peer.as_ref().is_none_or(|p| p.len() == n) =>
+        {
+            (host, peer, unrestored)
+        }
+        other => return Err(unexpected(other, "check the host's sysctls")),
+    };
+    // What each entry holds once every write is made (a later write may have changed an earlier
+    // entry: conf/all/forwarding and ip_forward are one setting, and a value may be taken but
+    // changed, or ignored): what the host and the joined container are compared with.
+    let mut written = Vec::new();
+    for (j, (i, value)) in accepted.into_iter().enumerate() {
+        let t: &Target = &targets[i];
+        let why = match read_value(sys, &t.path).map(|v| sysctl::normalize(&v)) {
+            Ok(after) if after != t.before => {
+                written.push((
+                    i,
+                    SysctlWrite {
+                        path: t.path.clone(),
+                        before: t.before.clone(),
+                        written: value,
+                        after,
+                        host_before: host_before[i].clone(),
+                        host_after: host[j].clone(),
+                        peer: peer.as_ref().and_then(|p| p[j].clone()),
+                    },
+                ));
+                continue;
+            }
+            Ok(_) => NotWritten::NoEffect,
+            Err(e) => NotWritten::Unreadable { error: nix::Result::<()>::Err(e).into() },
+        };
+        skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
+    }
+    Ok((written, unrestored))
+}
+
+/// Whether a write to `path` would be permitted, asked without changing it.
+fn capability_test(sys: &OwnedFd, path: &str, kernel: Option<(u32, u32)>) -> SysctlTest {
+    let last_pid = sysctl::owner(path, kernel).is_some_and(|o| o.values == Values::LastPid);
+    let (test, result) = if last_pid {
+        // Opening it for writing is always permitted (mode 0666): its handler checks.
+        (CapabilityTest::InvalidWrite, write_value(sys, path, "-1"))
+    } else {
+        (CapabilityTest::OpenForWriting, open_for_writing(sys, path))
+    };
+    SysctlTest { path: path.to_owned(), test, result: result.into() }
+}
+
+/// The capability test of every global entry with a write bit in its mode.
+fn global_tests(sys: &OwnedFd, kernel: Option<(u32, u32)>) -> Result<Vec<SysctlTest>, ProbeError> {
+    let found = sysctl::global(sys, kernel).ctx(|| "list the global sysctls".into())?;
+    Ok(found.iter().filter(|f| f.writable_mode).map(|f| capability_test(sys, &f.path, kernel)).collect())
+}
+
+/// A holder's reading for a joiner: each entry whitespace-normalised, `None` where unreadable.
+pub fn read_for_peer(proc: &OwnedFd, paths: &[String]) -> Vec<Option<String>> {
+    let Ok(sys) = openat(proc, "sys", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
+    else {
+        return vec![None; paths.len()];
+    };
+    paths
+        .iter()
+        .map(|p| {
+            if !sysctl::plain_path(p) {
+                return None;
+            }
+            read_value(&sys, p).ok().map(|v| sysctl::normalize(&v))
+        })
+        .collect()
+}
+
+fn read_value(sys: &OwnedFd, path: &str) -> nix::Result<String> {
+    let fd = openat(sys, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(&fd, &mut buf) {
+            Ok(0) => break,
+            // A sysctl gives its whole value in one read that fits.
+            Ok(n) if n < buf.len() => {
+                out.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// One write(2) of the whole value, as sysctl(8) does.
+fn write_value(sys: &OwnedFd, path: &str, value: &str) -> nix::Result<()> {
+    write_fd(&openat(sys, path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, FileMode::empty())?, value)
+}
+
+fn write_fd(fd: &OwnedFd, value: &str) -> nix::Result<()> {
+    let line = format!("{value}\n");
+    match nix::unistd::write(fd, line.as_bytes())? {
+        n if n == line.len() => Ok(()),
+        _ => Err(Errno::EIO),
+    }
+}
+
+fn open_for_writing(sys: &OwnedFd, path: &str) -> nix::Result<()> {
+    openat(sys, path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, FileMode::empty()).map(drop)
+}
