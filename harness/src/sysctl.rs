@@ -354,6 +354,50 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A leak: the host's value changed while the guard was held. The check reports the changed
+    /// value, puts the original back at once, and removes the record; an entry that can no longer
+    /// be read is not taken for a change (nothing is written over it).
+    #[test]
+    fn a_leaked_value_is_put_back_at_once() {
+        static TEST_LOCK: Mutex<()> = Mutex::new(());
+        let dir = temp_dir("leak");
+        let root = dir.join("sys");
+        fs::create_dir_all(root.join("net/core")).unwrap();
+        let set = |p: &str, v: &str| fs::write(root.join(p), format!("{v}\n")).unwrap();
+        set("net/core/somaxconn", "4096");
+        set("net/core/other", "1");
+        let guard = |name: &str| {
+            let (lock, host_lock) =
+                take_both(&TEST_LOCK, name, Instant::now() + Duration::from_secs(5), "test").unwrap();
+            let record = dir.join(SYSCTL_RECORD);
+            fs::write(&record, "[]").unwrap();
+            let entry = |p: &str, v: &str| Locked { path: p.into(), original: Some(v.into()), volatile: false };
+            SysctlGuard {
+                entries: vec![entry("net/core/somaxconn", "4096"), entry("net/core/other", "1")],
+                record,
+                root: root.clone(),
+                _host_lock: host_lock,
+                _lock: lock,
+                _domain: None,
+            }
+        };
+        let name = format!("isoprobe-test-sysctl-{}", std::process::id());
+        let g = guard(&name);
+        set("net/core/somaxconn", "4097"); // the leak
+        let (now, unrestored) = g.check(&["net/core/somaxconn".to_owned()]).unwrap();
+        assert_eq!(now, vec![Some("4097".to_owned())], "the host's value as the leak left it");
+        assert!(unrestored.is_empty(), "{unrestored:?}");
+        assert_eq!(fs::read_to_string(root.join("net/core/somaxconn")).unwrap(), "4096\n", "put back");
+        assert!(!dir.join(SYSCTL_RECORD).exists(), "nothing left to recover");
+        // An entry that can no longer be read (a directory where it was): left alone.
+        let g = guard(&name);
+        fs::remove_file(root.join("net/core/other")).unwrap();
+        fs::create_dir(root.join("net/core/other")).unwrap();
+        let (_, unrestored) = g.check(&[]).unwrap();
+        assert!(unrestored.is_empty(), "an unreadable entry is not a change: {unrestored:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn only_table_entries_are_locked() {
         let dir = temp_dir("lock");

@@ -298,14 +298,17 @@ pub fn candidates(
     out
 }
 
-/// The names of the entries next to `path` that list what is available (`tcp_available_congestion_control`
-/// for `tcp_congestion_control`), whose words are candidates for a one-word value.
+/// The entry next to `path` that lists what is available for it, by name: `tcp_available_congestion_control`
+/// for `tcp_congestion_control`, `available_schedulers` for `scheduler`. Its words are the
+/// candidates for a one-word value.
 pub fn available_siblings<'a>(path: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-    let own = path.rsplit_once('/').map_or(path, |(_, n)| n);
+    let (dir, own) = path.rsplit_once('/').unwrap_or(("", path));
     names
         .into_iter()
-        .filter(|n| *n != own && n.contains("available"))
+        .filter(|n| {
+            let rest = n.replacen("available_", "", 1);
+            *n != own && n.contains("available_") && (rest == own || rest.strip_suffix('s') == Some(own))
+        })
         .map(|n| if dir.is_empty() { n.to_owned() } else { format!("{dir}/{n}") })
         .collect()
 }
@@ -516,10 +519,15 @@ mod tests {
 
     #[test]
     fn available_lists_are_found_next_to_the_entry() {
-        let names = ["tcp_congestion_control", "tcp_available_congestion_control", "tcp_ecn"];
+        let names = ["tcp_congestion_control", "tcp_available_congestion_control", "tcp_fastopen_key"];
         assert_eq!(
             available_siblings("net/ipv4/tcp_congestion_control", names),
             ["net/ipv4/tcp_available_congestion_control"]
+        );
+        assert!(available_siblings("net/ipv4/tcp_fastopen_key", names).is_empty(), "not a list for it");
+        assert_eq!(
+            available_siblings("net/mptcp/scheduler", ["scheduler", "available_schedulers"]),
+            ["net/mptcp/available_schedulers"]
         );
     }
 
