@@ -4,8 +4,9 @@
 //! The domainname is host-wide state that several concurrent cases may touch (every case with a
 //! shared uts namespace and no user namespace really sets the host's domainname), so it is guarded
 //! by the domainname lock (see [`crate::domainname`]), held from [`HostQuestion::LockDomainname`]
-//! until the host has looked and restored its own value. The namespaced sysctls are guarded alike
-//! (see [`crate::sysctl`]), from [`HostQuestion::SysctlLock`] until [`HostQuestion::SysctlCheck`].
+//! until the host has looked and restored its own value. The namespaced sysctls a probe writes are
+//! compared with the host's from [`HostQuestion::SysctlBegin`] until [`HostQuestion::SysctlCheck`]
+//! (see [`crate::sysctl`]).
 //! Dropping a [`HostSide`] restores and unlocks in every outcome.
 
 use std::fs;
@@ -20,7 +21,7 @@ use crate::case_env::{CaseEnv, ProbeNames, dirs};
 use crate::domainname::{self, DomainGuard};
 use crate::mounts::is_mount_point;
 use crate::run_env::RunEnv;
-use crate::sysctl::SysctlGuard;
+use crate::sysctl::Writing;
 
 /// How a joiner's host side has the container it joined read sysctls (paths under /proc/sys):
 /// the values a process of the container sees, whitespace-normalised, in order.
@@ -33,7 +34,7 @@ pub struct HostSide<'a> {
     names: &'a ProbeNames,
     deadline: Instant,
     domain: Option<DomainGuard>,
-    sysctls: Option<SysctlGuard>,
+    sysctls: Option<Writing>,
     /// A joiner's: the container it joined.
     peer: Option<PeerRead<'a>>,
     sentinel_mounted: bool,
@@ -74,7 +75,7 @@ impl<'a> HostSide<'a> {
             HostQuestion::OwnIpcVisible => Ok(self.own_ipc_visible()),
             HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
             HostQuestion::Clock { clock } => self.clock(*clock),
-            HostQuestion::SysctlLock { entries } => self.lock_sysctls(entries),
+            HostQuestion::SysctlBegin { entries } => self.lock_sysctls(entries),
             HostQuestion::SysctlCheck { paths } => self.check_sysctls(paths),
             HostQuestion::Limit { ask } => crate::limits::host::answer(self.case.limits.as_ref(), ask),
         };
@@ -101,18 +102,18 @@ impl<'a> HostSide<'a> {
 
     fn lock_sysctls(&mut self, entries: &[SysctlPlan]) -> Result<HostAnswer, String> {
         if self.sysctls.is_some() {
-            return Err("the sysctl lock is already held by this probe".into());
+            return Err("the probe announced sysctl writes twice without checking".into());
         }
-        let (guard, values) = SysctlGuard::lock(&self.run.dir, entries, self.deadline)?;
-        self.sysctls = Some(guard);
+        let (writing, values) = self.run.sysctls.begin(entries, self.deadline)?;
+        self.sysctls = Some(writing);
         Ok(HostAnswer::SysctlValues { values })
     }
 
     /// Reads the host's values (restoring any that changed and unlocking), then, for a joiner,
     /// the joined container's.
     fn check_sysctls(&mut self, paths: &[String]) -> Result<HostAnswer, String> {
-        let guard = self.sysctls.take().ok_or("check without holding the sysctl lock")?;
-        let (host, unrestored) = guard.check(paths)?;
+        let writing = self.sysctls.take().ok_or("a sysctl check without the writes announced")?;
+        let (host, unrestored) = self.run.sysctls.check(writing, paths)?;
         let peer = match self.peer.as_mut() {
             Some(read) => Some(read(paths).map_err(|e| format!("failed to ask the joined container: {e}"))?),
             None => None,

@@ -13,10 +13,12 @@
 //!
 //! What this module must never do: write anything.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::dir::Dir;
-use nix::fcntl::{AtFlags, OFlag};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, fstatat};
 
 use crate::ns::NsKind;
@@ -372,22 +374,26 @@ fn entries(sys: BorrowedFd<'_>, dir: &str) -> nix::Result<Vec<(Found, bool)>> {
     let at = if dir.is_empty() { "." } else { dir };
     let mut handle = match Dir::openat(sys, at, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()) {
         Ok(h) => h,
-        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(Vec::new()),
+        Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
+    let mut names = Vec::new();
     for entry in handle.iter() {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "." || name == ".." {
-            continue;
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
         }
-        let path = if dir.is_empty() { name } else { format!("{dir}/{name}") };
-        // One stat per entry: the mode (what the table allows at most) and the filesystem.
-        let st = fstatat(sys, path.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    }
+    let mut out = Vec::new();
+    for name in names {
+        // One stat per entry, looked up in its directory, not from the top (/proc/sys lookups
+        // are what a sweep of hundreds of entries spends its time on): the mode (what the table
+        // allows at most) and the filesystem.
+        let st = fstatat(handle.as_fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
         if st.st_dev != dev {
             continue;
         }
+        let path = if dir.is_empty() { name } else { format!("{dir}/{name}") };
         let found = Found::new(path, st.st_mode);
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => out.push((found, true)),
@@ -396,6 +402,80 @@ fn entries(sys: BorrowedFd<'_>, dir: &str) -> nix::Result<Vec<(Found, bool)>> {
         }
     }
     Ok(out)
+}
+
+/// A /proc/sys tree and the descriptors of its directories, each opened once, so that an entry
+/// is opened by its name in its directory (one component to look up: /proc/sys lookups are what
+/// a sweep of hundreds of entries spends its time on).
+#[derive(Debug)]
+pub struct SysDirs {
+    root: OwnedFd,
+    dirs: HashMap<String, OwnedFd>,
+}
+
+impl SysDirs {
+    /// `root`: a descriptor of a /proc/sys directory.
+    pub fn new(root: OwnedFd) -> SysDirs {
+        SysDirs { root, dirs: HashMap::new() }
+    }
+
+    pub fn root(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// Opens the entry `path` (under /proc/sys) with `flags` (and O_CLOEXEC).
+    pub fn open(&mut self, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let at = if dir.is_empty() {
+            self.root.as_fd()
+        } else {
+            if !self.dirs.contains_key(dir) {
+                let fd =
+                    openat(&self.root, dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+                self.dirs.insert(dir.to_owned(), fd);
+            }
+            self.dirs[dir].as_fd()
+        };
+        openat(at, name, flags | OFlag::O_CLOEXEC, Mode::empty())
+    }
+
+    /// The value of `path` as read, trailing newline and all.
+    pub fn read(&mut self, path: &str) -> nix::Result<String> {
+        read_fd(&self.open(path, OFlag::O_RDONLY)?)
+    }
+
+    /// Writes `value` to `path` in one write(2) with its newline, as sysctl(8) does.
+    pub fn write(&mut self, path: &str, value: &str) -> nix::Result<()> {
+        write_fd(&self.open(path, OFlag::O_WRONLY)?, value)
+    }
+}
+
+/// The whole value of an open entry: a sysctl gives it in one read that fits.
+pub fn read_fd(fd: &OwnedFd) -> nix::Result<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) if n < buf.len() => {
+                out.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// One write(2) of `value` and a newline to an open entry.
+pub fn write_fd(fd: &OwnedFd, value: &str) -> nix::Result<()> {
+    let line = format!("{value}\n");
+    match nix::unistd::write(fd, line.as_bytes())? {
+        n if n == line.len() => Ok(()),
+        _ => Err(Errno::EIO),
+    }
 }
 
 /// The entries `kind` owns in the /proc/sys of `sys` on a kernel of version `kernel`, sorted.
@@ -408,7 +488,7 @@ pub fn owned_by(sys: impl AsFd, kind: NsKind, kernel: Option<(u32, u32)>) -> nix
                 Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
                     vec![Found::new(path.to_owned(), st.st_mode)]
                 }
-                Ok(_) | Err(nix::errno::Errno::ENOENT) => Vec::new(),
+                Ok(_) | Err(Errno::ENOENT) => Vec::new(),
                 Err(e) => return Err(e),
             },
             Entries::Prefix(_) => list(sys, row.dir())?,

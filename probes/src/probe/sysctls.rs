@@ -8,23 +8,23 @@
 //!
 //! And every global entry (no kind owns it) gets the capability test as well.
 //!
-//! The writes of all the probe's own kinds happen under one host lock: [`HostQuestion::SysctlLock`]
-//! (the host records its values and the candidates, for a run killed meanwhile), the writes,
-//! [`HostQuestion::SysctlCheck`] (the host reads again, restores whatever changed, unlocks). A
-//! holder (a container a joiner will enter) then puts its own values back, so that the joiner
-//! finds the container as the spec made it.
+//! The writes go in two groups, the uts entries and the rest, each between
+//! [`HostQuestion::SysctlBegin`] (the host records the candidates, for a run killed meanwhile, and
+//! says its own values; for the uts group it takes the domainname lock) and
+//! [`HostQuestion::SysctlCheck`] (the host reads its values again and restores whatever changed
+//! to one of the probe's). A holder (a container a joiner will enter) then puts its own values
+//! back, so that the joiner finds the container as the spec made it.
 //!
 //! What it must never do: write an entry of a namespace that is the harness's, or a global entry.
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
-use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode as FileMode;
 
 use crate::ns::NsKind;
-use crate::sysctl::{self, Found, Values};
+use crate::sysctl::{self, Found, SysDirs, Values};
 use crate::wire::{
     CapabilityTest, Fact, HostAnswer, HostQuestion, NotWritten, NsId, SysctlObservation, SysctlPlan, SysctlSkip,
     SysctlTest, SysctlWrite, fact_key,
@@ -71,15 +71,17 @@ pub fn observe(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
 }
 
 fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeError> {
-    let sys = openat(setup.proc, "sys", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
-        .ctx(|| "open /proc/sys".into())?;
+    let mut sys = SysDirs::new(
+        openat(setup.proc, "sys", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
+            .ctx(|| "open /proc/sys".into())?,
+    );
     let kernel = nix::sys::utsname::uname().ok().and_then(|u| sysctl::kernel_version(&u.release().to_string_lossy()));
     let mut targets = Vec::new();
     let mut skipped: BTreeMap<NsKind, Vec<SysctlSkip>> = BTreeMap::new();
     let mut facts: BTreeMap<NsKind, Fact> = BTreeMap::new();
     let mut later_globals: Vec<Found> = Vec::new();
     for (kind, shared) in &setup.kinds {
-        let found = sysctl::owned_by(&sys, *kind, kernel).ctx(|| format!("list the {kind} sysctls"))?;
+        let found = sysctl::owned_by(sys.root(), *kind, kernel).ctx(|| format!("list the {kind} sysctls"))?;
         match shared {
             Some(shared) => {
                 // An entry a kind owns from some kernel on is global before it; in the harness's
@@ -89,7 +91,7 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
                     found.into_iter().partition(|f| sysctl::owner(&f.path, kernel).is_some_and(|o| o.since.is_some()));
                 later_globals.extend(later);
                 let tests =
-                    sysctl::per_mode(&always).into_iter().map(|f| capability_test(&sys, &f.path, kernel)).collect();
+                    sysctl::per_mode(&always).into_iter().map(|f| capability_test(&mut sys, &f.path, kernel)).collect();
                 facts.insert(
                     *kind,
                     Fact::Sysctls { kind: *kind, observed: SysctlObservation::Harness { shared: *shared, tests } },
@@ -97,19 +99,29 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
             }
             None => {
                 let skips = skipped.entry(*kind).or_default();
-                plan(&sys, *kind, &found, kernel, setup.token, &mut targets, skips);
+                plan(&mut sys, *kind, &found, kernel, setup.token, &mut targets, skips);
             }
         }
     }
-    let (written, unrestored) =
-        if targets.is_empty() { (Vec::new(), Vec::new()) } else { write_all(ch, &sys, &targets, &mut skipped)? };
+    // The uts entries apart: the host compares them under the domainname lock (the domainname
+    // check changes the host's on purpose), the rest with its values of the run's start, unlocked.
+    let (uts, rest): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| t.kind == NsKind::Uts);
+    let mut targets = Vec::new();
+    let mut written = Vec::new();
+    let mut unrestored = Vec::new();
+    for group in [uts, rest].into_iter().filter(|g| !g.is_empty()) {
+        let (w, u) = write_all(ch, &mut sys, &group, &mut skipped)?;
+        written.extend(w.into_iter().map(|(i, w)| (targets.len() + i, w)));
+        unrestored.extend(u);
+        targets.extend(group);
+    }
     if setup.restore {
         // Put back what this probe wrote, so that a joiner finds the container as it was made. Not
         // every value can be: the `*_next_id` entries read -1 until set, and take no -1 (the
         // kernel puts it back when the next object takes the id).
         for (i, _) in &written {
             let t: &Target = &targets[*i];
-            if let Err(e) = write_value(&sys, &t.path, &t.raw_before) {
+            if let Err(e) = sys.write(&t.path, &t.raw_before) {
                 eprintln!("{PROBE_NAME}: could not put back /proc/sys/{} to {:?}: {e}", t.path, t.raw_before);
             }
         }
@@ -139,15 +151,15 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
         }
     }
     let mut out: Vec<Fact> = setup.kinds.iter().filter_map(|(k, _)| facts.remove(k)).collect();
-    let mut tests = global_tests(&sys, kernel)?;
-    tests.extend(later_globals.iter().filter(|f| f.writable_mode).map(|f| capability_test(&sys, &f.path, kernel)));
+    let mut tests = global_tests(&mut sys, kernel)?;
+    tests.extend(later_globals.iter().filter(|f| f.writable_mode).map(|f| capability_test(&mut sys, &f.path, kernel)));
     out.push(Fact::GlobalSysctls { tests });
     Ok(out)
 }
 
 /// The entries of an own kind to write, each with its candidates; the others go to `skips`.
 fn plan(
-    sys: &OwnedFd,
+    sys: &mut SysDirs,
     kind: NsKind,
     found: &[Found],
     kernel: Option<(u32, u32)>,
@@ -155,11 +167,11 @@ fn plan(
     targets: &mut Vec<Target>,
     skips: &mut Vec<SysctlSkip>,
 ) {
-    let pid_max = read_value(sys, "kernel/pid_max").ok().and_then(|v| sysctl::normalize(&v).parse::<i64>().ok());
+    let pid_max = sys.read("kernel/pid_max").ok().and_then(|v| sysctl::normalize(&v).parse::<i64>().ok());
     for f in found {
         let Some(row) = sysctl::owner(&f.path, kernel) else { continue };
         let skip = |why| SysctlSkip { path: f.path.clone(), why };
-        let raw = match read_value(sys, &f.path) {
+        let raw = match sys.read(&f.path) {
             Ok(raw) => raw,
             Err(e) => {
                 skips.push(skip(NotWritten::Unreadable { error: nix::Result::<()>::Err(e).into() }));
@@ -172,7 +184,7 @@ fn plan(
             let names = found.iter().filter_map(|g| g.path.rsplit_once('/').filter(|(d, _)| *d == dir).map(|(_, n)| n));
             sysctl::available_siblings(&f.path, names)
                 .iter()
-                .filter_map(|p| read_value(sys, p).ok())
+                .filter_map(|p| sys.read(p).ok())
                 .flat_map(|v| sysctl::normalize(&v).split(' ').map(str::to_owned).collect::<Vec<_>>())
                 .filter(|w| !w.is_empty())
                 .collect()
@@ -196,29 +208,29 @@ fn plan(
     }
 }
 
-/// Locks, writes every target, and has the host look. Returns the written ones by target index,
+/// Announces, writes every target, and has the host look. Returns the written ones by target index,
 /// and what the host could not put back (`path: error`).
 #[allow(clippy::type_complexity)]
 fn write_all(
     ch: &mut Channel,
-    sys: &OwnedFd,
+    sys: &mut SysDirs,
     targets: &[Target],
     skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
 ) -> Result<(Vec<(usize, SysctlWrite)>, Vec<String>), ProbeError> {
     let entries =
         targets.iter().map(|t| SysctlPlan { path: t.path.clone(), candidates: t.candidates.clone() }).collect();
-    let host_before = match ch.ask(HostQuestion::SysctlLock { entries })? {
+    let host_before = match ch.ask(HostQuestion::SysctlBegin { entries })? {
         HostAnswer::SysctlValues { values } if values.len() == targets.len() => values,
         other => return Err(unexpected(other, "lock the host's sysctls")),
     };
     // Written with the first value the kernel takes, unlike the host's too, or a leak would not
-    // show (ns_last_pid moves by itself). Nothing is read back meanwhile: the lock is held.
+    // show (ns_last_pid moves by itself). Nothing is read back meanwhile: the host waits.
     let mut accepted: Vec<(usize, String)> = Vec::new();
     for (i, (t, host)) in targets.iter().zip(&host_before).enumerate() {
         let mut errors = Vec::new();
         let mut refused = None;
         for c in t.candidates.iter().filter(|c| t.volatile || host.as_deref() != Some(c.as_str())) {
-            let fd = match openat(sys, t.path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, FileMode::empty()) {
+            let fd = match sys.open(&t.path, OFlag::O_WRONLY) {
                 Ok(fd) => fd,
                 // The permission check of /proc/sys is made at open (or a read-only mount).
                 Err(e) => {
@@ -226,7 +238,7 @@ fn write_all(
                     break;
                 }
             };
-            match write_fd(&fd, c) {
+            match sysctl::write_fd(&fd, c) {
                 Ok(()) => {
                     accepted.push((i, c.clone()));
                     break;
@@ -242,7 +254,7 @@ fn write_all(
         };
         skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
     }
-    // Always asked: the host restores and unlocks on it.
+    // Always asked: the host restores (and unlocks) on it.
     let paths: Vec<String> = accepted.iter().map(|(i, _)| targets[*i].path.clone()).collect();
     let n = paths.len();
     let (host, peer, unrestored) = match ch.ask(HostQuestion::SysctlCheck { paths })? {
@@ -259,7 +271,7 @@ fn write_all(
     let mut written = Vec::new();
     for (j, (i, value)) in accepted.into_iter().enumerate() {
         let t: &Target = &targets[i];
-        let why = match read_value(sys, &t.path).map(|v| sysctl::normalize(&v)) {
+        let why = match sys.read(&t.path).map(|v| sysctl::normalize(&v)) {
             Ok(after) if after != t.before => {
                 written.push((
                     i,
@@ -284,20 +296,20 @@ fn write_all(
 }
 
 /// Whether a write to `path` would be permitted, asked without changing it.
-fn capability_test(sys: &OwnedFd, path: &str, kernel: Option<(u32, u32)>) -> SysctlTest {
+fn capability_test(sys: &mut SysDirs, path: &str, kernel: Option<(u32, u32)>) -> SysctlTest {
     let last_pid = sysctl::owner(path, kernel).is_some_and(|o| o.values == Values::LastPid);
     let (test, result) = if last_pid {
         // Opening it for writing is always permitted (mode 0666): its handler checks.
-        (CapabilityTest::InvalidWrite, write_value(sys, path, "-1"))
+        (CapabilityTest::InvalidWrite, sys.write(path, "-1"))
     } else {
-        (CapabilityTest::OpenForWriting, open_for_writing(sys, path))
+        (CapabilityTest::OpenForWriting, sys.open(path, OFlag::O_WRONLY).map(drop))
     };
     SysctlTest { path: path.to_owned(), test, result: result.into() }
 }
 
 /// The capability test of every global entry with a write bit in its mode.
-fn global_tests(sys: &OwnedFd, kernel: Option<(u32, u32)>) -> Result<Vec<SysctlTest>, ProbeError> {
-    let found = sysctl::global(sys, kernel).ctx(|| "list the global sysctls".into())?;
+fn global_tests(sys: &mut SysDirs, kernel: Option<(u32, u32)>) -> Result<Vec<SysctlTest>, ProbeError> {
+    let found = sysctl::global(sys.root(), kernel).ctx(|| "list the global sysctls".into())?;
     Ok(found.iter().filter(|f| f.writable_mode).map(|f| capability_test(sys, &f.path, kernel)).collect())
 }
 
@@ -307,50 +319,14 @@ pub fn read_for_peer(proc: &OwnedFd, paths: &[String]) -> Vec<Option<String>> {
     else {
         return vec![None; paths.len()];
     };
+    let mut sys = SysDirs::new(sys);
     paths
         .iter()
         .map(|p| {
             if !sysctl::plain_path(p) {
                 return None;
             }
-            read_value(&sys, p).ok().map(|v| sysctl::normalize(&v))
+            sys.read(p).ok().map(|v| sysctl::normalize(&v))
         })
         .collect()
-}
-
-fn read_value(sys: &OwnedFd, path: &str) -> nix::Result<String> {
-    let fd = openat(sys, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match nix::unistd::read(&fd, &mut buf) {
-            Ok(0) => break,
-            // A sysctl gives its whole value in one read that fits.
-            Ok(n) if n < buf.len() => {
-                out.extend_from_slice(&buf[..n]);
-                break;
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// One write(2) of the whole value, as sysctl(8) does.
-fn write_value(sys: &OwnedFd, path: &str, value: &str) -> nix::Result<()> {
-    write_fd(&openat(sys, path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, FileMode::empty())?, value)
-}
-
-fn write_fd(fd: &OwnedFd, value: &str) -> nix::Result<()> {
-    let line = format!("{value}\n");
-    match nix::unistd::write(fd, line.as_bytes())? {
-        n if n == line.len() => Ok(()),
-        _ => Err(Errno::EIO),
-    }
-}
-
-fn open_for_writing(sys: &OwnedFd, path: &str) -> nix::Result<()> {
-    openat(sys, path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, FileMode::empty()).map(drop)
 }

@@ -131,15 +131,15 @@ pub enum HostQuestion {
     ScratchFileOwner { name: String },
     /// The host's reading of a clock.
     Clock { clock: ClockKind },
-    /// Take the host-wide sysctl lock, record the host's value of each entry (and the values the
-    /// probe may write, for the recovery of a run killed meanwhile), and say what the host's
-    /// values are ([`HostAnswer::SysctlValues`]). Entries are paths under /proc/sys that a
-    /// namespace kind owns.
+    /// The probe is about to write these entries (paths under /proc/sys that a namespace kind
+    /// owns) in its own namespaces: the host records the values it may write (for the recovery of
+    /// a run killed meanwhile) and says what its own values are ([`HostAnswer::SysctlValues`]);
+    /// for uts entries it takes the domainname lock until the check.
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
-    SysctlLock { entries: Vec<SysctlPlan> },
+    SysctlBegin { entries: Vec<SysctlPlan> },
     /// The probe has written `paths`: the host reads its own values again, restores any that
-    /// changed, releases the lock, and (for a joiner) asks the container it joined what it reads
-    /// ([`HostAnswer::SysctlCheck`]).
+    /// changed to one the probe may have written, releases the domainname lock if it took it, and
+    /// (for a joiner) asks the container it joined what it reads ([`HostAnswer::SysctlCheck`]).
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     SysctlCheck { paths: Vec<String> },
     /// A question about the case's cgroups (limit cases only).
@@ -166,7 +166,7 @@ pub enum HostAnswer {
     ClockNs {
         ns: i64,
     },
-    /// The host's value of each entry of a [`HostQuestion::SysctlLock`], in order (`None`: no
+    /// The host's value of each entry of a [`HostQuestion::SysctlBegin`], in order (`None`: no
     /// such entry on the host, or unreadable), whitespace-normalised.
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     SysctlValues {
@@ -329,7 +329,7 @@ mod tests {
                 for msg in to {
                     prop_assert_eq!(decode::<ToProbe>("harness message", 1, &encode(&msg)).unwrap(), msg);
                 }
-                let from = [FromProbe::SysctlValues { values }, FromProbe::Ask { id: 1, question: HostQuestion::SysctlLock { entries: plan } },
+                let from = [FromProbe::SysctlValues { values }, FromProbe::Ask { id: 1, question: HostQuestion::SysctlBegin { entries: plan } },
                     FromProbe::Ask { id: 2, question: HostQuestion::SysctlCheck { paths } }];
                 for msg in from {
                     prop_assert_eq!(decode::<FromProbe>("probe message", 1, &encode(&msg)).unwrap(), msg);
