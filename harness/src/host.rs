@@ -21,7 +21,7 @@ use crate::case_env::{CaseEnv, ProbeNames, dirs};
 use crate::domainname::{self, DomainGuard};
 use crate::mounts::is_mount_point;
 use crate::run_env::RunEnv;
-use crate::sysctl::Writing;
+use crate::sysctl::{SeenOutside, SysctlView, Writing};
 
 /// How a joiner's host side has the container it joined read sysctls (paths under /proc/sys):
 /// the values a process of the container sees, whitespace-normalised, in order.
@@ -34,7 +34,10 @@ pub struct HostSide<'a> {
     names: &'a ProbeNames,
     deadline: Instant,
     domain: Option<DomainGuard>,
-    sysctls: Option<Writing>,
+    /// A probe's announced sysctl writes: the paths, and the host's values then.
+    sysctls: Option<(Writing, Vec<String>, Vec<Option<String>>)>,
+    /// What the host saw of them.
+    sysctl_view: SysctlView,
     /// A joiner's: the container it joined.
     peer: Option<PeerRead<'a>>,
     sentinel_mounted: bool,
@@ -45,6 +48,7 @@ impl std::fmt::Debug for HostSide<'_> {
         f.debug_struct("HostSide")
             .field("domain", &self.domain)
             .field("sysctls", &self.sysctls)
+            .field("sysctl_view", &self.sysctl_view)
             .field("peer", &self.peer.is_some())
             .field("sentinel_mounted", &self.sentinel_mounted)
             .finish_non_exhaustive()
@@ -60,7 +64,17 @@ impl<'a> HostSide<'a> {
         deadline: Instant,
         peer: Option<PeerRead<'a>>,
     ) -> Self {
-        HostSide { run, case, names, deadline, domain: None, sysctls: None, peer, sentinel_mounted: false }
+        HostSide {
+            run,
+            case,
+            names,
+            deadline,
+            domain: None,
+            sysctls: None,
+            sysctl_view: SysctlView::default(),
+            peer,
+            sentinel_mounted: false,
+        }
     }
 
     pub fn answer(&mut self, q: &HostQuestion) -> HostAnswer {
@@ -76,7 +90,7 @@ impl<'a> HostSide<'a> {
             HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
             HostQuestion::Clock { clock } => self.clock(*clock),
             HostQuestion::SysctlBegin { entries } => self.lock_sysctls(entries),
-            HostQuestion::SysctlCheck { paths } => self.check_sysctls(paths),
+            HostQuestion::SysctlCheck { written } => self.check_sysctls(written),
             HostQuestion::Limit { ask } => crate::limits::host::answer(self.case.limits.as_ref(), ask),
         };
         r.unwrap_or_else(|error| HostAnswer::Failed { error })
@@ -105,20 +119,42 @@ impl<'a> HostSide<'a> {
             return Err("the probe announced sysctl writes twice without checking".into());
         }
         let (writing, values) = self.run.sysctls.begin(entries, self.deadline)?;
-        self.sysctls = Some(writing);
+        let paths = entries.iter().map(|e| e.path.clone()).collect();
+        self.sysctls = Some((writing, paths, values.clone()));
         Ok(HostAnswer::SysctlValues { values })
     }
 
-    /// Reads the host's values (restoring any that changed and unlocking), then, for a joiner,
-    /// the joined container's.
-    fn check_sysctls(&mut self, paths: &[String]) -> Result<HostAnswer, String> {
-        let writing = self.sysctls.take().ok_or("a sysctl check without the writes announced")?;
-        let (host, unrestored) = self.run.sysctls.check(writing, paths)?;
+    /// Reads the host's values of the entries written (the announced ones at `written`),
+    /// restoring any that changed and unlocking, then, for a joiner, the joined container's; keeps
+    /// what it saw for the judge.
+    fn check_sysctls(&mut self, written: &[u32]) -> Result<HostAnswer, String> {
+        let (writing, announced, before) = self.sysctls.take().ok_or("a sysctl check without the writes announced")?;
+        let at = |i: &u32| announced.get(*i as usize).cloned().ok_or(format!("no announced sysctl {i}"));
+        let paths = written.iter().map(at).collect::<Result<Vec<String>, String>>()?;
+        let (after, unrestored) = self.run.sysctls.check(writing, &paths)?;
         let peer = match self.peer.as_mut() {
-            Some(read) => Some(read(paths).map_err(|e| format!("failed to ask the joined container: {e}"))?),
+            Some(read) => Some(read(&paths).map_err(|e| format!("failed to ask the joined container: {e}"))?),
             None => None,
         };
-        Ok(HostAnswer::SysctlCheck { host, peer, unrestored })
+        let view = &mut self.sysctl_view;
+        view.joined |= peer.is_some();
+        view.unrestored.extend(unrestored);
+        for (j, (i, path)) in written.iter().zip(paths).enumerate() {
+            view.entries.insert(
+                path,
+                SeenOutside {
+                    host_before: before[*i as usize].clone(),
+                    host_after: after[j].clone(),
+                    peer: peer.as_ref().and_then(|p| p[j].clone()),
+                },
+            );
+        }
+        Ok(HostAnswer::Ack)
+    }
+
+    /// What the host saw of the probe's sysctl writes (taken).
+    pub fn take_sysctl_view(&mut self) -> SysctlView {
+        std::mem::take(&mut self.sysctl_view)
     }
 
     fn mount_sentinel(&mut self) -> Result<HostAnswer, String> {

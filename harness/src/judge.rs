@@ -37,6 +37,8 @@ pub struct HostView {
     pub probe_cgroup: Vec<String>,
     /// The host-side controls, checked after the probe finished (`Err` says what failed).
     pub controls: Controls,
+    /// What the host saw of the sysctls the probe wrote in its own namespaces.
+    pub sysctls: crate::sysctl::SysctlView,
 }
 
 /// Whether each host sentinel was alive and reachable from the host when the probe had looked.
@@ -441,8 +443,8 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
                     ),
                 )
             }
-            SysctlObservation::Own { written, skipped, unrestored } => {
-                own_sysctls_seen(kind, written, skipped, unrestored, spec)
+            SysctlObservation::Own { written, skipped } => {
+                own_sysctls_seen(kind, written, skipped, &host.sysctls, spec)
             }
         },
         (UserGlobalSysctlsWritable, Fact::GlobalSysctls { tests }) => {
@@ -656,20 +658,32 @@ fn own_sysctls_seen(
     kind: NsKind,
     written: &[SysctlWrite],
     skipped: &[isoprobe_probes::wire::SysctlSkip],
-    unrestored: &[String],
+    view: &crate::sysctl::SysctlView,
     spec: &CaseSpec,
 ) -> Result<Observed, Verdict> {
     let volatile = isoprobe_probes::sysctl::volatile;
+    let missing = written.iter().filter(|w| !view.entries.contains_key(&w.path)).count();
+    if missing > 0 {
+        return Err(Verdict::Error {
+            cause: format!("the host saw nothing of {missing} of the {} {kind} entries the probe wrote", written.len()),
+        });
+    }
+    let seen = |w: &SysctlWrite| view.entries[&w.path].clone();
+    let unrestored = &view.unrestored;
     let leaks: Vec<String> = written
         .iter()
-        .filter(|w| !volatile(&w.path) && w.host_before.is_some() && w.host_before != w.host_after)
+        .filter(|w| {
+            let s = seen(w);
+            !volatile(&w.path) && s.host_before.is_some() && s.host_before != s.host_after
+        })
         .map(|w| {
+            let s = seen(w);
             format!(
                 "{}: host {:?} -> {:?} (the probe wrote {:?})",
                 w.path,
-                w.host_before.as_deref().unwrap_or(""),
-                w.host_after.as_deref().unwrap_or("<unreadable>"),
-                w.written
+                s.host_before.as_deref().unwrap_or(""),
+                s.host_after.as_deref().unwrap_or("<unreadable>"),
+                w.written()
             )
         })
         .collect();
@@ -730,19 +744,24 @@ fn own_sysctls_seen(
         );
     }
     let example = |w: &SysctlWrite| {
-        format!("{} {:?} -> {:?} inside, host {:?}", w.path, w.before, w.after, w.host_after.as_deref().unwrap_or("-"))
+        let s = seen(w);
+        format!("{} {:?} -> {:?} inside, host {:?}", w.path, w.before, w.after, s.host_after.as_deref().unwrap_or("-"))
     };
-    let compared = written.iter().filter(|w| w.host_before.is_some() && !volatile(&w.path)).count();
+    let compared = written.iter().filter(|w| seen(w).host_before.is_some() && !volatile(&w.path)).count();
     let host_text = format!(
         "{} of {total} {kind} entries written in the probe's own namespace; the host's value unchanged for all {compared} \
          it has{}{not_written}",
         written.len(),
         if written.is_empty() { String::new() } else { format!(" (e.g. {})", example(&written[0])) }
     );
-    let peers: Vec<(&SysctlWrite, &String)> = written.iter().filter_map(|w| w.peer.as_ref().map(|p| (w, p))).collect();
-    if peers.is_empty() {
+    if !view.joined {
         return obs(Seen::Isolated, host_text);
     }
+    // A joiner: the container it joined must read each value it wrote (`None`: it could not read
+    // it, which is neither).
+    let peer_values: Vec<(&SysctlWrite, String)> =
+        written.iter().map(|w| (w, seen(w).peer.unwrap_or_else(|| "<unreadable>".into()))).collect();
+    let peers: Vec<(&SysctlWrite, &String)> = peer_values.iter().map(|(w, p)| (*w, p)).collect();
     let seen_by_peer: Vec<String> = peers.iter().filter(|(w, p)| **p == w.after).map(|(w, _)| w.path.clone()).collect();
     let unseen: Vec<String> =
         peers.iter().filter(|(w, p)| **p == w.before).map(|(w, p)| format!("{} {p:?}", w.path)).collect();
@@ -967,23 +986,28 @@ mod tests {
         assert!(matches!(seen(&["4:memory:/b", "0::/isoprobe-x-1"]), Seen::Other(_)));
     }
 
-    fn write(path: &str, before: &str, after: &str, host: (&str, &str), peer: Option<&str>) -> SysctlWrite {
-        SysctlWrite {
-            path: path.into(),
-            before: before.into(),
-            written: after.into(),
-            after: after.into(),
-            host_before: Some(host.0.into()),
-            host_after: Some(host.1.into()),
-            peer: peer.map(str::to_owned),
-        }
+    /// A write of `path` from `before` to `after`, and what the host (and a joined container) saw.
+    fn write(
+        view: &mut HostView,
+        path: &str,
+        (before, after): (&str, &str),
+        host: (&str, &str),
+        peer: Option<&str>,
+    ) -> SysctlWrite {
+        view.sysctls.joined |= peer.is_some();
+        view.sysctls.entries.insert(
+            path.into(),
+            crate::sysctl::SeenOutside {
+                host_before: Some(host.0.into()),
+                host_after: Some(host.1.into()),
+                peer: peer.map(str::to_owned),
+            },
+        );
+        SysctlWrite { path: path.into(), before: before.into(), after: after.into(), written: None }
     }
 
     fn own(written: Vec<SysctlWrite>, skipped: Vec<isoprobe_probes::wire::SysctlSkip>) -> Facts {
-        facts(vec![Fact::Sysctls {
-            kind: NsKind::Net,
-            observed: SysctlObservation::Own { written, skipped, unrestored: vec![] },
-        }])
+        facts(vec![Fact::Sysctls { kind: NsKind::Net, observed: SysctlObservation::Own { written, skipped } }])
     }
 
     /// A host value that changed is a leak: shared, naming the entry and both values; unchanged
@@ -992,29 +1016,38 @@ mod tests {
     fn sysctls_are_judged_by_the_hosts_and_the_joined_containers_reading() {
         let spec = CaseSpec::new(Default::default());
         let check = CheckId::Sysctls(NsKind::Net);
-        let seen = |f: &Facts| observe(check, f, &HostView::default(), &spec).unwrap();
-        let kept = write("net/core/somaxconn", "4096", "4097", ("4096", "4096"), None);
-        assert_eq!(seen(&own(vec![kept.clone()], vec![])).seen, Seen::Isolated);
-        let leak = write("net/netfilter/nf_conntrack_max", "65536", "65537", ("65536", "65537"), None);
-        let o = seen(&own(vec![kept.clone(), leak], vec![]));
+        let seen = |f: &Facts, v: &HostView| observe(check, f, v, &spec).unwrap();
+        let mut v = HostView::default();
+        let kept = write(&mut v, "net/core/somaxconn", ("4096", "4097"), ("4096", "4096"), None);
+        assert_eq!(seen(&own(vec![kept.clone()], vec![]), &v).seen, Seen::Isolated);
+        let leak = write(&mut v, "net/netfilter/nf_conntrack_max", ("65536", "65537"), ("65536", "65537"), None);
+        let o = seen(&own(vec![kept.clone(), leak], vec![]), &v);
         assert_eq!(o.seen, Seen::Shared);
         assert!(o.evidence.contains("net/netfilter/nf_conntrack_max: host \"65536\" -> \"65537\""), "{}", o.evidence);
+        // What the host did not see is an error, not isolation.
+        let unseen = SysctlWrite { path: "net/core/unseen".into(), ..kept.clone() };
+        assert!(observe(check, &own(vec![unseen], vec![]), &v, &spec).is_err());
         // A joiner: every value read by the container it joined, or none.
-        let by_peer = |p: &str| write("net/core/somaxconn", "4096", "4097", ("4096", "4096"), Some(p));
-        assert_eq!(seen(&own(vec![by_peer("4097")], vec![])).seen, Seen::Shared);
-        assert_eq!(seen(&own(vec![by_peer("4096")], vec![])).seen, Seen::Isolated);
-        let other = write("net/core/x", "1", "2", ("1", "1"), Some("1"));
-        assert!(matches!(seen(&own(vec![by_peer("4097"), other], vec![])).seen, Seen::Other(_)));
+        let joined = |p: &str| {
+            let mut v = HostView::default();
+            let w = write(&mut v, "net/core/somaxconn", ("4096", "4097"), ("4096", "4096"), Some(p));
+            (v, w)
+        };
+        let (v, w) = joined("4097");
+        assert_eq!(seen(&own(vec![w], vec![]), &v).seen, Seen::Shared);
+        let (v, w) = joined("4096");
+        assert_eq!(seen(&own(vec![w], vec![]), &v).seen, Seen::Isolated);
+        let (mut v, w) = joined("4097");
+        let other = write(&mut v, "net/core/x", ("1", "2"), ("1", "1"), Some("1"));
+        assert!(matches!(seen(&own(vec![w, other], vec![]), &v).seen, Seen::Other(_)));
         // ns_last_pid moves on the host by itself: not a leak.
-        let pid = SysctlWrite { path: "kernel/ns_last_pid".into(), ..write("", "5", "1005", ("300", "307"), None) };
+        let mut v = HostView::default();
+        let pid = write(&mut v, "kernel/ns_last_pid", ("5", "1005"), ("300", "307"), None);
         let f = facts(vec![Fact::Sysctls {
             kind: NsKind::Pid,
-            observed: SysctlObservation::Own { written: vec![pid], skipped: vec![], unrestored: vec![] },
+            observed: SysctlObservation::Own { written: vec![pid], skipped: vec![] },
         }]);
-        assert_eq!(
-            observe(CheckId::Sysctls(NsKind::Pid), &f, &HostView::default(), &spec).unwrap().seen,
-            Seen::Isolated
-        );
+        assert_eq!(observe(CheckId::Sysctls(NsKind::Pid), &f, &v, &spec).unwrap().seen, Seen::Isolated);
     }
 
     /// Nothing written proves isolation only when the kernel refused every write; a read-only

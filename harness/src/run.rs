@@ -345,6 +345,7 @@ impl Harness {
         let mut host = HostSide::new(&self.run, case, &names, deadline, peer);
         let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started)?;
         let mut host_view = host_view;
+        host_view.sysctls = host.take_sysctl_view();
         self.after_probe(&mut host_view, case)?;
         Ok((t, host_view, streams))
     }
@@ -394,6 +395,7 @@ impl Harness {
             sys_class_net,
             probe_cgroup: probe_cgroup.lines().map(str::to_owned).collect(),
             controls: judge::Controls::default(),
+            sysctls: Default::default(),
         })
     }
 }

@@ -44,6 +44,28 @@ pub const SYSCTL_RECORD: &str = "sysctl.orig";
 /// `path<TAB>value` line each, before it writes: what tells a dead run's value from anyone else's.
 pub const SYSCTL_CANDIDATES: &str = "sysctl.candidates";
 
+/// What the harness saw of the entries a probe wrote in its own namespaces: the host's values
+/// before and after, and (for a joiner) what the container it joined read. What the judge
+/// compares the probe's writes with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SysctlView {
+    /// By path under /proc/sys.
+    pub entries: BTreeMap<String, SeenOutside>,
+    /// `path: error` of the host's entries that changed and could not be put back.
+    pub unrestored: Vec<String>,
+    /// The container a joiner joined was asked what it reads.
+    pub joined: bool,
+}
+
+/// One entry of a [`SysctlView`], whitespace-normalised; `None`: no such entry (or unreadable).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenOutside {
+    pub host_before: Option<String>,
+    pub host_after: Option<String>,
+    /// What the container a joiner joined read after the write.
+    pub peer: Option<String>,
+}
+
 /// The host's namespaced sysctls for one run: the baseline, read and recorded on first use.
 #[derive(Debug)]
 pub struct HostSysctls {
@@ -80,6 +102,11 @@ struct Entry {
 
 impl HostSysctls {
     pub fn new(run_dir: &Path) -> HostSysctls {
+        // The host's entries a probe writes stay open for the comparison of every case (some
+        // 600 per case reading at a time): as many descriptors as the hard limit allows.
+        if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+            let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+        }
         HostSysctls::at(run_dir, Path::new(PROC_SYS))
     }
 
@@ -190,7 +217,11 @@ impl HostSysctls {
             return Err(format!("the probe checks /proc/sys/{p}, which it did not announce"));
         }
         let (now, failed) = self.with_dirs(|d| {
-            let now: Vec<Option<String>> = writing.entries.iter().map(|e| read_raw(d, &e.path).ok()).collect();
+            let now: Vec<Option<String>> = writing
+                .entries
+                .iter()
+                .map(|e| d.read_kept(&e.path).ok().map(|v| v.trim_end_matches('\n').to_owned()))
+                .collect();
             let failed = restore_changed(d, &writing.entries, &now);
             (now, failed)
         })?;
@@ -364,7 +395,7 @@ fn owned_values(
     let kernel = KernelRelease::running().version;
     let mut values = BTreeMap::new();
     for kind in sysctl::KINDS {
-        let found = sysctl::owned_by(dirs.root(), kind, kernel)
+        let found = sysctl::owned_by(dirs.root(), kind, kernel, true)
             .map_err(|e| format!("failed to list the {kind} sysctls: {e}"))?;
         for f in found.into_iter().filter(|f| !sysctl::volatile(&f.path) && keep(f)) {
             let v = read_raw(dirs, &f.path);
@@ -380,7 +411,8 @@ fn owned_values(
 pub fn host_values() -> BTreeSet<String> {
     let kernel = KernelRelease::running().version;
     let uts = |p: &str| sysctl::owner(p, kernel).is_some_and(|o| o.kind == NsKind::Uts);
-    match open_tree(Path::new(PROC_SYS)).and_then(|mut d| owned_values(&mut d, |f| f.writable_mode && !uts(&f.path))) {
+    match open_tree(Path::new(PROC_SYS)).and_then(|mut d| owned_values(&mut d, |f| f.writable_mode() && !uts(&f.path)))
+    {
         Ok(values) => values
             .into_iter()
             .map(|(path, v)| match v {

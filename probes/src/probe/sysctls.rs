@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
 use nix::fcntl::{OFlag, openat};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::stat::Mode as FileMode;
 
 use crate::ns::NsKind;
@@ -52,6 +53,8 @@ pub struct Setup<'a> {
 struct Target {
     kind: NsKind,
     path: String,
+    /// Open for reading and writing from the plan to the last read: one lookup per entry.
+    fd: OwnedFd,
     volatile: bool,
     /// As read, without its trailing newline: what a holder writes back.
     raw_before: String,
@@ -76,12 +79,23 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
             .ctx(|| "open /proc/sys".into())?,
     );
     let kernel = nix::sys::utsname::uname().ok().and_then(|u| sysctl::kernel_version(&u.release().to_string_lossy()));
+    // Every entry to write stays open from the plan to the last read (a fresh network namespace
+    // has some 600): as many descriptors as the hard limit allows.
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let mut targets = Vec::new();
     let mut skipped: BTreeMap<NsKind, Vec<SysctlSkip>> = BTreeMap::new();
     let mut facts: BTreeMap<NsKind, Fact> = BTreeMap::new();
     let mut later_globals: Vec<Found> = Vec::new();
     for (kind, shared) in &setup.kinds {
-        let found = sysctl::owned_by(sys.root(), *kind, kernel).ctx(|| format!("list the {kind} sysctls"))?;
+        // The probe's own tree is listed in full; in the harness's namespace a tree's sample is
+        // enough (see `sysctl::Owned::sample`).
+        let found = match shared {
+            None => sysctl::owned_by(sys.root(), *kind, kernel, false),
+            Some(_) => sysctl::sampled_by(sys.root(), *kind, kernel),
+        }
+        .ctx(|| format!("list the {kind} sysctls"))?;
         match shared {
             Some(shared) => {
                 // An entry a kind owns from some kernel on is global before it; in the harness's
@@ -90,8 +104,7 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
                 let (later, always): (Vec<Found>, Vec<Found>) =
                     found.into_iter().partition(|f| sysctl::owner(&f.path, kernel).is_some_and(|o| o.since.is_some()));
                 later_globals.extend(later);
-                let tests =
-                    sysctl::per_mode(&always).into_iter().map(|f| capability_test(&mut sys, &f.path, kernel)).collect();
+                let tests = always.iter().map(|f| capability_test(&mut sys, &f.path, kernel)).collect();
                 facts.insert(
                     *kind,
                     Fact::Sysctls { kind: *kind, observed: SysctlObservation::Harness { shared: *shared, tests } },
@@ -108,11 +121,9 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
     let (uts, rest): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| t.kind == NsKind::Uts);
     let mut targets = Vec::new();
     let mut written = Vec::new();
-    let mut unrestored = Vec::new();
     for group in [uts, rest].into_iter().filter(|g| !g.is_empty()) {
-        let (w, u) = write_all(ch, &mut sys, &group, &mut skipped)?;
+        let w = write_all(ch, &group, &mut skipped)?;
         written.extend(w.into_iter().map(|(i, w)| (targets.len() + i, w)));
-        unrestored.extend(u);
         targets.extend(group);
     }
     if setup.restore {
@@ -121,7 +132,7 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
         // kernel puts it back when the next object takes the id).
         for (i, _) in &written {
             let t: &Target = &targets[*i];
-            if let Err(e) = sys.write(&t.path, &t.raw_before) {
+            if let Err(e) = sysctl::write_fd(&t.fd, &t.raw_before) {
                 eprintln!("{PROBE_NAME}: could not put back /proc/sys/{} to {:?}: {e}", t.path, t.raw_before);
             }
         }
@@ -132,27 +143,13 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
             let skipped = skipped.remove(kind).unwrap_or_default();
             facts.insert(
                 *kind,
-                Fact::Sysctls {
-                    kind: *kind,
-                    observed: SysctlObservation::Own {
-                        written: mine,
-                        skipped,
-                        unrestored: unrestored
-                            .iter()
-                            .filter(|u| {
-                                let path = u.split_once(": ").map_or(u.as_str(), |(p, _)| p);
-                                sysctl::owner(path, kernel).is_some_and(|o| o.kind == *kind)
-                            })
-                            .cloned()
-                            .collect(),
-                    },
-                },
+                Fact::Sysctls { kind: *kind, observed: SysctlObservation::Own { written: mine, skipped } },
             );
         }
     }
     let mut out: Vec<Fact> = setup.kinds.iter().filter_map(|(k, _)| facts.remove(k)).collect();
     let mut tests = global_tests(&mut sys, kernel)?;
-    tests.extend(later_globals.iter().filter(|f| f.writable_mode).map(|f| capability_test(&mut sys, &f.path, kernel)));
+    tests.extend(later_globals.iter().map(|f| capability_test(&mut sys, &f.path, kernel)));
     out.push(Fact::GlobalSysctls { tests });
     Ok(out)
 }
@@ -171,10 +168,15 @@ fn plan(
     for f in found {
         let Some(row) = sysctl::owner(&f.path, kernel) else { continue };
         let skip = |why| SysctlSkip { path: f.path.clone(), why };
-        let raw = match sys.read(&f.path) {
-            Ok(raw) => raw,
+        // The permission check of /proc/sys is made at open (or a read-only mount refuses).
+        let (fd, raw) = match sys.open(&f.path, OFlag::O_RDWR).and_then(|fd| Ok((sysctl::read_fd(&fd)?, fd))) {
+            Ok((raw, fd)) => (fd, raw),
             Err(e) => {
-                skips.push(skip(NotWritten::Unreadable { error: nix::Result::<()>::Err(e).into() }));
+                let why = match sys.read(&f.path) {
+                    Ok(_) => NotWritten::Refused { error: nix::Result::<()>::Err(e).into() },
+                    Err(r) => NotWritten::Unreadable { error: nix::Result::<()>::Err(r).into() },
+                };
+                skips.push(skip(why));
                 continue;
             }
         };
@@ -200,6 +202,7 @@ fn plan(
         targets.push(Target {
             kind,
             path: f.path.clone(),
+            fd,
             volatile: row.volatile,
             raw_before: raw.trim_end_matches('\n').to_owned(),
             before,
@@ -208,37 +211,26 @@ fn plan(
     }
 }
 
-/// Announces, writes every target, and has the host look. Returns the written ones by target index,
-/// and what the host could not put back (`path: error`).
-#[allow(clippy::type_complexity)]
+/// Announces, writes every target, and has the host look. Returns the written ones by target
+/// index.
 fn write_all(
     ch: &mut Channel,
-    sys: &mut SysDirs,
     targets: &[Target],
     skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
-) -> Result<(Vec<(usize, SysctlWrite)>, Vec<String>), ProbeError> {
+) -> Result<Vec<(usize, SysctlWrite)>, ProbeError> {
     let entries =
         targets.iter().map(|t| SysctlPlan { path: t.path.clone(), candidates: t.candidates.clone() }).collect();
     let host_before = match ch.ask(HostQuestion::SysctlBegin { entries })? {
         HostAnswer::SysctlValues { values } if values.len() == targets.len() => values,
-        other => return Err(unexpected(other, "lock the host's sysctls")),
+        other => return Err(unexpected(other, "announce the sysctl writes")),
     };
     // Written with the first value the kernel takes, unlike the host's too, or a leak would not
     // show (ns_last_pid moves by itself). Nothing is read back meanwhile: the host waits.
     let mut accepted: Vec<(usize, String)> = Vec::new();
     for (i, (t, host)) in targets.iter().zip(&host_before).enumerate() {
         let mut errors = Vec::new();
-        let mut refused = None;
         for c in t.candidates.iter().filter(|c| t.volatile || host.as_deref() != Some(c.as_str())) {
-            let fd = match sys.open(&t.path, OFlag::O_WRONLY) {
-                Ok(fd) => fd,
-                // The permission check of /proc/sys is made at open (or a read-only mount).
-                Err(e) => {
-                    refused = Some(e);
-                    break;
-                }
-            };
-            match sysctl::write_fd(&fd, c) {
+            match sysctl::write_fd(&t.fd, c) {
                 Ok(()) => {
                     accepted.push((i, c.clone()));
                     break;
@@ -246,44 +238,31 @@ fn write_all(
                 Err(e) => errors.push(format!("{c:?}: {e}")),
             }
         }
-        let why = match refused {
-            Some(e) => NotWritten::Refused { error: nix::Result::<()>::Err(e).into() },
-            None if accepted.last().is_some_and(|(j, _)| *j == i) => continue,
-            None if !errors.is_empty() => NotWritten::Rejected { errors },
-            None => NotWritten::NoCandidate,
+        let why = match () {
+            _ if accepted.last().is_some_and(|(j, _)| *j == i) => continue,
+            _ if !errors.is_empty() => NotWritten::Rejected { errors },
+            _ => NotWritten::NoCandidate,
         };
         skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
     }
-    // Always asked: the host restores (and unlocks) on it.
-    let paths: Vec<String> = accepted.iter().map(|(i, _)| targets[*i].path.clone()).collect();
-    let n = paths.len();
-    let (host, peer, unrestored) = match ch.ask(HostQuestion::SysctlCheck { paths })? {
-        HostAnswer::SysctlCheck { host, peer, unrestored }
-            if host.len() == n && peer.as_ref().is_none_or(|p| p.len() == n) =>
-        {
-            (host, peer, unrestored)
-        }
+    // Always asked: the host compares and restores (and unlocks) on it, and keeps what it saw.
+    let indices = accepted.iter().map(|(i, _)| *i as u32).collect();
+    match ch.ask(HostQuestion::SysctlCheck { written: indices })? {
+        HostAnswer::Ack => {}
         other => return Err(unexpected(other, "check the host's sysctls")),
-    };
+    }
     // What each entry holds once every write is made (a later write may have changed an earlier
     // entry: conf/all/forwarding and ip_forward are one setting, and a value may be taken but
     // changed, or ignored): what the host and the joined container are compared with.
     let mut written = Vec::new();
-    for (j, (i, value)) in accepted.into_iter().enumerate() {
+    for (i, value) in accepted {
         let t: &Target = &targets[i];
-        let why = match sys.read(&t.path).map(|v| sysctl::normalize(&v)) {
+        let why = match sysctl::read_fd(&t.fd).map(|v| sysctl::normalize(&v)) {
             Ok(after) if after != t.before => {
+                let written_value = (value != after).then_some(value);
                 written.push((
                     i,
-                    SysctlWrite {
-                        path: t.path.clone(),
-                        before: t.before.clone(),
-                        written: value,
-                        after,
-                        host_before: host_before[i].clone(),
-                        host_after: host[j].clone(),
-                        peer: peer.as_ref().and_then(|p| p[j].clone()),
-                    },
+                    SysctlWrite { path: t.path.clone(), before: t.before.clone(), after, written: written_value },
                 ));
                 continue;
             }
@@ -292,7 +271,7 @@ fn write_all(
         };
         skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
     }
-    Ok((written, unrestored))
+    Ok(written)
 }
 
 /// Whether a write to `path` would be permitted, asked without changing it.
@@ -307,10 +286,11 @@ fn capability_test(sys: &mut SysDirs, path: &str, kernel: Option<(u32, u32)>) ->
     SysctlTest { path: path.to_owned(), test, result: result.into() }
 }
 
-/// The capability test of every global entry with a write bit in its mode.
+/// The capability test of every global entry (all, when the listing gave no modes: a read-only
+/// one is refused).
 fn global_tests(sys: &mut SysDirs, kernel: Option<(u32, u32)>) -> Result<Vec<SysctlTest>, ProbeError> {
     let found = sysctl::global(sys.root(), kernel).ctx(|| "list the global sysctls".into())?;
-    Ok(found.iter().filter(|f| f.writable_mode).map(|f| capability_test(sys, &f.path, kernel)).collect())
+    Ok(found.iter().filter(|f| f.writable_mode()).map(|f| capability_test(sys, &f.path, kernel)).collect())
 }
 
 /// A holder's reading for a joiner: each entry whitespace-normalised, `None` where unreadable.

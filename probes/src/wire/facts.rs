@@ -128,8 +128,9 @@ pub enum IdKind {
     Gid,
 }
 
-/// One /proc/sys entry the probe wrote in a namespace of its own, and what each side saw of it.
-/// Values are whitespace-normalised (`sysctl::normalize`).
+/// One /proc/sys entry the probe wrote in a namespace of its own. Values are
+/// whitespace-normalised (`sysctl::normalize`). What the host (and the container a joiner joined)
+/// read of it is the harness's own knowledge, not the probe's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 pub struct SysctlWrite {
@@ -137,18 +138,19 @@ pub struct SysctlWrite {
     pub path: String,
     /// The probe's value before it wrote.
     pub before: String,
-    /// The value the kernel accepted.
-    pub written: String,
-    /// The probe's value read back after the write: unlike `before`, or the entry is not listed
-    /// as written.
+    /// The probe's value read back once every write was made: unlike `before`, or the entry is
+    /// not listed as written.
     pub after: String,
-    /// The host's value when the probe was about to write, and once it had (`None`: the host has
-    /// no such entry, or it could not be read).
-    pub host_before: Option<String>,
-    pub host_after: Option<String>,
-    /// A joiner's: the value the container it joined read after the write.
+    /// The value the kernel accepted, when it reads back otherwise (`after`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
+    pub written: Option<String>,
+}
+
+impl SysctlWrite {
+    /// The value the kernel accepted.
+    pub fn written(&self) -> &str {
+        self.written.as_deref().unwrap_or(&self.after)
+    }
 }
 
 /// Why an entry of a kind the probe has a namespace of was not written.
@@ -206,14 +208,8 @@ pub struct SysctlTest {
 #[serde(tag = "namespace", rename_all = "kebab-case")]
 pub enum SysctlObservation {
     /// A namespace of the probe's own: each entry written with a value unlike the probe's and the
-    /// host's, and read back by the host (and by the container a joiner joined).
-    Own {
-        written: Vec<SysctlWrite>,
-        skipped: Vec<SysctlSkip>,
-        /// What the host could not put back of the values that changed (a leak it cannot undo).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        unrestored: Vec<String>,
-    },
+    /// host's (the host then reads its own, and a joiner's container its).
+    Own { written: Vec<SysctlWrite>, skipped: Vec<SysctlSkip> },
     /// The harness's namespace (`shared`): nothing written, only whether writing would be permitted.
     Harness { shared: NsId, tests: Vec<SysctlTest> },
 }

@@ -137,11 +137,12 @@ pub enum HostQuestion {
     /// for uts entries it takes the domainname lock until the check.
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     SysctlBegin { entries: Vec<SysctlPlan> },
-    /// The probe has written `paths`: the host reads its own values again, restores any that
-    /// changed to one the probe may have written, releases the domainname lock if it took it, and
-    /// (for a joiner) asks the container it joined what it reads ([`HostAnswer::SysctlCheck`]).
+    /// The probe has written the entries of its [`HostQuestion::SysctlBegin`] at these indices:
+    /// the host reads its own values again, restores any that changed to one the probe may have
+    /// written, releases the domainname lock if it took it, and (for a joiner) asks the container
+    /// it joined what it reads. It answers [`HostAnswer::Ack`] and keeps what it saw.
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
-    SysctlCheck { paths: Vec<String> },
+    SysctlCheck { written: Vec<u32> },
     /// A question about the case's cgroups (limit cases only).
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     Limit { ask: LimitQuestion },
@@ -171,16 +172,6 @@ pub enum HostAnswer {
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     SysctlValues {
         values: Vec<Option<String>>,
-    },
-    /// The answer to a [`HostQuestion::SysctlCheck`], in the order of its paths: the host's values
-    /// after the write (before any restore), and the joined container's (a joiner's case only);
-    /// `unrestored`: the host's entries that changed and could not be put back.
-    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
-    SysctlCheck {
-        host: Vec<Option<String>>,
-        peer: Option<Vec<Option<String>>>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        unrestored: Vec<String>,
     },
     /// The answer to a [`HostQuestion::Limit`].
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
@@ -324,13 +315,12 @@ mod tests {
                 plan in proptest::collection::vec((".{0,40}", proptest::collection::vec(".{0,20}", 0..4)), 0..8),
             ) {
                 let plan: Vec<SysctlPlan> = plan.into_iter().map(|(path, candidates)| SysctlPlan { path, candidates }).collect();
-                let to = [ToProbe::ReadSysctls { paths: paths.clone() }, ToProbe::Answer { id: 1, answer: HostAnswer::SysctlValues { values: values.clone() } },
-                    ToProbe::Answer { id: 2, answer: HostAnswer::SysctlCheck { host: values.clone(), peer: Some(values.clone()), unrestored: paths.clone() } }];
+                let to = [ToProbe::ReadSysctls { paths: paths.clone() }, ToProbe::Answer { id: 1, answer: HostAnswer::SysctlValues { values: values.clone() } }];
                 for msg in to {
                     prop_assert_eq!(decode::<ToProbe>("harness message", 1, &encode(&msg)).unwrap(), msg);
                 }
                 let from = [FromProbe::SysctlValues { values }, FromProbe::Ask { id: 1, question: HostQuestion::SysctlBegin { entries: plan } },
-                    FromProbe::Ask { id: 2, question: HostQuestion::SysctlCheck { paths } }];
+                    FromProbe::Ask { id: 2, question: HostQuestion::SysctlCheck { written: (0..paths.len() as u32).collect() } }];
                 for msg in from {
                     prop_assert_eq!(decode::<FromProbe>("probe message", 1, &encode(&msg)).unwrap(), msg);
                 }
@@ -345,7 +335,7 @@ mod tests {
                 tests in proptest::collection::vec(any::<SysctlTest>(), 0..4),
             ) {
                 let facts = [
-                    Fact::Sysctls { kind, observed: SysctlObservation::Own { written, skipped, unrestored: vec!["x".into()] } },
+                    Fact::Sysctls { kind, observed: SysctlObservation::Own { written, skipped } },
                     Fact::Sysctls { kind, observed: SysctlObservation::Harness { shared, tests: tests.clone() } },
                     Fact::GlobalSysctls { tests },
                 ];
