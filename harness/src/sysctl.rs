@@ -43,6 +43,10 @@ pub const SYSCTL_RECORD: &str = "sysctl.orig";
 /// The file in a run directory to which each probe's candidate values are appended, one
 /// `path<TAB>value` line each, before it writes: what tells a dead run's value from anyone else's.
 pub const SYSCTL_CANDIDATES: &str = "sysctl.candidates";
+/// The file in a run directory that holds the host's uts entries (hostname, domainname) while a
+/// probe writes its own under the domainname lock (JSON, path to value): those are left out of
+/// the baseline, as the domainname check changes the host's on purpose.
+pub const SYSCTL_UTS_RECORD: &str = "sysctl-uts.orig";
 
 /// What the harness saw of the entries a probe wrote in its own namespaces: the host's values
 /// before and after, and (for a joiner) what the container it joined read. What the judge
@@ -85,6 +89,8 @@ pub struct HostSysctls {
 pub struct Writing {
     root: PathBuf,
     entries: Vec<Entry>,
+    /// [`SYSCTL_UTS_RECORD`], removed once the uts entries are as recorded.
+    uts_record: Option<PathBuf>,
     /// Held while a probe writes uts entries (the domainname check changes the host's).
     _domain: Option<DomainGuard>,
     checked: bool,
@@ -137,10 +143,11 @@ impl HostSysctls {
     fn baseline(&self) -> Result<&BTreeMap<String, String>, String> {
         self.baseline
             .get_or_init(|| {
+                let kernel = KernelRelease::running().version;
                 let deadline = Instant::now() + Duration::from_secs(30);
                 let _locks = take_both(&SYSCTL_LOCK, SYSCTL_LOCK_NAME, deadline, "sysctl")?;
                 let values: BTreeMap<String, String> = self
-                    .with_dirs(|d| owned_values(d, |_| true))??
+                    .with_dirs(|d| owned_values(d, |f| !uts(&f.path, kernel)))??
                     .into_iter()
                     .filter_map(|(path, v)| Some((path, v.ok()?)))
                     .collect();
@@ -162,13 +169,13 @@ impl HostSysctls {
     pub fn begin(&self, plan: &[SysctlPlan], deadline: Instant) -> Result<(Writing, Vec<Option<String>>), String> {
         let kernel = KernelRelease::running().version;
         let baseline = self.baseline()?;
-        let mut uts = false;
+        let mut any_uts = false;
         let mut entries = Vec::new();
         for p in plan {
             let owner = sysctl::owner(&p.path, kernel).filter(|_| sysctl::plain_path(&p.path)).ok_or_else(|| {
                 format!("refusing /proc/sys/{:?}: not an entry a namespace kind owns on this kernel", p.path)
             })?;
-            uts |= owner.kind == NsKind::Uts;
+            any_uts |= owner.kind == NsKind::Uts;
             entries.push(Entry {
                 path: p.path.clone(),
                 original: baseline.get(&p.path).cloned(),
@@ -176,17 +183,31 @@ impl HostSysctls {
                 volatile: owner.volatile,
             });
         }
-        let domain = if uts { Some(domainname::lock(&self.run_dir, deadline)?) } else { None };
-        self.with_dirs(|d| {
-            for e in
-                entries.iter_mut().filter(|e| sysctl::owner(&e.path, kernel).is_some_and(|o| o.kind == NsKind::Uts))
-            {
-                e.original = read_raw(d, &e.path).ok();
-            }
-        })?;
+        let domain = if any_uts { Some(domainname::lock(&self.run_dir, deadline)?) } else { None };
+        let uts_record = if any_uts {
+            // Read and recorded under the domainname lock, before the probe may write.
+            let originals: BTreeMap<String, String> = self.with_dirs(|d| {
+                let mut originals = BTreeMap::new();
+                for e in entries.iter_mut().filter(|e| uts(&e.path, kernel)) {
+                    e.original = read_raw(d, &e.path).ok();
+                    if let Some(o) = &e.original {
+                        originals.insert(e.path.clone(), o.clone());
+                    }
+                }
+                originals
+            })?;
+            let record = self.run_dir.join(SYSCTL_UTS_RECORD);
+            let text =
+                serde_json::to_string(&originals).map_err(|e| format!("failed to encode the uts record: {e}"))?;
+            fs::write(&record, text)
+                .map_err(|e| format!("failed to record the uts entries in {}: {e}", record.display()))?;
+            Some(record)
+        } else {
+            None
+        };
         self.append_candidates(&entries)?;
         let values = entries.iter().map(|e| e.original.as_deref().map(normalize)).collect();
-        Ok((Writing { root: self.root.clone(), entries, _domain: domain, checked: false }, values))
+        Ok((Writing { root: self.root.clone(), entries, uts_record, _domain: domain, checked: false }, values))
     }
 
     fn append_candidates(&self, entries: &[Entry]) -> Result<(), String> {
@@ -226,6 +247,9 @@ impl HostSysctls {
             (now, failed)
         })?;
         writing.checked = true;
+        if let Some(r) = writing.uts_record.as_ref().filter(|_| failed.is_empty()) {
+            let _ = fs::remove_file(r);
+        }
         for f in &failed {
             eprintln!("isoprobe: a sysctl leaked to the host and could not be put back: {f}");
         }
@@ -284,10 +308,19 @@ impl Drop for Writing {
             Err(e) => return eprintln!("isoprobe: {e}"),
         };
         let now: Vec<Option<String>> = self.entries.iter().map(|e| read_raw(&mut dirs, &e.path).ok()).collect();
-        for e in restore_changed(&mut dirs, &self.entries, &now) {
+        let failed = restore_changed(&mut dirs, &self.entries, &now);
+        if let Some(r) = self.uts_record.as_ref().filter(|_| failed.is_empty()) {
+            let _ = fs::remove_file(r);
+        }
+        for e in failed {
             eprintln!("isoprobe: {e}");
         }
     }
+}
+
+/// Whether `path` is a uts entry on a kernel of version `kernel`.
+fn uts(path: &str, kernel: Option<(u32, u32)>) -> bool {
+    sysctl::owner(path, kernel).is_some_and(|o| o.kind == NsKind::Uts)
 }
 
 /// The /proc/sys tree at `root`, opened.
@@ -341,14 +374,23 @@ pub fn restore_recorded_sysctls(run_dir: &Path, dry_run: bool) -> Result<Vec<Rec
 }
 
 fn restore_recorded_sysctls_in(run_dir: &Path, root: &Path, dry_run: bool) -> Result<Vec<RecordedSysctl>, String> {
-    let record = run_dir.join(SYSCTL_RECORD);
-    let text = match fs::read_to_string(&record) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("failed to read {}: {e}", record.display())),
-    };
-    let originals: BTreeMap<String, String> =
-        serde_json::from_str(&text).map_err(|e| format!("failed to parse {}: {e}", record.display()))?;
+    let records = [run_dir.join(SYSCTL_RECORD), run_dir.join(SYSCTL_UTS_RECORD)];
+    let mut originals: BTreeMap<String, String> = BTreeMap::new();
+    let mut any = false;
+    for record in &records {
+        let text = match fs::read_to_string(record) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("failed to read {}: {e}", record.display())),
+        };
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| format!("failed to parse {}: {e}", record.display()))?;
+        originals.extend(map);
+        any = true;
+    }
+    if !any {
+        return Ok(Vec::new());
+    }
     let mut candidates: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let listed = fs::read_to_string(run_dir.join(SYSCTL_CANDIDATES)).unwrap_or_default();
     for (path, value) in listed.lines().filter_map(|l| l.split_once('\t')) {
@@ -379,7 +421,14 @@ fn restore_recorded_sysctls_in(run_dir: &Path, root: &Path, dry_run: bool) -> Re
         }
     }
     if !dry_run {
-        fs::remove_file(&record).map_err(|e| format!("failed to remove {}: {e}", record.display()))?;
+        for record in &records {
+            match fs::remove_file(record) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("failed to remove {}: {e}", record.display()));
+                }
+                _ => {}
+            }
+        }
         let _ = fs::remove_file(run_dir.join(SYSCTL_CANDIDATES));
     }
     Ok(out)
