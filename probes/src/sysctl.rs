@@ -1,7 +1,8 @@
 //! The namespaced kernel settings: which `/proc/sys` entries each namespace kind owns ([`TABLE`],
 //! data, with the kernel source line behind each entry), the pure helpers around them (which kind
-//! owns a path, a value in comparable form, values unlike the present ones to write), and the walk
-//! of a `/proc/sys` tree through a directory descriptor.
+//! owns a path, a value in comparable form, values unlike the present ones to write), the walk of
+//! a `/proc/sys` tree through a directory descriptor, and [`SysDirs`], which opens, reads and
+//! writes its entries by name.
 //!
 //! `/proc/sys` shows the namespaces of the process that reads or writes it, whoever mounted the
 //! procfs: every owning kind looks its entries up through `current` (each source line says how).
@@ -11,7 +12,8 @@
 //! reads the host's, restores any that changed (a leak), and covers them in its snapshot. An entry
 //! not in the table is global: the probe only asks whether it may open it for writing.
 //!
-//! What this module must never do: write anything.
+//! What this module must never do: choose what to write. It writes only the value its caller
+//! gives, to the entry its caller names.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

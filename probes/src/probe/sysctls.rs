@@ -1,8 +1,8 @@
 //! The sysctl observation. For every kind that owns sysctls ([`crate::sysctl::TABLE`]):
 //!
 //! - in a namespace of the probe's own, each entry it may write is written with a value unlike
-//!   the probe's and the host's, read back, and read by the host (and, for a joiner, by the
-//!   container it joined);
+//!   the probe's and the host's and read back; the host reads its own meanwhile (and, for a
+//!   joiner, has the container it joined read its);
 //! - in the harness's namespace nothing is written: each entry gets a capability test that
 //!   changes nothing ([`CapabilityTest`]).
 //!
@@ -11,8 +11,8 @@
 //! The writes go in two groups, the uts entries and the rest, each between
 //! [`HostQuestion::SysctlBegin`] (the host records the candidates, for a run killed meanwhile, and
 //! says its own values; for the uts group it takes the domainname lock) and
-//! [`HostQuestion::SysctlCheck`] (the host reads its values again and restores whatever changed
-//! to one of the probe's). A holder (a container a joiner will enter) then puts its own values
+//! [`HostQuestion::SysctlCheck`] (the host reads its values again, restores whatever changed to
+//! one of the probe's, and keeps what it saw for the judge). A holder (a container a joiner will enter) then puts its own values
 //! back, so that the joiner finds the container as the spec made it.
 //!
 //! What it must never do: write an entry of a namespace that is the harness's, or a global entry.
