@@ -35,7 +35,8 @@ Exit status:
            ran now errors, a check or case judged in BASE now skipped (unless --allow-new-skips),
            a check, case or suite of BASE missing from NEW (unless --allow-missing), a NEW that
            holds no cases, a check or case BASE did not judge (skipped there, or only in NEW)
-           that fails or errors, a benchmark significantly slower; 2 could not compare (corrupt
+           that fails or errors, a benchmark significantly slower, the harness's overhead ratio
+           (harness_case over native_spawn) significantly higher; 2 could not compare (corrupt
            or newer-schema input, fingerprints that make the runs incomparable unless --force,
            benchmark summaries without a shared calibration across machines)
   snapshot 0

@@ -6,7 +6,10 @@
 //!   until the reap. This is the number to compare with external launchers starting the same
 //!   payload;
 //! - `harness_case/<set>`: one whole isoprobe case (`Harness::run_case`): the case's host objects,
-//!   the probe's init (mounts, hostname, root), every observation, the verdicts, and the removal.
+//!   the probe's init (mounts, hostname, root), every observation, the verdicts, and the removal;
+//! - `harness_phases/<phase>/<set>`: where the time of such a case goes, phase by phase (the
+//!   `CaseOutcome::phases` each `run_case` returns, see `isoprobe_harness::phases`): each call is
+//!   one case, one sample of every phase; wall time only (see [`harness_phases`]).
 //!
 //! External launchers (bubblewrap, LXC, runc, ...) get their own bench binary when their issue has
 //! landed.
@@ -98,6 +101,38 @@ fn main() {
         Err(e) => g.fail("harness_case", "", format!("set up the harness: {e}")),
     }
     g.finish();
+    if let Ok(harness) = &harness {
+        harness_phases(&mut run, harness);
+    }
     run.finish();
     drop(dir);
+}
+
+/// The `harness_phases` group: for each namespace set of `harness_case`, whole cases run one
+/// after the other, each one sample of every phase it went through (`<phase>/<set>`), so the
+/// phases' medians come from the same cases. 50 cases per set in a full run (7 s for the three
+/// sets with their netns cleanup waits on the 2-CPU development VM), 10 in a quick one (under a
+/// second); the phases' CPU time is not measured (see [`isoprobe_benches::Group::bench_parts`]).
+fn harness_phases(run: &mut BenchRun, harness: &Harness) {
+    let mut g = run.group("harness_phases");
+    for set in sets(&["none", "pid+uts+mnt+ipc+net", "all"]) {
+        let prof = if set.contains(NsKind::Net) {
+            Profile::Netns { full: 50, quick: 10 }
+        } else {
+            Profile::PerOp { full: 50, quick: 10 }
+        };
+        let spec = CaseSpec::new(set);
+        if let Err(skip) = harness.requirement(&spec) {
+            g.skip("*", &set.to_string(), skip.reason);
+            continue;
+        }
+        g.bench_parts(&set.to_string(), prof, || {
+            let outcome = harness.run_case(&spec);
+            if !outcome.passed() {
+                return Err(std::io::Error::other(outcome.failure_lines().join("; ")));
+            }
+            Ok(outcome.phases.iter().map(|(phase, d)| (phase.name().to_owned(), d)).collect())
+        });
+    }
+    g.finish();
 }

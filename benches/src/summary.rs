@@ -7,7 +7,10 @@
 //! samples of the CPU time per iteration that the primitives measured next to the wall time (see
 //! [`crate::run`]). `slow_samples` counts the samples taken while the CPU ran slow, which
 //! criterion was not given unless the case is `contended` (see [`crate::speed`]). `ratios`
-//! divide a case's median by each calibration median.
+//! divide a case's median by each calibration median. `harness_overhead` divides each
+//! `container/harness_case/<set>` median by the `container/native_spawn/<set>` median of the same
+//! run (see [`isoprobe_reports::bench::harness_overhead`]); the merge computes it, so it is there
+//! once the container binary's part is.
 //!
 //! `cargo bench` runs the bench binaries one after the other. Each writes its part to
 //! `target/isoprobe/bench-parts/<topic>.json`, tagged with the run (cargo's pid and start time),
@@ -137,7 +140,8 @@ pub fn merge(parts: &[Part], run_id: &str, quick: bool, fingerprint: Fingerprint
         cases.extend(p.cases.iter().cloned());
     }
     fill_ratios(&mut cases, &calibration);
-    BenchSummary { calibration, cases, ..BenchSummary::new(quick, fingerprint) }
+    let harness_overhead = isoprobe_reports::bench::harness_overhead(&cases);
+    BenchSummary { calibration, cases, harness_overhead, ..BenchSummary::new(quick, fingerprint) }
 }
 
 /// Writes `part` and rewrites the summary from every part of its run. Returns the summary path.
@@ -206,6 +210,24 @@ mod tests {
         let net = s.cases.iter().find(|c| c.id == "unshare/net").unwrap();
         assert_eq!(net.ratios["getppid"], 40.0);
         assert!(s.cases.iter().all(|c| c.id != "stale"));
+    }
+
+    #[test]
+    fn merge_keeps_the_harness_overhead_of_each_set_of_the_run() {
+        let container = vec![
+            case("container", "native_spawn/none", 100_000.0),
+            case("container", "native_spawn/all", 800_000.0),
+            case("container", "harness_case/none", 4_000_000.0),
+            case("container", "harness_case/all", 4_800_000.0),
+        ];
+        let stale = vec![case("container", "native_spawn/none", 1.0), case("container", "harness_case/none", 1e9)];
+        let parts = vec![part("run-b", "container", &[], container), part("run-a", "container", &[], stale)];
+        let s = merge(&parts, "run-b", false, crate::fingerprint());
+        let got: Vec<(&str, f64)> = s.harness_overhead.iter().map(|o| (o.set.as_str(), o.ratio)).collect();
+        assert_eq!(got, [("none", 40.0), ("all", 6.0)]);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["harness_overhead"][0]["set"], "none");
+        assert_eq!(serde_json::from_value::<BenchSummary>(v).unwrap(), s);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use isoprobe_probes::wire::{self, Fact, FromProbe, ToProbe};
 use nix::errno::Errno;
@@ -14,6 +14,7 @@ use crate::error::HarnessError;
 use crate::host::HostSide;
 use crate::judge::Facts;
 use crate::launcher::process::{ProbeProcess, describe};
+use crate::phases::{Phase, Phases};
 
 /// The most stderr kept per probe.
 const STDERR_CAP: usize = 64 * 1024;
@@ -125,7 +126,9 @@ fn send(p: &mut ProbeProcess, msg: &ToProbe) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::Protocol(format!("failed to write to the probe's stdin: {e}")))
 }
 
-/// Runs one conversation to the probe's `done`.
+/// Runs one conversation to the probe's `done`, timing its phases in `phases`: the hello to the
+/// init report ([`Phase::Init`]), from there to `done` ([`Phase::Observe`]), each less the time
+/// the host spent answering ([`Phase::HostAnswers`]).
 pub fn converse(
     p: &mut ProbeProcess,
     streams: &mut Streams,
@@ -133,7 +136,17 @@ pub fn converse(
     host: &mut HostSide<'_>,
     deadline: Instant,
     started: Instant,
+    phases: &mut Phases,
 ) -> Result<Transcript, HarnessError> {
+    // The phase under way (init until the init report, then observe), when it began, and how
+    // much of it since went to answers.
+    let (mut phase, mut since, mut answering) = (Phase::Init, Instant::now(), Duration::ZERO);
+    let mut end_phase = |phase: Phase, since: Instant, answering: &mut Duration| {
+        let answers = std::mem::take(answering);
+        phases.add(phase, since.elapsed().saturating_sub(answers));
+        phases.add(Phase::HostAnswers, answers);
+        Instant::now()
+    };
     let with_stderr = |e: HarnessError, s: &Streams| {
         let err = s.stderr_text();
         if err.is_empty() { e } else { HarnessError::Protocol(format!("{e}; probe stderr: {err}")) }
@@ -146,16 +159,21 @@ pub fn converse(
                 .map_err(|e| with_stderr(HarnessError::Protocol(e.to_string()), streams))?;
             match msg {
                 FromProbe::Fact { fact: Fact::Init { steps, refused } } => {
+                    since = end_phase(phase, since, &mut answering);
+                    phase = Phase::Observe;
                     t.init = steps.clone();
                     t.refused = refused.clone();
                     t.facts.insert(Fact::Init { steps, refused }).map_err(HarnessError::Protocol)?;
                 }
                 FromProbe::Fact { fact } => t.facts.insert(fact).map_err(HarnessError::Protocol)?,
                 FromProbe::Ask { id, question } => {
+                    let t0 = Instant::now();
                     let answer = host.answer(&question);
                     send(p, &ToProbe::Answer { id, answer }).map_err(|e| with_stderr(e, streams))?;
+                    answering += t0.elapsed();
                 }
                 FromProbe::Done { facts } => {
+                    end_phase(phase, since, &mut answering);
                     if facts as usize != t.facts.len() {
                         return Err(HarnessError::Protocol(format!(
                             "the probe says it sent {facts} facts, {} arrived",

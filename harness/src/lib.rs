@@ -31,6 +31,7 @@ pub mod matrix;
 pub mod mounts;
 pub mod names;
 pub mod oracle;
+pub mod phases;
 pub mod requirement;
 pub mod run;
 pub mod run_env;

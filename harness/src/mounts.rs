@@ -75,6 +75,18 @@ pub fn unmount_all_under(dir: &Path) -> Result<usize, HarnessError> {
 
 /// Whether something is mounted exactly at `path` in the harness's mount namespace.
 pub fn is_mount_point(path: &Path) -> Result<bool, HarnessError> {
+    // A mount point is on another mount than its parent directory: two statx(2) calls instead of
+    // the whole table (read under the lock every mount and unmount of the machine takes).
+    if let Some(parent) = path.parent() {
+        let id = |p: &Path| crate::sys::statx::mount_id(p).ctx(|| format!("statx {}", p.display()));
+        match (id(path), id(parent)) {
+            (Ok(Some(here)), Ok(Some(up))) => return Ok(here != up),
+            (Err(HarnessError::Io { source, .. }), _) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            _ => {} // no mount ids (before Linux 5.8), or an error: the table decides
+        }
+    }
     Ok(mounts()?.iter().any(|m| m.mount_point == path))
 }
 
@@ -91,6 +103,19 @@ mod tests {
         assert_eq!(m[0].fs_type, "ext3");
         assert_eq!(m[1].fs_type, "cgroup2");
         assert_eq!(m[1].mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
+    }
+
+    #[test]
+    fn mount_points_are_told_by_their_mount_id_as_the_table_tells_them() {
+        for (path, expected) in [("/proc", true), ("/proc/sys", is_in_table("/proc/sys")), ("/proc/self", false)] {
+            assert_eq!(is_mount_point(Path::new(path)).unwrap(), expected, "{path}");
+            assert_eq!(is_in_table(path), expected, "{path}: the table agrees");
+        }
+        assert!(!is_mount_point(Path::new("/nonexistent-isoprobe-dir")).unwrap());
+    }
+
+    fn is_in_table(path: &str) -> bool {
+        mounts().unwrap().iter().any(|m| m.mount_point == Path::new(path))
     }
 
     #[test]

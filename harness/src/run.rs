@@ -22,6 +22,7 @@ use crate::judge::{self, HostView, Seen};
 use crate::launcher::process::describe;
 use crate::launcher::{StartContext, Started, can_run, registry};
 use crate::oracle::expect;
+use crate::phases::{Phase, Phases};
 use crate::requirement;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, Resolved, Runner};
@@ -139,7 +140,9 @@ impl Harness {
             runs: Vec::new(),
             join_mismatches: Vec::new(),
             duration: Duration::ZERO,
+            phases: Phases::default(),
         };
+        let mut phases = Phases::default();
         if let Err(e) = launched.validate().and_then(|()| oracle.validate()) {
             out.error = Some(format!("invalid spec: {e}"));
             return out;
@@ -149,50 +152,64 @@ impl Harness {
         let runner = self.run.runner;
         let (launched, oracle) = (launched.resolve(runner), oracle.resolve(runner));
         let effective = registry::effective(launched.launcher, &launched, runner).spec;
-        if let Err(skip) = self.requirement_of(&launched, &effective) {
+        let skipped = self.requirement_of(&launched, &effective).err().or_else(|| {
+            let l = launched.limits.as_ref()?;
+            crate::limits::requirement::check(&launched, l, runner, self.run.layout).err()
+        });
+        phases.lap(Phase::Plan, started);
+        if let Some(skip) = skipped {
             out.skipped = Some(skip);
+            out.phases = phases;
+            out.duration = started.elapsed();
             return out;
         }
-        if let Some(l) = &launched.limits {
-            if let Err(skip) = crate::limits::requirement::check(&launched, l, runner, self.run.layout) {
-                out.skipped = Some(skip);
-                return out;
-            }
-        }
-        match self.execute(&launched, &effective, plant) {
-            Ok(raw) => {
+        match self.execute(&launched, &effective, plant, &mut phases) {
+            Ok(raw) => phases.time(Phase::Judge, || {
                 out.runs = raw.iter().map(|r| judge_run(r, &oracle, runner)).collect();
                 if let [container, joiner] = raw.as_slice() {
                     out.join_mismatches = join_mismatches(container, joiner, &oracle);
                 }
-            }
+            }),
             Err(e) => out.error = Some(e.to_string()),
         }
+        out.phases = phases;
         out.duration = started.elapsed();
         out
     }
 
     /// Starts `spec` (resolved; `effective` is the container its launcher really builds) and
-    /// talks to its probes.
-    fn execute(&self, spec: &Resolved, effective: &Resolved, plant: NsSet) -> Result<Vec<RawRun>, HarnessError> {
+    /// talks to its probes; then removes the case's host objects.
+    fn execute(
+        &self,
+        spec: &Resolved,
+        effective: &Resolved,
+        plant: NsSet,
+        phases: &mut Phases,
+    ) -> Result<Vec<RawRun>, HarnessError> {
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
-        let case = CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref())?;
+        let case = phases.time(Phase::Setup, || CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref()))?;
+        let raw = self.execute_in(spec, effective, plant, &case, phases);
+        phases.time(Phase::Teardown, || drop(case));
+        raw
+    }
+
+    /// [`Harness::execute`] in the case's host objects.
+    fn execute_in(
+        &self,
+        spec: &Resolved,
+        effective: &Resolved,
+        plant: NsSet,
+        case: &CaseEnv,
+        phases: &mut Phases,
+    ) -> Result<Vec<RawRun>, HarnessError> {
         // The timeout is the probe's: it starts once the case is set up, which for a timing
         // case includes waiting for other timing cases (see `limits::case`).
         let begun = Instant::now();
         let deadline = begun + self.opts.case_timeout;
         let launcher = registry::launcher(spec.launcher);
-        let ctx = |spec, effective, hold| StartContext {
-            spec,
-            effective,
-            case: &case,
-            run: &self.run,
-            deadline,
-            hold,
-            plant,
-        };
+        let ctx = |spec, effective, hold| StartContext { spec, effective, case, run: &self.run, deadline, hold, plant };
         if !spec.launcher.joins() {
-            let mut p = launcher.start(&ctx(spec, effective, false))?;
+            let mut p = phases.time(Phase::Spawn, || launcher.start(&ctx(spec, effective, false)))?;
             if let Some(l) = case.limits.as_ref().filter(|l| l.by_tool()) {
                 // The tool created the case's cgroup and wrote its limits: the host's answers
                 // (peak, OOM kills, throttling, usage) come from there.
@@ -202,33 +219,39 @@ impl Harness {
                 l.adopt(p.probe_pid, &tool_cgroup)?;
             }
             let plan = p.init.clone();
-            let (transcript, host, streams) = self.talk(spec, &case, &mut p, plan, false, deadline, begun, None)?;
-            return Ok(vec![finish(Role::Container, p, transcript, host, streams, deadline)?]);
+            let (transcript, host, streams) =
+                self.talk(spec, case, &mut p, plan, false, deadline, begun, phases, None)?;
+            let run = phases.time(Phase::Reap, || finish(Role::Container, p, transcript, host, streams, deadline))?;
+            return Ok(vec![run]);
         }
         // setns: a container that holds its namespaces, then a probe that joins it. The fault
         // plant is the joiner's (its setns calls): the container is clone3's, planted there.
         let container_spec = spec.launched_by(spec.launcher.container_launcher());
         let container_effective = registry::effective(container_spec.launcher, &container_spec, self.run.runner).spec;
-        let mut holder = launcher
-            .start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, &container_effective, true) })?;
+        let mut holder = phases.time(Phase::Spawn, || {
+            launcher.start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, &container_effective, true) })
+        })?;
         let plan = holder.init.clone();
         let (ht, hhost, mut hstreams) =
-            self.talk(&container_spec, &case, &mut holder, plan, true, deadline, begun, None)?;
+            self.talk(&container_spec, case, &mut holder, plan, true, deadline, begun, phases, None)?;
         let joined = (|| {
-            let mut j = launcher.start_joiner(&ctx(spec, effective, false), &holder)?;
+            let mut j = phases.time(Phase::Spawn, || launcher.start_joiner(&ctx(spec, effective, false), &holder))?;
             let plan = j.init.clone();
             // The joiner's sysctl writes are read back by the container it joined.
             let read_peer: PeerRead<'_> = Box::new(|paths: &[String]| {
                 ask_holder(&mut holder.process, &mut hstreams, paths, deadline).map_err(|e| e.to_string())
             });
-            let (t, host, streams) = self.talk(spec, &case, &mut j, plan, false, deadline, begun, Some(read_peer))?;
-            finish(Role::Joiner, j, t, host, streams, deadline)
+            let (t, host, streams) =
+                self.talk(spec, case, &mut j, plan, false, deadline, begun, phases, Some(read_peer))?;
+            phases.time(Phase::Reap, || finish(Role::Joiner, j, t, host, streams, deadline))
         })();
         // Release the holder in every outcome (closing stdin releases it too).
         if let Some(stdin) = holder.process.stdin.as_mut() {
             let _ = std::io::Write::write_all(stdin, isoprobe_probes::wire::encode(&ToProbe::Release).as_bytes());
         }
-        let container = finish(Role::Container, holder, ht, hhost, std::mem::take(&mut hstreams), deadline)?;
+        let container = phases.time(Phase::Reap, || {
+            finish(Role::Container, holder, ht, hhost, std::mem::take(&mut hstreams), deadline)
+        })?;
         Ok(vec![container, joined?])
     }
 
@@ -326,8 +349,10 @@ impl Harness {
         hold: bool,
         deadline: Instant,
         started: Instant,
+        phases: &mut Phases,
         peer: Option<PeerRead<'_>>,
     ) -> Result<(Transcript, HostView, Streams), HarnessError> {
+        let at = Instant::now();
         let host_view = self.host_view(p)?;
         let names = case.new_probe_names()?;
         let hello = ToProbe::Hello {
@@ -343,10 +368,11 @@ impl Harness {
         };
         let mut streams = Streams::default();
         let mut host = HostSide::new(&self.run, case, &names, deadline, peer);
-        let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started)?;
+        phases.lap(Phase::HostView, at);
+        let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started, phases)?;
         let mut host_view = host_view;
         host_view.sysctls = host.take_sysctl_view();
-        self.after_probe(&mut host_view, case)?;
+        phases.time(Phase::Controls, || self.after_probe(&mut host_view, case))?;
         Ok((t, host_view, streams))
     }
 

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::CheckId;
+use crate::phases::Phases;
 use crate::spec::{CaseSpec, LauncherKind};
 
 /// The judgement of one check in one case.
@@ -189,6 +190,9 @@ pub struct CaseOutcome {
     #[serde(with = "duration_ms")]
     #[schemars(with = "f64")]
     pub duration: Duration,
+    /// Where that time went, phase by phase (see [`crate::phases`]).
+    #[serde(default, skip_serializing_if = "Phases::is_empty")]
+    pub phases: Phases,
 }
 
 /// A requirement that was not met.

@@ -15,6 +15,15 @@
 //! `ci_low_ns`/`ci_high_ns` bound the median's confidence interval; `cpu_ns` is the CPU time
 //! per iteration where it was measured (`null` otherwise); `ratios[name]` is `median_ns /
 //! calibration[name]`, the number that compares across machines.
+//!
+//! `harness_overhead` (absent in summaries from before it was kept, and when the run measured no
+//! pair) is the harness's own cost per namespace set: one whole case over the bare spawn of the
+//! same set, both medians of this run (see [`HarnessOverhead`]):
+//!
+//! ```json
+//! "harness_overhead": [{"set": "none", "ratio": 35.1, "ci_low": 33.0, "ci_high": 37.4,
+//!                       "samples": 100, "contended": false}]
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -52,6 +61,62 @@ pub struct BenchSummary {
     /// Median time of each calibration case, in nanoseconds.
     pub calibration: BTreeMap<String, f64>,
     pub cases: Vec<BenchCase>,
+    /// The harness's overhead per namespace set, from this run's cases ([`harness_overhead`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub harness_overhead: Vec<HarnessOverhead>,
+}
+
+/// The group and op of one whole harness case (`container/harness_case/<set>`).
+pub const HARNESS_CASE: (&str, &str) = ("container", "harness_case");
+/// The group and op of the bare spawn of the same payload (`container/native_spawn/<set>`).
+pub const NATIVE_SPAWN: (&str, &str) = ("container", "native_spawn");
+
+/// What a whole harness case costs beyond its namespaces, for one namespace set: the median of
+/// `container/harness_case/<set>` (one `Harness::run_case`: host objects, the probe's init, every
+/// observation, the verdicts, the removal) over that of `container/native_spawn/<set>` (clone3
+/// with the same namespaces, exec of a static payload that exits at once, the reap), both from
+/// the same run. The ratio of two times of one machine and one run needs no calibration to be
+/// compared with another run's: a slower harness shows as a higher ratio whatever the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HarnessOverhead {
+    /// The namespace set (`none`, `pid+uts+mnt+ipc+net`, `all`).
+    pub set: String,
+    /// The harness case's median over the spawn's.
+    pub ratio: f64,
+    /// The ratio's interval, bounded conservatively by the two medians' 95% intervals:
+    /// `[case.ci_low / spawn.ci_high, case.ci_high / spawn.ci_low]`. It holds the true ratio
+    /// whenever both intervals hold their medians: at least 90% of the time (two 95% intervals,
+    /// the union bound).
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// The fewer samples of the two cases (under 2, the interval is a point and proves nothing).
+    pub samples: u64,
+    /// Either case was measured on a contended CPU (see [`BenchCase::contended`]).
+    pub contended: bool,
+}
+
+/// The harness's overhead for every namespace set that has both a harness case and a native
+/// spawn among `cases`, in the order of the harness cases. A spawn median or bound of zero gives
+/// no ratio (it would be infinite); the pair is left out.
+pub fn harness_overhead(cases: &[BenchCase]) -> Vec<HarnessOverhead> {
+    let of = |(group, op): (&str, &str), c: &BenchCase| {
+        (c.group == group).then(|| c.id.strip_prefix(op)?.strip_prefix('/')).flatten().map(str::to_owned)
+    };
+    cases
+        .iter()
+        .filter_map(|case| {
+            let set = of(HARNESS_CASE, case)?;
+            let spawn = cases.iter().find(|c| of(NATIVE_SPAWN, c).as_deref() == Some(set.as_str()))?;
+            (spawn.median_ns > 0.0 && spawn.ci_low_ns > 0.0).then(|| HarnessOverhead {
+                ratio: case.median_ns / spawn.median_ns,
+                ci_low: case.ci_low_ns / spawn.ci_high_ns,
+                ci_high: case.ci_high_ns / spawn.ci_low_ns,
+                samples: case.samples.min(spawn.samples),
+                contended: case.contended || spawn.contended,
+                set,
+            })
+        })
+        .collect()
 }
 
 /// One benchmark: a criterion group and id.
@@ -88,6 +153,7 @@ impl BenchSummary {
             fingerprint,
             calibration: BTreeMap::new(),
             cases: Vec::new(),
+            harness_overhead: Vec::new(),
         }
     }
 
@@ -125,6 +191,17 @@ impl BenchSummary {
                 out.push(format!("{at}: ci_low_ns {} is above ci_high_ns {}", c.ci_low_ns, c.ci_high_ns));
             }
         }
+        for (i, o) in self.harness_overhead.iter().enumerate() {
+            let at = format!("harness_overhead[{i}] ({})", o.set);
+            for (what, v) in [("ratio", o.ratio), ("ci_low", o.ci_low), ("ci_high", o.ci_high)] {
+                if !v.is_finite() || v < 0.0 {
+                    out.push(format!("{at}: {what} is {v}; it must be a non-negative number"));
+                }
+            }
+            if o.ci_low > o.ci_high {
+                out.push(format!("{at}: ci_low {} is above ci_high {}", o.ci_low, o.ci_high));
+            }
+        }
         out
     }
 }
@@ -160,5 +237,66 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.slow_samples, c.contended, c.ratios.len(), c.name()), (0, false, 0, "clone3/pid".to_owned()));
+    }
+
+    /// A summary from before the overhead was kept reads with none, and one without any writes
+    /// none.
+    #[test]
+    fn a_summary_without_the_overhead_reads_and_writes_without_it() {
+        let s = BenchSummary::new(false, crate::testing::fingerprint());
+        let mut v = serde_json::to_value(&s).unwrap();
+        assert!(v.get("harness_overhead").is_none(), "{v}");
+        v.as_object_mut().unwrap().remove("harness_overhead");
+        assert_eq!(serde_json::from_value::<BenchSummary>(v).unwrap(), s);
+    }
+
+    #[test]
+    fn the_overhead_pairs_each_harness_case_with_the_spawn_of_its_set() {
+        use crate::testing::bench_case;
+        let case = |op: &str, set: &str, median: f64, spread: f64| {
+            bench_case("container", &format!("{op}/{set}"), median, spread)
+        };
+        let cases = vec![
+            case("native_spawn", "none", 120_000.0, 0.1),
+            case("native_spawn", "all", 880_000.0, 0.0),
+            BenchCase { samples: 20, contended: true, ..case("harness_case", "all", 4_400_000.0, 0.0) },
+            case("harness_case", "none", 4_200_000.0, 0.05),
+            // No spawn of this set, and a spawn of another group: no pair.
+            case("harness_case", "pid+mnt", 4_000_000.0, 0.0),
+            bench_case("namespaces", "native_spawn/pid+mnt", 100_000.0, 0.0),
+            // Not a harness case: `harness_cases/none` only shares a prefix.
+            case("harness_cases", "none", 1.0, 0.0),
+        ];
+        let o = harness_overhead(&cases);
+        assert_eq!(o.iter().map(|o| o.set.as_str()).collect::<Vec<_>>(), ["all", "none"], "{o:?}");
+        assert_eq!((o[0].ratio, o[0].ci_low, o[0].ci_high), (5.0, 5.0, 5.0));
+        assert_eq!((o[0].samples, o[0].contended), (20, true), "the fewer samples; contended if either is");
+        let none = &o[1];
+        assert_eq!(none.ratio, 35.0);
+        // The case's low bound over the spawn's high one, and back.
+        assert_eq!((none.ci_low, none.ci_high), (4_200_000.0 * 0.95 / 132_000.0, 4_200_000.0 * 1.05 / 108_000.0));
+        assert!(!none.contended && none.samples == 100);
+        let zero = vec![case("native_spawn", "none", 0.0, 0.0), case("harness_case", "none", 1.0, 0.0)];
+        assert!(harness_overhead(&zero).is_empty(), "a spawn of zero time gives no ratio");
+    }
+
+    #[test]
+    fn a_bad_overhead_is_a_problem() {
+        let mut s = BenchSummary::new(false, crate::testing::fingerprint());
+        s.harness_overhead.push(HarnessOverhead {
+            set: "none".into(),
+            ratio: -1.0,
+            ci_low: 3.0,
+            ci_high: 2.0,
+            samples: 10,
+            contended: false,
+        });
+        assert_eq!(
+            s.problems(),
+            [
+                "harness_overhead[0] (none): ratio is -1; it must be a non-negative number",
+                "harness_overhead[0] (none): ci_low 3 is above ci_high 2"
+            ]
+        );
     }
 }

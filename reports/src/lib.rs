@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 pub mod bench;
+pub mod breakdown;
 pub mod compare;
 pub mod conformance;
 pub mod error;

@@ -19,14 +19,14 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::bench::{BenchCase, BenchKind, BenchSummary};
+use crate::bench::{BenchCase, BenchKind, BenchSummary, HarnessOverhead};
 use crate::model::{Report, ReportKind, Suite};
 use crate::record::{
     CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupV1Hierarchy, CheckId, CheckResult, CpuInfo,
     CpuMax, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor, IdMapLine, IdMaps, KernelConfig,
     KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, LauncherKind, LimitCheck, LimitResult,
-    LimitSpec, Limits, NsSet, ProbeRun, Role, RootfsMode, Skip, StartLatency, TimeOffsets, Tool, ToolDefaultNote,
-    ToolVersion, UserInfo, UsernsPolicy, Verdict,
+    LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip, StartLatency, TimeOffsets, Tool,
+    ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
 };
 
 /// How many elements a generated collection holds at most.
@@ -126,8 +126,17 @@ pub fn probe_run() -> impl Strategy<Value = ProbeRun> {
 }
 
 pub fn case_outcome() -> impl Strategy<Value = CaseOutcome> {
-    (text(), case_spec(), option::of(skip()), option::of(text()), vec(probe_run(), 0..=2), texts(), duration())
-        .prop_map(|(name, spec, skipped, error, runs, join_mismatches, duration)| CaseOutcome {
+    (
+        text(),
+        case_spec(),
+        option::of(skip()),
+        option::of(text()),
+        vec(probe_run(), 0..=2),
+        texts(),
+        duration(),
+        phases(),
+    )
+        .prop_map(|(name, spec, skipped, error, runs, join_mismatches, duration, phases)| CaseOutcome {
             name,
             spec,
             skipped,
@@ -135,7 +144,13 @@ pub fn case_outcome() -> impl Strategy<Value = CaseOutcome> {
             runs,
             join_mismatches,
             duration,
+            phases,
         })
+}
+
+pub fn phases() -> impl Strategy<Value = Phases> {
+    // Known names only: the harness's type, which the same JSON must convert to, knows no other.
+    btree_map(select(PHASE_ORDER.to_vec()).prop_map(String::from), duration(), 0..=FEW).prop_map(Phases)
 }
 
 fn id_map_lines() -> impl Strategy<Value = Vec<IdMapLine>> {
@@ -387,15 +402,36 @@ pub fn bench_case() -> impl Strategy<Value = BenchCase> {
 
 /// Any benchmark summary, of any schema version (the properties are about the shape).
 pub fn bench_summary() -> impl Strategy<Value = BenchSummary> {
-    (any::<u32>(), any::<bool>(), fingerprint(), btree_map(text(), number(), 0..=FEW), vec(bench_case(), 0..=FEW))
-        .prop_map(|(schema_version, quick, fingerprint, calibration, cases)| BenchSummary {
+    (
+        any::<u32>(),
+        any::<bool>(),
+        fingerprint(),
+        btree_map(text(), number(), 0..=FEW),
+        vec(bench_case(), 0..=FEW),
+        vec(harness_overhead(), 0..=FEW),
+    )
+        .prop_map(|(schema_version, quick, fingerprint, calibration, cases, harness_overhead)| BenchSummary {
             schema_version,
             kind: BenchKind::BenchSummary,
             quick,
             fingerprint,
             calibration,
             cases,
+            harness_overhead,
         })
+}
+
+pub fn harness_overhead() -> impl Strategy<Value = HarnessOverhead> {
+    (text(), (number(), number(), number()), any::<u64>(), any::<bool>()).prop_map(
+        |(set, (ratio, ci_low, ci_high), samples, contended)| HarnessOverhead {
+            set,
+            ratio,
+            ci_low,
+            ci_high,
+            samples,
+            contended,
+        },
+    )
 }
 
 pub fn suite() -> impl Strategy<Value = Suite> {

@@ -72,6 +72,7 @@ pub fn case(name: &str, checks: &[(CheckId, Verdict)]) -> CaseOutcome {
         }],
         join_mismatches: Vec::new(),
         duration: Duration::from_millis(5),
+        phases: Default::default(),
     }
 }
 

@@ -554,3 +554,118 @@ fn a_case_contended_on_one_side_only_is_never_judged_and_the_reports_say_why() {
     let html = render(&Document::Bench(Box::new(r.bench.unwrap())), Format::Html).unwrap();
     assert!(html.contains("(+40 slow left out)"), "{html}");
 }
+
+/// The fixture report with phases recorded in some cases (milliseconds): three clone3 cases on
+/// the host's root, one in a chroot, and a skipped and an errored case whose phases must not
+/// count.
+fn report_with_phases() -> Document {
+    use isoprobe_reports::record::Phases;
+    use std::time::Duration;
+    let Document::Run(mut r) = report() else { unreachable!() };
+    let us = |ms: f64| Duration::from_micros((ms * 1e3) as u64);
+    let timed = |spawn: f64, init: f64, teardown: f64| {
+        Phases::from_iter(
+            [("spawn", spawn), ("init", init), ("teardown", teardown)].map(|(p, v)| (p.to_owned(), us(v))),
+        )
+    };
+    for c in &mut r.suites[0].cases {
+        let (phases, duration) = match c.name.as_str() {
+            "clone3/host/none" => (timed(1.0, 2.0, 0.5), 4.0),
+            "clone3/host/pid" => (timed(3.0, 6.0, 0.5), 12.0),
+            "clone3/host/pid+user" => (timed(2.0, 4.0, 1.5), 8.0),
+            "clone3/chroot/pid" => (timed(10.0, 1.0, 1.0), 20.0),
+            // Skipped and errored: left out of the medians.
+            "clone3/host/user" => (timed(100.0, 100.0, 100.0), 300.0),
+            "setns-pidfd/host/user" => (timed(100.0, 100.0, 100.0), 300.0),
+            _ => continue,
+        };
+        (c.phases, c.duration) = (phases, us(duration));
+    }
+    Document::Run(r)
+}
+
+#[test]
+fn the_report_shows_where_a_case_s_time_goes() {
+    let md = render(&report_with_phases(), Format::Markdown).unwrap();
+    let section = md.split("### Where a case's time goes").nth(1).unwrap_or_else(|| panic!("{md}"));
+    // On the host's root: spawn 1, 3, 2; init 2, 6, 4; teardown 0.5, 0.5, 1.5; cases 4, 12, 8 ms.
+    // Medians 2, 4, 0.5 of a median case of 8: 25%, 50%, 6%.
+    for line in [
+        "| suite | launcher | rootfs | cases | case | spawn | init | teardown |",
+        "| namespaces | clone3 | host | 3 | 8.00 | 2.00 (25%) | 4.00 (50%) | 0.500 (6%) |",
+        "| namespaces | clone3 | chroot | 1 | 20.0 | 10.0 (50%) | 1.00 (5%) | 1.00 (5%) |",
+        "- `spawn`: the launcher's start, up to the probe running in its container",
+    ] {
+        assert!(section.lines().any(|l| l.starts_with(line)), "no line {line:?} in\n{section}");
+    }
+    assert!(!section.contains("setns-pidfd"), "the errored case is left out:\n{section}");
+    assert!(!section.contains("| plan"), "so is the skipped one:\n{section}");
+
+    let html = render(&report_with_phases(), Format::Html).unwrap();
+    let section = html.split("<section id=\"phases\">").nth(1).unwrap_or_else(|| panic!("{html}"));
+    let section = section.split("</section>").next().unwrap();
+    assert!(section.contains("<title>Median of each phase</title>"), "{section}");
+    // The axis runs to 20 ms (the chroot case) over 420 px: the 2 ms median of spawn is 42 px.
+    assert!(
+        section.contains(
+            r##"width="42.0" height="14" fill="#d9822b"><title>namespaces · clone3 · host: spawn 2.00 ms (25% of the median case)</title>"##
+        ),
+        "{section}"
+    );
+    assert!(section.contains("<title>namespaces · clone3 · chroot: median case 20.0 ms</title>"), "{section}");
+    assert!(section.contains("<td class=\"n\">0.500 (6%)</td>"), "{section}");
+    // Reports without phases render as before: no section at all.
+    assert!(!render(&report(), Format::Markdown).unwrap().contains("Where a case's time goes"));
+    assert!(!render(&report(), Format::Html).unwrap().contains("id=\"phases\""));
+}
+
+fn with_overhead(ratios: &[(&str, f64)]) -> Document {
+    report_with(|b| {
+        b.harness_overhead = ratios
+            .iter()
+            .map(|(set, r)| isoprobe_reports::bench::HarnessOverhead {
+                set: (*set).into(),
+                ratio: *r,
+                ci_low: r * 0.98,
+                ci_high: r * 1.02,
+                samples: 100,
+                contended: false,
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_higher_harness_overhead_is_a_regression_and_an_old_summary_is_not_judged() {
+    let base = with_overhead(&[("none", 35.0), ("all", 5.0)]);
+    let c = compare(&base, "base", &with_overhead(&[("none", 42.0), ("all", 5.1)]), "new", &CompareOptions::default())
+        .unwrap();
+    assert_eq!(c.exit_code(), 1, "{}", c.to_text());
+    let text = c.to_text();
+    for needle in [
+        "harness overhead (container/harness_case over container/native_spawn of the same set, within each run), threshold ±10%:",
+        "  REGRESSION none: 35.0× → 42.0× (+20.0%, interval +15.3% … +24.9%)",
+        "  unchanged all: 5.00× → 5.10× (+2.0%, interval -2.0% … +6.2%)",
+        "result: REGRESSION: 1 harness overhead regressions (exit 1)",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in\n{text}");
+    }
+    let md = c.to_markdown();
+    assert!(md.contains("| `none` | 35.0× | 42.0× | +20.0% | +15.3% … +24.9% | REGRESSION |"), "{md}");
+    // A summary from before the ratio was kept: compared, the overhead not judged, and said so.
+    let c = compare(&report_with(|_| {}), "base", &with_overhead(&[("none", 99.0)]), "new", &CompareOptions::default())
+        .unwrap();
+    assert_eq!(c.exit_code(), 0, "{}", c.to_text());
+    assert!(c.to_text().contains("  not judged: BASE carries no harness-overhead ratio"), "{}", c.to_text());
+    assert!(c.to_markdown().contains("- not judged: BASE carries no harness-overhead ratio"), "{}", c.to_markdown());
+    // Under TCG in the kernel gate it is shown and does not fail.
+    let Document::Run(mut tcg) = with_overhead(&[("none", 70.0), ("all", 5.0)]) else { unreachable!() };
+    tcg.fingerprint.hypervisor.vendor = Some("qemu-tcg".into());
+    let gate = CompareOptions { kernel_gate: true, ..Default::default() };
+    let c = compare(&base, "base", &Document::Run(tcg), "new", &gate).unwrap();
+    assert_eq!((c.exit_code(), c.overhead_regressions(), c.gated_overhead_regressions()), (0, 1, 0), "{}", c.to_text());
+    // The summary's own rendering names the ratios.
+    let Document::Run(r) = base else { unreachable!() };
+    let md = render(&Document::Bench(Box::new(r.bench.unwrap())), Format::Markdown).unwrap();
+    assert!(md.contains("`none` 35.0× (34.3× – 35.7×) · `all` 5.00× (4.90× – 5.10×)"), "{md}");
+}

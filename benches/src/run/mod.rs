@@ -29,6 +29,9 @@
 //!
 //! CPU time: every timed region returns wall and CPU time ([`Timed`]); the CPU time of each
 //! criterion sample is recorded here and its median goes into the summary.
+//!
+//! Parts ([`Group::bench_parts`]): a routine whose one call measures several parts (the phases of
+//! a whole harness case) gives each part a case of its own from the same calls (see `parts.rs`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -46,9 +49,11 @@ use crate::speed::{self, Speed};
 use crate::summary::{self, BenchCase, Part};
 use crate::{Timed, primitives};
 
+mod parts;
 mod rounds;
 mod settings;
 
+pub use parts::PartTimes;
 use rounds::{Queued, cpu_median};
 pub use settings::{Mode, NETNS, PER_OP, Profile, Settings};
 

@@ -6,7 +6,7 @@ use super::*;
 
 /// How long a case waits, untimed, for the CPU to run at full speed before its first sample
 /// (see [`crate::speed`]).
-const FAST_WAIT: Duration = Duration::from_secs(3);
+pub(super) const FAST_WAIT: Duration = Duration::from_secs(3);
 
 /// Untimed calls of a case right before each of its samples, so that a sample measures the case
 /// after itself rather than after whichever case preceded it in the round. In rounds the
@@ -305,11 +305,27 @@ impl Group<'_> {
 
     /// Hands criterion the warm-up sample and the selected samples of `q`, in the order taken.
     fn replay(&mut self, q: Queued<'_>, taken: &[Taken], sel: &speed::Selection) {
-        let Queued { op, param, cpu, mut f, .. } = q;
-        let mut replayed: VecDeque<Timed> = std::iter::once(0)
+        let Queued { op, param, cpu, f, .. } = q;
+        let replayed = std::iter::once(0)
             .chain(sel.kept.iter().map(|i| i + 1))
             .map(|i| Timed { wall_ns: taken[i].wall_ns, cpu_ns: taken[i].cpu_ns })
             .collect();
+        self.replay_samples(&op, &param, cpu, replayed, sel, f);
+    }
+
+    /// Hands criterion `replayed` (the warm-up sample, then the samples `sel` kept, in the order
+    /// taken) as the samples of `op/param`, and records what the speed filter did; should
+    /// criterion ask for more, `f` measures it now.
+    pub(super) fn replay_samples(
+        &mut self,
+        op: &str,
+        param: &str,
+        cpu: bool,
+        mut replayed: VecDeque<Timed>,
+        sel: &speed::Selection,
+        mut f: impl FnMut(u64) -> io::Result<Timed>,
+    ) {
+        let (op, param) = (op.to_owned(), param.to_owned());
         let n = sel.kept.len();
         self.configure(Profile::PerOp { full: n, quick: n });
         let shared = self.shared.clone();

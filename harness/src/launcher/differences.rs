@@ -318,6 +318,7 @@ mod tests {
             runs: vec![run(verdict)],
             join_mismatches: Vec::new(),
             duration: std::time::Duration::ZERO,
+            phases: Default::default(),
         };
         let root = Runner { uid: 0, gid: 0 };
         let fail =
@@ -357,6 +358,7 @@ mod tests {
             }],
             join_mismatches: Vec::new(),
             duration: std::time::Duration::ZERO,
+            phases: Default::default(),
         };
         let fail = |evidence: &str| Verdict::Fail {
             expected: "isolated".into(),

@@ -7,6 +7,7 @@
 //! - [`mount_api`]: fsopen(2)/fsconfig(2)/fsmount(2), a v1 hierarchy mounted detached;
 //! - [`perf`]: perf_event_open(2), a cgroup's cpu-clock counter;
 //! - [`fds`]: the descriptor table (close_range(2)), and a child that holds it;
+//! - [`statx`]: statx(2)'s mount id (is a path a mount point);
 //! - [`primitives`]: the benchmarks' raw process and namespace primitives (children that time
 //!   their own system calls between clone and `_exit`, shared pages, the bare-libc references).
 
@@ -17,3 +18,4 @@ pub mod fds;
 pub mod mount_api;
 pub mod perf;
 pub mod primitives;
+pub mod statx;

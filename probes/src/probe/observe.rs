@@ -43,9 +43,13 @@ use super::sysctls;
 /// and setdomainname(2) refuse it with EINVAL, after their CAP_SYS_ADMIN check (EPERM).
 const UTS_NAME_TOO_LONG: &str = "isoprobe-interlock-probe-a-name-one-byte-longer-than-the-kernel-takes";
 
-/// A tmpfs option the kernel rejects (EINVAL) while parsing, after mount(2)'s own permission
-/// check (may_mount: EPERM) and before anything is mounted.
-const INVALID_TMPFS_OPTION: &str = "size=isoprobe-interlock-probe";
+/// Two propagation types at once: mount(2) refuses that with EINVAL in its propagation change
+/// (`do_change_type`: the target is not a mount root, and no single type is named), after its own
+/// permission check (`may_mount`: EPERM), and before anything changes. Unlike an invalid
+/// filesystem option (tmpfs's "Bad value for 'size'") it writes no kernel log line: the probe ran
+/// once per case, and each such line went to the console (printk at KERN_ERR), costing the host
+/// its log and the case milliseconds on a serial console.
+const INVALID_PROPAGATION: MsFlags = MsFlags::MS_SHARED.union(MsFlags::MS_PRIVATE);
 
 pub struct Observer<'a> {
     ch: &'a mut Channel,
@@ -115,14 +119,13 @@ impl<'a> Observer<'a> {
         self.report("file-owner".into(), r)?;
         let r = self.cgroup();
         self.report("cgroup".into(), r)?;
-        for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
-            for source in [ClockSource::Vdso, ClockSource::Syscall] {
-                let r = self.clock_offset(clock, source);
+        let monotonic = [ClockSource::Vdso, ClockSource::Syscall];
+        let boottime = [ClockSource::Vdso, ClockSource::Syscall, ClockSource::ProcUptime];
+        for (clock, sources) in [(ClockKind::Monotonic, &monotonic[..]), (ClockKind::Boottime, &boottime[..])] {
+            for (source, r) in self.clock_offsets(clock, sources)? {
                 self.report(fact_key::clock(clock, source), r)?;
             }
         }
-        let r = self.clock_offset(ClockKind::Boottime, ClockSource::ProcUptime);
-        self.report(fact_key::clock(ClockKind::Boottime, ClockSource::ProcUptime), r)?;
         // Last: a holder puts its values back, but the others leave theirs in their namespaces.
         let setup = sysctls::Setup {
             proc: &self.dirs.proc,
@@ -236,13 +239,7 @@ impl<'a> Observer<'a> {
         let attempt = match self.shared_ns(NsKind::Mnt) {
             // Never a mount in the harness's table: only whether it would be permitted.
             Some(shared) => {
-                let probe = mount(
-                    Some("isoprobe"),
-                    target.as_str(),
-                    Some("tmpfs"),
-                    MsFlags::empty(),
-                    Some(INVALID_TMPFS_OPTION),
-                );
+                let probe = mount(None::<&str>, target.as_str(), None::<&str>, INVALID_PROPAGATION, None::<&str>);
                 if probe.is_ok() {
                     // Not expected of any kernel; leave nothing behind all the same.
                     let _ = umount2(target.as_str(), MntFlags::MNT_DETACH);
@@ -293,11 +290,13 @@ impl<'a> Observer<'a> {
     }
 
     /// The classic escape from a chroot: keep a directory fd of the current root, chroot into a
-    /// subdirectory, fchdir back out through the fd (now above the root), climb with chdir(".."),
-    /// and chroot(".") at the top. It works because a chroot only changes the root path lookups
-    /// stop at; it does not change the mount tree. Run in a child so the probe keeps its own root.
+    /// subdirectory, fchdir back out through the fd (now above the root), climb with chdir("..")
+    /// until `..` is `.` (the top of the mount tree), and chroot(".") there. It works because a
+    /// chroot only changes the root path lookups stop at; it does not change the mount tree. Run
+    /// in a child so the probe keeps its own root.
     fn chroot_escape(&mut self) -> Result<Fact, ProbeError> {
-        const CLIMB: usize = 256;
+        /// A bound on the climb (a path has far fewer levels); reaching it is a failed step.
+        const CLIMB_MAX: usize = 4096;
         let m = &self.case.sentinels.mnt;
         let root = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
             .ctx(|| "open /".into())?;
@@ -309,9 +308,13 @@ impl<'a> Observer<'a> {
             if fchdir(&root).is_err() {
                 return 3;
             }
-            for _ in 0..CLIMB {
-                if chdir("..").is_err() {
-                    return 4;
+            let id = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
+            let mut climbed = 0;
+            loop {
+                match (id("."), id("..")) {
+                    (Ok(here), Ok(up)) if here == up => break,
+                    (Ok(_), Ok(_)) if climbed < CLIMB_MAX && chdir("..").is_ok() => climbed += 1,
+                    _ => return 4,
                 }
             }
             if chroot(".").is_err() {
@@ -327,7 +330,7 @@ impl<'a> Observer<'a> {
         .ctx(|| "fork for the chroot escape".into())?;
         let status = waitpid(child, None).ctx(|| "wait for the chroot-escape child".into())?;
         let old_root_mount = self.old_root_mount()?;
-        let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") x{CLIMB}, chroot(\".\")", m.escape_dir);
+        let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") to the top, chroot(\".\")", m.escape_dir);
         let (reached_host, detail) = match status {
             WaitStatus::Exited(_, 0) => {
                 (Some(true), format!("{steps}: {} readable with the host's token", m.host_marker))
@@ -456,27 +459,65 @@ impl<'a> Observer<'a> {
 
     // ---- time ----
 
-    /// Brackets the host's reading between two of the probe's own, so the offset is known to lie
-    /// in `[before - host, after - host]` with no tolerance to choose.
-    fn clock_offset(&mut self, clock: ClockKind, source: ClockSource) -> Result<Fact, ProbeError> {
+    /// Brackets the host's reading of `clock` between two of the probe's own, from each of
+    /// `sources`, so each offset is known to lie in `[before - host, after - host]` with no
+    /// tolerance to choose. One question serves every source: the reads nest around it (the
+    /// first before is the last after), so each bracket still holds the host's reading, a few
+    /// microseconds wider than a bracket of its own, for one round trip to the host instead of
+    /// one per source.
+    ///
+    /// A source whose read fails is that source's fact; a failed question, every source's.
+    /// `Err` only when the conversation itself broke.
+    #[allow(clippy::type_complexity)]
+    fn clock_offsets(
+        &mut self,
+        clock: ClockKind,
+        sources: &[ClockSource],
+    ) -> Result<Vec<(ClockSource, Result<Fact, ProbeError>)>, ProbeError> {
         let id = match clock {
             ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
             ClockKind::Boottime => libc::CLOCK_BOOTTIME,
         };
+        let proc = &self.dirs.proc;
         // /proc/uptime prints centiseconds, truncated: the true value is up to 10 ms above it.
-        let (read, resolution): (&dyn Fn() -> Result<i64, ProbeError>, i64) = match source {
-            ClockSource::Vdso => (&|| sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()), 0),
-            ClockSource::Syscall => (&|| sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()), 0),
-            ClockSource::ProcUptime => (&|| proc_uptime_ns(&self.dirs.proc), 10_000_000),
+        let read = |source: ClockSource| -> Result<i64, ProbeError> {
+            match source {
+                ClockSource::Vdso => sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()),
+                ClockSource::Syscall => sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()),
+                ClockSource::ProcUptime => proc_uptime_ns(proc),
+            }
         };
-        let before = read()?;
-        let answer = self.ch.ask(HostQuestion::Clock { clock })?;
-        let after = read()?;
-        let host = match answer {
-            HostAnswer::ClockNs { ns } => ns,
-            other => return Err(unexpected(other, "read the host clock")),
+        let resolution = |source: ClockSource| if source == ClockSource::ProcUptime { 10_000_000 } else { 0 };
+        let before: Vec<Result<i64, ProbeError>> = sources.iter().map(|s| read(*s)).collect();
+        let answer = self.ch.ask(HostQuestion::Clock { clock });
+        let mut after: Vec<Result<i64, ProbeError>> = sources.iter().rev().map(|s| read(*s)).collect();
+        after.reverse();
+        // What `report` would do with the error of a question of its own: a broken conversation
+        // ends the probe, anything else is each source's unobservable fact.
+        let host: Result<i64, String> = match answer {
+            Ok(HostAnswer::ClockNs { ns }) => Ok(ns),
+            Ok(other) => return Err(unexpected(other, "read the host clock")),
+            Err(e @ ProbeError::Protocol(_)) => return Err(e),
+            Err(e) => Err(e.to_string()),
         };
-        Ok(Fact::ClockOffset { clock, source, lo_ns: before - host, hi_ns: after + resolution - host })
+        let mut out = Vec::new();
+        for ((source, before), after) in sources.iter().zip(before).zip(after) {
+            let fact = match (&host, before, after) {
+                (Ok(host), Ok(before), Ok(after)) => Ok(Fact::ClockOffset {
+                    clock,
+                    source: *source,
+                    lo_ns: before - host,
+                    hi_ns: after + resolution(*source) - host,
+                }),
+                (Err(e), _, _) => Err(ProbeError::Io {
+                    what: "ask the host's clock".into(),
+                    source: std::io::Error::other(e.clone()),
+                }),
+                (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            };
+            out.push((*source, fact));
+        }
+        Ok(out)
     }
 }
 

@@ -6,10 +6,19 @@
 //! base.ci_low]`; a change counts only when the whole of it lies beyond the threshold. What this
 //! module must never do: judge a case whose interval proves nothing (one sample, or contended on
 //! one side only): it is inconclusive.
+//!
+//! The harness's overhead ([`HarnessOverhead`]: one whole case over the bare spawn of the same
+//! namespace set, both medians of one run) is judged the same way, per set: its change is NEW's
+//! ratio over BASE's, with the interval `[new.ci_low / base.ci_high, new.ci_high / base.ci_low]`
+//! of the two ratios' own intervals (each already bounded conservatively from its two medians'
+//! intervals, see [`HarnessOverhead`]), against the same threshold. The ratio is of two times
+//! of one machine and one run, so it is compared as it is on every basis, never divided by a
+//! calibration. A set whose ratio only one side carries (a summary from before the ratio was
+//! kept, or a run without that set) is not judged, and the comparison says so.
 
 use super::compatibility::same_machine;
 use super::options::{Basis, CompareOptions};
-use crate::bench::{BenchCase, BenchSummary};
+use crate::bench::{BenchCase, BenchSummary, HarnessOverhead};
 
 /// How a benchmark moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +55,24 @@ pub struct BenchComparison {
     pub deltas: Vec<BenchDelta>,
     pub missing: Vec<String>,
     pub added: Vec<String>,
+    /// The harness's overhead of each namespace set both sides carry.
+    pub overhead: Vec<OverheadDelta>,
+    /// Why the overhead of a set (or of every set) was not judged.
+    pub overhead_not_judged: Vec<String>,
+}
+
+/// The harness's overhead on one namespace set in both runs (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverheadDelta {
+    pub set: String,
+    /// BASE's and NEW's harness case over native spawn.
+    pub base: f64,
+    pub new: f64,
+    /// NEW's ratio over BASE's, and its interval.
+    pub change: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub judgement: Judgement,
 }
 
 /// The benchmarks of NEW judged against BASE, with the threshold they were judged by and what the
@@ -242,12 +269,65 @@ fn compare_bench(
         deltas.push(delta);
     }
     let added = n.cases.iter().filter(|c| b.case(&c.group, &c.id).is_none()).map(BenchCase::name).collect();
-    BenchComparison { calibrations: cals, deltas, missing, added }
+    let (overhead, overhead_not_judged) = compare_overhead(&b.harness_overhead, &n.harness_overhead, t);
+    BenchComparison { calibrations: cals, deltas, missing, added, overhead, overhead_not_judged }
+}
+
+/// The harness's overhead of every set both sides carry, judged against the threshold `t`
+/// (see the module docs), and why any other set was not.
+fn compare_overhead(b: &[HarnessOverhead], n: &[HarnessOverhead], t: f64) -> (Vec<OverheadDelta>, Vec<String>) {
+    let mut not_judged = Vec::new();
+    match (b.is_empty(), n.is_empty()) {
+        (true, true) => {
+            not_judged.push("neither side carries the harness-overhead ratio (summaries from before it was kept, or runs without the container benchmarks)".into());
+            return (Vec::new(), not_judged);
+        }
+        (true, false) => not_judged.push("BASE carries no harness-overhead ratio (a summary from before it was kept, or a run without the container benchmarks)".into()),
+        (false, true) => not_judged.push("NEW carries no harness-overhead ratio (a summary from before it was kept, or a run without the container benchmarks)".into()),
+        (false, false) => {}
+    }
+    let mut deltas = Vec::new();
+    for bo in b {
+        let Some(no) = n.iter().find(|o| o.set == bo.set) else {
+            if !n.is_empty() {
+                not_judged.push(format!("{}: only BASE has this set's ratio", bo.set));
+            }
+            continue;
+        };
+        let div = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::INFINITY };
+        let (lo, hi) = (div(no.ci_low, bo.ci_high), div(no.ci_high, bo.ci_low));
+        // As for a case: a point interval, or contention on one side only, proves nothing.
+        let judgement = if bo.samples < 2 || no.samples < 2 || bo.contended != no.contended {
+            Judgement::Inconclusive
+        } else {
+            judge(lo, hi, t)
+        };
+        deltas.push(OverheadDelta {
+            set: bo.set.clone(),
+            base: bo.ratio,
+            new: no.ratio,
+            change: div(no.ratio, bo.ratio),
+            lo,
+            hi,
+            judgement,
+        });
+    }
+    if !b.is_empty() {
+        for no in n.iter().filter(|no| !b.iter().any(|bo| bo.set == no.set)) {
+            not_judged.push(format!("{}: only NEW has this set's ratio", no.set));
+        }
+    }
+    (deltas, not_judged)
 }
 
 impl BenchComparison {
     pub fn count(&self, j: Judgement) -> usize {
         self.deltas.iter().filter(|d| d.judgement == j).count()
+    }
+
+    /// The sets whose harness overhead grew beyond the threshold.
+    pub fn overhead_regressions(&self) -> usize {
+        self.overhead.iter().filter(|d| d.judgement == Judgement::Regression).count()
     }
 }
 
@@ -351,6 +431,77 @@ mod tests {
         assert_eq!(c.deltas[0].judgement, Judgement::Inconclusive);
         let n = bench(&[], vec![bench_case("clone3", "pid", 300.0, 0.0)]);
         assert_eq!(compare_bench(&b, &n, None, &CompareOptions::default()).deltas[0].judgement, Judgement::Regression);
+    }
+
+    fn overhead(set: &str, ratio: f64, spread: f64) -> HarnessOverhead {
+        HarnessOverhead {
+            set: set.into(),
+            ratio,
+            ci_low: ratio * (1.0 - spread),
+            ci_high: ratio * (1.0 + spread),
+            samples: 100,
+            contended: false,
+        }
+    }
+
+    #[test]
+    fn the_overhead_is_judged_per_set_by_its_interval() {
+        let b = [overhead("none", 35.0, 0.02), overhead("all", 5.0, 0.02), overhead("pid+mnt", 10.0, 0.02)];
+        let n = [overhead("none", 42.0, 0.02), overhead("all", 5.1, 0.02), overhead("pid+mnt", 11.0, 0.02)];
+        let (d, not_judged) = compare_overhead(&b, &n, 0.10);
+        assert!(not_judged.is_empty(), "{not_judged:?}");
+        let got: Vec<(&str, Judgement)> = d.iter().map(|d| (d.set.as_str(), d.judgement)).collect();
+        // 42/35 = 1.2, interval [41.16/35.7, 42.84/34.3] = [1.153, 1.249]: all of it above 1.1.
+        // 11/10 = 1.1, interval [1.057, 1.145]: straddles 1.1.
+        assert_eq!(
+            got,
+            [("none", Judgement::Regression), ("all", Judgement::Unchanged), ("pid+mnt", Judgement::Inconclusive)]
+        );
+        assert_eq!((d[0].base, d[0].new), (35.0, 42.0));
+        assert!((d[0].change - 1.2).abs() < 1e-12, "{}", d[0].change);
+        assert_eq!((d[0].lo, d[0].hi), (42.0 * 0.98 / (35.0 * 1.02), 42.0 * 1.02 / (35.0 * 0.98)));
+        // A threshold widened to 30% (the kernel gate's measured noise) holds the same change.
+        assert_eq!(compare_overhead(&b, &n, 0.30).0[0].judgement, Judgement::Unchanged);
+        // A lower overhead is an improvement.
+        let (d, _) = compare_overhead(&n, &b, 0.10);
+        assert_eq!(d[0].judgement, Judgement::Improvement);
+    }
+
+    #[test]
+    fn an_overhead_of_one_sample_or_contended_on_one_side_is_not_judged() {
+        let b = [HarnessOverhead { samples: 1, ..overhead("none", 35.0, 0.0) }, overhead("all", 5.0, 0.0)];
+        let n = [overhead("none", 70.0, 0.0), HarnessOverhead { contended: true, ..overhead("all", 10.0, 0.0) }];
+        let (d, _) = compare_overhead(&b, &n, 0.10);
+        assert!(d.iter().all(|d| d.judgement == Judgement::Inconclusive), "{d:?}");
+        let both = [HarnessOverhead { contended: true, ..overhead("all", 5.0, 0.0) }];
+        assert_eq!(compare_overhead(&both, &n[1..], 0.10).0[0].judgement, Judgement::Regression, "contended on both");
+    }
+
+    /// A summary from before the ratio was kept still compares: its overhead is not judged, and
+    /// the comparison says why.
+    #[test]
+    fn a_side_without_the_overhead_is_not_judged_and_says_so() {
+        let with = [overhead("none", 35.0, 0.02), overhead("all", 5.0, 0.02)];
+        let (d, why) = compare_overhead(&[], &with, 0.10);
+        assert!(d.is_empty());
+        assert_eq!(why.len(), 1);
+        assert!(why[0].starts_with("BASE carries no harness-overhead ratio"), "{why:?}");
+        let (_, why) = compare_overhead(&with, &[], 0.10);
+        assert!(why[0].starts_with("NEW carries no harness-overhead ratio"), "{why:?}");
+        let (_, why) = compare_overhead(&[], &[], 0.10);
+        assert!(why[0].starts_with("neither side carries"), "{why:?}");
+        // A set on one side only.
+        let (d, why) = compare_overhead(&with[..1], &with[1..], 0.10);
+        assert!(d.is_empty());
+        assert_eq!(why, ["none: only BASE has this set's ratio", "all: only NEW has this set's ratio"]);
+        // Through the whole comparison of two summaries.
+        let mut b = bench(&[], vec![bench_case("clone3", "pid", 100.0, 0.02)]);
+        let n = BenchSummary { harness_overhead: with.to_vec(), ..b.clone() };
+        let c = compare_bench(&b, &n, None, &CompareOptions::default());
+        assert!(c.overhead.is_empty() && c.overhead_not_judged[0].starts_with("BASE carries no"), "{c:?}");
+        b.harness_overhead = vec![overhead("none", 20.0, 0.02)];
+        let c = compare_bench(&b, &n, None, &CompareOptions::default());
+        assert_eq!((c.overhead.len(), c.overhead_regressions()), (1, 1), "{c:?}");
     }
 
     /// Across machines a change must hold against every calibration; the one shown is the

@@ -142,6 +142,16 @@ impl Comparison {
         self.bench.as_ref().map_or(0, |b| b.count(Judgement::Regression))
     }
 
+    /// Sets whose harness overhead grew beyond the threshold and fail the comparison (none when
+    /// latencies are not gated: the overhead is a ratio of two latencies).
+    pub fn gated_overhead_regressions(&self) -> usize {
+        if self.bench_not_gated.is_some() { 0 } else { self.overhead_regressions() }
+    }
+
+    pub fn overhead_regressions(&self) -> usize {
+        self.bench.as_ref().map_or(0, |b| b.overhead_regressions())
+    }
+
     /// 0 no regression, 1 regression, 2 could not compare.
     pub fn exit_code(&self) -> u8 {
         if self.incomparable() {
@@ -184,6 +194,10 @@ impl Comparison {
         let bench = self.gated_bench_regressions();
         if bench > 0 {
             out.push(format!("{bench} benchmark regressions"));
+        }
+        let overhead = self.gated_overhead_regressions();
+        if overhead > 0 {
+            out.push(format!("{overhead} harness overhead regressions"));
         }
         out
     }

@@ -29,7 +29,10 @@
 //!   threshold (default 10%). The interval of the ratio NEW/BASE is taken conservatively as
 //!   `[new.ci_low / base.ci_high, new.ci_high / base.ci_low]`. When the machines differ (CPU
 //!   model or count, hypervisor), times are first divided by a calibration case measured on the
-//!   same machine, and a change must hold against every calibration both sides have.
+//!   same machine, and a change must hold against every calibration both sides have. The
+//!   harness's overhead (a whole harness case over the bare spawn of the same namespace set, in
+//!   each run) is judged per set the same way, as it is on every basis; a side without it is not
+//!   judged, and the comparison says so.
 //! - Fingerprints: runs whose privilege, capabilities, namespace kinds, cgroup layout or user
 //!   namespace policy differ expect different verdicts; comparing them is refused unless forced.
 //!   A different kernel is what the gate exists for, and is only noted. In the kernel gate
@@ -54,7 +57,7 @@ mod render;
 mod testing;
 mod verdicts;
 
-pub use benchmarks::{BenchComparison, BenchDelta, Judgement};
+pub use benchmarks::{BenchComparison, BenchDelta, Judgement, OverheadDelta};
 pub use compatibility::verdict_incompatibilities;
 pub use gate::{Comparison, EXIT_INCOMPARABLE, EXIT_OK, EXIT_REGRESSION, KindMismatch, compare};
 pub use options::{Basis, CompareOptions};

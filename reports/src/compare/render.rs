@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::benchmarks::{BenchDelta, Judgement};
+use super::benchmarks::{BenchDelta, Judgement, OverheadDelta};
 use super::gate::{Comparison, EXIT_OK, EXIT_REGRESSION};
 use super::verdicts::Change;
 use crate::render::escape::{markdown_cell as cell, markdown_code as code};
@@ -92,6 +92,13 @@ impl Comparison {
                     b.missing.len(),
                     b.added.len()
                 );
+                let _ = writeln!(o, "harness overhead ({OVERHEAD_WHAT}), threshold ±{:.0}%:", self.threshold * 100.0);
+                for d in &b.overhead {
+                    let _ = writeln!(o, "  {}", overhead_text(d));
+                }
+                for why in &b.overhead_not_judged {
+                    let _ = writeln!(o, "  not judged: {why}");
+                }
             }
         }
         let _ = writeln!(o, "result: {}", self.verdict_line());
@@ -219,9 +226,51 @@ impl Comparison {
                     judgement_name(d.judgement)
                 );
             }
+            let _ = writeln!(o, "\n#### Harness overhead ({OVERHEAD_WHAT})\n");
+            if !b.overhead.is_empty() {
+                o.push_str("| set | BASE | NEW | change | interval | judgement |\n|---|--:|--:|--:|--:|---|\n");
+                for d in &b.overhead {
+                    let _ = writeln!(
+                        o,
+                        "| `{}` | {} | {} | {} | {} … {} | {} |",
+                        code(&d.set),
+                        times(d.base),
+                        times(d.new),
+                        units::percent(d.change),
+                        units::percent(d.lo),
+                        units::percent(d.hi),
+                        judgement_name(d.judgement)
+                    );
+                }
+            }
+            for why in &b.overhead_not_judged {
+                let _ = writeln!(o, "- not judged: {}", cell(why));
+            }
         }
         o
     }
+}
+
+/// What the harness-overhead lines and table compare.
+const OVERHEAD_WHAT: &str = "container/harness_case over container/native_spawn of the same set, within each run";
+
+/// A ratio: `35.2×`.
+fn times(r: f64) -> String {
+    format!("{}×", units::sig3(r))
+}
+
+/// `REGRESSION none: 35.0× → 42.0× (+20.0%, interval +15.3% … +24.9%)`.
+fn overhead_text(d: &OverheadDelta) -> String {
+    format!(
+        "{} {}: {} → {} ({}, interval {} … {})",
+        judgement_name(d.judgement),
+        d.set,
+        times(d.base),
+        times(d.new),
+        units::percent(d.change),
+        units::percent(d.lo),
+        units::percent(d.hi)
+    )
 }
 
 fn judgement_name(j: Judgement) -> &'static str {
@@ -301,6 +350,16 @@ mod tests {
             delta_text(&d),
             "REGRESSION clone3/net: 41.0 µs → 55.4 µs (+35.0%, interval +30.0% … +40.0%, relative to getpid)"
         );
+        let o = OverheadDelta {
+            set: "none".into(),
+            base: 35.0,
+            new: 42.0,
+            change: 1.2,
+            lo: 1.153,
+            hi: 1.249,
+            judgement: Judgement::Regression,
+        };
+        assert_eq!(overhead_text(&o), "REGRESSION none: 35.0× → 42.0× (+20.0%, interval +15.3% … +24.9%)");
         let names = [Judgement::Regression, Judgement::Improvement, Judgement::Unchanged, Judgement::Inconclusive]
             .map(judgement_name);
         assert_eq!(names, ["REGRESSION", "improvement", "unchanged", "inconclusive"]);

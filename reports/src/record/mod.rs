@@ -16,6 +16,7 @@
 pub mod fingerprint;
 pub mod launcher;
 pub mod outcome;
+pub mod phases;
 pub mod schema;
 pub mod spec;
 pub mod verdict;
@@ -30,5 +31,6 @@ pub use launcher::{
     Tool, ToolDefaultNote,
 };
 pub use outcome::{CaseOutcome, ProbeRun};
+pub use phases::{PHASE_ORDER, Phases, phase_rank};
 pub use spec::{CaseSpec, CpuMax, Exercise, HugetlbMax, IdMapLine, IdMaps, LimitSpec, Limits, TimeOffsets};
 pub use verdict::{CheckResult, LimitCheck, LimitResult, Role, Skip, Verdict};

@@ -11,6 +11,7 @@ use isoprobe_harness::verdict as harness;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::phases::Phases;
 use super::spec::CaseSpec;
 use super::verdict::{CheckResult, LimitResult, Role, Skip, Verdict};
 
@@ -50,6 +51,10 @@ pub struct CaseOutcome {
     #[serde(with = "duration_ms")]
     #[schemars(with = "f64")]
     pub duration: Duration,
+    /// Where that time went, phase by phase (absent in reports written before phases were
+    /// recorded, and for a case that never started).
+    #[serde(default, skip_serializing_if = "Phases::is_empty")]
+    pub phases: Phases,
 }
 
 impl CaseOutcome {
@@ -119,7 +124,7 @@ impl From<&harness::ProbeRun> for ProbeRun {
 
 impl From<&harness::CaseOutcome> for CaseOutcome {
     fn from(o: &harness::CaseOutcome) -> CaseOutcome {
-        let harness::CaseOutcome { name, spec, skipped, error, runs, join_mismatches, duration } = o;
+        let harness::CaseOutcome { name, spec, skipped, error, runs, join_mismatches, duration, phases } = o;
         CaseOutcome {
             name: name.clone(),
             spec: spec.into(),
@@ -128,6 +133,7 @@ impl From<&harness::CaseOutcome> for CaseOutcome {
             runs: runs.iter().map(ProbeRun::from).collect(),
             join_mismatches: join_mismatches.clone(),
             duration: *duration,
+            phases: phases.into(),
         }
     }
 }
@@ -205,6 +211,7 @@ mod tests {
             ],
             join_mismatches: vec!["uts/hostname: differs".into()],
             duration: Duration::from_millis(3),
+            phases: Phases::default(),
         };
         assert!(!case.passed());
         assert_eq!(
@@ -229,6 +236,7 @@ mod tests {
             runs: Vec::new(),
             join_mismatches: Vec::new(),
             duration: Duration::from_micros(1500),
+            phases: Phases::default(),
         };
         let json = serde_json::to_value(&case).unwrap();
         assert_eq!(json["duration"], 1.5);

@@ -3,8 +3,9 @@
 //!
 //! Sections (each a `<section id=…>`, which the headless-Chromium check looks for): `summary`,
 //! `failures`, `matrix` (the colour grid: namespace combination × check, one table per launcher
-//! and rootfs mode), `skips`, `environment`, and `benchmarks` (SVG charts with a table of the
-//! numbers under each).
+//! and rootfs mode), `phases` (where a case's time goes: stacked bars of the phases' medians and
+//! their numbers; only when the cases recorded phases), `skips`, `environment`, and `benchmarks`
+//! (SVG charts with a table of the numbers under each).
 //!
 //! A `--launcher` run adds `launchers` (a header per launcher: tool, version, capabilities),
 //! `conformance` (the launchers side by side: namespace set and rootfs × launcher; an explained
@@ -18,9 +19,10 @@ use super::escape::xml;
 use super::svg;
 use super::units;
 use crate::bench::BenchSummary;
+use crate::breakdown::phase_meaning;
 use crate::conformance::{LauncherLimits, Notes, cell_text};
 use crate::model::{CaseStatus, Report, worst_verdict};
-use crate::record::{CaseOutcome, LatencyResult, Role, Verdict};
+use crate::record::{CaseOutcome, LatencyResult, Role, Verdict, phase_rank};
 
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fff; }
@@ -66,6 +68,7 @@ pub fn render(report: Option<&Report>, bench: Option<&BenchSummary>) -> String {
         failures(&mut out, r);
         launchers(&mut out, r);
         matrix(&mut out, r);
+        phases(&mut out, r);
         skips(&mut out, r);
     } else if let Some(b) = bench {
         let _ = writeln!(
@@ -265,6 +268,63 @@ fn matrix(out: &mut String, r: &Report) {
     out.push_str("</section>\n");
 }
 
+/// "Where a case's time goes" (see [`crate::breakdown`]): the medians as stacked bars, each
+/// with the median case marked across it, then the numbers. Absent when no case recorded phases.
+fn phases(out: &mut String, r: &Report) {
+    let Some(b) = r.phase_breakdown() else { return };
+    let _ = writeln!(
+        out,
+        "<section id=\"phases\">\n<h2>Where a case's time goes</h2>\n<p class=\"muted\">{} The black line \
+         across each bar marks the median case.</p>",
+        xml(crate::breakdown::EXPLANATION)
+    );
+    let stacks: Vec<svg::Stack> = b
+        .rows
+        .iter()
+        .map(|row| svg::Stack {
+            label: row.label(),
+            segments: row.medians.iter().map(|d| d.as_nanos() as f64).collect(),
+            marker: row.case.as_nanos() as f64,
+        })
+        .collect();
+    out.push_str("<figure>\n");
+    // A phase keeps its colour whichever phases a report has.
+    let series: Vec<(String, usize)> = b.phases.iter().map(|p| (p.clone(), phase_rank(p))).collect();
+    out.push_str(&svg::draw_stacked("Median of each phase", &series, &stacks, "median case"));
+    out.push_str(
+        "</figure>\n<table>\n<tr><th>suite</th><th>launcher</th><th>rootfs</th><th>cases</th><th>case (ms)</th>",
+    );
+    for p in &b.phases {
+        let _ = write!(out, "<th title=\"{}\">{}</th>", xml(phase_meaning(p).unwrap_or("")), xml(p));
+    }
+    out.push_str("</tr>\n");
+    for row in &b.rows {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+            xml(&row.suite),
+            xml(&row.launcher),
+            xml(&row.rootfs),
+            row.cases,
+            units::ms(row.case)
+        );
+        for (i, m) in row.medians.iter().enumerate() {
+            let _ = write!(out, "<td class=\"n\">{} ({:.0}%)</td>", units::ms(*m), row.share(i) * 100.0);
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n<ul class=\"muted\">\n");
+    for p in &b.phases {
+        let _ = writeln!(
+            out,
+            "<li><code>{}</code>: {}</li>",
+            xml(p),
+            xml(phase_meaning(p).unwrap_or("recorded by a newer harness"))
+        );
+    }
+    out.push_str("</ul>\n</section>\n");
+}
+
 fn skips(out: &mut String, r: &Report) {
     let s = r.skip_reasons();
     let _ = writeln!(out, "<section id=\"skips\">\n<h2>Skipped cases ({})</h2>", s.values().sum::<usize>());
@@ -326,6 +386,14 @@ fn benchmarks(out: &mut String, b: &BenchSummary) {
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
+    if !b.harness_overhead.is_empty() {
+        let sets: Vec<String> = b
+            .harness_overhead
+            .iter()
+            .map(|o| format!("<code>{}</code> {}", xml(&o.set), xml(&super::markdown::overhead_text(o))))
+            .collect();
+        let _ = writeln!(out, "<p>{}: {}</p>", xml(super::markdown::OVERHEAD_INTRO), sets.join(" · "));
+    }
     if b.cases.iter().any(|c| c.slow_samples > 0) {
         let _ = writeln!(out, "<p>{}</p>", xml(crate::bench::SLOW_SAMPLES_NOTE));
     }

@@ -6,12 +6,16 @@
 //! launchers side by side (namespace set × launcher, explained differences and skips as
 //! footnotes naming the check and the source), the limits each launcher enforces, and the start
 //! latencies measured in the run.
+//!
+//! A run whose cases recorded their phases adds where a case's time goes (the median of each
+//! phase per launcher, see [`crate::breakdown`]).
 
 use std::fmt::Write;
 
 use super::escape::{markdown_cell as cell, markdown_code as code};
 use super::units;
-use crate::bench::{BenchCase, BenchSummary};
+use crate::bench::{BenchCase, BenchSummary, HarnessOverhead};
+use crate::breakdown::phase_meaning;
 use crate::conformance::{LauncherLimits, Notes, cell_text};
 use crate::model::Report;
 use crate::record::LatencyResult;
@@ -95,6 +99,7 @@ fn run_section(out: &mut String, r: &Report) {
         }
     }
     launchers_section(out, r);
+    phases_section(out, r);
     let skips = r.skip_reasons();
     if !skips.is_empty() {
         let total: usize = skips.values().sum();
@@ -160,9 +165,63 @@ fn bench_section(out: &mut String, b: &BenchSummary, standalone: bool) {
         }
         out.push('\n');
     }
+    if !b.harness_overhead.is_empty() {
+        let sets: Vec<String> =
+            b.harness_overhead.iter().map(|o| format!("`{}` {}", code(&o.set), cell(&overhead_text(o)))).collect();
+        let _ = writeln!(out, "\n{}: {}", OVERHEAD_INTRO, sets.join(" · "));
+    }
     if b.cases.iter().any(|c| c.slow_samples > 0) {
         let _ = writeln!(out, "\n{}", crate::bench::SLOW_SAMPLES_NOTE);
     }
+}
+
+/// What the harness-overhead line of a summary is.
+pub(crate) const OVERHEAD_INTRO: &str =
+    "Harness overhead (one whole harness case over the bare native spawn of the same namespace set, this run)";
+
+/// `35.0× (33.0× – 37.4×)`, and `⚠ contended` when either median read a contended CPU.
+pub(crate) fn overhead_text(o: &HarnessOverhead) -> String {
+    format!(
+        "{}× ({}× – {}×){}",
+        units::sig3(o.ratio),
+        units::sig3(o.ci_low),
+        units::sig3(o.ci_high),
+        if o.contended { " ⚠ contended" } else { "" }
+    )
+}
+
+/// "Where a case's time goes": per suite, launcher and rootfs mode, the median of
+/// each phase in milliseconds with its share of the median case (see [`crate::breakdown`]).
+fn phases_section(out: &mut String, r: &Report) {
+    let Some(b) = r.phase_breakdown() else { return };
+    let _ = writeln!(out, "\n### Where a case's time goes\n\n{}\n", crate::breakdown::EXPLANATION);
+    out.push_str("| suite | launcher | rootfs | cases | case |");
+    for p in &b.phases {
+        let _ = write!(out, " {} |", cell(p));
+    }
+    out.push_str("\n|---|---|---|--:|--:|");
+    out.push_str(&"--:|".repeat(b.phases.len()));
+    out.push('\n');
+    for row in &b.rows {
+        let _ = write!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&row.suite),
+            cell(&row.launcher),
+            cell(&row.rootfs),
+            row.cases,
+            units::ms(row.case)
+        );
+        for (i, m) in row.medians.iter().enumerate() {
+            let _ = write!(out, " {} ({:.0}%) |", units::ms(*m), row.share(i) * 100.0);
+        }
+        out.push('\n');
+    }
+    out.push_str("\n<details><summary>What each phase covers</summary>\n\n");
+    for p in &b.phases {
+        let _ = writeln!(out, "- `{}`: {}", code(p), phase_meaning(p).unwrap_or("recorded by a newer harness"));
+    }
+    out.push_str("\n</details>\n");
 }
 
 /// The samples an estimate rests on, and the slow-CPU ones left out (or kept: contended).

@@ -1,6 +1,6 @@
 //! SVG charts of benchmark results, drawn as plain markup (no scripts, no fonts to fetch):
 //! horizontal bar charts with confidence-interval whiskers, a grouped chart of latency per
-//! namespace kind, and line charts of scaling curves.
+//! namespace kind, line charts of scaling curves, and stacked bars (where a case's time goes).
 //!
 //! Which chart a benchmark lands in follows from its name: an id whose last `/`-separated part is
 //! a number (`threads/4`, `16`) is a point of a scaling curve named by the rest; an id that is a
@@ -175,6 +175,130 @@ fn svg_open(out: &mut String, height: f64, title: &str) {
         writeln!(out, r##"<text x="0" y="14" font-size="13" font-weight="bold" fill="#222">{}</text>"##, xml(title));
 }
 
+/// Colours of the segments of a stacked bar, by the series' colour index (the phases of a case,
+/// in their order, and one more for any other).
+const STACK_PALETTE: [&str; 12] = [
+    "#9e9e9e", "#3b6fb6", "#d9822b", "#8c6d31", "#3a9a5b", "#2b9aa0", "#a6cee3", "#7a5aa6", "#b3404a", "#c2519b",
+    "#6b6b6b", "#e3c84b",
+];
+
+/// One bar of a stacked chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    pub label: String,
+    /// One value per series of the chart's legend, in nanoseconds.
+    pub segments: Vec<f64>,
+    /// A value marked across the bar (the median case against the medians of its phases), in
+    /// nanoseconds; each segment's tooltip gives its share of it.
+    pub marker: f64,
+}
+
+/// Horizontal stacked bars, one per [`Stack`], their segments named and coloured by `series`
+/// (name and colour index, the legend), each bar's `marker` drawn as a line across it and named
+/// `marker_name`.
+pub fn draw_stacked(title: &str, series: &[(String, usize)], stacks: &[Stack], marker_name: &str) -> String {
+    const LABEL: f64 = 250.0;
+    // The legend from the left edge, six entries a line: eleven phases in two lines.
+    const LEGEND_X: f64 = 40.0;
+    const PER_LINE: usize = 6;
+    const ENTRY_W: f64 = 115.0;
+    let legend_lines = series.len().div_ceil(PER_LINE).max(1) as f64;
+    let top = 24.0 + legend_lines * 16.0 + 6.0;
+    let row_h = BAR_H + 6.0;
+    let height = top + stacks.len() as f64 * row_h + 30.0;
+    let finite = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
+    let max =
+        finite_max(stacks.iter().flat_map(|s| [s.segments.iter().copied().map(finite).sum::<f64>(), finite(s.marker)]));
+    let t = ticks(max);
+    let scale_max = *t.last().unwrap_or(&1.0);
+    let plot_w = WIDTH - LABEL - RIGHT;
+    let x = |v: f64| LABEL + (finite(v) / scale_max).min(1.0) * plot_w;
+    let mut out = String::new();
+    svg_open(&mut out, height, title);
+    let colour = |i: usize| STACK_PALETTE[series.get(i).map_or(i, |s| s.1) % STACK_PALETTE.len()];
+    for (i, (name, _)) in series.iter().enumerate() {
+        let (lx, ly) = (LEGEND_X + (i % PER_LINE) as f64 * ENTRY_W, 24.0 + (i / PER_LINE) as f64 * 16.0);
+        legend_entry(&mut out, lx, ly, colour(i), name);
+    }
+    let axis_y = height - 26.0;
+    time_grid(&mut out, &t, x, top, axis_y);
+    for (row, s) in stacks.iter().enumerate() {
+        let y = top + row as f64 * row_h;
+        let _ = writeln!(
+            out,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#222">{}</text>"##,
+            LABEL - 6.0,
+            y + BAR_H / 2.0 + 3.0,
+            xml(&s.label)
+        );
+        let mut at = 0.0;
+        for (i, v) in s.segments.iter().copied().map(finite).enumerate() {
+            if v <= 0.0 {
+                continue;
+            }
+            let share = if finite(s.marker) > 0.0 {
+                format!(" ({:.0}% of the {marker_name})", v / s.marker * 100.0)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{BAR_H}" fill="{}"><title>{}: {} {}{}</title></rect>"#,
+                x(at),
+                x(at + v) - x(at),
+                colour(i),
+                xml(&s.label),
+                xml(series.get(i).map_or("?", |s| s.0.as_str())),
+                xml(&units::ns(v)),
+                xml(&share)
+            );
+            at += v;
+        }
+        let mx = x(s.marker);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="#000" stroke-width="2"><title>{}: {} {}</title></line><text x="{:.1}" y="{:.1}" fill="#222">{}</text>"##,
+            y - 2.0,
+            y + BAR_H + 2.0,
+            xml(&s.label),
+            xml(marker_name),
+            xml(&units::ns(s.marker)),
+            x(at).max(mx) + 4.0,
+            y + BAR_H / 2.0 + 3.0,
+            xml(&units::ns(s.marker))
+        );
+    }
+    let _ =
+        writeln!(out, r##"<line x1="{LABEL}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="#888"/>"##, LABEL + plot_w);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// A legend entry: a square of `colour` at (`lx`, `ly`) and `name` after it.
+fn legend_entry(out: &mut String, lx: f64, ly: f64, colour: &str, name: &str) {
+    let _ = writeln!(
+        out,
+        r#"<rect x="{lx}" y="{ly}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}">{}</text>"#,
+        lx + 14.0,
+        ly + 9.0,
+        xml(name)
+    );
+}
+
+/// The grid of a horizontal time axis: a vertical line from `top` to `axis_y` at each tick,
+/// labelled under the axis.
+fn time_grid(out: &mut String, ticks: &[f64], x: impl Fn(f64) -> f64, top: f64, axis_y: f64) {
+    for v in ticks {
+        let _ = writeln!(
+            out,
+            r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{axis_y}" stroke="#ddd"/><text x="{0:.1}" y="{1}" text-anchor="middle" fill="#555">{2}</text>"##,
+            x(*v),
+            axis_y + 14.0,
+            xml(&units::ns(*v))
+        );
+    }
+}
+
 /// Draws a chart as an `<svg>` element.
 pub fn draw(chart: &Chart) -> String {
     match chart {
@@ -199,25 +323,10 @@ fn draw_bars(title: &str, rows: &[(String, Vec<Bar>)], legend: &[String]) -> Str
     let mut out = String::new();
     svg_open(&mut out, height, title);
     for (i, name) in legend.iter().enumerate() {
-        let lx = LABEL_W + i as f64 * 110.0;
-        let _ = writeln!(
-            out,
-            r#"<rect x="{lx}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"#,
-            PALETTE[i % PALETTE.len()],
-            lx + 14.0,
-            xml(name)
-        );
+        legend_entry(&mut out, LABEL_W + i as f64 * 110.0, 24.0, PALETTE[i % PALETTE.len()], name);
     }
     let axis_y = height - 26.0;
-    for v in &t {
-        let _ = writeln!(
-            out,
-            r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{axis_y}" stroke="#ddd"/><text x="{0:.1}" y="{1}" text-anchor="middle" fill="#555">{2}</text>"##,
-            x(*v),
-            axis_y + 14.0,
-            xml(&units::ns(*v))
-        );
-    }
+    time_grid(&mut out, &t, x, top, axis_y);
     let mut y = top;
     for (label, bars) in rows {
         let row_h = bars.len() as f64 * BAR_H;
@@ -280,14 +389,7 @@ fn draw_lines(title: &str, x_label: &str, series: &[Series]) -> String {
     let mut out = String::new();
     svg_open(&mut out, height, title);
     for (i, s) in series.iter().enumerate() {
-        let lx = left + i as f64 * 140.0;
-        let _ = writeln!(
-            out,
-            r#"<rect x="{lx}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"#,
-            PALETTE[i % PALETTE.len()],
-            lx + 14.0,
-            xml(&s.name)
-        );
+        legend_entry(&mut out, left + i as f64 * 140.0, 24.0, PALETTE[i % PALETTE.len()], &s.name);
     }
     for v in &t {
         let _ = writeln!(
@@ -364,6 +466,23 @@ mod tests {
             let t = ticks(m);
             assert!(*t.last().unwrap() >= m && t.len() <= 10, "{m}: {t:?}");
         }
+    }
+
+    #[test]
+    fn stacked_segments_follow_each_other_and_the_marker_crosses_its_bar() {
+        let series = [("a".to_owned(), 0), ("b".to_owned(), 5), ("c".to_owned(), 1)];
+        let stacks = [
+            Stack { label: "one".into(), segments: vec![1e6, 3e6, 0.0], marker: 5e6 },
+            Stack { label: "two".into(), segments: vec![f64::NAN, 2e6, -1.0], marker: f64::INFINITY },
+        ];
+        let svg = draw_stacked("t", &series, &stacks, "median");
+        // Ticks to 5 ms over 420 px: 84 px a millisecond, from x = 250.
+        assert!(svg.contains(r##"<rect x="250.0" y="46.0" width="84.0" height="14" fill="#9e9e9e"><title>one: a 1.00 ms (20% of the median)</title>"##), "{svg}");
+        assert!(svg.contains(r##"<rect x="334.0" y="46.0" width="252.0" height="14" fill="#2b9aa0"><title>one: b 3.00 ms (60% of the median)</title>"##), "{svg}");
+        assert!(svg.contains(r#"<line x1="670.0" y1="44.0" x2="670.0" y2="62.0""#), "{svg}");
+        assert!(!svg.contains("one: c "), "a segment of no time is not drawn: {svg}");
+        // What is not a time is drawn as nothing, and says no share.
+        assert!(svg.contains("<title>two: b 2.00 ms</title>") && !svg.contains("NaN"), "{svg}");
     }
 
     #[test]

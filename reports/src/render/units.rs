@@ -25,6 +25,13 @@ pub fn sig3(v: f64) -> String {
     }
 }
 
+/// Milliseconds without the unit, to three significant digits and at least to the microsecond:
+/// `412`, `41.2`, `4.12`, `0.412`, `0.041`.
+pub fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1e3;
+    if v >= 1.0 || v == 0.0 { sig3(v) } else { format!("{v:.3}") }
+}
+
 /// A wall-clock duration: `950 ms`, `6.1 s`, `2 min 05 s`.
 pub fn duration(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -76,5 +83,10 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(125)), "2 min 05 s");
         assert_eq!(percent(1.123), "+12.3%");
         assert_eq!(percent(0.96), "-4.0%");
+        let ms_of = |us: u64| ms(Duration::from_micros(us));
+        assert_eq!(
+            [ms_of(412_000), ms_of(41_230), ms_of(4_120), ms_of(412), ms_of(41), ms_of(0)],
+            ["412", "41.2", "4.12", "0.412", "0.041", "0"]
+        );
     }
 }
