@@ -462,7 +462,8 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
                     known.join(", ")
                 )
             };
-            obs(seen, format!("global entries (no namespace kind owns them): {evidence}{known}"))
+            let scope = spec.sysctl_stripe.map(|s| format!(", {s}")).unwrap_or_default();
+            obs(seen, format!("global entries (no namespace kind owns them{scope}): {evidence}{known}"))
         }
         (TimeOffset(..), Fact::ClockOffset { lo_ns, hi_ns, .. }) => obs(
             Seen::OffsetRange(*lo_ns, *hi_ns),
@@ -701,6 +702,11 @@ fn own_sysctls_seen(
     let not_written = why.iter().map(|(r, l)| format!("{r}: {}", some_of(l))).collect::<Vec<_>>().join("; ");
     let not_written = if not_written.is_empty() { String::new() } else { format!("; not written: {not_written}") };
     let total = written.len() + skipped.len();
+    // The network tree is swept in the case's stripe (see `matrix::SYSCTL_STRIPES`).
+    let scope = match spec.sysctl_stripe {
+        Some(s) if kind == NsKind::Net => format!(" ({s} of the tree; the run's other cases write the rest)"),
+        _ => String::new(),
+    };
     if !leaks.is_empty() {
         return obs(
             Seen::Shared,
@@ -733,8 +739,8 @@ fn own_sysctls_seen(
             return obs(
                 Seen::Isolated,
                 format!(
-                    "the kernel refused to open any of the {total} {kind} entries for writing in the probe's own \
-                     namespace, so no value can leave it{not_written}"
+                    "the kernel refused to open any of the {total} {kind} entries{scope} for writing in the probe's \
+                     own namespace, so no value can leave it{not_written}"
                 ),
             );
         }
@@ -749,8 +755,8 @@ fn own_sysctls_seen(
     };
     let compared = written.iter().filter(|w| seen(w).host_before.is_some() && !volatile(&w.path)).count();
     let host_text = format!(
-        "{} of {total} {kind} entries written in the probe's own namespace; the host's value unchanged for all {compared} \
-         it has{}{not_written}",
+        "{} of {total} {kind} entries{scope} written in the probe's own namespace; the host's value unchanged for all \
+         {compared} it has{}{not_written}",
         written.len(),
         if written.is_empty() { String::new() } else { format!(" (e.g. {})", example(&written[0])) }
     );

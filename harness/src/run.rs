@@ -299,6 +299,9 @@ impl Harness {
                 hold: false,
                 exercise: None,
                 harness_ns: self.run.harness_ns(),
+                sysctl_stripe: spec.sysctl_stripe,
+                // Stopped before it observes anything.
+                global_sysctls: Vec::new(),
             }),
         };
         let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Internal("no stdin".into()))?;
@@ -364,6 +367,8 @@ impl Harness {
                 hold,
                 exercise: case.limits.as_ref().map(|l| l.exercise.clone()),
                 harness_ns: self.run.harness_ns(),
+                sysctl_stripe: spec.sysctl_stripe,
+                global_sysctls: self.run.sysctls.global_entries(spec.sysctl_stripe).map_err(HarnessError::Host)?,
             }),
         };
         let mut streams = Streams::default();

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use isoprobe_probes::ns::NsKind;
 use isoprobe_probes::sysctl::{self, SysDirs, normalize};
-use isoprobe_probes::wire::SysctlPlan;
+use isoprobe_probes::wire::{SysctlPlan, SysctlStripe};
 
 use crate::domainname::{self, DomainGuard};
 use crate::hostlock::{HostLock, take_both};
@@ -78,6 +78,8 @@ pub struct HostSysctls {
     /// Open directory trees of `root`, one per case reading at a time (see [`SysDirs`]).
     pool: Mutex<Vec<SysDirs>>,
     baseline: OnceLock<Result<BTreeMap<String, String>, String>>,
+    /// The global entries whose mode lets someone write them, listed once.
+    globals: OnceLock<Result<Vec<String>, String>>,
     /// Appends to [`SYSCTL_CANDIDATES`] one probe at a time.
     candidates: Mutex<()>,
 }
@@ -122,6 +124,7 @@ impl HostSysctls {
             root: root.to_owned(),
             pool: Mutex::new(Vec::new()),
             baseline: OnceLock::new(),
+            globals: OnceLock::new(),
             candidates: Mutex::new(()),
         }
     }
@@ -160,6 +163,25 @@ impl HostSysctls {
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The host's global entries (no namespace kind owns them here) whose mode has a write bit,
+    /// of `stripe`: what a probe tests ([`ProbeCase::global_sysctls`]). Listed once per run.
+    ///
+    /// [`ProbeCase::global_sysctls`]: isoprobe_probes::wire::ProbeCase::global_sysctls
+    pub fn global_entries(&self, stripe: Option<SysctlStripe>) -> Result<Vec<String>, String> {
+        let all = self
+            .globals
+            .get_or_init(|| {
+                let kernel = KernelRelease::running().version;
+                let found = self
+                    .with_dirs(|d| sysctl::global(d.root(), kernel, true))?
+                    .map_err(|e| format!("failed to list the global sysctls of {}: {e}", self.root.display()))?;
+                Ok(found.into_iter().filter(|f| f.writable_mode()).map(|f| f.path).collect())
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        Ok(all.iter().filter(|p| stripe.is_none_or(|s| s.holds(p))).cloned().collect())
     }
 
     /// A probe is about to write `plan`: checks that every entry is one a namespace kind owns on

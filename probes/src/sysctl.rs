@@ -546,8 +546,8 @@ fn kind_entries(
 
 /// Every global entry (one no kind owns on a kernel of version `kernel`) of the /proc/sys of
 /// `sys`, sorted: everything outside the kinds' trees, and the known global entries inside them.
-/// Without their modes.
-pub fn global(sys: impl AsFd, kernel: Option<(u32, u32)>) -> nix::Result<Vec<Found>> {
+/// With their modes if `modes` (a stat each).
+pub fn global(sys: impl AsFd, kernel: Option<(u32, u32)>, modes: bool) -> nix::Result<Vec<Found>> {
     let sys = sys.as_fd();
     let trees: Vec<&str> =
         TABLE.iter().filter_map(|r| if let Entries::Under(d) = r.entries { Some(d) } else { None }).collect();
@@ -556,9 +556,9 @@ pub fn global(sys: impl AsFd, kernel: Option<(u32, u32)>) -> nix::Result<Vec<Fou
         if trees.contains(&top.as_str()) {
             continue;
         }
-        out.extend(walk(sys, &top, false)?.into_iter().filter(|f| owner(&f.path, kernel).is_none()));
+        out.extend(walk(sys, &top, modes)?.into_iter().filter(|f| owner(&f.path, kernel).is_none()));
     }
-    out.extend(list(sys, "", false)?);
+    out.extend(list(sys, "", modes)?);
     for k in KNOWN_GLOBAL {
         if let Ok(st) = fstatat(sys, k.path, AtFlags::AT_SYMLINK_NOFOLLOW) {
             out.push(Found::new(k.path.to_owned(), Some(st.st_mode)));

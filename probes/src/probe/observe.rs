@@ -132,6 +132,8 @@ impl<'a> Observer<'a> {
             kinds: sysctl::KINDS.into_iter().map(|k| (k, self.shared_ns(k))).collect(),
             token: &self.case.sentinels.uts.domainname_token,
             restore: self.case.hold,
+            stripe: self.case.sysctl_stripe,
+            globals: &self.case.global_sysctls,
         };
         for fact in sysctls::observe(self.ch, &setup)? {
             self.ch.fact(fact)?;

@@ -28,7 +28,7 @@ use crate::ns::NsKind;
 use crate::sysctl::{self, Found, SysDirs, Values};
 use crate::wire::{
     CapabilityTest, Fact, HostAnswer, HostQuestion, NotWritten, NsId, SysctlObservation, SysctlPlan, SysctlSkip,
-    SysctlTest, SysctlWrite, fact_key,
+    SysctlStripe, SysctlTest, SysctlWrite, fact_key,
 };
 
 use super::args::PROBE_NAME;
@@ -47,6 +47,11 @@ pub struct Setup<'a> {
     pub token: &'a str,
     /// A holder: put the probe's own values back after the host has looked.
     pub restore: bool,
+    /// The share of the network tree's entries (some 600) this probe writes; every other kind's
+    /// entries are all written.
+    pub stripe: Option<SysctlStripe>,
+    /// The global entries to test (the harness's list, of this probe's stripe).
+    pub globals: &'a [String],
 }
 
 /// One entry to write.
@@ -112,7 +117,10 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
             }
             None => {
                 let skips = skipped.entry(*kind).or_default();
-                plan(&mut sys, *kind, &found, kernel, setup.token, &mut targets, skips);
+                // The network tree in its stripe; its siblings' lists are read from the whole.
+                let stripe = setup.stripe.filter(|_| *kind == NsKind::Net);
+                let mine: Vec<&Found> = found.iter().filter(|f| stripe.is_none_or(|s| s.holds(&f.path))).collect();
+                plan(&mut sys, *kind, &mine, &found, kernel, setup.token, &mut targets, skips);
             }
         }
     }
@@ -148,16 +156,20 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
         }
     }
     let mut out: Vec<Fact> = setup.kinds.iter().filter_map(|(k, _)| facts.remove(k)).collect();
-    let mut tests = global_tests(&mut sys, kernel)?;
+    let mut tests: Vec<SysctlTest> =
+        setup.globals.iter().filter(|p| sysctl::plain_path(p)).map(|p| capability_test(&mut sys, p, kernel)).collect();
     tests.extend(later_globals.iter().map(|f| capability_test(&mut sys, &f.path, kernel)));
     out.push(Fact::GlobalSysctls { tests });
     Ok(out)
 }
 
-/// The entries of an own kind to write, each with its candidates; the others go to `skips`.
+/// The entries of an own kind to write (`mine`, of the kind's `found`), each with its candidates;
+/// the others go to `skips`.
+#[allow(clippy::too_many_arguments)]
 fn plan(
     sys: &mut SysDirs,
     kind: NsKind,
+    mine: &[&Found],
     found: &[Found],
     kernel: Option<(u32, u32)>,
     token: &str,
@@ -165,7 +177,7 @@ fn plan(
     skips: &mut Vec<SysctlSkip>,
 ) {
     let pid_max = sys.read("kernel/pid_max").ok().and_then(|v| sysctl::normalize(&v).parse::<i64>().ok());
-    for f in found {
+    for f in mine {
         let Some(row) = sysctl::owner(&f.path, kernel) else { continue };
         let skip = |why| SysctlSkip { path: f.path.clone(), why };
         // The permission check of /proc/sys is made at open (or a read-only mount refuses).
@@ -284,13 +296,6 @@ fn capability_test(sys: &mut SysDirs, path: &str, kernel: Option<(u32, u32)>) ->
         (CapabilityTest::OpenForWriting, sys.open(path, OFlag::O_WRONLY).map(drop))
     };
     SysctlTest { path: path.to_owned(), test, result: result.into() }
-}
-
-/// The capability test of every global entry (all, when the listing gave no modes: a read-only
-/// one is refused).
-fn global_tests(sys: &mut SysDirs, kernel: Option<(u32, u32)>) -> Result<Vec<SysctlTest>, ProbeError> {
-    let found = sysctl::global(sys.root(), kernel).ctx(|| "list the global sysctls".into())?;
-    Ok(found.iter().filter(|f| f.writable_mode()).map(|f| capability_test(sys, &f.path, kernel)).collect())
 }
 
 /// A holder's reading for a joiner: each entry whitespace-normalised, `None` where unreadable.

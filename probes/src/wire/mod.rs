@@ -78,6 +78,44 @@ pub struct ProbeCase {
     /// that is one of these (see [`Refusal`]). A kind missing here is never changed.
     #[serde(default)]
     pub harness_ns: Vec<NsId>,
+    /// Which share of its sysctl sweep the probe makes (the network tree's entries and the global
+    /// entries); `None`: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysctl_stripe: Option<SysctlStripe>,
+    /// The global sysctl entries (paths under /proc/sys) the probe tests, of its stripe: what the
+    /// harness listed once for the run (a global entry is the same one in every namespace, and
+    /// listing /proc/sys costs a probe more than testing its share of it).
+    #[serde(default)]
+    pub global_sysctls: Vec<String>,
+}
+
+/// A share of a sweep over many sysctl entries: the entries whose path hashes to `index` modulo
+/// `of` (FNV-1a of the path, so the share of an entry does not depend on what else a namespace
+/// lists). A matrix spreads its cases over the stripes so that together they cover every entry
+/// (see the harness's `matrix::SYSCTL_STRIPES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct SysctlStripe {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl SysctlStripe {
+    /// Whether `path` (under /proc/sys) is in this share. A stripe of nothing (`of` 0) holds all.
+    pub fn holds(&self, path: &str) -> bool {
+        self.of == 0 || fnv1a(path.as_bytes()) % self.of == self.index % self.of
+    }
+}
+
+impl std::fmt::Display for SysctlStripe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stripe {} of {}", self.index, self.of)
+    }
+}
+
+/// FNV-1a, 32 bits: a hash that is the same in every build and on every machine.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
 /// A message from the probe to the harness (one JSON document per line on the probe's stdout).
@@ -250,6 +288,21 @@ pub fn decode<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stripes of one size partition the entries: each path is in exactly one, and the
+    /// hash is FNV-1a's (its published test vector), so every build puts it in the same one.
+    #[test]
+    fn stripes_partition_paths() {
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+        let paths = ["net/core/somaxconn", "net/ipv4/ip_forward", "kernel/shmmax", "vm/swappiness", ""];
+        for of in [1, 2, 8, 16] {
+            for p in paths {
+                let holders = (0..of).filter(|&index| SysctlStripe { index, of }.holds(p)).count();
+                assert_eq!(holders, 1, "{p} in {of} stripes");
+            }
+        }
+        assert!(paths.iter().all(|p| SysctlStripe { index: 3, of: 0 }.holds(p)), "a stripe of nothing holds all");
+    }
 
     #[test]
     fn messages_are_single_lines_tagged_in_kebab_case() {
