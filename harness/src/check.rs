@@ -70,6 +70,11 @@ pub enum CheckId {
     CgroupProcSelfCgroup,
     /// A clock's offset from the host's.
     TimeOffset(ClockKind, ClockSource),
+    /// Values written to the sysctls the kind owns are seen outside the probe's namespace: by the
+    /// host, or by the container a joiner joined (one of `isoprobe_probes::sysctl::KINDS`).
+    Sysctls(NsKind),
+    /// Global sysctls (no namespace kind owns them) may be opened for writing.
+    UserGlobalSysctlsWritable,
 }
 
 impl CheckId {
@@ -78,12 +83,14 @@ impl CheckId {
         use CheckId::*;
         let mut v: Vec<CheckId> = NsKind::ALL.into_iter().map(NsInode).collect();
         v.extend([PidParentOutside, PidSelfIsInit, PidSignalHostProcess, PidProcListsHostProcess]);
-        v.extend([UtsHostname, UtsDomainnameReachesHost]);
+        v.push(Sysctls(NsKind::Pid));
+        v.extend([UtsHostname, UtsDomainnameReachesHost, Sysctls(NsKind::Uts)]);
         v.extend([MntHostMountVisible, MntOwnMountReachesHost, MntHostRootReachable, MntChrootEscape]);
         v.extend([IpcObject::Shm, IpcObject::Sem, IpcObject::Msg, IpcObject::Mqueue].map(IpcHostObject));
-        v.push(IpcOwnObjectsReachHost);
-        v.extend([NetHostAbstractSocket, NetHostTcpLoopback, NetLinks, NetSysfsClassNet]);
+        v.extend([IpcOwnObjectsReachHost, Sysctls(NsKind::Ipc)]);
+        v.extend([NetHostAbstractSocket, NetHostTcpLoopback, NetLinks, NetSysfsClassNet, Sysctls(NsKind::Net)]);
         v.extend([UserUidMap, UserGidMap, UserFileOwnerOnHost, UserCapsReachUts]);
+        v.extend([Sysctls(NsKind::User), UserGlobalSysctlsWritable]);
         v.push(CgroupProcSelfCgroup);
         for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
             for source in [ClockSource::Vdso, ClockSource::Syscall] {
@@ -132,6 +139,17 @@ impl CheckId {
             UserCapsReachUts => &[K::User, K::Uts],
             CgroupProcSelfCgroup => &[K::Cgroup],
             TimeOffset(..) => &[K::Time],
+            // Whether the probe may write an entry depends on its uid outside and its capabilities
+            // in the owning user namespace (see the oracle).
+            Sysctls(k) => match k {
+                K::Pid => &[K::Pid, K::User],
+                K::Uts => &[K::Uts, K::User],
+                K::Ipc => &[K::Ipc, K::User],
+                K::Net => &[K::Net, K::User],
+                // The other kinds own no sysctls (`CheckId::all` lists only those that do).
+                K::User | K::Mnt | K::Cgroup | K::Time => &[K::User],
+            },
+            UserGlobalSysctlsWritable => &[K::User],
         }
     }
 
@@ -165,6 +183,8 @@ impl CheckId {
             UserFileOwnerOnHost => "file-owner-on-host",
             UserCapsReachUts => "caps-reach-uts",
             CgroupProcSelfCgroup => "proc-self-cgroup",
+            Sysctls(k) => return format!("{k}/sysctls-seen-outside"),
+            UserGlobalSysctlsWritable => "global-sysctls-writable",
             TimeOffset(c, s) => {
                 let c = match c {
                     ClockKind::Monotonic => "monotonic",
@@ -207,6 +227,11 @@ impl CheckId {
             UserCapsReachUts => "sethostname on the probe's uts namespace is permitted",
             CgroupProcSelfCgroup => "/proc/self/cgroup shows `/` (the namespace root) for every hierarchy",
             TimeOffset(..) => "the clock reads the host's plus the requested offset",
+            Sysctls(_) => {
+                "values written to the kind's /proc/sys entries are seen outside: by the host, or by the container a \
+                 joiner joined"
+            }
+            UserGlobalSysctlsWritable => "global /proc/sys entries (no namespace kind owns them) open for writing",
         }
     }
 }

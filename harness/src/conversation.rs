@@ -185,6 +185,15 @@ pub fn converse(
                 FromProbe::Fatal { stage, error } => {
                     return Err(with_stderr(HarnessError::Protocol(format!("{stage} failed: {error}")), streams));
                 }
+                FromProbe::SysctlValues { .. } => {
+                    return Err(with_stderr(
+                        HarnessError::Protocol(format!(
+                            "line {}: sysctl values that no one asked for (only a holder sends them, when asked)",
+                            streams.lines
+                        )),
+                        streams,
+                    ));
+                }
             }
         }
         if streams.out_eof {
@@ -206,6 +215,33 @@ pub fn converse(
                 },
                 streams,
             ));
+        }
+    }
+}
+
+/// Has a holder (a container whose conversation is over, kept for a joiner) read `paths` under
+/// /proc/sys in its namespaces: asks with [`ToProbe::ReadSysctls`] and waits for its
+/// [`FromProbe::SysctlValues`].
+pub fn ask_holder(
+    p: &mut ProbeProcess,
+    streams: &mut Streams,
+    paths: &[String],
+    deadline: Instant,
+) -> Result<Vec<Option<String>>, HarnessError> {
+    send(p, &ToProbe::ReadSysctls { paths: paths.to_vec() })?;
+    loop {
+        if let Some(line) = streams.next_line()? {
+            return match wire::decode::<FromProbe>("holder message", streams.lines, &line) {
+                Ok(FromProbe::SysctlValues { values }) if values.len() == paths.len() => Ok(values),
+                Ok(other) => Err(HarnessError::Protocol(format!("the holder answered {other:?} to a sysctl read"))),
+                Err(e) => Err(HarnessError::Protocol(e.to_string())),
+            };
+        }
+        if streams.out_eof {
+            return Err(HarnessError::Protocol("the holder ended before it read the sysctls".into()));
+        }
+        if !streams.pump(p, deadline)? {
+            return Err(HarnessError::Protocol("timed out waiting for the holder to read the sysctls".into()));
         }
     }
 }

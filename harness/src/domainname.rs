@@ -8,10 +8,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::hostlock::{HostLock, HostLockError};
+use crate::hostlock::{HostLock, take_both};
 
 const DOMAINNAME: &str = "/proc/sys/kernel/domainname";
 /// Serialises the cases of this process.
@@ -117,19 +117,7 @@ fn read_domainname() -> Result<String, String> {
 /// Takes the domainname lock (this process's cases, then every isoprobe process's), reads the
 /// original and records it in `run_dir` before anyone may change it; the guard restores it.
 pub fn lock(run_dir: &Path, deadline: Instant) -> Result<DomainGuard, String> {
-    let timed_out = || "timed out waiting for the domainname lock".to_owned();
-    let lock = loop {
-        match DOMAIN_LOCK.try_lock() {
-            Ok(g) => break g,
-            Err(TryLockError::Poisoned(p)) => break p.into_inner(),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-            Err(TryLockError::WouldBlock) => return Err(timed_out()),
-        }
-    };
-    let host_lock = HostLock::take(DOMAIN_LOCK_NAME, deadline).map_err(|e| match e {
-        HostLockError::TimedOut { .. } => timed_out(),
-        e => e.to_string(),
-    })?;
+    let (lock, host_lock) = take_both(&DOMAIN_LOCK, DOMAIN_LOCK_NAME, deadline, "domainname")?;
     let original = read_domainname()?;
     // Recorded before the probe may change it, for the recovery should this run be killed
     // before it restores it.

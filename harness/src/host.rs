@@ -4,36 +4,77 @@
 //! The domainname is host-wide state that several concurrent cases may touch (every case with a
 //! shared uts namespace and no user namespace really sets the host's domainname), so it is guarded
 //! by the domainname lock (see [`crate::domainname`]), held from [`HostQuestion::LockDomainname`]
-//! until the host has looked and restored its own value. Dropping a [`HostSide`] restores and
-//! unlocks in every outcome.
+//! until the host has looked and restored its own value. The namespaced sysctls a probe writes are
+//! compared with the host's from [`HostQuestion::SysctlBegin`] until [`HostQuestion::SysctlCheck`]
+//! (see [`crate::sysctl`]).
+//! Dropping a [`HostSide`] restores and unlocks in every outcome.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
 use isoprobe_probes::sys::{self, SysvKind};
-use isoprobe_probes::wire::{ClockKind, HostAnswer, HostQuestion, IpcSeen};
+use isoprobe_probes::wire::{ClockKind, HostAnswer, HostQuestion, IpcSeen, SysctlPlan};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::case_env::{CaseEnv, ProbeNames, dirs};
 use crate::domainname::{self, DomainGuard};
 use crate::mounts::is_mount_point;
 use crate::run_env::RunEnv;
+use crate::sysctl::{SeenOutside, SysctlView, Writing};
+
+/// How a joiner's host side has the container it joined read sysctls (paths under /proc/sys):
+/// the values a process of the container sees, whitespace-normalised, in order.
+pub type PeerRead<'a> = Box<dyn FnMut(&[String]) -> Result<Vec<Option<String>>, String> + 'a>;
 
 /// Answers one probe's questions.
-#[derive(Debug)]
 pub struct HostSide<'a> {
     run: &'a RunEnv,
     case: &'a CaseEnv,
     names: &'a ProbeNames,
     deadline: Instant,
     domain: Option<DomainGuard>,
+    /// A probe's announced sysctl writes: the paths, and the host's values then.
+    sysctls: Option<(Writing, Vec<String>, Vec<Option<String>>)>,
+    /// What the host saw of them.
+    sysctl_view: SysctlView,
+    /// A joiner's: the container it joined.
+    peer: Option<PeerRead<'a>>,
     sentinel_mounted: bool,
 }
 
+impl std::fmt::Debug for HostSide<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSide")
+            .field("domain", &self.domain)
+            .field("sysctls", &self.sysctls)
+            .field("sysctl_view", &self.sysctl_view)
+            .field("peer", &self.peer.is_some())
+            .field("sentinel_mounted", &self.sentinel_mounted)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> HostSide<'a> {
-    pub fn new(run: &'a RunEnv, case: &'a CaseEnv, names: &'a ProbeNames, deadline: Instant) -> Self {
-        HostSide { run, case, names, deadline, domain: None, sentinel_mounted: false }
+    /// `peer`: a joiner's, to ask the container it joined.
+    pub fn new(
+        run: &'a RunEnv,
+        case: &'a CaseEnv,
+        names: &'a ProbeNames,
+        deadline: Instant,
+        peer: Option<PeerRead<'a>>,
+    ) -> Self {
+        HostSide {
+            run,
+            case,
+            names,
+            deadline,
+            domain: None,
+            sysctls: None,
+            sysctl_view: SysctlView::default(),
+            peer,
+            sentinel_mounted: false,
+        }
     }
 
     pub fn answer(&mut self, q: &HostQuestion) -> HostAnswer {
@@ -48,6 +89,8 @@ impl<'a> HostSide<'a> {
             HostQuestion::OwnIpcVisible => Ok(self.own_ipc_visible()),
             HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
             HostQuestion::Clock { clock } => self.clock(*clock),
+            HostQuestion::SysctlBegin { entries } => self.lock_sysctls(entries),
+            HostQuestion::SysctlCheck { written } => self.check_sysctls(written),
             HostQuestion::Limit { ask } => crate::limits::host::answer(self.case.limits.as_ref(), ask),
         };
         r.unwrap_or_else(|error| HostAnswer::Failed { error })
@@ -69,6 +112,49 @@ impl<'a> HostSide<'a> {
         let seen = guard.restore()? == token;
         drop(guard);
         Ok(HostAnswer::Seen { seen })
+    }
+
+    fn lock_sysctls(&mut self, entries: &[SysctlPlan]) -> Result<HostAnswer, String> {
+        if self.sysctls.is_some() {
+            return Err("the probe announced sysctl writes twice without checking".into());
+        }
+        let (writing, values) = self.run.sysctls.begin(entries, self.deadline)?;
+        let paths = entries.iter().map(|e| e.path.clone()).collect();
+        self.sysctls = Some((writing, paths, values.clone()));
+        Ok(HostAnswer::SysctlValues { values })
+    }
+
+    /// Reads the host's values of the entries written (the announced ones at `written`),
+    /// restoring any that changed and unlocking, then, for a joiner, the joined container's; keeps
+    /// what it saw for the judge.
+    fn check_sysctls(&mut self, written: &[u32]) -> Result<HostAnswer, String> {
+        let (writing, announced, before) = self.sysctls.take().ok_or("a sysctl check without the writes announced")?;
+        let at = |i: &u32| announced.get(*i as usize).cloned().ok_or(format!("no announced sysctl {i}"));
+        let paths = written.iter().map(at).collect::<Result<Vec<String>, String>>()?;
+        let (after, unrestored) = self.run.sysctls.check(writing, &paths)?;
+        let peer = match self.peer.as_mut() {
+            Some(read) => Some(read(&paths).map_err(|e| format!("failed to ask the joined container: {e}"))?),
+            None => None,
+        };
+        let view = &mut self.sysctl_view;
+        view.joined |= peer.is_some();
+        view.unrestored.extend(unrestored);
+        for (j, (i, path)) in written.iter().zip(paths).enumerate() {
+            view.entries.insert(
+                path,
+                SeenOutside {
+                    host_before: before[*i as usize].clone(),
+                    host_after: after[j].clone(),
+                    peer: peer.as_ref().and_then(|p| p[j].clone()),
+                },
+            );
+        }
+        Ok(HostAnswer::Ack)
+    }
+
+    /// What the host saw of the probe's sysctl writes (taken).
+    pub fn take_sysctl_view(&mut self) -> SysctlView {
+        std::mem::take(&mut self.sysctl_view)
     }
 
     fn mount_sentinel(&mut self) -> Result<HostAnswer, String> {
@@ -136,7 +222,7 @@ impl<'a> HostSide<'a> {
 
 impl Drop for HostSide<'_> {
     fn drop(&mut self) {
-        // The domain guard restores on its own drop.
+        // The domain and sysctl guards restore on their own drop.
         if self.sentinel_mounted {
             let _ = self.unmount_sentinel();
         }

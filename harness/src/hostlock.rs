@@ -5,6 +5,7 @@
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 /// How often a waiter tries again.
@@ -48,6 +49,31 @@ impl HostLock {
             }
         }
     }
+}
+
+/// Takes `mutex` (which serialises the cases of this process), then the host lock `name` (every
+/// isoprobe process's), waiting for both until `deadline`. The error reads "timed out waiting for
+/// the `what` lock" when a holder kept either past it.
+pub fn take_both(
+    mutex: &'static Mutex<()>,
+    name: &str,
+    deadline: Instant,
+    what: &str,
+) -> Result<(MutexGuard<'static, ()>, HostLock), String> {
+    let timed_out = || format!("timed out waiting for the {what} lock");
+    let guard = loop {
+        match mutex.try_lock() {
+            Ok(g) => break g,
+            Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(RETRY),
+            Err(TryLockError::WouldBlock) => return Err(timed_out()),
+        }
+    };
+    let host = HostLock::take(name, deadline).map_err(|e| match e {
+        HostLockError::TimedOut { .. } => timed_out(),
+        e => e.to_string(),
+    })?;
+    Ok((guard, host))
 }
 
 #[cfg(test)]

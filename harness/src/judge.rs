@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use isoprobe_probes::ns::NsKind;
-use isoprobe_probes::wire::{Attempt, Fact, IdKind, Link, Refusal, SysResult, fact_key};
+use isoprobe_probes::wire::{
+    Attempt, CapabilityTest, Fact, IdKind, Link, NotWritten, Refusal, SysResult, SysctlObservation, SysctlTest,
+    SysctlWrite, fact_key,
+};
 
 use crate::check::{CheckId, IpcObject};
 use crate::oracle::{Expect, fmt_ns, id_map_text};
@@ -34,6 +37,8 @@ pub struct HostView {
     pub probe_cgroup: Vec<String>,
     /// The host-side controls, checked after the probe finished (`Err` says what failed).
     pub controls: Controls,
+    /// What the host saw of the sysctls the probe wrote in its own namespaces.
+    pub sysctls: crate::sysctl::SysctlView,
 }
 
 /// Whether each host sentinel was alive and reachable from the host when the probe had looked.
@@ -49,6 +54,11 @@ pub struct Controls {
     pub ipc: [Result<(), String>; 4],
     /// The host marker file holds its token.
     pub host_marker: Result<(), String>,
+    /// The harness may open the host's `user/max_*` for writing: set_permissions (kernel/ucount.c)
+    /// wants CAP_SYS_RESOURCE in the initial user namespace, which a root with a reduced bounding
+    /// set lacks, and then a probe in the host's user namespace is refused as a user namespace's
+    /// root would be.
+    pub user_limits: Result<(), String>,
 }
 
 impl Default for Controls {
@@ -60,6 +70,7 @@ impl Default for Controls {
             tcp_listener: Ok(()),
             ipc: [Ok(()), Ok(()), Ok(()), Ok(())],
             host_marker: Ok(()),
+            user_limits: Ok(()),
         }
     }
 }
@@ -412,6 +423,48 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             };
             obs(seen, format!("probe: {lines:?}; host's view of the probe: {:?}", host.probe_cgroup))
         }
+        (Sysctls(kind), Fact::Sysctls { observed, .. }) => match observed {
+            SysctlObservation::Harness { shared, tests } => {
+                let (seen, evidence) = capability_tests_seen(tests, spec)?;
+                if let (NsKind::User, Seen::Isolated, Err(e)) = (kind, &seen, &host.controls.user_limits) {
+                    return Err(skip_verdict(
+                        Requirement::Capability("sys_resource"),
+                        format!(
+                            "the probe is in the harness's user namespace and refused its user.max_* entries, as the \
+                             harness itself is ({e}): a user namespace's root is refused alike, so the two cannot be \
+                             told apart"
+                        ),
+                    ));
+                }
+                obs(
+                    seen,
+                    format!(
+                        "the probe's {kind} namespace is the harness's ({shared}): nothing written (the interlock); {evidence}"
+                    ),
+                )
+            }
+            SysctlObservation::Own { written, skipped } => {
+                own_sysctls_seen(kind, written, skipped, &host.sysctls, spec)
+            }
+        },
+        (UserGlobalSysctlsWritable, Fact::GlobalSysctls { tests }) => {
+            // The known global entries under a kind's tree are named apart: a leak the table
+            // documents, not counted (see `isoprobe_probes::sysctl::KNOWN_GLOBAL`).
+            let (known, tests): (Vec<SysctlTest>, Vec<SysctlTest>) =
+                tests.iter().cloned().partition(|t| isoprobe_probes::sysctl::known_global(&t.path).is_some());
+            let (seen, evidence) = capability_tests_seen(&tests, spec)?;
+            let known: Vec<String> = known.iter().map(|t| format!("{}: {}", t.path, t.result)).collect();
+            let known = if known.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; known global entries behind a namespaced name, not counted (sysctl::KNOWN_GLOBAL): {}",
+                    known.join(", ")
+                )
+            };
+            let scope = spec.sysctl_stripe.map(|s| format!(", {s}")).unwrap_or_default();
+            obs(seen, format!("global entries (no namespace kind owns them{scope}): {evidence}{known}"))
+        }
         (TimeOffset(..), Fact::ClockOffset { lo_ns, hi_ns, .. }) => obs(
             Seen::OffsetRange(*lo_ns, *hi_ns),
             format!("probe clock minus host clock, bracketed by two probe readings ({} wide)", fmt_ns(hi_ns - lo_ns)),
@@ -519,7 +572,224 @@ pub fn fact_key_for(check: CheckId) -> String {
         UserFileOwnerOnHost => "file-owner".into(),
         CgroupProcSelfCgroup => "cgroup".into(),
         TimeOffset(c, s) => fact_key::clock(c, s),
+        Sysctls(k) => fact_key::sysctls(k),
+        UserGlobalSysctlsWritable => fact_key::GLOBAL_SYSCTLS.into(),
     }
+}
+
+/// How many of a list to name in evidence.
+const SHOWN: usize = 5;
+
+/// `a, b, c and 12 more`.
+fn some_of(items: &[String]) -> String {
+    let shown = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    match items.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// The skip of a sysctl check whose entries no write can reach: a read-only /proc/sys (EROFS),
+/// which the launcher made so.
+fn read_only_proc_sys(spec: &CaseSpec, what: &str) -> Verdict {
+    skip_verdict(
+        Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "writable-proc-sys".into() },
+        format!(
+            "{what}: the container's /proc/sys is mounted read-only (EROFS), so whether a write would reach \
+             outside cannot be observed"
+        ),
+    )
+}
+
+/// Capability tests (writes that would be permitted or not, nothing written): any permitted is
+/// shared (a write would reach the namespace it names), all refused by the permission check is
+/// isolated.
+fn capability_tests_seen(tests: &[SysctlTest], spec: &CaseSpec) -> Result<(Seen, String), Verdict> {
+    let mut permitted = Vec::new();
+    let mut refused = Vec::new();
+    let mut other = Vec::new();
+    let mut read_only = 0;
+    for t in tests {
+        let verdict = match (t.test, t.result.errno()) {
+            (CapabilityTest::OpenForWriting, None) | (CapabilityTest::InvalidWrite, Some(libc::EINVAL)) => Some(true),
+            (_, Some(libc::EACCES | libc::EPERM)) => Some(false),
+            (_, Some(libc::EROFS)) => {
+                read_only += 1;
+                None
+            }
+            _ => None,
+        };
+        match verdict {
+            Some(true) => permitted.push(t.path.clone()),
+            Some(false) => refused.push(t.path.clone()),
+            None => other.push(format!("{}: {}", t.path, t.result)),
+        }
+    }
+    if tests.is_empty() {
+        return Err(Verdict::Error { cause: "the probe found no entries to test".into() });
+    }
+    // A read-only mount refuses before the permission check is asked: with none permitted, what
+    // the rest refused says nothing about the entries it hid.
+    if read_only > 0 && permitted.is_empty() {
+        return Err(read_only_proc_sys(spec, &format!("{read_only} of {} entries", tests.len())));
+    }
+    let text = format!(
+        "{} entries tested without writing: {} would be permitted{}, {} refused by the permission check{}",
+        tests.len(),
+        permitted.len(),
+        if permitted.is_empty() { String::new() } else { format!(" ({})", some_of(&permitted)) },
+        refused.len(),
+        if other.is_empty() { String::new() } else { format!("; neither: {}", some_of(&other)) },
+    );
+    let seen = if !permitted.is_empty() {
+        Seen::Shared
+    } else if other.is_empty() {
+        Seen::Isolated
+    } else {
+        Seen::Other("some tests gave neither a permission nor a refusal".into())
+    };
+    Ok((seen, text))
+}
+
+/// The entries the probe wrote in a namespace of its own. A host value that changed is a leak
+/// (shared, naming the entry and both values); for a joiner, the container it joined must read
+/// every value the joiner wrote (shared) or none (isolated); otherwise the host's values all
+/// unchanged is isolated. Nothing written: isolated only when the kernel refused every write.
+fn own_sysctls_seen(
+    kind: NsKind,
+    written: &[SysctlWrite],
+    skipped: &[isoprobe_probes::wire::SysctlSkip],
+    view: &crate::sysctl::SysctlView,
+    spec: &CaseSpec,
+) -> Result<Observed, Verdict> {
+    let volatile = isoprobe_probes::sysctl::volatile;
+    let missing = written.iter().filter(|w| !view.entries.contains_key(&w.path)).count();
+    if missing > 0 {
+        return Err(Verdict::Error {
+            cause: format!("the host saw nothing of {missing} of the {} {kind} entries the probe wrote", written.len()),
+        });
+    }
+    let seen = |w: &SysctlWrite| view.entries[&w.path].clone();
+    let unrestored = &view.unrestored;
+    let leaks: Vec<String> = written
+        .iter()
+        .filter(|w| {
+            let s = seen(w);
+            !volatile(&w.path) && s.host_before.is_some() && s.host_before != s.host_after
+        })
+        .map(|w| {
+            let s = seen(w);
+            format!(
+                "{}: host {:?} -> {:?} (the probe wrote {:?})",
+                w.path,
+                s.host_before.as_deref().unwrap_or(""),
+                s.host_after.as_deref().unwrap_or("<unreadable>"),
+                w.written()
+            )
+        })
+        .collect();
+    let mut why: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    for s in skipped {
+        let (reason, detail) = match &s.why {
+            NotWritten::Refused { error } => ("refused", format!("{}: {error}", s.path)),
+            NotWritten::Unreadable { error } => ("unreadable", format!("{}: {error}", s.path)),
+            NotWritten::NoCandidate => ("no value to try", s.path.clone()),
+            NotWritten::Rejected { errors } => ("every value rejected", format!("{}: {}", s.path, errors.join(", "))),
+            NotWritten::NoEffect => ("no effect", s.path.clone()),
+        };
+        why.entry(reason).or_default().push(detail);
+    }
+    let not_written = why.iter().map(|(r, l)| format!("{r}: {}", some_of(l))).collect::<Vec<_>>().join("; ");
+    let not_written = if not_written.is_empty() { String::new() } else { format!("; not written: {not_written}") };
+    let total = written.len() + skipped.len();
+    // The network tree is swept in the case's stripe (see `matrix::SYSCTL_STRIPES`).
+    let scope = match spec.sysctl_stripe {
+        Some(s) if kind == NsKind::Net => format!(" ({s} of the tree; the run's other cases write the rest)"),
+        _ => String::new(),
+    };
+    if !leaks.is_empty() {
+        return obs(
+            Seen::Shared,
+            format!(
+                "the host's value changed (a leak; {}) for {} of {} written {kind} entries: {}{not_written}",
+                if unrestored.is_empty() {
+                    "restored at once".to_owned()
+                } else {
+                    format!("the host could not put back {}", some_of(unrestored))
+                },
+                leaks.len(),
+                written.len(),
+                some_of(&leaks)
+            ),
+        );
+    }
+    if written.is_empty() {
+        let refused: Vec<&SysResult> = skipped
+            .iter()
+            .filter_map(|s| if let NotWritten::Refused { error } = &s.why { Some(error) } else { None })
+            .collect();
+        let read_only = refused.iter().filter(|e| e.errno() == Some(libc::EROFS)).count();
+        if read_only > 0 {
+            return Err(read_only_proc_sys(spec, &format!("{read_only} of the {total} {kind} entries")));
+        }
+        if !refused.is_empty()
+            && refused.len() == skipped.len()
+            && refused.iter().all(|e| matches!(e.errno(), Some(libc::EACCES | libc::EPERM)))
+        {
+            return obs(
+                Seen::Isolated,
+                format!(
+                    "the kernel refused to open any of the {total} {kind} entries{scope} for writing in the probe's \
+                     own namespace, so no value can leave it{not_written}"
+                ),
+            );
+        }
+        return obs(
+            Seen::Other(format!("none of the {total} {kind} entries could be written")),
+            format!("nothing was written, so the host's view proves nothing{not_written}"),
+        );
+    }
+    let example = |w: &SysctlWrite| {
+        let s = seen(w);
+        format!("{} {:?} -> {:?} inside, host {:?}", w.path, w.before, w.after, s.host_after.as_deref().unwrap_or("-"))
+    };
+    let compared = written.iter().filter(|w| seen(w).host_before.is_some() && !volatile(&w.path)).count();
+    let host_text = format!(
+        "{} of {total} {kind} entries{scope} written in the probe's own namespace; the host's value unchanged for all \
+         {compared} it has{}{not_written}",
+        written.len(),
+        if written.is_empty() { String::new() } else { format!(" (e.g. {})", example(&written[0])) }
+    );
+    if !view.joined {
+        return obs(Seen::Isolated, host_text);
+    }
+    // A joiner: the container it joined must read each value it wrote (`None`: it could not read
+    // it, which is neither).
+    let peer_values: Vec<(&SysctlWrite, String)> =
+        written.iter().map(|w| (w, seen(w).peer.unwrap_or_else(|| "<unreadable>".into()))).collect();
+    let peers: Vec<(&SysctlWrite, &String)> = peer_values.iter().map(|(w, p)| (*w, p)).collect();
+    let seen_by_peer: Vec<String> = peers.iter().filter(|(w, p)| **p == w.after).map(|(w, _)| w.path.clone()).collect();
+    let unseen: Vec<String> =
+        peers.iter().filter(|(w, p)| **p == w.before).map(|(w, p)| format!("{} {p:?}", w.path)).collect();
+    let neither: Vec<String> = peers
+        .iter()
+        .filter(|(w, p)| **p != w.after && **p != w.before)
+        .map(|(w, p)| format!("{}: joined container read {p:?}, the probe wrote {:?}", w.path, w.after))
+        .collect();
+    let seen = if seen_by_peer.len() == written.len() {
+        Seen::Shared
+    } else if unseen.len() == written.len() {
+        Seen::Isolated
+    } else {
+        Seen::Other(format!(
+            "the joined container read {} of {} written values{}{}",
+            seen_by_peer.len(),
+            written.len(),
+            if unseen.is_empty() { String::new() } else { format!("; its own still: {}", some_of(&unseen)) },
+            if neither.is_empty() { String::new() } else { format!("; neither: {}", some_of(&neither)) },
+        ))
+    };
+    obs(seen, format!("{host_text}; the joined container read {} of the {} values", seen_by_peer.len(), written.len()))
 }
 
 #[cfg(test)]
@@ -720,5 +990,107 @@ mod tests {
         assert_eq!(seen(&["4:memory:/a", "0::/isoprobe-x-1"]), Seen::Shared);
         assert_eq!(seen(&["10::/", "4:memory:/", "0::/"]), Seen::Isolated);
         assert!(matches!(seen(&["4:memory:/b", "0::/isoprobe-x-1"]), Seen::Other(_)));
+    }
+
+    /// A write of `path` from `before` to `after`, and what the host (and a joined container) saw.
+    fn write(
+        view: &mut HostView,
+        path: &str,
+        (before, after): (&str, &str),
+        host: (&str, &str),
+        peer: Option<&str>,
+    ) -> SysctlWrite {
+        view.sysctls.joined |= peer.is_some();
+        view.sysctls.entries.insert(
+            path.into(),
+            crate::sysctl::SeenOutside {
+                host_before: Some(host.0.into()),
+                host_after: Some(host.1.into()),
+                peer: peer.map(str::to_owned),
+            },
+        );
+        SysctlWrite { path: path.into(), before: before.into(), after: after.into(), written: None }
+    }
+
+    fn own(written: Vec<SysctlWrite>, skipped: Vec<isoprobe_probes::wire::SysctlSkip>) -> Facts {
+        facts(vec![Fact::Sysctls { kind: NsKind::Net, observed: SysctlObservation::Own { written, skipped } }])
+    }
+
+    /// A host value that changed is a leak: shared, naming the entry and both values; unchanged
+    /// is isolated; a joiner's values must all be read by the container it joined.
+    #[test]
+    fn sysctls_are_judged_by_the_hosts_and_the_joined_containers_reading() {
+        let spec = CaseSpec::new(Default::default());
+        let check = CheckId::Sysctls(NsKind::Net);
+        let seen = |f: &Facts, v: &HostView| observe(check, f, v, &spec).unwrap();
+        let mut v = HostView::default();
+        let kept = write(&mut v, "net/core/somaxconn", ("4096", "4097"), ("4096", "4096"), None);
+        assert_eq!(seen(&own(vec![kept.clone()], vec![]), &v).seen, Seen::Isolated);
+        let leak = write(&mut v, "net/netfilter/nf_conntrack_max", ("65536", "65537"), ("65536", "65537"), None);
+        let o = seen(&own(vec![kept.clone(), leak], vec![]), &v);
+        assert_eq!(o.seen, Seen::Shared);
+        assert!(o.evidence.contains("net/netfilter/nf_conntrack_max: host \"65536\" -> \"65537\""), "{}", o.evidence);
+        // What the host did not see is an error, not isolation.
+        let unseen = SysctlWrite { path: "net/core/unseen".into(), ..kept.clone() };
+        assert!(observe(check, &own(vec![unseen], vec![]), &v, &spec).is_err());
+        // A joiner: every value read by the container it joined, or none.
+        let joined = |p: &str| {
+            let mut v = HostView::default();
+            let w = write(&mut v, "net/core/somaxconn", ("4096", "4097"), ("4096", "4096"), Some(p));
+            (v, w)
+        };
+        let (v, w) = joined("4097");
+        assert_eq!(seen(&own(vec![w], vec![]), &v).seen, Seen::Shared);
+        let (v, w) = joined("4096");
+        assert_eq!(seen(&own(vec![w], vec![]), &v).seen, Seen::Isolated);
+        let (mut v, w) = joined("4097");
+        let other = write(&mut v, "net/core/x", ("1", "2"), ("1", "1"), Some("1"));
+        assert!(matches!(seen(&own(vec![w, other], vec![]), &v).seen, Seen::Other(_)));
+        // ns_last_pid moves on the host by itself: not a leak.
+        let mut v = HostView::default();
+        let pid = write(&mut v, "kernel/ns_last_pid", ("5", "1005"), ("300", "307"), None);
+        let f = facts(vec![Fact::Sysctls {
+            kind: NsKind::Pid,
+            observed: SysctlObservation::Own { written: vec![pid], skipped: vec![] },
+        }]);
+        assert_eq!(observe(CheckId::Sysctls(NsKind::Pid), &f, &v, &spec).unwrap().seen, Seen::Isolated);
+    }
+
+    /// Nothing written proves isolation only when the kernel refused every write; a read-only
+    /// /proc/sys is a skip; capability tests: any permitted is shared.
+    #[test]
+    fn sysctls_not_written_and_capability_tests() {
+        let spec = CaseSpec::new(Default::default());
+        let check = CheckId::Sysctls(NsKind::Net);
+        let skip = |errno| isoprobe_probes::wire::SysctlSkip {
+            path: "net/core/somaxconn".into(),
+            why: NotWritten::Refused { error: sys_err(errno) },
+        };
+        let v = |f: &Facts| verdict(check, &Expect::Isolated, f, &HostView::default(), &spec);
+        assert!(v(&own(vec![], vec![skip(libc::EACCES)])).is_pass());
+        assert!(v(&own(vec![], vec![skip(libc::EROFS)])).is_skip());
+        let no_value = isoprobe_probes::wire::SysctlSkip { path: "net/x".into(), why: NotWritten::NoCandidate };
+        assert!(!v(&own(vec![], vec![no_value])).is_pass(), "nothing written and nothing refused proves nothing");
+        let test = |path: &str, t: CapabilityTest, result: SysResult| SysctlTest { path: path.into(), test: t, result };
+        let harness = |tests| {
+            let shared = isoprobe_probes::wire::NsId { kind: NsKind::Net, dev: 4, ino: 1 };
+            facts(vec![Fact::Sysctls { kind: NsKind::Net, observed: SysctlObservation::Harness { shared, tests } }])
+        };
+        let seen = |f: &Facts| observe(check, f, &HostView::default(), &spec).unwrap().seen;
+        let open = CapabilityTest::OpenForWriting;
+        assert_eq!(seen(&harness(vec![test("a", open, SysResult::Ok)])), Seen::Shared);
+        assert_eq!(seen(&harness(vec![test("a", open, sys_err(libc::EACCES))])), Seen::Isolated);
+        let invalid = CapabilityTest::InvalidWrite;
+        assert_eq!(seen(&harness(vec![test("p", invalid, sys_err(libc::EINVAL))])), Seen::Shared);
+        assert_eq!(seen(&harness(vec![test("p", invalid, sys_err(libc::EPERM))])), Seen::Isolated);
+        assert_eq!(
+            seen(&harness(vec![test("a", open, sys_err(libc::EACCES)), test("b", open, SysResult::Ok)])),
+            Seen::Shared,
+            "one writable entry is enough"
+        );
+        let g = facts(vec![Fact::GlobalSysctls { tests: vec![test("kernel/x", open, sys_err(libc::EROFS))] }]);
+        assert!(
+            verdict(CheckId::UserGlobalSysctlsWritable, &Expect::Isolated, &g, &HostView::default(), &spec).is_skip()
+        );
     }
 }

@@ -38,6 +38,7 @@ pub mod run_env;
 pub mod snapshot;
 pub mod spec;
 pub mod sys;
+pub mod sysctl;
 pub mod verdict;
 
 pub use check::CheckId;

@@ -130,6 +130,54 @@ pub fn expect(spec: &Resolved, runner: Runner, check: CheckId) -> Expect {
             Some(t) if has(NsKind::Time) => t.get(clock),
             _ => 0,
         }),
+
+        // /proc/sys shows the reader's namespaces (each owning kind looks its set up through
+        // `current`). In a namespace of its own the probe writes, and what it writes stays there;
+        // a joiner writes in the namespace of the container it joined, which then reads its
+        // values. In the harness's namespace the probe writes nothing (the interlock) and asks
+        // whether it could: permitted is shared, refused is isolated.
+        Sysctls(kind) if has(kind) => {
+            let writable = match kind {
+                // No permission hook: the default check (test_perm in fs/proc/proc_sysctl.c) gives
+                // write access (mode 0644) to the global root uid alone, even in the probe's own
+                // uts namespace, so every write is refused there to a user namespace's root.
+                NsKind::Uts => global_root(spec, runner),
+                // net_ctl_permissions (net/sysctl_net.c), ipc_permissions and mq_permissions
+                // (ipc/), set_permissions (kernel/ucount.c) and pid_ns_ctl_handler
+                // (kernel/pid_namespace.c) give the owning user namespace's root (or the
+                // namespace's capable admin) write access: the probe made the namespace, or
+                // joined it with its user namespace.
+                _ => true,
+            };
+            isolated_if(!writable || !spec.launcher.joins())
+        }
+        Sysctls(kind) => isolated_if(!match kind {
+            // ns_last_pid's handler checks CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE in the pid
+            // namespace's user namespace (checkpoint_restore_ns_capable): the host's needs the
+            // runner's own capabilities, a capability, not a uid.
+            NsKind::Pid => privileged && !has(NsKind::User),
+            // set_permissions (kernel/ucount.c): CAP_SYS_RESOURCE in the user namespace whose
+            // limits they are, here the host's, where the probe is the runner.
+            NsKind::User => privileged,
+            // The host's namespaces belong to the initial user namespace: their permission hooks
+            // (and the default check) give write access to the global root uid alone.
+            _ => global_root(spec, runner),
+        }),
+        // Global entries have no permission hook: the default check gives the global root uid
+        // write access (mode 0644 and the like), and no one else.
+        UserGlobalSysctlsWritable => isolated_if(!global_root(spec, runner)),
+    }
+}
+
+/// Whether the probe's effective uid is the global root uid (uid 0 of the initial user
+/// namespace), which /proc/sys's default permission check (test_perm in fs/proc/proc_sysctl.c)
+/// takes for the owner of every entry: the runner's uid without a user namespace, and what the
+/// user namespace maps its root to with one.
+fn global_root(spec: &Resolved, runner: Runner) -> bool {
+    if spec.has(NsKind::User) {
+        spec.id_maps.as_ref().and_then(|m| IdMaps::outside(&m.uid, 0)) == Some(0)
+    } else {
+        runner.uid == 0
     }
 }
 
@@ -195,6 +243,44 @@ mod tests {
             }
             assert!(seen.len() >= 2, "{check} is always {seen:?}");
         }
+    }
+
+    /// The sysctl rules: a namespace of the probe's own keeps its values in (a joiner's reach the
+    /// container it joined); in the host's, only the global root uid (or, for the pid and user
+    /// entries, the runner's capabilities) may write; uts entries only ever to the global root uid.
+    #[test]
+    fn sysctls_follow_the_namespace_the_join_and_the_uid() {
+        let user = Runner { uid: 1000, gid: 1000 };
+        let e = |ns: &str, launcher: LauncherKind, runner: Runner, check: CheckId| {
+            let s = CaseSpec { launcher, ..CaseSpec::new(ns.parse().unwrap()) };
+            expect(&s.resolve(runner), runner, check)
+        };
+        let (clone3, join) = (LauncherKind::Clone3, LauncherKind::SetnsPidfd);
+        for k in isoprobe_probes::sysctl::KINDS {
+            let c = CheckId::Sysctls(k);
+            let own = k.name();
+            assert_eq!(e(own, clone3, ROOT, c), Expect::Isolated, "{c} in a namespace of its own");
+            assert_eq!(e("none", clone3, ROOT, c), Expect::Shared, "{c}: root in the host's may write it");
+            assert_eq!(e("none", clone3, user, c), Expect::Isolated, "{c}: a user may not");
+            assert_eq!(e(own, join, ROOT, c), Expect::Shared, "{c}: a joiner's values reach the container");
+        }
+        // A user namespace's root (mapped to 100000) is refused every uts entry, its own included.
+        let uts = CheckId::Sysctls(NsKind::Uts);
+        assert_eq!(e("uts+user", join, ROOT, uts), Expect::Isolated);
+        assert_eq!(e("net+user", join, ROOT, CheckId::Sysctls(NsKind::Net)), Expect::Shared);
+        // ... and the host's entries, but the ones its own user namespace owns.
+        assert_eq!(e("user", clone3, ROOT, CheckId::Sysctls(NsKind::Net)), Expect::Isolated);
+        assert_eq!(e("user", join, ROOT, CheckId::Sysctls(NsKind::User)), Expect::Shared);
+        // A map of root to the global root uid makes the user namespace's root that uid.
+        let mapped =
+            CaseSpec { id_maps: Some(IdMaps::range(0, 0, 65_536)), ..CaseSpec::new("uts+user".parse().unwrap()) };
+        assert_eq!(expect(&mapped.resolve(ROOT), ROOT, uts), Expect::Isolated);
+        let mapped = CaseSpec { launcher: join, ..mapped };
+        assert_eq!(expect(&mapped.resolve(ROOT), ROOT, uts), Expect::Shared);
+        let g = CheckId::UserGlobalSysctlsWritable;
+        assert_eq!(e("none", clone3, ROOT, g), Expect::Shared);
+        assert_eq!(e("all", clone3, ROOT, g), Expect::Isolated);
+        assert_eq!(e("none", clone3, user, g), Expect::Isolated);
     }
 
     #[test]

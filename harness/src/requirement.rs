@@ -19,6 +19,9 @@ pub enum Requirement {
     Root,
     /// Unprivileged processes may create user namespaces: `userns`.
     UnprivilegedUserNs,
+    /// A capability the harness itself holds in the initial user namespace (root may run with a
+    /// reduced bounding set): `cap:<name>`, e.g. `cap:sys_resource`.
+    Capability(&'static str),
     /// The kernel has this namespace type: `ns-<kind>`.
     Namespace(NsKind),
     /// The host has a /proc/self/ns entry of this kind to compare with: `kernel:<kind>-namespace`.
@@ -49,6 +52,7 @@ impl Requirement {
         match self {
             Requirement::Root => "root".into(),
             Requirement::UnprivilegedUserNs => "userns".into(),
+            Requirement::Capability(name) => format!("cap:{name}"),
             Requirement::Namespace(k) => format!("ns-{k}"),
             Requirement::HostNamespace(k) => format!("kernel:{k}-namespace"),
             Requirement::KernelAtLeast(major, minor) => format!("linux-{major}.{minor}"),
@@ -91,12 +95,7 @@ impl KernelRelease {
 
     /// `6.1.0-28-cloud-amd64` → 6.1.
     pub fn parse(release: &str) -> KernelRelease {
-        let mut nums = release.split(|c: char| !c.is_ascii_digit()).map(str::parse::<u32>);
-        let version = match (nums.next(), nums.next()) {
-            (Some(Ok(major)), Some(Ok(minor))) => Some((major, minor)),
-            _ => None,
-        };
-        KernelRelease { release: release.to_owned(), version }
+        KernelRelease { release: release.to_owned(), version: isoprobe_probes::sysctl::kernel_version(release) }
     }
 
     /// Whether this kernel is at least `major.minor`; an unreadable version is taken to be new

@@ -15,9 +15,9 @@ use isoprobe_probes::wire::{Fact, InitPlan, ProbeCase, ToProbe, WIRE_VERSION};
 
 use crate::case_env::CaseEnv;
 use crate::check::CheckId;
-use crate::conversation::{Streams, Transcript, converse};
+use crate::conversation::{Streams, Transcript, ask_holder, converse};
 use crate::error::{Context, HarnessError};
-use crate::host::HostSide;
+use crate::host::{HostSide, PeerRead};
 use crate::judge::{self, HostView, Seen};
 use crate::launcher::process::describe;
 use crate::launcher::{StartContext, Started, can_run, registry};
@@ -28,6 +28,10 @@ use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, Resolved, Runner};
 use crate::verdict::{CaseOutcome, CheckResult, Judged, ProbeRun, Role, Skip};
 use isoprobe_probes::ns::NsSet;
+
+/// A host user limit the harness opens for writing (and closes) as the control of the user
+/// namespace's sysctl check.
+const USER_LIMIT: &str = "/proc/sys/user/max_user_namespaces";
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -215,7 +219,8 @@ impl Harness {
                 l.adopt(p.probe_pid, &tool_cgroup)?;
             }
             let plan = p.init.clone();
-            let (transcript, host, streams) = self.talk(spec, case, &mut p, plan, false, deadline, begun, phases)?;
+            let (transcript, host, streams) =
+                self.talk(spec, case, &mut p, plan, false, deadline, begun, phases, None)?;
             let run = phases.time(Phase::Reap, || finish(Role::Container, p, transcript, host, streams, deadline))?;
             return Ok(vec![run]);
         }
@@ -228,11 +233,16 @@ impl Harness {
         })?;
         let plan = holder.init.clone();
         let (ht, hhost, mut hstreams) =
-            self.talk(&container_spec, case, &mut holder, plan, true, deadline, begun, phases)?;
+            self.talk(&container_spec, case, &mut holder, plan, true, deadline, begun, phases, None)?;
         let joined = (|| {
             let mut j = phases.time(Phase::Spawn, || launcher.start_joiner(&ctx(spec, effective, false), &holder))?;
             let plan = j.init.clone();
-            let (t, host, streams) = self.talk(spec, case, &mut j, plan, false, deadline, begun, phases)?;
+            // The joiner's sysctl writes are read back by the container it joined.
+            let read_peer: PeerRead<'_> = Box::new(|paths: &[String]| {
+                ask_holder(&mut holder.process, &mut hstreams, paths, deadline).map_err(|e| e.to_string())
+            });
+            let (t, host, streams) =
+                self.talk(spec, case, &mut j, plan, false, deadline, begun, phases, Some(read_peer))?;
             phases.time(Phase::Reap, || finish(Role::Joiner, j, t, host, streams, deadline))
         })();
         // Release the holder in every outcome (closing stdin releases it too).
@@ -289,6 +299,9 @@ impl Harness {
                 hold: false,
                 exercise: None,
                 harness_ns: self.run.harness_ns(),
+                sysctl_stripe: spec.sysctl_stripe,
+                // Stopped before it observes anything.
+                global_sysctls: Vec::new(),
             }),
         };
         let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Internal("no stdin".into()))?;
@@ -340,6 +353,7 @@ impl Harness {
         deadline: Instant,
         started: Instant,
         phases: &mut Phases,
+        peer: Option<PeerRead<'_>>,
     ) -> Result<(Transcript, HostView, Streams), HarnessError> {
         let at = Instant::now();
         let host_view = self.host_view(p)?;
@@ -353,13 +367,16 @@ impl Harness {
                 hold,
                 exercise: case.limits.as_ref().map(|l| l.exercise.clone()),
                 harness_ns: self.run.harness_ns(),
+                sysctl_stripe: spec.sysctl_stripe,
+                global_sysctls: self.run.sysctls.global_entries(spec.sysctl_stripe).map_err(HarnessError::Host)?,
             }),
         };
         let mut streams = Streams::default();
-        let mut host = HostSide::new(&self.run, case, &names, deadline);
+        let mut host = HostSide::new(&self.run, case, &names, deadline, peer);
         phases.lap(Phase::HostView, at);
         let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started, phases)?;
         let mut host_view = host_view;
+        host_view.sysctls = host.take_sysctl_view();
         phases.time(Phase::Controls, || self.after_probe(&mut host_view, case))?;
         Ok((t, host_view, streams))
     }
@@ -383,6 +400,12 @@ impl Harness {
                 Ok(t) => Err(format!("{} holds {t:?}, not its token", self.run.marker_path.display())),
                 Err(e) => Err(format!("failed to read {}: {e}", self.run.marker_path.display())),
             },
+            // Opening for writing is the whole permission check of /proc/sys; nothing is written.
+            user_limits: fs::OpenOptions::new()
+                .write(true)
+                .open(USER_LIMIT)
+                .map(drop)
+                .map_err(|e| format!("opening {USER_LIMIT} for writing: {e}")),
         };
         Ok(())
     }
@@ -403,6 +426,7 @@ impl Harness {
             sys_class_net,
             probe_cgroup: probe_cgroup.lines().map(str::to_owned).collect(),
             controls: judge::Controls::default(),
+            sysctls: Default::default(),
         })
     }
 }
@@ -455,6 +479,11 @@ fn join_mismatches(container: &RawRun, joiner: &RawRun, spec: &CaseSpec) -> Vec<
     for check in CheckId::all() {
         if check == CheckId::PidSelfIsInit {
             continue; // a joiner is never the namespace's init
+        }
+        if matches!(check, CheckId::Sysctls(_)) {
+            // The container wrote its sysctls alone in its namespaces; the joiner's are read by
+            // the container: the two expectations differ by design.
+            continue;
         }
         if let CheckId::NsInode(kind) = check {
             let key = isoprobe_probes::wire::fact_key::ns_identity(kind);

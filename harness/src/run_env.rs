@@ -24,6 +24,7 @@ use crate::mounts::unmount_all_under;
 use crate::names::{PREFIX, token};
 use crate::spec::Runner;
 use crate::sys::clone::CloneCall;
+use crate::sysctl::HostSysctls;
 
 /// The run directory and what lives in it.
 #[derive(Debug)]
@@ -50,6 +51,8 @@ pub struct RunEnv {
     pub ledger: Arc<IpcLedger>,
     /// The host's cgroup layout, detected once (see `cgroup::host_layout`).
     pub layout: &'static CgroupLayout,
+    /// The host's namespaced sysctls while probes write theirs (see `sysctl`).
+    pub sysctls: HostSysctls,
 }
 
 /// A sleeping host process, a copy of the probe in hold mode.
@@ -105,6 +108,7 @@ impl RunEnv {
                 host_root: host_root_mount()?,
                 ledger,
                 layout: crate::cgroup::host_layout()?,
+                sysctls: HostSysctls::new(&dir),
             })
         })();
         if env.is_err() {

@@ -1,7 +1,8 @@
 //! A snapshot of the host state isoprobe promises to leave as it found it, and the difference
 //! between two snapshots.
 //!
-//! Covered: hostname, NIS domainname, the mount table, SysV IPC objects, network links, cgroup
+//! Covered: hostname, NIS domainname, the namespaced sysctls a probe may write (every entry the
+//! sysctl table gives a namespace kind here, but `kernel/ns_last_pid`, which every fork moves), the mount table, SysV IPC objects, network links, cgroup
 //! directories named isoprobe*, the hierarchy/enabled columns of /proc/cgroups, /tmp entries named
 //! isoprobe*, the type, mode, owner and device number of the standard nodes in /dev (container
 //! tools bind-mount, create or chmod those for their containers; a tool that reaches the host's
@@ -30,6 +31,8 @@ use crate::names::PREFIX;
 pub struct HostSnapshot {
     pub hostname: String,
     pub domainname: String,
+    /// `path = value` of the namespaced sysctls (see [`crate::sysctl::host_values`]).
+    pub sysctls: BTreeSet<String>,
     pub mounts: BTreeSet<String>,
     pub sysv: BTreeSet<String>,
     pub links: BTreeSet<String>,
@@ -75,6 +78,7 @@ impl HostSnapshot {
         HostSnapshot {
             hostname: read("/proc/sys/kernel/hostname").trim().to_owned(),
             domainname: read("/proc/sys/kernel/domainname").trim().to_owned(),
+            sysctls: crate::sysctl::host_values(),
             // Mount ids stay the same for a mount that is still there; a remount shows as a change.
             mounts: read("/proc/self/mountinfo").lines().map(str::to_owned).collect(),
             sysv: ["shm", "sem", "msg"]
@@ -131,6 +135,7 @@ impl HostSnapshot {
         let mut add = |what: &str, items: &mut dyn Iterator<Item = String>| {
             out.extend(items.map(|x| format!("{what} {x}")));
         };
+        add("sysctl", &mut self.sysctls.iter().cloned());
         add("mount", &mut self.mounts.iter().cloned());
         add("sysv", &mut self.sysv.iter().cloned());
         add("link", &mut self.links.iter().cloned());
@@ -153,6 +158,7 @@ impl HostSnapshot {
         if self.domainname != after.domainname {
             out.push(format!("domainname: {:?} -> {:?}", self.domainname, after.domainname));
         }
+        set_diff("sysctl", &self.sysctls, &after.sysctls, &mut out);
         set_diff("mount", &self.mounts, &after.mounts, &mut out);
         set_diff("sysv", &self.sysv, &after.sysv, &mut out);
         set_diff("link", &self.links, &after.links, &mut out);

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use isoprobe_probes::ns::{NsKind, NsSet};
-use isoprobe_probes::wire::{ClockKind, IdMapLine, TimeOffsets};
+use isoprobe_probes::wire::{ClockKind, IdMapLine, SysctlStripe, TimeOffsets};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +214,12 @@ pub struct CaseSpec {
     /// Cgroup limits and the exercise that runs into them (a limit case; see [`crate::limits`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitSpec>,
+    /// Which share of the long sysctl sweeps (the network tree's entries, the global entries'
+    /// tests) the probe makes; `None`: all of it. The namespace matrix spreads its clone3 cases
+    /// over the stripes (see [`crate::matrix::SYSCTL_STRIPES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::sysctl_stripe")]
+    pub sysctl_stripe: Option<SysctlStripe>,
 }
 
 /// A spec that cannot be run, with the reason.
@@ -276,6 +282,7 @@ impl CaseSpec {
             hostname: None,
             time_offsets: None,
             limits: None,
+            sysctl_stripe: None,
         }
     }
 
@@ -440,6 +447,16 @@ pub(crate) mod schema {
         })
     }
 
+    pub fn sysctl_stripe(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "the share of the sysctl sweeps a case makes: the entries whose path's FNV-1a hash is \
+                            `index` modulo `of` (probes/src/wire/mod.rs, SysctlStripe)",
+            "type": ["object", "null"],
+            "properties": { "index": { "type": "integer", "minimum": 0 }, "of": { "type": "integer", "minimum": 0 } },
+            "required": ["index", "of"],
+        })
+    }
+
     pub fn time_offsets(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "description": "clock offsets of a time namespace, in nanoseconds",
@@ -560,6 +577,7 @@ pub(crate) mod strategies {
                         .filter(|_| ns.contains(NsKind::Time))
                         .map(|(m, b)| TimeOffsets { monotonic_ns: m, boottime_ns: b }),
                     limits: None,
+                    sysctl_stripe: None,
                 }
             })
     }

@@ -1,5 +1,6 @@
 //! isoprobe's bottom crate: the wire schema the harness and the probe speak, the namespace
-//! vocabulary, a few system-call wrappers both sides need, and the probe program itself.
+//! vocabulary, the table of namespaced sysctls, a few system-call wrappers both sides need, and the
+//! probe program itself.
 //!
 //! The probe is a library so that every isoprobe binary can *be* the probe: the dedicated static
 //! `isoprobe-probe`, and also the CLI and the test suites, which call [`multicall`] first thing in
@@ -15,6 +16,7 @@ pub mod fault;
 pub mod ns;
 pub mod probe;
 pub mod sys;
+pub mod sysctl;
 pub mod wire;
 
 pub use probe::{PROBE_NAME, multicall};

@@ -15,6 +15,7 @@ mod interlock;
 mod limits;
 mod modes;
 mod observe;
+mod sysctls;
 
 pub use args::{JoinVia, Mode, PROBE_NAME, multicall};
 pub use modes::{main_with_args, sync_bytes};

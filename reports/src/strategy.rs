@@ -25,8 +25,8 @@ use crate::record::{
     CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupV1Hierarchy, CheckId, CheckResult, CpuInfo,
     CpuMax, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor, IdMapLine, IdMaps, KernelConfig,
     KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, LauncherKind, LimitCheck, LimitResult,
-    LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip, StartLatency, TimeOffsets, Tool,
-    ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
+    LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip, StartLatency, SysctlStripe,
+    TimeOffsets, Tool, ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
 };
 
 /// How many elements a generated collection holds at most.
@@ -176,15 +176,10 @@ pub fn case_spec() -> impl Strategy<Value = CaseSpec> {
         option::of(text()),
         option::of(time_offsets()),
         option::of(limit_spec()),
+        option::of((0..16u32, 0..16u32).prop_map(|(index, of)| SysctlStripe { index, of })),
     )
-        .prop_map(|(namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits)| CaseSpec {
-            namespaces,
-            rootfs,
-            launcher,
-            id_maps,
-            hostname,
-            time_offsets,
-            limits,
+        .prop_map(|(namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, sysctl_stripe)| {
+            CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, sysctl_stripe }
         })
 }
 

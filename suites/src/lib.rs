@@ -51,7 +51,7 @@ pub fn suite_main(make: impl FnOnce(&Arc<Harness>) -> Vec<Trial>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     eprintln!(
-        "host snapshot unchanged (hostname, domainname, mounts, SysV IPC, links, cgroups, /tmp, /dev nodes, processes, loop devices, tool state)"
+        "host snapshot unchanged (hostname, domainname, namespaced sysctls, mounts, SysV IPC, links, cgroups, /tmp, /dev nodes, processes, loop devices, tool state)"
     );
     conclusion.exit_code()
 }

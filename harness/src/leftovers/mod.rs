@@ -7,8 +7,10 @@
 //! and bench directories `<tmp>/isoprobe-bench-<pid>-<token>`, mounts under them, loop devices
 //! whose backing file lies in them, cgroups named `isoprobe-<token>-<case>` (a run's) and
 //! `isoprobe-bench-<pid>-<token>` (a bench's), SysV IPC objects and POSIX message queues a run
-//! wrote into its ledger ([`IpcLedger`]) before creating them; and the NIS domainname, put back to
-//! what a dead run recorded if it still shows an isoprobe token.
+//! wrote into its ledger ([`IpcLedger`]) before creating them; the NIS domainname, put back to
+//! what a dead run recorded if it still shows an isoprobe token; and the namespaced sysctls a dead
+//! run recorded (see [`crate::sysctl`]), each put back if it shows a value its probe may have
+//! written.
 //!
 //! A run is dead when its pid no longer runs, or runs a process that started after the run's
 //! directory was made (a recycled pid). What a live run owns is never touched: its directory, its

@@ -21,6 +21,7 @@ use crate::domainname::{RecordedDomainname, restore_recorded_domainname};
 use crate::error::HarnessError;
 use crate::mounts::{mounts, unmount_all_under};
 use crate::names::{PREFIX, is_isoprobe_key};
+use crate::sysctl::{RecordedSysctl, restore_recorded_sysctls};
 
 /// A cgroup no visible run owns is left alone this long after its creation: a run this sweep
 /// cannot see may be about to start a case's processes in it.
@@ -56,6 +57,7 @@ pub enum Kind {
     Sysv,
     Mqueue,
     Domainname,
+    Sysctl,
 }
 
 impl Kind {
@@ -75,6 +77,8 @@ impl Kind {
             Kind::Mqueue if one => "message queue",
             Kind::Mqueue => "message queues",
             Kind::Domainname => "NIS domainname",
+            Kind::Sysctl if one => "sysctl",
+            Kind::Sysctl => "sysctls",
         }
     }
 }
@@ -240,6 +244,7 @@ fn sweep_in(tmp: &Path, sweep: Sweep, sink: &mut dyn FnMut(&Event)) -> Result<Su
     for r in &dead {
         if r.token().is_some() {
             restore_domainname(r, &mut t);
+            restore_sysctls(r, &mut t);
             remove_ledgered_ipc(r, &mut t);
         }
         for (dev, backing) in
@@ -343,6 +348,34 @@ fn restore_domainname(r: &OwnedDir, t: &mut Tally<'_>) {
             ),
         ),
         Err(e) => t.failed(Kind::Domainname, what.into(), e),
+    }
+}
+
+/// Puts back the host sysctls a dead run recorded when it was killed while a probe wrote the
+/// entries in namespaces of its own, where one shows a value that probe may have written (a leak
+/// not restored).
+fn restore_sysctls(r: &OwnedDir, t: &mut Tally<'_>) {
+    match restore_recorded_sysctls(&r.path, t.dry_run) {
+        Ok(found) => {
+            for f in found {
+                match f {
+                    RecordedSysctl::Restored { path, from, to } => t.removed(
+                        Kind::Sysctl,
+                        format!("sysctl {path} = {from:?} (written by run pid {}; back to {to:?})", r.pid()),
+                    ),
+                    RecordedSysctl::NotOurs { path, now, original } => t.kept(
+                        Kind::Sysctl,
+                        format!("sysctl {path} = {now:?}"),
+                        format!(
+                            "run pid {} recorded {original:?}, but the value is none its probe would write: set by \
+                             someone else since",
+                            r.pid()
+                        ),
+                    ),
+                }
+            }
+        }
+        Err(e) => t.failed(Kind::Sysctl, "the recorded sysctls".into(), e),
     }
 }
 

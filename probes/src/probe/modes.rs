@@ -101,6 +101,10 @@ fn observe_main() -> Result<i32, ProbeError> {
         loop {
             match ch.receive() {
                 Ok(ToProbe::Release) | Err(ProbeError::Protocol(_)) => break,
+                // A joiner wrote these in the container's namespaces: what does the container see?
+                Ok(ToProbe::ReadSysctls { paths }) => {
+                    send(&FromProbe::SysctlValues { values: super::sysctls::read_for_peer(&dirs.proc, &paths) })?
+                }
                 Ok(other) => eprintln!("{PROBE_NAME}: holder ignores {other:?}"),
                 Err(e) => return Err(e),
             }

@@ -27,6 +27,7 @@ use nix::unistd::{Pid, chdir, chroot, fchdir, getpid, getppid, sethostname};
 
 use crate::ns::NsKind;
 use crate::sys::{self, SysvKind};
+use crate::sysctl;
 use crate::wire::{
     Attempt, ClockKind, ClockSource, Fact, HostAnswer, HostQuestion, IdKind, IpcNames, IpcSeen, NsId, ProbeCase,
     SysResult, fact_key,
@@ -36,6 +37,7 @@ use super::channel::Channel;
 use super::error::{Context, ProbeError};
 use super::init::Dirs;
 use super::interlock::Interlock;
+use super::sysctls;
 
 /// One byte more than a hostname or domainname may have (__NEW_UTS_LEN is 64): sethostname(2)
 /// and setdomainname(2) refuse it with EINVAL, after their CAP_SYS_ADMIN check (EPERM).
@@ -123,6 +125,18 @@ impl<'a> Observer<'a> {
             for (source, r) in self.clock_offsets(clock, sources)? {
                 self.report(fact_key::clock(clock, source), r)?;
             }
+        }
+        // Last: a holder puts its values back, but the others leave theirs in their namespaces.
+        let setup = sysctls::Setup {
+            proc: &self.dirs.proc,
+            kinds: sysctl::KINDS.into_iter().map(|k| (k, self.shared_ns(k))).collect(),
+            token: &self.case.sentinels.uts.domainname_token,
+            restore: self.case.hold,
+            stripe: self.case.sysctl_stripe,
+            globals: &self.case.global_sysctls,
+        };
+        for fact in sysctls::observe(self.ch, &setup)? {
+            self.ch.fact(fact)?;
         }
         Ok(())
     }
@@ -557,7 +571,7 @@ fn expect_seen(a: HostAnswer, what: &str) -> Result<bool, ProbeError> {
     }
 }
 
-fn unexpected(a: HostAnswer, what: &str) -> ProbeError {
+pub(super) fn unexpected(a: HostAnswer, what: &str) -> ProbeError {
     match a {
         HostAnswer::Failed { error } => ProbeError::Protocol(format!("the host could not {what}: {error}")),
         HostAnswer::Unavailable { reason } => ProbeError::Protocol(format!("the host cannot {what}: {reason}")),

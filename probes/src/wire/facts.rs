@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Attempt, ExerciseReport, IpcSeen, Refusal};
+use super::{Attempt, ExerciseReport, IpcSeen, NsId, Refusal};
 use crate::ns::NsKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -128,6 +128,92 @@ pub enum IdKind {
     Gid,
 }
 
+/// One /proc/sys entry the probe wrote in a namespace of its own. Values are
+/// whitespace-normalised (`sysctl::normalize`). What the host (and the container a joiner joined)
+/// read of it is the harness's own knowledge, not the probe's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct SysctlWrite {
+    /// Under /proc/sys, no leading slash (`net/core/somaxconn`).
+    pub path: String,
+    /// The probe's value before it wrote.
+    pub before: String,
+    /// The probe's value read back once every write was made: unlike `before`, or the entry is
+    /// not listed as written.
+    pub after: String,
+    /// The value the kernel accepted, when it reads back otherwise (`after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+}
+
+impl SysctlWrite {
+    /// The value the kernel accepted.
+    pub fn written(&self) -> &str {
+        self.written.as_deref().unwrap_or(&self.after)
+    }
+}
+
+/// Why an entry of a kind the probe has a namespace of was not written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "not-written", rename_all = "kebab-case")]
+pub enum NotWritten {
+    /// open(2) for writing failed: the kernel's permission check (EACCES, EPERM), or a read-only
+    /// mount (EROFS).
+    Refused { error: SysResult },
+    /// Reading the value failed (a write-only entry such as `net/ipv4/route/flush`, an unset one).
+    Unreadable { error: SysResult },
+    /// The probe knows no legal value unlike the present one (not numbers, no list to pick from).
+    NoCandidate,
+    /// The kernel rejected every candidate value (`value: error` each).
+    Rejected { errors: Vec<String> },
+    /// The kernel took the value, but reading it back shows no change.
+    NoEffect,
+}
+
+/// An entry not written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct SysctlSkip {
+    pub path: String,
+    pub why: NotWritten,
+}
+
+/// How the probe asked whether a write would be permitted, without writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "kebab-case")]
+pub enum CapabilityTest {
+    /// open(2) with O_WRONLY, then close: the permission check of /proc/sys is made at open.
+    /// `ok` is permitted.
+    OpenForWriting,
+    /// A write of a value out of range (`-1` to `ns_last_pid`): the handler checks the capability
+    /// first (EPERM) and the range second (EINVAL), and changes nothing either way. EINVAL is
+    /// permitted.
+    InvalidWrite,
+}
+
+/// Whether a write to one entry would be permitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct SysctlTest {
+    pub path: String,
+    pub test: CapabilityTest,
+    pub result: SysResult,
+}
+
+/// What the probe did with the sysctls of one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "namespace", rename_all = "kebab-case")]
+pub enum SysctlObservation {
+    /// A namespace of the probe's own: each entry written with a value unlike the probe's and the
+    /// host's (the host then reads its own, and a joiner's container its).
+    Own { written: Vec<SysctlWrite>, skipped: Vec<SysctlSkip> },
+    /// The harness's namespace (`shared`): nothing written, only whether writing would be permitted.
+    Harness { shared: NsId, tests: Vec<SysctlTest> },
+}
+
 /// One observation. Each variant is an observation the probe made, with the raw evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
@@ -207,6 +293,15 @@ pub enum Fact {
     FileOwner { uid: u32, gid: u32 },
     /// The lines of /proc/self/cgroup.
     Cgroup { lines: Vec<String> },
+    /// The sysctls `kind` owns (`sysctl::TABLE`), written in a namespace of the probe's own or
+    /// tested in the harness's. Left out of the generated messages, as `Exercise` is (the strategy
+    /// of the whole tree would overflow a test thread's stack); its own round trip is tested in
+    /// the wire module.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    Sysctls { kind: NsKind, observed: SysctlObservation },
+    /// Whether each global sysctl (one no namespace kind owns) may be opened for writing.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    GlobalSysctls { tests: Vec<SysctlTest> },
     /// The probe's clock minus the host's, bracketed: the true offset lies in `[lo_ns, hi_ns]`
     /// (the probe read its clock before and after asking the host).
     ClockOffset { clock: ClockKind, source: ClockSource, lo_ns: i64, hi_ns: i64 },
@@ -245,6 +340,8 @@ impl Fact {
             Fact::FileOwner { .. } => "file-owner".into(),
             Fact::Cgroup { .. } => "cgroup".into(),
             Fact::ClockOffset { clock, source, .. } => fact_key::clock(*clock, *source),
+            Fact::Sysctls { kind, .. } => fact_key::sysctls(*kind),
+            Fact::GlobalSysctls { .. } => fact_key::GLOBAL_SYSCTLS.into(),
             Fact::Exercise { .. } => fact_key::EXERCISE.into(),
             Fact::Unobservable { about, .. } => about.clone(),
         }
@@ -259,6 +356,11 @@ pub mod fact_key {
 
     /// The one fact of a limit case.
     pub const EXERCISE: &str = "exercise";
+    pub const GLOBAL_SYSCTLS: &str = "global-sysctls";
+
+    pub fn sysctls(kind: NsKind) -> String {
+        format!("sysctls/{kind}")
+    }
 
     pub fn ns_identity(kind: NsKind) -> String {
         format!("ns-identity/{kind}")

@@ -34,7 +34,7 @@ pub use sentinels::*;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on every incompatible change of the types below.
-pub const WIRE_VERSION: u32 = 3;
+pub const WIRE_VERSION: u32 = 4;
 
 /// A message from the harness to the probe (one JSON document per line on the probe's stdin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,13 @@ pub enum ToProbe {
     },
     /// A holder may exit now.
     Release,
+    /// A holder reads these /proc/sys entries (paths under /proc/sys) in its own namespaces and
+    /// replies with [`FromProbe::SysctlValues`]: what a process of the container sees after a
+    /// joiner wrote them.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    ReadSysctls {
+        paths: Vec<String>,
+    },
 }
 
 /// What the probe needs to know: how to finish setting up its container, and where the sentinels are.
@@ -71,6 +78,44 @@ pub struct ProbeCase {
     /// that is one of these (see [`Refusal`]). A kind missing here is never changed.
     #[serde(default)]
     pub harness_ns: Vec<NsId>,
+    /// Which share of its sysctl sweep the probe makes (the network tree's entries and the global
+    /// entries); `None`: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysctl_stripe: Option<SysctlStripe>,
+    /// The global sysctl entries (paths under /proc/sys) the probe tests, of its stripe: what the
+    /// harness listed once for the run (a global entry is the same one in every namespace, and
+    /// listing /proc/sys costs a probe more than testing its share of it).
+    #[serde(default)]
+    pub global_sysctls: Vec<String>,
+}
+
+/// A share of a sweep over many sysctl entries: the entries whose path hashes to `index` modulo
+/// `of` (FNV-1a of the path, so the share of an entry does not depend on what else a namespace
+/// lists). A matrix spreads its cases over the stripes so that together they cover every entry
+/// (see the harness's `matrix::SYSCTL_STRIPES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct SysctlStripe {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl SysctlStripe {
+    /// Whether `path` (under /proc/sys) is in this share. A stripe of nothing (`of` 0) holds all.
+    pub fn holds(&self, path: &str) -> bool {
+        self.of == 0 || fnv1a(path.as_bytes()) % self.of == self.index % self.of
+    }
+}
+
+impl std::fmt::Display for SysctlStripe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stripe {} of {}", self.index, self.of)
+    }
+}
+
+/// FNV-1a, 32 bits: a hash that is the same in every build and on every machine.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
 /// A message from the probe to the harness (one JSON document per line on the probe's stdout).
@@ -95,6 +140,12 @@ pub enum FromProbe {
         stage: String,
         error: String,
     },
+    /// A holder's reply to [`ToProbe::ReadSysctls`]: each value whitespace-normalised, `None`
+    /// where it could not be read.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlValues {
+        values: Vec<Option<String>>,
+    },
 }
 
 /// What the probe asks the host to do or look at.
@@ -118,6 +169,18 @@ pub enum HostQuestion {
     ScratchFileOwner { name: String },
     /// The host's reading of a clock.
     Clock { clock: ClockKind },
+    /// The probe is about to write these entries (paths under /proc/sys that a namespace kind
+    /// owns) in its own namespaces: the host records the values it may write (for the recovery of
+    /// a run killed meanwhile) and says what its own values are ([`HostAnswer::SysctlValues`]);
+    /// for uts entries it takes the domainname lock until the check.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlBegin { entries: Vec<SysctlPlan> },
+    /// The probe has written the entries of its [`HostQuestion::SysctlBegin`] at these indices:
+    /// the host reads its own values again, restores any that changed to one the probe may have
+    /// written, releases the domainname lock if it took it, and (for a joiner) asks the container
+    /// it joined what it reads. It answers [`HostAnswer::Ack`] and keeps what it saw.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlCheck { written: Vec<u32> },
     /// A question about the case's cgroups (limit cases only).
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     Limit { ask: LimitQuestion },
@@ -142,6 +205,12 @@ pub enum HostAnswer {
     ClockNs {
         ns: i64,
     },
+    /// The host's value of each entry of a [`HostQuestion::SysctlBegin`], in order (`None`: no
+    /// such entry on the host, or unreadable), whitespace-normalised.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
+    SysctlValues {
+        values: Vec<Option<String>>,
+    },
     /// The answer to a [`HostQuestion::Limit`].
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     Limit {
@@ -154,6 +223,14 @@ pub enum HostAnswer {
     Failed {
         error: String,
     },
+}
+
+/// An entry the probe is about to write, and the values it may write to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct SysctlPlan {
+    pub path: String,
+    pub candidates: Vec<String>,
 }
 
 /// Which of four IPC objects were seen.
@@ -212,6 +289,21 @@ pub fn decode<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::*;
 
+    /// The stripes of one size partition the entries: each path is in exactly one, and the
+    /// hash is FNV-1a's (its published test vector), so every build puts it in the same one.
+    #[test]
+    fn stripes_partition_paths() {
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+        let paths = ["net/core/somaxconn", "net/ipv4/ip_forward", "kernel/shmmax", "vm/swappiness", ""];
+        for of in [1, 2, 8, 16] {
+            for p in paths {
+                let holders = (0..of).filter(|&index| SysctlStripe { index, of }.holds(p)).count();
+                assert_eq!(holders, 1, "{p} in {of} stripes");
+            }
+        }
+        assert!(paths.iter().all(|p| SysctlStripe { index: 3, of: 0 }.holds(p)), "a stripe of nothing holds all");
+    }
+
     #[test]
     fn messages_are_single_lines_tagged_in_kebab_case() {
         let line = encode(&FromProbe::Fact {
@@ -265,6 +357,45 @@ mod tests {
                 let fact = FromProbe::Fact { fact: Fact::Exercise { report: Box::new(r) } };
                 let back: FromProbe = decode("probe message", 1, &encode(&fact)).unwrap();
                 prop_assert_eq!(back, fact);
+            }
+
+            /// The sysctl messages, left out of the generated trees (their strategies would overflow a
+            /// test thread's stack).
+            #[test]
+            fn sysctl_messages(
+                paths in proptest::collection::vec(".{0,40}", 0..8),
+                values in proptest::collection::vec(proptest::option::of(".{0,40}"), 0..8),
+                plan in proptest::collection::vec((".{0,40}", proptest::collection::vec(".{0,20}", 0..4)), 0..8),
+            ) {
+                let plan: Vec<SysctlPlan> = plan.into_iter().map(|(path, candidates)| SysctlPlan { path, candidates }).collect();
+                let to = [ToProbe::ReadSysctls { paths: paths.clone() }, ToProbe::Answer { id: 1, answer: HostAnswer::SysctlValues { values: values.clone() } }];
+                for msg in to {
+                    prop_assert_eq!(decode::<ToProbe>("harness message", 1, &encode(&msg)).unwrap(), msg);
+                }
+                let from = [FromProbe::SysctlValues { values }, FromProbe::Ask { id: 1, question: HostQuestion::SysctlBegin { entries: plan } },
+                    FromProbe::Ask { id: 2, question: HostQuestion::SysctlCheck { written: (0..paths.len() as u32).collect() } }];
+                for msg in from {
+                    prop_assert_eq!(decode::<FromProbe>("probe message", 1, &encode(&msg)).unwrap(), msg);
+                }
+            }
+
+            #[test]
+            fn sysctl_facts(
+                kind in any::<crate::ns::NsKind>(),
+                written in proptest::collection::vec(any::<SysctlWrite>(), 0..4),
+                skipped in proptest::collection::vec(any::<SysctlSkip>(), 0..4),
+                shared in any::<NsId>(),
+                tests in proptest::collection::vec(any::<SysctlTest>(), 0..4),
+            ) {
+                let facts = [
+                    Fact::Sysctls { kind, observed: SysctlObservation::Own { written, skipped } },
+                    Fact::Sysctls { kind, observed: SysctlObservation::Harness { shared, tests: tests.clone() } },
+                    Fact::GlobalSysctls { tests },
+                ];
+                for fact in facts {
+                    let msg = FromProbe::Fact { fact };
+                    prop_assert_eq!(decode::<FromProbe>("probe message", 1, &encode(&msg)).unwrap(), msg);
+                }
             }
 
             #[test]

@@ -32,5 +32,7 @@ pub use launcher::{
 };
 pub use outcome::{CaseOutcome, ProbeRun};
 pub use phases::{PHASE_ORDER, Phases, phase_rank};
-pub use spec::{CaseSpec, CpuMax, Exercise, HugetlbMax, IdMapLine, IdMaps, LimitSpec, Limits, TimeOffsets};
+pub use spec::{
+    CaseSpec, CpuMax, Exercise, HugetlbMax, IdMapLine, IdMaps, LimitSpec, Limits, SysctlStripe, TimeOffsets,
+};
 pub use verdict::{CheckResult, LimitCheck, LimitResult, Role, Skip, Verdict};

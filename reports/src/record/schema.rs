@@ -42,6 +42,16 @@ pub fn exercise(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+pub fn sysctl_stripe(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "the share of the sysctl sweeps a case made: the entries whose path's FNV-1a hash is `index` \
+                        modulo `of`",
+        "type": ["object", "null"],
+        "properties": { "index": { "type": "integer", "minimum": 0 }, "of": { "type": "integer", "minimum": 0 } },
+        "required": ["index", "of"],
+    })
+}
+
 pub fn time_offsets(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "description": "clock offsets of a time namespace, in nanoseconds",

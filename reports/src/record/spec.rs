@@ -43,6 +43,11 @@ pub struct CaseSpec {
     /// `limits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitSpec>,
+    /// The share of the long sysctl sweeps the case made (the harness's `matrix::SYSCTL_STRIPES`);
+    /// absent: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::sysctl_stripe")]
+    pub sysctl_stripe: Option<SysctlStripe>,
 }
 
 impl CaseSpec {
@@ -57,6 +62,7 @@ impl CaseSpec {
             hostname: None,
             time_offsets: None,
             limits: None,
+            sysctl_stripe: None,
         }
     }
 }
@@ -83,6 +89,13 @@ pub struct IdMapLine {
 pub struct TimeOffsets {
     pub monotonic_ns: i64,
     pub boottime_ns: i64,
+}
+
+/// A share of a sysctl sweep: the entries whose path's FNV-1a hash is `index` modulo `of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysctlStripe {
+    pub index: u32,
+    pub of: u32,
 }
 
 /// A limit case.
@@ -189,7 +202,8 @@ pub enum Exercise {
 
 impl From<&harness::CaseSpec> for CaseSpec {
     fn from(s: &harness::CaseSpec) -> CaseSpec {
-        let harness::CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits } = s;
+        let harness::CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, sysctl_stripe } =
+            s;
         CaseSpec {
             namespaces: *namespaces,
             rootfs: *rootfs,
@@ -198,7 +212,15 @@ impl From<&harness::CaseSpec> for CaseSpec {
             hostname: hostname.clone(),
             time_offsets: time_offsets.as_ref().map(TimeOffsets::from),
             limits: limits.as_ref().map(LimitSpec::from),
+            sysctl_stripe: sysctl_stripe.as_ref().map(SysctlStripe::from),
         }
+    }
+}
+
+impl From<&wire::SysctlStripe> for SysctlStripe {
+    fn from(s: &wire::SysctlStripe) -> SysctlStripe {
+        let wire::SysctlStripe { index, of } = *s;
+        SysctlStripe { index, of }
     }
 }
 

@@ -1,0 +1,317 @@
+//! The sysctl observation. For every kind that owns sysctls ([`crate::sysctl::TABLE`]):
+//!
+//! - in a namespace of the probe's own, each entry it may write is written with a value unlike
+//!   the probe's and the host's and read back; the host reads its own meanwhile (and, for a
+//!   joiner, has the container it joined read its);
+//! - in the harness's namespace nothing is written: each entry gets a capability test that
+//!   changes nothing ([`CapabilityTest`]).
+//!
+//! And every global entry (no kind owns it) gets the capability test as well.
+//!
+//! The writes go in two groups, the uts entries and the rest, each between
+//! [`HostQuestion::SysctlBegin`] (the host records the candidates, for a run killed meanwhile, and
+//! says its own values; for the uts group it takes the domainname lock) and
+//! [`HostQuestion::SysctlCheck`] (the host reads its values again, restores whatever changed to
+//! one of the probe's, and keeps what it saw for the judge). A holder (a container a joiner will enter) then puts its own values
+//! back, so that the joiner finds the container as the spec made it.
+//!
+//! What it must never do: write an entry of a namespace that is the harness's, or a global entry.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{OFlag, openat};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::stat::Mode as FileMode;
+
+use crate::ns::NsKind;
+use crate::sysctl::{self, Found, SysDirs, Values};
+use crate::wire::{
+    CapabilityTest, Fact, HostAnswer, HostQuestion, NotWritten, NsId, SysctlObservation, SysctlPlan, SysctlSkip,
+    SysctlStripe, SysctlTest, SysctlWrite, fact_key,
+};
+
+use super::args::PROBE_NAME;
+use super::channel::Channel;
+use super::error::{Context, ProbeError};
+use super::observe::unexpected;
+
+/// What the run needs besides the channel.
+pub struct Setup<'a> {
+    /// The probe's procfs (any: /proc/sys shows the reader's namespaces).
+    pub proc: &'a OwnedFd,
+    /// Per kind that owns sysctls: `None` for a namespace of the probe's own, the harness's
+    /// namespace otherwise.
+    pub kinds: Vec<(NsKind, Option<NsId>)>,
+    /// The probe's own isoprobe token (names written to the uts entries derive from it).
+    pub token: &'a str,
+    /// A holder: put the probe's own values back after the host has looked.
+    pub restore: bool,
+    /// The share of the network tree's entries (some 600) this probe writes; every other kind's
+    /// entries are all written.
+    pub stripe: Option<SysctlStripe>,
+    /// The global entries to test (the harness's list, of this probe's stripe).
+    pub globals: &'a [String],
+}
+
+/// One entry to write.
+struct Target {
+    kind: NsKind,
+    path: String,
+    /// Open for reading and writing from the plan to the last read: one lookup per entry.
+    fd: OwnedFd,
+    volatile: bool,
+    /// As read, without its trailing newline: what a holder writes back.
+    raw_before: String,
+    before: String,
+    candidates: Vec<String>,
+}
+
+/// The facts: one per kind, then the global one. `Err` only for what ends the conversation.
+pub fn observe(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeError> {
+    let keys: Vec<String> =
+        setup.kinds.iter().map(|(k, _)| fact_key::sysctls(*k)).chain([fact_key::GLOBAL_SYSCTLS.to_owned()]).collect();
+    match observe_all(ch, setup) {
+        Ok(facts) => Ok(facts),
+        Err(e @ ProbeError::Protocol(_)) => Err(e),
+        Err(e) => Ok(keys.into_iter().map(|about| Fact::Unobservable { about, error: e.to_string() }).collect()),
+    }
+}
+
+fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeError> {
+    let mut sys = SysDirs::new(
+        openat(setup.proc, "sys", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
+            .ctx(|| "open /proc/sys".into())?,
+    );
+    let kernel = nix::sys::utsname::uname().ok().and_then(|u| sysctl::kernel_version(&u.release().to_string_lossy()));
+    // Every entry to write stays open from the plan to the last read (a fresh network namespace
+    // has some 600): as many descriptors as the hard limit allows.
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let mut targets = Vec::new();
+    let mut skipped: BTreeMap<NsKind, Vec<SysctlSkip>> = BTreeMap::new();
+    let mut facts: BTreeMap<NsKind, Fact> = BTreeMap::new();
+    let mut later_globals: Vec<Found> = Vec::new();
+    for (kind, shared) in &setup.kinds {
+        // The probe's own tree is listed in full; in the harness's namespace a tree's sample is
+        // enough (see `sysctl::Owned::sample`).
+        let found = match shared {
+            None => sysctl::owned_by(sys.root(), *kind, kernel, false),
+            Some(_) => sysctl::sampled_by(sys.root(), *kind, kernel),
+        }
+        .ctx(|| format!("list the {kind} sysctls"))?;
+        match shared {
+            Some(shared) => {
+                // An entry a kind owns from some kernel on is global before it; in the harness's
+                // namespace it is tested with the global entries, so that the kind's test asks
+                // the same on every kernel (see `sysctl::Owned::since`).
+                let (later, always): (Vec<Found>, Vec<Found>) =
+                    found.into_iter().partition(|f| sysctl::owner(&f.path, kernel).is_some_and(|o| o.since.is_some()));
+                later_globals.extend(later);
+                let tests = always.iter().map(|f| capability_test(&mut sys, &f.path, kernel)).collect();
+                facts.insert(
+                    *kind,
+                    Fact::Sysctls { kind: *kind, observed: SysctlObservation::Harness { shared: *shared, tests } },
+                );
+            }
+            None => {
+                let skips = skipped.entry(*kind).or_default();
+                // The network tree in its stripe; its siblings' lists are read from the whole.
+                let stripe = setup.stripe.filter(|_| *kind == NsKind::Net);
+                let mine: Vec<&Found> = found.iter().filter(|f| stripe.is_none_or(|s| s.holds(&f.path))).collect();
+                plan(&mut sys, *kind, &mine, &found, kernel, setup.token, &mut targets, skips);
+            }
+        }
+    }
+    // The uts entries apart: the host compares them under the domainname lock (the domainname
+    // check changes the host's on purpose), the rest with its values of the run's start, unlocked.
+    let (uts, rest): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| t.kind == NsKind::Uts);
+    let mut targets = Vec::new();
+    let mut written = Vec::new();
+    for group in [uts, rest].into_iter().filter(|g| !g.is_empty()) {
+        let w = write_all(ch, &group, &mut skipped)?;
+        written.extend(w.into_iter().map(|(i, w)| (targets.len() + i, w)));
+        targets.extend(group);
+    }
+    if setup.restore {
+        // Put back what this probe wrote, so that a joiner finds the container as it was made. Not
+        // every value can be: the `*_next_id` entries read -1 until set, and take no -1 (the
+        // kernel puts it back when the next object takes the id).
+        for (i, _) in &written {
+            let t: &Target = &targets[*i];
+            if let Err(e) = sysctl::write_fd(&t.fd, &t.raw_before) {
+                eprintln!("{PROBE_NAME}: could not put back /proc/sys/{} to {:?}: {e}", t.path, t.raw_before);
+            }
+        }
+    }
+    for (kind, shared) in &setup.kinds {
+        if shared.is_none() {
+            let mine = written.iter().filter(|(i, _)| targets[*i].kind == *kind).map(|(_, w)| w.clone()).collect();
+            let skipped = skipped.remove(kind).unwrap_or_default();
+            facts.insert(
+                *kind,
+                Fact::Sysctls { kind: *kind, observed: SysctlObservation::Own { written: mine, skipped } },
+            );
+        }
+    }
+    let mut out: Vec<Fact> = setup.kinds.iter().filter_map(|(k, _)| facts.remove(k)).collect();
+    let mut tests: Vec<SysctlTest> =
+        setup.globals.iter().filter(|p| sysctl::plain_path(p)).map(|p| capability_test(&mut sys, p, kernel)).collect();
+    tests.extend(later_globals.iter().map(|f| capability_test(&mut sys, &f.path, kernel)));
+    out.push(Fact::GlobalSysctls { tests });
+    Ok(out)
+}
+
+/// The entries of an own kind to write (`mine`, of the kind's `found`), each with its candidates;
+/// the others go to `skips`.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    sys: &mut SysDirs,
+    kind: NsKind,
+    mine: &[&Found],
+    found: &[Found],
+    kernel: Option<(u32, u32)>,
+    token: &str,
+    targets: &mut Vec<Target>,
+    skips: &mut Vec<SysctlSkip>,
+) {
+    let pid_max = sys.read("kernel/pid_max").ok().and_then(|v| sysctl::normalize(&v).parse::<i64>().ok());
+    for f in mine {
+        let Some(row) = sysctl::owner(&f.path, kernel) else { continue };
+        let skip = |why| SysctlSkip { path: f.path.clone(), why };
+        // The permission check of /proc/sys is made at open (or a read-only mount refuses).
+        let (fd, raw) = match sys.open(&f.path, OFlag::O_RDWR).and_then(|fd| Ok((sysctl::read_fd(&fd)?, fd))) {
+            Ok((raw, fd)) => (fd, raw),
+            Err(e) => {
+                let why = match sys.read(&f.path) {
+                    Ok(_) => NotWritten::Refused { error: nix::Result::<()>::Err(e).into() },
+                    Err(r) => NotWritten::Unreadable { error: nix::Result::<()>::Err(r).into() },
+                };
+                skips.push(skip(why));
+                continue;
+            }
+        };
+        let before = sysctl::normalize(&raw);
+        let words = if row.values == Values::Generic && !before.contains(' ') && before.parse::<i128>().is_err() {
+            let dir = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+            let names = found.iter().filter_map(|g| g.path.rsplit_once('/').filter(|(d, _)| *d == dir).map(|(_, n)| n));
+            sysctl::available_siblings(&f.path, names)
+                .iter()
+                .filter_map(|p| sys.read(p).ok())
+                .flat_map(|v| sysctl::normalize(&v).split(' ').map(str::to_owned).collect::<Vec<_>>())
+                .filter(|w| !w.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let name = f.path.rsplit_once('/').map_or(f.path.as_str(), |(_, n)| n);
+        let candidates = sysctl::candidates(row.values, &before, &words, token, name, pid_max);
+        if candidates.is_empty() {
+            skips.push(skip(NotWritten::NoCandidate));
+            continue;
+        }
+        targets.push(Target {
+            kind,
+            path: f.path.clone(),
+            fd,
+            volatile: row.volatile,
+            raw_before: raw.trim_end_matches('\n').to_owned(),
+            before,
+            candidates,
+        });
+    }
+}
+
+/// Announces, writes every target, and has the host look. Returns the written ones by target
+/// index.
+fn write_all(
+    ch: &mut Channel,
+    targets: &[Target],
+    skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
+) -> Result<Vec<(usize, SysctlWrite)>, ProbeError> {
+    let entries =
+        targets.iter().map(|t| SysctlPlan { path: t.path.clone(), candidates: t.candidates.clone() }).collect();
+    let host_before = match ch.ask(HostQuestion::SysctlBegin { entries })? {
+        HostAnswer::SysctlValues { values } if values.len() == targets.len() => values,
+        other => return Err(unexpected(other, "announce the sysctl writes")),
+    };
+    // Written with the first value the kernel takes, unlike the host's too, or a leak would not
+    // show (ns_last_pid moves by itself). Nothing is read back meanwhile: the host waits.
+    let mut accepted: Vec<(usize, String)> = Vec::new();
+    for (i, (t, host)) in targets.iter().zip(&host_before).enumerate() {
+        let mut errors = Vec::new();
+        for c in t.candidates.iter().filter(|c| t.volatile || host.as_deref() != Some(c.as_str())) {
+            match sysctl::write_fd(&t.fd, c) {
+                Ok(()) => {
+                    accepted.push((i, c.clone()));
+                    break;
+                }
+                Err(e) => errors.push(format!("{c:?}: {e}")),
+            }
+        }
+        let why = match () {
+            _ if accepted.last().is_some_and(|(j, _)| *j == i) => continue,
+            _ if !errors.is_empty() => NotWritten::Rejected { errors },
+            _ => NotWritten::NoCandidate,
+        };
+        skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
+    }
+    // Always asked: the host compares and restores (and unlocks) on it, and keeps what it saw.
+    let indices = accepted.iter().map(|(i, _)| *i as u32).collect();
+    match ch.ask(HostQuestion::SysctlCheck { written: indices })? {
+        HostAnswer::Ack => {}
+        other => return Err(unexpected(other, "check the host's sysctls")),
+    }
+    // What each entry holds once every write is made (a later write may have changed an earlier
+    // entry: conf/all/forwarding and ip_forward are one setting, and a value may be taken but
+    // changed, or ignored): what the host and the joined container are compared with.
+    let mut written = Vec::new();
+    for (i, value) in accepted {
+        let t: &Target = &targets[i];
+        let why = match sysctl::read_fd(&t.fd).map(|v| sysctl::normalize(&v)) {
+            Ok(after) if after != t.before => {
+                let written_value = (value != after).then_some(value);
+                written.push((
+                    i,
+                    SysctlWrite { path: t.path.clone(), before: t.before.clone(), after, written: written_value },
+                ));
+                continue;
+            }
+            Ok(_) => NotWritten::NoEffect,
+            Err(e) => NotWritten::Unreadable { error: nix::Result::<()>::Err(e).into() },
+        };
+        skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
+    }
+    Ok(written)
+}
+
+/// Whether a write to `path` would be permitted, asked without changing it.
+fn capability_test(sys: &mut SysDirs, path: &str, kernel: Option<(u32, u32)>) -> SysctlTest {
+    let last_pid = sysctl::owner(path, kernel).is_some_and(|o| o.values == Values::LastPid);
+    let (test, result) = if last_pid {
+        // Opening it for writing is always permitted (mode 0666): its handler checks.
+        (CapabilityTest::InvalidWrite, sys.write(path, "-1"))
+    } else {
+        (CapabilityTest::OpenForWriting, sys.open(path, OFlag::O_WRONLY).map(drop))
+    };
+    SysctlTest { path: path.to_owned(), test, result: result.into() }
+}
+
+/// A holder's reading for a joiner: each entry whitespace-normalised, `None` where unreadable.
+pub fn read_for_peer(proc: &OwnedFd, paths: &[String]) -> Vec<Option<String>> {
+    let Ok(sys) = openat(proc, "sys", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
+    else {
+        return vec![None; paths.len()];
+    };
+    let mut sys = SysDirs::new(sys);
+    paths
+        .iter()
+        .map(|p| {
+            if !sysctl::plain_path(p) {
+                return None;
+            }
+            sys.read(p).ok().map(|v| sysctl::normalize(&v))
+        })
+        .collect()
+}
