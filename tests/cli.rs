@@ -215,9 +215,19 @@ fn isoprobe_sysv() -> BTreeSet<(String, i32)> {
     out
 }
 
+/// Mounts at or below `dir` (a run's directory is a tmpfs of its own when the run is root).
 fn mounts_under(dir: &Path) -> usize {
+    mount_points().iter().filter(|m| m.starts_with(dir)).count()
+}
+
+/// Mounts strictly below `dir`: a case's, not the run directory's own tmpfs.
+fn mounts_below(dir: &Path) -> usize {
+    mount_points().iter().filter(|m| m.starts_with(dir) && m.as_path() != dir).count()
+}
+
+fn mount_points() -> Vec<PathBuf> {
     let mi = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
-    mi.lines().filter(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(m).starts_with(dir))).count()
+    mi.lines().filter_map(|l| l.split(' ').nth(4).map(PathBuf::from)).collect()
 }
 
 fn cgroups_of(token: &str) -> Vec<PathBuf> {
@@ -314,7 +324,7 @@ impl KilledRun {
                 .map(|e| e.path())
                 .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("isoprobe-{pid}-")));
             if let Some(d) = found
-                && mounts_under(&d) > 0
+                && mounts_below(&d) > 0
             {
                 break d;
             }
