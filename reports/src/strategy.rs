@@ -209,7 +209,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
     let rest = (
         option::of(any::<u64>()),
         option::of(hugetlb_max),
-        any::<bool>(),
+        any::<(bool, bool)>(),
         option::of(texts()),
         option::of(any::<u32>()),
         option::of(text()),
@@ -219,7 +219,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
         |(
             (memory_max, memory_swap_max, pids_max),
             (cpu_max, cpu_weight, cpuset_cpus, cpuset_mems),
-            (io_rbps, hugetlb_max, freeze, devices, net_cls_classid, net_prio_ifpriomap, perf_event),
+            (io_rbps, hugetlb_max, (freeze, kill), devices, net_cls_classid, net_prio_ifpriomap, perf_event),
         )| Limits {
             memory_max,
             memory_swap_max,
@@ -231,6 +231,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
             io_rbps,
             hugetlb_max,
             freeze,
+            kill,
             devices,
             net_cls_classid,
             net_prio_ifpriomap,
@@ -257,6 +258,8 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
         Just(Exercise::NetClassid),
         any::<u32>().prop_map(|burn_ms| Exercise::PerfCount { burn_ms }),
         any::<(u64, u32)>().prop_map(|(page_size, pages)| Exercise::Hugetlb { page_size, pages }),
+        any::<(u32, u32)>().prop_map(|(loopers, wait_ms)| Exercise::KillGroup { loopers, wait_ms }),
+        any::<(u32, u32)>().prop_map(|(loopers, hold_ms)| Exercise::FreezeGroup { loopers, hold_ms }),
     ]
 }
 

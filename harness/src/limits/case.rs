@@ -172,7 +172,15 @@ impl CaseLimits {
             settings: limits.settings.settings(loopdev.as_ref().map(|l| l.rdev)),
             sibling: limits.sibling.as_ref().map(|s| s.settings(loopdev.as_ref().map(|l| l.rdev))).or_else(|| {
                 // A perf case counts its sibling in the control: it must exist in both.
-                matches!(limits.exercise, Exercise::PerfCount { .. } | Exercise::CpuShare { .. }).then(Vec::new)
+                // So must a group case's: its forking group runs there.
+                matches!(
+                    limits.exercise,
+                    Exercise::PerfCount { .. }
+                        | Exercise::CpuShare { .. }
+                        | Exercise::KillGroup { .. }
+                        | Exercise::FreezeGroup { .. }
+                )
+                .then(Vec::new)
             }),
             extra: match limits.exercise {
                 Exercise::PerfCount { .. } => vec!["perf_event".into()],

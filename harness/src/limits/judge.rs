@@ -1,7 +1,10 @@
 //! From an exercise report to a verdict per limit check. Every tolerance is a named constant with
 //! the reasoning that gives its value; none is widened to make a run pass.
 
-use isoprobe_probes::wire::{CgroupReading, ChildEnd, ExerciseReport, Fact, SysResult, fact_key};
+use isoprobe_probes::wire::{
+    CgroupReading, ChildEnd, ExerciseReport, Fact, FrozenHold, GroupAction, GroupEnds, GroupState, Migration,
+    SysResult, fact_key,
+};
 
 use super::oracle::{LimitCheck, LimitExpect};
 use crate::judge::Facts;
@@ -89,6 +92,28 @@ pub const IO_CONTROL_MIN_BPS: u64 = 32 * MIB;
 /// question take well under a millisecond each; 2 ms bounds both. The same bound caps what the
 /// empty sibling may count (nothing runs there; any count would be misattribution).
 pub const PERF_TOL_NS: u64 = 2 * MS;
+
+fn ends_text(e: &GroupEnds) -> String {
+    format!(
+        "loopers: {} killed, {} exited 0, {} otherwise; their orphans: {} killed, {} otherwise",
+        e.killed, e.exited, e.other, e.strays_killed, e.strays_other
+    )
+}
+
+fn state_text(s: &GroupState) -> String {
+    let flag = |f: Option<bool>| f.map_or("unknown".to_owned(), |b| u8::from(b).to_string());
+    format!("populated {}, frozen {}, {} procs", flag(s.populated), flag(s.frozen), s.procs)
+}
+
+fn action_text(a: &GroupAction) -> String {
+    format!(
+        "{} confirmed {} after {} ({})",
+        if a.acted { "written," } else { "not written (control)," },
+        a.confirmed,
+        ms(a.waited_ns),
+        state_text(&a.state)
+    )
+}
 
 fn pass(expected: String, observed: String, evidence: String) -> Verdict {
     Verdict::Pass { expected, observed, evidence }
@@ -475,6 +500,142 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             format!("{child} after {touched_pages} pages"),
             format!("mmap: {mapped}"),
         ),
+        (E::PidsRefusals { refused }, ExerciseReport::Pids { before, refused: failed, at_stop, .. }) => {
+            let Some(counted) = delta(at_stop.pids_refused, before.pids_refused) else {
+                return Verdict::Error { cause: "the host read no pids.events".into() };
+            };
+            verdict(
+                counted == *refused,
+                format!("pids.events max +{refused}"),
+                format!("pids.events max +{counted}"),
+                format!(
+                    "the exercise's last fork: {}; before: {}; at the stop: {}",
+                    failed.as_ref().map(|r| r.to_string()).unwrap_or("no failure".into()),
+                    reading_text(before),
+                    reading_text(at_stop)
+                ),
+            )
+        }
+        (
+            E::GroupKilled { loopers },
+            ExerciseReport::KillGroup { activity_before, activity_at_answer, kill, ends, .. },
+        ) => verdict(
+            kill.acted
+                && kill.confirmed
+                && kill.state.procs == 0
+                && *activity_before > 0
+                && ends.killed == *loopers
+                && ends.exited + ends.other == 0,
+            format!("all {loopers} forking loopers killed by SIGKILL, the cgroup empty (populated 0)"),
+            format!("{}; {}", action_text(kill), ends_text(ends)),
+            format!(
+                "activity counter (looper turns, child exits) {activity_before} when the kill was asked for, {activity_at_answer} at the answer"
+            ),
+        ),
+        (
+            E::GroupSurvives { loopers },
+            ExerciseReport::KillGroup { activity_before, activity_at_answer, kill, ends, .. },
+        ) => verdict(
+            !kill.acted
+                && kill.state.populated == Some(true)
+                && kill.state.procs >= *loopers
+                && activity_at_answer > activity_before
+                && ends.exited == *loopers
+                && ends.killed + ends.other + ends.strays_killed == 0,
+            format!("the group still active after the wait, all {loopers} loopers exiting 0 when released"),
+            format!("{}; {}", action_text(kill), ends_text(ends)),
+            format!("activity counter {activity_before} when the wait began, {activity_at_answer} at its end"),
+        ),
+        (
+            E::GroupFrozen { loopers },
+            ExerciseReport::FreezeGroup {
+                hold: FrozenHold { running, freeze, while_frozen, frozen_state, thaw, after_thaw },
+                ends,
+                hold_ms,
+                ..
+            },
+        ) => verdict(
+            *running > 0
+                && freeze.acted
+                && freeze.confirmed
+                && *while_frozen == 0
+                && frozen_state.frozen == Some(true)
+                && thaw.confirmed
+                && *after_thaw > 0
+                && ends.exited == *loopers,
+            format!(
+                "no looper turn or child exit in {hold_ms} ms once frozen (the kernel confirming frozen 1), active again after the \
+                 thaw, {loopers} loopers exiting 0"
+            ),
+            format!("{while_frozen} turns and exits while frozen, {after_thaw} after the thaw"),
+            format!(
+                "{running} before the freeze; freeze: {}; after the hold: {}; thaw: {}; {}",
+                action_text(freeze),
+                state_text(frozen_state),
+                action_text(thaw),
+                ends_text(ends)
+            ),
+        ),
+        (
+            E::GroupRuns { loopers },
+            ExerciseReport::FreezeGroup {
+                hold: FrozenHold { running, freeze, while_frozen, frozen_state, after_thaw, .. },
+                ends,
+                hold_ms,
+                ..
+            },
+        ) => verdict(
+            !freeze.acted
+                && *while_frozen > 0
+                && frozen_state.frozen == Some(false)
+                && *after_thaw > 0
+                && ends.exited == *loopers,
+            format!("the group active through the {hold_ms} ms hold, {loopers} loopers exiting 0"),
+            format!("{while_frozen} turns and exits during the hold, {after_thaw} in the hold after it"),
+            format!(
+                "{running} before; {}; after the hold: {}; {}",
+                action_text(freeze),
+                state_text(frozen_state),
+                ends_text(ends)
+            ),
+        ),
+        (
+            E::MigrantFollowsFreezer,
+            ExerciseReport::FreezeGroup {
+                migration: Migration { migrant_out, others_while_out, out_state, back, migrant_back },
+                ..
+            },
+        ) => verdict(
+            *migrant_out > 0
+                && *others_while_out == 0
+                && out_state.frozen == Some(true)
+                && back.confirmed
+                && *migrant_back == 0,
+            "moved out of the frozen cgroup, the looper runs while the others stay frozen (the cgroup frozen 1); \
+             moved back, it stops (frozen 1 again)"
+                .into(),
+            format!(
+                "out: the migrant ran {migrant_out} turns, the others {others_while_out}; back: the migrant \
+                 {migrant_back}"
+            ),
+            format!(
+                "the sibling while it was out: {}; after it came back: {}",
+                state_text(out_state),
+                action_text(back)
+            ),
+        ),
+        (
+            E::MigrantRuns,
+            ExerciseReport::FreezeGroup {
+                migration: Migration { migrant_out, others_while_out, migrant_back, .. },
+                ..
+            },
+        ) => verdict(
+            *migrant_out > 0 && *others_while_out > 0 && *migrant_back > 0,
+            "the migrant and the others running in every phase".into(),
+            format!("out: the migrant {migrant_out}, the others {others_while_out}; back: the migrant {migrant_back}"),
+            "no freeze (control)".into(),
+        ),
         _ => wrong(),
     }
 }
@@ -592,6 +753,100 @@ mod tests {
             competitor_ns: 752 * MS,
         };
         assert!(judge(LimitCheck::CpuWeight, &even, &shared, &[]).is_pass());
+    }
+
+    #[test]
+    fn pids_events_must_count_the_refused_fork() {
+        let r = |refused_after: u64| ExerciseReport::Pids {
+            before: CgroupReading { pids_current: Some(1), pids_refused: Some(0), ..Default::default() },
+            forks: 15,
+            refused: Some(SysResult::Err { errno: libc::EAGAIN, name: "EAGAIN".into() }),
+            at_stop: CgroupReading { pids_current: Some(16), pids_refused: Some(refused_after), ..Default::default() },
+        };
+        let limited = LimitExpect::PidsRefusals { refused: 1 };
+        assert!(judge(LimitCheck::PidsEvents, &limited, &r(1), &[]).is_pass());
+        assert!(!judge(LimitCheck::PidsEvents, &limited, &r(0), &[]).is_pass());
+        assert!(!judge(LimitCheck::PidsEvents, &LimitExpect::PidsRefusals { refused: 0 }, &r(1), &[]).is_pass());
+    }
+
+    fn kill_report(acted: bool, populated: bool, ends: GroupEnds) -> ExerciseReport {
+        ExerciseReport::KillGroup {
+            loopers: 3,
+            activity_before: 500,
+            activity_at_answer: if acted { 505 } else { 9000 },
+            kill: GroupAction {
+                acted,
+                confirmed: !populated,
+                waited_ns: MS,
+                state: GroupState {
+                    populated: Some(populated),
+                    frozen: Some(false),
+                    procs: if populated { 5 } else { 0 },
+                },
+            },
+            ends,
+        }
+    }
+
+    #[test]
+    fn a_kill_must_leave_nothing_and_its_control_must_leave_everything() {
+        let killed = GroupEnds { killed: 3, strays_killed: 2, strays_other: 1, ..Default::default() };
+        let released = GroupEnds { exited: 3, strays_other: 4, ..Default::default() };
+        let want = LimitExpect::GroupKilled { loopers: 3 };
+        assert!(judge(LimitCheck::Kill, &want, &kill_report(true, false, killed), &[]).is_pass());
+        // One looper survived the kill (it exited 0 when released).
+        let survivor = GroupEnds { killed: 2, exited: 1, ..Default::default() };
+        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, false, survivor), &[]).is_pass());
+        // The cgroup never emptied.
+        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, true, killed), &[]).is_pass());
+        let control = LimitExpect::GroupSurvives { loopers: 3 };
+        assert!(judge(LimitCheck::Kill, &control, &kill_report(false, true, released), &[]).is_pass());
+        // A control whose group died without a kill cannot tell a kill from anything else.
+        assert!(!judge(LimitCheck::Kill, &control, &kill_report(false, false, killed), &[]).is_pass());
+    }
+
+    fn freeze_report(frozen: bool, while_frozen: u64, migrant_out: u64, migrant_back: u64) -> ExerciseReport {
+        let state = GroupState { populated: Some(true), frozen: Some(frozen), procs: 7 };
+        let action = |confirmed| GroupAction { acted: frozen, confirmed, waited_ns: MS, state };
+        ExerciseReport::FreezeGroup {
+            loopers: 3,
+            hold_ms: 300,
+            hold: FrozenHold {
+                running: 4000,
+                freeze: action(frozen),
+                while_frozen,
+                frozen_state: state,
+                thaw: action(true),
+                after_thaw: 4000,
+            },
+            migration: Migration {
+                migrant_out,
+                others_while_out: if frozen { 0 } else { 2000 },
+                out_state: state,
+                back: action(frozen),
+                migrant_back,
+            },
+            ends: GroupEnds { exited: 3, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn a_frozen_group_must_not_move_at_all() {
+        let want = LimitExpect::GroupFrozen { loopers: 3 };
+        assert!(judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 0, 900, 0), &[]).is_pass());
+        // One turn while frozen: some task (a child forked while freezing) escaped.
+        assert!(!judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 1, 900, 0), &[]).is_pass());
+        let migrate = LimitExpect::MigrantFollowsFreezer;
+        assert!(judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 0), &[]).is_pass());
+        // Still frozen after leaving the frozen cgroup, or running after coming back.
+        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 0, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 3), &[]).is_pass());
+        let control = LimitExpect::GroupRuns { loopers: 3 };
+        assert!(judge(LimitCheck::FreezeForking, &control, &freeze_report(false, 4000, 900, 900), &[]).is_pass());
+        assert!(
+            judge(LimitCheck::FreezeMigrate, &LimitExpect::MigrantRuns, &freeze_report(false, 4000, 900, 900), &[])
+                .is_pass()
+        );
     }
 
     #[test]

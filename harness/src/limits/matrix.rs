@@ -88,6 +88,15 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
                 Exercise::Hugetlb { page_size: 2 * MIB, pages: 4 },
             ),
         ),
+        // cgroup2 process control on a forking group in the sibling (Linux 5.14 / 5.2).
+        (
+            "cgroup-kill",
+            l(Limits { kill: true, ..Default::default() }, Exercise::KillGroup { loopers: 3, wait_ms: 1000 }),
+        ),
+        (
+            "cgroup-freeze-group",
+            l(Limits { freeze: true, ..Default::default() }, Exercise::FreezeGroup { loopers: 3, hold_ms: 300 }),
+        ),
         ("net-cls", l(Limits { net_cls_classid: Some(0x0010_0001), ..Default::default() }, Exercise::NetClassid)),
         ("net-prio", l(Limits { net_prio_ifpriomap: Some("lo 5".into()), ..Default::default() }, Exercise::NetClassid)),
         (

@@ -38,6 +38,16 @@ pub enum LimitCheck {
     PerfEvent,
     /// `hugetlb.<size>.max`: touching a huge page past the limit raises SIGBUS.
     Hugetlb,
+    /// pids.events `max`: every fork refused at pids.max is counted.
+    PidsEvents,
+    /// cgroup.kill: every process of a forking group is gone, those forked during the kill too.
+    Kill,
+    /// cgroup.freeze (v2): a forking group stops entirely, children forked while freezing too,
+    /// and runs again after the thaw.
+    FreezeForking,
+    /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops, and
+    /// the cgroup stays frozen throughout.
+    FreezeMigrate,
 }
 
 impl LimitCheck {
@@ -56,6 +66,10 @@ impl LimitCheck {
             LimitCheck::NetCls => "net_cls/classid",
             LimitCheck::PerfEvent => "perf_event/cgroup-count",
             LimitCheck::Hugetlb => "hugetlb/sigbus-at-max",
+            LimitCheck::PidsEvents => "pids/events-max",
+            LimitCheck::Kill => "cgroup/kill-forking-group",
+            LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
+            LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
         }
     }
 }
@@ -112,6 +126,20 @@ pub enum LimitExpect {
     HugetlbStopsAt { pages: u64 },
     /// Every page touched.
     HugetlbReaches { pages: u32 },
+    /// pids.events `max` rose by exactly `refused` during the exercise.
+    PidsRefusals { refused: u64 },
+    /// Every looper killed by SIGKILL, the cgroup empty within the wait.
+    GroupKilled { loopers: u32 },
+    /// The group still forking after the wait; every looper exits when released.
+    GroupSurvives { loopers: u32 },
+    /// No fork or exit in the group while frozen; forks again after the thaw.
+    GroupFrozen { loopers: u32 },
+    /// The group keeps forking through the hold.
+    GroupRuns { loopers: u32 },
+    /// The migrant runs out of the frozen cgroup, stops when back; the others never run.
+    MigrantFollowsFreezer,
+    /// The migrant and the others run in every phase.
+    MigrantRuns,
 }
 
 /// The checks of `spec` and what each must see.
@@ -125,13 +153,17 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 None => LimitExpect::MemoryReaches { target: *target },
             },
         )],
-        Exercise::Pids { target } => vec![(
-            LimitCheck::Pids,
-            match l.pids_max {
-                Some(max) => LimitExpect::PidsStopAt { max },
-                None => LimitExpect::PidsReach { target: *target },
-            },
-        )],
+        Exercise::Pids { target } => vec![
+            (
+                LimitCheck::Pids,
+                match l.pids_max {
+                    Some(max) => LimitExpect::PidsStopAt { max },
+                    None => LimitExpect::PidsReach { target: *target },
+                },
+            ),
+            // The exercise stops at the first refused fork.
+            (LimitCheck::PidsEvents, LimitExpect::PidsRefusals { refused: u64::from(l.pids_max.is_some()) }),
+        ],
         Exercise::CpuBurn { .. } => vec![
             (
                 LimitCheck::CpuMax,
@@ -184,6 +216,28 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
             LimitCheck::PerfEvent,
             if l.perf_event { LimitExpect::PerfCountsProbe } else { LimitExpect::PerfCountsNothing },
         )],
+        Exercise::KillGroup { loopers, .. } => vec![(
+            LimitCheck::Kill,
+            if l.kill {
+                LimitExpect::GroupKilled { loopers: *loopers }
+            } else {
+                LimitExpect::GroupSurvives { loopers: *loopers }
+            },
+        )],
+        Exercise::FreezeGroup { loopers, .. } => vec![
+            (
+                LimitCheck::FreezeForking,
+                if l.freeze {
+                    LimitExpect::GroupFrozen { loopers: *loopers }
+                } else {
+                    LimitExpect::GroupRuns { loopers: *loopers }
+                },
+            ),
+            (
+                LimitCheck::FreezeMigrate,
+                if l.freeze { LimitExpect::MigrantFollowsFreezer } else { LimitExpect::MigrantRuns },
+            ),
+        ],
         Exercise::Hugetlb { pages, .. } => vec![(
             LimitCheck::Hugetlb,
             match l.hugetlb_max {

@@ -38,6 +38,9 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             k => format!("{} does not express cgroup limits", k.name()),
         }));
     }
+    if let Exercise::KillGroup { .. } | Exercise::FreezeGroup { .. } = limits.exercise {
+        group_requirements(spec, limits, layout)?;
+    }
     launcher.supports_limits(spec, limits, layout)?;
     let mut needed: Vec<String> = Vec::new();
     for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {
@@ -115,6 +118,36 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// What the forking-group cases need: a native launcher (no tool expresses these writes: cgroup.kill
+/// and cgroup.freeze of a sibling are isoprobe's own actions, not resources of OCI's
+/// `linux.resources.unified` or LXC's `lxc.cgroup2.*`), a writable cgroup2 hierarchy (both files
+/// are cgroup2 core files, on any cgroup2 cgroup whatever its controllers), and the kernel that
+/// added the file.
+fn group_requirements(spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Result<(), Skip> {
+    let (file, since) = match limits.exercise {
+        Exercise::KillGroup { .. } => ("cgroup.kill", (5, 14)),
+        _ => ("cgroup.freeze", (5, 2)),
+    };
+    if !spec.launcher.is_native() {
+        return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup-group".into() }.skip(
+            format!(
+                "{file} is written by isoprobe on a sibling cgroup of its own; {} has no setting for it (an action, not                  a resource), so the case would measure isoprobe, not the tool",
+                spec.launcher.name()
+            ),
+        ));
+    }
+    if layout.v2().is_none_or(|(_, h)| h.parent.is_err()) {
+        return Err(Requirement::Host("cgroup2")
+            .skip(format!("no writable cgroup2 hierarchy ({}): {file} is a cgroup2 core file", layout.describe())));
+    }
+    let kernel = crate::requirement::KernelRelease::running();
+    if !kernel.at_least(since.0, since.1) {
+        return Err(Requirement::KernelAtLeast(since.0, since.1)
+            .skip(format!("{file} appeared in Linux {}.{}; this kernel is {}", since.0, since.1, kernel.release)));
     }
     Ok(())
 }

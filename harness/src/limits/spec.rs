@@ -58,6 +58,10 @@ pub struct Limits {
     /// cgroup.freeze: the host freezes the cgroup when the probe asks it to hold.
     #[serde(rename = "cgroup.freeze", default, skip_serializing_if = "std::ops::Not::not")]
     pub freeze: bool,
+    /// cgroup.kill: the host kills the case's sibling cgroup (where the probe's forking group
+    /// runs) when the probe asks.
+    #[serde(rename = "cgroup.kill", default, skip_serializing_if = "std::ops::Not::not")]
+    pub kill: bool,
     /// Device rules allowed (`c 1:3 rwm`); every other device is denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
@@ -82,7 +86,7 @@ impl Limits {
     }
 
     /// The settings to write, in v2 vocabulary. `loop_dev` is the case's loop device (MAJ, MIN).
-    /// The freeze and perf_event fields are actions, not settings.
+    /// The freeze, kill and perf_event fields are actions, not settings.
     pub fn settings(&self, loop_dev: Option<(u64, u64)>) -> Vec<Setting> {
         let mut v = Vec::new();
         if let Some(m) = self.memory_max {
@@ -145,6 +149,9 @@ impl fmt::Display for Limits {
             self.settings(Some((0, 0))).iter().map(|s| s.to_string().replace('\n', ";")).collect();
         if self.freeze {
             parts.push("cgroup.freeze".into());
+        }
+        if self.kill {
+            parts.push("cgroup.kill".into());
         }
         if self.perf_event {
             parts.push("perf_event".into());

@@ -39,6 +39,14 @@ pub enum Exercise {
     PerfCount { burn_ms: u32 },
     /// A child maps `pages` huge pages of `page_size` bytes and touches them one by one.
     Hugetlb { page_size: u64, pages: u32 },
+    /// `loopers` children, moved by the host into the case's sibling cgroup, fork short-lived
+    /// children without pause; the host kills the sibling (cgroup.kill, or nothing in the
+    /// control) and waits up to `wait_ms` for it to empty.
+    KillGroup { loopers: u32, wait_ms: u32 },
+    /// The same forking group in the sibling; the host freezes it (cgroup.freeze, or nothing in
+    /// the control) for `hold_ms`, moves one looper out to the case's own cgroup and back, then
+    /// thaws.
+    FreezeGroup { loopers: u32, hold_ms: u32 },
 }
 
 impl Exercise {
@@ -56,6 +64,8 @@ impl Exercise {
             Exercise::NetClassid => "net-classid",
             Exercise::PerfCount { .. } => "perf-count",
             Exercise::Hugetlb { .. } => "hugetlb",
+            Exercise::KillGroup { .. } => "kill-group",
+            Exercise::FreezeGroup { .. } => "freeze-group",
         }
     }
 }
@@ -129,6 +139,57 @@ pub enum LimitQuestion {
     PerfStart,
     /// Stop counting and report.
     PerfStop,
+    /// Kill the sibling cgroup through cgroup.kill when the case kills (nothing in the control),
+    /// then wait up to `wait_ms` for cgroup.events to say `populated 0`.
+    SiblingKill { wait_ms: u32 },
+    /// Freeze (or thaw) the sibling through cgroup.freeze when the case freezes (nothing in the
+    /// control), and wait for cgroup.events to confirm.
+    SiblingFreeze { frozen: bool },
+    /// Read the sibling's cgroup.events and cgroup.procs.
+    SiblingState,
+    /// Move the process that is `pid` in the probe's pid namespace from the sibling back into the
+    /// case's own cgroup.
+    MoveToCase { pid: i32 },
+}
+
+/// The sibling cgroup as the host read it (cgroup2: cgroup.events and cgroup.procs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct GroupState {
+    /// cgroup.events `populated`.
+    pub populated: Option<bool>,
+    /// cgroup.events `frozen`.
+    pub frozen: Option<bool>,
+    /// Processes listed in cgroup.procs.
+    pub procs: u32,
+}
+
+/// What the host did to the sibling and how long it waited for the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct GroupAction {
+    /// Whether it wrote the control file (the limited case) or only waited (the control).
+    pub acted: bool,
+    /// Whether cgroup.events reached the state asked for (populated 0; frozen 1 or 0) in time.
+    pub confirmed: bool,
+    pub waited_ns: u64,
+    /// The sibling right after the wait.
+    pub state: GroupState,
+}
+
+/// How the probe's forking group ended, as the probe reaped it (it is their subreaper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct GroupEnds {
+    /// The loopers: killed by SIGKILL, exited 0 (they exit 0 when released), any other end.
+    pub killed: u32,
+    pub exited: u32,
+    pub other: u32,
+    /// Their short-lived children reaped by the probe (orphaned when their looper ended first): by
+    /// SIGKILL, or otherwise (one that had exited before its looper was killed or released keeps
+    /// its exit status).
+    pub strays_killed: u32,
+    pub strays_other: u32,
 }
 
 /// The host's answer to a [`LimitQuestion`].
@@ -149,6 +210,12 @@ pub enum LimitAnswer {
     Started,
     PerfCount {
         ns: u64,
+    },
+    Group {
+        action: GroupAction,
+    },
+    State {
+        state: GroupState,
     },
 }
 
@@ -241,6 +308,53 @@ pub enum ExerciseReport {
         child: ChildEnd,
         mapped: SysResult,
     },
+    KillGroup {
+        loopers: u32,
+        /// The group's activity (its loopers' turns, each a fork or a wait, and its children's
+        /// exits) before the probe asked for the kill, and by the host's answer.
+        activity_before: u64,
+        activity_at_answer: u64,
+        kill: GroupAction,
+        ends: GroupEnds,
+    },
+    FreezeGroup {
+        loopers: u32,
+        hold_ms: u32,
+        hold: FrozenHold,
+        migration: Migration,
+        ends: GroupEnds,
+    },
+}
+
+/// The freeze and thaw of a forking group, each phase observed over the exercise's `hold_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct FrozenHold {
+    /// The group's activity (loopers' turns and children's exits) before the freeze (it runs).
+    pub running: u64,
+    pub freeze: GroupAction,
+    /// Its activity once the host answered (the freeze confirmed, or the
+    /// control's wait).
+    pub while_frozen: u64,
+    /// The sibling after that hold.
+    pub frozen_state: GroupState,
+    pub thaw: GroupAction,
+    /// Its activity after the thaw.
+    pub after_thaw: u64,
+}
+
+/// Looper 0 moved out of the (frozen) sibling into the case's own cgroup and back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct Migration {
+    /// Out: the migrant's turns and the other loopers' turns, and the sibling then.
+    pub migrant_out: u64,
+    pub others_while_out: u64,
+    pub out_state: GroupState,
+    /// Back: the host's wait for `frozen 1` (a freeze request repeated, which the kernel ignores
+    /// when the cgroup is frozen already), then the migrant's turns.
+    pub back: GroupAction,
+    pub migrant_back: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

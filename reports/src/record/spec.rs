@@ -126,6 +126,9 @@ pub struct Limits {
     /// cgroup.freeze: the host freezes the cgroup when the probe asks it to hold.
     #[serde(rename = "cgroup.freeze", default, skip_serializing_if = "std::ops::Not::not")]
     pub freeze: bool,
+    /// cgroup.kill: the host kills the case's sibling cgroup (the probe's forking group).
+    #[serde(rename = "cgroup.kill", default, skip_serializing_if = "std::ops::Not::not")]
+    pub kill: bool,
     /// Device rules allowed (`c 1:3 rwm`); every other device is denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
@@ -182,6 +185,10 @@ pub enum Exercise {
     PerfCount { burn_ms: u32 },
     /// A child maps `pages` huge pages of `page_size` bytes and touches them one by one.
     Hugetlb { page_size: u64, pages: u32 },
+    /// `loopers` forking children in the sibling cgroup, killed by the host (cgroup.kill).
+    KillGroup { loopers: u32, wait_ms: u32 },
+    /// The same group, frozen by the host (cgroup.freeze) for `hold_ms`, one looper migrated.
+    FreezeGroup { loopers: u32, hold_ms: u32 },
 }
 
 // As in `verdict.rs`: harness values are taken apart field by field and every variant matched, so
@@ -243,6 +250,7 @@ impl From<&harness_limits::Limits> for Limits {
             io_rbps,
             hugetlb_max,
             freeze,
+            kill,
             devices,
             net_cls_classid,
             net_prio_ifpriomap,
@@ -260,6 +268,7 @@ impl From<&harness_limits::Limits> for Limits {
             hugetlb_max: hugetlb_max
                 .map(|harness_limits::HugetlbMax { page_size, pages }| HugetlbMax { page_size, pages }),
             freeze: *freeze,
+            kill: *kill,
             devices: devices.clone(),
             net_cls_classid: *net_cls_classid,
             net_prio_ifpriomap: net_prio_ifpriomap.clone(),
@@ -284,6 +293,8 @@ impl From<&wire::Exercise> for Exercise {
             W::NetClassid => Exercise::NetClassid,
             W::PerfCount { burn_ms } => Exercise::PerfCount { burn_ms },
             W::Hugetlb { page_size, pages } => Exercise::Hugetlb { page_size, pages },
+            W::KillGroup { loopers, wait_ms } => Exercise::KillGroup { loopers, wait_ms },
+            W::FreezeGroup { loopers, hold_ms } => Exercise::FreezeGroup { loopers, hold_ms },
         }
     }
 }

@@ -112,10 +112,18 @@ pub enum LimitCheck {
     PerfEvent,
     /// `hugetlb.<size>.max`: touching a huge page past the limit raises SIGBUS.
     Hugetlb,
+    /// pids.events `max`: every fork refused at pids.max is counted.
+    PidsEvents,
+    /// cgroup.kill: every process of a forking group is gone, those forked during the kill too.
+    Kill,
+    /// cgroup.freeze (v2): a forking group stops entirely, children forked while freezing too.
+    FreezeForking,
+    /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops.
+    FreezeMigrate,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 13] = [
+    pub const ALL: [LimitCheck; 17] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -129,6 +137,10 @@ impl LimitCheck {
         LimitCheck::NetCls,
         LimitCheck::PerfEvent,
         LimitCheck::Hugetlb,
+        LimitCheck::PidsEvents,
+        LimitCheck::Kill,
+        LimitCheck::FreezeForking,
+        LimitCheck::FreezeMigrate,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -148,6 +160,10 @@ impl LimitCheck {
             LimitCheck::NetCls => "net_cls/classid",
             LimitCheck::PerfEvent => "perf_event/cgroup-count",
             LimitCheck::Hugetlb => "hugetlb/sigbus-at-max",
+            LimitCheck::PidsEvents => "pids/events-max",
+            LimitCheck::Kill => "cgroup/kill-forking-group",
+            LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
+            LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
         }
     }
 }
@@ -224,6 +240,10 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::NetCls => LimitCheck::NetCls,
             HarnessLimitCheck::PerfEvent => LimitCheck::PerfEvent,
             HarnessLimitCheck::Hugetlb => LimitCheck::Hugetlb,
+            HarnessLimitCheck::PidsEvents => LimitCheck::PidsEvents,
+            HarnessLimitCheck::Kill => LimitCheck::Kill,
+            HarnessLimitCheck::FreezeForking => LimitCheck::FreezeForking,
+            HarnessLimitCheck::FreezeMigrate => LimitCheck::FreezeMigrate,
         }
     }
 }
