@@ -451,6 +451,13 @@ impl CaseCgroups {
         self.members.iter().find(|m| m.version == Version::V2).and_then(|m| m.sibling.as_ref())
     }
 
+    /// The case's cgroup (or its sibling) on cgroup2, if `controller` is enabled there.
+    pub fn v2_controller_dir(&self, controller: &str, sibling: bool) -> Option<&CgroupDir> {
+        let m =
+            self.members.iter().find(|m| m.version == Version::V2 && m.controllers.iter().any(|c| c == controller))?;
+        if sibling { m.sibling.as_ref() } else { Some(&m.main) }
+    }
+
     /// The processes in the sibling cgroup (host pids), as [`CaseCgroups::procs`].
     pub fn sibling_procs(&self) -> Result<Vec<i32>, HarnessError> {
         match self.listing().and_then(|m| m.sibling.as_ref()) {

@@ -4,7 +4,9 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use isoprobe_probes::wire::{GroupAction, GroupState, HostAnswer, LimitAnswer, LimitQuestion};
+use isoprobe_probes::wire::{
+    GroupAction, GroupState, HostAnswer, LimitAnswer, LimitQuestion, MemoryCounters, MemoryEvents,
+};
 
 use crate::cgroup::dir::{CgroupDir, keyed};
 
@@ -45,6 +47,9 @@ pub fn answer(limits: Option<&CaseLimits>, ask: &LimitQuestion) -> Result<HostAn
             LimitAnswer::Group { action: wait_for(sib, l.spec.settings.freeze, wait, |s| s.frozen == want) }
         }
         LimitQuestion::SiblingState => LimitAnswer::State { state: state_of(v2_sibling(l)?) },
+        LimitQuestion::ReadMemory { sibling } => LimitAnswer::Memory {
+            counters: cgroups(l)?.v2_controller_dir("memory", *sibling).map(memory_counters).unwrap_or_default(),
+        },
         LimitQuestion::MoveToCase { pid } => {
             let host_pid = host_pid_of(l, *pid)?;
             cgroups(l)?.move_to_case(host_pid).map_err(|e| e.to_string())?;
@@ -66,6 +71,28 @@ const FREEZE_WAIT: Duration = Duration::from_secs(5);
 /// In a control the host freezes nothing and waits this long instead, as a freeze would take at
 /// most a few milliseconds: the group's state is then read as it runs.
 const CONTROL_FREEZE_WAIT: Duration = Duration::from_millis(20);
+
+/// memory.current, memory.peak, memory.events and memory.events.local of a cgroup2 cgroup.
+fn memory_counters(dir: &CgroupDir) -> MemoryCounters {
+    let events = |file: &str| {
+        let text = dir.read(file).ok();
+        let key = |k: &str| text.as_deref().and_then(|t| keyed(t, k));
+        MemoryEvents {
+            high: key("high"),
+            max: key("max"),
+            oom: key("oom"),
+            oom_kill: key("oom_kill"),
+            oom_group_kill: key("oom_group_kill"),
+        }
+    };
+    let number = |file: &str| dir.read(file).ok().and_then(|t| crate::cgroup::dir::number(&t));
+    MemoryCounters {
+        current: number("memory.current"),
+        peak: number("memory.peak"),
+        events: events("memory.events"),
+        local: events("memory.events.local"),
+    }
+}
 
 fn v2_sibling(l: &CaseLimits) -> Result<&CgroupDir, String> {
     cgroups(l)?.v2_sibling().ok_or_else(|| "the case has no cgroup2 sibling".to_owned())

@@ -2,8 +2,8 @@
 //! the reasoning that gives its value; none is widened to make a run pass.
 
 use isoprobe_probes::wire::{
-    CgroupReading, ChildEnd, ExerciseReport, Fact, FrozenHold, GroupAction, GroupEnds, GroupState, Migration,
-    SysResult, fact_key,
+    CgroupReading, ChildEnd, ExerciseReport, Fact, FrozenHold, GroupAction, GroupEnds, GroupState, MemoryCounters,
+    MemoryEvents, Migration, SysResult, fact_key,
 };
 
 use super::oracle::{LimitCheck, LimitExpect};
@@ -26,6 +26,16 @@ pub const MEMORY_PEAK_SLACK: u64 = 256 << 10;
 /// child's own share on top of it: its page tables plus a copy-on-write copy of the parent's
 /// dirty pages (well under 4 MiB for a static probe).
 pub const MEMORY_CHILD_OVERHEAD: u64 = 4 * MIB;
+
+/// memory.high: how far usage (memory.peak) may pass memory.high while page cache is read into the
+/// cgroup. Each charge over high adds to the task's overage; once the overage passes one charge
+/// batch (MEMCG_CHARGE_BATCH, 64 pages = 256 KiB) the charging task reclaims it on the spot
+/// (mm/memcontrol.c, try_charge_memcg), and on its return to user space in any case. What can be
+/// charged before that: the batch itself, the folios of one read(2) with its readahead (the
+/// exercise reads 1 MiB at a time; synchronous plus asynchronous readahead bring at most twice the
+/// request: 2 MiB), and the per-CPU charge stocks, pre-charged to the page counter (one batch per
+/// CPU; 4 CPUs at most here: 1 MiB).
+pub const MEMORY_HIGH_SLACK: u64 = (256 << 10) + 2 * MIB + 4 * (256 << 10);
 
 /// cpu.max: the window's two edges each fall somewhere inside a period, so the window holds up
 /// to one period's quota more or less than wall × quota / period; and the throttle bites at the
@@ -92,6 +102,29 @@ pub const IO_CONTROL_MIN_BPS: u64 = 32 * MIB;
 /// question take well under a millisecond each; 2 ms bounds both. The same bound caps what the
 /// empty sibling may count (nothing runs there; any count would be misattribution).
 pub const PERF_TOL_NS: u64 = 2 * MS;
+
+fn events_text(e: &MemoryEvents) -> String {
+    let f = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+    format!(
+        "high {} max {} oom {} oom_kill {} oom_group_kill {}",
+        f(e.high),
+        f(e.max),
+        f(e.oom),
+        f(e.oom_kill),
+        f(e.oom_group_kill)
+    )
+}
+
+fn counters_text(c: &MemoryCounters) -> String {
+    let f = |v: Option<u64>| v.map_or("-".to_owned(), mib);
+    format!(
+        "current {}, peak {}; events: {}; events.local: {}",
+        f(c.current),
+        f(c.peak),
+        events_text(&c.events),
+        events_text(&c.local)
+    )
+}
 
 fn ends_text(e: &GroupEnds) -> String {
     format!(
@@ -500,6 +533,110 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             format!("{child} after {touched_pages} pages"),
             format!("mmap: {mapped}"),
         ),
+        (E::HighHolds { high, bytes }, ExerciseReport::CacheRead { read, wall_ns, error, before, after }) => {
+            let oom = delta(after.events.oom_kill, before.events.oom_kill);
+            verdict(
+                error.is_none()
+                    && read == bytes
+                    && after.peak.is_some_and(|p| p <= high + MEMORY_HIGH_SLACK)
+                    && oom == Some(0),
+                format!("all {} read, peak ≤ {} + {}, no OOM kill", mib(*bytes), mib(*high), mib(MEMORY_HIGH_SLACK)),
+                format!(
+                    "{} read in {}, peak {}, OOM kills {oom:?}",
+                    mib(*read),
+                    ms(*wall_ns),
+                    after.peak.map(mib).unwrap_or("unknown".into())
+                ),
+                format!(
+                    "{}before: {}; after: {}",
+                    error.as_ref().map(|e| format!("read failed: {e}; ")).unwrap_or_default(),
+                    counters_text(before),
+                    counters_text(after)
+                ),
+            )
+        }
+        (E::HighAbsent { bytes }, ExerciseReport::CacheRead { read, wall_ns, error, before, after }) => {
+            let oom = delta(after.events.oom_kill, before.events.oom_kill);
+            verdict(
+                error.is_none() && read == bytes && after.peak.is_some_and(|p| p >= *bytes) && oom == Some(0),
+                format!("all {} read and kept (peak ≥ {}), no OOM kill", mib(*bytes), mib(*bytes)),
+                format!(
+                    "{} read in {}, peak {}, OOM kills {oom:?}",
+                    mib(*read),
+                    ms(*wall_ns),
+                    after.peak.map(mib).unwrap_or("unknown".into())
+                ),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
+        (E::HighEventsCounted { counted }, ExerciseReport::CacheRead { before, after, .. }) => {
+            let (h, l) = (delta(after.events.high, before.events.high), delta(after.local.high, before.local.high));
+            let (Some(h), Some(l)) = (h, l) else {
+                return Verdict::Error { cause: "the host read no memory.events or memory.events.local `high`".into() };
+            };
+            verdict(
+                if *counted { h >= 1 && l >= 1 } else { h == 0 && l == 0 },
+                if *counted {
+                    "memory.events and memory.events.local `high` both rise".into()
+                } else {
+                    "memory.events and memory.events.local `high` both unchanged".into()
+                },
+                format!("high +{h} (events), +{l} (events.local)"),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
+        (
+            E::AllOomKilled { members } | E::OneOomKilled { members },
+            ExerciseReport::OomGroup { touched, allocator, members_killed, members_exited, members_other, .. },
+        ) => {
+            let all = matches!(want, E::AllOomKilled { .. });
+            let allocator_killed = matches!(allocator, ChildEnd::Killed { signal, .. } if *signal == libc::SIGKILL);
+            let ok = allocator_killed
+                && *members_other == 0
+                && if all {
+                    members_killed == members && *members_exited == 0
+                } else {
+                    members_exited == members && *members_killed == 0
+                };
+            verdict(
+                ok,
+                if all {
+                    format!("the allocator and all {members} waiting members killed by SIGKILL")
+                } else {
+                    format!("the allocator killed by SIGKILL, all {members} waiting members alive until released")
+                },
+                format!(
+                    "allocator: {allocator} after touching {}; members: {members_killed} killed, {members_exited} \
+                     exited 0, {members_other} otherwise",
+                    mib(*touched)
+                ),
+                "the group in the sibling cgroup, under its memory.max".into(),
+            )
+        }
+        (E::OomEventsCounted { kills, group_kills }, ExerciseReport::OomGroup { before, after, .. }) => {
+            let d = |a: Option<u64>, b: Option<u64>| delta(a, b);
+            let seen = [
+                d(after.events.oom_kill, before.events.oom_kill),
+                d(after.local.oom_kill, before.local.oom_kill),
+                d(after.events.oom_group_kill, before.events.oom_group_kill),
+                d(after.local.oom_group_kill, before.local.oom_group_kill),
+            ];
+            if seen.iter().any(Option::is_none) {
+                return Verdict::Error {
+                    cause: format!(
+                        "the host read no oom_kill or oom_group_kill in memory.events(.local): {}",
+                        counters_text(after)
+                    ),
+                };
+            }
+            let [k, kl, g, gl] = seen.map(|v| v.unwrap_or(0));
+            verdict(
+                k == *kills && kl == *kills && g == *group_kills && gl == *group_kills,
+                format!("oom_kill +{kills}, oom_group_kill +{group_kills} in memory.events and memory.events.local"),
+                format!("oom_kill +{k} / +{kl}, oom_group_kill +{g} / +{gl} (events / events.local)"),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
         (E::PidsRefusals { refused }, ExerciseReport::Pids { before, refused: failed, at_stop, .. }) => {
             let Some(counted) = delta(at_stop.pids_refused, before.pids_refused) else {
                 return Verdict::Error { cause: "the host read no pids.events".into() };
@@ -847,6 +984,69 @@ mod tests {
             judge(LimitCheck::FreezeMigrate, &LimitExpect::MigrantRuns, &freeze_report(false, 4000, 900, 900), &[])
                 .is_pass()
         );
+    }
+
+    fn cache_report(peak: u64, high_events: u64) -> ExerciseReport {
+        let events = |high| MemoryEvents { high: Some(high), oom_kill: Some(0), ..Default::default() };
+        ExerciseReport::CacheRead {
+            read: 128 * MIB,
+            wall_ns: 400 * MS,
+            error: None,
+            before: MemoryCounters { peak: Some(MIB), events: events(0), local: events(0), ..Default::default() },
+            after: MemoryCounters {
+                peak: Some(peak),
+                events: events(high_events),
+                local: events(high_events),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn memory_high_must_hold_the_peak_and_count_its_breaches() {
+        let want = LimitExpect::HighHolds { high: 32 * MIB, bytes: 128 * MIB };
+        // Seen on Debian 6.12: peak 32.27 MiB, 197 high events.
+        assert!(judge(LimitCheck::MemoryHigh, &want, &cache_report(32 * MIB + (280 << 10), 197), &[]).is_pass());
+        // A threshold twice as high lets the peak run to it.
+        assert!(!judge(LimitCheck::MemoryHigh, &want, &cache_report(64 * MIB, 197), &[]).is_pass());
+        let control = LimitExpect::HighAbsent { bytes: 128 * MIB };
+        assert!(judge(LimitCheck::MemoryHigh, &control, &cache_report(130 * MIB, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::MemoryHigh, &control, &cache_report(33 * MIB, 0), &[]).is_pass());
+        let counted = LimitExpect::HighEventsCounted { counted: true };
+        assert!(judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 197), &[]).is_pass());
+        assert!(!judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 0), &[]).is_pass());
+    }
+
+    fn oom_report(members_killed: u32, kills: u64, group_kills: u64) -> ExerciseReport {
+        let events = |k, g| MemoryEvents { oom_kill: Some(k), oom_group_kill: Some(g), ..Default::default() };
+        ExerciseReport::OomGroup {
+            members: 3,
+            touched: 31 * MIB,
+            allocator: killed(),
+            members_killed,
+            members_exited: 3 - members_killed,
+            members_other: 0,
+            before: MemoryCounters { events: events(0, 0), local: events(0, 0), ..Default::default() },
+            after: MemoryCounters {
+                events: events(kills, group_kills),
+                local: events(kills, group_kills),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn an_oom_group_dies_whole_and_its_control_loses_only_the_allocator() {
+        let all = LimitExpect::AllOomKilled { members: 3 };
+        assert!(judge(LimitCheck::OomGroup, &all, &oom_report(3, 5, 1), &[]).is_pass());
+        assert!(!judge(LimitCheck::OomGroup, &all, &oom_report(2, 4, 1), &[]).is_pass());
+        let one = LimitExpect::OneOomKilled { members: 3 };
+        assert!(judge(LimitCheck::OomGroup, &one, &oom_report(0, 1, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::OomGroup, &one, &oom_report(3, 5, 1), &[]).is_pass());
+        let group_events = LimitExpect::OomEventsCounted { kills: 5, group_kills: 1 };
+        // Seen on Debian 6.12: the victim counted twice.
+        assert!(judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 1), &[]).is_pass());
+        assert!(!judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 0), &[]).is_pass());
     }
 
     #[test]

@@ -33,6 +33,29 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
                 Exercise::Memory { target: 192 * MIB, step: MIB },
             ),
         ),
+        (
+            // Page cache (reclaimable) four times memory.high: reclaimed down to it, never OOM.
+            "memory-high",
+            l(
+                Limits { memory_high: Some(32 * MIB), ..Default::default() },
+                Exercise::CacheRead { device: String::new(), bytes: 128 * MIB, block: MIB as u32 },
+            ),
+        ),
+        (
+            // The group (3 waiting members and an allocator) runs in the sibling, under its
+            // memory.max; the control keeps the limit and drops memory.oom.group.
+            "memory-oom-group",
+            LimitSpec {
+                settings: Limits::default(),
+                sibling: Some(Limits {
+                    memory_max: Some(32 * MIB),
+                    memory_swap_max: Some(0),
+                    memory_oom_group: true,
+                    ..Default::default()
+                }),
+                exercise: Exercise::OomGroup { members: 3, target: 64 * MIB, step: MIB },
+            },
+        ),
         ("pids", l(Limits { pids_max: Some(16), ..Default::default() }, Exercise::Pids { target: 64 })),
         (
             // cpu.weight 10000 keeps other tasks on the pinned CPU from starving the control (see

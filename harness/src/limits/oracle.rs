@@ -42,6 +42,14 @@ pub enum LimitCheck {
     PidsEvents,
     /// cgroup.kill: every process of a forking group is gone, those forked during the kill too.
     Kill,
+    /// memory.high: page cache read past it is reclaimed down to it; nothing is OOM-killed.
+    MemoryHigh,
+    /// memory.events and memory.events.local count each breach of memory.high.
+    MemoryHighEvents,
+    /// memory.oom.group: an OOM kill in the cgroup takes every process in it.
+    OomGroup,
+    /// memory.events and memory.events.local count every OOM kill and the group kill.
+    OomEvents,
     /// cgroup.freeze (v2): a forking group stops entirely, children forked while freezing too,
     /// and runs again after the thaw.
     FreezeForking,
@@ -68,6 +76,10 @@ impl LimitCheck {
             LimitCheck::Hugetlb => "hugetlb/sigbus-at-max",
             LimitCheck::PidsEvents => "pids/events-max",
             LimitCheck::Kill => "cgroup/kill-forking-group",
+            LimitCheck::MemoryHigh => "memory/high-reclaims",
+            LimitCheck::MemoryHighEvents => "memory/events-high",
+            LimitCheck::OomGroup => "memory/oom-group-kills-all",
+            LimitCheck::OomEvents => "memory/events-oom-kill",
             LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
             LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
         }
@@ -140,6 +152,21 @@ pub enum LimitExpect {
     MigrantFollowsFreezer,
     /// The migrant and the others run in every phase.
     MigrantRuns,
+    /// All bytes read, usage never above `high` (plus the reclaim slack), no OOM.
+    HighHolds { high: u64, bytes: u64 },
+    /// All bytes read and all of them kept (the peak at least `bytes`: nothing reclaims without a
+    /// limit or global pressure), no OOM.
+    HighAbsent { bytes: u64 },
+    /// memory.events and memory.events.local `high` rose (`counted`), or stayed (not).
+    HighEventsCounted { counted: bool },
+    /// The allocator and all `members` killed by SIGKILL.
+    AllOomKilled { members: u32 },
+    /// The allocator killed by SIGKILL, all `members` alive until released.
+    OneOomKilled { members: u32 },
+    /// oom_kill +`kills`, oom_group_kill +`group_kills`, in memory.events and
+    /// memory.events.local alike (the sibling has no children). A group kill counts its victim
+    /// twice.
+    OomEventsCounted { kills: u64, group_kills: u64 },
 }
 
 /// The checks of `spec` and what each must see.
@@ -238,6 +265,44 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 if l.freeze { LimitExpect::MigrantFollowsFreezer } else { LimitExpect::MigrantRuns },
             ),
         ],
+        Exercise::CacheRead { bytes, .. } => {
+            vec![
+                (
+                    LimitCheck::MemoryHigh,
+                    match l.memory_high {
+                        Some(high) => LimitExpect::HighHolds { high, bytes: *bytes },
+                        None => LimitExpect::HighAbsent { bytes: *bytes },
+                    },
+                ),
+                (LimitCheck::MemoryHighEvents, LimitExpect::HighEventsCounted { counted: l.memory_high.is_some() }),
+            ]
+        }
+        Exercise::OomGroup { members, .. } => {
+            let group = spec.sibling.as_ref().is_some_and(|s| s.memory_oom_group);
+            vec![
+                (
+                    LimitCheck::OomGroup,
+                    if group {
+                        LimitExpect::AllOomKilled { members: *members }
+                    } else {
+                        LimitExpect::OneOomKilled { members: *members }
+                    },
+                ),
+                (
+                    LimitCheck::OomEvents,
+                    // The victim counts twice: once as the victim, once more as a member of the group
+                    // the kill then sweeps (mm/oom_kill.c, oom_kill_process: __oom_kill_process for the
+                    // victim, then mem_cgroup_scan_tasks over the group, victim included). The
+                    // kernel's own test_memcg_oom_group_score_events expects the same (oom_kill 3 for
+                    // two killed tasks).
+                    if group {
+                        LimitExpect::OomEventsCounted { kills: u64::from(*members) + 2, group_kills: 1 }
+                    } else {
+                        LimitExpect::OomEventsCounted { kills: 1, group_kills: 0 }
+                    },
+                ),
+            ]
+        }
         Exercise::Hugetlb { pages, .. } => vec![(
             LimitCheck::Hugetlb,
             match l.hugetlb_max {

@@ -46,7 +46,34 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {
         for s in side.settings(Some((0, 0))) {
             let (v1, _) = controllers(&s.key).map_err(|e| Requirement::Setting.skip(e.to_string()))?;
+            if crate::cgroup::table::lookup(&s.key).is_ok_and(|m| m.v1 == crate::cgroup::table::Conversion::V2Only)
+                && !matches!(layout.placement(v1), Placement::V2 { .. })
+            {
+                return Err(Requirement::Controller(v1.to_owned()).skip(format!(
+                    "{} is a cgroup2 file with no cgroup v1 counterpart, and {v1} is not a cgroup2 controller here \
+                     ({})",
+                    s.key,
+                    layout.describe()
+                )));
+            }
             needed.push(v1.to_owned());
+        }
+    }
+    if matches!(limits.exercise, Exercise::CacheRead { .. } | Exercise::OomGroup { .. }) {
+        if !spec.launcher.is_native() {
+            return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup2-memory".into() }
+                .skip(
+                    "isoprobe does not pass memory.high or memory.oom.group to a tool, nor move a tool's processes \
+                     into a sibling of its own: these cases run through the native launchers",
+                ));
+        }
+        // The control too: its evidence is the same cgroup2 counters.
+        if !matches!(layout.placement("memory"), Placement::V2 { .. }) {
+            return Err(Requirement::Controller("memory".into()).skip(format!(
+                "the exercise is judged by cgroup2's memory.peak, memory.events and memory.events.local, and \
+                 memory is not a cgroup2 controller here ({})",
+                layout.describe()
+            )));
         }
     }
     match &limits.exercise {
@@ -102,7 +129,7 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
                  (\"Oops: int3\", kernel panic; Debian 6.12.117 in ci/kernels)",
             ));
         }
-        Exercise::IoRead { .. } if !tool_in_path("losetup") => {
+        Exercise::IoRead { .. } | Exercise::CacheRead { .. } if !tool_in_path("losetup") => {
             return Err(Requirement::Tool("losetup".into())
                 .skip("losetup (util-linux) is not in PATH: the io case needs a loop device"));
         }

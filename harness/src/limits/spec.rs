@@ -40,6 +40,12 @@ pub struct Limits {
     pub memory_max: Option<u64>,
     #[serde(rename = "memory.swap.max", default, skip_serializing_if = "Option::is_none")]
     pub memory_swap_max: Option<u64>,
+    /// memory.high (cgroup2 only): the throttle and reclaim threshold.
+    #[serde(rename = "memory.high", default, skip_serializing_if = "Option::is_none")]
+    pub memory_high: Option<u64>,
+    /// memory.oom.group 1 (cgroup2 only): an OOM kill takes every process of the cgroup.
+    #[serde(rename = "memory.oom.group", default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory_oom_group: bool,
     #[serde(rename = "pids.max", default, skip_serializing_if = "Option::is_none")]
     pub pids_max: Option<u64>,
     #[serde(rename = "cpu.max", default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +101,12 @@ impl Limits {
         if let Some(s) = self.memory_swap_max {
             v.push(Setting::new("memory.swap.max", s.to_string()));
         }
+        if let Some(h) = self.memory_high {
+            v.push(Setting::new("memory.high", h.to_string()));
+        }
+        if self.memory_oom_group {
+            v.push(Setting::new("memory.oom.group", "1"));
+        }
         if let Some(p) = self.pids_max {
             v.push(Setting::new("pids.max", p.to_string()));
         }
@@ -135,6 +147,7 @@ impl Limits {
     pub fn scaled(&self, k: u64) -> Limits {
         let mut l = self.clone();
         l.memory_max = l.memory_max.map(|m| m * k);
+        l.memory_high = l.memory_high.map(|m| m * k);
         l.pids_max = l.pids_max.map(|p| p * k);
         l.cpu_max = l.cpu_max.map(|c| CpuMax { quota_us: c.quota_us * k, ..c });
         l.io_rbps = l.io_rbps.map(|b| b * k);
@@ -184,6 +197,13 @@ impl LimitSpec {
         match self.exercise {
             Exercise::CpuBurn { .. } => s.cpu_max = None,
             Exercise::CpuShare { .. } => s.cpu_weight = c.sibling.as_ref().and_then(|b| b.cpu_weight),
+            // The group's limit stays (its allocator is still OOM-killed); only the group kill goes.
+            Exercise::OomGroup { .. } => {
+                *s = Limits::default();
+                if let Some(sib) = &mut c.sibling {
+                    sib.memory_oom_group = false;
+                }
+            }
             _ => *s = Limits::default(),
         }
         c
@@ -194,7 +214,15 @@ impl LimitSpec {
         LimitSpec { settings: self.settings.scaled(k), ..self.clone() }
     }
 
+    /// `<exercise> [<settings>]`, and the sibling's settings where the setting under test is
+    /// the sibling's (an OOM group: its limited case and its control differ only there, and a
+    /// report names cases by their spec).
     pub fn name(&self) -> String {
-        format!("{} [{}]", self.exercise.name(), self.settings)
+        match (&self.exercise, &self.sibling) {
+            (Exercise::OomGroup { .. }, Some(sib)) => {
+                format!("{} [{}] sibling [{}]", self.exercise.name(), self.settings, sib)
+            }
+            _ => format!("{} [{}]", self.exercise.name(), self.settings),
+        }
     }
 }

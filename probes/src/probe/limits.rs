@@ -27,7 +27,8 @@ use nix::unistd::{Pid, getpid, pipe, write};
 
 use crate::wire::{
     CgroupReading, ChildEnd, CpuAttempt, Exercise, ExerciseReport, Fact, FrozenHold, GroupAction, GroupEnds,
-    GroupState, HostAnswer, HostQuestion, LimitAnswer, LimitQuestion, Migration, OpenAttempt, SysResult, fact_key,
+    GroupState, HostAnswer, HostQuestion, LimitAnswer, LimitQuestion, MemoryCounters, Migration, OpenAttempt,
+    SysResult, fact_key,
 };
 
 use crate::sys;
@@ -64,6 +65,8 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::Hugetlb { page_size, pages } => hugetlb(*page_size, *pages),
         Exercise::KillGroup { loopers, wait_ms } => kill_group(ch, *loopers, *wait_ms),
         Exercise::FreezeGroup { loopers, hold_ms } => freeze_group(ch, *loopers, *hold_ms),
+        Exercise::CacheRead { device, bytes, block } => cache_read(ch, device, *bytes, *block),
+        Exercise::OomGroup { members, target, step } => oom_group(ch, *members, *target, *step),
     };
     match r {
         Ok(report) => ch.fact(Fact::Exercise { report: Box::new(report) }),
@@ -844,6 +847,131 @@ fn freeze_group(ch: &mut Channel, loopers: u32, hold_ms: u32) -> Result<Exercise
         *ends = group_ends;
     }
     Ok(report)
+}
+
+// ---- cgroup2 memory: memory.high on page cache, memory.oom.group ----
+
+fn memory_counters(ch: &mut Channel, sibling: bool) -> Result<MemoryCounters, ProbeError> {
+    match ask(ch, LimitQuestion::ReadMemory { sibling })? {
+        LimitAnswer::Memory { counters } => Ok(counters),
+        other => Err(ProbeError::Protocol(format!("expected memory counters, got {other:?}"))),
+    }
+}
+
+fn cache_read(ch: &mut Channel, device: &str, bytes: u64, block: u32) -> Result<ExerciseReport, ProbeError> {
+    let fd = open(device, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty()).ctx(|| format!("open {device}"))?;
+    let mut buf = vec![0u8; block.max(PAGE as u32) as usize];
+    let before = memory_counters(ch, false)?;
+    let t0 = mono();
+    let (mut read, mut error) = (0u64, None);
+    while read < bytes {
+        let want = buf.len().min((bytes - read) as usize);
+        match nix::sys::uio::pread(&fd, &mut buf[..want], read as i64) {
+            Ok(0) => {
+                error = Some(SysResult::from(Err::<(), _>(Errno::ENOSPC)));
+                break;
+            }
+            Ok(n) => read += n as u64,
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                error = Some(SysResult::from(Err::<(), _>(e)));
+                break;
+            }
+        }
+    }
+    let wall_ns = mono() - t0;
+    let after = memory_counters(ch, false)?;
+    Ok(ExerciseReport::CacheRead { read, wall_ns, error, before, after })
+}
+
+fn oom_group(ch: &mut Channel, members: u32, target: u64, step: u64) -> Result<ExerciseReport, ProbeError> {
+    // The members wait for end of file on `release`; the allocator for end of file on `go`.
+    let (release_r, release_w) = pipe().ctx(|| "create the release pipe".into())?;
+    let (go_r, go_w) = pipe().ctx(|| "create the go pipe".into())?;
+    let (progress_r, progress_w) = pipe().ctx(|| "create the progress pipe".into())?;
+    // Each child closes the write ends it must not hold: end of file comes only when the probe
+    // (release, go) or the allocator (progress) closes its own.
+    let (release_raw, go_raw, progress_raw) = (release_w.as_raw_fd(), go_w.as_raw_fd(), progress_w.as_raw_fd());
+    let mut kids: Vec<Pid> = Vec::new();
+    let kill_all = |kids: &[Pid]| {
+        for k in kids {
+            let _ = kill(*k, Signal::SIGKILL);
+            let _ = wait_end(*k);
+        }
+    };
+    for _ in 0..members {
+        let forked = sys::fork_child(|| {
+            let _ = nix::unistd::close(release_raw);
+            let _ = nix::unistd::close(go_raw);
+            let _ = nix::unistd::close(progress_raw);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&release_r, &mut b);
+            0
+        });
+        match forked {
+            Ok(k) => kids.push(k),
+            Err(e) => {
+                kill_all(&kids);
+                return Err(ProbeError::Sys { what: "fork a member".into(), source: e });
+            }
+        }
+    }
+    let allocator = sys::fork_child(|| {
+        let _ = nix::unistd::close(release_raw);
+        let _ = nix::unistd::close(go_raw);
+        let mut b = [0u8; 1];
+        let _ = nix::unistd::read(&go_r, &mut b);
+        touch_memory(target, step.max(PAGE as u64), &progress_w)
+    });
+    let allocator = match allocator {
+        Ok(a) => a,
+        Err(e) => {
+            kill_all(&kids);
+            return Err(ProbeError::Sys { what: "fork the allocator".into(), source: e });
+        }
+    };
+    drop((release_r, go_r, progress_w));
+    let mut moved = Ok(());
+    for k in kids.iter().chain([&allocator]) {
+        moved = ask(ch, LimitQuestion::MoveToSibling { pid: k.as_raw() }).map(drop);
+        if moved.is_err() {
+            break;
+        }
+    }
+    let before = moved.and_then(|()| memory_counters(ch, true));
+    let before = match before {
+        Ok(b) => b,
+        Err(e) => {
+            kill_all(&kids);
+            kill_all(&[allocator]);
+            return Err(e);
+        }
+    };
+    drop(go_w);
+    let touched = read_u64s(progress_r).last().copied().unwrap_or(0);
+    let allocator_end = wait_end(allocator)?;
+    // A group kill signals every member before the victim's death can be seen here: reading the
+    // counters and releasing the members only now cannot save one.
+    let after = memory_counters(ch, true);
+    drop(release_w);
+    let (mut members_killed, mut members_exited, mut members_other) = (0, 0, 0);
+    for k in &kids {
+        match wait_end(*k)? {
+            ChildEnd::Killed { signal, .. } if signal == libc::SIGKILL => members_killed += 1,
+            ChildEnd::Exited { code: 0 } => members_exited += 1,
+            _ => members_other += 1,
+        }
+    }
+    Ok(ExerciseReport::OomGroup {
+        members,
+        touched,
+        allocator: allocator_end,
+        members_killed,
+        members_exited,
+        members_other,
+        before,
+        after: after?,
+    })
 }
 
 #[cfg(test)]

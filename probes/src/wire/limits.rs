@@ -47,6 +47,13 @@ pub enum Exercise {
     /// the control) for `hold_ms`, moves one looper out to the case's own cgroup and back, then
     /// thaws.
     FreezeGroup { loopers: u32, hold_ms: u32 },
+    /// Buffered reads of `bytes` from the block device `device` (the case's own loop device) in
+    /// reads of `block` bytes: page cache charged to the probe's cgroup, all of it reclaimable.
+    CacheRead { device: String, bytes: u64, block: u32 },
+    /// `members` children that wait, and one that maps and touches `target` bytes `step` at a
+    /// time, all moved by the host into the case's sibling cgroup (where the memory limit is)
+    /// before the allocation starts.
+    OomGroup { members: u32, target: u64, step: u64 },
 }
 
 impl Exercise {
@@ -66,6 +73,8 @@ impl Exercise {
             Exercise::Hugetlb { .. } => "hugetlb",
             Exercise::KillGroup { .. } => "kill-group",
             Exercise::FreezeGroup { .. } => "freeze-group",
+            Exercise::CacheRead { .. } => "cache-read",
+            Exercise::OomGroup { .. } => "oom-group",
         }
     }
 }
@@ -150,6 +159,35 @@ pub enum LimitQuestion {
     /// Move the process that is `pid` in the probe's pid namespace from the sibling back into the
     /// case's own cgroup.
     MoveToCase { pid: i32 },
+    /// Read the cgroup2 memory counters of the case's cgroup, or of its sibling.
+    ReadMemory { sibling: bool },
+}
+
+/// One of cgroup2's memory.events files (absent: not read, or no such key on this kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct MemoryEvents {
+    /// Times usage went over memory.high (and the cgroup was throttled and reclaimed).
+    pub high: Option<u64>,
+    /// Times usage was about to go over memory.max.
+    pub max: Option<u64>,
+    /// Times the cgroup hit its limit and the OOM killer was invoked or allocation failed.
+    pub oom: Option<u64>,
+    /// Processes killed by the OOM killer.
+    pub oom_kill: Option<u64>,
+    /// Times the whole group was killed (memory.oom.group).
+    pub oom_group_kill: Option<u64>,
+}
+
+/// A cgroup2 memory reading: memory.current, memory.peak, memory.events (the cgroup and its
+/// descendants) and memory.events.local (the cgroup alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct MemoryCounters {
+    pub current: Option<u64>,
+    pub peak: Option<u64>,
+    pub events: MemoryEvents,
+    pub local: MemoryEvents,
 }
 
 /// The sibling cgroup as the host read it (cgroup2: cgroup.events and cgroup.procs).
@@ -216,6 +254,9 @@ pub enum LimitAnswer {
     },
     State {
         state: GroupState,
+    },
+    Memory {
+        counters: MemoryCounters,
     },
 }
 
@@ -323,6 +364,28 @@ pub enum ExerciseReport {
         hold: FrozenHold,
         migration: Migration,
         ends: GroupEnds,
+    },
+    CacheRead {
+        read: u64,
+        wall_ns: u64,
+        /// The read that ended the exercise early, if one failed.
+        error: Option<SysResult>,
+        before: MemoryCounters,
+        after: MemoryCounters,
+    },
+    OomGroup {
+        members: u32,
+        /// Bytes the allocator touched by its last finished step, and how it ended.
+        touched: u64,
+        allocator: ChildEnd,
+        /// The waiting members, reaped after the allocator: killed by SIGKILL, exited 0 (when
+        /// released), or otherwise.
+        members_killed: u32,
+        members_exited: u32,
+        members_other: u32,
+        /// The sibling's counters before the allocation and after the allocator ended.
+        before: MemoryCounters,
+        after: MemoryCounters,
     },
 }
 

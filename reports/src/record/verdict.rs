@@ -116,6 +116,14 @@ pub enum LimitCheck {
     PidsEvents,
     /// cgroup.kill: every process of a forking group is gone, those forked during the kill too.
     Kill,
+    /// memory.high: page cache read past it is reclaimed down to it; nothing is OOM-killed.
+    MemoryHigh,
+    /// memory.events and memory.events.local count each breach of memory.high.
+    MemoryHighEvents,
+    /// memory.oom.group: an OOM kill in the cgroup takes every process in it.
+    OomGroup,
+    /// memory.events and memory.events.local count every OOM kill and the group kill.
+    OomEvents,
     /// cgroup.freeze (v2): a forking group stops entirely, children forked while freezing too.
     FreezeForking,
     /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops.
@@ -123,7 +131,7 @@ pub enum LimitCheck {
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 17] = [
+    pub const ALL: [LimitCheck; 21] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -139,6 +147,10 @@ impl LimitCheck {
         LimitCheck::Hugetlb,
         LimitCheck::PidsEvents,
         LimitCheck::Kill,
+        LimitCheck::MemoryHigh,
+        LimitCheck::MemoryHighEvents,
+        LimitCheck::OomGroup,
+        LimitCheck::OomEvents,
         LimitCheck::FreezeForking,
         LimitCheck::FreezeMigrate,
     ];
@@ -162,6 +174,10 @@ impl LimitCheck {
             LimitCheck::Hugetlb => "hugetlb/sigbus-at-max",
             LimitCheck::PidsEvents => "pids/events-max",
             LimitCheck::Kill => "cgroup/kill-forking-group",
+            LimitCheck::MemoryHigh => "memory/high-reclaims",
+            LimitCheck::MemoryHighEvents => "memory/events-high",
+            LimitCheck::OomGroup => "memory/oom-group-kills-all",
+            LimitCheck::OomEvents => "memory/events-oom-kill",
             LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
             LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
         }
@@ -242,6 +258,10 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::Hugetlb => LimitCheck::Hugetlb,
             HarnessLimitCheck::PidsEvents => LimitCheck::PidsEvents,
             HarnessLimitCheck::Kill => LimitCheck::Kill,
+            HarnessLimitCheck::MemoryHigh => LimitCheck::MemoryHigh,
+            HarnessLimitCheck::MemoryHighEvents => LimitCheck::MemoryHighEvents,
+            HarnessLimitCheck::OomGroup => LimitCheck::OomGroup,
+            HarnessLimitCheck::OomEvents => LimitCheck::OomEvents,
             HarnessLimitCheck::FreezeForking => LimitCheck::FreezeForking,
             HarnessLimitCheck::FreezeMigrate => LimitCheck::FreezeMigrate,
         }
