@@ -48,7 +48,9 @@ pub fn answer(limits: Option<&CaseLimits>, ask: &LimitQuestion) -> Result<HostAn
         }
         LimitQuestion::SiblingState => LimitAnswer::State { state: state_of(v2_sibling(l)?) },
         LimitQuestion::ReadMemory { sibling } => LimitAnswer::Memory {
-            counters: cgroups(l)?.v2_controller_dir("memory", *sibling).map(memory_counters).unwrap_or_default(),
+            counters: Box::new(
+                cgroups(l)?.v2_controller_dir("memory", *sibling).map(memory_counters).unwrap_or_default(),
+            ),
         },
         LimitQuestion::MoveToCase { pid } => {
             let host_pid = host_pid_of(l, *pid)?;
@@ -72,7 +74,8 @@ const FREEZE_WAIT: Duration = Duration::from_secs(5);
 /// most a few milliseconds: the group's state is then read as it runs.
 const CONTROL_FREEZE_WAIT: Duration = Duration::from_millis(20);
 
-/// memory.current, memory.peak, memory.events and memory.events.local of a cgroup2 cgroup.
+/// memory.current, memory.peak, memory.events, memory.events.local and memory.pressure of a
+/// cgroup2 cgroup.
 fn memory_counters(dir: &CgroupDir) -> MemoryCounters {
     let events = |file: &str| {
         let text = dir.read(file).ok();
@@ -86,12 +89,27 @@ fn memory_counters(dir: &CgroupDir) -> MemoryCounters {
         }
     };
     let number = |file: &str| dir.read(file).ok().and_then(|t| crate::cgroup::dir::number(&t));
+    let pressure = dir.read("memory.pressure").ok();
+    let total = |line: &str| pressure.as_deref().and_then(|t| psi_total(t, line));
     MemoryCounters {
         current: number("memory.current"),
         peak: number("memory.peak"),
         events: events("memory.events"),
         local: events("memory.events.local"),
+        pressure_some_us: total("some"),
+        pressure_full_us: total("full"),
     }
+}
+
+/// The `total=` of the `some` or `full` line of a PSI file
+/// (`some avg10=0.00 avg60=0.00 avg300=0.00 total=1234`), microseconds.
+fn psi_total(text: &str, line: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(line))?
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("total="))?
+        .parse()
+        .ok()
 }
 
 fn v2_sibling(l: &CaseLimits) -> Result<&CgroupDir, String> {

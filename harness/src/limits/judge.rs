@@ -117,12 +117,15 @@ fn events_text(e: &MemoryEvents) -> String {
 
 fn counters_text(c: &MemoryCounters) -> String {
     let f = |v: Option<u64>| v.map_or("-".to_owned(), mib);
+    let us = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} µs"));
     format!(
-        "current {}, peak {}; events: {}; events.local: {}",
+        "current {}, peak {}; events: {}; events.local: {}; pressure some {}, full {}",
         f(c.current),
         f(c.peak),
         events_text(&c.events),
-        events_text(&c.local)
+        events_text(&c.local),
+        us(c.pressure_some_us),
+        us(c.pressure_full_us)
     )
 }
 
@@ -585,6 +588,31 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 format!("before: {}; after: {}", counters_text(before), counters_text(after)),
             )
         }
+        (E::MemoryStall { stalled }, ExerciseReport::CacheRead { before, after, .. }) => {
+            let (Some(b), Some(a)) = (before.pressure_some_us, after.pressure_some_us) else {
+                return Verdict::Skip {
+                    requirement: "psi".into(),
+                    reason: "the cgroup has no memory.pressure: the kernel keeps no pressure stall information \
+                             (CONFIG_PSI off, or disabled by default without psi=1 on its command line)"
+                        .into(),
+                };
+            };
+            let some = a.saturating_sub(b);
+            let full = delta(after.pressure_full_us, before.pressure_full_us).unwrap_or(0);
+            // Without a limit nothing in the read enters a memory stall: no reclaim (free memory,
+            // no limit), no throttle, no refault (each page is read once). With memory.high, its
+            // reclaim and its penalty sleeps are memstall sections (mm/memcontrol.c).
+            verdict(
+                if *stalled { some > 0 } else { some == 0 },
+                if *stalled {
+                    "memory.pressure `some` total rises".into()
+                } else {
+                    "memory.pressure `some` total unchanged".into()
+                },
+                format!("some +{some} µs, full +{full} µs"),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
         (
             E::AllOomKilled { members } | E::OneOomKilled { members },
             ExerciseReport::OomGroup { touched, allocator, members_killed, members_exited, members_other, .. },
@@ -1015,6 +1043,20 @@ mod tests {
         let counted = LimitExpect::HighEventsCounted { counted: true };
         assert!(judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 197), &[]).is_pass());
         assert!(!judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 0), &[]).is_pass());
+    }
+
+    #[test]
+    fn memory_pressure_is_judged_only_where_psi_is_on() {
+        let mut r = cache_report(32 * MIB, 197);
+        let stalled = LimitExpect::MemoryStall { stalled: true };
+        let v = judge(LimitCheck::MemoryPressure, &stalled, &r, &[]);
+        assert!(matches!(&v, Verdict::Skip { requirement, .. } if requirement == "psi"), "{v:?}");
+        if let ExerciseReport::CacheRead { before, after, .. } = &mut r {
+            before.pressure_some_us = Some(10);
+            after.pressure_some_us = Some(4000);
+        }
+        assert!(judge(LimitCheck::MemoryPressure, &stalled, &r, &[]).is_pass());
+        assert!(!judge(LimitCheck::MemoryPressure, &LimitExpect::MemoryStall { stalled: false }, &r, &[]).is_pass());
     }
 
     fn oom_report(members_killed: u32, kills: u64, group_kills: u64) -> ExerciseReport {

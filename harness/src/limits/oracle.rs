@@ -46,6 +46,9 @@ pub enum LimitCheck {
     MemoryHigh,
     /// memory.events and memory.events.local count each breach of memory.high.
     MemoryHighEvents,
+    /// memory.pressure (PSI) records the stalls of memory.high's reclaim and throttling, and
+    /// none without it.
+    MemoryPressure,
     /// memory.oom.group: an OOM kill in the cgroup takes every process in it.
     OomGroup,
     /// memory.events and memory.events.local count every OOM kill and the group kill.
@@ -78,6 +81,7 @@ impl LimitCheck {
             LimitCheck::Kill => "cgroup/kill-forking-group",
             LimitCheck::MemoryHigh => "memory/high-reclaims",
             LimitCheck::MemoryHighEvents => "memory/events-high",
+            LimitCheck::MemoryPressure => "pressure/memory-stall",
             LimitCheck::OomGroup => "memory/oom-group-kills-all",
             LimitCheck::OomEvents => "memory/events-oom-kill",
             LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
@@ -159,6 +163,8 @@ pub enum LimitExpect {
     HighAbsent { bytes: u64 },
     /// memory.events and memory.events.local `high` rose (`counted`), or stayed (not).
     HighEventsCounted { counted: bool },
+    /// memory.pressure `some` total rose (`stalled`), or stayed.
+    MemoryStall { stalled: bool },
     /// The allocator and all `members` killed by SIGKILL.
     AllOomKilled { members: u32 },
     /// The allocator killed by SIGKILL, all `members` alive until released.
@@ -275,6 +281,7 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                     },
                 ),
                 (LimitCheck::MemoryHighEvents, LimitExpect::HighEventsCounted { counted: l.memory_high.is_some() }),
+                (LimitCheck::MemoryPressure, LimitExpect::MemoryStall { stalled: l.memory_high.is_some() }),
             ]
         }
         Exercise::OomGroup { members, .. } => {

@@ -853,7 +853,7 @@ fn freeze_group(ch: &mut Channel, loopers: u32, hold_ms: u32) -> Result<Exercise
 
 fn memory_counters(ch: &mut Channel, sibling: bool) -> Result<MemoryCounters, ProbeError> {
     match ask(ch, LimitQuestion::ReadMemory { sibling })? {
-        LimitAnswer::Memory { counters } => Ok(counters),
+        LimitAnswer::Memory { counters } => Ok(*counters),
         other => Err(ProbeError::Protocol(format!("expected memory counters, got {other:?}"))),
     }
 }

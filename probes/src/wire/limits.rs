@@ -188,6 +188,9 @@ pub struct MemoryCounters {
     pub peak: Option<u64>,
     pub events: MemoryEvents,
     pub local: MemoryEvents,
+    /// memory.pressure `some` and `full` totals, microseconds (absent without PSI).
+    pub pressure_some_us: Option<u64>,
+    pub pressure_full_us: Option<u64>,
 }
 
 /// The sibling cgroup as the host read it (cgroup2: cgroup.events and cgroup.procs).
@@ -256,7 +259,7 @@ pub enum LimitAnswer {
         state: GroupState,
     },
     Memory {
-        counters: MemoryCounters,
+        counters: Box<MemoryCounters>,
     },
 }
 

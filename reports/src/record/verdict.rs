@@ -120,6 +120,8 @@ pub enum LimitCheck {
     MemoryHigh,
     /// memory.events and memory.events.local count each breach of memory.high.
     MemoryHighEvents,
+    /// memory.pressure (PSI) records memory.high's stalls, and none without it.
+    MemoryPressure,
     /// memory.oom.group: an OOM kill in the cgroup takes every process in it.
     OomGroup,
     /// memory.events and memory.events.local count every OOM kill and the group kill.
@@ -131,7 +133,7 @@ pub enum LimitCheck {
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 21] = [
+    pub const ALL: [LimitCheck; 22] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -149,6 +151,7 @@ impl LimitCheck {
         LimitCheck::Kill,
         LimitCheck::MemoryHigh,
         LimitCheck::MemoryHighEvents,
+        LimitCheck::MemoryPressure,
         LimitCheck::OomGroup,
         LimitCheck::OomEvents,
         LimitCheck::FreezeForking,
@@ -176,6 +179,7 @@ impl LimitCheck {
             LimitCheck::Kill => "cgroup/kill-forking-group",
             LimitCheck::MemoryHigh => "memory/high-reclaims",
             LimitCheck::MemoryHighEvents => "memory/events-high",
+            LimitCheck::MemoryPressure => "pressure/memory-stall",
             LimitCheck::OomGroup => "memory/oom-group-kills-all",
             LimitCheck::OomEvents => "memory/events-oom-kill",
             LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
@@ -260,6 +264,7 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::Kill => LimitCheck::Kill,
             HarnessLimitCheck::MemoryHigh => LimitCheck::MemoryHigh,
             HarnessLimitCheck::MemoryHighEvents => LimitCheck::MemoryHighEvents,
+            HarnessLimitCheck::MemoryPressure => LimitCheck::MemoryPressure,
             HarnessLimitCheck::OomGroup => LimitCheck::OomGroup,
             HarnessLimitCheck::OomEvents => LimitCheck::OomEvents,
             HarnessLimitCheck::FreezeForking => LimitCheck::FreezeForking,
