@@ -37,7 +37,9 @@ case $plan in
   *) plan_file=ci/kernels/plans/$plan.json ;;
 esac
 [ -f "$plan_file" ] || { echo "run.sh: no plan $plan_file" >&2; exit 2; }
-out=${out:-target/kernels/runs/$(date -u +%Y%m%dT%H%M%SZ)}
+# Cargo's target directory, as cargo itself picks it (CARGO_TARGET_DIR, else ./target).
+target=${CARGO_TARGET_DIR:-target}
+out=${out:-$target/kernels/runs/$(date -u +%Y%m%dT%H%M%SZ)}
 
 packages=()
 host=false
@@ -57,7 +59,7 @@ fi
 # Release builds: under TCG every instruction is emulated, and debug code would cost minutes.
 # The CLI is static and also the probe (multicall), so it is all the VM needs of isoprobe.
 cargo build --release -q -p isoprobe -p isoprobe-ci --bins
-bin=target/x86_64-unknown-linux-gnu/release
+bin=$target/x86_64-unknown-linux-gnu/release
 vm=$bin/isoprobe-vm
 files=(--file "$bin/isoprobe=/bin/isoprobe")
 if grep -q '"/bin/namespaces"' "$plan_file"; then
@@ -103,7 +105,7 @@ report_of() { # DIR: render the report the VM (or the host run) wrote as KTAP, p
 
 if [ ${#packages[@]} -gt 0 ]; then
   modules=$("$vm" modules "$plan_file")
-  fetched=$(ci/kernels/fetch.sh --modules "$modules" "${packages[@]}")
+  fetched=$(ci/kernels/fetch.sh --cache "$target/kernels" --modules "$modules" "${packages[@]}")
   while read -r package release vmlinuz; do
     echo "== $release ($package): plan $plan_file" >&2
     "$vm" boot --kernel "$vmlinuz" --plan "$plan_file" --cpus "$cpus" --out "$out/$release" "${verbose[@]}" \

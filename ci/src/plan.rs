@@ -33,6 +33,10 @@ pub struct Plan {
     /// /proc/sys/user/max_net_namespaces); a sysctl that cannot be set fails the run.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// Kernel command-line parameters the VM boots with (`psi=1`), after isoprobe's own: a
+    /// setting that only the boot can make.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_args: Vec<String>,
     pub steps: Vec<Step>,
 }
 
@@ -72,6 +76,8 @@ pub enum PlanError {
     Sysctl(String),
     #[error("invalid module name {0:?}")]
     Module(String),
+    #[error("invalid kernel parameter {0:?} (one word: letters, digits and ._=,-)")]
+    KernelArg(String),
 }
 
 impl Plan {
@@ -98,6 +104,10 @@ impl Plan {
         }
         if let Some(m) = self.modules.iter().find(|m| !valid_name(m)) {
             return Err(PlanError::Module(m.clone()));
+        }
+        let word = |a: &String| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"._=,-".contains(&b));
+        if let Some(a) = self.kernel_args.iter().find(|a| !word(a)) {
+            return Err(PlanError::KernelArg(a.clone()));
         }
         for name in self.sysctls.keys() {
             sysctl_path(name).ok_or_else(|| PlanError::Sysctl(name.clone()))?;
@@ -151,6 +161,7 @@ mod tests {
             schema: PLAN_SCHEMA,
             modules: vec!["dummy".into()],
             sysctls: BTreeMap::from([("user.max_net_namespaces".into(), "0".into())]),
+            kernel_args: vec!["psi=1".into()],
             steps: vec![step("namespaces"), step("run")],
         };
         let text = serde_json::to_string(&plan).unwrap();
@@ -162,8 +173,13 @@ mod tests {
 
     #[test]
     fn bad_plans_are_refused_with_the_reason() {
-        let mut plan =
-            Plan { schema: PLAN_SCHEMA, modules: vec![], sysctls: BTreeMap::new(), steps: vec![step("a"), step("a")] };
+        let mut plan = Plan {
+            schema: PLAN_SCHEMA,
+            modules: vec![],
+            sysctls: BTreeMap::new(),
+            kernel_args: vec![],
+            steps: vec![step("a"), step("a")],
+        };
         assert_eq!(plan.validate(), Err(PlanError::Duplicate("a".into())));
         plan.steps[1].name = "b c".into();
         assert_eq!(plan.validate(), Err(PlanError::StepName("b c".into())));
@@ -175,6 +191,9 @@ mod tests {
         plan.modules.clear();
         plan.sysctls.insert("../../etc".into(), "1".into());
         assert_eq!(plan.validate(), Err(PlanError::Sysctl("../../etc".into())));
+        plan.sysctls.clear();
+        plan.kernel_args.push("init=/bin/sh psi=1".into());
+        assert_eq!(plan.validate(), Err(PlanError::KernelArg("init=/bin/sh psi=1".into())));
         assert!(serde_json::from_str::<Plan>(r#"{"schema":1,"steps":[],"extra":1}"#).is_err());
     }
 

@@ -143,6 +143,10 @@ pub fn initramfs(req: &BootRequest) -> Result<Vec<u8>, VmError> {
 /// The qemu command line for a request.
 pub fn qemu_args(req: &BootRequest, initrd: &Path, data: &Path) -> Vec<String> {
     let mut append = format!("console=ttyS0 panic=-1 {PARAM}=/dev/ttyS1");
+    for a in &req.plan.kernel_args {
+        append.push(' ');
+        append.push_str(a);
+    }
     if !req.append.is_empty() {
         append.push(' ');
         append.push_str(&req.append);
@@ -377,6 +381,7 @@ mod tests {
                 schema: PLAN_SCHEMA,
                 modules: vec![],
                 sysctls: BTreeMap::new(),
+                kernel_args: vec!["psi=1".into()],
                 steps: vec![Step {
                     name: "hello".into(),
                     argv: vec!["/bin/hello".into()],
@@ -413,7 +418,7 @@ mod tests {
         }
         let args = qemu_args(&req, Path::new("/x/initrd"), Path::new("/x/data.txt")).join(" ");
         assert!(args.contains("-accel tcg"), "{args}");
-        assert!(args.contains("isoprobe.data=/dev/ttyS1 quiet"), "{args}");
+        assert!(args.contains("isoprobe.data=/dev/ttyS1 psi=1 quiet"), "{args}");
         assert!(args.contains("-serial file:/x/data.txt"), "{args}");
     }
 

@@ -232,6 +232,43 @@ impl Mapped {
     }
 }
 
+/// Counters in an anonymous shared mapping (MAP_SHARED): a process and every child it forks
+/// afterwards add to and read the same counters, without a pipe between them. Never unmapped (a
+/// few bytes for the probe's lifetime). See [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html).
+#[derive(Debug)]
+pub struct SharedCounters {
+    ptr: NonNull<std::sync::atomic::AtomicU64>,
+    len: usize,
+}
+
+impl SharedCounters {
+    /// `len` counters, all zero.
+    pub fn new(len: usize) -> nix::Result<SharedCounters> {
+        let bytes = (len.max(1) * size_of::<u64>()).next_multiple_of(4096);
+        let flags = libc::MAP_SHARED | libc::MAP_ANONYMOUS;
+        // SAFETY: a new anonymous mapping at an address the kernel chooses, aliasing nothing.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(SharedCounters { ptr: NonNull::new(p.cast()).ok_or(Errno::EFAULT)?, len })
+    }
+
+    fn all(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: the mapping holds `len` zero-initialised, 8-byte aligned (page-aligned start)
+        // u64s, is never unmapped, and is only accessed through atomics, also across processes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn add(&self, i: usize) {
+        self.all()[i].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn get(&self, i: usize) -> u64 {
+        self.all()[i].load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A zeroed buffer aligned to `align` bytes (O_DIRECT reads need the page size), freed on drop.
 #[derive(Debug)]
 pub struct AlignedBuf {

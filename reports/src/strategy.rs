@@ -194,7 +194,13 @@ pub fn limit_spec() -> impl Strategy<Value = LimitSpec> {
 pub fn limits() -> impl Strategy<Value = Limits> {
     let cpu_max = any::<(u64, u64)>().prop_map(|(quota_us, period_us)| CpuMax { quota_us, period_us });
     let hugetlb_max = any::<(u64, u64)>().prop_map(|(page_size, pages)| HugetlbMax { page_size, pages });
-    let memory = (option::of(any::<u64>()), option::of(any::<u64>()), option::of(any::<u64>()));
+    let memory = (
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
+        any::<bool>(),
+    );
     let cpu = (
         option::of(cpu_max),
         option::of(any::<u32>()),
@@ -204,7 +210,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
     let rest = (
         option::of(any::<u64>()),
         option::of(hugetlb_max),
-        any::<bool>(),
+        any::<(bool, bool)>(),
         option::of(texts()),
         option::of(any::<u32>()),
         option::of(text()),
@@ -212,12 +218,14 @@ pub fn limits() -> impl Strategy<Value = Limits> {
     );
     (memory, cpu, rest).prop_map(
         |(
-            (memory_max, memory_swap_max, pids_max),
+            (memory_max, memory_swap_max, pids_max, memory_high, memory_oom_group),
             (cpu_max, cpu_weight, cpuset_cpus, cpuset_mems),
-            (io_rbps, hugetlb_max, freeze, devices, net_cls_classid, net_prio_ifpriomap, perf_event),
+            (io_rbps, hugetlb_max, (freeze, kill), devices, net_cls_classid, net_prio_ifpriomap, perf_event),
         )| Limits {
             memory_max,
             memory_swap_max,
+            memory_high,
+            memory_oom_group,
             pids_max,
             cpu_max,
             cpu_weight,
@@ -226,6 +234,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
             io_rbps,
             hugetlb_max,
             freeze,
+            kill,
             devices,
             net_cls_classid,
             net_prio_ifpriomap,
@@ -252,6 +261,10 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
         Just(Exercise::NetClassid),
         any::<u32>().prop_map(|burn_ms| Exercise::PerfCount { burn_ms }),
         any::<(u64, u32)>().prop_map(|(page_size, pages)| Exercise::Hugetlb { page_size, pages }),
+        any::<(u32, u32)>().prop_map(|(loopers, wait_ms)| Exercise::KillGroup { loopers, wait_ms }),
+        any::<(u32, u32)>().prop_map(|(loopers, hold_ms)| Exercise::FreezeGroup { loopers, hold_ms }),
+        (text(), any::<(u64, u32)>()).prop_map(|(device, (bytes, block))| Exercise::CacheRead { device, bytes, block }),
+        any::<(u32, u64, u64)>().prop_map(|(members, target, step)| Exercise::OomGroup { members, target, step }),
     ]
 }
 

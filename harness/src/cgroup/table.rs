@@ -48,6 +48,9 @@ pub enum Conversion {
     Hugetlb,
     /// cgroup.freeze `1`/`0` → freezer.state `FROZEN`/`THAWED`.
     Freeze,
+    /// A cgroup2 file v1 has no counterpart for (memory.high, memory.oom.group): the v1 hierarchy
+    /// of the controller cannot take it.
+    V2Only,
     /// A device allow list, one rule a line (`c 1:3 rwm`): devices.deny `a`, then each rule to
     /// devices.allow. cgroup2 has no file for it (a BPF program is its way).
     Devices,
@@ -74,6 +77,10 @@ pub const TABLE: &[Mapping] = &[
         v1: Conversion::MaxAsMinusOne("memory.limit_in_bytes"),
     },
     Mapping { key: "memory.swap.max", v1_controller: "memory", v2_controller: Some("memory"), v1: Conversion::MemSwap },
+    // v1 memory has no throttling limit (memory.soft_limit_in_bytes only orders reclaim under
+    // global pressure) and no group kill.
+    Mapping { key: "memory.high", v1_controller: "memory", v2_controller: Some("memory"), v1: Conversion::V2Only },
+    Mapping { key: "memory.oom.group", v1_controller: "memory", v2_controller: Some("memory"), v1: Conversion::V2Only },
     Mapping { key: "pids.max", v1_controller: "pids", v2_controller: Some("pids"), v1: Conversion::Same("pids.max") },
     Mapping { key: "cpu.max", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::CpuMax },
     Mapping { key: "cpu.weight", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::CpuWeight },
@@ -186,6 +193,7 @@ pub fn to_v1(s: &Setting, all: &[Setting]) -> Result<Vec<(String, String)>, Tabl
             let size = s.key.trim_start_matches("hugetlb.").trim_end_matches(".max");
             vec![(format!("hugetlb.{size}.limit_in_bytes"), minus_one(&s.value))]
         }
+        Conversion::V2Only => return Err(bad("a cgroup2 file with no cgroup v1 counterpart")),
         Conversion::Freeze => match s.value.as_str() {
             "1" => vec![("freezer.state".into(), "FROZEN".into())],
             "0" => vec![("freezer.state".into(), "THAWED".into())],
@@ -269,7 +277,10 @@ mod tests {
     fn swap_without_memory_max_is_refused_and_unknown_keys_are_named() {
         let e = to_v1(&Setting::new("memory.swap.max", "1"), &[]).unwrap_err();
         assert!(e.to_string().contains("memory.max must be set"), "{e}");
-        assert_eq!(lookup("memory.high").unwrap_err(), TableError::Unknown("memory.high".into()));
+        assert_eq!(lookup("memory.low").unwrap_err(), TableError::Unknown("memory.low".into()));
+        // Known, but only to cgroup2.
+        let e = to_v1(&Setting::new("memory.high", "1"), &[]).unwrap_err();
+        assert!(e.to_string().contains("no cgroup v1 counterpart"), "{e}");
         assert!(lookup("hugetlb..max").is_err());
     }
 

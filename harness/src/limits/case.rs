@@ -19,7 +19,8 @@ use crate::error::{Context, HarnessError};
 use crate::hostlock::HostLock;
 use crate::spec::CaseSpec;
 
-/// Cases whose verdict depends on timing (CPU shares, throughput, a heartbeat) run one at a time
+/// Cases whose verdict depends on timing (CPU shares, throughput, a heartbeat), or on what other
+/// cases mount (see [`CaseLimits::create`]), run one at a time
 /// on the machine: within a harness process (this mutex) and between isoprobe processes (the host
 /// lock [`TIMING_LOCK`]), since two such cases pinned to the same CPU, or reading the same disk,
 /// would each measure the other. The others run alongside them.
@@ -55,10 +56,10 @@ pub struct LoopDevice {
 
 impl LoopDevice {
     /// Attaches a sparse file in `dir` with util-linux losetup(8), read-only.
-    fn attach(dir: &Path) -> Result<LoopDevice, HarnessError> {
+    fn attach(dir: &Path, bytes: u64) -> Result<LoopDevice, HarnessError> {
         let file = dir.join("isoprobe-loop.img");
         let f = fs::File::create(&file).ctx(|| format!("create {}", file.display()))?;
-        f.set_len(LOOP_BYTES).ctx(|| format!("size {}", file.display()))?;
+        f.set_len(bytes).ctx(|| format!("size {}", file.display()))?;
         drop(f);
         let out = Command::new("losetup")
             .args(["--find", "--show", "--read-only"])
@@ -132,6 +133,12 @@ impl CaseLimits {
         dir: &Path,
         probe_path: impl Fn(&str) -> String,
     ) -> Result<CaseLimits, HarnessError> {
+        // Also one at a time: the cgroup-namespace view, and the cases that may mount a v1
+        // hierarchy of their own (net_cls, net_prio, devices, perf_event where no hierarchy has
+        // them: see `cgroup::private`). A v1 hierarchy is kernel-global, so while one is mounted
+        // every process's /proc/<pid>/cgroup has a line for it, and the view case, which compares
+        // the probe's /proc/self/cgroup with the host's reading of it taken a moment apart, saw
+        // `6:net_cls:/` on one side only (Debian 6.12 in ci/kernels, plan limits-v2).
         let timing = matches!(
             limits.exercise,
             Exercise::CpuBurn { .. }
@@ -139,6 +146,9 @@ impl CaseLimits {
                 | Exercise::Freezer { .. }
                 | Exercise::IoRead { .. }
                 | Exercise::PerfCount { .. }
+                | Exercise::CgroupView { .. }
+                | Exercise::NetClassid
+                | Exercise::Devices { .. }
         );
         let exclusive = match timing {
             true => {
@@ -150,8 +160,13 @@ impl CaseLimits {
         };
         let mut exercise = limits.exercise.clone();
         let loopdev = match &mut exercise {
-            Exercise::IoRead { device, .. } => {
-                let l = LoopDevice::attach(dir)?;
+            Exercise::IoRead { device, .. } | Exercise::CacheRead { device, .. } => {
+                // A cache read reads its whole length once; sparse, so the size costs nothing.
+                let size = match limits.exercise {
+                    Exercise::CacheRead { bytes, .. } => bytes.next_multiple_of(1 << 20).max(LOOP_BYTES),
+                    _ => LOOP_BYTES,
+                };
+                let l = LoopDevice::attach(dir, size)?;
                 let node = dir.join(LOOP_NODE);
                 mknod(&node, SFlag::S_IFBLK, Mode::from_bits_truncate(0o666), makedev(l.rdev.0, l.rdev.1))
                     .ctx(|| format!("create the block device node {}", node.display()))?;
@@ -172,7 +187,16 @@ impl CaseLimits {
             settings: limits.settings.settings(loopdev.as_ref().map(|l| l.rdev)),
             sibling: limits.sibling.as_ref().map(|s| s.settings(loopdev.as_ref().map(|l| l.rdev))).or_else(|| {
                 // A perf case counts its sibling in the control: it must exist in both.
-                matches!(limits.exercise, Exercise::PerfCount { .. } | Exercise::CpuShare { .. }).then(Vec::new)
+                // So must a group case's: its forking group runs there.
+                matches!(
+                    limits.exercise,
+                    Exercise::PerfCount { .. }
+                        | Exercise::CpuShare { .. }
+                        | Exercise::KillGroup { .. }
+                        | Exercise::FreezeGroup { .. }
+                        | Exercise::OomGroup { .. }
+                )
+                .then(Vec::new)
             }),
             extra: match limits.exercise {
                 Exercise::PerfCount { .. } => vec!["perf_event".into()],

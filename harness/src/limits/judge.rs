@@ -1,7 +1,10 @@
 //! From an exercise report to a verdict per limit check. Every tolerance is a named constant with
 //! the reasoning that gives its value; none is widened to make a run pass.
 
-use isoprobe_probes::wire::{CgroupReading, ChildEnd, ExerciseReport, Fact, SysResult, fact_key};
+use isoprobe_probes::wire::{
+    CgroupReading, ChildEnd, ExerciseReport, Fact, FrozenHold, GroupAction, GroupEnds, GroupState, MemoryCounters,
+    MemoryEvents, Migration, SysResult, fact_key,
+};
 
 use super::oracle::{LimitCheck, LimitExpect};
 use crate::judge::Facts;
@@ -23,6 +26,16 @@ pub const MEMORY_PEAK_SLACK: u64 = 256 << 10;
 /// child's own share on top of it: its page tables plus a copy-on-write copy of the parent's
 /// dirty pages (well under 4 MiB for a static probe).
 pub const MEMORY_CHILD_OVERHEAD: u64 = 4 * MIB;
+
+/// memory.high: how far usage (memory.peak) may pass memory.high while page cache is read into the
+/// cgroup. Each charge over high adds to the task's overage; once the overage passes one charge
+/// batch (MEMCG_CHARGE_BATCH, 64 pages = 256 KiB) the charging task reclaims it on the spot
+/// (mm/memcontrol.c, try_charge_memcg), and on its return to user space in any case. What can be
+/// charged before that: the batch itself, the folios of one read(2) with its readahead (the
+/// exercise reads 1 MiB at a time; synchronous plus asynchronous readahead bring at most twice the
+/// request: 2 MiB), and the per-CPU charge stocks, pre-charged to the page counter (one batch per
+/// CPU; 4 CPUs at most here: 1 MiB).
+pub const MEMORY_HIGH_SLACK: u64 = (256 << 10) + 2 * MIB + 4 * (256 << 10);
 
 /// cpu.max: the window's two edges each fall somewhere inside a period, so the window holds up
 /// to one period's quota more or less than wall × quota / period; and the throttle bites at the
@@ -89,6 +102,54 @@ pub const IO_CONTROL_MIN_BPS: u64 = 32 * MIB;
 /// question take well under a millisecond each; 2 ms bounds both. The same bound caps what the
 /// empty sibling may count (nothing runs there; any count would be misattribution).
 pub const PERF_TOL_NS: u64 = 2 * MS;
+
+fn events_text(e: &MemoryEvents) -> String {
+    let f = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+    format!(
+        "high {} max {} oom {} oom_kill {} oom_group_kill {}",
+        f(e.high),
+        f(e.max),
+        f(e.oom),
+        f(e.oom_kill),
+        f(e.oom_group_kill)
+    )
+}
+
+fn counters_text(c: &MemoryCounters) -> String {
+    let f = |v: Option<u64>| v.map_or("-".to_owned(), mib);
+    let us = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} µs"));
+    format!(
+        "current {}, peak {}; events: {}; events.local: {}; pressure some {}, full {}",
+        f(c.current),
+        f(c.peak),
+        events_text(&c.events),
+        events_text(&c.local),
+        us(c.pressure_some_us),
+        us(c.pressure_full_us)
+    )
+}
+
+fn ends_text(e: &GroupEnds) -> String {
+    format!(
+        "loopers: {} killed, {} exited 0, {} otherwise; their orphans: {} killed, {} otherwise",
+        e.killed, e.exited, e.other, e.strays_killed, e.strays_other
+    )
+}
+
+fn state_text(s: &GroupState) -> String {
+    let flag = |f: Option<bool>| f.map_or("unknown".to_owned(), |b| u8::from(b).to_string());
+    format!("populated {}, frozen {}, {} procs", flag(s.populated), flag(s.frozen), s.procs)
+}
+
+fn action_text(a: &GroupAction) -> String {
+    format!(
+        "{} confirmed {} after {} ({})",
+        if a.acted { "written," } else { "not written (control)," },
+        a.confirmed,
+        ms(a.waited_ns),
+        state_text(&a.state)
+    )
+}
 
 fn pass(expected: String, observed: String, evidence: String) -> Verdict {
     Verdict::Pass { expected, observed, evidence }
@@ -475,6 +536,271 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             format!("{child} after {touched_pages} pages"),
             format!("mmap: {mapped}"),
         ),
+        (E::HighHolds { high, bytes }, ExerciseReport::CacheRead { read, wall_ns, error, before, after }) => {
+            let oom = delta(after.events.oom_kill, before.events.oom_kill);
+            verdict(
+                error.is_none()
+                    && read == bytes
+                    && after.peak.is_some_and(|p| p <= high + MEMORY_HIGH_SLACK)
+                    && oom == Some(0),
+                format!("all {} read, peak ≤ {} + {}, no OOM kill", mib(*bytes), mib(*high), mib(MEMORY_HIGH_SLACK)),
+                format!(
+                    "{} read in {}, peak {}, OOM kills {oom:?}",
+                    mib(*read),
+                    ms(*wall_ns),
+                    after.peak.map(mib).unwrap_or("unknown".into())
+                ),
+                format!(
+                    "{}before: {}; after: {}",
+                    error.as_ref().map(|e| format!("read failed: {e}; ")).unwrap_or_default(),
+                    counters_text(before),
+                    counters_text(after)
+                ),
+            )
+        }
+        (E::HighAbsent { bytes }, ExerciseReport::CacheRead { read, wall_ns, error, before, after }) => {
+            let oom = delta(after.events.oom_kill, before.events.oom_kill);
+            verdict(
+                error.is_none() && read == bytes && after.peak.is_some_and(|p| p >= *bytes) && oom == Some(0),
+                format!("all {} read and kept (peak ≥ {}), no OOM kill", mib(*bytes), mib(*bytes)),
+                format!(
+                    "{} read in {}, peak {}, OOM kills {oom:?}",
+                    mib(*read),
+                    ms(*wall_ns),
+                    after.peak.map(mib).unwrap_or("unknown".into())
+                ),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
+        (E::HighEventsCounted { counted }, ExerciseReport::CacheRead { before, after, .. }) => {
+            let (h, l) = (delta(after.events.high, before.events.high), delta(after.local.high, before.local.high));
+            let (Some(h), Some(l)) = (h, l) else {
+                return Verdict::Error { cause: "the host read no memory.events or memory.events.local `high`".into() };
+            };
+            verdict(
+                if *counted { h >= 1 && l >= 1 } else { h == 0 && l == 0 },
+                if *counted {
+                    "memory.events and memory.events.local `high` both rise".into()
+                } else {
+                    "memory.events and memory.events.local `high` both unchanged".into()
+                },
+                format!("high +{h} (events), +{l} (events.local)"),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
+        (E::MemoryStall { stalled }, ExerciseReport::CacheRead { before, after, .. }) => {
+            let (Some(b), Some(a)) = (before.pressure_some_us, after.pressure_some_us) else {
+                return Verdict::Skip {
+                    requirement: "psi".into(),
+                    reason: "the cgroup has no memory.pressure: the kernel keeps no pressure stall information \
+                             (CONFIG_PSI off, or disabled by default without psi=1 on its command line)"
+                        .into(),
+                };
+            };
+            let some = a.saturating_sub(b);
+            let full = delta(after.pressure_full_us, before.pressure_full_us).unwrap_or(0);
+            // Without a limit nothing in the read enters a memory stall: no reclaim (free memory,
+            // no limit), no throttle, no refault (each page is read once). With memory.high, its
+            // reclaim and its penalty sleeps are memstall sections (mm/memcontrol.c).
+            verdict(
+                if *stalled { some > 0 } else { some == 0 },
+                if *stalled {
+                    "memory.pressure `some` total rises".into()
+                } else {
+                    "memory.pressure `some` total unchanged".into()
+                },
+                format!("some +{some} µs, full +{full} µs"),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
+        (
+            E::AllOomKilled { members } | E::OneOomKilled { members },
+            ExerciseReport::OomGroup { touched, allocator, members_killed, members_exited, members_other, .. },
+        ) => {
+            let all = matches!(want, E::AllOomKilled { .. });
+            let allocator_killed = matches!(allocator, ChildEnd::Killed { signal, .. } if *signal == libc::SIGKILL);
+            let ok = allocator_killed
+                && *members_other == 0
+                && if all {
+                    members_killed == members && *members_exited == 0
+                } else {
+                    members_exited == members && *members_killed == 0
+                };
+            verdict(
+                ok,
+                if all {
+                    format!("the allocator and all {members} waiting members killed by SIGKILL")
+                } else {
+                    format!("the allocator killed by SIGKILL, all {members} waiting members alive until released")
+                },
+                format!(
+                    "allocator: {allocator} after touching {}; members: {members_killed} killed, {members_exited} \
+                     exited 0, {members_other} otherwise",
+                    mib(*touched)
+                ),
+                "the group in the sibling cgroup, under its memory.max".into(),
+            )
+        }
+        (E::OomEventsCounted { kills, group_kills }, ExerciseReport::OomGroup { before, after, .. }) => {
+            let d = |a: Option<u64>, b: Option<u64>| delta(a, b);
+            let seen = [
+                d(after.events.oom_kill, before.events.oom_kill),
+                d(after.local.oom_kill, before.local.oom_kill),
+                d(after.events.oom_group_kill, before.events.oom_group_kill),
+                d(after.local.oom_group_kill, before.local.oom_group_kill),
+            ];
+            if seen.iter().any(Option::is_none) {
+                return Verdict::Error {
+                    cause: format!(
+                        "the host read no oom_kill or oom_group_kill in memory.events(.local): {}",
+                        counters_text(after)
+                    ),
+                };
+            }
+            let [k, kl, g, gl] = seen.map(|v| v.unwrap_or(0));
+            verdict(
+                k == *kills && kl == *kills && g == *group_kills && gl == *group_kills,
+                format!("oom_kill +{kills}, oom_group_kill +{group_kills} in memory.events and memory.events.local"),
+                format!("oom_kill +{k} / +{kl}, oom_group_kill +{g} / +{gl} (events / events.local)"),
+                format!("before: {}; after: {}", counters_text(before), counters_text(after)),
+            )
+        }
+        (E::PidsRefusals { refused }, ExerciseReport::Pids { before, refused: failed, at_stop, .. }) => {
+            let Some(counted) = delta(at_stop.pids_refused, before.pids_refused) else {
+                return Verdict::Error { cause: "the host read no pids.events".into() };
+            };
+            verdict(
+                counted == *refused,
+                format!("pids.events max +{refused}"),
+                format!("pids.events max +{counted}"),
+                format!(
+                    "the exercise's last fork: {}; before: {}; at the stop: {}",
+                    failed.as_ref().map(|r| r.to_string()).unwrap_or("no failure".into()),
+                    reading_text(before),
+                    reading_text(at_stop)
+                ),
+            )
+        }
+        (
+            E::GroupKilled { loopers },
+            ExerciseReport::KillGroup { activity_before, activity_at_answer, kill, ends, .. },
+        ) => verdict(
+            kill.acted
+                && kill.confirmed
+                && kill.state.procs == 0
+                && *activity_before > 0
+                && ends.killed == *loopers
+                && ends.exited + ends.other == 0,
+            format!("all {loopers} forking loopers killed by SIGKILL, the cgroup empty (populated 0)"),
+            format!("{}; {}", action_text(kill), ends_text(ends)),
+            format!(
+                "activity counter (looper turns, child exits) {activity_before} when the kill was asked for, {activity_at_answer} at the answer"
+            ),
+        ),
+        (
+            E::GroupSurvives { loopers },
+            ExerciseReport::KillGroup { activity_before, activity_at_answer, kill, ends, .. },
+        ) => verdict(
+            !kill.acted
+                && kill.state.populated == Some(true)
+                && kill.state.procs >= *loopers
+                && activity_at_answer > activity_before
+                && ends.exited == *loopers
+                && ends.killed + ends.other + ends.strays_killed == 0,
+            format!("the group still active after the wait, all {loopers} loopers exiting 0 when released"),
+            format!("{}; {}", action_text(kill), ends_text(ends)),
+            format!("activity counter {activity_before} when the wait began, {activity_at_answer} at its end"),
+        ),
+        (
+            E::GroupFrozen { loopers },
+            ExerciseReport::FreezeGroup {
+                hold: FrozenHold { running, freeze, while_frozen, frozen_state, thaw, after_thaw },
+                ends,
+                hold_ms,
+                ..
+            },
+        ) => verdict(
+            *running > 0
+                && freeze.acted
+                && freeze.confirmed
+                && *while_frozen == 0
+                && frozen_state.frozen == Some(true)
+                && thaw.confirmed
+                && *after_thaw > 0
+                && ends.exited == *loopers,
+            format!(
+                "no looper turn or child exit in {hold_ms} ms once frozen (the kernel confirming frozen 1), active again after the \
+                 thaw, {loopers} loopers exiting 0"
+            ),
+            format!("{while_frozen} turns and exits while frozen, {after_thaw} after the thaw"),
+            format!(
+                "{running} before the freeze; freeze: {}; after the hold: {}; thaw: {}; {}",
+                action_text(freeze),
+                state_text(frozen_state),
+                action_text(thaw),
+                ends_text(ends)
+            ),
+        ),
+        (
+            E::GroupRuns { loopers },
+            ExerciseReport::FreezeGroup {
+                hold: FrozenHold { running, freeze, while_frozen, frozen_state, after_thaw, .. },
+                ends,
+                hold_ms,
+                ..
+            },
+        ) => verdict(
+            !freeze.acted
+                && *while_frozen > 0
+                && frozen_state.frozen == Some(false)
+                && *after_thaw > 0
+                && ends.exited == *loopers,
+            format!("the group active through the {hold_ms} ms hold, {loopers} loopers exiting 0"),
+            format!("{while_frozen} turns and exits during the hold, {after_thaw} in the hold after it"),
+            format!(
+                "{running} before; {}; after the hold: {}; {}",
+                action_text(freeze),
+                state_text(frozen_state),
+                ends_text(ends)
+            ),
+        ),
+        (
+            E::MigrantFollowsFreezer,
+            ExerciseReport::FreezeGroup {
+                migration: Migration { migrant_out, others_while_out, out_state, back, migrant_back },
+                ..
+            },
+        ) => verdict(
+            *migrant_out > 0
+                && *others_while_out == 0
+                && out_state.frozen == Some(true)
+                && back.confirmed
+                && *migrant_back == 0,
+            "moved out of the frozen cgroup, the looper runs while the others stay frozen (the cgroup frozen 1); \
+             moved back, it stops (frozen 1 again)"
+                .into(),
+            format!(
+                "out: the migrant ran {migrant_out} turns, the others {others_while_out}; back: the migrant \
+                 {migrant_back}"
+            ),
+            format!(
+                "the sibling while it was out: {}; after it came back: {}",
+                state_text(out_state),
+                action_text(back)
+            ),
+        ),
+        (
+            E::MigrantRuns,
+            ExerciseReport::FreezeGroup {
+                migration: Migration { migrant_out, others_while_out, migrant_back, .. },
+                ..
+            },
+        ) => verdict(
+            *migrant_out > 0 && *others_while_out > 0 && *migrant_back > 0,
+            "the migrant and the others running in every phase".into(),
+            format!("out: the migrant {migrant_out}, the others {others_while_out}; back: the migrant {migrant_back}"),
+            "no freeze (control)".into(),
+        ),
         _ => wrong(),
     }
 }
@@ -592,6 +918,177 @@ mod tests {
             competitor_ns: 752 * MS,
         };
         assert!(judge(LimitCheck::CpuWeight, &even, &shared, &[]).is_pass());
+    }
+
+    #[test]
+    fn pids_events_must_count_the_refused_fork() {
+        let r = |refused_after: u64| ExerciseReport::Pids {
+            before: CgroupReading { pids_current: Some(1), pids_refused: Some(0), ..Default::default() },
+            forks: 15,
+            refused: Some(SysResult::Err { errno: libc::EAGAIN, name: "EAGAIN".into() }),
+            at_stop: CgroupReading { pids_current: Some(16), pids_refused: Some(refused_after), ..Default::default() },
+        };
+        let limited = LimitExpect::PidsRefusals { refused: 1 };
+        assert!(judge(LimitCheck::PidsEvents, &limited, &r(1), &[]).is_pass());
+        assert!(!judge(LimitCheck::PidsEvents, &limited, &r(0), &[]).is_pass());
+        assert!(!judge(LimitCheck::PidsEvents, &LimitExpect::PidsRefusals { refused: 0 }, &r(1), &[]).is_pass());
+    }
+
+    fn kill_report(acted: bool, populated: bool, ends: GroupEnds) -> ExerciseReport {
+        ExerciseReport::KillGroup {
+            loopers: 3,
+            activity_before: 500,
+            activity_at_answer: if acted { 505 } else { 9000 },
+            kill: GroupAction {
+                acted,
+                confirmed: !populated,
+                waited_ns: MS,
+                state: GroupState {
+                    populated: Some(populated),
+                    frozen: Some(false),
+                    procs: if populated { 5 } else { 0 },
+                },
+            },
+            ends,
+        }
+    }
+
+    #[test]
+    fn a_kill_must_leave_nothing_and_its_control_must_leave_everything() {
+        let killed = GroupEnds { killed: 3, strays_killed: 2, strays_other: 1, ..Default::default() };
+        let released = GroupEnds { exited: 3, strays_other: 4, ..Default::default() };
+        let want = LimitExpect::GroupKilled { loopers: 3 };
+        assert!(judge(LimitCheck::Kill, &want, &kill_report(true, false, killed), &[]).is_pass());
+        // One looper survived the kill (it exited 0 when released).
+        let survivor = GroupEnds { killed: 2, exited: 1, ..Default::default() };
+        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, false, survivor), &[]).is_pass());
+        // The cgroup never emptied.
+        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, true, killed), &[]).is_pass());
+        let control = LimitExpect::GroupSurvives { loopers: 3 };
+        assert!(judge(LimitCheck::Kill, &control, &kill_report(false, true, released), &[]).is_pass());
+        // A control whose group died without a kill cannot tell a kill from anything else.
+        assert!(!judge(LimitCheck::Kill, &control, &kill_report(false, false, killed), &[]).is_pass());
+    }
+
+    fn freeze_report(frozen: bool, while_frozen: u64, migrant_out: u64, migrant_back: u64) -> ExerciseReport {
+        let state = GroupState { populated: Some(true), frozen: Some(frozen), procs: 7 };
+        let action = |confirmed| GroupAction { acted: frozen, confirmed, waited_ns: MS, state };
+        ExerciseReport::FreezeGroup {
+            loopers: 3,
+            hold_ms: 300,
+            hold: FrozenHold {
+                running: 4000,
+                freeze: action(frozen),
+                while_frozen,
+                frozen_state: state,
+                thaw: action(true),
+                after_thaw: 4000,
+            },
+            migration: Migration {
+                migrant_out,
+                others_while_out: if frozen { 0 } else { 2000 },
+                out_state: state,
+                back: action(frozen),
+                migrant_back,
+            },
+            ends: GroupEnds { exited: 3, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn a_frozen_group_must_not_move_at_all() {
+        let want = LimitExpect::GroupFrozen { loopers: 3 };
+        assert!(judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 0, 900, 0), &[]).is_pass());
+        // One turn while frozen: some task (a child forked while freezing) escaped.
+        assert!(!judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 1, 900, 0), &[]).is_pass());
+        let migrate = LimitExpect::MigrantFollowsFreezer;
+        assert!(judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 0), &[]).is_pass());
+        // Still frozen after leaving the frozen cgroup, or running after coming back.
+        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 0, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 3), &[]).is_pass());
+        let control = LimitExpect::GroupRuns { loopers: 3 };
+        assert!(judge(LimitCheck::FreezeForking, &control, &freeze_report(false, 4000, 900, 900), &[]).is_pass());
+        assert!(
+            judge(LimitCheck::FreezeMigrate, &LimitExpect::MigrantRuns, &freeze_report(false, 4000, 900, 900), &[])
+                .is_pass()
+        );
+    }
+
+    fn cache_report(peak: u64, high_events: u64) -> ExerciseReport {
+        let events = |high| MemoryEvents { high: Some(high), oom_kill: Some(0), ..Default::default() };
+        ExerciseReport::CacheRead {
+            read: 128 * MIB,
+            wall_ns: 400 * MS,
+            error: None,
+            before: MemoryCounters { peak: Some(MIB), events: events(0), local: events(0), ..Default::default() },
+            after: MemoryCounters {
+                peak: Some(peak),
+                events: events(high_events),
+                local: events(high_events),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn memory_high_must_hold_the_peak_and_count_its_breaches() {
+        let want = LimitExpect::HighHolds { high: 32 * MIB, bytes: 128 * MIB };
+        // Seen on Debian 6.12: peak 32.27 MiB, 197 high events.
+        assert!(judge(LimitCheck::MemoryHigh, &want, &cache_report(32 * MIB + (280 << 10), 197), &[]).is_pass());
+        // A threshold twice as high lets the peak run to it.
+        assert!(!judge(LimitCheck::MemoryHigh, &want, &cache_report(64 * MIB, 197), &[]).is_pass());
+        let control = LimitExpect::HighAbsent { bytes: 128 * MIB };
+        assert!(judge(LimitCheck::MemoryHigh, &control, &cache_report(130 * MIB, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::MemoryHigh, &control, &cache_report(33 * MIB, 0), &[]).is_pass());
+        let counted = LimitExpect::HighEventsCounted { counted: true };
+        assert!(judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 197), &[]).is_pass());
+        assert!(!judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 0), &[]).is_pass());
+    }
+
+    #[test]
+    fn memory_pressure_is_judged_only_where_psi_is_on() {
+        let mut r = cache_report(32 * MIB, 197);
+        let stalled = LimitExpect::MemoryStall { stalled: true };
+        let v = judge(LimitCheck::MemoryPressure, &stalled, &r, &[]);
+        assert!(matches!(&v, Verdict::Skip { requirement, .. } if requirement == "psi"), "{v:?}");
+        if let ExerciseReport::CacheRead { before, after, .. } = &mut r {
+            before.pressure_some_us = Some(10);
+            after.pressure_some_us = Some(4000);
+        }
+        assert!(judge(LimitCheck::MemoryPressure, &stalled, &r, &[]).is_pass());
+        assert!(!judge(LimitCheck::MemoryPressure, &LimitExpect::MemoryStall { stalled: false }, &r, &[]).is_pass());
+    }
+
+    fn oom_report(members_killed: u32, kills: u64, group_kills: u64) -> ExerciseReport {
+        let events = |k, g| MemoryEvents { oom_kill: Some(k), oom_group_kill: Some(g), ..Default::default() };
+        ExerciseReport::OomGroup {
+            members: 3,
+            touched: 31 * MIB,
+            allocator: killed(),
+            members_killed,
+            members_exited: 3 - members_killed,
+            members_other: 0,
+            before: MemoryCounters { events: events(0, 0), local: events(0, 0), ..Default::default() },
+            after: MemoryCounters {
+                events: events(kills, group_kills),
+                local: events(kills, group_kills),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn an_oom_group_dies_whole_and_its_control_loses_only_the_allocator() {
+        let all = LimitExpect::AllOomKilled { members: 3 };
+        assert!(judge(LimitCheck::OomGroup, &all, &oom_report(3, 5, 1), &[]).is_pass());
+        assert!(!judge(LimitCheck::OomGroup, &all, &oom_report(2, 4, 1), &[]).is_pass());
+        let one = LimitExpect::OneOomKilled { members: 3 };
+        assert!(judge(LimitCheck::OomGroup, &one, &oom_report(0, 1, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::OomGroup, &one, &oom_report(3, 5, 1), &[]).is_pass());
+        let group_events = LimitExpect::OomEventsCounted { kills: 5, group_kills: 1 };
+        // Seen on Debian 6.12: the victim counted twice.
+        assert!(judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 1), &[]).is_pass());
+        assert!(!judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 0), &[]).is_pass());
     }
 
     #[test]

@@ -33,6 +33,29 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
                 Exercise::Memory { target: 192 * MIB, step: MIB },
             ),
         ),
+        (
+            // Page cache (reclaimable) four times memory.high: reclaimed down to it, never OOM.
+            "memory-high",
+            l(
+                Limits { memory_high: Some(32 * MIB), ..Default::default() },
+                Exercise::CacheRead { device: String::new(), bytes: 128 * MIB, block: MIB as u32 },
+            ),
+        ),
+        (
+            // The group (3 waiting members and an allocator) runs in the sibling, under its
+            // memory.max; the control keeps the limit and drops memory.oom.group.
+            "memory-oom-group",
+            LimitSpec {
+                settings: Limits::default(),
+                sibling: Some(Limits {
+                    memory_max: Some(32 * MIB),
+                    memory_swap_max: Some(0),
+                    memory_oom_group: true,
+                    ..Default::default()
+                }),
+                exercise: Exercise::OomGroup { members: 3, target: 64 * MIB, step: MIB },
+            },
+        ),
         ("pids", l(Limits { pids_max: Some(16), ..Default::default() }, Exercise::Pids { target: 64 })),
         (
             // cpu.weight 10000 keeps other tasks on the pinned CPU from starving the control (see
@@ -87,6 +110,15 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
                 Limits { hugetlb_max: Some(HugetlbMax { page_size: 2 * MIB, pages: 2 }), ..Default::default() },
                 Exercise::Hugetlb { page_size: 2 * MIB, pages: 4 },
             ),
+        ),
+        // cgroup2 process control on a forking group in the sibling (Linux 5.14 / 5.2).
+        (
+            "cgroup-kill",
+            l(Limits { kill: true, ..Default::default() }, Exercise::KillGroup { loopers: 3, wait_ms: 1000 }),
+        ),
+        (
+            "cgroup-freeze-group",
+            l(Limits { freeze: true, ..Default::default() }, Exercise::FreezeGroup { loopers: 3, hold_ms: 300 }),
         ),
         ("net-cls", l(Limits { net_cls_classid: Some(0x0010_0001), ..Default::default() }, Exercise::NetClassid)),
         ("net-prio", l(Limits { net_prio_ifpriomap: Some("lo 5".into()), ..Default::default() }, Exercise::NetClassid)),

@@ -38,6 +38,27 @@ pub enum LimitCheck {
     PerfEvent,
     /// `hugetlb.<size>.max`: touching a huge page past the limit raises SIGBUS.
     Hugetlb,
+    /// pids.events `max`: every fork refused at pids.max is counted.
+    PidsEvents,
+    /// cgroup.kill: every process of a forking group is gone, those forked during the kill too.
+    Kill,
+    /// memory.high: page cache read past it is reclaimed down to it; nothing is OOM-killed.
+    MemoryHigh,
+    /// memory.events and memory.events.local count each breach of memory.high.
+    MemoryHighEvents,
+    /// memory.pressure (PSI) records the stalls of memory.high's reclaim and throttling, and
+    /// none without it.
+    MemoryPressure,
+    /// memory.oom.group: an OOM kill in the cgroup takes every process in it.
+    OomGroup,
+    /// memory.events and memory.events.local count every OOM kill and the group kill.
+    OomEvents,
+    /// cgroup.freeze (v2): a forking group stops entirely, children forked while freezing too,
+    /// and runs again after the thaw.
+    FreezeForking,
+    /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops, and
+    /// the cgroup stays frozen throughout.
+    FreezeMigrate,
 }
 
 impl LimitCheck {
@@ -56,6 +77,15 @@ impl LimitCheck {
             LimitCheck::NetCls => "net_cls/classid",
             LimitCheck::PerfEvent => "perf_event/cgroup-count",
             LimitCheck::Hugetlb => "hugetlb/sigbus-at-max",
+            LimitCheck::PidsEvents => "pids/events-max",
+            LimitCheck::Kill => "cgroup/kill-forking-group",
+            LimitCheck::MemoryHigh => "memory/high-reclaims",
+            LimitCheck::MemoryHighEvents => "memory/events-high",
+            LimitCheck::MemoryPressure => "pressure/memory-stall",
+            LimitCheck::OomGroup => "memory/oom-group-kills-all",
+            LimitCheck::OomEvents => "memory/events-oom-kill",
+            LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
+            LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
         }
     }
 }
@@ -112,6 +142,37 @@ pub enum LimitExpect {
     HugetlbStopsAt { pages: u64 },
     /// Every page touched.
     HugetlbReaches { pages: u32 },
+    /// pids.events `max` rose by exactly `refused` during the exercise.
+    PidsRefusals { refused: u64 },
+    /// Every looper killed by SIGKILL, the cgroup empty within the wait.
+    GroupKilled { loopers: u32 },
+    /// The group still forking after the wait; every looper exits when released.
+    GroupSurvives { loopers: u32 },
+    /// No fork or exit in the group while frozen; forks again after the thaw.
+    GroupFrozen { loopers: u32 },
+    /// The group keeps forking through the hold.
+    GroupRuns { loopers: u32 },
+    /// The migrant runs out of the frozen cgroup, stops when back; the others never run.
+    MigrantFollowsFreezer,
+    /// The migrant and the others run in every phase.
+    MigrantRuns,
+    /// All bytes read, usage never above `high` (plus the reclaim slack), no OOM.
+    HighHolds { high: u64, bytes: u64 },
+    /// All bytes read and all of them kept (the peak at least `bytes`: nothing reclaims without a
+    /// limit or global pressure), no OOM.
+    HighAbsent { bytes: u64 },
+    /// memory.events and memory.events.local `high` rose (`counted`), or stayed (not).
+    HighEventsCounted { counted: bool },
+    /// memory.pressure `some` total rose (`stalled`), or stayed.
+    MemoryStall { stalled: bool },
+    /// The allocator and all `members` killed by SIGKILL.
+    AllOomKilled { members: u32 },
+    /// The allocator killed by SIGKILL, all `members` alive until released.
+    OneOomKilled { members: u32 },
+    /// oom_kill +`kills`, oom_group_kill +`group_kills`, in memory.events and
+    /// memory.events.local alike (the sibling has no children). A group kill counts its victim
+    /// twice.
+    OomEventsCounted { kills: u64, group_kills: u64 },
 }
 
 /// The checks of `spec` and what each must see.
@@ -125,13 +186,17 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 None => LimitExpect::MemoryReaches { target: *target },
             },
         )],
-        Exercise::Pids { target } => vec![(
-            LimitCheck::Pids,
-            match l.pids_max {
-                Some(max) => LimitExpect::PidsStopAt { max },
-                None => LimitExpect::PidsReach { target: *target },
-            },
-        )],
+        Exercise::Pids { target } => vec![
+            (
+                LimitCheck::Pids,
+                match l.pids_max {
+                    Some(max) => LimitExpect::PidsStopAt { max },
+                    None => LimitExpect::PidsReach { target: *target },
+                },
+            ),
+            // The exercise stops at the first refused fork.
+            (LimitCheck::PidsEvents, LimitExpect::PidsRefusals { refused: u64::from(l.pids_max.is_some()) }),
+        ],
         Exercise::CpuBurn { .. } => vec![
             (
                 LimitCheck::CpuMax,
@@ -184,6 +249,67 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
             LimitCheck::PerfEvent,
             if l.perf_event { LimitExpect::PerfCountsProbe } else { LimitExpect::PerfCountsNothing },
         )],
+        Exercise::KillGroup { loopers, .. } => vec![(
+            LimitCheck::Kill,
+            if l.kill {
+                LimitExpect::GroupKilled { loopers: *loopers }
+            } else {
+                LimitExpect::GroupSurvives { loopers: *loopers }
+            },
+        )],
+        Exercise::FreezeGroup { loopers, .. } => vec![
+            (
+                LimitCheck::FreezeForking,
+                if l.freeze {
+                    LimitExpect::GroupFrozen { loopers: *loopers }
+                } else {
+                    LimitExpect::GroupRuns { loopers: *loopers }
+                },
+            ),
+            (
+                LimitCheck::FreezeMigrate,
+                if l.freeze { LimitExpect::MigrantFollowsFreezer } else { LimitExpect::MigrantRuns },
+            ),
+        ],
+        Exercise::CacheRead { bytes, .. } => {
+            vec![
+                (
+                    LimitCheck::MemoryHigh,
+                    match l.memory_high {
+                        Some(high) => LimitExpect::HighHolds { high, bytes: *bytes },
+                        None => LimitExpect::HighAbsent { bytes: *bytes },
+                    },
+                ),
+                (LimitCheck::MemoryHighEvents, LimitExpect::HighEventsCounted { counted: l.memory_high.is_some() }),
+                (LimitCheck::MemoryPressure, LimitExpect::MemoryStall { stalled: l.memory_high.is_some() }),
+            ]
+        }
+        Exercise::OomGroup { members, .. } => {
+            let group = spec.sibling.as_ref().is_some_and(|s| s.memory_oom_group);
+            vec![
+                (
+                    LimitCheck::OomGroup,
+                    if group {
+                        LimitExpect::AllOomKilled { members: *members }
+                    } else {
+                        LimitExpect::OneOomKilled { members: *members }
+                    },
+                ),
+                (
+                    LimitCheck::OomEvents,
+                    // The victim counts twice: once as the victim, once more as a member of the group
+                    // the kill then sweeps (mm/oom_kill.c, oom_kill_process: __oom_kill_process for the
+                    // victim, then mem_cgroup_scan_tasks over the group, victim included). The
+                    // kernel's own test_memcg_oom_group_score_events expects the same (oom_kill 3 for
+                    // two killed tasks).
+                    if group {
+                        LimitExpect::OomEventsCounted { kills: u64::from(*members) + 2, group_kills: 1 }
+                    } else {
+                        LimitExpect::OomEventsCounted { kills: 1, group_kills: 0 }
+                    },
+                ),
+            ]
+        }
         Exercise::Hugetlb { pages, .. } => vec![(
             LimitCheck::Hugetlb,
             match l.hugetlb_max {

@@ -38,12 +38,42 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             k => format!("{} does not express cgroup limits", k.name()),
         }));
     }
+    if let Exercise::KillGroup { .. } | Exercise::FreezeGroup { .. } = limits.exercise {
+        group_requirements(spec, limits, layout)?;
+    }
     launcher.supports_limits(spec, limits, layout)?;
     let mut needed: Vec<String> = Vec::new();
     for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {
         for s in side.settings(Some((0, 0))) {
             let (v1, _) = controllers(&s.key).map_err(|e| Requirement::Setting.skip(e.to_string()))?;
+            if crate::cgroup::table::lookup(&s.key).is_ok_and(|m| m.v1 == crate::cgroup::table::Conversion::V2Only)
+                && !matches!(layout.placement(v1), Placement::V2 { .. })
+            {
+                return Err(Requirement::Controller(v1.to_owned()).skip(format!(
+                    "{} is a cgroup2 file with no cgroup v1 counterpart, and {v1} is not a cgroup2 controller here \
+                     ({})",
+                    s.key,
+                    layout.describe()
+                )));
+            }
             needed.push(v1.to_owned());
+        }
+    }
+    if matches!(limits.exercise, Exercise::CacheRead { .. } | Exercise::OomGroup { .. }) {
+        if !spec.launcher.is_native() {
+            return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup2-memory".into() }
+                .skip(
+                    "isoprobe does not pass memory.high or memory.oom.group to a tool, nor move a tool's processes \
+                     into a sibling of its own: these cases run through the native launchers",
+                ));
+        }
+        // The control too: its evidence is the same cgroup2 counters.
+        if !matches!(layout.placement("memory"), Placement::V2 { .. }) {
+            return Err(Requirement::Controller("memory".into()).skip(format!(
+                "the exercise is judged by cgroup2's memory.peak, memory.events and memory.events.local, and \
+                 memory is not a cgroup2 controller here ({})",
+                layout.describe()
+            )));
         }
     }
     match &limits.exercise {
@@ -99,7 +129,7 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
                  (\"Oops: int3\", kernel panic; Debian 6.12.117 in ci/kernels)",
             ));
         }
-        Exercise::IoRead { .. } if !tool_in_path("losetup") => {
+        Exercise::IoRead { .. } | Exercise::CacheRead { .. } if !tool_in_path("losetup") => {
             return Err(Requirement::Tool("losetup".into())
                 .skip("losetup (util-linux) is not in PATH: the io case needs a loop device"));
         }
@@ -115,6 +145,36 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// What the forking-group cases need: a native launcher (no tool expresses these writes: cgroup.kill
+/// and cgroup.freeze of a sibling are isoprobe's own actions, not resources of OCI's
+/// `linux.resources.unified` or LXC's `lxc.cgroup2.*`), a writable cgroup2 hierarchy (both files
+/// are cgroup2 core files, on any cgroup2 cgroup whatever its controllers), and the kernel that
+/// added the file.
+fn group_requirements(spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Result<(), Skip> {
+    let (file, since) = match limits.exercise {
+        Exercise::KillGroup { .. } => ("cgroup.kill", (5, 14)),
+        _ => ("cgroup.freeze", (5, 2)),
+    };
+    if !spec.launcher.is_native() {
+        return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup-group".into() }.skip(
+            format!(
+                "{file} is written by isoprobe on a sibling cgroup of its own; {} has no setting for it (an action, not                  a resource), so the case would measure isoprobe, not the tool",
+                spec.launcher.name()
+            ),
+        ));
+    }
+    if layout.v2().is_none_or(|(_, h)| h.parent.is_err()) {
+        return Err(Requirement::Host("cgroup2")
+            .skip(format!("no writable cgroup2 hierarchy ({}): {file} is a cgroup2 core file", layout.describe())));
+    }
+    let kernel = crate::requirement::KernelRelease::running();
+    if !kernel.at_least(since.0, since.1) {
+        return Err(Requirement::KernelAtLeast(since.0, since.1)
+            .skip(format!("{file} appeared in Linux {}.{}; this kernel is {}", since.0, since.1, kernel.release)));
     }
     Ok(())
 }

@@ -40,6 +40,12 @@ pub struct Limits {
     pub memory_max: Option<u64>,
     #[serde(rename = "memory.swap.max", default, skip_serializing_if = "Option::is_none")]
     pub memory_swap_max: Option<u64>,
+    /// memory.high (cgroup2 only): the throttle and reclaim threshold.
+    #[serde(rename = "memory.high", default, skip_serializing_if = "Option::is_none")]
+    pub memory_high: Option<u64>,
+    /// memory.oom.group 1 (cgroup2 only): an OOM kill takes every process of the cgroup.
+    #[serde(rename = "memory.oom.group", default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory_oom_group: bool,
     #[serde(rename = "pids.max", default, skip_serializing_if = "Option::is_none")]
     pub pids_max: Option<u64>,
     #[serde(rename = "cpu.max", default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +64,10 @@ pub struct Limits {
     /// cgroup.freeze: the host freezes the cgroup when the probe asks it to hold.
     #[serde(rename = "cgroup.freeze", default, skip_serializing_if = "std::ops::Not::not")]
     pub freeze: bool,
+    /// cgroup.kill: the host kills the case's sibling cgroup (where the probe's forking group
+    /// runs) when the probe asks.
+    #[serde(rename = "cgroup.kill", default, skip_serializing_if = "std::ops::Not::not")]
+    pub kill: bool,
     /// Device rules allowed (`c 1:3 rwm`); every other device is denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
@@ -82,7 +92,7 @@ impl Limits {
     }
 
     /// The settings to write, in v2 vocabulary. `loop_dev` is the case's loop device (MAJ, MIN).
-    /// The freeze and perf_event fields are actions, not settings.
+    /// The freeze, kill and perf_event fields are actions, not settings.
     pub fn settings(&self, loop_dev: Option<(u64, u64)>) -> Vec<Setting> {
         let mut v = Vec::new();
         if let Some(m) = self.memory_max {
@@ -90,6 +100,12 @@ impl Limits {
         }
         if let Some(s) = self.memory_swap_max {
             v.push(Setting::new("memory.swap.max", s.to_string()));
+        }
+        if let Some(h) = self.memory_high {
+            v.push(Setting::new("memory.high", h.to_string()));
+        }
+        if self.memory_oom_group {
+            v.push(Setting::new("memory.oom.group", "1"));
         }
         if let Some(p) = self.pids_max {
             v.push(Setting::new("pids.max", p.to_string()));
@@ -131,6 +147,7 @@ impl Limits {
     pub fn scaled(&self, k: u64) -> Limits {
         let mut l = self.clone();
         l.memory_max = l.memory_max.map(|m| m * k);
+        l.memory_high = l.memory_high.map(|m| m * k);
         l.pids_max = l.pids_max.map(|p| p * k);
         l.cpu_max = l.cpu_max.map(|c| CpuMax { quota_us: c.quota_us * k, ..c });
         l.io_rbps = l.io_rbps.map(|b| b * k);
@@ -145,6 +162,9 @@ impl fmt::Display for Limits {
             self.settings(Some((0, 0))).iter().map(|s| s.to_string().replace('\n', ";")).collect();
         if self.freeze {
             parts.push("cgroup.freeze".into());
+        }
+        if self.kill {
+            parts.push("cgroup.kill".into());
         }
         if self.perf_event {
             parts.push("perf_event".into());
@@ -177,6 +197,13 @@ impl LimitSpec {
         match self.exercise {
             Exercise::CpuBurn { .. } => s.cpu_max = None,
             Exercise::CpuShare { .. } => s.cpu_weight = c.sibling.as_ref().and_then(|b| b.cpu_weight),
+            // The group's limit stays (its allocator is still OOM-killed); only the group kill goes.
+            Exercise::OomGroup { .. } => {
+                *s = Limits::default();
+                if let Some(sib) = &mut c.sibling {
+                    sib.memory_oom_group = false;
+                }
+            }
             _ => *s = Limits::default(),
         }
         c
@@ -187,7 +214,15 @@ impl LimitSpec {
         LimitSpec { settings: self.settings.scaled(k), ..self.clone() }
     }
 
+    /// `<exercise> [<settings>]`, and the sibling's settings where the setting under test is
+    /// the sibling's (an OOM group: its limited case and its control differ only there, and a
+    /// report names cases by their spec).
     pub fn name(&self) -> String {
-        format!("{} [{}]", self.exercise.name(), self.settings)
+        match (&self.exercise, &self.sibling) {
+            (Exercise::OomGroup { .. }, Some(sib)) => {
+                format!("{} [{}] sibling [{}]", self.exercise.name(), self.settings, sib)
+            }
+            _ => format!("{} [{}]", self.exercise.name(), self.settings),
+        }
     }
 }

@@ -26,8 +26,9 @@ use nix::time::{ClockId, clock_gettime};
 use nix::unistd::{Pid, getpid, pipe, write};
 
 use crate::wire::{
-    CgroupReading, ChildEnd, CpuAttempt, Exercise, ExerciseReport, Fact, HostAnswer, HostQuestion, LimitAnswer,
-    LimitQuestion, OpenAttempt, SysResult, fact_key,
+    CgroupReading, ChildEnd, CpuAttempt, Exercise, ExerciseReport, Fact, FrozenHold, GroupAction, GroupEnds,
+    GroupState, HostAnswer, HostQuestion, LimitAnswer, LimitQuestion, MemoryCounters, Migration, OpenAttempt,
+    SysResult, fact_key,
 };
 
 use crate::sys;
@@ -62,6 +63,10 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::NetClassid => net_classid(),
         Exercise::PerfCount { burn_ms } => perf_count(ch, *burn_ms),
         Exercise::Hugetlb { page_size, pages } => hugetlb(*page_size, *pages),
+        Exercise::KillGroup { loopers, wait_ms } => kill_group(ch, *loopers, *wait_ms),
+        Exercise::FreezeGroup { loopers, hold_ms } => freeze_group(ch, *loopers, *hold_ms),
+        Exercise::CacheRead { device, bytes, block } => cache_read(ch, device, *bytes, *block),
+        Exercise::OomGroup { members, target, step } => oom_group(ch, *members, *target, *step),
     };
     match r {
         Ok(report) => ch.fact(Fact::Exercise { report: Box::new(report) }),
@@ -606,6 +611,367 @@ fn hugetlb(page_size: u64, pages: u32) -> Result<ExerciseReport, ProbeError> {
     };
     let child = wait_end(child)?;
     Ok(ExerciseReport::Hugetlb { touched_pages, child, mapped })
+}
+
+// ---- cgroup2 process control: a forking group in the sibling, killed or frozen ----
+
+/// How long the group runs, once every looper has made its first turn, before anything is
+/// measured: each has forked children by then (a fork and a reap take well under a millisecond).
+const GROUP_SETTLE: Duration = Duration::from_millis(100);
+
+/// How long the probe waits for every released looper's first turn (a bound for a machine so busy
+/// that the exercise cannot run: then it reports an error).
+const GROUP_START_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the probe waits for its group's stragglers (short-lived children orphaned by a killed
+/// looper) once every looper is reaped: they are dead or exiting by then.
+const STRAY_WAIT: Duration = Duration::from_secs(2);
+
+/// A group of loopers in the sibling cgroup. Counter 0 counts every turn of every looper (each
+/// forks a child or waits for one to end) and every child's exit; counter `1 + i` the turns of
+/// looper `i`.
+struct Group {
+    loopers: Vec<Pid>,
+    counters: sys::SharedCounters,
+    /// Closing it releases the loopers: they exit 0 at their next turn.
+    stop: Option<OwnedFd>,
+}
+
+impl Group {
+    fn turns_of(&self, i: usize) -> u64 {
+        self.counters.get(1 + i)
+    }
+
+    fn all(&self) -> u64 {
+        self.counters.get(0)
+    }
+
+    /// Kills what is left (after an error), then reaps.
+    fn abort(mut self) {
+        for l in &self.loopers {
+            let _ = kill(*l, Signal::SIGKILL);
+        }
+        self.stop.take();
+        let _ = self.end();
+    }
+
+    /// Releases the loopers and reaps them, then every stray (the probe is their subreaper).
+    fn end(mut self) -> Result<GroupEnds, ProbeError> {
+        self.stop.take();
+        let mut ends = GroupEnds::default();
+        for l in &self.loopers {
+            match wait_end(*l)? {
+                ChildEnd::Killed { signal, .. } if signal == libc::SIGKILL => ends.killed += 1,
+                ChildEnd::Exited { code: 0 } => ends.exited += 1,
+                _ => ends.other += 1,
+            }
+        }
+        let deadline = mono() + STRAY_WAIT.as_nanos() as u64;
+        loop {
+            match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => ends.strays_killed += 1,
+                Ok(WaitStatus::StillAlive) if mono() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => ends.strays_other += 1,
+                Err(Errno::EINTR) => {}
+                Err(_) => break, // ECHILD: nothing left
+            }
+        }
+        Ok(ends)
+    }
+}
+
+/// Children a looper has forked and not yet reaped, at most. It never blocks on one: a child
+/// forked just before a freeze stays frozen in the sibling when its looper is moved out, and a
+/// looper waiting for it would look frozen too.
+const LOOPER_IN_FLIGHT: u32 = 4;
+
+/// One looper: waits for the go (end of file on `go`), then forks short-lived children, up to
+/// [`LOOPER_IN_FLIGHT`] at a time, until end of file on `stop`. Each child counts itself and
+/// exits; the looper counts each turn and reaps without waiting.
+fn looper(i: usize, counters: &sys::SharedCounters, go: &OwnedFd, stop: &OwnedFd) -> i32 {
+    let mut b = [0u8; 1];
+    let _ = nix::unistd::read(go, &mut b);
+    let mut in_flight = 0u32;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(stop.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0 {
+            return 0;
+        }
+        while in_flight > 0 {
+            match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => in_flight -= 1,
+            }
+        }
+        // A turn counts whether it forks or waits: a looper whose children are all frozen in
+        // the sibling still shows that it runs.
+        counters.add(1 + i);
+        counters.add(0);
+        if in_flight >= LOOPER_IN_FLIGHT {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        match sys::fork_child(|| {
+            counters.add(0);
+            0
+        }) {
+            Ok(_) => in_flight += 1,
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Forks `n` loopers, has the host move each into the sibling, and releases them.
+fn start_group(ch: &mut Channel, n: u32) -> Result<Group, ProbeError> {
+    // Orphans of a killed looper are reparented to the probe, which reaps them.
+    nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)".into())?;
+    let counters = sys::SharedCounters::new(1 + n as usize).ctx(|| "map the shared counters".into())?;
+    let (go_r, go_w) = pipe().ctx(|| "create the go pipe".into())?;
+    let (stop_r, stop_w) = pipe().ctx(|| "create the stop pipe".into())?;
+    let (go_w_raw, stop_w_raw) = (go_w.as_raw_fd(), stop_w.as_raw_fd());
+    let mut group = Group { loopers: Vec::new(), counters, stop: Some(stop_w) };
+    for i in 0..n as usize {
+        let counters = &group.counters;
+        let forked = sys::fork_child(|| {
+            // Only the probe holds the write ends: end of file means go, and stop.
+            let _ = nix::unistd::close(go_w_raw);
+            let _ = nix::unistd::close(stop_w_raw);
+            looper(i, counters, &go_r, &stop_r)
+        });
+        match forked {
+            Ok(pid) => group.loopers.push(pid),
+            Err(e) => {
+                group.abort();
+                return Err(ProbeError::Sys { what: "fork a looper".into(), source: e });
+            }
+        }
+    }
+    drop((go_r, stop_r));
+    for pid in group.loopers.clone() {
+        if let Err(e) = ask(ch, LimitQuestion::MoveToSibling { pid: pid.as_raw() }) {
+            group.abort();
+            return Err(e);
+        }
+    }
+    drop(go_w);
+    // Measured only once every looper has turned: on a busy machine a released process may wait
+    // a while for a CPU.
+    let deadline = mono() + GROUP_START_WAIT.as_nanos() as u64;
+    while (0..group.loopers.len()).any(|i| group.turns_of(i) == 0) {
+        if mono() > deadline {
+            let turned = (0..group.loopers.len()).filter(|&i| group.turns_of(i) > 0).count();
+            group.abort();
+            return Err(ProbeError::Protocol(format!(
+                "{turned} of {n} loopers ran within {GROUP_START_WAIT:?} of their release"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(GROUP_SETTLE);
+    Ok(group)
+}
+
+fn group_action(ch: &mut Channel, q: LimitQuestion) -> Result<GroupAction, ProbeError> {
+    match ask(ch, q)? {
+        LimitAnswer::Group { action } => Ok(action),
+        other => Err(ProbeError::Protocol(format!("expected a group action, got {other:?}"))),
+    }
+}
+
+fn group_state(ch: &mut Channel) -> Result<GroupState, ProbeError> {
+    match ask(ch, LimitQuestion::SiblingState)? {
+        LimitAnswer::State { state } => Ok(state),
+        other => Err(ProbeError::Protocol(format!("expected the sibling's state, got {other:?}"))),
+    }
+}
+
+/// Runs `f` on a started group; on an error the group is killed and reaped before returning.
+fn with_group<T>(
+    ch: &mut Channel,
+    n: u32,
+    f: impl FnOnce(&mut Channel, &Group) -> Result<T, ProbeError>,
+) -> Result<(T, GroupEnds), ProbeError> {
+    let group = start_group(ch, n)?;
+    match f(ch, &group) {
+        Ok(t) => Ok((t, group.end()?)),
+        Err(e) => {
+            group.abort();
+            Err(e)
+        }
+    }
+}
+
+fn kill_group(ch: &mut Channel, loopers: u32, wait_ms: u32) -> Result<ExerciseReport, ProbeError> {
+    let ((activity_before, activity_at_answer, kill), ends) = with_group(ch, loopers, |ch, g| {
+        let before = g.all();
+        let kill = group_action(ch, LimitQuestion::SiblingKill { wait_ms })?;
+        Ok((before, g.all(), kill))
+    })?;
+    Ok(ExerciseReport::KillGroup { loopers, activity_before, activity_at_answer, kill, ends })
+}
+
+fn freeze_group(ch: &mut Channel, loopers: u32, hold_ms: u32) -> Result<ExerciseReport, ProbeError> {
+    let hold = Duration::from_millis(u64::from(hold_ms));
+    let over_hold = |count: &dyn Fn() -> u64| {
+        let c0 = count();
+        std::thread::sleep(hold);
+        count() - c0
+    };
+    let (mut report, group_ends) = with_group(ch, loopers, |ch, g| {
+        let migrant = *g.loopers.first().ok_or_else(|| ProbeError::Protocol("a group without loopers".into()))?;
+        let others = || (1..g.loopers.len()).map(|i| g.turns_of(i)).sum::<u64>();
+        let running = over_hold(&|| g.all());
+        let freeze = group_action(ch, LimitQuestion::SiblingFreeze { frozen: true })?;
+        let while_frozen = over_hold(&|| g.all());
+        let frozen_state = group_state(ch)?;
+        let (m0, o0) = (g.turns_of(0), others());
+        ask(ch, LimitQuestion::MoveToCase { pid: migrant.as_raw() })?;
+        std::thread::sleep(hold);
+        let (migrant_out, others_while_out) = (g.turns_of(0) - m0, others() - o0);
+        let out_state = group_state(ch)?;
+        ask(ch, LimitQuestion::MoveToSibling { pid: migrant.as_raw() })?;
+        let back = group_action(ch, LimitQuestion::SiblingFreeze { frozen: true })?;
+        let migrant_back = over_hold(&|| g.turns_of(0));
+        let thaw = group_action(ch, LimitQuestion::SiblingFreeze { frozen: false })?;
+        let after_thaw = over_hold(&|| g.all());
+        Ok(ExerciseReport::FreezeGroup {
+            loopers,
+            hold_ms,
+            hold: FrozenHold { running, freeze, while_frozen, frozen_state, thaw, after_thaw },
+            migration: Migration { migrant_out, others_while_out, out_state, back, migrant_back },
+            ends: GroupEnds::default(),
+        })
+    })?;
+    if let ExerciseReport::FreezeGroup { ends, .. } = &mut report {
+        *ends = group_ends;
+    }
+    Ok(report)
+}
+
+// ---- cgroup2 memory: memory.high on page cache, memory.oom.group ----
+
+fn memory_counters(ch: &mut Channel, sibling: bool) -> Result<MemoryCounters, ProbeError> {
+    match ask(ch, LimitQuestion::ReadMemory { sibling })? {
+        LimitAnswer::Memory { counters } => Ok(*counters),
+        other => Err(ProbeError::Protocol(format!("expected memory counters, got {other:?}"))),
+    }
+}
+
+fn cache_read(ch: &mut Channel, device: &str, bytes: u64, block: u32) -> Result<ExerciseReport, ProbeError> {
+    let fd = open(device, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty()).ctx(|| format!("open {device}"))?;
+    let mut buf = vec![0u8; block.max(PAGE as u32) as usize];
+    let before = memory_counters(ch, false)?;
+    let t0 = mono();
+    let (mut read, mut error) = (0u64, None);
+    while read < bytes {
+        let want = buf.len().min((bytes - read) as usize);
+        match nix::sys::uio::pread(&fd, &mut buf[..want], read as i64) {
+            Ok(0) => {
+                error = Some(SysResult::from(Err::<(), _>(Errno::ENOSPC)));
+                break;
+            }
+            Ok(n) => read += n as u64,
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                error = Some(SysResult::from(Err::<(), _>(e)));
+                break;
+            }
+        }
+    }
+    let wall_ns = mono() - t0;
+    let after = memory_counters(ch, false)?;
+    Ok(ExerciseReport::CacheRead { read, wall_ns, error, before, after })
+}
+
+fn oom_group(ch: &mut Channel, members: u32, target: u64, step: u64) -> Result<ExerciseReport, ProbeError> {
+    // The members wait for end of file on `release`; the allocator for end of file on `go`.
+    let (release_r, release_w) = pipe().ctx(|| "create the release pipe".into())?;
+    let (go_r, go_w) = pipe().ctx(|| "create the go pipe".into())?;
+    let (progress_r, progress_w) = pipe().ctx(|| "create the progress pipe".into())?;
+    // Each child closes the write ends it must not hold: end of file comes only when the probe
+    // (release, go) or the allocator (progress) closes its own.
+    let (release_raw, go_raw, progress_raw) = (release_w.as_raw_fd(), go_w.as_raw_fd(), progress_w.as_raw_fd());
+    let mut kids: Vec<Pid> = Vec::new();
+    let kill_all = |kids: &[Pid]| {
+        for k in kids {
+            let _ = kill(*k, Signal::SIGKILL);
+            let _ = wait_end(*k);
+        }
+    };
+    for _ in 0..members {
+        let forked = sys::fork_child(|| {
+            let _ = nix::unistd::close(release_raw);
+            let _ = nix::unistd::close(go_raw);
+            let _ = nix::unistd::close(progress_raw);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&release_r, &mut b);
+            0
+        });
+        match forked {
+            Ok(k) => kids.push(k),
+            Err(e) => {
+                kill_all(&kids);
+                return Err(ProbeError::Sys { what: "fork a member".into(), source: e });
+            }
+        }
+    }
+    let allocator = sys::fork_child(|| {
+        let _ = nix::unistd::close(release_raw);
+        let _ = nix::unistd::close(go_raw);
+        let mut b = [0u8; 1];
+        let _ = nix::unistd::read(&go_r, &mut b);
+        touch_memory(target, step.max(PAGE as u64), &progress_w)
+    });
+    let allocator = match allocator {
+        Ok(a) => a,
+        Err(e) => {
+            kill_all(&kids);
+            return Err(ProbeError::Sys { what: "fork the allocator".into(), source: e });
+        }
+    };
+    drop((release_r, go_r, progress_w));
+    let mut moved = Ok(());
+    for k in kids.iter().chain([&allocator]) {
+        moved = ask(ch, LimitQuestion::MoveToSibling { pid: k.as_raw() }).map(drop);
+        if moved.is_err() {
+            break;
+        }
+    }
+    let before = moved.and_then(|()| memory_counters(ch, true));
+    let before = match before {
+        Ok(b) => b,
+        Err(e) => {
+            kill_all(&kids);
+            kill_all(&[allocator]);
+            return Err(e);
+        }
+    };
+    drop(go_w);
+    let touched = read_u64s(progress_r).last().copied().unwrap_or(0);
+    let allocator_end = wait_end(allocator)?;
+    // A group kill signals every member before the victim's death can be seen here: reading the
+    // counters and releasing the members only now cannot save one.
+    let after = memory_counters(ch, true);
+    drop(release_w);
+    let (mut members_killed, mut members_exited, mut members_other) = (0, 0, 0);
+    for k in &kids {
+        match wait_end(*k)? {
+            ChildEnd::Killed { signal, .. } if signal == libc::SIGKILL => members_killed += 1,
+            ChildEnd::Exited { code: 0 } => members_exited += 1,
+            _ => members_other += 1,
+        }
+    }
+    Ok(ExerciseReport::OomGroup {
+        members,
+        touched,
+        allocator: allocator_end,
+        members_killed,
+        members_exited,
+        members_other,
+        before,
+        after: after?,
+    })
 }
 
 #[cfg(test)]

@@ -39,6 +39,21 @@ pub enum Exercise {
     PerfCount { burn_ms: u32 },
     /// A child maps `pages` huge pages of `page_size` bytes and touches them one by one.
     Hugetlb { page_size: u64, pages: u32 },
+    /// `loopers` children, moved by the host into the case's sibling cgroup, fork short-lived
+    /// children without pause; the host kills the sibling (cgroup.kill, or nothing in the
+    /// control) and waits up to `wait_ms` for it to empty.
+    KillGroup { loopers: u32, wait_ms: u32 },
+    /// The same forking group in the sibling; the host freezes it (cgroup.freeze, or nothing in
+    /// the control) for `hold_ms`, moves one looper out to the case's own cgroup and back, then
+    /// thaws.
+    FreezeGroup { loopers: u32, hold_ms: u32 },
+    /// Buffered reads of `bytes` from the block device `device` (the case's own loop device) in
+    /// reads of `block` bytes: page cache charged to the probe's cgroup, all of it reclaimable.
+    CacheRead { device: String, bytes: u64, block: u32 },
+    /// `members` children that wait, and one that maps and touches `target` bytes `step` at a
+    /// time, all moved by the host into the case's sibling cgroup (where the memory limit is)
+    /// before the allocation starts.
+    OomGroup { members: u32, target: u64, step: u64 },
 }
 
 impl Exercise {
@@ -56,6 +71,10 @@ impl Exercise {
             Exercise::NetClassid => "net-classid",
             Exercise::PerfCount { .. } => "perf-count",
             Exercise::Hugetlb { .. } => "hugetlb",
+            Exercise::KillGroup { .. } => "kill-group",
+            Exercise::FreezeGroup { .. } => "freeze-group",
+            Exercise::CacheRead { .. } => "cache-read",
+            Exercise::OomGroup { .. } => "oom-group",
         }
     }
 }
@@ -129,6 +148,89 @@ pub enum LimitQuestion {
     PerfStart,
     /// Stop counting and report.
     PerfStop,
+    /// Kill the sibling cgroup through cgroup.kill when the case kills (nothing in the control),
+    /// then wait up to `wait_ms` for cgroup.events to say `populated 0`.
+    SiblingKill { wait_ms: u32 },
+    /// Freeze (or thaw) the sibling through cgroup.freeze when the case freezes (nothing in the
+    /// control), and wait for cgroup.events to confirm.
+    SiblingFreeze { frozen: bool },
+    /// Read the sibling's cgroup.events and cgroup.procs.
+    SiblingState,
+    /// Move the process that is `pid` in the probe's pid namespace from the sibling back into the
+    /// case's own cgroup.
+    MoveToCase { pid: i32 },
+    /// Read the cgroup2 memory counters of the case's cgroup, or of its sibling.
+    ReadMemory { sibling: bool },
+}
+
+/// One of cgroup2's memory.events files (absent: not read, or no such key on this kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct MemoryEvents {
+    /// Times usage went over memory.high (and the cgroup was throttled and reclaimed).
+    pub high: Option<u64>,
+    /// Times usage was about to go over memory.max.
+    pub max: Option<u64>,
+    /// Times the cgroup hit its limit and the OOM killer was invoked or allocation failed.
+    pub oom: Option<u64>,
+    /// Processes killed by the OOM killer.
+    pub oom_kill: Option<u64>,
+    /// Times the whole group was killed (memory.oom.group).
+    pub oom_group_kill: Option<u64>,
+}
+
+/// A cgroup2 memory reading: memory.current, memory.peak, memory.events (the cgroup and its
+/// descendants) and memory.events.local (the cgroup alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct MemoryCounters {
+    pub current: Option<u64>,
+    pub peak: Option<u64>,
+    pub events: MemoryEvents,
+    pub local: MemoryEvents,
+    /// memory.pressure `some` and `full` totals, microseconds (absent without PSI).
+    pub pressure_some_us: Option<u64>,
+    pub pressure_full_us: Option<u64>,
+}
+
+/// The sibling cgroup as the host read it (cgroup2: cgroup.events and cgroup.procs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct GroupState {
+    /// cgroup.events `populated`.
+    pub populated: Option<bool>,
+    /// cgroup.events `frozen`.
+    pub frozen: Option<bool>,
+    /// Processes listed in cgroup.procs.
+    pub procs: u32,
+}
+
+/// What the host did to the sibling and how long it waited for the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct GroupAction {
+    /// Whether it wrote the control file (the limited case) or only waited (the control).
+    pub acted: bool,
+    /// Whether cgroup.events reached the state asked for (populated 0; frozen 1 or 0) in time.
+    pub confirmed: bool,
+    pub waited_ns: u64,
+    /// The sibling right after the wait.
+    pub state: GroupState,
+}
+
+/// How the probe's forking group ended, as the probe reaped it (it is their subreaper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct GroupEnds {
+    /// The loopers: killed by SIGKILL, exited 0 (they exit 0 when released), any other end.
+    pub killed: u32,
+    pub exited: u32,
+    pub other: u32,
+    /// Their short-lived children reaped by the probe (orphaned when their looper ended first): by
+    /// SIGKILL, or otherwise (one that had exited before its looper was killed or released keeps
+    /// its exit status).
+    pub strays_killed: u32,
+    pub strays_other: u32,
 }
 
 /// The host's answer to a [`LimitQuestion`].
@@ -149,6 +251,15 @@ pub enum LimitAnswer {
     Started,
     PerfCount {
         ns: u64,
+    },
+    Group {
+        action: GroupAction,
+    },
+    State {
+        state: GroupState,
+    },
+    Memory {
+        counters: Box<MemoryCounters>,
     },
 }
 
@@ -241,6 +352,75 @@ pub enum ExerciseReport {
         child: ChildEnd,
         mapped: SysResult,
     },
+    KillGroup {
+        loopers: u32,
+        /// The group's activity (its loopers' turns, each a fork or a wait, and its children's
+        /// exits) before the probe asked for the kill, and by the host's answer.
+        activity_before: u64,
+        activity_at_answer: u64,
+        kill: GroupAction,
+        ends: GroupEnds,
+    },
+    FreezeGroup {
+        loopers: u32,
+        hold_ms: u32,
+        hold: FrozenHold,
+        migration: Migration,
+        ends: GroupEnds,
+    },
+    CacheRead {
+        read: u64,
+        wall_ns: u64,
+        /// The read that ended the exercise early, if one failed.
+        error: Option<SysResult>,
+        before: MemoryCounters,
+        after: MemoryCounters,
+    },
+    OomGroup {
+        members: u32,
+        /// Bytes the allocator touched by its last finished step, and how it ended.
+        touched: u64,
+        allocator: ChildEnd,
+        /// The waiting members, reaped after the allocator: killed by SIGKILL, exited 0 (when
+        /// released), or otherwise.
+        members_killed: u32,
+        members_exited: u32,
+        members_other: u32,
+        /// The sibling's counters before the allocation and after the allocator ended.
+        before: MemoryCounters,
+        after: MemoryCounters,
+    },
+}
+
+/// The freeze and thaw of a forking group, each phase observed over the exercise's `hold_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct FrozenHold {
+    /// The group's activity (loopers' turns and children's exits) before the freeze (it runs).
+    pub running: u64,
+    pub freeze: GroupAction,
+    /// Its activity once the host answered (the freeze confirmed, or the
+    /// control's wait).
+    pub while_frozen: u64,
+    /// The sibling after that hold.
+    pub frozen_state: GroupState,
+    pub thaw: GroupAction,
+    /// Its activity after the thaw.
+    pub after_thaw: u64,
+}
+
+/// Looper 0 moved out of the (frozen) sibling into the case's own cgroup and back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct Migration {
+    /// Out: the migrant's turns and the other loopers' turns, and the sibling then.
+    pub migrant_out: u64,
+    pub others_while_out: u64,
+    pub out_state: GroupState,
+    /// Back: the host's wait for `frozen 1` (a freeze request repeated, which the kernel ignores
+    /// when the cgroup is frozen already), then the migrant's turns.
+    pub back: GroupAction,
+    pub migrant_back: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

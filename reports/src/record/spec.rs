@@ -121,6 +121,12 @@ pub struct Limits {
     pub memory_max: Option<u64>,
     #[serde(rename = "memory.swap.max", default, skip_serializing_if = "Option::is_none")]
     pub memory_swap_max: Option<u64>,
+    /// memory.high (cgroup2 only).
+    #[serde(rename = "memory.high", default, skip_serializing_if = "Option::is_none")]
+    pub memory_high: Option<u64>,
+    /// memory.oom.group 1 (cgroup2 only).
+    #[serde(rename = "memory.oom.group", default, skip_serializing_if = "std::ops::Not::not")]
+    pub memory_oom_group: bool,
     #[serde(rename = "pids.max", default, skip_serializing_if = "Option::is_none")]
     pub pids_max: Option<u64>,
     #[serde(rename = "cpu.max", default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +145,9 @@ pub struct Limits {
     /// cgroup.freeze: the host freezes the cgroup when the probe asks it to hold.
     #[serde(rename = "cgroup.freeze", default, skip_serializing_if = "std::ops::Not::not")]
     pub freeze: bool,
+    /// cgroup.kill: the host kills the case's sibling cgroup (the probe's forking group).
+    #[serde(rename = "cgroup.kill", default, skip_serializing_if = "std::ops::Not::not")]
+    pub kill: bool,
     /// Device rules allowed (`c 1:3 rwm`); every other device is denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
@@ -195,6 +204,15 @@ pub enum Exercise {
     PerfCount { burn_ms: u32 },
     /// A child maps `pages` huge pages of `page_size` bytes and touches them one by one.
     Hugetlb { page_size: u64, pages: u32 },
+    /// `loopers` forking children in the sibling cgroup, killed by the host (cgroup.kill).
+    KillGroup { loopers: u32, wait_ms: u32 },
+    /// The same group, frozen by the host (cgroup.freeze) for `hold_ms`, one looper migrated.
+    FreezeGroup { loopers: u32, hold_ms: u32 },
+    /// Buffered reads of `bytes` from the case's loop device `device`, `block` bytes at a time.
+    CacheRead { device: String, bytes: u64, block: u32 },
+    /// `members` waiting children and one allocating `target` bytes `step` at a time, all in the
+    /// case's sibling cgroup.
+    OomGroup { members: u32, target: u64, step: u64 },
 }
 
 // As in `verdict.rs`: harness values are taken apart field by field and every variant matched, so
@@ -257,6 +275,8 @@ impl From<&harness_limits::Limits> for Limits {
         let harness_limits::Limits {
             memory_max,
             memory_swap_max,
+            memory_high,
+            memory_oom_group,
             pids_max,
             cpu_max,
             cpu_weight,
@@ -265,6 +285,7 @@ impl From<&harness_limits::Limits> for Limits {
             io_rbps,
             hugetlb_max,
             freeze,
+            kill,
             devices,
             net_cls_classid,
             net_prio_ifpriomap,
@@ -273,6 +294,8 @@ impl From<&harness_limits::Limits> for Limits {
         Limits {
             memory_max: *memory_max,
             memory_swap_max: *memory_swap_max,
+            memory_high: *memory_high,
+            memory_oom_group: *memory_oom_group,
             pids_max: *pids_max,
             cpu_max: cpu_max.map(|harness_limits::CpuMax { quota_us, period_us }| CpuMax { quota_us, period_us }),
             cpu_weight: *cpu_weight,
@@ -282,6 +305,7 @@ impl From<&harness_limits::Limits> for Limits {
             hugetlb_max: hugetlb_max
                 .map(|harness_limits::HugetlbMax { page_size, pages }| HugetlbMax { page_size, pages }),
             freeze: *freeze,
+            kill: *kill,
             devices: devices.clone(),
             net_cls_classid: *net_cls_classid,
             net_prio_ifpriomap: net_prio_ifpriomap.clone(),
@@ -306,6 +330,10 @@ impl From<&wire::Exercise> for Exercise {
             W::NetClassid => Exercise::NetClassid,
             W::PerfCount { burn_ms } => Exercise::PerfCount { burn_ms },
             W::Hugetlb { page_size, pages } => Exercise::Hugetlb { page_size, pages },
+            W::KillGroup { loopers, wait_ms } => Exercise::KillGroup { loopers, wait_ms },
+            W::FreezeGroup { loopers, hold_ms } => Exercise::FreezeGroup { loopers, hold_ms },
+            W::CacheRead { device, bytes, block } => Exercise::CacheRead { device, bytes, block },
+            W::OomGroup { members, target, step } => Exercise::OomGroup { members, target, step },
         }
     }
 }

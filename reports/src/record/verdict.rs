@@ -112,10 +112,28 @@ pub enum LimitCheck {
     PerfEvent,
     /// `hugetlb.<size>.max`: touching a huge page past the limit raises SIGBUS.
     Hugetlb,
+    /// pids.events `max`: every fork refused at pids.max is counted.
+    PidsEvents,
+    /// cgroup.kill: every process of a forking group is gone, those forked during the kill too.
+    Kill,
+    /// memory.high: page cache read past it is reclaimed down to it; nothing is OOM-killed.
+    MemoryHigh,
+    /// memory.events and memory.events.local count each breach of memory.high.
+    MemoryHighEvents,
+    /// memory.pressure (PSI) records memory.high's stalls, and none without it.
+    MemoryPressure,
+    /// memory.oom.group: an OOM kill in the cgroup takes every process in it.
+    OomGroup,
+    /// memory.events and memory.events.local count every OOM kill and the group kill.
+    OomEvents,
+    /// cgroup.freeze (v2): a forking group stops entirely, children forked while freezing too.
+    FreezeForking,
+    /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops.
+    FreezeMigrate,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 13] = [
+    pub const ALL: [LimitCheck; 22] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -129,6 +147,15 @@ impl LimitCheck {
         LimitCheck::NetCls,
         LimitCheck::PerfEvent,
         LimitCheck::Hugetlb,
+        LimitCheck::PidsEvents,
+        LimitCheck::Kill,
+        LimitCheck::MemoryHigh,
+        LimitCheck::MemoryHighEvents,
+        LimitCheck::MemoryPressure,
+        LimitCheck::OomGroup,
+        LimitCheck::OomEvents,
+        LimitCheck::FreezeForking,
+        LimitCheck::FreezeMigrate,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -148,6 +175,15 @@ impl LimitCheck {
             LimitCheck::NetCls => "net_cls/classid",
             LimitCheck::PerfEvent => "perf_event/cgroup-count",
             LimitCheck::Hugetlb => "hugetlb/sigbus-at-max",
+            LimitCheck::PidsEvents => "pids/events-max",
+            LimitCheck::Kill => "cgroup/kill-forking-group",
+            LimitCheck::MemoryHigh => "memory/high-reclaims",
+            LimitCheck::MemoryHighEvents => "memory/events-high",
+            LimitCheck::MemoryPressure => "pressure/memory-stall",
+            LimitCheck::OomGroup => "memory/oom-group-kills-all",
+            LimitCheck::OomEvents => "memory/events-oom-kill",
+            LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
+            LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
         }
     }
 }
@@ -224,6 +260,15 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::NetCls => LimitCheck::NetCls,
             HarnessLimitCheck::PerfEvent => LimitCheck::PerfEvent,
             HarnessLimitCheck::Hugetlb => LimitCheck::Hugetlb,
+            HarnessLimitCheck::PidsEvents => LimitCheck::PidsEvents,
+            HarnessLimitCheck::Kill => LimitCheck::Kill,
+            HarnessLimitCheck::MemoryHigh => LimitCheck::MemoryHigh,
+            HarnessLimitCheck::MemoryHighEvents => LimitCheck::MemoryHighEvents,
+            HarnessLimitCheck::MemoryPressure => LimitCheck::MemoryPressure,
+            HarnessLimitCheck::OomGroup => LimitCheck::OomGroup,
+            HarnessLimitCheck::OomEvents => LimitCheck::OomEvents,
+            HarnessLimitCheck::FreezeForking => LimitCheck::FreezeForking,
+            HarnessLimitCheck::FreezeMigrate => LimitCheck::FreezeMigrate,
         }
     }
 }
