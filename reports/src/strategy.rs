@@ -176,16 +176,17 @@ pub fn case_spec() -> impl Strategy<Value = CaseSpec> {
         option::of(text()),
         option::of(time_offsets()),
         option::of(limit_spec()),
+        option::of(propagation()),
     )
-        .prop_map(|(namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits)| CaseSpec {
-            namespaces,
-            rootfs,
-            launcher,
-            id_maps,
-            hostname,
-            time_offsets,
-            limits,
+        .prop_map(|(namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, propagation)| {
+            CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, propagation }
         })
+}
+
+/// A mount case's propagation pair.
+pub fn propagation() -> impl Strategy<Value = isoprobe_harness::spec::Propagation> {
+    let mode = || proptest::sample::select(isoprobe_probes::wire::PropMode::ALL.to_vec());
+    (mode(), mode()).prop_map(|(host, container)| isoprobe_harness::spec::Propagation { host, container })
 }
 
 pub fn limit_spec() -> impl Strategy<Value = LimitSpec> {

@@ -262,6 +262,18 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 /// Everything that decides whether `launcher` can run `spec` for `runner`: its tool, then its
 /// capabilities, then its own combinations. The skip names exactly what is missing.
 pub fn can_run(launcher: &dyn Launcher, spec: &Resolved, runner: Runner) -> Result<(), Skip> {
+    let kind = launcher.kind();
+    if spec.propagation.is_some() && (!kind.is_native() || kind.joins()) {
+        return Err(skip(
+            kind,
+            "mount-case",
+            format!(
+                "{} cannot run a mount case: the probe's init keeps the copy of the host's propagation mount point \
+                 out of its making every mount private, which only the native launcher's container probe does",
+                kind.name()
+            ),
+        ));
+    }
     launcher.tool()?;
     check_capabilities(launcher.kind(), &launcher.capabilities(), spec, runner)?;
     launcher.supports(spec, runner)

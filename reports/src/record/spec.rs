@@ -43,6 +43,9 @@ pub struct CaseSpec {
     /// `limits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitSpec>,
+    /// A mount case: the propagation of the host's and the container's side of its mount point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<harness::Propagation>,
 }
 
 impl CaseSpec {
@@ -57,6 +60,7 @@ impl CaseSpec {
             hostname: None,
             time_offsets: None,
             limits: None,
+            propagation: None,
         }
     }
 }
@@ -189,7 +193,8 @@ pub enum Exercise {
 
 impl From<&harness::CaseSpec> for CaseSpec {
     fn from(s: &harness::CaseSpec) -> CaseSpec {
-        let harness::CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits } = s;
+        let harness::CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, propagation } =
+            s;
         CaseSpec {
             namespaces: *namespaces,
             rootfs: *rootfs,
@@ -198,6 +203,7 @@ impl From<&harness::CaseSpec> for CaseSpec {
             hostname: hostname.clone(),
             time_offsets: time_offsets.as_ref().map(TimeOffsets::from),
             limits: limits.as_ref().map(LimitSpec::from),
+            propagation: *propagation,
         }
     }
 }
