@@ -53,9 +53,6 @@ pub enum CheckId {
     MntPropagationOut,
     /// A mount case: a bind of the container's copy of the propagation mount point is refused.
     MntBindRefused,
-    /// A mount case: the host's ro,nosuid,nodev,noexec mount can be unmounted and have its flags
-    /// dropped in the container's view (not when locked).
-    MntInheritedMountUndone,
     /// A host IPC object is visible by its key or name.
     IpcHostObject(IpcObject),
     /// IPC objects created inside are seen by the host.
@@ -76,6 +73,9 @@ pub enum CheckId {
     UserFileOwnerOnHost,
     /// sethostname on the uts namespace the probe is in is permitted.
     UserCapsReachUts,
+    /// A mount case: the host's ro,nosuid,nodev,noexec mount can be unmounted and have its flags
+    /// dropped in the container's view (not when a less privileged user namespace locked it).
+    UserInheritedMountUndone,
     /// /proc/self/cgroup shows the namespace root.
     CgroupProcSelfCgroup,
     /// A clock's offset from the host's.
@@ -96,11 +96,11 @@ impl CheckId {
         v.push(Sysctls(NsKind::Pid));
         v.extend([UtsHostname, UtsDomainnameReachesHost, Sysctls(NsKind::Uts)]);
         v.extend([MntHostMountVisible, MntOwnMountReachesHost, MntHostRootReachable, MntChrootEscape]);
-        v.extend([MntPropagationIn, MntPropagationOut, MntBindRefused, MntInheritedMountUndone]);
+        v.extend([MntPropagationIn, MntPropagationOut, MntBindRefused]);
         v.extend([IpcObject::Shm, IpcObject::Sem, IpcObject::Msg, IpcObject::Mqueue].map(IpcHostObject));
         v.extend([IpcOwnObjectsReachHost, Sysctls(NsKind::Ipc)]);
         v.extend([NetHostAbstractSocket, NetHostTcpLoopback, NetLinks, NetSysfsClassNet, Sysctls(NsKind::Net)]);
-        v.extend([UserUidMap, UserGidMap, UserFileOwnerOnHost, UserCapsReachUts]);
+        v.extend([UserUidMap, UserGidMap, UserFileOwnerOnHost, UserCapsReachUts, UserInheritedMountUndone]);
         v.extend([Sysctls(NsKind::User), UserGlobalSysctlsWritable]);
         v.push(CgroupProcSelfCgroup);
         for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
@@ -118,7 +118,7 @@ impl CheckId {
     pub fn applies_to(self, spec: &crate::spec::CaseSpec) -> bool {
         use CheckId::*;
         match self {
-            MntPropagationIn | MntPropagationOut | MntBindRefused | MntInheritedMountUndone => {
+            MntPropagationIn | MntPropagationOut | MntBindRefused | UserInheritedMountUndone => {
                 spec.propagation.is_some()
             }
             _ => true,
@@ -165,7 +165,10 @@ impl CheckId {
             MntPropagationIn => &[K::Mnt],
             // A mount namespace owned by a new user namespace gets slave copies of shared mounts
             // and locked ones; in the host's, mounting and binding need CAP_SYS_ADMIN there.
-            MntPropagationOut | MntBindRefused | MntInheritedMountUndone => &[K::Mnt, K::User],
+            MntPropagationOut | MntBindRefused => &[K::Mnt, K::User],
+            // Mounts are locked by the user namespace that owns the mount namespace; without a
+            // mount namespace of its own the probe needs CAP_SYS_ADMIN in the host's.
+            UserInheritedMountUndone => &[K::User, K::Mnt],
             IpcHostObject(_) | IpcOwnObjectsReachHost => &[K::Ipc],
             NetHostAbstractSocket | NetHostTcpLoopback | NetLinks => &[K::Net],
             // sysfs shows the network namespace of whoever mounted it.
@@ -205,7 +208,7 @@ impl CheckId {
             MntPropagationIn => "propagation-in",
             MntPropagationOut => "propagation-out",
             MntBindRefused => "bind-refused",
-            MntInheritedMountUndone => "inherited-mount-undone",
+            UserInheritedMountUndone => "inherited-mount-undone",
             IpcHostObject(o) => match o {
                 IpcObject::Shm => "host-shm",
                 IpcObject::Sem => "host-sem",
@@ -259,7 +262,7 @@ impl CheckId {
                 "a mount made on the container's copy of the propagation mount point shows on the host"
             }
             MntBindRefused => "a bind of the container's copy of the propagation mount point is refused (unbindable)",
-            MntInheritedMountUndone => {
+            UserInheritedMountUndone => {
                 "a host mount (ro,nosuid,nodev,noexec) can be unmounted and have its flags dropped inside (not locked)"
             }
             IpcHostObject(_) => "a host IPC object is found by its key or name",

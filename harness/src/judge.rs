@@ -473,7 +473,7 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
         (MntPropagationIn, Fact::PropagationIn { visible, detail }) => obs(shared_if(*visible), detail.clone()),
         (MntPropagationOut, Fact::PropagationOut { attempt, host_saw }) => mounts::propagation_out(attempt, *host_saw),
         (MntBindRefused, Fact::BindPropagation { attempt }) => mounts::bind_refused(attempt),
-        (MntInheritedMountUndone, Fact::InheritedMount { remount, unmount, covered_seen }) => {
+        (UserInheritedMountUndone, Fact::InheritedMount { remount, unmount, covered_seen }) => {
             mounts::inherited_mount_undone(remount, unmount, *covered_seen)
         }
         _ => Err(wrong()),
@@ -571,7 +571,7 @@ pub fn fact_key_for(check: CheckId) -> String {
         MntPropagationIn => fact_key::PROPAGATION_IN.into(),
         MntPropagationOut => fact_key::PROPAGATION_OUT.into(),
         MntBindRefused => fact_key::BIND_PROPAGATION.into(),
-        MntInheritedMountUndone => fact_key::INHERITED_MOUNT.into(),
+        UserInheritedMountUndone => fact_key::INHERITED_MOUNT.into(),
         IpcHostObject(_) => "host-ipc".into(),
         IpcOwnObjectsReachHost => "own-ipc".into(),
         NetHostAbstractSocket => "abstract-socket".into(),

@@ -149,7 +149,7 @@ pub fn expect(spec: &Resolved, runner: Runner, check: CheckId) -> Expect {
         // and the MNT_LOCK_* of their flags: lock_mnt_tree): umount gives EINVAL, a remount that
         // drops ro/nosuid/nodev/noexec EPERM. Without a user namespace the copy is root's to
         // undo; in the host's mount namespace it takes CAP_SYS_ADMIN there.
-        MntInheritedMountUndone => Expect::Flag(!has(NsKind::User) && (has(NsKind::Mnt) || privileged)),
+        UserInheritedMountUndone => Expect::Flag(!has(NsKind::User) && (has(NsKind::Mnt) || privileged)),
 
         // SysV objects and POSIX queues (mq_open uses the ipc namespace's own mqueue mount) both
         // belong to the ipc namespace.
@@ -354,7 +354,7 @@ mod tests {
     /// The mount cases' rules, pair by pair (mount_namespaces(7), sharedsubtree.rst).
     #[test]
     fn mount_cases_follow_the_propagation_rules() {
-        use CheckId::{MntBindRefused, MntInheritedMountUndone, MntPropagationIn, MntPropagationOut};
+        use CheckId::{MntBindRefused, MntPropagationIn, MntPropagationOut, UserInheritedMountUndone};
         use PropMode::{Private, Shared, Slave, Unbindable};
         let e = |ns: &str, host, container, check| {
             let s =
@@ -383,10 +383,10 @@ mod tests {
         assert_eq!(e("none", Shared, Shared, MntBindRefused), Expect::Flag(false));
         assert_eq!(e("user", Shared, Shared, MntBindRefused), Expect::Flag(true));
         // Locked in a mount namespace a new user namespace owns.
-        assert_eq!(e("mnt+user", Private, Private, MntInheritedMountUndone), Expect::Flag(false));
-        assert_eq!(e("mnt", Private, Private, MntInheritedMountUndone), Expect::Flag(true));
-        assert_eq!(e("none", Private, Private, MntInheritedMountUndone), Expect::Flag(true));
-        assert_eq!(e("user", Private, Private, MntInheritedMountUndone), Expect::Flag(false));
+        assert_eq!(e("mnt+user", Private, Private, UserInheritedMountUndone), Expect::Flag(false));
+        assert_eq!(e("mnt", Private, Private, UserInheritedMountUndone), Expect::Flag(true));
+        assert_eq!(e("none", Private, Private, UserInheritedMountUndone), Expect::Flag(true));
+        assert_eq!(e("user", Private, Private, UserInheritedMountUndone), Expect::Flag(false));
     }
 
     #[test]

@@ -263,13 +263,16 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 /// capabilities, then its own combinations. The skip names exactly what is missing.
 pub fn can_run(launcher: &dyn Launcher, spec: &Resolved, runner: Runner) -> Result<(), Skip> {
     let kind = launcher.kind();
-    if spec.propagation.is_some() && (!kind.is_native() || kind.joins()) {
+    let mount_cases = kind.is_native() || matches!(kind, LauncherKind::UtilUnshare | LauncherKind::Bwrap);
+    if spec.propagation.is_some() && (!mount_cases || kind.joins()) {
         return Err(skip(
             kind,
             "mount-case",
             format!(
-                "{} cannot run a mount case: the probe's init keeps the copy of the host's propagation mount point \
-                 out of its making every mount private, which only the native launcher's container probe does",
+                "{} cannot run a mount case: its container's copy of the host's propagation mount point must keep \
+                 its relation to the host's (the native launcher's probe spares it when it makes its mounts \
+                 private; unshare(1) and bwrap set a root propagation of their own); a joiner would only look \
+                 through the container it joins",
                 kind.name()
             ),
         ));
