@@ -132,6 +132,13 @@ impl LauncherKind {
     pub fn is_native(self) -> bool {
         LauncherKind::ALL.contains(&self)
     }
+    /// Whether it can run a mount case ([`Propagation`]): the container's copy of the host's
+    /// propagation mount point must keep its relation to the host's. The native launcher's probe
+    /// spares it when it makes its mounts private; unshare(1) and bwrap give the whole root a
+    /// propagation of their own. A joiner would only look through the container it joins.
+    pub fn runs_mount_cases(self) -> bool {
+        !self.joins() && (self.is_native() || matches!(self, LauncherKind::UtilUnshare | LauncherKind::Bwrap))
+    }
 }
 
 /// uid_map and gid_map of a user namespace.

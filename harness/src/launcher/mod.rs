@@ -263,16 +263,13 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 /// capabilities, then its own combinations. The skip names exactly what is missing.
 pub fn can_run(launcher: &dyn Launcher, spec: &Resolved, runner: Runner) -> Result<(), Skip> {
     let kind = launcher.kind();
-    let mount_cases = kind.is_native() || matches!(kind, LauncherKind::UtilUnshare | LauncherKind::Bwrap);
-    if spec.propagation.is_some() && (!mount_cases || kind.joins()) {
+    if spec.propagation.is_some() && !kind.runs_mount_cases() {
         return Err(skip(
             kind,
             "mount-case",
             format!(
                 "{} cannot run a mount case: its container's copy of the host's propagation mount point must keep \
-                 its relation to the host's (the native launcher's probe spares it when it makes its mounts \
-                 private; unshare(1) and bwrap set a root propagation of their own); a joiner would only look \
-                 through the container it joins",
+                 its relation to the host's (see LauncherKind::runs_mount_cases)",
                 kind.name()
             ),
         ));

@@ -129,9 +129,9 @@ pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
             }
         }
     }
-    // The mount cases, on the host's root (where their mount points are); the launchers that
-    // cannot run them skip with the reason.
-    if caps.rootfs.contains(&RootfsMode::Host) && !kind.joins() {
+    // The mount cases, on the host's root (where their mount points are), for the launchers
+    // that can run them.
+    if kind.runs_mount_cases() {
         for mut s in crate::matrix::mount_cases() {
             s.launcher = kind;
             if s.has(NsKind::User) && caps.id_maps == IdMapSupport::OwnIdsOnly {
