@@ -73,27 +73,10 @@ fn mount_points(table: &str) -> Vec<(String, Vec<String>)> {
         .filter_map(|line| {
             let (left, _) = line.split_once(" - ")?;
             let fields: Vec<&str> = left.split(' ').collect();
-            let point = unescape(fields.get(4)?);
+            let point = crate::mountinfo::unescape(fields.get(4)?);
             Some((point, fields.iter().skip(6).map(|s| (*s).to_owned()).collect()))
         })
         .collect()
-}
-
-/// Undoes mountinfo's `\ooo` escapes.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One observation of [`observe`].
