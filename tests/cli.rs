@@ -57,7 +57,8 @@ fn a_small_real_run_renders_in_every_format_and_compares_with_itself() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("suite") && stdout.contains("total"), "no summary table: {stdout}");
-    assert!(stdout.contains("10 cases:"), "{stdout}");
+    // 10 namespace cases, and the 4 mount cases without a namespace (their sharing control).
+    assert!(stdout.contains("14 cases:"), "{stdout}");
 
     for format in ["json", "junit", "ktap", "markdown", "html"] {
         let out = output(isoprobe().args(["report", "-f", format]).arg(&report));
@@ -67,7 +68,7 @@ fn a_small_real_run_renders_in_every_format_and_compares_with_itself() {
         if format == "ktap" {
             let doc = ktap::parse(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
             assert!(doc.tests.iter().all(|t| t.ok), "a case failed in a passing run");
-            assert_eq!(doc.tests[0].subtests.as_ref().map(|s| s.tests.len()), Some(10));
+            assert_eq!(doc.tests[0].subtests.as_ref().map(|s| s.tests.len()), Some(14));
         }
     }
     let same = output(isoprobe().arg("compare").arg(&report).arg(&report));

@@ -64,6 +64,8 @@ pub struct CaseEnv {
     pub cgroup: Option<CaseCgroup>,
     /// A limit case's cgroups and host objects (then `cgroup` is None).
     pub limits: Option<CaseLimits>,
+    /// A mount case's host side was made (see [`crate::mount_case`]).
+    mount_case: bool,
 }
 
 /// The per-probe names: each probe of a case (container, joiner) gets its own.
@@ -97,8 +99,13 @@ impl CaseEnv {
             _tcp_listener: tcp_listener,
             cgroup: None,
             limits: None,
+            mount_case: false,
         };
         env.populate(run, spec)?;
+        if let Some(p) = spec.propagation {
+            env.mount_case = true;
+            crate::mount_case::create(&env.dir, p, &run.marker_token)?;
+        }
         env.create_host_ipc()?;
         let cgroup_name = format!("{PREFIX}-{}-{id}", run.run_token);
         if let Some(l) = &spec.limits {
@@ -284,6 +291,7 @@ impl CaseEnv {
                 own_mount: self.probe_path(dirs::OWN_MOUNT),
                 escape_dir: self.probe_path(dirs::ESCAPE),
                 host_root: run.host_root.clone(),
+                mounts: self.mount_case.then(|| crate::mount_case::sentinels(|sub| self.probe_path(sub))),
             },
             ipc: IpcSentinel { host: self.host_ipc.clone(), own: names.own_ipc.clone() },
             net: NetSentinel { abstract_name: self.abstract_name.clone(), tcp_port: self.tcp_port },

@@ -46,6 +46,13 @@ pub enum CheckId {
     MntHostRootReachable,
     /// The classic chroot escape reaches the host's root.
     MntChrootEscape,
+    /// A mount case: a mount the host makes on its side of the propagation mount point after the
+    /// container started shows in the container's copy.
+    MntPropagationIn,
+    /// A mount case: a mount made on the container's copy shows on the host's side.
+    MntPropagationOut,
+    /// A mount case: a bind of the container's copy of the propagation mount point is refused.
+    MntBindRefused,
     /// A host IPC object is visible by its key or name.
     IpcHostObject(IpcObject),
     /// IPC objects created inside are seen by the host.
@@ -66,6 +73,9 @@ pub enum CheckId {
     UserFileOwnerOnHost,
     /// sethostname on the uts namespace the probe is in is permitted.
     UserCapsReachUts,
+    /// A mount case: the host's ro,nosuid,nodev,noexec mount can be unmounted and have its flags
+    /// dropped in the container's view (not when a less privileged user namespace locked it).
+    UserInheritedMountUndone,
     /// /proc/self/cgroup shows the namespace root.
     CgroupProcSelfCgroup,
     /// A clock's offset from the host's.
@@ -86,10 +96,11 @@ impl CheckId {
         v.push(Sysctls(NsKind::Pid));
         v.extend([UtsHostname, UtsDomainnameReachesHost, Sysctls(NsKind::Uts)]);
         v.extend([MntHostMountVisible, MntOwnMountReachesHost, MntHostRootReachable, MntChrootEscape]);
+        v.extend([MntPropagationIn, MntPropagationOut, MntBindRefused]);
         v.extend([IpcObject::Shm, IpcObject::Sem, IpcObject::Msg, IpcObject::Mqueue].map(IpcHostObject));
         v.extend([IpcOwnObjectsReachHost, Sysctls(NsKind::Ipc)]);
         v.extend([NetHostAbstractSocket, NetHostTcpLoopback, NetLinks, NetSysfsClassNet, Sysctls(NsKind::Net)]);
-        v.extend([UserUidMap, UserGidMap, UserFileOwnerOnHost, UserCapsReachUts]);
+        v.extend([UserUidMap, UserGidMap, UserFileOwnerOnHost, UserCapsReachUts, UserInheritedMountUndone]);
         v.extend([Sysctls(NsKind::User), UserGlobalSysctlsWritable]);
         v.push(CgroupProcSelfCgroup);
         for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
@@ -99,6 +110,24 @@ impl CheckId {
         }
         v.push(TimeOffset(ClockKind::Boottime, ClockSource::ProcUptime));
         v
+    }
+
+    /// Whether the check is judged in a case of `spec`: the mount case checks need the host's
+    /// mount points of a mount case ([`crate::spec::Propagation`]); the rest apply to every
+    /// namespace case.
+    pub fn applies_to(self, spec: &crate::spec::CaseSpec) -> bool {
+        use CheckId::*;
+        match self {
+            MntPropagationIn | MntPropagationOut | MntBindRefused | UserInheritedMountUndone => {
+                spec.propagation.is_some()
+            }
+            _ => true,
+        }
+    }
+
+    /// The checks judged in a case of `spec`, in report order.
+    pub fn all_for(spec: &crate::spec::CaseSpec) -> Vec<CheckId> {
+        CheckId::all().into_iter().filter(|c| c.applies_to(spec)).collect()
     }
 
     /// The namespace the check is filed under.
@@ -131,6 +160,15 @@ impl CheckId {
             UtsDomainnameReachesHost => &[K::Uts, K::User],
             MntHostMountVisible | MntHostRootReachable | MntChrootEscape => &[K::Mnt],
             MntOwnMountReachesHost => &[K::Mnt, K::User],
+            // Only a copy in a new mount namespace can have a mode of its own; the host's mounts
+            // reach it whoever owns it.
+            MntPropagationIn => &[K::Mnt],
+            // A mount namespace owned by a new user namespace gets slave copies of shared mounts
+            // and locked ones; in the host's, mounting and binding need CAP_SYS_ADMIN there.
+            MntPropagationOut | MntBindRefused => &[K::Mnt, K::User],
+            // Mounts are locked by the user namespace that owns the mount namespace; without a
+            // mount namespace of its own the probe needs CAP_SYS_ADMIN in the host's.
+            UserInheritedMountUndone => &[K::User, K::Mnt],
             IpcHostObject(_) | IpcOwnObjectsReachHost => &[K::Ipc],
             NetHostAbstractSocket | NetHostTcpLoopback | NetLinks => &[K::Net],
             // sysfs shows the network namespace of whoever mounted it.
@@ -167,6 +205,10 @@ impl CheckId {
             MntOwnMountReachesHost => "own-mount-reaches-host",
             MntHostRootReachable => "host-root-reachable",
             MntChrootEscape => "chroot-escape",
+            MntPropagationIn => "propagation-in",
+            MntPropagationOut => "propagation-out",
+            MntBindRefused => "bind-refused",
+            UserInheritedMountUndone => "inherited-mount-undone",
             IpcHostObject(o) => match o {
                 IpcObject::Shm => "host-shm",
                 IpcObject::Sem => "host-sem",
@@ -215,6 +257,14 @@ impl CheckId {
             MntOwnMountReachesHost => "a tmpfs mounted inside appears in the host's mount table",
             MntHostRootReachable => "a file on the host's root is reachable by its host path",
             MntChrootEscape => "nested chroot + fchdir + chdir(\"..\") reaches the host's root",
+            MntPropagationIn => "a mount the host makes on its propagation mount point after the start shows inside",
+            MntPropagationOut => {
+                "a mount made on the container's copy of the propagation mount point shows on the host"
+            }
+            MntBindRefused => "a bind of the container's copy of the propagation mount point is refused (unbindable)",
+            UserInheritedMountUndone => {
+                "a host mount (ro,nosuid,nodev,noexec) can be unmounted and have its flags dropped inside (not locked)"
+            }
             IpcHostObject(_) => "a host IPC object is found by its key or name",
             IpcOwnObjectsReachHost => "SysV and POSIX IPC objects created inside are seen by the host",
             NetHostAbstractSocket => "connect() to the host's abstract unix socket succeeds",

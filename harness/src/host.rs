@@ -41,6 +41,8 @@ pub struct HostSide<'a> {
     /// A joiner's: the container it joined.
     peer: Option<PeerRead<'a>>,
     sentinel_mounted: bool,
+    /// A mount case: the host's tmpfs on its propagation mount point is up.
+    propagation_mounted: bool,
 }
 
 impl std::fmt::Debug for HostSide<'_> {
@@ -74,6 +76,7 @@ impl<'a> HostSide<'a> {
             sysctl_view: SysctlView::default(),
             peer,
             sentinel_mounted: false,
+            propagation_mounted: false,
         }
     }
 
@@ -86,6 +89,11 @@ impl<'a> HostSide<'a> {
             HostQuestion::OwnMountVisible => is_mount_point(&self.case.host_path(dirs::OWN_MOUNT))
                 .map(|seen| HostAnswer::Seen { seen })
                 .map_err(|e| e.to_string()),
+            HostQuestion::PropagationMount => self.propagation_mount(),
+            HostQuestion::PropagationUnmount => self.propagation_unmount(),
+            HostQuestion::PropagationOwnVisible => {
+                crate::mount_case::probe_mount_seen(&self.case.dir).map(|seen| HostAnswer::Seen { seen })
+            }
             HostQuestion::OwnIpcVisible => Ok(self.own_ipc_visible()),
             HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
             HostQuestion::Clock { clock } => self.clock(*clock),
@@ -189,6 +197,23 @@ impl<'a> HostSide<'a> {
         Ok(HostAnswer::Ack)
     }
 
+    fn propagation_mount(&mut self) -> Result<HostAnswer, String> {
+        if self.propagation_mounted {
+            return Err("the host's propagation mount is already up".into());
+        }
+        // Marked first: a failure half-way (mounted, marker not written) is unmounted too.
+        self.propagation_mounted = true;
+        crate::mount_case::mount_from_host(&self.case.dir, &self.run.marker_token)?;
+        Ok(HostAnswer::Ack)
+    }
+
+    fn propagation_unmount(&mut self) -> Result<HostAnswer, String> {
+        if !std::mem::take(&mut self.propagation_mounted) {
+            return Err("the host's propagation mount is not up".into());
+        }
+        crate::mount_case::unmount_from_host(&self.case.dir).map(|()| HostAnswer::Ack)
+    }
+
     fn own_ipc_visible(&self) -> HostAnswer {
         let n = &self.names.own_ipc;
         let seen = |r: nix::Result<i32>| sys::lookup(r).visible() == Some(true);
@@ -225,6 +250,9 @@ impl Drop for HostSide<'_> {
         // The domain and sysctl guards restore on their own drop.
         if self.sentinel_mounted {
             let _ = self.unmount_sentinel();
+        }
+        if self.propagation_mounted {
+            let _ = self.propagation_unmount();
         }
     }
 }

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod mounts;
+
 use isoprobe_probes::ns::NsKind;
 use isoprobe_probes::wire::{
     Attempt, CapabilityTest, Fact, IdKind, Link, NotWritten, Refusal, SysResult, SysctlObservation, SysctlTest,
@@ -469,6 +471,12 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             Seen::OffsetRange(*lo_ns, *hi_ns),
             format!("probe clock minus host clock, bracketed by two probe readings ({} wide)", fmt_ns(hi_ns - lo_ns)),
         ),
+        (MntPropagationIn, Fact::PropagationIn { visible, detail }) => obs(shared_if(*visible), detail.clone()),
+        (MntPropagationOut, Fact::PropagationOut { attempt, host_saw }) => mounts::propagation_out(attempt, *host_saw),
+        (MntBindRefused, Fact::BindPropagation { attempt }) => mounts::bind_refused(attempt),
+        (UserInheritedMountUndone, Fact::InheritedMount { remount, unmount, covered_seen }) => {
+            mounts::inherited_mount_undone(remount, unmount, *covered_seen)
+        }
         _ => Err(wrong()),
     }
 }
@@ -561,6 +569,10 @@ pub fn fact_key_for(check: CheckId) -> String {
         MntOwnMountReachesHost => "own-mount".into(),
         MntHostRootReachable => "host-marker".into(),
         MntChrootEscape => "chroot-escape".into(),
+        MntPropagationIn => fact_key::PROPAGATION_IN.into(),
+        MntPropagationOut => fact_key::PROPAGATION_OUT.into(),
+        MntBindRefused => fact_key::BIND_PROPAGATION.into(),
+        UserInheritedMountUndone => fact_key::INHERITED_MOUNT.into(),
         IpcHostObject(_) => "host-ipc".into(),
         IpcOwnObjectsReachHost => "own-ipc".into(),
         NetHostAbstractSocket => "abstract-socket".into(),

@@ -28,6 +28,7 @@ pub mod launcher;
 pub mod leftovers;
 pub mod limits;
 pub mod matrix;
+pub mod mount_case;
 pub mod mounts;
 pub mod names;
 pub mod oracle;

@@ -9,7 +9,8 @@ use isoprobe_probes::ns::NsKind;
 use serde::{Deserialize, Serialize};
 
 use crate::check::CheckId;
-use crate::spec::{IdMaps, Resolved, RootfsMode, Runner};
+use crate::spec::{IdMaps, Propagation, Resolved, RootfsMode, Runner};
+use isoprobe_probes::wire::PropMode;
 
 /// What a check must observe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +99,58 @@ pub fn expect(spec: &Resolved, runner: Runner, check: CheckId) -> Expect {
         // removes the host's root from the namespace, so nothing is left to climb to.
         MntChrootEscape => isolated_if(spec.rootfs == RootfsMode::PivotRoot),
 
+        // Mount cases (mount_namespaces(7), Documentation/filesystems/sharedsubtree.rst). The copy
+        // a new mount namespace gets of a shared mount joins its peer group, or becomes a slave of
+        // it when the new namespace is owned by a new user namespace (less privileged: "shared
+        // mounts are reduced to slave mounts"); a copy of a slave mount is a slave of the same
+        // master, a copy of a private or unbindable one is the same. The container then sets its
+        // copy's mode: make-shared keeps a slave a slave (and adds a peer group of its own),
+        // make-slave of a shared mount makes it a slave of its old peers (private if it had none)
+        // and leaves a private or unbindable one as it was.
+        //
+        // The host's mount reaches the copy when the copy is a peer or a slave of the host's peer
+        // group: the host side shared, the copy shared or slave. A host side that is a slave has
+        // no peers: its copy is a co-slave of the same master and sees nothing of the host's own
+        // mounts. Without a mount namespace the probe sees the host's mount itself.
+        MntPropagationIn => {
+            let p = propagation(spec);
+            isolated_if(
+                has(NsKind::Mnt)
+                    && !(p.host == PropMode::Shared && matches!(p.container, PropMode::Shared | PropMode::Slave)),
+            )
+        }
+        // The copy's mount reaches the host only as its peer: both sides shared, and no user
+        // namespace (which made the copy a slave). In the host's mount namespace, mounting needs
+        // CAP_SYS_ADMIN in the host's user namespace (the capability test).
+        MntPropagationOut => {
+            let p = propagation(spec);
+            isolated_if(if has(NsKind::Mnt) {
+                !(p.host == PropMode::Shared && p.container == PropMode::Shared && !has(NsKind::User))
+            } else {
+                !privileged || has(NsKind::User)
+            })
+        }
+        // A bind of an unbindable mount is refused (EINVAL, __do_loopback). The copy is unbindable
+        // when the container made it so, or when the host's was and the container's make-slave
+        // left it as it was; make-shared and make-private clear it. In the host's mount namespace
+        // it is the host's mode, and without CAP_SYS_ADMIN there every bind is refused (EPERM).
+        // (Linux 6.18 gives the copy no `unbindable`: the matrix leaves that pair out, see
+        // `matrix::mount_cases`.)
+        MntBindRefused => {
+            let p = propagation(spec);
+            Expect::Flag(if has(NsKind::Mnt) {
+                p.container == PropMode::Unbindable
+                    || (p.container == PropMode::Slave && p.host == PropMode::Unbindable)
+            } else {
+                p.host == PropMode::Unbindable || !privileged || has(NsKind::User)
+            })
+        }
+        // A mount namespace owned by a new user namespace locks the mounts it copies (MNT_LOCKED,
+        // and the MNT_LOCK_* of their flags: lock_mnt_tree): umount gives EINVAL, a remount that
+        // drops ro/nosuid/nodev/noexec EPERM. Without a user namespace the copy is root's to
+        // undo; in the host's mount namespace it takes CAP_SYS_ADMIN there.
+        UserInheritedMountUndone => Expect::Flag(!has(NsKind::User) && (has(NsKind::Mnt) || privileged)),
+
         // SysV objects and POSIX queues (mq_open uses the ipc namespace's own mqueue mount) both
         // belong to the ipc namespace.
         IpcHostObject(_) | IpcOwnObjectsReachHost => isolated_if(has(NsKind::Ipc)),
@@ -169,6 +222,12 @@ pub fn expect(spec: &Resolved, runner: Runner, check: CheckId) -> Expect {
     }
 }
 
+/// The propagation of a mount case (the mount checks are judged only there: see
+/// [`CheckId::applies_to`]).
+fn propagation(spec: &Resolved) -> Propagation {
+    spec.propagation.unwrap_or(Propagation { host: PropMode::Private, container: PropMode::Private })
+}
+
 /// Whether the probe's effective uid is the global root uid (uid 0 of the initial user
 /// namespace), which /proc/sys's default permission check (test_perm in fs/proc/proc_sysctl.c)
 /// takes for the owner of every entry: the runner's uid without a user namespace, and what the
@@ -186,6 +245,7 @@ mod tests {
     use super::*;
     use crate::spec::{CaseSpec, LauncherKind};
     use isoprobe_probes::ns::NsSet;
+    use isoprobe_probes::wire::PropMode;
     use proptest::prelude::*;
 
     const ROOT: Runner = Runner { uid: 0, gid: 0 };
@@ -225,19 +285,27 @@ mod tests {
     fn every_check_is_expected_both_ways_somewhere() {
         for check in CheckId::all() {
             let mut seen = std::collections::BTreeSet::new();
+            // Every case of the matrix's shapes, and every mount case (the mount checks apply only there).
+            let mut propagations = vec![None];
+            for host in PropMode::ALL {
+                propagations.extend(PropMode::ALL.map(|container| Some(Propagation { host, container })));
+            }
             for ns in NsSet::every() {
                 for rootfs in RootfsMode::ALL {
-                    let s = CaseSpec {
-                        rootfs,
-                        hostname: ns.contains(NsKind::Uts).then(|| "isoprobe-test".into()),
-                        time_offsets: ns.contains(NsKind::Time).then_some(isoprobe_probes::wire::TimeOffsets {
-                            monotonic_ns: 5_000_000_000,
-                            boottime_ns: 7_000_000_000,
-                        }),
-                        ..CaseSpec::new(ns)
-                    };
-                    if s.validate().is_ok() {
-                        seen.insert(format!("{:?}", expect(&s.resolve(ROOT), ROOT, check)));
+                    for &propagation in &propagations {
+                        let s = CaseSpec {
+                            rootfs,
+                            hostname: ns.contains(NsKind::Uts).then(|| "isoprobe-test".into()),
+                            time_offsets: ns.contains(NsKind::Time).then_some(isoprobe_probes::wire::TimeOffsets {
+                                monotonic_ns: 5_000_000_000,
+                                boottime_ns: 7_000_000_000,
+                            }),
+                            propagation,
+                            ..CaseSpec::new(ns)
+                        };
+                        if s.validate().is_ok() && check.applies_to(&s) {
+                            seen.insert(format!("{:?}", expect(&s.resolve(ROOT), ROOT, check)));
+                        }
                     }
                 }
             }
@@ -281,6 +349,44 @@ mod tests {
         assert_eq!(e("none", clone3, ROOT, g), Expect::Shared);
         assert_eq!(e("all", clone3, ROOT, g), Expect::Isolated);
         assert_eq!(e("none", clone3, user, g), Expect::Isolated);
+    }
+
+    /// The mount cases' rules, pair by pair (mount_namespaces(7), sharedsubtree.rst).
+    #[test]
+    fn mount_cases_follow_the_propagation_rules() {
+        use CheckId::{MntBindRefused, MntPropagationIn, MntPropagationOut, UserInheritedMountUndone};
+        use PropMode::{Private, Shared, Slave, Unbindable};
+        let e = |ns: &str, host, container, check| {
+            let s =
+                CaseSpec { propagation: Some(Propagation { host, container }), ..CaseSpec::new(ns.parse().unwrap()) };
+            assert_eq!(s.validate(), Ok(()), "{s}");
+            expect(&s.resolve(ROOT), ROOT, check)
+        };
+        let both =
+            |ns, host, container| (e(ns, host, container, MntPropagationIn), e(ns, host, container, MntPropagationOut));
+        let (sh, is) = (Expect::Shared, Expect::Isolated);
+        // Peers: both ways. A new user namespace makes the copy a slave: in only.
+        assert_eq!(both("mnt", Shared, Shared), (sh.clone(), sh.clone()));
+        assert_eq!(both("mnt+user", Shared, Shared), (sh.clone(), is.clone()));
+        assert_eq!(both("mnt", Shared, Slave), (sh.clone(), is.clone()));
+        // A host-side slave has no peers; private and unbindable copies nothing.
+        assert_eq!(both("mnt", Slave, Shared), (is.clone(), is.clone()));
+        assert_eq!(both("mnt", Shared, Private), (is.clone(), is.clone()));
+        assert_eq!(both("mnt", Shared, Unbindable), (is.clone(), is.clone()));
+        // Without a mount namespace: the host's own mount (root may mount there).
+        assert_eq!(both("none", Private, Private), (sh.clone(), sh.clone()));
+        assert_eq!(both("user", Private, Private), (sh.clone(), is.clone()));
+        // Binds: refused only of an unbindable mount (or without the capability).
+        assert_eq!(e("mnt", Private, Unbindable, MntBindRefused), Expect::Flag(true));
+        assert_eq!(e("mnt", Unbindable, Shared, MntBindRefused), Expect::Flag(false));
+        assert_eq!(e("none", Unbindable, Unbindable, MntBindRefused), Expect::Flag(true));
+        assert_eq!(e("none", Shared, Shared, MntBindRefused), Expect::Flag(false));
+        assert_eq!(e("user", Shared, Shared, MntBindRefused), Expect::Flag(true));
+        // Locked in a mount namespace a new user namespace owns.
+        assert_eq!(e("mnt+user", Private, Private, UserInheritedMountUndone), Expect::Flag(false));
+        assert_eq!(e("mnt", Private, Private, UserInheritedMountUndone), Expect::Flag(true));
+        assert_eq!(e("none", Private, Private, UserInheritedMountUndone), Expect::Flag(true));
+        assert_eq!(e("user", Private, Private, UserInheritedMountUndone), Expect::Flag(false));
     }
 
     #[test]

@@ -126,6 +126,12 @@ pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet, kernel: &Ke
     if runner.is_root() {
         return Ok(());
     }
+    if spec.propagation.is_some() {
+        return Err(Requirement::Root.skip(
+            "a mount case makes its host side (the case directory, the propagation and locked mount points) in the \
+             host's mount namespace, which takes CAP_SYS_ADMIN there",
+        ));
+    }
     let others = spec.namespaces.without(NsKind::User);
     if !spec.has(NsKind::User) {
         if !others.is_empty() {

@@ -458,7 +458,7 @@ fn judge_run(r: &RawRun, oracle: &Resolved, runner: Runner) -> ProbeRun {
     let judged = match &spec.limits {
         Some(l) => Judged::Limits(crate::limits::judge::judge_all(l, &spec, &r.transcript.facts, &r.host.probe_cgroup)),
         None => Judged::Checks(
-            CheckId::all()
+            CheckId::all_for(&spec)
                 .into_iter()
                 .map(|check| {
                     let expected = expect(&spec, runner, check);
@@ -476,7 +476,7 @@ fn judge_run(r: &RawRun, oracle: &Resolved, runner: Runner) -> ProbeRun {
 /// offset brackets, the rest by the classified observation.
 fn join_mismatches(container: &RawRun, joiner: &RawRun, spec: &CaseSpec) -> Vec<String> {
     let mut out = Vec::new();
-    for check in CheckId::all() {
+    for check in CheckId::all_for(spec) {
         if check == CheckId::PidSelfIsInit {
             continue; // a joiner is never the namespace's init
         }

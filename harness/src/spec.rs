@@ -7,7 +7,7 @@
 use std::fmt;
 
 use isoprobe_probes::ns::{NsKind, NsSet};
-use isoprobe_probes::wire::{ClockKind, IdMapLine, SysctlStripe, TimeOffsets};
+use isoprobe_probes::wire::{ClockKind, IdMapLine, PropMode, SysctlStripe, TimeOffsets};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +132,13 @@ impl LauncherKind {
     pub fn is_native(self) -> bool {
         LauncherKind::ALL.contains(&self)
     }
+    /// Whether it can run a mount case ([`Propagation`]): the container's copy of the host's
+    /// propagation mount point must keep its relation to the host's. The native launcher's probe
+    /// spares it when it makes its mounts private; unshare(1) and bwrap give the whole root a
+    /// propagation of their own. A joiner would only look through the container it joins.
+    pub fn runs_mount_cases(self) -> bool {
+        !self.joins() && (self.is_native() || matches!(self, LauncherKind::UtilUnshare | LauncherKind::Bwrap))
+    }
 }
 
 /// uid_map and gid_map of a user namespace.
@@ -169,6 +176,25 @@ impl IdMaps {
     /// The text the kernel takes in (and prints back from) `/proc/<pid>/uid_map`.
     pub fn to_proc_text(lines: &[IdMapLine]) -> String {
         lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+/// A mount case (issue 15): the propagation type the host gives its side of an isoprobe-owned
+/// mount point before the container starts, and the one the container gives its copy of it
+/// (mount_namespaces(7)). Without a mount namespace the container's side is the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Propagation {
+    #[schemars(schema_with = "schema::prop_mode")]
+    pub host: PropMode,
+    #[schemars(schema_with = "schema::prop_mode")]
+    pub container: PropMode,
+}
+
+impl Propagation {
+    /// `prop:<host>-<container>`, e.g. `prop:shared-slave`.
+    pub fn name(self) -> String {
+        format!("prop:{}-{}", self.host, self.container)
     }
 }
 
@@ -220,6 +246,10 @@ pub struct CaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::sysctl_stripe")]
     pub sysctl_stripe: Option<SysctlStripe>,
+    /// A mount case: the propagation of the host's and the container's side of an isoprobe-owned
+    /// mount point, and a locked mount (see [`Propagation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<Propagation>,
 }
 
 /// A spec that cannot be run, with the reason.
@@ -264,6 +294,12 @@ pub enum SpecError {
     BadHostname(String),
     #[error("invalid {ids} map: {why}")]
     BadIdMap { ids: &'static str, why: String },
+    #[error("a mount case runs on the host's filesystem (its mount points are in the case directory)")]
+    PropagationNeedsHostRootfs,
+    #[error("without a mount namespace the container's side of the propagation is the host's: give both the same mode")]
+    PropagationContainerWithoutMntNs,
+    #[error("a mount case is not a limit case: give one or the other")]
+    PropagationWithLimits,
     #[error("time offset for {clock} is {secs} s, beyond the ±{max} s this harness accepts")]
     TimeOffsetTooLarge { clock: &'static str, secs: i64, max: i64 },
 }
@@ -283,6 +319,7 @@ impl CaseSpec {
             time_offsets: None,
             limits: None,
             sysctl_stripe: None,
+            propagation: None,
         }
     }
 
@@ -315,6 +352,17 @@ impl CaseSpec {
         }
         if self.launcher.joins() && self.namespaces.is_empty() {
             return Err(SpecError::JoinWithoutNamespaces);
+        }
+        if let Some(p) = self.propagation {
+            if self.rootfs != RootfsMode::Host {
+                return Err(SpecError::PropagationNeedsHostRootfs);
+            }
+            if !self.has(NsKind::Mnt) && p.container != p.host {
+                return Err(SpecError::PropagationContainerWithoutMntNs);
+            }
+            if self.limits.is_some() {
+                return Err(SpecError::PropagationWithLimits);
+            }
         }
         if let Some(t) = self.time_offsets {
             for clock in [ClockKind::Monotonic, ClockKind::Boottime] {
@@ -352,6 +400,12 @@ impl CaseSpec {
             NsKind::Time => s.time_offsets = None,
             NsKind::User => s.id_maps = None,
             NsKind::Mnt if s.rootfs == RootfsMode::PivotRoot => s.rootfs = RootfsMode::Chroot,
+            // The container's copy is gone: its side is the host's.
+            NsKind::Mnt => {
+                if let Some(p) = &mut s.propagation {
+                    p.container = p.host;
+                }
+            }
             _ => {}
         }
         s
@@ -361,9 +415,10 @@ impl CaseSpec {
     /// exercise and its limits after a space.
     pub fn name(&self) -> String {
         let base = format!("{}/{}/{}", self.launcher.name(), self.rootfs.name(), self.namespaces);
-        match &self.limits {
-            Some(l) => format!("{base} {}", l.name()),
-            None => base,
+        match (&self.limits, self.propagation) {
+            (Some(l), _) => format!("{base} {}", l.name()),
+            (None, Some(p)) => format!("{base} {}", p.name()),
+            (None, None) => base,
         }
     }
 }
@@ -439,6 +494,11 @@ pub(crate) mod schema {
         })
     }
 
+    pub fn prop_mode(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = isoprobe_probes::wire::PropMode::ALL.iter().map(|m| m.name()).collect();
+        json_schema!({ "description": "a propagation type (mount_namespaces(7))", "type": "string", "enum": names })
+    }
+
     pub fn exercise(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "description": "what the probe does to run into its cgroup's limits, tagged by `exercise` \
@@ -483,6 +543,8 @@ mod tests {
     #[case::id_maps(CaseSpec { id_maps: Some(IdMaps::range(1000, 1000, 1)), ..spec("pid") }, SpecError::IdMapsWithoutUserNs)]
     #[case::pivot(CaseSpec { rootfs: RootfsMode::PivotRoot, ..spec("pid") }, SpecError::PivotRootWithoutMntNs)]
     #[case::join(CaseSpec { launcher: LauncherKind::SetnsPidfd, ..spec("none") }, SpecError::JoinWithoutNamespaces)]
+    #[case::prop_rootfs(CaseSpec { rootfs: RootfsMode::Chroot, propagation: Some(Propagation { host: PropMode::Shared, container: PropMode::Shared }), ..spec("mnt") }, SpecError::PropagationNeedsHostRootfs)]
+    #[case::prop_no_mnt(CaseSpec { propagation: Some(Propagation { host: PropMode::Shared, container: PropMode::Slave }), ..spec("user") }, SpecError::PropagationContainerWithoutMntNs)]
     fn invalid_combinations_are_rejected(#[case] s: CaseSpec, #[case] want: SpecError) {
         assert_eq!(s.validate(), Err(want));
     }
@@ -556,8 +618,9 @@ pub(crate) mod strategies {
             proptest::option::of("[a-z][a-z0-9-]{0,20}"),
             proptest::option::of((1u32..1_000_000, 1u32..65_536)),
             proptest::option::of((-1_000_000_000i64..1_000_000_000_000_000, -1_000_000_000i64..1_000_000_000_000_000)),
+            proptest::option::of(any::<Propagation>()),
         )
-            .prop_map(|(bits, rootfs, launcher, hostname, maps, offsets)| {
+            .prop_map(|(bits, rootfs, launcher, hostname, maps, offsets, propagation)| {
                 let mut ns = NsSet::from_bits(bits);
                 if launcher.joins() && ns.is_empty() {
                     ns = ns.with(NsKind::Pid);
@@ -578,6 +641,10 @@ pub(crate) mod strategies {
                         .map(|(m, b)| TimeOffsets { monotonic_ns: m, boottime_ns: b }),
                     limits: None,
                     sysctl_stripe: None,
+                    propagation: propagation.filter(|_| rootfs == RootfsMode::Host).map(|p| Propagation {
+                        container: if ns.contains(NsKind::Mnt) { p.container } else { p.host },
+                        ..p
+                    }),
                 }
             })
     }

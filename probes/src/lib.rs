@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod fault;
+pub mod mountinfo;
 pub mod ns;
 pub mod probe;
 pub mod sys;

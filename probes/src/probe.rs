@@ -14,6 +14,7 @@ mod init;
 mod interlock;
 mod limits;
 mod modes;
+mod mounts;
 mod observe;
 mod sysctls;
 

@@ -167,20 +167,43 @@ pub fn time_offsets() -> impl Strategy<Value = TimeOffsets> {
 
 /// Any spec, runnable or not: a report records what a case ran with, and reading it back must not
 /// depend on today's rules for a valid spec.
-pub fn case_spec() -> impl Strategy<Value = CaseSpec> {
-    (
-        ns_set(),
-        rootfs(),
-        launcher_kind(),
-        option::of(id_maps()),
-        option::of(text()),
+pub fn case_spec() -> BoxedStrategy<CaseSpec> {
+    // Two boxed halves: one flat tuple of every field's strategy, limits and all, overflows a test
+    // thread's stack in a debug build.
+    let ids = (ns_set(), rootfs(), launcher_kind(), option::of(id_maps()), option::of(text())).boxed();
+    let rest = (
         option::of(time_offsets()),
-        option::of(limit_spec()),
+        option::of(limit_spec()).boxed(),
         option::of((0..16u32, 0..16u32).prop_map(|(index, of)| SysctlStripe { index, of })),
+        option::of(propagation()),
     )
-        .prop_map(|(namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, sysctl_stripe)| {
-            CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, sysctl_stripe }
-        })
+        .boxed();
+    (ids, rest)
+        .prop_map(
+            |(
+                (namespaces, rootfs, launcher, id_maps, hostname),
+                (time_offsets, limits, sysctl_stripe, propagation),
+            )| {
+                CaseSpec {
+                    namespaces,
+                    rootfs,
+                    launcher,
+                    id_maps,
+                    hostname,
+                    time_offsets,
+                    limits,
+                    sysctl_stripe,
+                    propagation,
+                }
+            },
+        )
+        .boxed()
+}
+
+/// A mount case's propagation pair.
+pub fn propagation() -> impl Strategy<Value = isoprobe_harness::spec::Propagation> {
+    let mode = || proptest::sample::select(isoprobe_probes::wire::PropMode::ALL.to_vec());
+    (mode(), mode()).prop_map(|(host, container)| isoprobe_harness::spec::Propagation { host, container })
 }
 
 pub fn limit_spec() -> impl Strategy<Value = LimitSpec> {

@@ -44,7 +44,7 @@ fn sensitivity_trial(h: &Arc<Harness>, full: CaseSpec, kind: NsKind) -> Trial {
         }
         let runner = h.runner();
         let (promised, launched_resolved) = (full.resolve(runner), launched.resolve(runner));
-        let predicted: BTreeSet<CheckId> = CheckId::all()
+        let predicted: BTreeSet<CheckId> = CheckId::all_for(&full)
             .into_iter()
             .filter(|c| expect(&promised, runner, *c) != expect(&launched_resolved, runner, *c))
             .collect();

@@ -8,7 +8,8 @@
 //! through the other paths); and through util-linux unshare(1) on the host filesystem, whose
 //! options the plant drops (one per kind, and those implying it), on the spec with all eight kinds
 //! (a skip with the reason where the tool is not installed; see [`TOOLS`] for what is not
-//! covered and why):
+//! covered and why); and on every mount case with a mount namespace (`matrix::mount_cases`),
+//! losing each kind it has:
 //!
 //! - the case must not pass, and must end in no error (neither the case nor any check);
 //! - every behavioural check of the lost kind whose expectation differs between the spec and the
@@ -32,7 +33,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use isoprobe_harness::launcher::registry::launcher_matrix;
-use isoprobe_harness::matrix::spec_for;
+use isoprobe_harness::matrix::{mount_cases, spec_for};
 use isoprobe_harness::oracle::expect;
 use isoprobe_harness::{CaseSpec, CheckId, Harness, LauncherKind, NsKind, NsSet, RootfsMode, Verdict};
 use isoprobe_suites::{skip_outcome, suite_main};
@@ -110,6 +111,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        // The mount cases with a mount namespace, losing each kind they have (mnt: the copy and its
+        // mode are gone; user: the copy is the host's peer, and not locked).
+        for spec in mount_cases().into_iter().filter(|s| s.has(NsKind::Mnt)) {
+            for kind in spec.namespaces.iter() {
+                trials.push(trial(h, spec.clone(), kind));
+            }
+        }
         // The tools, on their matrix's spec with all eight kinds (the id maps they can express).
         for (launcher, rootfs) in TOOLS {
             let all = launcher_matrix(launcher, h.runner()).into_iter();
@@ -138,7 +146,7 @@ fn trial(h: &Arc<Harness>, spec: CaseSpec, kind: NsKind) -> Trial {
         // What must catch the loss, and what is exempt (with the reason).
         let mut must: Vec<CheckId> = Vec::new();
         let mut exempt: Vec<CheckId> = Vec::new();
-        for c in CheckId::all() {
+        for c in CheckId::all_for(&spec) {
             if matches!(c, CheckId::NsInode(_)) || !c.kinds().contains(&kind) {
                 continue;
             }

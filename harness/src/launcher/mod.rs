@@ -262,6 +262,18 @@ pub trait Launcher: fmt::Debug + Send + Sync {
 /// Everything that decides whether `launcher` can run `spec` for `runner`: its tool, then its
 /// capabilities, then its own combinations. The skip names exactly what is missing.
 pub fn can_run(launcher: &dyn Launcher, spec: &Resolved, runner: Runner) -> Result<(), Skip> {
+    let kind = launcher.kind();
+    if spec.propagation.is_some() && !kind.runs_mount_cases() {
+        return Err(skip(
+            kind,
+            "mount-case",
+            format!(
+                "{} cannot run a mount case: its container's copy of the host's propagation mount point must keep \
+                 its relation to the host's (see LauncherKind::runs_mount_cases)",
+                kind.name()
+            ),
+        ));
+    }
     launcher.tool()?;
     check_capabilities(launcher.kind(), &launcher.capabilities(), spec, runner)?;
     launcher.supports(spec, runner)

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::probe::{JoinVia, Mode};
-use isoprobe_probes::wire::{InitPlan, RootPlan};
+use isoprobe_probes::wire::{InitPlan, PropagationPlan, RootPlan};
 
 use super::process::{ProbeProcess, SpawnRequest, spawn_probe, spawn_probe_attached};
 use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo};
@@ -75,6 +75,10 @@ pub fn init_plan(spec: &CaseSpec, case: &CaseEnv) -> InitPlan {
         mount_sys,
         root,
         unshare_cgroup: cgroup_ns_in_probe(spec, case),
+        propagation: spec
+            .propagation
+            .filter(|_| mnt)
+            .map(|p| PropagationPlan { mount: case.probe_path(crate::mount_case::PROP), mode: p.container }),
     }
 }
 

@@ -129,6 +129,19 @@ pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
             }
         }
     }
+    // The mount cases, on the host's root (where their mount points are), for the launchers
+    // that can run them.
+    if kind.runs_mount_cases() {
+        for mut s in crate::matrix::mount_cases() {
+            s.launcher = kind;
+            if s.has(NsKind::User) && caps.id_maps == IdMapSupport::OwnIdsOnly {
+                s.id_maps = Some(IdMaps::range(runner.uid, runner.gid, 1));
+            }
+            if s.validate().is_ok() && seen.insert(s.name()) {
+                v.push(s);
+            }
+        }
+    }
     v
 }
 

@@ -147,9 +147,15 @@ pub fn run(
             }
         };
     if may_mount && plan.private_mounts {
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .ctx(|| "make / recursively private".into())?;
-        steps.push("made / rprivate".into());
+        match &plan.propagation {
+            // A mount case: the copy of the host's propagation mount point keeps its relation.
+            Some(p) => super::mounts::private_but(p, steps)?,
+            None => {
+                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                    .ctx(|| "make / recursively private".into())?;
+                steps.push("made / rprivate".into());
+            }
+        }
     }
     if may_mount && let RootPlan::PivotRoot { new_root, .. } = &plan.root {
         // pivot_root(2) needs the new root to be a mount point.

@@ -37,6 +37,7 @@ use super::channel::Channel;
 use super::error::{Context, ProbeError};
 use super::init::Dirs;
 use super::interlock::Interlock;
+use super::mounts;
 use super::sysctls;
 
 /// One byte more than a hostname or domainname may have (__NEW_UTS_LEN is 64): sethostname(2)
@@ -49,7 +50,7 @@ const UTS_NAME_TOO_LONG: &str = "isoprobe-interlock-probe-a-name-one-byte-longer
 /// filesystem option (tmpfs's "Bad value for 'size'") it writes no kernel log line: the probe ran
 /// once per case, and each such line went to the console (printk at KERN_ERR), costing the host
 /// its log and the case milliseconds on a serial console.
-const INVALID_PROPAGATION: MsFlags = MsFlags::MS_SHARED.union(MsFlags::MS_PRIVATE);
+pub(super) const INVALID_PROPAGATION: MsFlags = MsFlags::MS_SHARED.union(MsFlags::MS_PRIVATE);
 
 pub struct Observer<'a> {
     ch: &'a mut Channel,
@@ -95,6 +96,13 @@ impl<'a> Observer<'a> {
         self.report("sentinel-mount".into(), r)?;
         let r = self.own_mount();
         self.report("own-mount".into(), r)?;
+        if let Some(m) = &self.case.sentinels.mnt.mounts {
+            let shared = self.shared_ns(NsKind::Mnt);
+            let token = &self.case.sentinels.mnt.marker_token;
+            for (key, r) in mounts::observe(self.ch, m, token, shared) {
+                self.report(key, r)?;
+            }
+        }
         let r = self.host_marker();
         self.report("host-marker".into(), r)?;
         let r = self.chroot_escape();
@@ -557,14 +565,14 @@ fn list_dir(fd: &OwnedFd) -> nix::Result<Vec<String>> {
     Ok(names)
 }
 
-fn expect_ack(a: HostAnswer, what: &str) -> Result<(), ProbeError> {
+pub(super) fn expect_ack(a: HostAnswer, what: &str) -> Result<(), ProbeError> {
     match a {
         HostAnswer::Ack => Ok(()),
         other => Err(unexpected(other, what)),
     }
 }
 
-fn expect_seen(a: HostAnswer, what: &str) -> Result<bool, ProbeError> {
+pub(super) fn expect_seen(a: HostAnswer, what: &str) -> Result<bool, ProbeError> {
     match a {
         HostAnswer::Seen { seen } => Ok(seen),
         other => Err(unexpected(other, what)),

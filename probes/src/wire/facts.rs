@@ -255,6 +255,20 @@ pub enum Fact {
     /// mount(2) of a tmpfs by the probe (or the interlock's probe of it), and whether the host's
     /// mount table then held it.
     OwnMount { attempt: Attempt, host_saw: bool },
+    /// A mount case: whether the tmpfs the host mounted on the propagation mount point after the
+    /// probe started is visible in the probe's copy of it (its marker read there).
+    PropagationIn { visible: bool, detail: String },
+    /// A mount case: mount(2) of a tmpfs on the probe's copy of the propagation mount point (or
+    /// the interlock's probe of it), and whether the host then saw a mount there.
+    PropagationOut { attempt: Attempt, host_saw: bool },
+    /// A mount case: a bind of the propagation mount point (or, in the harness's mount namespace,
+    /// the bind onto a file that the kernel refuses either way; see
+    /// [`MountSentinels::bind_file`](super::MountSentinels::bind_file)).
+    BindPropagation { attempt: Attempt },
+    /// A mount case: undoing the host's ro,nosuid,nodev,noexec mount in the probe's view: a bind
+    /// remount that drops those flags, then umount(2) (or the interlock's probes of both), and
+    /// whether the file it covers was then seen.
+    InheritedMount { remount: Attempt, unmount: Attempt, covered_seen: bool },
     /// Whether the host marker file is reachable by its host path: `None` when reading it failed
     /// with anything but ENOENT (which alone means "not there"; `detail` has the error).
     HostMarker { reachable: Option<bool>, detail: String },
@@ -328,6 +342,10 @@ impl Fact {
             Fact::SethostnameProbe { .. } => "sethostname-probe".into(),
             Fact::SentinelMount { .. } => "sentinel-mount".into(),
             Fact::OwnMount { .. } => "own-mount".into(),
+            Fact::PropagationIn { .. } => fact_key::PROPAGATION_IN.into(),
+            Fact::PropagationOut { .. } => fact_key::PROPAGATION_OUT.into(),
+            Fact::BindPropagation { .. } => fact_key::BIND_PROPAGATION.into(),
+            Fact::InheritedMount { .. } => fact_key::INHERITED_MOUNT.into(),
             Fact::HostMarker { .. } => "host-marker".into(),
             Fact::ChrootEscape { .. } => "chroot-escape".into(),
             Fact::HostIpc { .. } => "host-ipc".into(),
@@ -357,6 +375,11 @@ pub mod fact_key {
     /// The one fact of a limit case.
     pub const EXERCISE: &str = "exercise";
     pub const GLOBAL_SYSCTLS: &str = "global-sysctls";
+    /// The mount cases' facts.
+    pub const PROPAGATION_IN: &str = "propagation-in";
+    pub const PROPAGATION_OUT: &str = "propagation-out";
+    pub const BIND_PROPAGATION: &str = "bind-propagation";
+    pub const INHERITED_MOUNT: &str = "inherited-mount";
 
     pub fn sysctls(kind: NsKind) -> String {
         format!("sysctls/{kind}")

@@ -81,6 +81,10 @@ pub struct InitPlan {
     /// attach through cgroup.procs; runtimes unshare it last for the same reason).
     #[serde(default)]
     pub unshare_cgroup: bool,
+    /// A mount case's container side (with `private_mounts`): every mount private but the
+    /// propagation mount point, which gets the plan's mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<super::PropagationPlan>,
 }
 
 /// How the probe changes its root before observing.

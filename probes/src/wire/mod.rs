@@ -19,16 +19,18 @@
 //!
 //! The types live by concern, all re-exported here: `init.rs` (the init plan and the interlock's
 //! refusals), `sentinels.rs`, `facts.rs`, `limits.rs` (the limit cases' exercises, questions and
-//! reports). This file holds the messages themselves and their encoding.
+//! reports), `mounts.rs` (the mount cases' propagation types and host mount points). This file holds the messages themselves and their encoding.
 
 mod facts;
 mod init;
 mod limits;
+mod mounts;
 mod sentinels;
 
 pub use facts::*;
 pub use init::*;
 pub use limits::*;
+pub use mounts::*;
 pub use sentinels::*;
 
 use serde::{Deserialize, Serialize};
@@ -163,6 +165,13 @@ pub enum HostQuestion {
     UnmountSentinel,
     /// Does the host's mount table hold the probe's own tmpfs?
     OwnMountVisible,
+    /// Mount a tmpfs holding the marker token on the propagation mount point's
+    /// [`FROM_HOST`] directory now (a mount case, after the probe's namespaces exist).
+    PropagationMount,
+    /// Unmount it again, after checking it was there all the while.
+    PropagationUnmount,
+    /// Does the host see a mount on the propagation mount point's [`FROM_PROBE`] directory?
+    PropagationOwnVisible,
     /// Which of the probe's own IPC objects does the host see?
     OwnIpcVisible,
     /// Owner of a file the probe created in the scratch directory, as the host stats it.

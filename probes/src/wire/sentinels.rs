@@ -52,6 +52,9 @@ pub struct MntSentinel {
     /// mount of it left in the probe's table after pivot_root means the old root is reachable.
     #[serde(default)]
     pub host_root: String,
+    /// A mount case's host mount points (propagation, locked mounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<super::MountSentinels>,
 }
 
 /// SysV IPC keys and a POSIX message queue name.

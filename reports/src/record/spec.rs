@@ -48,6 +48,9 @@ pub struct CaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::schema::sysctl_stripe")]
     pub sysctl_stripe: Option<SysctlStripe>,
+    /// A mount case: the propagation of the host's and the container's side of its mount point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<harness::Propagation>,
 }
 
 impl CaseSpec {
@@ -63,6 +66,7 @@ impl CaseSpec {
             time_offsets: None,
             limits: None,
             sysctl_stripe: None,
+            propagation: None,
         }
     }
 }
@@ -220,8 +224,17 @@ pub enum Exercise {
 
 impl From<&harness::CaseSpec> for CaseSpec {
     fn from(s: &harness::CaseSpec) -> CaseSpec {
-        let harness::CaseSpec { namespaces, rootfs, launcher, id_maps, hostname, time_offsets, limits, sysctl_stripe } =
-            s;
+        let harness::CaseSpec {
+            namespaces,
+            rootfs,
+            launcher,
+            id_maps,
+            hostname,
+            time_offsets,
+            limits,
+            sysctl_stripe,
+            propagation,
+        } = s;
         CaseSpec {
             namespaces: *namespaces,
             rootfs: *rootfs,
@@ -231,6 +244,7 @@ impl From<&harness::CaseSpec> for CaseSpec {
             time_offsets: time_offsets.as_ref().map(TimeOffsets::from),
             limits: limits.as_ref().map(LimitSpec::from),
             sysctl_stripe: sysctl_stripe.as_ref().map(SysctlStripe::from),
+            propagation: *propagation,
         }
     }
 }

@@ -8,12 +8,13 @@
 //! | rootfs | the host's, or `--root` (chroot(2)); no pivot_root |
 //! | /proc, /sys | `--mount-proc`; no sysfs option, so the payload mounts a new sysfs in a new mount + net namespace |
 //! | time offsets | `--monotonic`, `--boottime`: whole seconds |
+//! | propagation (a mount case) | `--propagation shared\|slave\|private` on the whole root (the default: private); no unbindable |
 //!
 //! nsenter(1) joins the running container by `--target PID` with one flag per namespace kind,
 //! `--root --wd` to enter its root, and `--preserve-credentials` off (it becomes root inside).
 
 use isoprobe_probes::ns::{NsKind, NsSet};
-use isoprobe_probes::wire::InitPlan;
+use isoprobe_probes::wire::{InitPlan, PropMode};
 
 use super::tool::{ToolCell, start_tool, tool_env, wait_for_probe};
 use crate::error::HarnessError;
@@ -99,6 +100,21 @@ impl Launcher for UtilUnshare {
     }
 
     fn supports(&self, spec: &CaseSpec, _runner: Runner) -> Result<(), Skip> {
+        if let Some(p) = spec.propagation.filter(|_| spec.has(NsKind::Mnt)) {
+            if p.container == PropMode::Unbindable {
+                return Err(self.skip(
+                    "propagation-unbindable",
+                    "unshare(1) --propagation takes slave, shared, private or unchanged: no unbindable",
+                ));
+            }
+            if spec.has(NsKind::Pid) || spec.has(NsKind::Net) {
+                return Err(self.skip(
+                    "mount-case-proc-sys",
+                    "a mount case through unshare(1) gives the whole root the case's propagation (--propagation is \
+                     recursive): a /proc or /sys mounted over the host's through a shared root would reach the host",
+                ));
+            }
+        }
         if spec.rootfs == RootfsMode::Chroot {
             if !spec.has(NsKind::Mnt) {
                 return Err(self.skip(
@@ -133,7 +149,10 @@ impl Launcher for UtilUnshare {
             args.push("--map-root-user".into());
         }
         if has(NsKind::Mnt) {
-            args.extend(["--propagation".into(), "private".into()]);
+            // A mount case's container side is the root's propagation, as unshare(1) sets it
+            // (recursively); every other case's is private.
+            let mode = spec.propagation.map_or(PropMode::Private, |p| p.container);
+            args.extend(["--propagation".into(), mode.name().into()]);
         }
         let chroot = spec.rootfs == RootfsMode::Chroot;
         if has(NsKind::Mnt) && (has(NsKind::Pid) || chroot) {
