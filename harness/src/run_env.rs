@@ -1,5 +1,5 @@
 //! What one harness run sets up once and shares among all its cases: a run directory under /tmp
-//! (a tmpfs of its own where the runner may mount one, see [`mount_run_tmpfs`]), the probe
+//! (a tmpfs of its own where the runner may mount one, see `mount_run_tmpfs`), the probe
 //! executable copied into it, the host marker file, the host's pid sentinel, and the host facts
 //! that do not change during a run.
 //!
