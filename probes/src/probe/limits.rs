@@ -342,17 +342,19 @@ fn io_read(device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, P
     let mut kids = Vec::new();
     for i in 0..IO_READERS {
         kids.push(fork_child(|| {
-            let (bytes, errno) = match io_read_one(device, block, end, i) {
+            let mut span = (0, 0);
+            let (bytes, errno) = match io_read_one(device, block, end, i, &mut span) {
                 Ok(b) => (b, 0),
                 Err((b, e)) => (b, e as u64),
             };
-            // One write of 24 bytes: atomic on a pipe (under PIPE_BUF), so the readers' reports
+            // One write of 32 bytes: atomic on a pipe (under PIPE_BUF), so the readers' reports
             // do not interleave.
-            let mut rec = [0u8; 24];
+            let mut rec = [0u8; 32];
             rec[..8].copy_from_slice(&bytes.to_ne_bytes());
-            rec[8..16].copy_from_slice(&mono().to_ne_bytes());
-            rec[16..].copy_from_slice(&errno.to_ne_bytes());
-            if write(&w, &rec) == Ok(24) { 0 } else { 3 }
+            rec[8..16].copy_from_slice(&span.0.to_ne_bytes());
+            rec[16..24].copy_from_slice(&span.1.to_ne_bytes());
+            rec[24..].copy_from_slice(&errno.to_ne_bytes());
+            if write(&w, &rec) == Ok(32) { 0 } else { 3 }
         })?);
     }
     drop(w);
@@ -360,23 +362,32 @@ fn io_read(device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, P
     for k in kids {
         wait_end(k)?;
     }
-    if vals.len() != 3 * IO_READERS as usize {
-        return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / 3)));
+    if vals.len() != 4 * IO_READERS as usize {
+        return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / 4)));
     }
     let (mut bytes, mut last, mut error) = (0, t0, None);
-    for c in vals.chunks_exact(3) {
+    let (mut all_started, mut first_done) = (t0, u64::MAX);
+    for c in vals.chunks_exact(4) {
         bytes += c[0];
-        last = last.max(c[1]);
-        if c[2] != 0 {
-            error = Some(SysResult::from(Err::<(), _>(Errno::from_raw(c[2] as i32))));
+        all_started = all_started.max(c[1]);
+        first_done = first_done.min(c[2]);
+        last = last.max(c[2]);
+        if c[3] != 0 {
+            error = Some(SysResult::from(Err::<(), _>(Errno::from_raw(c[3] as i32))));
         }
     }
-    Ok(ExerciseReport::IoRead { bytes, wall_ns: last - t0, error })
+    Ok(ExerciseReport::IoRead {
+        bytes,
+        wall_ns: last.saturating_sub(t0),
+        all_reading_ns: first_done.saturating_sub(all_started),
+        error,
+    })
 }
 
 /// One reader: O_DIRECT reads of `block` bytes until `end`, from its own quarter of the device.
-/// Returns the bytes read, or those and the errno that stopped it.
-fn io_read_one(device: &str, block: u32, end: u64, index: u32) -> Result<u64, (u64, Errno)> {
+/// Returns the bytes read, or those and the errno that stopped it; `span` gets when its first read
+/// was issued and when its last returned.
+fn io_read_one(device: &str, block: u32, end: u64, index: u32, span: &mut (u64, u64)) -> Result<u64, (u64, Errno)> {
     let fd =
         open(device, OFlag::O_RDONLY | OFlag::O_DIRECT | OFlag::O_CLOEXEC, FileMode::empty()).map_err(|e| (0, e))?;
     let size = nix::unistd::lseek(&fd, 0, nix::unistd::Whence::SeekEnd).map_err(|e| (0, e))? as u64;
@@ -389,8 +400,11 @@ fn io_read_one(device: &str, block: u32, end: u64, index: u32) -> Result<u64, (u
     let Some(mut buf) = sys::AlignedBuf::zeroed(block as usize, PAGE) else { return Err((0, Errno::ENOMEM)) };
     let (mut bytes, mut off, mut error) = (0u64, 0u64, None);
     let base = region * u64::from(index);
+    span.0 = mono();
+    span.1 = span.0;
     while mono() < end {
         let n = nix::sys::uio::pread(&fd, buf.as_mut_slice(), (base + off) as i64);
+        span.1 = mono();
         match n {
             Ok(n) if n > 0 => {
                 bytes += n as u64;

@@ -325,7 +325,13 @@ pub enum ExerciseReport {
     },
     IoRead {
         bytes: u64,
+        /// From the start until the last reader's last read returned.
         wall_ns: u64,
+        /// While every reader was reading: from the last reader's first read until the first
+        /// reader's last read returned (a reader the scheduler kept off the CPU at either end
+        /// queued nothing at the throttle then).
+        #[serde(default)]
+        all_reading_ns: u64,
         /// The read that ended the window early, if one failed.
         error: Option<SysResult>,
     },
