@@ -154,11 +154,7 @@ impl HostSysctls {
                     .into_iter()
                     .filter_map(|(path, v)| Some((path, v.ok()?)))
                     .collect();
-                let record = self.run_dir.join(SYSCTL_RECORD);
-                let text =
-                    serde_json::to_string(&values).map_err(|e| format!("failed to encode the sysctl record: {e}"))?;
-                fs::write(&record, text)
-                    .map_err(|e| format!("failed to record the sysctls in {}: {e}", record.display()))?;
+                write_record(&self.run_dir.join(SYSCTL_RECORD), &values)?;
                 Ok(values)
             })
             .as_ref()
@@ -219,10 +215,7 @@ impl HostSysctls {
                 originals
             })?;
             let record = self.run_dir.join(SYSCTL_UTS_RECORD);
-            let text =
-                serde_json::to_string(&originals).map_err(|e| format!("failed to encode the uts record: {e}"))?;
-            fs::write(&record, text)
-                .map_err(|e| format!("failed to record the uts entries in {}: {e}", record.display()))?;
+            write_record(&record, &originals)?;
             Some(record)
         } else {
             None
@@ -346,6 +339,12 @@ fn uts(path: &str, kernel: Option<(u32, u32)>) -> bool {
 }
 
 /// The /proc/sys tree at `root`, opened.
+/// Writes a record of host values (entry → value) for the recovery of a run killed meanwhile.
+fn write_record(record: &Path, values: &BTreeMap<String, String>) -> Result<(), String> {
+    let text = serde_json::to_string(values).map_err(|e| format!("failed to encode {}: {e}", record.display()))?;
+    fs::write(record, text).map_err(|e| format!("failed to write {}: {e}", record.display()))
+}
+
 fn open_tree(root: &Path) -> Result<SysDirs, String> {
     nix::fcntl::open(
         root,

@@ -458,6 +458,17 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             let block = IO_IN_FLIGHT * u64::from(*block);
             let hi = allow(wall_ns + IO_SLICE_NS) + block;
             let lo = allow(all_reading_ns.saturating_sub(IO_SLICE_NS)).saturating_sub(block);
+            if lo == 0 && error.is_none() {
+                // A bound of nothing passes any rate: the readers did not read together long
+                // enough for the throttle's rate to show.
+                return Verdict::Error {
+                    cause: format!(
+                        "the readers read together for only {} of {}: too short to bound the rate from below",
+                        ms(*all_reading_ns),
+                        ms(*wall_ns)
+                    ),
+                };
+            }
             verdict(
                 error.is_none() && (lo..=hi).contains(bytes),
                 format!(
@@ -864,6 +875,9 @@ mod tests {
         assert!(!judge(LimitCheck::Io, &want, &r(at(1100), 1510, 1500), &[]).is_pass());
         // Twice the limit.
         assert!(!judge(LimitCheck::Io, &want, &r(at(3000), 1510, 1500), &[]).is_pass());
+        // Readers that never read together bound nothing from below: an error, not a pass.
+        let v = judge(LimitCheck::Io, &want, &r(at(1500), 1510, 50), &[]);
+        assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
     }
 
     #[test]

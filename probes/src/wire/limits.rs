@@ -330,7 +330,6 @@ pub enum ExerciseReport {
         /// While every reader was reading: from the last reader's first read until the first
         /// reader's last read returned (a reader the scheduler kept off the CPU at either end
         /// queued nothing at the throttle then).
-        #[serde(default)]
         all_reading_ns: u64,
         /// The read that ended the window early, if one failed.
         error: Option<SysResult>,
