@@ -59,6 +59,11 @@ pub struct Harness {
     next_case: AtomicU64,
     cgroup_root: Option<PathBuf>,
     kernel: requirement::KernelRelease,
+    /// A mount case (one with a propagation) runs alone, every other case beside the others: its
+    /// host side makes and removes shared mounts, whose mounts and unmounts propagate into the
+    /// mount namespaces other cases are copying meanwhile (bwrap's recursive bind of `/` failed
+    /// with ENOENT remounting a mount that went away under it).
+    mount_cases: std::sync::RwLock<()>,
 }
 
 /// One probe process's raw results before judging.
@@ -84,6 +89,7 @@ impl Harness {
             opts,
             next_case: AtomicU64::new(0),
             kernel: requirement::KernelRelease::running(),
+            mount_cases: std::sync::RwLock::new(()),
         })
     }
 
@@ -146,6 +152,12 @@ impl Harness {
         if let Err(e) = launched.validate().and_then(|()| oracle.validate()) {
             out.error = Some(format!("invalid spec: {e}"));
             return out;
+        }
+        let (_alone, _beside);
+        if launched.propagation.is_some() {
+            _alone = self.mount_cases.write().unwrap_or_else(|e| e.into_inner());
+        } else {
+            _beside = self.mount_cases.read().unwrap_or_else(|e| e.into_inner());
         }
         // Each state of the spec is computed once: resolved for this runner, then what the
         // launcher really builds from it.
