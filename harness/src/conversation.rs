@@ -126,13 +126,23 @@ fn send(p: &mut ProbeProcess, msg: &ToProbe) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::Protocol(format!("failed to write to the probe's stdin: {e}")))
 }
 
-/// Runs one conversation to the probe's `done`, timing its phases in `phases`: the hello to the
-/// init report ([`Phase::Init`]), from there to `done` ([`Phase::Observe`]), each less the time
-/// the host spent answering ([`Phase::HostAnswers`]).
+/// Sends the hello that starts a conversation ([`converse`] carries it on); a failure carries the
+/// probe's stderr.
+pub fn send_hello(p: &mut ProbeProcess, streams: &Streams, hello: &ToProbe) -> Result<(), HarnessError> {
+    send(p, hello).map_err(|e| with_stderr(e, streams))
+}
+
+fn with_stderr(e: HarnessError, s: &Streams) -> HarnessError {
+    let err = s.stderr_text();
+    if err.is_empty() { e } else { HarnessError::Protocol(format!("{e}; probe stderr: {err}")) }
+}
+
+/// Runs one conversation from its hello ([`send_hello`]) to the probe's `done`, timing its
+/// phases in `phases`: from here to the init report ([`Phase::Init`]), from there to `done`
+/// ([`Phase::Observe`]), each less the time the host spent answering ([`Phase::HostAnswers`]).
 pub fn converse(
     p: &mut ProbeProcess,
     streams: &mut Streams,
-    hello: &ToProbe,
     host: &mut HostSide<'_>,
     deadline: Instant,
     started: Instant,
@@ -147,11 +157,6 @@ pub fn converse(
         phases.add(Phase::HostAnswers, answers);
         Instant::now()
     };
-    let with_stderr = |e: HarnessError, s: &Streams| {
-        let err = s.stderr_text();
-        if err.is_empty() { e } else { HarnessError::Protocol(format!("{e}; probe stderr: {err}")) }
-    };
-    send(p, hello).map_err(|e| with_stderr(e, streams))?;
     let mut t = Transcript::default();
     loop {
         while let Some(line) = streams.next_line().map_err(|e| with_stderr(e, streams))? {

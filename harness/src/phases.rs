@@ -23,8 +23,8 @@ pub enum Phase {
     /// The launcher's start: from the call to the probe running in its container (the clone or
     /// the tool, the id maps, the cgroup attach, the exec).
     Spawn,
-    /// The host's view taken while the probe runs (its cgroup, the host's links), the probe's
-    /// fresh names and the hello.
+    /// The probe's fresh names, the hello, and the host's view taken while the probe reads it
+    /// and starts (its cgroup, the host's links).
     HostView,
     /// From the hello to the probe's init report: the probe's start, its time namespace,
     /// hostname, mounts and root.
@@ -33,7 +33,8 @@ pub enum Phase {
     Observe,
     /// The host answering the probe's questions during the observations.
     HostAnswers,
-    /// The host-side controls read after the probe finished (sentinels alive and reachable).
+    /// The host-side controls read after the probe finished (sentinels alive and reachable),
+    /// while it exits.
     Controls,
     /// Closing the probe's stdin, its exit and reap, the rest of its stderr, the launcher's
     /// teardown.

@@ -15,7 +15,7 @@ use isoprobe_probes::wire::{Fact, InitPlan, ProbeCase, ToProbe, WIRE_VERSION};
 
 use crate::case_env::CaseEnv;
 use crate::check::CheckId;
-use crate::conversation::{Streams, Transcript, ask_holder, converse};
+use crate::conversation::{Streams, Transcript, ask_holder, converse, send_hello};
 use crate::error::{Context, HarnessError};
 use crate::host::{HostSide, PeerRead};
 use crate::judge::{self, HostView, Seen};
@@ -368,7 +368,6 @@ impl Harness {
         peer: Option<PeerRead<'_>>,
     ) -> Result<(Transcript, HostView, Streams), HarnessError> {
         let at = Instant::now();
-        let host_view = self.host_view(p)?;
         let names = case.new_probe_names()?;
         let hello = ToProbe::Hello {
             version: WIRE_VERSION,
@@ -384,11 +383,20 @@ impl Harness {
             }),
         };
         let mut streams = Streams::default();
+        // The hello first: the rest of the host's view is taken while the probe reads it and
+        // starts.
+        let probe_cgroup = self.probe_cgroup(p)?;
+        send_hello(&mut p.process, &streams, &hello)?;
+        let mut host_view = self.host_view(probe_cgroup)?;
         let mut host = HostSide::new(&self.run, case, &names, deadline, peer);
         phases.lap(Phase::HostView, at);
-        let t = converse(&mut p.process, &mut streams, &hello, &mut host, deadline, started, phases)?;
-        let mut host_view = host_view;
+        let t = converse(&mut p.process, &mut streams, &mut host, deadline, started, phases)?;
         host_view.sysctls = host.take_sysctl_view();
+        if !hold {
+            // Done: the probe exits while the host reads its controls (a holder waits for its
+            // joiner instead).
+            p.process.stdin = None;
+        }
         phases.time(Phase::Controls, || self.after_probe(&mut host_view, case))?;
         Ok((t, host_view, streams))
     }
@@ -422,10 +430,16 @@ impl Harness {
         Ok(())
     }
 
-    /// The host's side of the comparison, taken while the probe runs.
-    fn host_view(&self, p: &Started) -> Result<HostView, HarnessError> {
+    /// The probe's cgroup as the host sees it, read before the hello: a quick probe (a limit
+    /// case's control) may be done and gone before the host's view below is complete.
+    fn probe_cgroup(&self, p: &Started) -> Result<Vec<String>, HarnessError> {
         let cgroup = format!("/proc/{}/cgroup", p.probe_pid);
-        let probe_cgroup = fs::read_to_string(&cgroup).ctx(|| format!("read {cgroup}"))?;
+        let text = fs::read_to_string(&cgroup).ctx(|| format!("read {cgroup}"))?;
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    /// The host's side of the comparison, taken while the probe runs.
+    fn host_view(&self, probe_cgroup: Vec<String>) -> Result<HostView, HarnessError> {
         let mut sys_class_net: Vec<String> = fs::read_dir("/sys/class/net")
             .ctx(|| "list /sys/class/net".into())?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -436,7 +450,7 @@ impl Harness {
             ns: self.run.host_ns.clone(),
             links: sys::netlink_links().ctx(|| "list the host's links".into())?,
             sys_class_net,
-            probe_cgroup: probe_cgroup.lines().map(str::to_owned).collect(),
+            probe_cgroup,
             controls: judge::Controls::default(),
             sysctls: Default::default(),
         })

@@ -1,5 +1,12 @@
 //! The probe's end of the wire: JSON lines in on fd 0, out on fd 1.
 //!
+//! Facts are sent in batches: [`Channel::fact`] only encodes one, and the batch goes out in one
+//! write before the probe waits for the harness ([`Channel::ask`]) and with its `done`
+//! ([`Channel::done`]). A case's forty-odd facts were forty writes, each waking the harness on the
+//! other CPU to read and decode one line while the probe went on; batched, the harness wakes once
+//! per question. A probe that dies between two questions loses the facts since the last one, and
+//! the harness reports the death either way ("the probe ended ... before `done`").
+//!
 //! Reads are unbuffered (one byte at a time) on purpose: before the probe re-executes itself into a
 //! new time namespace nothing may sit in a user-space buffer that the new image would lose, and the
 //! messages are a few hundred bytes per case.
@@ -30,8 +37,13 @@ pub fn read_line_unbuffered() -> io::Result<Option<String>> {
 
 /// Writes one message and flushes it, so the harness sees it before the probe blocks.
 pub fn send(msg: &FromProbe) -> Result<(), ProbeError> {
+    write_out(&wire::encode(msg))
+}
+
+/// Writes encoded lines to stdout and flushes them.
+fn write_out(lines: &str) -> Result<(), ProbeError> {
     let mut out = io::stdout().lock();
-    out.write_all(wire::encode(msg).as_bytes())
+    out.write_all(lines.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|source| ProbeError::Io { what: "write to stdout".into(), source })
 }
@@ -42,28 +54,46 @@ pub struct Channel {
     next_id: u32,
     facts: u32,
     lines_in: usize,
+    /// Encoded messages not yet written (see the module's docs).
+    pending: String,
 }
 
 impl Channel {
     /// `lines_in` is how many lines were already read (the hello), for error positions.
     pub fn new(lines_in: usize) -> Self {
-        Channel { next_id: 1, facts: 0, lines_in }
+        Channel { next_id: 1, facts: 0, lines_in, pending: String::new() }
     }
 
+    /// Queues a fact; it goes out with the next question, [`Channel::flush`] or `done`.
     pub fn fact(&mut self, fact: Fact) -> Result<(), ProbeError> {
         self.facts += 1;
-        send(&FromProbe::Fact { fact })
+        self.pending.push_str(&wire::encode(&FromProbe::Fact { fact }));
+        Ok(())
     }
 
-    pub fn facts_sent(&self) -> u32 {
-        self.facts
+    /// Writes what is queued, before a step that could end the probe (an exercise the kernel
+    /// may kill it in) or keep it long.
+    pub fn flush(&mut self) -> Result<(), ProbeError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        write_out(&batch)
+    }
+
+    /// Sends the queued facts and the `done` that counts them.
+    pub fn done(&mut self) -> Result<(), ProbeError> {
+        let done = wire::encode(&FromProbe::Done { facts: self.facts });
+        self.pending.push_str(&done);
+        self.flush()
     }
 
     /// Asks the host and waits for its answer.
     pub fn ask(&mut self, question: HostQuestion) -> Result<HostAnswer, ProbeError> {
         let id = self.next_id;
         self.next_id += 1;
-        send(&FromProbe::Ask { id, question })?;
+        self.pending.push_str(&wire::encode(&FromProbe::Ask { id, question }));
+        self.flush()?;
         match self.receive()? {
             ToProbe::Answer { id: got, answer } if got == id => Ok(answer),
             other => Err(ProbeError::Protocol(format!("expected the answer to question {id}, got {other:?}"))),

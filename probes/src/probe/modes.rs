@@ -89,11 +89,14 @@ fn observe_main() -> Result<i32, ProbeError> {
 
     let mut ch = Channel::new(1);
     ch.fact(Fact::Init { steps, refused })?;
+    // The init report at once: the harness times the init phase by it, and an exercise may end
+    // the probe (an OOM kill) with the report still queued.
+    ch.flush()?;
     match &case.exercise {
         Some(exercise) => super::limits::run(&mut ch, &dirs, exercise, &interlock)?,
         None => Observer::new(&mut ch, &case, &dirs, &interlock).run_all()?,
     }
-    send(&FromProbe::Done { facts: ch.facts_sent() })?;
+    ch.done()?;
 
     if case.hold {
         // A holder keeps its namespaces alive for a joiner until the harness releases it; the

@@ -22,7 +22,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, UnixAddr, connect, socket};
 use nix::sys::stat::{Mode as FileMode, fstatat};
 use nix::sys::utsname::uname;
-use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, chdir, chroot, fchdir, getpid, getppid, sethostname};
 
 use crate::ns::NsKind;
@@ -310,8 +309,15 @@ impl<'a> Observer<'a> {
         let m = &self.case.sentinels.mnt;
         let root = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
             .ctx(|| "open /".into())?;
-        // Exit codes of the child: 0 reached the host marker, 1 did not, 2+ a step failed.
-        let child = sys::fork_child(|| {
+        // The climb runs on a thread of its own with a private copy of the probe's root and
+        // working directory (unshare(CLONE_FS)): a chroot there moves no other thread's root,
+        // and the thread costs a fraction of the fork it replaces (whose page-table copy and
+        // copy-on-write faults of the probe's 4 MiB image made this the slowest observation).
+        // Its codes: 0 reached the host marker, 1 did not, 2+ a step failed.
+        let climb = || {
+            if nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).is_err() {
+                return 7;
+            }
             if chroot(m.escape_dir.as_str()).is_err() {
                 return 2;
             }
@@ -336,25 +342,21 @@ impl<'a> Observer<'a> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
                 Err(_) => 6,
             }
-        })
-        .ctx(|| "fork for the chroot escape".into())?;
-        let status = waitpid(child, None).ctx(|| "wait for the chroot-escape child".into())?;
+        };
+        let code = std::thread::scope(|s| s.spawn(climb).join())
+            .map_err(|_| ProbeError::Protocol("the chroot-escape thread panicked".into()))?;
         let old_root_mount = self.old_root_mount()?;
         let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") to the top, chroot(\".\")", m.escape_dir);
-        let (reached_host, detail) = match status {
-            WaitStatus::Exited(_, 0) => {
-                (Some(true), format!("{steps}: {} readable with the host's token", m.host_marker))
-            }
-            WaitStatus::Exited(_, 1) => (Some(false), format!("{steps}: {} not reachable", m.host_marker)),
-            WaitStatus::Exited(_, 6) => {
-                (None, format!("{steps}: reading {} failed with an error other than ENOENT", m.host_marker))
-            }
-            WaitStatus::Exited(_, n) => {
+        let (reached_host, detail) = match code {
+            0 => (Some(true), format!("{steps}: {} readable with the host's token", m.host_marker)),
+            1 => (Some(false), format!("{steps}: {} not reachable", m.host_marker)),
+            6 => (None, format!("{steps}: reading {} failed with an error other than ENOENT", m.host_marker)),
+            7 => (None, "not attempted: unshare(CLONE_FS) for a root of the climb's own failed".into()),
+            n => {
                 let step = ["chroot into the escape dir", "fchdir", "chdir(\"..\")", "chroot(\".\")"]
                     [(n as usize).saturating_sub(2).min(3)];
                 (None, format!("not attempted: {step} failed"))
             }
-            other => return Err(ProbeError::Protocol(format!("chroot-escape child ended with {other:?}"))),
         };
         Ok(Fact::ChrootEscape { reached_host, detail, old_root_mount })
     }
