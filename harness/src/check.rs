@@ -36,7 +36,7 @@ pub enum CheckId {
     PidProcListsHostProcess,
     /// /proc/sys/kernel/ns_last_pid, read after a fork, is the host's last pid.
     PidNsLastPid,
-    /// /proc/<host sentinel>/net/unix lists the host's abstract socket.
+    /// `/proc/<host sentinel>/net/unix` lists the host's abstract socket.
     PidProcHostNet,
     /// The hostname is the spec's, not the host's.
     UtsHostname,

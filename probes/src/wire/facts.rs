@@ -245,7 +245,7 @@ pub enum Fact {
     /// (in the probe's pid namespace), `last_pid` what the file held (`None`: it does not exist,
     /// a kernel without CONFIG_CHECKPOINT_RESTORE).
     NsLastPid { child: i32, last_pid: Option<i32> },
-    /// /proc/<sentinel's pid>/net/unix in the probe's /proc: `listed` whether it exists (ENOENT
+    /// `/proc/<sentinel's pid>/net/unix` in the probe's /proc: `listed` whether it exists (ENOENT
     /// alone is not), `lists_socket` whether it lists the host's abstract socket; `foreign` as in
     /// [`Fact::ProcSentinel`].
     HostPidNet {
