@@ -34,6 +34,10 @@ pub enum CheckId {
     PidSignalHostProcess,
     /// /proc lists the host sentinel (with its start time).
     PidProcListsHostProcess,
+    /// /proc/sys/kernel/ns_last_pid, read after the probe started a task, is the host's last pid.
+    PidNsLastPid,
+    /// `/proc/<host sentinel>/net/unix` lists the host's abstract socket.
+    PidProcHostNet,
     /// The hostname is the spec's, not the host's.
     UtsHostname,
     /// A domainname set inside is seen by the host.
@@ -65,6 +69,10 @@ pub enum CheckId {
     NetLinks,
     /// /sys/class/net shows the host's links.
     NetSysfsClassNet,
+    /// /proc/net/unix lists the host's abstract socket.
+    NetProcNetUnix,
+    /// /proc/net/dev lists the host's links.
+    NetProcNetDev,
     /// /proc/self/uid_map.
     UserUidMap,
     /// /proc/self/gid_map.
@@ -93,13 +101,15 @@ impl CheckId {
         use CheckId::*;
         let mut v: Vec<CheckId> = NsKind::ALL.into_iter().map(NsInode).collect();
         v.extend([PidParentOutside, PidSelfIsInit, PidSignalHostProcess, PidProcListsHostProcess]);
+        v.extend([PidNsLastPid, PidProcHostNet]);
         v.push(Sysctls(NsKind::Pid));
         v.extend([UtsHostname, UtsDomainnameReachesHost, Sysctls(NsKind::Uts)]);
         v.extend([MntHostMountVisible, MntOwnMountReachesHost, MntHostRootReachable, MntChrootEscape]);
         v.extend([MntPropagationIn, MntPropagationOut, MntBindRefused]);
         v.extend([IpcObject::Shm, IpcObject::Sem, IpcObject::Msg, IpcObject::Mqueue].map(IpcHostObject));
         v.extend([IpcOwnObjectsReachHost, Sysctls(NsKind::Ipc)]);
-        v.extend([NetHostAbstractSocket, NetHostTcpLoopback, NetLinks, NetSysfsClassNet, Sysctls(NsKind::Net)]);
+        v.extend([NetHostAbstractSocket, NetHostTcpLoopback, NetLinks, NetSysfsClassNet]);
+        v.extend([NetProcNetUnix, NetProcNetDev, Sysctls(NsKind::Net)]);
         v.extend([UserUidMap, UserGidMap, UserFileOwnerOnHost, UserCapsReachUts, UserInheritedMountUndone]);
         v.extend([Sysctls(NsKind::User), UserGlobalSysctlsWritable]);
         v.push(CgroupProcSelfCgroup);
@@ -155,6 +165,11 @@ impl CheckId {
             // A new pid namespace only hides host processes from /proc once /proc is remounted,
             // which needs a new mount namespace.
             PidProcListsHostProcess => &[K::Pid, K::Mnt],
+            // The sysctl reads the reader's own pid namespace, whichever /proc it is read through.
+            PidNsLastPid => &[K::Pid],
+            // A host process's /proc entry shows its network namespace: the probe's own network
+            // namespace changes nothing, only whether its /proc lists host processes.
+            PidProcHostNet => &[K::Pid, K::Mnt],
             UtsHostname => &[K::Uts],
             // Without a new uts namespace, a new user namespace lacks CAP_SYS_ADMIN over the host's.
             UtsDomainnameReachesHost => &[K::Uts, K::User],
@@ -170,7 +185,8 @@ impl CheckId {
             // mount namespace of its own the probe needs CAP_SYS_ADMIN in the host's.
             UserInheritedMountUndone => &[K::User, K::Mnt],
             IpcHostObject(_) | IpcOwnObjectsReachHost => &[K::Ipc],
-            NetHostAbstractSocket | NetHostTcpLoopback | NetLinks => &[K::Net],
+            // /proc/net is `self/net`: the reader's network namespace, whoever mounted the /proc.
+            NetHostAbstractSocket | NetHostTcpLoopback | NetLinks | NetProcNetUnix | NetProcNetDev => &[K::Net],
             // sysfs shows the network namespace of whoever mounted it.
             NetSysfsClassNet => &[K::Net, K::Mnt],
             UserUidMap | UserGidMap | UserFileOwnerOnHost => &[K::User],
@@ -199,6 +215,8 @@ impl CheckId {
             PidSelfIsInit => "self-is-init",
             PidSignalHostProcess => "signal-host-process",
             PidProcListsHostProcess => "proc-lists-host-process",
+            PidNsLastPid => "ns-last-pid",
+            PidProcHostNet => "proc-host-net",
             UtsHostname => "hostname",
             UtsDomainnameReachesHost => "domainname-reaches-host",
             MntHostMountVisible => "host-mount-visible",
@@ -220,6 +238,8 @@ impl CheckId {
             NetHostTcpLoopback => "host-tcp-loopback",
             NetLinks => "links",
             NetSysfsClassNet => "sysfs-class-net",
+            NetProcNetUnix => "proc-net-unix",
+            NetProcNetDev => "proc-net-dev",
             UserUidMap => "uid-map",
             UserGidMap => "gid-map",
             UserFileOwnerOnHost => "file-owner-on-host",
@@ -251,6 +271,11 @@ impl CheckId {
             PidSelfIsInit => "getpid() returns 1 for the first process of a new pid namespace",
             PidSignalHostProcess => "kill(host process, 0) gives ESRCH when the pid namespace is new",
             PidProcListsHostProcess => "/proc lists a host process (same pid and start time)",
+            PidNsLastPid => {
+                "/proc/sys/kernel/ns_last_pid read after a new task is the host's last pid, not the task's id in the \
+                 probe's own pid namespace"
+            }
+            PidProcHostNet => "/proc/<host process>/net/unix lists the host's abstract socket",
             UtsHostname => "the hostname is the one the spec set, not the host's",
             UtsDomainnameReachesHost => "a NIS domainname set inside shows on the host",
             MntHostMountVisible => "a mount the host makes after the start is visible inside",
@@ -271,6 +296,8 @@ impl CheckId {
             NetHostTcpLoopback => "connect() to the host's 127.0.0.1 TCP listener succeeds",
             NetLinks => "the links netlink reports are the host's (shared) or only lo, down (new)",
             NetSysfsClassNet => "/sys/class/net lists the host's links",
+            NetProcNetUnix => "/proc/net/unix lists the host's abstract socket",
+            NetProcNetDev => "/proc/net/dev lists the host's links",
             UserUidMap => "/proc/self/uid_map is the spec's map (identity when shared)",
             UserGidMap => "/proc/self/gid_map is the spec's map (identity when shared)",
             UserFileOwnerOnHost => "a file created as root inside is owned by the mapped id on the host",

@@ -41,6 +41,10 @@ pub struct HostView {
     pub controls: Controls,
     /// What the host saw of the sysctls the probe wrote in its own namespaces.
     pub sysctls: crate::sysctl::SysctlView,
+    /// The harness's /proc/sys/kernel/ns_last_pid before the hello and after the probe finished:
+    /// every pid the host's pid namespace gave out meanwhile lies in `(before, after]` (pids are
+    /// given out in cyclic order, alloc_pid), the host-level id of the probe's new task among them.
+    pub ns_last_pid: Option<(i32, i32)>,
 }
 
 /// Whether each host sentinel was alive and reachable from the host when the probe had looked.
@@ -214,16 +218,17 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             obs(seen, format!("kill(host process, 0) = {result}"))
         }
         (PidProcListsHostProcess, Fact::ProcSentinel { listed, tagged, foreign }) => {
-            let seen = match (listed, tagged) {
-                _ if *foreign => Seen::Other(
-                    "the probe's /proc belongs to a pid namespace the probe is not in (it has no `self` for it)".into(),
-                ),
-                (true, true) => Seen::Shared,
-                (false, _) => Seen::Isolated,
-                (true, false) => Seen::Other("the pid is listed but is another process".into()),
-            };
+            let seen = host_pid_seen(*listed, *tagged, *foreign, "the pid is listed but is another process");
             let seen = proven(seen, &host.controls.pid_sentinel, "the host's sleeping process")?;
             obs(seen, format!("/proc/<host pid> listed: {listed}, with the sentinel's tag: {tagged}"))
+        }
+        (PidNsLastPid, Fact::NsLastPid { child, last_pid }) => ns_last_pid_seen(*child, *last_pid, host),
+        (PidProcHostNet, Fact::HostPidNet { listed, lists_socket, foreign }) => {
+            let other = "/proc/<host pid>/net/unix exists but does not list the host's socket";
+            let seen = host_pid_seen(*listed, *lists_socket, *foreign, other);
+            let seen = proven(seen, &host.controls.pid_sentinel, "the host's sleeping process")?;
+            let seen = proven(seen, &host.controls.abstract_socket, "the host's listener")?;
+            obs(seen, format!("/proc/<host pid>/net/unix exists: {listed}, lists the host's socket: {lists_socket}"))
         }
         (UtsHostname, Fact::Hostname { hostname }) => {
             let seen = if spec.hostname.as_deref() == Some(hostname.as_str()) && *hostname != host.hostname {
@@ -396,6 +401,25 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
             };
             obs(seen, format!("/sys/class/net: {entries:?}; host: {:?}", host.sys_class_net))
         }
+        (NetProcNetUnix, Fact::ProcNet { unix_lists_socket, .. }) => {
+            let seen = proven(shared_if(*unix_lists_socket), &host.controls.abstract_socket, "the host's listener")?;
+            obs(seen, format!("/proc/net/unix lists the host's abstract socket: {unix_lists_socket}"))
+        }
+        (NetProcNetDev, Fact::ProcNet { dev, .. }) => {
+            let mut names: Vec<String> = host.links.iter().map(|l| l.name.clone()).collect();
+            names.sort();
+            if names == ["lo"] {
+                return Err(indistinguishable_net("the host's only link is lo, as a fresh network namespace's is"));
+            }
+            let seen = if *dev == names {
+                Seen::Shared
+            } else if dev == &["lo"] {
+                Seen::Isolated
+            } else {
+                Seen::Other("neither the host's links nor only lo".into())
+            };
+            obs(seen, format!("/proc/net/dev: {dev:?}; host: {names:?}"))
+        }
         (UserUidMap | UserGidMap, Fact::IdMap { lines, ids }) => {
             let what = if *ids == IdKind::Uid { "uid_map" } else { "gid_map" };
             obs(Seen::Value(id_map_text(lines)), format!("/proc/self/{what}"))
@@ -481,6 +505,55 @@ pub fn observe(check: CheckId, facts: &Facts, host: &HostView, spec: &CaseSpec) 
     }
 }
 
+/// What the probe's /proc shows under the host sentinel's pid: `listed` (the entry exists) and
+/// `is_it` (it is the sentinel's: its tag, its socket) is shared, not listed is isolated; listed as
+/// something else is `other`; a /proc of a pid namespace the probe is not in proves nothing.
+fn host_pid_seen(listed: bool, is_it: bool, foreign: bool, other: &str) -> Seen {
+    match (listed, is_it) {
+        _ if foreign => Seen::Other(
+            "the probe's /proc belongs to a pid namespace the probe is not in (it has no `self` for it)".into(),
+        ),
+        (true, true) => Seen::Shared,
+        (false, _) => Seen::Isolated,
+        (true, false) => Seen::Other(other.into()),
+    }
+}
+
+/// ns_last_pid after the probe's new task (a thread): the host's last pid (shared) lies in the
+/// window of pids the host gave out during the case; the probe's own namespace's is its task's
+/// id, which only a pid namespace of its own keeps out of that window. The window is the control:
+/// the probe's task took a host pid in it, so an empty one means the host's reading proves nothing.
+fn ns_last_pid_seen(child: i32, last_pid: Option<i32>, host: &HostView) -> Result<Observed, Verdict> {
+    let Some(last) = last_pid else {
+        return Err(skip_verdict(
+            Requirement::Host("ns_last_pid"),
+            "the kernel has no /proc/sys/kernel/ns_last_pid (CONFIG_CHECKPOINT_RESTORE)",
+        ));
+    };
+    let Some((before, after)) = host.ns_last_pid.filter(|(b, a)| b != a) else {
+        return Err(Verdict::Error {
+            cause: format!(
+                "the host's ns_last_pid window {:?} is unread or empty, though the probe's task took a host pid in it",
+                host.ns_last_pid
+            ),
+        });
+    };
+    // (before, after], cyclically: alloc_pid (kernel/pid.c) wraps from pid_max back to
+    // RESERVED_PIDS (include/linux/threads.h), never below it once past it.
+    const RESERVED_PIDS: i32 = 300;
+    let host_gave = |p: i32| {
+        if before < after { before < p && p <= after } else { p > before || (RESERVED_PIDS..=after).contains(&p) }
+    };
+    let seen = if host_gave(last) {
+        Seen::Shared
+    } else if last == child {
+        Seen::Isolated
+    } else {
+        Seen::Other("neither a pid the host gave out during the case nor the probe's task's".into())
+    };
+    obs(seen, format!("ns_last_pid {last} after a task with id {child}; the host gave out ({before}, {after}]"))
+}
+
 /// The skip verdict of a check that lacks `r`.
 fn skip_verdict(r: Requirement, reason: impl Into<String>) -> Verdict {
     let s = r.skip(reason);
@@ -562,6 +635,8 @@ pub fn fact_key_for(check: CheckId) -> String {
         PidParentOutside | PidSelfIsInit => "pids".into(),
         PidSignalHostProcess => "signal-sentinel".into(),
         PidProcListsHostProcess => "proc-sentinel".into(),
+        PidNsLastPid => fact_key::NS_LAST_PID.into(),
+        PidProcHostNet => fact_key::HOST_PID_NET.into(),
         UtsHostname => "hostname".into(),
         UtsDomainnameReachesHost => "domainname".into(),
         UserCapsReachUts => "sethostname-probe".into(),
@@ -579,6 +654,7 @@ pub fn fact_key_for(check: CheckId) -> String {
         NetHostTcpLoopback => "tcp-loopback".into(),
         NetLinks => "links".into(),
         NetSysfsClassNet => "sysfs-net".into(),
+        NetProcNetUnix | NetProcNetDev => fact_key::PROC_NET.into(),
         UserUidMap => fact_key::id_map(IdKind::Uid),
         UserGidMap => fact_key::id_map(IdKind::Gid),
         UserFileOwnerOnHost => "file-owner".into(),
@@ -867,6 +943,61 @@ mod tests {
         for check in [CheckId::NetSysfsClassNet, CheckId::NetLinks] {
             assert!(verdict(check, &Expect::Isolated, &f, &host, &spec).is_pass(), "{check}");
         }
+    }
+
+    /// ns_last_pid: a pid the host gave out during the case is the host's (wrapping around
+    /// pid_max); the probe's task id outside that window is its own namespace's; an empty
+    /// window proves nothing.
+    #[test]
+    fn ns_last_pid_is_judged_by_the_hosts_window() {
+        let spec = CaseSpec::new(Default::default());
+        let seen = |child, last, window| {
+            let host = HostView { ns_last_pid: window, ..Default::default() };
+            let f = facts(vec![Fact::NsLastPid { child, last_pid: Some(last) }]);
+            observe(CheckId::PidNsLastPid, &f, &host, &spec).map(|o| o.seen)
+        };
+        assert_eq!(seen(3, 3, Some((5000, 5010))), Ok(Seen::Isolated));
+        assert_eq!(seen(5004, 5004, Some((5000, 5010))), Ok(Seen::Shared));
+        assert_eq!(seen(5004, 5007, Some((5000, 5010))), Ok(Seen::Shared), "the host forked on meanwhile");
+        assert_eq!(seen(3, 5007, Some((5000, 5010))), Ok(Seen::Shared), "the host's, read from a namespace of its own");
+        assert_eq!(seen(310, 310, Some((32760, 320))), Ok(Seen::Shared), "wrapped");
+        assert_eq!(seen(3, 3, Some((32760, 320))), Ok(Seen::Isolated));
+        assert!(matches!(seen(3, 4, Some((5000, 5010))), Ok(Seen::Other(_))));
+        assert!(matches!(seen(3, 3, Some((5000, 5000))), Err(Verdict::Error { .. })));
+        assert!(matches!(seen(3, 3, None), Err(Verdict::Error { .. })));
+        let f = facts(vec![Fact::NsLastPid { child: 3, last_pid: None }]);
+        let host = HostView { ns_last_pid: Some((1, 9)), ..Default::default() };
+        assert!(verdict(CheckId::PidNsLastPid, &Expect::Isolated, &f, &host, &spec).is_skip());
+    }
+
+    /// /proc/net and a host process's /proc/<pid>/net: "not listed" needs the host's listener
+    /// (and, through /proc/<pid>, the sentinel) alive; /proc/net/dev compares link names.
+    #[test]
+    fn proc_net_views_need_their_controls() {
+        let spec = CaseSpec::new(Default::default());
+        let links = vec![Link { name: "eth0".into(), up: true }, Link { name: "lo".into(), up: true }];
+        let ok = HostView { links: links.clone(), ..Default::default() };
+        let mut dead = ok.clone();
+        dead.controls.abstract_socket = Err("refused".into());
+        let net = |unix, dev: &[&str]| {
+            facts(vec![Fact::ProcNet { unix_lists_socket: unix, dev: dev.iter().map(|d| d.to_string()).collect() }])
+        };
+        let seen = |c, f: &Facts, h: &HostView| observe(c, f, h, &spec).map(|o| o.seen);
+        assert_eq!(seen(CheckId::NetProcNetUnix, &net(true, &["lo"]), &ok), Ok(Seen::Shared));
+        assert_eq!(seen(CheckId::NetProcNetUnix, &net(false, &["lo"]), &ok), Ok(Seen::Isolated));
+        assert!(seen(CheckId::NetProcNetUnix, &net(false, &["lo"]), &dead).is_err());
+        assert_eq!(seen(CheckId::NetProcNetDev, &net(false, &["eth0", "lo"]), &ok), Ok(Seen::Shared));
+        assert_eq!(seen(CheckId::NetProcNetDev, &net(false, &["lo"]), &ok), Ok(Seen::Isolated));
+        assert!(matches!(seen(CheckId::NetProcNetDev, &net(false, &["eth1", "lo"]), &ok), Ok(Seen::Other(_))));
+        let lo_only = HostView { links: vec![Link { name: "lo".into(), up: true }], ..Default::default() };
+        assert!(verdict(CheckId::NetProcNetDev, &Expect::Isolated, &net(false, &["lo"]), &lo_only, &spec).is_skip());
+        let pid_net = |listed, lists_socket, foreign| facts(vec![Fact::HostPidNet { listed, lists_socket, foreign }]);
+        let c = CheckId::PidProcHostNet;
+        assert_eq!(seen(c, &pid_net(true, true, false), &ok), Ok(Seen::Shared));
+        assert_eq!(seen(c, &pid_net(false, false, false), &ok), Ok(Seen::Isolated));
+        assert!(seen(c, &pid_net(false, false, false), &dead).is_err());
+        assert!(matches!(seen(c, &pid_net(true, false, false), &ok), Ok(Seen::Other(_))));
+        assert!(matches!(seen(c, &pid_net(false, false, true), &ok), Ok(Seen::Other(_))));
     }
 
     fn sys_err(errno: i32) -> SysResult {

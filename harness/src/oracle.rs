@@ -78,6 +78,17 @@ pub fn expect(spec: &Resolved, runner: Runner, check: CheckId) -> Expect {
         // a new mount namespace; with the host's mount namespace it keeps the host's /proc, which
         // lists host pids even from inside a new pid namespace.
         PidProcListsHostProcess => isolated_if(has(NsKind::Pid) && has(NsKind::Mnt)),
+        // /proc/sys is one tree in every proc mount, and ns_last_pid's handler
+        // (pid_ns_ctl_handler, kernel/pid_namespace.c) reads task_active_pid_ns(current): the
+        // reader's own pid namespace, not the one of the /proc it is read through. A new pid
+        // namespace without a new mount namespace reads its own last pid through the host's /proc
+        // (unlike the /proc listing above); checked on 6.18 with unshare(1) -p -f and no -m.
+        PidNsLastPid => isolated_if(has(NsKind::Pid)),
+        // /proc/<pid>/net shows the network namespace of the process <pid> names
+        // (get_proc_task_net, fs/proc/proc_net.c), with no ptrace check: wherever the probe's
+        // /proc lists the host's process (the rule above), its sockets are there to read, even
+        // from a network namespace of the probe's own.
+        PidProcHostNet => isolated_if(has(NsKind::Pid) && has(NsKind::Mnt)),
 
         UtsHostname => isolated_if(has(NsKind::Uts) && spec.hostname.is_some()),
         // setdomainname needs CAP_SYS_ADMIN in the user namespace that owns the uts namespace.
@@ -156,6 +167,11 @@ pub fn expect(spec: &Resolved, runner: Runner, check: CheckId) -> Expect {
         IpcHostObject(_) | IpcOwnObjectsReachHost => isolated_if(has(NsKind::Ipc)),
 
         NetHostAbstractSocket | NetHostTcpLoopback | NetLinks => isolated_if(has(NsKind::Net)),
+        // /proc/net is the symlink `self/net` (proc_net_init, fs/proc/proc_net.c): the network
+        // namespace of the task `self` names, which is the reader, whoever mounted the /proc (a
+        // new pid or mount namespace changes nothing; unlike sysfs below, whose superblock keeps
+        // its mounter's network namespace).
+        NetProcNetUnix | NetProcNetDev => isolated_if(has(NsKind::Net)),
         // sysfs shows the network namespace of whoever mounted it; the probe mounts a new one
         // only in a new mount namespace, and a new one shows its own links only when the network
         // namespace is new too.
@@ -387,6 +403,30 @@ mod tests {
         assert_eq!(e("mnt", Private, Private, UserInheritedMountUndone), Expect::Flag(true));
         assert_eq!(e("none", Private, Private, UserInheritedMountUndone), Expect::Flag(true));
         assert_eq!(e("user", Private, Private, UserInheritedMountUndone), Expect::Flag(false));
+    }
+
+    /// The procfs views: /proc/sys and /proc/net follow the reader's namespaces whichever /proc
+    /// is mounted; a host process's /proc/<pid>/net follows that process, visible wherever the
+    /// probe's /proc lists it.
+    #[test]
+    fn procfs_views_follow_the_reader_or_the_listed_process() {
+        use CheckId::{NetProcNetDev, NetProcNetUnix, PidNsLastPid, PidProcHostNet};
+        let e = |ns: &str, check| expect(&CaseSpec::new(ns.parse().unwrap()).resolve(ROOT), ROOT, check);
+        let (sh, is) = (Expect::Shared, Expect::Isolated);
+        for (ns, last_pid, host_net, proc_net) in [
+            ("none", &sh, &sh, &sh),
+            ("pid", &is, &sh, &sh),
+            ("pid+mnt", &is, &is, &sh),
+            ("net", &sh, &sh, &is),
+            ("net+mnt", &sh, &sh, &is),
+            ("pid+net", &is, &sh, &is),
+            ("pid+net+mnt", &is, &is, &is),
+        ] {
+            assert_eq!(&e(ns, PidNsLastPid), last_pid, "{ns}");
+            assert_eq!(&e(ns, PidProcHostNet), host_net, "{ns}");
+            assert_eq!(&e(ns, NetProcNetUnix), proc_net, "{ns}");
+            assert_eq!(&e(ns, NetProcNetDev), proc_net, "{ns}");
+        }
     }
 
     #[test]

@@ -405,6 +405,7 @@ impl Harness {
     /// probe's is compared with), and the controls (see [`judge::Controls`]).
     fn after_probe(&self, view: &mut HostView, case: &CaseEnv) -> Result<(), HarnessError> {
         view.hostname = nix::unistd::gethostname().ctx(|| "read the hostname".into())?.to_string_lossy().into_owned();
+        view.ns_last_pid = view.ns_last_pid.zip(host_last_pid()).map(|((before, _), after)| (before, after));
         let sentinel = &self.run.pid_sentinel;
         view.controls = judge::Controls {
             pid_sentinel: if sentinel.alive() {
@@ -453,8 +454,15 @@ impl Harness {
             probe_cgroup,
             controls: judge::Controls::default(),
             sysctls: Default::default(),
+            // Before the hello: the probe forks only once it has it.
+            ns_last_pid: host_last_pid().map(|p| (p, p)),
         })
     }
+}
+
+/// The harness's /proc/sys/kernel/ns_last_pid (`None` where the kernel has none).
+fn host_last_pid() -> Option<i32> {
+    fs::read_to_string("/proc/sys/kernel/ns_last_pid").ok()?.trim().parse().ok()
 }
 
 /// Closes the probe's stdin, waits for it to exit, collects the rest of its stderr, and removes

@@ -59,12 +59,13 @@ const TOOLS: [(LauncherKind, RootfsMode); 1] = [(LauncherKind::UtilUnshare, Root
 
 /// Checks that look at files through the probe's root: for a joiner, whose root is the
 /// container's, they follow the container's mount tree whatever mount namespace it is in.
-const VIEW_CHECKS: [CheckId; 5] = [
+const VIEW_CHECKS: [CheckId; 6] = [
     CheckId::MntHostMountVisible,
     CheckId::MntHostRootReachable,
     CheckId::MntChrootEscape,
     CheckId::NetSysfsClassNet,
     CheckId::PidProcListsHostProcess,
+    CheckId::PidProcHostNet,
 ];
 
 /// Per (kind, check): cases that caught the loss, cases expected to, and the reasons of pairs

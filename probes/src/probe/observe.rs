@@ -58,11 +58,14 @@ pub struct Observer<'a> {
     interlock: &'a Interlock,
     /// The probe's own namespaces, as its identity observations found them.
     own: BTreeMap<NsKind, NsId>,
+    /// The task id of the chroot escape's thread and ns_last_pid read right after it started
+    /// (the probe's one new task of every case serves both).
+    forked: Option<(i32, Result<Option<i32>, ProbeError>)>,
 }
 
 impl<'a> Observer<'a> {
     pub fn new(ch: &'a mut Channel, case: &'a ProbeCase, dirs: &'a Dirs, interlock: &'a Interlock) -> Self {
-        Observer { ch, case, dirs, interlock, own: BTreeMap::new() }
+        Observer { ch, case, dirs, interlock, own: BTreeMap::new(), forked: None }
     }
 
     /// The probe's `kind` namespace if it is the harness's (or could not be read, which the
@@ -85,6 +88,8 @@ impl<'a> Observer<'a> {
         self.report("signal-sentinel".into(), r)?;
         let r = self.proc_sentinel();
         self.report("proc-sentinel".into(), r)?;
+        let r = self.host_pid_net();
+        self.report(fact_key::HOST_PID_NET.into(), r)?;
         let r = self.hostname();
         self.report("hostname".into(), r)?;
         let r = self.domainname();
@@ -106,6 +111,8 @@ impl<'a> Observer<'a> {
         self.report("host-marker".into(), r)?;
         let r = self.chroot_escape();
         self.report("chroot-escape".into(), r)?;
+        let r = self.ns_last_pid();
+        self.report(fact_key::NS_LAST_PID.into(), r)?;
         let r = self.host_ipc();
         self.report("host-ipc".into(), r)?;
         let r = self.own_ipc();
@@ -118,6 +125,8 @@ impl<'a> Observer<'a> {
         self.report("links".into(), r)?;
         let r = self.sysfs_net();
         self.report("sysfs-net".into(), r)?;
+        let r = self.proc_net();
+        self.report(fact_key::PROC_NET.into(), r)?;
         for ids in [IdKind::Uid, IdKind::Gid] {
             let r = self.id_map(ids);
             self.report(fact_key::id_map(ids), r)?;
@@ -191,6 +200,50 @@ impl<'a> Observer<'a> {
                 Ok(Fact::ProcSentinel { listed: false, tagged: false, foreign })
             }
             Err(e) => Err(ProbeError::Io { what: format!("read /proc/{}/cmdline", s.pid), source: e }),
+        }
+    }
+
+    /// The host sentinel's /proc/<pid>/net/unix: a process's `net` directory shows that
+    /// process's network namespace (get_proc_task_net in fs/proc/proc_net.c), so a /proc that lists
+    /// a host process shows the host's sockets, whatever the probe's own network namespace.
+    fn host_pid_net(&mut self) -> Result<Fact, ProbeError> {
+        let s = &self.case.sentinels.pid;
+        let foreign = self.dirs.proc_foreign;
+        let path = format!("{}/net/unix", s.pid);
+        match read_at(&self.dirs.proc, &path) {
+            Ok(text) => Ok(Fact::HostPidNet {
+                listed: true,
+                lists_socket: lists_abstract(&text, &self.case.sentinels.net.abstract_name),
+                foreign,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Fact::HostPidNet { listed: false, lists_socket: false, foreign })
+            }
+            Err(e) => Err(ProbeError::Io { what: format!("read /proc/{path}"), source: e }),
+        }
+    }
+
+    /// /proc/sys/kernel/ns_last_pid as the chroot escape's thread left it (see [`Self::forked`]).
+    fn ns_last_pid(&mut self) -> Result<Fact, ProbeError> {
+        match self.forked.take() {
+            Some((child, last_pid)) => Ok(Fact::NsLastPid { child, last_pid: last_pid? }),
+            None => Err(ProbeError::Io {
+                what: "read ns_last_pid after a new task".into(),
+                source: std::io::Error::other("the chroot escape started no thread"),
+            }),
+        }
+    }
+
+    /// /proc/sys/kernel/ns_last_pid in the probe's /proc; `None` when the kernel has none.
+    fn read_ns_last_pid(&self) -> Result<Option<i32>, ProbeError> {
+        let what = || "read /proc/sys/kernel/ns_last_pid".to_owned();
+        match read_at(&self.dirs.proc, "sys/kernel/ns_last_pid") {
+            Ok(text) => text.trim().parse().map(Some).map_err(|_| ProbeError::Io {
+                what: what(),
+                source: std::io::Error::other(format!("not a pid: {text:?}")),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ProbeError::Io { what: what(), source: e }),
         }
     }
 
@@ -302,7 +355,7 @@ impl<'a> Observer<'a> {
     /// subdirectory, fchdir back out through the fd (now above the root), climb with chdir("..")
     /// until `..` is `.` (the top of the mount tree), and chroot(".") there. It works because a
     /// chroot only changes the root path lookups stop at; it does not change the mount tree. Run
-    /// in a child so the probe keeps its own root.
+    /// on a thread with a root of its own, so the probe keeps its root.
     fn chroot_escape(&mut self) -> Result<Fact, ProbeError> {
         /// A bound on the climb (a path has far fewer levels); reaching it is a failed step.
         const CLIMB_MAX: usize = 4096;
@@ -343,8 +396,18 @@ impl<'a> Observer<'a> {
                 Err(_) => 6,
             }
         };
-        let code = std::thread::scope(|s| s.spawn(climb).join())
-            .map_err(|_| ProbeError::Protocol("the chroot-escape thread panicked".into()))?;
+        let (code, task, last_pid) = std::thread::scope(|s| {
+            s.spawn(|| {
+                // The thread is the probe's one new task of the case: its id came from the
+                // probe's pid namespace, and nothing else there can take one before this read.
+                let task = nix::unistd::gettid().as_raw();
+                let last_pid = self.read_ns_last_pid();
+                (climb(), task, last_pid)
+            })
+            .join()
+        })
+        .map_err(|_| ProbeError::Protocol("the chroot-escape thread panicked".into()))?;
+        self.forked = Some((task, last_pid));
         let old_root_mount = self.old_root_mount()?;
         let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") to the top, chroot(\".\")", m.escape_dir);
         let (reached_host, detail) = match code {
@@ -435,6 +498,18 @@ impl<'a> Observer<'a> {
         let mut entries = list_dir(fd).ctx(|| "list /sys/class/net".into())?;
         entries.sort();
         Ok(Fact::SysfsNet { entries })
+    }
+
+    /// /proc/net, the symlink `self/net` (proc_net_init in fs/proc/proc_net.c): the network
+    /// namespace of the task `self` names, the reader, whoever mounted the /proc. Read through the
+    /// /proc where `self` is this probe (a joiner's own, see [`Dirs::self_proc`]).
+    fn proc_net(&mut self) -> Result<Fact, ProbeError> {
+        let unix = read_at(&self.dirs.self_proc, "net/unix").ctx(|| "read /proc/net/unix".into())?;
+        let dev = read_at(&self.dirs.self_proc, "net/dev").ctx(|| "read /proc/net/dev".into())?;
+        let mut dev: Vec<String> =
+            dev.lines().skip(2).filter_map(|l| Some(l.split_once(':')?.0.trim().to_owned())).collect();
+        dev.sort();
+        Ok(Fact::ProcNet { unix_lists_socket: lists_abstract(&unix, &self.case.sentinels.net.abstract_name), dev })
     }
 
     // ---- user ----
@@ -547,6 +622,13 @@ fn parse_uptime_ns(text: &str) -> Option<i64> {
     Some(secs * 1_000_000_000 + frac_ns)
 }
 
+/// Whether a /proc/<pid>/net/unix listing holds a socket bound to the abstract `name`: its last
+/// field (`Path`, the eighth) is `@name` (the kernel prints an abstract name's leading NUL as `@`).
+fn lists_abstract(table: &str, name: &str) -> bool {
+    let want = format!("@{name}");
+    table.lines().skip(1).any(|l| l.split_ascii_whitespace().nth(7) == Some(want.as_str()))
+}
+
 fn read_at(dir: &OwnedFd, path: &str) -> std::io::Result<String> {
     let fd = openat(dir, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())?;
     let mut s = String::new();
@@ -592,6 +674,17 @@ pub(super) fn unexpected(a: HostAnswer, what: &str) -> ProbeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abstract_sockets_are_found_by_their_path_field() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+                     0000000000000000: 00000002 00000000 00010000 0001 01 4711 @isoprobe-7f3a\n\
+                     0000000000000000: 00000003 00000000 00000000 0001 03 4712 /run/isoprobe-7f3a\n\
+                     0000000000000000: 00000003 00000000 00000000 0001 03 4713\n";
+        assert!(lists_abstract(table, "isoprobe-7f3a"));
+        assert!(!lists_abstract(table, "isoprobe-7f"));
+        assert!(!lists_abstract(table, "4713"));
+    }
 
     #[test]
     fn uptime_parses_centiseconds() {

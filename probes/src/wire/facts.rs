@@ -241,6 +241,20 @@ pub enum Fact {
         #[serde(default)]
         foreign: bool,
     },
+    /// /proc/sys/kernel/ns_last_pid read right after the probe started a task (a thread: its id
+    /// comes from the same allocator as a process's pid): `child` is the task's id in the probe's
+    /// pid namespace, `last_pid` what the file held (`None`: it does not exist,
+    /// a kernel without CONFIG_CHECKPOINT_RESTORE).
+    NsLastPid { child: i32, last_pid: Option<i32> },
+    /// `/proc/<sentinel's pid>/net/unix` in the probe's /proc: `listed` whether it exists (ENOENT
+    /// alone is not), `lists_socket` whether it lists the host's abstract socket; `foreign` as in
+    /// [`Fact::ProcSentinel`].
+    HostPidNet {
+        listed: bool,
+        lists_socket: bool,
+        #[serde(default)]
+        foreign: bool,
+    },
     /// uname(2) nodename.
     Hostname { hostname: String },
     /// setdomainname(2) of the token (or the interlock's probe of it), and whether the host then
@@ -301,6 +315,9 @@ pub enum Fact {
     Links { links: Vec<Link> },
     /// Entries of /sys/class/net, sorted.
     SysfsNet { entries: Vec<String> },
+    /// /proc/net (the symlink `self/net`): whether its `unix` lists the host's abstract socket
+    /// (`@name`), and the interface names its `dev` lists, sorted.
+    ProcNet { unix_lists_socket: bool, dev: Vec<String> },
     /// /proc/self/uid_map or gid_map.
     IdMap { ids: IdKind, lines: Vec<IdMapLine> },
     /// Owner of a file the probe created, as the host stats it.
@@ -337,6 +354,8 @@ impl Fact {
             Fact::Pids { .. } => "pids".into(),
             Fact::SignalSentinel { .. } => "signal-sentinel".into(),
             Fact::ProcSentinel { .. } => "proc-sentinel".into(),
+            Fact::NsLastPid { .. } => fact_key::NS_LAST_PID.into(),
+            Fact::HostPidNet { .. } => fact_key::HOST_PID_NET.into(),
             Fact::Hostname { .. } => "hostname".into(),
             Fact::Domainname { .. } => "domainname".into(),
             Fact::SethostnameProbe { .. } => "sethostname-probe".into(),
@@ -354,6 +373,7 @@ impl Fact {
             Fact::TcpLoopback { .. } => "tcp-loopback".into(),
             Fact::Links { .. } => "links".into(),
             Fact::SysfsNet { .. } => "sysfs-net".into(),
+            Fact::ProcNet { .. } => fact_key::PROC_NET.into(),
             Fact::IdMap { ids, .. } => fact_key::id_map(*ids),
             Fact::FileOwner { .. } => "file-owner".into(),
             Fact::Cgroup { .. } => "cgroup".into(),
@@ -380,6 +400,10 @@ pub mod fact_key {
     pub const PROPAGATION_OUT: &str = "propagation-out";
     pub const BIND_PROPAGATION: &str = "bind-propagation";
     pub const INHERITED_MOUNT: &str = "inherited-mount";
+    /// The procfs views' facts.
+    pub const NS_LAST_PID: &str = "ns-last-pid";
+    pub const HOST_PID_NET: &str = "host-pid-net";
+    pub const PROC_NET: &str = "proc-net";
 
     pub fn sysctls(kind: NsKind) -> String {
         format!("sysctls/{kind}")
