@@ -70,6 +70,9 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::CgroupRules { rules, case_dir, sibling_dir } => {
             Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
         }
+        Exercise::MemoryProtect { device, kept, pressure, block, protected_dir, pressure_dir } => {
+            memory_protect(device, (*kept, *pressure, *block), protected_dir, pressure_dir)
+        }
     };
     match r {
         Ok(report) => ch.fact(Fact::Exercise { report: Box::new(report) }),
@@ -899,6 +902,120 @@ fn cache_read(ch: &mut Channel, device: &str, bytes: u64, block: u32) -> Result<
     let wall_ns = mono() - t0;
     let after = memory_counters(ch, false)?;
     Ok(ExerciseReport::CacheRead { read, wall_ns, error, before, after })
+}
+
+// ---- memory.low / memory.min ----
+
+/// In a forked child: moves itself into the cgroup `dir`, reads `bytes` of `device` from
+/// `offset` into page cache, `block` bytes at a time, and writes how many it read to `progress`.
+/// Returns 0, or the errno that ended it.
+fn read_into_cgroup(dir: &str, device: &str, offset: u64, bytes: u64, block: u32, progress: &OwnedFd) -> i32 {
+    let moved = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("{dir}/cgroup.procs"))
+        .and_then(|mut f| std::io::Write::write(&mut f, b"0"));
+    if let Err(e) = moved {
+        let _ = write_u64(progress, 0);
+        return e.raw_os_error().unwrap_or(libc::EIO);
+    }
+    let fd = match open(device, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = write_u64(progress, 0);
+            return e as i32;
+        }
+    };
+    let mut buf = vec![0u8; block.max(PAGE as u32) as usize];
+    let mut read = 0u64;
+    let mut code = 0;
+    while read < bytes {
+        let want = buf.len().min((bytes - read) as usize);
+        match nix::sys::uio::pread(&fd, &mut buf[..want], (offset + read) as i64) {
+            Ok(0) => {
+                code = libc::ENOSPC;
+                break;
+            }
+            Ok(n) => read += n as u64,
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                code = e as i32;
+                break;
+            }
+        }
+    }
+    let _ = write_u64(progress, read);
+    code
+}
+
+fn memory_current(dir: &str) -> Result<u64, ProbeError> {
+    let path = format!("{dir}/memory.current");
+    let text = std::fs::read_to_string(&path).ctx(|| format!("read {path}"))?;
+    text.trim().parse().map_err(|_| ProbeError::Protocol(format!("unparsable {path}: {text:?}")))
+}
+
+/// memory.low / memory.min: the keeper's page cache in the protected cgroup, read before and after
+/// the presser's in its sibling pushes their parent past its memory.max.
+fn memory_protect(
+    device: &str,
+    (kept, pressure, block): (u64, u64, u32),
+    protected: &str,
+    pressing: &str,
+) -> Result<ExerciseReport, ProbeError> {
+    // The keeper stays (its pages charged to a live cgroup member) until `hold` ends.
+    let (hold_r, hold_w) = pipe().ctx(|| "create the hold pipe".into())?;
+    let (kept_r, kept_w) = pipe().ctx(|| "create the keeper's progress pipe".into())?;
+    let hold_raw = hold_w.as_raw_fd();
+    let keeper = fork_child(move || {
+        let _ = nix::unistd::close(hold_raw);
+        let code = read_into_cgroup(protected, device, 0, kept, block, &kept_w);
+        drop(kept_w);
+        let mut b = [0u8; 1];
+        let _ = nix::unistd::read(&hold_r, &mut b);
+        code
+    })?;
+    let release = |keeper: Pid, hold_w: OwnedFd| {
+        drop(hold_w);
+        wait_end(keeper)
+    };
+    let kept_read = read_u64s(kept_r).last().copied().unwrap_or(0);
+    let protected_before = match memory_current(protected) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = release(keeper, hold_w);
+            return Err(e);
+        }
+    };
+    let (press_r, press_w) = pipe().ctx(|| "create the presser's progress pipe".into())?;
+    let offset = kept.next_multiple_of(1 << 20);
+    let presser = fork_child(move || {
+        let _ = nix::unistd::close(hold_raw);
+        read_into_cgroup(pressing, device, offset, pressure, block, &press_w)
+    });
+    let presser = match presser {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = release(keeper, hold_w);
+            return Err(e);
+        }
+    };
+    let pressure_read = read_u64s(press_r).last().copied().unwrap_or(0);
+    let presser_end = wait_end(presser)?;
+    let after = memory_current(protected).and_then(|p| Ok((p, memory_current(pressing)?)));
+    let keeper_end = release(keeper, hold_w)?;
+    let (protected_after, pressure_after) = after?;
+    let error = [keeper_end, presser_end].into_iter().find_map(|e| match e {
+        ChildEnd::Exited { code: 0 } => None,
+        ChildEnd::Exited { code } => Some(SysResult::from(Err::<(), _>(Errno::from_raw(code)))),
+        ChildEnd::Killed { signal, name } => Some(SysResult::Err { errno: -signal, name: format!("killed by {name}") }),
+    });
+    Ok(ExerciseReport::MemoryProtect {
+        kept_read,
+        pressure_read,
+        error,
+        protected_before,
+        protected_after,
+        pressure_after,
+    })
 }
 
 fn oom_group(ch: &mut Channel, members: u32, target: u64, step: u64) -> Result<ExerciseReport, ProbeError> {
