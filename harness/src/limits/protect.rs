@@ -91,6 +91,17 @@ pub fn judge(protection: Option<u64>, kept: u64, pressure: u64, r: &ExerciseRepo
             cause: format!("read {kept_read} of {kept} kept and {pressure_read} of {pressure} pressure bytes"),
         };
     }
+    // The stage: the keeper's page cache is in the protected cgroup (a block device's cache goes
+    // with its last close, and a page read first elsewhere is charged there).
+    if *protected_before < kept {
+        return Verdict::Error {
+            cause: format!(
+                "the protected cgroup held {} once the keeper had read {}: its page cache is not charged there",
+                mib(*protected_before),
+                mib(kept)
+            ),
+        };
+    }
     let observed = format!(
         "protected cgroup {} before the pressure, {} after; the pressure's cgroup {}",
         mib(*protected_before),

@@ -907,21 +907,28 @@ fn cache_read(ch: &mut Channel, device: &str, bytes: u64, block: u32) -> Result<
 // ---- memory.low / memory.min ----
 
 /// In a forked child: moves itself into the cgroup `dir`, reads `bytes` of `device` from
-/// `offset` into page cache, `block` bytes at a time, and writes how many it read to `progress`.
-/// Returns 0, or the errno that ended it.
-fn read_into_cgroup(dir: &str, device: &str, offset: u64, bytes: u64, block: u32, progress: &OwnedFd) -> i32 {
+/// `offset` into page cache, `block` bytes at a time, and writes how many it read to `progress`;
+/// with `hold`, keeps the device open until end of file there: the last close of a block device
+/// drops its page cache (blkdev_flush_mapping), so an opener must stay while the pages are
+/// measured. Returns 0, or the errno that ended it.
+fn read_into_cgroup(
+    (dir, device): (&str, &str),
+    (offset, bytes, block): (u64, u64, u32),
+    progress: OwnedFd,
+    hold: Option<OwnedFd>,
+) -> i32 {
     let moved = std::fs::OpenOptions::new()
         .write(true)
         .open(format!("{dir}/cgroup.procs"))
         .and_then(|mut f| std::io::Write::write(&mut f, b"0"));
     if let Err(e) = moved {
-        let _ = write_u64(progress, 0);
+        let _ = write_u64(&progress, 0);
         return e.raw_os_error().unwrap_or(libc::EIO);
     }
     let fd = match open(device, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty()) {
         Ok(fd) => fd,
         Err(e) => {
-            let _ = write_u64(progress, 0);
+            let _ = write_u64(&progress, 0);
             return e as i32;
         }
     };
@@ -943,7 +950,13 @@ fn read_into_cgroup(dir: &str, device: &str, offset: u64, bytes: u64, block: u32
             }
         }
     }
-    let _ = write_u64(progress, read);
+    let _ = write_u64(&progress, read);
+    drop(progress);
+    if let Some(hold) = hold {
+        let mut b = [0u8; 1];
+        let _ = nix::unistd::read(&hold, &mut b);
+    }
+    drop(fd);
     code
 }
 
@@ -961,17 +974,14 @@ fn memory_protect(
     protected: &str,
     pressing: &str,
 ) -> Result<ExerciseReport, ProbeError> {
-    // The keeper stays (its pages charged to a live cgroup member) until `hold` ends.
+    // The keeper stays, the device open (see `read_into_cgroup`), until `hold` ends: the
+    // presser's pages and its own stay in the page cache until both are measured.
     let (hold_r, hold_w) = pipe().ctx(|| "create the hold pipe".into())?;
     let (kept_r, kept_w) = pipe().ctx(|| "create the keeper's progress pipe".into())?;
     let hold_raw = hold_w.as_raw_fd();
     let keeper = fork_child(move || {
         let _ = nix::unistd::close(hold_raw);
-        let code = read_into_cgroup(protected, device, 0, kept, block, &kept_w);
-        drop(kept_w);
-        let mut b = [0u8; 1];
-        let _ = nix::unistd::read(&hold_r, &mut b);
-        code
+        read_into_cgroup((protected, device), (0, kept, block), kept_w, Some(hold_r))
     })?;
     let release = |keeper: Pid, hold_w: OwnedFd| {
         drop(hold_w);
@@ -989,7 +999,7 @@ fn memory_protect(
     let offset = kept.next_multiple_of(1 << 20);
     let presser = fork_child(move || {
         let _ = nix::unistd::close(hold_raw);
-        read_into_cgroup(pressing, device, offset, pressure, block, &press_w)
+        read_into_cgroup((pressing, device), (offset, pressure, block), press_w, None)
     });
     let presser = match presser {
         Ok(p) => p,
