@@ -160,15 +160,10 @@ impl CaseLimits {
         };
         let mut exercise = limits.exercise.clone();
         let loopdev = match &mut exercise {
-            Exercise::IoRead { device, .. }
-            | Exercise::CacheRead { device, .. }
-            | Exercise::MemoryProtect { device, .. } => {
+            Exercise::IoRead { device, .. } | Exercise::CacheRead { device, .. } => {
                 // A cache read reads its whole length once; sparse, so the size costs nothing.
                 let size = match limits.exercise {
                     Exercise::CacheRead { bytes, .. } => bytes.next_multiple_of(1 << 20).max(LOOP_BYTES),
-                    Exercise::MemoryProtect { kept, pressure, .. } => {
-                        (kept.next_multiple_of(1 << 20) + pressure).next_multiple_of(1 << 20).max(LOOP_BYTES)
-                    }
                     _ => LOOP_BYTES,
                 };
                 let l = LoopDevice::attach(dir, size)?;
@@ -215,7 +210,6 @@ impl CaseLimits {
             if let Exercise::CgroupRules { .. } = exercise {
                 super::rules::prepare(&set, spec, limits, layout, &mut exercise)?;
             }
-            super::protect::prepare(&set, limits, &mut exercise)?;
             let _ = cgroups.set(set);
             None
         } else {

@@ -134,22 +134,6 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
     ]
 }
 
-/// A memory protection case with the protected child's `settings`.
-fn protect(settings: Limits) -> LimitSpec {
-    LimitSpec {
-        settings,
-        sibling: Some(Limits { memory_max: Some(64 * MIB), memory_swap_max: Some(0), ..Default::default() }),
-        exercise: Exercise::MemoryProtect {
-            device: String::new(),
-            kept: 16 * MIB,
-            pressure: 192 * MIB,
-            block: MIB as u32,
-            protected_dir: String::new(),
-            pressure_dir: String::new(),
-        },
-    }
-}
-
 /// The namespace sets every limit runs under.
 pub fn ns_sets() -> [(&'static str, NsSet); 3] {
     [("none", NsSet::EMPTY), ("all", NsSet::ALL), ("user", NsSet::EMPTY.with(NsKind::User))]
@@ -189,19 +173,6 @@ pub fn limit_matrix_on(cpu: u32, cpus: &[u32]) -> Vec<(String, CaseSpec)> {
     }
     v.push(("cgroup-ns-view/all-clone".into(), clone_case(cgroup_view())));
     v.extend(rule_cases());
-    // memory.low / memory.min on a child of the sibling (the parent: memory.max 64 MiB, no swap),
-    // at the parent's limit: whatever the keeper holds is under it. Its 16 MiB of page cache (a
-    // loop device over a file may charge each page twice, block device and backing file: up to
-    // 32 MiB), then the presser's 192 MiB, three times the parent's limit. As root without
-    // namespaces: the keeper and the presser move themselves into their cgroups.
-    for (what, settings) in [
-        ("memory-low", Limits { memory_low: Some(64 * MIB), ..Default::default() }),
-        ("memory-min", Limits { memory_min: Some(64 * MIB), ..Default::default() }),
-    ] {
-        let limited = protect(settings);
-        v.push((format!("{what}/none/limited"), case(NsSet::EMPTY, limited.clone())));
-        v.push((format!("{what}/none/control"), case(NsSet::EMPTY, limited.control())));
-    }
     v
 }
 

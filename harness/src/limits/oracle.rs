@@ -68,9 +68,6 @@ pub enum LimitCheck {
     Threaded,
     /// cgroup2 threaded and domain controllers in a threaded domain.
     ThreadedControllers,
-    /// memory.low / memory.min: a protected cgroup keeps its page cache while its sibling's
-    /// reading pushes their parent past memory.max; an unprotected one loses it.
-    MemoryProtect,
 }
 
 impl LimitCheck {
@@ -102,7 +99,6 @@ impl LimitCheck {
             LimitCheck::InternalProcess => "cgroup/no-internal-process",
             LimitCheck::Threaded => "cgroup/threaded-subtree",
             LimitCheck::ThreadedControllers => "cgroup/threaded-controllers",
-            LimitCheck::MemoryProtect => "memory/low-min-protects",
         }
     }
 }
@@ -192,9 +188,6 @@ pub enum LimitExpect {
     OomEventsCounted { kills: u64, group_kills: u64 },
     /// Each named write of a cgroup2 rule exercise gives its outcome (see `rules::expect`).
     Steps { steps: Vec<(String, super::rules::Outcome)> },
-    /// The protected cgroup keeps its usage (under memory.low or memory.min = `protection`), or,
-    /// unprotected (`None`), loses at least half of it; `kept` and `pressure` bytes read.
-    Protection { protection: Option<u64>, kept: u64, pressure: u64 },
 }
 
 /// The checks of `spec` and what each must see.
@@ -336,10 +329,6 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
         Exercise::CgroupRules { rules, .. } => {
             vec![(rule_check(rules), expect_rules(spec, super::rules::RuleNs { user_ns: false, cgroup_ns: false }))]
         }
-        Exercise::MemoryProtect { kept, pressure, .. } => vec![(
-            LimitCheck::MemoryProtect,
-            LimitExpect::Protection { protection: l.memory_min.or(l.memory_low), kept: *kept, pressure: *pressure },
-        )],
         Exercise::Hugetlb { pages, .. } => vec![(
             LimitCheck::Hugetlb,
             match l.hugetlb_max {

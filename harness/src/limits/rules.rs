@@ -275,7 +275,7 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Resu
 
 /// The host's part before the probe starts: the case's cgroup2 paths (the probe shares the host
 /// filesystem: the same paths), the domain controller of an internal-process case, and the
-/// delegation: the directory and [`DELEGATED_FILES`] of the case's cgroup chowned to the ids the
+/// delegation: the directory and `DELEGATED_FILES` of the case's cgroup chowned to the ids the
 /// probe's user namespace maps its root to.
 pub fn prepare(
     set: &CaseCgroups,

@@ -58,12 +58,6 @@ pub enum Exercise {
     /// case's cgroup (`case_dir`, where it runs) and of its empty sibling (`sibling_dir`), both
     /// paths as the probe sees them (the harness fills them in), and reports what each write gave.
     CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
-    /// memory.low / memory.min: a keeper child moves itself into `protected_dir` and reads `kept`
-    /// bytes of the block device `device` (page cache), then a presser moves into `pressure_dir`
-    /// and reads `pressure` bytes further on, `block` bytes at a time. Both directories are
-    /// children of the case's sibling, whose memory.max is below what the two read; the harness
-    /// makes them (and protects the first) and fills in the paths and the device.
-    MemoryProtect { device: String, kept: u64, pressure: u64, block: u32, protected_dir: String, pressure_dir: String },
 }
 
 /// Which of cgroup2's structural rules a [`Exercise::CgroupRules`] case runs into; the step names
@@ -164,7 +158,6 @@ impl Exercise {
             Exercise::CacheRead { .. } => "cache-read",
             Exercise::OomGroup { .. } => "oom-group",
             Exercise::CgroupRules { rules, .. } => rules.name(),
-            Exercise::MemoryProtect { .. } => "memory-protect",
         }
     }
 }
@@ -487,17 +480,6 @@ pub enum ExerciseReport {
     },
     CgroupRules {
         steps: Vec<RuleStep>,
-    },
-    MemoryProtect {
-        /// Bytes the keeper and the presser read, and the read that ended either early.
-        kept_read: u64,
-        pressure_read: u64,
-        error: Option<SysResult>,
-        /// memory.current of the protected cgroup once the keeper had read (before the
-        /// pressure) and after the presser ended; of the pressure's cgroup then.
-        protected_before: u64,
-        protected_after: u64,
-        pressure_after: u64,
     },
 }
 

@@ -166,11 +166,6 @@ pub struct Limits {
     /// The case's cgroup2 cgroup delegated (chowned) to the probe's user.
     #[serde(rename = "delegate", default, skip_serializing_if = "std::ops::Not::not")]
     pub delegate: bool,
-    /// memory.low and memory.min of the protected child of the sibling (cgroup2 only).
-    #[serde(rename = "memory.low", default, skip_serializing_if = "Option::is_none")]
-    pub memory_low: Option<u64>,
-    #[serde(rename = "memory.min", default, skip_serializing_if = "Option::is_none")]
-    pub memory_min: Option<u64>,
 }
 
 /// cpu.max: `quota_us` of CPU time per `period_us` of wall time.
@@ -229,9 +224,6 @@ pub enum Exercise {
     /// threaded-controllers), written by the probe into the case's cgroup `case_dir` and its
     /// sibling `sibling_dir`.
     CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
-    /// memory.low / memory.min: a keeper reads `kept` bytes of `device` in the protected child
-    /// of the sibling, then a presser `pressure` bytes in the other child, `block` at a time.
-    MemoryProtect { device: String, kept: u64, pressure: u64, block: u32, protected_dir: String, pressure_dir: String },
 }
 
 /// Which cgroup2 rule a rule case runs into.
@@ -334,8 +326,6 @@ impl From<&harness_limits::Limits> for Limits {
             net_prio_ifpriomap,
             perf_event,
             delegate,
-            memory_low,
-            memory_min,
         } = l;
         Limits {
             memory_max: *memory_max,
@@ -357,8 +347,6 @@ impl From<&harness_limits::Limits> for Limits {
             net_prio_ifpriomap: net_prio_ifpriomap.clone(),
             perf_event: *perf_event,
             delegate: *delegate,
-            memory_low: *memory_low,
-            memory_min: *memory_min,
         }
     }
 }
@@ -383,9 +371,6 @@ impl From<&wire::Exercise> for Exercise {
             W::FreezeGroup { loopers, hold_ms } => Exercise::FreezeGroup { loopers, hold_ms },
             W::CacheRead { device, bytes, block } => Exercise::CacheRead { device, bytes, block },
             W::OomGroup { members, target, step } => Exercise::OomGroup { members, target, step },
-            W::MemoryProtect { device, kept, pressure, block, protected_dir, pressure_dir } => {
-                Exercise::MemoryProtect { device, kept, pressure, block, protected_dir, pressure_dir }
-            }
             W::CgroupRules { rules, case_dir, sibling_dir } => {
                 Exercise::CgroupRules { rules: (&rules).into(), case_dir, sibling_dir }
             }

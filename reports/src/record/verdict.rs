@@ -138,12 +138,10 @@ pub enum LimitCheck {
     Threaded,
     /// cgroup2 threaded and domain controllers in a threaded domain.
     ThreadedControllers,
-    /// memory.low / memory.min: a protected cgroup keeps its page cache under its parent's pressure.
-    MemoryProtect,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 27] = [
+    pub const ALL: [LimitCheck; 26] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -170,7 +168,6 @@ impl LimitCheck {
         LimitCheck::InternalProcess,
         LimitCheck::Threaded,
         LimitCheck::ThreadedControllers,
-        LimitCheck::MemoryProtect,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -203,7 +200,6 @@ impl LimitCheck {
             LimitCheck::InternalProcess => "cgroup/no-internal-process",
             LimitCheck::Threaded => "cgroup/threaded-subtree",
             LimitCheck::ThreadedControllers => "cgroup/threaded-controllers",
-            LimitCheck::MemoryProtect => "memory/low-min-protects",
         }
     }
 }
@@ -293,7 +289,6 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::InternalProcess => LimitCheck::InternalProcess,
             HarnessLimitCheck::Threaded => LimitCheck::Threaded,
             HarnessLimitCheck::ThreadedControllers => LimitCheck::ThreadedControllers,
-            HarnessLimitCheck::MemoryProtect => LimitCheck::MemoryProtect,
         }
     }
 }
