@@ -22,11 +22,11 @@ use proptest::sample::select;
 use crate::bench::{BenchCase, BenchKind, BenchSummary, HarnessOverhead};
 use crate::model::{Report, ReportKind, Suite};
 use crate::record::{
-    CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupV1Hierarchy, CheckId, CheckResult, CpuInfo,
-    CpuMax, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor, IdMapLine, IdMaps, KernelConfig,
-    KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, LauncherKind, LimitCheck, LimitResult,
-    LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip, StartLatency, SysctlStripe,
-    TimeOffsets, Tool, ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
+    CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupRules, CgroupV1Hierarchy, CheckId,
+    CheckResult, CpuInfo, CpuMax, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor, IdMapLine,
+    IdMaps, KernelConfig, KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, LauncherKind,
+    LimitCheck, LimitResult, LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip,
+    StartLatency, SysctlStripe, TimeOffsets, Tool, ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
 };
 
 /// How many elements a generated collection holds at most.
@@ -233,7 +233,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
     let rest = (
         option::of(any::<u64>()),
         option::of(hugetlb_max),
-        any::<(bool, bool)>(),
+        any::<(bool, bool, bool)>(),
         option::of(texts()),
         option::of(any::<u32>()),
         option::of(text()),
@@ -243,7 +243,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
         |(
             (memory_max, memory_swap_max, pids_max, memory_high, memory_oom_group),
             (cpu_max, cpu_weight, cpuset_cpus, cpuset_mems),
-            (io_rbps, hugetlb_max, (freeze, kill), devices, net_cls_classid, net_prio_ifpriomap, perf_event),
+            (io_rbps, hugetlb_max, (freeze, kill, delegate), devices, net_cls_classid, net_prio_ifpriomap, perf_event),
         )| Limits {
             memory_max,
             memory_swap_max,
@@ -262,6 +262,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
             net_cls_classid,
             net_prio_ifpriomap,
             perf_event,
+            delegate,
         },
     )
 }
@@ -288,6 +289,20 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
         any::<(u32, u32)>().prop_map(|(loopers, hold_ms)| Exercise::FreezeGroup { loopers, hold_ms }),
         (text(), any::<(u64, u32)>()).prop_map(|(device, (bytes, block))| Exercise::CacheRead { device, bytes, block }),
         any::<(u32, u64, u64)>().prop_map(|(members, target, step)| Exercise::OomGroup { members, target, step }),
+        (cgroup_rules(), text(), text()).prop_map(|(rules, case_dir, sibling_dir)| Exercise::CgroupRules {
+            rules,
+            case_dir,
+            sibling_dir
+        }),
+    ]
+}
+
+fn cgroup_rules() -> impl Strategy<Value = CgroupRules> {
+    prop_oneof![
+        option::of(any::<bool>()).prop_map(|nsdelegate| CgroupRules::Delegation { nsdelegate }),
+        text().prop_map(|controller| CgroupRules::InternalProcess { controller }),
+        Just(CgroupRules::Threaded),
+        (text(), text()).prop_map(|(threaded, domain)| CgroupRules::ThreadedControllers { threaded, domain }),
     ]
 }
 

@@ -451,6 +451,12 @@ impl CaseCgroups {
         self.members.iter().find(|m| m.version == Version::V2).and_then(|m| m.sibling.as_ref())
     }
 
+    /// The cgroup2 member's own cgroup and its sibling (host paths).
+    pub fn v2_paths(&self) -> Option<(&Path, Option<&Path>)> {
+        let m = self.members.iter().find(|m| m.version == Version::V2)?;
+        Some((m.main.shown(), m.sibling.as_ref().map(CgroupDir::shown)))
+    }
+
     /// The case's cgroup (or its sibling) on cgroup2, if `controller` is enabled there.
     pub fn v2_controller_dir(&self, controller: &str, sibling: bool) -> Option<&CgroupDir> {
         let m =
@@ -503,6 +509,11 @@ impl CaseCgroups {
             }
         }
         for m in self.members.drain(..).rev() {
+            // A cgroup2 case's processes may have made children in their own cgroup (the rule
+            // cases do; the kernel lets a delegatee do it).
+            if m.version == Version::V2 && !m.adopted && m.main.shown().is_absolute() {
+                problems.extend(super::remove::remove_below(m.main.shown(), m.version, m.id, DRAIN_WAIT));
+            }
             let main = (!m.adopted).then_some(&m.main);
             for dir in m.sibling.iter().chain(main) {
                 if let Err(e) = drain_and_remove(m.version, m.id, dir) {

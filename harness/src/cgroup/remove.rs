@@ -127,6 +127,22 @@ pub fn remove_tree(h: &Hierarchy, rel: &Path, wait: Duration) -> Vec<String> {
     }
     let mut dirs = Vec::new();
     collect_dirs(&root, &mut dirs);
+    remove_dirs(dirs, h.version, h.id, wait)
+}
+
+/// Removes every cgroup below `top` (one of isoprobe's, which stays: its owner removes it), deepest
+/// first, each drained: the children a case's processes made in their own cgroup.
+pub fn remove_below(top: &Path, version: Version, v1_id: u32, wait: Duration) -> Vec<String> {
+    let named = top.file_name().is_some_and(|n| n.to_string_lossy().starts_with(PREFIX));
+    assert!(named, "cgroup {} lacks the isoprobe prefix", top.display());
+    let mut dirs = Vec::new();
+    collect_dirs(top, &mut dirs);
+    dirs.retain(|d| d != top);
+    remove_dirs(dirs, version, v1_id, wait)
+}
+
+/// rmdir with the drain of every directory in `dirs`, deepest first.
+fn remove_dirs(mut dirs: Vec<PathBuf>, version: Version, v1_id: u32, wait: Duration) -> Vec<String> {
     dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     let mut problems = Vec::new();
     for dir in dirs {
@@ -143,7 +159,7 @@ pub fn remove_tree(h: &Hierarchy, rel: &Path, wait: Duration) -> Vec<String> {
                     continue;
                 }
             };
-        let d = Doomed { parent: parent_fd.as_fd(), name: &name, shown: &dir, version: h.version, v1_id: h.id };
+        let d = Doomed { parent: parent_fd.as_fd(), name: &name, shown: &dir, version, v1_id };
         if let Err(e) = drain_and_remove(d, wait) {
             problems.push(e.to_string());
         }

@@ -195,6 +195,7 @@ impl CaseLimits {
                         | Exercise::KillGroup { .. }
                         | Exercise::FreezeGroup { .. }
                         | Exercise::OomGroup { .. }
+                        | Exercise::CgroupRules { .. }
                 )
                 .then(Vec::new)
             }),
@@ -205,7 +206,11 @@ impl CaseLimits {
         };
         let cgroups = OnceLock::new();
         let by_tool = if spec.launcher.is_native() {
-            let _ = cgroups.set(CaseCgroups::create(layout, &req)?);
+            let set = CaseCgroups::create(layout, &req)?;
+            if let Exercise::CgroupRules { .. } = exercise {
+                super::rules::prepare(&set, spec, limits, layout, &mut exercise)?;
+            }
+            let _ = cgroups.set(set);
             None
         } else {
             Some((layout.clone(), req))

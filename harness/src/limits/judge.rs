@@ -219,6 +219,12 @@ pub fn judge_all(
         .map(|(check, want)| {
             let want = match check {
                 LimitCheck::CgroupNsView => super::oracle::expect_view(spec.has(isoprobe_probes::ns::NsKind::Cgroup)),
+                LimitCheck::Delegation
+                | LimitCheck::InternalProcess
+                | LimitCheck::Threaded
+                | LimitCheck::ThreadedControllers => {
+                    super::oracle::expect_rules(limits, super::rules::RuleNs::of(spec))
+                }
                 _ => want,
             };
             let verdict = match report(facts) {
@@ -496,6 +502,7 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 format!("{} in {}", mib(*bytes), ms(*wall_ns)),
             )
         }
+        (E::Steps { steps: want }, ExerciseReport::CgroupRules { steps }) => super::rules::judge(want, steps),
         (E::CgroupNsRoot | E::CgroupHostView, ExerciseReport::CgroupView { lines, mount_root_holds_self, mount }) => {
             let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
             let all_root = lines.iter().all(|l| path(l) == "/");

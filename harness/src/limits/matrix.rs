@@ -172,7 +172,41 @@ pub fn limit_matrix_on(cpu: u32, cpus: &[u32]) -> Vec<(String, CaseSpec)> {
         v.push(("memory/all-clone/control".into(), clone_case(memory.control())));
     }
     v.push(("cgroup-ns-view/all-clone".into(), clone_case(cgroup_view())));
+    v.extend(rule_cases());
     v
+}
+
+/// The cgroup2 rule cases (see `rules`), each under the namespaces its rule is about: delegation
+/// to the probe's user (a user and a cgroup namespace) and its control (not delegated); nsdelegate
+/// seen by a root probe in a cgroup namespace (with and without it: one of the two skips on any
+/// host) and its control outside one; the no-internal-process and threaded rules as root.
+pub fn rule_cases() -> Vec<(String, CaseSpec)> {
+    use isoprobe_probes::wire::CgroupRules as R;
+    let rules = |rules: R, delegate: bool| LimitSpec {
+        settings: Limits { delegate, ..Default::default() },
+        sibling: None,
+        exercise: Exercise::CgroupRules { rules, case_dir: String::new(), sibling_dir: String::new() },
+    };
+    let cgroup = NsSet::EMPTY.with(NsKind::Cgroup);
+    let user_cgroup = cgroup.with(NsKind::User);
+    let delegation = |n| R::Delegation { nsdelegate: n };
+    [
+        ("cgroup-delegation/user-cgroup/delegated", user_cgroup, rules(delegation(None), true)),
+        ("cgroup-delegation/user-cgroup/control", user_cgroup, rules(delegation(None), false)),
+        ("cgroup-nsdelegate/cgroup/nsdelegate", cgroup, rules(delegation(Some(true)), false)),
+        ("cgroup-nsdelegate/cgroup/no-nsdelegate", cgroup, rules(delegation(Some(false)), false)),
+        ("cgroup-nsdelegate/none/control", NsSet::EMPTY, rules(delegation(None), false)),
+        ("cgroup-internal-process/none", NsSet::EMPTY, rules(R::InternalProcess { controller: String::new() }, false)),
+        ("cgroup-threaded/none", NsSet::EMPTY, rules(R::Threaded, false)),
+        (
+            "cgroup-threaded-controllers/none",
+            NsSet::EMPTY,
+            rules(R::ThreadedControllers { threaded: "pids".into(), domain: "memory".into() }, false),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, ns, l)| (name.to_owned(), case(ns, l)))
+    .collect()
 }
 
 /// [`limit_matrix_on`] for the last online CPU of this machine.

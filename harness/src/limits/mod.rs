@@ -17,6 +17,7 @@ pub mod judge;
 pub mod matrix;
 pub mod oracle;
 pub mod requirement;
+pub mod rules;
 pub mod spec;
 
 pub use case::CaseLimits;

@@ -59,6 +59,15 @@ pub enum LimitCheck {
     /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops, and
     /// the cgroup stays frozen throughout.
     FreezeMigrate,
+    /// cgroup2 delegation: a delegated subtree is writable by its user, the rest is not, and
+    /// (nsdelegate) a cgroup namespace contains even root.
+    Delegation,
+    /// cgroup2's no-internal-process constraint (EBUSY both ways).
+    InternalProcess,
+    /// cgroup2 threaded subtrees: threads move within one, a domain refuses them.
+    Threaded,
+    /// cgroup2 threaded and domain controllers in a threaded domain.
+    ThreadedControllers,
 }
 
 impl LimitCheck {
@@ -86,6 +95,10 @@ impl LimitCheck {
             LimitCheck::OomEvents => "memory/events-oom-kill",
             LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
             LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
+            LimitCheck::Delegation => "cgroup/delegation",
+            LimitCheck::InternalProcess => "cgroup/no-internal-process",
+            LimitCheck::Threaded => "cgroup/threaded-subtree",
+            LimitCheck::ThreadedControllers => "cgroup/threaded-controllers",
         }
     }
 }
@@ -173,6 +186,8 @@ pub enum LimitExpect {
     /// memory.events.local alike (the sibling has no children). A group kill counts its victim
     /// twice.
     OomEventsCounted { kills: u64, group_kills: u64 },
+    /// Each named write of a cgroup2 rule exercise gives its outcome (see `rules::expect`).
+    Steps { steps: Vec<(String, super::rules::Outcome)> },
 }
 
 /// The checks of `spec` and what each must see.
@@ -310,6 +325,10 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 ),
             ]
         }
+        // The outcomes depend on the case's namespaces too: `expect_rules` gives them.
+        Exercise::CgroupRules { rules, .. } => {
+            vec![(rule_check(rules), expect_rules(spec, super::rules::RuleNs { user_ns: false, cgroup_ns: false }))]
+        }
         Exercise::Hugetlb { pages, .. } => vec![(
             LimitCheck::Hugetlb,
             match l.hugetlb_max {
@@ -317,6 +336,27 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 None => LimitExpect::HugetlbReaches { pages: *pages },
             },
         )],
+    }
+}
+
+/// The check of a rule exercise.
+fn rule_check(rules: &isoprobe_probes::wire::CgroupRules) -> LimitCheck {
+    use isoprobe_probes::wire::CgroupRules as R;
+    match rules {
+        R::Delegation { .. } => LimitCheck::Delegation,
+        R::InternalProcess { .. } => LimitCheck::InternalProcess,
+        R::Threaded => LimitCheck::Threaded,
+        R::ThreadedControllers { .. } => LimitCheck::ThreadedControllers,
+    }
+}
+
+/// A rule exercise's steps in a case with the namespaces `cx` (the limit spec does not hold them).
+pub fn expect_rules(spec: &LimitSpec, cx: super::rules::RuleNs) -> LimitExpect {
+    match &spec.exercise {
+        Exercise::CgroupRules { rules, .. } => {
+            LimitExpect::Steps { steps: super::rules::want(rules, spec.settings.delegate, cx) }
+        }
+        _ => LimitExpect::Steps { steps: Vec::new() },
     }
 }
 

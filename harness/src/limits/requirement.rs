@@ -41,6 +41,7 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     if let Exercise::KillGroup { .. } | Exercise::FreezeGroup { .. } = limits.exercise {
         group_requirements(spec, limits, layout)?;
     }
+    super::rules::check(spec, limits, layout)?;
     launcher.supports_limits(spec, limits, layout)?;
     let mut needed: Vec<String> = Vec::new();
     for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {

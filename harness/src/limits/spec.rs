@@ -79,6 +79,11 @@ pub struct Limits {
     /// Count the case's own cgroup with perf_event (the control counts its empty sibling).
     #[serde(rename = "perf_event", default, skip_serializing_if = "std::ops::Not::not")]
     pub perf_event: bool,
+    /// Delegate the case's cgroup2 cgroup to the probe's user (cgroup-v2.rst, "Delegation"): the
+    /// host chowns its directory, cgroup.procs, cgroup.threads and cgroup.subtree_control to the
+    /// id the probe's user namespace maps its root to.
+    #[serde(rename = "delegate", default, skip_serializing_if = "std::ops::Not::not")]
+    pub delegate: bool,
 }
 
 /// The cpu list text cgroup files take (`0-1,3` is also accepted; isoprobe writes `0,1,3`).
@@ -92,7 +97,7 @@ impl Limits {
     }
 
     /// The settings to write, in v2 vocabulary. `loop_dev` is the case's loop device (MAJ, MIN).
-    /// The freeze, kill and perf_event fields are actions, not settings.
+    /// The freeze, kill, perf_event and delegate fields are actions, not settings.
     pub fn settings(&self, loop_dev: Option<(u64, u64)>) -> Vec<Setting> {
         let mut v = Vec::new();
         if let Some(m) = self.memory_max {
@@ -168,6 +173,9 @@ impl fmt::Display for Limits {
         }
         if self.perf_event {
             parts.push("perf_event".into());
+        }
+        if self.delegate {
+            parts.push("delegate".into());
         }
         if parts.is_empty() { f.write_str("no limits") } else { f.write_str(&parts.join(",")) }
     }

@@ -67,6 +67,9 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::FreezeGroup { loopers, hold_ms } => freeze_group(ch, *loopers, *hold_ms),
         Exercise::CacheRead { device, bytes, block } => cache_read(ch, device, *bytes, *block),
         Exercise::OomGroup { members, target, step } => oom_group(ch, *members, *target, *step),
+        Exercise::CgroupRules { rules, case_dir, sibling_dir } => {
+            Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
+        }
     };
     match r {
         Ok(report) => ch.fact(Fact::Exercise { report: Box::new(report) }),

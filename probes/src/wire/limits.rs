@@ -54,6 +54,88 @@ pub enum Exercise {
     /// time, all moved by the host into the case's sibling cgroup (where the memory limit is)
     /// before the allocation starts.
     OomGroup { members: u32, target: u64, step: u64 },
+    /// cgroup2's structural rules (cgroup-v2.rst): the probe writes cgroup core files of the
+    /// case's cgroup (`case_dir`, where it runs) and of its empty sibling (`sibling_dir`), both
+    /// paths as the probe sees them (the harness fills them in), and reports what each write gave.
+    CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
+}
+
+/// Which of cgroup2's structural rules a [`Exercise::CgroupRules`] case runs into; the step names
+/// of each are in [`rule_step`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[serde(tag = "rules", rename_all = "kebab-case")]
+pub enum CgroupRules {
+    /// "Delegation" and "Delegation Containment": make a child and move in and back, write the
+    /// delegation root's own resource file, leave for the sibling (and come back if let).
+    /// `nsdelegate`: whether the hierarchy is expected to be mounted with it (absent: the case
+    /// does not depend on it).
+    Delegation { nsdelegate: Option<bool> },
+    /// "No Internal Process Constraint", with the domain controller `controller` (the harness
+    /// picks one cgroup2 delegates to isoprobe's cgroups).
+    InternalProcess { controller: String },
+    /// "Threads": a threaded subtree under the case's cgroup, one thread of the probe moved
+    /// between its threaded cgroups and refused by a domain.
+    Threaded,
+    /// Threaded (`threaded`: pids) and domain-only (`domain`: memory) controllers in a threaded
+    /// domain with processes.
+    ThreadedControllers { threaded: String, domain: String },
+}
+
+impl CgroupRules {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CgroupRules::Delegation { nsdelegate: None } => "delegation",
+            CgroupRules::Delegation { nsdelegate: Some(true) } => "delegation-nsdelegate",
+            CgroupRules::Delegation { nsdelegate: Some(false) } => "delegation-no-nsdelegate",
+            CgroupRules::InternalProcess { .. } => "internal-process",
+            CgroupRules::Threaded => "threaded",
+            CgroupRules::ThreadedControllers { .. } => "threaded-controllers",
+        }
+    }
+}
+
+/// The steps of the [`CgroupRules`] exercises, in the order the probe takes them.
+pub mod rule_step {
+    /// Delegation: mkdir a child of the case's cgroup, write 0 to its cgroup.procs, 0 to the
+    /// case's cgroup.procs (back), rmdir it.
+    pub const MKDIR_CHILD: &str = "mkdir-child";
+    pub const ENTER_CHILD: &str = "enter-child";
+    pub const BACK_TO_ROOT: &str = "back-to-root";
+    pub const RMDIR_CHILD: &str = "rmdir-child";
+    /// Delegation: write `max` to the case's own cgroup.max.depth (a file of the parent's).
+    pub const ROOT_RESOURCE: &str = "write-root-max-depth";
+    /// Delegation: 0 to the sibling's cgroup.procs (out of the subtree), and back if that moved.
+    pub const LEAVE_SUBTREE: &str = "leave-subtree";
+    pub const RETURN: &str = "return";
+    /// Internal process: `+controller` in the case's (populated) subtree_control, then in the
+    /// sibling's (empty); 0 into the sibling's cgroup.procs with it enabled; `-controller`; 0 into
+    /// it again; back to the case's cgroup.
+    pub const ENABLE_POPULATED: &str = "enable-in-populated";
+    pub const ENABLE_EMPTY: &str = "enable-in-empty";
+    pub const JOIN_ENABLED: &str = "join-enabled";
+    pub const DISABLE_EMPTY: &str = "disable-in-empty";
+    pub const JOIN_PLAIN: &str = "join-plain";
+    /// Threaded: two children of the case's cgroup made `threaded`, a thread moved into one, to
+    /// the other, refused by the sibling (a domain), back to the case's cgroup; `domain` written
+    /// back to a threaded cgroup's cgroup.type.
+    pub const MAKE_THREADED: &str = "make-threaded";
+    pub const THREAD_IN: &str = "thread-into-threaded";
+    pub const THREAD_ACROSS: &str = "thread-to-sibling-threaded";
+    pub const THREAD_TO_DOMAIN: &str = "thread-to-domain";
+    pub const THREAD_BACK: &str = "thread-back";
+    pub const UNTHREAD: &str = "type-back-to-domain";
+    /// Threaded controllers: the threaded one in the populated domain (before any threaded
+    /// child: it becomes a thread root), then once it has a threaded child; the domain one
+    /// there, and in the empty sibling.
+    pub const THREADED_IN_DOMAIN: &str = "threaded-ctrl-in-populated-domain";
+    pub const THREADED_IN_THREADED: &str = "threaded-ctrl-in-threaded-domain";
+    pub const DOMAIN_IN_THREADED: &str = "domain-ctrl-in-threaded-domain";
+    pub const DOMAIN_IN_EMPTY: &str = "domain-ctrl-in-empty-domain";
+    /// The child cgroups the probe makes (isoprobe-named: the host removes what is left).
+    pub const CHILD: &str = "isoprobe-rules-child";
+    pub const THREADED_A: &str = "isoprobe-rules-ta";
+    pub const THREADED_B: &str = "isoprobe-rules-tb";
 }
 
 impl Exercise {
@@ -75,6 +157,7 @@ impl Exercise {
             Exercise::FreezeGroup { .. } => "freeze-group",
             Exercise::CacheRead { .. } => "cache-read",
             Exercise::OomGroup { .. } => "oom-group",
+            Exercise::CgroupRules { rules, .. } => rules.name(),
         }
     }
 }
@@ -395,6 +478,18 @@ pub enum ExerciseReport {
         before: MemoryCounters,
         after: MemoryCounters,
     },
+    CgroupRules {
+        steps: Vec<RuleStep>,
+    },
+}
+
+/// One step of a [`CgroupRules`] exercise: its name (see [`rule_step`]) and what the kernel gave
+/// (absent: not taken, as an earlier step it needs failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct RuleStep {
+    pub step: String,
+    pub result: Option<SysResult>,
 }
 
 /// The freeze and thaw of a forking group, each phase observed over the exercise's `hold_ms`.

@@ -33,6 +33,7 @@ pub use launcher::{
 pub use outcome::{CaseOutcome, ProbeRun};
 pub use phases::{PHASE_ORDER, Phases, phase_rank};
 pub use spec::{
-    CaseSpec, CpuMax, Exercise, HugetlbMax, IdMapLine, IdMaps, LimitSpec, Limits, SysctlStripe, TimeOffsets,
+    CaseSpec, CgroupRules, CpuMax, Exercise, HugetlbMax, IdMapLine, IdMaps, LimitSpec, Limits, SysctlStripe,
+    TimeOffsets,
 };
 pub use verdict::{CheckResult, LimitCheck, LimitResult, Role, Skip, Verdict};

@@ -163,6 +163,9 @@ pub struct Limits {
     /// Count the case's own cgroup with perf_event (the control counts its empty sibling).
     #[serde(rename = "perf_event", default, skip_serializing_if = "std::ops::Not::not")]
     pub perf_event: bool,
+    /// The case's cgroup2 cgroup delegated (chowned) to the probe's user.
+    #[serde(rename = "delegate", default, skip_serializing_if = "std::ops::Not::not")]
+    pub delegate: bool,
 }
 
 /// cpu.max: `quota_us` of CPU time per `period_us` of wall time.
@@ -217,6 +220,24 @@ pub enum Exercise {
     /// `members` waiting children and one allocating `target` bytes `step` at a time, all in the
     /// case's sibling cgroup.
     OomGroup { members: u32, target: u64, step: u64 },
+    /// cgroup2's structural rules (`rules`: delegation, internal-process, threaded,
+    /// threaded-controllers), written by the probe into the case's cgroup `case_dir` and its
+    /// sibling `sibling_dir`.
+    CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
+}
+
+/// Which cgroup2 rule a rule case runs into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rules", rename_all = "kebab-case")]
+pub enum CgroupRules {
+    /// Delegation and its containment; whether the hierarchy is expected to have nsdelegate.
+    Delegation { nsdelegate: Option<bool> },
+    /// The no-internal-process constraint with a domain controller.
+    InternalProcess { controller: String },
+    /// Threads moved within a threaded subtree.
+    Threaded,
+    /// A threaded and a domain controller in a threaded domain.
+    ThreadedControllers { threaded: String, domain: String },
 }
 
 // As in `verdict.rs`: harness values are taken apart field by field and every variant matched, so
@@ -304,6 +325,7 @@ impl From<&harness_limits::Limits> for Limits {
             net_cls_classid,
             net_prio_ifpriomap,
             perf_event,
+            delegate,
         } = l;
         Limits {
             memory_max: *memory_max,
@@ -324,6 +346,7 @@ impl From<&harness_limits::Limits> for Limits {
             net_cls_classid: *net_cls_classid,
             net_prio_ifpriomap: net_prio_ifpriomap.clone(),
             perf_event: *perf_event,
+            delegate: *delegate,
         }
     }
 }
@@ -348,6 +371,21 @@ impl From<&wire::Exercise> for Exercise {
             W::FreezeGroup { loopers, hold_ms } => Exercise::FreezeGroup { loopers, hold_ms },
             W::CacheRead { device, bytes, block } => Exercise::CacheRead { device, bytes, block },
             W::OomGroup { members, target, step } => Exercise::OomGroup { members, target, step },
+            W::CgroupRules { rules, case_dir, sibling_dir } => {
+                Exercise::CgroupRules { rules: (&rules).into(), case_dir, sibling_dir }
+            }
+        }
+    }
+}
+
+impl From<&wire::CgroupRules> for CgroupRules {
+    fn from(r: &wire::CgroupRules) -> CgroupRules {
+        use wire::CgroupRules as W;
+        match r.clone() {
+            W::Delegation { nsdelegate } => CgroupRules::Delegation { nsdelegate },
+            W::InternalProcess { controller } => CgroupRules::InternalProcess { controller },
+            W::Threaded => CgroupRules::Threaded,
+            W::ThreadedControllers { threaded, domain } => CgroupRules::ThreadedControllers { threaded, domain },
         }
     }
 }

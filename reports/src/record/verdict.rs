@@ -130,10 +130,18 @@ pub enum LimitCheck {
     FreezeForking,
     /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops.
     FreezeMigrate,
+    /// cgroup2 delegation: the delegated subtree is its user's, the rest is not; nsdelegate.
+    Delegation,
+    /// cgroup2's no-internal-process constraint.
+    InternalProcess,
+    /// cgroup2 threaded subtrees.
+    Threaded,
+    /// cgroup2 threaded and domain controllers in a threaded domain.
+    ThreadedControllers,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 22] = [
+    pub const ALL: [LimitCheck; 26] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -156,6 +164,10 @@ impl LimitCheck {
         LimitCheck::OomEvents,
         LimitCheck::FreezeForking,
         LimitCheck::FreezeMigrate,
+        LimitCheck::Delegation,
+        LimitCheck::InternalProcess,
+        LimitCheck::Threaded,
+        LimitCheck::ThreadedControllers,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -184,6 +196,10 @@ impl LimitCheck {
             LimitCheck::OomEvents => "memory/events-oom-kill",
             LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
             LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
+            LimitCheck::Delegation => "cgroup/delegation",
+            LimitCheck::InternalProcess => "cgroup/no-internal-process",
+            LimitCheck::Threaded => "cgroup/threaded-subtree",
+            LimitCheck::ThreadedControllers => "cgroup/threaded-controllers",
         }
     }
 }
@@ -269,6 +285,10 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::OomEvents => LimitCheck::OomEvents,
             HarnessLimitCheck::FreezeForking => LimitCheck::FreezeForking,
             HarnessLimitCheck::FreezeMigrate => LimitCheck::FreezeMigrate,
+            HarnessLimitCheck::Delegation => LimitCheck::Delegation,
+            HarnessLimitCheck::InternalProcess => LimitCheck::InternalProcess,
+            HarnessLimitCheck::Threaded => LimitCheck::Threaded,
+            HarnessLimitCheck::ThreadedControllers => LimitCheck::ThreadedControllers,
         }
     }
 }
