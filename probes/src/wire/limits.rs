@@ -54,6 +54,11 @@ pub enum Exercise {
     /// time, all moved by the host into the case's sibling cgroup (where the memory limit is)
     /// before the allocation starts.
     OomGroup { members: u32, target: u64, step: u64 },
+    /// cpu.max.burst: pinned to `cpu`, find the group's cpu.max period boundaries (a throttle
+    /// ends at one; the period is `period_us`), sleep `idle_periods` periods (the group saves its
+    /// unused quota, up to the burst), then burn from just after a boundary to just before the
+    /// next one.
+    CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
 }
 
 impl Exercise {
@@ -75,6 +80,7 @@ impl Exercise {
             Exercise::FreezeGroup { .. } => "freeze-group",
             Exercise::CacheRead { .. } => "cache-read",
             Exercise::OomGroup { .. } => "oom-group",
+            Exercise::CpuBurst { .. } => "cpu-burst",
         }
     }
 }
@@ -131,6 +137,9 @@ pub struct CgroupReading {
     /// probe's runtime, from `/proc/<pid>/schedstat`, both at rest) plus what the other live
     /// processes ran since.
     pub others_ns: Option<u64>,
+    /// cgroup2's cpu.pressure and io.pressure `some` totals, microseconds (absent without PSI).
+    pub cpu_pressure_some_us: Option<u64>,
+    pub io_pressure_some_us: Option<u64>,
 }
 
 /// A question about the case's cgroups.
@@ -239,7 +248,7 @@ pub struct GroupEnds {
 #[serde(tag = "limit", rename_all = "kebab-case")]
 pub enum LimitAnswer {
     Reading {
-        reading: CgroupReading,
+        reading: Box<CgroupReading>,
     },
     /// `frozen`: whether the cgroup was frozen (the kernel confirmed it) during the hold.
     Held {
@@ -333,6 +342,9 @@ pub enum ExerciseReport {
         all_reading_ns: u64,
         /// The read that ended the window early, if one failed.
         error: Option<SysResult>,
+        /// The case's cgroups before the readers started and after they all ended.
+        before: CgroupReading,
+        after: CgroupReading,
     },
     CgroupView {
         /// /proc/self/cgroup.
@@ -394,6 +406,19 @@ pub enum ExerciseReport {
         /// The sibling's counters before the allocation and after the allocator ended.
         before: MemoryCounters,
         after: MemoryCounters,
+    },
+    CpuBurst {
+        pinned: SysResult,
+        /// The throttle the boundaries were found from: how long it held the probe off the CPU.
+        aligned_gap_ns: u64,
+        /// How much later than planned (just after a boundary) the burn started.
+        late_ns: u64,
+        /// The burn, from its start until the probe saw the window's end (a throttle that lasts
+        /// past it ends at the next boundary), and the CPU time it got.
+        window_ns: u64,
+        cpu_ns: u64,
+        /// The longest time off the CPU within the burn (the throttle, once the budget ran out).
+        max_gap_ns: u64,
     },
 }
 

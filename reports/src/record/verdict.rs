@@ -130,10 +130,16 @@ pub enum LimitCheck {
     FreezeForking,
     /// cgroup.freeze (v2): a process moved out of a frozen cgroup runs, moved back it stops.
     FreezeMigrate,
+    /// cpu.max.burst: an idle group spends its saved burst in one period on top of the quota.
+    CpuBurst,
+    /// cpu.pressure (PSI) records cpu.max's throttling, and only other tasks' turns without it.
+    CpuPressure,
+    /// io.pressure (PSI) records readers waiting at io.max's throttle; far less per byte without it.
+    IoPressure,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 22] = [
+    pub const ALL: [LimitCheck; 25] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -156,6 +162,9 @@ impl LimitCheck {
         LimitCheck::OomEvents,
         LimitCheck::FreezeForking,
         LimitCheck::FreezeMigrate,
+        LimitCheck::CpuBurst,
+        LimitCheck::CpuPressure,
+        LimitCheck::IoPressure,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -184,6 +193,9 @@ impl LimitCheck {
             LimitCheck::OomEvents => "memory/events-oom-kill",
             LimitCheck::FreezeForking => "cgroup/freeze-forking-group",
             LimitCheck::FreezeMigrate => "cgroup/freeze-migrate",
+            LimitCheck::CpuBurst => "cpu/burst",
+            LimitCheck::CpuPressure => "pressure/cpu-stall",
+            LimitCheck::IoPressure => "pressure/io-stall",
         }
     }
 }
@@ -269,6 +281,9 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::OomEvents => LimitCheck::OomEvents,
             HarnessLimitCheck::FreezeForking => LimitCheck::FreezeForking,
             HarnessLimitCheck::FreezeMigrate => LimitCheck::FreezeMigrate,
+            HarnessLimitCheck::CpuBurst => LimitCheck::CpuBurst,
+            HarnessLimitCheck::CpuPressure => LimitCheck::CpuPressure,
+            HarnessLimitCheck::IoPressure => LimitCheck::IoPressure,
         }
     }
 }
