@@ -760,15 +760,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             )
         }
         (E::MemoryStall { stalled }, ExerciseReport::CacheRead { before, after, .. }) => {
-            let (Some(b), Some(a)) = (before.pressure_some_us, after.pressure_some_us) else {
-                return Verdict::Skip {
-                    requirement: "psi".into(),
-                    reason: "the cgroup has no memory.pressure: the kernel keeps no pressure stall information \
-                             (CONFIG_PSI off, or disabled by default without psi=1 on its command line)"
-                        .into(),
-                };
+            let some = match psi_rise("memory.pressure", before.pressure_some_us, after.pressure_some_us) {
+                Ok(s) => s / 1000,
+                Err(skip) => return skip,
             };
-            let some = a.saturating_sub(b);
             let full = delta(after.pressure_full_us, before.pressure_full_us).unwrap_or(0);
             // Without a limit nothing in the read enters a memory stall: no reclaim (free memory,
             // no limit), no throttle, no refault (each page is read once). With memory.high, its
