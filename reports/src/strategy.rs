@@ -229,6 +229,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
         option::of(any::<u32>()),
         option::of(vec(any::<u32>(), 0..=FEW)),
         option::of(vec(any::<u32>(), 0..=FEW)),
+        (option::of(any::<u64>()), any::<bool>(), option::of(any::<i32>())),
     );
     let rest = (
         option::of(any::<u64>()),
@@ -242,7 +243,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
     (memory, cpu, rest).prop_map(
         |(
             (memory_max, memory_swap_max, pids_max, memory_high, memory_oom_group),
-            (cpu_max, cpu_weight, cpuset_cpus, cpuset_mems),
+            (cpu_max, cpu_weight, cpuset_cpus, cpuset_mems, (cpu_max_burst, cpu_idle, cpu_weight_nice)),
             (io_rbps, hugetlb_max, (freeze, kill, delegate), devices, net_cls_classid, net_prio_ifpriomap, perf_event),
         )| Limits {
             memory_max,
@@ -252,6 +253,9 @@ pub fn limits() -> impl Strategy<Value = Limits> {
             pids_max,
             cpu_max,
             cpu_weight,
+            cpu_max_burst,
+            cpu_idle,
+            cpu_weight_nice,
             cpuset_cpus,
             cpuset_mems,
             io_rbps,
@@ -293,6 +297,11 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
             rules,
             case_dir,
             sibling_dir
+        }),
+        any::<(u32, u64, u32)>().prop_map(|(cpu, period_us, idle_periods)| Exercise::CpuBurst {
+            cpu,
+            period_us,
+            idle_periods
         }),
     ]
 }

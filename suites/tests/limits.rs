@@ -1,6 +1,7 @@
 //! The cgroup limit suite: every limit × the namespace sets none, all and user-only, each with its
 //! control (the same exercise without the limit), the sensitivity tests (the launcher gets limits
-//! twice as large as the oracle expects: the memory, pids and cpu checks must fail), with the host
+//! twice as large as the oracle expects: the memory, pids, cpu.max (its pressure too) and
+//! cpu.max.burst checks must fail), with the host
 //! snapshot every suite takes (cgroups, mounts, loop devices, processes, /proc/cgroups) compared
 //! before and after.
 //!
@@ -36,7 +37,14 @@ fn main() -> ExitCode {
             "",
             "cpu-max",
             case(NsSet::ALL, find("cpu-max")),
-            &[LimitCheck::CpuMax],
+            &[LimitCheck::CpuMax, LimitCheck::CpuPressure],
+        ));
+        trials.push(limit_sensitivity_trial(
+            harness,
+            "",
+            "cpu-max-burst",
+            case(NsSet::ALL, find("cpu-max-burst")),
+            &[LimitCheck::CpuBurst],
         ));
         trials
     })

@@ -117,6 +117,17 @@ pub fn keyed(text: &str, key: &str) -> Option<u64> {
 }
 
 /// A single number (memory.peak, pids.current); `max` reads as None.
+/// The `total=` of the `some` or `full` line of a PSI file
+/// (`some avg10=0.00 avg60=0.00 avg300=0.00 total=1234`), microseconds.
+pub fn psi_total(text: &str, line: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(line))?
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
 pub fn number(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }

@@ -85,6 +85,15 @@ pub const TABLE: &[Mapping] = &[
     Mapping { key: "cpu.max", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::CpuMax },
     Mapping { key: "cpu.weight", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::CpuWeight },
     Mapping {
+        key: "cpu.max.burst",
+        v1_controller: "cpu",
+        v2_controller: Some("cpu"),
+        v1: Conversion::Same("cpu.cfs_burst_us"),
+    },
+    Mapping { key: "cpu.idle", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::Same("cpu.idle") },
+    // v1 takes a weight as cpu.shares only.
+    Mapping { key: "cpu.weight.nice", v1_controller: "cpu", v2_controller: Some("cpu"), v1: Conversion::V2Only },
+    Mapping {
         key: "cpuset.cpus",
         v1_controller: "cpuset",
         v2_controller: Some("cpuset"),
@@ -253,6 +262,8 @@ mod tests {
     #[case("cpu.weight", "100", &[("cpu.shares", "1024")])]
     #[case("cpu.weight", "300", &[("cpu.shares", "3072")])]
     #[case("cpu.weight", "1", &[("cpu.shares", "10")])]
+    #[case("cpu.max.burst", "30000", &[("cpu.cfs_burst_us", "30000")])]
+    #[case("cpu.idle", "1", &[("cpu.idle", "1")])]
     #[case("cpuset.cpus", "1", &[("cpuset.cpus", "1")])]
     #[case("io.max", "7:0 rbps=4194304 wiops=max", &[("blkio.throttle.read_bps_device", "7:0 4194304"), ("blkio.throttle.write_iops_device", "7:0 0")])]
     #[case("hugetlb.2MB.max", "4194304", &[("hugetlb.2MB.limit_in_bytes", "4194304")])]

@@ -142,6 +142,7 @@ impl CaseLimits {
         let timing = matches!(
             limits.exercise,
             Exercise::CpuBurn { .. }
+                | Exercise::CpuBurst { .. }
                 | Exercise::CpuShare { .. }
                 | Exercise::Freezer { .. }
                 | Exercise::IoRead { .. }

@@ -8,7 +8,7 @@ use isoprobe_probes::wire::{
     GroupAction, GroupState, HostAnswer, LimitAnswer, LimitQuestion, MemoryCounters, MemoryEvents,
 };
 
-use crate::cgroup::dir::{CgroupDir, keyed};
+use crate::cgroup::dir::{CgroupDir, keyed, psi_total};
 
 use super::case::CaseLimits;
 
@@ -16,7 +16,7 @@ use super::case::CaseLimits;
 pub fn answer(limits: Option<&CaseLimits>, ask: &LimitQuestion) -> Result<HostAnswer, String> {
     let l = limits.ok_or("a limit question in a case without limits")?;
     let reply = match ask {
-        LimitQuestion::Read => LimitAnswer::Reading { reading: cgroups(l)?.read() },
+        LimitQuestion::Read => LimitAnswer::Reading { reading: Box::new(cgroups(l)?.read()) },
         LimitQuestion::Hold { hold_ms } => hold(l, *hold_ms)?,
         LimitQuestion::MoveToSibling { pid } => {
             let host_pid = host_pid_of(l, *pid)?;
@@ -99,17 +99,6 @@ fn memory_counters(dir: &CgroupDir) -> MemoryCounters {
         pressure_some_us: total("some"),
         pressure_full_us: total("full"),
     }
-}
-
-/// The `total=` of the `some` or `full` line of a PSI file
-/// (`some avg10=0.00 avg60=0.00 avg300=0.00 total=1234`), microseconds.
-fn psi_total(text: &str, line: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(line))?
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("total="))?
-        .parse()
-        .ok()
 }
 
 fn v2_sibling(l: &CaseLimits) -> Result<&CgroupDir, String> {

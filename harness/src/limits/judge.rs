@@ -80,6 +80,41 @@ pub const CPU_SHARE_MIN_PAIR: f64 = 0.6;
 /// share a CPU, and their split says nothing about weights.
 pub const CPU_SHARE_MAX_PAIR: f64 = 1.0 + 0.026 / 1.5;
 
+/// cpu.max.burst: from just after a period boundary the group runs for its budget (quota plus
+/// the burst saved while idle), then is throttled until the next boundary. Above the budget: the
+/// throttle bites at the next tick ([`CPU_TICK_NS`]), and the group's runqueue on the CPU kept up
+/// to min_cfs_rq_runtime (1 ms) of runtime drawn before it went idle (return_cfs_rq_runtime gives
+/// back only what exceeds that). Below it only the probe's own steps from its wakeup to its first
+/// clock read (microseconds; 1 ms bounds them): the budget is spent only while the probe runs,
+/// and the window (one period less twice the probe's 10 ms margin: 80 ms of 100) leaves room
+/// for the budget (60 ms here) at cpu.weight 10000 against other tasks (see
+/// [`CPU_CONTROL_MIN_FRACTION`]). Burst and quota are 30 ms each, so the burst case (60 ms) and its
+/// control (30 ms) are 30 ms apart against a tolerance of 11 ms above, 1 ms below.
+pub const CPU_BURST_OVER_NS: u64 = CPU_TICK_NS + MS;
+pub const CPU_BURST_UNDER_NS: u64 = MS;
+
+/// cpu.pressure: for the one always-runnable probe, PSI's `some` (a task of the group runnable
+/// and not on a CPU) is the window less its CPU time, wherever that went: throttled by cpu.max,
+/// or other tasks' turns. PSI leaves out what a hypervisor stole (the task is on the CPU) and
+/// the probe's clock may not, so the wait sets only the upper end. The host reads the totals
+/// outside the window: around it the probe waits for a CPU at most once at each edge, a slice
+/// and a tick (3 ms + 10 ms, see [`CPU_SHARE_TOL`]) each, and, under cpu.max, a throttle that
+/// lasts to the next boundary (a period) each. With cpu.max the lower end is the throttle
+/// itself: at most the quota per period (and one more at the edges, plus the tick's overrun) is
+/// run, the rest of the window is waited.
+pub const CPU_PSI_EDGE_NS: u64 = 2 * (3 * MS + CPU_TICK_NS);
+
+/// io.pressure: PSI's `some` counts time a reader of the group is in iowait, throttled or not (a
+/// read from the loop device waits for its worker too: a control's readers, four on two CPUs,
+/// were in iowait for half the window). What differs is the stall per byte read. Under io.max
+/// the readers wait at the throttle for their bytes: each 64 KiB read waits about
+/// IO_IN_FLIGHT × 64 KiB / bps (62 ms at 4 MiB/s) against microseconds on the CPU, so the group
+/// stalls for nearly all of bytes / bps; at least half of it leaves room for dispatched readers
+/// still waiting for a CPU (not iowait; 0.79 of it seen on a loaded 2-CPU host). In the control the
+/// stall is at most the window, and the readers read at [`IO_CONTROL_MIN_BPS`] or more: a stall
+/// longer than bytes / IO_CONTROL_MIN_BPS is a device (or throttle) that kept them waiting.
+pub const IO_STALL_MIN_FRACTION: f64 = 0.5;
+
 /// io.max: blk-throttle lets a new slice start with one slice's allowance (throtl_slice, 100 ms:
 /// HZ/10), and each of the probe's readers (IO_READERS = 4) has one block in flight when the
 /// window ends: bytes ≤ bps × (window + slice) + 4 blocks. Below: while every reader is reading
@@ -179,6 +214,20 @@ fn delta(after: Option<u64>, before: Option<u64>) -> Option<u64> {
     Some(after?.saturating_sub(before.unwrap_or(0)))
 }
 
+/// The `some` total's rise of a PSI file, in ns, or the skip that says the kernel keeps none.
+fn psi_rise(file: &str, before: Option<u64>, after: Option<u64>) -> Result<u64, Verdict> {
+    match (before, after) {
+        (Some(b), Some(a)) => Ok(a.saturating_sub(b) * 1000),
+        _ => Err(Verdict::Skip {
+            requirement: "psi".into(),
+            reason: format!(
+                "the case's cgroup2 cgroup has no {file}: the kernel keeps no pressure stall information \
+                 (CONFIG_PSI off, or disabled by default without psi=1 on its command line)"
+            ),
+        }),
+    }
+}
+
 fn reading_text(r: &CgroupReading) -> String {
     let mut v = Vec::new();
     let mut put = |k: &str, x: Option<u64>| {
@@ -193,6 +242,8 @@ fn reading_text(r: &CgroupReading) -> String {
     put("usage_ns", r.cpu_usage_ns);
     put("periods", r.cpu_periods);
     put("throttled", r.cpu_throttled);
+    put("cpu_some_us", r.cpu_pressure_some_us);
+    put("io_some_us", r.io_pressure_some_us);
     v.join(" ")
 }
 
@@ -349,6 +400,75 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 format!("pinned: {pinned}; after: {}", reading_text(after)),
             )
         }
+        (E::CpuStall { cpu_max }, ExerciseReport::CpuBurn { wall_ns, cpu_ns, before, after, .. }) => {
+            let some = match psi_rise("cpu.pressure", before.cpu_pressure_some_us, after.cpu_pressure_some_us) {
+                Ok(s) => s,
+                Err(skip) => return skip,
+            };
+            let waited = wall_ns.saturating_sub(*cpu_ns);
+            let (lo, hi) = match cpu_max {
+                Some(c) => {
+                    let (q, p) = (c.quota_us * 1000, c.period_us * 1000);
+                    let ran = (*wall_ns as u128 * q as u128 / p as u128) as u64 + q + CPU_TICK_NS;
+                    (wall_ns.saturating_sub(ran), waited + CPU_PSI_EDGE_NS + 2 * p)
+                }
+                None => (0, waited + CPU_PSI_EDGE_NS),
+            };
+            verdict(
+                (lo..=hi).contains(&some),
+                format!(
+                    "cpu.pressure `some` +{} to +{} ({})",
+                    ms(lo),
+                    ms(hi),
+                    if cpu_max.is_some() { "throttled most of the window" } else { "only other tasks' turns" }
+                ),
+                format!("some +{}", ms(some)),
+                format!(
+                    "the probe waited {} of a {} window ({} on the CPU); before: {}; after: {}",
+                    ms(waited),
+                    ms(*wall_ns),
+                    ms(*cpu_ns),
+                    reading_text(before),
+                    reading_text(after)
+                ),
+            )
+        }
+        (
+            E::CpuBurstRun { quota_us, burst_us, period_us },
+            ExerciseReport::CpuBurst { pinned, aligned_gap_ns, late_ns, window_ns, cpu_ns, max_gap_ns },
+        ) => {
+            let budget = (quota_us + burst_us) * 1000;
+            let (lo, hi) = (budget.saturating_sub(CPU_BURST_UNDER_NS), budget + CPU_BURST_OVER_NS);
+            let evidence = format!(
+                "pinned: {pinned}; aligned on a {} throttle, started {} late, longest time off the CPU in the \
+                 window {}",
+                ms(*aligned_gap_ns),
+                ms(*late_ns),
+                ms(*max_gap_ns)
+            );
+            // Under the budget and never throttled: other tasks kept the probe from spending it.
+            if *cpu_ns < lo && *max_gap_ns < period_us * 1000 / 4 {
+                return Verdict::Error {
+                    cause: format!(
+                        "{} of CPU in a {} window and no throttle: the budget was never spent; {evidence}",
+                        ms(*cpu_ns),
+                        ms(*window_ns)
+                    ),
+                };
+            }
+            verdict(
+                pinned.is_ok() && (lo..=hi).contains(cpu_ns),
+                format!(
+                    "{} to {} of CPU in one period (quota {} + burst {})",
+                    ms(lo),
+                    ms(hi),
+                    ms(quota_us * 1000),
+                    ms(burst_us * 1000)
+                ),
+                format!("{} of CPU in {}", ms(*cpu_ns), ms(*window_ns)),
+                evidence,
+            )
+        }
         (E::UsageMatchesRusage, ExerciseReport::CpuBurn { rusage_ns, rusage_after_ns, after, .. }) => {
             // Both accountings this host keeps must agree with the probe: v1 cpuacct and the
             // core cpu.stat of cgroup2.
@@ -459,7 +579,7 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             format!("longest gap {}", ms(*max_gap_ns)),
             format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
         ),
-        (E::IoRate { bps, block }, ExerciseReport::IoRead { bytes, wall_ns, all_reading_ns, error }) => {
+        (E::IoRate { bps, block }, ExerciseReport::IoRead { bytes, wall_ns, all_reading_ns, error, .. }) => {
             let allow = |ns: u64| (*bps as u128 * ns as u128 / 1_000_000_000u128) as u64;
             let block = IO_IN_FLIGHT * u64::from(*block);
             let hi = allow(wall_ns + IO_SLICE_NS) + block;
@@ -491,6 +611,35 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                     mib((*bytes as u128 * 1_000_000_000 / (*wall_ns).max(1) as u128) as u64)
                 ),
                 error.as_ref().map(|e| format!("read failed: {e}")).unwrap_or_default(),
+            )
+        }
+        (E::IoStall { bps }, ExerciseReport::IoRead { bytes, wall_ns, before, after, .. }) => {
+            let some = match psi_rise("io.pressure", before.io_pressure_some_us, after.io_pressure_some_us) {
+                Ok(s) => s,
+                Err(skip) => return skip,
+            };
+            let at = |rate: u64| (*bytes as u128 * 1_000_000_000 / rate.max(1) as u128) as u64;
+            let (ok, want) = match bps {
+                Some(bps) => {
+                    let lo = (at(*bps) as f64 * IO_STALL_MIN_FRACTION) as u64;
+                    (some >= lo, format!("≥ {} (half of {} at {} /s)", ms(lo), mib(*bytes), mib(*bps)))
+                }
+                None => {
+                    let hi = at(IO_CONTROL_MIN_BPS);
+                    (some <= hi, format!("≤ {} ({} at {} /s)", ms(hi), mib(*bytes), mib(IO_CONTROL_MIN_BPS)))
+                }
+            };
+            verdict(
+                ok,
+                format!("io.pressure `some` {want}"),
+                format!("some +{}", ms(some)),
+                format!(
+                    "{} read in {}; before: {}; after: {}",
+                    mib(*bytes),
+                    ms(*wall_ns),
+                    reading_text(before),
+                    reading_text(after)
+                ),
             )
         }
         (E::IoUnthrottled, ExerciseReport::IoRead { bytes, wall_ns, error, .. }) => {
@@ -618,15 +767,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             )
         }
         (E::MemoryStall { stalled }, ExerciseReport::CacheRead { before, after, .. }) => {
-            let (Some(b), Some(a)) = (before.pressure_some_us, after.pressure_some_us) else {
-                return Verdict::Skip {
-                    requirement: "psi".into(),
-                    reason: "the cgroup has no memory.pressure: the kernel keeps no pressure stall information \
-                             (CONFIG_PSI off, or disabled by default without psi=1 on its command line)"
-                        .into(),
-                };
+            let some = match psi_rise("memory.pressure", before.pressure_some_us, after.pressure_some_us) {
+                Ok(s) => s / 1000,
+                Err(skip) => return skip,
             };
-            let some = a.saturating_sub(b);
             let full = delta(after.pressure_full_us, before.pressure_full_us).unwrap_or(0);
             // Without a limit nothing in the read enters a memory stall: no reclaim (free memory,
             // no limit), no throttle, no refault (each page is read once). With memory.high, its
@@ -873,6 +1017,8 @@ mod tests {
             wall_ns: wall_ms * MS,
             all_reading_ns: all_ms * MS,
             error: None,
+            before: CgroupReading::default(),
+            after: CgroupReading::default(),
         };
         let at = |ms: u64| 4 * MIB * ms / 1000;
         assert!(judge(LimitCheck::Io, &want, &r(at(1500), 1510, 1500), &[]).is_pass());
@@ -884,6 +1030,79 @@ mod tests {
         assert!(!judge(LimitCheck::Io, &want, &r(at(3000), 1510, 1500), &[]).is_pass());
         // Readers that never read together bound nothing from below: an error, not a pass.
         let v = judge(LimitCheck::Io, &want, &r(at(1500), 1510, 50), &[]);
+        assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
+    }
+
+    /// io.pressure: a throttled run stalls for most of the time its bytes take at the limit; a
+    /// control's stall per byte stays under its rate floor.
+    #[test]
+    fn io_pressure_is_judged_per_byte_read() {
+        let r = |bytes: u64, some_ms: Option<u64>| ExerciseReport::IoRead {
+            bytes,
+            wall_ns: 1510 * MS,
+            all_reading_ns: 1500 * MS,
+            error: None,
+            before: CgroupReading { io_pressure_some_us: some_ms.map(|_| 0), ..Default::default() },
+            after: CgroupReading { io_pressure_some_us: some_ms.map(|m| m * 1000), ..Default::default() },
+        };
+        let stalled = LimitExpect::IoStall { bps: Some(4 * MIB) };
+        let control = LimitExpect::IoStall { bps: None };
+        // Seen on the hybrid host: 6.62 MiB at 4 MiB/s with 1314 ms stalled; a control's 4037
+        // MiB with 908 ms.
+        assert!(judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB + 650 * 1024, Some(1314)), &[]).is_pass());
+        assert!(!judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB + 650 * 1024, Some(300)), &[]).is_pass());
+        assert!(judge(LimitCheck::IoPressure, &control, &r(4037 * MIB, Some(908)), &[]).is_pass());
+        // A control read at the limit's rate and stalled throughout.
+        assert!(!judge(LimitCheck::IoPressure, &control, &r(6 * MIB, Some(1450)), &[]).is_pass());
+        let v = judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB, None), &[]);
+        assert!(matches!(&v, Verdict::Skip { requirement, .. } if requirement == "psi"), "{v:?}");
+    }
+
+    /// cpu.pressure: the throttle's wait under cpu.max, only other tasks' turns without it.
+    #[test]
+    fn cpu_pressure_is_the_time_the_probe_waited() {
+        let r = |cpu_ms: u64, some_ms: u64| ExerciseReport::CpuBurn {
+            pinned: SysResult::Ok,
+            wall_ns: 1500 * MS,
+            cpu_ns: cpu_ms * MS,
+            rusage_ns: cpu_ms * MS,
+            rusage_after_ns: cpu_ms * MS,
+            before: CgroupReading { cpu_pressure_some_us: Some(0), ..Default::default() },
+            after: CgroupReading { cpu_pressure_some_us: Some(some_ms * 1000), ..Default::default() },
+        };
+        let quota =
+            LimitExpect::CpuStall { cpu_max: Some(super::super::CpuMax { quota_us: 20_000, period_us: 100_000 }) };
+        assert!(judge(LimitCheck::CpuPressure, &quota, &r(300, 1200), &[]).is_pass());
+        // A quota twice as large: the probe ran 600 ms and waited only 900.
+        assert!(!judge(LimitCheck::CpuPressure, &quota, &r(600, 900), &[]).is_pass());
+        // Pressure not recorded at all.
+        assert!(!judge(LimitCheck::CpuPressure, &quota, &r(300, 0), &[]).is_pass());
+        let control = LimitExpect::CpuStall { cpu_max: None };
+        assert!(judge(LimitCheck::CpuPressure, &control, &r(1480, 20), &[]).is_pass());
+        assert!(!judge(LimitCheck::CpuPressure, &control, &r(1480, 600), &[]).is_pass());
+    }
+
+    /// cpu.max.burst: one period's CPU is quota + burst after an idle spell, the quota without.
+    #[test]
+    fn a_burst_is_quota_plus_burst_in_one_period() {
+        let r = |cpu_ms: u64, gap_ms: u64| ExerciseReport::CpuBurst {
+            pinned: SysResult::Ok,
+            aligned_gap_ns: 70 * MS,
+            late_ns: MS / 10,
+            window_ns: 80 * MS,
+            cpu_ns: cpu_ms * MS,
+            max_gap_ns: gap_ms * MS,
+        };
+        let burst = LimitExpect::CpuBurstRun { quota_us: 30_000, burst_us: 30_000, period_us: 100_000 };
+        let control = LimitExpect::CpuBurstRun { quota_us: 30_000, burst_us: 0, period_us: 100_000 };
+        assert!(judge(LimitCheck::CpuBurst, &burst, &r(62, 20), &[]).is_pass());
+        assert!(!judge(LimitCheck::CpuBurst, &burst, &r(31, 50), &[]).is_pass());
+        assert!(judge(LimitCheck::CpuBurst, &control, &r(31, 50), &[]).is_pass());
+        assert!(!judge(LimitCheck::CpuBurst, &control, &r(62, 20), &[]).is_pass());
+        // Burst and quota doubled: never throttled in the window, and over the budget.
+        assert!(!judge(LimitCheck::CpuBurst, &burst, &r(80, 0), &[]).is_pass());
+        // Short of the budget without a throttle: starved, not judged.
+        let v = judge(LimitCheck::CpuBurst, &burst, &r(40, 2), &[]);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
     }
 

@@ -78,6 +78,41 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
                 exercise: Exercise::CpuShare { cpu, window_ms: 1500 },
             },
         ),
+        // cpu.max.burst, cpu.idle and cpu.weight.nice, each judged by what the group gets of the CPU.
+        (
+            // Quota 30 ms and burst 30 ms per 100 ms: one period after an idle spell gives 60 ms,
+            // the control's 30 (see CPU_BURST_OVER_NS); cpu.weight 10000 as in cpu-max.
+            "cpu-max-burst",
+            l(
+                Limits {
+                    cpu_max: Some(CpuMax { quota_us: 30_000, period_us: 100_000 }),
+                    cpu_max_burst: Some(30_000),
+                    cpu_weight: Some(10_000),
+                    ..Default::default()
+                },
+                Exercise::CpuBurst { cpu, period_us: 100_000, idle_periods: 3 },
+            ),
+        ),
+        (
+            // SCHED_IDLE's weight 3 against cpu.weight 10000 (102400); the control gives both
+            // 10000 (cpu.weight is written first: the kernel refuses it on an idle group).
+            "cpu-idle",
+            LimitSpec {
+                settings: Limits { cpu_idle: true, cpu_weight: Some(10_000), ..Default::default() },
+                sibling: Some(Limits { cpu_weight: Some(10_000), ..Default::default() }),
+                exercise: Exercise::CpuShare { cpu, window_ms: 1500 },
+            },
+        ),
+        (
+            // Nice -20 (88761) against -15 (29154): a share of 0.753; heavy weights, so that the
+            // pair dominates other tasks on the CPU (see CPU_SHARE_MIN_PAIR).
+            "cpu-weight-nice",
+            LimitSpec {
+                settings: Limits { cpu_weight_nice: Some(-20), ..Default::default() },
+                sibling: Some(Limits { cpu_weight_nice: Some(-15), ..Default::default() }),
+                exercise: Exercise::CpuShare { cpu, window_ms: 1500 },
+            },
+        ),
         (
             "cpuset-cpus",
             l(

@@ -18,7 +18,8 @@ pub enum LimitCheck {
     Pids,
     /// cpu.max: CPU time over a window is the quota's share of it.
     CpuMax,
-    /// cpu.weight: two busy cgroups on one CPU split it in the ratio of their weights.
+    /// cpu.weight (also given as cpu.weight.nice, or made SCHED_IDLE's by cpu.idle): two busy
+    /// cgroups on one CPU split it in the ratio of their weights.
     CpuWeight,
     /// cpuacct / cpu.stat usage equals the probe's own rusage.
     CpuUsage,
@@ -68,6 +69,15 @@ pub enum LimitCheck {
     Threaded,
     /// cgroup2 threaded and domain controllers in a threaded domain.
     ThreadedControllers,
+    /// cpu.max.burst: an idle group saves quota up to the burst and spends it in one period on
+    /// top of the quota; without it a period gives the quota alone.
+    CpuBurst,
+    /// cpu.pressure (PSI) records the time cpu.max throttles the group, and only the waits for
+    /// other tasks without it.
+    CpuPressure,
+    /// io.pressure (PSI) records readers waiting at io.max's throttle for most of the time their
+    /// bytes take at the limit; without it, far less per byte read.
+    IoPressure,
 }
 
 impl LimitCheck {
@@ -99,6 +109,9 @@ impl LimitCheck {
             LimitCheck::InternalProcess => "cgroup/no-internal-process",
             LimitCheck::Threaded => "cgroup/threaded-subtree",
             LimitCheck::ThreadedControllers => "cgroup/threaded-controllers",
+            LimitCheck::CpuBurst => "cpu/burst",
+            LimitCheck::CpuPressure => "pressure/cpu-stall",
+            LimitCheck::IoPressure => "pressure/io-stall",
         }
     }
 }
@@ -125,8 +138,18 @@ pub enum LimitExpect {
     CpuQuota { quota_us: u64, period_us: u64 },
     /// Not throttled: close to a whole CPU.
     CpuUnthrottled,
-    /// The probe's share of the pinned CPU is `mine / (mine + other)`.
+    /// The probe's share of the pinned CPU is `mine / (mine + other)`, the two groups' load
+    /// weights (the scheduler's units: cpu.shares, 1024 for cpu.weight 100; see [`load_weight`]).
     CpuSplit { mine: u32, other: u32 },
+    /// From just after a period boundary to just before the next, the group runs for its budget:
+    /// `quota_us + burst_us` (the burst saved while idle), then stays throttled.
+    CpuBurstRun { quota_us: u64, burst_us: u64, period_us: u64 },
+    /// cpu.pressure `some` rose by the time the probe waited for the CPU: throttled by `cpu_max`
+    /// for most of the window, or (none) only waiting for other tasks' turns.
+    CpuStall { cpu_max: Option<super::CpuMax> },
+    /// io.pressure `some` rose for most of the time the bytes read take at io.max's `bps`, or
+    /// (none) by less than they take at the control's rate floor.
+    IoStall { bps: Option<u64> },
     /// The cgroup's usage equals the probe's rusage.
     UsageMatchesRusage,
     /// sched_getaffinity gives exactly `cpus`, and pinning to any other fails with EINVAL.
@@ -221,13 +244,24 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 },
             ),
             (LimitCheck::CpuUsage, LimitExpect::UsageMatchesRusage),
+            (LimitCheck::CpuPressure, LimitExpect::CpuStall { cpu_max: l.cpu_max }),
         ],
         Exercise::CpuShare { .. } => {
-            // Unset weights are the default, 100.
-            let mine = l.cpu_weight.unwrap_or(100);
-            let other = spec.sibling.as_ref().and_then(|s| s.cpu_weight).unwrap_or(100);
+            let (mine, other) = (load_weight(l), load_weight(&spec.sibling.clone().unwrap_or_default()));
             vec![(LimitCheck::CpuWeight, LimitExpect::CpuSplit { mine, other })]
         }
+        // Without cpu.max there is no period to align to: the exercise reports that as an error.
+        Exercise::CpuBurst { .. } => vec![(
+            LimitCheck::CpuBurst,
+            match l.cpu_max {
+                Some(c) => LimitExpect::CpuBurstRun {
+                    quota_us: c.quota_us,
+                    burst_us: l.cpu_max_burst.unwrap_or(0),
+                    period_us: c.period_us,
+                },
+                None => LimitExpect::CpuUnthrottled,
+            },
+        )],
         Exercise::Affinity { cpus } => vec![(
             LimitCheck::Cpuset,
             LimitExpect::Affinity { cpus: l.cpuset_cpus.clone().unwrap_or_else(|| cpus.clone()) },
@@ -249,13 +283,16 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 LimitExpect::NotFrozen { hold_ms: *hold_ms }
             },
         )],
-        Exercise::IoRead { block, .. } => vec![(
-            LimitCheck::Io,
-            match l.io_rbps {
-                Some(bps) => LimitExpect::IoRate { bps, block: *block },
-                None => LimitExpect::IoUnthrottled,
-            },
-        )],
+        Exercise::IoRead { block, .. } => vec![
+            (
+                LimitCheck::Io,
+                match l.io_rbps {
+                    Some(bps) => LimitExpect::IoRate { bps, block: *block },
+                    None => LimitExpect::IoUnthrottled,
+                },
+            ),
+            (LimitCheck::IoPressure, LimitExpect::IoStall { bps: l.io_rbps }),
+        ],
         Exercise::CgroupView { .. } => vec![(LimitCheck::CgroupNsView, LimitExpect::CgroupHostView)],
         Exercise::NetClassid => {
             vec![(LimitCheck::NetCls, LimitExpect::Classid { classid: l.net_cls_classid.unwrap_or(0) })]
@@ -360,6 +397,29 @@ pub fn expect_rules(spec: &LimitSpec, cx: super::rules::RuleNs) -> LimitExpect {
     }
 }
 
+/// kernel/sched/core.c, sched_prio_to_weight: the load weight of nice -20 to 19 (nice 0 is 1024;
+/// each step is about 1.25×). cpu.weight.nice sets the group's weight to the entry of its nice
+/// value (cpu_weight_nice_write_s64).
+pub const SCHED_PRIO_TO_WEIGHT: [u32; 40] = [
+    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904, 3906, 3121, 2501,
+    1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+];
+
+/// kernel/sched/sched.h, WEIGHT_IDLEPRIO: the load weight of a SCHED_IDLE entity, which a group
+/// with cpu.idle 1 gets whatever its cpu.weight (sched_group_set_idle).
+pub const WEIGHT_IDLEPRIO: u32 = 3;
+
+/// A group's load weight on its parent's runqueue: SCHED_IDLE's with cpu.idle, the nice table's
+/// with cpu.weight.nice, else cpu.weight (default 100) × 1024 / 100 rounded to the closest, the
+/// kernel's own conversion (sched_weight_from_cgroup).
+pub fn load_weight(l: &super::Limits) -> u32 {
+    match (l.cpu_idle, l.cpu_weight_nice) {
+        (true, _) => WEIGHT_IDLEPRIO,
+        (false, Some(nice)) => SCHED_PRIO_TO_WEIGHT[(nice.clamp(-20, 19) + 20) as usize],
+        (false, None) => (l.cpu_weight.unwrap_or(100) * 1024 + 50) / 100,
+    }
+}
+
 /// The cgroup-namespace view depends on the case's namespaces, which the limit spec does not
 /// hold: the caller passes whether the case has a cgroup namespace.
 pub fn expect_view(cgroup_ns: bool) -> LimitExpect {
@@ -408,8 +468,28 @@ mod tests {
             sibling: Some(Limits { cpu_weight: Some(3000), ..Default::default() }),
             exercise: Exercise::CpuShare { cpu: 1, window_ms: 1000 },
         };
-        assert_eq!(expect(&s)[0].1, LimitExpect::CpuSplit { mine: 1000, other: 3000 });
-        assert_eq!(expect(&s.control())[0].1, LimitExpect::CpuSplit { mine: 3000, other: 3000 });
+        assert_eq!(expect(&s)[0].1, LimitExpect::CpuSplit { mine: 10240, other: 30720 });
+        assert_eq!(expect(&s.control())[0].1, LimitExpect::CpuSplit { mine: 30720, other: 30720 });
+    }
+
+    /// cpu.idle and cpu.weight.nice are weights too: SCHED_IDLE's and the nice table's; their
+    /// controls give the probe the sibling's weight.
+    #[test]
+    fn idle_and_nice_weights_come_from_the_kernel_tables() {
+        let share = |settings: Limits, sibling: Limits| LimitSpec {
+            settings,
+            sibling: Some(sibling),
+            exercise: Exercise::CpuShare { cpu: 1, window_ms: 1000 },
+        };
+        let heavy = Limits { cpu_weight: Some(10_000), ..Default::default() };
+        let idle = share(Limits { cpu_idle: true, ..heavy.clone() }, heavy.clone());
+        assert_eq!(expect(&idle)[0].1, LimitExpect::CpuSplit { mine: 3, other: 102_400 });
+        assert_eq!(expect(&idle.control())[0].1, LimitExpect::CpuSplit { mine: 102_400, other: 102_400 });
+        let nice = |n| Limits { cpu_weight_nice: Some(n), ..Default::default() };
+        let s = share(nice(-20), nice(-15));
+        assert_eq!(expect(&s)[0].1, LimitExpect::CpuSplit { mine: 88761, other: 29154 });
+        assert_eq!(expect(&s.control())[0].1, LimitExpect::CpuSplit { mine: 29154, other: 29154 });
+        assert_eq!(load_weight(&nice(0)), 1024);
     }
 
     #[test]

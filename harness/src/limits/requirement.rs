@@ -57,6 +57,15 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
                     layout.describe()
                 )));
             }
+            if let Some((_, (major, minor))) = SINCE.iter().find(|(k, _)| *k == s.key) {
+                let kernel = crate::requirement::KernelRelease::running();
+                if !kernel.at_least(*major, *minor) {
+                    return Err(Requirement::KernelAtLeast(*major, *minor).skip(format!(
+                        "{} appeared in Linux {major}.{minor}; this kernel is {}",
+                        s.key, kernel.release
+                    )));
+                }
+            }
             needed.push(v1.to_owned());
         }
     }
@@ -149,6 +158,10 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     }
     Ok(())
 }
+
+/// Settings younger than the oldest kernels isoprobe runs on, with the release that added them
+/// (cgroup2 and v1 alike: cpu.max.burst is v1's cpu.cfs_burst_us, cpu.idle the same name).
+const SINCE: &[(&str, (u32, u32))] = &[("cpu.max.burst", (5, 14)), ("cpu.idle", (5, 15))];
 
 /// What the forking-group cases need: a native launcher (no tool expresses these writes: cgroup.kill
 /// and cgroup.freeze of a sibling are isoprobe's own actions, not resources of OCI's

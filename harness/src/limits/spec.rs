@@ -52,6 +52,15 @@ pub struct Limits {
     pub cpu_max: Option<CpuMax>,
     #[serde(rename = "cpu.weight", default, skip_serializing_if = "Option::is_none")]
     pub cpu_weight: Option<u32>,
+    /// cpu.max.burst (v1 cpu.cfs_burst_us), µs: quota a group saves while idle, on top of cpu.max.
+    #[serde(rename = "cpu.max.burst", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_max_burst: Option<u64>,
+    /// cpu.idle 1: the group's entity is SCHED_IDLE to its siblings.
+    #[serde(rename = "cpu.idle", default, skip_serializing_if = "std::ops::Not::not")]
+    pub cpu_idle: bool,
+    /// cpu.weight.nice (cgroup2 only): the weight given as a nice value.
+    #[serde(rename = "cpu.weight.nice", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_weight_nice: Option<i32>,
     #[serde(rename = "cpuset.cpus", default, skip_serializing_if = "Option::is_none")]
     pub cpuset_cpus: Option<Vec<u32>>,
     #[serde(rename = "cpuset.mems", default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +130,15 @@ impl Limits {
         if let Some(w) = self.cpu_weight {
             v.push(Setting::new("cpu.weight", w.to_string()));
         }
+        if let Some(b) = self.cpu_max_burst {
+            v.push(Setting::new("cpu.max.burst", b.to_string()));
+        }
+        if self.cpu_idle {
+            v.push(Setting::new("cpu.idle", "1"));
+        }
+        if let Some(n) = self.cpu_weight_nice {
+            v.push(Setting::new("cpu.weight.nice", n.to_string()));
+        }
         if let Some(c) = &self.cpuset_cpus {
             v.push(Setting::new("cpuset.cpus", cpu_list(c)));
         }
@@ -155,6 +173,7 @@ impl Limits {
         l.memory_high = l.memory_high.map(|m| m * k);
         l.pids_max = l.pids_max.map(|p| p * k);
         l.cpu_max = l.cpu_max.map(|c| CpuMax { quota_us: c.quota_us * k, ..c });
+        l.cpu_max_burst = l.cpu_max_burst.map(|b| b * k);
         l.io_rbps = l.io_rbps.map(|b| b * k);
         l.hugetlb_max = l.hugetlb_max.map(|h| HugetlbMax { pages: h.pages * k, ..h });
         l
@@ -204,7 +223,12 @@ impl LimitSpec {
         let s = &mut c.settings;
         match self.exercise {
             Exercise::CpuBurn { .. } => s.cpu_max = None,
-            Exercise::CpuShare { .. } => s.cpu_weight = c.sibling.as_ref().and_then(|b| b.cpu_weight),
+            Exercise::CpuBurst { .. } => s.cpu_max_burst = None,
+            // Both groups alike: the sibling's weight, however it is given.
+            Exercise::CpuShare { .. } => {
+                let sib = c.sibling.clone().unwrap_or_default();
+                (s.cpu_weight, s.cpu_weight_nice, s.cpu_idle) = (sib.cpu_weight, sib.cpu_weight_nice, sib.cpu_idle);
+            }
             // The group's limit stays (its allocator is still OOM-killed); only the group kill goes.
             Exercise::OomGroup { .. } => {
                 *s = Limits::default();

@@ -58,7 +58,7 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
                 .collect(),
         }),
         Exercise::Freezer { beat_ms, hold_ms } => freezer(ch, *beat_ms, *hold_ms),
-        Exercise::IoRead { device, block, window_ms } => io_read(device, *block, *window_ms),
+        Exercise::IoRead { device, block, window_ms } => io_read(ch, device, *block, *window_ms),
         Exercise::CgroupView { mount_at } => cgroup_view(dirs, mount_at.as_deref(), interlock),
         Exercise::NetClassid => net_classid(),
         Exercise::PerfCount { burn_ms } => perf_count(ch, *burn_ms),
@@ -70,6 +70,7 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::CgroupRules { rules, case_dir, sibling_dir } => {
             Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
         }
+        Exercise::CpuBurst { cpu, period_us, idle_periods } => cpu_burst(*cpu, *period_us, *idle_periods),
     };
     match r {
         Ok(report) => ch.fact(Fact::Exercise { report: Box::new(report) }),
@@ -89,7 +90,7 @@ fn ask(ch: &mut Channel, ask: LimitQuestion) -> Result<LimitAnswer, ProbeError> 
 
 fn reading(ch: &mut Channel) -> Result<CgroupReading, ProbeError> {
     match ask(ch, LimitQuestion::Read)? {
-        LimitAnswer::Reading { reading } => Ok(reading),
+        LimitAnswer::Reading { reading } => Ok(*reading),
         other => Err(ProbeError::Protocol(format!("expected a cgroup reading, got {other:?}"))),
     }
 }
@@ -288,6 +289,56 @@ fn cpu_share(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseRepor
     }
 }
 
+/// cpu.max.burst: where the burn starts after a period boundary, and ends before the next one.
+/// The throttle's end (the boundary's refill) is seen a little late: the unthrottled probe must
+/// be picked again, within a tick (10 ms at HZ=100) of other tasks' turns on a busy CPU.
+const BURST_MARGIN_NS: u64 = 10_000_000;
+
+fn cpu_burst(cpu: u32, period_us: u64, idle_periods: u32) -> Result<ExerciseReport, ProbeError> {
+    let pinned = pin(cpu);
+    let period = period_us.max(1) * 1000;
+    // Spinning, the probe is off the CPU for long only when throttled (cpu.weight 10000
+    // keeps other tasks' turns short), and a throttle ends at a period boundary, where the
+    // refill lets the group run again.
+    let throttle_min = period / 4;
+    let give_up = mono() + 20 * period;
+    let mut last = mono();
+    let (boundary, aligned_gap_ns) = loop {
+        let t = mono();
+        if t - last >= throttle_min {
+            break (t, t - last);
+        }
+        if t > give_up {
+            return Err(ProbeError::Protocol(format!(
+                "no throttle of {} ms or more in 20 periods of {} ms: the group has no cpu.max to align to",
+                throttle_min / 1_000_000,
+                period / 1_000_000
+            )));
+        }
+        last = t;
+    };
+    // Idle: each period's refill adds the quota to the group's budget, up to quota + burst.
+    let start_boundary = boundary + (u64::from(idle_periods) + 1) * period;
+    let (start, end) = (start_boundary + BURST_MARGIN_NS, start_boundary + period - BURST_MARGIN_NS);
+    std::thread::sleep(Duration::from_nanos(start.saturating_sub(mono())));
+    let (t0, c0) = (mono(), process_cpu());
+    let (mut last, mut max_gap_ns) = (t0, 0);
+    while last < end {
+        let t = mono();
+        max_gap_ns = max_gap_ns.max(t - last);
+        last = t;
+    }
+    let cpu_ns = process_cpu() - c0;
+    Ok(ExerciseReport::CpuBurst {
+        pinned,
+        aligned_gap_ns,
+        late_ns: t0.saturating_sub(start),
+        window_ns: last - t0,
+        cpu_ns,
+        max_gap_ns,
+    })
+}
+
 fn affinity(cpus: &[u32]) -> Result<ExerciseReport, ProbeError> {
     let set = sched_getaffinity(Pid::from_raw(0)).ctx(|| "sched_getaffinity".into())?;
     let allowed = (0..CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false)).map(|c| c as u32).collect();
@@ -338,8 +389,9 @@ fn freezer(ch: &mut Channel, beat_ms: u32, hold_ms: u32) -> Result<ExerciseRepor
 /// always queued and the throttle catches up on its next dispatch, so the limit is what shows.
 pub const IO_READERS: u32 = 4;
 
-fn io_read(device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, ProbeError> {
+fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, ProbeError> {
     let (r, w) = pipe().ctx(|| "create the reader pipe".into())?;
+    let before = reading(ch)?;
     let t0 = mono();
     let end = t0 + u64::from(window_ms) * 1_000_000;
     let mut kids = Vec::new();
@@ -368,6 +420,7 @@ fn io_read(device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, P
     if vals.len() != 4 * IO_READERS as usize {
         return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / 4)));
     }
+    let after = reading(ch)?;
     let (mut bytes, mut last, mut error) = (0, t0, None);
     let (mut all_started, mut first_done) = (t0, u64::MAX);
     for c in vals.chunks_exact(4) {
@@ -384,6 +437,8 @@ fn io_read(device: &str, block: u32, window_ms: u32) -> Result<ExerciseReport, P
         wall_ns: last.saturating_sub(t0),
         all_reading_ns: first_done.saturating_sub(all_started),
         error,
+        before,
+        after,
     })
 }
 

@@ -58,6 +58,11 @@ pub enum Exercise {
     /// case's cgroup (`case_dir`, where it runs) and of its empty sibling (`sibling_dir`), both
     /// paths as the probe sees them (the harness fills them in), and reports what each write gave.
     CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
+    /// cpu.max.burst: pinned to `cpu`, find the group's cpu.max period boundaries (a throttle
+    /// ends at one; the period is `period_us`), sleep `idle_periods` periods (the group saves its
+    /// unused quota, up to the burst), then burn from just after a boundary to just before the
+    /// next one.
+    CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
 }
 
 /// Which of cgroup2's structural rules a [`Exercise::CgroupRules`] case runs into; the step names
@@ -158,6 +163,7 @@ impl Exercise {
             Exercise::CacheRead { .. } => "cache-read",
             Exercise::OomGroup { .. } => "oom-group",
             Exercise::CgroupRules { rules, .. } => rules.name(),
+            Exercise::CpuBurst { .. } => "cpu-burst",
         }
     }
 }
@@ -214,6 +220,9 @@ pub struct CgroupReading {
     /// probe's runtime, from `/proc/<pid>/schedstat`, both at rest) plus what the other live
     /// processes ran since.
     pub others_ns: Option<u64>,
+    /// cgroup2's cpu.pressure and io.pressure `some` totals, microseconds (absent without PSI).
+    pub cpu_pressure_some_us: Option<u64>,
+    pub io_pressure_some_us: Option<u64>,
 }
 
 /// A question about the case's cgroups.
@@ -322,7 +331,7 @@ pub struct GroupEnds {
 #[serde(tag = "limit", rename_all = "kebab-case")]
 pub enum LimitAnswer {
     Reading {
-        reading: CgroupReading,
+        reading: Box<CgroupReading>,
     },
     /// `frozen`: whether the cgroup was frozen (the kernel confirmed it) during the hold.
     Held {
@@ -416,6 +425,9 @@ pub enum ExerciseReport {
         all_reading_ns: u64,
         /// The read that ended the window early, if one failed.
         error: Option<SysResult>,
+        /// The case's cgroups before the readers started and after they all ended.
+        before: CgroupReading,
+        after: CgroupReading,
     },
     CgroupView {
         /// /proc/self/cgroup.
@@ -480,6 +492,19 @@ pub enum ExerciseReport {
     },
     CgroupRules {
         steps: Vec<RuleStep>,
+    },
+    CpuBurst {
+        pinned: SysResult,
+        /// The throttle the boundaries were found from: how long it held the probe off the CPU.
+        aligned_gap_ns: u64,
+        /// How much later than planned (just after a boundary) the burn started.
+        late_ns: u64,
+        /// The burn, from its start until the probe saw the window's end (a throttle that lasts
+        /// past it ends at the next boundary), and the CPU time it got.
+        window_ns: u64,
+        cpu_ns: u64,
+        /// The longest time off the CPU within the burn (the throttle, once the budget ran out).
+        max_gap_ns: u64,
     },
 }
 

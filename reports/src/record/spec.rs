@@ -137,6 +137,15 @@ pub struct Limits {
     pub cpu_max: Option<CpuMax>,
     #[serde(rename = "cpu.weight", default, skip_serializing_if = "Option::is_none")]
     pub cpu_weight: Option<u32>,
+    /// cpu.max.burst (v1 cpu.cfs_burst_us), µs.
+    #[serde(rename = "cpu.max.burst", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_max_burst: Option<u64>,
+    /// cpu.idle 1: the group is SCHED_IDLE to its siblings.
+    #[serde(rename = "cpu.idle", default, skip_serializing_if = "std::ops::Not::not")]
+    pub cpu_idle: bool,
+    /// cpu.weight.nice (cgroup2 only).
+    #[serde(rename = "cpu.weight.nice", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_weight_nice: Option<i32>,
     #[serde(rename = "cpuset.cpus", default, skip_serializing_if = "Option::is_none")]
     pub cpuset_cpus: Option<Vec<u32>>,
     #[serde(rename = "cpuset.mems", default, skip_serializing_if = "Option::is_none")]
@@ -224,6 +233,9 @@ pub enum Exercise {
     /// threaded-controllers), written by the probe into the case's cgroup `case_dir` and its
     /// sibling `sibling_dir`.
     CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
+    /// Pinned to `cpu`, aligned on the cpu.max period (`period_us`), idle `idle_periods` periods,
+    /// then a burn of one period.
+    CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
 }
 
 /// Which cgroup2 rule a rule case runs into.
@@ -315,6 +327,9 @@ impl From<&harness_limits::Limits> for Limits {
             pids_max,
             cpu_max,
             cpu_weight,
+            cpu_max_burst,
+            cpu_idle,
+            cpu_weight_nice,
             cpuset_cpus,
             cpuset_mems,
             io_rbps,
@@ -335,6 +350,9 @@ impl From<&harness_limits::Limits> for Limits {
             pids_max: *pids_max,
             cpu_max: cpu_max.map(|harness_limits::CpuMax { quota_us, period_us }| CpuMax { quota_us, period_us }),
             cpu_weight: *cpu_weight,
+            cpu_max_burst: *cpu_max_burst,
+            cpu_idle: *cpu_idle,
+            cpu_weight_nice: *cpu_weight_nice,
             cpuset_cpus: cpuset_cpus.clone(),
             cpuset_mems: cpuset_mems.clone(),
             io_rbps: *io_rbps,
@@ -374,6 +392,7 @@ impl From<&wire::Exercise> for Exercise {
             W::CgroupRules { rules, case_dir, sibling_dir } => {
                 Exercise::CgroupRules { rules: (&rules).into(), case_dir, sibling_dir }
             }
+            W::CpuBurst { cpu, period_us, idle_periods } => Exercise::CpuBurst { cpu, period_us, idle_periods },
         }
     }
 }

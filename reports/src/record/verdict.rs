@@ -138,10 +138,16 @@ pub enum LimitCheck {
     Threaded,
     /// cgroup2 threaded and domain controllers in a threaded domain.
     ThreadedControllers,
+    /// cpu.max.burst: an idle group spends its saved burst in one period on top of the quota.
+    CpuBurst,
+    /// cpu.pressure (PSI) records cpu.max's throttling, and only other tasks' turns without it.
+    CpuPressure,
+    /// io.pressure (PSI) records readers waiting at io.max's throttle; far less per byte without it.
+    IoPressure,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 26] = [
+    pub const ALL: [LimitCheck; 29] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -168,6 +174,9 @@ impl LimitCheck {
         LimitCheck::InternalProcess,
         LimitCheck::Threaded,
         LimitCheck::ThreadedControllers,
+        LimitCheck::CpuBurst,
+        LimitCheck::CpuPressure,
+        LimitCheck::IoPressure,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -200,6 +209,9 @@ impl LimitCheck {
             LimitCheck::InternalProcess => "cgroup/no-internal-process",
             LimitCheck::Threaded => "cgroup/threaded-subtree",
             LimitCheck::ThreadedControllers => "cgroup/threaded-controllers",
+            LimitCheck::CpuBurst => "cpu/burst",
+            LimitCheck::CpuPressure => "pressure/cpu-stall",
+            LimitCheck::IoPressure => "pressure/io-stall",
         }
     }
 }
@@ -289,6 +301,9 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::InternalProcess => LimitCheck::InternalProcess,
             HarnessLimitCheck::Threaded => LimitCheck::Threaded,
             HarnessLimitCheck::ThreadedControllers => LimitCheck::ThreadedControllers,
+            HarnessLimitCheck::CpuBurst => LimitCheck::CpuBurst,
+            HarnessLimitCheck::CpuPressure => LimitCheck::CpuPressure,
+            HarnessLimitCheck::IoPressure => LimitCheck::IoPressure,
         }
     }
 }
