@@ -383,11 +383,14 @@ impl Harness {
             }),
         };
         let mut streams = Streams::default();
-        // The hello first: the rest of the host's view is taken while the probe reads it and
-        // starts.
+        // What must be read before the probe can act: its cgroup (a quick probe, a limit case's
+        // control, may be done and gone soon after the hello) and the start of the host's
+        // ns_last_pid window (the probe's new task must fall after it). Then the hello, and the
+        // rest of the host's view while the probe reads it and starts.
         let probe_cgroup = self.probe_cgroup(p)?;
+        let last_pid_before = host_last_pid();
         send_hello(&mut p.process, &streams, &hello)?;
-        let mut host_view = self.host_view(probe_cgroup)?;
+        let mut host_view = self.host_view(probe_cgroup, last_pid_before)?;
         let mut host = HostSide::new(&self.run, case, &names, deadline, peer);
         phases.lap(Phase::HostView, at);
         let t = converse(&mut p.process, &mut streams, &mut host, deadline, started, phases)?;
@@ -431,16 +434,16 @@ impl Harness {
         Ok(())
     }
 
-    /// The probe's cgroup as the host sees it, read before the hello: a quick probe (a limit
-    /// case's control) may be done and gone before the host's view below is complete.
+    /// The probe's cgroup as the host sees it.
     fn probe_cgroup(&self, p: &Started) -> Result<Vec<String>, HarnessError> {
         let cgroup = format!("/proc/{}/cgroup", p.probe_pid);
         let text = fs::read_to_string(&cgroup).ctx(|| format!("read {cgroup}"))?;
         Ok(text.lines().map(str::to_owned).collect())
     }
 
-    /// The host's side of the comparison, taken while the probe runs.
-    fn host_view(&self, probe_cgroup: Vec<String>) -> Result<HostView, HarnessError> {
+    /// The host's side of the comparison, taken while the probe runs; `probe_cgroup` and
+    /// `last_pid_before` were read before the hello.
+    fn host_view(&self, probe_cgroup: Vec<String>, last_pid_before: Option<i32>) -> Result<HostView, HarnessError> {
         let mut sys_class_net: Vec<String> = fs::read_dir("/sys/class/net")
             .ctx(|| "list /sys/class/net".into())?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -454,8 +457,8 @@ impl Harness {
             probe_cgroup,
             controls: judge::Controls::default(),
             sysctls: Default::default(),
-            // Before the hello: the probe forks only once it has it.
-            ns_last_pid: host_last_pid().map(|p| (p, p)),
+            // The window's end is read in `after_probe`.
+            ns_last_pid: last_pid_before.map(|p| (p, p)),
         })
     }
 }

@@ -60,12 +60,12 @@ pub struct Observer<'a> {
     own: BTreeMap<NsKind, NsId>,
     /// The task id of the chroot escape's thread and ns_last_pid read right after it started
     /// (the probe's one new task of every case serves both).
-    forked: Option<(i32, Result<Option<i32>, ProbeError>)>,
+    new_task: Option<(i32, Result<Option<i32>, ProbeError>)>,
 }
 
 impl<'a> Observer<'a> {
     pub fn new(ch: &'a mut Channel, case: &'a ProbeCase, dirs: &'a Dirs, interlock: &'a Interlock) -> Self {
-        Observer { ch, case, dirs, interlock, own: BTreeMap::new(), forked: None }
+        Observer { ch, case, dirs, interlock, own: BTreeMap::new(), new_task: None }
     }
 
     /// The probe's `kind` namespace if it is the harness's (or could not be read, which the
@@ -223,9 +223,9 @@ impl<'a> Observer<'a> {
         }
     }
 
-    /// /proc/sys/kernel/ns_last_pid as the chroot escape's thread left it (see [`Self::forked`]).
+    /// /proc/sys/kernel/ns_last_pid as the chroot escape's thread left it (see [`Self::new_task`]).
     fn ns_last_pid(&mut self) -> Result<Fact, ProbeError> {
-        match self.forked.take() {
+        match self.new_task.take() {
             Some((child, last_pid)) => Ok(Fact::NsLastPid { child, last_pid: last_pid? }),
             None => Err(ProbeError::Io {
                 what: "read ns_last_pid after a new task".into(),
@@ -365,7 +365,7 @@ impl<'a> Observer<'a> {
         // The climb runs on a thread of its own with a private copy of the probe's root and
         // working directory (unshare(CLONE_FS)): a chroot there moves no other thread's root,
         // and the thread costs a fraction of the fork it replaces (whose page-table copy and
-        // copy-on-write faults of the probe's 4 MiB image made this the slowest observation).
+        // copy-on-write faults of the probe's static image made this the slowest observation).
         // Its codes: 0 reached the host marker, 1 did not, 2+ a step failed.
         let climb = || {
             if nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).is_err() {
@@ -407,7 +407,7 @@ impl<'a> Observer<'a> {
             .join()
         })
         .map_err(|_| ProbeError::Protocol("the chroot-escape thread panicked".into()))?;
-        self.forked = Some((task, last_pid));
+        self.new_task = Some((task, last_pid));
         let old_root_mount = self.old_root_mount()?;
         let steps = format!("chroot({}), fchdir(old root), chdir(\"..\") to the top, chroot(\".\")", m.escape_dir);
         let (reached_host, detail) = match code {
