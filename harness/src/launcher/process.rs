@@ -60,6 +60,10 @@ pub struct ProbeProcess {
     status: Option<WaitStatus>,
     /// The call that created it (clone3 may have fallen back to clone).
     pub call: CloneCall,
+    /// The stack and exec image of a child that shares the harness's memory, until its exec is
+    /// seen ([`wait_for_exec`]). A field, so that it is dropped after `Drop::drop` has killed and
+    /// reaped the child.
+    pre_exec: Option<clone::PreExec>,
 }
 
 /// Attaches a freshly cloned child (its pid) to cgroups, before it is told to go on.
@@ -91,7 +95,7 @@ pub fn spawn_probe_attached(
     let path = CString::new(req.exe.as_os_str().as_bytes())
         .map_err(|_| HarnessError::Launch(format!("probe path {} has a NUL byte", req.exe.display())))?;
     let image = ExecImage::new(path, argv, envp);
-    let (mut child, sync) = spawn_image(req.call, req.ns_flags, req.cgroup, &image, handshake)?;
+    let (mut child, sync) = spawn_image(req.call, req.ns_flags, req.cgroup, image, handshake)?;
     // The child is blocked before exec (or, in unshare mode, before its fork): nothing of the
     // probe has run yet.
     if let Some(attach) = attach {
@@ -124,7 +128,7 @@ fn spawn_image(
     call: CloneCall,
     ns_flags: u64,
     cgroup: Option<BorrowedFd<'_>>,
-    image: &ExecImage,
+    image: ExecImage,
     handshake: ChildHandshake,
 ) -> Result<(ProbeProcess, OwnedFd), HarnessError> {
     let (stdin_r, stdin_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdin pipe".into())?;
@@ -149,6 +153,7 @@ fn spawn_image(
         stderr: stderr_r,
         status: None,
         call: cloned.call,
+        pre_exec: cloned.pre_exec,
     };
     for fd in [&child.stdout, &child.stderr] {
         fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ctx(|| "make the child's output non-blocking".into())?;
@@ -186,7 +191,7 @@ pub fn spawn_tool(req: ToolRequest<'_>) -> Result<ProbeProcess, HarnessError> {
     let envp = req.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"), "environment entry")).collect::<Result<_, _>>()?;
     let image = ExecImage::new(cstr(&exe_text, "tool path")?, argv, envp);
     let (mut child, sync) =
-        spawn_image(CloneCall::Clone3, 0, req.cgroup, &image, ChildHandshake::GoThenExec { become_root: false })?;
+        spawn_image(CloneCall::Clone3, 0, req.cgroup, image, ChildHandshake::GoThenExec { become_root: false })?;
     // The child waits for GO: it is in its cgroups before the tool's first instruction.
     for dir in req.attach_v1 {
         let procs = dir.join("cgroup.procs");
@@ -249,6 +254,8 @@ fn recv_packet(sync: &OwnedFd, deadline: Instant, during: &str) -> Result<Vec<u8
 fn wait_for_exec(sync: &OwnedFd, child: &mut ProbeProcess, deadline: Instant) -> Result<(), HarnessError> {
     let msg = recv_packet(sync, deadline, "waiting for the probe's exec")?;
     if msg.is_empty() {
+        // Closed on the exec (or by the child's end): it no longer runs on what it shared.
+        child.pre_exec = None;
         return Ok(());
     }
     Err(child_failed(&msg, child, deadline))

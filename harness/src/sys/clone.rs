@@ -1,9 +1,10 @@
 //! clone3(2) and clone(2), and the child's side of the spawn pipeline up to execve(2).
 //!
-//! The harness is multi-threaded (libtest-mimic and criterion run work on many threads), so the
-//! child between clone and exec may only make async-signal-safe system calls on data prepared
-//! before the clone: no allocation, no locks, no Rust std I/O. [`ExecImage`] holds everything the
-//! child touches, built in the parent; `child_after_clone` is the whole child side.
+//! The harness is multi-threaded (libtest-mimic and criterion run work on many threads), and a
+//! clone3 child shares its memory until the exec (see [`spawn`]), so the child between clone and
+//! exec makes only raw system calls on data prepared before the clone: no allocation, no locks,
+//! no Rust std I/O, not even errno. [`ExecImage`] holds everything the child touches, built in the
+//! parent; `child_main` is the whole child side.
 
 use std::ffi::{CString, c_char};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -99,15 +100,36 @@ pub struct Cloned {
     pub pidfd: OwnedFd,
     /// Which call created it (clone3 may have fallen back to clone).
     pub call: CloneCall,
+    /// What a child sharing the harness's memory still uses: keep it until the child has exec'd
+    /// or ended (a failed exec reports on the sync socket, a successful one closes it), then drop
+    /// it. `None` when the child has its own copy of everything.
+    pub pre_exec: Option<PreExec>,
 }
 
-/// Creates the child with `flags` (CLONE_NEW* and CLONE_INTO_CGROUP) and runs
-/// `child_after_clone` in it. Returns in the parent only.
+/// Creates the child with `flags` (CLONE_NEW* and CLONE_INTO_CGROUP) and runs `child_main` in
+/// it. Returns in the parent only.
+///
+/// clone3 creates the child with CLONE_VM on a stack of its own ([`PreExec`]), as posix_spawn does:
+/// a fork would copy the harness's page tables (a multi-threaded process with every finished
+/// case's results, so hundreds of microseconds per case) and then make every page the harness
+/// writes until the child's exec a copy-on-write fault; `perf` of the namespace matrix put clone3
+/// at 9% of its CPU time. The child shares the harness's memory until its exec, so it must not
+/// write any of it: `child_main` uses raw system calls (glibc's wrappers would set the errno of
+/// the harness thread whose thread pointer it shares), reads only the `ChildCtx`, and keeps all
+/// signals blocked until it has reset every caught signal to its default (a handler of the
+/// harness's would otherwise run in the child, on the harness's memory). What the child needs
+/// lives in the returned [`Cloned::pre_exec`] until the caller knows the child has exec'd or
+/// ended. With [`ChildHandshake::ExecWithSyncFd3`] the child execs at once, so CLONE_VFORK keeps
+/// the parent waiting until then and nothing needs to be kept.
+///
+/// clone(2), and clone3 with CLONE_NEWTIME, keep fork semantics: the first is the call a
+/// `clone` case exercises as it is, and a new time namespace is entered at the fork only
+/// without CLONE_VM (with it, at the exec: `copy_namespaces`, kernel/nsproxy.c).
 pub fn spawn(
     call: CloneCall,
     flags: u64,
     cgroup: Option<BorrowedFd<'_>>,
-    image: &ExecImage,
+    image: ExecImage,
     fds: &ChildFds<'_>,
     handshake: ChildHandshake,
 ) -> nix::Result<Cloned> {
@@ -115,31 +137,56 @@ pub fn spawn(
     if cgroup.is_some() {
         flags |= CLONE_INTO_CGROUP;
     }
+    let blocked = BlockedSignals::block_all()?;
+    let ctx = Box::new(ChildCtx::new(&image, fds, handshake, blocked.old));
     if call == CloneCall::Clone3 {
+        let shared_vm = flags & isoprobe_probes::ns::CLONE_NEWTIME as u64 == 0;
+        let stack = if shared_vm { Some(ChildStack::new()?) } else { None };
         let mut pidfd: RawFd = -1;
-        let args = CloneArgs {
+        let mut args = CloneArgs {
             flags,
             pidfd: &mut pidfd as *mut RawFd as u64,
             exit_signal: libc::SIGCHLD as u64,
             cgroup: cgroup.map(|c| c.as_raw_fd() as u64).unwrap_or(0),
             ..Default::default()
         };
-        // SAFETY: `args` is a valid clone_args of the size passed; without CLONE_VM the child
-        // gets a copy of this address space (fork semantics), so the stack pointer 0 means "the
-        // same stack, copied". The child never returns from `child_after_clone`.
-        let ret =
-            unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        let vfork = matches!(handshake, ChildHandshake::ExecWithSyncFd3);
+        if let Some(stack) = &stack {
+            args.flags |= libc::CLONE_VM as u64 | if vfork { libc::CLONE_VFORK as u64 } else { 0 };
+            args.stack = stack.base as u64;
+            args.stack_size = stack.len as u64;
+        }
+        // SAFETY: `args` is a valid clone_args of the size passed. With CLONE_VM the child starts
+        // on `stack` (the kernel sets its stack pointer to the top) and `clone_then_call` calls
+        // `child_entry` there at once; without it the child runs on its copy of this stack. Either
+        // way the child never returns, and `ctx` outlives its use: it is kept in `pre_exec` until
+        // the caller has seen the exec (or, with CLONE_VFORK, the parent resumes only after it).
+        let ret = unsafe {
+            clone_then_call(
+                libc::SYS_clone3,
+                [&args as *const CloneArgs as usize, std::mem::size_of::<CloneArgs>(), 0, 0, 0],
+                &ctx,
+            )
+        };
+        drop(blocked);
         match Errno::result(ret) {
-            Ok(0) => child_after_clone(image, fds, handshake),
             Ok(pid) => {
                 // SAFETY: the kernel stored a new pidfd that nothing else owns.
                 let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-                return Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call });
+                let pre_exec =
+                    stack.filter(|_| !vfork).map(|stack| PreExec { _stack: stack, _ctx: ctx, _image: image });
+                return Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call, pre_exec });
             }
             Err(Errno::ENOSYS) => {} // before Linux 5.3: fall through to clone(2)
             Err(e) => return Err(e),
         }
+        return clone_forked(flags, &ctx, BlockedSignals::block_all()?);
     }
+    clone_forked(flags, &ctx, blocked)
+}
+
+/// clone(2) with fork semantics (the child runs `child_main` on its copy of this stack).
+fn clone_forked(flags: u64, ctx: &ChildCtx, blocked: BlockedSignals) -> nix::Result<Cloned> {
     if flags & (CLONE_INTO_CGROUP | isoprobe_probes::ns::CLONE_NEWTIME as u64) != 0 {
         // clone(2) has no cgroup argument, and CLONE_NEWTIME shares its bit with the exit signal.
         return Err(Errno::EINVAL);
@@ -147,84 +194,335 @@ pub fn spawn(
     let mut pidfd: RawFd = -1;
     // SAFETY: x86_64 clone(flags, stack, parent_tid, child_tid, tls); stack 0 means fork
     // semantics (a copy of the current stack); with CLONE_PIDFD the pidfd is written through
-    // parent_tid, which points at a live RawFd. The child never returns from
-    // `child_after_clone`.
+    // parent_tid, which points at a live RawFd. The child calls `child_entry` and never returns.
     let ret = unsafe {
-        libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0usize, &mut pidfd as *mut RawFd, 0usize, 0usize)
+        clone_then_call(
+            libc::SYS_clone,
+            [(flags | libc::SIGCHLD as u64) as usize, 0, &mut pidfd as *mut RawFd as usize, 0, 0],
+            ctx,
+        )
     };
-    match Errno::result(ret)? {
-        0 => child_after_clone(image, fds, handshake),
-        pid => {
-            // SAFETY: the kernel stored a new pidfd that nothing else owns.
-            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call: CloneCall::Clone })
+    drop(blocked);
+    let pid = Errno::result(ret)?;
+    // SAFETY: the kernel stored a new pidfd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call: CloneCall::Clone, pre_exec: None })
+}
+
+/// What a child that shares the harness's memory uses until its exec: its stack, its context,
+/// and the image its execve reads. Dropped (the stack unmapped) only once the child has exec'd
+/// or ended: [`Cloned::pre_exec`].
+#[derive(Debug)]
+pub struct PreExec {
+    _stack: ChildStack,
+    _ctx: Box<ChildCtx>,
+    _image: ExecImage,
+}
+
+/// The stack of a CLONE_VM child: anonymous memory with a guard page below it.
+#[derive(Debug)]
+struct ChildStack {
+    /// The lowest usable address (above the guard page).
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; moving it to another thread moves that
+// ownership (it is unmapped in Drop, once).
+unsafe impl Send for ChildStack {}
+// SAFETY: nothing is read or written through a shared reference.
+unsafe impl Sync for ChildStack {}
+
+/// The child's stack: `child_main` and the system calls it makes need a few hundred bytes; the
+/// rest is margin.
+const CHILD_STACK_LEN: usize = 64 * 1024;
+const PAGE: usize = 4096;
+
+impl ChildStack {
+    fn new() -> nix::Result<ChildStack> {
+        let total = CHILD_STACK_LEN + PAGE;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
         }
+        // SAFETY: the first page of the mapping just made; an overflow then faults.
+        if unsafe { libc::mprotect(p, PAGE, libc::PROT_NONE) } != 0 {
+            let e = Errno::last();
+            // SAFETY: the mapping made above, not shared.
+            unsafe { libc::munmap(p, total) };
+            return Err(e);
+        }
+        // SAFETY: PAGE is inside the mapping.
+        Ok(ChildStack { base: unsafe { p.cast::<u8>().add(PAGE) }.cast(), len: CHILD_STACK_LEN })
     }
 }
 
-/// The child between clone and exec: only async-signal-safe system calls on prepared data.
-///
-/// On failure it writes `b'E'` and the errno (native endian) on the sync socket and exits 127.
-fn child_after_clone(image: &ExecImage, fds: &ChildFds<'_>, handshake: ChildHandshake) -> ! {
-    let sync = fds.sync.as_raw_fd();
-    let fail = |step: u8| -> ! {
-        let errno = Errno::last_raw();
-        let e = errno.to_ne_bytes();
-        let msg = [b'E', step, e[0], e[1], e[2], e[3]];
-        // SAFETY: write(2) and _exit(2) are async-signal-safe; `msg` lives on this stack.
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new` (base is PAGE above its start), unmapped once; its
+        // child has exec'd or ended (see `PreExec`).
+        unsafe { libc::munmap(self.base.cast::<u8>().sub(PAGE).cast(), self.len + PAGE) };
+    }
+}
+
+/// The calling thread's signals blocked, the old mask restored on drop: the child starts with
+/// every signal blocked and restores `old` itself just before its exec.
+struct BlockedSignals {
+    old: u64,
+}
+
+/// The kernel's sigset size on x86_64 (64 signals), as rt_sigprocmask(2) takes it.
+const KERNEL_SIGSET: usize = 8;
+
+impl BlockedSignals {
+    fn block_all() -> nix::Result<BlockedSignals> {
+        let all: u64 = !0;
+        let mut old: u64 = 0;
+        // SAFETY: rt_sigprocmask with valid pointers to 8-byte sets; SIGKILL and SIGSTOP are
+        // ignored by the kernel, and glibc's internal signals are blocked only for this thread,
+        // only until drop.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &all as *const u64,
+                &mut old as *mut u64,
+                KERNEL_SIGSET,
+            )
+        };
+        Errno::result(r).map(|_| BlockedSignals { old })
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        // SAFETY: as in `block_all`, restoring the mask it saved.
         unsafe {
-            libc::write(sync, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127)
-        }
-    };
-    // SAFETY: prctl, dup2, fcntl, read and execve are async-signal-safe system calls; every
-    // pointer passed points into `image` or onto this stack, both valid in this copy of the
-    // parent's address space.
-    unsafe {
-        // Die with the thread that created us: a harness that panics or is killed takes its
-        // containers with it.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-            fail(b'p');
-        }
-        for (from, to) in [(fds.stdin.as_raw_fd(), 0), (fds.stdout.as_raw_fd(), 1), (fds.stderr.as_raw_fd(), 2)] {
-            if libc::dup2(from, to) < 0 {
-                fail(b'd');
-            }
-        }
-        match handshake {
-            ChildHandshake::GoThenExec { become_root } => {
-                let mut b = 0u8;
-                let n = libc::read(sync, (&mut b as *mut u8).cast(), 1);
-                if n != 1 || b != sync_bytes::GO {
-                    libc::_exit(126);
-                }
-                if become_root {
-                    // Raw system calls: glibc's setresuid would try to signal threads that only
-                    // exist in the parent. setgroups fails where setgroups is denied (an
-                    // unprivileged map), which leaves no supplementary groups to drop anyway.
-                    libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>());
-                    if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0 {
-                        fail(b'g');
-                    }
-                    if libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0 {
-                        fail(b'u');
-                    }
-                }
-            }
-            ChildHandshake::ExecWithSyncFd3 => {
-                // dup2 onto itself would keep FD_CLOEXEC set; clear it explicitly then.
-                let ok = if sync == 3 { libc::fcntl(3, libc::F_SETFD, 0) >= 0 } else { libc::dup2(sync, 3) >= 0 };
-                if !ok {
-                    fail(b'3');
-                }
-            }
-        }
-        libc::execve(image.path.as_ptr(), image.argv_ptrs.as_ptr(), image.envp_ptrs.as_ptr());
-        fail(b'x')
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &self.old as *const u64,
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET,
+            )
+        };
     }
 }
 
-/// Decodes the failure report of `child_after_clone`: which step failed and the errno.
+/// Everything the child reads, by value or as pointers into an [`ExecImage`] that outlives it.
+#[derive(Debug, Clone, Copy)]
+struct ChildCtx {
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    stdio: [RawFd; 3],
+    sync: RawFd,
+    handshake: ChildHandshake,
+    /// The parent thread's signal mask, restored just before the exec.
+    sigmask: u64,
+}
+
+// SAFETY: the pointers point into an ExecImage kept alive with the context (see `PreExec`), never
+// mutated; the context is only read.
+unsafe impl Send for ChildCtx {}
+// SAFETY: as above.
+unsafe impl Sync for ChildCtx {}
+
+impl ChildCtx {
+    fn new(image: &ExecImage, fds: &ChildFds<'_>, handshake: ChildHandshake, sigmask: u64) -> ChildCtx {
+        ChildCtx {
+            path: image.path.as_ptr(),
+            argv: image.argv_ptrs.as_ptr(),
+            envp: image.envp_ptrs.as_ptr(),
+            stdio: [fds.stdin.as_raw_fd(), fds.stdout.as_raw_fd(), fds.stderr.as_raw_fd()],
+            sync: fds.sync.as_raw_fd(),
+            handshake,
+            sigmask,
+        }
+    }
+}
+
+/// Makes the clone system call `nr` with the arguments `a` (rdi, rsi, rdx, r10, r8) and, in the
+/// child, calls `child_entry(ctx)` on whatever stack the child starts on: its own (CLONE_VM with
+/// a stack) or its copy of this one. Returns the system call's result in the parent (a pid, or
+/// -errno). A function of inline assembly because a child on a new stack cannot return through
+/// any Rust or libc frame.
+///
+/// # Safety
+/// `a` must be valid arguments of `nr`; `ctx` must stay valid and unchanged until the child has
+/// exec'd or ended.
+unsafe fn clone_then_call(nr: libc::c_long, a: [usize; 5], ctx: &ChildCtx) -> isize {
+    let ret: isize;
+    // SAFETY: the caller's contract. The parent's path only makes the system call; r12 and r13
+    // (callee-saved, so kept across it) carry the context and the entry into the child, which
+    // aligns its stack as the ABI wants at a call and never comes back.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "and rsp, -16",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r12") ctx as *const ChildCtx,
+            in("r13") child_entry as extern "C" fn(*const ChildCtx) -> !,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}
+
+/// A raw system call: the result, or -errno. Never touches errno (which lives in the memory of
+/// the harness thread a CLONE_VM child shares).
+#[inline(always)]
+fn raw_syscall(nr: libc::c_long, a: [usize; 4]) -> isize {
+    let ret: isize;
+    // SAFETY: a system call instruction; the callers pass arguments valid for `nr` (pointers to
+    // their own stack or to the context).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+extern "C" fn child_entry(ctx: *const ChildCtx) -> ! {
+    // SAFETY: `clone_then_call` passes the context its caller keeps alive until the exec.
+    child_main(unsafe { &*ctx })
+}
+
+/// `struct sigaction` as rt_sigaction(2) takes it on x86_64.
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The child between clone and exec: raw system calls on the context and its own stack only.
+///
+/// On failure it writes `b'E'`, the step and the errno (native endian) on the sync socket and
+/// exits 127.
+fn child_main(c: &ChildCtx) -> ! {
+    let sync = c.sync as usize;
+    let fail = |step: u8, ret: isize| -> ! {
+        let e = (-ret as i32).to_ne_bytes();
+        let msg = [b'E', step, e[0], e[1], e[2], e[3]];
+        raw_syscall(libc::SYS_write, [sync, msg.as_ptr() as usize, msg.len(), 0]);
+        raw_syscall(libc::SYS_exit_group, [127, 0, 0, 0]);
+        unreachable_exit()
+    };
+    // A signal caught by the harness must not run its handler here: back to the default, as the
+    // exec would do anyway (ignored ones stay ignored, as across an exec).
+    for sig in 1..=64usize {
+        if sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
+            continue;
+        }
+        let mut old = KernelSigaction::default();
+        let r = raw_syscall(libc::SYS_rt_sigaction, [sig, 0, &mut old as *mut KernelSigaction as usize, KERNEL_SIGSET]);
+        if r == 0 && old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN {
+            let dfl = KernelSigaction::default();
+            raw_syscall(libc::SYS_rt_sigaction, [sig, &dfl as *const KernelSigaction as usize, 0, KERNEL_SIGSET]);
+        }
+    }
+    // Die with the thread that created us: a harness that panics or is killed takes its
+    // containers with it.
+    let r = raw_syscall(libc::SYS_prctl, [libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize, 0, 0]);
+    if r < 0 {
+        fail(b'p', r);
+    }
+    for (to, from) in c.stdio.iter().enumerate() {
+        // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
+        let r = if *from as usize == to {
+            raw_syscall(libc::SYS_fcntl, [to, libc::F_SETFD as usize, 0, 0])
+        } else {
+            raw_syscall(libc::SYS_dup2, [*from as usize, to, 0, 0])
+        };
+        if r < 0 {
+            fail(b'd', r);
+        }
+    }
+    match c.handshake {
+        ChildHandshake::GoThenExec { become_root } => {
+            let mut b = 0u8;
+            let n = raw_syscall(libc::SYS_read, [sync, &mut b as *mut u8 as usize, 1, 0]);
+            if n != 1 || b != sync_bytes::GO {
+                raw_syscall(libc::SYS_exit_group, [126, 0, 0, 0]);
+                unreachable_exit();
+            }
+            if become_root {
+                // setgroups fails where setgroups is denied (an unprivileged map), which leaves no
+                // supplementary groups to drop anyway.
+                raw_syscall(libc::SYS_setgroups, [0, 0, 0, 0]);
+                let r = raw_syscall(libc::SYS_setresgid, [0, 0, 0, 0]);
+                if r < 0 {
+                    fail(b'g', r);
+                }
+                let r = raw_syscall(libc::SYS_setresuid, [0, 0, 0, 0]);
+                if r < 0 {
+                    fail(b'u', r);
+                }
+            }
+        }
+        ChildHandshake::ExecWithSyncFd3 => {
+            // dup2 onto itself would keep FD_CLOEXEC set; clear it explicitly then.
+            let r = if sync == 3 {
+                raw_syscall(libc::SYS_fcntl, [3, libc::F_SETFD as usize, 0, 0])
+            } else {
+                raw_syscall(libc::SYS_dup2, [sync, 3, 0, 0])
+            };
+            if r < 0 {
+                fail(b'3', r);
+            }
+        }
+    }
+    raw_syscall(
+        libc::SYS_rt_sigprocmask,
+        [libc::SIG_SETMASK as usize, &c.sigmask as *const u64 as usize, 0, KERNEL_SIGSET],
+    );
+    let r = raw_syscall(libc::SYS_execve, [c.path as usize, c.argv as usize, c.envp as usize, 0]);
+    fail(b'x', r)
+}
+
+/// After exit_group, which does not return.
+fn unreachable_exit() -> ! {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// Decodes the failure report of `child_main`: which step failed and the errno.
 pub fn decode_child_failure(msg: &[u8]) -> Option<(&'static str, Errno)> {
     if msg.len() != 6 || msg[0] != b'E' {
         return None;

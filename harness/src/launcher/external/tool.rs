@@ -390,7 +390,9 @@ impl Drop for ToolLeftovers {
 /// directories under /run/lxc, systemd-nspawn's under /run/systemd/nspawn), shared by every
 /// container of that tool, in this process and in any other isoprobe process on the host.
 ///
-/// The rule: the top directory (`/run/lxc`) is removed only if isoprobe created it. When an isoprobe
+/// The rule: the top directory (`/run/lxc`) is removed only if isoprobe created it, and so are the
+/// shared directories between it and a container's, except those named after an isoprobe run
+/// (the run directory's mirror), which are isoprobe's wherever they are. When an isoprobe
 /// process finds it missing, it creates it and leaves a marker file in it; whoever tears down the
 /// last container of its own later removes the shared directories while they are empty (another
 /// process's containers keep them busy, and that process removes them after its own), then the
@@ -492,10 +494,17 @@ impl HostDirsGuard {
         }
         let top = Path::new(self.dirs.top);
         let marker = top.join(CREATED_MARKER);
-        if !marker.exists() {
-            return problems; // the top was there before isoprobe: only the case's own were ours
-        }
+        // Without the marker the top was there before isoprobe (the tool, used by someone else,
+        // made it): of the shared directories only those named after a run of isoprobe's (the run
+        // directory's mirror) are ours, and they go whoever made the top.
+        let ours_anyway = |d: &Path| {
+            d.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{}-", crate::names::PREFIX)))
+        };
+        let top_ours = marker.exists();
         for d in &self.shared {
+            if !top_ours && !ours_anyway(d) {
+                return problems;
+            }
             match fs::remove_dir(d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -506,6 +515,9 @@ impl HostDirsGuard {
                     return problems;
                 }
             }
+        }
+        if !top_ours {
+            return problems;
         }
         if let Err(e) = fs::remove_file(&marker) {
             problems.push(format!("failed to remove {}: {e}", marker.display()));
@@ -533,6 +545,48 @@ mod tests {
         assert_eq!(version_triple("systemd 252 (252.39-1~deb12u2)"), Some((252, 39, 0)));
         assert_eq!(version_triple("bubblewrap 0.8.0"), Some((0, 8, 0)));
         assert_eq!(version_triple("no digits"), None);
+    }
+
+    /// A [`SharedHostDirs`] whose top is `top` (leaked: the type lives for the program).
+    fn shared_dirs(top: &Path) -> &'static SharedHostDirs {
+        let top: &'static str = Box::leak(top.to_string_lossy().into_owned().into_boxed_str());
+        let lock: &'static str =
+            Box::leak(format!("isoprobe-test-shared-dirs-{}", crate::names::token()).into_boxed_str());
+        Box::leak(Box::new(SharedHostDirs::new(top, 0o755, lock)))
+    }
+
+    #[test]
+    fn a_run_mirror_is_removed_below_a_top_isoprobe_did_not_create() {
+        // As found after another user ran LXC by hand: /run/lxc and lock/tmp exist, with a
+        // container of theirs in it, and no isoprobe marker.
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("lxc");
+        let foreign = top.join("lock/tmp/theirs");
+        fs::create_dir_all(&foreign).unwrap();
+        let run = top.join("lock/tmp/isoprobe-1-ab");
+        let case = run.join("case-1");
+        let shared = vec![run.clone(), top.join("lock/tmp"), top.join("lock")];
+        let dirs = shared_dirs(&top);
+        let mut guard =
+            dirs.enter(shared, vec![case.clone()], Vec::new(), Instant::now() + Duration::from_secs(5)).unwrap();
+        assert!(case.is_dir() && !top.join(CREATED_MARKER).exists());
+        assert_eq!(guard.release(), Vec::<String>::new());
+        assert!(!run.exists(), "the run's mirror is isoprobe's wherever it is");
+        assert!(foreign.is_dir() && top.join("lock/tmp").is_dir(), "what was there stays");
+    }
+
+    #[test]
+    fn a_top_isoprobe_created_goes_with_its_last_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("lxc");
+        let run = top.join("lock/tmp/isoprobe-1-ab");
+        let shared = vec![run.clone(), top.join("lock/tmp"), top.join("lock")];
+        let dirs = shared_dirs(&top);
+        let mut guard =
+            dirs.enter(shared, vec![run.join("case-1")], Vec::new(), Instant::now() + Duration::from_secs(5)).unwrap();
+        assert!(top.join(CREATED_MARKER).exists());
+        assert_eq!(guard.release(), Vec::<String>::new());
+        assert!(!top.exists(), "made by isoprobe, removed by it");
     }
 
     #[test]
