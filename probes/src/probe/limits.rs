@@ -11,7 +11,7 @@
 use std::io::Read;
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
@@ -351,8 +351,11 @@ fn affinity(cpus: &[u32]) -> Result<ExerciseReport, ProbeError> {
 fn freezer(ch: &mut Channel, beat_ms: u32, hold_ms: u32) -> Result<ExerciseReport, ProbeError> {
     let (r, w) = pipe().ctx(|| "create the heartbeat pipe".into())?;
     let child = fork_child(|| {
+        // Each beat: the time, and the run queue delay so far (u64::MAX: none kept).
+        let schedstat = std::fs::File::open("/proc/thread-self/schedstat").ok();
         loop {
-            if !write_u64(&w, mono()) {
+            let delay = schedstat.as_ref().and_then(run_queue_delay).unwrap_or(u64::MAX);
+            if !write_u64(&w, mono()) || !write_u64(&w, delay) {
                 return 3;
             }
             std::thread::sleep(Duration::from_millis(u64::from(beat_ms)));
@@ -366,20 +369,41 @@ fn freezer(ch: &mut Channel, beat_ms: u32, hold_ms: u32) -> Result<ExerciseRepor
     std::thread::sleep(margin);
     let _ = kill(child, Signal::SIGKILL);
     wait_end(child)?;
-    let beats = read_u64s(r);
+    let beats: Vec<(u64, u64)> = read_u64s(r).chunks_exact(2).map(|b| (b[0], b[1])).collect();
     let (frozen, held_ns) = match held? {
         LimitAnswer::Held { frozen, held_ns } => (frozen, held_ns),
         other => return Err(ProbeError::Protocol(format!("expected a hold, got {other:?}"))),
     };
     let (mut max_gap_ns, mut at) = (0, 0);
+    let mut max_stopped_ns = Some(0u64);
     for (i, pair) in beats.windows(2).enumerate() {
-        if pair[1] - pair[0] > max_gap_ns {
-            max_gap_ns = pair[1] - pair[0];
+        let ((t0, d0), (t1, d1)) = (pair[0], pair[1]);
+        if t1 - t0 > max_gap_ns {
+            max_gap_ns = t1 - t0;
             at = i + 1;
         }
+        max_stopped_ns = match (max_stopped_ns, d0, d1) {
+            (Some(m), d0, d1) if d0 != u64::MAX && d1 != u64::MAX => Some(m.max((t1 - t0).saturating_sub(d1 - d0))),
+            _ => None,
+        };
     }
     let beats_after_gap = beats.len().saturating_sub(at) as u32;
-    Ok(ExerciseReport::Freezer { beats: beats.len() as u32, max_gap_ns, beats_after_gap, frozen, held_ns })
+    Ok(ExerciseReport::Freezer {
+        beats: beats.len() as u32,
+        max_gap_ns,
+        beats_after_gap,
+        max_stopped_ns,
+        frozen,
+        held_ns,
+    })
+}
+
+/// The calling thread's run queue delay in ns (time runnable but not running), the second field
+/// of its `schedstat`, read again from the start of the open file.
+fn run_queue_delay(f: &std::fs::File) -> Option<u64> {
+    let mut buf = [0u8; 96];
+    let n = nix::sys::uio::pread(f, &mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().nth(1)?.parse().ok()
 }
 
 // ---- io ----
@@ -883,30 +907,51 @@ fn kill_group(ch: &mut Channel, loopers: u32, wait_ms: u32) -> Result<ExerciseRe
     Ok(ExerciseReport::KillGroup { loopers, activity_before, activity_at_answer, kill, ends })
 }
 
+/// How long a phase in which the group should run may be extended until it shows a turn: on a
+/// busy machine a runnable looper can wait for a CPU longer than the hold (seen at a load of 20 on
+/// 2 CPUs: a migrant moved out of the frozen cgroup made no turn in 300 ms). A phase in which it
+/// should be stopped keeps the plain hold, so the extension can only show a run, never hide one.
+const RUN_SHOWS_WITHIN: Duration = Duration::from_secs(5);
+
 fn freeze_group(ch: &mut Channel, loopers: u32, hold_ms: u32) -> Result<ExerciseReport, ProbeError> {
     let hold = Duration::from_millis(u64::from(hold_ms));
-    let over_hold = |count: &dyn Fn() -> u64| {
+    // The turns `count` grows by over the hold; where `should_run`, until the first turn if the
+    // hold saw none (up to RUN_SHOWS_WITHIN).
+    let show_run = |count: &dyn Fn() -> u64, from: u64| {
+        let until = Instant::now() + RUN_SHOWS_WITHIN;
+        while count() == from && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let over_hold = |count: &dyn Fn() -> u64, should_run: bool| {
         let c0 = count();
         std::thread::sleep(hold);
+        if should_run {
+            show_run(count, c0);
+        }
         count() - c0
     };
     let (mut report, group_ends) = with_group(ch, loopers, |ch, g| {
         let migrant = *g.loopers.first().ok_or_else(|| ProbeError::Protocol("a group without loopers".into()))?;
         let others = || (1..g.loopers.len()).map(|i| g.turns_of(i)).sum::<u64>();
-        let running = over_hold(&|| g.all());
+        let running = over_hold(&|| g.all(), true);
         let freeze = group_action(ch, LimitQuestion::SiblingFreeze { frozen: true })?;
-        let while_frozen = over_hold(&|| g.all());
+        let while_frozen = over_hold(&|| g.all(), !freeze.acted);
         let frozen_state = group_state(ch)?;
-        let (m0, o0) = (g.turns_of(0), others());
         ask(ch, LimitQuestion::MoveToCase { pid: migrant.as_raw() })?;
-        std::thread::sleep(hold);
-        let (migrant_out, others_while_out) = (g.turns_of(0) - m0, others() - o0);
+        // The others over the migrant's whole time out (which may be extended).
+        let o0 = others();
+        let migrant_out = over_hold(&|| g.turns_of(0), true);
+        if !freeze.acted {
+            show_run(&others, o0);
+        }
+        let others_while_out = others() - o0;
         let out_state = group_state(ch)?;
         ask(ch, LimitQuestion::MoveToSibling { pid: migrant.as_raw() })?;
         let back = group_action(ch, LimitQuestion::SiblingFreeze { frozen: true })?;
-        let migrant_back = over_hold(&|| g.turns_of(0));
+        let migrant_back = over_hold(&|| g.turns_of(0), !back.acted);
         let thaw = group_action(ch, LimitQuestion::SiblingFreeze { frozen: false })?;
-        let after_thaw = over_hold(&|| g.all());
+        let after_thaw = over_hold(&|| g.all(), true);
         Ok(ExerciseReport::FreezeGroup {
             loopers,
             hold_ms,

@@ -411,6 +411,13 @@ pub enum ExerciseReport {
         /// The longest gap between two heartbeats, and how many came after it.
         max_gap_ns: u64,
         beats_after_gap: u32,
+        /// The longest gap between two heartbeats less the time the beating child spent
+        /// runnable but waiting for a CPU meanwhile (its run queue delay, the second field of
+        /// /proc/thread-self/schedstat): how long it was stopped rather than starved. A frozen
+        /// task is not runnable, so a freeze shows here whole, while a busy machine's wait for a
+        /// CPU does not. `None` where the kernel keeps no schedstat (no CONFIG_SCHED_INFO).
+        #[serde(default)]
+        max_stopped_ns: Option<u64>,
         /// The host's account of the hold.
         frozen: bool,
         held_ns: u64,
