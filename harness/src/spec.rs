@@ -132,12 +132,23 @@ impl LauncherKind {
     pub fn is_native(self) -> bool {
         LauncherKind::ALL.contains(&self)
     }
-    /// Whether it can run a mount case ([`Propagation`]): the container's copy of the host's
-    /// propagation mount point must keep its relation to the host's. The native launcher's probe
-    /// spares it when it makes its mounts private; unshare(1) and bwrap give the whole root a
-    /// propagation of their own. A joiner would only look through the container it joins.
+    /// Whether it runs the mount cases ([`Propagation`]): the container's copy of the host's
+    /// propagation mount point must keep a relation to the host's that the oracle can name. The
+    /// native launcher's probe spares it when it makes its mounts private; unshare(1) and bwrap
+    /// give the whole root a propagation of their own; runc, crun, LXC and systemd-nspawn bind it
+    /// into their root with the propagation they give a bind (the table in
+    /// `launcher::propagation`; a mode a tool cannot give is a skip with the reason there). A
+    /// joiner would only look through the container it joins.
     pub fn runs_mount_cases(self) -> bool {
-        !self.joins() && (self.is_native() || matches!(self, LauncherKind::UtilUnshare | LauncherKind::Bwrap))
+        !self.joins()
+    }
+
+    /// Whether a mount case of this launcher may run after pivot_root into the case directory (its
+    /// mount points are in it): the external tools that only pivot_root (runc, crun, LXC,
+    /// systemd-nspawn) bring the propagation mount point in with their root. The native
+    /// launcher's probe plans its propagation step on the host's paths, before its pivot_root.
+    pub fn mount_cases_after_pivot(self) -> bool {
+        !self.is_native() && !self.joins()
     }
 }
 
@@ -294,7 +305,10 @@ pub enum SpecError {
     BadHostname(String),
     #[error("invalid {ids} map: {why}")]
     BadIdMap { ids: &'static str, why: String },
-    #[error("a mount case runs on the host's filesystem (its mount points are in the case directory)")]
+    #[error(
+        "a mount case runs on the host's filesystem, or through an external tool after pivot_root into the case \
+         directory (its mount points are in it)"
+    )]
     PropagationNeedsHostRootfs,
     #[error("without a mount namespace the container's side of the propagation is the host's: give both the same mode")]
     PropagationContainerWithoutMntNs,
@@ -354,7 +368,8 @@ impl CaseSpec {
             return Err(SpecError::JoinWithoutNamespaces);
         }
         if let Some(p) = self.propagation {
-            if self.rootfs != RootfsMode::Host {
+            let pivot = self.rootfs == RootfsMode::PivotRoot && self.launcher.mount_cases_after_pivot();
+            if self.rootfs != RootfsMode::Host && !pivot {
                 return Err(SpecError::PropagationNeedsHostRootfs);
             }
             if !self.has(NsKind::Mnt) && p.container != p.host {
@@ -399,7 +414,12 @@ impl CaseSpec {
             NsKind::Uts => s.hostname = None,
             NsKind::Time => s.time_offsets = None,
             NsKind::User => s.id_maps = None,
-            NsKind::Mnt if s.rootfs == RootfsMode::PivotRoot => s.rootfs = RootfsMode::Chroot,
+            // A mount case after pivot_root (an external tool's) has its mount points in the root it
+            // loses: a chroot is no mount case.
+            NsKind::Mnt if s.rootfs == RootfsMode::PivotRoot => {
+                s.rootfs = RootfsMode::Chroot;
+                s.propagation = None;
+            }
             // The container's copy is gone: its side is the host's.
             NsKind::Mnt => {
                 if let Some(p) = &mut s.propagation {
@@ -544,6 +564,7 @@ mod tests {
     #[case::pivot(CaseSpec { rootfs: RootfsMode::PivotRoot, ..spec("pid") }, SpecError::PivotRootWithoutMntNs)]
     #[case::join(CaseSpec { launcher: LauncherKind::SetnsPidfd, ..spec("none") }, SpecError::JoinWithoutNamespaces)]
     #[case::prop_rootfs(CaseSpec { rootfs: RootfsMode::Chroot, propagation: Some(Propagation { host: PropMode::Shared, container: PropMode::Shared }), ..spec("mnt") }, SpecError::PropagationNeedsHostRootfs)]
+    #[case::prop_native_pivot(CaseSpec { rootfs: RootfsMode::PivotRoot, propagation: Some(Propagation { host: PropMode::Shared, container: PropMode::Slave }), ..spec("mnt") }, SpecError::PropagationNeedsHostRootfs)]
     #[case::prop_no_mnt(CaseSpec { propagation: Some(Propagation { host: PropMode::Shared, container: PropMode::Slave }), ..spec("user") }, SpecError::PropagationContainerWithoutMntNs)]
     fn invalid_combinations_are_rejected(#[case] s: CaseSpec, #[case] want: SpecError) {
         assert_eq!(s.validate(), Err(want));
@@ -559,6 +580,25 @@ mod tests {
         let lines = isoprobe_probes::sys::parse_id_map(text).unwrap();
         let s = CaseSpec { id_maps: Some(IdMaps { uid: lines.clone(), gid: lines }), ..spec("user") };
         assert!(matches!(s.validate(), Err(SpecError::BadIdMap { .. })), "{text}");
+    }
+
+    /// A tool that only pivot_roots runs a mount case in the case directory; the native launcher
+    /// plans its propagation step on the host's paths and does not.
+    #[test]
+    fn a_mount_case_after_pivot_root_is_an_external_tools() {
+        let p = Some(Propagation { host: PropMode::Shared, container: PropMode::Slave });
+        for launcher in [LauncherKind::Runc, LauncherKind::Crun, LauncherKind::Lxc, LauncherKind::Nspawn] {
+            let s = CaseSpec { rootfs: RootfsMode::PivotRoot, launcher, propagation: p, ..spec("mnt+user") };
+            assert_eq!(s.validate(), Ok(()), "{s}");
+            assert_eq!(s.without(NsKind::Mnt).propagation, None, "a chroot is no mount case");
+        }
+        let joiner = CaseSpec {
+            rootfs: RootfsMode::PivotRoot,
+            launcher: LauncherKind::LxcAttach,
+            propagation: p,
+            ..spec("mnt")
+        };
+        assert_eq!(joiner.validate(), Err(SpecError::PropagationNeedsHostRootfs));
     }
 
     #[test]
@@ -641,10 +681,15 @@ pub(crate) mod strategies {
                         .map(|(m, b)| TimeOffsets { monotonic_ns: m, boottime_ns: b }),
                     limits: None,
                     sysctl_stripe: None,
-                    propagation: propagation.filter(|_| rootfs == RootfsMode::Host).map(|p| Propagation {
-                        container: if ns.contains(NsKind::Mnt) { p.container } else { p.host },
-                        ..p
-                    }),
+                    propagation: propagation
+                        .filter(|_| {
+                            rootfs == RootfsMode::Host
+                                || (rootfs == RootfsMode::PivotRoot && launcher.mount_cases_after_pivot())
+                        })
+                        .map(|p| Propagation {
+                            container: if ns.contains(NsKind::Mnt) { p.container } else { p.host },
+                            ..p
+                        }),
                 }
             })
     }

@@ -17,6 +17,7 @@ pub mod differences;
 pub mod external;
 pub mod native;
 pub mod process;
+pub mod propagation;
 pub mod registry;
 
 use std::fmt;
@@ -276,6 +277,9 @@ pub fn can_run(launcher: &dyn Launcher, spec: &Resolved, runner: Runner) -> Resu
     }
     launcher.tool()?;
     check_capabilities(launcher.kind(), &launcher.capabilities(), spec, runner)?;
+    if spec.propagation.is_some() {
+        propagation::supports(kind, spec, launcher.effective(spec, runner).spec.has(NsKind::Mnt))?;
+    }
     launcher.supports(spec, runner)
 }
 

@@ -52,7 +52,9 @@ fn registry() -> &'static Registry {
 
 /// The container `spec` really gives when `kind` starts it (its tool's documented defaults added).
 pub fn effective(kind: LauncherKind, spec: &Resolved, runner: Runner) -> Effective {
-    launcher(kind).effective(&spec.launched_by(kind), runner)
+    let mut e = launcher(kind).effective(&spec.launched_by(kind), runner);
+    super::propagation::apply(kind, &mut e);
+    e
 }
 
 /// The launcher for `kind`.
@@ -130,10 +132,15 @@ pub fn launcher_matrix(kind: LauncherKind, runner: Runner) -> Vec<CaseSpec> {
         }
     }
     // The mount cases, on the host's root (where their mount points are), for the launchers
-    // that can run them.
+    // that can run them; a tool that only pivot_roots runs them in the case directory, which
+    // holds the mount points, and skips those without a mount namespace (it cannot run on the
+    // host's root).
     if kind.runs_mount_cases() {
         for mut s in crate::matrix::mount_cases() {
             s.launcher = kind;
+            if !caps.rootfs.contains(&RootfsMode::Host) && s.has(NsKind::Mnt) && kind.mount_cases_after_pivot() {
+                s.rootfs = RootfsMode::PivotRoot;
+            }
             if s.has(NsKind::User) && caps.id_maps == IdMapSupport::OwnIdsOnly {
                 s.id_maps = Some(IdMaps::range(runner.uid, runner.gid, 1));
             }
@@ -252,6 +259,29 @@ pub fn describe(kind: LauncherKind) -> LauncherInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every container launcher lists the mount cases; a tool that only pivot_roots runs those
+    /// with a mount namespace in the case directory, and keeps the others listed on the host's
+    /// root (where they skip for the rootfs mode); joiners list none.
+    #[test]
+    fn the_mount_cases_of_a_launcher_are_where_it_can_run_them() {
+        let root = Runner { uid: 0, gid: 0 };
+        for kind in LauncherKind::EXTERNAL {
+            let m: Vec<CaseSpec> =
+                launcher_matrix(kind, root).into_iter().filter(|s| s.propagation.is_some()).collect();
+            if kind.joins() {
+                assert!(m.is_empty(), "{}", kind.name());
+                continue;
+            }
+            assert_eq!(m.len(), crate::matrix::mount_cases().len(), "{}", kind.name());
+            let pivot_only = !launcher(kind).capabilities().rootfs.contains(&RootfsMode::Host);
+            for s in &m {
+                let want = if pivot_only && s.has(NsKind::Mnt) { RootfsMode::PivotRoot } else { RootfsMode::Host };
+                assert_eq!(s.rootfs, want, "{s}");
+                assert_eq!(s.validate(), Ok(()), "{s}");
+            }
+        }
+    }
 
     #[test]
     fn the_limit_matrix_of_a_launcher_is_what_it_can_express() {

@@ -10,20 +10,19 @@
 //! | /sys | the host's bound in (bwrap has no sysfs option); the payload mounts a new one in a new network namespace |
 //! | pid 1 | `--as-pid-1`: the probe is the namespace's init, as in every other launcher |
 //! | capabilities | `--cap-add ALL` (bwrap drops all capabilities by default) |
-//! | propagation (a mount case) | always slave: bwrap makes its root rslave (a documented default); an unbindable host side is a skip |
+//! | propagation (a mount case) | always slave: bwrap makes its root rslave (a documented default); an unbindable host side is a skip (see `launcher::propagation`) |
 //!
 //! `--die-with-parent` ties the sandbox to the harness thread that started it.
 
 use isoprobe_probes::ns::{NsKind, NsSet};
-use isoprobe_probes::wire::{InitPlan, PropMode};
+use isoprobe_probes::wire::InitPlan;
 
 use super::tool::{ToolCell, start_tool, tool_env, wait_for_probe};
 use crate::error::HarnessError;
 use crate::launcher::{
     Capabilities, Effective, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo,
 };
-use crate::requirement::Requirement;
-use crate::spec::{CaseSpec, LauncherKind, Resolved, RootfsMode, Runner};
+use crate::spec::{LauncherKind, Resolved, RootfsMode, Runner};
 use crate::verdict::Skip;
 
 #[derive(Debug)]
@@ -73,16 +72,6 @@ impl Launcher for Bwrap {
             "bwrap always creates a new mount namespace",
             "bwrap(1), DESCRIPTION: \"bubblewrap works by creating a new, completely empty, mount namespace\"",
         );
-        if let Some(p) = &mut e.spec.0.propagation
-            && p.container != PropMode::Slave
-        {
-            p.container = PropMode::Slave;
-            e.defaults.push(crate::launcher::ToolDefault {
-                what: "mnt: the container's root is a slave of the host's (mount --make-rslave /)".into(),
-                source: "bubblewrap.c, main: \"Mark everything as slave, so that we still receive mounts from the \
-                         real root, but don't propagate mounts to the real root.\"",
-            });
-        }
         if !runner.is_root() {
             e.force(
                 NsKind::User,
@@ -94,21 +83,6 @@ impl Launcher for Bwrap {
             }
         }
         e
-    }
-
-    fn supports(&self, spec: &CaseSpec, _runner: Runner) -> Result<(), Skip> {
-        if spec.propagation.is_some_and(|p| p.host == PropMode::Unbindable) {
-            return Err(Requirement::LauncherFeature {
-                launcher: self.kind().name(),
-                what: "propagation-unbindable".into(),
-            }
-            .skip(
-                "bwrap binds the host's root recursively (--bind / /), which leaves unbindable mounts out on the \
-                     kernels whose new mount namespace keeps them unbindable and not on Linux 6.18: what the \
-                     container sees there depends on the kernel",
-            ));
-        }
-        Ok(())
     }
 
     fn start(&self, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {

@@ -9,6 +9,7 @@
 //! | /proc, /sys | `lxc.mount.auto = proc:rw sys:rw` |
 //! | time offsets | `lxc.time.offset.monotonic`, `lxc.time.offset.boot` in nanoseconds |
 //! | network | `lxc.net.0.type = empty` in a new network namespace |
+//! | propagation (a mount case) | `lxc.mount.entry` binding the propagation mount point onto itself with `bind,<mode>`; the root is rslave (see `launcher::propagation`) |
 //! | cgroups | `lxc.cgroup.dir.{container,monitor,monitor.pivot}` named after the case, each a top-level cgroup (see `names`) |
 //! | cgroup limits | per setting, the key of the hierarchy its controller is on here: `lxc.cgroup2.<v2 file>` on cgroup2, `lxc.cgroup.<v1 file>` (the one v2→v1 table) on v1; see [`cgroup_limit_lines`] |
 //!
@@ -321,6 +322,15 @@ fn config_text(spec: &CaseSpec, rootfs: &Path, cgroup: &str, limits: &[(String, 
     }
     if pivot && !new_sys {
         line("lxc.mount.entry", "/sys sys none rbind 0 0");
+    }
+    // A mount case: the propagation mount point bound onto its copy with the case's container
+    // mode as a propagation option, which LXC applies after the bind (lxc.container.conf(5),
+    // lxc.mount.entry; see `launcher::propagation`). The target is relative to the rootfs, or
+    // absolute on the host's root.
+    if let Some(p) = spec.propagation.filter(|_| spec.has(NsKind::Mnt)) {
+        let source = rootfs.join(crate::mount_case::PROP);
+        let target = if pivot { crate::mount_case::PROP.to_owned() } else { source.to_string_lossy().into_owned() };
+        line("lxc.mount.entry", &format!("{} {target} none bind,{} 0 0", source.display(), p.container));
     }
     if spec.has(NsKind::Time)
         && let Some(t) = spec.time_offsets

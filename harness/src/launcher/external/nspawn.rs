@@ -7,6 +7,7 @@
 //! | hostname | `--hostname` (in its always-new uts namespace it sets one anyway: the machine name, unless given) |
 //! | rootfs | `-D` the case rootfs, which needs /usr; nspawn refuses the host's root |
 //! | /proc, /sys | its own (always) |
+//! | propagation (a mount case) | `--bind=` of the propagation mount point, no propagation option: slave of the host's peer group (see `launcher::propagation`) |
 //!
 //! Always: `--register=no --keep-unit` (no systemd-machined and no transient unit: this harness
 //! does not assume systemd is pid 1), `--console=pipe` (stdio passes through), `--quiet`,
@@ -167,6 +168,12 @@ impl Launcher for Nspawn {
         }
         if let Some(h) = &spec.hostname {
             args.push(format!("--hostname={h}"));
+        }
+        // A mount case: the propagation mount point bound over the copy the container's root
+        // brought in; --bind takes no propagation option (see `launcher::propagation`).
+        if spec.propagation.is_some() {
+            let prop = crate::mount_case::PROP;
+            args.push(format!("--bind={}:/{prop}", ctx.case.dir.join(prop).display()));
         }
         args.extend(["--".into(), format!("/{}", isoprobe_probes::PROBE_NAME)]);
         let env = tool_env();

@@ -8,6 +8,7 @@
 //! | rootfs | `root.path` = the case rootfs; the runtime pivot_roots into it (no host root, no plain chroot) |
 //! | /proc, /sys | `mounts`: a new proc and sysfs where the user namespace owns the pid and network namespaces, else recursive binds of the host's (as `runc spec --rootless` does) |
 //! | time offsets | `linux.timeOffsets` (crun) |
+//! | propagation (a mount case) | a `mounts[]` bind of the propagation mount point with the mode as its option; the runtime's default root propagation (see `launcher::propagation`) |
 //! | cgroups | `linux.cgroupsPath` = `/isoprobe-<run>-<case>-oci` as root; the runtime removes it on delete, the teardown checks |
 //! | cgroup limits | `linux.resources`, filled from the v1 writes of the one v2→v1 table (`resources_for`); crun on this hybrid host uses the v1 hierarchies only |
 //!
@@ -474,10 +475,23 @@ fn bundle_config(spec: &CaseSpec, rootfs: &Path, cgroup: Option<&str>) -> Spec {
     };
     // A new procfs needs the pid namespace owned by the container's user namespace, a new sysfs the
     // network namespace (as in `runc spec --rootless`, which binds the host's /sys).
-    let mounts = vec![
+    let mut mounts = vec![
         if !user || has(NsKind::Pid) { fresh("/proc", "proc") } else { bind("/proc") },
         if !user || has(NsKind::Net) { fresh("/sys", "sysfs") } else { bind("/sys") },
     ];
+    // A mount case: the propagation mount point bound in from its host path with the case's
+    // container mode as the bind's propagation option (config.md, "Mounts": options; the runtime
+    // applies it to the bind after making it: runc's mountPropagate, crun's do_mount), over the
+    // copy the recursive bind of the root brought in.
+    if let Some(p) = spec.propagation.filter(|_| has(NsKind::Mnt)) {
+        let point = format!("/{}", crate::mount_case::PROP);
+        mounts.push(Mount {
+            destination: point.clone(),
+            fs_type: "bind".into(),
+            source: rootfs.join(crate::mount_case::PROP).to_string_lossy().into_owned(),
+            options: vec!["bind".into(), p.container.name().into()],
+        });
+    }
     let map = |lines: &[isoprobe_probes::wire::IdMapLine]| -> Vec<IdMapping> {
         lines.iter().map(|l| IdMapping { container_id: l.inside, host_id: l.outside, size: l.count }).collect()
     };

@@ -100,20 +100,12 @@ impl Launcher for UtilUnshare {
     }
 
     fn supports(&self, spec: &CaseSpec, _runner: Runner) -> Result<(), Skip> {
-        if let Some(p) = spec.propagation.filter(|_| spec.has(NsKind::Mnt)) {
-            if p.container == PropMode::Unbindable {
-                return Err(self.skip(
-                    "propagation-unbindable",
-                    "unshare(1) --propagation takes slave, shared, private or unchanged: no unbindable",
-                ));
-            }
-            if spec.has(NsKind::Pid) || spec.has(NsKind::Net) {
-                return Err(self.skip(
-                    "mount-case-proc-sys",
-                    "a mount case through unshare(1) gives the whole root the case's propagation (--propagation is \
-                     recursive): a /proc or /sys mounted over the host's through a shared root would reach the host",
-                ));
-            }
+        if spec.propagation.is_some() && spec.has(NsKind::Mnt) && (spec.has(NsKind::Pid) || spec.has(NsKind::Net)) {
+            return Err(self.skip(
+                "mount-case-proc-sys",
+                "a mount case through unshare(1) gives the whole root the case's propagation (--propagation is \
+                 recursive): a /proc or /sys mounted over the host's through a shared root would reach the host",
+            ));
         }
         if spec.rootfs == RootfsMode::Chroot {
             if !spec.has(NsKind::Mnt) {
