@@ -119,7 +119,14 @@ if [ ${#packages[@]} -gt 0 ]; then
     "$vm" boot --kernel "$vmlinuz" --plan "$plan_file" --cpus "$cpus" --out "$out/$release" "${verbose[@]}" \
       "${files[@]}" || status=1
     for r in "$out/$release"/files/*.report.json; do
-      [ -f "$r" ] && cp "$r" "$out/$release/report.json"
+      [ -f "$r" ] || continue
+      step=$(basename "$r" .report.json)
+      case $step in
+        isoprobe) cp "$r" "$out/$release/report.json" ;;
+        *) # Another step's report (limits-v2: the OCI runtimes' limit cases), rendered beside it.
+          cp "$r" "$out/$release/$step.report.json"
+          "$bin/isoprobe" report "$r" -f ktap -o "$out/$release/$step.report.ktap" || status=1 ;;
+      esac
     done
     attach_bench "$out/$release" "$out/$release"/files/*.bench-summary.json
     report_of "$out/$release" || status=1
@@ -156,7 +163,9 @@ dirs=()
 for d in "$out"/*/; do [ -f "$d/console.log" ] && dirs+=("$d"); done
 [ ${#dirs[@]} -eq 0 ] || "$vm" summary "${dirs[@]}" || true
 for d in "$out"/*/; do
-  [ -f "$d/report.json" ] && "$bin/isoprobe" report "$d/report.json" -f markdown | sed -n '/^| suite/,/^$/p' | sed "s#^#$(basename "$d") #" || true
+  for r in "$d"report.json "$d"*.report.json; do
+    [ -f "$r" ] && "$bin/isoprobe" report "$r" -f markdown | sed -n '/^| suite/,/^$/p' | sed "s#^#$(basename "$d") #" || true
+  done
 done
 echo "results: $out"
 exit $status

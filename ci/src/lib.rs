@@ -7,11 +7,13 @@
 //! - [`plan`]: what the init runs (both sides).
 //! - [`guest`]: the init's work inside the VM.
 //! - [`vm`], [`newc`], [`libtest`]: the host side: initramfs, qemu, results.
+//! - [`carry`]: the host programs a plan carries into the VM, with their shared libraries.
 //!
 //! This crate holds no `unsafe`: it reaches the kernel through nix and std.
 
 #![deny(unsafe_code)]
 
+pub mod carry;
 pub mod frame;
 pub mod guest;
 pub mod libtest;

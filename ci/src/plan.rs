@@ -14,8 +14,12 @@ use crate::frame::valid_name;
 /// Where the plan lives inside the VM.
 pub const PLAN_PATH: &str = "/isoprobe/plan.json";
 
-/// The version of this document; the init refuses any other.
-pub const PLAN_SCHEMA: u32 = 1;
+/// The version of this document; the init refuses any other. Version 2 added `programs`; a
+/// version 1 plan (without it) is still read as it was.
+pub const PLAN_SCHEMA: u32 = 2;
+
+/// The oldest version still accepted.
+pub const PLAN_SCHEMA_MIN: u32 = 1;
 
 /// Where the host puts the kernel modules the plan names: `<dir>/<name>.ko`, or `.ko.xz` or
 /// `.ko.zst` as the kernel package ships them.
@@ -37,6 +41,12 @@ pub struct Plan {
     /// setting that only the boot can make.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_args: Vec<String>,
+    /// Dynamically linked host programs the VM carries (schema 2): each at its own absolute path,
+    /// with the shared libraries its ELF loader resolves on the host at the paths it resolves them
+    /// to (the VM has no userland but what the initramfs brings). The host side reads the list;
+    /// the init ignores it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<String>,
     pub steps: Vec<Step>,
 }
 
@@ -62,8 +72,10 @@ pub struct Step {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("plan schema {0} is not {PLAN_SCHEMA}")]
+    #[error("plan schema {0} is not one of {PLAN_SCHEMA_MIN} to {PLAN_SCHEMA}")]
     Schema(u32),
+    #[error("program {0:?} is not an absolute path, or the plan's schema is older than 2")]
+    CarriedProgram(String),
     #[error("invalid step name {0:?} (letters, digits and ._+- only)")]
     StepName(String),
     #[error("step {0} appears twice")]
@@ -82,8 +94,11 @@ pub enum PlanError {
 
 impl Plan {
     pub fn validate(&self) -> Result<(), PlanError> {
-        if self.schema != PLAN_SCHEMA {
+        if !(PLAN_SCHEMA_MIN..=PLAN_SCHEMA).contains(&self.schema) {
             return Err(PlanError::Schema(self.schema));
+        }
+        if let Some(p) = self.programs.iter().find(|p| self.schema < 2 || !p.starts_with('/') || p.contains('\0')) {
+            return Err(PlanError::CarriedProgram(p.clone()));
         }
         let mut seen = BTreeSet::new();
         for s in &self.steps {
@@ -162,6 +177,7 @@ mod tests {
             modules: vec!["dummy".into()],
             sysctls: BTreeMap::from([("user.max_net_namespaces".into(), "0".into())]),
             kernel_args: vec!["psi=1".into()],
+            programs: vec!["/usr/sbin/runc".into()],
             steps: vec![step("namespaces"), step("run")],
         };
         let text = serde_json::to_string(&plan).unwrap();
@@ -178,6 +194,7 @@ mod tests {
             modules: vec![],
             sysctls: BTreeMap::new(),
             kernel_args: vec![],
+            programs: vec![],
             steps: vec![step("a"), step("a")],
         };
         assert_eq!(plan.validate(), Err(PlanError::Duplicate("a".into())));
@@ -194,7 +211,25 @@ mod tests {
         plan.sysctls.clear();
         plan.kernel_args.push("init=/bin/sh psi=1".into());
         assert_eq!(plan.validate(), Err(PlanError::KernelArg("init=/bin/sh psi=1".into())));
+        plan.kernel_args.clear();
+        plan.programs.push("runc".into());
+        assert_eq!(plan.validate(), Err(PlanError::CarriedProgram("runc".into())));
         assert!(serde_json::from_str::<Plan>(r#"{"schema":1,"steps":[],"extra":1}"#).is_err());
+    }
+
+    /// Version 1 plans (no `programs`) stay valid; `programs` needs version 2; other versions
+    /// are refused.
+    #[test]
+    fn old_plans_stay_valid_and_programs_need_schema_2() {
+        let v1: Plan = serde_json::from_str(r#"{"schema":1,"steps":[]}"#).unwrap();
+        assert_eq!(v1.validate(), Ok(()));
+        let v1_programs: Plan =
+            serde_json::from_str(r#"{"schema":1,"programs":["/usr/bin/crun"],"steps":[]}"#).unwrap();
+        assert_eq!(v1_programs.validate(), Err(PlanError::CarriedProgram("/usr/bin/crun".into())));
+        let v2: Plan = serde_json::from_str(r#"{"schema":2,"programs":["/usr/bin/crun"],"steps":[]}"#).unwrap();
+        assert_eq!(v2.validate(), Ok(()));
+        let v3: Plan = serde_json::from_str(r#"{"schema":3,"steps":[]}"#).unwrap();
+        assert_eq!(v3.validate(), Err(PlanError::Schema(3)));
     }
 
     #[test]

@@ -382,6 +382,7 @@ mod tests {
                 modules: vec![],
                 sysctls: BTreeMap::new(),
                 kernel_args: vec!["psi=1".into()],
+                programs: vec![],
                 steps: vec![Step {
                     name: "hello".into(),
                     argv: vec!["/bin/hello".into()],

@@ -99,6 +99,10 @@ fn real_main() -> Result<ExitCode> {
                 let guest = format!("{MODULE_DIR}/{}", found.file_name().unwrap_or_default().to_string_lossy());
                 files.push((found, guest));
             }
+            // Dynamic host programs the plan carries, with their libraries (one copy of each path).
+            let carried = isoprobe_ci::carry::programs_files(&plan.programs, &files)
+                .context("failed to collect the plan's programs")?;
+            files.extend(carried);
             let init = match init {
                 Some(p) => p,
                 None => std::env::current_exe()

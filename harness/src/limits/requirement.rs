@@ -70,11 +70,14 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
         }
     }
     if matches!(limits.exercise, Exercise::CacheRead { .. } | Exercise::OomGroup { .. }) {
-        if !spec.launcher.is_native() {
+        // memory.high is the tool's to write (OCI unified, lxc.cgroup2.*) on its own cgroup;
+        // memory.oom.group is set on the sibling, a cgroup of isoprobe's own.
+        if matches!(limits.exercise, Exercise::OomGroup { .. }) && !spec.launcher.is_native() {
             return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup2-memory".into() }
                 .skip(
-                    "isoprobe does not pass memory.high or memory.oom.group to a tool, nor move a tool's processes \
-                     into a sibling of its own: these cases run through the native launchers",
+                    "memory.oom.group is set on the case's sibling, a cgroup isoprobe makes beside the tool's (the \
+                     group must die apart from the probe, which a group kill in its own cgroup would take too): \
+                     through a tool the case would measure isoprobe, not the tool",
                 ));
         }
         // The control too: its evidence is the same cgroup2 counters.
@@ -176,7 +179,8 @@ fn group_requirements(spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout
     if !spec.launcher.is_native() {
         return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup-group".into() }.skip(
             format!(
-                "{file} is written by isoprobe on a sibling cgroup of its own; {} has no setting for it (an action, not                  a resource), so the case would measure isoprobe, not the tool",
+                "{file} is written by isoprobe on a sibling cgroup of its own, beside the tool's; {} has no \
+                 setting for it (an action, not a resource), so the case would measure isoprobe, not the tool",
                 spec.launcher.name()
             ),
         ));

@@ -10,7 +10,7 @@
 //! | time offsets | `linux.timeOffsets` (crun) |
 //! | propagation (a mount case) | a `mounts[]` bind of the propagation mount point with the mode as its option; the runtime's default root propagation (see `launcher::propagation`) |
 //! | cgroups | `linux.cgroupsPath` = `/isoprobe-<run>-<case>-oci` as root; the runtime removes it on delete, the teardown checks |
-//! | cgroup limits | `linux.resources`, filled from the v1 writes of the one v2→v1 table (`resources_for`); crun on this hybrid host uses the v1 hierarchies only |
+//! | cgroup limits | `linux.resources` (`resources_for`): on v1 hierarchies the typed fields, filled from the v1 writes of the one v2→v1 table; on a cgroup2-only host `unified` with the v2 files themselves (and the typed `cpu.idle`/`cpu.burst` where the runtime's release writes them); crun on a hybrid host uses the v1 hierarchies only |
 //!
 //! The container runs with every capability (as the native launcher's probe does) and `terminal:
 //! false`, so the runtime passes stdio through. State lives in `--root <run dir>/<runtime>-state`;
@@ -38,8 +38,8 @@ use super::oci_spec::{
     TimeOffset, User,
 };
 use super::tool::{
-    SharedHostDirs, TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, wait_for_probe,
-    which,
+    SharedHostDirs, TeardownStep, ToolCell, ToolLeftovers, WorkDir, run_helper, start_tool, tool_env, version_triple,
+    wait_for_probe, which,
 };
 use crate::cgroup::table::{Setting, to_v1};
 use crate::cgroup::{CgroupLayout, LayoutMode, Placement, Version};
@@ -104,6 +104,11 @@ impl Oci {
             (Runtime::Runc, Ok(t)) => runc_features_namespaces(&t.path).unwrap_or(NsSet::ALL.without(NsKind::Time)),
             _ => NsSet::ALL,
         })
+    }
+
+    /// The installed release, `major.minor.patch`, from its `--version`.
+    fn version(&self) -> Option<(u32, u32, u32)> {
+        self.tool.get().ok().and_then(|t| version_triple(&t.version))
     }
 
     /// crun as root on a hybrid host: run with /sys/fs/cgroup/unified unmounted (see `command`).
@@ -266,7 +271,9 @@ impl Launcher for Oci {
             }
             _ => {}
         }
-        resources_for(self.runtime, &limits.settings.settings(Some((0, 0))), layout, None).map(drop).map_err(skip)
+        resources_for(self.runtime, self.version(), &limits.settings.settings(Some((0, 0))), layout, None)
+            .map(drop)
+            .map_err(skip)
     }
 
     fn limit_cgroup(&self, ctx: &StartContext<'_>) -> Option<LimitCgroup> {
@@ -285,8 +292,10 @@ impl Launcher for Oci {
         if let Some(l) = &ctx.spec.limits {
             let loop_dev = ctx.case.limits.as_ref().and_then(|c| c.loopdev.as_ref()).map(|d| d.rdev);
             let settings = l.settings.settings(loop_dev);
-            config.linux.resources =
-                Some(resources_for(self.runtime, &settings, ctx.run.layout, loop_dev).map_err(HarnessError::Launch)?);
+            config.linux.resources = Some(
+                resources_for(self.runtime, self.version(), &settings, ctx.run.layout, loop_dev)
+                    .map_err(HarnessError::Launch)?,
+            );
         }
         if self.runtime == Runtime::Crun {
             crun_time_annotation(&mut config);
@@ -347,40 +356,55 @@ fn delete_if_left(exe: &Path, global: &[String], id: &str, state_entry: &Path) -
     }
 }
 
-/// `linux.resources` for a case's settings (canonical v2 vocabulary) on a host with `layout`.
-/// The OCI fields are cgroup v1's files, so each setting goes through the one v2→v1 table and
-/// each v1 write lands in its field (memory.memsw.limit_in_bytes is OCI's `memory.swap`: memory
-/// plus swap). On a hybrid host runc writes resources through its v1 manager and crun sees only
-/// the v1 hierarchies (the workaround above), so a setting whose controller is not on a v1
-/// hierarchy here cannot be expressed, nor a device list (both runtimes allow their default
-/// devices besides it); the error is the skip's reason. `loop_dev`, the io case's own loop device, is allowed to be read: runc denies every
-/// device but its default list, and the io exercise reads that one.
+/// `linux.resources` for a case's settings (canonical v2 vocabulary) on a host with `layout`, for
+/// `runtime` at `version` (`major.minor.patch` of its `--version`).
+///
+/// A setting whose controller is on a v1 hierarchy goes into OCI's typed fields, which are cgroup
+/// v1's files: through the one v2→v1 table, each v1 write into its field (memory.memsw.limit_in_bytes
+/// is OCI's `memory.swap`: memory plus swap). On a cgroup2-only host a setting goes into
+/// `linux.resources.unified` as the v2 file and value themselves (config-linux.md, "Unified"), so
+/// the runtime's own v1→v2 conversions (runc turns `cpu.shares` into a cpu.weight of its own
+/// formula) stay out of the case; the typed `cpu.burst` and `cpu.idle` of runtime-spec 1.1 are used
+/// instead where the runtime's release writes them (see `TYPED_CPU_SINCE`). On a hybrid host a
+/// controller on cgroup2 cannot be set: runc refuses `unified` there and crun does not see cgroup2
+/// (the workaround above). A device list cannot be expressed (both runtimes allow their default
+/// devices besides it). The error is the skip's reason. `loop_dev`, the io case's own loop device,
+/// is allowed to be read: both runtimes deny every device but their default list, and the io
+/// exercise reads that one.
 pub fn resources_for(
     runtime: Runtime,
+    version: Option<(u32, u32, u32)>,
     settings: &[Setting],
     layout: &CgroupLayout,
     loop_dev: Option<(u64, u64)>,
 ) -> Result<Resources, String> {
     let mut r = Resources::default();
-    let num = |file: &str, v: &str| v.parse::<i64>().map_err(|_| format!("{file}: `{v}` is not a number"));
+    let idle = settings.iter().any(|s| s.key == "cpu.idle" && s.value == "1");
     for s in settings {
+        if s.key == "devices" {
+            return Err(devices_refusal(runtime).into());
+        }
+        // The kernel refuses cpu.weight on an idle group (EINVAL: kernel/sched/core.c,
+        // sched_group_set_shares, tg_is_idle) and gives an idle group the SCHED_IDLE weight
+        // whatever its cpu.weight was (kernel/sched/fair.c, sched_group_set_idle): a case writes
+        // the weight first, which a map (`unified`) cannot order, and which changes nothing the
+        // group then gets, so with cpu.idle 1 the weight is left out.
+        if idle && s.key == "cpu.weight" {
+            continue;
+        }
         let (v1, _) = crate::cgroup::table::controllers(&s.key).map_err(|e| e.to_string())?;
+        let typed = typed_cpu(runtime, version, &s.key);
         match layout.placement(v1) {
             Placement::V1 { .. } => {}
-            Placement::V2 { .. } | Placement::Unusable(_) if v1 == "hugetlb" => {
-                return Err(format!(
-                    "`{}`: hugetlb is on cgroup2 here (not a v1 hierarchy), and {runtime} on a hybrid host writes \
-                     resources to the v1 hierarchies only",
-                    s.key
-                ));
+            Placement::V2 { .. } if layout.mode() == LayoutMode::V2 => {
+                match typed {
+                    Some(Ok(())) => set_typed_cpu(&mut r, s)?,
+                    _ => drop(r.unified.insert(s.key.clone(), s.value.clone())),
+                }
+                continue;
             }
-            Placement::V2 { .. } => {
-                return Err(format!(
-                    "`{}`: {v1} is on cgroup2 here, and {runtime} on a hybrid host writes resources to the v1 \
-                     hierarchies only",
-                    s.key
-                ));
-            }
+            Placement::V2 { .. } => return Err(hybrid_refusal(runtime, &s.key, v1)),
+            Placement::Unusable(_) if v1 == "hugetlb" => return Err(hybrid_refusal(runtime, &s.key, v1)),
             Placement::Unmounted => {
                 return Err(format!(
                     "`{}` needs the {v1} controller, which is mounted on no hierarchy here: {runtime} creates the \
@@ -390,59 +414,20 @@ pub fn resources_for(
             }
             Placement::Unusable(why) => return Err(format!("`{}` cannot be set by {runtime} here: {why}", s.key)),
         }
-        if s.key == "devices" {
-            return Err(match runtime {
-                Runtime::Runc => {
-                    "runc appends its default device rules (null, zero, full, random, urandom, tty, \
-                                  ...: libcontainer/specconv AllowedDevices) after the spec's own, so /dev/zero \
-                                  cannot be denied (seen with runc 1.1.5: deny `a`, allow `c 1:3 rwm`, and \
-                                  /dev/zero still opens)"
-                }
-                Runtime::Crun => {
-                    "crun allows its default devices (null, zero, full, random, urandom, tty) \
-                                  besides the spec's rules, so /dev/zero cannot be denied (seen with crun 1.8.1: \
-                                  deny `a`, allow `c 1:3 rwm`, and /dev/zero still opens)"
-                }
-            }
-            .into());
+        if crate::cgroup::table::lookup(&s.key).is_ok_and(|m| m.v1 == crate::cgroup::table::Conversion::V2Only) {
+            return Err(format!(
+                "`{}` is a cgroup2 file with no cgroup v1 counterpart, and {v1} is on a v1 hierarchy here: OCI's \
+                 typed fields are v1's files, and linux.resources.unified is cgroup2's only",
+                s.key
+            ));
+        }
+        if let Some(supported) = typed {
+            supported?;
+            set_typed_cpu(&mut r, s)?;
+            continue;
         }
         for (file, value) in to_v1(s, settings).map_err(|e| e.to_string())? {
-            match file.as_str() {
-                "memory.limit_in_bytes" => {
-                    r.memory.get_or_insert_with(Default::default).limit = Some(num(&file, &value)?)
-                }
-                "memory.memsw.limit_in_bytes" => {
-                    r.memory.get_or_insert_with(Default::default).swap = Some(num(&file, &value)?)
-                }
-                "pids.max" => r.pids = Some(oci_spec::Pids { limit: num(&file, &value)? }),
-                "cpu.cfs_period_us" => {
-                    r.cpu.get_or_insert_with(Default::default).period = Some(num(&file, &value)? as u64)
-                }
-                "cpu.cfs_quota_us" => r.cpu.get_or_insert_with(Default::default).quota = Some(num(&file, &value)?),
-                "cpu.shares" => r.cpu.get_or_insert_with(Default::default).shares = Some(num(&file, &value)? as u64),
-                "cpuset.cpus" => r.cpu.get_or_insert_with(Default::default).cpus = Some(value),
-                "cpuset.mems" => r.cpu.get_or_insert_with(Default::default).mems = Some(value),
-                f if f.starts_with("blkio.throttle.") => {
-                    let (dev, rate) = value.split_once(' ').ok_or_else(|| format!("{f}: `{value}`"))?;
-                    let (maj, min) = dev.split_once(':').ok_or_else(|| format!("{f}: `{value}`"))?;
-                    let d = ThrottleDevice { major: num(f, maj)?, minor: num(f, min)?, rate: num(f, rate)? as u64 };
-                    let io = r.block_io.get_or_insert_with(BlockIo::default);
-                    match f {
-                        "blkio.throttle.read_bps_device" => io.throttle_read_bps_device.push(d),
-                        "blkio.throttle.write_bps_device" => io.throttle_write_bps_device.push(d),
-                        "blkio.throttle.read_iops_device" => io.throttle_read_iops_device.push(d),
-                        _ => io.throttle_write_iops_device.push(d),
-                    }
-                }
-                "cpu.cfs_burst_us" | "cpu.idle" => {
-                    return Err(format!(
-                        "`{}`: OCI has linux.resources.cpu.burst and cpu.idle since runtime-spec 1.1.0, which \
-                         isoprobe's bundle does not write yet (the case runs through the native launchers and LXC)",
-                        s.key
-                    ));
-                }
-                other => return Err(format!("`{}` ({other}) has no field in OCI's linux.resources", s.key)),
-            }
+            set_v1_field(&mut r, &file, value).map_err(|e| format!("`{}` ({file}) {e}", s.key))?;
         }
     }
     if let Some((major, minor)) = loop_dev {
@@ -455,6 +440,114 @@ pub fn resources_for(
         });
     }
     Ok(r)
+}
+
+/// Why a device list cannot be expressed, seen with the installed releases.
+fn devices_refusal(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Runc => {
+            "runc appends its default device rules (null, zero, full, random, urandom, tty, ...: \
+             libcontainer/specconv AllowedDevices) after the spec's own, so /dev/zero cannot be denied (seen with \
+             runc 1.1.5: deny `a`, allow `c 1:3 rwm`, and /dev/zero still opens)"
+        }
+        Runtime::Crun => {
+            "crun allows its default devices (null, zero, full, random, urandom, tty) besides the spec's rules, so \
+             /dev/zero cannot be denied (seen with crun 1.8.1: deny `a`, allow `c 1:3 rwm`, and /dev/zero still \
+             opens)"
+        }
+    }
+}
+
+/// Why a setting whose controller is on cgroup2 cannot be set on a hybrid host.
+fn hybrid_refusal(runtime: Runtime, key: &str, controller: &str) -> String {
+    match runtime {
+        Runtime::Runc => format!(
+            "`{key}`: {controller} is on cgroup2 here, a hybrid host, where runc writes its typed fields to the v1 \
+             hierarchies only and refuses linux.resources.unified (\"invalid configuration: cannot use unified on \
+             cgroup v1\", seen with runc 1.1.5)"
+        ),
+        Runtime::Crun => format!(
+            "`{key}`: {controller} is on cgroup2 here, which crun does not use on this hybrid host (it runs with \
+             /sys/fs/cgroup/unified unmounted, the hybrid workaround), and writes its typed fields to the v1 \
+             hierarchies only"
+        ),
+    }
+}
+
+/// The typed `linux.resources.cpu` fields of runtime-spec 1.1 and the first release of each
+/// runtime that writes them: runc 1.2.0 (CHANGELOG, 1.2.0-rc.1: "libct/cg: support SCHED_IDLE for
+/// runc cgroupfs", #3377; "Support CFS bandwidth burst for CPU", #3749) and crun 1.5 (NEWS: "cgroup:
+/// add support for cpu.idle") and 1.11 ("cgroup: honor cpu burst"). An older release reads the
+/// config without complaint and writes nothing for the field, so it is given only to a release that
+/// honours it.
+const TYPED_CPU_SINCE: &[TypedSince] = &[
+    ("cpu.idle", Runtime::Runc, (1, 2, 0), "CHANGELOG 1.2.0-rc.1, #3377"),
+    ("cpu.max.burst", Runtime::Runc, (1, 2, 0), "CHANGELOG 1.2.0-rc.1, #3749"),
+    ("cpu.idle", Runtime::Crun, (1, 5, 0), "NEWS 1.5"),
+    ("cpu.max.burst", Runtime::Crun, (1, 11, 0), "NEWS 1.11"),
+];
+
+/// A row of [`TYPED_CPU_SINCE`]: the setting, the runtime, its first release that writes the
+/// typed field, and where that release says so.
+type TypedSince = (&'static str, Runtime, (u32, u32, u32), &'static str);
+
+/// For a setting with a typed runtime-spec 1.1 field: whether `runtime` at `version` writes it (the
+/// error names the release that does). `None` for every other setting.
+fn typed_cpu(runtime: Runtime, version: Option<(u32, u32, u32)>, key: &str) -> Option<Result<(), String>> {
+    let (_, _, since, source) = TYPED_CPU_SINCE.iter().find(|(k, rt, _, _)| *k == key && *rt == runtime)?;
+    let field = if key == "cpu.idle" { "cpu.idle" } else { "cpu.burst" };
+    Some(match version {
+        Some(v) if v >= *since => Ok(()),
+        v => {
+            let have = v.map_or_else(|| "of an unknown version".to_owned(), |(a, b, c)| format!("{a}.{b}.{c}"));
+            Err(format!(
+                "`{key}`: {runtime} {have} does not write linux.resources.{field} ({runtime} does since {}.{}.{}: \
+                 {source}), and linux.resources.unified, which could carry {key}, is cgroup2's only",
+                since.0, since.1, since.2
+            ))
+        }
+    })
+}
+
+/// `cpu.idle` or `cpu.max.burst` into its typed field.
+fn set_typed_cpu(r: &mut Resources, s: &Setting) -> Result<(), String> {
+    let cpu = r.cpu.get_or_insert_with(Default::default);
+    let bad = || format!("`{}`: `{}` is not a number", s.key, s.value);
+    match s.key.as_str() {
+        "cpu.idle" => cpu.idle = Some(s.value.parse().map_err(|_| bad())?),
+        _ => cpu.burst = Some(s.value.parse().map_err(|_| bad())?),
+    }
+    Ok(())
+}
+
+/// One v1 write of the table into OCI's typed field for that file; the error reads after the
+/// setting's name.
+fn set_v1_field(r: &mut Resources, file: &str, value: String) -> Result<(), String> {
+    let num = |v: &str| v.parse::<i64>().map_err(|_| format!("`{v}` is not a number"));
+    match file {
+        "memory.limit_in_bytes" => r.memory.get_or_insert_with(Default::default).limit = Some(num(&value)?),
+        "memory.memsw.limit_in_bytes" => r.memory.get_or_insert_with(Default::default).swap = Some(num(&value)?),
+        "pids.max" => r.pids = Some(oci_spec::Pids { limit: num(&value)? }),
+        "cpu.cfs_period_us" => r.cpu.get_or_insert_with(Default::default).period = Some(num(&value)? as u64),
+        "cpu.cfs_quota_us" => r.cpu.get_or_insert_with(Default::default).quota = Some(num(&value)?),
+        "cpu.shares" => r.cpu.get_or_insert_with(Default::default).shares = Some(num(&value)? as u64),
+        "cpuset.cpus" => r.cpu.get_or_insert_with(Default::default).cpus = Some(value),
+        "cpuset.mems" => r.cpu.get_or_insert_with(Default::default).mems = Some(value),
+        f if f.starts_with("blkio.throttle.") => {
+            let (dev, rate) = value.split_once(' ').ok_or_else(|| format!("`{value}`"))?;
+            let (maj, min) = dev.split_once(':').ok_or_else(|| format!("`{value}`"))?;
+            let d = ThrottleDevice { major: num(maj)?, minor: num(min)?, rate: num(rate)? as u64 };
+            let io = r.block_io.get_or_insert_with(BlockIo::default);
+            match f {
+                "blkio.throttle.read_bps_device" => io.throttle_read_bps_device.push(d),
+                "blkio.throttle.write_bps_device" => io.throttle_write_bps_device.push(d),
+                "blkio.throttle.read_iops_device" => io.throttle_read_iops_device.push(d),
+                _ => io.throttle_write_iops_device.push(d),
+            }
+        }
+        _ => return Err("has no field in OCI's linux.resources".into()),
+    }
+    Ok(())
 }
 
 /// The OCI config of the case's container.
@@ -569,7 +662,7 @@ mod tests {
             Setting::new("cpuset.cpus", "1"),
             Setting::new("io.max", "7:3 rbps=4194304"),
         ];
-        let r = resources_for(Runtime::Runc, &settings, &hybrid(), Some((7, 3))).unwrap();
+        let r = resources_for(Runtime::Runc, RUNC, &settings, &hybrid(), Some((7, 3))).unwrap();
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["memory"], serde_json::json!({"limit": 67108864, "swap": 67108864}));
         assert_eq!(json["pids"]["limit"], 16);
@@ -588,13 +681,80 @@ mod tests {
     #[test]
     fn limits_runc_cannot_express_here_are_refused_with_the_reason() {
         let refused = |key: &str, value: &str| {
-            resources_for(Runtime::Runc, &[Setting::new(key, value)], &hybrid(), None).unwrap_err()
+            resources_for(Runtime::Runc, RUNC, &[Setting::new(key, value)], &hybrid(), None).unwrap_err()
         };
         assert!(refused("devices", "c 1:3 rwm").contains("AllowedDevices"));
         assert!(refused("net_cls.classid", "1").contains("mounted on no hierarchy"));
-        assert!(refused("hugetlb.2MB.max", "4194304").contains("v1 hierarchies only"));
-        let crun = resources_for(Runtime::Crun, &[Setting::new("devices", "c 1:3 rwm")], &hybrid(), None);
+        assert!(refused("hugetlb.2MB.max", "4194304").contains("cannot use unified on cgroup v1"));
+        assert!(refused("memory.high", "1048576").contains("no cgroup v1 counterpart"));
+        let crun = resources_for(Runtime::Crun, CRUN, &[Setting::new("devices", "c 1:3 rwm")], &hybrid(), None);
         assert!(crun.unwrap_err().contains("crun 1.8.1"));
+    }
+
+    /// The installed releases (Debian 12).
+    const RUNC: Option<(u32, u32, u32)> = Some((1, 1, 5));
+    const CRUN: Option<(u32, u32, u32)> = Some((1, 8, 1));
+
+    /// A cgroup2-only host with every controller enabled for isoprobe's cgroups (the kernel VM).
+    fn v2_only() -> CgroupLayout {
+        CgroupLayout::from_texts(
+            "41 31 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t0\t1\t1\ncpuset\t0\t1\t1\nmemory\t0\t1\t1\n\
+             blkio\t0\t1\t1\npids\t0\t1\t1\nhugetlb\t0\t1\t1\n",
+            "0::/init.scope\n",
+            |p| {
+                (p.ends_with("cgroup.controllers") || p.ends_with("cgroup.subtree_control"))
+                    .then(|| "cpuset cpu io memory hugetlb pids\n".into())
+            },
+            |_| true,
+        )
+    }
+
+    /// On cgroup2 every setting is its own v2 file in `unified` (no conversion by the runtime),
+    /// the io case's device still allowed by a typed rule.
+    #[test]
+    fn on_cgroup2_settings_go_into_unified_as_v2_files() {
+        let layout = v2_only();
+        assert_eq!(layout.mode(), LayoutMode::V2);
+        let settings = [
+            Setting::new("memory.high", "33554432"),
+            Setting::new("memory.max", "67108864"),
+            Setting::new("memory.swap.max", "0"),
+            Setting::new("cpu.max", "30000 100000"),
+            Setting::new("cpu.max.burst", "30000"),
+            Setting::new("cpu.weight", "10000"),
+            Setting::new("cpu.weight.nice", "-20"),
+            Setting::new("io.max", "7:3 rbps=4194304"),
+            Setting::new("hugetlb.2MB.max", "4194304"),
+        ];
+        for (runtime, version) in [(Runtime::Runc, RUNC), (Runtime::Crun, CRUN)] {
+            let r = resources_for(runtime, version, &settings, &layout, Some((7, 3))).unwrap();
+            let want: BTreeMap<String, String> = settings.iter().map(|s| (s.key.clone(), s.value.clone())).collect();
+            assert_eq!(r.unified, want, "{runtime}");
+            assert!(r.memory.is_none() && r.cpu.is_none() && r.pids.is_none() && r.block_io.is_none(), "{runtime}");
+            assert_eq!(r.devices.len(), 1);
+        }
+    }
+
+    /// cpu.idle: typed for a release that writes it (crun 1.8.1), `unified` for one that does not
+    /// on cgroup2 (runc 1.1.5), a skip naming the release on v1; the weight written before it is
+    /// left out (the kernel refuses it on an idle group, and the idle weight replaces it).
+    #[test]
+    fn typed_cpu_fields_follow_the_runtime_release() {
+        let idle = [Setting::new("cpu.idle", "1"), Setting::new("cpu.weight", "10000")];
+        let crun = resources_for(Runtime::Crun, CRUN, &idle, &v2_only(), None).unwrap();
+        assert_eq!((crun.cpu.as_ref().and_then(|c| c.idle), crun.unified.len()), (Some(1), 0));
+        let runc = resources_for(Runtime::Runc, RUNC, &idle, &v2_only(), None).unwrap();
+        assert_eq!(runc.unified.into_iter().collect::<Vec<_>>(), [("cpu.idle".to_owned(), "1".to_owned())]);
+        let crun_v1 = resources_for(Runtime::Crun, CRUN, &idle, &hybrid(), None).unwrap();
+        assert_eq!(crun_v1.cpu.map(|c| (c.idle, c.shares)), Some((Some(1), None)));
+        let e = resources_for(Runtime::Runc, RUNC, &idle, &hybrid(), None).unwrap_err();
+        assert!(e.contains("runc 1.1.5 does not write linux.resources.cpu.idle") && e.contains("since 1.2.0"), "{e}");
+        let burst = [Setting::new("cpu.max.burst", "30000")];
+        let e = resources_for(Runtime::Crun, CRUN, &burst, &hybrid(), None).unwrap_err();
+        assert!(e.contains("crun 1.8.1 does not write linux.resources.cpu.burst") && e.contains("1.11.0"), "{e}");
+        let newer = resources_for(Runtime::Runc, Some((1, 2, 0)), &burst, &hybrid(), None).unwrap();
+        assert_eq!(newer.cpu.and_then(|c| c.burst), Some(30_000));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A typed OCI runtime config (`config.json` of a bundle), reduced to the fields isoprobe sets.
 //!
 //! Field names and shapes follow the OCI runtime specification (config.md and config-linux.md,
-//! version 1.0.2, with `linux.timeOffsets` from 1.1). Optional fields are left out when unset, so
+//! version 1.0.2, with `linux.timeOffsets`, `cpu.burst` and `cpu.idle` from 1.1). Optional fields are left out when unset, so
 //! a runtime sees exactly what isoprobe chose and its own defaults otherwise.
 
 use std::collections::BTreeMap;
@@ -178,6 +178,11 @@ pub struct Resources {
     pub pids: Option<Pids>,
     #[serde(rename = "blockIO", default, skip_serializing_if = "Option::is_none")]
     pub block_io: Option<BlockIo>,
+    /// cgroup2 files and the values to write to them (config-linux.md, "Unified"): the runtime
+    /// writes each to the container's cgroup, and must refuse a key whose controller it cannot
+    /// enable. A map: the runtime chooses the order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unified: BTreeMap<String, String>,
 }
 
 /// One device cgroup rule; `type` is `a`, `c` or `b`, absent numbers match every number.
@@ -218,6 +223,12 @@ pub struct Cpu {
     pub cpus: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mems: Option<String>,
+    /// runtime-spec 1.1: the CFS burst in µs (cpu.max.burst, v1 cpu.cfs_burst_us).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
+    /// runtime-spec 1.1: 1 makes the group SCHED_IDLE (cpu.idle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,6 +326,8 @@ mod tests {
                         throttle_read_bps_device: vec![ThrottleDevice { major: 7, minor: 3, rate: 4 << 20 }],
                         ..Default::default()
                     }),
+                    cpu: Some(Cpu { idle: Some(1), burst: Some(30_000), ..Default::default() }),
+                    unified: [("memory.high".to_owned(), "33554432".to_owned())].into_iter().collect(),
                     ..Default::default()
                 }),
             },
@@ -339,6 +352,8 @@ mod tests {
         assert_eq!(json["linux"]["timeOffsets"]["boottime"]["nanosecs"], 500_000_000);
         assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(json["linux"]["resources"]["blockIO"]["throttleReadBpsDevice"][0]["rate"], 4 << 20);
+        assert_eq!(json["linux"]["resources"]["cpu"], serde_json::json!({"burst": 30_000, "idle": 1}));
+        assert_eq!(json["linux"]["resources"]["unified"]["memory.high"], "33554432");
         let back: Spec = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
     }
