@@ -43,6 +43,9 @@ pub struct HostSnapshot {
     pub processes: BTreeSet<String>,
     /// Loop devices backed by a file in an isoprobe directory (a limit case's io.max device).
     pub loop_devices: BTreeSet<String>,
+    /// iocost set up on any device in the cgroup2 root's io.cost.qos and io.cost.model (an
+    /// io.weight case's loop device, which it must put back: see `cgroup::iocost::state`).
+    pub iocost: BTreeSet<String>,
     /// The container tools' own bookkeeping outside isoprobe's names: directories under /run and
     /// the cgroups tools name themselves, in the top two levels of every hierarchy.
     pub tool_state: BTreeSet<String>,
@@ -125,6 +128,10 @@ impl HostSnapshot {
                 .into_iter()
                 .map(|(dev, backing)| format!("{dev} backed by {backing}"))
                 .collect(),
+            iocost: crate::cgroup::host_layout()
+                .ok()
+                .and_then(|l| l.v2().map(|(_, h)| crate::cgroup::iocost::state(&h.mount_point)))
+                .unwrap_or_default(),
             tool_state: tool_state(),
         }
     }
@@ -145,6 +152,7 @@ impl HostSnapshot {
         add("device-node", &mut self.dev_nodes.iter().cloned());
         add("process", &mut self.processes.iter().cloned());
         add("loop-device", &mut self.loop_devices.iter().cloned());
+        add("iocost", &mut self.iocost.iter().cloned());
         add("tool-state", &mut self.tool_state.iter().cloned());
         out
     }
@@ -169,6 +177,7 @@ impl HostSnapshot {
         set_diff("device node", &self.dev_nodes, &after.dev_nodes, &mut out);
         set_diff("process", &self.processes, &after.processes, &mut out);
         set_diff("loop device", &self.loop_devices, &after.loop_devices, &mut out);
+        set_diff("iocost", &self.iocost, &after.iocost, &mut out);
         set_diff("tool state", &self.tool_state, &after.tool_state, &mut out);
         out
     }

@@ -8,11 +8,13 @@
 //!   pidfd, enter its root, fork, and exec the probe in `observe` mode (the lxc-attach path).
 
 mod args;
+mod cgroup_core;
 mod cgroup_rules;
 mod channel;
 mod error;
 mod init;
 mod interlock;
+mod io_share;
 mod limits;
 mod modes;
 mod mounts;

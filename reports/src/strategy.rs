@@ -232,7 +232,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
         (option::of(any::<u64>()), any::<bool>(), option::of(any::<i32>())),
     );
     let rest = (
-        option::of(any::<u64>()),
+        (option::of(any::<u32>()), option::of(any::<u64>())),
         option::of(hugetlb_max),
         any::<(bool, bool, bool)>(),
         option::of(texts()),
@@ -244,7 +244,15 @@ pub fn limits() -> impl Strategy<Value = Limits> {
         |(
             (memory_max, memory_swap_max, pids_max, memory_high, memory_oom_group),
             (cpu_max, cpu_weight, cpuset_cpus, cpuset_mems, (cpu_max_burst, cpu_idle, cpu_weight_nice)),
-            (io_rbps, hugetlb_max, (freeze, kill, delegate), devices, net_cls_classid, net_prio_ifpriomap, perf_event),
+            (
+                (io_weight, io_rbps),
+                hugetlb_max,
+                (freeze, kill, delegate),
+                devices,
+                net_cls_classid,
+                net_prio_ifpriomap,
+                perf_event,
+            ),
         )| Limits {
             memory_max,
             memory_swap_max,
@@ -258,6 +266,7 @@ pub fn limits() -> impl Strategy<Value = Limits> {
             cpu_weight_nice,
             cpuset_cpus,
             cpuset_mems,
+            io_weight,
             io_rbps,
             hugetlb_max,
             freeze,
@@ -303,6 +312,11 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
             period_us,
             idle_periods
         }),
+        (text(), any::<(u32, u32)>()).prop_map(|(device, (block, window_ms))| Exercise::IoShare {
+            device,
+            block,
+            window_ms
+        }),
     ]
 }
 
@@ -312,6 +326,10 @@ fn cgroup_rules() -> impl Strategy<Value = CgroupRules> {
         text().prop_map(|controller| CgroupRules::InternalProcess { controller }),
         Just(CgroupRules::Threaded),
         (text(), text()).prop_map(|(threaded, domain)| CgroupRules::ThreadedControllers { threaded, domain }),
+        text().prop_map(|controller| CgroupRules::TopDown { controller }),
+        Just(CgroupRules::InvalidDomain),
+        Just(CgroupRules::Populated),
+        Just(CgroupRules::OpenCredentials),
     ]
 }
 

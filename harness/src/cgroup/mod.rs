@@ -16,6 +16,7 @@
 
 mod case;
 pub mod dir;
+pub mod iocost;
 pub mod layout;
 mod manager;
 pub mod private;

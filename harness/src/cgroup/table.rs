@@ -106,6 +106,8 @@ pub const TABLE: &[Mapping] = &[
         v1: Conversion::Same("cpuset.mems"),
     },
     Mapping { key: "io.max", v1_controller: "blkio", v2_controller: Some("io"), v1: Conversion::IoMax },
+    // iocost's weight; v1's blkio.weight is CFQ's and BFQ's (blkio.bfq.weight), another scheduler.
+    Mapping { key: "io.weight", v1_controller: "blkio", v2_controller: Some("io"), v1: Conversion::V2Only },
     Mapping { key: "hugetlb.*.max", v1_controller: "hugetlb", v2_controller: Some("hugetlb"), v1: Conversion::Hugetlb },
     Mapping { key: "cgroup.freeze", v1_controller: "freezer", v2_controller: None, v1: Conversion::Freeze },
     Mapping { key: "devices", v1_controller: "devices", v2_controller: None, v1: Conversion::Devices },

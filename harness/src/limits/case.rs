@@ -113,6 +113,9 @@ pub struct CaseLimits {
     /// What [`CaseLimits::adopt`] needs: the layout and the request (its settings are the
     /// tool's to write; only the sibling's are isoprobe's).
     by_tool: Option<(CgroupLayout, CgroupRequest)>,
+    /// iocost on the loop device of an io.weight case, put back as found once the cgroups are
+    /// gone and before the device is detached (another user of the device must not inherit it).
+    _iocost: Option<crate::cgroup::iocost::IoCost>,
     /// Declared after `cgroups`: detached only once the cgroups (and their I/O) are gone.
     pub loopdev: Option<LoopDevice>,
     /// Open perf counters between a probe's start and stop questions.
@@ -146,6 +149,7 @@ impl CaseLimits {
                 | Exercise::CpuShare { .. }
                 | Exercise::Freezer { .. }
                 | Exercise::IoRead { .. }
+                | Exercise::IoShare { .. }
                 | Exercise::PerfCount { .. }
                 | Exercise::CgroupView { .. }
                 | Exercise::NetClassid
@@ -161,7 +165,7 @@ impl CaseLimits {
         };
         let mut exercise = limits.exercise.clone();
         let loopdev = match &mut exercise {
-            Exercise::IoRead { device, .. } | Exercise::CacheRead { device, .. } => {
+            Exercise::IoRead { device, .. } | Exercise::CacheRead { device, .. } | Exercise::IoShare { device, .. } => {
                 // A cache read reads its whole length once; sparse, so the size costs nothing.
                 let size = match limits.exercise {
                     Exercise::CacheRead { bytes, .. } => bytes.next_multiple_of(1 << 20).max(LOOP_BYTES),
@@ -179,6 +183,11 @@ impl CaseLimits {
             }
             _ => None,
         };
+        // Before the cgroups: the kernel takes a per-device io.weight only for a device iocost is on.
+        let iocost = match (&exercise, &loopdev) {
+            (Exercise::IoShare { .. }, Some(l)) => Some(super::iocost::enable(layout, l.rdev)?),
+            _ => None,
+        };
         if let Exercise::CgroupView { mount_at } = &mut exercise {
             // A cgroup2 mount of the probe's own, only where it cannot reach the host's table.
             *mount_at = spec.has(NsKind::Mnt).then(|| probe_path(crate::case_env::dirs::OWN_MOUNT));
@@ -193,6 +202,7 @@ impl CaseLimits {
                     limits.exercise,
                     Exercise::PerfCount { .. }
                         | Exercise::CpuShare { .. }
+                        | Exercise::IoShare { .. }
                         | Exercise::KillGroup { .. }
                         | Exercise::FreezeGroup { .. }
                         | Exercise::OomGroup { .. }
@@ -221,6 +231,7 @@ impl CaseLimits {
             cgroup_ns: spec.has(NsKind::Cgroup),
             cgroups,
             by_tool,
+            _iocost: iocost,
             loopdev,
             perf: Mutex::new(Vec::new()),
             exercise,

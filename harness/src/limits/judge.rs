@@ -270,10 +270,8 @@ pub fn judge_all(
         .map(|(check, want)| {
             let want = match check {
                 LimitCheck::CgroupNsView => super::oracle::expect_view(spec.has(isoprobe_probes::ns::NsKind::Cgroup)),
-                LimitCheck::Delegation
-                | LimitCheck::InternalProcess
-                | LimitCheck::Threaded
-                | LimitCheck::ThreadedControllers => {
+                // Every rule check: its steps depend on the case's namespaces.
+                _ if matches!(limits.exercise, isoprobe_probes::wire::Exercise::CgroupRules { .. }) => {
                     super::oracle::expect_rules(limits, super::rules::RuleNs::of(spec))
                 }
                 _ => want,
@@ -667,6 +665,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             )
         }
         (E::Steps { steps: want }, ExerciseReport::CgroupRules { steps }) => super::rules::judge(want, steps),
+        (E::IoSplit { mine, other, block }, ExerciseReport::IoShare { .. }) => {
+            super::iocost::judge(*mine, *other, *block, r)
+        }
         (E::CgroupNsRoot | E::CgroupHostView, ExerciseReport::CgroupView { lines, mount_root_holds_self, mount }) => {
             let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
             let all_root = lines.iter().all(|l| path(l) == "/");

@@ -140,6 +140,16 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
             ),
         ),
         (
+            // io.weight 100 against the sibling's 400 on the case's loop device under iocost: a
+            // share of 0.2; the control gives both 400 (see iocost::edge_ns for the tolerance).
+            "io-weight",
+            LimitSpec {
+                settings: Limits { io_weight: Some(100), ..Default::default() },
+                sibling: Some(Limits { io_weight: Some(400), ..Default::default() }),
+                exercise: Exercise::IoShare { device: String::new(), block: 64 << 10, window_ms: 2500 },
+            },
+        ),
+        (
             "hugetlb",
             l(
                 Limits { hugetlb_max: Some(HugetlbMax { page_size: 2 * MIB, pages: 2 }), ..Default::default() },
@@ -214,7 +224,8 @@ pub fn limit_matrix_on(cpu: u32, cpus: &[u32]) -> Vec<(String, CaseSpec)> {
 /// The cgroup2 rule cases (see `rules`), each under the namespaces its rule is about: delegation
 /// to the probe's user (a user and a cgroup namespace) and its control (not delegated); nsdelegate
 /// seen by a root probe in a cgroup namespace (with and without it: one of the two skips on any
-/// host) and its control outside one; the no-internal-process and threaded rules as root.
+/// host) and its control outside one; the no-internal-process and threaded rules and test_core's
+/// core rules (`core_rules`) as root.
 pub fn rule_cases() -> Vec<(String, CaseSpec)> {
     use isoprobe_probes::wire::CgroupRules as R;
     let rules = |rules: R, delegate: bool| LimitSpec {
@@ -238,6 +249,11 @@ pub fn rule_cases() -> Vec<(String, CaseSpec)> {
             NsSet::EMPTY,
             rules(R::ThreadedControllers { threaded: "pids".into(), domain: "memory".into() }, false),
         ),
+        // The core rules of the kernel's test_core, each with its control inside the case.
+        ("cgroup-top-down/none", NsSet::EMPTY, rules(R::TopDown { controller: String::new() }, false)),
+        ("cgroup-invalid-domain/none", NsSet::EMPTY, rules(R::InvalidDomain, false)),
+        ("cgroup-populated/none", NsSet::EMPTY, rules(R::Populated, false)),
+        ("cgroup-open-credentials/none", NsSet::EMPTY, rules(R::OpenCredentials, false)),
     ]
     .into_iter()
     .map(|(name, ns, l)| (name.to_owned(), case(ns, l)))

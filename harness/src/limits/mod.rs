@@ -12,7 +12,9 @@
 //! loosen a tolerance to make a run pass: each is a named constant in [`judge`] with its reasoning.
 
 pub mod case;
+pub mod core_rules;
 pub mod host;
+pub mod iocost;
 pub mod judge;
 pub mod matrix;
 pub mod oracle;

@@ -78,6 +78,18 @@ pub enum LimitCheck {
     /// io.pressure (PSI) records readers waiting at io.max's throttle for most of the time their
     /// bytes take at the limit; without it, far less per byte read.
     IoPressure,
+    /// io.weight (iocost): two groups reading one device share it in the ratio of their weights.
+    IoWeight,
+    /// cgroup2's top-down constraint: ENOENT below a parent without the controller, EBUSY
+    /// disabling it over a child that enables it.
+    TopDown,
+    /// A domain below a threaded cgroup is invalid and refuses processes (EOPNOTSUPP).
+    InvalidDomain,
+    /// cgroup.events `populated` follows the last process out (with its notification), and a
+    /// populated cgroup cannot be removed (EBUSY).
+    Populated,
+    /// A cgroup.procs write is checked with its opener's credentials, not the writer's.
+    OpenCredentials,
 }
 
 impl LimitCheck {
@@ -112,6 +124,11 @@ impl LimitCheck {
             LimitCheck::CpuBurst => "cpu/burst",
             LimitCheck::CpuPressure => "pressure/cpu-stall",
             LimitCheck::IoPressure => "pressure/io-stall",
+            LimitCheck::IoWeight => "io/weight-split",
+            LimitCheck::TopDown => "cgroup/top-down",
+            LimitCheck::InvalidDomain => "cgroup/invalid-domain",
+            LimitCheck::Populated => "cgroup/populated-events",
+            LimitCheck::OpenCredentials => "cgroup/open-time-credentials",
         }
     }
 }
@@ -164,6 +181,10 @@ pub enum LimitExpect {
     IoRate { bps: u64, block: u32 },
     /// Read throughput at the device's own speed, far above any limit the suites set.
     IoUnthrottled,
+    /// The case's readers' share of what both groups read from the device under iocost is
+    /// `mine / (mine + other)`, the two io.weight values.
+    /// (Reads of `block` bytes.)
+    IoSplit { mine: u32, other: u32, block: u32 },
     /// Every /proc/self/cgroup path is `/`; a cgroup2 mount's root holds the probe.
     CgroupNsRoot,
     /// /proc/self/cgroup as the host sees the probe's; a cgroup2 mount's root does not hold it.
@@ -293,6 +314,13 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
             ),
             (LimitCheck::IoPressure, LimitExpect::IoStall { bps: l.io_rbps }),
         ],
+        // io.weight's default is 100 (cgroup-v2.rst, io.weight: "default 100").
+        Exercise::IoShare { block, .. } => {
+            let weight = |l: Option<&super::Limits>| l.and_then(|l| l.io_weight).unwrap_or(100);
+            let split =
+                LimitExpect::IoSplit { mine: weight(Some(l)), other: weight(spec.sibling.as_ref()), block: *block };
+            vec![(LimitCheck::IoWeight, split)]
+        }
         Exercise::CgroupView { .. } => vec![(LimitCheck::CgroupNsView, LimitExpect::CgroupHostView)],
         Exercise::NetClassid => {
             vec![(LimitCheck::NetCls, LimitExpect::Classid { classid: l.net_cls_classid.unwrap_or(0) })]
@@ -377,13 +405,17 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
 }
 
 /// The check of a rule exercise.
-fn rule_check(rules: &isoprobe_probes::wire::CgroupRules) -> LimitCheck {
+pub fn rule_check(rules: &isoprobe_probes::wire::CgroupRules) -> LimitCheck {
     use isoprobe_probes::wire::CgroupRules as R;
     match rules {
         R::Delegation { .. } => LimitCheck::Delegation,
         R::InternalProcess { .. } => LimitCheck::InternalProcess,
         R::Threaded => LimitCheck::Threaded,
         R::ThreadedControllers { .. } => LimitCheck::ThreadedControllers,
+        R::TopDown { .. } => LimitCheck::TopDown,
+        R::InvalidDomain => LimitCheck::InvalidDomain,
+        R::Populated => LimitCheck::Populated,
+        R::OpenCredentials => LimitCheck::OpenCredentials,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
         group_requirements(spec, limits, layout)?;
     }
     super::rules::check(spec, limits, layout)?;
+    super::iocost::check(spec, limits, layout)?;
     launcher.supports_limits(spec, limits, layout)?;
     let mut needed: Vec<String> = Vec::new();
     for side in std::iter::once(&limits.settings).chain(limits.sibling.iter()) {
@@ -197,7 +198,8 @@ fn group_requirements(spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout
     Ok(())
 }
 
-fn tool_in_path(name: &str) -> bool {
+/// Whether `name` is an executable in PATH (or in /usr/sbin, /sbin, where root's tools are).
+pub(super) fn tool_in_path(name: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .chain([Path::new("/usr/sbin").to_path_buf(), Path::new("/sbin").to_path_buf()])

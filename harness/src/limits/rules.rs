@@ -43,6 +43,10 @@ pub enum Outcome {
     },
     /// Not taken: a step it needs is refused (a control's mkdir).
     NotTaken,
+    /// A read that succeeds with this value (trimmed).
+    Reads {
+        value: String,
+    },
 }
 
 impl Outcome {
@@ -55,6 +59,7 @@ impl Outcome {
             Outcome::Ok => "ok".into(),
             Outcome::Errno { name, .. } => name.clone(),
             Outcome::NotTaken => "not taken".into(),
+            Outcome::Reads { value } => format!("reads {value:?}"),
         }
     }
 }
@@ -149,6 +154,7 @@ pub fn expect(rules: &CgroupRules, delegated: bool, cx: RuleNs) -> Vec<(&'static
             (step::DOMAIN_IN_THREADED, Outcome::err(libc::EOPNOTSUPP, "EOPNOTSUPP")),
             (step::DOMAIN_IN_EMPTY, Ok),
         ],
+        rules => super::core_rules::expect(rules),
     }
 }
 
@@ -156,15 +162,22 @@ pub fn expect(rules: &CgroupRules, delegated: bool, cx: RuleNs) -> Vec<(&'static
 pub fn judge(want: &[(String, Outcome)], steps: &[RuleStep]) -> Verdict {
     let observed: Vec<String> = steps
         .iter()
-        .map(|s| format!("{}: {}", s.step, s.result.as_ref().map_or("not taken".to_owned(), |r| r.to_string())))
+        .map(|s| {
+            let result = s.result.as_ref().map_or("not taken".to_owned(), |r| r.to_string());
+            match &s.value {
+                Some(v) => format!("{}: {result}, {v:?}", s.step),
+                None => format!("{}: {result}", s.step),
+            }
+        })
         .collect();
     let mut wrong = Vec::new();
     for (name, outcome) in want {
-        let got = steps.iter().find(|s| &s.step == name).map(|s| &s.result);
-        let ok = match (outcome, got) {
-            (Outcome::Ok, Some(Some(r))) => r.is_ok(),
-            (Outcome::Errno { errno, .. }, Some(Some(r))) => r.errno() == Some(*errno),
-            (Outcome::NotTaken, Some(None)) => true,
+        let got = steps.iter().find(|s| &s.step == name);
+        let ok = match (outcome, got.map(|s| (&s.result, &s.value))) {
+            (Outcome::Ok, Some((Some(r), _))) => r.is_ok(),
+            (Outcome::Errno { errno, .. }, Some((Some(r), _))) => r.errno() == Some(*errno),
+            (Outcome::NotTaken, Some((None, _))) => true,
+            (Outcome::Reads { value }, Some((Some(r), Some(v)))) => r.is_ok() && v == value,
             _ => false,
         };
         if !ok {
@@ -259,6 +272,22 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, layout: &CgroupLayout) -> Resu
                 layout.describe()
             )));
         }
+        CgroupRules::TopDown { .. } if domain_controller(layout).is_none() => {
+            return Err(Requirement::Controller("memory".into()).skip(format!(
+                "no controller ({}) is enabled for isoprobe's cgroups on cgroup2 ({}): the top-down constraint is \
+                 about enabling one",
+                DOMAIN_CONTROLLERS.join(", "),
+                layout.describe()
+            )));
+        }
+        CgroupRules::OpenCredentials if !kernel.at_least(5, 16) => {
+            return Err(Requirement::KernelAtLeast(5, 16).skip(format!(
+                "a cgroup.procs write is checked with its opener's credentials since Linux 5.16 (\"cgroup: Use \
+                 open-time credentials for process migration perm checks\", CVE-2021-4197; older stable kernels \
+                 have it backported, which isoprobe cannot tell); this kernel is {}",
+                kernel.release
+            )));
+        }
         CgroupRules::ThreadedControllers { threaded, domain } => {
             if let Some(c) = [threaded, domain].into_iter().find(|c| missing(c)) {
                 return Err(Requirement::Controller(c.clone()).skip(format!(
@@ -289,7 +318,7 @@ pub fn prepare(
     let sib = sib.ok_or_else(|| HarnessError::Cgroup("the case has no cgroup2 sibling".into()))?;
     *case_dir = main.display().to_string();
     *sibling_dir = sib.display().to_string();
-    if let CgroupRules::InternalProcess { controller } = rules
+    if let CgroupRules::InternalProcess { controller } | CgroupRules::TopDown { controller } = rules
         && controller.is_empty()
     {
         *controller = domain_controller(layout)

@@ -65,6 +65,10 @@ pub struct Limits {
     pub cpuset_cpus: Option<Vec<u32>>,
     #[serde(rename = "cpuset.mems", default, skip_serializing_if = "Option::is_none")]
     pub cpuset_mems: Option<Vec<u32>>,
+    /// io.weight (cgroup2 only, iocost) on the case's own loop device, which an io.weight case
+    /// puts under iocost.
+    #[serde(rename = "io.weight", default, skip_serializing_if = "Option::is_none")]
+    pub io_weight: Option<u32>,
     /// io.max `rbps` on the case's own loop device.
     #[serde(rename = "io.max.rbps", default, skip_serializing_if = "Option::is_none")]
     pub io_rbps: Option<u64>,
@@ -148,6 +152,9 @@ impl Limits {
         if let (Some(bps), Some((maj, min))) = (self.io_rbps, loop_dev) {
             v.push(Setting::new("io.max", format!("{maj}:{min} rbps={bps}")));
         }
+        if let (Some(w), Some((maj, min))) = (self.io_weight, loop_dev) {
+            v.push(Setting::new("io.weight", format!("{maj}:{min} {w}")));
+        }
         if let Some(h) = self.hugetlb_max {
             v.push(Setting::new(
                 format!("hugetlb.{}.max", hugetlb_size_name(h.page_size)),
@@ -229,6 +236,7 @@ impl LimitSpec {
                 let sib = c.sibling.clone().unwrap_or_default();
                 (s.cpu_weight, s.cpu_weight_nice, s.cpu_idle) = (sib.cpu_weight, sib.cpu_weight_nice, sib.cpu_idle);
             }
+            Exercise::IoShare { .. } => s.io_weight = c.sibling.as_ref().and_then(|sib| sib.io_weight),
             // The group's limit stays (its allocator is still OOM-killed); only the group kill goes.
             Exercise::OomGroup { .. } => {
                 *s = Limits::default();

@@ -24,32 +24,46 @@ pub fn run(rules: &CgroupRules, case: &str, sibling: &str) -> ExerciseReport {
         CgroupRules::ThreadedControllers { threaded, domain } => {
             threaded_controllers(&mut steps, case, sibling, threaded, domain)
         }
+        CgroupRules::TopDown { controller } => super::cgroup_core::top_down(&mut steps, sibling, controller),
+        CgroupRules::InvalidDomain => super::cgroup_core::invalid_domain(&mut steps, case, sibling),
+        CgroupRules::Populated => super::cgroup_core::populated(&mut steps, sibling),
+        CgroupRules::OpenCredentials => super::cgroup_core::open_credentials(&mut steps, sibling),
     }
     ExerciseReport::CgroupRules { steps: steps.0 }
 }
 
-struct Steps(Vec<RuleStep>);
+/// The steps taken so far.
+pub(super) struct Steps(Vec<RuleStep>);
 
 impl Steps {
     /// Records `name` with `result`; returns whether it succeeded.
-    fn put(&mut self, name: &str, result: Option<SysResult>) -> bool {
-        let ok = result.as_ref().is_some_and(SysResult::is_ok);
-        self.0.push(RuleStep { step: name.to_owned(), result });
+    pub(super) fn put(&mut self, name: &str, result: Option<SysResult>) -> bool {
+        self.put_value(name, result.map(|r| (r, None)))
+    }
+
+    /// Records `name` with `result` and the value it read, if any; returns whether it succeeded.
+    pub(super) fn put_value(&mut self, name: &str, taken: Option<(SysResult, Option<String>)>) -> bool {
+        let ok = taken.as_ref().is_some_and(|(r, _)| r.is_ok());
+        let (result, value) = match taken {
+            Some((r, v)) => (Some(r), v),
+            None => (None, None),
+        };
+        self.0.push(RuleStep { step: name.to_owned(), result, value });
         ok
     }
 
     /// Records `name` as taken only if `taken` (an earlier step it needs succeeded).
-    fn put_if(&mut self, name: &str, taken: bool, f: impl FnOnce() -> SysResult) -> bool {
+    pub(super) fn put_if(&mut self, name: &str, taken: bool, f: impl FnOnce() -> SysResult) -> bool {
         self.put(name, taken.then(f))
     }
 }
 
 /// Opens `path` for writing and writes `value` in one write(2), as cgroupfs wants.
-fn write_file(path: &str, value: &str) -> SysResult {
+pub(super) fn write_file(path: &str, value: &str) -> SysResult {
     io_result(std::fs::OpenOptions::new().write(true).open(path).and_then(|mut f| f.write(value.as_bytes())))
 }
 
-fn io_result<T>(r: std::io::Result<T>) -> SysResult {
+pub(super) fn io_result<T>(r: std::io::Result<T>) -> SysResult {
     match r {
         Ok(_) => SysResult::Ok,
         Err(e) => {
@@ -59,7 +73,7 @@ fn io_result<T>(r: std::io::Result<T>) -> SysResult {
     }
 }
 
-fn make_dir(path: &str) -> SysResult {
+pub(super) fn make_dir(path: &str) -> SysResult {
     mkdir(path, Mode::from_bits_truncate(0o755)).into()
 }
 
@@ -101,7 +115,7 @@ fn make_threaded(case: &str, names: &[&str]) -> SysResult {
     SysResult::Ok
 }
 
-fn remove_children(case: &str, names: &[&str]) {
+pub(super) fn remove_children(case: &str, names: &[&str]) {
     for n in names {
         let _ = std::fs::remove_dir(format!("{case}/{n}"));
     }

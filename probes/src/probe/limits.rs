@@ -59,6 +59,7 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         }),
         Exercise::Freezer { beat_ms, hold_ms } => freezer(ch, *beat_ms, *hold_ms),
         Exercise::IoRead { device, block, window_ms } => io_read(ch, device, *block, *window_ms),
+        Exercise::IoShare { device, block, window_ms } => super::io_share::io_share(ch, device, *block, *window_ms),
         Exercise::CgroupView { mount_at } => cgroup_view(dirs, mount_at.as_deref(), interlock),
         Exercise::NetClassid => net_classid(),
         Exercise::PerfCount { burn_ms } => perf_count(ch, *burn_ms),
@@ -79,7 +80,7 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
     }
 }
 
-fn ask(ch: &mut Channel, ask: LimitQuestion) -> Result<LimitAnswer, ProbeError> {
+pub(super) fn ask(ch: &mut Channel, ask: LimitQuestion) -> Result<LimitAnswer, ProbeError> {
     let what = format!("{ask:?}");
     match ch.ask(HostQuestion::Limit { ask })? {
         HostAnswer::Limit { reply } => Ok(reply),
@@ -101,7 +102,7 @@ fn now(clock: ClockId) -> u64 {
     t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
 }
 
-fn mono() -> u64 {
+pub(super) fn mono() -> u64 {
     now(ClockId::CLOCK_MONOTONIC)
 }
 
@@ -117,7 +118,7 @@ fn child_end(s: WaitStatus) -> ChildEnd {
     }
 }
 
-fn wait_end(child: Pid) -> Result<ChildEnd, ProbeError> {
+pub(super) fn wait_end(child: Pid) -> Result<ChildEnd, ProbeError> {
     loop {
         match waitpid(child, None) {
             Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Ok(child_end(s)),
@@ -134,7 +135,7 @@ fn fork_child(f: impl FnOnce() -> i32) -> Result<Pid, ProbeError> {
 }
 
 /// Reads u64 values (native endian) from `fd` until end of file.
-fn read_u64s(fd: OwnedFd) -> Vec<u64> {
+pub(super) fn read_u64s(fd: OwnedFd) -> Vec<u64> {
     let mut f = std::fs::File::from(fd);
     let mut all = Vec::new();
     let _ = f.read_to_end(&mut all);
@@ -422,7 +423,7 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
     for i in 0..IO_READERS {
         kids.push(fork_child(|| {
             let mut span = (0, 0);
-            let (bytes, errno) = match io_read_one(device, block, end, i, &mut span) {
+            let (bytes, errno) = match io_read_one(device, block, end, (i, IO_READERS), &mut span, &mut |_, _| {}) {
                 Ok(b) => (b, 0),
                 Err((b, e)) => (b, e as u64),
             };
@@ -466,15 +467,23 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
     })
 }
 
-/// One reader: O_DIRECT reads of `block` bytes until `end`, from its own quarter of the device.
-/// Returns the bytes read, or those and the errno that stopped it; `span` gets when its first read
-/// was issued and when its last returned.
-fn io_read_one(device: &str, block: u32, end: u64, index: u32, span: &mut (u64, u64)) -> Result<u64, (u64, Errno)> {
+/// One reader: O_DIRECT reads of `block` bytes until `end`, from its own part (`index` of `of`) of
+/// the device. Returns the bytes read, or those and the errno that stopped it; `span` gets when
+/// its first read was issued and when its last returned, `on_read` each read's bytes and when it
+/// returned.
+pub(super) fn io_read_one(
+    device: &str,
+    block: u32,
+    end: u64,
+    (index, of): (u32, u32),
+    span: &mut (u64, u64),
+    on_read: &mut dyn FnMut(u64, u64),
+) -> Result<u64, (u64, Errno)> {
     let fd =
         open(device, OFlag::O_RDONLY | OFlag::O_DIRECT | OFlag::O_CLOEXEC, FileMode::empty()).map_err(|e| (0, e))?;
     let size = nix::unistd::lseek(&fd, 0, nix::unistd::Whence::SeekEnd).map_err(|e| (0, e))? as u64;
     let block = block.max(PAGE as u32) as u64;
-    let region = (size / u64::from(IO_READERS)) / block * block;
+    let region = (size / u64::from(of.max(1))) / block * block;
     if region < block {
         return Err((0, Errno::ENOSPC));
     }
@@ -490,6 +499,7 @@ fn io_read_one(device: &str, block: u32, end: u64, index: u32, span: &mut (u64, 
         match n {
             Ok(n) if n > 0 => {
                 bytes += n as u64;
+                on_read(n as u64, span.1);
                 off = (off + n as u64) % region;
             }
             Ok(_) => off = 0,

@@ -63,6 +63,10 @@ pub enum Exercise {
     /// unused quota, up to the burst), then burn from just after a boundary to just before the
     /// next one.
     CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
+    /// io.weight: `IO_READERS` O_DIRECT readers of `block` bytes in the case's cgroup and as many
+    /// moved by the host into its sibling, all reading the block device `device` (the case's own
+    /// loop device, which the host puts under iocost) for `window_ms`.
+    IoShare { device: String, block: u32, window_ms: u32 },
 }
 
 /// Which of cgroup2's structural rules a [`Exercise::CgroupRules`] case runs into; the step names
@@ -85,6 +89,22 @@ pub enum CgroupRules {
     /// Threaded (`threaded`: pids) and domain-only (`domain`: memory) controllers in a threaded
     /// domain with processes.
     ThreadedControllers { threaded: String, domain: String },
+    /// The top-down constraint (cgroup-v2.rst, "Top-down Constraint"), with `controller` (the
+    /// harness picks one cgroup2 enables for isoprobe's cgroups): enabled in a child's
+    /// subtree_control only where its parent enables it, disabled in a parent only where no child
+    /// enables it.
+    TopDown { controller: String },
+    /// A domain child of a cgroup made threaded is "domain invalid" and refuses processes until it
+    /// is made threaded too (test_core's test_cgcore_invalid_domain).
+    InvalidDomain,
+    /// cgroup.events `populated` of a cgroup and of its parent while a process is in it, and after
+    /// it exited (with the poll(2) notification of the change), and rmdir of the populated and of
+    /// the emptied cgroup (test_cgcore_populated, test_cgcore_destroy).
+    Populated,
+    /// "open-time credentials" (cgroup-v2.rst, "Delegation Containment"): a cgroup.procs write is
+    /// checked with the credentials of the file's opener, not the writer's (test_core's
+    /// test_cgcore_lesser_euid_open), both ways.
+    OpenCredentials,
 }
 
 impl CgroupRules {
@@ -96,6 +116,10 @@ impl CgroupRules {
             CgroupRules::InternalProcess { .. } => "internal-process",
             CgroupRules::Threaded => "threaded",
             CgroupRules::ThreadedControllers { .. } => "threaded-controllers",
+            CgroupRules::TopDown { .. } => "top-down",
+            CgroupRules::InvalidDomain => "invalid-domain",
+            CgroupRules::Populated => "populated",
+            CgroupRules::OpenCredentials => "open-credentials",
         }
     }
 }
@@ -137,8 +161,47 @@ pub mod rule_step {
     pub const THREADED_IN_THREADED: &str = "threaded-ctrl-in-threaded-domain";
     pub const DOMAIN_IN_THREADED: &str = "domain-ctrl-in-threaded-domain";
     pub const DOMAIN_IN_EMPTY: &str = "domain-ctrl-in-empty-domain";
+    /// Top-down: `+controller` in a child of the empty sibling while the sibling does not enable
+    /// it; then in the sibling and in the child; `-controller` in the sibling while the child
+    /// enables it; then in the child and in the sibling.
+    pub const ENABLE_UNDER_DISABLED: &str = "enable-under-disabled-parent";
+    pub const ENABLE_IN_PARENT: &str = "enable-in-parent";
+    pub const ENABLE_UNDER_ENABLED: &str = "enable-under-enabled-parent";
+    pub const DISABLE_OVER_ENABLED: &str = "disable-over-enabled-child";
+    pub const DISABLE_IN_CHILD: &str = "disable-in-child";
+    pub const DISABLE_IN_PARENT: &str = "disable-in-parent";
+    /// Invalid domain: a child of the sibling with a domain child of its own, made threaded; the
+    /// grandchild's cgroup.type; the probe's 0 into its cgroup.procs; the grandchild made
+    /// threaded, its cgroup.type and the same write; back to the case's cgroup.
+    pub const MAKE_PARENT_THREADED: &str = "make-parent-threaded";
+    pub const INVALID_TYPE: &str = "type-of-domain-under-threaded";
+    pub const JOIN_INVALID: &str = "join-invalid-domain";
+    pub const MAKE_CHILD_THREADED: &str = "make-child-threaded";
+    pub const THREADED_TYPE: &str = "type-of-threaded-child";
+    pub const JOIN_THREADED: &str = "join-threaded-child";
+    /// Populated: a child of the sibling made; a waiting child process of the probe moved in;
+    /// `populated` of the cgroup and of the sibling; rmdir (refused); the process released and
+    /// reaped; the poll(2) notification on the cgroup's cgroup.events; `populated` of both
+    /// again; rmdir.
+    pub const MKDIR_POPULATED: &str = "mkdir";
+    pub const MOVE_IN: &str = "move-process-in";
+    pub const POPULATED_WHILE_IN: &str = "populated-while-in";
+    pub const PARENT_WHILE_IN: &str = "parent-populated-while-in";
+    pub const RMDIR_POPULATED: &str = "rmdir-populated";
+    pub const EVENTS_NOTIFIED: &str = "events-notified-on-exit";
+    pub const POPULATED_AFTER_EXIT: &str = "populated-after-exit";
+    pub const PARENT_AFTER_EXIT: &str = "parent-populated-after-exit";
+    pub const RMDIR_EMPTIED: &str = "rmdir-emptied";
+    /// Open credentials: the sibling's cgroup.procs chowned to `nobody`; a child of the probe
+    /// opens it as `nobody` and writes 0 to it as root, then opens it as root and writes 0 to it
+    /// as `nobody`.
+    pub const CHOWN_PROCS: &str = "chown-procs-to-nobody";
+    pub const OPEN_AS_NOBODY: &str = "open-as-nobody";
+    pub const OPENED_LESSER: &str = "opened-as-nobody-written-as-root";
+    pub const OPENED_ROOT: &str = "opened-as-root-written-as-nobody";
     /// The child cgroups the probe makes (isoprobe-named: the host removes what is left).
     pub const CHILD: &str = "isoprobe-rules-child";
+    pub const GRANDCHILD: &str = "isoprobe-rules-grandchild";
     pub const THREADED_A: &str = "isoprobe-rules-ta";
     pub const THREADED_B: &str = "isoprobe-rules-tb";
 }
@@ -164,6 +227,7 @@ impl Exercise {
             Exercise::OomGroup { .. } => "oom-group",
             Exercise::CgroupRules { rules, .. } => rules.name(),
             Exercise::CpuBurst { .. } => "cpu-burst",
+            Exercise::IoShare { .. } => "io-share",
         }
     }
 }
@@ -513,15 +577,34 @@ pub enum ExerciseReport {
         /// The longest time off the CPU within the burn (the throttle, once the budget ran out).
         max_gap_ns: u64,
     },
+    IoShare {
+        /// Bytes each side's readers read in the span every reader of both sides was reading
+        /// (whole buckets of `IO_SHARE_BUCKET_NS` inside it), and that span.
+        mine_bytes: u64,
+        sibling_bytes: u64,
+        span_ns: u64,
+        /// From the go until the last reader's last read returned, and everything each side read.
+        wall_ns: u64,
+        mine_total: u64,
+        sibling_total: u64,
+        /// The read that ended a reader early, if one failed.
+        error: Option<SysResult>,
+    },
 }
 
+/// The width of the time buckets an [`Exercise::IoShare`] reader counts its bytes in: the span
+/// every reader was reading is cut to whole buckets, the same for both sides.
+pub const IO_SHARE_BUCKET_NS: u64 = 10_000_000;
+
 /// One step of a [`CgroupRules`] exercise: its name (see [`rule_step`]) and what the kernel gave
-/// (absent: not taken, as an earlier step it needs failed).
+/// (absent: not taken, as an earlier step it needs failed); for a read, the value read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 pub struct RuleStep {
     pub step: String,
     pub result: Option<SysResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// The freeze and thaw of a forking group, each phase observed over the exercise's `hold_ms`.

@@ -150,6 +150,9 @@ pub struct Limits {
     pub cpuset_cpus: Option<Vec<u32>>,
     #[serde(rename = "cpuset.mems", default, skip_serializing_if = "Option::is_none")]
     pub cpuset_mems: Option<Vec<u32>>,
+    /// io.weight (cgroup2, iocost) on the case's own loop device.
+    #[serde(rename = "io.weight", default, skip_serializing_if = "Option::is_none")]
+    pub io_weight: Option<u32>,
     /// io.max `rbps` on the case's own loop device.
     #[serde(rename = "io.max.rbps", default, skip_serializing_if = "Option::is_none")]
     pub io_rbps: Option<u64>,
@@ -236,6 +239,9 @@ pub enum Exercise {
     /// Pinned to `cpu`, aligned on the cpu.max period (`period_us`), idle `idle_periods` periods,
     /// then a burn of one period.
     CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
+    /// O_DIRECT readers of `block` bytes of the case's loop device `device` in the case's cgroup
+    /// and in its sibling at once, for `window_ms`.
+    IoShare { device: String, block: u32, window_ms: u32 },
 }
 
 /// Which cgroup2 rule a rule case runs into.
@@ -250,6 +256,14 @@ pub enum CgroupRules {
     Threaded,
     /// A threaded and a domain controller in a threaded domain.
     ThreadedControllers { threaded: String, domain: String },
+    /// The top-down constraint with `controller`.
+    TopDown { controller: String },
+    /// A domain below a threaded cgroup.
+    InvalidDomain,
+    /// cgroup.events `populated`, its notification, and rmdir of a populated cgroup.
+    Populated,
+    /// cgroup.procs writes checked with the opener's credentials.
+    OpenCredentials,
 }
 
 // As in `verdict.rs`: harness values are taken apart field by field and every variant matched, so
@@ -332,6 +346,7 @@ impl From<&harness_limits::Limits> for Limits {
             cpu_weight_nice,
             cpuset_cpus,
             cpuset_mems,
+            io_weight,
             io_rbps,
             hugetlb_max,
             freeze,
@@ -355,6 +370,7 @@ impl From<&harness_limits::Limits> for Limits {
             cpu_weight_nice: *cpu_weight_nice,
             cpuset_cpus: cpuset_cpus.clone(),
             cpuset_mems: cpuset_mems.clone(),
+            io_weight: *io_weight,
             io_rbps: *io_rbps,
             hugetlb_max: hugetlb_max
                 .map(|harness_limits::HugetlbMax { page_size, pages }| HugetlbMax { page_size, pages }),
@@ -393,6 +409,7 @@ impl From<&wire::Exercise> for Exercise {
                 Exercise::CgroupRules { rules: (&rules).into(), case_dir, sibling_dir }
             }
             W::CpuBurst { cpu, period_us, idle_periods } => Exercise::CpuBurst { cpu, period_us, idle_periods },
+            W::IoShare { device, block, window_ms } => Exercise::IoShare { device, block, window_ms },
         }
     }
 }
@@ -405,6 +422,10 @@ impl From<&wire::CgroupRules> for CgroupRules {
             W::InternalProcess { controller } => CgroupRules::InternalProcess { controller },
             W::Threaded => CgroupRules::Threaded,
             W::ThreadedControllers { threaded, domain } => CgroupRules::ThreadedControllers { threaded, domain },
+            W::TopDown { controller } => CgroupRules::TopDown { controller },
+            W::InvalidDomain => CgroupRules::InvalidDomain,
+            W::Populated => CgroupRules::Populated,
+            W::OpenCredentials => CgroupRules::OpenCredentials,
         }
     }
 }

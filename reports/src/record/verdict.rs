@@ -144,10 +144,20 @@ pub enum LimitCheck {
     CpuPressure,
     /// io.pressure (PSI) records readers waiting at io.max's throttle; far less per byte without it.
     IoPressure,
+    /// io.weight (iocost): two groups reading one device share it in the ratio of their weights.
+    IoWeight,
+    /// cgroup2's top-down constraint (ENOENT, EBUSY).
+    TopDown,
+    /// A domain below a threaded cgroup refuses processes (EOPNOTSUPP).
+    InvalidDomain,
+    /// cgroup.events `populated` and its notification; rmdir of a populated cgroup (EBUSY).
+    Populated,
+    /// cgroup.procs writes checked with the opener's credentials.
+    OpenCredentials,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 29] = [
+    pub const ALL: [LimitCheck; 34] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -177,6 +187,11 @@ impl LimitCheck {
         LimitCheck::CpuBurst,
         LimitCheck::CpuPressure,
         LimitCheck::IoPressure,
+        LimitCheck::IoWeight,
+        LimitCheck::TopDown,
+        LimitCheck::InvalidDomain,
+        LimitCheck::Populated,
+        LimitCheck::OpenCredentials,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -212,6 +227,11 @@ impl LimitCheck {
             LimitCheck::CpuBurst => "cpu/burst",
             LimitCheck::CpuPressure => "pressure/cpu-stall",
             LimitCheck::IoPressure => "pressure/io-stall",
+            LimitCheck::IoWeight => "io/weight-split",
+            LimitCheck::TopDown => "cgroup/top-down",
+            LimitCheck::InvalidDomain => "cgroup/invalid-domain",
+            LimitCheck::Populated => "cgroup/populated-events",
+            LimitCheck::OpenCredentials => "cgroup/open-time-credentials",
         }
     }
 }
@@ -304,6 +324,11 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::CpuBurst => LimitCheck::CpuBurst,
             HarnessLimitCheck::CpuPressure => LimitCheck::CpuPressure,
             HarnessLimitCheck::IoPressure => LimitCheck::IoPressure,
+            HarnessLimitCheck::IoWeight => LimitCheck::IoWeight,
+            HarnessLimitCheck::TopDown => LimitCheck::TopDown,
+            HarnessLimitCheck::InvalidDomain => LimitCheck::InvalidDomain,
+            HarnessLimitCheck::Populated => LimitCheck::Populated,
+            HarnessLimitCheck::OpenCredentials => LimitCheck::OpenCredentials,
         }
     }
 }
