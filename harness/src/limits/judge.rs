@@ -652,6 +652,7 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
             )
         }
         (E::Steps { steps: want }, ExerciseReport::CgroupRules { steps }) => super::rules::judge(want, steps),
+        (E::Protection { plan }, r @ ExerciseReport::MemoryProtect { .. }) => super::protect::judge(plan, r),
         (E::CgroupNsRoot | E::CgroupHostView, ExerciseReport::CgroupView { lines, mount_root_holds_self, mount }) => {
             let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
             let all_root = lines.iter().all(|l| path(l) == "/");

@@ -16,6 +16,7 @@ pub mod host;
 pub mod judge;
 pub mod matrix;
 pub mod oracle;
+pub mod protect;
 pub mod requirement;
 pub mod rules;
 pub mod spec;

@@ -78,6 +78,9 @@ pub enum LimitCheck {
     /// io.pressure (PSI) records readers waiting at io.max's throttle for most of the time their
     /// bytes take at the limit; without it, far less per byte read.
     IoPressure,
+    /// memory.low / memory.min: a protected cgroup keeps its page cache while a sibling's
+    /// anonymous memory pushes their parent past memory.max; an unprotected one loses it.
+    MemoryProtect,
 }
 
 impl LimitCheck {
@@ -112,6 +115,7 @@ impl LimitCheck {
             LimitCheck::CpuBurst => "cpu/burst",
             LimitCheck::CpuPressure => "pressure/cpu-stall",
             LimitCheck::IoPressure => "pressure/io-stall",
+            LimitCheck::MemoryProtect => "memory/low-min-protects",
         }
     }
 }
@@ -211,6 +215,8 @@ pub enum LimitExpect {
     OomEventsCounted { kills: u64, group_kills: u64 },
     /// Each named write of a cgroup2 rule exercise gives its outcome (see `rules::expect`).
     Steps { steps: Vec<(String, super::rules::Outcome)> },
+    /// memory.min or memory.low (or neither: the control) under pressure: see `protect::judge`.
+    Protection { plan: super::protect::ProtectPlan },
 }
 
 /// The checks of `spec` and what each must see.
@@ -365,6 +371,9 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
         // The outcomes depend on the case's namespaces too: `expect_rules` gives them.
         Exercise::CgroupRules { rules, .. } => {
             vec![(rule_check(rules), expect_rules(spec, super::rules::RuleNs { user_ns: false, cgroup_ns: false }))]
+        }
+        Exercise::MemoryProtect { .. } => {
+            vec![(LimitCheck::MemoryProtect, LimitExpect::Protection { plan: super::protect::plan(spec) })]
         }
         Exercise::Hugetlb { pages, .. } => vec![(
             LimitCheck::Hugetlb,

@@ -69,21 +69,28 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             needed.push(v1.to_owned());
         }
     }
-    if matches!(limits.exercise, Exercise::CacheRead { .. } | Exercise::OomGroup { .. }) {
+    if matches!(
+        limits.exercise,
+        Exercise::CacheRead { .. } | Exercise::OomGroup { .. } | Exercise::MemoryProtect { .. }
+    ) {
         if !spec.launcher.is_native() {
             return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup2-memory".into() }
                 .skip(
-                    "isoprobe does not pass memory.high or memory.oom.group to a tool, nor move a tool's processes \
-                     into a sibling of its own: these cases run through the native launchers",
+                    "isoprobe does not pass memory.high, memory.oom.group, memory.low or memory.min to a tool, nor \
+                     move a tool's processes into a sibling of its own: these cases run through the native launchers",
                 ));
         }
         // The control too: its evidence is the same cgroup2 counters.
         if !matches!(layout.placement("memory"), Placement::V2 { .. }) {
-            return Err(Requirement::Controller("memory".into()).skip(format!(
-                "the exercise is judged by cgroup2's memory.peak, memory.events and memory.events.local, and \
-                 memory is not a cgroup2 controller here ({})",
-                layout.describe()
-            )));
+            let what = match limits.exercise {
+                Exercise::MemoryProtect { .. } => {
+                    "memory.low and memory.min (cgroup2 files with no cgroup v1 counterpart) are set on a child of \
+                     the sibling and judged by its memory.current"
+                }
+                _ => "the exercise is judged by cgroup2's memory.peak, memory.events and memory.events.local",
+            };
+            return Err(Requirement::Controller("memory".into())
+                .skip(format!("{what}, and memory is not a cgroup2 controller here ({})", layout.describe())));
         }
     }
     match &limits.exercise {
@@ -139,7 +146,9 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
                  (\"Oops: int3\", kernel panic; Debian 6.12.117 in ci/kernels)",
             ));
         }
-        Exercise::IoRead { .. } | Exercise::CacheRead { .. } if !tool_in_path("losetup") => {
+        Exercise::IoRead { .. } | Exercise::CacheRead { .. } | Exercise::MemoryProtect { .. }
+            if !tool_in_path("losetup") =>
+        {
             return Err(Requirement::Tool("losetup".into())
                 .skip("losetup (util-linux) is not in PATH: the io case needs a loop device"));
         }

@@ -63,6 +63,24 @@ pub enum Exercise {
     /// unused quota, up to the burst), then burn from just after a boundary to just before the
     /// next one.
     CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
+    /// memory.low / memory.min (cgroup-v2.rst, "Memory Interface Files"): a keeper child moves
+    /// itself into `protected_dir` and reads `kept` bytes of the block device `device` (page cache,
+    /// the device held open), then, where `cache` is not 0, a cache reader in `cache_dir` reads
+    /// `cache` bytes further on twice (its pages then are recently used, the keeper's not); then a
+    /// presser moves into `pressure_dir` and maps and touches `anon` bytes of anonymous memory.
+    /// The directories are children of the case's sibling, whose memory.max is below the sum and
+    /// which has no swap: only page cache can be reclaimed. The harness makes them (and protects
+    /// the first) and fills in the paths and the device.
+    MemoryProtect {
+        device: String,
+        kept: u64,
+        cache: u64,
+        anon: u64,
+        block: u32,
+        protected_dir: String,
+        cache_dir: String,
+        pressure_dir: String,
+    },
 }
 
 /// Which of cgroup2's structural rules a [`Exercise::CgroupRules`] case runs into; the step names
@@ -164,6 +182,9 @@ impl Exercise {
             Exercise::OomGroup { .. } => "oom-group",
             Exercise::CgroupRules { rules, .. } => rules.name(),
             Exercise::CpuBurst { .. } => "cpu-burst",
+            // A report names cases by their spec: the memory.min and memory.low controls differ here.
+            Exercise::MemoryProtect { cache: 0, .. } => "memory-protect",
+            Exercise::MemoryProtect { .. } => "memory-protect-beside-cache",
         }
     }
 }
@@ -506,6 +527,32 @@ pub enum ExerciseReport {
         /// The longest time off the CPU within the burn (the throttle, once the budget ran out).
         max_gap_ns: u64,
     },
+    MemoryProtect {
+        /// Bytes the keeper and the cache reader read (each pass of the cache reader counted), the
+        /// first read that failed, and the bytes of anonymous memory the presser touched.
+        kept_read: u64,
+        cache_read: u64,
+        error: Option<SysResult>,
+        anon_touched: u64,
+        /// How the presser ended (an OOM kill is SIGKILL).
+        presser: ChildEnd,
+        counters: ProtectCounters,
+    },
+}
+
+/// The counters of a [`ExerciseReport::MemoryProtect`]: memory.current of the protected cgroup
+/// and of the cache's once both had read (before the pressure) and after the presser ended, of
+/// the pressure's cgroup then, and the protected cgroup's memory.events `low` then (reclaims of it
+/// under its memory.low, which the kernel makes only when nothing else was reclaimable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct ProtectCounters {
+    pub protected_before: u64,
+    pub protected_after: u64,
+    pub cache_before: u64,
+    pub cache_after: u64,
+    pub pressure_after: u64,
+    pub protected_low_events: u64,
 }
 
 /// One step of a [`CgroupRules`] exercise: its name (see [`rule_step`]) and what the kernel gave

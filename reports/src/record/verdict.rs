@@ -144,10 +144,12 @@ pub enum LimitCheck {
     CpuPressure,
     /// io.pressure (PSI) records readers waiting at io.max's throttle; far less per byte without it.
     IoPressure,
+    /// memory.low / memory.min: a protected cgroup keeps its page cache under its parent's pressure.
+    MemoryProtect,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 29] = [
+    pub const ALL: [LimitCheck; 30] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -177,6 +179,7 @@ impl LimitCheck {
         LimitCheck::CpuBurst,
         LimitCheck::CpuPressure,
         LimitCheck::IoPressure,
+        LimitCheck::MemoryProtect,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -212,6 +215,7 @@ impl LimitCheck {
             LimitCheck::CpuBurst => "cpu/burst",
             LimitCheck::CpuPressure => "pressure/cpu-stall",
             LimitCheck::IoPressure => "pressure/io-stall",
+            LimitCheck::MemoryProtect => "memory/low-min-protects",
         }
     }
 }
@@ -304,6 +308,7 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::CpuBurst => LimitCheck::CpuBurst,
             HarnessLimitCheck::CpuPressure => LimitCheck::CpuPressure,
             HarnessLimitCheck::IoPressure => LimitCheck::IoPressure,
+            HarnessLimitCheck::MemoryProtect => LimitCheck::MemoryProtect,
         }
     }
 }
