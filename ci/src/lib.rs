@@ -8,7 +8,8 @@
 //! - [`guest`]: the init's work inside the VM.
 //! - [`vm`], [`newc`], [`libtest`]: the host side: initramfs, qemu, results.
 //!
-//! This crate holds no `unsafe`: it reaches the kernel through nix and std.
+//! This crate holds no `unsafe`: it reaches the kernel through nix and std, and through the probe
+//! crate's wrapper of swapon(2), which neither wraps.
 
 #![deny(unsafe_code)]
 

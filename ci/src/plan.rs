@@ -37,6 +37,10 @@ pub struct Plan {
     /// setting that only the boot can make.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_args: Vec<String>,
+    /// A zram swap device of this many MiB, turned on after the modules are loaded (they must
+    /// include zram and what it depends on: see `guest::swap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zram_swap_mib: Option<u64>,
     pub steps: Vec<Step>,
 }
 
@@ -78,6 +82,8 @@ pub enum PlanError {
     Module(String),
     #[error("invalid kernel parameter {0:?} (one word: letters, digits and ._=,-)")]
     KernelArg(String),
+    #[error("a zram swap device of {0} MiB needs the module zram in the plan's modules, and at least 1 MiB")]
+    ZramSwap(u64),
 }
 
 impl Plan {
@@ -112,7 +118,10 @@ impl Plan {
         for name in self.sysctls.keys() {
             sysctl_path(name).ok_or_else(|| PlanError::Sysctl(name.clone()))?;
         }
-        Ok(())
+        match self.zram_swap_mib {
+            Some(mib) if mib == 0 || !self.modules.iter().any(|m| m == "zram") => Err(PlanError::ZramSwap(mib)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -162,6 +171,7 @@ mod tests {
             modules: vec!["dummy".into()],
             sysctls: BTreeMap::from([("user.max_net_namespaces".into(), "0".into())]),
             kernel_args: vec!["psi=1".into()],
+            zram_swap_mib: None,
             steps: vec![step("namespaces"), step("run")],
         };
         let text = serde_json::to_string(&plan).unwrap();
@@ -178,6 +188,7 @@ mod tests {
             modules: vec![],
             sysctls: BTreeMap::new(),
             kernel_args: vec![],
+            zram_swap_mib: None,
             steps: vec![step("a"), step("a")],
         };
         assert_eq!(plan.validate(), Err(PlanError::Duplicate("a".into())));
@@ -194,6 +205,13 @@ mod tests {
         plan.sysctls.clear();
         plan.kernel_args.push("init=/bin/sh psi=1".into());
         assert_eq!(plan.validate(), Err(PlanError::KernelArg("init=/bin/sh psi=1".into())));
+        plan.kernel_args.clear();
+        plan.zram_swap_mib = Some(256);
+        assert_eq!(plan.validate(), Err(PlanError::ZramSwap(256)));
+        plan.modules.push("zram".into());
+        assert_eq!(plan.validate(), Ok(()));
+        plan.zram_swap_mib = Some(0);
+        assert_eq!(plan.validate(), Err(PlanError::ZramSwap(0)));
         assert!(serde_json::from_str::<Plan>(r#"{"schema":1,"steps":[],"extra":1}"#).is_err());
     }
 

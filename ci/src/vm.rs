@@ -382,6 +382,7 @@ mod tests {
                 modules: vec![],
                 sysctls: BTreeMap::new(),
                 kernel_args: vec!["psi=1".into()],
+                zram_swap_mib: None,
                 steps: vec![Step {
                     name: "hello".into(),
                     argv: vec!["/bin/hello".into()],

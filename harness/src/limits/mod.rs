@@ -20,6 +20,7 @@ pub mod protect;
 pub mod requirement;
 pub mod rules;
 pub mod spec;
+pub mod swap;
 
 pub use case::CaseLimits;
 pub use oracle::{LimitCheck, LimitExpect};

@@ -130,8 +130,15 @@ impl fmt::Display for LimitCheck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "expect", rename_all = "kebab-case")]
 pub enum LimitExpect {
-    /// OOM-killed with usage at `limit` bytes.
-    MemoryStopsAt { limit: u64 },
+    /// OOM-killed with usage at `limit` bytes; with `no_swap` (memory.swap.max 0) nothing swapped.
+    MemoryStopsAt {
+        limit: u64,
+        #[serde(default)]
+        no_swap: bool,
+    },
+    /// With swap: memory.max plus memory.swap.max `swap` of it swapped out, then an OOM kill
+    /// (see `swap::judge`).
+    MemorySwapStopsAt { limit: u64, swap: u64 },
     /// All of `target` bytes touched, nothing killed.
     MemoryReaches { target: u64 },
     /// EAGAIN with `max` tasks in the cgroup.
@@ -225,9 +232,10 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
     match &spec.exercise {
         Exercise::Memory { target, .. } => vec![(
             LimitCheck::Memory,
-            match l.memory_max {
-                Some(limit) => LimitExpect::MemoryStopsAt { limit },
-                None => LimitExpect::MemoryReaches { target: *target },
+            match (l.memory_max, l.memory_swap_max) {
+                (Some(limit), Some(swap)) if swap > 0 => LimitExpect::MemorySwapStopsAt { limit, swap },
+                (Some(limit), swap) => LimitExpect::MemoryStopsAt { limit, no_swap: swap == Some(0) },
+                (None, _) => LimitExpect::MemoryReaches { target: *target },
             },
         )],
         Exercise::Pids { target } => vec![
@@ -450,7 +458,10 @@ mod tests {
             Limits { memory_max: Some(64 << 20), ..Default::default() },
             Exercise::Memory { target: 192 << 20, step: 1 << 20 },
         );
-        assert_eq!(expect(&s), vec![(LimitCheck::Memory, LimitExpect::MemoryStopsAt { limit: 64 << 20 })]);
+        assert_eq!(
+            expect(&s),
+            vec![(LimitCheck::Memory, LimitExpect::MemoryStopsAt { limit: 64 << 20, no_swap: false })]
+        );
         assert_eq!(expect(&s.control()), vec![(LimitCheck::Memory, LimitExpect::MemoryReaches { target: 192 << 20 })]);
     }
 

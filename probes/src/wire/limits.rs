@@ -244,6 +244,10 @@ pub struct CgroupReading {
     /// cgroup2's cpu.pressure and io.pressure `some` totals, microseconds (absent without PSI).
     pub cpu_pressure_some_us: Option<u64>,
     pub io_pressure_some_us: Option<u64>,
+    /// cgroup2's memory.swap.peak (Linux 6.5) and memory.swap.events `max` (swap-outs refused
+    /// at memory.swap.max), absent without them.
+    pub memory_swap_peak: Option<u64>,
+    pub memory_swap_max_events: Option<u64>,
 }
 
 /// A question about the case's cgroups.
