@@ -9,7 +9,8 @@
 //! - [`vm`], [`newc`], [`libtest`]: the host side: initramfs, qemu, results.
 //! - [`carry`]: the host programs a plan carries into the VM, with their shared libraries.
 //!
-//! This crate holds no `unsafe`: it reaches the kernel through nix and std.
+//! This crate holds no `unsafe`: it reaches the kernel through nix and std, and through the probe
+//! crate's wrapper of swapon(2), which neither wraps.
 
 #![deny(unsafe_code)]
 

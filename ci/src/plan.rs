@@ -47,6 +47,10 @@ pub struct Plan {
     /// the init ignores it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<String>,
+    /// A zram swap device of this many MiB, turned on after the modules are loaded (they must
+    /// include zram and what it depends on: see `guest::swap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zram_swap_mib: Option<u64>,
     pub steps: Vec<Step>,
 }
 
@@ -90,6 +94,8 @@ pub enum PlanError {
     Module(String),
     #[error("invalid kernel parameter {0:?} (one word: letters, digits and ._=,-)")]
     KernelArg(String),
+    #[error("a zram swap device of {0} MiB needs the module zram in the plan's modules, and at least 1 MiB")]
+    ZramSwap(u64),
 }
 
 impl Plan {
@@ -127,7 +133,10 @@ impl Plan {
         for name in self.sysctls.keys() {
             sysctl_path(name).ok_or_else(|| PlanError::Sysctl(name.clone()))?;
         }
-        Ok(())
+        match self.zram_swap_mib {
+            Some(mib) if mib == 0 || !self.modules.iter().any(|m| m == "zram") => Err(PlanError::ZramSwap(mib)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -178,6 +187,7 @@ mod tests {
             sysctls: BTreeMap::from([("user.max_net_namespaces".into(), "0".into())]),
             kernel_args: vec!["psi=1".into()],
             programs: vec!["/usr/sbin/runc".into()],
+            zram_swap_mib: None,
             steps: vec![step("namespaces"), step("run")],
         };
         let text = serde_json::to_string(&plan).unwrap();
@@ -195,6 +205,7 @@ mod tests {
             sysctls: BTreeMap::new(),
             kernel_args: vec![],
             programs: vec![],
+            zram_swap_mib: None,
             steps: vec![step("a"), step("a")],
         };
         assert_eq!(plan.validate(), Err(PlanError::Duplicate("a".into())));
@@ -214,6 +225,13 @@ mod tests {
         plan.kernel_args.clear();
         plan.programs.push("runc".into());
         assert_eq!(plan.validate(), Err(PlanError::CarriedProgram("runc".into())));
+        plan.programs.clear();
+        plan.zram_swap_mib = Some(256);
+        assert_eq!(plan.validate(), Err(PlanError::ZramSwap(256)));
+        plan.modules.push("zram".into());
+        assert_eq!(plan.validate(), Ok(()));
+        plan.zram_swap_mib = Some(0);
+        assert_eq!(plan.validate(), Err(PlanError::ZramSwap(0)));
         assert!(serde_json::from_str::<Plan>(r#"{"schema":1,"steps":[],"extra":1}"#).is_err());
     }
 

@@ -383,6 +383,7 @@ mod tests {
                 sysctls: BTreeMap::new(),
                 kernel_args: vec!["psi=1".into()],
                 programs: vec![],
+                zram_swap_mib: None,
                 steps: vec![Step {
                     name: "hello".into(),
                     argv: vec!["/bin/hello".into()],

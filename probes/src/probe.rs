@@ -19,6 +19,7 @@ mod limits;
 mod modes;
 mod mounts;
 mod observe;
+mod protect;
 mod sysctls;
 
 pub use args::{JoinVia, Mode, PROBE_NAME, multicall};

@@ -1,5 +1,5 @@
 //! Thin wrappers over the system calls that nix does not cover, or covers only unsafely (SysV IPC,
-//! pidfd_open, raw clock_gettime, setdomainname, fork in the single-threaded probe, anonymous
+//! pidfd_open, raw clock_gettime, setdomainname, swapon, fork in the single-threaded probe, anonymous
 //! mappings, aligned buffers for O_DIRECT, inherited descriptors), and small parsers of kernel text
 //! and netlink data.
 //!
@@ -172,6 +172,16 @@ pub fn clock_gettime_vdso(clock: libc::clockid_t) -> nix::Result<i64> {
 pub fn setdomainname(name: &str) -> nix::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes, which live across the call.
     let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(r).map(drop)
+}
+
+/// swapon(2) with `flags` (0: the default priority): swapping to the block device or file at
+/// `path`, which must hold a swap header. Neither nix nor std wraps it; the kernel-test VM's init
+/// (`isoprobe-ci`) turns its zram swap on with it. See [swapon(2)](https://man7.org/linux/man-pages/man2/swapon.2.html).
+pub fn swapon(path: &str, flags: i32) -> nix::Result<()> {
+    let path = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `path` is a NUL-terminated string that lives across the call, which only reads it.
+    let r = unsafe { libc::swapon(path.as_ptr(), flags) };
     Errno::result(r).map(drop)
 }
 

@@ -234,20 +234,22 @@ pub fn limits() -> impl Strategy<Value = Limits> {
     let rest = (
         (option::of(any::<u32>()), option::of(any::<u64>())),
         option::of(hugetlb_max),
-        any::<(bool, bool, bool)>(),
+        (any::<(bool, bool, bool)>(), option::of(any::<u64>()), option::of(any::<u64>())),
         option::of(texts()),
         option::of(any::<u32>()),
         option::of(text()),
         any::<bool>(),
     );
-    (memory, cpu, rest).prop_map(
+    // Boxed: unboxed, the nested tuples' strategy and value types make frames that overflow a
+    // debug test thread's 2 MiB stack.
+    (memory.boxed(), cpu.boxed(), rest.boxed()).prop_map(
         |(
             (memory_max, memory_swap_max, pids_max, memory_high, memory_oom_group),
             (cpu_max, cpu_weight, cpuset_cpus, cpuset_mems, (cpu_max_burst, cpu_idle, cpu_weight_nice)),
             (
                 (io_weight, io_rbps),
                 hugetlb_max,
-                (freeze, kill, delegate),
+                ((freeze, kill, delegate), memory_low, memory_min),
                 devices,
                 net_cls_classid,
                 net_prio_ifpriomap,
@@ -276,6 +278,8 @@ pub fn limits() -> impl Strategy<Value = Limits> {
             net_prio_ifpriomap,
             perf_event,
             delegate,
+            memory_low,
+            memory_min,
         },
     )
 }
@@ -302,6 +306,18 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
         any::<(u32, u32)>().prop_map(|(loopers, hold_ms)| Exercise::FreezeGroup { loopers, hold_ms }),
         (text(), any::<(u64, u32)>()).prop_map(|(device, (bytes, block))| Exercise::CacheRead { device, bytes, block }),
         any::<(u32, u64, u64)>().prop_map(|(members, target, step)| Exercise::OomGroup { members, target, step }),
+        (text(), any::<(u64, u64, u64, u32)>(), (text(), text(), text())).prop_map(
+            |(device, (kept, cache, anon, block), (protected_dir, cache_dir, pressure_dir))| Exercise::MemoryProtect {
+                device,
+                kept,
+                cache,
+                anon,
+                block,
+                protected_dir,
+                cache_dir,
+                pressure_dir
+            }
+        ),
         (cgroup_rules(), text(), text()).prop_map(|(rules, case_dir, sibling_dir)| Exercise::CgroupRules {
             rules,
             case_dir,

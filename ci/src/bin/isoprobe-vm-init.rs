@@ -16,6 +16,7 @@ use isoprobe_ci::guest::setup::{
     mount_filesystems, switch_root_and_reexec,
 };
 use isoprobe_ci::guest::steps::run_step;
+use isoprobe_ci::guest::swap::zram_swap_on;
 use isoprobe_ci::plan::{PLAN_PATH, Plan};
 use nix::sys::reboot::{RebootMode, reboot};
 
@@ -76,6 +77,9 @@ fn run_plan(channel: &mut Channel, facts: &mut GuestFacts, started: Instant) -> 
     let plan: Plan = serde_json::from_str(&text).map_err(|e| GuestError::Setup(format!("{PLAN_PATH}: {e}")))?;
     plan.validate().map_err(|e| GuestError::Setup(format!("{PLAN_PATH}: {e}")))?;
     load_modules(&plan.modules, facts)?;
+    if let Some(mib) = plan.zram_swap_mib {
+        zram_swap_on(mib, facts)?;
+    }
     links_up(facts)?;
     apply_sysctls(&plan.sysctls, facts)?;
     facts.setup_ms = started.elapsed().as_millis() as u64;

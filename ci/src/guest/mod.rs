@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod setup;
 pub mod steps;
+pub mod swap;
 
 /// What can go wrong inside the VM. Messages read after "failed to".
 #[derive(Debug, thiserror::Error)]

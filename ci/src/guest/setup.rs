@@ -55,6 +55,9 @@ pub struct GuestFacts {
     pub links: Vec<String>,
     /// The plan's sysctls, as read back after setting them.
     pub sysctls: BTreeMap<String, String>,
+    /// /proc/swaps once the plan's swap is on (empty: no swap).
+    #[serde(default)]
+    pub swaps: String,
     /// Time the init spent setting up.
     pub setup_ms: u64,
 }

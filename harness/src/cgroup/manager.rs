@@ -510,9 +510,11 @@ impl CaseCgroups {
         }
         for m in self.members.drain(..).rev() {
             // A cgroup2 case's processes may have made children in their own cgroup (the rule
-            // cases do; the kernel lets a delegatee do it).
-            if m.version == Version::V2 && !m.adopted && m.main.shown().is_absolute() {
-                problems.extend(super::remove::remove_below(m.main.shown(), m.version, m.id, DRAIN_WAIT));
+            // cases do; the kernel lets a delegatee do it), and a memory protection case's
+            // sibling has children.
+            let own = (!m.adopted).then_some(&m.main);
+            for dir in m.sibling.iter().chain(own).filter(|d| m.version == Version::V2 && d.shown().is_absolute()) {
+                problems.extend(super::remove::remove_below(dir.shown(), m.version, m.id, DRAIN_WAIT));
             }
             let main = (!m.adopted).then_some(&m.main);
             for dir in m.sibling.iter().chain(main) {

@@ -165,10 +165,16 @@ impl CaseLimits {
         };
         let mut exercise = limits.exercise.clone();
         let loopdev = match &mut exercise {
-            Exercise::IoRead { device, .. } | Exercise::CacheRead { device, .. } | Exercise::IoShare { device, .. } => {
+            Exercise::IoRead { device, .. }
+            | Exercise::CacheRead { device, .. }
+            | Exercise::IoShare { device, .. }
+            | Exercise::MemoryProtect { device, .. } => {
                 // A cache read reads its whole length once; sparse, so the size costs nothing.
                 let size = match limits.exercise {
                     Exercise::CacheRead { bytes, .. } => bytes.next_multiple_of(1 << 20).max(LOOP_BYTES),
+                    Exercise::MemoryProtect { kept, cache, .. } => {
+                        super::protect::cache_offset(kept) + cache.next_multiple_of(1 << 20).max(LOOP_BYTES)
+                    }
                     _ => LOOP_BYTES,
                 };
                 let l = LoopDevice::attach(dir, size)?;
@@ -221,6 +227,7 @@ impl CaseLimits {
             if let Exercise::CgroupRules { .. } = exercise {
                 super::rules::prepare(&set, spec, limits, layout, &mut exercise)?;
             }
+            super::protect::prepare(&set, limits, &mut exercise)?;
             let _ = cgroups.set(set);
             None
         } else {

@@ -198,11 +198,11 @@ fn fail(expected: String, observed: String, evidence: String) -> Verdict {
     Verdict::Fail { expected, observed, evidence }
 }
 
-fn verdict(ok: bool, expected: String, observed: String, evidence: String) -> Verdict {
+pub(super) fn verdict(ok: bool, expected: String, observed: String, evidence: String) -> Verdict {
     if ok { pass(expected, observed, evidence) } else { fail(expected, observed, evidence) }
 }
 
-fn mib(b: u64) -> String {
+pub(super) fn mib(b: u64) -> String {
     format!("{:.2} MiB", b as f64 / MIB as f64)
 }
 
@@ -210,7 +210,7 @@ fn ms(ns: u64) -> String {
     format!("{:.1} ms", ns as f64 / MS as f64)
 }
 
-fn delta(after: Option<u64>, before: Option<u64>) -> Option<u64> {
+pub(super) fn delta(after: Option<u64>, before: Option<u64>) -> Option<u64> {
     Some(after?.saturating_sub(before.unwrap_or(0)))
 }
 
@@ -228,7 +228,7 @@ fn psi_rise(file: &str, before: Option<u64>, after: Option<u64>) -> Result<u64, 
     }
 }
 
-fn reading_text(r: &CgroupReading) -> String {
+pub(super) fn reading_text(r: &CgroupReading) -> String {
     let mut v = Vec::new();
     let mut put = |k: &str, x: Option<u64>| {
         if let Some(x) = x {
@@ -244,6 +244,8 @@ fn reading_text(r: &CgroupReading) -> String {
     put("throttled", r.cpu_throttled);
     put("cpu_some_us", r.cpu_pressure_some_us);
     put("io_some_us", r.io_pressure_some_us);
+    put("swap_peak", r.memory_swap_peak);
+    put("swap_max_events", r.memory_swap_max_events);
     v.join(" ")
 }
 
@@ -290,14 +292,16 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
     use LimitExpect as E;
     let wrong = || Verdict::Error { cause: format!("{check} cannot be judged from a {r:?} report") };
     match (want, r) {
-        (E::MemoryStopsAt { limit }, ExerciseReport::Memory { touched, child, before, after }) => {
+        (E::MemoryStopsAt { limit, no_swap }, ExerciseReport::Memory { touched, child, before, after }) => {
             let base = before.memory_peak.unwrap_or(0);
             let low = limit.saturating_sub(base + MEMORY_CHILD_OVERHEAD + touched / 512);
             let oom = delta(after.memory_oom_kills, before.memory_oom_kills);
             let peak = after.memory_peak;
             let killed = matches!(child, ChildEnd::Killed { signal, .. } if *signal == libc::SIGKILL);
+            // memory.swap.max 0: where the kernel keeps a swap watermark, nothing went to swap.
             let ok = killed
                 && oom.is_some_and(|n| n >= 1)
+                && (!no_swap || after.memory_swap_peak.is_none_or(|p| p == 0))
                 && peak.is_some_and(|p| p <= limit + MEMORY_PEAK_SLACK)
                 && *touched <= *limit
                 && *touched >= low;
@@ -322,6 +326,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                     reading_text(after)
                 ),
             )
+        }
+        (E::MemorySwapStopsAt { limit, swap }, ExerciseReport::Memory { touched, child, before, after }) => {
+            super::swap::judge((*limit, *swap), *touched, child, before, after)
         }
         (E::MemoryReaches { target }, ExerciseReport::Memory { touched, child, before, after }) => {
             let oom = delta(after.memory_oom_kills, before.memory_oom_kills);
@@ -668,6 +675,7 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
         (E::IoSplit { mine, other, block }, ExerciseReport::IoShare { .. }) => {
             super::iocost::judge(*mine, *other, *block, r)
         }
+        (E::Protection { plan }, r @ ExerciseReport::MemoryProtect { .. }) => super::protect::judge(plan, r),
         (E::CgroupNsRoot | E::CgroupHostView, ExerciseReport::CgroupView { lines, mount_root_holds_self, mount }) => {
             let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
             let all_root = lines.iter().all(|l| path(l) == "/");
@@ -1013,7 +1021,7 @@ mod tests {
 
     #[test]
     fn memory_passes_only_at_the_limit_with_an_oom_kill() {
-        let want = LimitExpect::MemoryStopsAt { limit: 64 * MIB };
+        let want = LimitExpect::MemoryStopsAt { limit: 64 * MIB, no_swap: true };
         assert!(judge(LimitCheck::Memory, &want, &mem(60 * MIB, killed(), 64 * MIB, 1), &[]).is_pass());
         // Killed at twice the limit: a limit twice as large as expected.
         assert!(!judge(LimitCheck::Memory, &want, &mem(124 * MIB, killed(), 128 * MIB, 1), &[]).is_pass());

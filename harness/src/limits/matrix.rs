@@ -179,6 +179,44 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
     ]
 }
 
+/// A memory protection case (see `protect`) with the protected child's `settings`: the parent
+/// (the sibling) at memory.max 64 MiB without swap, the keeper's 16 MiB of page cache, the
+/// unprotected `cache` bytes (read twice) and the presser's `anon` bytes of anonymous memory.
+fn protect(settings: Limits, cache: u64, anon: u64) -> LimitSpec {
+    LimitSpec {
+        settings,
+        sibling: Some(Limits { memory_max: Some(64 * MIB), memory_swap_max: Some(0), ..Default::default() }),
+        exercise: Exercise::MemoryProtect {
+            device: String::new(),
+            kept: 16 * MIB,
+            cache,
+            anon,
+            block: 64 << 10,
+            protected_dir: String::new(),
+            cache_dir: String::new(),
+            pressure_dir: String::new(),
+        },
+    }
+}
+
+/// The memory protection cases, each with its control, as root without namespaces (the keeper, the
+/// cache reader and the presser move themselves into their cgroups). memory.min 32 MiB over the
+/// keeper's 16 MiB and 56 MiB of anonymous memory: 72 MiB in 64, and nothing but the keeper's pages
+/// reclaimable. memory.low 32 MiB beside 32 MiB of unprotected page cache and 32 MiB of anonymous
+/// memory: 80 MiB in 64, the 16 MiB to reclaim all in the cache's pages.
+pub fn protect_cases() -> Vec<(String, CaseSpec)> {
+    let mut v = Vec::new();
+    for (what, settings, cache, anon) in [
+        ("memory-min", Limits { memory_min: Some(32 * MIB), ..Default::default() }, 0, 56 * MIB),
+        ("memory-low", Limits { memory_low: Some(32 * MIB), ..Default::default() }, 32 * MIB, 32 * MIB),
+    ] {
+        let limited = protect(settings, cache, anon);
+        v.push((format!("{what}/none/limited"), case(NsSet::EMPTY, limited.clone())));
+        v.push((format!("{what}/none/control"), case(NsSet::EMPTY, limited.control())));
+    }
+    v
+}
+
 /// The namespace sets every limit runs under.
 pub fn ns_sets() -> [(&'static str, NsSet); 3] {
     [("none", NsSet::EMPTY), ("all", NsSet::ALL), ("user", NsSet::EMPTY.with(NsKind::User))]
@@ -218,6 +256,7 @@ pub fn limit_matrix_on(cpu: u32, cpus: &[u32]) -> Vec<(String, CaseSpec)> {
     }
     v.push(("cgroup-ns-view/all-clone".into(), clone_case(cgroup_view())));
     v.extend(rule_cases());
+    v.extend(protect_cases());
     v
 }
 

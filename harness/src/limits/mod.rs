@@ -18,9 +18,11 @@ pub mod iocost;
 pub mod judge;
 pub mod matrix;
 pub mod oracle;
+pub mod protect;
 pub mod requirement;
 pub mod rules;
 pub mod spec;
+pub mod swap;
 
 pub use case::CaseLimits;
 pub use oracle::{LimitCheck, LimitExpect};

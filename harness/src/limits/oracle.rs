@@ -90,6 +90,9 @@ pub enum LimitCheck {
     Populated,
     /// A cgroup.procs write is checked with its opener's credentials, not the writer's.
     OpenCredentials,
+    /// memory.low / memory.min: a protected cgroup keeps its page cache while a sibling's
+    /// anonymous memory pushes their parent past memory.max; an unprotected one loses it.
+    MemoryProtect,
 }
 
 impl LimitCheck {
@@ -129,6 +132,7 @@ impl LimitCheck {
             LimitCheck::InvalidDomain => "cgroup/invalid-domain",
             LimitCheck::Populated => "cgroup/populated-events",
             LimitCheck::OpenCredentials => "cgroup/open-time-credentials",
+            LimitCheck::MemoryProtect => "memory/low-min-protects",
         }
     }
 }
@@ -143,8 +147,15 @@ impl fmt::Display for LimitCheck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "expect", rename_all = "kebab-case")]
 pub enum LimitExpect {
-    /// OOM-killed with usage at `limit` bytes.
-    MemoryStopsAt { limit: u64 },
+    /// OOM-killed with usage at `limit` bytes; with `no_swap` (memory.swap.max 0) nothing swapped.
+    MemoryStopsAt {
+        limit: u64,
+        #[serde(default)]
+        no_swap: bool,
+    },
+    /// With swap: memory.max plus memory.swap.max `swap` of it swapped out, then an OOM kill
+    /// (see `swap::judge`).
+    MemorySwapStopsAt { limit: u64, swap: u64 },
     /// All of `target` bytes touched, nothing killed.
     MemoryReaches { target: u64 },
     /// EAGAIN with `max` tasks in the cgroup.
@@ -232,6 +243,8 @@ pub enum LimitExpect {
     OomEventsCounted { kills: u64, group_kills: u64 },
     /// Each named write of a cgroup2 rule exercise gives its outcome (see `rules::expect`).
     Steps { steps: Vec<(String, super::rules::Outcome)> },
+    /// memory.min or memory.low (or neither: the control) under pressure: see `protect::judge`.
+    Protection { plan: super::protect::ProtectPlan },
 }
 
 /// The checks of `spec` and what each must see.
@@ -240,9 +253,10 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
     match &spec.exercise {
         Exercise::Memory { target, .. } => vec![(
             LimitCheck::Memory,
-            match l.memory_max {
-                Some(limit) => LimitExpect::MemoryStopsAt { limit },
-                None => LimitExpect::MemoryReaches { target: *target },
+            match (l.memory_max, l.memory_swap_max) {
+                (Some(limit), Some(swap)) if swap > 0 => LimitExpect::MemorySwapStopsAt { limit, swap },
+                (Some(limit), swap) => LimitExpect::MemoryStopsAt { limit, no_swap: swap == Some(0) },
+                (None, _) => LimitExpect::MemoryReaches { target: *target },
             },
         )],
         Exercise::Pids { target } => vec![
@@ -394,6 +408,9 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
         Exercise::CgroupRules { rules, .. } => {
             vec![(rule_check(rules), expect_rules(spec, super::rules::RuleNs { user_ns: false, cgroup_ns: false }))]
         }
+        Exercise::MemoryProtect { .. } => {
+            vec![(LimitCheck::MemoryProtect, LimitExpect::Protection { plan: super::protect::plan(spec) })]
+        }
         Exercise::Hugetlb { pages, .. } => vec![(
             LimitCheck::Hugetlb,
             match l.hugetlb_max {
@@ -473,7 +490,10 @@ mod tests {
             Limits { memory_max: Some(64 << 20), ..Default::default() },
             Exercise::Memory { target: 192 << 20, step: 1 << 20 },
         );
-        assert_eq!(expect(&s), vec![(LimitCheck::Memory, LimitExpect::MemoryStopsAt { limit: 64 << 20 })]);
+        assert_eq!(
+            expect(&s),
+            vec![(LimitCheck::Memory, LimitExpect::MemoryStopsAt { limit: 64 << 20, no_swap: false })]
+        );
         assert_eq!(expect(&s.control()), vec![(LimitCheck::Memory, LimitExpect::MemoryReaches { target: 192 << 20 })]);
     }
 

@@ -70,24 +70,32 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
             needed.push(v1.to_owned());
         }
     }
-    if matches!(limits.exercise, Exercise::CacheRead { .. } | Exercise::OomGroup { .. }) {
+    if matches!(
+        limits.exercise,
+        Exercise::CacheRead { .. } | Exercise::OomGroup { .. } | Exercise::MemoryProtect { .. }
+    ) {
         // memory.high is the tool's to write (OCI unified, lxc.cgroup2.*) on its own cgroup;
-        // memory.oom.group is set on the sibling, a cgroup of isoprobe's own.
-        if matches!(limits.exercise, Exercise::OomGroup { .. }) && !spec.launcher.is_native() {
+        // memory.oom.group and memory.low/min are set on the sibling or below it, cgroups of
+        // isoprobe's own.
+        if !matches!(limits.exercise, Exercise::CacheRead { .. }) && !spec.launcher.is_native() {
             return Err(Requirement::LauncherFeature { launcher: spec.launcher.name(), what: "cgroup2-memory".into() }
                 .skip(
-                    "memory.oom.group is set on the case's sibling, a cgroup isoprobe makes beside the tool's (the \
-                     group must die apart from the probe, which a group kill in its own cgroup would take too): \
-                     through a tool the case would measure isoprobe, not the tool",
+                    "memory.oom.group, memory.low and memory.min are set on the case's sibling or below it, cgroups \
+                     isoprobe makes beside the tool's (the group must die, or press, apart from the probe): through \
+                     a tool the case would measure isoprobe, not the tool",
                 ));
         }
         // The control too: its evidence is the same cgroup2 counters.
         if !matches!(layout.placement("memory"), Placement::V2 { .. }) {
-            return Err(Requirement::Controller("memory".into()).skip(format!(
-                "the exercise is judged by cgroup2's memory.peak, memory.events and memory.events.local, and \
-                 memory is not a cgroup2 controller here ({})",
-                layout.describe()
-            )));
+            let what = match limits.exercise {
+                Exercise::MemoryProtect { .. } => {
+                    "memory.low and memory.min (cgroup2 files with no cgroup v1 counterpart) are set on a child of \
+                     the sibling and judged by its memory.current"
+                }
+                _ => "the exercise is judged by cgroup2's memory.peak, memory.events and memory.events.local",
+            };
+            return Err(Requirement::Controller("memory".into())
+                .skip(format!("{what}, and memory is not a cgroup2 controller here ({})", layout.describe())));
         }
     }
     match &limits.exercise {
@@ -143,7 +151,9 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
                  (\"Oops: int3\", kernel panic; Debian 6.12.117 in ci/kernels)",
             ));
         }
-        Exercise::IoRead { .. } | Exercise::CacheRead { .. } if !tool_in_path("losetup") => {
+        Exercise::IoRead { .. } | Exercise::CacheRead { .. } | Exercise::MemoryProtect { .. }
+            if !tool_in_path("losetup") =>
+        {
             return Err(Requirement::Tool("losetup".into())
                 .skip("losetup (util-linux) is not in PATH: the io case needs a loop device"));
         }

@@ -97,6 +97,12 @@ pub struct Limits {
     /// id the probe's user namespace maps its root to.
     #[serde(rename = "delegate", default, skip_serializing_if = "std::ops::Not::not")]
     pub delegate: bool,
+    /// memory.low and memory.min (cgroup2 only) of the protected child of the sibling in a
+    /// memory protection case (not of the case's own cgroup: see `protect`).
+    #[serde(rename = "memory.low", default, skip_serializing_if = "Option::is_none")]
+    pub memory_low: Option<u64>,
+    #[serde(rename = "memory.min", default, skip_serializing_if = "Option::is_none")]
+    pub memory_min: Option<u64>,
 }
 
 /// The cpu list text cgroup files take (`0-1,3` is also accepted; isoprobe writes `0,1,3`).
@@ -110,7 +116,8 @@ impl Limits {
     }
 
     /// The settings to write, in v2 vocabulary. `loop_dev` is the case's loop device (MAJ, MIN).
-    /// The freeze, kill, perf_event and delegate fields are actions, not settings.
+    /// The freeze, kill, perf_event and delegate fields are actions, not settings; memory.low and
+    /// memory.min belong to a child of the sibling (see `protect`).
     pub fn settings(&self, loop_dev: Option<(u64, u64)>) -> Vec<Setting> {
         let mut v = Vec::new();
         if let Some(m) = self.memory_max {
@@ -203,6 +210,12 @@ impl fmt::Display for Limits {
         if self.delegate {
             parts.push("delegate".into());
         }
+        if let Some(l) = self.memory_low {
+            parts.push(format!("memory.low={l}"));
+        }
+        if let Some(m) = self.memory_min {
+            parts.push(format!("memory.min={m}"));
+        }
         if parts.is_empty() { f.write_str("no limits") } else { f.write_str(&parts.join(",")) }
     }
 }
@@ -259,7 +272,7 @@ impl LimitSpec {
     /// report names cases by their spec).
     pub fn name(&self) -> String {
         match (&self.exercise, &self.sibling) {
-            (Exercise::OomGroup { .. }, Some(sib)) => {
+            (Exercise::OomGroup { .. } | Exercise::MemoryProtect { .. }, Some(sib)) => {
                 format!("{} [{}] sibling [{}]", self.exercise.name(), self.settings, sib)
             }
             _ => format!("{} [{}]", self.exercise.name(), self.settings),

@@ -72,6 +72,7 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
             Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
         }
         Exercise::CpuBurst { cpu, period_us, idle_periods } => cpu_burst(*cpu, *period_us, *idle_periods),
+        Exercise::MemoryProtect { .. } => super::protect::run(ex),
     };
     match r {
         Ok(report) => ch.fact(Fact::Exercise { report: Box::new(report) }),
@@ -130,7 +131,7 @@ pub(super) fn wait_end(child: Pid) -> Result<ChildEnd, ProbeError> {
 
 /// Forks; the child runs `f` and exits with its return value without unwinding or flushing
 /// anything of the parent's.
-fn fork_child(f: impl FnOnce() -> i32) -> Result<Pid, ProbeError> {
+pub(super) fn fork_child(f: impl FnOnce() -> i32) -> Result<Pid, ProbeError> {
     sys::fork_child(f).ctx(|| "fork".into())
 }
 
@@ -142,7 +143,7 @@ pub(super) fn read_u64s(fd: OwnedFd) -> Vec<u64> {
     all.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect()
 }
 
-fn write_u64(fd: &OwnedFd, v: u64) -> bool {
+pub(super) fn write_u64(fd: &OwnedFd, v: u64) -> bool {
     write(fd, &v.to_ne_bytes()) == Ok(8)
 }
 
@@ -168,7 +169,7 @@ fn memory(ch: &mut Channel, target: u64, step: u64) -> Result<ExerciseReport, Pr
 }
 
 /// Maps and touches memory a step at a time, writing the running total after each step.
-fn touch_memory(target: u64, step: u64, progress: &OwnedFd) -> i32 {
+pub(super) fn touch_memory(target: u64, step: u64, progress: &OwnedFd) -> i32 {
     let mut done = 0u64;
     while done < target {
         let len = step.min(target - done) as usize;

@@ -67,6 +67,24 @@ pub enum Exercise {
     /// moved by the host into its sibling, all reading the block device `device` (the case's own
     /// loop device, which the host puts under iocost) for `window_ms`.
     IoShare { device: String, block: u32, window_ms: u32 },
+    /// memory.low / memory.min (cgroup-v2.rst, "Memory Interface Files"): a keeper child moves
+    /// itself into `protected_dir` and reads `kept` bytes of the block device `device` (page cache,
+    /// the device held open), then, where `cache` is not 0, a cache reader in `cache_dir` reads
+    /// `cache` bytes further on twice (its pages then are recently used, the keeper's not); then a
+    /// presser moves into `pressure_dir` and maps and touches `anon` bytes of anonymous memory.
+    /// The directories are children of the case's sibling, whose memory.max is below the sum and
+    /// which has no swap: only page cache can be reclaimed. The harness makes them (and protects
+    /// the first) and fills in the paths and the device.
+    MemoryProtect {
+        device: String,
+        kept: u64,
+        cache: u64,
+        anon: u64,
+        block: u32,
+        protected_dir: String,
+        cache_dir: String,
+        pressure_dir: String,
+    },
 }
 
 /// Which of cgroup2's structural rules a [`Exercise::CgroupRules`] case runs into; the step names
@@ -228,6 +246,9 @@ impl Exercise {
             Exercise::CgroupRules { rules, .. } => rules.name(),
             Exercise::CpuBurst { .. } => "cpu-burst",
             Exercise::IoShare { .. } => "io-share",
+            // A report names cases by their spec: the memory.min and memory.low controls differ here.
+            Exercise::MemoryProtect { cache: 0, .. } => "memory-protect",
+            Exercise::MemoryProtect { .. } => "memory-protect-beside-cache",
         }
     }
 }
@@ -287,6 +308,10 @@ pub struct CgroupReading {
     /// cgroup2's cpu.pressure and io.pressure `some` totals, microseconds (absent without PSI).
     pub cpu_pressure_some_us: Option<u64>,
     pub io_pressure_some_us: Option<u64>,
+    /// cgroup2's memory.swap.peak (Linux 6.5) and memory.swap.events `max` (swap-outs refused
+    /// at memory.swap.max), absent without them.
+    pub memory_swap_peak: Option<u64>,
+    pub memory_swap_max_events: Option<u64>,
 }
 
 /// A question about the case's cgroups.
@@ -590,6 +615,32 @@ pub enum ExerciseReport {
         /// The read that ended a reader early, if one failed.
         error: Option<SysResult>,
     },
+    MemoryProtect {
+        /// Bytes the keeper and the cache reader read (each pass of the cache reader counted), the
+        /// first read that failed, and the bytes of anonymous memory the presser touched.
+        kept_read: u64,
+        cache_read: u64,
+        error: Option<SysResult>,
+        anon_touched: u64,
+        /// How the presser ended (an OOM kill is SIGKILL).
+        presser: ChildEnd,
+        counters: ProtectCounters,
+    },
+}
+
+/// The counters of a [`ExerciseReport::MemoryProtect`]: memory.current of the protected cgroup
+/// and of the cache's once both had read (before the pressure) and after the presser ended, of
+/// the pressure's cgroup then, and the protected cgroup's memory.events `low` then (reclaims of it
+/// under its memory.low, which the kernel makes only when nothing else was reclaimable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+pub struct ProtectCounters {
+    pub protected_before: u64,
+    pub protected_after: u64,
+    pub cache_before: u64,
+    pub cache_after: u64,
+    pub pressure_after: u64,
+    pub protected_low_events: u64,
 }
 
 /// The width of the time buckets an [`Exercise::IoShare`] reader counts its bytes in: the span

@@ -178,6 +178,11 @@ pub struct Limits {
     /// The case's cgroup2 cgroup delegated (chowned) to the probe's user.
     #[serde(rename = "delegate", default, skip_serializing_if = "std::ops::Not::not")]
     pub delegate: bool,
+    /// memory.low and memory.min of the protected child of the sibling (cgroup2 only).
+    #[serde(rename = "memory.low", default, skip_serializing_if = "Option::is_none")]
+    pub memory_low: Option<u64>,
+    #[serde(rename = "memory.min", default, skip_serializing_if = "Option::is_none")]
+    pub memory_min: Option<u64>,
 }
 
 /// cpu.max: `quota_us` of CPU time per `period_us` of wall time.
@@ -242,6 +247,19 @@ pub enum Exercise {
     /// O_DIRECT readers of `block` bytes of the case's loop device `device` in the case's cgroup
     /// and in its sibling at once, for `window_ms`.
     IoShare { device: String, block: u32, window_ms: u32 },
+    /// memory.low / memory.min: a keeper reads `kept` bytes of `device` in the protected child of
+    /// the sibling, a cache reader `cache` bytes twice in another, `block` at a time, then a
+    /// presser touches `anon` bytes of anonymous memory in the third.
+    MemoryProtect {
+        device: String,
+        kept: u64,
+        cache: u64,
+        anon: u64,
+        block: u32,
+        protected_dir: String,
+        cache_dir: String,
+        pressure_dir: String,
+    },
 }
 
 /// Which cgroup2 rule a rule case runs into.
@@ -356,6 +374,8 @@ impl From<&harness_limits::Limits> for Limits {
             net_prio_ifpriomap,
             perf_event,
             delegate,
+            memory_low,
+            memory_min,
         } = l;
         Limits {
             memory_max: *memory_max,
@@ -381,6 +401,8 @@ impl From<&harness_limits::Limits> for Limits {
             net_prio_ifpriomap: net_prio_ifpriomap.clone(),
             perf_event: *perf_event,
             delegate: *delegate,
+            memory_low: *memory_low,
+            memory_min: *memory_min,
         }
     }
 }
@@ -405,6 +427,9 @@ impl From<&wire::Exercise> for Exercise {
             W::FreezeGroup { loopers, hold_ms } => Exercise::FreezeGroup { loopers, hold_ms },
             W::CacheRead { device, bytes, block } => Exercise::CacheRead { device, bytes, block },
             W::OomGroup { members, target, step } => Exercise::OomGroup { members, target, step },
+            W::MemoryProtect { device, kept, cache, anon, block, protected_dir, cache_dir, pressure_dir } => {
+                Exercise::MemoryProtect { device, kept, cache, anon, block, protected_dir, cache_dir, pressure_dir }
+            }
             W::CgroupRules { rules, case_dir, sibling_dir } => {
                 Exercise::CgroupRules { rules: (&rules).into(), case_dir, sibling_dir }
             }

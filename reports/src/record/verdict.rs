@@ -154,10 +154,12 @@ pub enum LimitCheck {
     Populated,
     /// cgroup.procs writes checked with the opener's credentials.
     OpenCredentials,
+    /// memory.low / memory.min: a protected cgroup keeps its page cache under its parent's pressure.
+    MemoryProtect,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 34] = [
+    pub const ALL: [LimitCheck; 35] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -192,6 +194,7 @@ impl LimitCheck {
         LimitCheck::InvalidDomain,
         LimitCheck::Populated,
         LimitCheck::OpenCredentials,
+        LimitCheck::MemoryProtect,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -232,6 +235,7 @@ impl LimitCheck {
             LimitCheck::InvalidDomain => "cgroup/invalid-domain",
             LimitCheck::Populated => "cgroup/populated-events",
             LimitCheck::OpenCredentials => "cgroup/open-time-credentials",
+            LimitCheck::MemoryProtect => "memory/low-min-protects",
         }
     }
 }
@@ -329,6 +333,7 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::InvalidDomain => LimitCheck::InvalidDomain,
             HarnessLimitCheck::Populated => LimitCheck::Populated,
             HarnessLimitCheck::OpenCredentials => LimitCheck::OpenCredentials,
+            HarnessLimitCheck::MemoryProtect => LimitCheck::MemoryProtect,
         }
     }
 }
