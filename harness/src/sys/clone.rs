@@ -463,12 +463,7 @@ fn child_main(c: &ChildCtx) -> ! {
         fail(b'p', r);
     }
     for (to, from) in c.stdio.iter().enumerate() {
-        // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
-        let r = if *from as usize == to {
-            raw_syscall(libc::SYS_fcntl, [to, libc::F_SETFD as usize, 0, 0])
-        } else {
-            raw_syscall(libc::SYS_dup2, [*from as usize, to, 0, 0])
-        };
+        let r = move_fd(*from as usize, to);
         if r < 0 {
             fail(b'd', r);
         }
@@ -496,12 +491,7 @@ fn child_main(c: &ChildCtx) -> ! {
             }
         }
         ChildHandshake::ExecWithSyncFd3 => {
-            // dup2 onto itself would keep FD_CLOEXEC set; clear it explicitly then.
-            let r = if sync == 3 {
-                raw_syscall(libc::SYS_fcntl, [3, libc::F_SETFD as usize, 0, 0])
-            } else {
-                raw_syscall(libc::SYS_dup2, [sync, 3, 0, 0])
-            };
+            let r = move_fd(sync, 3);
             if r < 0 {
                 fail(b'3', r);
             }
@@ -513,6 +503,16 @@ fn child_main(c: &ChildCtx) -> ! {
     );
     let r = raw_syscall(libc::SYS_execve, [c.path as usize, c.argv as usize, c.envp as usize, 0]);
     fail(b'x', r)
+}
+
+/// Puts `from` at `to` without close-on-exec (the result, or -errno): dup2, or, where it already
+/// is there, clearing FD_CLOEXEC (dup2 onto itself would keep it set).
+fn move_fd(from: usize, to: usize) -> isize {
+    if from == to {
+        raw_syscall(libc::SYS_fcntl, [to, libc::F_SETFD as usize, 0, 0])
+    } else {
+        raw_syscall(libc::SYS_dup2, [from, to, 0, 0])
+    }
 }
 
 /// After exit_group, which does not return.
