@@ -1,6 +1,5 @@
 //! Reading the mount table, and removing mounts isoprobe made under its own directories.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, umount2};
@@ -39,7 +38,7 @@ pub use isoprobe_probes::mountinfo::unescape as unescape_mountinfo;
 
 /// The mounts of the calling process's mount namespace.
 pub fn mounts() -> Result<Vec<MountEntry>, HarnessError> {
-    let text = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+    let text = isoprobe_probes::text::read("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
     Ok(parse_mountinfo(&text))
 }
 

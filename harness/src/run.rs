@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use isoprobe_probes::sys;
 use isoprobe_probes::wire::{Fact, InitPlan, ProbeCase, ToProbe, WIRE_VERSION};
+use isoprobe_probes::{sys, text};
 
 use crate::case_env::CaseEnv;
 use crate::check::CheckId;
@@ -419,7 +419,7 @@ impl Harness {
             abstract_socket: case.connect_abstract(),
             tcp_listener: case.connect_tcp(),
             ipc: case.host_ipc_present(),
-            host_marker: match fs::read_to_string(&self.run.marker_path) {
+            host_marker: match text::read(&self.run.marker_path) {
                 Ok(t) if t == self.run.marker_token => Ok(()),
                 Ok(t) => Err(format!("{} holds {t:?}, not its token", self.run.marker_path.display())),
                 Err(e) => Err(format!("failed to read {}: {e}", self.run.marker_path.display())),
@@ -437,7 +437,7 @@ impl Harness {
     /// The probe's cgroup as the host sees it.
     fn probe_cgroup(&self, p: &Started) -> Result<Vec<String>, HarnessError> {
         let cgroup = format!("/proc/{}/cgroup", p.probe_pid);
-        let text = fs::read_to_string(&cgroup).ctx(|| format!("read {cgroup}"))?;
+        let text = text::read(&cgroup).ctx(|| format!("read {cgroup}"))?;
         Ok(text.lines().map(str::to_owned).collect())
     }
 
@@ -465,7 +465,7 @@ impl Harness {
 
 /// The harness's /proc/sys/kernel/ns_last_pid (`None` where the kernel has none).
 fn host_last_pid() -> Option<i32> {
-    fs::read_to_string("/proc/sys/kernel/ns_last_pid").ok()?.trim().parse().ok()
+    text::read("/proc/sys/kernel/ns_last_pid").ok()?.trim().parse().ok()
 }
 
 /// Closes the probe's stdin, waits for it to exit, collects the rest of its stderr, and removes

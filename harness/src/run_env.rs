@@ -202,7 +202,7 @@ impl PidSentinel {
 
     /// Whether the sentinel is still the process it was (same pid, same start time).
     pub fn alive(&self) -> bool {
-        fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok().and_then(|s| stat_start_time(&s))
+        isoprobe_probes::text::read(format!("/proc/{}/stat", self.pid).as_str()).ok().and_then(|s| stat_start_time(&s))
             == Some(self.start_time)
     }
 }

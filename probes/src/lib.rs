@@ -18,6 +18,7 @@ pub mod ns;
 pub mod probe;
 pub mod sys;
 pub mod sysctl;
+pub mod text;
 pub mod wire;
 
 pub use probe::{PROBE_NAME, multicall};

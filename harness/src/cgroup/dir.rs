@@ -5,7 +5,7 @@
 //! A [`CgroupDir`] is removed only by its owner (see `manager`), and only after it is drained.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,10 +102,7 @@ impl CgroupDir {
 
 /// Reads a file relative to a directory fd.
 pub fn read_at(dir: BorrowedFd<'_>, file: &str) -> std::io::Result<String> {
-    let fd = openat(dir, file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    let mut s = String::new();
-    File::from(fd).read_to_string(&mut s)?;
-    Ok(s)
+    isoprobe_probes::text::read_at(dir, file)
 }
 
 /// The number after `key` in a flat-keyed file (`key value` per line: memory.events, cpu.stat).

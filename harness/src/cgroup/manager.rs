@@ -13,7 +13,6 @@
 //! `lxc.cgroup.*` keys) *adopts* that cgroup, which isoprobe named, to read and freeze it; the
 //! tool's teardown removes it.
 
-use std::fs;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -237,7 +236,8 @@ impl CaseCgroups {
         leaf: &str,
         cgroup2: bool,
     ) -> Result<CaseCgroups, HarnessError> {
-        let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).ctx(|| format!("read /proc/{pid}/cgroup"))?;
+        let own =
+            isoprobe_probes::text::read(format!("/proc/{pid}/cgroup")).ctx(|| format!("read /proc/{pid}/cgroup"))?;
         let lines = super::layout::parse_self_cgroup(&own);
         let mut set = CaseCgroups::empty(&req.name);
         for (_, h) in layout.joinable().filter(|(_, h)| cgroup2 || h.version == Version::V1) {
@@ -320,7 +320,7 @@ impl CaseCgroups {
             let Ok(procs) = self.procs() else { return };
             let busy = procs.into_iter().any(|p| {
                 // The state is the first field after the comm, which ends at the last ')'.
-                let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                let stat = isoprobe_probes::text::read(format!("/proc/{p}/stat")).unwrap_or_default();
                 stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) != Some("S")
             });
             if !busy {
@@ -350,7 +350,7 @@ impl CaseCgroups {
         }
         // The first field of /proc/<pid>/schedstat is the task's runtime in nanoseconds (absent
         // without CONFIG_SCHED_INFO: then the reading has no such bound).
-        let ran = fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        let ran = isoprobe_probes::text::read(format!("/proc/{pid}/schedstat"))
             .ok()
             .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()));
         *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner()) = ran;
@@ -545,7 +545,7 @@ fn descends_from(pid: i32, ancestor: Pid) -> bool {
         if cur == ancestor.as_raw() {
             return true;
         }
-        let Ok(stat) = fs::read_to_string(format!("/proc/{cur}/stat")) else { return false };
+        let Ok(stat) = isoprobe_probes::text::read(format!("/proc/{cur}/stat")) else { return false };
         // The parent pid is the second field after the comm, which ends at the last ')'.
         let ppid = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<i32>().ok());
         match ppid {
@@ -559,7 +559,7 @@ fn descends_from(pid: i32, ancestor: Pid) -> bool {
 /// A task's time on a CPU in nanoseconds: the first field of /proc/<pid>/schedstat (the
 /// scheduler's sum_exec_runtime, the clock cgroup CPU usage is charged from).
 fn runtime_ns(pid: i32) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?.split_whitespace().next()?.parse().ok()
+    isoprobe_probes::text::read(format!("/proc/{pid}/schedstat")).ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// rmdir with the drain (see [`super::remove`]).
@@ -571,6 +571,7 @@ fn drain_and_remove(version: Version, id: u32, dir: &CgroupDir) -> Result<(), Ha
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// A cgroup2-only host whose cgroupfs is a temp dir: the case's cgroup and its sibling are
     /// made under the mount root, a v1-only knob is refused with the reason, and dropping the set

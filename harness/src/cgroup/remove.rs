@@ -104,7 +104,7 @@ fn kill_members(d: Doomed<'_>, dir: BorrowedFd<'_>) -> Result<(), HarnessError> 
 
 /// Whether /proc/<pid>/cgroup places `pid` in a cgroup named `name` on v1 hierarchy `id`.
 fn member_of(pid: i32, id: u32, name: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
+    isoprobe_probes::text::read(format!("/proc/{pid}/cgroup")).is_ok_and(|t| {
         t.lines().any(|l| {
             let mut f = l.splitn(3, ':');
             f.next().and_then(|i| i.parse::<u32>().ok()) == Some(id)

@@ -8,7 +8,6 @@
 //! check and before any change (see [`Attempt::Refused`]). It never touches a mount outside the
 //! case's own mount points.
 
-use std::fs;
 use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -33,7 +32,7 @@ const INVALID_UMOUNT: MntFlags = MntFlags::MNT_EXPIRE.union(MntFlags::MNT_DETACH
 /// not reach by its path): the probe's own mounts must never propagate to the host.
 pub fn private_but(plan: &PropagationPlan, steps: &mut Vec<String>) -> Result<(), ProbeError> {
     let keep = Path::new(&plan.mount);
-    let table = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+    let table = crate::text::read("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
     let (mut made, mut left) = (0, Vec::new());
     for (point, _) in mount_points(&table) {
         if Path::new(&point).starts_with(keep) {
@@ -44,7 +43,7 @@ pub fn private_but(plan: &PropagationPlan, steps: &mut Vec<String>) -> Result<()
             Err(e) => left.push(format!("{point}: {e}")),
         }
     }
-    let table = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo again".into())?;
+    let table = crate::text::read("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo again".into())?;
     let shared: Vec<String> = mount_points(&table)
         .into_iter()
         .filter(|(p, tags)| !Path::new(p).starts_with(keep) && tags.iter().any(|t| t.starts_with("shared:")))
@@ -113,7 +112,7 @@ pub fn observe(
 fn propagation_in(ch: &mut Channel, m: &MountSentinels, token: &str) -> Result<Fact, ProbeError> {
     expect_ack(ch.ask(HostQuestion::PropagationMount)?, "mount on the host's propagation mount point")?;
     let path = format!("{}/{FROM_HOST}/marker", m.propagation);
-    let seen = fs::read_to_string(&path);
+    let seen = crate::text::read(&path);
     // The host answers after checking that its mount was there all the while the probe looked.
     expect_ack(ch.ask(HostQuestion::PropagationUnmount)?, "unmount from the host's propagation mount point")?;
     let (visible, detail) = match seen {

@@ -13,10 +13,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::fcntl::{AtFlags, OFlag, open, openat};
+use nix::fcntl::{AtFlags, OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, UnixAddr, connect, socket};
@@ -27,6 +26,7 @@ use nix::unistd::{Pid, chdir, chroot, fchdir, getpid, getppid, sethostname};
 use crate::ns::NsKind;
 use crate::sys::{self, SysvKind};
 use crate::sysctl;
+use crate::text;
 use crate::wire::{
     Attempt, ClockKind, ClockSource, Fact, HostAnswer, HostQuestion, IdKind, IpcNames, IpcSeen, NsId, ProbeCase,
     SysResult, fact_key,
@@ -284,7 +284,7 @@ impl<'a> Observer<'a> {
             other => return Err(unexpected(other, "mount the sentinel")),
         }
         let path = format!("{}/marker", m.sentinel_mount);
-        let seen = fs::read_to_string(&path);
+        let seen = text::read(&path);
         // The host answers after checking that its mount was still there while the probe looked.
         expect_ack(self.ch.ask(HostQuestion::UnmountSentinel)?, "unmount the sentinel")?;
         let (visible, detail) = match seen {
@@ -323,7 +323,7 @@ impl<'a> Observer<'a> {
 
     fn host_marker(&mut self) -> Result<Fact, ProbeError> {
         let m = &self.case.sentinels.mnt;
-        Ok(match fs::read_to_string(&m.host_marker) {
+        Ok(match text::read(&m.host_marker) {
             Ok(t) if t.trim() == m.marker_token => {
                 Fact::HostMarker { reachable: Some(true), detail: format!("{} holds the host's token", m.host_marker) }
             }
@@ -389,7 +389,7 @@ impl<'a> Observer<'a> {
             if chroot(".").is_err() {
                 return 5;
             }
-            match fs::read_to_string(&m.host_marker) {
+            match text::read(&m.host_marker) {
                 Ok(t) if t.trim() == m.marker_token => 0,
                 Ok(_) => 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
@@ -630,10 +630,7 @@ fn lists_abstract(table: &str, name: &str) -> bool {
 }
 
 fn read_at(dir: &OwnedFd, path: &str) -> std::io::Result<String> {
-    let fd = openat(dir, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, FileMode::empty())?;
-    let mut s = String::new();
-    File::from(fd).read_to_string(&mut s)?;
-    Ok(s)
+    text::read_at(dir, path)
 }
 
 /// The entry names of an open directory, without `.` and `..`.
