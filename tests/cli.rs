@@ -107,6 +107,26 @@ fn list_names_the_cases_and_help_documents_exit_codes() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// A user whose umask is 077 (private files) runs the matrix as well as anyone: the directories
+/// and markers a probe under another id reads (a user namespace's root maps elsewhere) are made
+/// with their modes whatever the umask. Before, 17 of these 44 cases failed with "Permission
+/// denied" on the sentinel's marker and the mount cases' directories.
+#[test]
+fn a_private_umask_changes_no_verdict() {
+    let dir = scratch("umask");
+    let report = dir.join("report.json");
+    let out = output(
+        Command::new("sh")
+            .args(["-c", "umask 077 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_isoprobe"))
+            .args(["run", "--suite", "namespaces", "--launcher", "clone3", "--ns", "user,mnt", "-j", "2", "-o"])
+            .arg(&report),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+}
+
 /// `--launcher` with real tools: the report carries a header per launcher, an assessment per case,
 /// and bubblewrap's loopback set-up in a new network namespace as an explained difference (never a
 /// pass, never a failure); a missing tool turns its cases into skips naming the package. As root

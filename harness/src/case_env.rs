@@ -86,7 +86,7 @@ impl CaseEnv {
         let abstract_listener = bind_abstract(&abstract_name)?;
         let tcp_listener = TcpListener::bind("127.0.0.1:0").ctx(|| "listen on 127.0.0.1".into())?;
         let tcp_port = tcp_listener.local_addr().ctx(|| "read the TCP listener's port".into())?.port();
-        fs::create_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        make_dir(&dir, 0o755)?;
         // From here on, a partly built case is torn down by Drop.
         let mut env = CaseEnv {
             id,
@@ -140,11 +140,9 @@ impl CaseEnv {
     fn populate(&self, run: &RunEnv, spec: &CaseSpec) -> Result<(), HarnessError> {
         let mk = |name: &str, mode: u32| -> Result<PathBuf, HarnessError> {
             let p = self.dir.join(name);
-            fs::create_dir(&p).ctx(|| format!("create {}", p.display()))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", p.display()))?;
+            make_dir(&p, mode)?;
             Ok(p)
         };
-        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755)).ctx(|| "chmod the case dir".into())?;
         for d in [dirs::SENTINEL_MOUNT, dirs::OWN_MOUNT, dirs::ESCAPE] {
             mk(d, 0o755)?;
         }
@@ -353,6 +351,48 @@ impl Drop for CaseEnv {
             eprintln!("isoprobe: failed to remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// Makes directory `p` with exactly `mode`: mkdir(2) gives it `mode` less the umask, so a chmod
+/// follows only where the umask takes a bit of `mode` away.
+pub(crate) fn make_dir(p: &Path, mode: u32) -> Result<(), HarnessError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(mode).create(p).ctx(|| format!("create {}", p.display()))?;
+    if !umask_keeps(mode) {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a new file `p` readable by everyone (0644, whatever the umask): the
+/// markers a probe under another id must read.
+pub(crate) fn write_readable(p: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(p)?
+        .write_all(contents.as_bytes())?;
+    if !umask_keeps(0o644) {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
+}
+
+/// Whether the process's umask leaves every bit of `mode` (read once from /proc/self/status,
+/// Linux 4.7 and later: umask(2) can only be read by setting it, which races with other threads
+/// creating files). Unknown: no, so the caller chmods.
+fn umask_keeps(mode: u32) -> bool {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    let umask = UMASK.get_or_init(|| {
+        let status = isoprobe_probes::text::read("/proc/self/status").ok()?;
+        let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(value.trim(), 8).ok()
+    });
+    umask.is_some_and(|u| u & mode == 0)
 }
 
 /// Removes a case directory. What `populate` made (a few empty directories and the probe's hard

@@ -63,10 +63,15 @@ impl Streams {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(HarnessError::Sys { what: "poll the probe's output".into(), source: e }),
         }
-        if !self.out_eof {
+        // Only the streams poll found ready (data, end of file or an error) are read: the probe
+        // answers on stdout alone, and a read of the quiet stderr after every line cost a system
+        // call that found nothing.
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let mut ready = ready.into_iter();
+        if !self.out_eof && ready.next().unwrap_or(true) {
             self.out_eof = drain(&p.stdout, &mut self.out, usize::MAX)?;
         }
-        if !self.err_eof {
+        if !self.err_eof && ready.next().unwrap_or(true) {
             self.err_eof = drain(&p.stderr, &mut self.err, STDERR_CAP)?;
         }
         Ok(true)
@@ -111,6 +116,11 @@ fn drain(fd: &OwnedFd, buf: &mut Vec<u8>, cap: usize) -> Result<bool, HarnessErr
             Ok(n) => {
                 let keep = n.min(cap.saturating_sub(buf.len()));
                 buf.extend_from_slice(&chunk[..keep]);
+                // A pipe that gave less than asked had no more: the next poll says when there
+                // is (or the end), so no read is made only to hear EAGAIN.
+                if n < chunk.len() {
+                    return Ok(false);
+                }
             }
             Err(Errno::EAGAIN) => return Ok(false),
             Err(Errno::EINTR) => continue,

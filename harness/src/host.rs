@@ -176,7 +176,7 @@ impl<'a> HostSide<'a> {
         mount(Some("isoprobe-sentinel"), &target, Some("tmpfs"), MsFlags::empty(), Some("size=64k,mode=0755"))
             .map_err(|e| format!("failed to mount the sentinel tmpfs on {}: {e}", target.display()))?;
         self.sentinel_mounted = true;
-        fs::write(target.join("marker"), &self.run.marker_token)
+        crate::case_env::write_readable(&target.join("marker"), &self.run.marker_token)
             .map_err(|e| format!("failed to write the sentinel marker: {e}"))?;
         Ok(HostAnswer::Ack)
     }

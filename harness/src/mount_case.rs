@@ -13,7 +13,7 @@
 //! It never changes the propagation of a mount it did not make; everything it mounts is under
 //! the case directory and goes with it ([`crate::mounts::unmount_all_under`], in every outcome).
 
-use std::fs;
+use crate::case_env::{make_dir, write_readable};
 use std::path::Path;
 
 use isoprobe_probes::wire::{COVERED, FROM_HOST, FROM_PROBE, MountSentinels, PropMode};
@@ -37,18 +37,18 @@ const MARKER: &str = "marker";
 /// What it mounted before a failure is removed with the case directory.
 pub fn create(dir: &Path, p: Propagation, token: &str) -> Result<(), HarnessError> {
     for d in [PROP, MASTER, BIND_TARGET, LOCKED] {
-        fs::create_dir(dir.join(d)).ctx(|| format!("create {}", dir.join(d).display()))?;
+        make_dir(&dir.join(d), 0o755)?;
     }
     for d in [PROP, MASTER] {
         for sub in [FROM_HOST, FROM_PROBE] {
             let path = dir.join(d).join(sub);
-            fs::create_dir(&path).ctx(|| format!("create {}", path.display()))?;
+            make_dir(&path, 0o755)?;
         }
     }
     let file = dir.join(BIND_FILE);
-    fs::write(&file, "").ctx(|| format!("create {}", file.display()))?;
+    write_readable(&file, "").ctx(|| format!("create {}", file.display()))?;
     let covered = dir.join(LOCKED).join(COVERED);
-    fs::write(&covered, token).ctx(|| format!("write {}", covered.display()))?;
+    write_readable(&covered, token).ctx(|| format!("write {}", covered.display()))?;
     bind(dir, dir)?;
     set(dir, PropMode::Private)?;
     let prop = dir.join(PROP);
@@ -97,7 +97,7 @@ pub fn mount_from_host(dir: &Path, token: &str) -> Result<(), String> {
     let target = dir.join(PROP).join(FROM_HOST);
     mount(Some("isoprobe-propagation"), &target, Some("tmpfs"), MsFlags::empty(), Some("size=16k,mode=0755"))
         .map_err(|e| format!("failed to mount a tmpfs on {}: {e}", target.display()))?;
-    fs::write(target.join(MARKER), token).map_err(|e| format!("failed to write the propagation marker: {e}"))
+    write_readable(&target.join(MARKER), token).map_err(|e| format!("failed to write the propagation marker: {e}"))
 }
 
 /// Unmounts it again; an error if it was gone before (the probe's "not seen" would then prove

@@ -13,9 +13,14 @@ pub const PREFIX: &str = "isoprobe";
 /// The top byte of every SysV IPC key isoprobe uses.
 pub const SYSV_KEY_TOP: i32 = 0x15;
 
-/// 64 random bits from the kernel.
+/// 64 random bits from the kernel: getrandom(2), one system call (a case takes some eight
+/// names; opening /dev/urandom for each cost three), falling back to /dev/urandom where the call
+/// is missing (before Linux 3.17) or refused (a seccomp filter).
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
+    if isoprobe_probes::sys::getrandom(&mut b).is_ok_and(|n| n == b.len()) {
+        return u64::from_ne_bytes(b);
+    }
     // /dev/urandom never blocks and never runs dry; failing to open it means /dev is broken.
     File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).expect("read /dev/urandom");
     u64::from_ne_bytes(b)

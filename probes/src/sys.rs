@@ -307,6 +307,14 @@ impl Drop for AlignedBuf {
     }
 }
 
+/// Fills `buf` from the kernel's random pool without blocking once it is initialised (flags 0):
+/// the number of bytes written. See [getrandom(2)](https://man7.org/linux/man-pages/man2/getrandom.2.html).
+pub fn getrandom(buf: &mut [u8]) -> nix::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which is valid for writes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    Errno::result(n).map(|n| n as usize)
+}
+
 /// Takes ownership of descriptor `fd`, which this process inherited for its use alone (its number
 /// came in an argument or an environment entry its starter set for it). Fails with EBADF when no
 /// such descriptor is open. See [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html).
