@@ -232,14 +232,15 @@ impl Comparison {
                 for d in &b.overhead {
                     let _ = writeln!(
                         o,
-                        "| `{}` | {} | {} | {} | {} … {} | {} |",
+                        "| `{}` | {} | {} | {} | {} … {} | {}{} |",
                         code(&d.set),
                         times(d.base),
                         times(d.new),
                         units::percent(d.change),
                         units::percent(d.lo),
                         units::percent(d.hi),
-                        judgement_name(d.judgement)
+                        judgement_name(d.judgement),
+                        if d.spawn_faster { SPAWN_FASTER } else { "" }
                     );
                 }
             }
@@ -262,16 +263,21 @@ fn times(r: f64) -> String {
 /// `REGRESSION none: 35.0× → 42.0× (+20.0%, interval +15.3% … +24.9%)`.
 fn overhead_text(d: &OverheadDelta) -> String {
     format!(
-        "{} {}: {} → {} ({}, interval {} … {})",
+        "{} {}: {} → {} ({}, interval {} … {}){}",
         judgement_name(d.judgement),
         d.set,
         times(d.base),
         times(d.new),
         units::percent(d.change),
         units::percent(d.lo),
-        units::percent(d.hi)
+        units::percent(d.hi),
+        if d.spawn_faster { SPAWN_FASTER } else { "" }
     )
 }
+
+/// Said of an overhead ratio that rose only because the bare spawn got faster.
+const SPAWN_FASTER: &str =
+    "; the ratio rose with a faster spawn while the harness case itself got faster: no regression";
 
 fn judgement_name(j: Judgement) -> &'static str {
     match j {
@@ -358,8 +364,15 @@ mod tests {
             lo: 1.153,
             hi: 1.249,
             judgement: Judgement::Regression,
+            spawn_faster: false,
         };
         assert_eq!(overhead_text(&o), "REGRESSION none: 35.0× → 42.0× (+20.0%, interval +15.3% … +24.9%)");
+        let o = OverheadDelta { judgement: Judgement::Unchanged, spawn_faster: true, ..o };
+        assert_eq!(
+            overhead_text(&o),
+            "unchanged none: 35.0× → 42.0× (+20.0%, interval +15.3% … +24.9%); the ratio rose with a faster spawn \
+             while the harness case itself got faster: no regression"
+        );
         let names = [Judgement::Regression, Judgement::Improvement, Judgement::Unchanged, Judgement::Inconclusive]
             .map(judgement_name);
         assert_eq!(names, ["REGRESSION", "improvement", "unchanged", "inconclusive"]);
