@@ -338,8 +338,9 @@ pub struct Found {
     /// Its permission bits (the table entry's mode), when the listing asked for them.
     pub mode: Option<u32>,
     /// Named by the table ([`Entries::Exact`], [`Owned::sample`]) and not looked up: it may not
-    /// exist. The open that uses it is its lookup too ([`SysDirs::open_named`]): each lookup in
-    /// /proc/sys leaves RCU path walk (proc_sys_revalidate), the costliest step of a sweep.
+    /// exist. The open that uses it is its lookup too ([`SysDirs::open_named`]): a lookup in
+    /// /proc/sys leaves RCU path walk (proc_sys_revalidate refuses it), about 2 µs a name on the
+    /// development VM against 0.2 to 0.7 µs for a call on a descriptor.
     pub named: bool,
 }
 
@@ -661,11 +662,12 @@ impl DirFd {
 
 /// How much of a value the first read asks for: every value the tables hold but a few lists
 /// fits, and the handler allocates a kernel buffer of the size asked for (proc_sys_call_handler
-/// in fs/proc/proc_sysctl.c), zeroed: one of 4 KiB costs a read a third more.
+/// in fs/proc/proc_sysctl.c), zeroed. Measured on the development VM (6.18): 0.73 µs a read of
+/// 256 bytes, 0.8 to 1.2 µs one of 4 KiB.
 const FIRST_READ: usize = 256;
 
 /// The whole value of an open entry, read from its start (the descriptor may be read again): a
-/// sysctl gives it in one read that fits. A first read that fills [`FIRST_READ`] may have cut
+/// sysctl gives it in one read that fits. A first read that fills `FIRST_READ` bytes may have cut
 /// the value (a number handler gives nothing at a later offset), so it is read again whole.
 pub fn read_fd(fd: &OwnedFd) -> nix::Result<String> {
     let mut small = [0u8; FIRST_READ];
