@@ -171,7 +171,7 @@ impl HostSysctls {
             .get_or_init(|| {
                 let kernel = KernelRelease::running().version;
                 let found = self
-                    .with_dirs(|d| sysctl::global(d.root(), kernel, true))?
+                    .with_dirs(|d| d.global(kernel, true))?
                     .map_err(|e| format!("failed to list the global sysctls of {}: {e}", self.root.display()))?;
                 Ok(found.into_iter().filter(|f| f.writable_mode()).map(|f| f.path).collect())
             })
@@ -465,8 +465,7 @@ fn owned_values(
     let kernel = KernelRelease::running().version;
     let mut values = BTreeMap::new();
     for kind in sysctl::KINDS {
-        let found = sysctl::owned_by(dirs.root(), kind, kernel, true)
-            .map_err(|e| format!("failed to list the {kind} sysctls: {e}"))?;
+        let found = dirs.owned_by(kind, kernel, true).map_err(|e| format!("failed to list the {kind} sysctls: {e}"))?;
         for f in found.into_iter().filter(|f| !sysctl::volatile(&f.path) && keep(f)) {
             let v = read_raw(dirs, &f.path);
             values.insert(f.path, v);

@@ -92,13 +92,14 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
     let mut targets = Vec::new();
     let mut skipped: BTreeMap<NsKind, Vec<SysctlSkip>> = BTreeMap::new();
     let mut facts: BTreeMap<NsKind, Fact> = BTreeMap::new();
-    let mut later_globals: Vec<Found> = Vec::new();
+    // With the kind whose table names them.
+    let mut later_globals: Vec<(NsKind, Found)> = Vec::new();
     for (kind, shared) in &setup.kinds {
         // The probe's own tree is listed in full; in the harness's namespace a tree's sample is
         // enough (see `sysctl::Owned::sample`).
         let found = match shared {
-            None => sysctl::owned_by(sys.root(), *kind, kernel, false),
-            Some(_) => sysctl::sampled_by(sys.root(), *kind, kernel),
+            None => sys.owned_by(*kind, kernel, false),
+            Some(_) => sys.sampled_by(*kind, kernel),
         }
         .ctx(|| format!("list the {kind} sysctls"))?;
         match shared {
@@ -108,8 +109,8 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
                 // the same on every kernel (see `sysctl::Owned::since`).
                 let (later, always): (Vec<Found>, Vec<Found>) =
                     found.into_iter().partition(|f| sysctl::owner(&f.path, kernel).is_some_and(|o| o.since.is_some()));
-                later_globals.extend(later);
-                let tests = always.iter().map(|f| capability_test(&mut sys, &f.path, kernel)).collect();
+                later_globals.extend(later.into_iter().map(|f| (*kind, f)));
+                let tests = tests_of(&mut sys, *kind, &always, kernel)?;
                 facts.insert(
                     *kind,
                     Fact::Sysctls { kind: *kind, observed: SysctlObservation::Harness { shared: *shared, tests } },
@@ -120,7 +121,8 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
                 // The network tree in its stripe; its siblings' lists are read from the whole.
                 let stripe = setup.stripe.filter(|_| *kind == NsKind::Net);
                 let mine: Vec<&Found> = found.iter().filter(|f| stripe.is_none_or(|s| s.holds(&f.path))).collect();
-                plan(&mut sys, *kind, &mine, &found, kernel, setup.token, &mut targets, skips);
+                plan(&mut sys, *kind, &mine, &found, kernel, setup.token, &mut targets, skips)
+                    .ctx(|| format!("list the {kind} sysctls"))?;
             }
         }
     }
@@ -156,9 +158,13 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
         }
     }
     let mut out: Vec<Fact> = setup.kinds.iter().filter_map(|(k, _)| facts.remove(k)).collect();
-    let mut tests: Vec<SysctlTest> =
-        setup.globals.iter().filter(|p| sysctl::plain_path(p)).map(|p| capability_test(&mut sys, p, kernel)).collect();
-    tests.extend(later_globals.iter().map(|f| capability_test(&mut sys, &f.path, kernel)));
+    let mut tests = Vec::new();
+    for p in setup.globals.iter().filter(|p| sysctl::plain_path(p)) {
+        tests.extend(capability_test(&mut sys, &Found::listed(p), kernel).ctx(|| format!("test /proc/sys/{p}"))?);
+    }
+    for (kind, f) in &later_globals {
+        tests.extend(tests_of(&mut sys, *kind, std::slice::from_ref(f), kernel)?);
+    }
     out.push(Fact::GlobalSysctls { tests });
     Ok(out)
 }
@@ -175,13 +181,15 @@ fn plan(
     token: &str,
     targets: &mut Vec<Target>,
     skips: &mut Vec<SysctlSkip>,
-) {
-    let pid_max = sys.read("kernel/pid_max").ok().and_then(|v| sysctl::normalize(&v).parse::<i64>().ok());
+) -> nix::Result<()> {
+    // Read for a `ns_last_pid` only (the bound of its candidates).
+    let mut pid_max: Option<Option<i64>> = None;
     for f in mine {
         let Some(row) = sysctl::owner(&f.path, kernel) else { continue };
         let skip = |why| SysctlSkip { path: f.path.clone(), why };
         // The permission check of /proc/sys is made at open (or a read-only mount refuses).
-        let (fd, raw) = match sys.open(&f.path, OFlag::O_RDWR).and_then(|fd| Ok((sysctl::read_fd(&fd)?, fd))) {
+        let Some(opened) = sys.open_named(f, OFlag::O_RDWR)? else { continue };
+        let (fd, raw) = match opened.and_then(|fd| Ok((sysctl::read_fd(&fd)?, fd))) {
             Ok((raw, fd)) => (fd, raw),
             Err(e) => {
                 let why = match sys.read(&f.path) {
@@ -206,7 +214,10 @@ fn plan(
             Vec::new()
         };
         let name = f.path.rsplit_once('/').map_or(f.path.as_str(), |(_, n)| n);
-        let candidates = sysctl::candidates(row.values, &before, &words, token, name, pid_max);
+        if row.values == Values::LastPid && pid_max.is_none() {
+            pid_max = Some(sys.read("kernel/pid_max").ok().and_then(|v| sysctl::normalize(&v).parse::<i64>().ok()));
+        }
+        let candidates = sysctl::candidates(row.values, &before, &words, token, name, pid_max.flatten());
         if candidates.is_empty() {
             skips.push(skip(NotWritten::NoCandidate));
             continue;
@@ -221,6 +232,7 @@ fn plan(
             candidates,
         });
     }
+    Ok(())
 }
 
 /// Announces, writes every target, and has the host look. Returns the written ones by target
@@ -286,16 +298,33 @@ fn write_all(
     Ok(written)
 }
 
-/// Whether a write to `path` would be permitted, asked without changing it.
-fn capability_test(sys: &mut SysDirs, path: &str, kernel: Option<(u32, u32)>) -> SysctlTest {
-    let last_pid = sysctl::owner(path, kernel).is_some_and(|o| o.values == Values::LastPid);
+/// The capability tests of `entries` (of `kind`'s table): those of the named entries that are
+/// there.
+fn tests_of(
+    sys: &mut SysDirs,
+    kind: NsKind,
+    entries: &[Found],
+    kernel: Option<(u32, u32)>,
+) -> Result<Vec<SysctlTest>, ProbeError> {
+    let mut tests = Vec::new();
+    for f in entries {
+        tests.extend(capability_test(sys, f, kernel).ctx(|| format!("list the {kind} sysctls"))?);
+    }
+    Ok(tests)
+}
+
+/// Whether a write to `f` would be permitted, asked without changing it; `None` for a named
+/// entry that is not there (its open is its lookup, see [`Found::named`]).
+fn capability_test(sys: &mut SysDirs, f: &Found, kernel: Option<(u32, u32)>) -> nix::Result<Option<SysctlTest>> {
+    let last_pid = sysctl::owner(&f.path, kernel).is_some_and(|o| o.values == Values::LastPid);
+    let Some(opened) = sys.open_named(f, OFlag::O_WRONLY)? else { return Ok(None) };
     let (test, result) = if last_pid {
         // Opening it for writing is always permitted (mode 0666): its handler checks.
-        (CapabilityTest::InvalidWrite, sys.write(path, "-1"))
+        (CapabilityTest::InvalidWrite, opened.and_then(|fd| sysctl::write_fd(&fd, "-1")))
     } else {
-        (CapabilityTest::OpenForWriting, sys.open(path, OFlag::O_WRONLY).map(drop))
+        (CapabilityTest::OpenForWriting, opened.map(drop))
     };
-    SysctlTest { path: path.to_owned(), test, result: result.into() }
+    Ok(Some(SysctlTest { path: f.path.clone(), test, result: result.into() }))
 }
 
 /// A holder's reading for a joiner: each entry whitespace-normalised, `None` where unreadable.
