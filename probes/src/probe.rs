@@ -8,6 +8,7 @@
 //!   pidfd, enter its root, fork, and exec the probe in `observe` mode (the lxc-attach path).
 
 mod args;
+mod burst;
 mod cgroup_core;
 mod cgroup_rules;
 mod channel;

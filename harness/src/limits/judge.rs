@@ -467,17 +467,43 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
         }
         (
             E::CpuBurstRun { quota_us, burst_us, period_us },
-            ExerciseReport::CpuBurst { pinned, aligned_gap_ns, late_ns, window_ns, cpu_ns, max_gap_ns },
+            ExerciseReport::CpuBurst {
+                pinned,
+                aligned_gap_ns,
+                late_ns,
+                window_ns,
+                cpu_ns,
+                max_gap_ns,
+                end_gap_ns,
+                end_offset_ns,
+                attempts,
+                refused_gaps,
+            },
         ) => {
             let budget = (quota_us + burst_us) * 1000;
             let (lo, hi) = (budget.saturating_sub(CPU_BURST_UNDER_NS), budget + CPU_BURST_OVER_NS);
             let evidence = format!(
-                "pinned: {pinned}; aligned on a {} throttle, started {} late, longest time off the CPU in the \
-                 window {}",
+                "pinned: {pinned}; attempt {attempts} ({refused_gaps} longer gaps refused) aligned on a {} throttle, \
+                 started {} late, longest time off the CPU in the window {}; the next throttle {}, ending {:+.1} ms \
+                 from a planned boundary",
                 ms(*aligned_gap_ns),
                 ms(*late_ns),
-                ms(*max_gap_ns)
+                ms(*max_gap_ns),
+                ms(*end_gap_ns),
+                *end_offset_ns as f64 / MS as f64
             );
+            // A window whose next throttle did not end on a planned boundary may hold two periods'
+            // budgets: what it measured says nothing about one period.
+            if !isoprobe_probes::wire::cpu_burst_on_boundary(*end_gap_ns, *end_offset_ns) {
+                return Verdict::Error {
+                    cause: format!(
+                        "the burn was not aligned on the cpu.max period after {attempts} attempts ({} of CPU in {}): \
+                         not judged; {evidence}",
+                        ms(*cpu_ns),
+                        ms(*window_ns)
+                    ),
+                };
+            }
             // Under the budget and never throttled: other tasks kept the probe from spending it.
             if *cpu_ns < lo && *max_gap_ns < period_us * 1000 / 4 {
                 return Verdict::Error {
@@ -1139,14 +1165,19 @@ mod tests {
     /// cpu.max.burst: one period's CPU is quota + burst after an idle spell, the quota without.
     #[test]
     fn a_burst_is_quota_plus_burst_in_one_period() {
-        let r = |cpu_ms: u64, gap_ms: u64| ExerciseReport::CpuBurst {
+        let at = |cpu_ms: u64, gap_ms: u64, end_offset_ns: i64| ExerciseReport::CpuBurst {
             pinned: SysResult::Ok,
             aligned_gap_ns: 70 * MS,
             late_ns: MS / 10,
             window_ns: 80 * MS,
             cpu_ns: cpu_ms * MS,
             max_gap_ns: gap_ms * MS,
+            end_gap_ns: 30 * MS,
+            end_offset_ns,
+            attempts: 1,
+            refused_gaps: 0,
         };
+        let r = |cpu_ms: u64, gap_ms: u64| at(cpu_ms, gap_ms, 1_000_000);
         let burst = LimitExpect::CpuBurstRun { quota_us: 30_000, burst_us: 30_000, period_us: 100_000 };
         let control = LimitExpect::CpuBurstRun { quota_us: 30_000, burst_us: 0, period_us: 100_000 };
         assert!(judge(LimitCheck::CpuBurst, &burst, &r(62, 20), &TEST_HOST).is_pass());
@@ -1157,6 +1188,9 @@ mod tests {
         assert!(!judge(LimitCheck::CpuBurst, &burst, &r(80, 0), &TEST_HOST).is_pass());
         // Short of the budget without a throttle: starved, not judged.
         let v = judge(LimitCheck::CpuBurst, &burst, &r(40, 2), &TEST_HOST);
+        assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
+        // The VM's flake: the boundary found 25 ms late, the window holding a refill. Not judged.
+        let v = judge(LimitCheck::CpuBurst, &control, &at(45, 46, -25_000_000), &TEST_HOST);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
     }
 

@@ -90,7 +90,7 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
                     cpu_weight: Some(10_000),
                     ..Default::default()
                 },
-                Exercise::CpuBurst { cpu, period_us: 100_000, idle_periods: 3 },
+                Exercise::CpuBurst { cpu, quota_us: 30_000, period_us: 100_000, idle_periods: 3 },
             ),
         ),
         (

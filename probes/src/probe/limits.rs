@@ -71,7 +71,9 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::CgroupRules { rules, case_dir, sibling_dir } => {
             Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
         }
-        Exercise::CpuBurst { cpu, period_us, idle_periods } => cpu_burst(*cpu, *period_us, *idle_periods),
+        Exercise::CpuBurst { cpu, quota_us, period_us, idle_periods } => {
+            super::burst::cpu_burst(*cpu, *quota_us, *period_us, *idle_periods)
+        }
         Exercise::MemoryProtect { .. } => super::protect::run(ex),
     };
     match r {
@@ -107,7 +109,7 @@ pub(super) fn mono() -> u64 {
     now(ClockId::CLOCK_MONOTONIC)
 }
 
-fn process_cpu() -> u64 {
+pub(super) fn process_cpu() -> u64 {
     now(ClockId::CLOCK_PROCESS_CPUTIME_ID)
 }
 
@@ -147,7 +149,7 @@ pub(super) fn write_u64(fd: &OwnedFd, v: u64) -> bool {
     write(fd, &v.to_ne_bytes()) == Ok(8)
 }
 
-fn pin(cpu: u32) -> SysResult {
+pub(super) fn pin(cpu: u32) -> SysResult {
     let mut set = CpuSet::new();
     match set.set(cpu as usize) {
         Ok(()) => sched_setaffinity(Pid::from_raw(0), &set).into(),
@@ -289,56 +291,6 @@ fn cpu_share(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseRepor
         }
         _ => Err(ProbeError::Protocol(format!("the competitor reported nothing ({end_state})"))),
     }
-}
-
-/// cpu.max.burst: where the burn starts after a period boundary, and ends before the next one.
-/// The throttle's end (the boundary's refill) is seen a little late: the unthrottled probe must
-/// be picked again, within a tick (10 ms at HZ=100) of other tasks' turns on a busy CPU.
-const BURST_MARGIN_NS: u64 = 10_000_000;
-
-fn cpu_burst(cpu: u32, period_us: u64, idle_periods: u32) -> Result<ExerciseReport, ProbeError> {
-    let pinned = pin(cpu);
-    let period = period_us.max(1) * 1000;
-    // Spinning, the probe is off the CPU for long only when throttled (cpu.weight 10000
-    // keeps other tasks' turns short), and a throttle ends at a period boundary, where the
-    // refill lets the group run again.
-    let throttle_min = period / 4;
-    let give_up = mono() + 20 * period;
-    let mut last = mono();
-    let (boundary, aligned_gap_ns) = loop {
-        let t = mono();
-        if t - last >= throttle_min {
-            break (t, t - last);
-        }
-        if t > give_up {
-            return Err(ProbeError::Protocol(format!(
-                "no throttle of {} ms or more in 20 periods of {} ms: the group has no cpu.max to align to",
-                throttle_min / 1_000_000,
-                period / 1_000_000
-            )));
-        }
-        last = t;
-    };
-    // Idle: each period's refill adds the quota to the group's budget, up to quota + burst.
-    let start_boundary = boundary + (u64::from(idle_periods) + 1) * period;
-    let (start, end) = (start_boundary + BURST_MARGIN_NS, start_boundary + period - BURST_MARGIN_NS);
-    std::thread::sleep(Duration::from_nanos(start.saturating_sub(mono())));
-    let (t0, c0) = (mono(), process_cpu());
-    let (mut last, mut max_gap_ns) = (t0, 0);
-    while last < end {
-        let t = mono();
-        max_gap_ns = max_gap_ns.max(t - last);
-        last = t;
-    }
-    let cpu_ns = process_cpu() - c0;
-    Ok(ExerciseReport::CpuBurst {
-        pinned,
-        aligned_gap_ns,
-        late_ns: t0.saturating_sub(start),
-        window_ns: last - t0,
-        cpu_ns,
-        max_gap_ns,
-    })
 }
 
 fn affinity(cpus: &[u32]) -> Result<ExerciseReport, ProbeError> {

@@ -241,9 +241,16 @@ pub enum Exercise {
     /// threaded-controllers), written by the probe into the case's cgroup `case_dir` and its
     /// sibling `sibling_dir`.
     CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
-    /// Pinned to `cpu`, aligned on the cpu.max period (`period_us`), idle `idle_periods` periods,
-    /// then a burn of one period.
-    CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
+    /// Pinned to `cpu`, aligned on the cpu.max period (`period_us`; a throttle lasts about
+    /// `period_us` less the quota `quota_us`), idle `idle_periods` periods, then a burn of one
+    /// period. `quota_us` is 0 in reports written before it was recorded.
+    CpuBurst {
+        cpu: u32,
+        #[serde(default)]
+        quota_us: u64,
+        period_us: u64,
+        idle_periods: u32,
+    },
     /// O_DIRECT readers of `block` bytes of the case's loop device `device` in the case's cgroup
     /// and in its sibling at once, for `window_ms`.
     IoShare { device: String, block: u32, window_ms: u32 },
@@ -433,7 +440,9 @@ impl From<&wire::Exercise> for Exercise {
             W::CgroupRules { rules, case_dir, sibling_dir } => {
                 Exercise::CgroupRules { rules: (&rules).into(), case_dir, sibling_dir }
             }
-            W::CpuBurst { cpu, period_us, idle_periods } => Exercise::CpuBurst { cpu, period_us, idle_periods },
+            W::CpuBurst { cpu, quota_us, period_us, idle_periods } => {
+                Exercise::CpuBurst { cpu, quota_us, period_us, idle_periods }
+            }
             W::IoShare { device, block, window_ms } => Exercise::IoShare { device, block, window_ms },
         }
     }
