@@ -11,6 +11,7 @@ mod args;
 mod burst;
 mod cgroup_core;
 mod cgroup_rules;
+mod cgroup_threads;
 mod channel;
 mod error;
 mod init;

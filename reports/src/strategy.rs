@@ -347,6 +347,8 @@ fn cgroup_rules() -> impl Strategy<Value = CgroupRules> {
         Just(CgroupRules::InvalidDomain),
         Just(CgroupRules::Populated),
         Just(CgroupRules::OpenCredentials),
+        Just(CgroupRules::ProcMigration),
+        Just(CgroupRules::ParentThreaded),
     ]
 }
 

@@ -652,7 +652,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
                 format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
             )
         }
-        (E::IoRate { bps, block }, ExerciseReport::IoRead { bytes, wall_ns, all_reading_ns, error, .. }) => {
+        (
+            E::IoRate { bps, block },
+            ExerciseReport::IoRead { bytes, wall_ns, all_reading_ns, longest_read_ns, longest_pause_ns, error, .. },
+        ) => {
             let allow = |ns: u64| (*bps as u128 * ns as u128 / 1_000_000_000u128) as u64;
             let block = IO_IN_FLIGHT * u64::from(*block);
             let hi = allow(wall_ns + IO_SLICE_NS) + block;
@@ -683,7 +686,12 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
                     mib(*bytes),
                     mib((*bytes as u128 * 1_000_000_000 / (*wall_ns).max(1) as u128) as u64)
                 ),
-                error.as_ref().map(|e| format!("read failed: {e}")).unwrap_or_default(),
+                format!(
+                    "{}slowest read {}, longest pause between reads {}",
+                    error.as_ref().map(|e| format!("read failed: {e}; ")).unwrap_or_default(),
+                    ms(*longest_read_ns),
+                    ms(*longest_pause_ns)
+                ),
             )
         }
         (E::IoStall { bps }, ExerciseReport::IoRead { bytes, wall_ns, before, after, .. }) => {
@@ -1096,6 +1104,8 @@ mod tests {
             bytes,
             wall_ns: wall_ms * MS,
             all_reading_ns: all_ms * MS,
+            longest_read_ns: 70 * MS,
+            longest_pause_ns: MS / 10,
             error: None,
             before: CgroupReading::default(),
             after: CgroupReading::default(),
@@ -1121,6 +1131,8 @@ mod tests {
             bytes,
             wall_ns: 1510 * MS,
             all_reading_ns: 1500 * MS,
+            longest_read_ns: 70 * MS,
+            longest_pause_ns: MS / 10,
             error: None,
             before: CgroupReading { io_pressure_some_us: some_ms.map(|_| 0), ..Default::default() },
             after: CgroupReading { io_pressure_some_us: some_ms.map(|m| m * 1000), ..Default::default() },

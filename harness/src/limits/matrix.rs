@@ -293,6 +293,8 @@ pub fn rule_cases() -> Vec<(String, CaseSpec)> {
         ("cgroup-invalid-domain/none", NsSet::EMPTY, rules(R::InvalidDomain, false)),
         ("cgroup-populated/none", NsSet::EMPTY, rules(R::Populated, false)),
         ("cgroup-open-credentials/none", NsSet::EMPTY, rules(R::OpenCredentials, false)),
+        ("cgroup-proc-migration/none", NsSet::EMPTY, rules(R::ProcMigration, false)),
+        ("cgroup-parent-threaded/none", NsSet::EMPTY, rules(R::ParentThreaded, false)),
     ]
     .into_iter()
     .map(|(name, ns, l)| (name.to_owned(), case(ns, l)))

@@ -375,19 +375,16 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
     let mut kids = Vec::new();
     for i in 0..IO_READERS {
         kids.push(fork_child(|| {
-            let mut span = (0, 0);
+            let mut span = ReadSpan::default();
             let (bytes, errno) = match io_read_one(device, block, end, (i, IO_READERS), &mut span, &mut |_, _| {}) {
                 Ok(b) => (b, 0),
                 Err((b, e)) => (b, e as u64),
             };
-            // One write of 32 bytes: atomic on a pipe (under PIPE_BUF), so the readers' reports
-            // do not interleave.
-            let mut rec = [0u8; 32];
-            rec[..8].copy_from_slice(&bytes.to_ne_bytes());
-            rec[8..16].copy_from_slice(&span.0.to_ne_bytes());
-            rec[16..24].copy_from_slice(&span.1.to_ne_bytes());
-            rec[24..].copy_from_slice(&errno.to_ne_bytes());
-            if write(&w, &rec) == Ok(32) { 0 } else { 3 }
+            // One write of RECORD_WORDS words: atomic on a pipe (under PIPE_BUF), so the readers'
+            // reports do not interleave.
+            let words = [bytes, span.first, span.last, errno, span.longest_read, span.longest_pause];
+            let rec: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            if write(&w, &rec) == Ok(rec.len()) { 0 } else { 3 }
         })?);
     }
     drop(w);
@@ -395,13 +392,15 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
     for k in kids {
         wait_end(k)?;
     }
-    if vals.len() != 4 * IO_READERS as usize {
-        return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / 4)));
+    const RECORD_WORDS: usize = 6;
+    if vals.len() != RECORD_WORDS * IO_READERS as usize {
+        return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / RECORD_WORDS)));
     }
     let after = reading(ch)?;
     let (mut bytes, mut last, mut error) = (0, t0, None);
     let (mut all_started, mut first_done) = (t0, u64::MAX);
-    for c in vals.chunks_exact(4) {
+    let (mut longest_read_ns, mut longest_pause_ns) = (0, 0);
+    for c in vals.chunks_exact(RECORD_WORDS) {
         bytes += c[0];
         all_started = all_started.max(c[1]);
         first_done = first_done.min(c[2]);
@@ -409,27 +408,40 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
         if c[3] != 0 {
             error = Some(SysResult::from(Err::<(), _>(Errno::from_raw(c[3] as i32))));
         }
+        longest_read_ns = longest_read_ns.max(c[4]);
+        longest_pause_ns = longest_pause_ns.max(c[5]);
     }
     Ok(ExerciseReport::IoRead {
         bytes,
         wall_ns: last.saturating_sub(t0),
         all_reading_ns: first_done.saturating_sub(all_started),
+        longest_read_ns,
+        longest_pause_ns,
         error,
         before,
         after,
     })
 }
 
+/// When one reader read: its first read's issue, its last read's return, its slowest read (issue
+/// to return) and its longest pause between a return and the next issue.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ReadSpan {
+    pub first: u64,
+    pub last: u64,
+    pub longest_read: u64,
+    pub longest_pause: u64,
+}
+
 /// One reader: O_DIRECT reads of `block` bytes until `end`, from its own part (`index` of `of`) of
 /// the device. Returns the bytes read, or those and the errno that stopped it; `span` gets when
-/// its first read was issued and when its last returned, `on_read` each read's bytes and when it
-/// returned.
+/// it read, `on_read` each read's bytes and when it returned.
 pub(super) fn io_read_one(
     device: &str,
     block: u32,
     end: u64,
     (index, of): (u32, u32),
-    span: &mut (u64, u64),
+    span: &mut ReadSpan,
     on_read: &mut dyn FnMut(u64, u64),
 ) -> Result<u64, (u64, Errno)> {
     let fd =
@@ -444,15 +456,21 @@ pub(super) fn io_read_one(
     let Some(mut buf) = sys::AlignedBuf::zeroed(block as usize, PAGE) else { return Err((0, Errno::ENOMEM)) };
     let (mut bytes, mut off, mut error) = (0u64, 0u64, None);
     let base = region * u64::from(index);
-    span.0 = mono();
-    span.1 = span.0;
-    while mono() < end {
+    span.first = mono();
+    span.last = span.first;
+    loop {
+        let issued = mono();
+        if issued >= end {
+            break;
+        }
+        span.longest_pause = span.longest_pause.max(issued - span.last);
         let n = nix::sys::uio::pread(&fd, buf.as_mut_slice(), (base + off) as i64);
-        span.1 = mono();
+        span.last = mono();
+        span.longest_read = span.longest_read.max(span.last - issued);
         match n {
             Ok(n) if n > 0 => {
                 bytes += n as u64;
-                on_read(n as u64, span.1);
+                on_read(n as u64, span.last);
                 off = (off + n as u64) % region;
             }
             Ok(_) => off = 0,

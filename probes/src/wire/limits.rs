@@ -124,6 +124,14 @@ pub enum CgroupRules {
     /// checked with the credentials of the file's opener, not the writer's (test_core's
     /// test_cgcore_lesser_euid_open), both ways.
     OpenCredentials,
+    /// "Threads": a multi-threaded process written to cgroup.procs moves with all its threads
+    /// (test_core's test_cgcore_proc_migration); its control, one thread written to
+    /// cgroup.threads in a threaded subtree, moves that thread alone (test_cgcore_thread_migration).
+    ProcMigration,
+    /// A cgroup whose child is made threaded becomes a thread root: its cgroup.type reads "domain
+    /// threaded" (test_core's test_cgcore_parent_becomes_threaded); "domain" before, its control,
+    /// and again once the threaded child is gone.
+    ParentThreaded,
 }
 
 impl CgroupRules {
@@ -139,6 +147,8 @@ impl CgroupRules {
             CgroupRules::InvalidDomain => "invalid-domain",
             CgroupRules::Populated => "populated",
             CgroupRules::OpenCredentials => "open-credentials",
+            CgroupRules::ProcMigration => "proc-migration",
+            CgroupRules::ParentThreaded => "parent-threaded",
         }
     }
 }
@@ -218,6 +228,23 @@ pub mod rule_step {
     pub const OPEN_AS_NOBODY: &str = "open-as-nobody";
     pub const OPENED_LESSER: &str = "opened-as-nobody-written-as-root";
     pub const OPENED_ROOT: &str = "opened-as-root-written-as-nobody";
+    /// Process migration: a child of the sibling; the probe with its helper threads written to
+    /// its cgroup.procs (by the pid 0: the writer's process); how many of the probe's threads
+    /// /proc/self/task/<tid>/cgroup places there ("<in> of <all>"); back to the case's cgroup.
+    /// The control: a threaded child of the case's cgroup; one helper thread written to its
+    /// cgroup.threads; how many threads are there then; the thread back.
+    pub const MOVE_PROCESS: &str = "move-process-to-domain";
+    pub const THREADS_MOVED: &str = "threads-in-domain-after-procs";
+    pub const THREAD_MOVED_ALONE: &str = "threads-in-threaded-after-threads";
+    /// Parent becomes threaded: a child of the sibling with a child of its own; the child's
+    /// cgroup.type; the grandchild made threaded; the child's and the grandchild's cgroup.type;
+    /// the grandchild removed; the child's cgroup.type again.
+    pub const PARENT_TYPE_BEFORE: &str = "type-of-parent-before";
+    pub const MAKE_GRANDCHILD_THREADED: &str = "make-grandchild-threaded";
+    pub const PARENT_TYPE_THREADED: &str = "type-of-parent-with-threaded-child";
+    pub const GRANDCHILD_TYPE: &str = "type-of-threaded-grandchild";
+    pub const RMDIR_GRANDCHILD: &str = "rmdir-threaded-grandchild";
+    pub const PARENT_TYPE_AFTER: &str = "type-of-parent-after";
     /// The child cgroups the probe makes (isoprobe-named: the host removes what is left).
     pub const CHILD: &str = "isoprobe-rules-child";
     pub const GRANDCHILD: &str = "isoprobe-rules-grandchild";
@@ -520,6 +547,12 @@ pub enum ExerciseReport {
         /// reader's last read returned (a reader the scheduler kept off the CPU at either end
         /// queued nothing at the throttle then).
         all_reading_ns: u64,
+        /// Over all readers: the slowest read, from its issue to its return (a read waits at the
+        /// throttle for the others' turns, about IO_READERS blocks at the limit; much longer is a
+        /// device or a dispatch that stalled), and the longest pause between a read's return and
+        /// the reader's next issue (a reader kept off the CPU, with nothing queued).
+        longest_read_ns: u64,
+        longest_pause_ns: u64,
         /// The read that ended the window early, if one failed.
         error: Option<SysResult>,
         /// The case's cgroups before the readers started and after they all ended.
@@ -712,6 +745,10 @@ pub struct OpenAttempt {
     pub path: String,
     pub result: SysResult,
 }
+
+/// [`CgroupRules::ProcMigration`]: the helper threads the probe starts beside its main thread, so
+/// that the process it moves has `PROC_MIGRATION_THREADS + 1` threads.
+pub const PROC_MIGRATION_THREADS: usize = 3;
 
 /// [`Exercise::CpuBurst`]: the burn starts this long after a period boundary and ends this long
 /// before the next one. The throttle's end (the boundary's refill) is seen a little late: the

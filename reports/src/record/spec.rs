@@ -289,6 +289,11 @@ pub enum CgroupRules {
     Populated,
     /// cgroup.procs writes checked with the opener's credentials.
     OpenCredentials,
+    /// A multi-threaded process moved by cgroup.procs with all its threads; one thread by
+    /// cgroup.threads alone.
+    ProcMigration,
+    /// A parent's cgroup.type once its child is threaded ("domain threaded").
+    ParentThreaded,
 }
 
 // As in `verdict.rs`: harness values are taken apart field by field and every variant matched, so
@@ -460,6 +465,8 @@ impl From<&wire::CgroupRules> for CgroupRules {
             W::InvalidDomain => CgroupRules::InvalidDomain,
             W::Populated => CgroupRules::Populated,
             W::OpenCredentials => CgroupRules::OpenCredentials,
+            W::ProcMigration => CgroupRules::ProcMigration,
+            W::ParentThreaded => CgroupRules::ParentThreaded,
         }
     }
 }
