@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::error::ProbeError;
 use super::limits::{mono, pin, process_cpu};
-use crate::wire::{CPU_BURST_END_THROTTLE_NS, CPU_BURST_MARGIN_NS, ExerciseReport, cpu_burst_on_boundary};
+use crate::wire::{CPU_BURST_END_THROTTLE_NS, CPU_BURST_MARGIN_NS, ExerciseReport, SysResult, cpu_burst_on_boundary};
 
 /// How much longer than `period − quota` a throttle may hold the probe off the CPU. A throttle
 /// starts once the group's runtime is spent, seen at the next tick (update_curr runs from the tick
@@ -33,23 +33,6 @@ const ATTEMPTS: u32 = 4;
 /// Periods within which an alignment must find a throttle.
 const ALIGN_PERIODS: u64 = 20;
 
-/// One attempt's burn.
-struct Burn {
-    late_ns: u64,
-    window_ns: u64,
-    cpu_ns: u64,
-    max_gap_ns: u64,
-    end_gap_ns: u64,
-    end_offset_ns: i64,
-}
-
-impl Burn {
-    /// Whether the burn ended in a throttle that ended on the planned boundary.
-    fn on_boundary(&self) -> bool {
-        cpu_burst_on_boundary(self.end_gap_ns, self.end_offset_ns)
-    }
-}
-
 /// Runs the exercise: up to [`ATTEMPTS`] alignments, each with its burn.
 pub fn cpu_burst(cpu: u32, quota_us: u64, period_us: u64, idle_periods: u32) -> Result<ExerciseReport, ProbeError> {
     let pinned = pin(cpu);
@@ -62,20 +45,22 @@ pub fn cpu_burst(cpu: u32, quota_us: u64, period_us: u64, idle_periods: u32) -> 
         let (boundary, aligned_gap_ns) = align(period, longest, &mut refused_gaps)?;
         // Idle: each period's refill adds the quota to the group's budget, up to quota + burst.
         let start_boundary = boundary + (u64::from(idle_periods) + 1) * period;
-        let burn = burn(start_boundary, period);
-        if burn.on_boundary() || attempts == ATTEMPTS {
-            return Ok(ExerciseReport::CpuBurst {
-                pinned,
-                aligned_gap_ns,
-                late_ns: burn.late_ns,
-                window_ns: burn.window_ns,
-                cpu_ns: burn.cpu_ns,
-                max_gap_ns: burn.max_gap_ns,
-                end_gap_ns: burn.end_gap_ns,
-                end_offset_ns: burn.end_offset_ns,
-                attempts,
-                refused_gaps,
-            });
+        let mut report = burn(start_boundary, period);
+        let ExerciseReport::CpuBurst {
+            pinned: p,
+            aligned_gap_ns: a,
+            end_gap_ns,
+            end_offset_ns,
+            attempts: n,
+            refused_gaps: r,
+            ..
+        } = &mut report
+        else {
+            return Ok(report);
+        };
+        (*p, *a, *n, *r) = (pinned.clone(), aligned_gap_ns, attempts, refused_gaps);
+        if cpu_burst_on_boundary(*end_gap_ns, *end_offset_ns) || attempts == ATTEMPTS {
+            return Ok(report);
         }
     }
 }
@@ -111,8 +96,9 @@ fn align(period: u64, longest: u64, refused: &mut u32) -> Result<(u64, u64), Pro
 
 /// Sleeps until just after `start_boundary`, burns until just before the next boundary, then
 /// follows the group to its next throttle's end (the one that holds the window's end when the
-/// budget was spent in it) and places that end against the planned boundaries.
-fn burn(start_boundary: u64, period: u64) -> Burn {
+/// budget was spent in it) and places that end against the planned boundaries. The report's
+/// alignment and attempt fields are left for the caller.
+fn burn(start_boundary: u64, period: u64) -> ExerciseReport {
     let (start, end) = (start_boundary + CPU_BURST_MARGIN_NS, start_boundary + period - CPU_BURST_MARGIN_NS);
     std::thread::sleep(Duration::from_nanos(start.saturating_sub(mono())));
     let (t0, c0) = (mono(), process_cpu());
@@ -131,13 +117,17 @@ fn burn(start_boundary: u64, period: u64) -> Burn {
         gap = t - last;
         last = t;
     }
-    Burn {
+    ExerciseReport::CpuBurst {
+        pinned: SysResult::Ok,
+        aligned_gap_ns: 0,
         late_ns: t0.saturating_sub(start),
         window_ns,
         cpu_ns,
         max_gap_ns,
         end_gap_ns: gap,
         end_offset_ns: grid_offset(last - start_boundary, period),
+        attempts: 0,
+        refused_gaps: 0,
     }
 }
 
