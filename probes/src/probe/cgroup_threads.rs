@@ -52,7 +52,7 @@ impl Drop for Helpers {
 }
 
 /// How many of the probe's threads are in a cgroup whose path ends in `/name`, as
-/// /proc/self/task/<tid>/cgroup gives it (the cgroup2 line, `0::<path>`): "<in> of <all>".
+/// `/proc/self/task/<tid>/cgroup` gives it (the cgroup2 line, `0::<path>`): `"<in> of <all>"`.
 fn threads_in(name: &str) -> (SysResult, Option<String>) {
     let tasks = match std::fs::read_dir("/proc/self/task") {
         Ok(d) => d,

@@ -230,7 +230,7 @@ pub mod rule_step {
     pub const OPENED_ROOT: &str = "opened-as-root-written-as-nobody";
     /// Process migration: a child of the sibling; the probe with its helper threads written to
     /// its cgroup.procs (by the pid 0: the writer's process); how many of the probe's threads
-    /// /proc/self/task/<tid>/cgroup places there ("<in> of <all>"); back to the case's cgroup.
+    /// `/proc/self/task/<tid>/cgroup` places there (`"<in> of <all>"`); back to the case's cgroup.
     /// The control: a threaded child of the case's cgroup; one helper thread written to its
     /// cgroup.threads; how many threads are there then; the thread back.
     pub const MOVE_PROCESS: &str = "move-process-to-domain";
