@@ -8,8 +8,10 @@
 //!   pidfd, enter its root, fork, and exec the probe in `observe` mode (the lxc-attach path).
 
 mod args;
+mod burst;
 mod cgroup_core;
 mod cgroup_rules;
+mod cgroup_threads;
 mod channel;
 mod error;
 mod init;

@@ -323,8 +323,9 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
             case_dir,
             sibling_dir
         }),
-        any::<(u32, u64, u32)>().prop_map(|(cpu, period_us, idle_periods)| Exercise::CpuBurst {
+        any::<(u32, u64, u64, u32)>().prop_map(|(cpu, quota_us, period_us, idle_periods)| Exercise::CpuBurst {
             cpu,
+            quota_us,
             period_us,
             idle_periods
         }),
@@ -346,6 +347,8 @@ fn cgroup_rules() -> impl Strategy<Value = CgroupRules> {
         Just(CgroupRules::InvalidDomain),
         Just(CgroupRules::Populated),
         Just(CgroupRules::OpenCredentials),
+        Just(CgroupRules::ProcMigration),
+        Just(CgroupRules::ParentThreaded),
     ]
 }
 

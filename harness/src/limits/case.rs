@@ -307,7 +307,16 @@ impl CaseLimits {
 
 /// The online CPUs (/sys/devices/system/cpu/online, e.g. `0-1`).
 pub fn online_cpus() -> Result<Vec<u32>, HarnessError> {
-    let p = "/sys/devices/system/cpu/online";
+    read_cpu_list("/sys/devices/system/cpu/online")
+}
+
+/// The possible CPUs (/sys/devices/system/cpu/possible): every CPU the kernel gave per-CPU data,
+/// online or not.
+pub fn possible_cpus() -> Result<Vec<u32>, HarnessError> {
+    read_cpu_list("/sys/devices/system/cpu/possible")
+}
+
+fn read_cpu_list(p: &str) -> Result<Vec<u32>, HarnessError> {
     let text = fs::read_to_string(p).ctx(|| format!("read {p}"))?;
     parse_cpu_list(&text).ok_or_else(|| HarnessError::Host(format!("unparsable {p}: {text:?}")))
 }

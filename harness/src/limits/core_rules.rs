@@ -4,13 +4,14 @@
 //! stands beside the same operation where the rule allows it (its control), in the same case.
 //! Pure: the rules run as root in the host's namespaces, so nothing here depends on the case.
 
-use isoprobe_probes::wire::{CgroupRules, rule_step as step};
+use isoprobe_probes::wire::{CgroupRules, PROC_MIGRATION_THREADS, rule_step as step};
 
 use super::rules::Outcome;
 
 /// The steps of `rules` (one of the core rules) and what each must give.
 pub fn expect(rules: &CgroupRules) -> Vec<(&'static str, Outcome)> {
     use Outcome::Ok;
+    let all = PROC_MIGRATION_THREADS + 1;
     let err = |errno: i32, name: &str| Outcome::Errno { errno, name: name.to_owned() };
     let reads = |v: &str| Outcome::Reads { value: v.to_owned() };
     match rules {
@@ -69,6 +70,35 @@ pub fn expect(rules: &CgroupRules) -> Vec<(&'static str, Outcome)> {
             (step::OPENED_LESSER, err(libc::EACCES, "EACCES")),
             (step::OPENED_ROOT, Ok),
         ],
+        // cgroup_procs_write migrates the whole threadgroup (cgroup_procs_write_start with
+        // threadgroup true: cgroup_migrate walks every thread of the leader), so every thread of the
+        // probe is in the new cgroup (test_cgcore_proc_migration); cgroup_threads_write migrates the
+        // one task named (threadgroup false), so in a threaded child of the case's cgroup only that
+        // thread is (test_cgcore_thread_migration), the control.
+        CgroupRules::ProcMigration => vec![
+            (step::MKDIR_CHILD, Ok),
+            (step::MOVE_PROCESS, Ok),
+            (step::THREADS_MOVED, reads(&format!("{all} of {all}"))),
+            (step::RETURN, Ok),
+            (step::MAKE_THREADED, Ok),
+            (step::THREAD_IN, Ok),
+            (step::THREAD_MOVED_ALONE, reads(&format!("1 of {all}"))),
+            (step::THREAD_BACK, Ok),
+        ],
+        // cgroup_enable_threaded makes the new threaded cgroup's parent its threaded domain
+        // (dom_cgrp), and cgroup_type_show prints "domain threaded" for a thread root
+        // (cgroup_is_thread_root: its own dom_cgrp with threaded children,
+        // nr_threaded_children); before, and once the threaded child is removed, the parent is a
+        // plain "domain" (test_cgcore_parent_becomes_threaded).
+        CgroupRules::ParentThreaded => vec![
+            (step::MKDIR_CHILD, Ok),
+            (step::PARENT_TYPE_BEFORE, reads("domain")),
+            (step::MAKE_GRANDCHILD_THREADED, Ok),
+            (step::PARENT_TYPE_THREADED, reads("domain threaded")),
+            (step::GRANDCHILD_TYPE, reads("threaded")),
+            (step::RMDIR_GRANDCHILD, Ok),
+            (step::PARENT_TYPE_AFTER, reads("domain")),
+        ],
         CgroupRules::Delegation { .. }
         | CgroupRules::InternalProcess { .. }
         | CgroupRules::Threaded
@@ -94,6 +124,25 @@ mod tests {
             let refused = steps.iter().filter(|(_, o)| matches!(o, Outcome::Errno { .. })).count();
             let allowed = steps.iter().filter(|(_, o)| !matches!(o, Outcome::Errno { .. })).count();
             assert!(refused >= 1 && allowed > refused, "{rules:?}");
+        }
+    }
+
+    /// A value the rule's side reads stands beside the same read on the allowed side: every
+    /// expected read differs from another read of the same case.
+    #[test]
+    fn every_read_has_a_contrasting_read() {
+        for rules in [CgroupRules::ProcMigration, CgroupRules::ParentThreaded] {
+            let reads: Vec<String> = expect(&rules)
+                .into_iter()
+                .filter_map(|(_, o)| match o {
+                    Outcome::Reads { value } => Some(value),
+                    _ => None,
+                })
+                .collect();
+            assert!(reads.len() >= 2, "{rules:?}");
+            for r in &reads {
+                assert!(reads.iter().any(|o| o != r), "{rules:?}: {r}");
+            }
         }
     }
 }

@@ -27,15 +27,29 @@ pub const MEMORY_PEAK_SLACK: u64 = 256 << 10;
 /// dirty pages (well under 4 MiB for a static probe).
 pub const MEMORY_CHILD_OVERHEAD: u64 = 4 * MIB;
 
+/// One memcg charge batch: MEMCG_CHARGE_BATCH, 64 pages of 4 KiB (x86_64, the one target the
+/// probe and the harness are built for).
+pub const CHARGE_BATCH: u64 = 64 * 4096;
+
+/// What the per-CPU charge stocks can hold pre-charged to one cgroup's page counter: a charge takes
+/// a whole batch from the counter and keeps the rest in its CPU's stock (mm/memcontrol.c,
+/// try_charge_memcg), and refill_stock drains a stock once it holds more than a batch, so one
+/// batch per CPU with per-CPU data: every possible CPU (/sys/devices/system/cpu/possible), counted
+/// at run time.
+pub fn charge_stocks(possible_cpus: usize) -> u64 {
+    possible_cpus as u64 * CHARGE_BATCH
+}
+
 /// memory.high: how far usage (memory.peak) may pass memory.high while page cache is read into the
-/// cgroup. Each charge over high adds to the task's overage; once the overage passes one charge
-/// batch (MEMCG_CHARGE_BATCH, 64 pages = 256 KiB) the charging task reclaims it on the spot
-/// (mm/memcontrol.c, try_charge_memcg), and on its return to user space in any case. What can be
-/// charged before that: the batch itself, the folios of one read(2) with its readahead (the
+/// cgroup, given the per-CPU charge stocks `stocks` ([`charge_stocks`]). Each charge over high adds
+/// to the task's overage; once the overage passes one charge batch the charging task reclaims it on
+/// the spot (mm/memcontrol.c, try_charge_memcg), and on its return to user space in any case. What
+/// can be charged before that: the batch itself, the folios of one read(2) with its readahead (the
 /// exercise reads 1 MiB at a time; synchronous plus asynchronous readahead bring at most twice the
-/// request: 2 MiB), and the per-CPU charge stocks, pre-charged to the page counter (one batch per
-/// CPU; 4 CPUs at most here: 1 MiB).
-pub const MEMORY_HIGH_SLACK: u64 = (256 << 10) + 2 * MIB + 4 * (256 << 10);
+/// request: 2 MiB), and the charge stocks, pre-charged to the page counter.
+pub fn memory_high_slack(stocks: u64) -> u64 {
+    CHARGE_BATCH + 2 * MIB + stocks
+}
 
 /// cpu.max: the window's two edges each fall somewhere inside a period, so the window holds up
 /// to one period's quota more or less than wall × quota / period; and the throttle bites at the
@@ -267,6 +281,8 @@ pub fn judge_all(
     facts: &Facts,
     host_cgroup: &[String],
 ) -> Vec<crate::verdict::LimitResult> {
+    // The harness runs on the probe's kernel: its possible CPUs are the probe's.
+    let stocks = super::case::possible_cpus().map(|c| charge_stocks(c.len()));
     super::oracle::expect(limits)
         .into_iter()
         .map(|(check, want)| {
@@ -278,18 +294,29 @@ pub fn judge_all(
                 }
                 _ => want,
             };
-            let verdict = match report(facts) {
-                Ok(r) => judge(check, &want, r, host_cgroup),
-                Err(v) => v,
+            let verdict = match (report(facts), &stocks) {
+                (Ok(r), Ok(stocks)) => judge(check, &want, r, &Host { cgroup: host_cgroup, stocks: *stocks }),
+                (Ok(_), Err(e)) => Verdict::Error { cause: format!("cannot count the possible CPUs: {e}") },
+                (Err(v), _) => v,
             };
             crate::verdict::LimitResult { check, verdict }
         })
         .collect()
 }
 
-/// Judges one check. `host_cgroup` is `/proc/<probe>/cgroup` as the host read it.
-pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgroup: &[String]) -> Verdict {
+/// What the host knows that a judgement needs besides the report.
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    /// `/proc/<probe>/cgroup` as the host read it.
+    pub cgroup: &'a [String],
+    /// The per-CPU charge stocks' bound on this machine ([`charge_stocks`]).
+    pub stocks: u64,
+}
+
+/// Judges one check against what the host saw (`host`).
+pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &Host<'_>) -> Verdict {
     use LimitExpect as E;
+    let host_cgroup = host.cgroup;
     let wrong = || Verdict::Error { cause: format!("{check} cannot be judged from a {r:?} report") };
     match (want, r) {
         (E::MemoryStopsAt { limit, no_swap }, ExerciseReport::Memory { touched, child, before, after }) => {
@@ -440,17 +467,43 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
         }
         (
             E::CpuBurstRun { quota_us, burst_us, period_us },
-            ExerciseReport::CpuBurst { pinned, aligned_gap_ns, late_ns, window_ns, cpu_ns, max_gap_ns },
+            ExerciseReport::CpuBurst {
+                pinned,
+                aligned_gap_ns,
+                late_ns,
+                window_ns,
+                cpu_ns,
+                max_gap_ns,
+                end_gap_ns,
+                end_offset_ns,
+                attempts,
+                refused_gaps,
+            },
         ) => {
             let budget = (quota_us + burst_us) * 1000;
             let (lo, hi) = (budget.saturating_sub(CPU_BURST_UNDER_NS), budget + CPU_BURST_OVER_NS);
             let evidence = format!(
-                "pinned: {pinned}; aligned on a {} throttle, started {} late, longest time off the CPU in the \
-                 window {}",
+                "pinned: {pinned}; attempt {attempts} ({refused_gaps} longer gaps refused) aligned on a {} throttle, \
+                 started {} late, longest time off the CPU in the window {}; the next throttle {}, ending {:+.1} ms \
+                 from a planned boundary",
                 ms(*aligned_gap_ns),
                 ms(*late_ns),
-                ms(*max_gap_ns)
+                ms(*max_gap_ns),
+                ms(*end_gap_ns),
+                *end_offset_ns as f64 / MS as f64
             );
+            // A window whose next throttle did not end on a planned boundary may hold two periods'
+            // budgets: what it measured says nothing about one period.
+            if !isoprobe_probes::wire::cpu_burst_on_boundary(*end_gap_ns, *end_offset_ns) {
+                return Verdict::Error {
+                    cause: format!(
+                        "the burn was not aligned on the cpu.max period after {attempts} attempts ({} of CPU in {}): \
+                         not judged; {evidence}",
+                        ms(*cpu_ns),
+                        ms(*window_ns)
+                    ),
+                };
+            }
             // Under the budget and never throttled: other tasks kept the probe from spending it.
             if *cpu_ns < lo && *max_gap_ns < period_us * 1000 / 4 {
                 return Verdict::Error {
@@ -599,7 +652,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                 format!("{beats} beats; host froze: {frozen}, held {}", ms(*held_ns)),
             )
         }
-        (E::IoRate { bps, block }, ExerciseReport::IoRead { bytes, wall_ns, all_reading_ns, error, .. }) => {
+        (
+            E::IoRate { bps, block },
+            ExerciseReport::IoRead { bytes, wall_ns, all_reading_ns, longest_read_ns, longest_pause_ns, error, .. },
+        ) => {
             let allow = |ns: u64| (*bps as u128 * ns as u128 / 1_000_000_000u128) as u64;
             let block = IO_IN_FLIGHT * u64::from(*block);
             let hi = allow(wall_ns + IO_SLICE_NS) + block;
@@ -630,7 +686,12 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
                     mib(*bytes),
                     mib((*bytes as u128 * 1_000_000_000 / (*wall_ns).max(1) as u128) as u64)
                 ),
-                error.as_ref().map(|e| format!("read failed: {e}")).unwrap_or_default(),
+                format!(
+                    "{}slowest read {}, longest pause between reads {}",
+                    error.as_ref().map(|e| format!("read failed: {e}; ")).unwrap_or_default(),
+                    ms(*longest_read_ns),
+                    ms(*longest_pause_ns)
+                ),
             )
         }
         (E::IoStall { bps }, ExerciseReport::IoRead { bytes, wall_ns, before, after, .. }) => {
@@ -675,7 +736,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
         (E::IoSplit { mine, other, block }, ExerciseReport::IoShare { .. }) => {
             super::iocost::judge(*mine, *other, *block, r)
         }
-        (E::Protection { plan }, r @ ExerciseReport::MemoryProtect { .. }) => super::protect::judge(plan, r),
+        (E::Protection { plan }, r @ ExerciseReport::MemoryProtect { .. }) => {
+            super::protect::judge(plan, r, host.stocks)
+        }
         (E::CgroupNsRoot | E::CgroupHostView, ExerciseReport::CgroupView { lines, mount_root_holds_self, mount }) => {
             let path = |l: &String| l.splitn(3, ':').nth(2).unwrap_or("").to_owned();
             let all_root = lines.iter().all(|l| path(l) == "/");
@@ -740,12 +803,10 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
         ),
         (E::HighHolds { high, bytes }, ExerciseReport::CacheRead { read, wall_ns, error, before, after }) => {
             let oom = delta(after.events.oom_kill, before.events.oom_kill);
+            let slack = memory_high_slack(host.stocks);
             verdict(
-                error.is_none()
-                    && read == bytes
-                    && after.peak.is_some_and(|p| p <= high + MEMORY_HIGH_SLACK)
-                    && oom == Some(0),
-                format!("all {} read, peak ≤ {} + {}, no OOM kill", mib(*bytes), mib(*high), mib(MEMORY_HIGH_SLACK)),
+                error.is_none() && read == bytes && after.peak.is_some_and(|p| p <= high + slack) && oom == Some(0),
+                format!("all {} read, peak ≤ {} + {}, no OOM kill", mib(*bytes), mib(*high), mib(slack)),
                 format!(
                     "{} read in {}, peak {}, OOM kills {oom:?}",
                     mib(*read),
@@ -1006,6 +1067,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host_cgr
 mod tests {
     use super::*;
 
+    /// A two-CPU machine's host view, no cgroup lines.
+    const TEST_HOST: Host<'static> = Host { cgroup: &[], stocks: 2 * CHARGE_BATCH };
+
     fn mem(touched: u64, child: ChildEnd, peak: u64, kills: u64) -> ExerciseReport {
         ExerciseReport::Memory {
             touched,
@@ -1022,13 +1086,13 @@ mod tests {
     #[test]
     fn memory_passes_only_at_the_limit_with_an_oom_kill() {
         let want = LimitExpect::MemoryStopsAt { limit: 64 * MIB, no_swap: true };
-        assert!(judge(LimitCheck::Memory, &want, &mem(60 * MIB, killed(), 64 * MIB, 1), &[]).is_pass());
+        assert!(judge(LimitCheck::Memory, &want, &mem(60 * MIB, killed(), 64 * MIB, 1), &TEST_HOST).is_pass());
         // Killed at twice the limit: a limit twice as large as expected.
-        assert!(!judge(LimitCheck::Memory, &want, &mem(124 * MIB, killed(), 128 * MIB, 1), &[]).is_pass());
+        assert!(!judge(LimitCheck::Memory, &want, &mem(124 * MIB, killed(), 128 * MIB, 1), &TEST_HOST).is_pass());
         // Stopped far below the limit.
-        assert!(!judge(LimitCheck::Memory, &want, &mem(20 * MIB, killed(), 64 * MIB, 1), &[]).is_pass());
+        assert!(!judge(LimitCheck::Memory, &want, &mem(20 * MIB, killed(), 64 * MIB, 1), &TEST_HOST).is_pass());
         // No OOM kill counted.
-        assert!(!judge(LimitCheck::Memory, &want, &mem(60 * MIB, killed(), 64 * MIB, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::Memory, &want, &mem(60 * MIB, killed(), 64 * MIB, 0), &TEST_HOST).is_pass());
     }
 
     /// io.max: at most the limit over the whole window, at least over the span every reader was
@@ -1040,20 +1104,22 @@ mod tests {
             bytes,
             wall_ns: wall_ms * MS,
             all_reading_ns: all_ms * MS,
+            longest_read_ns: 70 * MS,
+            longest_pause_ns: MS / 10,
             error: None,
             before: CgroupReading::default(),
             after: CgroupReading::default(),
         };
         let at = |ms: u64| 4 * MIB * ms / 1000;
-        assert!(judge(LimitCheck::Io, &want, &r(at(1500), 1510, 1500), &[]).is_pass());
+        assert!(judge(LimitCheck::Io, &want, &r(at(1500), 1510, 1500), &TEST_HOST).is_pass());
         // The failure seen on a loaded machine: 5.62 MiB, a reader's last read 279 ms late.
-        assert!(judge(LimitCheck::Io, &want, &r(at(1500), 1779, 1500), &[]).is_pass());
+        assert!(judge(LimitCheck::Io, &want, &r(at(1500), 1779, 1500), &TEST_HOST).is_pass());
         // Under the limit while all read: a throttle slower than its setting.
-        assert!(!judge(LimitCheck::Io, &want, &r(at(1100), 1510, 1500), &[]).is_pass());
+        assert!(!judge(LimitCheck::Io, &want, &r(at(1100), 1510, 1500), &TEST_HOST).is_pass());
         // Twice the limit.
-        assert!(!judge(LimitCheck::Io, &want, &r(at(3000), 1510, 1500), &[]).is_pass());
+        assert!(!judge(LimitCheck::Io, &want, &r(at(3000), 1510, 1500), &TEST_HOST).is_pass());
         // Readers that never read together bound nothing from below: an error, not a pass.
-        let v = judge(LimitCheck::Io, &want, &r(at(1500), 1510, 50), &[]);
+        let v = judge(LimitCheck::Io, &want, &r(at(1500), 1510, 50), &TEST_HOST);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
     }
 
@@ -1065,6 +1131,8 @@ mod tests {
             bytes,
             wall_ns: 1510 * MS,
             all_reading_ns: 1500 * MS,
+            longest_read_ns: 70 * MS,
+            longest_pause_ns: MS / 10,
             error: None,
             before: CgroupReading { io_pressure_some_us: some_ms.map(|_| 0), ..Default::default() },
             after: CgroupReading { io_pressure_some_us: some_ms.map(|m| m * 1000), ..Default::default() },
@@ -1073,12 +1141,12 @@ mod tests {
         let control = LimitExpect::IoStall { bps: None };
         // Seen on the hybrid host: 6.62 MiB at 4 MiB/s with 1314 ms stalled; a control's 4037
         // MiB with 908 ms.
-        assert!(judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB + 650 * 1024, Some(1314)), &[]).is_pass());
-        assert!(!judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB + 650 * 1024, Some(300)), &[]).is_pass());
-        assert!(judge(LimitCheck::IoPressure, &control, &r(4037 * MIB, Some(908)), &[]).is_pass());
+        assert!(judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB + 650 * 1024, Some(1314)), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB + 650 * 1024, Some(300)), &TEST_HOST).is_pass());
+        assert!(judge(LimitCheck::IoPressure, &control, &r(4037 * MIB, Some(908)), &TEST_HOST).is_pass());
         // A control read at the limit's rate and stalled throughout.
-        assert!(!judge(LimitCheck::IoPressure, &control, &r(6 * MIB, Some(1450)), &[]).is_pass());
-        let v = judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB, None), &[]);
+        assert!(!judge(LimitCheck::IoPressure, &control, &r(6 * MIB, Some(1450)), &TEST_HOST).is_pass());
+        let v = judge(LimitCheck::IoPressure, &stalled, &r(6 * MIB, None), &TEST_HOST);
         assert!(matches!(&v, Verdict::Skip { requirement, .. } if requirement == "psi"), "{v:?}");
     }
 
@@ -1096,37 +1164,45 @@ mod tests {
         };
         let quota =
             LimitExpect::CpuStall { cpu_max: Some(super::super::CpuMax { quota_us: 20_000, period_us: 100_000 }) };
-        assert!(judge(LimitCheck::CpuPressure, &quota, &r(300, 1200), &[]).is_pass());
+        assert!(judge(LimitCheck::CpuPressure, &quota, &r(300, 1200), &TEST_HOST).is_pass());
         // A quota twice as large: the probe ran 600 ms and waited only 900.
-        assert!(!judge(LimitCheck::CpuPressure, &quota, &r(600, 900), &[]).is_pass());
+        assert!(!judge(LimitCheck::CpuPressure, &quota, &r(600, 900), &TEST_HOST).is_pass());
         // Pressure not recorded at all.
-        assert!(!judge(LimitCheck::CpuPressure, &quota, &r(300, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::CpuPressure, &quota, &r(300, 0), &TEST_HOST).is_pass());
         let control = LimitExpect::CpuStall { cpu_max: None };
-        assert!(judge(LimitCheck::CpuPressure, &control, &r(1480, 20), &[]).is_pass());
-        assert!(!judge(LimitCheck::CpuPressure, &control, &r(1480, 600), &[]).is_pass());
+        assert!(judge(LimitCheck::CpuPressure, &control, &r(1480, 20), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::CpuPressure, &control, &r(1480, 600), &TEST_HOST).is_pass());
     }
 
     /// cpu.max.burst: one period's CPU is quota + burst after an idle spell, the quota without.
     #[test]
     fn a_burst_is_quota_plus_burst_in_one_period() {
-        let r = |cpu_ms: u64, gap_ms: u64| ExerciseReport::CpuBurst {
+        let at = |cpu_ms: u64, gap_ms: u64, end_offset_ns: i64| ExerciseReport::CpuBurst {
             pinned: SysResult::Ok,
             aligned_gap_ns: 70 * MS,
             late_ns: MS / 10,
             window_ns: 80 * MS,
             cpu_ns: cpu_ms * MS,
             max_gap_ns: gap_ms * MS,
+            end_gap_ns: 30 * MS,
+            end_offset_ns,
+            attempts: 1,
+            refused_gaps: 0,
         };
+        let r = |cpu_ms: u64, gap_ms: u64| at(cpu_ms, gap_ms, 1_000_000);
         let burst = LimitExpect::CpuBurstRun { quota_us: 30_000, burst_us: 30_000, period_us: 100_000 };
         let control = LimitExpect::CpuBurstRun { quota_us: 30_000, burst_us: 0, period_us: 100_000 };
-        assert!(judge(LimitCheck::CpuBurst, &burst, &r(62, 20), &[]).is_pass());
-        assert!(!judge(LimitCheck::CpuBurst, &burst, &r(31, 50), &[]).is_pass());
-        assert!(judge(LimitCheck::CpuBurst, &control, &r(31, 50), &[]).is_pass());
-        assert!(!judge(LimitCheck::CpuBurst, &control, &r(62, 20), &[]).is_pass());
+        assert!(judge(LimitCheck::CpuBurst, &burst, &r(62, 20), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::CpuBurst, &burst, &r(31, 50), &TEST_HOST).is_pass());
+        assert!(judge(LimitCheck::CpuBurst, &control, &r(31, 50), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::CpuBurst, &control, &r(62, 20), &TEST_HOST).is_pass());
         // Burst and quota doubled: never throttled in the window, and over the budget.
-        assert!(!judge(LimitCheck::CpuBurst, &burst, &r(80, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::CpuBurst, &burst, &r(80, 0), &TEST_HOST).is_pass());
         // Short of the budget without a throttle: starved, not judged.
-        let v = judge(LimitCheck::CpuBurst, &burst, &r(40, 2), &[]);
+        let v = judge(LimitCheck::CpuBurst, &burst, &r(40, 2), &TEST_HOST);
+        assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
+        // The VM's flake: the boundary found 25 ms late, the window holding a refill. Not judged.
+        let v = judge(LimitCheck::CpuBurst, &control, &at(45, 46, -25_000_000), &TEST_HOST);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
     }
 
@@ -1139,8 +1215,8 @@ mod tests {
             at_stop: CgroupReading { pids_current: Some(cur), ..Default::default() },
         };
         let want = LimitExpect::PidsStopAt { max: 16 };
-        assert!(judge(LimitCheck::Pids, &want, &r(15, 16), &[]).is_pass());
-        assert!(!judge(LimitCheck::Pids, &want, &r(31, 32), &[]).is_pass());
+        assert!(judge(LimitCheck::Pids, &want, &r(15, 16), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::Pids, &want, &r(31, 32), &TEST_HOST).is_pass());
     }
 
     #[test]
@@ -1155,8 +1231,8 @@ mod tests {
             after: CgroupReading { cpu_throttled: Some(15), ..Default::default() },
         };
         let want = LimitExpect::CpuQuota { quota_us: 20_000, period_us: 100_000 };
-        assert!(judge(LimitCheck::CpuMax, &want, &r(300 * MS), &[]).is_pass());
-        assert!(!judge(LimitCheck::CpuMax, &want, &r(600 * MS), &[]).is_pass());
+        assert!(judge(LimitCheck::CpuMax, &want, &r(300 * MS), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::CpuMax, &want, &r(600 * MS), &TEST_HOST).is_pass());
     }
 
     /// The usage bracket: a tool's own process in the cgroup (lxc-init) widens its upper end by
@@ -1173,7 +1249,7 @@ mod tests {
             after: CgroupReading { cpu_usage_ns: Some(usage_ns), others_ns, ..Default::default() },
         };
         let want = LimitExpect::UsageMatchesRusage;
-        let judged = |usage, others| judge(LimitCheck::CpuUsage, &want, &r(usage, others), &[]).is_pass();
+        let judged = |usage, others| judge(LimitCheck::CpuUsage, &want, &r(usage, others), &TEST_HOST).is_pass();
         assert!(judged(300 * MS + 50_000, None));
         assert!(!judged(301 * MS, None));
         assert!(judged(301 * MS, Some(MS)));
@@ -1190,7 +1266,7 @@ mod tests {
             mine_ns: 100 * MS,
             competitor_ns: 300 * MS,
         };
-        let v = judge(LimitCheck::CpuWeight, &LimitExpect::CpuSplit { mine: 1000, other: 3000 }, &r, &[]);
+        let v = judge(LimitCheck::CpuWeight, &LimitExpect::CpuSplit { mine: 1000, other: 3000 }, &r, &TEST_HOST);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
     }
 
@@ -1205,7 +1281,7 @@ mod tests {
             competitor_ns,
         };
         let even = LimitExpect::CpuSplit { mine: 3000, other: 3000 };
-        let v = judge(LimitCheck::CpuWeight, &even, &r(1496 * MS), &[]);
+        let v = judge(LimitCheck::CpuWeight, &even, &r(1496 * MS), &TEST_HOST);
         assert!(matches!(&v, Verdict::Error { cause } if cause.contains("different CPUs")), "{v:?}");
         let shared = ExerciseReport::CpuShare {
             pinned: SysResult::Ok,
@@ -1213,7 +1289,7 @@ mod tests {
             mine_ns: 745 * MS,
             competitor_ns: 752 * MS,
         };
-        assert!(judge(LimitCheck::CpuWeight, &even, &shared, &[]).is_pass());
+        assert!(judge(LimitCheck::CpuWeight, &even, &shared, &TEST_HOST).is_pass());
     }
 
     #[test]
@@ -1228,12 +1304,12 @@ mod tests {
         };
         let control = LimitExpect::NotFrozen { hold_ms: 400 };
         // The failure seen at a load of 20: a 629 ms gap, most of it waiting for a CPU.
-        assert!(judge(LimitCheck::Freezer, &control, &beat(629, Some(22)), &[]).is_pass());
+        assert!(judge(LimitCheck::Freezer, &control, &beat(629, Some(22)), &TEST_HOST).is_pass());
         // The same gap with no wait for a CPU in it is a stop: a freeze that reached the control.
-        assert!(!judge(LimitCheck::Freezer, &control, &beat(629, Some(629)), &[]).is_pass());
+        assert!(!judge(LimitCheck::Freezer, &control, &beat(629, Some(629)), &TEST_HOST).is_pass());
         // Without schedstat the gap is all there is to go by.
-        assert!(!judge(LimitCheck::Freezer, &control, &beat(629, None), &[]).is_pass());
-        assert!(judge(LimitCheck::Freezer, &control, &beat(30, None), &[]).is_pass());
+        assert!(!judge(LimitCheck::Freezer, &control, &beat(629, None), &TEST_HOST).is_pass());
+        assert!(judge(LimitCheck::Freezer, &control, &beat(30, None), &TEST_HOST).is_pass());
     }
 
     #[test]
@@ -1245,9 +1321,9 @@ mod tests {
             at_stop: CgroupReading { pids_current: Some(16), pids_refused: Some(refused_after), ..Default::default() },
         };
         let limited = LimitExpect::PidsRefusals { refused: 1 };
-        assert!(judge(LimitCheck::PidsEvents, &limited, &r(1), &[]).is_pass());
-        assert!(!judge(LimitCheck::PidsEvents, &limited, &r(0), &[]).is_pass());
-        assert!(!judge(LimitCheck::PidsEvents, &LimitExpect::PidsRefusals { refused: 0 }, &r(1), &[]).is_pass());
+        assert!(judge(LimitCheck::PidsEvents, &limited, &r(1), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::PidsEvents, &limited, &r(0), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::PidsEvents, &LimitExpect::PidsRefusals { refused: 0 }, &r(1), &TEST_HOST).is_pass());
     }
 
     fn kill_report(acted: bool, populated: bool, ends: GroupEnds) -> ExerciseReport {
@@ -1274,16 +1350,16 @@ mod tests {
         let killed = GroupEnds { killed: 3, strays_killed: 2, strays_other: 1, ..Default::default() };
         let released = GroupEnds { exited: 3, strays_other: 4, ..Default::default() };
         let want = LimitExpect::GroupKilled { loopers: 3 };
-        assert!(judge(LimitCheck::Kill, &want, &kill_report(true, false, killed), &[]).is_pass());
+        assert!(judge(LimitCheck::Kill, &want, &kill_report(true, false, killed), &TEST_HOST).is_pass());
         // One looper survived the kill (it exited 0 when released).
         let survivor = GroupEnds { killed: 2, exited: 1, ..Default::default() };
-        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, false, survivor), &[]).is_pass());
+        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, false, survivor), &TEST_HOST).is_pass());
         // The cgroup never emptied.
-        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, true, killed), &[]).is_pass());
+        assert!(!judge(LimitCheck::Kill, &want, &kill_report(true, true, killed), &TEST_HOST).is_pass());
         let control = LimitExpect::GroupSurvives { loopers: 3 };
-        assert!(judge(LimitCheck::Kill, &control, &kill_report(false, true, released), &[]).is_pass());
+        assert!(judge(LimitCheck::Kill, &control, &kill_report(false, true, released), &TEST_HOST).is_pass());
         // A control whose group died without a kill cannot tell a kill from anything else.
-        assert!(!judge(LimitCheck::Kill, &control, &kill_report(false, false, killed), &[]).is_pass());
+        assert!(!judge(LimitCheck::Kill, &control, &kill_report(false, false, killed), &TEST_HOST).is_pass());
     }
 
     fn freeze_report(frozen: bool, while_frozen: u64, migrant_out: u64, migrant_back: u64) -> ExerciseReport {
@@ -1314,19 +1390,26 @@ mod tests {
     #[test]
     fn a_frozen_group_must_not_move_at_all() {
         let want = LimitExpect::GroupFrozen { loopers: 3 };
-        assert!(judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 0, 900, 0), &[]).is_pass());
+        assert!(judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 0, 900, 0), &TEST_HOST).is_pass());
         // One turn while frozen: some task (a child forked while freezing) escaped.
-        assert!(!judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 1, 900, 0), &[]).is_pass());
+        assert!(!judge(LimitCheck::FreezeForking, &want, &freeze_report(true, 1, 900, 0), &TEST_HOST).is_pass());
         let migrate = LimitExpect::MigrantFollowsFreezer;
-        assert!(judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 0), &[]).is_pass());
+        assert!(judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 0), &TEST_HOST).is_pass());
         // Still frozen after leaving the frozen cgroup, or running after coming back.
-        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 0, 0), &[]).is_pass());
-        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 3), &[]).is_pass());
+        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 0, 0), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::FreezeMigrate, &migrate, &freeze_report(true, 0, 900, 3), &TEST_HOST).is_pass());
         let control = LimitExpect::GroupRuns { loopers: 3 };
-        assert!(judge(LimitCheck::FreezeForking, &control, &freeze_report(false, 4000, 900, 900), &[]).is_pass());
         assert!(
-            judge(LimitCheck::FreezeMigrate, &LimitExpect::MigrantRuns, &freeze_report(false, 4000, 900, 900), &[])
-                .is_pass()
+            judge(LimitCheck::FreezeForking, &control, &freeze_report(false, 4000, 900, 900), &TEST_HOST).is_pass()
+        );
+        assert!(
+            judge(
+                LimitCheck::FreezeMigrate,
+                &LimitExpect::MigrantRuns,
+                &freeze_report(false, 4000, 900, 900),
+                &TEST_HOST
+            )
+            .is_pass()
         );
     }
 
@@ -1350,29 +1433,31 @@ mod tests {
     fn memory_high_must_hold_the_peak_and_count_its_breaches() {
         let want = LimitExpect::HighHolds { high: 32 * MIB, bytes: 128 * MIB };
         // Seen on Debian 6.12: peak 32.27 MiB, 197 high events.
-        assert!(judge(LimitCheck::MemoryHigh, &want, &cache_report(32 * MIB + (280 << 10), 197), &[]).is_pass());
+        assert!(judge(LimitCheck::MemoryHigh, &want, &cache_report(32 * MIB + (280 << 10), 197), &TEST_HOST).is_pass());
         // A threshold twice as high lets the peak run to it.
-        assert!(!judge(LimitCheck::MemoryHigh, &want, &cache_report(64 * MIB, 197), &[]).is_pass());
+        assert!(!judge(LimitCheck::MemoryHigh, &want, &cache_report(64 * MIB, 197), &TEST_HOST).is_pass());
         let control = LimitExpect::HighAbsent { bytes: 128 * MIB };
-        assert!(judge(LimitCheck::MemoryHigh, &control, &cache_report(130 * MIB, 0), &[]).is_pass());
-        assert!(!judge(LimitCheck::MemoryHigh, &control, &cache_report(33 * MIB, 0), &[]).is_pass());
+        assert!(judge(LimitCheck::MemoryHigh, &control, &cache_report(130 * MIB, 0), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::MemoryHigh, &control, &cache_report(33 * MIB, 0), &TEST_HOST).is_pass());
         let counted = LimitExpect::HighEventsCounted { counted: true };
-        assert!(judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 197), &[]).is_pass());
-        assert!(!judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 0), &[]).is_pass());
+        assert!(judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 197), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::MemoryHighEvents, &counted, &cache_report(32 * MIB, 0), &TEST_HOST).is_pass());
     }
 
     #[test]
     fn memory_pressure_is_judged_only_where_psi_is_on() {
         let mut r = cache_report(32 * MIB, 197);
         let stalled = LimitExpect::MemoryStall { stalled: true };
-        let v = judge(LimitCheck::MemoryPressure, &stalled, &r, &[]);
+        let v = judge(LimitCheck::MemoryPressure, &stalled, &r, &TEST_HOST);
         assert!(matches!(&v, Verdict::Skip { requirement, .. } if requirement == "psi"), "{v:?}");
         if let ExerciseReport::CacheRead { before, after, .. } = &mut r {
             before.pressure_some_us = Some(10);
             after.pressure_some_us = Some(4000);
         }
-        assert!(judge(LimitCheck::MemoryPressure, &stalled, &r, &[]).is_pass());
-        assert!(!judge(LimitCheck::MemoryPressure, &LimitExpect::MemoryStall { stalled: false }, &r, &[]).is_pass());
+        assert!(judge(LimitCheck::MemoryPressure, &stalled, &r, &TEST_HOST).is_pass());
+        assert!(
+            !judge(LimitCheck::MemoryPressure, &LimitExpect::MemoryStall { stalled: false }, &r, &TEST_HOST).is_pass()
+        );
     }
 
     fn oom_report(members_killed: u32, kills: u64, group_kills: u64) -> ExerciseReport {
@@ -1396,15 +1481,15 @@ mod tests {
     #[test]
     fn an_oom_group_dies_whole_and_its_control_loses_only_the_allocator() {
         let all = LimitExpect::AllOomKilled { members: 3 };
-        assert!(judge(LimitCheck::OomGroup, &all, &oom_report(3, 5, 1), &[]).is_pass());
-        assert!(!judge(LimitCheck::OomGroup, &all, &oom_report(2, 4, 1), &[]).is_pass());
+        assert!(judge(LimitCheck::OomGroup, &all, &oom_report(3, 5, 1), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::OomGroup, &all, &oom_report(2, 4, 1), &TEST_HOST).is_pass());
         let one = LimitExpect::OneOomKilled { members: 3 };
-        assert!(judge(LimitCheck::OomGroup, &one, &oom_report(0, 1, 0), &[]).is_pass());
-        assert!(!judge(LimitCheck::OomGroup, &one, &oom_report(3, 5, 1), &[]).is_pass());
+        assert!(judge(LimitCheck::OomGroup, &one, &oom_report(0, 1, 0), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::OomGroup, &one, &oom_report(3, 5, 1), &TEST_HOST).is_pass());
         let group_events = LimitExpect::OomEventsCounted { kills: 5, group_kills: 1 };
         // Seen on Debian 6.12: the victim counted twice.
-        assert!(judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 1), &[]).is_pass());
-        assert!(!judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 0), &[]).is_pass());
+        assert!(judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 1), &TEST_HOST).is_pass());
+        assert!(!judge(LimitCheck::OomEvents, &group_events, &oom_report(3, 5, 0), &TEST_HOST).is_pass());
     }
 
     #[test]
@@ -1413,7 +1498,7 @@ mod tests {
             LimitCheck::Pids,
             &LimitExpect::PidsReach { target: 3 },
             &ExerciseReport::NetClassid { classid: 0 },
-            &[],
+            &TEST_HOST,
         );
         assert!(matches!(v, Verdict::Error { .. }));
     }

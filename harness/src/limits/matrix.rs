@@ -90,7 +90,7 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
                     cpu_weight: Some(10_000),
                     ..Default::default()
                 },
-                Exercise::CpuBurst { cpu, period_us: 100_000, idle_periods: 3 },
+                Exercise::CpuBurst { cpu, quota_us: 30_000, period_us: 100_000, idle_periods: 3 },
             ),
         ),
         (
@@ -293,6 +293,8 @@ pub fn rule_cases() -> Vec<(String, CaseSpec)> {
         ("cgroup-invalid-domain/none", NsSet::EMPTY, rules(R::InvalidDomain, false)),
         ("cgroup-populated/none", NsSet::EMPTY, rules(R::Populated, false)),
         ("cgroup-open-credentials/none", NsSet::EMPTY, rules(R::OpenCredentials, false)),
+        ("cgroup-proc-migration/none", NsSet::EMPTY, rules(R::ProcMigration, false)),
+        ("cgroup-parent-threaded/none", NsSet::EMPTY, rules(R::ParentThreaded, false)),
     ]
     .into_iter()
     .map(|(name, ns, l)| (name.to_owned(), case(ns, l)))

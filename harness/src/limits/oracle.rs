@@ -93,6 +93,11 @@ pub enum LimitCheck {
     /// memory.low / memory.min: a protected cgroup keeps its page cache while a sibling's
     /// anonymous memory pushes their parent past memory.max; an unprotected one loses it.
     MemoryProtect,
+    /// A multi-threaded process written to cgroup.procs moves with all its threads; one thread
+    /// written to cgroup.threads of a threaded cgroup moves alone.
+    ProcMigration,
+    /// A cgroup reads "domain threaded" once its child is threaded, "domain" before and after.
+    ParentThreaded,
 }
 
 impl LimitCheck {
@@ -133,6 +138,8 @@ impl LimitCheck {
             LimitCheck::Populated => "cgroup/populated-events",
             LimitCheck::OpenCredentials => "cgroup/open-time-credentials",
             LimitCheck::MemoryProtect => "memory/low-min-protects",
+            LimitCheck::ProcMigration => "cgroup/proc-migration",
+            LimitCheck::ParentThreaded => "cgroup/parent-becomes-threaded",
         }
     }
 }
@@ -433,6 +440,8 @@ pub fn rule_check(rules: &isoprobe_probes::wire::CgroupRules) -> LimitCheck {
         R::InvalidDomain => LimitCheck::InvalidDomain,
         R::Populated => LimitCheck::Populated,
         R::OpenCredentials => LimitCheck::OpenCredentials,
+        R::ProcMigration => LimitCheck::ProcMigration,
+        R::ParentThreaded => LimitCheck::ParentThreaded,
     }
 }
 

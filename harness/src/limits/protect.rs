@@ -31,16 +31,11 @@ pub const PRESSURE: &str = "isoprobe-pressure";
 
 const MIB: u64 = 1 << 20;
 
-/// SIGKILL: how the memcg OOM killer ends its victim.
-const SIGKILL: i32 = 9;
-
 /// How far the protected cgroup's memory.current may fall while it is within its protection, and
-/// how far above what reclaim left it may read: none of its pages are reclaimed, but memory.current
-/// also counts the per-CPU charge stock pre-charged to it (MEMCG_CHARGE_BATCH, 64 pages = 256 KiB
-/// per CPU), which a reclaim elsewhere in the hierarchy drains back (drain_all_stock); 4 CPUs at
-/// most on the machines isoprobe runs these cases on (2 here and in the kernel VMs).
-pub const PROTECTED_SLACK: u64 = 4 * (256 << 10);
-
+/// how far above what reclaim left it may read, is the per-CPU charge stocks' bound `stocks`
+/// ([`super::judge::charge_stocks`], one batch per possible CPU, counted at run time): none of its
+/// pages are reclaimed, but memory.current also counts the stock pre-charged to it, which a
+/// reclaim elsewhere in the hierarchy drains back (drain_all_stock).
 /// The memory.low control: how much of the reclaim the parent needs (`kept + cache + anon −
 /// limit`) the unprotected keeper must give up at the least. Reclaim under a cgroup's memory.max
 /// walks its children round-robin (a direct reclaimer's partial walk resumes where the last one
@@ -125,6 +120,8 @@ fn mib(b: u64) -> String {
 
 /// The report's fields a judgement reads.
 struct Seen<'a> {
+    /// The charge stocks' bound: the protected cgroup's slack.
+    slack: u64,
     presser: &'a ChildEnd,
     anon_touched: u64,
     before: u64,
@@ -133,7 +130,7 @@ struct Seen<'a> {
 
 impl Seen<'_> {
     fn kept_all(&self) -> bool {
-        self.after + PROTECTED_SLACK >= self.before
+        self.after + self.slack >= self.before
     }
 
     fn presser_done(&self, plan: &ProtectPlan) -> bool {
@@ -141,12 +138,13 @@ impl Seen<'_> {
     }
 
     fn presser_oom_killed(&self) -> bool {
-        matches!(self.presser, ChildEnd::Killed { signal: SIGKILL, .. })
+        matches!(self.presser, ChildEnd::Killed { signal: libc::SIGKILL, .. })
     }
 }
 
-/// Judges a protection report against `plan`.
-pub fn judge(plan: &ProtectPlan, r: &ExerciseReport) -> Verdict {
+/// Judges a protection report against `plan`, on a machine whose per-CPU charge stocks hold
+/// `stocks` at most.
+pub fn judge(plan: &ProtectPlan, r: &ExerciseReport, stocks: u64) -> Verdict {
     let ExerciseReport::MemoryProtect {
         kept_read,
         cache_read,
@@ -200,7 +198,13 @@ pub fn judge(plan: &ProtectPlan, r: &ExerciseReport) -> Verdict {
         mib(plan.cache),
         mib(plan.anon)
     );
-    let seen = Seen { presser, anon_touched: *anon_touched, before: *protected_before, after: *protected_after };
+    let seen = Seen {
+        slack: stocks,
+        presser,
+        anon_touched: *anon_touched,
+        before: *protected_before,
+        after: *protected_after,
+    };
     let (ok, expected) = expectation(plan, &seen);
     if ok { Verdict::Pass { expected, observed, evidence } } else { Verdict::Fail { expected, observed, evidence } }
 }
@@ -234,7 +238,7 @@ fn stage_error(plan: &ProtectPlan, protection: Option<u64>, before: u64, cache_b
 
 /// Whether `seen` is what `plan` promises, and what that is.
 fn expectation(plan: &ProtectPlan, seen: &Seen<'_>) -> (bool, String) {
-    let slack = mib(PROTECTED_SLACK);
+    let slack = mib(seen.slack);
     match (plan.min, plan.low) {
         // Nothing in the parent can be reclaimed (the keeper is under memory.min, anonymous memory
         // has no swap to go to), so the presser's charge ends in the memcg OOM killer, which takes
@@ -258,7 +262,7 @@ fn expectation(plan: &ProtectPlan, seen: &Seen<'_>) -> (bool, String) {
         ),
         // The min control: the keeper's page cache is all the parent can give up.
         (None, None) if plan.cache == 0 => {
-            let most = plan.limit.saturating_sub(plan.anon) + PROTECTED_SLACK;
+            let most = plan.limit.saturating_sub(plan.anon) + seen.slack;
             (
                 seen.presser_done(plan) && seen.after <= most,
                 format!(
@@ -315,42 +319,63 @@ mod tests {
         }
     }
 
+    /// Four CPUs' charge stocks: 1 MiB.
+    const STOCKS: u64 = 4 * super::super::judge::CHARGE_BATCH;
+
     const DONE: ChildEnd = ChildEnd::Exited { code: 0 };
 
     fn killed() -> ChildEnd {
-        ChildEnd::Killed { signal: SIGKILL, name: "SIGKILL".into() }
+        ChildEnd::Killed { signal: libc::SIGKILL, name: "SIGKILL".into() }
     }
 
     #[test]
     fn min_passes_only_when_kept_and_the_presser_is_killed() {
         let p = plan(Some(32 * MIB), None, 0, 56 * MIB);
-        assert!(judge(&p, &report(&p, killed(), 40 * MIB, 17 * MIB, 17 * MIB)).is_pass());
-        assert!(matches!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 5 * MIB)), Verdict::Fail { .. }));
-        assert!(matches!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 17 * MIB)), Verdict::Fail { .. }));
+        assert!(judge(&p, &report(&p, killed(), 40 * MIB, 17 * MIB, 17 * MIB), STOCKS).is_pass());
+        assert!(matches!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 5 * MIB), STOCKS), Verdict::Fail { .. }));
+        assert!(matches!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 17 * MIB), STOCKS), Verdict::Fail { .. }));
     }
 
     #[test]
     fn min_control_needs_the_keeper_reclaimed_to_the_rest() {
         let p = plan(None, None, 0, 56 * MIB);
-        assert!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 7 * MIB)).is_pass());
-        assert!(matches!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 12 * MIB)), Verdict::Fail { .. }));
-        assert!(matches!(judge(&p, &report(&p, killed(), 40 * MIB, 17 * MIB, 7 * MIB)), Verdict::Fail { .. }));
+        assert!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 7 * MIB), STOCKS).is_pass());
+        assert!(matches!(judge(&p, &report(&p, DONE, 56 * MIB, 17 * MIB, 12 * MIB), STOCKS), Verdict::Fail { .. }));
+        assert!(matches!(judge(&p, &report(&p, killed(), 40 * MIB, 17 * MIB, 7 * MIB), STOCKS), Verdict::Fail { .. }));
     }
 
     #[test]
     fn low_and_its_control() {
         let (limited, control) = (plan(None, Some(32 * MIB), 32 * MIB, 32 * MIB), plan(None, None, 32 * MIB, 32 * MIB));
-        assert!(judge(&limited, &report(&limited, DONE, 32 * MIB, 17 * MIB, 17 * MIB)).is_pass());
-        assert!(matches!(judge(&limited, &report(&limited, DONE, 32 * MIB, 17 * MIB, 10 * MIB)), Verdict::Fail { .. }));
+        assert!(judge(&limited, &report(&limited, DONE, 32 * MIB, 17 * MIB, 17 * MIB), STOCKS).is_pass());
+        assert!(matches!(
+            judge(&limited, &report(&limited, DONE, 32 * MIB, 17 * MIB, 10 * MIB), STOCKS),
+            Verdict::Fail { .. }
+        ));
         // 16 MiB reclaimed: a quarter is 4 MiB.
-        assert!(judge(&control, &report(&control, DONE, 32 * MIB, 17 * MIB, 12 * MIB)).is_pass());
-        assert!(matches!(judge(&control, &report(&control, DONE, 32 * MIB, 17 * MIB, 15 * MIB)), Verdict::Fail { .. }));
+        assert!(judge(&control, &report(&control, DONE, 32 * MIB, 17 * MIB, 12 * MIB), STOCKS).is_pass());
+        assert!(matches!(
+            judge(&control, &report(&control, DONE, 32 * MIB, 17 * MIB, 15 * MIB), STOCKS),
+            Verdict::Fail { .. }
+        ));
     }
 
     #[test]
     fn a_stage_not_set_is_an_error() {
         let p = plan(Some(32 * MIB), None, 0, 56 * MIB);
-        assert!(matches!(judge(&p, &report(&p, killed(), 40 * MIB, MIB, MIB)), Verdict::Error { .. }));
-        assert!(matches!(judge(&p, &report(&p, killed(), 40 * MIB, 40 * MIB, 40 * MIB)), Verdict::Error { .. }));
+        assert!(matches!(judge(&p, &report(&p, killed(), 40 * MIB, MIB, MIB), STOCKS), Verdict::Error { .. }));
+        assert!(matches!(
+            judge(&p, &report(&p, killed(), 40 * MIB, 40 * MIB, 40 * MIB), STOCKS),
+            Verdict::Error { .. }
+        ));
+    }
+
+    #[test]
+    fn the_slack_is_the_machines_charge_stocks() {
+        let p = plan(Some(32 * MIB), None, 0, 56 * MIB);
+        let r = report(&p, killed(), 40 * MIB, 17 * MIB, 16 * MIB - 1);
+        // A MiB and a byte gone: more than two CPUs' stocks (512 KiB), less than eight CPUs' (2 MiB).
+        assert!(matches!(judge(&p, &r, super::super::judge::charge_stocks(2)), Verdict::Fail { .. }));
+        assert!(judge(&p, &r, super::super::judge::charge_stocks(8)).is_pass());
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn top_down(s: &mut Steps, sibling: &str, controller: &str) {
 }
 
 /// Reads a cgroup file whole.
-fn read_file(path: &str) -> (SysResult, Option<String>) {
+pub(super) fn read_file(path: &str) -> (SysResult, Option<String>) {
     match std::fs::read_to_string(path) {
         Ok(t) => (SysResult::Ok, Some(t.trim().to_owned())),
         Err(e) => (io_result::<()>(Err(e)), None),
@@ -81,7 +81,7 @@ pub(super) fn invalid_domain(s: &mut Steps, case: &str, sibling: &str) {
     remove_children(sibling, &[step::CHILD]);
 }
 
-fn first_error<const N: usize>(results: [SysResult; N]) -> SysResult {
+pub(super) fn first_error<const N: usize>(results: [SysResult; N]) -> SysResult {
     results.into_iter().find(|r| !r.is_ok()).unwrap_or(SysResult::Ok)
 }
 

@@ -28,6 +28,8 @@ pub fn run(rules: &CgroupRules, case: &str, sibling: &str) -> ExerciseReport {
         CgroupRules::InvalidDomain => super::cgroup_core::invalid_domain(&mut steps, case, sibling),
         CgroupRules::Populated => super::cgroup_core::populated(&mut steps, sibling),
         CgroupRules::OpenCredentials => super::cgroup_core::open_credentials(&mut steps, sibling),
+        CgroupRules::ProcMigration => super::cgroup_threads::proc_migration(&mut steps, case, sibling),
+        CgroupRules::ParentThreaded => super::cgroup_threads::parent_threaded(&mut steps, sibling),
     }
     ExerciseReport::CgroupRules { steps: steps.0 }
 }
@@ -103,7 +105,7 @@ fn internal_process(s: &mut Steps, case: &str, sibling: &str, controller: &str) 
 }
 
 /// Makes `names` children of `case` and writes `threaded` to their cgroup.type; the first failure.
-fn make_threaded(case: &str, names: &[&str]) -> SysResult {
+pub(super) fn make_threaded(case: &str, names: &[&str]) -> SysResult {
     for n in names {
         let dir = format!("{case}/{n}");
         for r in [make_dir(&dir), write_file(&format!("{dir}/cgroup.type"), "threaded")] {

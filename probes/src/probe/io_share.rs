@@ -14,7 +14,7 @@ use nix::unistd::{Pid, pipe, write};
 
 use super::channel::Channel;
 use super::error::{Context, ProbeError};
-use super::limits::{IO_READERS, ask, io_read_one, mono, read_u64s, wait_end};
+use super::limits::{IO_READERS, ReadSpan, ask, io_read_one, mono, read_u64s, wait_end};
 use crate::sys;
 use crate::wire::{ExerciseReport, IO_SHARE_BUCKET_NS, LimitQuestion, SysResult};
 
@@ -52,7 +52,7 @@ pub fn io_share(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> R
             let t0 = u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"));
             let end = u64::from_ne_bytes(b[8..].try_into().expect("8 bytes"));
             let mut counts = vec![0u64; buckets];
-            let mut span = (0, 0);
+            let mut span = ReadSpan::default();
             let mut count = |bytes: u64, at: u64| {
                 let i = ((at.saturating_sub(t0) / IO_SHARE_BUCKET_NS) as usize).min(buckets - 1);
                 counts[i] += bytes;
@@ -61,7 +61,7 @@ pub fn io_share(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> R
                 Ok(b) => (b, 0),
                 Err((b, e)) => (b, e as u64),
             };
-            let mut rec = vec![u64::from(k >= IO_READERS), span.0, span.1, errno, total];
+            let mut rec = vec![u64::from(k >= IO_READERS), span.first, span.last, errno, total];
             rec.extend_from_slice(&counts);
             let bytes: Vec<u8> = rec.iter().flat_map(|v| v.to_ne_bytes()).collect();
             if write(&res_w, &bytes) == Ok(bytes.len()) { 0 } else { 3 }

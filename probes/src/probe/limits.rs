@@ -71,7 +71,9 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::CgroupRules { rules, case_dir, sibling_dir } => {
             Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
         }
-        Exercise::CpuBurst { cpu, period_us, idle_periods } => cpu_burst(*cpu, *period_us, *idle_periods),
+        Exercise::CpuBurst { cpu, quota_us, period_us, idle_periods } => {
+            super::burst::cpu_burst(*cpu, *quota_us, *period_us, *idle_periods)
+        }
         Exercise::MemoryProtect { .. } => super::protect::run(ex),
     };
     match r {
@@ -107,7 +109,7 @@ pub(super) fn mono() -> u64 {
     now(ClockId::CLOCK_MONOTONIC)
 }
 
-fn process_cpu() -> u64 {
+pub(super) fn process_cpu() -> u64 {
     now(ClockId::CLOCK_PROCESS_CPUTIME_ID)
 }
 
@@ -147,7 +149,7 @@ pub(super) fn write_u64(fd: &OwnedFd, v: u64) -> bool {
     write(fd, &v.to_ne_bytes()) == Ok(8)
 }
 
-fn pin(cpu: u32) -> SysResult {
+pub(super) fn pin(cpu: u32) -> SysResult {
     let mut set = CpuSet::new();
     match set.set(cpu as usize) {
         Ok(()) => sched_setaffinity(Pid::from_raw(0), &set).into(),
@@ -291,56 +293,6 @@ fn cpu_share(ch: &mut Channel, cpu: u32, window_ms: u32) -> Result<ExerciseRepor
     }
 }
 
-/// cpu.max.burst: where the burn starts after a period boundary, and ends before the next one.
-/// The throttle's end (the boundary's refill) is seen a little late: the unthrottled probe must
-/// be picked again, within a tick (10 ms at HZ=100) of other tasks' turns on a busy CPU.
-const BURST_MARGIN_NS: u64 = 10_000_000;
-
-fn cpu_burst(cpu: u32, period_us: u64, idle_periods: u32) -> Result<ExerciseReport, ProbeError> {
-    let pinned = pin(cpu);
-    let period = period_us.max(1) * 1000;
-    // Spinning, the probe is off the CPU for long only when throttled (cpu.weight 10000
-    // keeps other tasks' turns short), and a throttle ends at a period boundary, where the
-    // refill lets the group run again.
-    let throttle_min = period / 4;
-    let give_up = mono() + 20 * period;
-    let mut last = mono();
-    let (boundary, aligned_gap_ns) = loop {
-        let t = mono();
-        if t - last >= throttle_min {
-            break (t, t - last);
-        }
-        if t > give_up {
-            return Err(ProbeError::Protocol(format!(
-                "no throttle of {} ms or more in 20 periods of {} ms: the group has no cpu.max to align to",
-                throttle_min / 1_000_000,
-                period / 1_000_000
-            )));
-        }
-        last = t;
-    };
-    // Idle: each period's refill adds the quota to the group's budget, up to quota + burst.
-    let start_boundary = boundary + (u64::from(idle_periods) + 1) * period;
-    let (start, end) = (start_boundary + BURST_MARGIN_NS, start_boundary + period - BURST_MARGIN_NS);
-    std::thread::sleep(Duration::from_nanos(start.saturating_sub(mono())));
-    let (t0, c0) = (mono(), process_cpu());
-    let (mut last, mut max_gap_ns) = (t0, 0);
-    while last < end {
-        let t = mono();
-        max_gap_ns = max_gap_ns.max(t - last);
-        last = t;
-    }
-    let cpu_ns = process_cpu() - c0;
-    Ok(ExerciseReport::CpuBurst {
-        pinned,
-        aligned_gap_ns,
-        late_ns: t0.saturating_sub(start),
-        window_ns: last - t0,
-        cpu_ns,
-        max_gap_ns,
-    })
-}
-
 fn affinity(cpus: &[u32]) -> Result<ExerciseReport, ProbeError> {
     let set = sched_getaffinity(Pid::from_raw(0)).ctx(|| "sched_getaffinity".into())?;
     let allowed = (0..CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false)).map(|c| c as u32).collect();
@@ -423,19 +375,16 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
     let mut kids = Vec::new();
     for i in 0..IO_READERS {
         kids.push(fork_child(|| {
-            let mut span = (0, 0);
+            let mut span = ReadSpan::default();
             let (bytes, errno) = match io_read_one(device, block, end, (i, IO_READERS), &mut span, &mut |_, _| {}) {
                 Ok(b) => (b, 0),
                 Err((b, e)) => (b, e as u64),
             };
-            // One write of 32 bytes: atomic on a pipe (under PIPE_BUF), so the readers' reports
-            // do not interleave.
-            let mut rec = [0u8; 32];
-            rec[..8].copy_from_slice(&bytes.to_ne_bytes());
-            rec[8..16].copy_from_slice(&span.0.to_ne_bytes());
-            rec[16..24].copy_from_slice(&span.1.to_ne_bytes());
-            rec[24..].copy_from_slice(&errno.to_ne_bytes());
-            if write(&w, &rec) == Ok(32) { 0 } else { 3 }
+            // One write of RECORD_WORDS words: atomic on a pipe (under PIPE_BUF), so the readers'
+            // reports do not interleave.
+            let words = [bytes, span.first, span.last, errno, span.longest_read, span.longest_pause];
+            let rec: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            if write(&w, &rec) == Ok(rec.len()) { 0 } else { 3 }
         })?);
     }
     drop(w);
@@ -443,13 +392,15 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
     for k in kids {
         wait_end(k)?;
     }
-    if vals.len() != 4 * IO_READERS as usize {
-        return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / 4)));
+    const RECORD_WORDS: usize = 6;
+    if vals.len() != RECORD_WORDS * IO_READERS as usize {
+        return Err(ProbeError::Protocol(format!("{} of {IO_READERS} readers reported", vals.len() / RECORD_WORDS)));
     }
     let after = reading(ch)?;
     let (mut bytes, mut last, mut error) = (0, t0, None);
     let (mut all_started, mut first_done) = (t0, u64::MAX);
-    for c in vals.chunks_exact(4) {
+    let (mut longest_read_ns, mut longest_pause_ns) = (0, 0);
+    for c in vals.chunks_exact(RECORD_WORDS) {
         bytes += c[0];
         all_started = all_started.max(c[1]);
         first_done = first_done.min(c[2]);
@@ -457,27 +408,40 @@ fn io_read(ch: &mut Channel, device: &str, block: u32, window_ms: u32) -> Result
         if c[3] != 0 {
             error = Some(SysResult::from(Err::<(), _>(Errno::from_raw(c[3] as i32))));
         }
+        longest_read_ns = longest_read_ns.max(c[4]);
+        longest_pause_ns = longest_pause_ns.max(c[5]);
     }
     Ok(ExerciseReport::IoRead {
         bytes,
         wall_ns: last.saturating_sub(t0),
         all_reading_ns: first_done.saturating_sub(all_started),
+        longest_read_ns,
+        longest_pause_ns,
         error,
         before,
         after,
     })
 }
 
+/// When one reader read: its first read's issue, its last read's return, its slowest read (issue
+/// to return) and its longest pause between a return and the next issue.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ReadSpan {
+    pub first: u64,
+    pub last: u64,
+    pub longest_read: u64,
+    pub longest_pause: u64,
+}
+
 /// One reader: O_DIRECT reads of `block` bytes until `end`, from its own part (`index` of `of`) of
 /// the device. Returns the bytes read, or those and the errno that stopped it; `span` gets when
-/// its first read was issued and when its last returned, `on_read` each read's bytes and when it
-/// returned.
+/// it read, `on_read` each read's bytes and when it returned.
 pub(super) fn io_read_one(
     device: &str,
     block: u32,
     end: u64,
     (index, of): (u32, u32),
-    span: &mut (u64, u64),
+    span: &mut ReadSpan,
     on_read: &mut dyn FnMut(u64, u64),
 ) -> Result<u64, (u64, Errno)> {
     let fd =
@@ -492,15 +456,21 @@ pub(super) fn io_read_one(
     let Some(mut buf) = sys::AlignedBuf::zeroed(block as usize, PAGE) else { return Err((0, Errno::ENOMEM)) };
     let (mut bytes, mut off, mut error) = (0u64, 0u64, None);
     let base = region * u64::from(index);
-    span.0 = mono();
-    span.1 = span.0;
-    while mono() < end {
+    span.first = mono();
+    span.last = span.first;
+    loop {
+        let issued = mono();
+        if issued >= end {
+            break;
+        }
+        span.longest_pause = span.longest_pause.max(issued - span.last);
         let n = nix::sys::uio::pread(&fd, buf.as_mut_slice(), (base + off) as i64);
-        span.1 = mono();
+        span.last = mono();
+        span.longest_read = span.longest_read.max(span.last - issued);
         match n {
             Ok(n) if n > 0 => {
                 bytes += n as u64;
-                on_read(n as u64, span.1);
+                on_read(n as u64, span.last);
                 off = (off + n as u64) % region;
             }
             Ok(_) => off = 0,

@@ -59,10 +59,11 @@ pub enum Exercise {
     /// paths as the probe sees them (the harness fills them in), and reports what each write gave.
     CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
     /// cpu.max.burst: pinned to `cpu`, find the group's cpu.max period boundaries (a throttle
-    /// ends at one; the period is `period_us`), sleep `idle_periods` periods (the group saves its
-    /// unused quota, up to the burst), then burn from just after a boundary to just before the
-    /// next one.
-    CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
+    /// ends at one; the period is `period_us`, the quota `quota_us`: no throttle lasts much longer
+    /// than their difference), sleep `idle_periods` periods (the group saves its unused quota, up
+    /// to the burst), then burn from just after a boundary to just before the next one, and redo
+    /// all of it when the throttle that ends the burn does not end on the planned boundary.
+    CpuBurst { cpu: u32, quota_us: u64, period_us: u64, idle_periods: u32 },
     /// io.weight: `IO_READERS` O_DIRECT readers of `block` bytes in the case's cgroup and as many
     /// moved by the host into its sibling, all reading the block device `device` (the case's own
     /// loop device, which the host puts under iocost) for `window_ms`.
@@ -123,6 +124,14 @@ pub enum CgroupRules {
     /// checked with the credentials of the file's opener, not the writer's (test_core's
     /// test_cgcore_lesser_euid_open), both ways.
     OpenCredentials,
+    /// "Threads": a multi-threaded process written to cgroup.procs moves with all its threads
+    /// (test_core's test_cgcore_proc_migration); its control, one thread written to
+    /// cgroup.threads in a threaded subtree, moves that thread alone (test_cgcore_thread_migration).
+    ProcMigration,
+    /// A cgroup whose child is made threaded becomes a thread root: its cgroup.type reads "domain
+    /// threaded" (test_core's test_cgcore_parent_becomes_threaded); "domain" before, its control,
+    /// and again once the threaded child is gone.
+    ParentThreaded,
 }
 
 impl CgroupRules {
@@ -138,6 +147,8 @@ impl CgroupRules {
             CgroupRules::InvalidDomain => "invalid-domain",
             CgroupRules::Populated => "populated",
             CgroupRules::OpenCredentials => "open-credentials",
+            CgroupRules::ProcMigration => "proc-migration",
+            CgroupRules::ParentThreaded => "parent-threaded",
         }
     }
 }
@@ -217,6 +228,23 @@ pub mod rule_step {
     pub const OPEN_AS_NOBODY: &str = "open-as-nobody";
     pub const OPENED_LESSER: &str = "opened-as-nobody-written-as-root";
     pub const OPENED_ROOT: &str = "opened-as-root-written-as-nobody";
+    /// Process migration: a child of the sibling; the probe with its helper threads written to
+    /// its cgroup.procs (by the pid 0: the writer's process); how many of the probe's threads
+    /// `/proc/self/task/<tid>/cgroup` places there (`"<in> of <all>"`); back to the case's cgroup.
+    /// The control: a threaded child of the case's cgroup; one helper thread written to its
+    /// cgroup.threads; how many threads are there then; the thread back.
+    pub const MOVE_PROCESS: &str = "move-process-to-domain";
+    pub const THREADS_MOVED: &str = "threads-in-domain-after-procs";
+    pub const THREAD_MOVED_ALONE: &str = "threads-in-threaded-after-threads";
+    /// Parent becomes threaded: a child of the sibling with a child of its own; the child's
+    /// cgroup.type; the grandchild made threaded; the child's and the grandchild's cgroup.type;
+    /// the grandchild removed; the child's cgroup.type again.
+    pub const PARENT_TYPE_BEFORE: &str = "type-of-parent-before";
+    pub const MAKE_GRANDCHILD_THREADED: &str = "make-grandchild-threaded";
+    pub const PARENT_TYPE_THREADED: &str = "type-of-parent-with-threaded-child";
+    pub const GRANDCHILD_TYPE: &str = "type-of-threaded-grandchild";
+    pub const RMDIR_GRANDCHILD: &str = "rmdir-threaded-grandchild";
+    pub const PARENT_TYPE_AFTER: &str = "type-of-parent-after";
     /// The child cgroups the probe makes (isoprobe-named: the host removes what is left).
     pub const CHILD: &str = "isoprobe-rules-child";
     pub const GRANDCHILD: &str = "isoprobe-rules-grandchild";
@@ -519,6 +547,12 @@ pub enum ExerciseReport {
         /// reader's last read returned (a reader the scheduler kept off the CPU at either end
         /// queued nothing at the throttle then).
         all_reading_ns: u64,
+        /// Over all readers: the slowest read, from its issue to its return (a read waits at the
+        /// throttle for the others' turns, about IO_READERS blocks at the limit; much longer is a
+        /// device or a dispatch that stalled), and the longest pause between a read's return and
+        /// the reader's next issue (a reader kept off the CPU, with nothing queued).
+        longest_read_ns: u64,
+        longest_pause_ns: u64,
         /// The read that ended the window early, if one failed.
         error: Option<SysResult>,
         /// The case's cgroups before the readers started and after they all ended.
@@ -601,6 +635,15 @@ pub enum ExerciseReport {
         cpu_ns: u64,
         /// The longest time off the CPU within the burn (the throttle, once the budget ran out).
         max_gap_ns: u64,
+        /// The throttle that ends the burn (the one across the window's end, else the next one
+        /// within two periods; 0: none), and where it ended against the nearest planned boundary
+        /// (negative: before it).
+        end_gap_ns: u64,
+        end_offset_ns: i64,
+        /// Alignments tried (each up to its burn's end check), and the gaps the alignments refused
+        /// for lasting longer than a throttle can (over all attempts).
+        attempts: u32,
+        refused_gaps: u32,
     },
     IoShare {
         /// Bytes each side's readers read in the span every reader of both sides was reading
@@ -701,4 +744,44 @@ pub struct CpuAttempt {
 pub struct OpenAttempt {
     pub path: String,
     pub result: SysResult,
+}
+
+/// [`CgroupRules::ProcMigration`]: the helper threads the probe starts beside its main thread, so
+/// that the process it moves has `PROC_MIGRATION_THREADS + 1` threads.
+pub const PROC_MIGRATION_THREADS: usize = 3;
+
+/// [`Exercise::CpuBurst`]: the burn starts this long after a period boundary and ends this long
+/// before the next one. The throttle's end (the boundary's refill) is seen a little late: the
+/// unthrottled probe must be picked again, within a tick (10 ms at HZ=100) of other tasks' turns
+/// on a busy CPU. The same bound holds the burn's closing throttle to the planned boundary: it
+/// ends there, up to this much later (seen late) or earlier (the boundary was found late).
+pub const CPU_BURST_MARGIN_NS: u64 = 10_000_000;
+
+/// [`Exercise::CpuBurst`]: a time off the CPU after the burn's start counts as a throttle only
+/// when longer than another task's turn: at cpu.weight 10000 a competing nice-0 task's turn is one
+/// slice (3 ms base), well within a tick (10 ms at HZ=100).
+pub const CPU_BURST_END_THROTTLE_NS: u64 = 10_000_000;
+
+/// Whether a cpu.max.burst burn lay within one period: the throttle after it (`end_gap_ns` off the
+/// CPU) ended `end_offset_ns` from a planned boundary, within [`CPU_BURST_MARGIN_NS`] (throttles
+/// end on the period's boundaries). A burn that did not may span two periods' budgets.
+pub fn cpu_burst_on_boundary(end_gap_ns: u64, end_offset_ns: i64) -> bool {
+    end_gap_ns >= CPU_BURST_END_THROTTLE_NS && end_offset_ns.unsigned_abs() <= CPU_BURST_MARGIN_NS
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use super::*;
+
+    #[test]
+    fn a_burn_counts_only_when_a_throttle_ends_on_a_planned_boundary() {
+        let ms = 1_000_000;
+        assert!(cpu_burst_on_boundary(30 * ms, 2_000_000));
+        assert!(cpu_burst_on_boundary(30 * ms, -9_000_000));
+        // The boundary was found 25 ms late: the real one came 25 ms before the planned one.
+        assert!(!cpu_burst_on_boundary(30 * ms, -25_000_000));
+        // A short preemption, not a throttle; no throttle at all.
+        assert!(!cpu_burst_on_boundary(3 * ms, 0));
+        assert!(!cpu_burst_on_boundary(0, 0));
+    }
 }

@@ -241,9 +241,16 @@ pub enum Exercise {
     /// threaded-controllers), written by the probe into the case's cgroup `case_dir` and its
     /// sibling `sibling_dir`.
     CgroupRules { rules: CgroupRules, case_dir: String, sibling_dir: String },
-    /// Pinned to `cpu`, aligned on the cpu.max period (`period_us`), idle `idle_periods` periods,
-    /// then a burn of one period.
-    CpuBurst { cpu: u32, period_us: u64, idle_periods: u32 },
+    /// Pinned to `cpu`, aligned on the cpu.max period (`period_us`; a throttle lasts about
+    /// `period_us` less the quota `quota_us`), idle `idle_periods` periods, then a burn of one
+    /// period. `quota_us` is 0 in reports written before it was recorded.
+    CpuBurst {
+        cpu: u32,
+        #[serde(default)]
+        quota_us: u64,
+        period_us: u64,
+        idle_periods: u32,
+    },
     /// O_DIRECT readers of `block` bytes of the case's loop device `device` in the case's cgroup
     /// and in its sibling at once, for `window_ms`.
     IoShare { device: String, block: u32, window_ms: u32 },
@@ -282,6 +289,11 @@ pub enum CgroupRules {
     Populated,
     /// cgroup.procs writes checked with the opener's credentials.
     OpenCredentials,
+    /// A multi-threaded process moved by cgroup.procs with all its threads; one thread by
+    /// cgroup.threads alone.
+    ProcMigration,
+    /// A parent's cgroup.type once its child is threaded ("domain threaded").
+    ParentThreaded,
 }
 
 // As in `verdict.rs`: harness values are taken apart field by field and every variant matched, so
@@ -433,7 +445,9 @@ impl From<&wire::Exercise> for Exercise {
             W::CgroupRules { rules, case_dir, sibling_dir } => {
                 Exercise::CgroupRules { rules: (&rules).into(), case_dir, sibling_dir }
             }
-            W::CpuBurst { cpu, period_us, idle_periods } => Exercise::CpuBurst { cpu, period_us, idle_periods },
+            W::CpuBurst { cpu, quota_us, period_us, idle_periods } => {
+                Exercise::CpuBurst { cpu, quota_us, period_us, idle_periods }
+            }
             W::IoShare { device, block, window_ms } => Exercise::IoShare { device, block, window_ms },
         }
     }
@@ -451,6 +465,8 @@ impl From<&wire::CgroupRules> for CgroupRules {
             W::InvalidDomain => CgroupRules::InvalidDomain,
             W::Populated => CgroupRules::Populated,
             W::OpenCredentials => CgroupRules::OpenCredentials,
+            W::ProcMigration => CgroupRules::ProcMigration,
+            W::ParentThreaded => CgroupRules::ParentThreaded,
         }
     }
 }

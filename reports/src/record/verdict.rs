@@ -156,10 +156,14 @@ pub enum LimitCheck {
     OpenCredentials,
     /// memory.low / memory.min: a protected cgroup keeps its page cache under its parent's pressure.
     MemoryProtect,
+    /// A process moves with all its threads (cgroup.procs); one thread alone (cgroup.threads).
+    ProcMigration,
+    /// A parent reads "domain threaded" once its child is threaded.
+    ParentThreaded,
 }
 
 impl LimitCheck {
-    pub const ALL: [LimitCheck; 35] = [
+    pub const ALL: [LimitCheck; 37] = [
         LimitCheck::Memory,
         LimitCheck::Pids,
         LimitCheck::CpuMax,
@@ -195,6 +199,8 @@ impl LimitCheck {
         LimitCheck::Populated,
         LimitCheck::OpenCredentials,
         LimitCheck::MemoryProtect,
+        LimitCheck::ProcMigration,
+        LimitCheck::ParentThreaded,
     ];
 
     /// The name reports print (`memory/oom-at-max`), as `<controller>/<behaviour>` like a
@@ -236,6 +242,8 @@ impl LimitCheck {
             LimitCheck::Populated => "cgroup/populated-events",
             LimitCheck::OpenCredentials => "cgroup/open-time-credentials",
             LimitCheck::MemoryProtect => "memory/low-min-protects",
+            LimitCheck::ProcMigration => "cgroup/proc-migration",
+            LimitCheck::ParentThreaded => "cgroup/parent-becomes-threaded",
         }
     }
 }
@@ -334,6 +342,8 @@ impl From<HarnessLimitCheck> for LimitCheck {
             HarnessLimitCheck::Populated => LimitCheck::Populated,
             HarnessLimitCheck::OpenCredentials => LimitCheck::OpenCredentials,
             HarnessLimitCheck::MemoryProtect => LimitCheck::MemoryProtect,
+            HarnessLimitCheck::ProcMigration => LimitCheck::ProcMigration,
+            HarnessLimitCheck::ParentThreaded => LimitCheck::ParentThreaded,
         }
     }
 }
