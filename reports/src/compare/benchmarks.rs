@@ -75,7 +75,7 @@ pub struct OverheadDelta {
     pub judgement: Judgement,
     /// The ratio rose only because the bare spawn got faster: the harness case itself is judged
     /// no slower (an improvement, or unchanged), so the harness is not slower (the judgement is
-    /// then not a regression, see [`explain_by_faster_cases`]).
+    /// then not a regression; see `explain_by_faster_cases`).
     pub spawn_faster: bool,
 }
 
