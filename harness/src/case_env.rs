@@ -426,8 +426,9 @@ fn remove_case_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Not an isoprobe-named directory: a concurrent run's leftover sweep must not see it.
     fn case_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("{PREFIX}-case-dir-test-{}-{tag}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("case-dir-test-{}-{tag}", std::process::id()));
         fs::create_dir(&dir).unwrap();
         for d in dirs::MADE {
             fs::create_dir(dir.join(d)).unwrap();
@@ -450,7 +451,7 @@ mod tests {
         assert!(!more.exists(), "a case dir with files of its own");
 
         // Host rootfs: only some of the directories, no probe link.
-        let host = std::env::temp_dir().join(format!("{PREFIX}-case-dir-test-{}-host", std::process::id()));
+        let host = std::env::temp_dir().join(format!("case-dir-test-{}-host", std::process::id()));
         fs::create_dir_all(host.join(dirs::ESCAPE)).unwrap();
         remove_case_dir(&host).unwrap();
         assert!(!host.exists());

@@ -66,12 +66,13 @@ impl Streams {
         // Only the streams poll found ready (data, end of file or an error) are read: the probe
         // answers on stdout alone, and a read of the quiet stderr after every line cost a system
         // call that found nothing.
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
-        let mut ready = ready.into_iter();
-        if !self.out_eof && ready.next().unwrap_or(true) {
+        // fds holds stdout first (when polled), then stderr; revents unknown counts as ready.
+        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_none_or(|r| !r.is_empty());
+        let (out_ready, err_ready) = (ready(0), ready(usize::from(!self.out_eof)));
+        if !self.out_eof && out_ready {
             self.out_eof = drain(&p.stdout, &mut self.out, usize::MAX)?;
         }
-        if !self.err_eof && ready.next().unwrap_or(true) {
+        if !self.err_eof && err_ready {
             self.err_eof = drain(&p.stderr, &mut self.err, STDERR_CAP)?;
         }
         Ok(true)

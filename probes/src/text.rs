@@ -53,7 +53,8 @@ mod tests {
 
     #[test]
     fn reads_procfs_files_whole_and_matches_std() {
-        // /proc/self/mountinfo is a seq_file of size 0; /proc/self/stat a single show.
+        // All report a size of 0. mountinfo is a seq_file that other tests' mounts may change
+        // between two reads, so only the others are compared with std's reading.
         for path in ["/proc/self/mountinfo", "/proc/self/limits", "/proc/version"] {
             let ours = read(path).unwrap();
             assert!(!ours.is_empty(), "{path} read empty");
@@ -65,7 +66,8 @@ mod tests {
 
     #[test]
     fn grows_past_the_first_read_and_refuses_what_is_not_utf8() {
-        let dir = std::env::temp_dir().join(format!("isoprobe-text-test-{}", std::process::id()));
+        // Not an isoprobe-named directory: a concurrent run's leftover sweep must not see it.
+        let dir = std::env::temp_dir().join(format!("text-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let long: String = (0..3 * FIRST_READ + 17).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
         std::fs::write(dir.join("long"), &long).unwrap();
