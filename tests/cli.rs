@@ -327,7 +327,7 @@ impl KilledRun {
         // may live under /tmp, and a tmpfs there would hide it.
         let tmp = PrivateTmp::mount(name);
         assert!(isoprobe_sysv().is_empty(), "a fresh IPC namespace has no objects");
-        let mut child = isoprobe()
+        let child = isoprobe()
             .env("TMPDIR", &tmp.0)
             .args(["run", "--no-report", "-j", "2"])
             .stdout(Stdio::null())
@@ -335,6 +335,7 @@ impl KilledRun {
             .spawn()
             .expect("start isoprobe run");
         let pid = child.id();
+        let run = RunGuard(Some(child));
         // Wait until the run has a case going with a mount on the host, then kill it.
         let deadline = Instant::now() + Duration::from_secs(60);
         let run_dir = loop {
@@ -352,7 +353,7 @@ impl KilledRun {
             std::thread::sleep(Duration::from_millis(1));
         };
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-        child.wait().unwrap();
+        run.wait();
         let token = run_dir.file_name().unwrap().to_string_lossy().rsplit('-').next().unwrap().to_owned();
         Some(KilledRun { tmp, run_dir, token })
     }
@@ -436,6 +437,31 @@ fn the_next_run_removes_what_a_killed_run_left() {
     assert!(!text(&out.stderr).contains("dead isoprobe run"), "{}", text(&out.stderr));
 }
 
+/// A run this test started, ended (SIGTERM, then waited for) if the test fails before it does:
+/// a failed assertion must not leave a whole default run going on the machine.
+struct RunGuard(Option<std::process::Child>);
+
+impl RunGuard {
+    fn wait(mut self) -> Output {
+        self.0.take().expect("waited for once").wait_with_output().expect("wait for isoprobe run")
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The number N of a `case-N` directory.
+fn case_number(entry: &Path) -> Option<u64> {
+    entry.file_name()?.to_str()?.strip_prefix("case-")?.parse().ok()
+}
+
 #[test]
 fn an_interrupted_run_finishes_its_cases_and_leaves_nothing() {
     let child = isoprobe()
@@ -445,23 +471,29 @@ fn an_interrupted_run_finishes_its_cases_and_leaves_nothing() {
         .spawn()
         .expect("start isoprobe run");
     let pid = child.id();
+    let run = RunGuard(Some(child));
     let deadline = Instant::now() + Duration::from_secs(60);
+    // Interrupted in mid-run: once a case numbered 3 or later is in progress. Any such case, not
+    // case-3 itself: a case's directory lives a few milliseconds, and a poll that a loaded machine
+    // delays past them would otherwise wait for a case-3 that is gone (it waited out the whole
+    // deadline once, under load).
     let run_dir = loop {
-        assert!(Instant::now() < deadline, "the run never started a case");
+        assert!(Instant::now() < deadline, "the run never started a fourth case");
         let found = std::fs::read_dir(std::env::temp_dir())
             .unwrap()
             .flatten()
             .map(|e| e.path())
             .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("isoprobe-{pid}-")));
         if let Some(d) = found
-            && d.join("case-3").exists()
+            && let Ok(cases) = std::fs::read_dir(&d)
+            && cases.flatten().any(|e| case_number(&e.path()).is_some_and(|n| n >= 3))
         {
             break d;
         }
         std::thread::sleep(Duration::from_millis(2));
     };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run.wait();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("interrupted after") && err.contains(" cases; "), "{err}");
