@@ -250,6 +250,36 @@ mod tests {
         assert_eq!(v3.validate(), Err(PlanError::Schema(3)));
     }
 
+    /// The cgroup2 VM runs the limit cases through each container tool it carries, and each such
+    /// step names the tool in its `ISOPROBE_EXPECT`: a tool missing in the VM fails the step
+    /// instead of skipping its cases.
+    #[test]
+    fn the_cgroup2_plan_carries_and_expects_every_tool_it_runs() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels/plans/limits-v2.json");
+        let plan: Plan = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        // (launcher, the command isoprobe looks for, where Debian installs it)
+        let tools = [
+            ("runc", "runc", "/usr/sbin/runc"),
+            ("crun", "crun", "/usr/bin/crun"),
+            ("lxc", "lxc-execute", "/usr/bin/lxc-execute"),
+        ];
+        let mut run = BTreeSet::new();
+        for step in &plan.steps {
+            let Some(i) = step.argv.iter().position(|a| a == "--launcher") else { continue };
+            let expect: Vec<&str> = step.env.get("ISOPROBE_EXPECT").map(|e| e.split(',').collect()).unwrap_or_default();
+            for launcher in step.argv[i + 1].split(',') {
+                let (_, command, program) = tools
+                    .iter()
+                    .find(|t| t.0 == launcher)
+                    .unwrap_or_else(|| panic!("step {}: launcher {launcher} is not in this test's table", step.name));
+                assert!(expect.contains(&format!("tool:{command}").as_str()), "step {}: {expect:?}", step.name);
+                assert!(plan.programs.iter().any(|p| p == program), "{program} not carried: {:?}", plan.programs);
+                run.insert(launcher);
+            }
+        }
+        assert_eq!(run, tools.iter().map(|t| t.0).collect(), "every tool of the table runs in the VM");
+    }
+
     #[test]
     fn the_committed_plans_validate_and_the_planted_regression_differs_only_by_its_sysctl() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels/plans");
