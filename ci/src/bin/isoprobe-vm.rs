@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use isoprobe_ci::plan::{MODULE_DIR, Plan};
-use isoprobe_ci::vm::{BootRequest, VmResult, boot, summary_table};
+use isoprobe_ci::vm::{BootRequest, VmResult, boot_retrying, summary_table};
 
 #[derive(Parser, Debug)]
 #[command(name = "isoprobe-vm", version, about = "Run isoprobe's suites on a kernel in a qemu VM")]
@@ -122,8 +122,14 @@ fn real_main() -> Result<ExitCode> {
                 echo_console: verbose,
                 qemu,
             };
-            let result = boot(&req).context("failed to run the VM")?;
+            let result = boot_retrying(&req).context("failed to run the VM")?;
             print!("{}", summary_table(std::slice::from_ref(&result)));
+            for b in &result.earlier_boots {
+                println!("booted again: the kernel died before the init's hello in {}:", b.dir);
+                for l in &b.console {
+                    println!("  {l}");
+                }
+            }
             for p in result.init_errors.iter().chain(&result.problems) {
                 println!("problem: {p}");
             }
