@@ -306,6 +306,9 @@ pub fn exercise() -> impl Strategy<Value = Exercise> {
         any::<(u32, u32)>().prop_map(|(loopers, hold_ms)| Exercise::FreezeGroup { loopers, hold_ms }),
         (text(), any::<(u64, u32)>()).prop_map(|(device, (bytes, block))| Exercise::CacheRead { device, bytes, block }),
         any::<(u32, u64, u64)>().prop_map(|(members, target, step)| Exercise::OomGroup { members, target, step }),
+        (any::<(u32, u64, u64)>(), text(), text()).prop_map(|((members, target, step), child_dir, other_dir)| {
+            Exercise::OomGroupParent { members, target, step, child_dir, other_dir }
+        }),
         (text(), any::<(u64, u64, u64, u32)>(), (text(), text(), text())).prop_map(
             |(device, (kept, cache, anon, block), (protected_dir, cache_dir, pressure_dir))| Exercise::MemoryProtect {
                 device,

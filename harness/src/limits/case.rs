@@ -212,6 +212,7 @@ impl CaseLimits {
                         | Exercise::KillGroup { .. }
                         | Exercise::FreezeGroup { .. }
                         | Exercise::OomGroup { .. }
+                        | Exercise::OomGroupParent { .. }
                         | Exercise::CgroupRules { .. }
                 )
                 .then(Vec::new)
@@ -228,6 +229,7 @@ impl CaseLimits {
                 super::rules::prepare(&set, spec, limits, layout, &mut exercise)?;
             }
             super::protect::prepare(&set, limits, &mut exercise)?;
+            super::oom_parent::prepare(&set, &mut exercise)?;
             let _ = cgroups.set(set);
             None
         } else {

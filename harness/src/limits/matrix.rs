@@ -45,16 +45,7 @@ pub fn limit_cases(cpu: u32, cpus: &[u32]) -> Vec<(&'static str, LimitSpec)> {
             // The group (3 waiting members and an allocator) runs in the sibling, under its
             // memory.max; the control keeps the limit and drops memory.oom.group.
             "memory-oom-group",
-            LimitSpec {
-                settings: Limits::default(),
-                sibling: Some(Limits {
-                    memory_max: Some(32 * MIB),
-                    memory_swap_max: Some(0),
-                    memory_oom_group: true,
-                    ..Default::default()
-                }),
-                exercise: Exercise::OomGroup { members: 3, target: 64 * MIB, step: MIB },
-            },
+            oom_group(Exercise::OomGroup { members: 3, target: 64 * MIB, step: MIB }),
         ),
         ("pids", l(Limits { pids_max: Some(16), ..Default::default() }, Exercise::Pids { target: 64 })),
         (
@@ -217,6 +208,40 @@ pub fn protect_cases() -> Vec<(String, CaseSpec)> {
     v
 }
 
+/// An OOM group `exercise` under the sibling: memory.max 32 MiB without swap, memory.oom.group 1
+/// (the control drops only that).
+fn oom_group(exercise: Exercise) -> LimitSpec {
+    LimitSpec {
+        settings: Limits::default(),
+        sibling: Some(Limits {
+            memory_max: Some(32 * MIB),
+            memory_swap_max: Some(0),
+            memory_oom_group: true,
+            ..Default::default()
+        }),
+        exercise,
+    }
+}
+
+/// memory.oom.group on a parent (the kernel's test_memcg_oom_group_parent_events, see
+/// `oom_parent`), with its control (memory.oom.group 0 at the parent: the allocator dies alone),
+/// as root without namespaces (the probe writes its children's pids into the parent's children).
+/// The parent (the sibling) at memory.max 32 MiB without swap, an allocator of 64 MiB in its
+/// child, two members beside it and one in the other child.
+pub fn oom_parent_cases() -> Vec<(String, CaseSpec)> {
+    let limited = oom_group(Exercise::OomGroupParent {
+        members: 3,
+        target: 64 * MIB,
+        step: MIB,
+        child_dir: String::new(),
+        other_dir: String::new(),
+    });
+    vec![
+        ("memory-oom-group-parent/none/limited".into(), case(NsSet::EMPTY, limited.clone())),
+        ("memory-oom-group-parent/none/control".into(), case(NsSet::EMPTY, limited.control())),
+    ]
+}
+
 /// The namespace sets every limit runs under.
 pub fn ns_sets() -> [(&'static str, NsSet); 3] {
     [("none", NsSet::EMPTY), ("all", NsSet::ALL), ("user", NsSet::EMPTY.with(NsKind::User))]
@@ -257,6 +282,7 @@ pub fn limit_matrix_on(cpu: u32, cpus: &[u32]) -> Vec<(String, CaseSpec)> {
     v.push(("cgroup-ns-view/all-clone".into(), clone_case(cgroup_view())));
     v.extend(rule_cases());
     v.extend(protect_cases());
+    v.extend(oom_parent_cases());
     v
 }
 

@@ -17,6 +17,7 @@ pub mod host;
 pub mod iocost;
 pub mod judge;
 pub mod matrix;
+pub mod oom_parent;
 pub mod oracle;
 pub mod protect;
 pub mod requirement;

@@ -244,10 +244,11 @@ pub enum LimitExpect {
     AllOomKilled { members: u32 },
     /// The allocator killed by SIGKILL, all `members` alive until released.
     OneOomKilled { members: u32 },
-    /// oom_kill +`kills`, oom_group_kill +`group_kills`, in memory.events and
-    /// memory.events.local alike (the sibling has no children). A group kill counts its victim
-    /// twice.
-    OomEventsCounted { kills: u64, group_kills: u64 },
+    /// oom_kill +`kills` in memory.events and +`local_kills` in memory.events.local (the same
+    /// where the group's tasks are all in the sibling itself, none where they are all in its
+    /// children), oom_group_kill +`group_kills` in both (counted where memory.oom.group is set). A
+    /// group kill counts its victim twice.
+    OomEventsCounted { kills: u64, local_kills: u64, group_kills: u64 },
     /// Each named write of a cgroup2 rule exercise gives its outcome (see `rules::expect`).
     Steps { steps: Vec<(String, super::rules::Outcome)> },
     /// memory.min or memory.low (or neither: the control) under pressure: see `protect::judge`.
@@ -385,8 +386,18 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                 (LimitCheck::MemoryPressure, LimitExpect::MemoryStall { stalled: l.memory_high.is_some() }),
             ]
         }
-        Exercise::OomGroup { members, .. } => {
+        Exercise::OomGroup { members, .. } | Exercise::OomGroupParent { members, .. } => {
             let group = spec.sibling.as_ref().is_some_and(|s| s.memory_oom_group);
+            // One level down every task is in a child of the sibling: the sibling's own
+            // memory.events.local counts no oom_kill (mm/memcontrol.c, memcg_memory_event: the
+            // local count is the task's own cgroup's, the hierarchical one every ancestor's),
+            // while the group kill is counted where memory.oom.group is set, the sibling.
+            let below = matches!(spec.exercise, Exercise::OomGroupParent { .. });
+            let events = |kills: u64, group_kills| LimitExpect::OomEventsCounted {
+                kills,
+                local_kills: if below { 0 } else { kills },
+                group_kills,
+            };
             vec![
                 (
                     LimitCheck::OomGroup,
@@ -403,11 +414,7 @@ pub fn expect(spec: &LimitSpec) -> Vec<(LimitCheck, LimitExpect)> {
                     // victim, then mem_cgroup_scan_tasks over the group, victim included). The
                     // kernel's own test_memcg_oom_group_score_events expects the same (oom_kill 3 for
                     // two killed tasks).
-                    if group {
-                        LimitExpect::OomEventsCounted { kills: u64::from(*members) + 2, group_kills: 1 }
-                    } else {
-                        LimitExpect::OomEventsCounted { kills: 1, group_kills: 0 }
-                    },
+                    if group { events(u64::from(*members) + 2, 1) } else { events(1, 0) },
                 ),
             ]
         }

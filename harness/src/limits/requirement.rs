@@ -72,7 +72,10 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
     }
     if matches!(
         limits.exercise,
-        Exercise::CacheRead { .. } | Exercise::OomGroup { .. } | Exercise::MemoryProtect { .. }
+        Exercise::CacheRead { .. }
+            | Exercise::OomGroup { .. }
+            | Exercise::OomGroupParent { .. }
+            | Exercise::MemoryProtect { .. }
     ) {
         // memory.high is the tool's to write (OCI unified, lxc.cgroup2.*) on its own cgroup;
         // memory.oom.group and memory.low/min are set on the sibling or below it, cgroups of
@@ -91,6 +94,11 @@ pub fn check(spec: &CaseSpec, limits: &LimitSpec, runner: Runner, layout: &Cgrou
                 Exercise::MemoryProtect { .. } => {
                     "memory.low and memory.min (cgroup2 files with no cgroup v1 counterpart) are set on a child of \
                      the sibling and judged by its memory.current"
+                }
+                Exercise::OomGroupParent { .. } => {
+                    "memory.oom.group is set on a parent whose two children get memory from its \
+                     cgroup.subtree_control, and the kill is judged by the parent's memory.events and \
+                     memory.events.local (cgroup2 files with no cgroup v1 counterpart)"
                 }
                 _ => "the exercise is judged by cgroup2's memory.peak, memory.events and memory.events.local",
             };

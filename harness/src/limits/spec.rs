@@ -251,7 +251,7 @@ impl LimitSpec {
             }
             Exercise::IoShare { .. } => s.io_weight = c.sibling.as_ref().and_then(|sib| sib.io_weight),
             // The group's limit stays (its allocator is still OOM-killed); only the group kill goes.
-            Exercise::OomGroup { .. } => {
+            Exercise::OomGroup { .. } | Exercise::OomGroupParent { .. } => {
                 *s = Limits::default();
                 if let Some(sib) = &mut c.sibling {
                     sib.memory_oom_group = false;
@@ -272,7 +272,10 @@ impl LimitSpec {
     /// report names cases by their spec).
     pub fn name(&self) -> String {
         match (&self.exercise, &self.sibling) {
-            (Exercise::OomGroup { .. } | Exercise::MemoryProtect { .. }, Some(sib)) => {
+            (
+                Exercise::OomGroup { .. } | Exercise::OomGroupParent { .. } | Exercise::MemoryProtect { .. },
+                Some(sib),
+            ) => {
                 format!("{} [{}] sibling [{}]", self.exercise.name(), self.settings, sib)
             }
             _ => format!("{} [{}]", self.exercise.name(), self.settings),

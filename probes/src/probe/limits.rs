@@ -67,7 +67,10 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
         Exercise::KillGroup { loopers, wait_ms } => kill_group(ch, *loopers, *wait_ms),
         Exercise::FreezeGroup { loopers, hold_ms } => freeze_group(ch, *loopers, *hold_ms),
         Exercise::CacheRead { device, bytes, block } => cache_read(ch, device, *bytes, *block),
-        Exercise::OomGroup { members, target, step } => oom_group(ch, *members, *target, *step),
+        Exercise::OomGroup { members, target, step } => oom_group(ch, *members, *target, *step, None),
+        Exercise::OomGroupParent { members, target, step, child_dir, other_dir } => {
+            oom_group(ch, *members, *target, *step, Some((child_dir, other_dir)))
+        }
         Exercise::CgroupRules { rules, case_dir, sibling_dir } => {
             Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
         }
@@ -982,7 +985,17 @@ fn cache_read(ch: &mut Channel, device: &str, bytes: u64, block: u32) -> Result<
     Ok(ExerciseReport::CacheRead { read, wall_ns, error, before, after })
 }
 
-fn oom_group(ch: &mut Channel, members: u32, target: u64, step: u64) -> Result<ExerciseReport, ProbeError> {
+/// The OOM group: `members` waiting children and an allocator, all moved before the allocation
+/// starts, by the host into the case's sibling, or with `subtree` (`child_dir`, `other_dir`: two
+/// children of the sibling) by the probe itself: the first member into `other_dir`, the others
+/// and the allocator into `child_dir`.
+fn oom_group(
+    ch: &mut Channel,
+    members: u32,
+    target: u64,
+    step: u64,
+    subtree: Option<(&str, &str)>,
+) -> Result<ExerciseReport, ProbeError> {
     // The members wait for end of file on `release`; the allocator for end of file on `go`.
     let (release_r, release_w) = pipe().ctx(|| "create the release pipe".into())?;
     let (go_r, go_w) = pipe().ctx(|| "create the go pipe".into())?;
@@ -1030,8 +1043,15 @@ fn oom_group(ch: &mut Channel, members: u32, target: u64, step: u64) -> Result<E
     };
     drop((release_r, go_r, progress_w));
     let mut moved = Ok(());
-    for k in kids.iter().chain([&allocator]) {
-        moved = ask(ch, LimitQuestion::MoveToSibling { pid: k.as_raw() }).map(drop);
+    for (i, k) in kids.iter().chain([&allocator]).enumerate() {
+        moved = match subtree {
+            None => ask(ch, LimitQuestion::MoveToSibling { pid: k.as_raw() }).map(drop),
+            Some((child, other)) => {
+                let dir = if i == 0 && !kids.is_empty() { other } else { child };
+                let procs = format!("{dir}/cgroup.procs");
+                std::fs::write(&procs, k.as_raw().to_string()).ctx(|| format!("write {k} to {procs}"))
+            }
+        };
         if moved.is_err() {
             break;
         }

@@ -54,6 +54,13 @@ pub enum Exercise {
     /// time, all moved by the host into the case's sibling cgroup (where the memory limit is)
     /// before the allocation starts.
     OomGroup { members: u32, target: u64, step: u64 },
+    /// The same group one level down (the kernel's test_memcg_oom_group_parent_events): the case's
+    /// sibling is the parent, with the memory limit (and memory.oom.group), and has two children
+    /// the harness makes and fills in: `child_dir`, where the allocator and every member but the
+    /// first go, and `other_dir`, where the first member goes (the selftest's process in the
+    /// parent itself; a parent that enables memory for its children may hold no process). The
+    /// probe writes each pid into its cgroup.procs before the allocation starts.
+    OomGroupParent { members: u32, target: u64, step: u64, child_dir: String, other_dir: String },
     /// cgroup2's structural rules (cgroup-v2.rst): the probe writes cgroup core files of the
     /// case's cgroup (`case_dir`, where it runs) and of its empty sibling (`sibling_dir`), both
     /// paths as the probe sees them (the harness fills them in), and reports what each write gave.
@@ -271,6 +278,7 @@ impl Exercise {
             Exercise::FreezeGroup { .. } => "freeze-group",
             Exercise::CacheRead { .. } => "cache-read",
             Exercise::OomGroup { .. } => "oom-group",
+            Exercise::OomGroupParent { .. } => "oom-group-parent",
             Exercise::CgroupRules { rules, .. } => rules.name(),
             Exercise::CpuBurst { .. } => "cpu-burst",
             Exercise::IoShare { .. } => "io-share",

@@ -237,6 +237,10 @@ pub enum Exercise {
     /// `members` waiting children and one allocating `target` bytes `step` at a time, all in the
     /// case's sibling cgroup.
     OomGroup { members: u32, target: u64, step: u64 },
+    /// The same group one level down: the sibling is the parent (with the limit), the allocator
+    /// and all members but the first in its child `child_dir`, the first member in its child
+    /// `other_dir`.
+    OomGroupParent { members: u32, target: u64, step: u64, child_dir: String, other_dir: String },
     /// cgroup2's structural rules (`rules`: delegation, internal-process, threaded,
     /// threaded-controllers), written by the probe into the case's cgroup `case_dir` and its
     /// sibling `sibling_dir`.
@@ -439,6 +443,9 @@ impl From<&wire::Exercise> for Exercise {
             W::FreezeGroup { loopers, hold_ms } => Exercise::FreezeGroup { loopers, hold_ms },
             W::CacheRead { device, bytes, block } => Exercise::CacheRead { device, bytes, block },
             W::OomGroup { members, target, step } => Exercise::OomGroup { members, target, step },
+            W::OomGroupParent { members, target, step, child_dir, other_dir } => {
+                Exercise::OomGroupParent { members, target, step, child_dir, other_dir }
+            }
             W::MemoryProtect { device, kept, cache, anon, block, protected_dir, cache_dir, pressure_dir } => {
                 Exercise::MemoryProtect { device, kept, cache, anon, block, protected_dir, cache_dir, pressure_dir }
             }
