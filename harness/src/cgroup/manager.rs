@@ -367,6 +367,7 @@ impl CaseCgroups {
             }
         }
         r.attached_after_ns = *self.attached_after_ns.lock().unwrap_or_else(|e| e.into_inner());
+        r.steal_ns = steal_ns();
         if let (Some((probe, share)), Ok(procs)) = (&self.probe, self.procs()) {
             let since: u64 = procs
                 .into_iter()
@@ -562,6 +563,19 @@ fn runtime_ns(pid: i32) -> Option<u64> {
     isoprobe_probes::text::read(format!("/proc/{pid}/schedstat")).ok()?.split_whitespace().next()?.parse().ok()
 }
 
+/// The hypervisor's steal time over every CPU in nanoseconds: the eighth value of /proc/stat's
+/// `cpu` line, in clock ticks (USER_HZ). None where the line has no such column.
+fn steal_ns() -> Option<u64> {
+    let stat = isoprobe_probes::text::read("/proc/stat").ok()?;
+    parse_steal_ns(&stat, nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??)
+}
+
+fn parse_steal_ns(stat: &str, ticks_per_sec: i64) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(ticks * 1_000_000_000 / u64::try_from(ticks_per_sec).ok().filter(|&t| t > 0)?)
+}
+
 /// rmdir with the drain (see [`super::remove`]).
 fn drain_and_remove(version: Version, id: u32, dir: &CgroupDir) -> Result<(), HarnessError> {
     let d = Doomed { parent: dir.parent_fd(), name: dir.name(), shown: dir.shown(), version, v1_id: id };
@@ -572,6 +586,16 @@ fn drain_and_remove(version: Version, id: u32, dir: &CgroupDir) -> Result<(), Ha
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn steal_is_the_eighth_value_of_the_cpu_line_in_ticks() {
+        let stat = "cpu  983628 80778 100613 308116 16713 0 7105 4767 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(parse_steal_ns(stat, 100), Some(47_670_000_000));
+        assert_eq!(parse_steal_ns("cpu  1 2 3 4 5 6 7\n", 100), None, "no steal column");
+        assert_eq!(parse_steal_ns(stat, 0), None);
+        // This host's own /proc/stat has the column (Linux 2.6.11 and later).
+        assert!(steal_ns().is_some());
+    }
 
     /// A cgroup2-only host whose cgroupfs is a temp dir: the case's cgroup and its sibling are
     /// made under the mount root, a v1-only knob is refused with the reason, and dropping the set

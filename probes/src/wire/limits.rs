@@ -348,6 +348,11 @@ pub struct CgroupReading {
     /// at memory.swap.max), absent without them.
     pub memory_swap_peak: Option<u64>,
     pub memory_swap_max_events: Option<u64>,
+    /// The hypervisor's steal time summed over every CPU (/proc/stat), nanoseconds: time a task
+    /// sat on a virtual CPU the hypervisor was running something else on. PSI counts such a task
+    /// as running, and with paravirt steal accounting cpu.max does not charge it. Absent where
+    /// /proc/stat has no steal column.
+    pub steal_ns: Option<u64>,
 }
 
 /// A question about the case's cgroups.
