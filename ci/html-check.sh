@@ -23,7 +23,12 @@ work=$(mktemp -d /tmp/html-check.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 # One report with a failure and a skip (the fixture), one from a live run: both must render.
-"$bin" run --ns pid,uts --launcher clone3 -o "$work/live.json" >/dev/null
+# Its summary and failures go to a file, shown when the run fails: a failed case's evidence must
+# not go with the work directory (once only the FAIL line on stderr was left to read).
+"$bin" run --ns pid,uts --launcher clone3 -o "$work/live.json" >"$work/live.txt" || {
+  cat "$work/live.txt" >&2
+  exit 1
+}
 "$bin" report "$work/live.json" --bench reports/tests/fixtures/bench-base.json -f html -o "$work/live.html"
 "$bin" report reports/tests/fixtures/report.json --bench reports/tests/fixtures/bench-base.json \
   -f html -o "$work/fixture.html"
