@@ -207,7 +207,7 @@ mod tests {
         let root = nix::unistd::geteuid().is_root();
         let mut out = Vec::new();
         sample(root).write(&mut out).unwrap();
-        let dir = std::env::temp_dir().join(format!("isoprobe-newc-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("newc-test-{}", std::process::id()));
         fs::create_dir(&dir).unwrap();
         let _cleanup = RemoveOnDrop(dir.clone());
         let run = Command::new(&cpio)

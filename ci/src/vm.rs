@@ -489,16 +489,25 @@ mod tests {
         }
     }
 
+    /// A fresh directory with the files [`request`] names: the init and an executable `hello`.
+    /// Not an isoprobe-named one: a concurrent run's leftover sweep and host snapshot must not
+    /// see it.
+    fn fixture(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vm-test-{tag}-{}", std::process::id()));
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("init"), b"INIT").unwrap();
+        fs::write(dir.join("hello"), b"HELLO").unwrap();
+        fs::set_permissions(dir.join("hello"), fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
     /// A boot that dies before the hello is booted once more, the first boot's console kept and
     /// its Oops line reported; when every boot died, the result still fails. The stand-in for
     /// qemu prints a kernel's death to the console and exits, as qemu does with -no-reboot and
     /// panic=-1 (the real boots run in CI's VM step).
     #[test]
     fn a_kernel_that_dies_before_the_hello_is_booted_once_more_and_still_fails() {
-        let dir = std::env::temp_dir().join(format!("vm-retry-test-{}", std::process::id()));
-        fs::create_dir(&dir).unwrap();
-        fs::write(dir.join("init"), b"INIT").unwrap();
-        fs::write(dir.join("hello"), b"HELLO").unwrap();
+        let dir = fixture("retry");
         let qemu = dir.join("qemu");
         fs::write(&qemu, "#!/bin/sh\necho 'Booting'\necho 'Oops: int3: 0000 [#1] SMP NOPTI'\nexit 0\n").unwrap();
         fs::set_permissions(&qemu, fs::Permissions::from_mode(0o755)).unwrap();
@@ -543,11 +552,7 @@ mod tests {
 
     #[test]
     fn the_initramfs_holds_init_console_plan_and_files() {
-        let dir = std::env::temp_dir().join(format!("isoprobe-vm-test-{}", std::process::id()));
-        fs::create_dir(&dir).unwrap();
-        fs::write(dir.join("init"), b"INIT").unwrap();
-        fs::write(dir.join("hello"), b"HELLO").unwrap();
-        fs::set_permissions(dir.join("hello"), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = fixture("initramfs");
         let req = request(&dir);
         let image = initramfs(&req);
         fs::remove_dir_all(&dir).unwrap();
