@@ -145,9 +145,9 @@ fn harness_phases(run: &mut BenchRun, harness: &Harness) {
 
 /// The cases of one namespace set as the namespace matrix runs them: each takes the next share of
 /// the sysctl sweeps (see `isoprobe_harness::matrix::SYSCTL_STRIPES`), so that a benchmarked case
-/// costs what a case of the matrix costs. A spec without a stripe makes the whole sweep, eight
-/// matrix cases' worth (measured at -j 1 over 200 empty-set cases: 7.1 ms a case with the whole
-/// sweep, 3.4 ms with the stripes taken in turn).
+/// costs what a case of the matrix costs. A spec without a stripe makes the whole sweep, as many
+/// matrix cases' worth as there are stripes (measured at -j 1 over 200 empty-set cases, with 8
+/// stripes: 7.1 ms a case with the whole sweep, 3.4 ms with the stripes taken in turn).
 struct MatrixCases {
     spec: CaseSpec,
     next: u32,

@@ -27,7 +27,7 @@ use crate::requirement;
 use crate::run_env::RunEnv;
 use crate::spec::{CaseSpec, Resolved, Runner};
 use crate::verdict::{CaseOutcome, CheckResult, Judged, ProbeRun, Role, Skip};
-use isoprobe_probes::ns::NsSet;
+use isoprobe_probes::ns::{NsKind, NsSet};
 
 /// A host user limit the harness opens for writing (and closes) as the control of the user
 /// namespace's sysctl check.
@@ -314,6 +314,7 @@ impl Harness {
                 sysctl_stripe: spec.sysctl_stripe,
                 // Stopped before it observes anything.
                 global_sysctls: Vec::new(),
+                net_sysctls: None,
             }),
         };
         let stdin = p.process.stdin.as_mut().ok_or_else(|| HarnessError::Internal("no stdin".into()))?;
@@ -380,6 +381,11 @@ impl Harness {
                 harness_ns: self.run.harness_ns(),
                 sysctl_stripe: spec.sysctl_stripe,
                 global_sysctls: self.run.sysctls.global_entries(spec.sysctl_stripe).map_err(HarnessError::Host)?,
+                // A native launcher adds no device: the probe's namespace is a fresh one.
+                net_sysctls: spec
+                    .sysctl_stripe
+                    .filter(|_| spec.launcher.is_native() && spec.has(NsKind::Net))
+                    .and_then(|s| self.run.sysctls.fresh_net_entries(s)),
             }),
         };
         let mut streams = Streams::default();

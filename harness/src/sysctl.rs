@@ -80,6 +80,9 @@ pub struct HostSysctls {
     baseline: OnceLock<Result<BTreeMap<String, String>, String>>,
     /// The global entries whose mode lets someone write them, listed once.
     globals: OnceLock<Result<Vec<String>, String>>,
+    /// The network entries of a fresh network namespace, listed once; `None` when the harness
+    /// cannot make one (unprivileged).
+    fresh_net: OnceLock<Option<Vec<String>>>,
     /// Appends to [`SYSCTL_CANDIDATES`] one probe at a time.
     candidates: Mutex<()>,
 }
@@ -125,6 +128,7 @@ impl HostSysctls {
             pool: Mutex::new(Vec::new()),
             baseline: OnceLock::new(),
             globals: OnceLock::new(),
+            fresh_net: OnceLock::new(),
             candidates: Mutex::new(()),
         }
     }
@@ -178,6 +182,36 @@ impl HostSysctls {
             .as_ref()
             .map_err(Clone::clone)?;
         Ok(all.iter().filter(|p| stripe.is_none_or(|s| s.holds(p))).cloned().collect())
+    }
+
+    /// The network entries of `stripe` that a fresh network namespace has on this kernel, with
+    /// the `available_*` entries that list candidates for others
+    /// ([`ProbeCase::net_sysctls`]). Listed once per run, by a thread of the harness in a network
+    /// namespace of its own (gone with the thread); `None` when the harness cannot make one.
+    ///
+    /// A probe of a native launcher's case in a fresh network namespace of its own finds the same
+    /// tree; what a namespace owned by a user namespace hides is named here and passed over by
+    /// the probe's open, as its listing would pass it over.
+    ///
+    /// [`ProbeCase::net_sysctls`]: isoprobe_probes::wire::ProbeCase::net_sysctls
+    pub fn fresh_net_entries(&self, stripe: SysctlStripe) -> Option<Vec<String>> {
+        let all = self.fresh_net.get_or_init(|| {
+            let kernel = KernelRelease::running().version;
+            let root = self.root.clone();
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    // A thread's network namespace is its own: the process's other threads stay.
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+                    open_tree(&root).ok()?.owned_by(NsKind::Net, kernel, false).ok()
+                })
+                .join()
+                .ok()
+                .flatten()
+            })
+            .map(|found| found.into_iter().map(|f| f.path).collect())
+        });
+        let listing = |p: &String| p.rsplit('/').next().is_some_and(|n| n.contains("available_"));
+        all.as_ref().map(|all| all.iter().filter(|p| stripe.holds(p) || listing(p)).cloned().collect())
     }
 
     /// A probe is about to write `plan`: checks that every entry is one a namespace kind owns on
@@ -575,6 +609,41 @@ mod tests {
             let err = host.begin(&plan(&[(bad, &["1"])]), deadline).unwrap_err();
             assert!(err.contains("refusing"), "{bad}: {err}");
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The network entries handed to a probe are those of a fresh network namespace, listed in
+    /// one of the harness's own: of the stripe, with the `available_*` lists, the loopback's
+    /// entries there and the host's other devices' not. The namespace goes with its thread.
+    #[test]
+    fn the_network_entries_are_a_fresh_namespaces() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(!crate::requirement::expected_from_env().iter().any(|e| e == "root"), "ISOPROBE_EXPECT has root");
+            eprintln!("skipped: needs root (a network namespace of the harness's own)");
+            return;
+        }
+        let dir = temp_dir("fresh-net");
+        let sysctls = HostSysctls::new(&dir);
+        let own = |p: &str| nix::sys::stat::stat(p).map(|s| s.st_ino);
+        let before = own("/proc/self/ns/net").unwrap();
+        let all = sysctls.fresh_net_entries(SysctlStripe { index: 0, of: 0 }).expect("root makes a network namespace");
+        assert_eq!(own("/proc/self/ns/net").unwrap(), before, "the calling thread's namespace is unchanged");
+        assert!(all.iter().any(|p| p == "net/ipv4/conf/lo/forwarding"), "{all:?}");
+        assert!(all.iter().all(|p| p.starts_with("net/")), "{all:?}");
+        // Every device of the host but lo is absent from a fresh namespace.
+        for dev in fs::read_dir("/proc/sys/net/ipv4/conf").unwrap().flatten() {
+            let name = dev.file_name().to_string_lossy().into_owned();
+            let listed = all.iter().any(|p| p.starts_with(&format!("net/ipv4/conf/{name}/")));
+            assert_eq!(listed, ["all", "default", "lo"].contains(&name.as_str()), "{name}: {all:?}");
+        }
+        let stripe = SysctlStripe { index: 3, of: 16 };
+        let mine = sysctls.fresh_net_entries(stripe).unwrap();
+        assert!(!mine.is_empty() && mine.len() < all.len() / 4, "{} of {}", mine.len(), all.len());
+        for p in &mine {
+            assert!(all.contains(p) && (stripe.holds(p) || p.contains("available_")), "{p}");
+        }
+        let held = all.iter().filter(|p| stripe.holds(p)).count();
+        assert_eq!(mine.iter().filter(|p| stripe.holds(p)).count(), held);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -150,6 +150,7 @@ impl<'a> Observer<'a> {
             restore: self.case.hold,
             stripe: self.case.sysctl_stripe,
             globals: &self.case.global_sysctls,
+            net_entries: self.case.net_sysctls.as_deref(),
         };
         for fact in sysctls::observe(self.ch, &setup)? {
             self.ch.fact(fact)?;

@@ -52,6 +52,10 @@ pub struct Setup<'a> {
     pub stripe: Option<SysctlStripe>,
     /// The global entries to test (the harness's list, of this probe's stripe).
     pub globals: &'a [String],
+    /// The network entries of the stripe a fresh network namespace has, with the `available_*`
+    /// ones (the harness's list, [`crate::wire::ProbeCase::net_sysctls`]): opened by name in a
+    /// network namespace of the probe's own instead of a listing of its tree.
+    pub net_entries: Option<&'a [String]>,
 }
 
 /// One entry to write.
@@ -95,11 +99,14 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
     // With the kind whose table names them.
     let mut later_globals: Vec<(NsKind, Found)> = Vec::new();
     for (kind, shared) in &setup.kinds {
-        // The probe's own tree is listed in full; in the harness's namespace a tree's sample is
-        // enough (see `sysctl::Owned::sample`).
-        let found = match shared {
-            None => sys.owned_by(*kind, kernel, false),
-            Some(_) => sys.sampled_by(*kind, kernel),
+        // The probe's own tree is listed in full (the network tree, when the harness gives it,
+        // named from the harness's listing of a fresh one); in the harness's namespace a tree's
+        // sample is enough (see `sysctl::Owned::sample`).
+        let found = match (shared, setup.net_entries) {
+            // An entry named and not there is passed over, as one a listing would not have found.
+            (None, Some(named)) if *kind == NsKind::Net => Ok(named.iter().map(|p| Found::named(p)).collect()),
+            (None, _) => sys.owned_by(*kind, kernel, false),
+            (Some(_), _) => sys.sampled_by(*kind, kernel),
         }
         .ctx(|| format!("list the {kind} sysctls"))?;
         match shared {

@@ -36,7 +36,7 @@ pub use sentinels::*;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on every incompatible change of the types below.
-pub const WIRE_VERSION: u32 = 14;
+pub const WIRE_VERSION: u32 = 15;
 
 /// A message from the harness to the probe (one JSON document per line on the probe's stdin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +89,15 @@ pub struct ProbeCase {
     /// listing /proc/sys costs a probe more than testing its share of it).
     #[serde(default)]
     pub global_sysctls: Vec<String>,
+    /// With a stripe, the network entries of it that a fresh network namespace has on this
+    /// kernel, and the `available_*` entries that list candidates: the harness's listing, made
+    /// once for the run in a network namespace of its own. A probe in a network namespace of its
+    /// own opens these by name instead of listing its tree, which in a fresh namespace is some 600
+    /// entries, each a new dentry and inode (1.1 to 1.4 ms a case, more than the writes of a
+    /// stripe). `None`: the probe lists its tree (a launcher that may add devices, or a harness
+    /// that could not make a network namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_sysctls: Option<Vec<String>>,
 }
 
 /// A share of a sweep over many sysctl entries: the entries whose path hashes to `index` modulo
