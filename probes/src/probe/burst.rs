@@ -8,7 +8,9 @@
 //! lets the group run again. Both can be mistaken under load: a throttle's end seen late (the
 //! probe waited for a CPU after the refill) puts the boundary late, and the burn's window then
 //! spans two periods' budgets. So an alignment is refused when its gap is longer than a throttle
-//! can last, and a burn is kept only when its closing throttle ends on the planned boundary.
+//! can last, and a burn is kept only when its closing throttle ends on the planned boundary. And
+//! on a virtual machine the hypervisor may take the CPU from the probe within the window without
+//! any throttle (steal): a burn that lost time so is redone too ([`cpu_burst_disturbed`]).
 //!
 //! What this module must never do: judge (the report carries the end check's figures; the host
 //! judges them).
@@ -17,7 +19,10 @@ use std::time::Duration;
 
 use super::error::ProbeError;
 use super::limits::{mono, pin, process_cpu};
-use crate::wire::{CPU_BURST_END_THROTTLE_NS, CPU_BURST_MARGIN_NS, ExerciseReport, SysResult, cpu_burst_on_boundary};
+use crate::wire::{
+    CPU_BURST_END_THROTTLE_NS, CPU_BURST_MARGIN_NS, ExerciseReport, SysResult, cpu_burst_disturbed,
+    cpu_burst_on_boundary,
+};
 
 /// How much longer than `period − quota` a throttle may hold the probe off the CPU. A throttle
 /// starts once the group's runtime is spent, seen at the next tick (update_curr runs from the tick
@@ -27,8 +32,10 @@ use crate::wire::{CPU_BURST_END_THROTTLE_NS, CPU_BURST_MARGIN_NS, ExerciseReport
 /// [`CPU_BURST_MARGIN_NS`] late: the unthrottled probe must be picked again.
 const THROTTLE_OVERRUN_NS: u64 = 10_000_000;
 
-/// Alignments tried before the last one is reported as it is (the host refuses to judge it).
-const ATTEMPTS: u32 = 4;
+/// Alignments tried before the last one is reported as it is (the host refuses to judge it): one
+/// takes some 0.6 s (a few periods to align, 3 idle, the burn and its closing throttle), so six
+/// ride out a few seconds of a hypervisor's steal.
+const ATTEMPTS: u32 = 6;
 
 /// Periods within which an alignment must find a throttle.
 const ALIGN_PERIODS: u64 = 20;
@@ -49,6 +56,9 @@ pub fn cpu_burst(cpu: u32, quota_us: u64, period_us: u64, idle_periods: u32) -> 
         let ExerciseReport::CpuBurst {
             pinned: p,
             aligned_gap_ns: a,
+            window_ns,
+            cpu_ns,
+            max_gap_ns,
             end_gap_ns,
             end_offset_ns,
             attempts: n,
@@ -59,7 +69,9 @@ pub fn cpu_burst(cpu: u32, quota_us: u64, period_us: u64, idle_periods: u32) -> 
             return Ok(report);
         };
         (*p, *a, *n, *r) = (pinned.clone(), aligned_gap_ns, attempts, refused_gaps);
-        if cpu_burst_on_boundary(*end_gap_ns, *end_offset_ns) || attempts == ATTEMPTS {
+        let kept = cpu_burst_on_boundary(*end_gap_ns, *end_offset_ns)
+            && !cpu_burst_disturbed(*window_ns, *cpu_ns, *max_gap_ns);
+        if kept || attempts == ATTEMPTS {
             return Ok(report);
         }
     }
