@@ -548,8 +548,9 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
                     ),
                 };
             }
-            // Under the budget and never throttled: something kept the probe from spending it (the
-            // probe redid such a burn up to its last attempt: see `cpu_burst_disturbed`).
+            // Under the budget and never throttled: something kept the probe from spending it (a
+            // burn that lost time without any gap longer than another task's turn was redone up to
+            // the probe's last attempt: see `cpu_burst_disturbed`).
             if *cpu_ns < lo && *max_gap_ns < period_us * 1000 / 4 {
                 return Verdict::Error {
                     cause: format!(
@@ -716,10 +717,8 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
             let read_excess = longest_read_ns.saturating_sub(throttle_wait);
             // The readers' wait for a CPU (cgroup2's cpu.pressure `some`: while any task of the
             // case's cgroup was runnable and not running); absent without PSI.
-            let cpu_wait = match (before.cpu_pressure_some_us, after.cpu_pressure_some_us) {
-                (Some(b), Some(a)) => a.saturating_sub(b) * 1000,
-                _ => 0,
-            };
+            let cpu_wait =
+                psi_rise("cpu.pressure", before.cpu_pressure_some_us, after.cpu_pressure_some_us).unwrap_or(0);
             let stalled = read_excess.max(cpu_wait);
             let unattributed = read_excess.saturating_sub(cpu_wait);
             let block = IO_IN_FLIGHT * u64::from(*block);
