@@ -5,7 +5,7 @@
 //! are tied to the creating thread (PR_SET_PDEATHSIG), so a worker must never create it.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -22,7 +22,7 @@ use isoprobe_harness::limits::matrix::limit_matrix;
 use isoprobe_harness::matrix::namespace_matrix;
 use isoprobe_harness::requirement::expected_from_env;
 use isoprobe_harness::{CaseSpec, Harness, HarnessOptions, LauncherKind, Runner};
-use isoprobe_reports::load::{Document, to_json};
+use isoprobe_reports::load::{Document, write_json};
 use isoprobe_reports::model::{Report, Suite};
 use isoprobe_reports::record::{
     self, CaseAssessment, CaseOutcome, LatencyResult, LatencyRow, LauncherHeader, StartLatency,
@@ -263,12 +263,22 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         print!("\n{}", launcher_table(&report));
     }
     println!("{} cases: {}", report.counts().cases, report.counts().sentence());
+    let code = if report.passed() { 0 } else { 1 };
     if !args.no_report {
-        let doc = Document::Run(Box::new(report.clone()));
-        crate::write_out(Some(&args.output), &to_json(&doc))?;
+        save(&Document::Run(Box::new(report)), &args.output)?;
         println!("report: {}", args.output.display());
     }
-    Ok(if report.passed() { 0 } else { 1 })
+    Ok(code)
+}
+
+/// Writes the report to `path` (its directory made if missing), streamed through a buffer.
+fn save(doc: &Document, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("write {}", path.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    write_json(doc, &mut out).and_then(|()| out.flush()).with_context(|| format!("write {}", path.display()))
 }
 
 /// The start latency of every container launcher among `kinds` and of native clone3 (the

@@ -13,6 +13,17 @@ fn isoprobe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_isoprobe"))
 }
 
+/// The tests run at once, and a run's mount cases change the host's mount table while another
+/// run's external tool may be copying it: bwrap's start then fails ("Unable to apply mount flags:
+/// remount .../case-22/prop: No such file or directory"). One isoprobe process keeps its own cases
+/// apart (`isoprobe_harness::mounts::copying_host_mounts`); the run with external tools here
+/// takes this for writing, every other test that runs cases for reading.
+static RUNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn running_cases() -> std::sync::RwLockReadGuard<'static, ()> {
+    RUNS.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("start isoprobe")
 }
@@ -46,6 +57,7 @@ fn scratch(name: &str) -> Scratch {
 
 #[test]
 fn a_small_real_run_renders_in_every_format_and_compares_with_itself() {
+    let _running = running_cases();
     let dir = scratch("run");
     let report = dir.join("report.json");
     let out = output(
@@ -113,6 +125,7 @@ fn list_names_the_cases_and_help_documents_exit_codes() {
 /// denied" on the sentinel's marker and the mount cases' directories.
 #[test]
 fn a_private_umask_changes_no_verdict() {
+    let _running = running_cases();
     let dir = scratch("umask");
     let report = dir.join("report.json");
     let out = output(
@@ -133,6 +146,7 @@ fn a_private_umask_changes_no_verdict() {
 /// with the tools installed (as in CI) the run must pass.
 #[test]
 fn a_launcher_run_records_headers_assessments_and_explained_differences() {
+    let _alone = RUNS.write().unwrap_or_else(|e| e.into_inner());
     use isoprobe_reports::CaseStatus;
     use isoprobe_reports::load::{Document, load};
     use isoprobe_reports::record::LatencyResult;
@@ -361,6 +375,7 @@ impl KilledRun {
 
 #[test]
 fn cleanup_removes_what_a_killed_run_left_behind() {
+    let _running = running_cases();
     let Some(k) = KilledRun::new("cleanup") else { return };
     let isoprobe = || k.isoprobe();
     let (run_dir, token) = (k.run_dir.clone(), k.token.clone());
@@ -378,6 +393,10 @@ fn cleanup_removes_what_a_killed_run_left_behind() {
     // (in this test's uts namespace) and the run restoring it: the case's token is the
     // domainname, and the run's record holds the original.
     let domainname = "/proc/sys/kernel/domainname";
+    // Not the moment inside a case's uts sysctl writes, which the kill may have caught as well:
+    // their record holds kernel/domainname as it was then, and cleanup would rightly keep the
+    // value this test sets, which is neither that nor one a probe writes.
+    let _ = std::fs::remove_file(run_dir.join(isoprobe_harness::sysctl::SYSCTL_UTS_RECORD));
     std::fs::write(run_dir.join("domainname.orig"), "cleanup-test.example").unwrap();
     std::fs::write(domainname, format!("isoprobe-{token}")).unwrap();
     let domainname_now = || std::fs::read_to_string(domainname).unwrap().trim_end().to_owned();
@@ -417,6 +436,7 @@ const SMALL_RUN: [&str; 8] = ["run", "--no-report", "--suite", "namespaces", "--
 /// cgroups, IPC objects), says so in one line, and leaves nothing of either behind.
 #[test]
 fn the_next_run_removes_what_a_killed_run_left() {
+    let _running = running_cases();
     let Some(k) = KilledRun::new("next-run") else { return };
     let left_sysv = isoprobe_sysv();
     assert!(k.run_dir.exists() && !left_sysv.is_empty(), "a killed run leaves its directory and IPC objects");
@@ -464,6 +484,7 @@ fn case_number(entry: &Path) -> Option<u64> {
 
 #[test]
 fn an_interrupted_run_finishes_its_cases_and_leaves_nothing() {
+    let _running = running_cases();
     let child = isoprobe()
         .args(["run", "--no-report", "-j", "2"])
         .stdout(Stdio::null())

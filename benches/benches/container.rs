@@ -60,6 +60,7 @@ fn main() {
                     exe: payload,
                     mode: Mode::Observe,
                     id_maps: spec.id_maps.as_ref(),
+                    time_offsets: None,
                     runner,
                     deadline: Instant::now() + GRACE,
                     plant: isoprobe_harness::NsSet::EMPTY,

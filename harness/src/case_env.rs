@@ -69,6 +69,9 @@ pub struct CaseEnv {
     pub limits: Option<CaseLimits>,
     /// A mount case's host side was made (see [`crate::mount_case`]).
     mount_case: bool,
+    /// A mount case changes the host's mount table from its host side's creation until its
+    /// directory is gone (see [`crate::mounts::changing_host_mounts`]); dropped last.
+    mount_case_changes: Option<crate::mounts::Changing>,
 }
 
 /// The per-probe names: each probe of a case (container, joiner) gets its own.
@@ -103,10 +106,13 @@ impl CaseEnv {
             cgroup: None,
             limits: None,
             mount_case: false,
+            mount_case_changes: None,
         };
         env.populate(run, spec)?;
         if let Some(p) = spec.propagation {
             env.mount_case = true;
+            // Held until the case is gone: its probe's mounts reach the host's table too.
+            env.mount_case_changes = Some(crate::mounts::changing_host_mounts());
             crate::mount_case::create(&env.dir, p, &run.marker_token)?;
         }
         env.create_host_ipc()?;
@@ -347,9 +353,15 @@ impl Drop for CaseEnv {
         // there): reverse order of creation.
         self.limits = None;
         self.cgroup = None;
+        // Removing a directory detaches what is mounted on it in every other mount namespace: an
+        // external tool's copy of the host's table taken while the case's mounts were up (its
+        // mount case's bind of the directory, the sentinel) loses them too.
+        let changing = crate::mounts::changing_host_mounts();
         if let Err(e) = remove_case_dir(&self.dir) {
             eprintln!("isoprobe: failed to remove {}: {e}", self.dir.display());
         }
+        drop(changing);
+        self.mount_case_changes = None;
     }
 }
 

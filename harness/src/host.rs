@@ -173,8 +173,10 @@ impl<'a> HostSide<'a> {
             });
         }
         let target = self.case.host_path(dirs::SENTINEL_MOUNT);
+        let changing = crate::mounts::changing_host_mounts();
         mount(Some("isoprobe-sentinel"), &target, Some("tmpfs"), MsFlags::empty(), Some("size=64k,mode=0755"))
             .map_err(|e| format!("failed to mount the sentinel tmpfs on {}: {e}", target.display()))?;
+        drop(changing);
         self.sentinel_mounted = true;
         crate::case_env::write_readable(&target.join("marker"), &self.run.marker_token)
             .map_err(|e| format!("failed to write the sentinel marker: {e}"))?;
@@ -190,6 +192,7 @@ impl<'a> HostSide<'a> {
                 self.sentinel_mounted = false;
                 return Err(format!("the sentinel mount on {} was gone when the probe had looked", target.display()));
             }
+            let _changing = crate::mounts::changing_host_mounts();
             umount2(&target, MntFlags::MNT_DETACH)
                 .map_err(|e| format!("failed to unmount {}: {e}", target.display()))?;
             self.sentinel_mounted = false;
@@ -203,6 +206,7 @@ impl<'a> HostSide<'a> {
         }
         // Marked first: a failure half-way (mounted, marker not written) is unmounted too.
         self.propagation_mounted = true;
+        let _changing = crate::mounts::changing_host_mounts();
         crate::mount_case::mount_from_host(&self.case.dir, &self.run.marker_token)?;
         Ok(HostAnswer::Ack)
     }
@@ -211,6 +215,7 @@ impl<'a> HostSide<'a> {
         if !std::mem::take(&mut self.propagation_mounted) {
             return Err("the host's propagation mount is not up".into());
         }
+        let _changing = crate::mounts::changing_host_mounts();
         crate::mount_case::unmount_from_host(&self.case.dir).map(|()| HostAnswer::Ack)
     }
 

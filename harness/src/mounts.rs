@@ -1,10 +1,130 @@
 //! Reading the mount table, and removing mounts isoprobe made under its own directories.
 
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use nix::mount::{MntFlags, umount2};
 
 use crate::error::{Context, HarnessError};
+
+/// The host's mount table against the external tools that copy it and walk the copy: bwrap binds
+/// the host's root recursively, then remounts each submount it listed, so a mount of another case
+/// that goes away meanwhile fails the start ("Can't bind mount /oldroot/ on /newroot/: Unable to
+/// apply mount flags: remount \"/newroot/tmp/isoprobe-…/case-20\": No such file or directory",
+/// or "Invalid argument"): a slave copy receives the unmount, and a removed directory takes what is
+/// mounted on it in every namespace along. Reproduced outside isoprobe: a loop that binds a
+/// directory onto itself, unmounts and removes it failed 55 of 150 `bwrap --bind / / true` run
+/// beside it.
+///
+/// Two kinds of holder exclude each other, while holders of one kind share: the changes
+/// ([`changing_host_mounts`]: what isoprobe mounts or unmounts in the host's mount namespace, the
+/// removal of a case's directory, and a mount case from its host side's creation to its removal,
+/// since its probe's mounts reach the host through the propagation it tests) and the copies
+/// ([`copying_host_mounts`]: an external tool's start, until its probe runs). Cases that only
+/// change (the namespace matrix) never wait for each other, nor do two tools' starts. A waiting
+/// copy holds off new changes, so that a stream of changes cannot starve a start. One per
+/// process (every harness in it changes the one table); isoprobe processes run at once on one
+/// host are not kept apart, and one's mount cases can still fail another's external start (an
+/// error of that case, never a pass).
+static HOST_MOUNT_TABLE: HostMountTable =
+    HostMountTable { state: Mutex::new(Holders { copying: 0, copies_waiting: 0, changing: 0 }), turn: Condvar::new() };
+
+struct HostMountTable {
+    state: Mutex<Holders>,
+    turn: Condvar,
+}
+
+#[derive(Debug)]
+struct Holders {
+    copying: usize,
+    copies_waiting: usize,
+    changing: usize,
+}
+
+thread_local! {
+    /// This thread holds the table as a change: a nested change or copy is part of it (a mount
+    /// case's sentinel mount, an external tool's start of a mount case).
+    static CHANGING_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+impl HostMountTable {
+    fn state(&self) -> MutexGuard<'_, Holders> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, Holders>) -> MutexGuard<'a, Holders> {
+        self.turn.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A change of the host's mount table under way (see [`HOST_MOUNT_TABLE`]); tied to its thread.
+#[derive(Debug)]
+pub struct Changing {
+    counted: bool,
+    _thread: PhantomData<*const ()>,
+}
+
+/// A copy of the host's mount table under way (see [`HOST_MOUNT_TABLE`]); tied to its thread.
+#[derive(Debug)]
+pub struct Copying {
+    counted: bool,
+    _thread: PhantomData<*const ()>,
+}
+
+/// Waits until no external tool copies the host's mount table, and holds copies off until the
+/// result is dropped (see [`HOST_MOUNT_TABLE`]).
+pub fn changing_host_mounts() -> Changing {
+    if CHANGING_HERE.get() {
+        return Changing { counted: false, _thread: PhantomData };
+    }
+    let t = &HOST_MOUNT_TABLE;
+    let mut g = t.state();
+    while g.copying > 0 || g.copies_waiting > 0 {
+        g = t.wait(g);
+    }
+    g.changing += 1;
+    CHANGING_HERE.set(true);
+    Changing { counted: true, _thread: PhantomData }
+}
+
+/// Waits until isoprobe changes nothing in the host's mount table, and holds changes off until
+/// the result is dropped (see [`HOST_MOUNT_TABLE`]). In a thread that holds a change, the change
+/// covers it.
+pub fn copying_host_mounts() -> Copying {
+    if CHANGING_HERE.get() {
+        return Copying { counted: false, _thread: PhantomData };
+    }
+    let t = &HOST_MOUNT_TABLE;
+    let mut g = t.state();
+    g.copies_waiting += 1;
+    while g.changing > 0 {
+        g = t.wait(g);
+    }
+    g.copies_waiting -= 1;
+    g.copying += 1;
+    Copying { counted: true, _thread: PhantomData }
+}
+
+impl Drop for Changing {
+    fn drop(&mut self) {
+        if self.counted {
+            CHANGING_HERE.set(false);
+            HOST_MOUNT_TABLE.state().changing -= 1;
+            HOST_MOUNT_TABLE.turn.notify_all();
+        }
+    }
+}
+
+impl Drop for Copying {
+    fn drop(&mut self) {
+        if self.counted {
+            HOST_MOUNT_TABLE.state().copying -= 1;
+            HOST_MOUNT_TABLE.turn.notify_all();
+        }
+    }
+}
 
 /// One mount from /proc/self/mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +169,7 @@ pub fn unmount_all_under(dir: &Path) -> Result<usize, HarnessError> {
         mounts()?.into_iter().map(|m| m.mount_point).filter(|p| p.starts_with(dir)).collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     points.dedup();
+    let _changing = (!points.is_empty()).then(changing_host_mounts);
     for p in &points {
         match umount2(p, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}

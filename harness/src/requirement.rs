@@ -113,12 +113,13 @@ pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet, kernel: &Ke
                 .skip(format!("this kernel has no {k} namespaces (/proc/self/ns/{k} is missing)")));
         }
     }
-    // The probe creates the time namespace itself when it must write offsets, and enters it by
-    // re-executing itself: execve moves a process into its time_for_children namespace only since
-    // Linux 6.2 (commit 2b5f9dad32ed). Before, the probe stays in the host's time namespace.
-    if crate::launcher::native::time_in_probe(spec) && !kernel.at_least(6, 2) {
+    // A time namespace with offsets is entered at an execve (the probe's re-execution, or its first
+    // exec after the launcher wrote them): execve moves a process into its time_for_children
+    // namespace only since Linux 6.2 (commit 2b5f9dad32ed). Before, the probe stays in the host's
+    // time namespace.
+    if crate::launcher::native::time_entered_by_exec(spec) && !kernel.at_least(6, 2) {
         return Err(Requirement::KernelAtLeast(6, 2).skip(format!(
-            "the probe enters its time namespace by execve, which switches to time_for_children only since \
+            "the probe enters its time namespace at an execve, which switches to time_for_children only since \
              Linux 6.2 (\"fs/exec: switch timens when a task gets a new mm\"); this kernel is {}",
             kernel.release
         )));
@@ -228,6 +229,12 @@ mod tests {
         assert_eq!(skip.requirement, "linux-6.2");
         assert!(skip.reason.contains("6.1.0-28-cloud-amd64"), "{}", skip.reason);
         assert_eq!(check_case(&s, root, NsSet::ALL, &kernel("6.2.0")), Ok(()));
+        // clone3: the launcher writes the offsets, the probe's first exec enters the namespace.
+        s.launcher = LauncherKind::Clone3;
+        assert_eq!(check_case(&s, root, NsSet::ALL, &kernel("6.1.0")).unwrap_err().requirement, "linux-6.2");
+        // Without offsets the clone3 child is in its namespace from the clone on.
+        let zero = CaseSpec { time_offsets: Some(TimeOffsets::default()), ..s.clone() };
+        assert_eq!(check_case(&zero, root, NsSet::ALL, &kernel("6.1.0")), Ok(()));
         // The unshare launcher writes the offsets and forks: no execve involved.
         s.launcher = LauncherKind::Unshare;
         assert_eq!(check_case(&s, root, NsSet::ALL, &kernel("6.1.0")), Ok(()));

@@ -20,7 +20,7 @@ use crate::error::{Context, HarnessError};
 use crate::host::{HostSide, PeerRead};
 use crate::judge::{self, HostView, Seen};
 use crate::launcher::process::describe;
-use crate::launcher::{StartContext, Started, can_run, registry};
+use crate::launcher::{Launcher, StartContext, Started, can_run, registry};
 use crate::oracle::expect;
 use crate::phases::{Phase, Phases};
 use crate::requirement;
@@ -221,7 +221,7 @@ impl Harness {
         let launcher = registry::launcher(spec.launcher);
         let ctx = |spec, effective, hold| StartContext { spec, effective, case, run: &self.run, deadline, hold, plant };
         if !spec.launcher.joins() {
-            let mut p = phases.time(Phase::Spawn, || launcher.start(&ctx(spec, effective, false)))?;
+            let mut p = phases.time(Phase::Spawn, || start(launcher, &ctx(spec, effective, false)))?;
             if let Some(l) = case.limits.as_ref().filter(|l| l.by_tool()) {
                 // The tool created the case's cgroup and wrote its limits: the host's answers
                 // (peak, OOM kills, throttling, usage) come from there.
@@ -301,7 +301,7 @@ impl Harness {
             plant: NsSet::EMPTY,
         };
         let started = Instant::now();
-        let mut p = registry::launcher(spec.launcher).start(&ctx)?;
+        let mut p = start(registry::launcher(spec.launcher), &ctx)?;
         let hello = ToProbe::Hello {
             version: WIRE_VERSION,
             case: Box::new(ProbeCase {
@@ -476,6 +476,13 @@ fn host_last_pid() -> Option<i32> {
 
 /// Closes the probe's stdin, waits for it to exit, collects the rest of its stderr, and removes
 /// what the launcher created; anything left behind fails the case.
+/// Starts a container through `launcher`; an external tool's start holds the host's mount table
+/// still until its probe runs (see [`crate::mounts::copying_host_mounts`]).
+fn start(launcher: &dyn Launcher, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
+    let _copying = (!ctx.spec.launcher.is_native()).then(crate::mounts::copying_host_mounts);
+    launcher.start(ctx)
+}
+
 fn finish(
     role: Role,
     mut p: Started,

@@ -146,6 +146,7 @@ impl RunEnv {
 fn mount_run_tmpfs(dir: &Path, run_token: &str) -> Result<(), HarnessError> {
     use nix::mount::{MsFlags, mount};
     let source = format!("{PREFIX}-{run_token}");
+    let _changing = crate::mounts::changing_host_mounts();
     match mount(Some(source.as_str()), dir, Some("tmpfs"), MsFlags::empty(), Some("mode=0755")) {
         Ok(()) => Ok(()),
         // Not root in the host's mount namespace (a rootless run): the plain directory.
@@ -189,6 +190,7 @@ impl PidSentinel {
             exe: probe,
             mode: Mode::Hold { tag: tag.clone() },
             id_maps: None,
+            time_offsets: None,
             runner,
             deadline: Instant::now() + GRACE,
             plant: NsSet::EMPTY,

@@ -25,4 +25,5 @@ mod protect;
 mod sysctls;
 
 pub use args::{JoinVia, Mode, PROBE_NAME, multicall};
+pub use init::LAUNCHER_TIME_ENV;
 pub use modes::{main_with_args, sync_bytes};

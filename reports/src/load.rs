@@ -165,11 +165,17 @@ fn report_problems(r: &Report) -> Vec<String> {
 
 /// Writes `doc` as pretty JSON, the form `isoprobe run` saves.
 pub fn to_json(doc: &Document) -> String {
-    let mut s = match doc {
-        Document::Run(r) => serde_json::to_string_pretty(r),
-        Document::Bench(b) => serde_json::to_string_pretty(b),
-    }
-    .expect("reports serialise: every map key is a string");
-    s.push('\n');
-    s
+    let mut out = Vec::new();
+    write_json(doc, &mut out).expect("reports serialise: every map key is a string");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Streams `doc` as [`to_json`] gives it to `out` (a report of a whole run is some 15 MB: no
+/// copy of it is built first). Only `out`'s errors can fail it.
+pub fn write_json(doc: &Document, mut out: impl std::io::Write) -> std::io::Result<()> {
+    match doc {
+        Document::Run(r) => serde_json::to_writer_pretty(&mut out, r),
+        Document::Bench(b) => serde_json::to_writer_pretty(&mut out, b),
+    }?;
+    out.write_all(b"\n")
 }

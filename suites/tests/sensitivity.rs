@@ -16,6 +16,9 @@
 //!   spec without the kind must fail by itself (not only `<kind>/ns-inode`), unless it was skipped
 //!   (its requirement unmet here, with the reason);
 //! - no check may fail that does not depend on the lost kind;
+//! - where the interlock refused a step in the lost kind's namespace, each of that kind's failures
+//!   names the refusal (the evidence a user needs); losing the time namespace of a clone3 case with
+//!   offsets must show the refusal of the launcher's step (it writes them before the exec);
 //! - the host must be left exactly as found (the interlock refuses every state-changing step in
 //!   a namespace that is the harness's: the suite's host snapshot covers it).
 //!
@@ -180,6 +183,23 @@ fn trial(h: &Arc<Harness>, spec: CaseSpec, kind: NsKind) -> Trial {
         }
         if !caught.contains(&CheckId::NsInode(kind)) {
             problems.push(format!("{kind}/ns-inode did not fail"));
+        }
+        let refusals: Vec<&String> =
+            run.init.iter().filter(|s| s.starts_with(&format!("refused by the interlock: {kind}: "))).collect();
+        if !refusals.is_empty() {
+            for r in run.checks().iter().filter(|r| r.check.kind() == kind) {
+                if let Verdict::Fail { evidence, .. } = &r.verdict
+                    && !evidence.contains("refused")
+                {
+                    problems.push(format!("{} failed without naming the interlock's refusal: {evidence}", r.check));
+                }
+            }
+        }
+        let launcher_wrote_offsets = kind == NsKind::Time
+            && spec.launcher == LauncherKind::Clone3
+            && spec.time_offsets.is_some_and(|t| !t.is_zero());
+        if launcher_wrote_offsets && !refusals.iter().any(|s| s.contains("before the exec (the launcher) refused")) {
+            problems.push(format!("no refusal of the launcher's time offsets among the init steps {:?}", run.init));
         }
         // A check skipped here (its requirement unmet, with the reason) cannot catch anything.
         let skipped: Vec<CheckId> = run.checks().iter().filter(|r| r.verdict.is_skip()).map(|r| r.check).collect();

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::probe::{JoinVia, Mode};
-use isoprobe_probes::wire::{InitPlan, PropagationPlan, RootPlan};
+use isoprobe_probes::wire::{InitPlan, PropagationPlan, RootPlan, TimeOffsets};
 
 use super::process::{ProbeProcess, SpawnRequest, spawn_probe, spawn_probe_attached};
 use super::{Capabilities, IdMapSupport, Launcher, OffsetSupport, Performer, StartContext, Started, ToolInfo};
@@ -26,15 +26,27 @@ use crate::spec::{CaseSpec, LauncherKind, RootfsMode};
 use crate::sys::clone::CloneCall;
 use crate::verdict::Skip;
 
-/// Whether the probe's init creates the time namespace (to write offsets before anyone enters it;
-/// clone(2) cannot even express CLONE_NEWTIME).
+/// Whether the probe's init creates the time namespace and writes its offsets, then re-executes
+/// itself into it: clone(2) cannot even express CLONE_NEWTIME.
 pub(crate) fn time_in_probe(spec: &CaseSpec) -> bool {
-    spec.has(NsKind::Time)
-        && match spec.launcher {
-            LauncherKind::Clone => true,
-            LauncherKind::Unshare => false,
-            _ => spec.time_offsets.is_some_and(|t| !t.is_zero()),
-        }
+    spec.has(NsKind::Time) && spec.launcher == LauncherKind::Clone
+}
+
+/// The offsets the launcher writes for the time namespace its clone3 makes, as a runtime does
+/// before its container's exec: the child is cloned with CLONE_NEWTIME and CLONE_VM, so it enters
+/// the namespace only at its exec (`copy_namespaces`, kernel/nsproxy.c), and until then the
+/// namespace takes offsets through /proc/<child>/timens_offsets. Non-zero offsets only: a zero
+/// one is the clone's own namespace as it comes, entered at the clone (fork semantics, any
+/// kernel with time namespaces).
+pub(crate) fn time_offsets_before_exec(spec: &CaseSpec) -> Option<TimeOffsets> {
+    let clone3 = matches!(spec.launcher, LauncherKind::Clone3 | LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd);
+    spec.time_offsets.filter(|t| clone3 && spec.has(NsKind::Time) && !t.is_zero())
+}
+
+/// Whether the probe enters its time namespace at an execve (the probe's re-execution, or its
+/// first exec after the launcher wrote the offsets).
+pub(crate) fn time_entered_by_exec(spec: &CaseSpec) -> bool {
+    time_in_probe(spec) || time_offsets_before_exec(spec).is_some()
 }
 
 /// Whether the probe unshares its cgroup namespace itself, after the harness attached it: a limit
@@ -134,6 +146,7 @@ fn start_container_planted(
             exe: &exe,
             mode,
             id_maps: spec.id_maps.as_ref(),
+            time_offsets: time_offsets_before_exec(spec),
             runner: run.runner,
             deadline,
             plant,
@@ -164,6 +177,7 @@ pub fn start_joiner(
         exe: &run.probe_exe,
         mode: Mode::Join { target, via, kinds: spec.namespaces },
         id_maps: None,
+        time_offsets: None,
         runner: run.runner,
         deadline,
         plant,

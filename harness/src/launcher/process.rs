@@ -22,6 +22,7 @@ use nix::unistd::{Pid, pipe2};
 
 use isoprobe_probes::probe::{Mode, PROBE_NAME, sync_bytes};
 use isoprobe_probes::sys::pidfd_send_signal;
+use isoprobe_probes::wire::TimeOffsets;
 
 use crate::error::{Context, HarnessError};
 use crate::spec::{IdMaps, Runner};
@@ -42,6 +43,10 @@ pub struct SpawnRequest<'a> {
     /// Written to `/proc/<child>/{uid,gid}_map` when the child has a new user namespace (from the
     /// clone, or from its own unshare in [`Mode::Unshare`]).
     pub id_maps: Option<&'a IdMaps>,
+    /// Written to `/proc/<child>/timens_offsets` for the time namespace the clone made (with
+    /// CLONE_NEWTIME in `ns_flags`): the child then shares the harness's memory and enters the
+    /// namespace only at its exec (see `native::time_offsets_before_exec`).
+    pub time_offsets: Option<TimeOffsets>,
     pub runner: Runner,
     pub deadline: Instant,
     /// The fault plant's kinds (empty unless a sensitivity test armed it): the probe drops them
@@ -92,10 +97,14 @@ pub fn spawn_probe_attached(
     if isoprobe_probes::fault::COMPILED && !req.plant.is_empty() {
         envp.push(CString::new(format!("{}={}", isoprobe_probes::fault::ENV, req.plant)).expect("no NUL"));
     }
+    if req.time_offsets.is_some() {
+        envp.push(CString::new(format!("{}=1", isoprobe_probes::probe::LAUNCHER_TIME_ENV)).expect("no NUL"));
+    }
     let path = CString::new(req.exe.as_os_str().as_bytes())
         .map_err(|_| HarnessError::Launch(format!("probe path {} has a NUL byte", req.exe.display())))?;
     let image = ExecImage::new(path, argv, envp);
-    let (mut child, sync) = spawn_image(req.call, req.ns_flags, req.cgroup, image, handshake)?;
+    let time_at_exec = req.time_offsets.is_some();
+    let (mut child, sync) = spawn_image(req.call, req.ns_flags, req.cgroup, image, handshake, time_at_exec)?;
     // The child is blocked before exec (or, in unshare mode, before its fork): nothing of the
     // probe has run yet.
     if let Some(attach) = attach {
@@ -105,6 +114,9 @@ pub fn spawn_probe_attached(
         ChildHandshake::GoThenExec { .. } => {
             if new_user {
                 write_id_maps(child.pid, req.id_maps, req.runner)?;
+            }
+            if let Some(offsets) = req.time_offsets {
+                write_time_offsets(child.pid, offsets)?;
             }
             signal_child_go(&sync)?;
             wait_for_exec(&sync, &mut child, req.deadline)?;
@@ -130,6 +142,7 @@ fn spawn_image(
     cgroup: Option<BorrowedFd<'_>>,
     image: ExecImage,
     handshake: ChildHandshake,
+    time_at_exec: bool,
 ) -> Result<(ProbeProcess, OwnedFd), HarnessError> {
     let (stdin_r, stdin_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdin pipe".into())?;
     let (stdout_r, stdout_w) = pipe2(OFlag::O_CLOEXEC).ctx(|| "create the stdout pipe".into())?;
@@ -142,7 +155,7 @@ fn spawn_image(
         stderr: stderr_w.as_fd(),
         sync: sync_child.as_fd(),
     };
-    let cloned = clone::spawn(call, ns_flags, cgroup, image, &fds, handshake)
+    let cloned = clone::spawn(call, ns_flags, cgroup, image, &fds, handshake, time_at_exec)
         .ctx(|| format!("{} with flags {ns_flags:#x}", call_name(call)))?;
     drop((stdin_r, stdout_w, stderr_w, sync_child));
     let child = ProbeProcess {
@@ -191,7 +204,7 @@ pub fn spawn_tool(req: ToolRequest<'_>) -> Result<ProbeProcess, HarnessError> {
     let envp = req.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"), "environment entry")).collect::<Result<_, _>>()?;
     let image = ExecImage::new(cstr(&exe_text, "tool path")?, argv, envp);
     let (mut child, sync) =
-        spawn_image(CloneCall::Clone3, 0, req.cgroup, image, ChildHandshake::GoThenExec { become_root: false })?;
+        spawn_image(CloneCall::Clone3, 0, req.cgroup, image, ChildHandshake::GoThenExec { become_root: false }, false)?;
     // The child waits for GO: it is in its cgroups before the tool's first instruction.
     for dir in req.attach_v1 {
         let procs = dir.join("cgroup.procs");
@@ -234,6 +247,25 @@ fn write_id_maps(pid: Pid, maps: Option<&IdMaps>, runner: Runner) -> Result<(), 
     let gid = IdMaps::to_proc_text(&maps.gid);
     fs::write(format!("{proc}/gid_map"), &gid).ctx(|| format!("write {gid:?} to {proc}/gid_map"))?;
     Ok(())
+}
+
+/// Writes the offsets of the time namespace a child's clone made, through
+/// /proc/<pid>/timens_offsets (which acts on the child's time_for_children namespace and takes
+/// offsets until a task enters it: this child enters it at its exec).
+///
+/// The harness's interlock, as for the id maps: where the child's time_for_children namespace is
+/// the harness's own (the clone lost CLONE_NEWTIME) nothing is written; the probe then finds
+/// itself in the harness's time namespace and refuses the step in the launcher's place (see
+/// `isoprobe_probes::probe::LAUNCHER_TIME_ENV`), and the time checks fail with that evidence.
+fn write_time_offsets(pid: Pid, offsets: TimeOffsets) -> Result<(), HarnessError> {
+    let proc = format!("/proc/{pid}");
+    let ns = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
+    let child_ns = ns(&format!("{proc}/ns/time_for_children")).ctx(|| format!("stat {proc}/ns/time_for_children"))?;
+    if child_ns == ns("/proc/self/ns/time").ctx(|| "stat /proc/self/ns/time".into())? {
+        return Ok(());
+    }
+    let text = offsets.to_proc_text();
+    fs::write(format!("{proc}/timens_offsets"), &text).ctx(|| format!("write {text:?} to {proc}/timens_offsets"))
 }
 
 fn signal_child_go(sync: &OwnedFd) -> Result<(), HarnessError> {

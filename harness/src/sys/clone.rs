@@ -124,7 +124,9 @@ pub struct Cloned {
 ///
 /// clone(2), and clone3 with CLONE_NEWTIME, keep fork semantics: the first is the call a
 /// `clone` case exercises as it is, and a new time namespace is entered at the fork only
-/// without CLONE_VM (with it, at the exec: `copy_namespaces`, kernel/nsproxy.c).
+/// without CLONE_VM (with it, at the exec: `copy_namespaces`, kernel/nsproxy.c). With
+/// `time_at_exec` the caller wants exactly that: the child shares the harness's memory, and its
+/// new time namespace takes offsets until the exec moves the child in (Linux 6.2 and later).
 pub fn spawn(
     call: CloneCall,
     flags: u64,
@@ -132,6 +134,7 @@ pub fn spawn(
     image: ExecImage,
     fds: &ChildFds<'_>,
     handshake: ChildHandshake,
+    time_at_exec: bool,
 ) -> nix::Result<Cloned> {
     let mut flags = flags | CLONE_PIDFD;
     if cgroup.is_some() {
@@ -140,7 +143,7 @@ pub fn spawn(
     let blocked = BlockedSignals::block_all()?;
     let ctx = Box::new(ChildCtx::new(&image, fds, handshake, blocked.old));
     if call == CloneCall::Clone3 {
-        let shared_vm = flags & isoprobe_probes::ns::CLONE_NEWTIME as u64 == 0;
+        let shared_vm = time_at_exec || flags & isoprobe_probes::ns::CLONE_NEWTIME as u64 == 0;
         let stack = if shared_vm { Some(ChildStack::new()?) } else { None };
         let mut pidfd: RawFd = -1;
         let mut args = CloneArgs {

@@ -36,6 +36,15 @@ use super::interlock::Interlock;
 /// Set in the environment of the re-executed probe: the hello it already read (stdin has moved on).
 pub const HELLO_ENV: &str = "ISOPROBE_HELLO";
 
+/// Set (to `1`) by a launcher that made the probe's time namespace with its clone and wrote the
+/// offsets before the probe's exec, which moved the probe in (the harness's clone3 path): the
+/// probe records that step instead of making it, and refuses it in the launcher's place where its
+/// time namespace is the harness's (the launcher's own interlock then wrote nothing).
+pub const LAUNCHER_TIME_ENV: &str = "ISOPROBE_TIME_BY_LAUNCHER";
+
+/// The step a launcher took for the probe under [`LAUNCHER_TIME_ENV`], as a refusal names it.
+const LAUNCHER_TIME_STEP: &str = "writing the time offsets before the exec (the launcher)";
+
 /// Set by a joiner in its observe child's environment: a descriptor of the harness-side /proc,
 /// opened before any setns, through which the child reads its own /proc/self/* when the /proc
 /// in its view belongs to a pid namespace it is not in (a joiner that did not join the pid
@@ -59,11 +68,15 @@ pub struct Dirs {
 /// Step 1. If the plan asks for time offsets, unshares the time namespace, writes the offsets and
 /// re-executes the probe, which then runs in the new namespace with `HELLO_ENV` set. Returns only
 /// when there is nothing to do, or when the interlock refused to write the offsets (the refusal).
+/// Under [`LAUNCHER_TIME_ENV`] the launcher took the step: only the interlock's check is made.
 pub fn enter_time_namespace(
     plan: &InitPlan,
     hello_line: &str,
     interlock: &Interlock,
 ) -> Result<Option<Refusal>, ProbeError> {
+    if by_launcher() {
+        return Ok(interlock.permit(NsKind::Time, LAUNCHER_TIME_STEP, None).err());
+    }
     let Some(offsets) = plan.time_offsets else { return Ok(None) };
     if std::env::var_os(HELLO_ENV).is_some() {
         return Ok(None); // this is the re-executed probe: already inside
@@ -95,13 +108,14 @@ pub fn enter_time_namespace(
     Err(ProbeError::Sys { what: "re-execute into the new time namespace".into(), source: err })
 }
 
-/// Writes /proc/self/timens_offsets (see time_namespaces(7)): `<clock> <secs> <nanosecs>` per
-/// line, nanoseconds in 0..1e9 even for a negative offset.
+/// Whether the launcher took the time namespace step ([`LAUNCHER_TIME_ENV`]).
+fn by_launcher() -> bool {
+    std::env::var_os(LAUNCHER_TIME_ENV).is_some()
+}
+
+/// Writes /proc/self/timens_offsets (see time_namespaces(7)).
 pub fn write_time_offsets(offsets: TimeOffsets) -> Result<(), ProbeError> {
-    let line =
-        |name: &str, ns: i64| format!("{name} {} {}\n", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
-    let text = line("monotonic", offsets.monotonic_ns) + &line("boottime", offsets.boottime_ns);
-    fs::write("/proc/self/timens_offsets", text).ctx(|| "write /proc/self/timens_offsets".into())
+    fs::write("/proc/self/timens_offsets", offsets.to_proc_text()).ctx(|| "write /proc/self/timens_offsets".into())
 }
 
 /// Steps 2 to 5. Refused steps go to `refused` (and a line to `steps`).
@@ -111,13 +125,17 @@ pub fn run(
     steps: &mut Vec<String>,
     refused: &mut Vec<Refusal>,
 ) -> Result<Dirs, ProbeError> {
+    if plan.time_offsets.is_some() && std::env::var_os(HELLO_ENV).is_some() {
+        steps.push("entered a new time namespace with offsets (unshare, timens_offsets, execve)".into());
+    } else if by_launcher() && !refused.iter().any(|r| r.kind == NsKind::Time) {
+        steps.push(
+            "entered a new time namespace with offsets (the launcher's clone3 and timens_offsets, execve)".into(),
+        );
+    }
     let mut refuse = |r: Refusal, steps: &mut Vec<String>| {
         steps.push(format!("refused by the interlock: {r}"));
         refused.push(r);
     };
-    if plan.time_offsets.is_some() && std::env::var_os(HELLO_ENV).is_some() {
-        steps.push("entered a new time namespace with offsets (unshare, timens_offsets, execve)".into());
-    }
     if let Some(name) = &plan.hostname {
         match interlock.permit(NsKind::Uts, &format!("sethostname({name:?})"), None) {
             Ok(()) => {

@@ -65,7 +65,9 @@ pub enum Attempt {
 pub struct InitPlan {
     /// sethostname(2) (only ever asked for in a new uts namespace).
     pub hostname: Option<String>,
-    /// unshare(CLONE_NEWTIME), write /proc/self/timens_offsets, re-exec into the new namespace.
+    /// unshare(CLONE_NEWTIME), write /proc/self/timens_offsets, re-exec into the new namespace. A
+    /// launcher that made the namespace and wrote the offsets before the probe's exec leaves it out
+    /// and says so in the probe's environment (see the probe's `init::LAUNCHER_TIME_ENV`).
     pub time_offsets: Option<TimeOffsets>,
     /// Make every mount private (`mount --make-rprivate /`) so nothing propagates either way; only
     /// ever asked for in a new mount namespace.
@@ -119,5 +121,12 @@ impl TimeOffsets {
             ClockKind::Monotonic => self.monotonic_ns,
             ClockKind::Boottime => self.boottime_ns,
         }
+    }
+    /// The text `timens_offsets` takes (time_namespaces(7)): `<clock> <secs> <nanosecs>` per line,
+    /// nanoseconds in 0..1e9 even for a negative offset.
+    pub fn to_proc_text(&self) -> String {
+        let line =
+            |name: &str, ns: i64| format!("{name} {} {}\n", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+        line("monotonic", self.monotonic_ns) + &line("boottime", self.boottime_ns)
     }
 }
