@@ -59,14 +59,14 @@ impl HostMountTable {
     }
 }
 
-/// A change of the host's mount table under way (see [`HOST_MOUNT_TABLE`]); tied to its thread.
+/// A change of the host's mount table under way (see `HOST_MOUNT_TABLE`); tied to its thread.
 #[derive(Debug)]
 pub struct Changing {
     counted: bool,
     _thread: PhantomData<*const ()>,
 }
 
-/// A copy of the host's mount table under way (see [`HOST_MOUNT_TABLE`]); tied to its thread.
+/// A copy of the host's mount table under way (see `HOST_MOUNT_TABLE`); tied to its thread.
 #[derive(Debug)]
 pub struct Copying {
     counted: bool,
@@ -74,7 +74,7 @@ pub struct Copying {
 }
 
 /// Waits until no external tool copies the host's mount table, and holds copies off until the
-/// result is dropped (see [`HOST_MOUNT_TABLE`]).
+/// result is dropped (see `HOST_MOUNT_TABLE`).
 pub fn changing_host_mounts() -> Changing {
     if CHANGING_HERE.get() {
         return Changing { counted: false, _thread: PhantomData };
@@ -90,7 +90,7 @@ pub fn changing_host_mounts() -> Changing {
 }
 
 /// Waits until isoprobe changes nothing in the host's mount table, and holds changes off until
-/// the result is dropped (see [`HOST_MOUNT_TABLE`]). In a thread that holds a change, the change
+/// the result is dropped (see `HOST_MOUNT_TABLE`). In a thread that holds a change, the change
 /// covers it.
 pub fn copying_host_mounts() -> Copying {
     if CHANGING_HERE.get() {
