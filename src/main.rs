@@ -350,15 +350,18 @@ fn real_main() -> Result<u8> {
 /// Writes `text` to `path`, or to standard output.
 fn write_out(path: Option<&std::path::Path>, text: &str) -> Result<()> {
     match path {
-        Some(p) => {
-            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-            }
-            std::fs::write(p, text).with_context(|| format!("write {}", p.display()))
-        }
+        Some(p) => create_file(p)?.write_all(text.as_bytes()).with_context(|| format!("write {}", p.display())),
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("write to standard output")
         }
     }
+}
+
+/// Creates (or truncates) the file `p`, and its directory where missing.
+fn create_file(p: &std::path::Path) -> Result<std::fs::File> {
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::File::create(p).with_context(|| format!("write {}", p.display()))
 }

@@ -273,11 +273,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
 
 /// Writes the report to `path` (its directory made if missing), streamed through a buffer.
 fn save(doc: &Document, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    let file = std::fs::File::create(path).with_context(|| format!("write {}", path.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, crate::create_file(path)?);
     write_json(doc, &mut out).and_then(|()| out.flush()).with_context(|| format!("write {}", path.display()))
 }
 

@@ -67,11 +67,10 @@ pub struct CaseEnv {
     pub cgroup: Option<CaseCgroup>,
     /// A limit case's cgroups and host objects (then `cgroup` is None).
     pub limits: Option<CaseLimits>,
-    /// A mount case's host side was made (see [`crate::mount_case`]).
-    mount_case: bool,
-    /// A mount case changes the host's mount table from its host side's creation until its
-    /// directory is gone (see [`crate::mounts::changing_host_mounts`]); dropped last.
-    mount_case_changes: Option<crate::mounts::Changing>,
+    /// A mount case's host side (see [`crate::mount_case`]): it changes the host's mount table
+    /// from its creation until the case's directory is gone (see
+    /// [`crate::mounts::changing_host_mounts`]); dropped last.
+    mount_case: Option<crate::mounts::Held>,
 }
 
 /// The per-probe names: each probe of a case (container, joiner) gets its own.
@@ -105,14 +104,12 @@ impl CaseEnv {
             _tcp_listener: tcp_listener,
             cgroup: None,
             limits: None,
-            mount_case: false,
-            mount_case_changes: None,
+            mount_case: None,
         };
         env.populate(run, spec)?;
         if let Some(p) = spec.propagation {
-            env.mount_case = true;
             // Held until the case is gone: its probe's mounts reach the host's table too.
-            env.mount_case_changes = Some(crate::mounts::changing_host_mounts());
+            env.mount_case = Some(crate::mounts::changing_host_mounts());
             crate::mount_case::create(&env.dir, p, &run.marker_token)?;
         }
         env.create_host_ipc()?;
@@ -298,7 +295,7 @@ impl CaseEnv {
                 own_mount: self.probe_path(dirs::OWN_MOUNT),
                 escape_dir: self.probe_path(dirs::ESCAPE),
                 host_root: run.host_root.clone(),
-                mounts: self.mount_case.then(|| crate::mount_case::sentinels(|sub| self.probe_path(sub))),
+                mounts: self.mount_case.is_some().then(|| crate::mount_case::sentinels(|sub| self.probe_path(sub))),
             },
             ipc: IpcSentinel { host: self.host_ipc.clone(), own: names.own_ipc.clone() },
             net: NetSentinel { abstract_name: self.abstract_name.clone(), tcp_port: self.tcp_port },
@@ -361,7 +358,7 @@ impl Drop for CaseEnv {
             eprintln!("isoprobe: failed to remove {}: {e}", self.dir.display());
         }
         drop(changing);
-        self.mount_case_changes = None;
+        self.mount_case = None;
     }
 }
 

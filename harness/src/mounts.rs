@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 
 use nix::mount::{MntFlags, umount2};
 
@@ -28,19 +28,31 @@ use crate::error::{Context, HarnessError};
 /// process (every harness in it changes the one table); isoprobe processes run at once on one
 /// host are not kept apart, and one's mount cases can still fail another's external start (an
 /// error of that case, never a pass).
-static HOST_MOUNT_TABLE: HostMountTable =
-    HostMountTable { state: Mutex::new(Holders { copying: 0, copies_waiting: 0, changing: 0 }), turn: Condvar::new() };
+static HOST_MOUNT_TABLE: HostMountTable = HostMountTable { state: Mutex::new(Holders::NONE), turn: Condvar::new() };
 
 struct HostMountTable {
     state: Mutex<Holders>,
     turn: Condvar,
 }
 
+/// Who holds the table and who waits for it, by class.
 #[derive(Debug)]
 struct Holders {
     copying: usize,
     copies_waiting: usize,
     changing: usize,
+    changes_waiting: usize,
+}
+
+impl Holders {
+    const NONE: Holders = Holders { copying: 0, copies_waiting: 0, changing: 0, changes_waiting: 0 };
+}
+
+/// The two classes of holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Change,
+    Copy,
 }
 
 thread_local! {
@@ -49,79 +61,82 @@ thread_local! {
     static CHANGING_HERE: Cell<bool> = const { Cell::new(false) };
 }
 
-impl HostMountTable {
-    fn state(&self) -> MutexGuard<'_, Holders> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn wait<'a>(&self, g: MutexGuard<'a, Holders>) -> MutexGuard<'a, Holders> {
-        self.turn.wait(g).unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A change of the host's mount table under way (see `HOST_MOUNT_TABLE`); tied to its thread.
+/// The host's mount table held as a change or a copy (see `HOST_MOUNT_TABLE`) until dropped; tied
+/// to its thread. A hold nested in a change of the same thread counts for nothing.
 #[derive(Debug)]
-pub struct Changing {
-    counted: bool,
-    _thread: PhantomData<*const ()>,
-}
-
-/// A copy of the host's mount table under way (see `HOST_MOUNT_TABLE`); tied to its thread.
-#[derive(Debug)]
-pub struct Copying {
-    counted: bool,
+pub struct Held {
+    counted: Option<Class>,
     _thread: PhantomData<*const ()>,
 }
 
 /// Waits until no external tool copies the host's mount table, and holds copies off until the
 /// result is dropped (see `HOST_MOUNT_TABLE`).
-pub fn changing_host_mounts() -> Changing {
-    if CHANGING_HERE.get() {
-        return Changing { counted: false, _thread: PhantomData };
-    }
-    let t = &HOST_MOUNT_TABLE;
-    let mut g = t.state();
-    while g.copying > 0 || g.copies_waiting > 0 {
-        g = t.wait(g);
-    }
-    g.changing += 1;
-    CHANGING_HERE.set(true);
-    Changing { counted: true, _thread: PhantomData }
+pub fn changing_host_mounts() -> Held {
+    hold(Class::Change)
 }
 
 /// Waits until isoprobe changes nothing in the host's mount table, and holds changes off until
 /// the result is dropped (see `HOST_MOUNT_TABLE`). In a thread that holds a change, the change
 /// covers it.
-pub fn copying_host_mounts() -> Copying {
+pub fn copying_host_mounts() -> Held {
+    hold(Class::Copy)
+}
+
+fn hold(class: Class) -> Held {
     if CHANGING_HERE.get() {
-        return Copying { counted: false, _thread: PhantomData };
+        return Held { counted: None, _thread: PhantomData };
     }
     let t = &HOST_MOUNT_TABLE;
-    let mut g = t.state();
-    g.copies_waiting += 1;
-    while g.changing > 0 {
-        g = t.wait(g);
-    }
-    g.copies_waiting -= 1;
-    g.copying += 1;
-    Copying { counted: true, _thread: PhantomData }
-}
-
-impl Drop for Changing {
-    fn drop(&mut self) {
-        if self.counted {
-            CHANGING_HERE.set(false);
-            HOST_MOUNT_TABLE.state().changing -= 1;
-            HOST_MOUNT_TABLE.turn.notify_all();
+    let mut g = t.state.lock().unwrap_or_else(|e| e.into_inner());
+    // A waiting copy holds off new changes: a stream of changes cannot starve a start.
+    let blocked = |h: &Holders| match class {
+        Class::Change => h.copying > 0 || h.copies_waiting > 0,
+        Class::Copy => h.changing > 0,
+    };
+    fn waiting(h: &mut Holders, class: Class) -> &mut usize {
+        match class {
+            Class::Change => &mut h.changes_waiting,
+            Class::Copy => &mut h.copies_waiting,
         }
     }
+    if blocked(&g) {
+        *waiting(&mut g, class) += 1;
+        while blocked(&g) {
+            g = t.turn.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        *waiting(&mut g, class) -= 1;
+    }
+    match class {
+        Class::Change => {
+            g.changing += 1;
+            CHANGING_HERE.set(true);
+        }
+        Class::Copy => g.copying += 1,
+    }
+    Held { counted: Some(class), _thread: PhantomData }
 }
 
-impl Drop for Copying {
+impl Drop for Held {
     fn drop(&mut self) {
-        if self.counted {
-            HOST_MOUNT_TABLE.state().copying -= 1;
-            HOST_MOUNT_TABLE.turn.notify_all();
+        let Some(class) = self.counted else { return };
+        let t = &HOST_MOUNT_TABLE;
+        let mut g = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Wakes the other class only when it waits and this was the last holder: every case
+        // takes a change a few times, and most have no one to wake.
+        let wake = match class {
+            Class::Change => {
+                CHANGING_HERE.set(false);
+                g.changing -= 1;
+                g.changing == 0 && g.copies_waiting > 0
+            }
+            Class::Copy => {
+                g.copying -= 1;
+                g.copying == 0 && g.changes_waiting > 0
+            }
+        };
+        drop(g);
+        if wake {
+            t.turn.notify_all();
         }
     }
 }
@@ -199,6 +214,24 @@ pub fn is_mount_point(path: &Path) -> Result<bool, HarnessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_waits_for_the_changes_and_a_thread_nests_in_its_own_change() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let change = changing_host_mounts();
+        // The same thread: covered by its change, so neither waits for it.
+        drop((copying_host_mounts(), changing_host_mounts()));
+        let (tx, rx) = mpsc::channel();
+        let copier = std::thread::spawn(move || {
+            let _copy = copying_host_mounts();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "a copy began during a change");
+        drop(change);
+        rx.recv_timeout(Duration::from_secs(10)).expect("the copy begins once the change is over");
+        copier.join().unwrap();
+    }
 
     #[test]
     fn mountinfo_parses_optional_fields_and_escapes() {

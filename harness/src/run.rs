@@ -474,8 +474,6 @@ fn host_last_pid() -> Option<i32> {
     text::read("/proc/sys/kernel/ns_last_pid").ok()?.trim().parse().ok()
 }
 
-/// Closes the probe's stdin, waits for it to exit, collects the rest of its stderr, and removes
-/// what the launcher created; anything left behind fails the case.
 /// Starts a container through `launcher`; an external tool's start holds the host's mount table
 /// still until its probe runs (see [`crate::mounts::copying_host_mounts`]).
 fn start(launcher: &dyn Launcher, ctx: &StartContext<'_>) -> Result<Started, HarnessError> {
@@ -483,6 +481,8 @@ fn start(launcher: &dyn Launcher, ctx: &StartContext<'_>) -> Result<Started, Har
     launcher.start(ctx)
 }
 
+/// Closes the probe's stdin, waits for it to exit, collects the rest of its stderr, and removes
+/// what the launcher created; anything left behind fails the case.
 fn finish(
     role: Role,
     mut p: Started,

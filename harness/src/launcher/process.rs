@@ -234,9 +234,7 @@ fn write_id_maps(pid: Pid, maps: Option<&IdMaps>, runner: Runner) -> Result<(), 
     let maps =
         maps.ok_or_else(|| HarnessError::Launch("a user namespace without id maps (spec not resolved)".into()))?;
     let proc = format!("/proc/{pid}");
-    let ns = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
-    let child_ns = ns(&format!("{proc}/ns/user")).ctx(|| format!("stat {proc}/ns/user"))?;
-    if child_ns == ns("/proc/self/ns/user").ctx(|| "stat /proc/self/ns/user".into())? {
+    if harness_ns(pid, "user", "user")? {
         return Ok(());
     }
     if !runner.is_root() {
@@ -258,14 +256,19 @@ fn write_id_maps(pid: Pid, maps: Option<&IdMaps>, runner: Runner) -> Result<(), 
 /// itself in the harness's time namespace and refuses the step in the launcher's place (see
 /// `isoprobe_probes::probe::LAUNCHER_TIME_ENV`), and the time checks fail with that evidence.
 fn write_time_offsets(pid: Pid, offsets: TimeOffsets) -> Result<(), HarnessError> {
-    let proc = format!("/proc/{pid}");
-    let ns = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
-    let child_ns = ns(&format!("{proc}/ns/time_for_children")).ctx(|| format!("stat {proc}/ns/time_for_children"))?;
-    if child_ns == ns("/proc/self/ns/time").ctx(|| "stat /proc/self/ns/time".into())? {
+    if harness_ns(pid, "time_for_children", "time")? {
         return Ok(());
     }
+    let proc = format!("/proc/{pid}");
     let text = offsets.to_proc_text();
     fs::write(format!("{proc}/timens_offsets"), &text).ctx(|| format!("write {text:?} to {proc}/timens_offsets"))
+}
+
+/// Whether the child's namespace `/proc/<pid>/ns/<child>` is the harness's own `ns/<own>` (the
+/// harness's interlock before it writes a child's namespace state).
+fn harness_ns(pid: Pid, child: &str, own: &str) -> Result<bool, HarnessError> {
+    let ns = |p: String| nix::sys::stat::stat(p.as_str()).map(|s| (s.st_dev, s.st_ino)).ctx(|| format!("stat {p}"));
+    Ok(ns(format!("/proc/{pid}/ns/{child}"))? == ns(format!("/proc/self/ns/{own}"))?)
 }
 
 fn signal_child_go(sync: &OwnedFd) -> Result<(), HarnessError> {

@@ -787,10 +787,10 @@ pub fn cpu_burst_on_boundary(end_gap_ns: u64, end_offset_ns: i64) -> bool {
 /// [`CPU_BURST_END_THROTTLE_NS`]), and yet more than that much of it off the CPU in all. That is
 /// the hypervisor running another guest on the probe's virtual CPU (steal: the guest's clock runs
 /// on, while the task clock that cpu.max charges does not), or a real-time task or interrupts; a
-/// nice-0 task's turns at cpu.weight 10000 take far less. The budget may then not be spent within the window, and such a burn says
-/// nothing about it: the probe redoes it. CI saw it under LXC: 50.6 ms of CPU in an 81.3 ms
-/// window with no time off the CPU longer than 2.9 ms, the budget (60 ms) spent only after the
-/// window.
+/// nice-0 task's turns at cpu.weight 10000 take far less. The budget may then not be spent within
+/// the window, and such a burn says nothing about it: the probe redoes it. CI saw it under LXC:
+/// 50.6 ms of CPU in an 81.3 ms window with no time off the CPU longer than 2.9 ms, the budget
+/// (60 ms) spent only after the window.
 ///
 /// A limit that is broken is never taken for a disturbance: a group never throttled spends the
 /// whole window (off the CPU for little), and one throttled within it shows the throttle (one seen
