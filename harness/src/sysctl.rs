@@ -114,10 +114,9 @@ struct Entry {
 impl HostSysctls {
     pub fn new(run_dir: &Path) -> HostSysctls {
         // The host's entries a probe writes stay open for the comparison of every case (some
-        // 600 per case reading at a time): as many descriptors as the hard limit allows.
-        if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
-            let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
-        }
+        // 600 per case reading at a time): as many descriptors as the hard limit allows, kept
+        // out of the range a clone child takes with it.
+        crate::sys::fds::long_lived_floor();
         HostSysctls::at(run_dir, Path::new(PROC_SYS))
     }
 
@@ -385,7 +384,13 @@ fn open_tree(root: &Path) -> Result<SysDirs, String> {
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map(SysDirs::new)
+    .map(|fd| {
+        let dirs = SysDirs::new(fd);
+        match crate::sys::fds::long_lived_floor() {
+            Some(floor) => dirs.keep_fds_from(floor),
+            None => dirs,
+        }
+    })
     .map_err(|e| format!("failed to open {}: {e}", root.display()))
 }
 

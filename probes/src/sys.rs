@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
@@ -324,6 +324,15 @@ pub fn inherited_fd(fd: RawFd) -> nix::Result<OwnedFd> {
     // SAFETY: the descriptor is open, and by this function's contract nothing else in this
     // process owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A close-on-exec duplicate of `fd` at the lowest free number not below `floor`
+/// (`F_DUPFD_CLOEXEC`). See [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html).
+pub fn dup_at_or_above(fd: BorrowedFd<'_>, floor: RawFd) -> nix::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC reads `fd` (borrowed, so open) and makes a new descriptor.
+    let new = Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) })?;
+    // SAFETY: the descriptor was just made, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Field 22 (starttime, in clock ticks since boot) of a `/proc/<pid>/stat` line.

@@ -16,7 +16,7 @@
 //! gives, to the entry its caller names.
 
 use std::collections::{HashMap, hash_map};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
@@ -379,12 +379,28 @@ pub struct SysDirs {
     dirs: HashMap<String, DirFd>,
     /// Entries kept open for reading again (see [`SysDirs::read_kept`]).
     kept: HashMap<String, OwnedFd>,
+    /// Where the descriptors it keeps go: at or above this number (see
+    /// [`SysDirs::keep_fds_from`]).
+    floor: Option<RawFd>,
 }
 
 impl SysDirs {
     /// `root`: a descriptor of a /proc/sys directory.
     pub fn new(root: OwnedFd) -> SysDirs {
-        SysDirs { root, dev: None, dirs: HashMap::new(), kept: HashMap::new() }
+        SysDirs { root, dev: None, dirs: HashMap::new(), kept: HashMap::new(), floor: None }
+    }
+
+    /// Keeps every descriptor it holds (its root, its directories, the entries it keeps open) at
+    /// or above `floor`, where a process that holds many and also clones children keeps them out
+    /// of the range its children take with them (the harness: see its `sys::fds`). A descriptor
+    /// that cannot be moved (the limit is below `floor`) stays where it was opened.
+    pub fn keep_fds_from(self, floor: RawFd) -> SysDirs {
+        SysDirs { root: moved_up(self.root, Some(floor)), floor: Some(floor), ..self }
+    }
+
+    /// `fd` where this tree keeps its descriptors (see [`SysDirs::keep_fds_from`]).
+    fn hold(&self, fd: OwnedFd) -> OwnedFd {
+        moved_up(fd, self.floor)
     }
 
     pub fn root(&self) -> BorrowedFd<'_> {
@@ -398,6 +414,7 @@ impl SysDirs {
         }
         if !self.dirs.contains_key(dir) {
             let fd = openat(&self.root, dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+            let fd = self.hold(fd);
             self.dirs.insert(dir.to_owned(), DirFd::Opened(fd));
         }
         Ok(self.dirs[dir].as_fd())
@@ -439,6 +456,7 @@ impl SysDirs {
     pub fn read_kept(&mut self, path: &str) -> nix::Result<String> {
         if !self.kept.contains_key(path) {
             let fd = self.open(path, OFlag::O_RDONLY)?;
+            let fd = self.hold(fd);
             self.kept.insert(path.to_owned(), fd);
         }
         read_fd(&self.kept[path])
@@ -474,17 +492,13 @@ impl SysDirs {
             Some(d) => d,
             None => *self.dev.insert(fstat(&self.root)?.st_dev),
         };
+        let floor = self.floor;
         let handle = match self.dirs.entry(dir.to_owned()) {
-            hash_map::Entry::Occupied(o) => o.into_mut().listing()?,
+            hash_map::Entry::Occupied(o) => o.into_mut().listing(floor)?,
             hash_map::Entry::Vacant(v) => {
                 let at = if dir.is_empty() { "." } else { dir };
-                match Dir::openat(
-                    &self.root,
-                    at,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                ) {
-                    Ok(h) => v.insert(DirFd::Listed(h)).listing()?,
+                match openat(&self.root, at, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
+                    Ok(fd) => v.insert(DirFd::Listed(Dir::from_fd(moved_up(fd, floor))?)).listing(floor)?,
                     Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(Vec::new()),
                     Err(e) => return Err(e),
                 }
@@ -525,7 +539,7 @@ impl SysDirs {
                 if st.st_dev != dev {
                     continue; // another filesystem mounted here (binfmt_misc)
                 }
-                opened.push((path.clone(), DirFd::Listed(Dir::from_fd(sub)?)));
+                opened.push((path.clone(), DirFd::Listed(Dir::from_fd(moved_up(sub, floor))?)));
                 out.push((Found::new(path, Some(st.st_mode)), true));
             } else {
                 let mode = if modes {
@@ -626,6 +640,15 @@ impl SysDirs {
     }
 }
 
+/// `fd`, moved to `floor` or above if it is below (its duplicate there, the original closed), or
+/// left where it is if it cannot be moved.
+fn moved_up(fd: OwnedFd, floor: Option<RawFd>) -> OwnedFd {
+    match floor {
+        Some(floor) if fd.as_raw_fd() < floor => crate::sys::dup_at_or_above(fd.as_fd(), floor).unwrap_or(fd),
+        _ => fd,
+    }
+}
+
 /// An open directory of a [`SysDirs`]: one to list is a [`Dir`] (glibc's stream, set up with a
 /// stat and two fcntl calls), one to open entries in only a descriptor.
 #[derive(Debug)]
@@ -643,15 +666,12 @@ impl DirFd {
     }
 
     /// The directory as a stream to list (made one first if it is only a descriptor).
-    fn listing(&mut self) -> nix::Result<&mut Dir> {
+    /// Its descriptor goes at or above `floor` (see [`SysDirs::keep_fds_from`]).
+    fn listing(&mut self, floor: Option<RawFd>) -> nix::Result<&mut Dir> {
         if let DirFd::Opened(fd) = self {
             // A directory opened for its entries, then listed: a stream of its own (rewound).
-            *self = DirFd::Listed(Dir::openat(
-                &*fd,
-                ".",
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?);
+            let fd = openat(&*fd, ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+            *self = DirFd::Listed(Dir::from_fd(moved_up(fd, floor))?);
         }
         match self {
             DirFd::Listed(d) => Ok(d),

@@ -69,6 +69,9 @@ pub struct ProbeProcess {
     /// seen ([`wait_for_exec`]). A field, so that it is dropped after `Drop::drop` has killed and
     /// reaped the child.
     pre_exec: Option<clone::PreExec>,
+    /// The child's ends of its pipes and sync socket, while it shares the harness's descriptor
+    /// table ([`clone::Cloned::shares_fds`]): closed once it has a table of its own.
+    child_fds: Vec<OwnedFd>,
 }
 
 /// Attaches a freshly cloned child (its pid) to cgroups, before it is told to go on.
@@ -157,7 +160,7 @@ fn spawn_image(
     };
     let cloned = clone::spawn(call, ns_flags, cgroup, image, &fds, handshake, time_at_exec)
         .ctx(|| format!("{} with flags {ns_flags:#x}", call_name(call)))?;
-    drop((stdin_r, stdout_w, stderr_w, sync_child));
+    let child_fds = if cloned.shares_fds { vec![stdin_r, stdout_w, stderr_w, sync_child] } else { Vec::new() };
     let child = ProbeProcess {
         pid: cloned.pid,
         pidfd: cloned.pidfd,
@@ -167,6 +170,7 @@ fn spawn_image(
         status: None,
         call: cloned.call,
         pre_exec: cloned.pre_exec,
+        child_fds,
     };
     for fd in [&child.stdout, &child.stderr] {
         fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ctx(|| "make the child's output non-blocking".into())?;
@@ -285,9 +289,34 @@ fn recv_packet(sync: &OwnedFd, deadline: Instant, during: &str) -> Result<Vec<u8
     Ok(buf[..n].to_vec())
 }
 
+/// A packet waiting on the sync socket, if there is one (empty: end of file).
+fn recv_ready(sync: &OwnedFd) -> Result<Option<Vec<u8>>, HarnessError> {
+    let mut buf = [0u8; 16];
+    match recv(sync.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+        Ok(n) => Ok(Some(buf[..n].to_vec())),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(HarnessError::Sys { what: "read the sync socket".into(), source: e }),
+    }
+}
+
 /// Waits for the sync socket to close on the child's successful exec, or for its failure report.
+/// A child that shared the harness's descriptor table says first that it has its own (the
+/// harness then closes its copies of the child's descriptors, the sync socket's among them, so
+/// that the exec closes the last); until then its end counts as the socket's close.
 fn wait_for_exec(sync: &OwnedFd, child: &mut ProbeProcess, deadline: Instant) -> Result<(), HarnessError> {
-    let msg = recv_packet(sync, deadline, "waiting for the probe's exec")?;
+    let during = "waiting for the probe's exec";
+    let mut msg = if child.child_fds.is_empty() {
+        recv_packet(sync, deadline, during)?
+    } else {
+        wait_readable_or_end(sync.as_fd(), child.pidfd.as_fd(), deadline, during)?;
+        recv_ready(sync)?.unwrap_or_default()
+    };
+    // Its own table now, or it failed (and exits), or it ended: the copies go either way, so
+    // that its pipes end with it.
+    child.child_fds.clear();
+    if msg == [clone::FILES_OWN] {
+        msg = recv_packet(sync, deadline, during)?;
+    }
     if msg.is_empty() {
         // Closed on the exec (or by the child's end): it no longer runs on what it shared.
         child.pre_exec = None;
@@ -323,14 +352,26 @@ fn child_failed(msg: &[u8], child: &mut ProbeProcess, deadline: Instant) -> Harn
 
 /// Polls `fd` for input until `deadline`.
 pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant, during: &str) -> Result<(), HarnessError> {
+    poll_until(&mut [PollFd::new(fd, PollFlags::POLLIN)], deadline, during)
+}
+
+/// Polls `fd` for input until `deadline`, or until the process of `pidfd` has ended.
+fn wait_readable_or_end(
+    fd: BorrowedFd<'_>,
+    pidfd: BorrowedFd<'_>,
+    deadline: Instant,
+    during: &str,
+) -> Result<(), HarnessError> {
+    poll_until(&mut [PollFd::new(fd, PollFlags::POLLIN), PollFd::new(pidfd, PollFlags::POLLIN)], deadline, during)
+}
+
+/// Polls `fds` until one is ready or `deadline` has passed.
+fn poll_until(fds: &mut [PollFd<'_>], deadline: Instant, during: &str) -> Result<(), HarnessError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(0) => {
-                return Err(HarnessError::Timeout { after: left, during: during.into() });
-            }
+        match poll(fds, timeout) {
+            Ok(0) => return Err(HarnessError::Timeout { after: left, during: during.into() }),
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(HarnessError::Sys { what: format!("poll {during}"), source: e }),
@@ -438,3 +479,44 @@ impl Drop for ProbeProcess {
 
 /// A timeout used where a deadline is only a safety net.
 pub const GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `/bin/ls /proc/self/fd` lists when started as a tool, with a descriptor the harness
+    /// holds at `held` (without close-on-exec, so that only its absence from the child's table
+    /// keeps it from the program).
+    fn fds_of_a_child_with(held: i32) -> (Vec<i32>, i32) {
+        let null = File::open("/dev/null").unwrap();
+        let high = isoprobe_probes::sys::dup_at_or_above(null.as_fd(), held).unwrap();
+        fcntl(&high, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
+        let deadline = Instant::now() + GRACE;
+        let args = ["/proc/self/fd".to_owned()];
+        let req =
+            ToolRequest { exe: Path::new("/bin/ls"), args: &args, env: &[], cgroup: None, attach_v1: &[], deadline };
+        let mut child = spawn_tool(req).unwrap();
+        assert_eq!(child.wait_until(deadline).unwrap(), WaitStatus::Exited(child.pid, 0));
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = nix::unistd::read(&child.stdout, &mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        let listed = String::from_utf8_lossy(&out).split_whitespace().map(|w| w.parse().unwrap()).collect();
+        (listed, high.as_raw_fd())
+    }
+
+    /// A clone3 child takes only the descriptors numbered below its own (CLONE_FILES, then
+    /// close_range(2) with CLOSE_RANGE_UNSHARE): one the harness holds above them does not reach
+    /// the program it executes, even without close-on-exec; on a kernel without
+    /// CLOSE_RANGE_UNSHARE (before 5.9) the child has a copy of the whole table, and it does.
+    /// The child's own pipes work either way (`ls` prints through its stdout).
+    #[test]
+    fn a_child_takes_no_descriptor_held_above_its_own() {
+        let at = crate::sys::fds::long_lived_floor().unwrap_or(900);
+        let (listed, high) = fds_of_a_child_with(at);
+        assert!(high >= at, "{high} {at}");
+        assert!([0, 1, 2].iter().all(|fd| listed.contains(fd)), "{listed:?}");
+        assert_eq!(listed.contains(&high), !clone::close_range_unshares(), "fd {high} in {listed:?}");
+    }
+}

@@ -104,6 +104,24 @@ pub struct Cloned {
     /// or ended (a failed exec reports on the sync socket, a successful one closes it), then drop
     /// it. `None` when the child has its own copy of everything.
     pub pre_exec: Option<PreExec>,
+    /// The child shares the harness's descriptor table until it sends [`FILES_OWN`] on the
+    /// sync socket: until then the caller keeps the child's descriptors open (closing one would
+    /// close it for the child too).
+    pub shares_fds: bool,
+}
+
+/// clone3 child → harness, on the sync socket: the child has a descriptor table of its own now
+/// (see [`spawn`]), so the harness may close its copies of the child's descriptors.
+pub const FILES_OWN: u8 = b'F';
+
+/// CLOSE_RANGE_UNSHARE (linux/close_range.h, Linux 5.9).
+const CLOSE_RANGE_UNSHARE: usize = 1 << 1;
+
+/// Whether a CLONE_FILES child can take a table of its own with close_range(2)'s
+/// CLOSE_RANGE_UNSHARE (Linux 5.9).
+pub(crate) fn close_range_unshares() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| crate::requirement::KernelRelease::running().version.is_some_and(|v| v >= (5, 9)))
 }
 
 /// Creates the child with `flags` (CLONE_NEW* and CLONE_INTO_CGROUP) and runs `child_main` in
@@ -121,6 +139,13 @@ pub struct Cloned {
 /// lives in the returned [`Cloned::pre_exec`] until the caller knows the child has exec'd or
 /// ended. With [`ChildHandshake::ExecWithSyncFd3`] the child execs at once, so CLONE_VFORK keeps
 /// the parent waiting until then and nothing needs to be kept.
+///
+/// Such a child also shares the harness's descriptor table (CLONE_FILES), and its first step takes
+/// a table of its own with only the numbers up to its own descriptors in it (close_range(2) with
+/// CLOSE_RANGE_UNSHARE from the number after its highest one): the descriptors the harness keeps
+/// for the whole run sit above them ([`crate::sys::fds::long_lived_floor`]), so they are neither
+/// duplicated at the clone nor closed again at the exec. Until the child says so ([`FILES_OWN`],
+/// [`Cloned::shares_fds`]) the caller keeps the child's descriptors open.
 ///
 /// clone(2), and clone3 with CLONE_NEWTIME, keep fork semantics: the first is the call a
 /// `clone` case exercises as it is, and a new time namespace is entered at the fork only
@@ -141,7 +166,7 @@ pub fn spawn(
         flags |= CLONE_INTO_CGROUP;
     }
     let blocked = BlockedSignals::block_all()?;
-    let ctx = Box::new(ChildCtx::new(&image, fds, handshake, blocked.old));
+    let mut ctx = Box::new(ChildCtx::new(&image, fds, handshake, blocked.old));
     if call == CloneCall::Clone3 {
         let shared_vm = time_at_exec || flags & isoprobe_probes::ns::CLONE_NEWTIME as u64 == 0;
         let stack = if shared_vm { Some(ChildStack::new()?) } else { None };
@@ -154,10 +179,15 @@ pub fn spawn(
             ..Default::default()
         };
         let vfork = matches!(handshake, ChildHandshake::ExecWithSyncFd3);
+        let share_files = stack.is_some() && close_range_unshares();
         if let Some(stack) = &stack {
             args.flags |= libc::CLONE_VM as u64 | if vfork { libc::CLONE_VFORK as u64 } else { 0 };
             args.stack = stack.base as u64;
             args.stack_size = stack.len as u64;
+        }
+        if share_files {
+            args.flags |= libc::CLONE_FILES as u64;
+            ctx.files_below = ctx.stdio.iter().chain([&ctx.sync]).map(|&fd| fd as usize + 1).max().unwrap_or(0);
         }
         // SAFETY: `args` is a valid clone_args of the size passed. With CLONE_VM the child starts
         // on `stack` (the kernel sets its stack pointer to the top) and `clone_then_call` calls
@@ -178,9 +208,11 @@ pub fn spawn(
                 let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
                 let pre_exec =
                     stack.filter(|_| !vfork).map(|stack| PreExec { _stack: stack, _ctx: ctx, _image: image });
-                return Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call, pre_exec });
+                // A vfork child has exec'd (or ended) by now.
+                let shares_fds = share_files && !vfork;
+                return Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call, pre_exec, shares_fds });
             }
-            Err(Errno::ENOSYS) => {} // before Linux 5.3: fall through to clone(2)
+            Err(Errno::ENOSYS) => ctx.files_below = 0, // before Linux 5.3: fall through to clone(2)
             Err(e) => return Err(e),
         }
         return clone_forked(flags, &ctx, BlockedSignals::block_all()?);
@@ -209,7 +241,7 @@ fn clone_forked(flags: u64, ctx: &ChildCtx, blocked: BlockedSignals) -> nix::Res
     let pid = Errno::result(ret)?;
     // SAFETY: the kernel stored a new pidfd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call: CloneCall::Clone, pre_exec: None })
+    Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call: CloneCall::Clone, pre_exec: None, shares_fds: false })
 }
 
 /// What a child that shares the harness's memory uses until its exec: its stack, its context,
@@ -333,6 +365,9 @@ struct ChildCtx {
     handshake: ChildHandshake,
     /// The parent thread's signal mask, restored just before the exec.
     sigmask: u64,
+    /// Non-zero: the child shares the harness's descriptor table, and takes one of its own with
+    /// the numbers below this one first (see [`spawn`]).
+    files_below: usize,
 }
 
 // SAFETY: the pointers point into an ExecImage kept alive with the context (see `PreExec`), never
@@ -351,6 +386,7 @@ impl ChildCtx {
             sync: fds.sync.as_raw_fd(),
             handshake,
             sigmask,
+            files_below: 0,
         }
     }
 }
@@ -446,6 +482,19 @@ fn child_main(c: &ChildCtx) -> ! {
         raw_syscall(libc::SYS_exit_group, [127, 0, 0, 0]);
         unreachable_exit()
     };
+    if c.files_below != 0 {
+        // Before anything else touches a descriptor: the harness's table is shared until this.
+        let r = raw_syscall(libc::SYS_close_range, [c.files_below, u32::MAX as usize, CLOSE_RANGE_UNSHARE, 0]);
+        if r < 0 {
+            fail(b'f', r);
+        }
+        if matches!(c.handshake, ChildHandshake::GoThenExec { .. }) {
+            let r = raw_syscall(libc::SYS_write, [sync, &FILES_OWN as *const u8 as usize, 1, 0]);
+            if r != 1 {
+                fail(b'F', r.min(0));
+            }
+        }
+    }
     // A signal caught by the harness must not run its handler here: back to the default, as the
     // exec would do anyway (ignored ones stay ignored, as across an exec).
     for sig in 1..=64usize {
@@ -531,6 +580,8 @@ pub fn decode_child_failure(msg: &[u8]) -> Option<(&'static str, Errno)> {
         return None;
     }
     let step = match msg[1] {
+        b'f' => "close_range(CLOSE_RANGE_UNSHARE) for a descriptor table of its own",
+        b'F' => "telling the harness it has a descriptor table of its own",
         b'p' => "prctl(PR_SET_PDEATHSIG)",
         b'd' => "dup2 of stdio",
         b'3' => "moving the sync socket to fd 3",

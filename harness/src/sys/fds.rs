@@ -1,5 +1,7 @@
 //! The descriptor table, and a child that holds it.
 
+use std::os::fd::RawFd;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -14,6 +16,29 @@ pub fn close_from(first: u32) -> nix::Result<()> {
     // is why callers must own the whole range).
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
     Errno::result(r).map(drop)
+}
+
+/// Where the harness keeps the descriptors it holds for the whole run (the host's sysctl entries
+/// and their directories, some 600 per case reading at a time): at or above this number, apart
+/// from the low numbers that a case's pipes and sockets take. A clone3 child takes only the
+/// numbers below its own descriptors with it ([`crate::sys::clone`]: CLONE_FILES, then
+/// close_range(2) with CLOSE_RANGE_UNSHARE), where a child with a copy of the whole table would
+/// have every one of them duplicated at the clone and closed again at the exec: 70 µs more a spawn
+/// with 1250 of them open than with 10 (posix_spawn of an empty static program, 2000 each, this
+/// machine; issue 17).
+///
+/// Half the descriptor limit, at most 65536, after raising the soft limit to the hard one; `None`
+/// (keep them where they open) when that leaves fewer than 1024 below it.
+pub fn long_lived_floor() -> Option<RawFd> {
+    static FLOOR: OnceLock<Option<RawFd>> = OnceLock::new();
+    *FLOOR.get_or_init(|| {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+        let floor = (soft / 2).min(1 << 16);
+        (floor >= 1024).then_some(floor as RawFd)
+    })
 }
 
 /// fork(2) of a child that holds every descriptor it inherited for `hold`, then exits 0: what a
