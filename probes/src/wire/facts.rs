@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::tagged::tagged;
 use super::{Attempt, ExerciseReport, IpcSeen, NsId, Refusal};
 use crate::ns::NsKind;
 
@@ -32,11 +33,12 @@ pub enum ClockSource {
 /// The outcome of a system call, as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "result", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum SysResult {
     Ok,
     Err { errno: i32, name: String },
 }
+tagged!(SysResult, "result");
 
 impl SysResult {
     pub fn is_ok(&self) -> bool {
@@ -62,7 +64,7 @@ impl fmt::Display for SysResult {
 /// The outcome of looking an object up by name or key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "lookup", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum Lookup {
     /// Opened.
     Found,
@@ -73,6 +75,7 @@ pub enum Lookup {
     /// Any other error.
     Failed { error: String },
 }
+tagged!(Lookup, "lookup");
 
 impl Lookup {
     /// Whether the lookup proves the object exists in the probe's view.
@@ -156,7 +159,7 @@ impl SysctlWrite {
 /// Why an entry of a kind the probe has a namespace of was not written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "not-written", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum NotWritten {
     /// open(2) for writing failed: the kernel's permission check (EACCES, EPERM), or a read-only
     /// mount (EROFS).
@@ -170,6 +173,7 @@ pub enum NotWritten {
     /// The kernel took the value, but reading it back shows no change.
     NoEffect,
 }
+tagged!(NotWritten, "not-written");
 
 /// An entry not written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,7 +209,7 @@ pub struct SysctlTest {
 /// What the probe did with the sysctls of one kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "namespace", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum SysctlObservation {
     /// A namespace of the probe's own: each entry written with a value unlike the probe's and the
     /// host's (the host then reads its own, and a joiner's container its).
@@ -213,11 +217,12 @@ pub enum SysctlObservation {
     /// The harness's namespace (`shared`): nothing written, only whether writing would be permitted.
     Harness { shared: NsId, tests: Vec<SysctlTest> },
 }
+tagged!(SysctlObservation, "namespace");
 
 /// One observation. Each variant is an observation the probe made, with the raw evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "fact", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum Fact {
     /// What the init step did, in order ("mount proc on /proc", "pivot_root into ..."), and the
     /// steps the interlock refused.
@@ -344,6 +349,7 @@ pub enum Fact {
     /// An observation could not be made; `about` is the [`Fact::key`] it would have had.
     Unobservable { about: String, error: String },
 }
+tagged!(Fact, "fact");
 
 impl Fact {
     /// A key naming the observation: the fact tag, plus the kind, id or clock it is about.

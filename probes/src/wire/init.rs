@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::tagged::tagged;
 use super::{ClockKind, SysResult};
 use crate::ns::NsKind;
 
@@ -45,7 +46,7 @@ impl fmt::Display for Refusal {
 /// A state-changing observation (a domainname, a mount), made or refused by the interlock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "attempt", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum Attempt {
     /// The probe's namespace is not the harness's: the step was taken, with this result.
     Made { result: SysResult },
@@ -55,6 +56,7 @@ pub enum Attempt {
     /// would have been permitted, EPERM that it would not.
     Refused { shared: NsId, probe: SysResult },
 }
+tagged!(Attempt, "attempt");
 
 /// The steps that need a fresh process inside the namespaces, run by the probe before it observes.
 ///
@@ -92,7 +94,7 @@ pub struct InitPlan {
 /// How the probe changes its root before observing.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "mode", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum RootPlan {
     /// Keep the root it was started with.
     #[default]
@@ -103,6 +105,7 @@ pub enum RootPlan {
     /// chroot(2) into `new_root`, nothing else.
     Chroot { new_root: String },
 }
+tagged!(RootPlan, "mode");
 
 /// Time namespace clock offsets in nanoseconds (see time_namespaces(7)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -6,12 +6,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::SysResult;
+use super::tagged::tagged;
 
 /// What the probe does in a limit case to run into its cgroup's limits. Every exercise is the
 /// same with and without the limit (the control); only what the kernel lets it do differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "exercise", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum Exercise {
     /// A child maps and touches `step` bytes at a time up to `target`, reporting each step.
     Memory { target: u64, step: u64 },
@@ -94,12 +95,13 @@ pub enum Exercise {
         pressure_dir: String,
     },
 }
+tagged!(Exercise, "exercise");
 
 /// Which of cgroup2's structural rules a [`Exercise::CgroupRules`] case runs into; the step names
 /// of each are in [`rule_step`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "rules", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum CgroupRules {
     /// "Delegation" and "Delegation Containment": make a child and move in and back, write the
     /// delegation root's own resource file, leave for the sibling (and come back if let).
@@ -140,6 +142,7 @@ pub enum CgroupRules {
     /// and again once the threaded child is gone.
     ParentThreaded,
 }
+tagged!(CgroupRules, "rules");
 
 impl CgroupRules {
     pub fn name(&self) -> &'static str {
@@ -292,11 +295,12 @@ impl Exercise {
 /// How a child of the probe ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "end", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum ChildEnd {
     Exited { code: i32 },
     Killed { signal: i32, name: String },
 }
+tagged!(ChildEnd, "end");
 
 impl fmt::Display for ChildEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -358,7 +362,7 @@ pub struct CgroupReading {
 /// A question about the case's cgroups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "ask", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum LimitQuestion {
     /// Read the case cgroups' counters now.
     Read,
@@ -384,6 +388,7 @@ pub enum LimitQuestion {
     /// Read the cgroup2 memory counters of the case's cgroup, or of its sibling.
     ReadMemory { sibling: bool },
 }
+tagged!(LimitQuestion, "ask");
 
 /// One of cgroup2's memory.events files (absent: not read, or no such key on this kernel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -458,7 +463,7 @@ pub struct GroupEnds {
 /// The host's answer to a [`LimitQuestion`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "limit", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum LimitAnswer {
     Reading {
         reading: Box<CgroupReading>,
@@ -484,11 +489,12 @@ pub enum LimitAnswer {
         counters: Box<MemoryCounters>,
     },
 }
+tagged!(LimitAnswer, "limit");
 
 /// What a limit exercise met: raw evidence, no verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "exercise", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum ExerciseReport {
     Memory {
         /// Bytes touched when the child last reported a finished step.
@@ -683,6 +689,7 @@ pub enum ExerciseReport {
         counters: ProtectCounters,
     },
 }
+tagged!(ExerciseReport, "exercise");
 
 /// The counters of a [`ExerciseReport::MemoryProtect`]: memory.current of the protected cgroup
 /// and of the cache's once both had read (before the pressure) and after the presser ended, of

@@ -19,13 +19,16 @@
 //!
 //! The types live by concern, all re-exported here: `init.rs` (the init plan and the interlock's
 //! refusals), `sentinels.rs`, `facts.rs`, `limits.rs` (the limit cases' exercises, questions and
-//! reports), `mounts.rs` (the mount cases' propagation types and host mount points). This file holds the messages themselves and their encoding.
+//! reports), `mounts.rs` (the mount cases' propagation types and host mount points), `tagged.rs`
+//! (how the tagged enums are encoded and decoded without serde's buffering). This file holds the
+//! messages themselves and their encoding.
 
 mod facts;
 mod init;
 mod limits;
 mod mounts;
 mod sentinels;
+mod tagged;
 
 pub use facts::*;
 pub use init::*;
@@ -35,13 +38,15 @@ pub use sentinels::*;
 
 use serde::{Deserialize, Serialize};
 
+use tagged::tagged;
+
 /// Bumped on every incompatible change of the types below.
 pub const WIRE_VERSION: u32 = 15;
 
 /// A message from the harness to the probe (one JSON document per line on the probe's stdin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "msg", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum ToProbe {
     Hello {
         version: u32,
@@ -61,6 +66,7 @@ pub enum ToProbe {
         paths: Vec<String>,
     },
 }
+tagged!(ToProbe, "msg");
 
 /// What the probe needs to know: how to finish setting up its container, and where the sentinels are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,7 +138,7 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 /// A message from the probe to the harness (one JSON document per line on the probe's stdout).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "msg", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum FromProbe {
     /// "Host, check now": the probe waits for the [`ToProbe::Answer`] with the same id.
     Ask {
@@ -158,11 +164,12 @@ pub enum FromProbe {
         values: Vec<Option<String>>,
     },
 }
+tagged!(FromProbe, "msg");
 
 /// What the probe asks the host to do or look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "question", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum HostQuestion {
     /// Take the host-wide domainname lock (several probes may share the host's uts namespace).
     LockDomainname,
@@ -203,11 +210,12 @@ pub enum HostQuestion {
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(skip))]
     Limit { ask: LimitQuestion },
 }
+tagged!(HostQuestion, "question");
 
 /// The host's reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-#[serde(tag = "answer", rename_all = "kebab-case")]
+#[serde(remote = "Self", rename_all = "kebab-case")]
 pub enum HostAnswer {
     Ack,
     Seen {
@@ -242,6 +250,7 @@ pub enum HostAnswer {
         error: String,
     },
 }
+tagged!(HostAnswer, "answer");
 
 /// An entry the probe is about to write, and the values it may write to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
