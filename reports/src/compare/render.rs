@@ -277,7 +277,7 @@ fn overhead_text(d: &OverheadDelta) -> String {
 
 /// Said of an overhead ratio that rose only because the bare spawn got faster.
 const SPAWN_FASTER: &str =
-    "; the ratio rose with a faster spawn while the harness case itself got faster: no regression";
+    "; the ratio rose with a faster spawn while the harness case itself was no slower: no regression";
 
 fn judgement_name(j: Judgement) -> &'static str {
     match j {
@@ -351,6 +351,7 @@ mod tests {
             hi: 1.4,
             judgement: Judgement::Regression,
             calibration: Some("getpid".into()),
+            faster: false,
         };
         assert_eq!(
             delta_text(&d),
@@ -371,7 +372,7 @@ mod tests {
         assert_eq!(
             overhead_text(&o),
             "unchanged none: 35.0× → 42.0× (+20.0%, interval +15.3% … +24.9%); the ratio rose with a faster spawn \
-             while the harness case itself got faster: no regression"
+             while the harness case itself was no slower: no regression"
         );
         let names = [Judgement::Regression, Judgement::Improvement, Judgement::Unchanged, Judgement::Inconclusive]
             .map(judgement_name);
