@@ -16,7 +16,7 @@
 //! value other than the recorded original, or restore over a value someone else set since
 //! (anything but one of the values a probe said it might write).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -83,6 +83,11 @@ pub struct HostSysctls {
     /// The network entries of a fresh network namespace, listed once; `None` when the harness
     /// cannot make one (unprivileged).
     fresh_net: OnceLock<Option<Vec<String>>>,
+    /// Each stripe's share of `globals` and of `fresh_net`, filtered once (every case takes one of
+    /// the matrix's 16 or 4 stripes; filtering the 800-odd entries for each was the harness's
+    /// busiest function of its own after malloc, 0.5% of a matrix run's CPU).
+    global_shares: Mutex<HashMap<Option<SysctlStripe>, Vec<String>>>,
+    net_shares: Mutex<HashMap<SysctlStripe, Option<Vec<String>>>>,
     /// Appends to [`SYSCTL_CANDIDATES`] one probe at a time.
     candidates: Mutex<()>,
 }
@@ -128,6 +133,8 @@ impl HostSysctls {
             baseline: OnceLock::new(),
             globals: OnceLock::new(),
             fresh_net: OnceLock::new(),
+            global_shares: Mutex::default(),
+            net_shares: Mutex::default(),
             candidates: Mutex::new(()),
         }
     }
@@ -180,7 +187,9 @@ impl HostSysctls {
             })
             .as_ref()
             .map_err(Clone::clone)?;
-        Ok(all.iter().filter(|p| stripe.is_none_or(|s| s.holds(p))).cloned().collect())
+        Ok(share(&self.global_shares, stripe, || {
+            all.iter().filter(|p| stripe.is_none_or(|s| s.holds(p))).cloned().collect()
+        }))
     }
 
     /// The network entries of `stripe` that a fresh network namespace has on this kernel, with
@@ -210,7 +219,9 @@ impl HostSysctls {
             .map(|found| found.into_iter().map(|f| f.path).collect())
         });
         let listing = |p: &String| p.rsplit('/').next().is_some_and(|n| n.contains("available_"));
-        all.as_ref().map(|all| all.iter().filter(|p| stripe.holds(p) || listing(p)).cloned().collect())
+        share(&self.net_shares, stripe, || {
+            all.as_ref().map(|all| all.iter().filter(|p| stripe.holds(p) || listing(p)).cloned().collect())
+        })
     }
 
     /// A probe is about to write `plan`: checks that every entry is one a namespace kind owns on
@@ -376,6 +387,11 @@ fn uts(path: &str, kernel: Option<(u32, u32)>) -> bool {
 fn write_record(record: &Path, values: &BTreeMap<String, String>) -> Result<(), String> {
     let text = serde_json::to_string(values).map_err(|e| format!("failed to encode {}: {e}", record.display()))?;
     fs::write(record, text).map_err(|e| format!("failed to write {}: {e}", record.display()))
+}
+
+/// The value `shares` holds for `key`, made by `make` the first time.
+fn share<K: std::hash::Hash + Eq, V: Clone>(shares: &Mutex<HashMap<K, V>>, key: K, make: impl FnOnce() -> V) -> V {
+    shares.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert_with(make).clone()
 }
 
 fn open_tree(root: &Path) -> Result<SysDirs, String> {

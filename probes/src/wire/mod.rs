@@ -110,7 +110,7 @@ pub struct ProbeCase {
 /// `of` (FNV-1a of the path, so the share of an entry does not depend on what else a namespace
 /// lists). A matrix spreads its cases over the stripes so that together they cover every entry
 /// (see the harness's `matrix::SYSCTL_STRIPES`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
 pub struct SysctlStripe {
     pub index: u32,
