@@ -27,8 +27,10 @@ pub fn close_from(first: u32) -> nix::Result<()> {
 /// with 1250 of them open than with 10 (posix_spawn of an empty static program, 2000 each, this
 /// machine; issue 17).
 ///
-/// Half the descriptor limit, at most 65536, after raising the soft limit to the hard one; `None`
-/// (keep them where they open) when that leaves fewer than 1024 below it.
+/// Half the descriptor limit, at most 16384, after raising the soft limit to the hard one; `None`
+/// (keep them where they open) when that leaves fewer than 1024 below it. Not higher: a child
+/// that does copy the whole table (a fork, glibc's posix_spawn, a clone(2) case) walks every
+/// slot up to the highest open descriptor.
 pub fn long_lived_floor() -> Option<RawFd> {
     static FLOOR: OnceLock<Option<RawFd>> = OnceLock::new();
     *FLOOR.get_or_init(|| {
@@ -36,7 +38,7 @@ pub fn long_lived_floor() -> Option<RawFd> {
         let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-        let floor = (soft / 2).min(1 << 16);
+        let floor = (soft / 2).min(1 << 14);
         (floor >= 1024).then_some(floor as RawFd)
     })
 }
