@@ -52,7 +52,7 @@ pub const SYSCTL_STRIPES: u32 = 16;
 /// a quarter of the tree shows as well as the whole: a lost namespace shows in every entry
 /// written. Measured (issue 17, `-j 1`, this machine): the 44 cases of these launchers took 7 to
 /// 15 ms each with the whole sweep, 18% of the matrix's case time, against 3 ms for a striped
-/// clone3 case.
+/// clone3 case; 4 to 7.5 ms each with a quarter (454 to 261 ms for the 44).
 pub const OTHER_SYSCTL_STRIPES: u32 = 4;
 
 /// Spreads `specs` over `of` sysctl stripes: within each class of equal `class(spec)`, the n-th
