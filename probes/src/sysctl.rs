@@ -398,11 +398,6 @@ impl SysDirs {
         SysDirs { root: moved_up(self.root, Some(floor)), floor: Some(floor), ..self }
     }
 
-    /// `fd` where this tree keeps its descriptors (see [`SysDirs::keep_fds_from`]).
-    fn hold(&self, fd: OwnedFd) -> OwnedFd {
-        moved_up(fd, self.floor)
-    }
-
     pub fn root(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
     }
@@ -414,7 +409,7 @@ impl SysDirs {
         }
         if !self.dirs.contains_key(dir) {
             let fd = openat(&self.root, dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
-            let fd = self.hold(fd);
+            let fd = moved_up(fd, self.floor);
             self.dirs.insert(dir.to_owned(), DirFd::Opened(fd));
         }
         Ok(self.dirs[dir].as_fd())
@@ -456,7 +451,7 @@ impl SysDirs {
     pub fn read_kept(&mut self, path: &str) -> nix::Result<String> {
         if !self.kept.contains_key(path) {
             let fd = self.open(path, OFlag::O_RDONLY)?;
-            let fd = self.hold(fd);
+            let fd = moved_up(fd, self.floor);
             self.kept.insert(path.to_owned(), fd);
         }
         read_fd(&self.kept[path])

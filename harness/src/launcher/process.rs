@@ -284,18 +284,16 @@ fn signal_child_go(sync: &OwnedFd) -> Result<(), HarnessError> {
 /// Reads one packet from the sync socket before `deadline`; empty means end of file.
 fn recv_packet(sync: &OwnedFd, deadline: Instant, during: &str) -> Result<Vec<u8>, HarnessError> {
     wait_readable(sync.as_fd(), deadline, during)?;
-    let mut buf = [0u8; 16];
-    let n = recv(sync.as_raw_fd(), &mut buf, MsgFlags::empty()).ctx(|| format!("read the sync socket {during}"))?;
-    Ok(buf[..n].to_vec())
+    Ok(recv_ready(sync, during)?.unwrap_or_default())
 }
 
 /// A packet waiting on the sync socket, if there is one (empty: end of file).
-fn recv_ready(sync: &OwnedFd) -> Result<Option<Vec<u8>>, HarnessError> {
+fn recv_ready(sync: &OwnedFd, during: &str) -> Result<Option<Vec<u8>>, HarnessError> {
     let mut buf = [0u8; 16];
     match recv(sync.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
         Ok(n) => Ok(Some(buf[..n].to_vec())),
         Err(Errno::EAGAIN) => Ok(None),
-        Err(e) => Err(HarnessError::Sys { what: "read the sync socket".into(), source: e }),
+        Err(e) => Err(HarnessError::Sys { what: format!("read the sync socket {during}"), source: e }),
     }
 }
 
@@ -309,7 +307,7 @@ fn wait_for_exec(sync: &OwnedFd, child: &mut ProbeProcess, deadline: Instant) ->
         recv_packet(sync, deadline, during)?
     } else {
         wait_readable_or_end(sync.as_fd(), child.pidfd.as_fd(), deadline, during)?;
-        recv_ready(sync)?.unwrap_or_default()
+        recv_ready(sync, during)?.unwrap_or_default()
     };
     // Its own table now, or it failed (and exits), or it ended: the copies go either way, so
     // that its pipes end with it.

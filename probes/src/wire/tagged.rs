@@ -25,7 +25,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, EnumAccess, IgnoredAny, IntoDeserializer, MapAccess, VariantAccess, Visitor};
 use serde::ser::{self, Impossible, SerializeMap, SerializeStructVariant};
-use serde::{Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Implements `Serialize` and `Deserialize` for `$ty`, an enum derived with
 /// `#[serde(remote = "Self")]`, as internally tagged with the key `$tag` (see the module's docs).
@@ -265,26 +265,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Object<V> {
                     object.insert(k, v);
                 }
                 let variant = match object.remove(self.tag) {
-                    Some(serde_json::Value::String(v)) => v,
-                    Some(other) => {
-                        return Err(de::Error::invalid_type(unexpected(&other), &"a variant name"));
-                    }
+                    Some(v) => String::deserialize(v).map_err(de::Error::custom)?,
                     None => return Err(de::Error::missing_field(self.tag)),
                 };
                 self.visitor.visit_enum(Buffered { variant, rest: object, error: std::marker::PhantomData })
             }
         }
-    }
-}
-
-fn unexpected(v: &serde_json::Value) -> de::Unexpected<'_> {
-    match v {
-        serde_json::Value::Null => de::Unexpected::Unit,
-        serde_json::Value::Bool(b) => de::Unexpected::Bool(*b),
-        serde_json::Value::Number(_) => de::Unexpected::Other("a number"),
-        serde_json::Value::String(s) => de::Unexpected::Str(s),
-        serde_json::Value::Array(_) => de::Unexpected::Seq,
-        serde_json::Value::Object(_) => de::Unexpected::Map,
     }
 }
 
