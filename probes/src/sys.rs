@@ -20,6 +20,17 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::wire::{IdMapLine, Link, Lookup, SysResult};
 
+/// Keeps glibc's malloc to its main arena ([mallopt(3)](https://man7.org/linux/man-pages/man3/mallopt.3.html)
+/// M_ARENA_MAX = 1). The probe's threads are few and short (the chroot escape's, a limit
+/// exercise's), and the first allocation of each would make an arena of its own: a 128 MiB
+/// reservation trimmed to its alignment, and its first pages faulted in, for a thread that
+/// allocates a few strings. Call it before the first thread.
+pub fn one_malloc_arena() {
+    // SAFETY: mallopt only sets a parameter of the allocator; with no other thread running yet,
+    // nothing allocates meanwhile. A refusal (0) leaves the default, which is correct too.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
 impl<T> From<nix::Result<T>> for SysResult {
     fn from(r: nix::Result<T>) -> Self {
         match r {

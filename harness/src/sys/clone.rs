@@ -35,6 +35,9 @@ pub(crate) struct CloneArgs {
 const CLONE_PIDFD: u64 = 0x1000;
 /// CLONE_INTO_CGROUP (Linux 5.7, clone3 only).
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// CLONE_CLEAR_SIGHAND (Linux 5.5, clone3 only): every caught signal starts at its default in
+/// the child; ignored ones stay ignored, as across an exec.
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
 /// Which system call creates the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +127,12 @@ pub(crate) fn close_range_unshares() -> bool {
     *SUPPORTED.get_or_init(|| crate::requirement::KernelRelease::running().version.is_some_and(|v| v >= (5, 9)))
 }
 
+/// Whether clone3 takes CLONE_CLEAR_SIGHAND (Linux 5.5).
+fn clears_handlers() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| crate::requirement::KernelRelease::running().version.is_some_and(|v| v >= (5, 5)))
+}
+
 /// Creates the child with `flags` (CLONE_NEW* and CLONE_INTO_CGROUP) and runs `child_main` in
 /// it. Returns in the parent only.
 ///
@@ -185,6 +194,12 @@ pub fn spawn(
             args.stack = stack.base as u64;
             args.stack_size = stack.len as u64;
         }
+        if clears_handlers() {
+            // The kernel resets the caught signals at the clone: the child's loop of some 64
+            // rt_sigaction calls per spawn is left out ([`ChildCtx::handlers_cleared`]).
+            args.flags |= CLONE_CLEAR_SIGHAND;
+            ctx.handlers_cleared = true;
+        }
         if share_files {
             args.flags |= libc::CLONE_FILES as u64;
             ctx.files_below = ctx.stdio.iter().chain([&ctx.sync]).map(|&fd| fd as usize + 1).max().unwrap_or(0);
@@ -212,7 +227,11 @@ pub fn spawn(
                 let shares_fds = share_files && !vfork;
                 return Ok(Cloned { pid: Pid::from_raw(pid as i32), pidfd, call, pre_exec, shares_fds });
             }
-            Err(Errno::ENOSYS) => ctx.files_below = 0, // before Linux 5.3: fall through to clone(2)
+            Err(Errno::ENOSYS) => {
+                // Before Linux 5.3: fall through to clone(2), whose child resets its handlers.
+                ctx.files_below = 0;
+                ctx.handlers_cleared = false;
+            }
             Err(e) => return Err(e),
         }
         return clone_forked(flags, &ctx, BlockedSignals::block_all()?);
@@ -368,6 +387,8 @@ struct ChildCtx {
     /// Non-zero: the child shares the harness's descriptor table, and takes one of its own with
     /// the numbers below this one first (see [`spawn`]).
     files_below: usize,
+    /// The kernel already reset the caught signals to their defaults (CLONE_CLEAR_SIGHAND).
+    handlers_cleared: bool,
 }
 
 // SAFETY: the pointers point into an ExecImage kept alive with the context (see `PreExec`), never
@@ -387,6 +408,7 @@ impl ChildCtx {
             handshake,
             sigmask,
             files_below: 0,
+            handlers_cleared: false,
         }
     }
 }
@@ -496,8 +518,8 @@ fn child_main(c: &ChildCtx) -> ! {
         }
     }
     // A signal caught by the harness must not run its handler here: back to the default, as the
-    // exec would do anyway (ignored ones stay ignored, as across an exec).
-    for sig in 1..=64usize {
+    // exec would do anyway (ignored ones stay ignored, as across an exec). clone3 may have done it.
+    for sig in (!c.handlers_cleared).then_some(1..=64usize).into_iter().flatten() {
         if sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
             continue;
         }
@@ -591,4 +613,57 @@ pub fn decode_child_failure(msg: &[u8]) -> Option<(&'static str, Errno)> {
         _ => "an unknown step",
     };
     Some((step, Errno::from_raw(i32::from_ne_bytes([msg[2], msg[3], msg[4], msg[5]]))))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
+    use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
+    use nix::sys::wait::{WaitStatus, waitpid};
+
+    use super::*;
+
+    static HANDLED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn note(_: libc::c_int) {
+        HANDLED.store(true, Ordering::SeqCst);
+    }
+
+    /// A signal that reaches a child between its clone and its exec finds the default
+    /// disposition, never the harness's handler (which would run on the harness's memory): the
+    /// child dies of it when it unblocks its signals, and the handler's flag, in memory the
+    /// child shares with its parent, stays unset. Both ways of the reset: clone3's
+    /// CLONE_CLEAR_SIGHAND (Linux 5.5) and the child's own loop after clone(2).
+    #[test]
+    fn a_signal_before_the_exec_never_runs_a_handler_of_the_harness() {
+        let handler = SigAction::new(SigHandler::Handler(note), SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler only stores to an atomic; SIGUSR2 is used by nothing else here.
+        let old = unsafe { sigaction(Signal::SIGUSR2, &handler) }.unwrap();
+        for call in [CloneCall::Clone3, CloneCall::Clone] {
+            let null = std::fs::File::options().read(true).write(true).open("/dev/null").unwrap();
+            let (sync, sync_child) =
+                socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
+            let fds =
+                ChildFds { stdin: null.as_fd(), stdout: null.as_fd(), stderr: null.as_fd(), sync: sync_child.as_fd() };
+            let image = ExecImage::new(c"/bin/true".to_owned(), vec![c"true".to_owned()], Vec::new());
+            let child =
+                spawn(call, 0, None, image, &fds, ChildHandshake::GoThenExec { become_root: false }, false).unwrap();
+            if child.shares_fds {
+                let mut b = [0u8; 1];
+                assert_eq!(recv(sync.as_raw_fd(), &mut b, MsgFlags::empty()), Ok(1));
+                assert_eq!(b[0], FILES_OWN);
+            }
+            kill(child.pid, Signal::SIGUSR2).unwrap();
+            send(sync.as_raw_fd(), &[sync_bytes::GO], MsgFlags::MSG_NOSIGNAL).unwrap();
+            let status = waitpid(child.pid, None).unwrap();
+            drop(child);
+            assert_eq!(status, WaitStatus::Signaled(status.pid().unwrap(), Signal::SIGUSR2, false), "{call:?}");
+            assert!(!HANDLED.load(Ordering::SeqCst), "{call:?}: the harness's handler ran in the child");
+        }
+        // SAFETY: puts back the disposition found.
+        unsafe { sigaction(Signal::SIGUSR2, &old) }.unwrap();
+    }
 }

@@ -1,10 +1,12 @@
 //! The descriptor table, and a child that holds it.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 /// close_range(2) of every descriptor from `first` up, in the calling thread's descriptor table.
@@ -31,6 +33,13 @@ pub fn close_from(first: u32) -> nix::Result<()> {
 /// (keep them where they open) when that leaves fewer than 1024 below it. Not higher: a child
 /// that does copy the whole table (a fork, glibc's posix_spawn, a clone(2) case) walks every
 /// slot up to the highest open descriptor.
+///
+/// The first call also grows the table to hold as many numbers again above the floor (one
+/// descriptor duplicated at the top, closed at once; a table never shrinks): the kernel grows a
+/// table that a child shares (a clone3 child before its close_range) only after an RCU grace
+/// period (expand_files, fs/file.c), and the harness's first move of its sysctl descriptors up
+/// here, in a run's first cases, waited 15 to 25 ms for one (issue 17). Call it before the first
+/// child, as `HostSysctls::new` does.
 pub fn long_lived_floor() -> Option<RawFd> {
     static FLOOR: OnceLock<Option<RawFd>> = OnceLock::new();
     *FLOOR.get_or_init(|| {
@@ -39,7 +48,15 @@ pub fn long_lived_floor() -> Option<RawFd> {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
         let floor = (soft / 2).min(1 << 14);
-        (floor >= 1024).then_some(floor as RawFd)
+        if floor < 1024 {
+            return None;
+        }
+        let top = (2 * floor).min(soft) - 1;
+        let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty());
+        // Only the table's size is wanted: a failure leaves the growth to the first descriptor
+        // kept up here.
+        let _ = root.and_then(|root| isoprobe_probes::sys::dup_at_or_above(root.as_fd(), top as RawFd));
+        Some(floor as RawFd)
     })
 }
 

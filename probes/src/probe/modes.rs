@@ -29,6 +29,7 @@ const UNSHARER_REFUSED_ENV: &str = "ISOPROBE_UNSHARER_REFUSED";
 
 /// Runs the probe with `args` (without `argv[0]`); returns the exit code.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    crate::sys::one_malloc_arena();
     let mode = match Mode::parse(&args) {
         Ok(m) => m,
         Err(e) => {
