@@ -399,9 +399,9 @@ impl<'a> Observer<'a> {
                 Err(_) => 6,
             }
         };
-        // A stack of CLIMB_STACK instead of the default 2 MiB: with it (and one malloc arena,
-        // `sys::one_malloc_arena`) the observation took 127 µs instead of 173 (medians of the
-        // namespace matrix, `-j 1`, this machine; issue 17).
+        // A stack of CLIMB_STACK instead of the default 2 MiB: with it and one malloc arena
+        // (`sys::one_malloc_arena`) the observation took 173 µs instead of 201 (medians over the
+        // namespace matrix, `-j 1`, four runs of each alternated, this machine; issue 17).
         let thread = std::thread::Builder::new().name("chroot-escape".into()).stack_size(CLIMB_STACK);
         let (code, task, last_pid) = std::thread::scope(|s| {
             let climber = thread.spawn_scoped(s, || {
