@@ -96,7 +96,7 @@ impl<'a> HostSide<'a> {
             }
             HostQuestion::OwnIpcVisible => Ok(self.own_ipc_visible()),
             HostQuestion::ScratchFileOwner { name } => self.scratch_owner(name),
-            HostQuestion::Clock { clock } => self.clock(*clock),
+            HostQuestion::Clocks { clocks } => self.clocks(clocks),
             HostQuestion::SysctlBegin { entries } => self.lock_sysctls(entries),
             HostQuestion::SysctlCheck { written } => self.check_sysctls(written),
             HostQuestion::Limit { ask } => crate::limits::host::answer(self.case.limits.as_ref(), ask),
@@ -241,12 +241,15 @@ impl<'a> HostSide<'a> {
         Ok(HostAnswer::Owner { uid: md.uid(), gid: md.gid() })
     }
 
-    fn clock(&self, clock: ClockKind) -> Result<HostAnswer, String> {
-        let id = match clock {
-            ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
-            ClockKind::Boottime => libc::CLOCK_BOOTTIME,
+    fn clocks(&self, clocks: &[ClockKind]) -> Result<HostAnswer, String> {
+        let read = |clock: &ClockKind| {
+            let id = match clock {
+                ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
+                ClockKind::Boottime => libc::CLOCK_BOOTTIME,
+            };
+            sys::clock_gettime_vdso(id).map_err(|e| format!("clock_gettime of the {clock:?} clock: {e}"))
         };
-        sys::clock_gettime_vdso(id).map(|ns| HostAnswer::ClockNs { ns }).map_err(|e| format!("clock_gettime: {e}"))
+        clocks.iter().map(read).collect::<Result<_, _>>().map(|ns| HostAnswer::ClocksNs { ns })
     }
 }
 

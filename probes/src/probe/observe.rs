@@ -137,10 +137,9 @@ impl<'a> Observer<'a> {
         self.report("cgroup".into(), r)?;
         let monotonic = [ClockSource::Vdso, ClockSource::Syscall];
         let boottime = [ClockSource::Vdso, ClockSource::Syscall, ClockSource::ProcUptime];
-        for (clock, sources) in [(ClockKind::Monotonic, &monotonic[..]), (ClockKind::Boottime, &boottime[..])] {
-            for (source, r) in self.clock_offsets(clock, sources)? {
-                self.report(fact_key::clock(clock, source), r)?;
-            }
+        let clocks = [(ClockKind::Monotonic, &monotonic[..]), (ClockKind::Boottime, &boottime[..])];
+        for (clock, source, r) in self.clock_offsets(&clocks)? {
+            self.report(fact_key::clock(clock, source), r)?;
         }
         // Last: a holder puts its values back, but the others leave theirs in their namespaces.
         let setup = sysctls::Setup {
@@ -554,28 +553,27 @@ impl<'a> Observer<'a> {
 
     // ---- time ----
 
-    /// Brackets the host's reading of `clock` between two of the probe's own, from each of
-    /// `sources`, so each offset is known to lie in `[before - host, after - host]` with no
-    /// tolerance to choose. One question serves every source: the reads nest around it (the
-    /// first before is the last after), so each bracket still holds the host's reading, a few
-    /// microseconds wider than a bracket of its own, for one round trip to the host instead of
-    /// one per source.
+    /// Brackets the host's reading of each clock between two of the probe's own, from each of its
+    /// sources, so each offset is known to lie in `[before - host, after - host]` with no
+    /// tolerance to choose. One question serves every clock and source: the reads nest around it
+    /// (the first before is the last after), so each bracket still holds the host's reading, a
+    /// few microseconds wider than a bracket of its own, for one round trip to the host instead
+    /// of one per clock (two before issue 17's last change) or per source.
     ///
     /// A source whose read fails is that source's fact; a failed question, every source's.
     /// `Err` only when the conversation itself broke.
     #[allow(clippy::type_complexity)]
     fn clock_offsets(
         &mut self,
-        clock: ClockKind,
-        sources: &[ClockSource],
-    ) -> Result<Vec<(ClockSource, Result<Fact, ProbeError>)>, ProbeError> {
-        let id = match clock {
-            ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
-            ClockKind::Boottime => libc::CLOCK_BOOTTIME,
-        };
+        clocks: &[(ClockKind, &[ClockSource])],
+    ) -> Result<Vec<(ClockKind, ClockSource, Result<Fact, ProbeError>)>, ProbeError> {
         let proc = &self.dirs.proc;
         // /proc/uptime prints centiseconds, truncated: the true value is up to 10 ms above it.
-        let read = |source: ClockSource| -> Result<i64, ProbeError> {
+        let read = |clock: ClockKind, source: ClockSource| -> Result<i64, ProbeError> {
+            let id = match clock {
+                ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
+                ClockKind::Boottime => libc::CLOCK_BOOTTIME,
+            };
             match source {
                 ClockSource::Vdso => sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()),
                 ClockSource::Syscall => sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()),
@@ -583,34 +581,39 @@ impl<'a> Observer<'a> {
             }
         };
         let resolution = |source: ClockSource| if source == ClockSource::ProcUptime { 10_000_000 } else { 0 };
-        let before: Vec<Result<i64, ProbeError>> = sources.iter().map(|s| read(*s)).collect();
-        let answer = self.ch.ask(HostQuestion::Clock { clock });
-        let mut after: Vec<Result<i64, ProbeError>> = sources.iter().rev().map(|s| read(*s)).collect();
+        let reads: Vec<(usize, ClockKind, ClockSource)> = clocks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (clock, sources))| sources.iter().map(move |s| (i, *clock, *s)))
+            .collect();
+        let before: Vec<Result<i64, ProbeError>> = reads.iter().map(|(_, c, s)| read(*c, *s)).collect();
+        let answer = self.ch.ask(HostQuestion::Clocks { clocks: clocks.iter().map(|(c, _)| *c).collect() });
+        let mut after: Vec<Result<i64, ProbeError>> = reads.iter().rev().map(|(_, c, s)| read(*c, *s)).collect();
         after.reverse();
         // What `report` would do with the error of a question of its own: a broken conversation
         // ends the probe, anything else is each source's unobservable fact.
-        let host: Result<i64, String> = match answer {
-            Ok(HostAnswer::ClockNs { ns }) => Ok(ns),
-            Ok(other) => return Err(unexpected(other, "read the host clock")),
+        let host: Result<Vec<i64>, String> = match answer {
+            Ok(HostAnswer::ClocksNs { ns }) if ns.len() == clocks.len() => Ok(ns),
+            Ok(other) => return Err(unexpected(other, "read the host clocks")),
             Err(e @ ProbeError::Protocol(_)) => return Err(e),
             Err(e) => Err(e.to_string()),
         };
         let mut out = Vec::new();
-        for ((source, before), after) in sources.iter().zip(before).zip(after) {
+        for (((i, clock, source), before), after) in reads.into_iter().zip(before).zip(after) {
             let fact = match (&host, before, after) {
                 (Ok(host), Ok(before), Ok(after)) => Ok(Fact::ClockOffset {
                     clock,
-                    source: *source,
-                    lo_ns: before - host,
-                    hi_ns: after + resolution(*source) - host,
+                    source,
+                    lo_ns: before - host[i],
+                    hi_ns: after + resolution(source) - host[i],
                 }),
                 (Err(e), _, _) => Err(ProbeError::Io {
-                    what: "ask the host's clock".into(),
+                    what: "ask the host's clocks".into(),
                     source: std::io::Error::other(e.clone()),
                 }),
                 (_, Err(e), _) | (_, _, Err(e)) => Err(e),
             };
-            out.push((*source, fact));
+            out.push((clock, source, fact));
         }
         Ok(out)
     }

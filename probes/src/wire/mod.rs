@@ -192,8 +192,8 @@ pub enum HostQuestion {
     OwnIpcVisible,
     /// Owner of a file the probe created in the scratch directory, as the host stats it.
     ScratchFileOwner { name: String },
-    /// The host's reading of a clock.
-    Clock { clock: ClockKind },
+    /// The host's reading of each of these clocks, in order ([`HostAnswer::ClocksNs`]).
+    Clocks { clocks: Vec<ClockKind> },
     /// The probe is about to write these entries (paths under /proc/sys that a namespace kind
     /// owns) in its own namespaces: the host records the values it may write (for the recovery of
     /// a run killed meanwhile) and says what its own values are ([`HostAnswer::SysctlValues`]);
@@ -228,8 +228,9 @@ pub enum HostAnswer {
         uid: u32,
         gid: u32,
     },
-    ClockNs {
-        ns: i64,
+    /// The host's reading of each clock of a [`HostQuestion::Clocks`], in order, in nanoseconds.
+    ClocksNs {
+        ns: Vec<i64>,
     },
     /// The host's value of each entry of a [`HostQuestion::SysctlBegin`], in order (`None`: no
     /// such entry on the host, or unreadable), whitespace-normalised.
