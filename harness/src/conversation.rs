@@ -131,9 +131,15 @@ fn drain(fd: &OwnedFd, buf: &mut Vec<u8>, cap: usize) -> Result<bool, HarnessErr
 }
 
 fn send(p: &mut ProbeProcess, msg: &ToProbe) -> Result<(), HarnessError> {
+    send_all(p, std::slice::from_ref(msg))
+}
+
+/// Writes `msgs` to the probe's stdin in one write.
+fn send_all(p: &mut ProbeProcess, msgs: &[ToProbe]) -> Result<(), HarnessError> {
     let stdin = p.stdin.as_mut().ok_or_else(|| HarnessError::Protocol("stdin already closed".into()))?;
+    let lines: String = msgs.iter().map(wire::encode).collect();
     stdin
-        .write_all(wire::encode(msg).as_bytes())
+        .write_all(lines.as_bytes())
         .map_err(|e| HarnessError::Protocol(format!("failed to write to the probe's stdin: {e}")))
 }
 
@@ -169,6 +175,10 @@ pub fn converse(
         Instant::now()
     };
     let mut t = Transcript::default();
+    // The answers to the questions of the lines read so far: written together once no complete
+    // line is left (before waiting for more), so questions the probe sent together (see the
+    // probe's `Channel::ask_all`) wake it once.
+    let mut answers: Vec<ToProbe> = Vec::new();
     loop {
         while let Some(line) = streams.next_line().map_err(|e| with_stderr(e, streams))? {
             let msg: FromProbe = wire::decode("probe message", streams.lines, &line)
@@ -184,8 +194,7 @@ pub fn converse(
                 FromProbe::Fact { fact } => t.facts.insert(fact).map_err(HarnessError::Protocol)?,
                 FromProbe::Ask { id, question } => {
                     let t0 = Instant::now();
-                    let answer = host.answer(&question);
-                    send(p, &ToProbe::Answer { id, answer }).map_err(|e| with_stderr(e, streams))?;
+                    answers.push(ToProbe::Answer { id, answer: host.answer(&question) });
                     answering += t0.elapsed();
                 }
                 FromProbe::Done { facts } => {
@@ -211,6 +220,9 @@ pub fn converse(
                     ));
                 }
             }
+        }
+        if !answers.is_empty() {
+            send_all(p, &std::mem::take(&mut answers)).map_err(|e| with_stderr(e, streams))?;
         }
         if streams.out_eof {
             let status = p.wait_until(deadline).map(describe).unwrap_or_else(|e| e.to_string());

@@ -7,9 +7,11 @@
 //! per question. A probe that dies between two questions loses the facts since the last one, and
 //! the harness reports the death either way ("the probe ended ... before `done`").
 //!
-//! Reads are unbuffered (one byte at a time) on purpose: before the probe re-executes itself into a
-//! new time namespace nothing may sit in a user-space buffer that the new image would lose, and the
-//! messages are a few hundred bytes per case.
+//! Lines are read a byte at a time from std's stdin, whose shared buffer reads ahead whatever the
+//! pipe holds. That is only ever what the probe is about to read: the harness writes the hello,
+//! and then only the answers to questions asked (those asked together, answered together). So
+//! when the probe re-executes itself into a new time namespace, having read its hello and asked
+//! nothing, no line is left in the buffer for the old image to lose.
 
 use std::io::{self, Read, Write};
 
@@ -90,14 +92,28 @@ impl Channel {
 
     /// Asks the host and waits for its answer.
     pub fn ask(&mut self, question: HostQuestion) -> Result<HostAnswer, ProbeError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.pending.push_str(&wire::encode(&FromProbe::Ask { id, question }));
-        self.flush()?;
-        match self.receive()? {
-            ToProbe::Answer { id: got, answer } if got == id => Ok(answer),
-            other => Err(ProbeError::Protocol(format!("expected the answer to question {id}, got {other:?}"))),
+        let mut answers = self.ask_all(vec![question])?;
+        Ok(answers.remove(0))
+    }
+
+    /// Asks the host these questions in one write and waits for their answers, in order: for
+    /// questions of which none depends on another's answer or on anything the probe would do
+    /// between them. The host answers them in order, in one write, so the probe wakes once for
+    /// all (see the harness's `conversation::converse`).
+    pub fn ask_all(&mut self, questions: Vec<HostQuestion>) -> Result<Vec<HostAnswer>, ProbeError> {
+        let first = self.next_id;
+        for question in questions {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.pending.push_str(&wire::encode(&FromProbe::Ask { id, question }));
         }
+        self.flush()?;
+        (first..self.next_id)
+            .map(|id| match self.receive()? {
+                ToProbe::Answer { id: got, answer } if got == id => Ok(answer),
+                other => Err(ProbeError::Protocol(format!("expected the answer to question {id}, got {other:?}"))),
+            })
+            .collect()
     }
 
     /// The next message from the harness.

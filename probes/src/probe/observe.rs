@@ -96,10 +96,9 @@ impl<'a> Observer<'a> {
         self.report("domainname".into(), r)?;
         let r = self.sethostname_probe();
         self.report("sethostname-probe".into(), r)?;
-        let r = self.sentinel_mount();
-        self.report("sentinel-mount".into(), r)?;
-        let r = self.own_mount();
-        self.report("own-mount".into(), r)?;
+        for (key, r) in self.sentinel_and_own_mount()? {
+            self.report(key, r)?;
+        }
         if let Some(m) = &self.case.sentinels.mnt.mounts {
             let shared = self.shared_ns(NsKind::Mnt);
             let token = &self.case.sentinels.mnt.marker_token;
@@ -276,27 +275,20 @@ impl<'a> Observer<'a> {
 
     // ---- mnt ----
 
-    fn sentinel_mount(&mut self) -> Result<Fact, ProbeError> {
+    /// The host's sentinel mount, made after the container's start, as the probe sees it; then
+    /// the probe's own mount, as the host sees it. The host's check and unmount of its sentinel
+    /// and its look for the probe's mount are asked together (`Channel::ask_all`): neither
+    /// depends on the other, and the probe's mount is made before either is asked, so one round
+    /// trip serves both.
+    fn sentinel_and_own_mount(&mut self) -> Result<[Keyed; 2], ProbeError> {
         let m = &self.case.sentinels.mnt;
-        match self.ch.ask(HostQuestion::MountSentinel)? {
-            HostAnswer::Ack => {}
-            HostAnswer::Unavailable { reason } => return Ok(Fact::SentinelMount { visible: None, detail: reason }),
-            other => return Err(unexpected(other, "mount the sentinel")),
-        }
         let path = format!("{}/marker", m.sentinel_mount);
-        let seen = text::read(&path);
-        // The host answers after checking that its mount was still there while the probe looked.
-        expect_ack(self.ch.ask(HostQuestion::UnmountSentinel)?, "unmount the sentinel")?;
-        let (visible, detail) = match seen {
-            Ok(text) if text.trim() == m.marker_token => (true, format!("{path} holds the host's token")),
-            Ok(text) => (false, format!("{path} holds {:?}, not the host's token", text.trim())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (false, format!("{path}: {e}")),
-            Err(e) => return Err(ProbeError::Io { what: format!("read {path}"), source: e }),
+        // `Err`: the sentinel's fact without a look (the host could not mount it).
+        let seen = match self.ch.ask(HostQuestion::MountSentinel)? {
+            HostAnswer::Ack => Ok(text::read(&path)),
+            HostAnswer::Unavailable { reason } => Err(Ok(Fact::SentinelMount { visible: None, detail: reason })),
+            other => return Err(unexpected(other, "mount the sentinel")),
         };
-        Ok(Fact::SentinelMount { visible: Some(visible), detail })
-    }
-
-    fn own_mount(&mut self) -> Result<Fact, ProbeError> {
         let target = self.case.sentinels.mnt.own_mount.clone();
         let attempt = match self.shared_ns(NsKind::Mnt) {
             // Never a mount in the harness's table: only whether it would be permitted.
@@ -313,12 +305,48 @@ impl<'a> Observer<'a> {
                 Attempt::Made { result: r.into() }
             }
         };
-        let asked = self.ch.ask(HostQuestion::OwnMountVisible);
-        if matches!(attempt, Attempt::Made { result: SysResult::Ok }) {
-            umount2(target.as_str(), MntFlags::MNT_DETACH).ctx(|| format!("unmount {target}"))?;
-        }
-        let seen = expect_seen(asked?, "check the probe's mount")?;
-        Ok(Fact::OwnMount { attempt, host_saw: seen })
+        // The host answers the first after checking that its mount was still there while the
+        // probe looked.
+        let questions = match seen {
+            Ok(_) => vec![HostQuestion::UnmountSentinel, HostQuestion::OwnMountVisible],
+            Err(_) => vec![HostQuestion::OwnMountVisible],
+        };
+        let asked = self.ch.ask_all(questions);
+        // A failed unmount is the own mount's error, as any failure of that observation.
+        let unmounted = match attempt {
+            Attempt::Made { result: SysResult::Ok } => {
+                umount2(target.as_str(), MntFlags::MNT_DETACH).ctx(|| format!("unmount {target}"))
+            }
+            _ => Ok(()),
+        };
+        let mut answers = asked?.into_iter();
+        let sentinel = match seen {
+            Err(fact) => fact,
+            Ok(seen) => answers
+                .next()
+                .ok_or_else(|| ProbeError::Protocol("no answer to the sentinel's unmount".into()))
+                .and_then(|a| expect_ack(a, "unmount the sentinel"))
+                .and_then(|()| match seen {
+                    Ok(text) if text.trim() == m.marker_token => Ok(Fact::SentinelMount {
+                        visible: Some(true),
+                        detail: format!("{path} holds the host's token"),
+                    }),
+                    Ok(text) => Ok(Fact::SentinelMount {
+                        visible: Some(false),
+                        detail: format!("{path} holds {:?}, not the host's token", text.trim()),
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Ok(Fact::SentinelMount { visible: Some(false), detail: format!("{path}: {e}") })
+                    }
+                    Err(e) => Err(ProbeError::Io { what: format!("read {path}"), source: e }),
+                }),
+        };
+        let own = answers
+            .next()
+            .ok_or_else(|| ProbeError::Protocol("no answer to the look for the probe's mount".into()))
+            .and_then(|a| expect_seen(a, "check the probe's mount"))
+            .and_then(|seen| unmounted.map(|()| Fact::OwnMount { attempt, host_saw: seen }));
+        Ok([("sentinel-mount".into(), sentinel), ("own-mount".into(), own)])
     }
 
     fn host_marker(&mut self) -> Result<Fact, ProbeError> {
@@ -656,6 +684,9 @@ fn list_dir(fd: &OwnedFd) -> nix::Result<Vec<String>> {
     }
     Ok(names)
 }
+
+/// An observation's fact or error under its key, as [`Observer::report`] takes them.
+type Keyed = (String, Result<Fact, ProbeError>);
 
 pub(super) fn expect_ack(a: HostAnswer, what: &str) -> Result<(), ProbeError> {
     match a {
