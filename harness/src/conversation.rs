@@ -222,7 +222,10 @@ pub fn converse(
             }
         }
         if !answers.is_empty() {
+            // The write is part of answering, as it was when each answer went out on its own.
+            let t0 = Instant::now();
             send_all(p, &std::mem::take(&mut answers)).map_err(|e| with_stderr(e, streams))?;
+            answering += t0.elapsed();
         }
         if streams.out_eof {
             let status = p.wait_until(deadline).map(describe).unwrap_or_else(|e| e.to_string());
