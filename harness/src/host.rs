@@ -243,11 +243,8 @@ impl<'a> HostSide<'a> {
 
     fn clocks(&self, clocks: &[ClockKind]) -> Result<HostAnswer, String> {
         let read = |clock: &ClockKind| {
-            let id = match clock {
-                ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
-                ClockKind::Boottime => libc::CLOCK_BOOTTIME,
-            };
-            sys::clock_gettime_vdso(id).map_err(|e| format!("clock_gettime of the {clock:?} clock: {e}"))
+            sys::clock_gettime_vdso(sys::clock_id(*clock))
+                .map_err(|e| format!("clock_gettime of the {clock:?} clock: {e}"))
         };
         clocks.iter().map(read).collect::<Result<_, _>>().map(|ns| HostAnswer::ClocksNs { ns })
     }

@@ -18,7 +18,7 @@ use std::ptr::NonNull;
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
 
-use crate::wire::{IdMapLine, Link, Lookup, SysResult};
+use crate::wire::{ClockKind, IdMapLine, Link, Lookup, SysResult};
 
 /// Keeps glibc's malloc to its main arena ([mallopt(3)](https://man7.org/linux/man-pages/man3/mallopt.3.html)
 /// M_ARENA_MAX = 1). The probe's threads are few and short (the chroot escape's, a limit
@@ -157,6 +157,14 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> nix::Result<()> {
     // SAFETY: integer arguments and a NULL siginfo, which the man page allows.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0) };
     Errno::result(r).map(drop)
+}
+
+/// The clock id of a clock the wire names.
+pub fn clock_id(clock: ClockKind) -> libc::clockid_t {
+    match clock {
+        ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
+        ClockKind::Boottime => libc::CLOCK_BOOTTIME,
+    }
 }
 
 /// The raw clock_gettime(2) system call, bypassing the vDSO. See

@@ -123,14 +123,19 @@ const CLOSE_RANGE_UNSHARE: usize = 1 << 1;
 /// Whether a CLONE_FILES child can take a table of its own with close_range(2)'s
 /// CLOSE_RANGE_UNSHARE (Linux 5.9).
 pub(crate) fn close_range_unshares() -> bool {
-    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SUPPORTED.get_or_init(|| crate::requirement::KernelRelease::running().version.is_some_and(|v| v >= (5, 9)))
+    kernel_at_least((5, 9))
 }
 
 /// Whether clone3 takes CLONE_CLEAR_SIGHAND (Linux 5.5).
 fn clears_handlers() -> bool {
-    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SUPPORTED.get_or_init(|| crate::requirement::KernelRelease::running().version.is_some_and(|v| v >= (5, 5)))
+    kernel_at_least((5, 5))
+}
+
+/// Whether the running kernel is `min` or later (read once; an unparsable release is not: the
+/// flags it guards are then left out, which every kernel takes).
+fn kernel_at_least(min: (u32, u32)) -> bool {
+    static VERSION: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| crate::requirement::KernelRelease::running().version).is_some_and(|v| v >= min)
 }
 
 /// Creates the child with `flags` (CLONE_NEW* and CLONE_INTO_CGROUP) and runs `child_main` in
@@ -519,15 +524,18 @@ fn child_main(c: &ChildCtx) -> ! {
     }
     // A signal caught by the harness must not run its handler here: back to the default, as the
     // exec would do anyway (ignored ones stay ignored, as across an exec). clone3 may have done it.
-    for sig in (!c.handlers_cleared).then_some(1..=64usize).into_iter().flatten() {
-        if sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
-            continue;
-        }
-        let mut old = KernelSigaction::default();
-        let r = raw_syscall(libc::SYS_rt_sigaction, [sig, 0, &mut old as *mut KernelSigaction as usize, KERNEL_SIGSET]);
-        if r == 0 && old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN {
-            let dfl = KernelSigaction::default();
-            raw_syscall(libc::SYS_rt_sigaction, [sig, &dfl as *const KernelSigaction as usize, 0, KERNEL_SIGSET]);
+    if !c.handlers_cleared {
+        for sig in 1..=64usize {
+            if sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
+                continue;
+            }
+            let mut old = KernelSigaction::default();
+            let r =
+                raw_syscall(libc::SYS_rt_sigaction, [sig, 0, &mut old as *mut KernelSigaction as usize, KERNEL_SIGSET]);
+            if r == 0 && old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN {
+                let dfl = KernelSigaction::default();
+                raw_syscall(libc::SYS_rt_sigaction, [sig, &dfl as *const KernelSigaction as usize, 0, KERNEL_SIGSET]);
+            }
         }
     }
     // Die with the thread that created us: a harness that panics or is killed takes its

@@ -283,10 +283,10 @@ impl<'a> Observer<'a> {
     fn sentinel_and_own_mount(&mut self) -> Result<[Keyed; 2], ProbeError> {
         let m = &self.case.sentinels.mnt;
         let path = format!("{}/marker", m.sentinel_mount);
-        // `Err`: the sentinel's fact without a look (the host could not mount it).
+        // What the probe read there, or why the host could not mount it.
         let seen = match self.ch.ask(HostQuestion::MountSentinel)? {
             HostAnswer::Ack => Ok(text::read(&path)),
-            HostAnswer::Unavailable { reason } => Err(Ok(Fact::SentinelMount { visible: None, detail: reason })),
+            HostAnswer::Unavailable { reason } => Err(reason),
             other => return Err(unexpected(other, "mount the sentinel")),
         };
         let target = self.case.sentinels.mnt.own_mount.clone();
@@ -321,7 +321,7 @@ impl<'a> Observer<'a> {
         };
         let mut answers = asked?.into_iter();
         let sentinel = match seen {
-            Err(fact) => fact,
+            Err(reason) => Ok(Fact::SentinelMount { visible: None, detail: reason }),
             Ok(seen) => answers
                 .next()
                 .ok_or_else(|| ProbeError::Protocol("no answer to the sentinel's unmount".into()))
@@ -598,10 +598,7 @@ impl<'a> Observer<'a> {
         let proc = &self.dirs.proc;
         // /proc/uptime prints centiseconds, truncated: the true value is up to 10 ms above it.
         let read = |clock: ClockKind, source: ClockSource| -> Result<i64, ProbeError> {
-            let id = match clock {
-                ClockKind::Monotonic => libc::CLOCK_MONOTONIC,
-                ClockKind::Boottime => libc::CLOCK_BOOTTIME,
-            };
+            let id = sys::clock_id(clock);
             match source {
                 ClockSource::Vdso => sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()),
                 ClockSource::Syscall => sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()),
