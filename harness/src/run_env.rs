@@ -88,7 +88,7 @@ impl RunEnv {
             mount_run_tmpfs(&dir, &run_token)?;
             let ledger = Arc::new(IpcLedger::create(&dir)?);
             let probe_exe = dir.join(isoprobe_probes::PROBE_NAME);
-            crate::exe::copy_executable(probe_source, &probe_exe)
+            crate::exe::copy_loaded_image(probe_source, &probe_exe)
                 .ctx(|| format!("copy the probe {} into {}", probe_source.display(), dir.display()))?;
             let marker_token = format!("{PREFIX}-marker-{}", token());
             let marker_path = dir.join("host-marker");

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use isoprobe_reports::compare::{CompareOptions, compare};
-use isoprobe_reports::load::{Document, load, parse, to_json};
+use isoprobe_reports::load::{Document, load, parse, to_json, write_compact_json};
 use isoprobe_reports::record::{Skip, Verdict};
 use isoprobe_reports::render::ktap::{self, Directive};
 use isoprobe_reports::render::text::summary_table;
@@ -43,6 +43,13 @@ fn json_round_trips_the_fixture_byte_for_byte() {
     let doc = report();
     assert_eq!(to_json(&doc), text, "pretty JSON of the loaded fixture must be the fixture");
     assert_eq!(parse("again", &to_json(&doc)).unwrap(), doc);
+    // The form `run` saves: one line, read back the same.
+    let mut compact = Vec::new();
+    write_compact_json(&doc, &mut compact).unwrap();
+    let compact = String::from_utf8(compact).unwrap();
+    assert_eq!(compact.lines().count(), 1, "{compact}");
+    assert!(compact.len() < text.len() * 2 / 3, "{} of {} bytes", compact.len(), text.len());
+    assert_eq!(parse("compact", &compact).unwrap(), doc);
     let bench = fixture("bench-base.json");
     assert_eq!(parse("again", &render(&bench, Format::Json).unwrap()).unwrap(), bench);
 }

@@ -62,7 +62,7 @@ fn slots(case: &CaseOutcome) -> BTreeMap<(u8, String), &Verdict> {
             Role::Joiner => 1,
         };
         for c in &r.checks {
-            m.insert((role, c.check.name()), &c.verdict);
+            m.insert((role, c.check.name().to_owned()), &c.verdict);
         }
         // A limit's enforcement is a verdict like any check's: `limit/memory/oom-at-max`.
         for l in &r.limits {

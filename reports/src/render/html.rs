@@ -196,7 +196,7 @@ fn matrix(out: &mut String, r: &Report) {
             xml(&g.rootfs)
         );
         for c in &checks {
-            let _ = write!(out, "<th class=\"k\" title=\"{}\">{}</th>", xml(c.description()), xml(&c.name()));
+            let _ = write!(out, "<th class=\"k\" title=\"{}\">{}</th>", xml(c.description()), xml(c.name()));
         }
         out.push_str("</tr>\n");
         let cases: Vec<(&crate::model::Suite, &CaseOutcome)> = r
@@ -238,7 +238,7 @@ fn matrix(out: &mut String, r: &Report) {
                                 let _ = write!(
                                     out,
                                     "<td class=\"c {class}\" title=\"{} explained difference: {} (source: {}); {}\"></td>",
-                                    xml(&c.name()),
+                                    xml(c.name()),
                                     xml(&e.observed),
                                     xml(&e.source),
                                     xml(&crate::model::verdict_detail(v))
@@ -248,7 +248,7 @@ fn matrix(out: &mut String, r: &Report) {
                                 let _ = write!(
                                     out,
                                     "<td class=\"c {class}\" title=\"{} {}{}: {}\"></td>",
-                                    xml(&c.name()),
+                                    xml(c.name()),
                                     v.label(),
                                     if role == Role::Joiner { " (joiner)" } else { "" },
                                     xml(&crate::model::verdict_detail(v))

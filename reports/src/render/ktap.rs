@@ -140,7 +140,7 @@ fn check_nodes(run: &ProbeRun, assessment: Option<&CaseAssessment>) -> Vec<Node>
     run.checks
         .iter()
         .map(|c| {
-            let name = c.check.name();
+            let name = c.check.name().to_owned();
             if let Some(e) = assessment.and_then(|a| a.explanation(run.role, c.check)) {
                 let mut n = Node::leaf(name, true);
                 n.diagnostics.push(verdict_detail(&c.verdict));
