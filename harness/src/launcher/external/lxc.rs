@@ -173,18 +173,19 @@ impl Launcher for Lxc {
             RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
             _ => format!("/{}", isoprobe_probes::PROBE_NAME),
         };
-        let args: Vec<String> = vec![
+        let log = lxcpath.with_file_name(EXECUTE_LOG);
+        let mut args: Vec<String> = vec![
             "-P".into(),
             lxcpath.to_string_lossy().into_owned(),
             "-n".into(),
             name,
             "-f".into(),
             config.to_string_lossy().into_owned(),
-            "--".into(),
-            probe,
         ];
+        args.extend(log_args(&log));
+        args.extend(["--".into(), probe]);
         let mut process = start_tool(ctx, &tool.path, &args, &tool_env())?;
-        let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;
+        let probe_pid = wait_for_probe(&mut process, ctx.deadline).map_err(|e| with_log_tail(e, &log))?;
         Ok(Started { process, probe_pid, init: InitPlan::default(), teardown: Some(Box::new(leftovers)) })
     }
 
@@ -196,12 +197,40 @@ impl Launcher for Lxc {
             RootfsMode::Host => ctx.run.probe_exe.to_string_lossy().into_owned(),
             _ => format!("/{}", isoprobe_probes::PROBE_NAME),
         };
-        let args: Vec<String> =
-            vec!["-P".into(), lxcpath.to_string_lossy().into_owned(), "-n".into(), name, "--".into(), probe];
+        let log = lxcpath.with_file_name(ATTACH_LOG);
+        let mut args: Vec<String> = vec!["-P".into(), lxcpath.to_string_lossy().into_owned(), "-n".into(), name];
+        args.extend(log_args(&log));
+        args.extend(["--".into(), probe]);
         let mut process = start_tool(ctx, &tool.path, &args, &tool_env())?;
-        let probe_pid = wait_for_probe(&mut process, ctx.deadline)?;
+        let probe_pid = wait_for_probe(&mut process, ctx.deadline).map_err(|e| with_log_tail(e, &log))?;
         Ok(Started { process, probe_pid, init: InitPlan::default(), teardown: None })
     }
+}
+
+/// liblxc's logs of a case's start, beside its lxcpath in the case's work directory (gone with it).
+const EXECUTE_LOG: &str = "lxc-execute.log";
+const ATTACH_LOG: &str = "lxc-attach.log";
+/// The lines of liblxc's log a failed start quotes.
+const LOG_TAIL_LINES: usize = 12;
+
+/// liblxc logs each step of a start at DEBUG: when a start fails, its log says which step
+/// (LXC 5.0.2 aborted now and then in glibc, "free(): invalid pointer", in the setup of a
+/// mnt+user container, with nothing on stderr but that and the broken sync; issue 17).
+fn log_args(log: &Path) -> [String; 4] {
+    ["-o".into(), log.to_string_lossy().into_owned(), "-l".into(), "DEBUG".into()]
+}
+
+/// `e` with the end of liblxc's log of the start appended, when it failed to launch.
+fn with_log_tail(e: HarnessError, log: &Path) -> HarnessError {
+    let HarnessError::Launch(msg) = e else { return e };
+    let tail = match fs::read_to_string(log) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+        }
+        Err(err) => format!("(unreadable: {err})"),
+    };
+    HarnessError::Launch(format!("{msg}\nthe last lines of liblxc's log ({}):\n{tail}", log.display()))
 }
 
 /// Which maps LXC can write here. As root it writes any map itself, except that when shadow's
@@ -389,6 +418,26 @@ mod tests {
     fn config(ns: &str, rootfs: RootfsMode) -> String {
         let spec = spec_for(ns.parse().unwrap(), rootfs, LauncherKind::Lxc).resolve(Runner { uid: 0, gid: 0 });
         config_text(&spec, Path::new("/tmp/isoprobe-x/case-1"), "isoprobe-x-1-lxc", &[])
+    }
+
+    /// A failed start quotes the end of liblxc's log; any other error, and a log that is missing,
+    /// are said as they are.
+    #[test]
+    fn a_failed_start_quotes_the_end_of_the_log() {
+        let dir = tempfile::Builder::new().prefix("isoprobe-lxc-log-test-").tempdir().unwrap();
+        let log = dir.path().join(EXECUTE_LOG);
+        let text: String = (1..=20).map(|i| format!("lxc-execute 1.{i} DEBUG start - step {i}\n")).collect();
+        fs::write(&log, text).unwrap();
+        let launch = || HarnessError::Launch("the launcher's process ended (exit 1)".into());
+        let HarnessError::Launch(msg) = with_log_tail(launch(), &log) else { panic!("not a launch error") };
+        let quoted: Vec<&str> = msg.lines().filter(|l| l.contains(" DEBUG ")).collect();
+        assert_eq!(quoted.len(), LOG_TAIL_LINES, "{msg}");
+        assert!(quoted[0].ends_with("step 9") && quoted[LOG_TAIL_LINES - 1].ends_with("step 20"), "{msg}");
+        assert!(msg.starts_with("the launcher's process ended (exit 1)\nthe last lines of liblxc's log ("), "{msg}");
+        let missing = with_log_tail(launch(), &dir.path().join("none.log")).to_string();
+        assert!(missing.contains("(unreadable: ") && missing.contains("No such file"), "{missing}");
+        let timeout = HarnessError::Timeout { after: std::time::Duration::ZERO, during: "x".into() };
+        assert!(matches!(with_log_tail(timeout, &log), HarnessError::Timeout { .. }));
     }
 
     #[test]
