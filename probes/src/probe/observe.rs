@@ -114,8 +114,9 @@ impl<'a> Observer<'a> {
         self.report(fact_key::NS_LAST_PID.into(), r)?;
         let r = self.host_ipc();
         self.report("host-ipc".into(), r)?;
-        let r = self.own_ipc();
-        self.report("own-ipc".into(), r)?;
+        for (key, r) in self.own_ipc_and_file()? {
+            self.report(key, r)?;
+        }
         let r = self.abstract_socket();
         self.report("abstract-socket".into(), r)?;
         let r = self.tcp_loopback();
@@ -130,8 +131,6 @@ impl<'a> Observer<'a> {
             let r = self.id_map(ids);
             self.report(fact_key::id_map(ids), r)?;
         }
-        let r = self.file_owner();
-        self.report("file-owner".into(), r)?;
         let r = self.cgroup();
         self.report("cgroup".into(), r)?;
         let monotonic = [ClockSource::Vdso, ClockSource::Syscall];
@@ -471,15 +470,26 @@ impl<'a> Observer<'a> {
         })
     }
 
-    fn own_ipc(&mut self) -> Result<Fact, ProbeError> {
+    /// The probe's own IPC objects, and the owner of a file it creates in the scratch directory,
+    /// each as the host sees it. The host's two looks are asked together (`Channel::ask_all`):
+    /// neither depends on the other, and both objects are made before either is asked, so one
+    /// round trip serves both.
+    fn own_ipc_and_file(&mut self) -> Result<[Keyed; 2], ProbeError> {
         let n: IpcNames = self.case.sentinels.ipc.own.clone();
         let shm = sys::sysv_create(SysvKind::Shm, n.shm_key, 0o600);
         let sem = sys::sysv_create(SysvKind::Sem, n.sem_key, 0o600);
         let msg = sys::sysv_create(SysvKind::Msg, n.msg_key, 0o600);
         let mq = sys::mq_create(&n.mq_name, 0o600);
         let created = IpcSeen { shm: shm.is_ok(), sem: sem.is_ok(), msg: msg.is_ok(), mq: mq.is_ok() };
-        let asked = self.ch.ask(HostQuestion::OwnIpcVisible);
-        // Remove before looking at the answer, so a protocol error leaves nothing behind.
+        let name = format!("owner-{}-{}", getpid(), sys::clock_gettime_vdso(libc::CLOCK_MONOTONIC).unwrap_or(0));
+        let path = format!("{}/{name}", self.case.sentinels.user.scratch_dir);
+        let file = File::create(&path).map(drop).ctx(|| format!("create {path}"));
+        let mut questions = vec![HostQuestion::OwnIpcVisible];
+        if file.is_ok() {
+            questions.push(HostQuestion::ScratchFileOwner { name });
+        }
+        let asked = self.ch.ask_all(questions);
+        // Remove before looking at the answers, so a protocol error leaves nothing behind.
         let mut cleanup = Vec::new();
         for (kind, id) in [(SysvKind::Shm, shm), (SysvKind::Sem, sem), (SysvKind::Msg, msg)] {
             if let Ok(id) = id {
@@ -489,20 +499,31 @@ impl<'a> Observer<'a> {
         if mq.is_ok() {
             cleanup.push(sys::mq_remove(&n.mq_name).map(drop));
         }
-        let host_saw = match asked? {
-            HostAnswer::Ipc { seen } => seen,
-            other => return Err(unexpected(other, "check the probe's IPC objects")),
+        let file = file.and_then(|()| fs::remove_file(&path).ctx(|| format!("remove {path}")));
+        let mut answers = asked?.into_iter();
+        let ipc = match answers.next() {
+            Some(HostAnswer::Ipc { seen }) => seen,
+            other => return Err(unexpected_or_none(other, "check the probe's IPC objects")),
         };
-        if let Some(Err(e)) = cleanup.into_iter().find(Result::is_err) {
-            return Err(ProbeError::Sys { what: "remove the probe's IPC objects".into(), source: e });
-        }
-        // An object the kernel refused to create is reported as such (e.g. EOVERFLOW: a creator
-        // whose uid the IPC namespace's user namespace does not map), not as a broken protocol.
-        let failed: Vec<String> = [("shm", shm.err()), ("sem", sem.err()), ("msg", msg.err()), ("mq", mq.err())]
-            .into_iter()
-            .filter_map(|(what, e)| e.map(|e| format!("{what}: {e}")))
-            .collect();
-        Ok(Fact::OwnIpc { created, host_saw, failed })
+        let ipc = match cleanup.into_iter().find(Result::is_err) {
+            Some(Err(e)) => Err(ProbeError::Sys { what: "remove the probe's IPC objects".into(), source: e }),
+            _ => {
+                // An object the kernel refused to create is reported as such (e.g. EOVERFLOW: a
+                // creator whose uid the IPC namespace's user namespace does not map), not as a
+                // broken protocol.
+                let failed: Vec<String> =
+                    [("shm", shm.err()), ("sem", sem.err()), ("msg", msg.err()), ("mq", mq.err())]
+                        .into_iter()
+                        .filter_map(|(what, e)| e.map(|e| format!("{what}: {e}")))
+                        .collect();
+                Ok(Fact::OwnIpc { created, host_saw: ipc, failed })
+            }
+        };
+        let owner = file.and_then(|()| match answers.next() {
+            Some(HostAnswer::Owner { uid, gid }) => Ok(Fact::FileOwner { uid, gid }),
+            other => Err(unexpected_or_none(other, "stat the probe's file")),
+        });
+        Ok([("own-ipc".into(), ipc), ("file-owner".into(), owner)])
     }
 
     // ---- net ----
@@ -558,18 +579,6 @@ impl<'a> Observer<'a> {
         let lines = sys::parse_id_map(&text)
             .ok_or_else(|| ProbeError::Protocol(format!("unparsable /proc/{file}: {text:?}")))?;
         Ok(Fact::IdMap { ids, lines })
-    }
-
-    fn file_owner(&mut self) -> Result<Fact, ProbeError> {
-        let name = format!("owner-{}-{}", getpid(), sys::clock_gettime_vdso(libc::CLOCK_MONOTONIC).unwrap_or(0));
-        let path = format!("{}/{name}", self.case.sentinels.user.scratch_dir);
-        File::create(&path).ctx(|| format!("create {path}"))?;
-        let asked = self.ch.ask(HostQuestion::ScratchFileOwner { name });
-        fs::remove_file(&path).ctx(|| format!("remove {path}"))?;
-        match asked? {
-            HostAnswer::Owner { uid, gid } => Ok(Fact::FileOwner { uid, gid }),
-            other => Err(unexpected(other, "stat the probe's file")),
-        }
     }
 
     // ---- cgroup ----
@@ -704,6 +713,14 @@ pub(super) fn unexpected(a: HostAnswer, what: &str) -> ProbeError {
         HostAnswer::Failed { error } => ProbeError::Protocol(format!("the host could not {what}: {error}")),
         HostAnswer::Unavailable { reason } => ProbeError::Protocol(format!("the host cannot {what}: {reason}")),
         other => ProbeError::Protocol(format!("unexpected answer when asking the host to {what}: {other:?}")),
+    }
+}
+
+/// [`unexpected`] of one of the answers to questions asked together, or of its absence.
+fn unexpected_or_none(a: Option<HostAnswer>, what: &str) -> ProbeError {
+    match a {
+        Some(a) => unexpected(a, what),
+        None => ProbeError::Protocol(format!("no answer when asking the host to {what}")),
     }
 }
 

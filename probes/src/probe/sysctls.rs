@@ -13,7 +13,8 @@
 //! says its own values; for the uts group it takes the domainname lock) and
 //! [`HostQuestion::SysctlCheck`] (the host reads its values again, restores whatever changed to
 //! one of the probe's, and keeps what it saw for the judge). A holder (a container a joiner will enter) then puts its own values
-//! back, so that the joiner finds the container as the spec made it.
+//! back, so that the joiner finds the container as the spec made it. The uts group's check and the
+//! rest's announcement are asked together (`write_groups`).
 //!
 //! What it must never do: write an entry of a namespace that is the harness's, or a global entry.
 
@@ -136,13 +137,9 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
     // The uts entries apart: the host compares them under the domainname lock (the domainname
     // check changes the host's on purpose), the rest with its values of the run's start, unlocked.
     let (uts, rest): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| t.kind == NsKind::Uts);
-    let mut targets = Vec::new();
-    let mut written = Vec::new();
-    for group in [uts, rest].into_iter().filter(|g| !g.is_empty()) {
-        let w = write_all(ch, &group, &mut skipped)?;
-        written.extend(w.into_iter().map(|(i, w)| (targets.len() + i, w)));
-        targets.extend(group);
-    }
+    let groups: Vec<Vec<Target>> = [uts, rest].into_iter().filter(|g| !g.is_empty()).collect();
+    let written = write_groups(ch, &groups, &mut skipped)?;
+    let targets: Vec<Target> = groups.into_iter().flatten().collect();
     if setup.restore {
         // Put back what this probe wrote, so that a joiner finds the container as it was made. Not
         // every value can be: the `*_next_id` entries read -1 until set, and take no -1 (the
@@ -242,23 +239,66 @@ fn plan(
     Ok(())
 }
 
-/// Announces, writes every target, and has the host look. Returns the written ones by target
-/// index.
-fn write_all(
+/// Announces, writes and has the host look at each group in turn; returns the written entries by
+/// their index in the groups laid end to end. The check of one group and the announcement of the
+/// next are asked together (one round trip): the host checks (and, for the uts group, unlocks)
+/// before it records the next group's candidates, and the probe writes none of the next group
+/// before it has the answers.
+fn write_groups(
     ch: &mut Channel,
-    targets: &[Target],
+    groups: &[Vec<Target>],
     skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
 ) -> Result<Vec<(usize, SysctlWrite)>, ProbeError> {
+    let Some(first) = groups.first() else { return Ok(Vec::new()) };
+    let mut host_before = host_values(ch.ask(announce(first))?, first.len())?;
+    let mut written = Vec::new();
+    let mut offset = 0;
+    for (i, group) in groups.iter().enumerate() {
+        let accepted = write_group(group, &host_before, skipped);
+        // Always asked: the host compares and restores (and unlocks) on it, and keeps what it saw.
+        let check = HostQuestion::SysctlCheck { written: accepted.iter().map(|(i, _)| *i as u32).collect() };
+        let next = groups.get(i + 1);
+        let mut answers = ch.ask_all([check].into_iter().chain(next.map(|g| announce(g))).collect())?.into_iter();
+        match answers.next() {
+            Some(HostAnswer::Ack) => {}
+            Some(other) => return Err(unexpected(other, "check the host's sysctls")),
+            None => return Err(ProbeError::Protocol("no answer to the sysctl check".into())),
+        }
+        written.extend(read_back(group, accepted, skipped).into_iter().map(|(j, w)| (offset + j, w)));
+        offset += group.len();
+        if let Some(next) = next {
+            let answer = answers.next().ok_or_else(|| ProbeError::Protocol("no answer to the sysctl writes".into()))?;
+            host_before = host_values(answer, next.len())?;
+        }
+    }
+    Ok(written)
+}
+
+/// The announcement of `targets`' writes, with the candidates of each.
+fn announce(targets: &[Target]) -> HostQuestion {
     let entries =
         targets.iter().map(|t| SysctlPlan { path: t.path.clone(), candidates: t.candidates.clone() }).collect();
-    let host_before = match ch.ask(HostQuestion::SysctlBegin { entries })? {
-        HostAnswer::SysctlValues { values } if values.len() == targets.len() => values,
-        other => return Err(unexpected(other, "announce the sysctl writes")),
-    };
-    // Written with the first value the kernel takes, unlike the host's too, or a leak would not
-    // show (ns_last_pid moves by itself). Nothing is read back meanwhile: the host waits.
+    HostQuestion::SysctlBegin { entries }
+}
+
+/// The host's values of `n` announced entries, from its answer to the announcement.
+fn host_values(answer: HostAnswer, n: usize) -> Result<Vec<Option<String>>, ProbeError> {
+    match answer {
+        HostAnswer::SysctlValues { values } if values.len() == n => Ok(values),
+        other => Err(unexpected(other, "announce the sysctl writes")),
+    }
+}
+
+/// Writes each target with the first value the kernel takes, unlike the host's too, or a leak
+/// would not show (ns_last_pid moves by itself). Nothing is read back meanwhile: the host waits.
+/// Returns the accepted writes by target index; the others go to `skipped`.
+fn write_group(
+    targets: &[Target],
+    host_before: &[Option<String>],
+    skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
+) -> Vec<(usize, String)> {
     let mut accepted: Vec<(usize, String)> = Vec::new();
-    for (i, (t, host)) in targets.iter().zip(&host_before).enumerate() {
+    for (i, (t, host)) in targets.iter().zip(host_before).enumerate() {
         let mut errors = Vec::new();
         for c in t.candidates.iter().filter(|c| t.volatile || host.as_deref() != Some(c.as_str())) {
             match sysctl::write_fd(&t.fd, c) {
@@ -276,15 +316,17 @@ fn write_all(
         };
         skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
     }
-    // Always asked: the host compares and restores (and unlocks) on it, and keeps what it saw.
-    let indices = accepted.iter().map(|(i, _)| *i as u32).collect();
-    match ch.ask(HostQuestion::SysctlCheck { written: indices })? {
-        HostAnswer::Ack => {}
-        other => return Err(unexpected(other, "check the host's sysctls")),
-    }
-    // What each entry holds once every write is made (a later write may have changed an earlier
-    // entry: conf/all/forwarding and ip_forward are one setting, and a value may be taken but
-    // changed, or ignored): what the host and the joined container are compared with.
+    accepted
+}
+
+/// What each accepted entry holds once every write of its group is made (a later write may have
+/// changed an earlier entry: conf/all/forwarding and ip_forward are one setting, and a value may
+/// be taken but changed, or ignored): what the host and the joined container are compared with.
+fn read_back(
+    targets: &[Target],
+    accepted: Vec<(usize, String)>,
+    skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
+) -> Vec<(usize, SysctlWrite)> {
     let mut written = Vec::new();
     for (i, value) in accepted {
         let t: &Target = &targets[i];
@@ -302,7 +344,7 @@ fn write_all(
         };
         skipped.entry(t.kind).or_default().push(SysctlSkip { path: t.path.clone(), why });
     }
-    Ok(written)
+    written
 }
 
 /// The capability tests of `entries` (of `kind`'s table): those of the named entries that are
