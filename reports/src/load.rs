@@ -178,7 +178,7 @@ pub fn write_json(doc: &Document, mut out: impl std::io::Write) -> std::io::Resu
 }
 
 /// Streams `doc` to `out` as JSON without indentation, on one line: the form `isoprobe run`
-/// saves. A report of the namespace matrix is some 8 MB so and 15 MB pretty, and the run writes it
+/// saves. A report of the namespace matrix is some 8 MB this way and 15 MB pretty, and the run writes it
 /// last, on one CPU, after every case is done: 21 ms instead of 41 (this machine, issue 17).
 /// `isoprobe report -f json` prints the pretty form ([`to_json`]).
 pub fn write_compact_json(doc: &Document, mut out: impl std::io::Write) -> std::io::Result<()> {
