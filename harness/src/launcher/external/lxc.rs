@@ -220,17 +220,23 @@ fn log_args(log: &Path) -> [String; 4] {
     ["-o".into(), log.to_string_lossy().into_owned(), "-l".into(), "DEBUG".into()]
 }
 
-/// `e` with the end of liblxc's log of the start appended, when it failed to launch.
+/// `e` with the end of liblxc's log of the start appended, when the start failed or hung.
 fn with_log_tail(e: HarnessError, log: &Path) -> HarnessError {
-    let HarnessError::Launch(msg) = e else { return e };
-    let tail = match fs::read_to_string(log) {
-        Ok(text) => {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
-        }
-        Err(err) => format!("(unreadable: {err})"),
+    let tail = || {
+        let tail = match fs::read_to_string(log) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+            }
+            Err(err) => format!("(unreadable: {err})"),
+        };
+        format!("\nthe last lines of liblxc's log ({}):\n{tail}", log.display())
     };
-    HarnessError::Launch(format!("{msg}\nthe last lines of liblxc's log ({}):\n{tail}", log.display()))
+    match e {
+        HarnessError::Launch(msg) => HarnessError::Launch(msg + &tail()),
+        HarnessError::Timeout { after, during } => HarnessError::Timeout { after, during: during + &tail() },
+        other => other,
+    }
 }
 
 /// Which maps LXC can write here. As root it writes any map itself, except that when shadow's
@@ -420,10 +426,10 @@ mod tests {
         config_text(&spec, Path::new("/tmp/isoprobe-x/case-1"), "isoprobe-x-1-lxc", &[])
     }
 
-    /// A failed start quotes the end of liblxc's log; any other error, and a log that is missing,
-    /// are said as they are.
+    /// A failed or hung start quotes the end of liblxc's log (or why it could not be read); any
+    /// other error is left as it is.
     #[test]
-    fn a_failed_start_quotes_the_end_of_the_log() {
+    fn a_failed_or_hung_start_quotes_the_end_of_the_log() {
         let dir = tempfile::Builder::new().prefix("isoprobe-lxc-log-test-").tempdir().unwrap();
         let log = dir.path().join(EXECUTE_LOG);
         let text: String = (1..=20).map(|i| format!("lxc-execute 1.{i} DEBUG start - step {i}\n")).collect();
@@ -436,8 +442,11 @@ mod tests {
         assert!(msg.starts_with("the launcher's process ended (exit 1)\nthe last lines of liblxc's log ("), "{msg}");
         let missing = with_log_tail(launch(), &dir.path().join("none.log")).to_string();
         assert!(missing.contains("(unreadable: ") && missing.contains("No such file"), "{missing}");
-        let timeout = HarnessError::Timeout { after: std::time::Duration::ZERO, during: "x".into() };
-        assert!(matches!(with_log_tail(timeout, &log), HarnessError::Timeout { .. }));
+        let timeout = HarnessError::Timeout { after: std::time::Duration::ZERO, during: "waiting".into() };
+        let HarnessError::Timeout { during, .. } = with_log_tail(timeout, &log) else { panic!("not a timeout") };
+        assert!(during.starts_with("waiting\nthe last lines") && during.ends_with("step 20"), "{during}");
+        let unchanged = HarnessError::Protocol("y".into());
+        assert!(matches!(with_log_tail(unchanged, &log), HarnessError::Protocol(m) if m == "y"));
     }
 
     #[test]
