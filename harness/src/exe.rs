@@ -25,10 +25,13 @@ pub fn write_executable(to: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Copies the file `from` to `to` and gives the copy mode 0755.
 pub fn copy_executable(from: &Path, to: &Path) -> io::Result<()> {
-    with_private_fd_table(|| {
-        fs::copy(from, to)?;
-        fs::set_permissions(to, fs::Permissions::from_mode(0o755))
-    })
+    with_private_fd_table(|| copy_whole(from, to))
+}
+
+/// [`copy_executable`] on the calling thread.
+fn copy_whole(from: &Path, to: &Path) -> io::Result<()> {
+    fs::copy(from, to)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755))
 }
 
 /// Copies the part of the executable `from` the kernel loads to `to`, mode 0755: an ELF file's
@@ -47,8 +50,7 @@ pub fn copy_loaded_image(from: &Path, to: &Path) -> io::Result<()> {
         let mut src = fs::File::open(from)?;
         let Some(len) = elf::loaded_len(&mut src)? else {
             drop(src);
-            fs::copy(from, to)?;
-            return fs::set_permissions(to, fs::Permissions::from_mode(0o755));
+            return copy_whole(from, to);
         };
         let dst = fs::File::create(to)?;
         src.seek(SeekFrom::Start(0))?;

@@ -321,9 +321,7 @@ impl<'a> Observer<'a> {
         let mut answers = asked?.into_iter();
         let sentinel = match seen {
             Err(reason) => Ok(Fact::SentinelMount { visible: None, detail: reason }),
-            Ok(seen) => answers
-                .next()
-                .ok_or_else(|| ProbeError::Protocol("no answer to the sentinel's unmount".into()))
+            Ok(seen) => next_answer(&mut answers, "unmount the sentinel")
                 .and_then(|a| expect_ack(a, "unmount the sentinel"))
                 .and_then(|()| match seen {
                     Ok(text) if text.trim() == m.marker_token => Ok(Fact::SentinelMount {
@@ -340,9 +338,7 @@ impl<'a> Observer<'a> {
                     Err(e) => Err(ProbeError::Io { what: format!("read {path}"), source: e }),
                 }),
         };
-        let own = answers
-            .next()
-            .ok_or_else(|| ProbeError::Protocol("no answer to the look for the probe's mount".into()))
+        let own = next_answer(&mut answers, "check the probe's mount")
             .and_then(|a| expect_seen(a, "check the probe's mount"))
             .and_then(|seen| unmounted.map(|()| Fact::OwnMount { attempt, host_saw: seen }));
         Ok([("sentinel-mount".into(), sentinel), ("own-mount".into(), own)])
@@ -501,9 +497,9 @@ impl<'a> Observer<'a> {
         }
         let file = file.and_then(|()| fs::remove_file(&path).ctx(|| format!("remove {path}")));
         let mut answers = asked?.into_iter();
-        let ipc = match answers.next() {
-            Some(HostAnswer::Ipc { seen }) => seen,
-            other => return Err(unexpected_or_none(other, "check the probe's IPC objects")),
+        let ipc = match next_answer(&mut answers, "check the probe's IPC objects")? {
+            HostAnswer::Ipc { seen } => seen,
+            other => return Err(unexpected(other, "check the probe's IPC objects")),
         };
         let ipc = match cleanup.into_iter().find(Result::is_err) {
             Some(Err(e)) => Err(ProbeError::Sys { what: "remove the probe's IPC objects".into(), source: e }),
@@ -519,9 +515,9 @@ impl<'a> Observer<'a> {
                 Ok(Fact::OwnIpc { created, host_saw: ipc, failed })
             }
         };
-        let owner = file.and_then(|()| match answers.next() {
-            Some(HostAnswer::Owner { uid, gid }) => Ok(Fact::FileOwner { uid, gid }),
-            other => Err(unexpected_or_none(other, "stat the probe's file")),
+        let owner = file.and_then(|()| match next_answer(&mut answers, "stat the probe's file")? {
+            HostAnswer::Owner { uid, gid } => Ok(Fact::FileOwner { uid, gid }),
+            other => Err(unexpected(other, "stat the probe's file")),
         });
         Ok([("own-ipc".into(), ipc), ("file-owner".into(), owner)])
     }
@@ -716,12 +712,13 @@ pub(super) fn unexpected(a: HostAnswer, what: &str) -> ProbeError {
     }
 }
 
-/// [`unexpected`] of one of the answers to questions asked together, or of its absence.
-fn unexpected_or_none(a: Option<HostAnswer>, what: &str) -> ProbeError {
-    match a {
-        Some(a) => unexpected(a, what),
-        None => ProbeError::Protocol(format!("no answer when asking the host to {what}")),
-    }
+/// The next of the answers to questions asked together (`Channel::ask_all`), the one to the
+/// question asking the host to `what`.
+pub(super) fn next_answer(
+    answers: &mut impl Iterator<Item = HostAnswer>,
+    what: &str,
+) -> Result<HostAnswer, ProbeError> {
+    answers.next().ok_or_else(|| ProbeError::Protocol(format!("no answer when asking the host to {what}")))
 }
 
 #[cfg(test)]

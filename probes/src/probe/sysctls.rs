@@ -35,7 +35,7 @@ use crate::wire::{
 use super::args::PROBE_NAME;
 use super::channel::Channel;
 use super::error::{Context, ProbeError};
-use super::observe::unexpected;
+use super::observe::{expect_ack, next_answer, unexpected};
 
 /// What the run needs besides the channel.
 pub struct Setup<'a> {
@@ -259,16 +259,11 @@ fn write_groups(
         let check = HostQuestion::SysctlCheck { written: accepted.iter().map(|(i, _)| *i as u32).collect() };
         let next = groups.get(i + 1);
         let mut answers = ch.ask_all([check].into_iter().chain(next.map(|g| announce(g))).collect())?.into_iter();
-        match answers.next() {
-            Some(HostAnswer::Ack) => {}
-            Some(other) => return Err(unexpected(other, "check the host's sysctls")),
-            None => return Err(ProbeError::Protocol("no answer to the sysctl check".into())),
-        }
+        expect_ack(next_answer(&mut answers, "check the host's sysctls")?, "check the host's sysctls")?;
         written.extend(read_back(group, accepted, skipped).into_iter().map(|(j, w)| (offset + j, w)));
         offset += group.len();
         if let Some(next) = next {
-            let answer = answers.next().ok_or_else(|| ProbeError::Protocol("no answer to the sysctl writes".into()))?;
-            host_before = host_values(answer, next.len())?;
+            host_before = host_values(next_answer(&mut answers, "announce the sysctl writes")?, next.len())?;
         }
     }
     Ok(written)
