@@ -27,7 +27,7 @@ use isoprobe_reports::model::{Report, Suite};
 use isoprobe_reports::record::{
     self, CaseAssessment, CaseOutcome, LatencyResult, LatencyRow, LauncherHeader, StartLatency,
 };
-use isoprobe_reports::render::text::{launcher_table, summary_table};
+use isoprobe_reports::render::text::{defect_lines, launcher_table, summary_table};
 
 use crate::{RunArgs, Selection};
 
@@ -259,6 +259,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         println!("SKIP {n} cases: needs {requirement}: {reason}");
     }
     print!("{}", summary_table(&report));
+    print!("{}", defect_lines(&report));
     if conformance {
         print!("\n{}", launcher_table(&report));
     }

@@ -41,6 +41,10 @@ pub enum HarnessError {
     /// An internal promise of isoprobe was broken: a bug, never the subject's doing.
     #[error("internal error (a bug in isoprobe): {0}")]
     Internal(String),
+    /// The tool failed to start on a known defect of its own (see [`crate::launcher::defect`]):
+    /// the start may be made again.
+    #[error("launch: {error} (a known defect of the tool, {}: {}; fixed by {})", defect.id, defect.summary, defect.fixed)]
+    KnownDefect { defect: &'static crate::launcher::defect::KnownDefect, error: String },
     #[error("timed out after {after:.1?} {during}")]
     Timeout { after: Duration, during: String },
     #[error(transparent)]

@@ -19,6 +19,7 @@ use crate::conversation::{Streams, Transcript, ask_holder, converse, send_hello}
 use crate::error::{Context, HarnessError};
 use crate::host::{HostSide, PeerRead};
 use crate::judge::{self, HostView, Seen};
+use crate::launcher::defect::{DEFECT_ATTEMPTS, DefectHit};
 use crate::launcher::process::describe;
 use crate::launcher::{Launcher, StartContext, Started, can_run, registry};
 use crate::oracle::expect;
@@ -147,6 +148,7 @@ impl Harness {
             join_mismatches: Vec::new(),
             duration: Duration::ZERO,
             phases: Phases::default(),
+            defects: Vec::new(),
         };
         let mut phases = Phases::default();
         if let Err(e) = launched.validate().and_then(|()| oracle.validate()) {
@@ -175,7 +177,7 @@ impl Harness {
             out.duration = started.elapsed();
             return out;
         }
-        match self.execute(&launched, &effective, plant, &mut phases) {
+        match self.execute(&launched, &effective, plant, &mut phases, &mut out.defects) {
             Ok(raw) => phases.time(Phase::Judge, || {
                 out.runs = raw.iter().map(|r| judge_run(r, &oracle, runner)).collect();
                 if let [container, joiner] = raw.as_slice() {
@@ -197,10 +199,11 @@ impl Harness {
         effective: &Resolved,
         plant: NsSet,
         phases: &mut Phases,
+        defects: &mut Vec<DefectHit>,
     ) -> Result<Vec<RawRun>, HarnessError> {
         let id = self.next_case.fetch_add(1, Ordering::Relaxed);
         let case = phases.time(Phase::Setup, || CaseEnv::create(&self.run, spec, id, self.cgroup_root.as_deref()))?;
-        let raw = self.execute_in(spec, effective, plant, &case, phases);
+        let raw = self.execute_in(spec, effective, plant, &case, phases, defects);
         phases.time(Phase::Teardown, || drop(case));
         raw
     }
@@ -213,6 +216,7 @@ impl Harness {
         plant: NsSet,
         case: &CaseEnv,
         phases: &mut Phases,
+        defects: &mut Vec<DefectHit>,
     ) -> Result<Vec<RawRun>, HarnessError> {
         // The timeout is the probe's: it starts once the case is set up, which for a timing
         // case includes waiting for other timing cases (see `limits::case`).
@@ -221,7 +225,8 @@ impl Harness {
         let launcher = registry::launcher(spec.launcher);
         let ctx = |spec, effective, hold| StartContext { spec, effective, case, run: &self.run, deadline, hold, plant };
         if !spec.launcher.joins() {
-            let mut p = phases.time(Phase::Spawn, || start(launcher, &ctx(spec, effective, false)))?;
+            let mut p =
+                phases.time(Phase::Spawn, || start_anew(defects, || start(launcher, &ctx(spec, effective, false))))?;
             if let Some(l) = case.limits.as_ref().filter(|l| l.by_tool()) {
                 // The tool created the case's cgroup and wrote its limits: the host's answers
                 // (peak, OOM kills, throttling, usage) come from there.
@@ -241,7 +246,10 @@ impl Harness {
         let container_spec = spec.launched_by(spec.launcher.container_launcher());
         let container_effective = registry::effective(container_spec.launcher, &container_spec, self.run.runner).spec;
         let mut holder = phases.time(Phase::Spawn, || {
-            launcher.start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, &container_effective, true) })
+            start_anew(defects, || {
+                launcher
+                    .start(&StartContext { plant: NsSet::EMPTY, ..ctx(&container_spec, &container_effective, true) })
+            })
         })?;
         let plan = holder.init.clone();
         let (ht, hhost, mut hstreams) =
@@ -481,6 +489,25 @@ fn start(launcher: &dyn Launcher, ctx: &StartContext<'_>) -> Result<Started, Har
     launcher.start(ctx)
 }
 
+/// Runs `start` until it starts the container or fails other than on a known defect of the tool,
+/// up to [`DEFECT_ATTEMPTS`] starts in all; each start that failed on one is kept in `defects`
+/// (see [`crate::launcher::defect`]: it ran no probe, and its host objects went with it).
+fn start_anew<T>(
+    defects: &mut Vec<DefectHit>,
+    mut start: impl FnMut() -> Result<T, HarnessError>,
+) -> Result<T, HarnessError> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(HarnessError::KnownDefect { defect, error }) if attempt < DEFECT_ATTEMPTS => {
+                defects.push(DefectHit::new(defect, attempt, error));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Closes the probe's stdin, waits for it to exit, collects the rest of its stderr, and removes
 /// what the launcher created; anything left behind fails the case.
 fn finish(
@@ -565,4 +592,47 @@ fn join_mismatches(container: &RawRun, joiner: &RawRun, spec: &CaseSpec) -> Vec<
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launcher::external::lxc::CAPS_TEXT_FREED;
+
+    fn defect(n: u32) -> HarnessError {
+        HarnessError::KnownDefect { defect: &CAPS_TEXT_FREED, error: format!("abort {n}") }
+    }
+
+    /// A start is made again only while it fails on a known defect, up to DEFECT_ATTEMPTS starts;
+    /// every failed one is kept, and the last failure is the case's error.
+    #[test]
+    fn only_starts_that_fail_on_a_known_defect_are_made_again() {
+        let mut hits = Vec::new();
+        let mut n = 0;
+        let started = start_anew(&mut hits, || {
+            n += 1;
+            if n < DEFECT_ATTEMPTS { Err(defect(n)) } else { Ok(n) }
+        });
+        assert_eq!(started.unwrap(), DEFECT_ATTEMPTS);
+        let kept: Vec<(u32, &str)> = hits.iter().map(|h| (h.attempt, h.error.as_str())).collect();
+        assert_eq!(kept, [(1, "abort 1"), (2, "abort 2")]);
+        assert!(hits.iter().all(|h| h.defect == "lxc/lxc#4670"));
+
+        let (mut hits, mut n) = (Vec::new(), 0);
+        let e = start_anew(&mut hits, || -> Result<(), _> {
+            n += 1;
+            Err(defect(n))
+        });
+        assert!(
+            matches!(e, Err(HarnessError::KnownDefect { error, .. }) if error == format!("abort {DEFECT_ATTEMPTS}"))
+        );
+        assert_eq!((n, hits.len() as u32), (DEFECT_ATTEMPTS, DEFECT_ATTEMPTS - 1));
+
+        let (mut hits, mut n) = (Vec::new(), 0);
+        let e = start_anew(&mut hits, || -> Result<(), _> {
+            n += 1;
+            Err(HarnessError::Launch("exit 1".into()))
+        });
+        assert!(matches!(e, Err(HarnessError::Launch(_))) && n == 1 && hits.is_empty());
+    }
 }

@@ -184,6 +184,14 @@ impl IdMaps {
             .map(|l| l.outside + (inside - l.inside))
     }
 
+    /// The id inside that `outside` maps from, if any: whether the map maps that id at all.
+    pub fn inside(lines: &[IdMapLine], outside: u32) -> Option<u32> {
+        lines
+            .iter()
+            .find(|l| outside >= l.outside && u64::from(outside) < u64::from(l.outside) + u64::from(l.count))
+            .map(|l| l.inside + (outside - l.outside))
+    }
+
     /// The text the kernel takes in (and prints back from) `/proc/<pid>/uid_map`.
     pub fn to_proc_text(lines: &[IdMapLine]) -> String {
         lines.iter().map(|l| format!("{l}\n")).collect()

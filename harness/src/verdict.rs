@@ -193,6 +193,10 @@ pub struct CaseOutcome {
     /// Where that time went, phase by phase (see [`crate::phases`]).
     #[serde(default, skip_serializing_if = "Phases::is_empty")]
     pub phases: Phases,
+    /// Starts that failed on a known defect of the tool and were made again (see
+    /// [`crate::launcher::defect`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defects: Vec<crate::launcher::defect::DefectHit>,
 }
 
 /// A requirement that was not met.

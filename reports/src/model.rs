@@ -337,6 +337,60 @@ impl Report {
         }
         out
     }
+
+    /// The known tool defects this run's starts hit, by defect (see [`DefectTally`]).
+    pub fn defect_hits(&self) -> Vec<DefectTally> {
+        let mut by_id: BTreeMap<&str, DefectTally> = BTreeMap::new();
+        for (_, case) in self.cases() {
+            for hit in &case.defects {
+                let t = by_id.entry(&hit.defect).or_insert_with(|| DefectTally::new(&hit.defect));
+                t.starts += 1;
+                if t.cases.last() != Some(&case.name) {
+                    t.cases.push(case.name.clone());
+                }
+            }
+        }
+        by_id.into_values().collect()
+    }
+}
+
+/// The starts of a run that failed on one known defect of a tool and were made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefectTally {
+    pub id: String,
+    /// What this isoprobe knows of it (an older report may name a defect a newer isoprobe no
+    /// longer lists).
+    pub summary: String,
+    pub fixed: String,
+    /// Failed starts, and the cases they were of (a case may hit it more than once).
+    pub starts: usize,
+    pub cases: Vec<String>,
+}
+
+impl DefectTally {
+    fn new(id: &str) -> DefectTally {
+        let known = isoprobe_harness::launcher::defect::known(id);
+        DefectTally {
+            id: id.to_owned(),
+            summary: known.map_or("not a defect this isoprobe knows", |d| d.summary).to_owned(),
+            fixed: known.map_or("unknown", |d| d.fixed).to_owned(),
+            starts: 0,
+            cases: Vec::new(),
+        }
+    }
+
+    /// One line: the defect, how often, where, what it is.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} failed start{} made again ({}): {}; fixed by {}",
+            self.id,
+            self.starts,
+            if self.starts == 1 { "" } else { "s" },
+            self.cases.join(", "),
+            self.summary,
+            self.fixed
+        )
+    }
 }
 
 /// What a check of a case amounts to over all its probe runs: the worst verdict (fail, then
@@ -465,6 +519,43 @@ mod tests {
     use super::*;
     use crate::strategy::{self, assert_round_trip};
     use crate::testing::{HOSTNAME, SIGNAL, case, fingerprint, pass, skip};
+
+    /// Starts that failed on a known defect are counted per defect, with what the harness knows
+    /// of it, and shown by the Markdown, HTML and terminal summaries; a run without any shows none.
+    #[test]
+    fn known_defect_hits_are_counted_and_shown() {
+        use crate::record::DefectHit;
+        let hit =
+            |attempt| DefectHit { defect: "lxc/lxc#4670".into(), attempt, error: "free(): invalid pointer".into() };
+        let twice = CaseOutcome { defects: vec![hit(1), hit(2)], ..case("lxc/host/mnt+user", &[]) };
+        let once = CaseOutcome { defects: vec![hit(1)], ..case("lxc/host/pid+mnt+user", &[]) };
+        let r =
+            crate::testing::run_report(vec![Suite::new("launchers", vec![twice, once, case("clone3/host/pid", &[])])]);
+        let hits = r.defect_hits();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(
+            (hits[0].starts, hits[0].cases.as_slice()),
+            (3, &["lxc/host/mnt+user".to_owned(), "lxc/host/pid+mnt+user".to_owned()][..])
+        );
+        assert!(
+            hits[0].summary.contains("free(): invalid pointer") && hits[0].fixed.contains("lxc/lxc#4685"),
+            "{hits:?}"
+        );
+        let line = hits[0].line();
+        assert!(
+            line.starts_with("lxc/lxc#4670: 3 failed starts made again (lxc/host/mnt+user, lxc/host/pid+mnt+user): "),
+            "{line}"
+        );
+        assert!(crate::render::markdown::render(Some(&r), None).contains("### Known tool defects hit"));
+        assert!(crate::render::html::render(Some(&r), None).contains("<section id=\"defects\">"));
+        assert_eq!(crate::render::text::defect_lines(&r), format!("known tool defect {line}\n"));
+        let none = crate::testing::run_report(vec![Suite::new("launchers", vec![case("clone3/host/pid", &[])])]);
+        assert!(none.defect_hits().is_empty() && crate::render::text::defect_lines(&none).is_empty());
+        assert!(!crate::render::markdown::render(Some(&none), None).contains("Known tool defects"));
+        let unknown = CaseOutcome { defects: vec![DefectHit { defect: "x#1".into(), ..hit(1) }], ..case("c", &[]) };
+        let r = crate::testing::run_report(vec![Suite::new("s", vec![unknown])]);
+        assert_eq!(r.defect_hits()[0].summary, "not a defect this isoprobe knows");
+    }
 
     proptest! {
         // A report holds every other record; fewer, larger cases.

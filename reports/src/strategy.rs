@@ -23,10 +23,10 @@ use crate::bench::{BenchCase, BenchKind, BenchSummary, HarnessOverhead};
 use crate::model::{Report, ReportKind, Suite};
 use crate::record::{
     CaseAssessment, CaseOutcome, CaseSpec, CgroupInfo, CgroupLayout, CgroupRules, CgroupV1Hierarchy, CheckId,
-    CheckResult, CpuInfo, CpuMax, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor, IdMapLine,
-    IdMaps, KernelConfig, KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, LauncherKind,
-    LimitCheck, LimitResult, LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode, Skip,
-    StartLatency, SysctlStripe, TimeOffsets, Tool, ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
+    CheckResult, CpuInfo, CpuMax, DefectHit, Exercise, ExplainedDifference, Fingerprint, HugetlbMax, Hypervisor,
+    IdMapLine, IdMaps, KernelConfig, KernelInfo, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader,
+    LauncherKind, LimitCheck, LimitResult, LimitSpec, Limits, NsSet, PHASE_ORDER, Phases, ProbeRun, Role, RootfsMode,
+    Skip, StartLatency, SysctlStripe, TimeOffsets, Tool, ToolDefaultNote, ToolVersion, UserInfo, UsernsPolicy, Verdict,
 };
 
 /// How many elements a generated collection holds at most.
@@ -135,8 +135,9 @@ pub fn case_outcome() -> impl Strategy<Value = CaseOutcome> {
         texts(),
         duration(),
         phases(),
+        vec(defect_hit(), 0..=2),
     )
-        .prop_map(|(name, spec, skipped, error, runs, join_mismatches, duration, phases)| CaseOutcome {
+        .prop_map(|(name, spec, skipped, error, runs, join_mismatches, duration, phases, defects)| CaseOutcome {
             name,
             spec,
             skipped,
@@ -145,7 +146,12 @@ pub fn case_outcome() -> impl Strategy<Value = CaseOutcome> {
             join_mismatches,
             duration,
             phases,
+            defects,
         })
+}
+
+fn defect_hit() -> impl Strategy<Value = DefectHit> {
+    (text(), 1..=3u32, text()).prop_map(|(defect, attempt, error)| DefectHit { defect, attempt, error })
 }
 
 pub fn phases() -> impl Strategy<Value = Phases> {

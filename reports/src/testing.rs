@@ -73,6 +73,7 @@ pub fn case(name: &str, checks: &[(CheckId, Verdict)]) -> CaseOutcome {
         join_mismatches: Vec::new(),
         duration: Duration::from_millis(5),
         phases: Default::default(),
+        defects: Vec::new(),
     }
 }
 

@@ -8,7 +8,7 @@
 #![deny(unsafe_code)]
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use isoprobe_harness::requirement::expected_from_env;
 use isoprobe_harness::snapshot::HostSnapshot;
@@ -50,10 +50,44 @@ pub fn suite_main(make: impl FnOnce(&Arc<Harness>) -> Vec<Trial>) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
+    print_defects();
     eprintln!(
         "host snapshot unchanged (hostname, domainname, namespaced sysctls, mounts, SysV IPC, links, cgroups, /tmp, /dev nodes, processes, loop devices, tool state)"
     );
     conclusion.exit_code()
+}
+
+/// Every start of the suite that failed on a known defect of its tool: (case, defect).
+static DEFECT_HITS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Prints the starts of `outcome` that failed on a known defect of the tool and were made again,
+/// each with the tool's error, and keeps them for the suite's summary. Every trial calls it on
+/// its outcome: the case's verdicts are those of the start that ran the probe.
+pub fn note_defects(outcome: &CaseOutcome) {
+    for hit in &outcome.defects {
+        eprintln!(
+            "{}: start {} failed on a known defect of the tool, {}, and was made again: {}",
+            outcome.name, hit.attempt, hit.defect, hit.error
+        );
+        DEFECT_HITS.lock().unwrap_or_else(|e| e.into_inner()).push((outcome.name.clone(), hit.defect.clone()));
+    }
+}
+
+/// The suite's starts that failed on a known defect, per defect, with what it is.
+fn print_defects() {
+    let hits = DEFECT_HITS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut ids: Vec<&str> = hits.iter().map(|(_, d)| d.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let cases: Vec<&str> = hits.iter().filter(|(_, d)| d == id).map(|(c, _)| c.as_str()).collect();
+        let what = isoprobe_harness::launcher::defect::known(id).map_or("unknown", |d| d.summary);
+        eprintln!(
+            "\nknown tool defect {id}: {} failed start(s) made again ({}): {what}",
+            cases.len(),
+            cases.join(", ")
+        );
+    }
 }
 
 /// The outcome of a skip: a failure when `ISOPROBE_EXPECT` says the requirement is met here.
@@ -106,6 +140,7 @@ pub fn case_trial(harness: &Arc<Harness>, spec: CaseSpec) -> Trial {
     let h = Arc::clone(harness);
     Trial::ignorable_test(spec.name(), move || {
         let outcome = h.run_case(&spec);
+        note_defects(&outcome);
         if let Some(skip) = &outcome.skipped {
             return skip_outcome(skip);
         }
@@ -142,6 +177,7 @@ pub fn limit_trial(harness: &Arc<Harness>, name: String, spec: CaseSpec) -> Tria
     let h = Arc::clone(harness);
     Trial::ignorable_test(name, move || {
         let o = h.run_case(&spec);
+        note_defects(&o);
         if let Some(skip) = &o.skipped {
             return skip_outcome(skip);
         }
@@ -173,6 +209,7 @@ pub fn limit_sensitivity_trial(
         let limits = spec.limits.clone().expect("a limit case");
         let launched = CaseSpec { limits: Some(limits.scaled(2)), ..spec.clone() };
         let o = h.run_case_against(&launched, &spec);
+        note_defects(&o);
         if let Some(skip) = &o.skipped {
             return skip_outcome(skip);
         }

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use isoprobe_harness::launcher::differences::assess;
 use isoprobe_harness::launcher::registry::{describe, launcher_limit_matrix, launcher_matrix};
@@ -41,20 +41,6 @@ struct Tally {
 }
 
 static TALLY: Mutex<BTreeMap<&'static str, Tally>> = Mutex::new(BTreeMap::new());
-
-/// A mount case of an external tool runs alone among the launcher cases (it holds this for
-/// writing, every other launcher case for reading). LXC 5.0.2's `lxc-execute` crashed in the
-/// start of `lxc/host/mnt+user prop:*` cases ("free(): invalid pointer", then "sync_wake: Broken
-/// pipe") in 3 of some 30 CI runs of this suite (sessions 16, 26, 27: once each in a run), and
-/// in none of 225 reruns of those cases without the rest of the suite (session 26). The likely
-/// trigger, not proven: the start copies the host's mount table while other cases' mounts come
-/// and go and propagate into the copy. The harness's lock on the host's
-/// mount table (`mounts::copying_host_mounts`) keeps isoprobe's own changes off a tool's start,
-/// but a mount case holds the table as a change for its whole life, which covers its own start,
-/// so other cases' changes went on; here they wait. Not yet in the harness: `isoprobe run` with
-/// an external launcher's mount cases beside others can still meet the crash (an error of that
-/// case, never a pass).
-static ALONE: RwLock<()> = RwLock::new(());
 
 fn tally(kind: LauncherKind, f: impl FnOnce(&mut Tally)) {
     f(TALLY.lock().unwrap_or_else(|e| e.into_inner()).entry(kind.name()).or_default());
@@ -169,17 +155,12 @@ fn launcher_trial(h: &Arc<Harness>, spec: CaseSpec) -> Trial {
     let h = Arc::clone(h);
     Trial::ignorable_test(spec.name(), move || {
         let kind = spec.launcher;
-        let (_alone, _beside);
-        if spec.propagation.is_some() && !kind.is_native() {
-            _alone = ALONE.write().unwrap_or_else(|e| e.into_inner());
-        } else {
-            _beside = ALONE.read().unwrap_or_else(|e| e.into_inner());
-        }
         if let Err(skip) = h.requirement(&spec) {
             tally(kind, |t| t.skipped += 1);
             return skip_outcome(&skip);
         }
         let outcome = h.run_case(&spec);
+        isoprobe_suites::note_defects(&outcome);
         if let Some(skip) = &outcome.skipped {
             tally(kind, |t| t.skipped += 1);
             return skip_outcome(skip);

@@ -319,6 +319,7 @@ mod tests {
             join_mismatches: Vec::new(),
             duration: std::time::Duration::ZERO,
             phases: Default::default(),
+            defects: Vec::new(),
         };
         let root = Runner { uid: 0, gid: 0 };
         let fail =
@@ -359,6 +360,7 @@ mod tests {
             join_mismatches: Vec::new(),
             duration: std::time::Duration::ZERO,
             phases: Default::default(),
+            defects: Vec::new(),
         };
         let fail = |evidence: &str| Verdict::Fail {
             expected: "isolated".into(),

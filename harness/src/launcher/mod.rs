@@ -13,6 +13,7 @@
 //! What this module must never do: bend an expectation to make a tool pass. A tool's real
 //! deviations are failures, explained in [`differences`].
 
+pub mod defect;
 pub mod differences;
 pub mod external;
 pub mod native;

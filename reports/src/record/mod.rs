@@ -30,7 +30,7 @@ pub use launcher::{
     CaseAssessment, ExplainedDifference, LatencyResult, LatencyRow, LauncherCapabilities, LauncherHeader, StartLatency,
     Tool, ToolDefaultNote,
 };
-pub use outcome::{CaseOutcome, ProbeRun};
+pub use outcome::{CaseOutcome, DefectHit, ProbeRun};
 pub use phases::{PHASE_ORDER, Phases, phase_rank};
 pub use spec::{
     CaseSpec, CgroupRules, CpuMax, Exercise, HugetlbMax, IdMapLine, IdMaps, LimitSpec, Limits, SysctlStripe,

@@ -55,6 +55,21 @@ pub struct CaseOutcome {
     /// recorded, and for a case that never started).
     #[serde(default, skip_serializing_if = "Phases::is_empty")]
     pub phases: Phases,
+    /// Starts that failed on a known defect of the tool and were made again (the harness's
+    /// `launcher::defect`); the case's verdicts are those of the start that ran the probe.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defects: Vec<DefectHit>,
+}
+
+/// A start that failed on a known defect of the tool (the harness's `launcher::defect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DefectHit {
+    /// The defect's id: its upstream issue (`lxc/lxc#4670`).
+    pub defect: String,
+    /// Which start of the case it was (1 = the first).
+    pub attempt: u32,
+    /// The failed start's error, the tool's own output and log included.
+    pub error: String,
 }
 
 impl CaseOutcome {
@@ -124,7 +139,7 @@ impl From<&harness::ProbeRun> for ProbeRun {
 
 impl From<&harness::CaseOutcome> for CaseOutcome {
     fn from(o: &harness::CaseOutcome) -> CaseOutcome {
-        let harness::CaseOutcome { name, spec, skipped, error, runs, join_mismatches, duration, phases } = o;
+        let harness::CaseOutcome { name, spec, skipped, error, runs, join_mismatches, duration, phases, defects } = o;
         CaseOutcome {
             name: name.clone(),
             spec: spec.into(),
@@ -134,6 +149,10 @@ impl From<&harness::CaseOutcome> for CaseOutcome {
             join_mismatches: join_mismatches.clone(),
             duration: *duration,
             phases: phases.into(),
+            defects: defects
+                .iter()
+                .map(|d| DefectHit { defect: d.defect.clone(), attempt: d.attempt, error: d.error.clone() })
+                .collect(),
         }
     }
 }
@@ -212,6 +231,7 @@ mod tests {
             join_mismatches: vec!["uts/hostname: differs".into()],
             duration: Duration::from_millis(3),
             phases: Phases::default(),
+            defects: Vec::new(),
         };
         assert!(!case.passed());
         assert_eq!(
@@ -237,10 +257,13 @@ mod tests {
             join_mismatches: Vec::new(),
             duration: Duration::from_micros(1500),
             phases: Phases::default(),
+            defects: Vec::new(),
         };
         let json = serde_json::to_value(&case).unwrap();
         assert_eq!(json["duration"], 1.5);
-        assert!(json.get("skipped").is_none() && json.get("join_mismatches").is_none(), "{json}");
+        for absent in ["skipped", "join_mismatches", "defects"] {
+            assert!(json.get(absent).is_none(), "{absent}: {json}");
+        }
         let mut huge = json.clone();
         huge["duration"] = serde_json::json!(6.8e140);
         let e = serde_json::from_value::<CaseOutcome>(huge).unwrap_err().to_string();

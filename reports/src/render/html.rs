@@ -69,6 +69,7 @@ pub fn render(report: Option<&Report>, bench: Option<&BenchSummary>) -> String {
         launchers(&mut out, r);
         matrix(&mut out, r);
         phases(&mut out, r);
+        defects(&mut out, r);
         skips(&mut out, r);
     } else if let Some(b) = bench {
         let _ = writeln!(
@@ -321,6 +322,21 @@ fn phases(out: &mut String, r: &Report) {
             xml(p),
             xml(phase_meaning(p).unwrap_or("recorded by a newer harness"))
         );
+    }
+    out.push_str("</ul>\n</section>\n");
+}
+
+/// The known tool defects the run's starts hit; no section when none.
+fn defects(out: &mut String, r: &Report) {
+    let d = r.defect_hits();
+    if d.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section id=\"defects\">\n<h2>Known tool defects hit (each failed start was made again)</h2>\n<ul>\n",
+    );
+    for t in &d {
+        let _ = writeln!(out, "<li>{}</li>", xml(&t.line()));
     }
     out.push_str("</ul>\n</section>\n");
 }

@@ -98,6 +98,13 @@ fn run_section(out: &mut String, r: &Report) {
             );
         }
     }
+    let defects = r.defect_hits();
+    if !defects.is_empty() {
+        out.push_str("\n### Known tool defects hit (each failed start was made again)\n\n");
+        for d in &defects {
+            let _ = writeln!(out, "- {}", cell(&d.line()));
+        }
+    }
     launchers_section(out, r);
     phases_section(out, r);
     let skips = r.skip_reasons();

@@ -69,6 +69,11 @@ pub fn summary_table(r: &Report) -> String {
     out
 }
 
+/// The known tool defects the run's starts hit (empty when none): one line each.
+pub fn defect_lines(r: &Report) -> String {
+    r.defect_hits().iter().map(|d| format!("known tool defect {}\n", d.line())).collect()
+}
+
 /// Per launcher of a `--launcher` run: its tool and version (or why it is unavailable) and its
 /// cases by status; then the start latencies, when measured.
 pub fn launcher_table(r: &Report) -> String {
