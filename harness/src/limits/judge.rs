@@ -519,6 +519,7 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
                 cpu_ns,
                 max_gap_ns,
                 ended_throttled,
+                window_throttles,
                 end_gap_ns,
                 end_offset_ns,
                 attempts,
@@ -527,10 +528,12 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
         ) => {
             let budget = (quota_us + burst_us) * 1000;
             let (lo, hi) = (budget.saturating_sub(CPU_BURST_UNDER_NS), budget + CPU_BURST_OVER_NS);
-            let window_end = if *ended_throttled {
-                "the window ended in a throttle"
-            } else {
-                "the window did not end in a throttle (the budget ran out only after it, if at all)"
+            let window_end = match (*ended_throttled, window_throttles) {
+                (true, Some(n)) => format!("the window ended in a throttle (cpu.stat counted {n} over it)"),
+                (true, None) => "the window ended in a throttle (no throttle count to confirm it)".to_owned(),
+                (false, _) => {
+                    "the window did not end in a throttle (the budget ran out only after it, if at all)".to_owned()
+                }
             };
             let evidence = format!(
                 "pinned: {pinned}; attempt {attempts} ({refused_gaps} longer gaps refused) aligned on a {} throttle, \
@@ -554,10 +557,25 @@ pub fn judge(check: LimitCheck, want: &LimitExpect, r: &ExerciseReport, host: &H
                     ),
                 };
             }
-            // Under the budget and never throttled: something kept the probe from spending it (a
-            // burn whose window did not end in a throttle was redone up to the probe's last
-            // attempt: see `cpu_burst_kept`). Whether it did is evidence only: a budget larger
-            // than the window never ends in one either, and its CPU above `hi` must fail.
+            // No attempt was kept (see `cpu_burst_kept`): in the burn reported, the least disturbed,
+            // the budget did not run out inside the window, or the gap across its end was no
+            // throttle the kernel counted. Its CPU is then only a floor of the budget: above `hi`
+            // it fails (a budget larger than the window), anything else is not judged: a CPU
+            // within the bounds may be a larger budget the hypervisor's steal cut down to them.
+            let kept =
+                isoprobe_probes::wire::cpu_burst_kept(*ended_throttled, *window_throttles, *end_gap_ns, *end_offset_ns);
+            if !kept && *cpu_ns <= hi {
+                return Verdict::Error {
+                    cause: format!(
+                        "{} of CPU in a {} window and no attempt of {attempts} spent its budget inside its window: \
+                         the budget was not measured (the hypervisor's steal, or tasks cpu.weight does not hold \
+                         off, took the CPU); {evidence}",
+                        ms(*cpu_ns),
+                        ms(*window_ns)
+                    ),
+                };
+            }
+            // Under the budget and never throttled: something kept the probe from spending it.
             if *cpu_ns < lo && *max_gap_ns < period_us * 1000 / 4 {
                 return Verdict::Error {
                     cause: format!(
@@ -1384,6 +1402,7 @@ mod tests {
             cpu_ns: cpu_ms * MS,
             max_gap_ns: gap_ms * MS,
             ended_throttled,
+            window_throttles: ended_throttled.then_some(1),
             end_gap_ns: 30 * MS,
             end_offset_ns,
             attempts: 1,
@@ -1397,9 +1416,9 @@ mod tests {
         assert!(judge(LimitCheck::CpuBurst, &control, &r(31, 50), &TEST_HOST).is_pass());
         assert!(!judge(LimitCheck::CpuBurst, &control, &r(62, 20), &TEST_HOST).is_pass());
         let v = judge(LimitCheck::CpuBurst, &burst, &r(62, 20), &TEST_HOST);
-        assert!(format!("{v:?}").contains("the window ended in a throttle;"), "{v:?}");
-        // Burst and quota doubled: never throttled in the window (the probe's last attempt, as
-        // every one before it was redone), and over the budget: a fail, not an error.
+        assert!(format!("{v:?}").contains("the window ended in a throttle (cpu.stat counted 1 over it);"), "{v:?}");
+        // Burst and quota doubled: never throttled in the window (the least disturbed of the
+        // probe's attempts, every one of them redone), and over the budget: a fail, not an error.
         let v = judge(LimitCheck::CpuBurst, &burst, &r(80, 0), &TEST_HOST);
         assert!(matches!(v, Verdict::Fail { .. }), "{v:?}");
         assert!(format!("{v:?}").contains("the window did not end in a throttle"), "{v:?}");
@@ -1410,6 +1429,17 @@ mod tests {
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
         let v = judge(LimitCheck::CpuBurst, &burst, &at(27, 11, false, 0), &TEST_HOST);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");
+        // Burst and quota doubled, but every window cut by a steal (an RT task's 11.4 ms slices):
+        // 68.4 ms without a throttle is within the bounds, yet no measure of the budget.
+        let v = judge(LimitCheck::CpuBurst, &burst, &at(68, 11, false, 0), &TEST_HOST);
+        assert!(matches!(&v, Verdict::Error { cause } if cause.contains("no attempt of 1 spent its budget")), "{v:?}");
+        // A steal across the window's end that looks like the throttle, but the kernel counted
+        // none: not judged either.
+        let mut stolen = at(62, 11, true, -2_000_000);
+        if let ExerciseReport::CpuBurst { window_throttles, .. } = &mut stolen {
+            *window_throttles = Some(0);
+        }
+        assert!(matches!(judge(LimitCheck::CpuBurst, &burst, &stolen, &TEST_HOST), Verdict::Error { .. }));
         // The VM's flake: the boundary found 25 ms late, the window holding a refill. Not judged.
         let v = judge(LimitCheck::CpuBurst, &control, &at(45, 46, true, -25_000_000), &TEST_HOST);
         assert!(matches!(v, Verdict::Error { .. }), "{v:?}");

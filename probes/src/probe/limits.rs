@@ -75,7 +75,7 @@ pub fn run(ch: &mut Channel, dirs: &Dirs, ex: &Exercise, interlock: &Interlock) 
             Ok(super::cgroup_rules::run(rules, case_dir, sibling_dir))
         }
         Exercise::CpuBurst { cpu, quota_us, period_us, idle_periods } => {
-            super::burst::cpu_burst(*cpu, *quota_us, *period_us, *idle_periods)
+            super::burst::cpu_burst(ch, *cpu, *quota_us, *period_us, *idle_periods)
         }
         Exercise::MemoryProtect { .. } => super::protect::run(ex),
     };
@@ -95,7 +95,7 @@ pub(super) fn ask(ch: &mut Channel, ask: LimitQuestion) -> Result<LimitAnswer, P
     }
 }
 
-fn reading(ch: &mut Channel) -> Result<CgroupReading, ProbeError> {
+pub(super) fn reading(ch: &mut Channel) -> Result<CgroupReading, ProbeError> {
     match ask(ch, LimitQuestion::Read)? {
         LimitAnswer::Reading { reading } => Ok(*reading),
         other => Err(ProbeError::Protocol(format!("expected a cgroup reading, got {other:?}"))),
