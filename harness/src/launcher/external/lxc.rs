@@ -217,7 +217,7 @@ impl Launcher for Lxc {
 /// monitor is writing its uid map. When the map maps the caller's own uid (as root, here: inside
 /// 0 onto host 0), a `getuid()` just before the write and a `geteuid()` just after it read 65534
 /// (unmapped) and 0. So a start aborts by chance; mapping ids other than the caller's never
-/// meets it. Seen: about 1 start in 100 to 300 with `lxc-execute` 5.0.2 and libcap 2.66 on this
+/// meets it. Seen: 1 start in 50 to 300 with `lxc-execute` 5.0.2 and libcap 2.66 on this
 /// 2-CPU VM, with no isoprobe involved (a shell loop of lxc-execute with such a map); the core
 /// dump's stack is `free` ← `do_start` ← the raw clone's child, on the libcap string "=eip".
 pub const CAPS_TEXT_FREED: KnownDefect = KnownDefect {
