@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+pub use isoprobe_harness::launcher::defect::DefectTally;
+use isoprobe_harness::launcher::defect::tally;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -340,56 +342,7 @@ impl Report {
 
     /// The known tool defects this run's starts hit, by defect (see [`DefectTally`]).
     pub fn defect_hits(&self) -> Vec<DefectTally> {
-        let mut by_id: BTreeMap<&str, DefectTally> = BTreeMap::new();
-        for (_, case) in self.cases() {
-            for hit in &case.defects {
-                let t = by_id.entry(&hit.defect).or_insert_with(|| DefectTally::new(&hit.defect));
-                t.starts += 1;
-                if t.cases.last() != Some(&case.name) {
-                    t.cases.push(case.name.clone());
-                }
-            }
-        }
-        by_id.into_values().collect()
-    }
-}
-
-/// The starts of a run that failed on one known defect of a tool and were made again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefectTally {
-    pub id: String,
-    /// What this isoprobe knows of it (an older report may name a defect a newer isoprobe no
-    /// longer lists).
-    pub summary: String,
-    pub fixed: String,
-    /// Failed starts, and the cases they were of (a case may hit it more than once).
-    pub starts: usize,
-    pub cases: Vec<String>,
-}
-
-impl DefectTally {
-    fn new(id: &str) -> DefectTally {
-        let known = isoprobe_harness::launcher::defect::known(id);
-        DefectTally {
-            id: id.to_owned(),
-            summary: known.map_or("not a defect this isoprobe knows", |d| d.summary).to_owned(),
-            fixed: known.map_or("unknown", |d| d.fixed).to_owned(),
-            starts: 0,
-            cases: Vec::new(),
-        }
-    }
-
-    /// One line: the defect, how often, where, what it is.
-    pub fn line(&self) -> String {
-        format!(
-            "{}: {} failed start{} made again ({}): {}; fixed by {}",
-            self.id,
-            self.starts,
-            if self.starts == 1 { "" } else { "s" },
-            self.cases.join(", "),
-            self.summary,
-            self.fixed
-        )
+        tally(self.cases().flat_map(|(_, c)| c.defects.iter().map(|h| (c.name.as_str(), h.defect.as_str()))))
     }
 }
 

@@ -76,17 +76,8 @@ pub fn note_defects(outcome: &CaseOutcome) {
 /// The suite's starts that failed on a known defect, per defect, with what it is.
 fn print_defects() {
     let hits = DEFECT_HITS.lock().unwrap_or_else(|e| e.into_inner());
-    let mut ids: Vec<&str> = hits.iter().map(|(_, d)| d.as_str()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        let cases: Vec<&str> = hits.iter().filter(|(_, d)| d == id).map(|(c, _)| c.as_str()).collect();
-        let what = isoprobe_harness::launcher::defect::known(id).map_or("unknown", |d| d.summary);
-        eprintln!(
-            "\nknown tool defect {id}: {} failed start(s) made again ({}): {what}",
-            cases.len(),
-            cases.join(", ")
-        );
+    for t in isoprobe_harness::launcher::defect::tally(hits.iter().map(|(c, d)| (c.as_str(), d.as_str()))) {
+        eprintln!("\nknown tool defect {}", t.line());
     }
 }
 

@@ -48,9 +48,62 @@ impl DefectHit {
     }
 }
 
-/// A known defect by its id, for a report's summary.
+/// A known defect by its id (a [`DefectTally`] says what it is).
 pub fn known(id: &str) -> Option<&'static KnownDefect> {
     ALL.iter().copied().find(|d| d.id == id)
+}
+
+/// The starts of a run that failed on one known defect of a tool and were made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefectTally {
+    pub id: String,
+    /// What this isoprobe knows of it (an older report may name a defect a newer isoprobe no
+    /// longer lists).
+    pub summary: String,
+    pub fixed: String,
+    /// Failed starts, and the cases they were of (a case may hit it more than once).
+    pub starts: usize,
+    pub cases: Vec<String>,
+}
+
+impl DefectTally {
+    fn new(id: &str) -> DefectTally {
+        let known = known(id);
+        DefectTally {
+            id: id.to_owned(),
+            summary: known.map_or("not a defect this isoprobe knows", |d| d.summary).to_owned(),
+            fixed: known.map_or("unknown", |d| d.fixed).to_owned(),
+            starts: 0,
+            cases: Vec::new(),
+        }
+    }
+
+    /// One line: the defect, how often, where, what it is.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} failed start{} made again ({}): {}; fixed by {}",
+            self.id,
+            self.starts,
+            if self.starts == 1 { "" } else { "s" },
+            self.cases.join(", "),
+            self.summary,
+            self.fixed
+        )
+    }
+}
+
+/// The failed starts `hits` names, as (case, defect id) in the order they happened (a case's
+/// together), tallied by defect: what a report and a suite's end show.
+pub fn tally<'a>(hits: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<DefectTally> {
+    let mut by_id: std::collections::BTreeMap<&str, DefectTally> = std::collections::BTreeMap::new();
+    for (case, id) in hits {
+        let t = by_id.entry(id).or_insert_with(|| DefectTally::new(id));
+        t.starts += 1;
+        if t.cases.last().map(String::as_str) != Some(case) {
+            t.cases.push(case.to_owned());
+        }
+    }
+    by_id.into_values().collect()
 }
 
 const ALL: &[&KnownDefect] = &[&crate::launcher::external::lxc::CAPS_TEXT_FREED];

@@ -61,10 +61,11 @@ pub fn cpu_burst(
     let period = period_us.max(1) * 1000;
     let longest = (period.saturating_sub(quota_us * 1000) + THROTTLE_OVERRUN_NS + CPU_BURST_MARGIN_NS).min(period);
     let mut refused_gaps = 0;
-    // The unkept burn to report when none is kept: one the host can place in a period (its
-    // closing throttle on a boundary) before one it cannot, then the one that lost least.
-    let mut least_disturbed: Option<((bool, u64), ExerciseReport)> = None;
-    for attempts in 1..=ATTEMPTS {
+    // The unkept burn to report when none is kept (see `disturbance`).
+    let mut least_disturbed: Option<ExerciseReport> = None;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
         let (boundary, aligned_gap_ns) = align(period, longest, &mut refused_gaps)?;
         // Idle: each period's refill adds the quota to the group's budget, up to quota + burst.
         let start_boundary = boundary + (u64::from(idle_periods) + 1) * period;
@@ -75,8 +76,6 @@ pub fn cpu_burst(
             aligned_gap_ns: a,
             ended_throttled,
             window_throttles,
-            window_ns,
-            cpu_ns,
             end_gap_ns,
             end_offset_ns,
             ..
@@ -91,14 +90,27 @@ pub fn cpu_burst(
         if cpu_burst_kept(*ended_throttled, *window_throttles, *end_gap_ns, *end_offset_ns) {
             return Ok(counted(report, attempts, refused_gaps));
         }
-        let rank = (!cpu_burst_on_boundary(*end_gap_ns, *end_offset_ns), window_ns.saturating_sub(*cpu_ns));
-        if least_disturbed.as_ref().is_none_or(|(least, _)| rank < *least) {
-            least_disturbed = Some((rank, report));
+        let least = match least_disturbed.take() {
+            Some(least) if disturbance(&least) <= disturbance(&report) => least,
+            _ => report,
+        };
+        if attempts == ATTEMPTS {
+            return Ok(counted(least, attempts, refused_gaps));
         }
+        least_disturbed = Some(least);
     }
-    let (_, report) =
-        least_disturbed.ok_or_else(|| ProbeError::Protocol("no cpu.max.burst attempt was made".into()))?;
-    Ok(counted(report, ATTEMPTS, refused_gaps))
+}
+
+/// How far a burn falls short of one the host can judge, least first: whether its closing
+/// throttle missed the planned boundary (the host cannot place such a burn in a period), then the
+/// time its window lost off the CPU.
+fn disturbance(report: &ExerciseReport) -> (bool, u64) {
+    match report {
+        ExerciseReport::CpuBurst { window_ns, cpu_ns, end_gap_ns, end_offset_ns, .. } => {
+            (!cpu_burst_on_boundary(*end_gap_ns, *end_offset_ns), window_ns.saturating_sub(*cpu_ns))
+        }
+        _ => (true, u64::MAX),
+    }
 }
 
 /// `report` with the attempts made and the gaps refused over all of them.
@@ -156,9 +168,9 @@ fn burn(start_boundary: u64, period: u64) -> ExerciseReport {
 /// the throttle that ends the burn against the planned boundaries. When the budget ran out inside
 /// the window, that throttle is the window's last gap: it holds the probe off the CPU across the
 /// window's end until the next boundary. Otherwise the probe follows the group to its next
-/// throttle (within two periods; a gap counts as one only when it ends on a planned boundary), so that the report shows where that one ended too. The clocks
-/// are parameters for the tests' model of a CPU under cpu.max; the report's alignment and attempt
-/// fields are left for the caller.
+/// throttle (within two periods; a gap counts as one only when it ends on a planned boundary), so
+/// that the report shows where that one ended too. The clocks are parameters for the tests' model
+/// of a CPU under cpu.max; the report's alignment and attempt fields are left for the caller.
 fn watch_burn(
     mut now: impl FnMut() -> u64,
     mut cpu_time: impl FnMut() -> u64,
@@ -217,7 +229,6 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::wire::cpu_burst_on_boundary;
 
     const MS: u64 = 1_000_000;
     const PERIOD: u64 = 100 * MS;
@@ -341,8 +352,8 @@ mod tests {
     #[test]
     fn a_broken_limit_is_redone_with_its_figures_intact() {
         // Quota and burst doubled (120 ms, more than the window): never throttled in the window,
-        // so never kept; the least disturbed attempt is reported with the whole window's CPU, and the
-        // throttle after it on a boundary, for the host to fail.
+        // so never kept; the least disturbed attempt is reported with the whole window's CPU, and
+        // the throttle after it on a boundary, for the host to fail.
         let (report, kept) = burn_on(&Cfs::new(60.0, 60.0, 0.0, &[]));
         assert!(!kept, "{report:?}");
         assert_eq!(figures(&report), [80.0, 80.0, 0.0, 10.0]);
@@ -359,6 +370,21 @@ mod tests {
             unreachable!()
         };
         assert!(!ended_throttled && !cpu_burst_kept(ended_throttled, None, end_gap_ns, end_offset_ns));
+    }
+
+    /// Of the unkept burns, one the host can place in a period comes first, then the one that
+    /// lost least: the doubled limit's whole window over a stolen one.
+    #[test]
+    fn the_burn_reported_when_none_is_kept_is_the_least_disturbed() {
+        let doubled = burn_on(&Cfs::new(60.0, 60.0, 0.0, &[])).0;
+        let stolen = burn_on(&Cfs::new(60.0, 60.0, 0.0, &[(20.0, 31.4)])).0;
+        assert_eq!(disturbance(&doubled), (false, 0));
+        assert!(disturbance(&doubled) < disturbance(&stolen), "{stolen:?}");
+        let mut off_boundary = doubled.clone();
+        if let ExerciseReport::CpuBurst { end_offset_ns, .. } = &mut off_boundary {
+            *end_offset_ns = 25_000_000;
+        }
+        assert!(disturbance(&stolen) < disturbance(&off_boundary));
     }
 
     #[test]

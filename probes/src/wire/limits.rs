@@ -805,10 +805,10 @@ pub fn cpu_burst_on_boundary(end_gap_ns: u64, end_offset_ns: i64) -> bool {
 }
 
 /// Whether the probe keeps a cpu.max.burst burn (else it is redone; when no attempt is kept, the
-/// one that lost the least time off the CPU is reported as it is): its window ended in a throttle (`ended_throttled`: the gap across the
-/// window's end was at least [`CPU_BURST_END_THROTTLE_NS`]), the kernel counted the group
-/// throttled over it (`window_throttles`, cpu.stat `nr_throttled`, where the host could read it),
-/// and that throttle ended on a planned boundary ([`cpu_burst_on_boundary`]).
+/// least disturbed is reported as it is): its window ended in a throttle (`ended_throttled`: the
+/// gap across the window's end was at least [`CPU_BURST_END_THROTTLE_NS`]), the kernel counted the
+/// group throttled over it (`window_throttles`, cpu.stat `nr_throttled`, where the host could read
+/// it), and that throttle ended on a planned boundary ([`cpu_burst_on_boundary`]).
 ///
 /// The budget of a burn that measures it (at most the window: 60 ms of 80 here) runs out inside
 /// the window, and the throttle then holds the probe off the CPU from there across the window's
