@@ -8,14 +8,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::hostlock::{HostLock, take_both};
+use crate::hostlock::{BothLocks, HostLock, LocalLock, take_both};
 
 const DOMAINNAME: &str = "/proc/sys/kernel/domainname";
 /// Serialises the cases of this process.
-static DOMAIN_LOCK: Mutex<()> = Mutex::new(());
+static DOMAIN_LOCK: LocalLock = LocalLock::new();
 /// Serialises isoprobe processes: an abstract unix socket can be bound by one socket at a time,
 /// and the kernel releases it when its holder dies, so a killed run never leaves the lock held
 /// (and no file is left behind). Abstract names belong to the network namespace, which every
@@ -29,8 +28,7 @@ pub const DOMAINNAME_RECORD: &str = "domainname.orig";
 /// The held domainname lock and the value to restore.
 #[derive(Debug)]
 pub struct DomainGuard {
-    _lock: MutexGuard<'static, ()>,
-    _host_lock: HostLock,
+    _locks: BothLocks,
     original: String,
     /// [`DOMAINNAME_RECORD`] in the run directory, removed once the original is back.
     record: PathBuf,
@@ -117,14 +115,14 @@ fn read_domainname() -> Result<String, String> {
 /// Takes the domainname lock (this process's cases, then every isoprobe process's), reads the
 /// original and records it in `run_dir` before anyone may change it; the guard restores it.
 pub fn lock(run_dir: &Path, deadline: Instant) -> Result<DomainGuard, String> {
-    let (lock, host_lock) = take_both(&DOMAIN_LOCK, DOMAIN_LOCK_NAME, deadline, "domainname")?;
+    let locks = take_both(&DOMAIN_LOCK, DOMAIN_LOCK_NAME, deadline, "domainname")?;
     let original = read_domainname()?;
     // Recorded before the probe may change it, for the recovery should this run be killed
     // before it restores it.
     let record = run_dir.join(DOMAINNAME_RECORD);
     fs::write(&record, &original)
         .map_err(|e| format!("failed to record the domainname in {}: {e}", record.display()))?;
-    Ok(DomainGuard { _lock: lock, _host_lock: host_lock, original, record })
+    Ok(DomainGuard { _locks: locks, original, record })
 }
 
 #[cfg(test)]

@@ -1,15 +1,72 @@
 //! Host-wide locks between isoprobe processes: an abstract unix socket that only one process can
 //! bind at a time. The kernel releases it when its holder closes it or dies, so a crashed run
-//! leaves nothing to clean up. Names carry isoprobe's prefix.
+//! leaves nothing to clean up. Names carry isoprobe's prefix. Within one process, the cases of a
+//! run wait for each other on a [`LocalLock`] first.
 
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How often a waiter tries again.
-const RETRY: Duration = Duration::from_millis(1);
+/// How soon a waiter for a host lock tries the bind again (a bind cannot be waited on): at first
+/// soon, since the usual holder is a child another thread of this run cloned while the lock was
+/// held, whose copy of the socket goes at its exec a few dozen microseconds later; then at most
+/// every millisecond, the pace for another process's case.
+const RETRY_FIRST: Duration = Duration::from_micros(50);
+const RETRY_MAX: Duration = Duration::from_millis(1);
+
+/// A lock between the threads of this process that a waiter gives up on at a deadline (std's
+/// `Mutex` has no timed lock). A waiter sleeps until the holder lets go and is woken then: the
+/// two workers of `run -j 2` meet on the domainname lock some 20 times in a namespace matrix, and
+/// trying again every millisecond, as this did before, kept each waiting a whole millisecond
+/// after a release that takes a few dozen microseconds to come (issue 17).
+#[derive(Debug)]
+pub struct LocalLock {
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
+/// A held [`LocalLock`]; released, and one waiter woken, on drop (also while unwinding).
+#[derive(Debug)]
+pub struct LocalGuard {
+    lock: &'static LocalLock,
+}
+
+impl LocalLock {
+    pub const fn new() -> LocalLock {
+        LocalLock { held: Mutex::new(false), released: Condvar::new() }
+    }
+
+    /// Takes the lock, waiting for its holder until `deadline`; `None` if it was still held then.
+    pub fn take(&'static self, deadline: Instant) -> Option<LocalGuard> {
+        // The flag is set and cleared under the mutex and never left half done, so a poisoned
+        // mutex (a panic elsewhere while it was locked) still holds a true flag.
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        while *held {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            held = self.released.wait_timeout(held, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        *held = true;
+        Some(LocalGuard { lock: self })
+    }
+}
+
+impl Default for LocalLock {
+    fn default() -> LocalLock {
+        LocalLock::new()
+    }
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        *self.lock.held.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.lock.released.notify_one();
+    }
+}
 
 /// A held host-wide lock; released on drop.
 #[derive(Debug)]
@@ -36,6 +93,7 @@ impl HostLock {
     pub fn take(name: &str, deadline: Instant) -> Result<HostLock, HostLockError> {
         let io_err = |source| HostLockError::Io { name: name.to_owned(), source };
         let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(io_err)?;
+        let mut pause = RETRY_FIRST;
         loop {
             match UnixListener::bind_addr(&addr) {
                 Ok(l) => return Ok(HostLock { _bound: l }),
@@ -43,7 +101,8 @@ impl HostLock {
                     if Instant::now() >= deadline {
                         return Err(HostLockError::TimedOut { name: name.to_owned() });
                     }
-                    std::thread::sleep(RETRY);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(RETRY_MAX);
                 }
                 Err(e) => return Err(io_err(e)),
             }
@@ -51,34 +110,63 @@ impl HostLock {
     }
 }
 
-/// Takes `mutex` (which serialises the cases of this process), then the host lock `name` (every
+/// A [`LocalLock`] and a host lock of the same name, held together; released on drop, the host
+/// lock first (fields drop in declaration order), so that the waiter this process wakes finds
+/// it free.
+#[derive(Debug)]
+pub struct BothLocks {
+    _host: HostLock,
+    _local: LocalGuard,
+}
+
+/// Takes `local` (which serialises the cases of this process), then the host lock `name` (every
 /// isoprobe process's), waiting for both until `deadline`. The error reads "timed out waiting for
 /// the `what` lock" when a holder kept either past it.
-pub fn take_both(
-    mutex: &'static Mutex<()>,
-    name: &str,
-    deadline: Instant,
-    what: &str,
-) -> Result<(MutexGuard<'static, ()>, HostLock), String> {
+pub fn take_both(local: &'static LocalLock, name: &str, deadline: Instant, what: &str) -> Result<BothLocks, String> {
     let timed_out = || format!("timed out waiting for the {what} lock");
-    let guard = loop {
-        match mutex.try_lock() {
-            Ok(g) => break g,
-            Err(TryLockError::Poisoned(p)) => break p.into_inner(),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(RETRY),
-            Err(TryLockError::WouldBlock) => return Err(timed_out()),
-        }
-    };
+    let local = local.take(deadline).ok_or_else(timed_out)?;
     let host = HostLock::take(name, deadline).map_err(|e| match e {
         HostLockError::TimedOut { .. } => timed_out(),
         e => e.to_string(),
     })?;
-    Ok((guard, host))
+    Ok(BothLocks { _host: host, _local: local })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_held_local_lock_times_out_and_passes_to_a_waiter_on_release() {
+        static LOCK: LocalLock = LocalLock::new();
+        let held = LOCK.take(Instant::now()).expect("a free lock is taken at once");
+        assert!(LOCK.take(Instant::now() + Duration::from_millis(20)).is_none(), "a held lock is not taken twice");
+        let (taken_tx, taken_rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let guard = LOCK.take(Instant::now() + Duration::from_secs(60));
+                taken_tx.send(guard.is_some()).expect("the test waits for the answer");
+            });
+            // The waiter cannot have it while it is held: it answers only after the release.
+            assert!(taken_rx.recv_timeout(Duration::from_millis(50)).is_err(), "taken while held");
+            drop(held);
+            assert_eq!(taken_rx.recv(), Ok(true), "the waiter takes the released lock");
+        });
+        assert!(LOCK.take(Instant::now()).is_some(), "the waiter's guard released it in turn");
+    }
+
+    #[test]
+    fn a_panic_while_holding_a_local_lock_releases_it() {
+        static LOCK: LocalLock = LocalLock::new();
+        let panicked = std::thread::spawn(|| {
+            let _guard = LOCK.take(Instant::now()).expect("a free lock is taken at once");
+            panic!("a case panics while it holds the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(LOCK.take(Instant::now()).is_some(), "the unwinding released the lock");
+    }
 
     #[test]
     fn a_held_lock_excludes_others_until_dropped() {

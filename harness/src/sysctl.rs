@@ -28,12 +28,12 @@ use isoprobe_probes::sysctl::{self, SysDirs, normalize};
 use isoprobe_probes::wire::{SysctlPlan, SysctlStripe};
 
 use crate::domainname::{self, DomainGuard};
-use crate::hostlock::{HostLock, take_both};
+use crate::hostlock::{HostLock, LocalLock, take_both};
 use crate::requirement::KernelRelease;
 
 const PROC_SYS: &str = "/proc/sys";
 /// Serialises the restores of this process.
-static SYSCTL_LOCK: Mutex<()> = Mutex::new(());
+static SYSCTL_LOCK: LocalLock = LocalLock::new();
 /// Serialises the restores of isoprobe processes (see [`HostLock`]).
 const SYSCTL_LOCK_NAME: &str = "isoprobe-sysctl-lock";
 
