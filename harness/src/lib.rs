@@ -16,6 +16,7 @@
 pub mod case_env;
 pub mod cgroup;
 pub mod check;
+pub mod company;
 pub mod conversation;
 pub mod domainname;
 pub mod error;

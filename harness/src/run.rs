@@ -15,6 +15,7 @@ use isoprobe_probes::{sys, text};
 
 use crate::case_env::CaseEnv;
 use crate::check::CheckId;
+use crate::company::{Companies, Company};
 use crate::conversation::{Streams, Transcript, ask_holder, converse, send_hello};
 use crate::error::{Context, HarnessError};
 use crate::host::{HostSide, PeerRead};
@@ -60,11 +61,9 @@ pub struct Harness {
     next_case: AtomicU64,
     cgroup_root: Option<PathBuf>,
     kernel: requirement::KernelRelease,
-    /// A mount case (one with a propagation) runs alone, every other case beside the others: its
-    /// host side makes and removes shared mounts, whose mounts and unmounts propagate into the
-    /// mount namespaces other cases are copying meanwhile (bwrap's recursive bind of `/` failed
-    /// with ENOENT remounting a mount that went away under it).
-    mount_cases: std::sync::RwLock<()>,
+    /// A mount case keeps apart from the other cases, the native ones beside each other (see
+    /// [`crate::company`]).
+    companies: Companies,
 }
 
 /// One probe process's raw results before judging.
@@ -90,7 +89,7 @@ impl Harness {
             opts,
             next_case: AtomicU64::new(0),
             kernel: requirement::KernelRelease::running(),
-            mount_cases: std::sync::RwLock::new(()),
+            companies: Companies::new(),
         })
     }
 
@@ -155,12 +154,11 @@ impl Harness {
             out.error = Some(format!("invalid spec: {e}"));
             return out;
         }
-        let (_alone, _beside);
-        if launched.propagation.is_some() {
-            _alone = self.mount_cases.write().unwrap_or_else(|e| e.into_inner());
-        } else {
-            _beside = self.mount_cases.read().unwrap_or_else(|e| e.into_inner());
-        }
+        let _place = self.companies.enter(match launched.propagation {
+            None => Company::Beside,
+            Some(_) if launched.launcher.is_native() => Company::NativeMount,
+            Some(_) => Company::Alone,
+        });
         // Each state of the spec is computed once: resolved for this runner, then what the
         // launcher really builds from it.
         let runner = self.run.runner;

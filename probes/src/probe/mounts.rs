@@ -30,28 +30,47 @@ const INVALID_UMOUNT: MntFlags = MntFlags::MNT_EXPIRE.union(MntFlags::MNT_DETACH
 /// recursively private first: that would cut the copy of the propagation mount point from the
 /// host's peer group too. Fails if any other mount is left shared (a shadowed one the loop could
 /// not reach by its path): the probe's own mounts must never propagate to the host.
+///
+/// Until the loop reaches them, the copies of the host's shared mounts still receive what is
+/// mounted in their peers: another mount case of the run, beside this one, mounts under its own
+/// propagation mount point, and this namespace's copy of that point gains a shared mount the
+/// first reading of the table did not list. So the table is read again until no mount but the
+/// plan's is shared, making private what arrived meanwhile, up to [`PRIVATE_ROUNDS`] readings.
 pub fn private_but(plan: &PropagationPlan, steps: &mut Vec<String>) -> Result<(), ProbeError> {
+    /// Each reading after the first is owed to a mount that propagated in during the one before;
+    /// once every copy of a shared mount is private nothing more arrives, so a few suffice.
+    const PRIVATE_ROUNDS: usize = 8;
     let keep = Path::new(&plan.mount);
-    let table = crate::text::read("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+    let read =
+        |what: &str| crate::text::read("/proc/self/mountinfo").ctx(|| format!("read /proc/self/mountinfo{what}"));
+    let others = |table: &str| -> Vec<(String, Vec<String>)> {
+        mount_points(table).into_iter().filter(|(p, _)| !Path::new(p).starts_with(keep)).collect()
+    };
     let (mut made, mut left) = (0, Vec::new());
-    for (point, _) in mount_points(&table) {
-        if Path::new(&point).starts_with(keep) {
-            continue;
+    // First every mount, shared or not (a slave too is made private); then the shared ones only.
+    let mut todo: Vec<String> = others(&read("")?).into_iter().map(|(p, _)| p).collect();
+    let mut rounds = 1;
+    let shared = loop {
+        for point in todo {
+            match mount(None::<&str>, point.as_str(), None::<&str>, MsFlags::MS_PRIVATE, None::<&str>) {
+                Ok(()) => made += 1,
+                Err(e) => left.push(format!("{point}: {e}")),
+            }
         }
-        match mount(None::<&str>, point.as_str(), None::<&str>, MsFlags::MS_PRIVATE, None::<&str>) {
-            Ok(()) => made += 1,
-            Err(e) => left.push(format!("{point}: {e}")),
+        let shared: Vec<String> = others(&read(" again")?)
+            .into_iter()
+            .filter(|(_, tags)| tags.iter().any(|t| t.starts_with("shared:")))
+            .map(|(p, _)| p)
+            .collect();
+        if shared.is_empty() || rounds == PRIVATE_ROUNDS || !left.is_empty() {
+            break shared;
         }
-    }
-    let table = crate::text::read("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo again".into())?;
-    let shared: Vec<String> = mount_points(&table)
-        .into_iter()
-        .filter(|(p, tags)| !Path::new(p).starts_with(keep) && tags.iter().any(|t| t.starts_with("shared:")))
-        .map(|(p, _)| p)
-        .collect();
+        rounds += 1;
+        todo = shared;
+    };
     if !shared.is_empty() {
         return Err(ProbeError::Protocol(format!(
-            "mounts still shared after making every one but {} private: {} (not made private: {})",
+            "mounts still shared after making every one but {} private ({rounds} readings of the table): {} (not made private: {})",
             plan.mount,
             shared.join(", "),
             left.join(", ")
