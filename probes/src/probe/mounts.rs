@@ -37,50 +37,81 @@ const INVALID_UMOUNT: MntFlags = MntFlags::MNT_EXPIRE.union(MntFlags::MNT_DETACH
 /// first reading of the table did not list. So the table is read again until no mount but the
 /// plan's is shared, making private what arrived meanwhile, up to [`PRIVATE_ROUNDS`] readings.
 pub fn private_but(plan: &PropagationPlan, steps: &mut Vec<String>) -> Result<(), ProbeError> {
-    /// Each reading after the first is owed to a mount that propagated in during the one before;
-    /// once every copy of a shared mount is private nothing more arrives, so a few suffice.
-    const PRIVATE_ROUNDS: usize = 8;
-    let keep = Path::new(&plan.mount);
-    let read =
-        |what: &str| crate::text::read("/proc/self/mountinfo").ctx(|| format!("read /proc/self/mountinfo{what}"));
-    let others = |table: &str| -> Vec<(String, Vec<String>)> {
-        mount_points(table).into_iter().filter(|(p, _)| !Path::new(p).starts_with(keep)).collect()
+    let mut readings = 0;
+    let read = || {
+        readings += 1;
+        crate::text::read("/proc/self/mountinfo").ctx(|| format!("read /proc/self/mountinfo (reading {readings})"))
     };
-    let (mut made, mut left) = (0, Vec::new());
-    // First every mount, shared or not (a slave too is made private); then the shared ones only.
-    let mut todo: Vec<String> = others(&read("")?).into_iter().map(|(p, _)| p).collect();
-    let mut rounds = 1;
-    let shared = loop {
-        for point in todo {
-            match mount(None::<&str>, point.as_str(), None::<&str>, MsFlags::MS_PRIVATE, None::<&str>) {
-                Ok(()) => made += 1,
-                Err(e) => left.push(format!("{point}: {e}")),
-            }
-        }
-        let shared: Vec<String> = others(&read(" again")?)
-            .into_iter()
-            .filter(|(_, tags)| tags.iter().any(|t| t.starts_with("shared:")))
-            .map(|(p, _)| p)
-            .collect();
-        if shared.is_empty() || rounds == PRIVATE_ROUNDS || !left.is_empty() {
-            break shared;
-        }
-        rounds += 1;
-        todo = shared;
-    };
-    if !shared.is_empty() {
+    let make_private = |point: &str| mount(None::<&str>, point, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>);
+    let done = privatize_all_but(Path::new(&plan.mount), read, make_private)?;
+    if !done.shared.is_empty() {
         return Err(ProbeError::Protocol(format!(
-            "mounts still shared after making every one but {} private ({rounds} readings of the table): {} (not made private: {})",
+            "mounts still shared after making every one but {} private ({} readings of the table): {} (not made \
+             private: {})",
             plan.mount,
-            shared.join(", "),
-            left.join(", ")
+            done.readings,
+            done.shared.join(", "),
+            done.left.join(", ")
         )));
     }
     let flags = MsFlags::from_bits_retain(plan.mode.ms_flag());
     mount(None::<&str>, plan.mount.as_str(), None::<&str>, flags, None::<&str>)
         .ctx(|| format!("make {} {}", plan.mount, plan.mode))?;
-    steps.push(format!("made {made} mounts private, all but {} (now {})", plan.mount, plan.mode));
+    steps.push(format!("made {} mounts private, all but {} (now {})", done.made, plan.mount, plan.mode));
     Ok(())
+}
+
+/// At most this many readings of the mount table in [`privatize_all_but`]: each after the second
+/// is owed to a mount that propagated in meanwhile, and once every copy of a shared mount is
+/// private nothing more arrives, so a few suffice.
+const PRIVATE_READINGS: usize = 8;
+
+/// What [`privatize_all_but`] came to.
+#[derive(Debug, PartialEq, Eq)]
+struct Privatized {
+    /// Mounts made private.
+    made: usize,
+    /// Mounts that could not be, with the error.
+    left: Vec<String>,
+    /// Mounts (not under `keep`) still shared at the last reading: none, unless something failed
+    /// or mounts kept arriving.
+    shared: Vec<String>,
+    /// Readings of the table.
+    readings: usize,
+}
+
+/// Makes private, with `make_private`, every mount of the table `read` gives that is not under
+/// `keep` (a slave too); then reads the table again and makes private the shared ones that
+/// arrived meanwhile, until none is left, a mount could not be made private, or
+/// [`PRIVATE_READINGS`] readings.
+fn privatize_all_but(
+    keep: &Path,
+    mut read: impl FnMut() -> Result<String, ProbeError>,
+    mut make_private: impl FnMut(&str) -> nix::Result<()>,
+) -> Result<Privatized, ProbeError> {
+    let others = |table: &str| -> Vec<(String, Vec<String>)> {
+        mount_points(table).into_iter().filter(|(p, _)| !Path::new(p).starts_with(keep)).collect()
+    };
+    let mut done = Privatized { made: 0, left: Vec::new(), shared: Vec::new(), readings: 1 };
+    let mut todo: Vec<String> = others(&read()?).into_iter().map(|(p, _)| p).collect();
+    loop {
+        for point in todo {
+            match make_private(&point) {
+                Ok(()) => done.made += 1,
+                Err(e) => done.left.push(format!("{point}: {e}")),
+            }
+        }
+        done.readings += 1;
+        done.shared = others(&read()?)
+            .into_iter()
+            .filter(|(_, tags)| tags.iter().any(|t| t.starts_with("shared:")))
+            .map(|(p, _)| p)
+            .collect();
+        if done.shared.is_empty() || !done.left.is_empty() || done.readings == PRIVATE_READINGS {
+            return Ok(done);
+        }
+        todo = done.shared.clone();
+    }
 }
 
 /// The mount points of a mountinfo table (proc(5)), unescaped, with their optional fields
@@ -231,5 +262,79 @@ mod tests {
         let m = mount_points(t);
         assert_eq!(m[0], ("/mnt dir".to_owned(), vec!["master:1".to_owned(), "shared:2".to_owned()]));
         assert_eq!(m[1], ("/sys".to_owned(), vec![]));
+    }
+
+    /// A mountinfo line for `point` with the optional fields `tags`.
+    fn line(id: u32, point: &str, tags: &str) -> String {
+        format!("{id} 1 0:{id} / {point} rw {tags} - tmpfs tmpfs rw\n")
+    }
+
+    /// Runs [`privatize_all_but`] on the tables `readings` in turn (the last again if it reads
+    /// more), with a kernel that keeps the mounts' tags (a scripted table stands for what
+    /// arrived); returns its result and the mounts made private, in order.
+    fn privatize(readings: &[String], refuse: &[&str]) -> (Privatized, Vec<String>) {
+        let mut next = readings.iter();
+        let mut last = None;
+        let mut calls = Vec::new();
+        let done = privatize_all_but(
+            Path::new("/run/case/prop"),
+            || {
+                last = next.next().or(last);
+                Ok(last.expect("a reading").clone())
+            },
+            |p| {
+                calls.push(p.to_owned());
+                if refuse.contains(&p) { Err(nix::errno::Errno::EINVAL) } else { Ok(()) }
+            },
+        )
+        .expect("reads never fail here");
+        (done, calls)
+    }
+
+    #[test]
+    fn a_mount_that_propagates_in_meanwhile_is_made_private_at_the_next_reading() {
+        let first =
+            [line(1, "/", "shared:1"), line(2, "/run/case/prop", "shared:7"), line(3, "/tmp", "master:1")].concat();
+        // Another mount case's host side mounted under its own point, copied here as a peer.
+        let arrived = [
+            line(1, "/", ""),
+            line(2, "/run/case/prop", "shared:7"),
+            line(3, "/tmp", ""),
+            line(4, "/run/other/prop/from-host", "shared:9"),
+        ]
+        .concat();
+        let settled = [
+            line(1, "/", ""),
+            line(2, "/run/case/prop", "shared:7"),
+            line(3, "/tmp", ""),
+            line(4, "/run/other/prop/from-host", ""),
+        ]
+        .concat();
+        let (done, calls) = privatize(&[first, arrived, settled], &[]);
+        assert_eq!(
+            calls,
+            ["/", "/tmp", "/run/other/prop/from-host"],
+            "every mount but the kept one, then what arrived"
+        );
+        assert_eq!(done, Privatized { made: 3, left: vec![], shared: vec![], readings: 3 });
+    }
+
+    #[test]
+    fn a_mount_that_stays_shared_is_reported_after_the_last_reading() {
+        let table = [line(1, "/", "shared:1"), line(5, "/run/other/prop", "shared:9")].concat();
+        let (done, calls) = privatize(std::slice::from_ref(&table), &[]);
+        assert_eq!(done.readings, PRIVATE_READINGS, "read again until the bound");
+        assert_eq!(done.shared, ["/", "/run/other/prop"]);
+        assert_eq!(calls.len(), 2 + 2 * (PRIVATE_READINGS - 2), "each reading's shared mounts tried again");
+    }
+
+    #[test]
+    fn a_mount_the_kernel_refuses_ends_the_readings() {
+        let table = [line(1, "/", "shared:1"), line(6, "/shadowed", "shared:3")].concat();
+        let after = [line(1, "/", ""), line(6, "/shadowed", "shared:3")].concat();
+        let (done, _) = privatize(&[table, after], &["/shadowed"]);
+        assert_eq!(done.readings, 2, "no point reading again what cannot change");
+        assert_eq!(done.shared, ["/shadowed"]);
+        assert_eq!(done.left, ["/shadowed: EINVAL: Invalid argument"]);
     }
 }
