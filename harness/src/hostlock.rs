@@ -10,17 +10,18 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How soon a waiter for a host lock tries the bind again (a bind cannot be waited on): at first
-/// soon, since the usual holder is a child another thread of this run cloned while the lock was
-/// held, whose copy of the socket goes at its exec a few dozen microseconds later; then at most
-/// every millisecond, the pace for another process's case.
+/// soon, for a holder about to let go (within a run the host lock is taken right after the local
+/// one, but a child another thread cloned while it was held keeps a copy of the socket until its
+/// exec); then at most every millisecond, the pace for another process's case.
 const RETRY_FIRST: Duration = Duration::from_micros(50);
 const RETRY_MAX: Duration = Duration::from_millis(1);
 
 /// A lock between the threads of this process that a waiter gives up on at a deadline (std's
 /// `Mutex` has no timed lock). A waiter sleeps until the holder lets go and is woken then: the
-/// two workers of `run -j 2` meet on the domainname lock some 20 times in a namespace matrix, and
-/// trying again every millisecond, as this did before, kept each waiting a whole millisecond
-/// after a release that takes a few dozen microseconds to come (issue 17).
+/// two workers of `run -j 2` met on the domainname lock 14 and 21 times in two namespace matrices,
+/// and trying again every millisecond, as this did before, kept each waiting a millisecond or
+/// more where the holder let go within a few hundred microseconds (time in `take_both` in a
+/// matrix: 13 to 23 ms before, 5 to 7 ms after; issue 17).
 #[derive(Debug)]
 pub struct LocalLock {
     held: Mutex<bool>,
@@ -40,8 +41,8 @@ impl LocalLock {
 
     /// Takes the lock, waiting for its holder until `deadline`; `None` if it was still held then.
     pub fn take(&'static self, deadline: Instant) -> Option<LocalGuard> {
-        // The flag is set and cleared under the mutex and never left half done, so a poisoned
-        // mutex (a panic elsewhere while it was locked) still holds a true flag.
+        // The mutex guards only the flag, which is set or cleared whole: a poisoned one (a panic
+        // while it was locked) still holds a value to trust.
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         while *held {
             let left = deadline.saturating_duration_since(Instant::now());
