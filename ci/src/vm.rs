@@ -98,13 +98,14 @@ pub struct VmResult {
     /// Framing problems: files that did not arrive whole, malformed records.
     pub problems: Vec<String>,
     pub guest: Option<GuestFacts>,
-    /// Boots before this one whose kernel died before the init's hello (see [`boot_retrying`]):
-    /// nothing of the plan ran in them.
+    /// Boots before this one whose kernel died before the init's hello, or of an int3 under TCG
+    /// (see [`boot_retrying`]): none of them judged anything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier_boots: Vec<EarlierBoot>,
 }
 
-/// A boot that never reached the init's hello, kept as evidence beside the boot that followed.
+/// A boot that was booted again (see [`boot_retrying`]), kept as evidence beside the boot that
+/// followed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EarlierBoot {
     /// Where its console and result are.
@@ -114,6 +115,9 @@ pub struct EarlierBoot {
     pub console: Vec<String>,
     pub timed_out: bool,
     pub total_ms: u64,
+    /// It reached the init's hello and died of an int3 afterwards ([`EMULATED_INT3`]).
+    #[serde(default)]
+    pub after_hello: bool,
 }
 
 impl VmResult {
@@ -122,6 +126,12 @@ impl VmResult {
     /// booting that again could double the wait.
     pub fn died_before_hello(&self) -> bool {
         !self.timed_out && self.boot_ms.is_none() && self.steps.is_empty() && self.release.is_none()
+    }
+
+    /// The kernel died of an int3 (its console says [`EMULATED_INT3`]) before the run was clean:
+    /// under TCG, the emulator's doing (see [`BOOT_ATTEMPTS`]), whenever it came.
+    pub fn died_of_emulated_int3(&self, console: &str) -> bool {
+        !self.passed() && console.lines().any(|l| l.contains(EMULATED_INT3))
     }
 
     /// Whether the run is clean: complete, every step exited 0, nothing went wrong on the way.
@@ -336,23 +346,35 @@ pub fn boot(req: &BootRequest) -> Result<VmResult, VmError> {
     Ok(result)
 }
 
-/// Boots that may die before the init's hello and be booted again: one retry.
+/// Boots that may be booted again, after a death that judges nothing: one retry.
 ///
 /// Under TCG the guest kernel sometimes dies while it boots, before userspace: "Oops: int3" in
 /// `get_random_u32` or `sched_clock_cpu`, 2 of about 20 boots of 6.12 with 2 vCPUs in session 23
 /// and 24 (the int3 of the kernel's own code patching, met where qemu's translated code still holds
-/// it). Nothing of the plan has run then, so booting again judges the same thing; a boot that gets
-/// to the hello is never retried, whatever happens after it.
+/// it). Nothing of the plan has run then, so booting again judges the same thing. The same death
+/// came after the hello in session 31, in the limits step: "Oops: int3" in `dequeue_entities` (the
+/// scheduler's, in the RCU kthread) right after a memory limit's OOM kill, in a jump that a static
+/// key patches (the CFS bandwidth key, which a cpu.max turns on and off, is read there). On real
+/// CPUs an int3 the kernel plants is always handled; under TCG a vCPU still running a translation
+/// from before the patch meets it after the kernel removed its handler. Every boot here is TCG's
+/// (`-accel tcg`), so such a run is booted again too, its console kept. Any other death after the
+/// hello (a panic, a BUG, a hang, a failed step) is the kernel's and is never booted again.
 pub const BOOT_ATTEMPTS: u32 = 2;
 
+/// The console line of a kernel that met an int3 it did not expect (see [`BOOT_ATTEMPTS`]).
+pub const EMULATED_INT3: &str = "Oops: int3";
+
 /// [`boot`], booted again (up to [`BOOT_ATTEMPTS`] in all) while the kernel dies before the init's
-/// hello. Each such boot's files move to `<out>/boot-<n>/` and are listed in the final result's
-/// `earlier_boots`, so a kernel that fails to boot is seen, and still fails when every attempt did.
+/// hello or of an int3 under TCG. Each such boot's files move to `<out>/boot-<n>/` and are listed
+/// in the final result's `earlier_boots`, so a kernel that fails to boot is seen, and still fails
+/// when every attempt did.
 pub fn boot_retrying(req: &BootRequest) -> Result<VmResult, VmError> {
     let mut earlier = Vec::new();
     for attempt in 1.. {
         let mut result = boot(req)?;
-        if attempt >= BOOT_ATTEMPTS || !result.died_before_hello() {
+        let console = fs::read_to_string(req.out_dir.join("console.log")).unwrap_or_default();
+        let again = result.died_before_hello() || result.died_of_emulated_int3(&console);
+        if attempt >= BOOT_ATTEMPTS || !again {
             result.earlier_boots = earlier;
             let json = serde_json::to_vec_pretty(&result).expect("serialisable");
             io_ctx(fs::write(req.out_dir.join("result.json"), json), || "write result.json".into())?;
@@ -366,12 +388,12 @@ pub fn boot_retrying(req: &BootRequest) -> Result<VmResult, VmError> {
                 io_ctx(fs::rename(&from, kept.join(name)), || format!("keep {}", from.display()))?;
             }
         }
-        let console = fs::read_to_string(kept.join("console.log")).unwrap_or_default();
         earlier.push(EarlierBoot {
             dir: kept.display().to_string(),
             console: how_it_died(&console),
             timed_out: result.timed_out,
             total_ms: result.total_ms,
+            after_hello: result.boot_ms.is_some(),
         });
     }
     unreachable!("the loop returns at the last attempt")
@@ -420,9 +442,12 @@ pub fn summary_table(results: &[VmResult]) -> String {
         let kernel = r.release.clone().unwrap_or_else(|| r.kernel.clone());
         let verdict = if r.passed() { "pass" } else { "FAIL" };
         let boot = r.boot_ms.map(secs).unwrap_or_else(|| "-".into());
-        let boot = match r.earlier_boots.len() {
-            0 => boot,
-            n => format!("{boot} (after {n} that died before the hello)"),
+        let int3 = r.earlier_boots.iter().filter(|b| b.after_hello).count();
+        let boot = match (r.earlier_boots.len(), int3) {
+            (0, _) => boot,
+            (n, 0) => format!("{boot} (after {n} that died before the hello)"),
+            (n, k) if k == n => format!("{boot} (after {n} that died of an int3 under TCG after the hello)"),
+            (n, k) => format!("{boot} (after {n} that died: {} before the hello, {k} of an int3 after it)", n - k),
         };
         let controllers = r.guest.as_ref().map(|g| g.controllers_enabled.join(" ")).unwrap_or_else(|| "-".into());
         let total = secs(r.total_ms);
@@ -524,6 +549,53 @@ mod tests {
         let written: VmResult = serde_json::from_str(&written.unwrap()).unwrap();
         assert_eq!(written, result);
         assert!(summary_table(&[result]).contains("(after 1 that died before the hello)"));
+    }
+
+    /// A stand-in for qemu whose kernel says hello on the data channel (the `-serial file:` it is
+    /// given), prints `death` on the console and exits, as a kernel that dies after its hello.
+    fn dies_after_hello(dir: &Path, death: &str) -> String {
+        let qemu = dir.join("qemu");
+        let hello = Record::Hello { release: "6.12.118".into() };
+        let script = format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in file:*) echo '{hello}' > \"${{a#file:}}\";; esac; done\n\
+             echo 'Booting'\necho '{death}'\nexit 0\n"
+        );
+        fs::write(&qemu, script).unwrap();
+        fs::set_permissions(&qemu, fs::Permissions::from_mode(0o755)).unwrap();
+        qemu.display().to_string()
+    }
+
+    /// The int3 of the kernel's own code patching under TCG, after the hello (as in session 31's
+    /// CI, in the limits step), is booted again like a death before the hello, and the table
+    /// says which death it was.
+    #[test]
+    fn a_kernel_that_dies_of_an_int3_after_the_hello_is_booted_once_more_and_still_fails() {
+        let dir = fixture("int3");
+        let qemu = dies_after_hello(&dir, "[ 7.772494] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI");
+        let req = BootRequest { qemu, ..request(&dir) };
+        let result = boot_retrying(&req);
+        let kept = fs::read_to_string(req.out_dir.join("boot-1/console.log"));
+        fs::remove_dir_all(&dir).unwrap();
+        let result = result.unwrap();
+        assert_eq!(result.release.as_deref(), Some("6.12.118"), "{result:?}");
+        assert!(result.boot_ms.is_some() && !result.died_before_hello() && !result.passed(), "{result:?}");
+        assert_eq!(result.earlier_boots.len() as u32, BOOT_ATTEMPTS - 1, "{result:?}");
+        assert!(result.earlier_boots[0].after_hello);
+        assert!(kept.unwrap().contains(EMULATED_INT3));
+        assert!(summary_table(&[result]).contains("(after 1 that died of an int3 under TCG after the hello)"));
+    }
+
+    #[test]
+    fn a_kernel_that_dies_otherwise_after_the_hello_is_not_booted_again() {
+        let dir = fixture("panic");
+        let qemu = dies_after_hello(&dir, "[ 9.1] Kernel panic - not syncing: Fatal exception");
+        let req = BootRequest { qemu, ..request(&dir) };
+        let result = boot_retrying(&req);
+        let kept = req.out_dir.join("boot-1").exists();
+        fs::remove_dir_all(&dir).unwrap();
+        let result = result.unwrap();
+        assert!(!result.passed() && result.earlier_boots.is_empty(), "{result:?}");
+        assert!(!kept, "nothing moved aside");
     }
 
     #[test]
