@@ -565,37 +565,36 @@ mod tests {
         qemu.display().to_string()
     }
 
+    /// [`boot_retrying`] with a kernel that says hello and dies with `death` on its console: the
+    /// result, and the first boot's console if it was kept aside.
+    fn boot_dying_after_hello(tag: &str, death: &str) -> (VmResult, Option<String>) {
+        let dir = fixture(tag);
+        let req = BootRequest { qemu: dies_after_hello(&dir, death), ..request(&dir) };
+        let result = boot_retrying(&req);
+        let kept = fs::read_to_string(req.out_dir.join("boot-1/console.log")).ok();
+        fs::remove_dir_all(&dir).unwrap();
+        (result.unwrap(), kept)
+    }
+
     /// The int3 of the kernel's own code patching under TCG, after the hello (as in session 31's
     /// CI, in the limits step), is booted again like a death before the hello, and the table
     /// says which death it was.
     #[test]
     fn a_kernel_that_dies_of_an_int3_after_the_hello_is_booted_once_more_and_still_fails() {
-        let dir = fixture("int3");
-        let qemu = dies_after_hello(&dir, "[ 7.772494] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI");
-        let req = BootRequest { qemu, ..request(&dir) };
-        let result = boot_retrying(&req);
-        let kept = fs::read_to_string(req.out_dir.join("boot-1/console.log"));
-        fs::remove_dir_all(&dir).unwrap();
-        let result = result.unwrap();
+        let (result, kept) = boot_dying_after_hello("int3", "[ 7.772494] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI");
         assert_eq!(result.release.as_deref(), Some("6.12.118"), "{result:?}");
         assert!(result.boot_ms.is_some() && !result.died_before_hello() && !result.passed(), "{result:?}");
         assert_eq!(result.earlier_boots.len() as u32, BOOT_ATTEMPTS - 1, "{result:?}");
         assert!(result.earlier_boots[0].after_hello);
-        assert!(kept.unwrap().contains(EMULATED_INT3));
+        assert!(kept.is_some_and(|c| c.contains(EMULATED_INT3)));
         assert!(summary_table(&[result]).contains("(after 1 that died of an int3 under TCG after the hello)"));
     }
 
     #[test]
     fn a_kernel_that_dies_otherwise_after_the_hello_is_not_booted_again() {
-        let dir = fixture("panic");
-        let qemu = dies_after_hello(&dir, "[ 9.1] Kernel panic - not syncing: Fatal exception");
-        let req = BootRequest { qemu, ..request(&dir) };
-        let result = boot_retrying(&req);
-        let kept = req.out_dir.join("boot-1").exists();
-        fs::remove_dir_all(&dir).unwrap();
-        let result = result.unwrap();
-        assert!(!result.passed() && result.earlier_boots.is_empty(), "{result:?}");
-        assert!(!kept, "nothing moved aside");
+        let (result, kept) = boot_dying_after_hello("panic", "[ 9.1] Kernel panic - not syncing: Fatal exception");
+        assert!(result.boot_ms.is_some() && !result.passed() && result.earlier_boots.is_empty(), "{result:?}");
+        assert!(kept.is_none(), "nothing moved aside");
     }
 
     #[test]

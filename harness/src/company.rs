@@ -99,8 +99,13 @@ impl Drop for Entered<'_> {
         inside.holders -= 1;
         if inside.holders == 0 {
             inside.last = inside.class.take();
+            // Every case leaves, most with no one waiting: a wake is a system call, made only
+            // when someone waits (as the host mount table's lock does, `crate::mounts`).
+            let someone_waits = inside.waiting.iter().any(|&n| n > 0);
             drop(inside);
-            self.companies.turn.notify_all();
+            if someone_waits {
+                self.companies.turn.notify_all();
+            }
         }
     }
 }

@@ -24,8 +24,15 @@ const RETRY_MAX: Duration = Duration::from_millis(1);
 /// matrix: 13 to 23 ms before, 5 to 7 ms after; issue 17).
 #[derive(Debug)]
 pub struct LocalLock {
-    held: Mutex<bool>,
+    state: Mutex<LocalState>,
     released: Condvar,
+}
+
+/// Whether a [`LocalLock`] is held, and how many wait for it (a release wakes one only then).
+#[derive(Debug)]
+struct LocalState {
+    held: bool,
+    waiting: usize,
 }
 
 /// A held [`LocalLock`]; released, and one waiter woken, on drop (also while unwinding).
@@ -36,22 +43,25 @@ pub struct LocalGuard {
 
 impl LocalLock {
     pub const fn new() -> LocalLock {
-        LocalLock { held: Mutex::new(false), released: Condvar::new() }
+        LocalLock { state: Mutex::new(LocalState { held: false, waiting: 0 }), released: Condvar::new() }
     }
 
     /// Takes the lock, waiting for its holder until `deadline`; `None` if it was still held then.
     pub fn take(&'static self, deadline: Instant) -> Option<LocalGuard> {
-        // The mutex guards only the flag, which is set or cleared whole: a poisoned one (a panic
-        // while it was locked) still holds a value to trust.
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        while *held {
+        // The mutex guards only the state, which is changed whole: a poisoned one (a panic while
+        // it was locked) still holds values to trust.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.waiting += 1;
+        while state.held {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                state.waiting -= 1;
                 return None;
             }
-            held = self.released.wait_timeout(held, left).unwrap_or_else(PoisonError::into_inner).0;
+            state = self.released.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
         }
-        *held = true;
+        state.waiting -= 1;
+        state.held = true;
         Some(LocalGuard { lock: self })
     }
 }
@@ -64,8 +74,14 @@ impl Default for LocalLock {
 
 impl Drop for LocalGuard {
     fn drop(&mut self) {
-        *self.lock.held.lock().unwrap_or_else(PoisonError::into_inner) = false;
-        self.lock.released.notify_one();
+        let mut state = self.lock.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.held = false;
+        // Most releases have no one to wake, and a wake is a system call.
+        let wake = state.waiting > 0;
+        drop(state);
+        if wake {
+            self.lock.released.notify_one();
+        }
     }
 }
 

@@ -35,13 +35,9 @@ const INVALID_UMOUNT: MntFlags = MntFlags::MNT_EXPIRE.union(MntFlags::MNT_DETACH
 /// mounted in their peers: another mount case of the run, beside this one, mounts under its own
 /// propagation mount point, and this namespace's copy of that point gains a shared mount the
 /// first reading of the table did not list. So the table is read again until no mount but the
-/// plan's is shared, making private what arrived meanwhile, up to [`PRIVATE_ROUNDS`] readings.
+/// plan's is shared, making private what arrived meanwhile, up to [`PRIVATE_READINGS`] readings.
 pub fn private_but(plan: &PropagationPlan, steps: &mut Vec<String>) -> Result<(), ProbeError> {
-    let mut readings = 0;
-    let read = || {
-        readings += 1;
-        crate::text::read("/proc/self/mountinfo").ctx(|| format!("read /proc/self/mountinfo (reading {readings})"))
-    };
+    let read = || crate::text::read("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into());
     let make_private = |point: &str| mount(None::<&str>, point, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>);
     let done = privatize_all_but(Path::new(&plan.mount), read, make_private)?;
     if !done.shared.is_empty() {
@@ -264,9 +260,13 @@ mod tests {
         assert_eq!(m[1], ("/sys".to_owned(), vec![]));
     }
 
-    /// A mountinfo line for `point` with the optional fields `tags`.
-    fn line(id: u32, point: &str, tags: &str) -> String {
-        format!("{id} 1 0:{id} / {point} rw {tags} - tmpfs tmpfs rw\n")
+    /// A mountinfo table of `(point, optional fields)`, one tmpfs each.
+    fn table(mounts: &[(&str, &str)]) -> String {
+        mounts
+            .iter()
+            .enumerate()
+            .map(|(id, (point, tags))| format!("{id} 1 0:{id} / {point} rw {tags} - tmpfs tmpfs rw\n"))
+            .collect()
     }
 
     /// Runs [`privatize_all_but`] on the tables `readings` in turn (the last again if it reads
@@ -293,23 +293,16 @@ mod tests {
 
     #[test]
     fn a_mount_that_propagates_in_meanwhile_is_made_private_at_the_next_reading() {
-        let first =
-            [line(1, "/", "shared:1"), line(2, "/run/case/prop", "shared:7"), line(3, "/tmp", "master:1")].concat();
+        let first = table(&[("/", "shared:1"), ("/run/case/prop", "shared:7"), ("/tmp", "master:1")]);
         // Another mount case's host side mounted under its own point, copied here as a peer.
-        let arrived = [
-            line(1, "/", ""),
-            line(2, "/run/case/prop", "shared:7"),
-            line(3, "/tmp", ""),
-            line(4, "/run/other/prop/from-host", "shared:9"),
-        ]
-        .concat();
-        let settled = [
-            line(1, "/", ""),
-            line(2, "/run/case/prop", "shared:7"),
-            line(3, "/tmp", ""),
-            line(4, "/run/other/prop/from-host", ""),
-        ]
-        .concat();
+        let arrived = table(&[
+            ("/", ""),
+            ("/run/case/prop", "shared:7"),
+            ("/tmp", ""),
+            ("/run/other/prop/from-host", "shared:9"),
+        ]);
+        let settled =
+            table(&[("/", ""), ("/run/case/prop", "shared:7"), ("/tmp", ""), ("/run/other/prop/from-host", "")]);
         let (done, calls) = privatize(&[first, arrived, settled], &[]);
         assert_eq!(
             calls,
@@ -321,8 +314,8 @@ mod tests {
 
     #[test]
     fn a_mount_that_stays_shared_is_reported_after_the_last_reading() {
-        let table = [line(1, "/", "shared:1"), line(5, "/run/other/prop", "shared:9")].concat();
-        let (done, calls) = privatize(std::slice::from_ref(&table), &[]);
+        let shared = table(&[("/", "shared:1"), ("/run/other/prop", "shared:9")]);
+        let (done, calls) = privatize(std::slice::from_ref(&shared), &[]);
         assert_eq!(done.readings, PRIVATE_READINGS, "read again until the bound");
         assert_eq!(done.shared, ["/", "/run/other/prop"]);
         assert_eq!(calls.len(), 2 + 2 * (PRIVATE_READINGS - 2), "each reading's shared mounts tried again");
@@ -330,9 +323,9 @@ mod tests {
 
     #[test]
     fn a_mount_the_kernel_refuses_ends_the_readings() {
-        let table = [line(1, "/", "shared:1"), line(6, "/shadowed", "shared:3")].concat();
-        let after = [line(1, "/", ""), line(6, "/shadowed", "shared:3")].concat();
-        let (done, _) = privatize(&[table, after], &["/shadowed"]);
+        let first = table(&[("/", "shared:1"), ("/shadowed", "shared:3")]);
+        let after = table(&[("/", ""), ("/shadowed", "shared:3")]);
+        let (done, _) = privatize(&[first, after], &["/shadowed"]);
         assert_eq!(done.readings, 2, "no point reading again what cannot change");
         assert_eq!(done.shared, ["/shadowed"]);
         assert_eq!(done.left, ["/shadowed: EINVAL: Invalid argument"]);
