@@ -172,6 +172,10 @@ impl<'a> HostSide<'a> {
                     .into(),
             });
         }
+        if self.sentinel_mounted {
+            // A second mount would stack on the first, and the one unmount leave that behind.
+            return Err("the sentinel tmpfs is already mounted for this probe".into());
+        }
         let target = self.case.host_path(dirs::SENTINEL_MOUNT);
         let changing = crate::mounts::changing_host_mounts();
         mount(Some("isoprobe-sentinel"), &target, Some("tmpfs"), MsFlags::empty(), Some("size=64k,mode=0755"))

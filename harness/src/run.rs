@@ -315,6 +315,7 @@ impl Harness {
                 init: p.init.clone(),
                 sentinels: case.sentinels(&self.run, &names),
                 hold: false,
+                ends_with_probe: false,
                 exercise: None,
                 harness_ns: self.run.harness_ns(),
                 sysctl_stripe: spec.sysctl_stripe,
@@ -383,6 +384,10 @@ impl Harness {
                 init,
                 sentinels: case.sentinels(&self.run, &names),
                 hold,
+                // A native launcher made the container's namespaces for this probe alone (the
+                // unshare path: for it and the parent it forks from); nothing joins them unless
+                // it holds them.
+                ends_with_probe: spec.launcher.is_native() && !spec.launcher.joins() && !hold,
                 exercise: case.limits.as_ref().map(|l| l.exercise.clone()),
                 harness_ns: self.run.harness_ns(),
                 sysctl_stripe: spec.sysctl_stripe,

@@ -58,12 +58,21 @@ pub struct Channel {
     lines_in: usize,
     /// Encoded messages not yet written (see the module's docs).
     pending: String,
+    /// The ids of questions sent ahead and not yet answered ([`Channel::ask_ahead`]).
+    ahead: Option<std::ops::Range<u32>>,
+}
+
+/// Questions sent with [`Channel::ask_ahead`], whose answers [`Channel::answers`] reads.
+#[derive(Debug)]
+#[must_use = "the answers must be read before anything else is asked"]
+pub struct Ahead {
+    ids: std::ops::Range<u32>,
 }
 
 impl Channel {
     /// `lines_in` is how many lines were already read (the hello), for error positions.
     pub fn new(lines_in: usize) -> Self {
-        Channel { next_id: 1, facts: 0, lines_in, pending: String::new() }
+        Channel { next_id: 1, facts: 0, lines_in, pending: String::new(), ahead: None }
     }
 
     /// Queues a fact; it goes out with the next question, [`Channel::flush`] or `done`.
@@ -101,6 +110,18 @@ impl Channel {
     /// between them. The host answers them in order, in one write, so the probe wakes once for
     /// all (see the harness's `conversation::converse`).
     pub fn ask_all(&mut self, questions: Vec<HostQuestion>) -> Result<Vec<HostAnswer>, ProbeError> {
+        let ahead = self.ask_ahead(questions)?;
+        self.answers(ahead)
+    }
+
+    /// Sends these questions now, as [`Channel::ask_all`] does, without waiting: the probe goes
+    /// on with steps that need none of the answers while the host works on them (a wait for an
+    /// RCU grace period, say), and reads them with [`Channel::answers`] when it needs them.
+    /// Nothing else may be asked or received meanwhile: the answers come first, in order.
+    pub fn ask_ahead(&mut self, questions: Vec<HostQuestion>) -> Result<Ahead, ProbeError> {
+        if let Some(ids) = &self.ahead {
+            return Err(ProbeError::Protocol(format!("asked again before reading the answers to questions {ids:?}")));
+        }
         let first = self.next_id;
         for question in questions {
             let id = self.next_id;
@@ -108,20 +129,56 @@ impl Channel {
             self.pending.push_str(&wire::encode(&FromProbe::Ask { id, question }));
         }
         self.flush()?;
-        (first..self.next_id)
-            .map(|id| match self.receive()? {
+        let ids = first..self.next_id;
+        self.ahead = Some(ids.clone());
+        Ok(Ahead { ids })
+    }
+
+    /// Waits for the answers to questions sent with [`Channel::ask_ahead`], in order.
+    pub fn answers(&mut self, ahead: Ahead) -> Result<Vec<HostAnswer>, ProbeError> {
+        if self.ahead.as_ref() != Some(&ahead.ids) {
+            return Err(ProbeError::Protocol(format!("the answers to questions {:?} were not awaited", ahead.ids)));
+        }
+        self.ahead = None;
+        ahead
+            .ids
+            .map(|id| match self.receive_line()? {
                 ToProbe::Answer { id: got, answer } if got == id => Ok(answer),
                 other => Err(ProbeError::Protocol(format!("expected the answer to question {id}, got {other:?}"))),
             })
             .collect()
     }
 
-    /// The next message from the harness.
+    /// The next message from the harness (none may be an answer still awaited).
     pub fn receive(&mut self) -> Result<ToProbe, ProbeError> {
+        if let Some(ids) = &self.ahead {
+            return Err(ProbeError::Protocol(format!("the answers to questions {ids:?} are still to be read")));
+        }
+        self.receive_line()
+    }
+
+    fn receive_line(&mut self) -> Result<ToProbe, ProbeError> {
         let line = read_line_unbuffered()
             .map_err(|source| ProbeError::Io { what: "read stdin".into(), source })?
             .ok_or_else(|| ProbeError::Protocol("stdin closed by the harness".into()))?;
         self.lines_in += 1;
         wire::decode("harness message", self.lines_in, &line).map_err(|e| ProbeError::Protocol(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_asked_or_received_while_answers_are_awaited() {
+        let mut ch = Channel::new(1);
+        // No question: nothing is written, and its (no) answers are read without reading stdin.
+        let ahead = ch.ask_ahead(Vec::new()).expect("nothing to write");
+        assert!(matches!(ch.ask_ahead(Vec::new()), Err(ProbeError::Protocol(_))), "asked again");
+        assert!(matches!(ch.receive(), Err(ProbeError::Protocol(_))), "received meanwhile");
+        assert_eq!(ch.answers(ahead).expect("no answers to read"), Vec::new());
+        let again = ch.ask_ahead(Vec::new()).expect("the answers were read");
+        assert_eq!(ch.answers(again).expect("no answers to read"), Vec::new());
     }
 }

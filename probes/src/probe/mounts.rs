@@ -80,6 +80,14 @@ struct Privatized {
 /// `keep` (a slave too); then reads the table again and makes private the shared ones that
 /// arrived meanwhile, until none is left, a mount could not be made private, or
 /// [`PRIVATE_READINGS`] readings.
+///
+/// A mount can also leave meanwhile: another mount case's probe unmounts what it mounted under
+/// its own propagation mount point, and the unmount propagates to this copy as the mount did. The
+/// kernel then refuses the change with EINVAL (the path is no mount's root any more:
+/// `do_change_type`), which for a mount still there means it cannot be changed. So an EINVAL
+/// counts as a failure only when the next reading still lists the mount point; one it no longer
+/// lists had gone (seen once in some 70 matrix runs at `-j 2`, session 32: the other case's
+/// `from-host` and `from-probe` mounts came and went between two readings).
 fn privatize_all_but(
     keep: &Path,
     mut read: impl FnMut() -> Result<String, ProbeError>,
@@ -91,14 +99,24 @@ fn privatize_all_but(
     let mut done = Privatized { made: 0, left: Vec::new(), shared: Vec::new(), readings: 1 };
     let mut todo: Vec<String> = others(&read()?).into_iter().map(|(p, _)| p).collect();
     loop {
+        // Refused with EINVAL: gone, or a failure if the next reading still lists it.
+        let mut no_root = Vec::new();
         for point in todo {
             match make_private(&point) {
                 Ok(()) => done.made += 1,
+                Err(nix::errno::Errno::EINVAL) => no_root.push(point),
                 Err(e) => done.left.push(format!("{point}: {e}")),
             }
         }
         done.readings += 1;
-        done.shared = others(&read()?)
+        let table = others(&read()?);
+        done.left.extend(
+            no_root
+                .into_iter()
+                .filter(|point| table.iter().any(|(p, _)| p == point))
+                .map(|point| format!("{point}: {}", nix::errno::Errno::EINVAL)),
+        );
+        done.shared = table
             .into_iter()
             .filter(|(_, tags)| tags.iter().any(|t| t.starts_with("shared:")))
             .map(|(p, _)| p)
@@ -319,6 +337,21 @@ mod tests {
         assert_eq!(done.readings, PRIVATE_READINGS, "read again until the bound");
         assert_eq!(done.shared, ["/", "/run/other/prop"]);
         assert_eq!(calls.len(), 2 + 2 * (PRIVATE_READINGS - 2), "each reading's shared mounts tried again");
+    }
+
+    #[test]
+    fn a_mount_that_left_before_it_was_made_private_is_no_failure() {
+        // Another mount case's probe mounted under its propagation point (copied here as a peer)
+        // and unmounted again: the change of the first reading's copy finds no mount (EINVAL), and
+        // the mount that arrived in the second reading is gone by the third.
+        let first =
+            table(&[("/", "shared:1"), ("/run/case/prop", "shared:7"), ("/run/other/prop/from-host", "shared:9")]);
+        let second = table(&[("/", ""), ("/run/case/prop", "shared:7"), ("/run/other/prop/from-probe", "shared:9")]);
+        let third = table(&[("/", ""), ("/run/case/prop", "shared:7")]);
+        let (done, calls) =
+            privatize(&[first, second, third], &["/run/other/prop/from-host", "/run/other/prop/from-probe"]);
+        assert_eq!(calls, ["/", "/run/other/prop/from-host", "/run/other/prop/from-probe"]);
+        assert_eq!(done, Privatized { made: 1, left: vec![], shared: vec![], readings: 3 });
     }
 
     #[test]

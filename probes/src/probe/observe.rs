@@ -32,7 +32,7 @@ use crate::wire::{
     SysResult, fact_key,
 };
 
-use super::channel::Channel;
+use super::channel::{Ahead, Channel};
 use super::error::{Context, ProbeError};
 use super::init::Dirs;
 use super::interlock::Interlock;
@@ -61,11 +61,14 @@ pub struct Observer<'a> {
     /// The task id of the chroot escape's thread and ns_last_pid read right after it started
     /// (the probe's one new task of every case serves both).
     new_task: Option<(i32, Result<Option<i32>, ProbeError>)>,
+    /// The host's answer to [`HostQuestion::MountSentinel`] when it was asked ahead, with the
+    /// domainname check (see [`Observer::domainname`]).
+    sentinel_mounted: Option<HostAnswer>,
 }
 
 impl<'a> Observer<'a> {
     pub fn new(ch: &'a mut Channel, case: &'a ProbeCase, dirs: &'a Dirs, interlock: &'a Interlock) -> Self {
-        Observer { ch, case, dirs, interlock, own: BTreeMap::new(), new_task: None }
+        Observer { ch, case, dirs, interlock, own: BTreeMap::new(), new_task: None, sentinel_mounted: None }
     }
 
     /// The probe's `kind` namespace if it is the harness's (or could not be read, which the
@@ -96,9 +99,18 @@ impl<'a> Observer<'a> {
         self.report("domainname".into(), r)?;
         let r = self.sethostname_probe();
         self.report("sethostname-probe".into(), r)?;
-        for (key, r) in self.sentinel_and_own_mount()? {
-            self.report(key, r)?;
-        }
+        let look = self.ask_sentinel_and_own_mount()?;
+        // The host's unmount and look are answered while the probe goes on with the steps up to
+        // its next question, which need neither (a mount case asks at once).
+        let look = match self.case.sentinels.mnt.mounts {
+            Some(_) => {
+                for (key, r) in self.sentinel_and_own_mount(look)? {
+                    self.report(key, r)?;
+                }
+                None
+            }
+            None => Some(look),
+        };
         if let Some(m) = &self.case.sentinels.mnt.mounts {
             let shared = self.shared_ns(NsKind::Mnt);
             let token = &self.case.sentinels.mnt.marker_token;
@@ -114,7 +126,18 @@ impl<'a> Observer<'a> {
         self.report(fact_key::NS_LAST_PID.into(), r)?;
         let r = self.host_ipc();
         self.report("host-ipc".into(), r)?;
-        for (key, r) in self.own_ipc_and_file()? {
+        if let Some(look) = look {
+            for (key, r) in self.sentinel_and_own_mount(look)? {
+                self.report(key, r)?;
+            }
+        }
+        // The host's clocks are read with its look at the probe's IPC objects and file: one
+        // round trip less (issue 17); the clocks' windows stay the reads around the answers.
+        let monotonic = [ClockSource::Vdso, ClockSource::Syscall];
+        let boottime = [ClockSource::Vdso, ClockSource::Syscall, ClockSource::ProcUptime];
+        let clocks = [(ClockKind::Monotonic, &monotonic[..]), (ClockKind::Boottime, &boottime[..])];
+        let (owned, clock_offsets) = self.own_ipc_file_and_clocks(&clocks)?;
+        for (key, r) in owned {
             self.report(key, r)?;
         }
         let r = self.abstract_socket();
@@ -133,10 +156,7 @@ impl<'a> Observer<'a> {
         }
         let r = self.cgroup();
         self.report("cgroup".into(), r)?;
-        let monotonic = [ClockSource::Vdso, ClockSource::Syscall];
-        let boottime = [ClockSource::Vdso, ClockSource::Syscall, ClockSource::ProcUptime];
-        let clocks = [(ClockKind::Monotonic, &monotonic[..]), (ClockKind::Boottime, &boottime[..])];
-        for (clock, source, r) in self.clock_offsets(&clocks)? {
+        for (clock, source, r) in clock_offsets {
             self.report(fact_key::clock(clock, source), r)?;
         }
         // Last: a holder puts its values back, but the others leave theirs in their namespaces.
@@ -261,8 +281,16 @@ impl<'a> Observer<'a> {
         let token = self.case.sentinels.uts.domainname_token.clone();
         expect_ack(self.ch.ask(HostQuestion::LockDomainname)?, "lock the host domainname")?;
         let result: SysResult = sys::setdomainname(&token).into();
-        // Always ask: the host restores its domainname and releases the lock on this answer.
-        let seen = expect_seen(self.ch.ask(HostQuestion::CheckDomainname { token })?, "check the domainname")?;
+        // Always ask: the host restores its domainname and releases the lock on this answer. The
+        // host's sentinel mount, the next question of every probe, goes in the same write: it
+        // depends on nothing the probe does in between (`sethostname_probe` only), and one round
+        // trip serves both (issue 17).
+        let mut answers =
+            self.ch.ask_all(vec![HostQuestion::CheckDomainname { token }, HostQuestion::MountSentinel])?.into_iter();
+        let checked = next_answer(&mut answers, "check the domainname")?;
+        // Kept before the check's answer is looked at: the sentinel is up whatever that says.
+        self.sentinel_mounted = Some(next_answer(&mut answers, "mount the sentinel")?);
+        let seen = expect_seen(checked, "check the domainname")?;
         Ok(Fact::Domainname { attempt: Attempt::Made { result }, host_saw_token: seen })
     }
 
@@ -276,14 +304,19 @@ impl<'a> Observer<'a> {
 
     /// The host's sentinel mount, made after the container's start, as the probe sees it; then
     /// the probe's own mount, as the host sees it. The host's check and unmount of its sentinel
-    /// and its look for the probe's mount are asked together (`Channel::ask_all`): neither
-    /// depends on the other, and the probe's mount is made before either is asked, so one round
-    /// trip serves both.
-    fn sentinel_and_own_mount(&mut self) -> Result<[Keyed; 2], ProbeError> {
+    /// and its look for the probe's mount are asked together, ahead (`Channel::ask_ahead`):
+    /// neither depends on the other, the probe's mount is made before either is asked, and the
+    /// probe needs neither answer until [`Observer::sentinel_and_own_mount`], so one round trip
+    /// serves both and the probe does not wait for the host's unmount (an RCU grace period).
+    fn ask_sentinel_and_own_mount(&mut self) -> Result<MountLook, ProbeError> {
         let m = &self.case.sentinels.mnt;
         let path = format!("{}/marker", m.sentinel_mount);
         // What the probe read there, or why the host could not mount it.
-        let seen = match self.ch.ask(HostQuestion::MountSentinel)? {
+        let mounted = match self.sentinel_mounted.take() {
+            Some(answer) => answer,
+            None => self.ch.ask(HostQuestion::MountSentinel)?,
+        };
+        let seen = match mounted {
             HostAnswer::Ack => Ok(text::read(&path)),
             HostAnswer::Unavailable { reason } => Err(reason),
             other => return Err(unexpected(other, "mount the sentinel")),
@@ -310,21 +343,42 @@ impl<'a> Observer<'a> {
             Ok(_) => vec![HostQuestion::UnmountSentinel, HostQuestion::OwnMountVisible],
             Err(_) => vec![HostQuestion::OwnMountVisible],
         };
-        let asked = self.ch.ask_all(questions);
-        // A failed unmount is the own mount's error, as any failure of that observation.
-        let unmounted = match attempt {
-            Attempt::Made { result: SysResult::Ok } => {
-                umount2(target.as_str(), MntFlags::MNT_DETACH).ctx(|| format!("unmount {target}"))
+        let ahead = self.ch.ask_ahead(questions);
+        // A failed unmount is the own mount's error, as any failure of that observation. In a
+        // mount namespace that ends with the probe, the mount is left to that end unless the host
+        // saw it (see `sentinel_and_own_mount`): an unmount waits for an RCU grace period (an
+        // expedited one: IPIs to every CPU), and the namespace's end waits for one however many
+        // mounts it drops.
+        let made = matches!(attempt, Attempt::Made { result: SysResult::Ok });
+        let late = made && self.case.ends_with_probe;
+        let unmounted = if made && !late { unmount(&target) } else { Ok(()) };
+        Ok(MountLook { ahead: ahead?, path, seen, target, attempt, late, unmounted })
+    }
+
+    /// The facts of [`Observer::ask_sentinel_and_own_mount`], once the host's answers are in.
+    fn sentinel_and_own_mount(&mut self, look: MountLook) -> Result<[Keyed; 2], ProbeError> {
+        let MountLook { ahead, path, seen, target, attempt, late, mut unmounted } = look;
+        let asked = self.ch.answers(ahead);
+        // The host saw the probe's mount (or could not say): it came through a propagation the
+        // host shares, and the unmount goes back the same way, so that the host is left as it was.
+        let unmount_late = |seen: &Result<bool, ProbeError>| late && !matches!(seen, Ok(false));
+        let mut answers = match asked {
+            Ok(answers) => answers.into_iter(),
+            Err(e) => {
+                // Whether the host saw it is unknown: unmounted all the same.
+                if late {
+                    let _ = unmount(&target);
+                }
+                return Err(e);
             }
-            _ => Ok(()),
         };
-        let mut answers = asked?.into_iter();
+        let token = &self.case.sentinels.mnt.marker_token;
         let sentinel = match seen {
             Err(reason) => Ok(Fact::SentinelMount { visible: None, detail: reason }),
             Ok(seen) => next_answer(&mut answers, "unmount the sentinel")
                 .and_then(|a| expect_ack(a, "unmount the sentinel"))
                 .and_then(|()| match seen {
-                    Ok(text) if text.trim() == m.marker_token => Ok(Fact::SentinelMount {
+                    Ok(text) if text.trim() == token => Ok(Fact::SentinelMount {
                         visible: Some(true),
                         detail: format!("{path} holds the host's token"),
                     }),
@@ -338,9 +392,12 @@ impl<'a> Observer<'a> {
                     Err(e) => Err(ProbeError::Io { what: format!("read {path}"), source: e }),
                 }),
         };
-        let own = next_answer(&mut answers, "check the probe's mount")
-            .and_then(|a| expect_seen(a, "check the probe's mount"))
-            .and_then(|seen| unmounted.map(|()| Fact::OwnMount { attempt, host_saw: seen }));
+        let seen = next_answer(&mut answers, "check the probe's mount")
+            .and_then(|a| expect_seen(a, "check the probe's mount"));
+        if unmount_late(&seen) {
+            unmounted = unmount(&target);
+        }
+        let own = seen.and_then(|seen| unmounted.map(|()| Fact::OwnMount { attempt, host_saw: seen }));
         Ok([("sentinel-mount".into(), sentinel), ("own-mount".into(), own)])
     }
 
@@ -467,10 +524,14 @@ impl<'a> Observer<'a> {
     }
 
     /// The probe's own IPC objects, and the owner of a file it creates in the scratch directory,
-    /// each as the host sees it. The host's two looks are asked together (`Channel::ask_all`):
-    /// neither depends on the other, and both objects are made before either is asked, so one
-    /// round trip serves both.
-    fn own_ipc_and_file(&mut self) -> Result<[Keyed; 2], ProbeError> {
+    /// each as the host sees it, and the clocks' offsets from the host's ([`ClockReads`]). The
+    /// host's two looks and its clock reads are asked together (`Channel::ask_all`): none depends
+    /// on another, and both objects are made before either is asked, so one round trip serves all
+    /// three.
+    fn own_ipc_file_and_clocks(
+        &mut self,
+        clocks: &[(ClockKind, &[ClockSource])],
+    ) -> Result<([Keyed; 2], Vec<ClockFact>), ProbeError> {
         let n: IpcNames = self.case.sentinels.ipc.own.clone();
         let shm = sys::sysv_create(SysvKind::Shm, n.shm_key, 0o600);
         let sem = sys::sysv_create(SysvKind::Sem, n.sem_key, 0o600);
@@ -484,7 +545,10 @@ impl<'a> Observer<'a> {
         if file.is_ok() {
             questions.push(HostQuestion::ScratchFileOwner { name });
         }
+        let reads = ClockReads::before(&self.dirs.proc, clocks);
+        questions.push(reads.question());
         let asked = self.ch.ask_all(questions);
+        let reads = reads.after(&self.dirs.proc);
         // Remove before looking at the answers, so a protocol error leaves nothing behind.
         let mut cleanup = Vec::new();
         for (kind, id) in [(SysvKind::Shm, shm), (SysvKind::Sem, sem), (SysvKind::Msg, msg)] {
@@ -519,7 +583,8 @@ impl<'a> Observer<'a> {
             HostAnswer::Owner { uid, gid } => Ok(Fact::FileOwner { uid, gid }),
             other => Err(unexpected(other, "stat the probe's file")),
         });
-        Ok([("own-ipc".into(), ipc), ("file-owner".into(), owner)])
+        let clocks = reads.facts(next_answer(&mut answers, "read the host clocks"))?;
+        Ok(([("own-ipc".into(), ipc), ("file-owner".into(), owner)], clocks))
     }
 
     // ---- net ----
@@ -583,53 +648,100 @@ impl<'a> Observer<'a> {
         let text = self.read_self("cgroup")?;
         Ok(Fact::Cgroup { lines: text.lines().map(str::to_owned).collect() })
     }
+}
 
-    // ---- time ----
+/// The probe's own mount, unmounted (`MNT_DETACH`).
+fn unmount(target: &str) -> Result<(), ProbeError> {
+    umount2(target, MntFlags::MNT_DETACH).ctx(|| format!("unmount {target}"))
+}
 
-    /// Brackets the host's reading of each clock between two of the probe's own, from each of its
-    /// sources, so each offset is known to lie in `[before - host, after - host]` with no
-    /// tolerance to choose. One question serves every clock and source: the reads nest around it
-    /// (the first before is the last after), so each bracket still holds the host's reading, a
-    /// few microseconds wider than a bracket of its own, for one round trip to the host instead
-    /// of one per clock (two before issue 17's last change) or per source.
-    ///
-    /// A source whose read fails is that source's fact; a failed question, every source's.
-    /// `Err` only when the conversation itself broke.
-    #[allow(clippy::type_complexity)]
-    fn clock_offsets(
-        &mut self,
-        clocks: &[(ClockKind, &[ClockSource])],
-    ) -> Result<Vec<(ClockKind, ClockSource, Result<Fact, ProbeError>)>, ProbeError> {
-        let proc = &self.dirs.proc;
-        // /proc/uptime prints centiseconds, truncated: the true value is up to 10 ms above it.
-        let read = |clock: ClockKind, source: ClockSource| -> Result<i64, ProbeError> {
-            let id = sys::clock_id(clock);
-            match source {
-                ClockSource::Vdso => sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()),
-                ClockSource::Syscall => sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()),
-                ClockSource::ProcUptime => proc_uptime_ns(proc),
-            }
-        };
-        let resolution = |source: ClockSource| if source == ClockSource::ProcUptime { 10_000_000 } else { 0 };
+/// What [`Observer::ask_sentinel_and_own_mount`] keeps until the host's answers are read.
+struct MountLook {
+    ahead: Ahead,
+    /// The sentinel's marker path.
+    path: String,
+    /// What the probe read at `path`, or why the host could not mount the sentinel.
+    seen: Result<std::io::Result<String>, String>,
+    /// The probe's own mount point.
+    target: String,
+    attempt: Attempt,
+    /// The probe's mount is up, left to the end of its namespace unless the host saw it.
+    late: bool,
+    /// The unmount made at once (any but a late one).
+    unmounted: Result<(), ProbeError>,
+}
+
+/// One clock offset fact, by clock and source.
+type ClockFact = (ClockKind, ClockSource, Result<Fact, ProbeError>);
+
+/// The probe's reads of its clocks around the host's ([`HostQuestion::Clocks`]): brackets the
+/// host's reading of each clock between two of the probe's own, from each of its sources, so each
+/// offset is known to lie in `[before - host, after - host]` with no tolerance to choose. One
+/// question serves every clock and source: the reads nest around it (the first before is the last
+/// after), so each bracket still holds the host's reading, a few microseconds wider than a bracket
+/// of its own, for one round trip to the host instead of one per clock or per source. The question
+/// goes with the host's look at the probe's IPC objects and file (asked before it in the same
+/// write), which widens each bracket by that look (some 10 µs) and saves a round trip more.
+///
+/// A source whose read fails is that source's fact; a failed question, every source's.
+/// `Err` only when the conversation itself broke.
+struct ClockReads<'c> {
+    clocks: &'c [(ClockKind, &'c [ClockSource])],
+    /// (index into `clocks`, clock, source), in reading order.
+    reads: Vec<(usize, ClockKind, ClockSource)>,
+    before: Vec<Result<i64, ProbeError>>,
+    after: Vec<Result<i64, ProbeError>>,
+}
+
+impl<'c> ClockReads<'c> {
+    fn read(proc: &OwnedFd, clock: ClockKind, source: ClockSource) -> Result<i64, ProbeError> {
+        let id = sys::clock_id(clock);
+        match source {
+            ClockSource::Vdso => sys::clock_gettime_vdso(id).ctx(|| "clock_gettime".into()),
+            ClockSource::Syscall => sys::clock_gettime_syscall(id).ctx(|| "clock_gettime syscall".into()),
+            ClockSource::ProcUptime => proc_uptime_ns(proc),
+        }
+    }
+
+    /// Reads every source, right before the question is sent.
+    fn before(proc: &OwnedFd, clocks: &'c [(ClockKind, &'c [ClockSource])]) -> Self {
         let reads: Vec<(usize, ClockKind, ClockSource)> = clocks
             .iter()
             .enumerate()
             .flat_map(|(i, (clock, sources))| sources.iter().map(move |s| (i, *clock, *s)))
             .collect();
-        let before: Vec<Result<i64, ProbeError>> = reads.iter().map(|(_, c, s)| read(*c, *s)).collect();
-        let answer = self.ch.ask(HostQuestion::Clocks { clocks: clocks.iter().map(|(c, _)| *c).collect() });
-        let mut after: Vec<Result<i64, ProbeError>> = reads.iter().rev().map(|(_, c, s)| read(*c, *s)).collect();
+        let before = reads.iter().map(|(_, c, s)| Self::read(proc, *c, *s)).collect();
+        ClockReads { clocks, reads, before, after: Vec::new() }
+    }
+
+    /// The question for the host's reads.
+    fn question(&self) -> HostQuestion {
+        HostQuestion::Clocks { clocks: self.clocks.iter().map(|(c, _)| *c).collect() }
+    }
+
+    /// Reads every source again, right after the answers arrived.
+    fn after(mut self, proc: &OwnedFd) -> Self {
+        let mut after: Vec<Result<i64, ProbeError>> =
+            self.reads.iter().rev().map(|(_, c, s)| Self::read(proc, *c, *s)).collect();
         after.reverse();
-        // What `report` would do with the error of a question of its own: a broken conversation
-        // ends the probe, anything else is each source's unobservable fact.
+        self.after = after;
+        self
+    }
+
+    /// The offset of each source from the host's clock: a broken conversation ends the probe
+    /// (`Err`), anything else is each source's unobservable fact, as `Observer::report` does with
+    /// the error of a question of its own.
+    fn facts(self, answer: Result<HostAnswer, ProbeError>) -> Result<Vec<ClockFact>, ProbeError> {
+        // /proc/uptime prints centiseconds, truncated: the true value is up to 10 ms above it.
+        let resolution = |source: ClockSource| if source == ClockSource::ProcUptime { 10_000_000 } else { 0 };
         let host: Result<Vec<i64>, String> = match answer {
-            Ok(HostAnswer::ClocksNs { ns }) if ns.len() == clocks.len() => Ok(ns),
+            Ok(HostAnswer::ClocksNs { ns }) if ns.len() == self.clocks.len() => Ok(ns),
             Ok(other) => return Err(unexpected(other, "read the host clocks")),
             Err(e @ ProbeError::Protocol(_)) => return Err(e),
             Err(e) => Err(e.to_string()),
         };
         let mut out = Vec::new();
-        for (((i, clock, source), before), after) in reads.into_iter().zip(before).zip(after) {
+        for (((i, clock, source), before), after) in self.reads.into_iter().zip(self.before).zip(self.after) {
             let fact = match (&host, before, after) {
                 (Ok(host), Ok(before), Ok(after)) => Ok(Fact::ClockOffset {
                     clock,

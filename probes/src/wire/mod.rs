@@ -78,6 +78,13 @@ pub struct ProbeCase {
     pub sentinels: Sentinels,
     /// Stay alive after [`FromProbe::Done`] until [`ToProbe::Release`] (a container to be joined).
     pub hold: bool,
+    /// The probe's own namespaces were made for it alone and end when it does (a native
+    /// launcher's container that nothing joins): a mount it makes there that the host did not
+    /// see may be left to the end of its mount namespace instead of unmounted. Each unmount waits
+    /// for an RCU grace period, and the namespace's end waits for one whatever it holds. Absent
+    /// (an older harness): `false`, every mount is unmounted, so the field needs no new version.
+    #[serde(default)]
+    pub ends_with_probe: bool,
     /// A cgroup-limit case: run this exercise instead of the namespace observations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(any(test, feature = "arbitrary"), proptest(value = "None"))]
