@@ -1,8 +1,8 @@
 //! The sysctl observation. For every kind that owns sysctls ([`crate::sysctl::TABLE`]):
 //!
 //! - in a namespace of the probe's own, each entry it may write is written with a value unlike
-//!   the probe's and the host's and read back; the host reads its own meanwhile (and, for a
-//!   joiner, has the container it joined read its);
+//!   the probe's and the host's and read back; then the host reads its own (and, for a joiner,
+//!   has the container it joined read its) while the probe tests the global entries;
 //! - in the harness's namespace nothing is written: each entry gets a capability test that
 //!   changes nothing ([`CapabilityTest`]).
 //!
@@ -33,7 +33,7 @@ use crate::wire::{
 };
 
 use super::args::PROBE_NAME;
-use super::channel::Channel;
+use super::channel::{Ahead, Channel};
 use super::error::{Context, ProbeError};
 use super::observe::{expect_ack, next_answer, unexpected};
 
@@ -138,7 +138,13 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
     // check changes the host's on purpose), the rest with its values of the run's start, unlocked.
     let (uts, rest): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| t.kind == NsKind::Uts);
     let groups: Vec<Vec<Target>> = [uts, rest].into_iter().filter(|g| !g.is_empty()).collect();
-    let written = write_groups(ch, &groups, &mut skipped)?;
+    let (written, last_check) = write_groups(ch, &groups, &mut skipped)?;
+    // The global entries' tests need nothing of the host: made while it checks the last group.
+    let globals = global_tests(&mut sys, setup.globals, &later_globals, kernel);
+    if let Some(check) = last_check {
+        let answers = ch.answers(check)?;
+        expect_ack(next_answer(&mut answers.into_iter(), "check the host's sysctls")?, "check the host's sysctls")?;
+    }
     let targets: Vec<Target> = groups.into_iter().flatten().collect();
     if setup.restore {
         // Put back what this probe wrote, so that a joiner finds the container as it was made. Not
@@ -162,15 +168,26 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
         }
     }
     let mut out: Vec<Fact> = setup.kinds.iter().filter_map(|(k, _)| facts.remove(k)).collect();
-    let mut tests = Vec::new();
-    for p in setup.globals.iter().filter(|p| sysctl::plain_path(p)) {
-        tests.extend(capability_test(&mut sys, &Found::listed(p), kernel).ctx(|| format!("test /proc/sys/{p}"))?);
-    }
-    for (kind, f) in &later_globals {
-        tests.extend(tests_of(&mut sys, *kind, std::slice::from_ref(f), kernel)?);
-    }
-    out.push(Fact::GlobalSysctls { tests });
+    out.push(Fact::GlobalSysctls { tests: globals? });
     Ok(out)
+}
+
+/// The capability tests of the global entries (`globals`, the harness's list of the probe's
+/// stripe) and of the entries a kind owns only from a later kernel (`later`, with that kind).
+fn global_tests(
+    sys: &mut SysDirs,
+    globals: &[String],
+    later: &[(NsKind, Found)],
+    kernel: Option<(u32, u32)>,
+) -> Result<Vec<SysctlTest>, ProbeError> {
+    let mut tests = Vec::new();
+    for p in globals.iter().filter(|p| sysctl::plain_path(p)) {
+        tests.extend(capability_test(sys, &Found::listed(p), kernel).ctx(|| format!("test /proc/sys/{p}"))?);
+    }
+    for (kind, f) in later {
+        tests.extend(tests_of(sys, *kind, std::slice::from_ref(f), kernel)?);
+    }
+    Ok(tests)
 }
 
 /// The entries of an own kind to write (`mine`, of the kind's `found`), each with its candidates;
@@ -239,17 +256,27 @@ fn plan(
     Ok(())
 }
 
-/// Announces, writes and has the host look at each group in turn; returns the written entries by
-/// their index in the groups laid end to end. The check of one group and the announcement of the
-/// next are asked together (one round trip): the host checks (and, for the uts group, unlocks)
-/// before it records the next group's candidates, and the probe writes none of the next group
-/// before it has the answers.
+/// The entries written, by their index in the groups laid end to end.
+type Written = Vec<(usize, SysctlWrite)>;
+
+/// Announces, writes, reads back and has the host look at each group in turn; returns the
+/// written entries by their index in the groups laid end to end, and the last group's check,
+/// asked ahead (its answer is the caller's to read, after what needs no host). The check of one
+/// group and the announcement of the next are asked together (one round trip): the host checks
+/// (and, for the uts group, unlocks) before it records the next group's candidates, and the probe
+/// writes none of the next group before it has the answers.
+///
+/// Each group is read back before the host is asked to check it: the host puts back at once a
+/// value of the probe's that reached it (a leak), and a read-back after that would find the
+/// value the probe started from in a namespace that is the host's, as if the write had had no
+/// effect, and hide the leak from the judge, which compares the host's values for the entries
+/// the probe wrote.
 fn write_groups(
     ch: &mut Channel,
     groups: &[Vec<Target>],
     skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
-) -> Result<Vec<(usize, SysctlWrite)>, ProbeError> {
-    let Some(first) = groups.first() else { return Ok(Vec::new()) };
+) -> Result<(Written, Option<Ahead>), ProbeError> {
+    let Some(first) = groups.first() else { return Ok((Vec::new(), None)) };
     let mut host_before = host_values(ch.ask(announce(first))?, first.len())?;
     let mut written = Vec::new();
     let mut offset = 0;
@@ -257,16 +284,17 @@ fn write_groups(
         let accepted = write_group(group, &host_before, skipped);
         // Always asked: the host compares and restores (and unlocks) on it, and keeps what it saw.
         let check = HostQuestion::SysctlCheck { written: accepted.iter().map(|(i, _)| *i as u32).collect() };
-        let next = groups.get(i + 1);
-        let mut answers = ch.ask_all([check].into_iter().chain(next.map(|g| announce(g))).collect())?.into_iter();
-        expect_ack(next_answer(&mut answers, "check the host's sysctls")?, "check the host's sysctls")?;
         written.extend(read_back(group, accepted, skipped).into_iter().map(|(j, w)| (offset + j, w)));
         offset += group.len();
-        if let Some(next) = next {
-            host_before = host_values(next_answer(&mut answers, "announce the sysctl writes")?, next.len())?;
-        }
+        let Some(next) = groups.get(i + 1) else {
+            return Ok((written, Some(ch.ask_ahead(vec![check])?)));
+        };
+        let mut answers = ch.ask_all(vec![check, announce(next)])?.into_iter();
+        expect_ack(next_answer(&mut answers, "check the host's sysctls")?, "check the host's sysctls")?;
+        host_before = host_values(next_answer(&mut answers, "announce the sysctl writes")?, next.len())?;
     }
-    Ok(written)
+    // Not reached: the last group returns with its check.
+    Ok((written, None))
 }
 
 /// The announcement of `targets`' writes, with the candidates of each.
@@ -285,7 +313,8 @@ fn host_values(answer: HostAnswer, n: usize) -> Result<Vec<Option<String>>, Prob
 }
 
 /// Writes each target with the first value the kernel takes, unlike the host's too, or a leak
-/// would not show (ns_last_pid moves by itself). Nothing is read back meanwhile: the host waits.
+/// would not show (ns_last_pid moves by itself). Nothing is read back meanwhile: a write may change
+/// another entry of the group, which [`read_back`] reads once every write is made.
 /// Returns the accepted writes by target index; the others go to `skipped`.
 fn write_group(
     targets: &[Target],
