@@ -33,7 +33,7 @@ use crate::wire::{
 };
 
 use super::args::PROBE_NAME;
-use super::channel::{Ahead, Channel};
+use super::channel::Channel;
 use super::error::{Context, ProbeError};
 use super::observe::{expect_ack, next_answer, unexpected};
 
@@ -138,8 +138,9 @@ fn observe_all(ch: &mut Channel, setup: &Setup<'_>) -> Result<Vec<Fact>, ProbeEr
     // check changes the host's on purpose), the rest with its values of the run's start, unlocked.
     let (uts, rest): (Vec<Target>, Vec<Target>) = targets.into_iter().partition(|t| t.kind == NsKind::Uts);
     let groups: Vec<Vec<Target>> = [uts, rest].into_iter().filter(|g| !g.is_empty()).collect();
-    let (written, last_check) = write_groups(ch, &groups, &mut skipped)?;
+    let (written, last_check) = write_groups(&mut |q| ch.ask_all(q), &groups, &mut skipped)?;
     // The global entries' tests need nothing of the host: made while it checks the last group.
+    let last_check = last_check.map(|check| ch.ask_ahead(vec![check])).transpose()?;
     let globals = global_tests(&mut sys, setup.globals, &later_globals, kernel);
     if let Some(check) = last_check {
         let answers = ch.answers(check)?;
@@ -259,9 +260,10 @@ fn plan(
 /// The entries written, by their index in the groups laid end to end.
 type Written = Vec<(usize, SysctlWrite)>;
 
-/// Announces, writes, reads back and has the host look at each group in turn; returns the
-/// written entries by their index in the groups laid end to end, and the last group's check,
-/// asked ahead (its answer is the caller's to read, after what needs no host). The check of one
+/// Announces, writes, reads back and has the host look at each group in turn, asking with `ask`
+/// (questions asked together, their answers in order); returns the written entries by their
+/// index in the groups laid end to end, and the last group's check, for the caller to ask (ahead
+/// of what needs no host). The check of one
 /// group and the announcement of the next are asked together (one round trip): the host checks
 /// (and, for the uts group, unlocks) before it records the next group's candidates, and the probe
 /// writes none of the next group before it has the answers.
@@ -272,12 +274,14 @@ type Written = Vec<(usize, SysctlWrite)>;
 /// effect, and hide the leak from the judge, which compares the host's values for the entries
 /// the probe wrote.
 fn write_groups(
-    ch: &mut Channel,
+    ask: &mut dyn FnMut(Vec<HostQuestion>) -> Result<Vec<HostAnswer>, ProbeError>,
     groups: &[Vec<Target>],
     skipped: &mut BTreeMap<NsKind, Vec<SysctlSkip>>,
-) -> Result<(Written, Option<Ahead>), ProbeError> {
+) -> Result<(Written, Option<HostQuestion>), ProbeError> {
     let Some(first) = groups.first() else { return Ok((Vec::new(), None)) };
-    let mut host_before = host_values(ch.ask(announce(first))?, first.len())?;
+    let announced = ask(vec![announce(first)])?;
+    let mut host_before =
+        host_values(next_answer(&mut announced.into_iter(), "announce the sysctl writes")?, first.len())?;
     let mut written = Vec::new();
     let mut offset = 0;
     for (i, group) in groups.iter().enumerate() {
@@ -286,10 +290,8 @@ fn write_groups(
         let check = HostQuestion::SysctlCheck { written: accepted.iter().map(|(i, _)| *i as u32).collect() };
         written.extend(read_back(group, accepted, skipped).into_iter().map(|(j, w)| (offset + j, w)));
         offset += group.len();
-        let Some(next) = groups.get(i + 1) else {
-            return Ok((written, Some(ch.ask_ahead(vec![check])?)));
-        };
-        let mut answers = ch.ask_all(vec![check, announce(next)])?.into_iter();
+        let Some(next) = groups.get(i + 1) else { return Ok((written, Some(check))) };
+        let mut answers = ask(vec![check, announce(next)])?.into_iter();
         expect_ack(next_answer(&mut answers, "check the host's sysctls")?, "check the host's sysctls")?;
         host_before = host_values(next_answer(&mut answers, "announce the sysctl writes")?, next.len())?;
     }
@@ -416,4 +418,73 @@ pub fn read_for_peer(proc: &OwnedFd, paths: &[String]) -> Vec<Option<String>> {
             sys.read(p).ok().map(|v| sysctl::normalize(&v))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target on a file of `dir` holding `value`: a stand-in for an entry of a namespace that is
+    /// really the host's (the probe's file and the host's are the same).
+    fn target(dir: &std::path::Path, name: &str, value: &str, candidates: &[&str]) -> Target {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{value}\n")).expect("write the entry");
+        let fd = nix::fcntl::open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, FileMode::empty()).expect("open it");
+        Target {
+            kind: NsKind::Ipc,
+            path: format!("kernel/{name}"),
+            fd,
+            volatile: false,
+            raw_before: value.to_owned(),
+            before: value.to_owned(),
+            candidates: candidates.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_write_that_reached_the_host_is_reported_though_the_host_put_it_back() {
+        let dir = std::env::temp_dir().join(format!("isoprobe-sysctls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make the temp dir");
+        // Two groups: the first checked with the second's announcement, the last by the caller.
+        let groups =
+            vec![vec![target(&dir, "msgmax", "8192", &["8193"])], vec![target(&dir, "msgmnb", "16384", &["16385"])]];
+        let host_values = [("msgmax", "8192"), ("msgmnb", "16384")];
+        let mut asked = Vec::new();
+        // The host: says its value at the announcement, and at the check finds the probe's and
+        // puts its own back, as the harness does with a leak.
+        let mut host = |questions: Vec<HostQuestion>| -> Result<Vec<HostAnswer>, ProbeError> {
+            asked.extend(questions.iter().map(|q| format!("{q:?}").split([' ', '{']).next().unwrap_or("").to_owned()));
+            Ok(questions
+                .into_iter()
+                .map(|q| match q {
+                    HostQuestion::SysctlBegin { entries } => HostAnswer::SysctlValues {
+                        values: entries
+                            .iter()
+                            .map(|e| std::fs::read_to_string(dir.join(e.path.trim_start_matches("kernel/"))).ok())
+                            .collect(),
+                    },
+                    _ => {
+                        for (name, value) in host_values {
+                            std::fs::write(dir.join(name), format!("{value}\n")).expect("put the host's value back");
+                        }
+                        HostAnswer::Ack
+                    }
+                })
+                .collect())
+        };
+        let mut skipped = BTreeMap::new();
+        let (written, last_check) = write_groups(&mut host, &groups, &mut skipped).expect("no protocol error");
+        let last_check = last_check.expect("the check is the caller's to ask");
+        host(vec![last_check]).expect("the host checks");
+        assert_eq!(asked, ["SysctlBegin", "SysctlCheck", "SysctlBegin", "SysctlCheck"]);
+        assert_eq!(skipped, BTreeMap::new(), "every write had an effect");
+        let seen: Vec<(usize, &str, &str)> =
+            written.iter().map(|(i, w)| (*i, w.before.as_str(), w.after.as_str())).collect();
+        assert_eq!(seen, [(0, "8192", "8193"), (1, "16384", "16385")]);
+        for (name, value) in host_values {
+            let now = std::fs::read_to_string(dir.join(name)).expect("read the entry");
+            assert_eq!(now.trim_end(), value, "the host put {name} back");
+        }
+        std::fs::remove_dir_all(&dir).expect("remove the temp dir");
+    }
 }
