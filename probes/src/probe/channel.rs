@@ -7,6 +7,12 @@
 //! per question. A probe that dies between two questions loses the facts since the last one, and
 //! the harness reports the death either way ("the probe ended ... before `done`").
 //!
+//! A question whose answer the probe needs only later is sent ahead ([`Channel::ask_ahead`]): the
+//! probe goes on with steps that ask nothing while the harness works on it (a mount, an unmount's
+//! RCU grace period, a sysctl comparison), and reads the answer when it needs it
+//! ([`Channel::answers`]); nothing else is asked or received meanwhile, so answers still arrive
+//! in the order asked.
+//!
 //! Lines are read a byte at a time from std's stdin, whose shared buffer reads ahead whatever the
 //! pipe holds. That is only ever what the probe is about to read: the harness writes the hello,
 //! and then only the answers to questions asked (those asked together, answered together). So

@@ -61,14 +61,11 @@ pub struct Observer<'a> {
     /// The task id of the chroot escape's thread and ns_last_pid read right after it started
     /// (the probe's one new task of every case serves both).
     new_task: Option<(i32, Result<Option<i32>, ProbeError>)>,
-    /// The host's answer to [`HostQuestion::MountSentinel`] when it was asked ahead, with the
-    /// domainname check (see [`Observer::domainname`]).
-    sentinel_mounted: Option<HostAnswer>,
 }
 
 impl<'a> Observer<'a> {
     pub fn new(ch: &'a mut Channel, case: &'a ProbeCase, dirs: &'a Dirs, interlock: &'a Interlock) -> Self {
-        Observer { ch, case, dirs, interlock, own: BTreeMap::new(), new_task: None, sentinel_mounted: None }
+        Observer { ch, case, dirs, interlock, own: BTreeMap::new(), new_task: None }
     }
 
     /// The probe's `kind` namespace if it is the harness's (or could not be read, which the
@@ -81,6 +78,10 @@ impl<'a> Observer<'a> {
     }
     /// Runs every observation in a fixed order and reports each.
     pub fn run_all(&mut self) -> Result<(), ProbeError> {
+        // The host's sentinel mount needs nothing the probe does before it looks (its init is
+        // done): asked first, ahead, while the probe makes the observations that ask nothing,
+        // and its answer read before the next question.
+        let sentinel = self.ch.ask_ahead(vec![HostQuestion::MountSentinel])?;
         for kind in NsKind::ALL {
             let r = self.ns_identity(kind);
             self.report(fact_key::ns_identity(kind), r)?;
@@ -95,11 +96,12 @@ impl<'a> Observer<'a> {
         self.report(fact_key::HOST_PID_NET.into(), r)?;
         let r = self.hostname();
         self.report("hostname".into(), r)?;
+        let mounted = next_answer(&mut self.ch.answers(sentinel)?.into_iter(), "mount the sentinel")?;
         let r = self.domainname();
         self.report("domainname".into(), r)?;
         let r = self.sethostname_probe();
         self.report("sethostname-probe".into(), r)?;
-        let look = self.ask_sentinel_and_own_mount()?;
+        let look = self.ask_sentinel_and_own_mount(mounted)?;
         // The host's unmount and look are answered while the probe goes on with the steps up to
         // its next question, which need neither (a mount case asks at once).
         let look = match self.case.sentinels.mnt.mounts {
@@ -281,16 +283,8 @@ impl<'a> Observer<'a> {
         let token = self.case.sentinels.uts.domainname_token.clone();
         expect_ack(self.ch.ask(HostQuestion::LockDomainname)?, "lock the host domainname")?;
         let result: SysResult = sys::setdomainname(&token).into();
-        // Always ask: the host restores its domainname and releases the lock on this answer. The
-        // host's sentinel mount, the next question of every probe, goes in the same write: it
-        // depends on nothing the probe does in between (`sethostname_probe` only), and one round
-        // trip serves both (issue 17).
-        let mut answers =
-            self.ch.ask_all(vec![HostQuestion::CheckDomainname { token }, HostQuestion::MountSentinel])?.into_iter();
-        let checked = next_answer(&mut answers, "check the domainname")?;
-        // Kept before the check's answer is looked at: the sentinel is up whatever that says.
-        self.sentinel_mounted = Some(next_answer(&mut answers, "mount the sentinel")?);
-        let seen = expect_seen(checked, "check the domainname")?;
+        // Always ask: the host restores its domainname and releases the lock on this answer.
+        let seen = expect_seen(self.ch.ask(HostQuestion::CheckDomainname { token })?, "check the domainname")?;
         Ok(Fact::Domainname { attempt: Attempt::Made { result }, host_saw_token: seen })
     }
 
@@ -308,14 +302,12 @@ impl<'a> Observer<'a> {
     /// neither depends on the other, the probe's mount is made before either is asked, and the
     /// probe needs neither answer until [`Observer::sentinel_and_own_mount`], so one round trip
     /// serves both and the probe does not wait for the host's unmount (an RCU grace period).
-    fn ask_sentinel_and_own_mount(&mut self) -> Result<MountLook, ProbeError> {
+    ///
+    /// `mounted`: the host's answer to [`HostQuestion::MountSentinel`] (asked at the start).
+    fn ask_sentinel_and_own_mount(&mut self, mounted: HostAnswer) -> Result<MountLook, ProbeError> {
         let m = &self.case.sentinels.mnt;
         let path = format!("{}/marker", m.sentinel_mount);
         // What the probe read there, or why the host could not mount it.
-        let mounted = match self.sentinel_mounted.take() {
-            Some(answer) => answer,
-            None => self.ch.ask(HostQuestion::MountSentinel)?,
-        };
         let seen = match mounted {
             HostAnswer::Ack => Ok(text::read(&path)),
             HostAnswer::Unavailable { reason } => Err(reason),
