@@ -443,11 +443,19 @@ mod tests {
 
     #[test]
     fn a_write_that_reached_the_host_is_reported_though_the_host_put_it_back() {
-        let dir = std::env::temp_dir().join(format!("isoprobe-sysctls-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("make the temp dir");
+        /// The test's directory, removed however the test ends.
+        struct Dir(std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let made = Dir(std::env::temp_dir().join(format!("isoprobe-sysctls-test-{}", std::process::id())));
+        let dir = made.0.as_path();
+        std::fs::create_dir_all(dir).expect("make the temp dir");
         // Two groups: the first checked with the second's announcement, the last by the caller.
         let groups =
-            vec![vec![target(&dir, "msgmax", "8192", &["8193"])], vec![target(&dir, "msgmnb", "16384", &["16385"])]];
+            vec![vec![target(dir, "msgmax", "8192", &["8193"])], vec![target(dir, "msgmnb", "16384", &["16385"])]];
         let host_values = [("msgmax", "8192"), ("msgmnb", "16384")];
         let mut asked = Vec::new();
         // The host: says its value at the announcement, and at the check finds the probe's and
@@ -485,6 +493,6 @@ mod tests {
             let now = std::fs::read_to_string(dir.join(name)).expect("read the entry");
             assert_eq!(now.trim_end(), value, "the host put {name} back");
         }
-        std::fs::remove_dir_all(&dir).expect("remove the temp dir");
+        drop(made);
     }
 }
