@@ -351,9 +351,6 @@ impl<'a> Observer<'a> {
     fn sentinel_and_own_mount(&mut self, look: MountLook) -> Result<[Keyed; 2], ProbeError> {
         let MountLook { ahead, path, seen, target, attempt, late, mut unmounted } = look;
         let asked = self.ch.answers(ahead);
-        // The host saw the probe's mount (or could not say): it came through a propagation the
-        // host shares, and the unmount goes back the same way, so that the host is left as it was.
-        let unmount_late = |seen: &Result<bool, ProbeError>| late && !matches!(seen, Ok(false));
         let mut answers = match asked {
             Ok(answers) => answers.into_iter(),
             Err(e) => {
@@ -386,7 +383,7 @@ impl<'a> Observer<'a> {
         };
         let seen = next_answer(&mut answers, "check the probe's mount")
             .and_then(|a| expect_seen(a, "check the probe's mount"));
-        if unmount_late(&seen) {
+        if unmount_after_look(late, &seen) {
             unmounted = unmount(&target);
         }
         let own = seen.and_then(|seen| unmounted.map(|()| Fact::OwnMount { attempt, host_saw: seen }));
@@ -642,6 +639,14 @@ impl<'a> Observer<'a> {
     }
 }
 
+/// Whether a probe's own mount left up for its namespace's end (`late`) must come down now, the
+/// host's look at it being `seen`: when the host saw it, or could not say. A mount the host saw
+/// came through a propagation the host shares, and the unmount goes back the same way, so that
+/// the host is left as it was.
+fn unmount_after_look(late: bool, seen: &Result<bool, ProbeError>) -> bool {
+    late && !matches!(seen, Ok(false))
+}
+
 /// The probe's own mount, unmounted (`MNT_DETACH`).
 fn unmount(target: &str) -> Result<(), ProbeError> {
     umount2(target, MntFlags::MNT_DETACH).ctx(|| format!("unmount {target}"))
@@ -828,6 +833,17 @@ pub(super) fn next_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_own_mount_left_for_the_namespaces_end_comes_down_unless_the_host_saw_nothing() {
+        assert!(!unmount_after_look(true, &Ok(false)), "the host saw nothing: left to the namespace's end");
+        assert!(unmount_after_look(true, &Ok(true)), "the host saw it: unmounted, the unmount propagates back");
+        let unknown = Err(ProbeError::Protocol("no answer".into()));
+        assert!(unmount_after_look(true, &unknown), "the host could not say: unmounted all the same");
+        for seen in [Ok(false), Ok(true), unknown] {
+            assert!(!unmount_after_look(false, &seen), "unmounted already, before the look");
+        }
+    }
 
     #[test]
     fn abstract_sockets_are_found_by_their_path_field() {
