@@ -68,12 +68,11 @@ pub struct Channel {
     ahead: Option<std::ops::Range<u32>>,
 }
 
-/// Questions sent with [`Channel::ask_ahead`], whose answers [`Channel::answers`] reads.
+/// Questions sent with [`Channel::ask_ahead`] (the channel keeps their ids: one sending at a
+/// time), whose answers [`Channel::answers`] reads.
 #[derive(Debug)]
 #[must_use = "the answers must be read before anything else is asked"]
-pub struct Ahead {
-    ids: std::ops::Range<u32>,
-}
+pub struct Ahead(());
 
 impl Channel {
     /// `lines_in` is how many lines were already read (the hello), for error positions.
@@ -135,24 +134,19 @@ impl Channel {
             self.pending.push_str(&wire::encode(&FromProbe::Ask { id, question }));
         }
         self.flush()?;
-        let ids = first..self.next_id;
-        self.ahead = Some(ids.clone());
-        Ok(Ahead { ids })
+        self.ahead = Some(first..self.next_id);
+        Ok(Ahead(()))
     }
 
     /// Waits for the answers to questions sent with [`Channel::ask_ahead`], in order.
-    pub fn answers(&mut self, ahead: Ahead) -> Result<Vec<HostAnswer>, ProbeError> {
-        if self.ahead.as_ref() != Some(&ahead.ids) {
-            return Err(ProbeError::Protocol(format!("the answers to questions {:?} were not awaited", ahead.ids)));
-        }
-        self.ahead = None;
-        ahead
-            .ids
-            .map(|id| match self.receive_line()? {
-                ToProbe::Answer { id: got, answer } if got == id => Ok(answer),
-                other => Err(ProbeError::Protocol(format!("expected the answer to question {id}, got {other:?}"))),
-            })
-            .collect()
+    pub fn answers(&mut self, _sent: Ahead) -> Result<Vec<HostAnswer>, ProbeError> {
+        // Set by the `ask_ahead` that made the token, and taken only here.
+        let ids = self.ahead.take().unwrap_or_default();
+        ids.map(|id| match self.receive_line()? {
+            ToProbe::Answer { id: got, answer } if got == id => Ok(answer),
+            other => Err(ProbeError::Protocol(format!("expected the answer to question {id}, got {other:?}"))),
+        })
+        .collect()
     }
 
     /// The next message from the harness (none may be an answer still awaited).

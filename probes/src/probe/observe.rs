@@ -103,23 +103,19 @@ impl<'a> Observer<'a> {
         self.report("sethostname-probe".into(), r)?;
         let look = self.ask_sentinel_and_own_mount(mounted)?;
         // The host's unmount and look are answered while the probe goes on with the steps up to
-        // its next question, which need neither (a mount case asks at once).
-        let look = match self.case.sentinels.mnt.mounts {
-            Some(_) => {
-                for (key, r) in self.sentinel_and_own_mount(look)? {
+        // its next question, which need neither; a mount case asks at once.
+        let case = self.case;
+        let look = match &case.sentinels.mnt.mounts {
+            Some(m) => {
+                self.report_mount_look(look)?;
+                let shared = self.shared_ns(NsKind::Mnt);
+                for (key, r) in mounts::observe(self.ch, m, &case.sentinels.mnt.marker_token, shared) {
                     self.report(key, r)?;
                 }
                 None
             }
             None => Some(look),
         };
-        if let Some(m) = &self.case.sentinels.mnt.mounts {
-            let shared = self.shared_ns(NsKind::Mnt);
-            let token = &self.case.sentinels.mnt.marker_token;
-            for (key, r) in mounts::observe(self.ch, m, token, shared) {
-                self.report(key, r)?;
-            }
-        }
         let r = self.host_marker();
         self.report("host-marker".into(), r)?;
         let r = self.chroot_escape();
@@ -129,9 +125,7 @@ impl<'a> Observer<'a> {
         let r = self.host_ipc();
         self.report("host-ipc".into(), r)?;
         if let Some(look) = look {
-            for (key, r) in self.sentinel_and_own_mount(look)? {
-                self.report(key, r)?;
-            }
+            self.report_mount_look(look)?;
         }
         // The host's clocks are read with its look at the probe's IPC objects and file: one
         // round trip less (issue 17); the clocks' windows stay the reads around the answers.
@@ -173,6 +167,14 @@ impl<'a> Observer<'a> {
         };
         for fact in sysctls::observe(self.ch, &setup)? {
             self.ch.fact(fact)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the host's answers of [`Observer::ask_sentinel_and_own_mount`] and reports both facts.
+    fn report_mount_look(&mut self, look: MountLook) -> Result<(), ProbeError> {
+        for (key, r) in self.sentinel_and_own_mount(look)? {
+            self.report(key, r)?;
         }
         Ok(())
     }
@@ -344,7 +346,17 @@ impl<'a> Observer<'a> {
         let made = matches!(attempt, Attempt::Made { result: SysResult::Ok });
         let late = made && self.case.ends_with_probe;
         let unmounted = if made && !late { unmount(&target) } else { Ok(()) };
-        Ok(MountLook { ahead: ahead?, path, seen, target, attempt, late, unmounted })
+        let ahead = match ahead {
+            Ok(ahead) => ahead,
+            Err(e) => {
+                // The host may never look: unmounted all the same.
+                if late {
+                    let _ = unmount(&target);
+                }
+                return Err(e);
+            }
+        };
+        Ok(MountLook { ahead, path, seen, target, attempt, late, unmounted })
     }
 
     /// The facts of [`Observer::ask_sentinel_and_own_mount`], once the host's answers are in.

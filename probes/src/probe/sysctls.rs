@@ -284,19 +284,23 @@ fn write_groups(
         host_values(next_answer(&mut announced.into_iter(), "announce the sysctl writes")?, first.len())?;
     let mut written = Vec::new();
     let mut offset = 0;
-    for (i, group) in groups.iter().enumerate() {
-        let accepted = write_group(group, &host_before, skipped);
-        // Always asked: the host compares and restores (and unlocks) on it, and keeps what it saw.
+    // Writes and reads back a group; its check (always asked: the host compares and restores,
+    // and unlocks, on it, and keeps what it saw).
+    let mut write = |group: &[Target], host_before: &[Option<String>], written: &mut Written| {
+        let accepted = write_group(group, host_before, skipped);
         let check = HostQuestion::SysctlCheck { written: accepted.iter().map(|(i, _)| *i as u32).collect() };
         written.extend(read_back(group, accepted, skipped).into_iter().map(|(j, w)| (offset + j, w)));
         offset += group.len();
-        let Some(next) = groups.get(i + 1) else { return Ok((written, Some(check))) };
+        check
+    };
+    for (group, next) in groups.iter().zip(&groups[1..]) {
+        let check = write(group, &host_before, &mut written);
         let mut answers = ask(vec![check, announce(next)])?.into_iter();
         expect_ack(next_answer(&mut answers, "check the host's sysctls")?, "check the host's sysctls")?;
         host_before = host_values(next_answer(&mut answers, "announce the sysctl writes")?, next.len())?;
     }
-    // Not reached: the last group returns with its check.
-    Ok((written, None))
+    let last = write(&groups[groups.len() - 1], &host_before, &mut written);
+    Ok((written, Some(last)))
 }
 
 /// The announcement of `targets`' writes, with the candidates of each.
@@ -461,7 +465,11 @@ mod tests {
         // The host: says its value at the announcement, and at the check finds the probe's and
         // puts its own back, as the harness does with a leak.
         let mut host = |questions: Vec<HostQuestion>| -> Result<Vec<HostAnswer>, ProbeError> {
-            asked.extend(questions.iter().map(|q| format!("{q:?}").split([' ', '{']).next().unwrap_or("").to_owned()));
+            asked.extend(questions.iter().map(|q| match q {
+                HostQuestion::SysctlBegin { .. } => "begin",
+                HostQuestion::SysctlCheck { .. } => "check",
+                _ => "other",
+            }));
             Ok(questions
                 .into_iter()
                 .map(|q| match q {
@@ -471,12 +479,13 @@ mod tests {
                             .map(|e| std::fs::read_to_string(dir.join(e.path.trim_start_matches("kernel/"))).ok())
                             .collect(),
                     },
-                    _ => {
+                    HostQuestion::SysctlCheck { .. } => {
                         for (name, value) in host_values {
                             std::fs::write(dir.join(name), format!("{value}\n")).expect("put the host's value back");
                         }
                         HostAnswer::Ack
                     }
+                    other => HostAnswer::Failed { error: format!("not a sysctl question: {other:?}") },
                 })
                 .collect())
         };
@@ -484,7 +493,7 @@ mod tests {
         let (written, last_check) = write_groups(&mut host, &groups, &mut skipped).expect("no protocol error");
         let last_check = last_check.expect("the check is the caller's to ask");
         host(vec![last_check]).expect("the host checks");
-        assert_eq!(asked, ["SysctlBegin", "SysctlCheck", "SysctlBegin", "SysctlCheck"]);
+        assert_eq!(asked, ["begin", "check", "begin", "check"]);
         assert_eq!(skipped, BTreeMap::new(), "every write had an effect");
         let seen: Vec<(usize, &str, &str)> =
             written.iter().map(|(i, w)| (*i, w.before.as_str(), w.after.as_str())).collect();
