@@ -5,6 +5,12 @@
 //!   parent, the go signal, execve) running the tiny static payload, which exits at once; timed
 //!   until the reap. This is the number to compare with external launchers starting the same
 //!   payload;
+//! - `probe_start/<set>`: the same pipeline running the probe itself (the very copy the harness's
+//!   cases run) in its `exit` mode: the exec of a real, C-library program, its start-up and its
+//!   exit, before it reads anything. The floor under every `harness_case` of the set: what
+//!   separates it from `native_spawn` is the probe's start, not the harness's work (on the
+//!   2-CPU development VM, glibc's start-up alone, whose cache-size queries are one `cpuid` VM
+//!   exit each, cost some 0.29 ms a process in issue 17's session 33);
 //! - `harness_case/<set>`: one whole isoprobe case (`Harness::run_case`): the case's host objects,
 //!   the probe's init (mounts, hostname, root), every observation, the verdicts, and the removal;
 //!   a case of the namespace matrix, which makes one share of the sysctl sweeps (see
@@ -18,16 +24,17 @@
 
 #![deny(unsafe_code)]
 
+use std::path::Path;
 use std::time::Instant;
 
 use isoprobe_benches::payload::{TempDir, write_payload};
 use isoprobe_benches::primitives;
 use isoprobe_benches::run::{NETNS, PER_OP};
-use isoprobe_benches::{BenchRun, Profile};
+use isoprobe_benches::{BenchRun, Group, Profile};
 use isoprobe_harness::launcher::process::{GRACE, SpawnRequest, describe, spawn_probe};
 use isoprobe_harness::spec::Runner;
 use isoprobe_harness::sys::clone::CloneCall;
-use isoprobe_harness::{CaseSpec, Harness, HarnessOptions};
+use isoprobe_harness::{CaseSpec, Harness, HarnessOptions, Resolved};
 use isoprobe_probes::ns::{NsKind, NsSet};
 use isoprobe_probes::probe::Mode;
 use isoprobe_probes::wire::SysctlStripe;
@@ -48,37 +55,12 @@ fn main() {
     let harness = Harness::new(HarnessOptions::default());
     let mut g = run.group("container");
     // Sampled in rounds (see `run::Group::bench_interleaved`): the namespace sets side by side.
-    for set in sets(&["none", "pid+mnt", "pid+uts+mnt+ipc", "pid+uts+mnt+ipc+net", "all"]) {
-        let prof = if set.contains(NsKind::Net) { NETNS } else { PER_OP };
-        let spec = CaseSpec::new(set).resolve(runner);
-        g.bench_interleaved("native_spawn", &set.to_string(), prof, move || {
-            let (r, t) = primitives::timed(|| -> std::io::Result<()> {
-                let mut p = spawn_probe(SpawnRequest {
-                    call: CloneCall::Clone3,
-                    ns_flags: set.clone_flags(),
-                    cgroup: None,
-                    exe: payload,
-                    mode: Mode::Observe,
-                    id_maps: spec.id_maps.as_ref(),
-                    time_offsets: None,
-                    runner,
-                    deadline: Instant::now() + GRACE,
-                    plant: isoprobe_harness::NsSet::EMPTY,
-                })
-                .map_err(std::io::Error::other)?;
-                let status = p.wait_until(Instant::now() + GRACE).map_err(std::io::Error::other)?;
-                match status {
-                    nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
-                    s => Err(std::io::Error::other(format!("the payload ended with {}", describe(s)))),
-                }
-            });
-            r?;
-            Ok(t)
-        });
-    }
+    let all_sets = ["none", "pid+mnt", "pid+uts+mnt+ipc", "pid+uts+mnt+ipc+net", "all"];
+    bench_spawns(&mut g, "native_spawn", &all_sets, payload, Mode::Observe, runner);
 
     match &harness {
         Ok(harness) => {
+            bench_spawns(&mut g, "probe_start", &["none", "all"], &harness.run_env().probe_exe, Mode::Exit, runner);
             for set in sets(&["none", "pid+uts+mnt+ipc+net", "all"]) {
                 // 100 samples: a whole case varies by ±12% from sample to sample (its many steps
                 // each meet the kernel in another state); with 50 the median moved by 20% between
@@ -112,6 +94,43 @@ fn main() {
     }
     run.finish();
     drop(dir);
+}
+
+/// `op/<set>` for each of `names`: [`spawn_to_exit`] of `exe` in `mode`, the sets side by side.
+fn bench_spawns<'a>(g: &mut Group<'a>, op: &str, names: &[&str], exe: &'a Path, mode: Mode, runner: Runner) {
+    for set in sets(names) {
+        let prof = if set.contains(NsKind::Net) { NETNS } else { PER_OP };
+        let spec = CaseSpec::new(set).resolve(runner);
+        let mode = mode.clone();
+        g.bench_interleaved(op, &set.to_string(), prof, move || {
+            let (r, t) = primitives::timed(|| spawn_to_exit(exe, mode.clone(), set, &spec, runner));
+            r?;
+            Ok(t)
+        });
+    }
+}
+
+/// One start through the native launcher's spawn pipeline (`spawn_probe`: clone3 with `set`'s
+/// flags, `spec`'s id maps, the go signal, the exec of `exe` in `mode`), waited for until it
+/// exits, which must be with status 0.
+fn spawn_to_exit(exe: &Path, mode: Mode, set: NsSet, spec: &Resolved, runner: Runner) -> std::io::Result<()> {
+    let mut p = spawn_probe(SpawnRequest {
+        call: CloneCall::Clone3,
+        ns_flags: set.clone_flags(),
+        cgroup: None,
+        exe,
+        mode,
+        id_maps: spec.id_maps.as_ref(),
+        time_offsets: None,
+        runner,
+        deadline: Instant::now() + GRACE,
+        plant: isoprobe_harness::NsSet::EMPTY,
+    })
+    .map_err(std::io::Error::other)?;
+    match p.wait_until(Instant::now() + GRACE).map_err(std::io::Error::other)? {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+        s => Err(std::io::Error::other(format!("{} ended with {}", exe.display(), describe(s)))),
+    }
 }
 
 /// The `harness_phases` group: for each namespace set of `harness_case`, whole cases run one

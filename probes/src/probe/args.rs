@@ -32,6 +32,10 @@ pub enum Mode {
     /// Do nothing until stdin reaches end of file: the harness's host-side sentinel process. The
     /// tag only marks its command line.
     Hold { tag: String },
+    /// Exit 0 at once: what every probe pays before it reads its hello (the exec of this
+    /// executable, the C library's and Rust's start-up, the exit), for the benches'
+    /// `container/probe_start`.
+    Exit,
 }
 
 impl Mode {
@@ -40,6 +44,7 @@ impl Mode {
         match self {
             Mode::Observe => vec![],
             Mode::Hold { tag } => vec!["hold".into(), tag.clone()],
+            Mode::Exit => vec!["exit".into()],
             Mode::Unshare { kinds, sync_fd, time_offsets } => {
                 let mut a = vec!["unshare".into(), kinds.to_string(), sync_fd.to_string()];
                 if let Some(t) = time_offsets {
@@ -69,6 +74,7 @@ impl Mode {
         match args.as_slice() {
             [] | ["observe"] => Ok(Mode::Observe),
             ["hold", tag] => Ok(Mode::Hold { tag: (*tag).to_owned() }),
+            ["exit"] => Ok(Mode::Exit),
             ["unshare", k, fd, rest @ ..] if rest.len() <= 1 => {
                 let time_offsets = match rest {
                     [t] => {
@@ -92,7 +98,7 @@ impl Mode {
                 kinds: kinds(k)?,
             }),
             other => Err(format!(
-                "usage: {PROBE_NAME} [observe | hold TAG | unshare KINDS SYNC_FD [MONO_NS,BOOT_NS] | join PID ns-files|pidfd KINDS], got {other:?}"
+                "usage: {PROBE_NAME} [observe | hold TAG | exit | unshare KINDS SYNC_FD [MONO_NS,BOOT_NS] | join PID ns-files|pidfd KINDS], got {other:?}"
             )),
         }
     }
@@ -135,6 +141,15 @@ mod tests {
             let mode = Mode::Join { target: pid, via, kinds: NsSet::from_bits(bits) };
             prop_assert_eq!(Mode::parse(&os(mode.to_args())).unwrap(), mode);
         }
+    }
+
+    #[test]
+    fn the_modes_without_numbers_round_trip_and_take_no_extra_argument() {
+        for mode in [Mode::Observe, Mode::Hold { tag: "run-1".into() }, Mode::Exit] {
+            assert_eq!(Mode::parse(&os(mode.to_args())).unwrap(), mode);
+        }
+        let err = Mode::parse(&os(vec!["exit".into(), "0".into()])).unwrap_err();
+        assert!(err.starts_with("usage:"), "{err}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         Mode::Unshare { kinds, sync_fd, time_offsets } => unshare_main(kinds, sync_fd, time_offsets),
         Mode::Join { target, via, kinds } => join_main(target, via, kinds),
         Mode::Hold { .. } => hold_main(),
+        Mode::Exit => Ok(0),
     };
     r.unwrap_or_else(|e| {
         eprintln!("{PROBE_NAME}: {e}");
