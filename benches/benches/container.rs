@@ -4,7 +4,11 @@
 //!   stdio pipes and the sync socket, clone3 with the set's flags, the uid/gid maps written by the
 //!   parent, the go signal, execve) running the tiny static payload, which exits at once; timed
 //!   until the reap. This is the number to compare with external launchers starting the same
-//!   payload;
+//!   payload. It spawns the set's `harness_case` spec, so that the two start the same way: with a
+//!   time namespace, the matrix's offsets written before the exec, by a child that shares the
+//!   harness's memory (until issue 17's session 33 the spec had no offsets, and its child was a
+//!   fork of this process, whose page tables it copied: `all` read 1.48-1.54 ms instead of
+//!   1.28 ms, which made `harness_case/all`'s overhead ratio look 3.7 instead of 4.6);
 //! - `probe_start/<set>`: the same pipeline running the probe itself (the very copy the harness's
 //!   cases run) in its `exit` mode: the exec of a real, C-library program, its start-up and its
 //!   exit, before it reads anything. The floor under every `harness_case` of the set: what
@@ -31,6 +35,7 @@ use isoprobe_benches::payload::{TempDir, write_payload};
 use isoprobe_benches::primitives;
 use isoprobe_benches::run::{NETNS, PER_OP};
 use isoprobe_benches::{BenchRun, Group, Profile};
+use isoprobe_harness::launcher::native::time_offsets_before_exec;
 use isoprobe_harness::launcher::process::{GRACE, SpawnRequest, describe, spawn_probe};
 use isoprobe_harness::spec::Runner;
 use isoprobe_harness::sys::clone::CloneCall;
@@ -100,7 +105,9 @@ fn main() {
 fn bench_spawns<'a>(g: &mut Group<'a>, op: &str, names: &[&str], exe: &'a Path, mode: Mode, runner: Runner) {
     for set in sets(names) {
         let prof = if set.contains(NsKind::Net) { NETNS } else { PER_OP };
-        let spec = CaseSpec::new(set).resolve(runner);
+        // The spec `harness_case/<set>` runs: the same spawn (a time namespace with the matrix's
+        // offsets goes the CLONE_VM way, without them a fork of this process).
+        let spec = matrix_case(set).resolve(runner);
         let mode = mode.clone();
         g.bench_interleaved(op, &set.to_string(), prof, move || {
             let (r, t) = primitives::timed(|| spawn_to_exit(exe, mode.clone(), set, &spec, runner));
@@ -121,7 +128,7 @@ fn spawn_to_exit(exe: &Path, mode: Mode, set: NsSet, spec: &Resolved, runner: Ru
         exe,
         mode,
         id_maps: spec.id_maps.as_ref(),
-        time_offsets: None,
+        time_offsets: time_offsets_before_exec(spec),
         runner,
         deadline: Instant::now() + GRACE,
         plant: isoprobe_harness::NsSet::EMPTY,

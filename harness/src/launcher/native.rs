@@ -35,10 +35,10 @@ pub(crate) fn time_in_probe(spec: &CaseSpec) -> bool {
 /// The offsets the launcher writes for the time namespace its clone3 makes, as a runtime does
 /// before its container's exec: the child is cloned with CLONE_NEWTIME and CLONE_VM, so it enters
 /// the namespace only at its exec (`copy_namespaces`, kernel/nsproxy.c), and until then the
-/// namespace takes offsets through /proc/<child>/timens_offsets. Non-zero offsets only: a zero
+/// namespace takes offsets through `/proc/<child>/timens_offsets`. Non-zero offsets only: a zero
 /// one is the clone's own namespace as it comes, entered at the clone (fork semantics, any
 /// kernel with time namespaces).
-pub(crate) fn time_offsets_before_exec(spec: &CaseSpec) -> Option<TimeOffsets> {
+pub fn time_offsets_before_exec(spec: &CaseSpec) -> Option<TimeOffsets> {
     let clone3 = matches!(spec.launcher, LauncherKind::Clone3 | LauncherKind::SetnsNsFiles | LauncherKind::SetnsPidfd);
     spec.time_offsets.filter(|t| clone3 && spec.has(NsKind::Time) && !t.is_zero())
 }
