@@ -70,6 +70,9 @@ pub struct BenchSummary {
 pub const HARNESS_CASE: (&str, &str) = ("container", "harness_case");
 /// The group and op of the bare spawn of the same payload (`container/native_spawn/<set>`).
 pub const NATIVE_SPAWN: (&str, &str) = ("container", "native_spawn");
+/// The group and op of the same spawn running the probe itself, which exits at once
+/// (`container/probe_start/<set>`): the floor under every harness case of the set.
+pub const PROBE_START: (&str, &str) = ("container", "probe_start");
 
 /// What a whole harness case costs beyond its namespaces, for one namespace set: the median of
 /// `container/harness_case/<set>` (one `Harness::run_case`: host objects, the probe's init, every
@@ -160,6 +163,16 @@ impl BenchSummary {
     /// The case `group`/`id`.
     pub fn case(&self, group: &str, id: &str) -> Option<&BenchCase> {
         self.cases.iter().find(|c| c.group == group && c.id == id)
+    }
+
+    /// The share of `container/harness_case/<set>`'s median that `container/probe_start/<set>`'s
+    /// median takes: the probe's exec and start-up, which every case pays before the harness
+    /// does anything. None unless both ran (summaries from before the probe's start was
+    /// measured, or runs without the harness).
+    pub fn probe_start_share(&self, set: &str) -> Option<f64> {
+        let of = |(group, op): (&str, &str)| self.case(group, &format!("{op}/{set}")).map(|c| c.median_ns);
+        let (start, case) = (of(PROBE_START)?, of(HARNESS_CASE)?);
+        (case > 0.0 && start.is_finite() && start >= 0.0).then(|| start / case)
     }
 
     /// What makes the numbers unusable: non-finite or negative times, an interval that does not
@@ -278,6 +291,25 @@ mod tests {
         assert!(!none.contended && none.samples == 100);
         let zero = vec![case("native_spawn", "none", 0.0, 0.0), case("harness_case", "none", 1.0, 0.0)];
         assert!(harness_overhead(&zero).is_empty(), "a spawn of zero time gives no ratio");
+    }
+
+    #[test]
+    fn the_probe_start_share_needs_both_cases_of_the_set() {
+        use crate::testing::bench_case;
+        let mut s = BenchSummary::new(false, crate::testing::fingerprint());
+        s.cases = vec![
+            bench_case("container", "harness_case/none", 2_000_000.0, 0.0),
+            bench_case("container", "probe_start/none", 500_000.0, 0.0),
+            bench_case("container", "harness_case/all", 5_000_000.0, 0.0),
+            // Another group's probe_start is not the container's.
+            bench_case("other", "probe_start/all", 1.0, 0.0),
+            bench_case("container", "probe_start/pid", 1.0, 0.0),
+        ];
+        assert_eq!(s.probe_start_share("none"), Some(0.25));
+        assert_eq!(s.probe_start_share("all"), None, "no probe start of the set");
+        assert_eq!(s.probe_start_share("pid"), None, "no harness case of the set");
+        s.cases[0].median_ns = 0.0;
+        assert_eq!(s.probe_start_share("none"), None, "a case of zero time gives no share");
     }
 
     #[test]

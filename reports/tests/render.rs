@@ -676,3 +676,32 @@ fn a_higher_harness_overhead_is_a_regression_and_an_old_summary_is_not_judged() 
     let md = render(&Document::Bench(Box::new(r.bench.unwrap())), Format::Markdown).unwrap();
     assert!(md.contains("`none` 35.0× (34.3× – 35.7×) · `all` 5.00× (4.90× – 5.10×)"), "{md}");
 }
+
+#[test]
+fn the_overhead_line_gives_the_probe_start_share_where_it_was_measured() {
+    let case = |id: &str, median: f64| isoprobe_reports::bench::BenchCase {
+        group: "container".into(),
+        id: id.into(),
+        median_ns: median,
+        ci_low_ns: median,
+        ci_high_ns: median,
+        cpu_ns: None,
+        samples: 100,
+        slow_samples: 0,
+        contended: false,
+        ratios: Default::default(),
+    };
+    let Document::Run(mut r) = with_overhead(&[("none", 20.0), ("all", 4.5)]) else { unreachable!() };
+    let mut b = r.bench.take().unwrap();
+    b.cases.extend([case("harness_case/none", 2_400_000.0), case("probe_start/none", 552_000.0)]);
+    let doc = Document::Bench(Box::new(b));
+    let md = render(&doc, Format::Markdown).unwrap();
+    assert!(
+        md.contains(
+            "`none` 20.0× (19.6× – 20.4×), of which the probe's own start 23% of the case · `all` 4.50× (4.41× – 4.59×)"
+        ),
+        "{md}"
+    );
+    let html = render(&doc, Format::Html).unwrap();
+    assert!(html.contains("<code>none</code> 20.0× (19.6× – 20.4×), of which the probe&#39;s own start 23%"), "{html}");
+}

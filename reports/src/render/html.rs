@@ -406,7 +406,7 @@ fn benchmarks(out: &mut String, b: &BenchSummary) {
         let sets: Vec<String> = b
             .harness_overhead
             .iter()
-            .map(|o| format!("<code>{}</code> {}", xml(&o.set), xml(&super::markdown::overhead_text(o))))
+            .map(|o| format!("<code>{}</code> {}", xml(&o.set), xml(&super::markdown::overhead_with_start(b, o))))
             .collect();
         let _ = writeln!(out, "<p>{}: {}</p>", xml(super::markdown::OVERHEAD_INTRO), sets.join(" · "));
     }

@@ -173,8 +173,11 @@ fn bench_section(out: &mut String, b: &BenchSummary, standalone: bool) {
         out.push('\n');
     }
     if !b.harness_overhead.is_empty() {
-        let sets: Vec<String> =
-            b.harness_overhead.iter().map(|o| format!("`{}` {}", code(&o.set), cell(&overhead_text(o)))).collect();
+        let sets: Vec<String> = b
+            .harness_overhead
+            .iter()
+            .map(|o| format!("`{}` {}", code(&o.set), cell(&overhead_with_start(b, o))))
+            .collect();
         let _ = writeln!(out, "\n{}: {}", OVERHEAD_INTRO, sets.join(" · "));
     }
     if b.cases.iter().any(|c| c.slow_samples > 0) {
@@ -195,6 +198,18 @@ pub(crate) fn overhead_text(o: &HarnessOverhead) -> String {
         units::sig3(o.ci_high),
         if o.contended { " ⚠ contended" } else { "" }
     )
+}
+
+/// [`overhead_text`], and the share of the case that is the probe's own start where the
+/// summary measured it (`container/probe_start/<set>`): how much of the overhead no harness
+/// work could take away.
+pub(crate) fn overhead_with_start(b: &BenchSummary, o: &HarnessOverhead) -> String {
+    match b.probe_start_share(&o.set) {
+        Some(share) => {
+            format!("{}, of which the probe's own start {:.0}% of the case", overhead_text(o), share * 100.0)
+        }
+        None => overhead_text(o),
+    }
 }
 
 /// "Where a case's time goes": per suite, launcher and rootfs mode, the median of
