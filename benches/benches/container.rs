@@ -104,10 +104,10 @@ fn main() {
 
 /// `op/<set>` for each of `names`: [`spawn_to_exit`] of `exe` in `mode`, the sets side by side.
 fn bench_spawns<'a>(g: &mut Group<'a>, op: &str, names: &[&str], exe: &'a Path, mode: Mode, runner: Runner) {
-    // Before Linux 6.2 an exec does not enter the time namespace made for it: the harness case
-    // with offsets is skipped there (`requirement::check_case`), and the spawn keeps the fork that
-    // enters it at the clone.
-    let offsets_at_exec = KernelRelease::running().at_least(6, 2);
+    // Where an exec does not enter the time namespace made for it, the harness case with offsets
+    // is skipped (`requirement::check_case`) and the spawn keeps the fork that enters it at the
+    // clone.
+    let offsets_at_exec = KernelRelease::running().exec_enters_time_namespace();
     for set in sets(names) {
         let prof = if set.contains(NsKind::Net) { NETNS } else { PER_OP };
         // The spec `harness_case/<set>` runs: the same spawn (a time namespace with the matrix's
@@ -119,20 +119,20 @@ fn bench_spawns<'a>(g: &mut Group<'a>, op: &str, names: &[&str], exe: &'a Path, 
         let spec = spec.resolve(runner);
         let mode = mode.clone();
         g.bench_interleaved(op, &set.to_string(), prof, move || {
-            let (r, t) = primitives::timed(|| spawn_to_exit(exe, mode.clone(), set, &spec, runner));
+            let (r, t) = primitives::timed(|| spawn_to_exit(exe, mode.clone(), &spec, runner));
             r?;
             Ok(t)
         });
     }
 }
 
-/// One start through the native launcher's spawn pipeline (`spawn_probe`: clone3 with `set`'s
-/// flags, `spec`'s id maps, the go signal, the exec of `exe` in `mode`), waited for until it
-/// exits, which must be with status 0.
-fn spawn_to_exit(exe: &Path, mode: Mode, set: NsSet, spec: &Resolved, runner: Runner) -> std::io::Result<()> {
+/// One start through the native launcher's spawn pipeline (`spawn_probe`: clone3 with `spec`'s
+/// namespaces, its id maps and time offsets, the go signal, the exec of `exe` in `mode`), waited
+/// for until it exits, which must be with status 0.
+fn spawn_to_exit(exe: &Path, mode: Mode, spec: &Resolved, runner: Runner) -> std::io::Result<()> {
     let mut p = spawn_probe(SpawnRequest {
         call: CloneCall::Clone3,
-        ns_flags: set.clone_flags(),
+        ns_flags: spec.namespaces.clone_flags(),
         cgroup: None,
         exe,
         mode,

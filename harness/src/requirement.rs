@@ -77,6 +77,11 @@ impl fmt::Display for Requirement {
     }
 }
 
+/// The first kernel whose execve switches a process into its time_for_children namespace
+/// (commit 2b5f9dad32ed, "fs/exec: switch timens when a task gets a new mm"). Before, a process
+/// enters a new time namespace only at the fork that makes it.
+pub const EXEC_ENTERS_TIME_NS: (u32, u32) = (6, 2);
+
 /// The running kernel's release (`uname -r`) and the version it starts with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelRelease {
@@ -98,6 +103,12 @@ impl KernelRelease {
         KernelRelease { release: release.to_owned(), version: isoprobe_probes::sysctl::kernel_version(release) }
     }
 
+    /// Whether an execve moves a process into the time namespace made for its children
+    /// ([`EXEC_ENTERS_TIME_NS`]): a probe given time offsets before its exec runs with them.
+    pub fn exec_enters_time_namespace(&self) -> bool {
+        self.at_least(EXEC_ENTERS_TIME_NS.0, EXEC_ENTERS_TIME_NS.1)
+    }
+
     /// Whether this kernel is at least `major.minor`; an unreadable version is taken to be new
     /// enough (a failure then shows what is missing, where a skip would hide it).
     pub fn at_least(&self, major: u32, minor: u32) -> bool {
@@ -114,13 +125,13 @@ pub fn check_case(spec: &CaseSpec, runner: Runner, supported: NsSet, kernel: &Ke
         }
     }
     // A time namespace with offsets is entered at an execve (the probe's re-execution, or its first
-    // exec after the launcher wrote them): execve moves a process into its time_for_children
-    // namespace only since Linux 6.2 (commit 2b5f9dad32ed). Before, the probe stays in the host's
-    // time namespace.
-    if crate::launcher::native::time_entered_by_exec(spec) && !kernel.at_least(6, 2) {
-        return Err(Requirement::KernelAtLeast(6, 2).skip(format!(
+    // exec after the launcher wrote them). Before that kernel, the probe stays in the host's time
+    // namespace.
+    if crate::launcher::native::time_entered_by_exec(spec) && !kernel.exec_enters_time_namespace() {
+        let (major, minor) = EXEC_ENTERS_TIME_NS;
+        return Err(Requirement::KernelAtLeast(major, minor).skip(format!(
             "the probe enters its time namespace at an execve, which switches to time_for_children only since \
-             Linux 6.2 (\"fs/exec: switch timens when a task gets a new mm\"); this kernel is {}",
+             Linux {major}.{minor} (\"fs/exec: switch timens when a task gets a new mm\"); this kernel is {}",
             kernel.release
         )));
     }

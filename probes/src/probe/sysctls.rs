@@ -454,7 +454,9 @@ mod tests {
                 let _ = std::fs::remove_dir_all(&self.0);
             }
         }
-        let made = Dir(std::env::temp_dir().join(format!("isoprobe-sysctls-test-{}", std::process::id())));
+        // Not an isoprobe-named directory: a host snapshot or leftover sweep running meanwhile
+        // must not see it.
+        let made = Dir(std::env::temp_dir().join(format!("sysctls-test-{}", std::process::id())));
         let dir = made.0.as_path();
         std::fs::create_dir_all(dir).expect("make the temp dir");
         // Two groups: the first checked with the second's announcement, the last by the caller.
